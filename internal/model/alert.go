@@ -1,0 +1,49 @@
+package model
+
+import "time"
+
+// Alert states.
+const (
+	StateFiring   = "firing"
+	StateResolved = "resolved"
+)
+
+// Subject is who or what an alert is about.
+type Subject struct {
+	Kind  string `json:"kind"` // imsi | imei | plate | device | patrol
+	Value string `json:"value"`
+}
+
+// Evidence points at a reading that contributed to an alert.
+type Evidence struct {
+	Device string    `json:"device"`
+	Seq    int64     `json:"seq"`
+	TS     time.Time `json:"ts"`
+}
+
+// PatrolRef is a patrol near an alert's location.
+type PatrolRef struct {
+	Device     string    `json:"device"`
+	DistanceKm float64   `json:"distance_km"`
+	Seen       time.Time `json:"seen"`
+}
+
+// Alert is the contract's alert payload.
+type Alert struct {
+	ID             string      `json:"id"`
+	Rule           string      `json:"rule"`
+	Severity       string      `json:"severity"`
+	State          string      `json:"state"`
+	Site           string      `json:"site"`
+	Zone           string      `json:"zone"`
+	Subject        Subject     `json:"subject"`
+	Summary        string      `json:"summary"`
+	At             time.Time   `json:"at"`
+	RaisedAt       time.Time   `json:"raised_at"`
+	Location       *Point      `json:"location,omitempty"`
+	Count          int         `json:"count"`
+	Evidence       []Evidence  `json:"evidence"`
+	Notify         []string    `json:"notify"`
+	NearestPatrols []PatrolRef `json:"nearest_patrols"`
+	Late           bool        `json:"late"`
+}

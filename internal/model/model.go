@@ -1,0 +1,258 @@
+// Package model holds the domain types that flow from ingest to storage and
+// to the alert engine: devices, decoded readings and alerts. Both ingest and
+// alerts import it so that neither imports the other.
+package model
+
+import (
+	"time"
+)
+
+// Kind is a device kind, the third level of a device topic.
+type Kind string
+
+// Device kinds of the contract.
+const (
+	KindFence      Kind = "fence"
+	KindCheckpoint Kind = "checkpoint"
+	KindPatrol     Kind = "patrol"
+)
+
+// Valid reports whether k is one of the contract's kinds.
+func (k Kind) Valid() bool {
+	return k == KindFence || k == KindCheckpoint || k == KindPatrol
+}
+
+// Stream is the last level of a device topic.
+type Stream uint8
+
+// Streams of the contract. StreamUnknown is the zero value.
+const (
+	StreamUnknown Stream = iota
+	StreamDetections
+	StreamPasses
+	StreamPosition
+	StreamStatus
+)
+
+// Streams lists the known streams, for pre-creating metric labels.
+var Streams = []Stream{StreamDetections, StreamPasses, StreamPosition, StreamStatus}
+
+func (s Stream) String() string {
+	switch s {
+	case StreamDetections:
+		return "detections"
+	case StreamPasses:
+		return "passes"
+	case StreamPosition:
+		return "position"
+	case StreamStatus:
+		return "status"
+	}
+	return "unknown"
+}
+
+// ParseStream maps a topic level to a Stream (StreamUnknown if it is none).
+func ParseStream(s string) Stream {
+	switch s {
+	case "detections":
+		return StreamDetections
+	case "passes":
+		return StreamPasses
+	case "position":
+		return StreamPosition
+	case "status":
+		return StreamStatus
+	}
+	return StreamUnknown
+}
+
+// AllowedFor reports whether a device of kind k may publish on stream s:
+// detections from fences, passes from checkpoints, positions from patrols,
+// status from any kind.
+func (s Stream) AllowedFor(k Kind) bool {
+	switch s {
+	case StreamStatus:
+		return k.Valid()
+	case StreamDetections:
+		return k == KindFence
+	case StreamPasses:
+		return k == KindCheckpoint
+	case StreamPosition:
+		return k == KindPatrol
+	}
+	return false
+}
+
+// Point is a WGS84 position in degrees.
+type Point struct {
+	Lat float64 `json:"lat"`
+	Lon float64 `json:"lon"`
+}
+
+// Device is one registered device (rules.yaml `devices`).
+type Device struct {
+	ID   string
+	Kind Kind
+	Site string
+	Name string
+	// Pos is the registered position; HasPos is false for devices without
+	// one (patrols), whose readings must then carry their own position.
+	Pos    Point
+	HasPos bool
+	// ExpectEvery is how often the device is expected to report (0: the
+	// silence rule's own `after`).
+	ExpectEvery time.Duration
+}
+
+// Meta describes the message a batch of readings came from.
+type Meta struct {
+	Topic    string
+	Site     string
+	Kind     Kind
+	Device   string
+	Stream   Stream
+	Seq      int64
+	Time     time.Time // the message's ts
+	Received time.Time // when fenceline took the message from the broker
+}
+
+// OptFloat is an optional number: OK is false when the payload lacked it.
+type OptFloat struct {
+	V  float64
+	OK bool
+}
+
+// OptInt is an optional integer.
+type OptInt struct {
+	V  int64
+	OK bool
+}
+
+// OptBool is an optional boolean.
+type OptBool struct {
+	V  bool
+	OK bool
+}
+
+// Some returns a present OptFloat.
+func Some(v float64) OptFloat { return OptFloat{V: v, OK: true} }
+
+// SomeInt returns a present OptInt.
+func SomeInt(v int64) OptInt { return OptInt{V: v, OK: true} }
+
+// SomeBool returns a present OptBool.
+func SomeBool(v bool) OptBool { return OptBool{V: v, OK: true} }
+
+// Stamp is the time of one reading: Time is the reading's own ts (else the
+// message's); PointNS is the InfluxDB point time in Unix nanoseconds, Time
+// truncated to the millisecond plus a deterministic sub-millisecond offset
+// derived from the message's seq and the reading's index (see PointTime), so
+// that distinct readings never share a point and a redelivered message
+// rewrites exactly the same points.
+type Stamp struct {
+	Time    time.Time
+	PointNS int64
+	Index   int // position of the reading in its message
+}
+
+// Detection is one phone sensed by a fence unit. Empty strings are absent.
+type Detection struct {
+	Stamp
+	Loc      Point // WGS84: the message's loc, else the device's position
+	IMSI     string
+	IMEI     string
+	MAC      string // lower-case, colon separated
+	MCC      string // first 3 digits of IMSI, "" without IMSI
+	MNC      string // 2 or 3 digits after the MCC, "" without IMSI
+	Operator string // MCC+MNC, "" without IMSI
+	RSSI     OptInt
+	Tech     string
+}
+
+// Pass is one vehicle seen by a checkpoint.
+type Pass struct {
+	Stamp
+	Loc          Point
+	Plate        string // normalised; "无牌" when no plate was read
+	PlateColor   string
+	VehicleType  string
+	VehicleColor string
+	Direction    string // inbound | outbound | unknown ("" when absent)
+	Image        string
+	SpeedKmh     OptFloat
+	Lane         OptInt
+	Heading      OptFloat
+	Confidence   OptFloat
+}
+
+// NoPlate is the normalised plate of a pass whose plate was not read.
+const NoPlate = "无牌"
+
+// Position is one patrol fix.
+type Position struct {
+	Stamp
+	Loc       Point
+	SpeedKmh  OptFloat
+	Heading   OptFloat
+	AccuracyM OptFloat
+}
+
+// Status is one device health report.
+type Status struct {
+	Stamp
+	BatteryPct OptFloat
+	TempC      OptFloat
+	UptimeS    OptInt
+	Tamper     OptBool
+	Power      string
+	SignalDbm  OptFloat
+	Queue      OptInt
+	FW         string
+}
+
+// Batch is the accepted content of one message. Exactly one of the slices is
+// used, matching Meta.Stream; position and status messages carry one reading.
+type Batch struct {
+	Meta
+	Device     *Device // the registry entry the message was checked against
+	Detections []Detection
+	Passes     []Pass
+	Positions  []Position
+	Statuses   []Status
+}
+
+// Len is the number of accepted readings in the batch.
+func (b *Batch) Len() int {
+	return len(b.Detections) + len(b.Passes) + len(b.Positions) + len(b.Statuses)
+}
+
+// Reset empties the batch, keeping its slices' capacity for reuse.
+func (b *Batch) Reset() {
+	*b = Batch{
+		Detections: b.Detections[:0],
+		Passes:     b.Passes[:0],
+		Positions:  b.Positions[:0],
+		Statuses:   b.Statuses[:0],
+	}
+}
+
+// MaxReadingsPerMessage bounds the readings of one message; see PointTime.
+const MaxReadingsPerMessage = 4096
+
+// seqSlots is how many consecutive seqs of one device get distinct point
+// offsets within one millisecond: seqSlots*MaxReadingsPerMessage < 1e6.
+const seqSlots = 244
+
+// PointTime returns the InfluxDB time (Unix ns) of the reading at index idx of
+// the message with sequence number seq, read at t. The offset stays below one
+// millisecond, so the time read at millisecond precision is the reading's ts;
+// readings of one message never share a time, nor do readings of messages
+// whose seqs are less than 244 apart.
+func PointTime(t time.Time, seq int64, idx int) int64 {
+	ms := t.UnixMilli()
+	s := seq % seqSlots
+	if s < 0 {
+		s += seqSlots
+	}
+	return ms*int64(time.Millisecond) + s*MaxReadingsPerMessage + int64(idx)
+}
