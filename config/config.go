@@ -1,0 +1,188 @@
+// Package config holds fenceline's configuration: the daemon file (MQTT,
+// InfluxDB, HTTP, storage, webhooks) and the reloadable rules file (devices,
+// zones, watchlists, rules). Decoding is strict — an unknown key is an
+// error — and every key has its default in Default / DefaultRules.
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config is the daemon configuration file.
+type Config struct {
+	MQTT      MQTT      `yaml:"mqtt"`
+	Influx    Influx    `yaml:"influx"`
+	HTTP      HTTP      `yaml:"http"`
+	Storage   Storage   `yaml:"storage"`
+	RulesFile string    `yaml:"rules_file"`
+	Webhooks  []Webhook `yaml:"webhooks"`
+	Ingest    Ingest    `yaml:"ingest"`
+	Alerts    Alerts    `yaml:"alerts"`
+
+	// Path is the file the configuration was read from ("" for defaults);
+	// relative paths in it were resolved against its folder.
+	Path string `yaml:"-"`
+}
+
+// MQTT is the broker connection and subscription.
+type MQTT struct {
+	Broker       string   `yaml:"broker"`
+	ClientID     string   `yaml:"client_id"`
+	Username     string   `yaml:"username"`
+	PasswordFile string   `yaml:"password_file"`
+	TLS          TLS      `yaml:"tls"`
+	Topics       []string `yaml:"topics"`
+	ShareGroup   string   `yaml:"share_group"`
+	// QoS of the subscription (0 or 1).
+	QoS            int      `yaml:"qos"`
+	KeepAlive      Duration `yaml:"keep_alive"`
+	ConnectTimeout Duration `yaml:"connect_timeout"`
+	// MaxReconnectInterval caps paho's reconnect backoff.
+	MaxReconnectInterval Duration `yaml:"max_reconnect_interval"`
+	// Retained says what to do with retained messages: "ingest" (stored
+	// once: a retained copy re-sent on resubscribe has the same seq and
+	// point times, so it writes nothing new) or "ignore".
+	Retained string `yaml:"retained"`
+}
+
+// TLS names the files of a TLS client configuration.
+type TLS struct {
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the name checked in the server's certificate.
+	ServerName string `yaml:"server_name"`
+}
+
+// Influx is the InfluxDB connection.
+type Influx struct {
+	URL       string `yaml:"url"`
+	TokenFile string `yaml:"token_file"`
+	Org       string `yaml:"org"`
+	Bucket    string `yaml:"bucket"`
+	// BatchSize is the most lines sent in one write request.
+	BatchSize int `yaml:"batch_size"`
+	// FlushInterval is the longest a line waits for others to share a request.
+	FlushInterval Duration `yaml:"flush_interval"`
+	// Concurrency is the number of write requests in flight at once.
+	Concurrency int `yaml:"concurrency"`
+	// MaxPendingLines bounds the lines buffered in memory: past it, intake
+	// stops taking messages from the broker.
+	MaxPendingLines int      `yaml:"max_pending_lines"`
+	Timeout         Duration `yaml:"timeout"`
+	Gzip            bool     `yaml:"gzip"`
+	TLS             TLS      `yaml:"tls"`
+}
+
+// HTTP is the metrics/health/reload listener.
+type HTTP struct {
+	Listen string `yaml:"listen"`
+}
+
+// Storage is where fenceline keeps its own durable state.
+type Storage struct {
+	Dir string `yaml:"dir"`
+	// DeadLetterMaxBytes bounds the dead-letter store; the oldest segment
+	// is evicted (and counted) past it.
+	DeadLetterMaxBytes int64 `yaml:"dead_letter_max_bytes"`
+}
+
+// Webhook is one alert receiver.
+type Webhook struct {
+	URL        string   `yaml:"url"`
+	SecretFile string   `yaml:"secret_file"`
+	Timeout    Duration `yaml:"timeout"`
+}
+
+// Ingest tunes message intake.
+type Ingest struct {
+	// MaxInflight bounds the messages taken from the broker but not yet
+	// acknowledged; past it the MQTT handler waits (backpressure).
+	MaxInflight int `yaml:"max_inflight"`
+	// MaxPayloadBytes: larger messages are rejected (contract: 256 KiB).
+	MaxPayloadBytes int `yaml:"max_payload_bytes"`
+	// MaxFuture: readings further ahead of the clock are rejected.
+	MaxFuture Duration `yaml:"max_future"`
+	// DrainTimeout bounds how long shutdown waits for in-flight writes.
+	DrainTimeout Duration `yaml:"drain_timeout"`
+}
+
+// Alerts tunes the alert engine.
+type Alerts struct {
+	// PatrolMaxAge: patrol positions older than this are not offered as
+	// nearest patrols.
+	PatrolMaxAge Duration `yaml:"patrol_max_age"`
+	// NearestPatrols is how many patrols an alert lists.
+	NearestPatrols int `yaml:"nearest_patrols"`
+	// LateAfter: an alert whose event time is older than this when raised
+	// is marked late.
+	LateAfter Duration `yaml:"late_after"`
+	// EvaluateEvery is the tick of time-driven rules (silence, dwell).
+	EvaluateEvery Duration `yaml:"evaluate_every"`
+	// Topic is the alert topic template.
+	TopicPrefix string `yaml:"topic_prefix"`
+}
+
+// Default returns the configuration every file is decoded over: a key the
+// file does not set keeps the value here.
+func Default() Config {
+	return Config{
+		MQTT: MQTT{
+			Broker:               "tcp://127.0.0.1:1883",
+			ClientID:             "fenceline-1",
+			Topics:               []string{"border/+/+/+/+"},
+			QoS:                  1,
+			KeepAlive:            Duration(30 * time.Second),
+			ConnectTimeout:       Duration(10 * time.Second),
+			MaxReconnectInterval: Duration(30 * time.Second),
+			Retained:             "ingest",
+		},
+		Influx: Influx{
+			URL:             "http://127.0.0.1:8086",
+			Bucket:          "border/autogen",
+			BatchSize:       5000,
+			FlushInterval:   Duration(100 * time.Millisecond),
+			Concurrency:     2,
+			MaxPendingLines: 50000,
+			Timeout:         Duration(10 * time.Second),
+		},
+		HTTP:    HTTP{Listen: "127.0.0.1:9464"},
+		Storage: Storage{Dir: "/var/lib/fenceline", DeadLetterMaxBytes: 1 << 30},
+		RulesFile: "rules.yaml",
+		Ingest: Ingest{
+			MaxInflight:     2000,
+			MaxPayloadBytes: 256 << 10,
+			MaxFuture:       Duration(5 * time.Minute),
+			DrainTimeout:    Duration(30 * time.Second),
+		},
+		Alerts: Alerts{
+			PatrolMaxAge:   Duration(30 * time.Minute),
+			NearestPatrols: 3,
+			LateAfter:      Duration(5 * time.Minute),
+			EvaluateEvery:  Duration(10 * time.Second),
+			TopicPrefix:    "border",
+		},
+	}
+}
+
+// Duration is a time.Duration written Go-style in YAML ("90s", "15m").
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// UnmarshalText parses a Go duration.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (use Go style: 90s, 15m, 2h)", string(b))
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the Go form.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }

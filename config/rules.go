@@ -1,0 +1,92 @@
+package config
+
+// Rules is the reloadable rules file: devices, zones, watchlists and rules.
+type Rules struct {
+	Devices    []DeviceSpec             `yaml:"devices"`
+	Zones      []ZoneSpec               `yaml:"zones"`
+	Watchlists map[string]WatchlistSpec `yaml:"watchlists"`
+	Rules      []RuleSpec               `yaml:"rules"`
+
+	// Path is the file it was read from; relative paths in it (zone files,
+	// watchlist files) resolve against its folder.
+	Path string `yaml:"-"`
+}
+
+// DeviceSpec registers one device.
+type DeviceSpec struct {
+	ID          string   `yaml:"id"`
+	Kind        string   `yaml:"kind"`
+	Site        string   `yaml:"site"`
+	Lat         *float64 `yaml:"lat"`
+	Lon         *float64 `yaml:"lon"`
+	Name        string   `yaml:"name"`
+	ExpectEvery Duration `yaml:"expect_every"`
+}
+
+// ZoneSpec is one zone: exactly one of GeoJSON, File or Circle.
+type ZoneSpec struct {
+	ID    string   `yaml:"id"`
+	Site  string   `yaml:"site"`
+	Name  string   `yaml:"name"`
+	Units []string `yaml:"units"`
+	// GeoJSON is an inline geometry, Feature or FeatureCollection, kept as
+	// decoded YAML (maps and slices) for the geometry compiler.
+	GeoJSON any         `yaml:"geojson"`
+	File    string      `yaml:"file"`
+	Circle  *CircleSpec `yaml:"circle"`
+}
+
+// CircleSpec is a circular zone.
+type CircleSpec struct {
+	Lat     float64 `yaml:"lat"`
+	Lon     float64 `yaml:"lon"`
+	RadiusM float64 `yaml:"radius_m"`
+}
+
+// WatchlistSpec is a named list of plates, IMSIs, IMEIs or MACs; an entry
+// ending in * matches by prefix.
+type WatchlistSpec struct {
+	Kind    string   `yaml:"kind"`
+	Entries []string `yaml:"entries"`
+	// File holds more entries, one a line; blank lines and # comments skipped.
+	File string `yaml:"file"`
+}
+
+// RuleSpec is one alert rule. Which keys apply depends on Kind.
+type RuleSpec struct {
+	ID        string        `yaml:"id"`
+	Kind      string        `yaml:"kind"`
+	Source    string        `yaml:"source"`
+	Sites     []string      `yaml:"sites"`
+	Zones     []string      `yaml:"zones"`
+	Watchlist string        `yaml:"watchlist"`
+	Schedule  *ScheduleSpec `yaml:"schedule"`
+	Severity  string        `yaml:"severity"`
+	When      string        `yaml:"when"`
+	Notify    []string      `yaml:"notify"`
+	Summary   string        `yaml:"summary"`
+
+	Cooldown       Duration `yaml:"cooldown"`
+	RepeatInterval Duration `yaml:"repeat_interval"`
+	Window         Duration `yaml:"window"`
+	Threshold      int      `yaml:"threshold"`
+	Duration       Duration `yaml:"duration"`
+	MaxGap         Duration `yaml:"max_gap"`
+	MaxKmh         float64  `yaml:"max_kmh"`
+	HysteresisM    float64  `yaml:"hysteresis_m"`
+	After          Duration `yaml:"after"`
+}
+
+// ScheduleSpec limits a rule to time windows in a time zone.
+type ScheduleSpec struct {
+	TZ      string       `yaml:"tz"`
+	Windows []WindowSpec `yaml:"windows"`
+}
+
+// WindowSpec is a daily window "HH:MM"–"HH:MM"; from > to wraps midnight.
+// Days optionally limits it to weekdays (mon..sun) on which it starts.
+type WindowSpec struct {
+	From string   `yaml:"from"`
+	To   string   `yaml:"to"`
+	Days []string `yaml:"days"`
+}
