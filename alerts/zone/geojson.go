@@ -1,0 +1,243 @@
+package zone
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/tidwall/geojson/geometry"
+)
+
+// maxVertices bounds the vertices of one zone. Real border strips run to a
+// few tens of thousands; the cap only stops a mistaken file (a whole
+// country's coastline) from eating the daemon's memory on reload.
+const maxVertices = 1_000_000
+
+// pathError is a GeoJSON problem at a JSON path such as
+// `features[2].geometry.coordinates[0][5]`.
+type pathError struct {
+	path string
+	err  error
+}
+
+func (e *pathError) Error() string {
+	if e.path == "" {
+		return e.err.Error()
+	}
+	return e.path + ": " + e.err.Error()
+}
+
+func (e *pathError) Unwrap() error { return e.err }
+
+func atPath(path string, format string, args ...any) error {
+	return &pathError{path: path, err: fmt.Errorf(format, args...)}
+}
+
+// gjObject is the subset of a GeoJSON object that zones use. Decoding into
+// raw members first lets each level report its own path.
+type gjObject struct {
+	Type        string            `json:"type"`
+	Coordinates json.RawMessage   `json:"coordinates"`
+	Geometry    json.RawMessage   `json:"geometry"`
+	Features    []json.RawMessage `json:"features"`
+}
+
+// rawPoly is one polygon as decoded: rings of [lon, lat] positions, the
+// first ring the exterior, the others holes.
+type rawPoly [][][]float64
+
+// parseGeoJSON returns the polygons of a Polygon, MultiPolygon, Feature of
+// either, or FeatureCollection of such Features. Every problem found is
+// returned, not only the first, so that `fenceline check` lists them all.
+func parseGeoJSON(data []byte) ([]*geometry.Poly, []error) {
+	var p parser
+	p.object(data, "", true)
+	if len(p.errs) > 0 {
+		return nil, p.errs
+	}
+	if len(p.polys) == 0 {
+		return nil, []error{errors.New("no polygons")}
+	}
+	return p.polys, nil
+}
+
+type parser struct {
+	polys    []*geometry.Poly
+	vertices int
+	errs     []error
+}
+
+func (p *parser) fail(path, format string, args ...any) {
+	p.errs = append(p.errs, atPath(path, format, args...))
+}
+
+func join(path, member string) string {
+	if path == "" {
+		return member
+	}
+	return path + "." + member
+}
+
+// object parses a GeoJSON object; features says whether Feature and
+// FeatureCollection are allowed here (not inside a Feature's geometry).
+func (p *parser) object(data []byte, path string, features bool) {
+	if t := bytes.TrimSpace(data); len(t) == 0 || bytes.Equal(t, []byte("null")) {
+		p.fail(path, "missing GeoJSON object")
+		return
+	}
+	var o gjObject
+	if err := json.Unmarshal(data, &o); err != nil {
+		p.fail(path, "invalid GeoJSON: %w", jsonErr(data, err))
+		return
+	}
+	switch o.Type {
+	case "Polygon":
+		var rings rawPoly
+		if err := unmarshalCoords(o.Coordinates, &rings); err != nil {
+			p.fail(join(path, "coordinates"), "%w", err)
+			return
+		}
+		p.polygon(rings, join(path, "coordinates"))
+	case "MultiPolygon":
+		var polys []rawPoly
+		if err := unmarshalCoords(o.Coordinates, &polys); err != nil {
+			p.fail(join(path, "coordinates"), "%w", err)
+			return
+		}
+		if len(polys) == 0 {
+			p.fail(join(path, "coordinates"), "MultiPolygon has no polygons")
+		}
+		for i, rings := range polys {
+			p.polygon(rings, fmt.Sprintf("%s[%d]", join(path, "coordinates"), i))
+		}
+	case "Feature":
+		if !features {
+			p.fail(join(path, "type"), "a Feature cannot be a geometry")
+			return
+		}
+		p.object(o.Geometry, join(path, "geometry"), false)
+	case "FeatureCollection":
+		if !features {
+			p.fail(join(path, "type"), "a FeatureCollection cannot be a geometry")
+			return
+		}
+		if len(o.Features) == 0 {
+			p.fail(join(path, "features"), "FeatureCollection has no features")
+		}
+		for i, f := range o.Features {
+			fp := fmt.Sprintf("%s[%d]", join(path, "features"), i)
+			var fo gjObject
+			if err := json.Unmarshal(f, &fo); err != nil {
+				p.fail(fp, "invalid GeoJSON: %w", err)
+				continue
+			}
+			if fo.Type != "Feature" {
+				p.fail(join(fp, "type"), "FeatureCollection members must be Features, not %q", fo.Type)
+				continue
+			}
+			p.object(f, fp, false)
+			// A Feature inside a collection may hold only a geometry.
+		}
+	case "":
+		p.fail(join(path, "type"), "missing GeoJSON type")
+	default:
+		p.fail(join(path, "type"), "GeoJSON type %q is not supported (use Polygon, MultiPolygon, or a Feature or FeatureCollection of them)", o.Type)
+	}
+}
+
+func unmarshalCoords(raw json.RawMessage, v any) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return errors.New("missing coordinates")
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("invalid coordinates: %w", err)
+	}
+	return nil
+}
+
+// polygon validates one polygon's rings and compiles it with a segment
+// index, so that point-in-polygon costs O(log n) in the vertices.
+func (p *parser) polygon(rings rawPoly, path string) {
+	if len(rings) == 0 {
+		p.fail(path, "polygon has no rings")
+		return
+	}
+	ok := true
+	pts := make([][]geometry.Point, len(rings))
+	for i, ring := range rings {
+		pts[i] = p.ring(ring, fmt.Sprintf("%s[%d]", path, i))
+		ok = ok && pts[i] != nil
+	}
+	if !ok {
+		return
+	}
+	p.polys = append(p.polys, geometry.NewPoly(pts[0], pts[1:], indexOptions))
+}
+
+// indexOptions: rings of 64 points or more get a segment index; below
+// that a plain scan is as fast as walking the index.
+var indexOptions = &geometry.IndexOptions{Kind: geometry.QuadTree, MinPoints: 64}
+
+func (p *parser) ring(ring [][]float64, path string) []geometry.Point {
+	if len(ring) < 4 {
+		p.fail(path, "ring has %d positions, a closed ring needs at least 4", len(ring))
+		return nil
+	}
+	p.vertices += len(ring)
+	if p.vertices > maxVertices {
+		p.fail(path, "zone has more than %d vertices", maxVertices)
+		return nil
+	}
+	pts := make([]geometry.Point, len(ring))
+	bad := false
+	for i, pos := range ring {
+		if len(pos) < 2 {
+			p.fail(fmt.Sprintf("%s[%d]", path, i), "position needs [lon, lat], got %d numbers", len(pos))
+			bad = true
+			continue
+		}
+		lon, lat := pos[0], pos[1]
+		if !(lon >= -180 && lon <= 180) || !(lat >= -90 && lat <= 90) {
+			p.fail(fmt.Sprintf("%s[%d]", path, i), "position [%g, %g] out of range (GeoJSON is [lon, lat]: lon in [-180, 180], lat in [-90, 90])", lon, lat)
+			bad = true
+			continue
+		}
+		pts[i] = geometry.Point{X: lon, Y: lat}
+	}
+	if bad {
+		return nil
+	}
+	if pts[0] != pts[len(pts)-1] {
+		p.fail(path, "ring is not closed: first position %v differs from last %v", ring[0], ring[len(ring)-1])
+		return nil
+	}
+	if ringArea(pts) == 0 {
+		p.fail(path, "ring has no area (all positions on one line)")
+		return nil
+	}
+	return pts
+}
+
+// ringArea is twice the signed area in square degrees; only its zeroness
+// matters here.
+func ringArea(pts []geometry.Point) float64 {
+	var a float64
+	for i := 0; i+1 < len(pts); i++ {
+		a += pts[i].X*pts[i+1].Y - pts[i+1].X*pts[i].Y
+	}
+	return math.Abs(a)
+}
+
+// jsonErr adds the line of a syntax error, which encoding/json reports only
+// as a byte offset.
+func jsonErr(data []byte, err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) && se.Offset > 0 && int(se.Offset) <= len(data) {
+		line := 1 + bytes.Count(data[:se.Offset], []byte("\n"))
+		return fmt.Errorf("line %d: %w", line, err)
+	}
+	return err
+}
