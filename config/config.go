@@ -5,8 +5,12 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Config is the daemon configuration file.
@@ -147,8 +151,8 @@ func Default() Config {
 			MaxPendingLines: 50000,
 			Timeout:         Duration(10 * time.Second),
 		},
-		HTTP:    HTTP{Listen: "127.0.0.1:9464"},
-		Storage: Storage{Dir: "/var/lib/fenceline", DeadLetterMaxBytes: 1 << 30},
+		HTTP:      HTTP{Listen: "127.0.0.1:9464"},
+		Storage:   Storage{Dir: "/var/lib/fenceline", DeadLetterMaxBytes: 1 << 30},
 		RulesFile: "rules.yaml",
 		Ingest: Ingest{
 			MaxInflight:     2000,
@@ -166,6 +170,47 @@ func Default() Config {
 	}
 }
 
+// DefaultWebhookTimeout applies to webhooks that set no timeout.
+const DefaultWebhookTimeout = 10 * time.Second
+
+// applyDefaults sets the defaults that Default cannot: those of list items.
+func (c *Config) applyDefaults() {
+	for i := range c.Webhooks {
+		if c.Webhooks[i].Timeout == 0 {
+			c.Webhooks[i].Timeout = Duration(DefaultWebhookTimeout)
+		}
+	}
+}
+
+// CheckFiles reports the files the configuration names that cannot be
+// read (secrets, certificates); the rules file is checked by loading it.
+func (c *Config) CheckFiles() Problems {
+	var ps Problems
+	check := func(key, p string) {
+		if p == "" {
+			return
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			ps.Add(c.Path, key, "cannot read %s: %v", p, errors.Unwrap(err))
+			return
+		}
+		f.Close()
+	}
+	check("mqtt.password_file", c.MQTT.PasswordFile)
+	check("mqtt.tls.ca_file", c.MQTT.TLS.CAFile)
+	check("mqtt.tls.cert_file", c.MQTT.TLS.CertFile)
+	check("mqtt.tls.key_file", c.MQTT.TLS.KeyFile)
+	check("influx.token_file", c.Influx.TokenFile)
+	check("influx.tls.ca_file", c.Influx.TLS.CAFile)
+	check("influx.tls.cert_file", c.Influx.TLS.CertFile)
+	check("influx.tls.key_file", c.Influx.TLS.KeyFile)
+	for i, w := range c.Webhooks {
+		check(fmt.Sprintf("webhooks[%d].secret_file", i), w.SecretFile)
+	}
+	return ps
+}
+
 // Duration is a time.Duration written Go-style in YAML ("90s", "15m").
 type Duration time.Duration
 
@@ -181,6 +226,14 @@ func (d *Duration) UnmarshalText(b []byte) error {
 		return fmt.Errorf("invalid duration %q (use Go style: 90s, 15m, 2h)", string(b))
 	}
 	*d = Duration(v)
+	return nil
+}
+
+// UnmarshalYAML parses a Go duration and says on which line it failed.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if err := d.UnmarshalText([]byte(n.Value)); err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
 	return nil
 }
 

@@ -9,7 +9,8 @@ type Rules struct {
 
 	// Path is the file it was read from; relative paths in it (zone files,
 	// watchlist files) resolve against its folder.
-	Path string `yaml:"-"`
+	Path  string `yaml:"-"`
+	lines keyLines
 }
 
 // DeviceSpec registers one device.

@@ -1,0 +1,128 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestLoad(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		file string
+		errs []string // substrings, each expected in the error
+	}{
+		{name: "good", file: "good.yaml"},
+		{name: "empty file keeps defaults", file: "empty.yaml"},
+		{name: "unknown key names path, line and suggestion", file: "unknown-key.yaml",
+			errs: []string{"unknown-key.yaml:2: mqtt.brokr: unknown key (did you mean \"broker\"?)"}},
+		{name: "bad values each named", file: "bad-values.yaml", errs: []string{
+			"bad-values.yaml:2: mqtt.broker: scheme \"ftp\" not supported",
+			"bad-values.yaml:3: mqtt.qos: must be 0 or 1",
+			"mqtt.topics[0]: \"border/#/x\": '#' must be a whole, last level",
+			"bad-values.yaml:6: influx.url: must be set",
+			"bad-values.yaml:7: influx.batch_size: must be 1-100000",
+			"bad-values.yaml:9: ingest.max_future: must not be negative",
+			"bad-values.yaml:11: webhooks[0].url: must be an http(s) URL",
+		}},
+		{name: "bad duration", file: "bad-duration.yaml", errs: []string{"bad-duration.yaml:2: ingest.drain_timeout: invalid duration \"5 minutes\""}},
+		{name: "invalid yaml", file: "bad-yaml.yaml", errs: []string{"bad-yaml.yaml:", "invalid YAML"}},
+		{name: "wrong type", file: "wrong-type.yaml", errs: []string{"wrong-type.yaml:2: influx.batch_size: cannot unmarshal"}},
+		{name: "missing file", file: "nope.yaml", errs: []string{"nope.yaml: cannot open"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Load(filepath.Join("testdata", tc.file))
+			if len(tc.errs) == 0 {
+				require.NoError(t, err)
+				require.NotNil(t, cfg)
+				return
+			}
+			require.Error(t, err)
+			var ps Problems
+			require.True(t, errors.As(err, &ps), "error is Problems")
+			for _, want := range tc.errs {
+				require.Contains(t, err.Error(), want)
+			}
+			require.Len(t, strings.Split(err.Error(), "\n"), len(ps), "one problem a line")
+		})
+	}
+}
+
+func TestLoadResolvesPathsAndDefaults(t *testing.T) {
+	cfg, err := Load(filepath.Join("testdata", "good.yaml"))
+	require.NoError(t, err)
+	dir, _ := filepath.Abs("testdata")
+	require.Equal(t, filepath.Join("testdata", "rules.yaml"), cfg.RulesFile)
+	abs, _ := filepath.Abs(cfg.Storage.Dir)
+	require.Equal(t, filepath.Join(dir, "state"), abs)
+	require.Equal(t, filepath.Join("testdata", "secret.txt"), cfg.Webhooks[0].SecretFile)
+	require.Equal(t, DefaultWebhookTimeout, cfg.Webhooks[0].Timeout.D())
+	require.Equal(t, "fenceline-test", cfg.MQTT.ClientID)
+	require.Equal(t, 1, cfg.MQTT.QoS, "default kept")
+	require.Equal(t, 5*time.Minute, cfg.Ingest.MaxFuture.D())
+
+	ps := cfg.CheckFiles()
+	require.Len(t, ps, 1, "secret.txt does not exist")
+	require.Contains(t, ps.Error(), "webhooks[0].secret_file: cannot read")
+}
+
+func TestDefaultIsValid(t *testing.T) {
+	d := Default()
+	require.Empty(t, d.Validate())
+}
+
+func TestLoadRules(t *testing.T) {
+	r, err := LoadRules(filepath.Join("testdata", "rules.yaml"))
+	require.NoError(t, err)
+	require.Len(t, r.Devices, 1)
+	require.Equal(t, "428*", r.Watchlists["foreign-sim"].Entries[0])
+	require.NotNil(t, r.Zones[0].Circle)
+	ps := r.Locate(Problems{{Key: "rules[0].severity", Msg: "x"}, {Key: "zones[0].circle.radius_m", Msg: "y"}})
+	require.Equal(t, 8, ps[0].Line)
+	require.Equal(t, 4, ps[1].Line, "falls back to the closest ancestor with a line")
+
+	_, err = LoadRules(filepath.Join("testdata", "rules-unknown-key.yaml"))
+	require.ErrorContains(t, err, "rules-unknown-key.yaml:4: rules[0].sevrity: unknown key (did you mean \"severity\"?)")
+}
+
+func TestReadSecret(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "s")
+	require.NoError(t, os.WriteFile(p, []byte("user:pa ss\n"), 0o600))
+	s, err := ReadSecret(p)
+	require.NoError(t, err)
+	require.Equal(t, "user:pa ss", s)
+	_, err = ReadSecret(p + "x")
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "pa ss")
+}
+
+func FuzzLoad(f *testing.F) {
+	entries, _ := os.ReadDir("testdata")
+	for _, e := range entries {
+		if b, err := os.ReadFile(filepath.Join("testdata", e.Name())); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(t.TempDir(), "c.yaml")
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := Load(p)
+		if err == nil && cfg == nil {
+			t.Fatal("nil config without error")
+		}
+		if err != nil {
+			var ps Problems
+			if !errors.As(err, &ps) || len(ps) == 0 {
+				t.Fatalf("error is not a non-empty Problems: %v", err)
+			}
+		}
+		_, _ = LoadRules(p)
+	})
+}

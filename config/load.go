@@ -1,0 +1,320 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// maxFileBytes bounds a configuration file: a larger one is a mistake.
+const maxFileBytes = 64 << 20
+
+// Load reads the daemon configuration file at path over Default(), resolves
+// relative paths against its folder and validates it. Every problem found is
+// returned (as Problems) at once.
+func Load(path string) (*Config, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, Problems{{File: path, Msg: err.Error()}}
+	}
+	cfg := Default()
+	lines, ps := decodeStrict(path, data, &cfg)
+	if len(ps) > 0 {
+		return nil, ps
+	}
+	cfg.Path = path
+	cfg.applyDefaults()
+	cfg.resolvePaths(filepath.Dir(path))
+	ps = cfg.Validate()
+	for i := range ps {
+		ps[i].File = path
+		ps[i].Line = lines.of(ps[i].Key)
+	}
+	if len(ps) > 0 {
+		return nil, ps
+	}
+	return &cfg, nil
+}
+
+// LoadRules reads a rules file strictly. It checks only the structure (YAML
+// shape, known keys, types); the alert engine's compiler checks meaning and
+// reports its problems through Rules.Locate so that they carry lines too.
+func LoadRules(path string) (*Rules, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, Problems{{File: path, Msg: err.Error()}}
+	}
+	var r Rules
+	lines, ps := decodeStrict(path, data, &r)
+	if len(ps) > 0 {
+		return nil, ps
+	}
+	r.Path = path
+	r.lines = lines
+	return &r, nil
+}
+
+// Dir is the folder relative paths of the rules file resolve against.
+func (r *Rules) Dir() string { return filepath.Dir(r.Path) }
+
+// Locate fills in the file and line of problems found in r.
+func (r *Rules) Locate(ps Problems) Problems {
+	for i := range ps {
+		if ps[i].File == "" {
+			ps[i].File = r.Path
+		}
+		if ps[i].Line == 0 && ps[i].File == r.Path {
+			ps[i].Line = r.lines.of(ps[i].Key)
+		}
+	}
+	return ps
+}
+
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read: %w", err)
+	}
+	if len(data) > maxFileBytes {
+		return nil, fmt.Errorf("larger than %d bytes", maxFileBytes)
+	}
+	return data, nil
+}
+
+// ReadSecret reads a secret from a file, without its trailing newline. The
+// error names the file, never the content.
+func ReadSecret(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	data, err := readFile(path)
+	if err != nil {
+		return "", fmt.Errorf("secret file %s: %w", path, err)
+	}
+	return strings.TrimRight(string(data), "\r\n"), nil
+}
+
+// keyLines maps a key path (`rules[3].when`) to its line in the file.
+type keyLines map[string]int
+
+// of returns the line of key, or of its closest ancestor that has one.
+func (l keyLines) of(key string) int {
+	for key != "" {
+		if n, ok := l[key]; ok {
+			return n
+		}
+		i := strings.LastIndexAny(key, ".[")
+		if i < 0 {
+			break
+		}
+		key = key[:i]
+	}
+	return 0
+}
+
+// decodeStrict decodes data into out, reporting unknown keys and type errors
+// by key path and line, and returns where each key stands.
+func decodeStrict(file string, data []byte, out any) (keyLines, Problems) {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return keyLines{}, nil // an empty file: all defaults
+		}
+		return nil, Problems{{File: file, Line: yamlErrLine(err), Msg: "invalid YAML: " + trimYAMLErr(err)}}
+	}
+	lines := keyLines{}
+	var ps Problems
+	doc := &root
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		doc = doc.Content[0]
+	}
+	if doc.Kind == yaml.ScalarNode && doc.Tag == "!!null" {
+		return lines, nil
+	}
+	walk(file, doc, "", reflect.TypeOf(out).Elem(), lines, &ps)
+	if len(ps) > 0 {
+		return lines, ps
+	}
+	if err := doc.Decode(out); err != nil {
+		msgs := []string{err.Error()}
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			msgs = te.Errors
+		}
+		for _, m := range msgs {
+			e := errors.New(m)
+			line := yamlErrLine(e)
+			ps = append(ps, Problem{File: file, Line: line, Key: lines.at(line), Msg: trimYAMLErr(e)})
+		}
+	}
+	return lines, ps
+}
+
+// at returns the deepest key on the given line ("" if none).
+func (l keyLines) at(line int) string {
+	best := ""
+	for k, n := range l {
+		if n == line && len(k) > len(best) {
+			best = k
+		}
+	}
+	return best
+}
+
+// walk records the line of every key and reports keys that the Go type does
+// not have (yaml's own strict mode names Go types, not key paths).
+func walk(file string, n *yaml.Node, path string, t reflect.Type, lines keyLines, ps *Problems) {
+	if path != "" {
+		if _, ok := lines[path]; !ok {
+			lines[path] = n.Line
+		}
+	}
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		var fields map[string]reflect.Type
+		if t != nil && t.Kind() == reflect.Struct {
+			fields = yamlFields(t)
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			key := k.Value
+			child := key
+			if path != "" {
+				child = path + "." + key
+			}
+			lines[child] = k.Line
+			var ct reflect.Type
+			switch {
+			case fields != nil:
+				ft, ok := fields[key]
+				if !ok {
+					*ps = append(*ps, Problem{File: file, Key: child, Line: k.Line, Msg: "unknown key" + suggest(key, fields)})
+					continue
+				}
+				ct = ft
+			case t != nil && t.Kind() == reflect.Map:
+				ct = t.Elem()
+			}
+			walk(file, v, child, ct, lines, ps)
+		}
+	case yaml.SequenceNode:
+		var et reflect.Type
+		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			et = t.Elem()
+		}
+		for i, c := range n.Content {
+			walk(file, c, path+"["+strconv.Itoa(i)+"]", et, lines, ps)
+		}
+	}
+}
+
+func yamlFields(t reflect.Type) map[string]reflect.Type {
+	m := make(map[string]reflect.Type, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		m[name] = f.Type
+	}
+	return m
+}
+
+// suggest names a known key close to a misspelt one.
+func suggest(key string, fields map[string]reflect.Type) string {
+	best, bestD := "", 3
+	for k := range fields {
+		if d := editDistance(key, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := 1
+			if a[i-1] == b[j-1] {
+				c = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+var yamlLineRE = regexp.MustCompile(`line (\d+)`)
+
+func yamlErrLine(err error) int {
+	m := yamlLineRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+func trimYAMLErr(err error) string {
+	s := strings.TrimPrefix(err.Error(), "yaml: ")
+	s = strings.TrimPrefix(s, "unmarshal errors:\n  ")
+	s = strings.TrimSpace(yamlLineRE.ReplaceAllString(s, ""))
+	return strings.TrimSpace(strings.TrimPrefix(s, ":"))
+}
+
+// resolvePaths makes the file paths of c absolute against dir.
+func (c *Config) resolvePaths(dir string) {
+	for _, p := range []*string{
+		&c.MQTT.PasswordFile, &c.MQTT.TLS.CAFile, &c.MQTT.TLS.CertFile, &c.MQTT.TLS.KeyFile,
+		&c.Influx.TokenFile, &c.Influx.TLS.CAFile, &c.Influx.TLS.CertFile, &c.Influx.TLS.KeyFile,
+		&c.Storage.Dir, &c.RulesFile,
+	} {
+		*p = Resolve(dir, *p)
+	}
+	for i := range c.Webhooks {
+		c.Webhooks[i].SecretFile = Resolve(dir, c.Webhooks[i].SecretFile)
+	}
+}
+
+// Resolve returns p relative to dir unless it is empty or absolute.
+func Resolve(dir, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}

@@ -1,0 +1,206 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+)
+
+// Validate checks every section and returns all problems, keyed by path.
+// File and line are filled in by Load.
+func (c *Config) Validate() Problems {
+	var ps Problems
+	ps = append(ps, c.MQTT.validate()...)
+	ps = append(ps, c.Influx.validate()...)
+	ps = append(ps, c.HTTP.validate()...)
+	ps = append(ps, c.Storage.validate()...)
+	ps = append(ps, c.Ingest.validate()...)
+	ps = append(ps, c.Alerts.validate()...)
+	if c.RulesFile == "" {
+		ps.Add("", "rules_file", "must name the rules file")
+	}
+	for i, w := range c.Webhooks {
+		ps = append(ps, w.validate(fmt.Sprintf("webhooks[%d]", i))...)
+	}
+	return ps
+}
+
+func (m *MQTT) validate() Problems {
+	var ps Problems
+	u, err := url.Parse(m.Broker)
+	switch {
+	case m.Broker == "":
+		ps.Add("", "mqtt.broker", "must be set, e.g. tcp://127.0.0.1:1883")
+	case err != nil:
+		ps.Add("", "mqtt.broker", "not a URL: %v", err)
+	case u.Scheme != "tcp" && u.Scheme != "ssl" && u.Scheme != "tls" && u.Scheme != "mqtt" && u.Scheme != "mqtts" && u.Scheme != "ws" && u.Scheme != "wss":
+		ps.Add("", "mqtt.broker", "scheme %q not supported (tcp://, ssl://, ws://, wss://)", u.Scheme)
+	case u.Host == "":
+		ps.Add("", "mqtt.broker", "has no host:port")
+	}
+	if m.ClientID == "" || len(m.ClientID) > 256 {
+		ps.Add("", "mqtt.client_id", "must be 1-256 characters (a fixed id keeps the persistent session)")
+	}
+	if m.PasswordFile != "" && m.Username == "" {
+		ps.Add("", "mqtt.password_file", "is set but mqtt.username is empty")
+	}
+	if len(m.Topics) == 0 {
+		ps.Add("", "mqtt.topics", "must list at least one topic filter")
+	}
+	for i, t := range m.Topics {
+		if err := validTopicFilter(t); err != nil {
+			ps.Add("", fmt.Sprintf("mqtt.topics[%d]", i), "%v", err)
+		}
+	}
+	if strings.ContainsAny(m.ShareGroup, "/+#") {
+		ps.Add("", "mqtt.share_group", "must not contain '/', '+' or '#'")
+	}
+	if m.QoS != 0 && m.QoS != 1 {
+		ps.Add("", "mqtt.qos", "must be 0 or 1 (got %d)", m.QoS)
+	}
+	if m.KeepAlive.D() < 1e9 {
+		ps.Add("", "mqtt.keep_alive", "must be at least 1s")
+	}
+	if m.ConnectTimeout.D() <= 0 {
+		ps.Add("", "mqtt.connect_timeout", "must be positive")
+	}
+	if m.MaxReconnectInterval.D() <= 0 {
+		ps.Add("", "mqtt.max_reconnect_interval", "must be positive")
+	}
+	if m.Retained != "ingest" && m.Retained != "ignore" {
+		ps.Add("", "mqtt.retained", "must be ingest or ignore (got %q)", m.Retained)
+	}
+	ps = append(ps, m.TLS.validate("mqtt.tls")...)
+	return ps
+}
+
+func validTopicFilter(t string) error {
+	if t == "" {
+		return fmt.Errorf("empty topic filter")
+	}
+	levels := strings.Split(t, "/")
+	for i, l := range levels {
+		if strings.Contains(l, "#") && (l != "#" || i != len(levels)-1) {
+			return fmt.Errorf("%q: '#' must be a whole, last level", t)
+		}
+		if strings.Contains(l, "+") && l != "+" {
+			return fmt.Errorf("%q: '+' must be a whole level", t)
+		}
+	}
+	return nil
+}
+
+func (t *TLS) validate(key string) Problems {
+	var ps Problems
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		ps.Add("", key+".cert_file", "cert_file and key_file go together")
+	}
+	return ps
+}
+
+func (in *Influx) validate() Problems {
+	var ps Problems
+	u, err := url.Parse(in.URL)
+	switch {
+	case in.URL == "":
+		ps.Add("", "influx.url", "must be set, e.g. http://127.0.0.1:8086")
+	case err != nil:
+		ps.Add("", "influx.url", "not a URL: %v", err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		ps.Add("", "influx.url", "scheme must be http or https")
+	case u.Host == "":
+		ps.Add("", "influx.url", "has no host")
+	}
+	if in.Bucket == "" {
+		ps.Add("", "influx.bucket", "must be set (InfluxDB 1.8: database/retention-policy, e.g. border/autogen)")
+	}
+	if in.BatchSize < 1 || in.BatchSize > 100000 {
+		ps.Add("", "influx.batch_size", "must be 1-100000 (got %d)", in.BatchSize)
+	}
+	if in.FlushInterval.D() <= 0 {
+		ps.Add("", "influx.flush_interval", "must be positive")
+	}
+	if in.Concurrency < 1 || in.Concurrency > 64 {
+		ps.Add("", "influx.concurrency", "must be 1-64 (got %d)", in.Concurrency)
+	}
+	if in.MaxPendingLines < in.BatchSize {
+		ps.Add("", "influx.max_pending_lines", "must be at least influx.batch_size (%d)", in.BatchSize)
+	}
+	if in.Timeout.D() <= 0 {
+		ps.Add("", "influx.timeout", "must be positive")
+	}
+	ps = append(ps, in.TLS.validate("influx.tls")...)
+	return ps
+}
+
+func (h *HTTP) validate() Problems {
+	var ps Problems
+	if h.Listen == "" {
+		return ps // no HTTP listener
+	}
+	if _, _, err := net.SplitHostPort(h.Listen); err != nil {
+		ps.Add("", "http.listen", "must be host:port (%v)", err)
+	}
+	return ps
+}
+
+func (s *Storage) validate() Problems {
+	var ps Problems
+	if s.Dir == "" {
+		ps.Add("", "storage.dir", "must be set")
+	}
+	if s.DeadLetterMaxBytes < 1<<20 {
+		ps.Add("", "storage.dead_letter_max_bytes", "must be at least 1 MiB")
+	}
+	return ps
+}
+
+func (in *Ingest) validate() Problems {
+	var ps Problems
+	if in.MaxInflight < 1 {
+		ps.Add("", "ingest.max_inflight", "must be at least 1")
+	}
+	if in.MaxPayloadBytes < 1024 || in.MaxPayloadBytes > 256<<10 {
+		ps.Add("", "ingest.max_payload_bytes", "must be 1024-262144 (the contract's limit is 256 KiB)")
+	}
+	if in.MaxFuture.D() < 0 {
+		ps.Add("", "ingest.max_future", "must not be negative")
+	}
+	if in.DrainTimeout.D() <= 0 {
+		ps.Add("", "ingest.drain_timeout", "must be positive")
+	}
+	return ps
+}
+
+func (a *Alerts) validate() Problems {
+	var ps Problems
+	if a.PatrolMaxAge.D() <= 0 {
+		ps.Add("", "alerts.patrol_max_age", "must be positive")
+	}
+	if a.NearestPatrols < 0 || a.NearestPatrols > 50 {
+		ps.Add("", "alerts.nearest_patrols", "must be 0-50")
+	}
+	if a.LateAfter.D() <= 0 {
+		ps.Add("", "alerts.late_after", "must be positive")
+	}
+	if a.EvaluateEvery.D() <= 0 {
+		ps.Add("", "alerts.evaluate_every", "must be positive")
+	}
+	if a.TopicPrefix == "" || strings.ContainsAny(a.TopicPrefix, "+#") {
+		ps.Add("", "alerts.topic_prefix", "must be a topic prefix without wildcards")
+	}
+	return ps
+}
+
+func (w *Webhook) validate(key string) Problems {
+	var ps Problems
+	u, err := url.Parse(w.URL)
+	if w.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		ps.Add("", key+".url", "must be an http(s) URL")
+	}
+	if w.Timeout.D() < 0 {
+		ps.Add("", key+".timeout", "must not be negative")
+	}
+	return ps
+}
