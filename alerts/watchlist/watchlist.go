@@ -1,0 +1,400 @@
+// Package watchlist holds the named lists of plates, IMSIs, IMEIs and MAC
+// addresses that rules match readings against. An entry ending in `*`
+// matches by prefix (`428*`: every Mongolian SIM).
+package watchlist
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/fenceline/fenceline/config"
+)
+
+// Kinds of watchlist.
+const (
+	KindPlate = "plate"
+	KindIMSI  = "imsi"
+	KindIMEI  = "imei"
+	KindMAC   = "mac"
+)
+
+// List is one compiled watchlist. It is immutable after Build and safe for
+// concurrent readers.
+type List struct {
+	Name, Kind string
+
+	exact    map[string]struct{}
+	prefixes map[string]struct{}
+	// prefixLens holds the distinct byte lengths of the prefixes in
+	// ascending order: Match looks up v[:n] for each, so its cost grows
+	// with the number of distinct lengths, not of prefixes.
+	prefixLens []int
+	norm       func(string) (string, error)
+}
+
+// maxLineBytes bounds one line of a list file; no identifier is near it.
+const maxLineBytes = 4096
+
+// Build compiles the watchlist called name from spec.Entries and the lines
+// of spec.File (relative paths against baseDir; blank lines and `#`
+// comments ignored). file is the rules file's path, named in problems.
+// Entries are normalised as readings are, so that `蒙b7k3q2 ` in a list
+// matches the reading `蒙B7K3Q2`. Every problem is returned; the List
+// holds the entries that were good.
+func Build(name string, spec config.WatchlistSpec, baseDir, file string) (*List, config.Problems) {
+	var probs config.Problems
+	key := "watchlists." + name
+	l := &List{
+		Name:     name,
+		Kind:     spec.Kind,
+		exact:    make(map[string]struct{}, len(spec.Entries)),
+		prefixes: make(map[string]struct{}),
+	}
+	l.norm = normaliser(spec.Kind)
+	if l.norm == nil {
+		probs.Add(file, key+".kind", "unknown watchlist kind %q (plate, imsi, imei or mac)", spec.Kind)
+		return l, probs
+	}
+	for i, e := range spec.Entries {
+		if err := l.add(e); err != nil {
+			probs.Add(file, fmt.Sprintf("%s.entries[%d]", key, i), "%v", err)
+		}
+	}
+	if spec.File != "" {
+		probs = append(probs, l.addFile(spec.File, baseDir, file, key)...)
+	}
+	lens := make(map[int]struct{})
+	for p := range l.prefixes {
+		lens[len(p)] = struct{}{}
+	}
+	for n := range lens {
+		l.prefixLens = append(l.prefixLens, n)
+	}
+	slices.Sort(l.prefixLens)
+	return l, probs
+}
+
+func (l *List) addFile(name, baseDir, file, key string) config.Problems {
+	var probs config.Problems
+	path := name
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(baseDir, path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		probs.Add(file, key+".file", "cannot read watchlist file: %v", err)
+		return probs
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), maxLineBytes)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := sc.Bytes()
+		if line == 1 {
+			text = bytes.TrimPrefix(text, []byte("\uFEFF")) // editors on Windows add a BOM
+		}
+		// No identifier holds '#', so a comment may also follow an entry.
+		if i := bytes.IndexByte(text, '#'); i >= 0 {
+			text = text[:i]
+		}
+		s := strings.TrimFunc(string(text), unicode.IsSpace)
+		if s == "" {
+			continue
+		}
+		if err := l.add(s); err != nil {
+			probs = append(probs, config.Problem{File: path, Line: line, Key: key + ".file", Msg: err.Error()})
+		}
+	}
+	if err := sc.Err(); err != nil {
+		probs = append(probs, config.Problem{File: path, Line: line + 1, Key: key + ".file",
+			Msg: fmt.Sprintf("cannot read watchlist file: %v", err)})
+	}
+	return probs
+}
+
+// add normalises one entry and stores it as exact or prefix.
+func (l *List) add(e string) error {
+	e = strings.TrimFunc(e, unicode.IsSpace)
+	prefix := strings.HasSuffix(e, "*")
+	if prefix {
+		e = strings.TrimFunc(strings.TrimSuffix(e, "*"), unicode.IsSpace)
+	}
+	if e == "" {
+		return errors.New("empty entry")
+	}
+	n, err := l.norm(e)
+	if err != nil {
+		return err
+	}
+	if prefix {
+		if err := checkPrefix(l.Kind, n); err != nil {
+			return err
+		}
+		l.prefixes[n] = struct{}{}
+		return nil
+	}
+	if err := checkExact(l.Kind, n); err != nil {
+		return err
+	}
+	l.exact[n] = struct{}{}
+	return nil
+}
+
+// Match reports whether v is on the list, exactly or by a prefix. v is
+// normalised first; an already normal value (as the decoder produces)
+// costs no allocation.
+func (l *List) Match(v string) bool {
+	if l == nil || l.norm == nil {
+		return false
+	}
+	n, err := l.norm(v)
+	if err != nil || n == "" {
+		return false
+	}
+	if _, ok := l.exact[n]; ok {
+		return true
+	}
+	for _, k := range l.prefixLens {
+		if k > len(n) {
+			break
+		}
+		if _, ok := l.prefixes[n[:k]]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Len is the number of distinct entries, exact and prefix.
+func (l *List) Len() int {
+	if l == nil {
+		return 0
+	}
+	return len(l.exact) + len(l.prefixes)
+}
+
+func normaliser(kind string) func(string) (string, error) {
+	switch kind {
+	case KindPlate:
+		return func(s string) (string, error) { return NormalisePlate(s), nil }
+	case KindIMSI, KindIMEI:
+		return normaliseDigits
+	case KindMAC:
+		return normaliseMAC
+	}
+	return nil
+}
+
+// NormalisePlate normalises a plate as the decoder does: surrounding space
+// trimmed, full-width forms (ＡＢＣ１２３, the ideographic space) turned
+// half-width, letters upper-cased and inner runs of space collapsed to one
+// (`1598  уба` → `1598 УБА`). A plate already in that form is returned
+// as is, without allocating.
+func NormalisePlate(s string) string {
+	if plateIsNormal(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	space := false
+	for _, r := range s {
+		r = toHalfWidth(r)
+		if unicode.IsSpace(r) {
+			space = b.Len() > 0
+			continue
+		}
+		if space {
+			b.WriteByte(' ')
+			space = false
+		}
+		b.WriteRune(unicode.ToUpper(r))
+	}
+	return b.String()
+}
+
+// toHalfWidth maps the full-width ASCII block (U+FF01–U+FF5E) and the
+// ideographic space to their ASCII forms, as Chinese input methods produce
+// them in plates typed by hand.
+func toHalfWidth(r rune) rune {
+	switch {
+	case r == '\u3000':
+		return ' '
+	case r >= '\uFF01' && r <= '\uFF5E':
+		return r - 0xFEE0
+	}
+	return r
+}
+
+func plateIsNormal(s string) bool {
+	prevSpace := true // no leading space
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			_, size := utf8.DecodeRuneInString(s[i:])
+			if size == 1 {
+				return false // invalid UTF-8: let the slow path replace it
+			}
+		case r == ' ':
+			if prevSpace {
+				return false
+			}
+			prevSpace = true
+			continue
+		case unicode.IsSpace(r), toHalfWidth(r) != r, unicode.ToUpper(r) != r:
+			return false
+		}
+		prevSpace = false
+	}
+	return !prevSpace || s == ""
+}
+
+// normaliseDigits keeps IMSIs and IMEIs as bare digits: spaces and dashes
+// (`49-015420-323751-8`, as printed on phone labels) are dropped, anything
+// else is an error.
+func normaliseDigits(s string) (string, error) {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < '0' || c > '9' {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s, nil
+	}
+	var b strings.Builder
+	for _, r := range strings.TrimSpace(s) {
+		switch {
+		case r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case r >= '０' && r <= '９':
+			b.WriteRune(r - 0xFEE0)
+		case r == ' ' || r == '-':
+		default:
+			return "", fmt.Errorf("%q: not a number (digits only)", s)
+		}
+	}
+	return b.String(), nil
+}
+
+// normaliseMAC writes a MAC address (or a prefix of one, such as an OUI)
+// in the decoder's form: lower-case hex pairs joined by colons. It takes
+// the colon, dash, Cisco-dot and bare forms.
+func normaliseMAC(s string) (string, error) {
+	if macIsNormal(s) {
+		return s, nil
+	}
+	var hex []byte
+	for _, r := range strings.TrimSpace(s) {
+		switch {
+		case r >= '0' && r <= '9', r >= 'a' && r <= 'f':
+			hex = append(hex, byte(r))
+		case r >= 'A' && r <= 'F':
+			hex = append(hex, byte(r)+('a'-'A'))
+		case r == ':' || r == '-' || r == '.':
+		default:
+			return "", fmt.Errorf("%q: not a MAC address", s)
+		}
+		if len(hex) > 12 {
+			return "", fmt.Errorf("%q: a MAC address has 12 hex digits", s)
+		}
+	}
+	b := make([]byte, 0, 17)
+	for i, c := range hex {
+		if i > 0 && i%2 == 0 {
+			b = append(b, ':')
+		}
+		b = append(b, c)
+	}
+	return string(b), nil
+}
+
+// macIsNormal reports whether s is already lower-case colon form (whole
+// or a prefix: "a4:5e:6").
+func macIsNormal(s string) bool {
+	if len(s) == 0 || len(s) > 17 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if i%3 == 2 {
+			if c != ':' || i == len(s)-1 {
+				return false
+			}
+			continue
+		}
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkExact validates a normalised whole entry for its kind, so that a
+// mistyped entry is reported instead of silently never matching.
+func checkExact(kind, n string) error {
+	switch kind {
+	case KindIMSI:
+		if len(n) < 6 || len(n) > 15 {
+			return fmt.Errorf("%q: an IMSI has 6 to 15 digits", n)
+		}
+	case KindIMEI:
+		if len(n) < 14 || len(n) > 16 {
+			return fmt.Errorf("%q: an IMEI has 14 to 16 digits", n)
+		}
+	case KindMAC:
+		if len(n) != 17 {
+			return fmt.Errorf("%q: a MAC address has 12 hex digits (end it with * for a prefix)", n)
+		}
+	case KindPlate:
+		return checkPlate(n)
+	}
+	return nil
+}
+
+func checkPrefix(kind, n string) error {
+	switch kind {
+	case KindIMSI:
+		if len(n) > 15 {
+			return fmt.Errorf("%q: an IMSI prefix has at most 15 digits", n)
+		}
+	case KindIMEI:
+		if len(n) > 16 {
+			return fmt.Errorf("%q: an IMEI prefix has at most 16 digits", n)
+		}
+	case KindPlate:
+		return checkPlate(n)
+	}
+	return nil
+}
+
+// maxPlateRunes is generous: Chinese plates have 7 or 8 characters,
+// Mongolian ones 8 with the space.
+const maxPlateRunes = 16
+
+// checkPlate accepts letters of any script (the province character, Latin,
+// Cyrillic), digits, single spaces and the separators seen on plates.
+func checkPlate(n string) error {
+	if !utf8.ValidString(n) {
+		return fmt.Errorf("%q: not valid UTF-8", n)
+	}
+	if utf8.RuneCountInString(n) > maxPlateRunes {
+		return fmt.Errorf("%q: longer than %d characters for a plate", n, maxPlateRunes)
+	}
+	for _, r := range n {
+		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == ' ' || r == '-' || r == '·' || r == '.') {
+			return fmt.Errorf("%q: %q is not a plate character", n, r)
+		}
+	}
+	return nil
+}
