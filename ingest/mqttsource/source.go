@@ -1,0 +1,325 @@
+// Package mqttsource takes device messages from the MQTT broker.
+//
+// It keeps a persistent session (clean session off, fixed client id) and
+// acknowledges a QoS 1 message only when the pipeline says its content is
+// safe (stored, spooled or dead-lettered): a message lost in a crash before
+// its ack is redelivered by the broker. It subscribes in the OnConnect
+// handler, so every reconnect resubscribes, and hands messages to a bounded
+// channel whose capacity is the in-flight limit: when the pipeline falls
+// behind the handler waits, paho stops reading, and the broker holds the
+// backlog.
+package mqttsource
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/fenceline/fenceline/config"
+)
+
+// Message is one message taken from the broker. Ack must be called once its
+// content is safe; a message never acked is redelivered after a reconnect.
+type Message struct {
+	Topic    string
+	Payload  []byte
+	Received time.Time
+	Retained bool
+	ack      func()
+	release  func()
+	once     sync.Once
+}
+
+// Ack acknowledges the message to the broker (QoS 1) and frees its in-flight
+// slot. Safe to call more than once.
+func (m *Message) Ack() {
+	m.once.Do(func() {
+		if m.ack != nil {
+			m.ack()
+		}
+		if m.release != nil {
+			m.release()
+		}
+	})
+}
+
+// Abandon frees the in-flight slot without acknowledging: the broker will
+// redeliver the message (used at shutdown for work that could not finish).
+func (m *Message) Abandon() {
+	m.once.Do(func() {
+		if m.release != nil {
+			m.release()
+		}
+	})
+}
+
+// NewMessage builds a Message outside the broker (tests, replay tools).
+func NewMessage(topic string, payload []byte, received time.Time, ack func()) *Message {
+	return &Message{Topic: topic, Payload: payload, Received: received, ack: ack}
+}
+
+// Options configure a Source beyond the config file's mqtt section.
+type Options struct {
+	Password    string
+	TLS         *tls.Config
+	MaxInflight int
+}
+
+// Source is a running MQTT subscription.
+type Source struct {
+	cfg     config.MQTT
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics
+	out     chan *Message
+	slots   chan struct{} // one token per message in flight
+	client  mqtt.Client
+
+	subscribed atomic.Bool
+	stopping   atomic.Bool
+	stop       chan struct{}
+	stopOnce   sync.Once
+}
+
+type metrics struct {
+	connected     prometheus.Gauge
+	subscribed    prometheus.Gauge
+	connects      prometheus.Counter
+	lost          prometheus.Counter
+	subscribeErrs prometheus.Counter
+	received      prometheus.Counter
+	inflight      prometheus.Gauge
+	waits         prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	return &metrics{
+		connected: f.NewGauge(prometheus.GaugeOpts{Name: "fenceline_mqtt_connected",
+			Help: "1 while connected to the broker."}),
+		subscribed: f.NewGauge(prometheus.GaugeOpts{Name: "fenceline_mqtt_subscribed",
+			Help: "1 while every configured topic is subscribed."}),
+		connects: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_mqtt_connects_total",
+			Help: "Successful connections to the broker, reconnects included."}),
+		lost: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_mqtt_connection_lost_total",
+			Help: "Connections to the broker lost."}),
+		subscribeErrs: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_mqtt_subscribe_errors_total",
+			Help: "Failed subscribe attempts."}),
+		received: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_mqtt_messages_received_total",
+			Help: "Messages taken from the broker (redeliveries included)."}),
+		inflight: f.NewGauge(prometheus.GaugeOpts{Name: "fenceline_ingest_inflight_messages",
+			Help: "Messages taken from the broker and not yet acknowledged."}),
+		waits: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_mqtt_backpressure_waits_total",
+			Help: "Times the message handler waited because the in-flight limit was reached."}),
+	}
+}
+
+// New prepares a Source; Run connects it. Messages arrive on Messages().
+func New(cfg config.MQTT, opts Options, log *slog.Logger, reg prometheus.Registerer) *Source {
+	if opts.MaxInflight < 1 {
+		opts.MaxInflight = 1
+	}
+	s := &Source{
+		cfg:     cfg,
+		opts:    opts,
+		log:     log.With("component", "mqtt"),
+		metrics: newMetrics(reg),
+		out:     make(chan *Message, opts.MaxInflight),
+		slots:   make(chan struct{}, opts.MaxInflight),
+		stop:    make(chan struct{}),
+	}
+	s.client = mqtt.NewClient(s.clientOptions())
+	return s
+}
+
+// Messages is where taken messages arrive, in the broker's order.
+func (s *Source) Messages() <-chan *Message { return s.out }
+
+// Subscribed reports whether the subscription is live (for /readyz).
+func (s *Source) Subscribed() bool { return s.subscribed.Load() }
+
+func (s *Source) clientOptions() *mqtt.ClientOptions {
+	o := mqtt.NewClientOptions().
+		AddBroker(s.cfg.Broker).
+		SetClientID(s.cfg.ClientID).
+		SetCleanSession(false).
+		SetAutoAckDisabled(true).
+		SetOrderMatters(true). // handler runs on the router: order kept, our channel is the bound
+		SetKeepAlive(s.cfg.KeepAlive.D()).
+		SetConnectTimeout(s.cfg.ConnectTimeout.D()).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(s.cfg.MaxReconnectInterval.D()).
+		SetResumeSubs(true).
+		// Messages queued in the session arrive right after CONNACK, before
+		// our SUBSCRIBE is answered: the default handler takes them.
+		SetDefaultPublishHandler(s.handle).
+		SetOnConnectHandler(s.onConnect).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			s.subscribed.Store(false)
+			s.metrics.connected.Set(0)
+			s.metrics.subscribed.Set(0)
+			s.metrics.lost.Inc()
+			s.log.Warn("connection to broker lost; reconnecting", "err", err)
+		}).
+		SetReconnectingHandler(func(_ mqtt.Client, _ *mqtt.ClientOptions) {
+			s.log.Debug("reconnecting to broker")
+		})
+	if s.cfg.Username != "" {
+		o.SetUsername(s.cfg.Username)
+		o.SetPassword(s.opts.Password)
+	}
+	if s.opts.TLS != nil {
+		o.SetTLSConfig(s.opts.TLS)
+	}
+	return o
+}
+
+// filters returns the topic filters to subscribe, in shared form when a
+// share group is configured.
+func (s *Source) filters() map[string]byte {
+	m := make(map[string]byte, len(s.cfg.Topics))
+	for _, t := range s.cfg.Topics {
+		if s.cfg.ShareGroup != "" {
+			t = "$share/" + s.cfg.ShareGroup + "/" + t
+		}
+		m[t] = byte(s.cfg.QoS)
+	}
+	return m
+}
+
+func (s *Source) onConnect(c mqtt.Client) {
+	s.metrics.connects.Inc()
+	s.metrics.connected.Set(1)
+	s.log.Info("connected to broker", "broker", s.cfg.Broker, "client_id", s.cfg.ClientID)
+	// Subscribing waits for the SUBACK, which paho's router delivers: never
+	// wait for it here, on paho's goroutine.
+	go s.subscribe(c)
+}
+
+// subscribe retries until the broker grants every filter, the connection
+// drops (the next onConnect takes over) or the source stops.
+func (s *Source) subscribe(c mqtt.Client) {
+	backoff := time.Second
+	for !s.stopping.Load() && c.IsConnectionOpen() {
+		err := s.trySubscribe(c)
+		if err == nil {
+			s.subscribed.Store(true)
+			s.metrics.subscribed.Set(1)
+			s.log.Info("subscribed", "topics", s.cfg.Topics, "share_group", s.cfg.ShareGroup)
+			return
+		}
+		s.metrics.subscribeErrs.Inc()
+		s.log.Error("subscribe failed; retrying", "topics", s.cfg.Topics, "err", err, "retry_in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-s.stop:
+			return
+		}
+		backoff = min(2*backoff, s.cfg.MaxReconnectInterval.D())
+	}
+}
+
+func (s *Source) trySubscribe(c mqtt.Client) error {
+	tok := c.SubscribeMultiple(s.filters(), nil)
+	if !tok.WaitTimeout(s.cfg.ConnectTimeout.D()) {
+		return errors.New("no answer from the broker")
+	}
+	if err := tok.Error(); err != nil {
+		return err
+	}
+	if st, ok := tok.(*mqtt.SubscribeToken); ok {
+		for topic, code := range st.Result() {
+			if code >= 0x80 {
+				return fmt.Errorf("broker refused %q (check its ACL)", topic)
+			}
+		}
+	}
+	return nil
+}
+
+// handle runs on paho's router. It waits for an in-flight slot — that wait
+// is the backpressure — and hands the message on.
+func (s *Source) handle(_ mqtt.Client, m mqtt.Message) {
+	if s.stopping.Load() {
+		return // not acked: the broker redelivers it to the next session
+	}
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		s.metrics.waits.Inc()
+		select {
+		case s.slots <- struct{}{}:
+		case <-s.stop:
+			return
+		}
+	}
+	s.metrics.received.Inc()
+	s.metrics.inflight.Inc()
+	msg := &Message{
+		Topic:    m.Topic(),
+		Payload:  m.Payload(),
+		Received: time.Now(),
+		Retained: m.Retained(),
+		ack:      m.Ack,
+		release: func() {
+			<-s.slots
+			s.metrics.inflight.Dec()
+		},
+	}
+	// The channel has as much room as there are slots: this never waits.
+	s.out <- msg
+}
+
+// Run connects and keeps the subscription until ctx is done. It returns
+// only when ctx is done; use Stop and Close for an orderly shutdown.
+func (s *Source) Run(ctx context.Context) error {
+	tok := s.client.Connect()
+	// With ConnectRetry the token completes only once connected; paho keeps
+	// retrying in the background, so there is nothing to wait for here.
+	go func() {
+		tok.Wait()
+		if err := tok.Error(); err != nil {
+			s.log.Error("cannot connect to broker", "broker", s.cfg.Broker, "err", err)
+		}
+	}()
+	<-ctx.Done()
+	s.Stop()
+	return nil
+}
+
+// Stop makes the handler take no more messages; those taken stay valid and
+// can still be acked until Close.
+func (s *Source) Stop() {
+	s.stopOnce.Do(func() {
+		s.stopping.Store(true)
+		close(s.stop)
+	})
+}
+
+// Close disconnects from the broker, waiting up to quiesce for pending acks
+// to be sent. Messages not acked by then are redelivered next session. The
+// subscription is not removed: the persistent session keeps queueing.
+func (s *Source) Close(quiesce time.Duration) {
+	s.Stop()
+	s.subscribed.Store(false)
+	s.metrics.subscribed.Set(0)
+	s.metrics.connected.Set(0)
+	s.client.Disconnect(uint(quiesce / time.Millisecond))
+}
+
+// Describe returns a loggable description of the subscription.
+func (s *Source) Describe() string {
+	return fmt.Sprintf("%s as %s: %s", s.cfg.Broker, s.cfg.ClientID, strings.Join(s.cfg.Topics, ","))
+}
