@@ -53,7 +53,7 @@ type rawPoly [][][]float64
 // returned, not only the first, so that `fenceline check` lists them all.
 func parseGeoJSON(data []byte) ([]*geometry.Poly, []error) {
 	var p parser
-	p.object(data, "", true)
+	p.object(data, "", levelTop)
 	if len(p.errs) > 0 {
 		return nil, p.errs
 	}
@@ -80,9 +80,17 @@ func join(path, member string) string {
 	return path + "." + member
 }
 
-// object parses a GeoJSON object; features says whether Feature and
-// FeatureCollection are allowed here (not inside a Feature's geometry).
-func (p *parser) object(data []byte, path string, features bool) {
+// level says which GeoJSON objects may stand where.
+type level int
+
+const (
+	levelTop      level = iota // a zone: geometry, Feature or FeatureCollection
+	levelMember                // a FeatureCollection's member: a Feature
+	levelGeometry              // a Feature's geometry
+)
+
+// object parses the GeoJSON object data at path.
+func (p *parser) object(data []byte, path string, lv level) {
 	if t := bytes.TrimSpace(data); len(t) == 0 || bytes.Equal(t, []byte("null")) {
 		p.fail(path, "missing GeoJSON object")
 		return
@@ -90,6 +98,10 @@ func (p *parser) object(data []byte, path string, features bool) {
 	var o gjObject
 	if err := json.Unmarshal(data, &o); err != nil {
 		p.fail(path, "invalid GeoJSON: %w", jsonErr(data, err))
+		return
+	}
+	if lv == levelMember && o.Type != "Feature" {
+		p.fail(join(path, "type"), "FeatureCollection members must be Features, not %q", o.Type)
 		return
 	}
 	switch o.Type {
@@ -113,13 +125,13 @@ func (p *parser) object(data []byte, path string, features bool) {
 			p.polygon(rings, fmt.Sprintf("%s[%d]", join(path, "coordinates"), i))
 		}
 	case "Feature":
-		if !features {
+		if lv == levelGeometry {
 			p.fail(join(path, "type"), "a Feature cannot be a geometry")
 			return
 		}
-		p.object(o.Geometry, join(path, "geometry"), false)
+		p.object(o.Geometry, join(path, "geometry"), levelGeometry)
 	case "FeatureCollection":
-		if !features {
+		if lv != levelTop {
 			p.fail(join(path, "type"), "a FeatureCollection cannot be a geometry")
 			return
 		}
@@ -127,18 +139,7 @@ func (p *parser) object(data []byte, path string, features bool) {
 			p.fail(join(path, "features"), "FeatureCollection has no features")
 		}
 		for i, f := range o.Features {
-			fp := fmt.Sprintf("%s[%d]", join(path, "features"), i)
-			var fo gjObject
-			if err := json.Unmarshal(f, &fo); err != nil {
-				p.fail(fp, "invalid GeoJSON: %w", err)
-				continue
-			}
-			if fo.Type != "Feature" {
-				p.fail(join(fp, "type"), "FeatureCollection members must be Features, not %q", fo.Type)
-				continue
-			}
-			p.object(f, fp, false)
-			// A Feature inside a collection may hold only a geometry.
+			p.object(f, fmt.Sprintf("%s[%d]", join(path, "features"), i), levelMember)
 		}
 	case "":
 		p.fail(join(path, "type"), "missing GeoJSON type")
@@ -179,7 +180,7 @@ func (p *parser) polygon(rings rawPoly, path string) {
 
 // indexOptions: rings of 64 points or more get a segment index; below
 // that a plain scan is as fast as walking the index.
-var indexOptions = &geometry.IndexOptions{Kind: geometry.QuadTree, MinPoints: 64}
+var indexOptions = &geometry.IndexOptions{Kind: geometry.RTree, MinPoints: 64}
 
 func (p *parser) ring(ring [][]float64, path string) []geometry.Point {
 	if len(ring) < 4 {
@@ -192,22 +193,33 @@ func (p *parser) ring(ring [][]float64, path string) []geometry.Point {
 		return nil
 	}
 	pts := make([]geometry.Point, len(ring))
-	bad := false
+	// A ring with lat and lon swapped is wrong at every position: report
+	// the first and count the rest rather than print thousands of lines.
+	bad, firstBad := 0, ""
+	var firstErr error
 	for i, pos := range ring {
-		if len(pos) < 2 {
-			p.fail(fmt.Sprintf("%s[%d]", path, i), "position needs [lon, lat], got %d numbers", len(pos))
-			bad = true
+		var err error
+		switch {
+		case len(pos) < 2:
+			err = fmt.Errorf("position needs [lon, lat], got %d numbers", len(pos))
+		case !(pos[0] >= -180 && pos[0] <= 180) || !(pos[1] >= -90 && pos[1] <= 90):
+			err = fmt.Errorf("position [%g, %g] out of range (GeoJSON is [lon, lat]: lon in [-180, 180], lat in [-90, 90])", pos[0], pos[1])
+		default:
+			pts[i] = geometry.Point{X: pos[0], Y: pos[1]}
 			continue
 		}
-		lon, lat := pos[0], pos[1]
-		if !(lon >= -180 && lon <= 180) || !(lat >= -90 && lat <= 90) {
-			p.fail(fmt.Sprintf("%s[%d]", path, i), "position [%g, %g] out of range (GeoJSON is [lon, lat]: lon in [-180, 180], lat in [-90, 90])", lon, lat)
-			bad = true
-			continue
+		if bad == 0 {
+			firstBad, firstErr = fmt.Sprintf("%s[%d]", path, i), err
 		}
-		pts[i] = geometry.Point{X: lon, Y: lat}
+		bad++
 	}
-	if bad {
+	switch {
+	case bad == 1:
+		p.fail(firstBad, "%w", firstErr)
+	case bad > 1:
+		p.fail(firstBad, "%w (and %d more bad positions in this ring)", firstErr, bad-1)
+	}
+	if bad > 0 {
 		return nil
 	}
 	if pts[0] != pts[len(pts)-1] {

@@ -1,0 +1,125 @@
+package zone
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/fenceline/fenceline/config"
+	"github.com/fenceline/fenceline/internal/model"
+)
+
+// Inner Mongolia, roughly: the benchmark's zones and points fall in it.
+const (
+	imLatMin, imLatMax = 37.5, 50.0
+	imLonMin, imLonMax = 97.5, 126.0
+)
+
+// benchZones is 1,000 zones spread over Inner Mongolia: 900 small
+// polygons (8 to 60 vertices, 300 m to 3 km across), 10 border strips of
+// 5,000 vertices and 30 km, 90 circles of 200 m to 5 km.
+func benchZones(tb testing.TB) (*Index, []model.Point) {
+	tb.Helper()
+	rng := rand.New(rand.NewPCG(7, 7))
+	at := func() model.Point {
+		return model.Point{
+			Lat: imLatMin + rng.Float64()*(imLatMax-imLatMin),
+			Lon: imLonMin + rng.Float64()*(imLonMax-imLonMin),
+		}
+	}
+	specs := make([]config.ZoneSpec, 0, 1000)
+	for i := range 1000 {
+		spec := config.ZoneSpec{ID: fmt.Sprintf("z%04d", i), Site: "mdl"}
+		c := at()
+		switch {
+		case i%100 == 0:
+			spec.GeoJSON = polygonJSON(jaggedRing(c, 30_000, 5000, uint64(i)))
+		case i%10 == 5:
+			spec.Circle = &config.CircleSpec{Lat: c.Lat, Lon: c.Lon, RadiusM: 200 + rng.Float64()*4800}
+		default:
+			spec.GeoJSON = polygonJSON(jaggedRing(c, 150+rng.Float64()*1350, 8+rng.IntN(53), uint64(i)))
+		}
+		specs = append(specs, spec)
+	}
+	ix, probs := Build(specs, "", "rules.yaml")
+	if len(probs) > 0 {
+		tb.Fatal(probs)
+	}
+	// Half the points at zones (as fence units are), half anywhere.
+	pts := make([]model.Point, 4096)
+	for i := range pts {
+		if i%2 == 0 {
+			z := ix.zones[rng.IntN(len(ix.zones))]
+			c := z.Center()
+			pts[i] = east(north(c, (rng.Float64()-0.5)*2000), (rng.Float64()-0.5)*2000)
+		} else {
+			pts[i] = at()
+		}
+	}
+	return ix, pts
+}
+
+func BenchmarkContaining(b *testing.B) {
+	ix, pts := benchZones(b)
+	n := 0
+	count := func(*Zone) bool { n++; return true }
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		ix.Containing(pts[i&(len(pts)-1)], count)
+	}
+	b.ReportMetric(float64(n)/float64(b.N), "zones/op")
+}
+
+func BenchmarkNear(b *testing.B) {
+	ix, pts := benchZones(b)
+	count := func(*Zone) bool { return true }
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		ix.Near(pts[i&(len(pts)-1)], 100, count)
+	}
+}
+
+// BenchmarkContains5000 is the point-in-polygon test alone on a
+// 5,000-vertex polygon, with points inside its bounding box.
+func BenchmarkContains5000(b *testing.B) {
+	z := one(b, config.ZoneSpec{GeoJSON: polygonJSON(jaggedRing(aolunsumu, 30_000, 5000, 1))})
+	rng := rand.New(rand.NewPCG(1, 1))
+	pts := make([]model.Point, 1024)
+	for i := range pts {
+		pts[i] = east(north(aolunsumu, (rng.Float64()-0.5)*80_000), (rng.Float64()-0.5)*80_000)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		z.Contains(pts[i&(len(pts)-1)])
+	}
+}
+
+func BenchmarkDistanceM5000(b *testing.B) {
+	z := one(b, config.ZoneSpec{GeoJSON: polygonJSON(jaggedRing(aolunsumu, 30_000, 5000, 1))})
+	rng := rand.New(rand.NewPCG(1, 1))
+	pts := make([]model.Point, 1024)
+	for i := range pts {
+		pts[i] = east(north(aolunsumu, (rng.Float64()-0.5)*80_000), (rng.Float64()-0.5)*80_000)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		z.DistanceM(pts[i&(len(pts)-1)])
+	}
+}
+
+func BenchmarkContainsCircle(b *testing.B) {
+	z := one(b, config.ZoneSpec{Circle: &config.CircleSpec{Lat: 42.62, Lon: 110.15, RadiusM: 1500}})
+	p := north(manduhla, 1400)
+	b.ReportAllocs()
+	for b.Loop() {
+		z.Contains(p)
+	}
+}
+
+func BenchmarkBuild5000(b *testing.B) {
+	specs := []config.ZoneSpec{{ID: "strip", GeoJSON: polygonJSON(jaggedRing(aolunsumu, 30_000, 5000, 1))}}
+	b.ReportAllocs()
+	for b.Loop() {
+		Build(specs, "", "rules.yaml")
+	}
+}
