@@ -1,0 +1,236 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fenceline/fenceline/alerts/zone"
+	"github.com/fenceline/fenceline/internal/model"
+)
+
+// alertID is the stable id of an incident: the same rule, subject, zone and
+// incident start always give the same id, so a firing and its resolved
+// share it, and an alert raised twice (redelivery, restart) is one
+// incident downstream.
+func alertID(rule string, s model.Subject, zoneID string, start time.Time) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s|%s:%s|%s|%s", rule, s.Kind, s.Value, zoneID, start.UTC().Format(time.RFC3339Nano))
+	return hex.EncodeToString(h.Sum(nil))[:idHexLen]
+}
+
+// alertIn is what a rule kind knows about an alert it raises.
+type alertIn struct {
+	subj     model.Subject
+	zone     *zone.Zone
+	zoneID   string // when zone is nil but an id is known (state restored)
+	site     string
+	at       time.Time // event time of the alert
+	start    time.Time // incident start: part of the id
+	loc      *model.Point
+	count    int
+	evidence []model.Evidence
+	summary  string
+}
+
+// fire builds a firing alert.
+func (e *Engine) fire(st *ruleState, in alertIn, now time.Time) model.Alert {
+	r := st.rule
+	zid := in.zoneID
+	if in.zone != nil {
+		zid = in.zone.ID
+	}
+	a := model.Alert{
+		ID:       alertID(r.ID, in.subj, zid, in.start),
+		Rule:     r.ID,
+		Severity: r.Severity,
+		State:    model.StateFiring,
+		Site:     in.site,
+		Zone:     zid,
+		Subject:  in.subj,
+		Summary:  in.summary,
+		At:       in.at,
+		RaisedAt: now,
+		Count:    in.count,
+		Evidence: slices.Clone(in.evidence),
+		Notify:   notifyOf(r, in.zone),
+		Late:     now.Sub(in.at) > e.opts.LateAfter,
+	}
+	if r.Spec.Summary != "" {
+		a.Summary = r.Spec.Summary + ": " + a.Summary
+	}
+	if a.Evidence == nil {
+		a.Evidence = []model.Evidence{}
+	}
+	if in.loc != nil {
+		p := *in.loc
+		a.Location = &p
+	}
+	a.NearestPatrols = e.nearestPatrols(a.Location, in.subj, now)
+	st.m.firing.Inc()
+	return a
+}
+
+// resolved turns an open incident into its resolved alert.
+func (e *Engine) resolved(st *ruleState, inc *incident, at, now time.Time, summary string) model.Alert {
+	a := inc.Alert
+	a.State = model.StateResolved
+	a.At = at
+	a.RaisedAt = now
+	a.Late = now.Sub(at) > e.opts.LateAfter
+	a.Summary = summary
+	if st.rule.Spec.Summary != "" {
+		a.Summary = st.rule.Spec.Summary + ": " + summary
+	}
+	a.Evidence = slices.Clone(a.Evidence)
+	a.NearestPatrols = []model.PatrolRef{}
+	if st.open > 0 {
+		st.open--
+		st.m.open.Set(float64(st.open))
+	}
+	st.m.resolved.Inc()
+	return a
+}
+
+// opened records a new open incident of st.
+func (e *Engine) opened(st *ruleState, a model.Alert, now time.Time) *incident {
+	st.open++
+	st.m.open.Set(float64(st.open))
+	return &incident{Alert: a, LastSent: now}
+}
+
+// notifyOf is the zone's units and the rule's notify, deduplicated, sorted.
+func notifyOf(r *Rule, z *zone.Zone) []string {
+	out := make([]string, 0, len(r.notify)+4)
+	out = append(out, r.notify...)
+	if z != nil {
+		out = append(out, z.Units...)
+		slices.Sort(out)
+		out = slices.Compact(out)
+	}
+	return out
+}
+
+// nearestPatrols lists up to NearestPatrols patrols by distance from loc,
+// from the latest positions the engine has seen, skipping positions older
+// than PatrolMaxAge at processing time (an old fix says nothing about who
+// can go there now) and the subject itself.
+func (e *Engine) nearestPatrols(loc *model.Point, subj model.Subject, now time.Time) []model.PatrolRef {
+	out := []model.PatrolRef{}
+	if loc == nil || e.opts.NearestPatrols == 0 {
+		return out
+	}
+	for id, pp := range e.patrols {
+		if now.Sub(pp.Seen) > e.opts.PatrolMaxAge || (subj.Kind == "patrol" && subj.Value == id) {
+			continue
+		}
+		km := haversineM(*loc, pp.Loc) / 1000
+		out = append(out, model.PatrolRef{Device: id, DistanceKm: math.Round(km*10) / 10, Seen: pp.Seen})
+	}
+	slices.SortFunc(out, func(a, b model.PatrolRef) int {
+		if a.DistanceKm != b.DistanceKm {
+			if a.DistanceKm < b.DistanceKm {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Device, b.Device)
+	})
+	if len(out) > e.opts.NearestPatrols {
+		out = out[:e.opts.NearestPatrols]
+	}
+	return out
+}
+
+// haversineM is the great-circle distance in metres.
+func haversineM(a, b model.Point) float64 {
+	const earthM = 6371008.8
+	const rad = math.Pi / 180
+	la1, la2 := a.Lat*rad, b.Lat*rad
+	dla, dlo := (b.Lat-a.Lat)*rad, (b.Lon-a.Lon)*rad
+	h := math.Sin(dla/2)*math.Sin(dla/2) + math.Cos(la1)*math.Cos(la2)*math.Sin(dlo/2)*math.Sin(dlo/2)
+	return 2 * earthM * math.Asin(math.Min(1, math.Sqrt(h)))
+}
+
+// Summaries: one line a duty officer understands, in the deployment's
+// local time.
+
+// mccCountry names the networks seen on this border; others print the MCC.
+var mccCountry = map[string]string{
+	"460": "China", "428": "Mongolia", "250": "Russia", "454": "Hong Kong",
+	"455": "Macau", "466": "Taiwan", "401": "Kazakhstan", "437": "Kyrgyzstan",
+}
+
+// describeSubject is "phone IMSI 428991234567890 (Mongolia, MCC 428)",
+// "vehicle 蒙B12345", "patrol P-07", "device CP-07".
+func describeSubject(s model.Subject, r *reading) string {
+	switch s.Kind {
+	case "imsi":
+		mcc := ""
+		if len(s.Value) >= 3 {
+			mcc = s.Value[:3]
+		}
+		if c, ok := mccCountry[mcc]; ok {
+			return fmt.Sprintf("phone IMSI %s (%s, MCC %s)", s.Value, c, mcc)
+		}
+		return fmt.Sprintf("phone IMSI %s (MCC %s)", s.Value, mcc)
+	case "imei":
+		return "phone IMEI " + s.Value
+	case "mac":
+		return "phone MAC " + s.Value
+	case "plate":
+		if s.Value == model.NoPlate {
+			return "vehicle without a readable plate (无牌)"
+		}
+		return "vehicle " + s.Value
+	case "patrol":
+		return "patrol " + s.Value
+	case "device":
+		return "device " + s.Value
+	}
+	return s.Kind + " " + s.Value
+}
+
+// place is "Aolunsumu ancient city (aolunsumu-ruins)", or, without a zone,
+// the device that saw it.
+func (e *Engine) place(z *zone.Zone, device, site string) string {
+	if z != nil {
+		if z.Name != "" {
+			return fmt.Sprintf("%s (%s)", z.Name, z.ID)
+		}
+		return z.ID
+	}
+	if d := e.rs.Registry.Lookup(device); d != nil && d.Name != "" {
+		return fmt.Sprintf("%s (%s, %s)", d.Name, device, site)
+	}
+	return fmt.Sprintf("%s (%s)", device, site)
+}
+
+// localTime is "23:10 local", with the date when it is not today's.
+func (e *Engine) localTime(r *Rule, t, now time.Time) string {
+	loc := e.opts.Location
+	if r.sched != nil {
+		loc = r.sched.loc
+	}
+	lt, ln := t.In(loc), now.In(loc)
+	if lt.YearDay() == ln.YearDay() && lt.Year() == ln.Year() {
+		return lt.Format("15:04") + " local"
+	}
+	return lt.Format("2006-01-02 15:04") + " local"
+}
+
+// shortDur prints 45m0s as 45m.
+func shortDur(d time.Duration) string {
+	s := d.Round(time.Second).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}

@@ -1,0 +1,557 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/fenceline/fenceline/alerts/watchlist"
+	"github.com/fenceline/fenceline/alerts/zone"
+	"github.com/fenceline/fenceline/config"
+	"github.com/fenceline/fenceline/internal/model"
+)
+
+// Kind is a rule kind.
+type Kind string
+
+// Rule kinds of the contract.
+const (
+	KindPresence Kind = "presence"
+	KindCount    Kind = "count"
+	KindDwell    Kind = "dwell"
+	KindVelocity Kind = "velocity"
+	KindEnter    Kind = "enter"
+	KindExit     Kind = "exit"
+	KindSilence  Kind = "silence"
+	KindStatus   Kind = "status"
+)
+
+// Source is what a rule reads.
+type Source uint8
+
+// Sources. SourceNone is a silence rule's: it reads no reading.
+const (
+	SourceNone Source = iota
+	SourcePhone
+	SourceVehicle
+	SourcePatrol
+	SourceStatus
+	numSources
+)
+
+func (s Source) String() string {
+	switch s {
+	case SourcePhone:
+		return "phone"
+	case SourceVehicle:
+		return "vehicle"
+	case SourcePatrol:
+		return "patrol"
+	case SourceStatus:
+		return "status"
+	}
+	return ""
+}
+
+func parseSource(s string) (Source, bool) {
+	switch s {
+	case "phone":
+		return SourcePhone, true
+	case "vehicle":
+		return SourceVehicle, true
+	case "patrol":
+		return SourcePatrol, true
+	case "status":
+		return SourceStatus, true
+	case "":
+		return SourceNone, true
+	}
+	return SourceNone, false
+}
+
+// deviceKind is the kind of device whose readings a source holds.
+func (s Source) deviceKind() model.Kind {
+	switch s {
+	case SourcePhone:
+		return model.KindFence
+	case SourceVehicle:
+		return model.KindCheckpoint
+	case SourcePatrol:
+		return model.KindPatrol
+	}
+	return ""
+}
+
+// Ruleset is the compiled, immutable content of a rules file: registry,
+// zones, watchlists and rules. A reload compiles a new one and hands it to
+// Engine.Swap; nothing in it changes afterwards.
+type Ruleset struct {
+	Registry   *model.Registry
+	Zones      *zone.Index
+	Watchlists map[string]*watchlist.List
+	Rules      []*Rule
+
+	bySource [numSources][]*Rule
+	opts     Options
+}
+
+// Rule is one compiled rule.
+type Rule struct {
+	ID       string
+	Kind     Kind
+	Source   Source
+	Severity string
+	// Spec is the rule as written; Swap compares it (with the specs of its
+	// zones and watchlist) to decide whether the rule's state survives.
+	Spec config.RuleSpec
+
+	fingerprint string
+	sites       []string
+	zones       []*zone.Zone
+	zoneSet     map[*zone.Zone]struct{}
+	watch       *watchlist.List
+	sched       *schedule
+	when        *vm.Program
+	notify      []string
+	// devKind limits a silence rule to devices of one kind ("" = all).
+	devKind model.Kind
+
+	cooldown   time.Duration
+	window     time.Duration
+	threshold  int
+	duration   time.Duration
+	maxGap     time.Duration
+	maxKmh     float64
+	hysteresis float64
+	after      time.Duration
+	repeat     time.Duration
+}
+
+// Fingerprint identifies the rule's definition: two rules with the same
+// fingerprint behave identically on the same readings.
+func (r *Rule) Fingerprint() string { return r.fingerprint }
+
+var (
+	idPattern   = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	sitePattern = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
+	severities  = map[string]bool{"critical": true, "high": true, "medium": true, "low": true}
+)
+
+// Which keys each kind reads, beyond id, kind, severity, notify, summary,
+// sites and schedule (which every kind takes). A key set on a kind that
+// ignores it is a problem: it is almost always a mistake (a count rule with
+// `duration` meant `window`).
+var kindKeys = map[Kind]map[string]bool{
+	KindPresence: {"source": true, "zones": true, "watchlist": true, "when": true, "cooldown": true},
+	KindCount:    {"source": true, "zones": true, "watchlist": true, "when": true, "window": true, "threshold": true, "repeat_interval": true},
+	KindDwell:    {"source": true, "zones": true, "watchlist": true, "when": true, "duration": true, "max_gap": true, "repeat_interval": true},
+	KindVelocity: {"source": true, "zones": true, "watchlist": true, "when": true, "max_kmh": true, "cooldown": true},
+	KindEnter:    {"source": true, "zones": true, "watchlist": true, "when": true, "hysteresis_m": true, "cooldown": true},
+	KindExit:     {"source": true, "zones": true, "watchlist": true, "when": true, "hysteresis_m": true, "cooldown": true},
+	KindSilence:  {"source": true, "zones": true, "after": true, "repeat_interval": true},
+	KindStatus:   {"source": true, "zones": true, "when": true, "repeat_interval": true},
+}
+
+// setKeys lists the optional keys a spec sets, for the check above.
+func setKeys(s *config.RuleSpec) []string {
+	var ks []string
+	add := func(set bool, k string) {
+		if set {
+			ks = append(ks, k)
+		}
+	}
+	add(s.Source != "", "source")
+	add(len(s.Zones) > 0, "zones")
+	add(s.Watchlist != "", "watchlist")
+	add(s.When != "", "when")
+	add(s.Cooldown != 0, "cooldown")
+	add(s.RepeatInterval != 0, "repeat_interval")
+	add(s.Window != 0, "window")
+	add(s.Threshold != 0, "threshold")
+	add(s.Duration != 0, "duration")
+	add(s.MaxGap != 0, "max_gap")
+	add(s.MaxKmh != 0, "max_kmh")
+	add(s.HysteresisM != 0, "hysteresis_m")
+	add(s.After != 0, "after")
+	return ks
+}
+
+// Compile validates the rules file semantically (the config package checks
+// only its structure) and compiles it. It returns every problem found, each
+// naming the file and key; the Ruleset is nil when there is any.
+func Compile(r *config.Rules, opts Options) (*Ruleset, config.Problems) {
+	opts = opts.withDefaults()
+	var ps config.Problems
+	if r == nil {
+		ps.Add("", "", "no rules file")
+		return nil, ps
+	}
+	file := r.Path
+	baseDir := "."
+	if file != "" {
+		baseDir = filepath.Dir(file)
+	}
+	rs := &Ruleset{Watchlists: map[string]*watchlist.List{}, opts: opts}
+
+	rs.Registry = compileDevices(r.Devices, file, &ps)
+
+	ix, zps := zone.Build(r.Zones, baseDir, file)
+	ps = append(ps, zps...)
+	rs.Zones = ix
+	zoneSpecs := make(map[string]*config.ZoneSpec, len(r.Zones))
+	for i := range r.Zones {
+		zoneSpecs[r.Zones[i].ID] = &r.Zones[i]
+	}
+
+	names := make([]string, 0, len(r.Watchlists))
+	for name := range r.Watchlists {
+		names = append(names, name)
+	}
+	sort.Strings(names) // problems in a stable order
+	for _, name := range names {
+		l, wps := watchlist.Build(name, r.Watchlists[name], baseDir, file)
+		ps = append(ps, wps...)
+		if l != nil {
+			rs.Watchlists[name] = l
+		}
+	}
+
+	seen := make(map[string]int, len(r.Rules))
+	for i := range r.Rules {
+		key := fmt.Sprintf("rules[%d]", i)
+		spec := r.Rules[i]
+		if spec.ID == "" {
+			ps.Add(file, key+".id", "missing rule id")
+		} else if !idPattern.MatchString(spec.ID) {
+			ps.Add(file, key+".id", "rule id %q must match [A-Za-z0-9_-]{1,64} (it names an MQTT topic level)", spec.ID)
+		} else if j, dup := seen[spec.ID]; dup {
+			ps.Add(file, key+".id", "duplicate rule id %q (also rules[%d])", spec.ID, j)
+		} else {
+			seen[spec.ID] = i
+		}
+		rule := compileRule(spec, rs, zoneSpecs, r.Watchlists, opts, file, key, &ps)
+		if rule != nil {
+			rs.Rules = append(rs.Rules, rule)
+		}
+	}
+	if len(ps) > 0 {
+		return nil, r.Locate(ps)
+	}
+	for _, rule := range rs.Rules {
+		rs.bySource[rule.Source] = append(rs.bySource[rule.Source], rule)
+	}
+	return rs, nil
+}
+
+func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config.ZoneSpec,
+	lists map[string]config.WatchlistSpec, opts Options, file, key string, ps *config.Problems) *Rule {
+	n := len(*ps)
+	rule := &Rule{ID: spec.ID, Kind: Kind(spec.Kind), Spec: spec}
+
+	allowed, known := kindKeys[rule.Kind]
+	if !known {
+		if spec.Kind == "" {
+			ps.Add(file, key+".kind", "missing rule kind (presence, count, dwell, velocity, enter, exit, silence, status)")
+		} else {
+			ps.Add(file, key+".kind", "unknown rule kind %q (presence, count, dwell, velocity, enter, exit, silence, status)", spec.Kind)
+		}
+		return nil
+	}
+	for _, k := range setKeys(&spec) {
+		if !allowed[k] {
+			ps.Add(file, key+"."+k, "%s does not apply to a %s rule", k, spec.Kind)
+		}
+	}
+
+	// Source.
+	src, ok := parseSource(spec.Source)
+	switch {
+	case !ok:
+		ps.Add(file, key+".source", "unknown source %q (phone, vehicle, patrol, status)", spec.Source)
+	case rule.Kind == KindStatus:
+		if src != SourceNone && src != SourceStatus {
+			ps.Add(file, key+".source", "a status rule reads status reports: source must be status or absent, not %q", spec.Source)
+		}
+		src = SourceStatus
+	case rule.Kind == KindSilence:
+		if src == SourceStatus {
+			ps.Add(file, key+".source", "a silence rule's source, when set, picks the device kind: phone, vehicle or patrol")
+		}
+		// src stays the device-kind filter; the rule itself reads no reading.
+	default:
+		if src == SourceNone {
+			ps.Add(file, key+".source", "a %s rule needs a source: phone, vehicle or patrol", spec.Kind)
+		} else if src == SourceStatus {
+			ps.Add(file, key+".source", "a %s rule reads phone, vehicle or patrol readings; status reports are for status rules", spec.Kind)
+		}
+	}
+	rule.Source = src
+	silenceKind := model.Kind("")
+	if rule.Kind == KindSilence {
+		silenceKind = src.deviceKind()
+		rule.Source = SourceNone
+	}
+
+	// Severity.
+	rule.Severity = spec.Severity
+	if rule.Severity == "" {
+		rule.Severity = DefaultSeverity
+	} else if !severities[rule.Severity] {
+		ps.Add(file, key+".severity", "unknown severity %q (critical, high, medium, low)", spec.Severity)
+	}
+
+	// Sites.
+	for j, s := range spec.Sites {
+		if !sitePattern.MatchString(s) {
+			ps.Add(file, fmt.Sprintf("%s.sites[%d]", key, j), "site %q must match [a-z0-9-]{1,32}", s)
+		}
+	}
+	rule.sites = slices.Clone(spec.Sites)
+	slices.Sort(rule.sites)
+	rule.sites = slices.Compact(rule.sites)
+	rule.devKind = silenceKind
+
+	// Zones.
+	fp := fingerprintInput{Rule: spec}
+	if len(spec.Zones) > 0 {
+		rule.zoneSet = make(map[*zone.Zone]struct{}, len(spec.Zones))
+	}
+	for j, id := range spec.Zones {
+		var z *zone.Zone
+		if rs.Zones != nil {
+			z = rs.Zones.Get(id)
+		}
+		if z == nil {
+			ps.Add(file, fmt.Sprintf("%s.zones[%d]", key, j), "unknown zone %q", id)
+			continue
+		}
+		if _, dup := rule.zoneSet[z]; dup {
+			continue
+		}
+		rule.zoneSet[z] = struct{}{}
+		rule.zones = append(rule.zones, z)
+		if zs := zoneSpecs[id]; zs != nil {
+			fp.Zones = append(fp.Zones, *zs)
+		}
+	}
+
+	// Watchlist.
+	if spec.Watchlist != "" {
+		l := rs.Watchlists[spec.Watchlist]
+		ws, declared := lists[spec.Watchlist]
+		switch {
+		case !declared:
+			ps.Add(file, key+".watchlist", "unknown watchlist %q", spec.Watchlist)
+		case l == nil:
+			// Its own problems were reported where it is defined.
+		case !watchKindFits(src, l.Kind):
+			ps.Add(file, key+".watchlist", "watchlist %q holds %s values, which a %s rule cannot match (phone: imsi, imei or mac; vehicle: plate)",
+				spec.Watchlist, l.Kind, src)
+		default:
+			rule.watch = l
+			fp.Watchlist = &ws
+		}
+	}
+
+	// Schedule.
+	if spec.Schedule != nil {
+		rule.sched = compileSchedule(spec.Schedule, opts.Location, file, key+".schedule", ps)
+	}
+
+	// when.
+	if spec.When != "" {
+		rule.when = compileWhen(spec.When, rule.Source, file, key+".when", ps)
+	} else if rule.Kind == KindStatus {
+		ps.Add(file, key+".when", "a status rule needs `when`, a condition on the status fields (e.g. tamper || battery_pct < 15)")
+	}
+
+	// Per-kind keys.
+	rule.cooldown = spec.Cooldown.D()
+	if rule.cooldown < 0 {
+		ps.Add(file, key+".cooldown", "must not be negative")
+	}
+	if spec.Cooldown == 0 {
+		rule.cooldown = defaultCooldown(rule.Kind)
+	}
+	rule.repeat = spec.RepeatInterval.D()
+	if rule.repeat < 0 {
+		ps.Add(file, key+".repeat_interval", "must not be negative")
+	}
+	switch rule.Kind {
+	case KindCount:
+		rule.window, rule.threshold = spec.Window.D(), spec.Threshold
+		if rule.window <= 0 {
+			ps.Add(file, key+".window", "a count rule needs a window > 0 (e.g. 15m)")
+		}
+		if rule.threshold < 1 {
+			ps.Add(file, key+".threshold", "a count rule needs a threshold >= 1")
+		}
+	case KindDwell:
+		rule.duration, rule.maxGap = spec.Duration.D(), spec.MaxGap.D()
+		if rule.duration <= 0 {
+			ps.Add(file, key+".duration", "a dwell rule needs a duration > 0 (e.g. 45m)")
+		}
+		if rule.maxGap < 0 {
+			ps.Add(file, key+".max_gap", "must not be negative")
+		}
+		if rule.maxGap == 0 {
+			rule.maxGap = DefaultMaxGap
+		}
+	case KindVelocity:
+		rule.maxKmh = spec.MaxKmh
+		if !(rule.maxKmh > 0) || math.IsInf(rule.maxKmh, 0) {
+			ps.Add(file, key+".max_kmh", "a velocity rule needs max_kmh > 0 (e.g. 180)")
+		}
+	case KindEnter, KindExit:
+		rule.hysteresis = spec.HysteresisM
+		if rule.hysteresis < 0 || math.IsNaN(rule.hysteresis) || math.IsInf(rule.hysteresis, 0) {
+			ps.Add(file, key+".hysteresis_m", "must be a distance >= 0 in metres")
+		}
+	case KindSilence:
+		rule.after = spec.After.D()
+		if rule.after <= 0 {
+			ps.Add(file, key+".after", "a silence rule needs after > 0 (e.g. 10m); devices with expect_every use their own")
+		}
+	}
+
+	// Notify: deduplicated and sorted once here.
+	for j, u := range spec.Notify {
+		if strings.TrimSpace(u) == "" {
+			ps.Add(file, fmt.Sprintf("%s.notify[%d]", key, j), "empty unit name")
+		}
+	}
+	rule.notify = slices.Clone(spec.Notify)
+	slices.Sort(rule.notify)
+	rule.notify = slices.Compact(rule.notify)
+
+	if len(*ps) > n {
+		return nil
+	}
+	rule.fingerprint = fingerprint(fp)
+	return rule
+}
+
+// watchKindFits reports whether a watchlist of kind k can be matched
+// against readings of source s.
+func watchKindFits(s Source, k string) bool {
+	switch s {
+	case SourcePhone:
+		return k == "imsi" || k == "imei" || k == "mac"
+	case SourceVehicle:
+		return k == "plate"
+	}
+	return false
+}
+
+// compileWhen compiles a `when` expression once, against the typed
+// environment of the source, so that typos and type errors are problems.
+func compileWhen(src string, s Source, file, key string, ps *config.Problems) *vm.Program {
+	env := envPrototype(s)
+	if env == nil {
+		ps.Add(file, key, "this rule reads no readings, so `when` has nothing to test")
+		return nil
+	}
+	prog, err := expr.Compile(src, expr.Env(env), expr.AsBool())
+	if err != nil {
+		ps.Add(file, key, "%s", whenError(err))
+		return nil
+	}
+	return prog
+}
+
+// whenError turns expr's multi-line error into one line with the column.
+func whenError(err error) string {
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		msg := fe.Message
+		if fe.Column >= 0 {
+			return fmt.Sprintf("cannot compile expression: %s (column %d)", msg, fe.Column+1)
+		}
+		return "cannot compile expression: " + msg
+	}
+	return "cannot compile expression: " + strings.ReplaceAll(err.Error(), "\n", " ")
+}
+
+// compileDevices validates the device list and builds the registry.
+func compileDevices(specs []config.DeviceSpec, file string, ps *config.Problems) *model.Registry {
+	devs := make([]model.Device, 0, len(specs))
+	seen := make(map[string]int, len(specs))
+	for i, s := range specs {
+		key := fmt.Sprintf("devices[%d]", i)
+		ok := true
+		bad := func(k, format string, args ...any) {
+			ps.Add(file, key+k, format, args...)
+			ok = false
+		}
+		switch {
+		case s.ID == "":
+			bad(".id", "missing device id")
+		case !idPattern.MatchString(s.ID):
+			bad(".id", "device id %q must match [A-Za-z0-9_-]{1,64}", s.ID)
+		default:
+			if j, dup := seen[s.ID]; dup {
+				bad(".id", "duplicate device id %q (also devices[%d])", s.ID, j)
+			}
+			seen[s.ID] = i
+		}
+		if !model.Kind(s.Kind).Valid() {
+			bad(".kind", "device kind %q must be fence, checkpoint or patrol", s.Kind)
+		}
+		if !sitePattern.MatchString(s.Site) {
+			bad(".site", "site %q must match [a-z0-9-]{1,32}", s.Site)
+		}
+		d := model.Device{ID: s.ID, Kind: model.Kind(s.Kind), Site: s.Site, Name: s.Name, ExpectEvery: s.ExpectEvery.D()}
+		switch {
+		case (s.Lat == nil) != (s.Lon == nil):
+			bad(".lat", "lat and lon go together: give both or neither")
+		case s.Lat != nil:
+			if !(*s.Lat >= -90 && *s.Lat <= 90) {
+				bad(".lat", "latitude %v out of range [-90, 90]", *s.Lat)
+			}
+			if !(*s.Lon >= -180 && *s.Lon <= 180) {
+				bad(".lon", "longitude %v out of range [-180, 180]", *s.Lon)
+			}
+			d.Pos, d.HasPos = model.Point{Lat: *s.Lat, Lon: *s.Lon}, true
+		}
+		if s.ExpectEvery < 0 {
+			bad(".expect_every", "must not be negative")
+		}
+		if ok {
+			devs = append(devs, d)
+		}
+	}
+	return model.NewRegistry(devs)
+}
+
+// fingerprintInput is what makes a rule behave the way it does: its spec
+// and the specs of the zones and watchlist it references.
+type fingerprintInput struct {
+	Rule      config.RuleSpec
+	Zones     []config.ZoneSpec
+	Watchlist *config.WatchlistSpec
+}
+
+func fingerprint(in fingerprintInput) string {
+	b, err := json.Marshal(in)
+	if err != nil {
+		// Inline GeoJSON decoded from YAML can hold map[any]any, which JSON
+		// refuses; fall back to the printed form, which is deterministic
+		// for the same YAML (fmt sorts map keys).
+		b = fmt.Appendf(nil, "%#v", in)
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:16])
+}

@@ -1,0 +1,526 @@
+package engine
+
+import (
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/vm"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fenceline/fenceline/alerts/zone"
+	"github.com/fenceline/fenceline/internal/model"
+)
+
+// Engine evaluates a Ruleset on readings and keeps the state of its rules.
+//
+// It is NOT safe for concurrent use: the pipeline calls it from one
+// goroutine (readings, ticks, reloads and state snapshots alike), which
+// keeps the hot path free of locks.
+type Engine struct {
+	rs    *Ruleset
+	opts  Options
+	log   *slog.Logger
+	m     *metrics
+	clock func() time.Time // for Swap, which is not handed a time
+
+	rules    map[string]*ruleState
+	order    []*ruleState
+	bySource [numSources][]*ruleState
+	silence  []*ruleState
+
+	// lastSeen is the processing time of each device's latest message;
+	// watchSince is when the engine began watching it (its first tick, or
+	// the tick after the reload that added it). A device is silent when
+	// neither is within its limit, so neither a fresh start nor a restart
+	// raises silence for every device at once.
+	lastSeen   map[string]time.Time
+	watchSince map[string]time.Time
+	patrols    map[string]patrolPos
+
+	// Scratch reused for every reading (the engine is single-goroutine).
+	vm          vm.VM
+	hits        []*zone.Zone
+	hitsP       model.Point
+	hitsValid   bool
+	collectHit  func(*zone.Zone) bool
+	near        []*zone.Zone
+	collectNear func(*zone.Zone) bool
+	envs        []envSlot
+	inside      []string
+	cur         reading
+
+	logged map[string]time.Time // rate limit of repeated warnings
+}
+
+type envSlot struct {
+	zone string
+	env  any
+}
+
+// New returns an engine running rs. log may be nil; reg may be nil (no
+// metrics registered).
+func New(rs *Ruleset, opts Options, log *slog.Logger, reg prometheus.Registerer) *Engine {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{
+		opts:       opts.withDefaults(),
+		log:        log.With("component", "alerts.engine"),
+		m:          newMetrics(reg),
+		clock:      time.Now,
+		rules:      map[string]*ruleState{},
+		lastSeen:   map[string]time.Time{},
+		watchSince: map[string]time.Time{},
+		patrols:    map[string]patrolPos{},
+		logged:     map[string]time.Time{},
+	}
+	e.collectHit = func(z *zone.Zone) bool { e.hits = append(e.hits, z); return true }
+	e.collectNear = func(z *zone.Zone) bool { e.near = append(e.near, z); return true }
+	if rs == nil {
+		rs = &Ruleset{}
+	}
+	e.install(rs, nil)
+	return e
+}
+
+// install makes rs current, reusing the states in keep by rule id.
+func (e *Engine) install(rs *Ruleset, keep map[string]*ruleState) {
+	e.rs = rs
+	e.rules = make(map[string]*ruleState, len(rs.Rules))
+	e.order = e.order[:0]
+	e.silence = e.silence[:0]
+	for s := range e.bySource {
+		e.bySource[s] = e.bySource[s][:0]
+	}
+	for _, r := range rs.Rules {
+		st := keep[r.ID]
+		if st == nil {
+			st = newRuleState(r, e.m.forRule(r.ID))
+		}
+		st.rule = r
+		e.rules[r.ID] = st
+		e.order = append(e.order, st)
+		if r.Kind == KindSilence {
+			e.silence = append(e.silence, st)
+		} else {
+			e.bySource[r.Source] = append(e.bySource[r.Source], st)
+		}
+		st.m.open.Set(float64(st.open))
+	}
+}
+
+// Ruleset returns the ruleset in force.
+func (e *Engine) Ruleset() *Ruleset { return e.rs }
+
+// sourceOf maps a stream to the source rules read it as.
+func sourceOf(s model.Stream) Source {
+	switch s {
+	case model.StreamDetections:
+		return SourcePhone
+	case model.StreamPasses:
+		return SourceVehicle
+	case model.StreamPosition:
+		return SourcePatrol
+	case model.StreamStatus:
+		return SourceStatus
+	}
+	return SourceNone
+}
+
+// Evaluate runs every rule on the accepted readings of one message and
+// returns the alerts they raise or resolve. Each reading is evaluated at
+// its own event time (so readings that arrive days late still fall in the
+// right schedule window and cooldown); now is the processing time, which
+// becomes raised_at, decides late (now - at > LateAfter) and counts as the
+// device's last-seen time for silence rules.
+func (e *Engine) Evaluate(b *model.Batch, now time.Time) []model.Alert {
+	if b == nil {
+		return nil
+	}
+	var out []model.Alert
+	dev := b.Meta.Device
+	e.lastSeen[dev] = now
+	out = e.resolveSilence(dev, now, out)
+
+	src := sourceOf(b.Stream)
+	rules := e.bySource[src]
+	e.hitsValid = false
+	r := &e.cur
+	*r = reading{src: src, b: b}
+	switch src {
+	case SourcePhone:
+		for i := range b.Detections {
+			d := &b.Detections[i]
+			r.det, r.t, r.p, r.hasPos = d, d.Time, d.Loc, true
+			out = e.evalReading(r, rules, now, out)
+		}
+		e.m.readingsC[src].Add(float64(len(b.Detections)))
+	case SourceVehicle:
+		for i := range b.Passes {
+			p := &b.Passes[i]
+			r.pass, r.t, r.p, r.hasPos = p, p.Time, p.Loc, true
+			out = e.evalReading(r, rules, now, out)
+		}
+		e.m.readingsC[src].Add(float64(len(b.Passes)))
+	case SourcePatrol:
+		for i := range b.Positions {
+			p := &b.Positions[i]
+			if pp, ok := e.patrols[dev]; !ok || !p.Time.Before(pp.Seen) {
+				e.patrols[dev] = patrolPos{Loc: p.Loc, Seen: p.Time}
+			}
+			r.pos, r.t, r.p, r.hasPos = p, p.Time, p.Loc, true
+			out = e.evalReading(r, rules, now, out)
+		}
+		e.m.readingsC[src].Add(float64(len(b.Positions)))
+	case SourceStatus:
+		pos, has := e.devicePos(dev, b.Device)
+		for i := range b.Statuses {
+			s := &b.Statuses[i]
+			r.st, r.t, r.p, r.hasPos = s, s.Time, pos, has
+			out = e.evalReading(r, rules, now, out)
+		}
+		e.m.readingsC[src].Add(float64(len(b.Statuses)))
+	}
+	e.hitsValid = false
+	*r = reading{}
+	return out
+}
+
+// devicePos is where a device is: its registered position, else (patrols)
+// its latest fix.
+func (e *Engine) devicePos(id string, d *model.Device) (model.Point, bool) {
+	if d == nil {
+		d = e.rs.Registry.Lookup(id)
+	}
+	if d != nil && d.HasPos {
+		return d.Pos, true
+	}
+	if pp, ok := e.patrols[id]; ok {
+		return pp.Loc, true
+	}
+	return model.Point{}, false
+}
+
+// evalReading runs the rules of r's source on r. The order of the checks
+// is cheapest first: site, zone, watchlist, schedule, then `when`.
+func (e *Engine) evalReading(r *reading, rules []*ruleState, now time.Time, out []model.Alert) []model.Alert {
+	e.envs = e.envs[:0]
+	if e.hitsValid && e.hitsP != r.p {
+		e.hitsValid = false // a different place: the containing zones change
+	}
+	for _, st := range rules {
+		rule := st.rule
+		if !siteOK(rule.sites, r.b.Site) {
+			continue
+		}
+		if rule.Kind == KindEnter || rule.Kind == KindExit {
+			out = e.applyFence(st, r, now, out)
+			continue
+		}
+		subj, ok := subjectOf(rule, r)
+		if !ok || !rule.sched.active(r.t) {
+			continue
+		}
+		if len(rule.zones) == 0 {
+			match := rule.when == nil || e.when(st, r, nil)
+			out = e.apply(st, r, subj, nil, match, now, out)
+			continue
+		}
+		if !r.hasPos {
+			continue
+		}
+		for _, z := range e.zonesAt(r) {
+			if _, in := rule.zoneSet[z]; !in {
+				continue
+			}
+			match := rule.when == nil || e.when(st, r, z)
+			out = e.apply(st, r, subj, z, match, now, out)
+		}
+	}
+	return out
+}
+
+func siteOK(sites []string, site string) bool {
+	if len(sites) == 0 {
+		return true
+	}
+	_, ok := slices.BinarySearch(sites, site)
+	return ok
+}
+
+// zonesAt returns the zones containing r's position, sorted by id, and
+// caches them while consecutive readings share a position (the phones of
+// one detection message all carry the fence's position).
+func (e *Engine) zonesAt(r *reading) []*zone.Zone {
+	if !r.hasPos || e.rs.Zones == nil {
+		return nil
+	}
+	if e.hitsValid {
+		return e.hits
+	}
+	e.hits = e.hits[:0]
+	e.rs.Zones.Containing(r.p, e.collectHit)
+	slices.SortFunc(e.hits, func(a, b *zone.Zone) int { return strings.Compare(a.ID, b.ID) })
+	e.hitsP, e.hitsValid = r.p, true
+	return e.hits
+}
+
+// when evaluates the rule's expression on r in zone z (nil: the rule has no
+// zones). A run-time error (there are few once it compiled: a modulo by
+// zero) counts as false, is counted and logged.
+func (e *Engine) when(st *ruleState, r *reading, z *zone.Zone) bool {
+	zid := ""
+	if z != nil {
+		zid = z.ID
+	} else if usesZone(st.rule.when) {
+		if hits := e.zonesAt(r); len(hits) > 0 {
+			zid = hits[0].ID
+		}
+	}
+	var env any
+	for i := range e.envs {
+		if e.envs[i].zone == zid {
+			env = e.envs[i].env
+			break
+		}
+	}
+	if env == nil {
+		env = boxEnv(r, zid)
+		e.envs = append(e.envs, envSlot{zone: zid, env: env})
+	}
+	v, err := e.vm.Run(st.rule.when, env)
+	if err != nil {
+		st.m.whenErr.Inc()
+		e.warnEvery("when:"+st.rule.ID, time.Minute, "rule condition failed; taken as false",
+			"rule", st.rule.ID, "err", err)
+		return false
+	}
+	ok, _ := v.(bool)
+	return ok
+}
+
+// usesZone reports whether an expression reads `zone`, so that rules that
+// do not are spared the zone lookup.
+func usesZone(p *vm.Program) bool {
+	if p == nil {
+		return false
+	}
+	return ast.Find(p.Node(), func(n ast.Node) bool {
+		id, ok := n.(*ast.IdentifierNode)
+		return ok && id.Value == "zone"
+	}) != nil
+}
+
+// subjectOf returns who r is about for rule, and false when the rule cannot
+// apply (no usable identifier, or not on the rule's watchlist).
+//
+// Phones are identified by imsi, else imei, else mac; a rule with a
+// watchlist uses the identifier the list holds. Vehicles are identified by
+// plate. A pass without a plate (无牌) only reaches presence rules without
+// a watchlist (subject plate 无牌): it cannot be on a list, and count,
+// dwell, velocity and enter/exit cannot tell two unread plates apart.
+func subjectOf(rule *Rule, r *reading) (model.Subject, bool) {
+	switch r.src {
+	case SourcePhone:
+		d := r.det
+		if rule.watch != nil {
+			v := ""
+			switch rule.watch.Kind {
+			case "imsi":
+				v = d.IMSI
+			case "imei":
+				v = d.IMEI
+			case "mac":
+				v = d.MAC
+			}
+			if v == "" || !rule.watch.Match(v) {
+				return model.Subject{}, false
+			}
+			return model.Subject{Kind: rule.watch.Kind, Value: v}, true
+		}
+		switch {
+		case d.IMSI != "":
+			return model.Subject{Kind: "imsi", Value: d.IMSI}, true
+		case d.IMEI != "":
+			return model.Subject{Kind: "imei", Value: d.IMEI}, true
+		case d.MAC != "":
+			return model.Subject{Kind: "mac", Value: d.MAC}, true
+		}
+		return model.Subject{}, false
+	case SourceVehicle:
+		p := r.pass.Plate
+		if p == "" || p == model.NoPlate {
+			if rule.Kind != KindPresence || rule.watch != nil {
+				return model.Subject{}, false
+			}
+			return model.Subject{Kind: "plate", Value: model.NoPlate}, true
+		}
+		if rule.watch != nil && !rule.watch.Match(p) {
+			return model.Subject{}, false
+		}
+		return model.Subject{Kind: "plate", Value: p}, true
+	case SourcePatrol:
+		return model.Subject{Kind: "patrol", Value: r.b.Meta.Device}, true
+	case SourceStatus:
+		return model.Subject{Kind: "device", Value: r.b.Meta.Device}, true
+	}
+	return model.Subject{}, false
+}
+
+// Tick runs the time-driven part of the rules at processing time now:
+// silence, the expiry of count windows and dwell stays, repeat_interval
+// re-sends, and the eviction of state that can no longer matter. The
+// pipeline calls it every alerts.evaluate_every.
+func (e *Engine) Tick(now time.Time) []model.Alert {
+	var out []model.Alert
+	e.rs.Registry.All(func(d *model.Device) {
+		if _, ok := e.watchSince[d.ID]; !ok {
+			e.watchSince[d.ID] = now
+		}
+	})
+	for _, st := range e.order {
+		switch st.rule.Kind {
+		case KindSilence:
+			out = e.tickSilence(st, now, out)
+		case KindCount:
+			out = e.tickCount(st, now, out)
+		case KindDwell:
+			out = e.tickDwell(st, now, out)
+		case KindStatus:
+			out = e.tickRepeat(st, now, out)
+		case KindVelocity:
+			for k, s := range st.vel {
+				if now.Sub(s.Processed) > VelocityHorizon {
+					delete(st.vel, k)
+				}
+			}
+		case KindEnter, KindExit:
+			for k, f := range st.fence {
+				if now.Sub(f.Processed) > FenceHorizon {
+					delete(st.fence, k)
+				}
+			}
+		}
+		if st.cool != nil {
+			for k, c := range st.cool {
+				if now.Sub(c.Touched) > st.rule.cooldown {
+					delete(st.cool, k)
+				}
+			}
+		}
+		st.m.tracked.Set(float64(st.entries()))
+	}
+	for id, pp := range e.patrols {
+		if now.Sub(pp.Seen) > e.opts.PatrolMaxAge && e.rs.Registry.Lookup(id) == nil {
+			delete(e.patrols, id)
+		}
+	}
+	return out
+}
+
+// Swap installs a new ruleset (a reload). A rule whose definition is
+// unchanged — same spec, same specs of its zones and watchlist — keeps its
+// state: open incidents, windows, cooldowns, dwell timers, sightings and
+// inside-states. A rule that was removed or changed loses its state, and
+// its open incidents are resolved now (summary says why): otherwise they
+// would stay firing on the receivers' side for ever. Device last-seen
+// times and patrol positions are kept for devices still registered.
+func (e *Engine) Swap(rs *Ruleset) []model.Alert {
+	if rs == nil {
+		return nil
+	}
+	now := e.clock()
+	var out []model.Alert
+	keep := make(map[string]*ruleState, len(rs.Rules))
+	next := make(map[string]*Rule, len(rs.Rules))
+	for _, r := range rs.Rules {
+		next[r.ID] = r
+	}
+	var kept, changed, removed int
+	for _, st := range e.order {
+		nr := next[st.rule.ID]
+		switch {
+		case nr == nil:
+			removed++
+			out = e.resolveAll(st, now, "rule removed", out)
+			e.m.dropRule(st.rule.ID)
+		case nr.fingerprint != st.rule.fingerprint:
+			changed++
+			out = e.resolveAll(st, now, "rule changed", out)
+		default:
+			kept++
+			keep[nr.ID] = st
+		}
+	}
+	e.install(rs, keep)
+	// Devices that left the registry: forget them, and resolve their
+	// silence incidents (nobody will ever hear from them again).
+	for id := range e.lastSeen {
+		if rs.Registry.Lookup(id) == nil {
+			delete(e.lastSeen, id)
+		}
+	}
+	for id := range e.watchSince {
+		if rs.Registry.Lookup(id) == nil {
+			delete(e.watchSince, id)
+		}
+	}
+	for id := range e.patrols {
+		if rs.Registry.Lookup(id) == nil {
+			delete(e.patrols, id)
+		}
+	}
+	for _, st := range e.silence {
+		for id, inc := range st.silence {
+			if d := rs.Registry.Lookup(id); d == nil || !e.silenceWatches(st.rule, d) {
+				out = append(out, e.resolved(st, inc, now, now, "device no longer watched"))
+				delete(st.silence, id)
+			}
+		}
+	}
+	e.log.Info("ruleset swapped", "rules", len(rs.Rules), "kept", kept, "changed", changed, "removed", removed,
+		"added", len(rs.Rules)-kept-changed, "resolved", len(out))
+	return out
+}
+
+// resolveAll resolves every open incident of st (its rule goes away).
+func (e *Engine) resolveAll(st *ruleState, now time.Time, why string, out []model.Alert) []model.Alert {
+	for _, cz := range st.count {
+		if cz.Open != nil {
+			out = append(out, e.resolved(st, cz.Open, now, now, why))
+			cz.Open = nil
+		}
+	}
+	for _, de := range st.dwell {
+		if de.Open != nil {
+			out = append(out, e.resolved(st, de.Open, now, now, why))
+			de.Open = nil
+		}
+	}
+	for _, se := range st.status {
+		if se.Open != nil {
+			out = append(out, e.resolved(st, se.Open, now, now, why))
+			se.Open = nil
+		}
+	}
+	for id, inc := range st.silence {
+		out = append(out, e.resolved(st, inc, now, now, why))
+		delete(st.silence, id)
+	}
+	st.m.open.Set(0)
+	return out
+}
+
+// warnEvery logs at most once per interval per key, so that a broken rule
+// does not flood the log at the rate of readings.
+func (e *Engine) warnEvery(key string, every time.Duration, msg string, args ...any) {
+	now := e.clock()
+	if last, ok := e.logged[key]; ok && now.Sub(last) < every {
+		return
+	}
+	e.logged[key] = now
+	e.log.Warn(msg, args...)
+}

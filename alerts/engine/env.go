@@ -1,0 +1,143 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/fenceline/fenceline/internal/model"
+)
+
+// The `when` expression of a rule is compiled against the environment of
+// its source, so that a misspelt field (`batery_pct`) or a type error
+// (`plate > 3`) is a problem when the rules file is loaded, not a silent
+// false at 3 a.m. The field names are the payload names of the contract.
+//
+// Optional payload fields that a reading lacks evaluate as their zero
+// value: 0, "" or false. `battery_pct < 15` is therefore true for a status
+// without battery_pct; write `battery_pct > 0 && battery_pct < 15` when that
+// matters.
+
+// EnvCommon holds the fields every source has.
+type EnvCommon struct {
+	Site   string `expr:"site"`
+	Device string `expr:"device"`
+	// Kind is the device kind: fence, checkpoint or patrol.
+	Kind string `expr:"kind"`
+	// Zone is the zone being evaluated: for a rule with zones, the listed
+	// zone that contains the reading; for a rule without, the first zone
+	// (by id) containing the reading, or "".
+	Zone string  `expr:"zone"`
+	Lat  float64 `expr:"lat"`
+	Lon  float64 `expr:"lon"`
+}
+
+// PhoneEnv is the environment of source phone (a detection).
+type PhoneEnv struct {
+	EnvCommon
+	IMSI     string  `expr:"imsi"`
+	IMEI     string  `expr:"imei"`
+	MAC      string  `expr:"mac"`
+	MCC      string  `expr:"mcc"`
+	MNC      string  `expr:"mnc"`
+	Operator string  `expr:"operator"`
+	RSSI     float64 `expr:"rssi"`
+	Tech     string  `expr:"tech"`
+}
+
+// VehicleEnv is the environment of source vehicle (a pass).
+type VehicleEnv struct {
+	EnvCommon
+	Plate        string  `expr:"plate"`
+	PlateColor   string  `expr:"plate_color"`
+	VehicleType  string  `expr:"vehicle_type"`
+	VehicleColor string  `expr:"vehicle_color"`
+	SpeedKmh     float64 `expr:"speed_kmh"`
+	Lane         int64   `expr:"lane"`
+	Direction    string  `expr:"direction"`
+	Heading      float64 `expr:"heading"`
+	Confidence   float64 `expr:"confidence"`
+	Image        string  `expr:"image"`
+}
+
+// PatrolEnv is the environment of source patrol (a position).
+type PatrolEnv struct {
+	EnvCommon
+	SpeedKmh  float64 `expr:"speed_kmh"`
+	Heading   float64 `expr:"heading"`
+	AccuracyM float64 `expr:"accuracy_m"`
+}
+
+// StatusEnv is the environment of status rules.
+type StatusEnv struct {
+	EnvCommon
+	BatteryPct float64 `expr:"battery_pct"`
+	TempC      float64 `expr:"temp_c"`
+	UptimeS    int64   `expr:"uptime_s"`
+	Tamper     bool    `expr:"tamper"`
+	Power      string  `expr:"power"`
+	SignalDbm  float64 `expr:"signal_dbm"`
+	Queue      int64   `expr:"queue"`
+	FW         string  `expr:"fw"`
+}
+
+// envPrototype is the typed environment `when` is compiled against.
+func envPrototype(s Source) any {
+	switch s {
+	case SourcePhone:
+		return PhoneEnv{}
+	case SourceVehicle:
+		return VehicleEnv{}
+	case SourcePatrol:
+		return PatrolEnv{}
+	case SourceStatus:
+		return StatusEnv{}
+	}
+	return nil
+}
+
+// boxEnv builds the environment of reading r in zone zoneID. It returns the
+// struct by value inside an interface: that costs one allocation, but the
+// expression VM then reads the fields of the boxed copy without allocating,
+// whereas through a pointer every field read would allocate.
+func boxEnv(r *reading, zoneID string) any {
+	c := EnvCommon{
+		Site:   r.b.Site,
+		Device: r.b.Meta.Device,
+		Kind:   string(r.b.Kind),
+		Zone:   zoneID,
+		Lat:    r.p.Lat,
+		Lon:    r.p.Lon,
+	}
+	switch r.src {
+	case SourcePhone:
+		d := r.det
+		return PhoneEnv{EnvCommon: c, IMSI: d.IMSI, IMEI: d.IMEI, MAC: d.MAC, MCC: d.MCC, MNC: d.MNC,
+			Operator: d.Operator, RSSI: float64(d.RSSI.V), Tech: d.Tech}
+	case SourceVehicle:
+		p := r.pass
+		return VehicleEnv{EnvCommon: c, Plate: p.Plate, PlateColor: p.PlateColor, VehicleType: p.VehicleType,
+			VehicleColor: p.VehicleColor, SpeedKmh: p.SpeedKmh.V, Lane: p.Lane.V, Direction: p.Direction,
+			Heading: p.Heading.V, Confidence: p.Confidence.V, Image: p.Image}
+	case SourcePatrol:
+		p := r.pos
+		return PatrolEnv{EnvCommon: c, SpeedKmh: p.SpeedKmh.V, Heading: p.Heading.V, AccuracyM: p.AccuracyM.V}
+	case SourceStatus:
+		s := r.st
+		return StatusEnv{EnvCommon: c, BatteryPct: s.BatteryPct.V, TempC: s.TempC.V, UptimeS: s.UptimeS.V,
+			Tamper: s.Tamper.V, Power: s.Power, SignalDbm: s.SignalDbm.V, Queue: s.Queue.V, FW: s.FW}
+	}
+	return nil
+}
+
+// reading is one accepted reading of a batch, as the rules see it.
+type reading struct {
+	src  Source
+	b    *model.Batch
+	det  *model.Detection
+	pass *model.Pass
+	pos  *model.Position
+	st   *model.Status
+
+	t      time.Time // event time: the reading's ts, else the message's
+	p      model.Point
+	hasPos bool
+}

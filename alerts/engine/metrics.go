@@ -1,0 +1,81 @@
+package engine
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// metrics are the engine's self-metrics. Rule ids are bounded by the rules
+// file, so they are fine as label values; subjects never are labels.
+type metrics struct {
+	raised    *prometheus.CounterVec
+	readings  *prometheus.CounterVec
+	open      *prometheus.GaugeVec
+	tracked   *prometheus.GaugeVec
+	evicted   *prometheus.CounterVec
+	whenErrs  *prometheus.CounterVec
+	readingsC [numSources]prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	m := &metrics{
+		raised: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "fenceline", Subsystem: "alerts", Name: "raised_total",
+			Help: "Alerts raised, by rule and state (firing, resolved).",
+		}, []string{"rule", "state"}),
+		readings: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "fenceline", Subsystem: "alerts", Name: "readings_evaluated_total",
+			Help: "Readings the rules were evaluated on, by source.",
+		}, []string{"source"}),
+		open: f.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "fenceline", Subsystem: "alerts", Name: "open_incidents",
+			Help: "Incidents firing and not yet resolved, by rule.",
+		}, []string{"rule"}),
+		tracked: f.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "fenceline", Subsystem: "alerts", Name: "state_entries",
+			Help: "Entries of engine state (subjects, windows, cooldowns) kept per rule, updated on each tick.",
+		}, []string{"rule"}),
+		evicted: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "fenceline", Subsystem: "alerts", Name: "state_evicted_total",
+			Help: "State entries dropped because a rule's bound was reached (not by normal expiry).",
+		}, []string{"rule"}),
+		whenErrs: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "fenceline", Subsystem: "alerts", Name: "when_errors_total",
+			Help: "Evaluations of a rule's `when` that failed at run time (taken as false).",
+		}, []string{"rule"}),
+	}
+	for s := SourcePhone; s < numSources; s++ {
+		m.readingsC[s] = m.readings.WithLabelValues(s.String())
+	}
+	return m
+}
+
+// ruleMetrics are one rule's pre-resolved series, so that the hot path does
+// not hash label values.
+type ruleMetrics struct {
+	firing, resolved prometheus.Counter
+	open, tracked    prometheus.Gauge
+	evicted, whenErr prometheus.Counter
+}
+
+func (m *metrics) forRule(id string) ruleMetrics {
+	return ruleMetrics{
+		firing:   m.raised.WithLabelValues(id, "firing"),
+		resolved: m.raised.WithLabelValues(id, "resolved"),
+		open:     m.open.WithLabelValues(id),
+		tracked:  m.tracked.WithLabelValues(id),
+		evicted:  m.evicted.WithLabelValues(id),
+		whenErr:  m.whenErrs.WithLabelValues(id),
+	}
+}
+
+// dropRule removes the series of a rule that is no longer configured.
+func (m *metrics) dropRule(id string) {
+	m.raised.DeleteLabelValues(id, "firing")
+	m.raised.DeleteLabelValues(id, "resolved")
+	m.open.DeleteLabelValues(id)
+	m.tracked.DeleteLabelValues(id)
+	m.evicted.DeleteLabelValues(id)
+	m.whenErrs.DeleteLabelValues(id)
+}

@@ -1,0 +1,262 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fenceline/fenceline/internal/model"
+)
+
+// stateVersion is bumped when the snapshot format changes incompatibly;
+// an engine refuses a snapshot of another version rather than misread it.
+const stateVersion = 1
+
+// snapshot is the engine's state as saved across restarts: small (open
+// incidents, cooldowns, windows bounded by the rules' durations) and JSON,
+// so that an operator can read it.
+type snapshot struct {
+	Version  int                  `json:"version"`
+	LastSeen map[string]time.Time `json:"last_seen"`
+	Patrols  map[string]patrolPos `json:"patrols"`
+	Rules    []ruleSnapshot       `json:"rules"`
+}
+
+type ruleSnapshot struct {
+	ID          string `json:"id"`
+	Fingerprint string `json:"fingerprint"`
+
+	Cooldowns []cooldownSnap `json:"cooldowns,omitempty"`
+	Counts    []countSnap    `json:"counts,omitempty"`
+	Dwell     []dwellSnap    `json:"dwell,omitempty"`
+	Velocity  []velSnap      `json:"velocity,omitempty"`
+	Fence     []fenceSnap    `json:"fence,omitempty"`
+	Status    []statusSnap   `json:"status,omitempty"`
+	Silence   []silenceSnap  `json:"silence,omitempty"`
+}
+
+type cooldownSnap struct {
+	Key coolKey `json:"key"`
+	coolEntry
+}
+
+type seenSnap struct {
+	Subject model.Subject `json:"subject"`
+	T       time.Time     `json:"t"`
+}
+
+type countSnap struct {
+	Key string `json:"key"`
+	countZone
+	Subjects []seenSnap `json:"subjects"`
+}
+
+type dwellSnap struct {
+	Subject model.Subject `json:"subject"`
+	Zone    string        `json:"zone"`
+	dwellEntry
+}
+
+type velSnap struct {
+	Subject model.Subject `json:"subject"`
+	sighting
+}
+
+type fenceSnap struct {
+	Subject model.Subject `json:"subject"`
+	fenceEntry
+}
+
+type statusSnap struct {
+	Device string `json:"device"`
+	statusEntry
+}
+
+type silenceSnap struct {
+	Device string `json:"device"`
+	incident
+}
+
+// MarshalState saves what a restart must not lose: open incidents (so that
+// they are resolved, not forgotten), cooldowns (so that nothing is raised
+// twice), count windows, dwell timers, velocity sightings, enter/exit
+// inside-states, the latest patrol positions and device last-seen times.
+// The output is deterministic for the same state.
+func (e *Engine) MarshalState() ([]byte, error) {
+	s := snapshot{Version: stateVersion, LastSeen: e.lastSeen, Patrols: e.patrols}
+	for _, st := range e.order {
+		rs := ruleSnapshot{ID: st.rule.ID, Fingerprint: st.rule.fingerprint}
+		for k, c := range st.cool {
+			rs.Cooldowns = append(rs.Cooldowns, cooldownSnap{Key: k, coolEntry: *c})
+		}
+		slices.SortFunc(rs.Cooldowns, func(a, b cooldownSnap) int { return cmpKey(a.Key, b.Key) })
+		for k, cz := range st.count {
+			cs := countSnap{Key: k, countZone: *cz}
+			for subj, t := range cz.Seen {
+				cs.Subjects = append(cs.Subjects, seenSnap{Subject: subj, T: t})
+			}
+			slices.SortFunc(cs.Subjects, func(a, b seenSnap) int { return cmpSubject(a.Subject, b.Subject) })
+			rs.Counts = append(rs.Counts, cs)
+		}
+		slices.SortFunc(rs.Counts, func(a, b countSnap) int { return strings.Compare(a.Key, b.Key) })
+		for k, de := range st.dwell {
+			rs.Dwell = append(rs.Dwell, dwellSnap{Subject: k.Subject, Zone: k.Zone, dwellEntry: *de})
+		}
+		slices.SortFunc(rs.Dwell, func(a, b dwellSnap) int {
+			return cmpKey(coolKey{Subject: a.Subject, Zone: a.Zone}, coolKey{Subject: b.Subject, Zone: b.Zone})
+		})
+		for k, v := range st.vel {
+			rs.Velocity = append(rs.Velocity, velSnap{Subject: k, sighting: *v})
+		}
+		slices.SortFunc(rs.Velocity, func(a, b velSnap) int { return cmpSubject(a.Subject, b.Subject) })
+		for k, f := range st.fence {
+			rs.Fence = append(rs.Fence, fenceSnap{Subject: k, fenceEntry: *f})
+		}
+		slices.SortFunc(rs.Fence, func(a, b fenceSnap) int { return cmpSubject(a.Subject, b.Subject) })
+		for k, se := range st.status {
+			rs.Status = append(rs.Status, statusSnap{Device: k, statusEntry: *se})
+		}
+		slices.SortFunc(rs.Status, func(a, b statusSnap) int { return strings.Compare(a.Device, b.Device) })
+		for k, inc := range st.silence {
+			rs.Silence = append(rs.Silence, silenceSnap{Device: k, incident: *inc})
+		}
+		slices.SortFunc(rs.Silence, func(a, b silenceSnap) int { return strings.Compare(a.Device, b.Device) })
+		s.Rules = append(s.Rules, rs)
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("marshal alert engine state: %w", err)
+	}
+	return b, nil
+}
+
+func cmpSubject(a, b model.Subject) int {
+	if c := strings.Compare(a.Kind, b.Kind); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Value, b.Value)
+}
+
+func cmpKey(a, b coolKey) int {
+	if c := cmpSubject(a.Subject, b.Subject); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Zone, b.Zone); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Device, b.Device)
+}
+
+// UnmarshalState restores a snapshot taken by MarshalState, normally right
+// after New at start-up. The state of a rule is restored only if the rule
+// still exists with the same definition (fingerprint); the rest is dropped
+// and logged — the same choice Swap makes, except that nothing can be
+// resolved for a rule that no longer exists, since its alerts were sent by
+// another process. State of devices no longer registered is dropped.
+// Silence is measured from the restart, whatever the saved last-seen times
+// say: while fenceline was down nobody listened, so a device's silence
+// then proves nothing.
+func (e *Engine) UnmarshalState(data []byte) error {
+	var s snapshot
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("unmarshal alert engine state: %w", err)
+	}
+	if s.Version != stateVersion {
+		return fmt.Errorf("unmarshal alert engine state: version %d, want %d", s.Version, stateVersion)
+	}
+	reg := e.rs.Registry
+	for id, t := range s.LastSeen {
+		if reg.Lookup(id) != nil {
+			e.lastSeen[id] = t
+		}
+	}
+	for id, p := range s.Patrols {
+		if reg.Lookup(id) != nil {
+			e.patrols[id] = p
+		}
+	}
+	var restored, dropped int
+	for i := range s.Rules {
+		rs := &s.Rules[i]
+		old := e.rules[rs.ID]
+		if old == nil || old.rule.fingerprint != rs.Fingerprint {
+			dropped++
+			continue
+		}
+		restored++
+		st := newRuleState(old.rule, old.m)
+		for _, c := range rs.Cooldowns {
+			if st.cool != nil {
+				ce := c.coolEntry
+				ce.Next = ((ce.Next % cooldownSlots) + cooldownSlots) % cooldownSlots
+				st.cool[c.Key] = &ce
+			}
+		}
+		for _, c := range rs.Counts {
+			if st.count == nil {
+				break
+			}
+			cz := c.countZone
+			cz.Seen = make(map[model.Subject]time.Time, len(c.Subjects))
+			for _, ss := range c.Subjects {
+				cz.Seen[ss.Subject] = ss.T
+				if cz.minSeen.IsZero() || ss.T.Before(cz.minSeen) {
+					cz.minSeen = ss.T
+				}
+			}
+			if cz.Open != nil {
+				st.open++
+			}
+			st.count[c.Key] = &cz
+		}
+		for _, d := range rs.Dwell {
+			if st.dwell == nil {
+				break
+			}
+			de := d.dwellEntry
+			if de.Open != nil {
+				st.open++
+			}
+			st.dwell[subjZone{Subject: d.Subject, Zone: d.Zone}] = &de
+		}
+		for _, v := range rs.Velocity {
+			if st.vel == nil {
+				break
+			}
+			sg := v.sighting
+			st.vel[v.Subject] = &sg
+		}
+		for _, f := range rs.Fence {
+			if st.fence == nil {
+				break
+			}
+			fe := f.fenceEntry
+			st.fence[f.Subject] = &fe
+		}
+		for _, ss := range rs.Status {
+			if st.status == nil || reg.Lookup(ss.Device) == nil {
+				continue
+			}
+			se := ss.statusEntry
+			if se.Open != nil {
+				st.open++
+			}
+			st.status[ss.Device] = &se
+		}
+		for _, si := range rs.Silence {
+			if st.silence == nil || reg.Lookup(si.Device) == nil {
+				continue
+			}
+			inc := si.incident
+			st.silence[si.Device] = &inc
+			st.open++
+		}
+		*old = *st
+		old.m.open.Set(float64(old.open))
+	}
+	e.log.Info("alert engine state restored", "rules_restored", restored, "rules_dropped", dropped,
+		"devices", len(e.lastSeen))
+	return nil
+}

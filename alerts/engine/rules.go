@@ -1,0 +1,714 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fenceline/fenceline/alerts/zone"
+	"github.com/fenceline/fenceline/internal/model"
+)
+
+// apply feeds one reading that passed the rule's site, zone, watchlist and
+// schedule filters to the rule's kind; match is the result of `when` (true
+// without one). z is nil for rules without zones.
+func (e *Engine) apply(st *ruleState, r *reading, subj model.Subject, z *zone.Zone, match bool, now time.Time, out []model.Alert) []model.Alert {
+	switch st.rule.Kind {
+	case KindStatus:
+		return e.applyStatus(st, r, subj, z, match, now, out)
+	}
+	if !match {
+		return out
+	}
+	switch st.rule.Kind {
+	case KindPresence:
+		return e.applyPresence(st, r, subj, z, now, out)
+	case KindCount:
+		return e.applyCount(st, r, subj, z, now, out)
+	case KindDwell:
+		return e.applyDwell(st, r, subj, z, now, out)
+	case KindVelocity:
+		return e.applyVelocity(st, r, subj, z, now, out)
+	}
+	return out
+}
+
+func zoneID(z *zone.Zone) string {
+	if z == nil {
+		return ""
+	}
+	return z.ID
+}
+
+func (r *reading) evidence() model.Evidence {
+	return model.Evidence{Device: r.b.Meta.Device, Seq: r.b.Seq, TS: r.t}
+}
+
+// evictOne makes room in a map at its bound. Which entry goes does not
+// matter much — the map is full of subjects that each matter little — and
+// Go's map iteration order gives an arbitrary one in O(1).
+func evictOne[K comparable, V any](st *ruleState, e *Engine, m map[K]V) {
+	for k := range m {
+		delete(m, k)
+		break
+	}
+	st.m.evicted.Inc()
+	e.warnEvery("evict:"+st.rule.ID, time.Minute, "rule state at its bound; evicting entries",
+		"rule", st.rule.ID, "bound", MaxTrackedPerRule)
+}
+
+// allow applies the rule's cooldown to key at event time t: it reports
+// whether an alert may fire, and if so remembers t. Event time, not
+// processing time, so that a site's backlog replayed after days raises one
+// alert per cooldown of the period it covers, not one per reading nor one
+// for the whole backlog.
+func (e *Engine) allow(st *ruleState, key coolKey, t, now time.Time) bool {
+	cd := st.rule.cooldown
+	if cd <= 0 {
+		return true
+	}
+	ce := st.cool[key]
+	if ce == nil {
+		if len(st.cool) >= MaxTrackedPerRule {
+			evictOne(st, e, st.cool)
+		}
+		ce = &coolEntry{}
+		st.cool[key] = ce
+	}
+	ce.Touched = now
+	for _, f := range ce.Fired {
+		if !f.IsZero() && absDur(t.Sub(f)) < cd {
+			return false
+		}
+	}
+	ce.Fired[ce.Next] = t
+	ce.Next = (ce.Next + 1) % cooldownSlots
+	return true
+}
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
+// presence: every matching reading fires, deduplicated by the cooldown per
+// rule+subject+zone. No resolved: a presence is an event, not a state.
+func (e *Engine) applyPresence(st *ruleState, r *reading, subj model.Subject, z *zone.Zone, now time.Time, out []model.Alert) []model.Alert {
+	key := coolKey{Subject: subj, Zone: zoneID(z)}
+	if subj.Value == model.NoPlate {
+		key.Device = r.b.Meta.Device
+	}
+	if !e.allow(st, key, r.t, now) {
+		return out
+	}
+	what := describeSubject(subj, r)
+	if st.rule.watch != nil {
+		what += " on watchlist " + st.rule.watch.Name
+	}
+	sum := fmt.Sprintf("%s at %s, %s", upperFirst(what), e.place(z, r.b.Meta.Device, r.b.Site), e.localTime(st.rule, r.t, now))
+	if z != nil {
+		sum += " (seen by " + r.b.Meta.Device + ")"
+	}
+	ev := [1]model.Evidence{r.evidence()}
+	return append(out, e.fire(st, alertIn{
+		subj: subj, zone: z, site: r.b.Site, at: r.t, start: r.t, loc: &r.p, count: 1,
+		evidence: ev[:], summary: sum,
+	}, now))
+}
+
+func upperFirst(s string) string {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return s
+	}
+	return string(s[0]-'a'+'A') + s[1:]
+}
+
+// count: distinct subjects in a zone within the sliding window reach the
+// threshold → firing (once); they drop below → resolved. The window is in
+// event time, per zone: (clock-window, clock], clock being the latest
+// event time seen in the zone. A reading older than the window is ignored.
+// Rules without zones count per site.
+func (e *Engine) applyCount(st *ruleState, r *reading, subj model.Subject, z *zone.Zone, now time.Time, out []model.Alert) []model.Alert {
+	key := "@" + r.b.Site
+	if z != nil {
+		key = z.ID
+	}
+	cz := st.count[key]
+	if cz == nil {
+		if len(st.count) >= MaxTrackedPerRule {
+			evictOne(st, e, st.count)
+		}
+		cz = &countZone{Zone: zoneID(z), Site: r.b.Site, Seen: map[model.Subject]time.Time{}}
+		st.count[key] = cz
+	}
+	w := st.rule.window
+	if !cz.Clock.IsZero() && !r.t.After(cz.Clock.Add(-w)) {
+		return out // older than the window: cannot change the count
+	}
+	prev, ok := cz.Seen[subj]
+	switch {
+	case !ok && len(cz.Seen) >= MaxSubjectsPerZone:
+		st.m.evicted.Inc()
+	case !ok || r.t.After(prev):
+		cz.Seen[subj] = r.t
+		if !ok && (cz.minSeen.IsZero() || r.t.Before(cz.minSeen)) {
+			cz.minSeen = r.t
+		}
+	}
+	if r.t.After(cz.Clock) {
+		cz.Clock = r.t
+	}
+	cz.Processed = now
+	cz.Evidence = addEvidence(cz.Evidence, r.evidence())
+	return e.checkCount(st, cz, z, cz.Clock, now, out)
+}
+
+// checkCount prunes the window at clock and fires or resolves.
+func (e *Engine) checkCount(st *ruleState, cz *countZone, z *zone.Zone, clock, now time.Time, out []model.Alert) []model.Alert {
+	w := st.rule.window
+	cut := clock.Add(-w)
+	if !cz.minSeen.After(cut) { // something expired: prune (amortised)
+		cz.minSeen = time.Time{}
+		for s, t := range cz.Seen {
+			if !t.After(cut) {
+				delete(cz.Seen, s)
+			} else if cz.minSeen.IsZero() || t.Before(cz.minSeen) {
+				cz.minSeen = t
+			}
+		}
+	}
+	n := len(cz.Seen)
+	th := st.rule.threshold
+	noun := "subjects"
+	switch st.rule.Source {
+	case SourcePhone:
+		noun = "phones"
+	case SourceVehicle:
+		noun = "vehicles"
+	case SourcePatrol:
+		noun = "patrols"
+	}
+	where := cz.Site
+	if z != nil {
+		where = e.place(z, "", "")
+	} else if cz.Zone != "" {
+		where = cz.Zone
+	} else {
+		where = "site " + cz.Site
+	}
+	switch {
+	case n >= th && cz.Open == nil:
+		subj := model.Subject{Kind: "zone", Value: cz.Zone}
+		var loc *model.Point
+		if z != nil {
+			c := z.Center()
+			loc = &c
+		} else {
+			subj = model.Subject{Kind: "site", Value: cz.Site}
+		}
+		a := e.fire(st, alertIn{
+			subj: subj, zone: z, site: cz.Site, at: clock, start: clock, loc: loc, count: n,
+			evidence: cz.Evidence,
+			summary: fmt.Sprintf("%d %s within %s at %s (threshold %d), %s",
+				n, noun, shortDur(w), where, th, e.localTime(st.rule, clock, now)),
+		}, now)
+		cz.Open = e.opened(st, a, now)
+		out = append(out, a)
+	case n < th && cz.Open != nil:
+		out = append(out, e.resolved(st, cz.Open, clock, now,
+			fmt.Sprintf("%d %s within %s at %s, below threshold %d, %s",
+				n, noun, shortDur(w), where, th, e.localTime(st.rule, clock, now))))
+		cz.Open = nil
+	case cz.Open != nil:
+		cz.Open.Alert.Count = max(cz.Open.Alert.Count, n)
+	}
+	return out
+}
+
+// tickCount moves each zone's clock on by the processing time since its
+// last reading, so that windows drain (and resolve) when readings stop.
+func (e *Engine) tickCount(st *ruleState, now time.Time, out []model.Alert) []model.Alert {
+	for key, cz := range st.count {
+		clock := cz.Clock
+		if d := now.Sub(cz.Processed); d > 0 {
+			clock = clock.Add(d)
+		}
+		var z *zone.Zone
+		if cz.Zone != "" && e.rs.Zones != nil {
+			z = e.rs.Zones.Get(cz.Zone)
+		}
+		out = e.checkCount(st, cz, z, clock, now, out)
+		if len(cz.Seen) == 0 && cz.Open == nil {
+			delete(st.count, key)
+		}
+	}
+	return e.tickRepeat(st, now, out)
+}
+
+// dwell: one subject seen in a zone with no gap longer than max_gap for
+// duration → firing; resolved when the gap exceeds max_gap. Gaps between
+// readings are measured in event time; the end of a stay, when no reading
+// comes, is noticed on Tick by processing time since the stay's latest
+// reading was processed. A reading older than the current stay by more than
+// max_gap belongs to an earlier stay and is ignored.
+func (e *Engine) applyDwell(st *ruleState, r *reading, subj model.Subject, z *zone.Zone, now time.Time, out []model.Alert) []model.Alert {
+	key := subjZone{Subject: subj, Zone: zoneID(z)}
+	gap, dur := st.rule.maxGap, st.rule.duration
+	de := st.dwell[key]
+	switch {
+	case de == nil:
+		if len(st.dwell) >= MaxTrackedPerRule {
+			evictOne(st, e, st.dwell)
+		}
+		de = &dwellEntry{Site: r.b.Site, First: r.t, Last: r.t, Loc: r.p}
+		st.dwell[key] = de
+	case r.t.Sub(de.Last) > gap:
+		// The previous stay ended; this reading starts a new one.
+		if de.Open != nil {
+			out = append(out, e.resolved(st, de.Open, de.Last, now, e.dwellGone(st, subj, z, r, de, now)))
+		}
+		*de = dwellEntry{Site: r.b.Site, First: r.t, Last: r.t, Loc: r.p, Evidence: de.Evidence[:0]}
+	case de.First.Sub(r.t) > gap:
+		return out
+	case r.t.Before(de.First):
+		if de.Open == nil {
+			de.First = r.t
+		}
+	}
+	if !r.t.Before(de.Last) {
+		de.Last, de.Loc = r.t, r.p
+	}
+	de.Processed = now
+	de.Sightings++
+	de.Evidence = addEvidence(de.Evidence, r.evidence())
+	if de.Open == nil && de.Last.Sub(de.First) >= dur {
+		loc := de.Loc
+		a := e.fire(st, alertIn{
+			subj: subj, zone: z, site: de.Site, at: de.Last, start: de.First, loc: &loc, count: de.Sightings,
+			evidence: de.Evidence,
+			summary: fmt.Sprintf("%s at %s for %s (since %s), %s", upperFirst(describeSubject(subj, r)),
+				e.place(z, r.b.Meta.Device, r.b.Site), shortDur(de.Last.Sub(de.First)),
+				e.localTime(st.rule, de.First, now), e.localTime(st.rule, de.Last, now)),
+		}, now)
+		de.Open = e.opened(st, a, now)
+		out = append(out, a)
+	}
+	return out
+}
+
+func (e *Engine) dwellGone(st *ruleState, subj model.Subject, z *zone.Zone, r *reading, de *dwellEntry, now time.Time) string {
+	where := zoneIDOr(z, de)
+	if z != nil {
+		where = e.place(z, "", "")
+	}
+	return fmt.Sprintf("%s no longer seen at %s (last seen %s, stayed %s)", upperFirst(describeSubject(subj, r)),
+		where, e.localTime(st.rule, de.Last, now), shortDur(de.Last.Sub(de.First)))
+}
+
+func zoneIDOr(z *zone.Zone, de *dwellEntry) string {
+	if z != nil {
+		return z.ID
+	}
+	return "site " + de.Site
+}
+
+func (e *Engine) tickDwell(st *ruleState, now time.Time, out []model.Alert) []model.Alert {
+	gap := st.rule.maxGap
+	for key, de := range st.dwell {
+		if now.Sub(de.Processed) <= gap {
+			continue
+		}
+		if de.Open != nil {
+			var z *zone.Zone
+			if key.Zone != "" && e.rs.Zones != nil {
+				z = e.rs.Zones.Get(key.Zone)
+			}
+			out = append(out, e.resolved(st, de.Open, de.Last, now, e.dwellGone(st, key.Subject, z, nil, de, now)))
+		}
+		delete(st.dwell, key)
+	}
+	return e.tickRepeat(st, now, out)
+}
+
+// velocity: a subject seen at two places whose distance over the time
+// between the sightings implies more than max_kmh (a cloned plate, a
+// cloned SIM). Each new sighting is compared with the subject's latest
+// one; pairs closer than VelocityMinDistanceM are ignored (GPS noise,
+// neighbouring units), and two sightings at the same instant at different
+// places are an infinite speed. A velocity alert is a one-shot event
+// (firing only), deduplicated per subject by the rule's cooldown.
+func (e *Engine) applyVelocity(st *ruleState, r *reading, subj model.Subject, z *zone.Zone, now time.Time, out []model.Alert) []model.Alert {
+	if !r.hasPos {
+		return out
+	}
+	cur := sighting{T: r.t, Loc: r.p, Device: r.b.Meta.Device, Seq: r.b.Seq, Site: r.b.Site, Zone: zoneID(z), Processed: now}
+	prev := st.vel[subj]
+	if prev == nil {
+		if len(st.vel) >= MaxTrackedPerRule {
+			evictOne(st, e, st.vel)
+		}
+		st.vel[subj] = &cur
+		return out
+	}
+	if d := haversineM(prev.Loc, cur.Loc); d >= VelocityMinDistanceM {
+		dt := absDur(cur.T.Sub(prev.T))
+		kmh := math.Inf(1)
+		if dt > 0 {
+			kmh = d / 1000 / dt.Hours()
+		}
+		if kmh > st.rule.maxKmh {
+			early, late := *prev, cur
+			if late.T.Before(early.T) {
+				early, late = late, early
+			}
+			if e.allow(st, coolKey{Subject: subj}, late.T, now) {
+				speed := "at the same instant"
+				if !math.IsInf(kmh, 1) {
+					speed = fmt.Sprintf("in %s (%.0f km/h, max %.0f)", shortDur(dt), kmh, st.rule.maxKmh)
+				}
+				lz := z
+				if late.Zone != zoneID(z) && e.rs.Zones != nil {
+					lz = e.rs.Zones.Get(late.Zone)
+				}
+				ev := []model.Evidence{
+					{Device: early.Device, Seq: early.Seq, TS: early.T},
+					{Device: late.Device, Seq: late.Seq, TS: late.T},
+				}
+				out = append(out, e.fire(st, alertIn{
+					subj: subj, zone: lz, zoneID: late.Zone, site: late.Site, at: late.T, start: late.T, loc: &late.Loc,
+					count: 2, evidence: ev,
+					summary: fmt.Sprintf("%s seen %.1f km apart %s: %s at %s, %s at %s", upperFirst(describeSubject(subj, r)),
+						d/1000, speed, early.Device, e.localTime(st.rule, early.T, now), late.Device, e.localTime(st.rule, late.T, now)),
+				}, now))
+			}
+		}
+	}
+	if !cur.T.Before(prev.T) {
+		*prev = cur
+	} else {
+		prev.Processed = now
+	}
+	return out
+}
+
+// applyFence runs an enter/exit rule: the subject's previous inside-state
+// per zone against the current one (as Tile38's fences do), with
+// hysteresis: once inside, a subject counts as outside only when it is
+// more than hysteresis_m outside the boundary, and once outside, as inside
+// only when it is more than hysteresis_m inside. Zones the subject is not
+// known to be inside count as outside, so the first-ever sighting inside a
+// zone is an enter (a patrol switched on inside the strip is in the strip).
+// The state is updated whatever the schedule and `when` say; they only
+// decide whether a crossing alerts. Positions older than the subject's
+// latest are ignored (they would move it back in time).
+func (e *Engine) applyFence(st *ruleState, r *reading, now time.Time, out []model.Alert) []model.Alert {
+	rule := st.rule
+	if !r.hasPos {
+		return out
+	}
+	subj, ok := subjectOf(rule, r)
+	if !ok {
+		return out
+	}
+	fe := st.fence[subj]
+	if fe == nil {
+		if len(st.fence) >= MaxTrackedPerRule {
+			evictOne(st, e, st.fence)
+		}
+		fe = &fenceEntry{}
+		st.fence[subj] = fe
+	} else if r.t.Before(fe.Last) {
+		fe.Processed = now
+		return out
+	}
+	fe.Last, fe.Processed = r.t, now
+	h := rule.hysteresis
+
+	e.near = e.near[:0]
+	if e.rs.Zones != nil {
+		e.rs.Zones.Near(r.p, h, e.collectNear)
+	}
+	slices.SortFunc(e.near, func(a, b *zone.Zone) int { return strings.Compare(a.ID, b.ID) })
+	e.inside = e.inside[:0]
+	for _, z := range e.near {
+		if rule.zoneSet != nil {
+			if _, in := rule.zoneSet[z]; !in {
+				continue
+			}
+		}
+		d := z.DistanceM(r.p)
+		was := slices.Contains(fe.Inside, z.ID)
+		var in bool
+		if was {
+			in = d >= -h
+		} else {
+			in = d > h || (h == 0 && d >= 0)
+		}
+		if in {
+			e.inside = append(e.inside, z.ID)
+		}
+		if in != was && ((rule.Kind == KindEnter && in) || (rule.Kind == KindExit && !in)) {
+			out = e.crossing(st, r, subj, z, now, out)
+		}
+	}
+	// Zones it was inside that are not even near any more: it left them.
+	if rule.Kind == KindExit {
+		for _, id := range fe.Inside {
+			if slices.Contains(e.inside, id) || containsZone(e.near, id) {
+				continue
+			}
+			var z *zone.Zone
+			if e.rs.Zones != nil {
+				z = e.rs.Zones.Get(id)
+			}
+			if z != nil {
+				out = e.crossing(st, r, subj, z, now, out)
+			}
+		}
+	}
+	fe.Inside = append(fe.Inside[:0], e.inside...)
+	return out
+}
+
+func containsZone(zs []*zone.Zone, id string) bool {
+	for _, z := range zs {
+		if z.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// crossing raises the alert of an enter or exit, if schedule, `when` and
+// cooldown let it.
+func (e *Engine) crossing(st *ruleState, r *reading, subj model.Subject, z *zone.Zone, now time.Time, out []model.Alert) []model.Alert {
+	rule := st.rule
+	if !rule.sched.active(r.t) {
+		return out
+	}
+	if rule.when != nil && !e.when(st, r, z) {
+		return out
+	}
+	if !e.allow(st, coolKey{Subject: subj, Zone: z.ID}, r.t, now) {
+		return out
+	}
+	verb := "entered"
+	if rule.Kind == KindExit {
+		verb = "left"
+	}
+	ev := [1]model.Evidence{r.evidence()}
+	return append(out, e.fire(st, alertIn{
+		subj: subj, zone: z, site: r.b.Site, at: r.t, start: r.t, loc: &r.p, count: 1, evidence: ev[:],
+		summary: fmt.Sprintf("%s %s %s, %s", upperFirst(describeSubject(subj, r)), verb, e.place(z, "", ""),
+			e.localTime(rule, r.t, now)),
+	}, now))
+}
+
+// status: a status report matching `when` → firing, once while reports
+// keep matching; a report that no longer matches → resolved. Reports older
+// than the latest one evaluated are ignored.
+func (e *Engine) applyStatus(st *ruleState, r *reading, subj model.Subject, z *zone.Zone, match bool, now time.Time, out []model.Alert) []model.Alert {
+	dev := r.b.Meta.Device
+	se := st.status[dev]
+	if se == nil {
+		if !match {
+			return out // nothing open, nothing to remember
+		}
+		se = &statusEntry{}
+		st.status[dev] = se
+	} else if r.t.Before(se.Last) {
+		return out
+	}
+	se.Last = r.t
+	switch {
+	case match && se.Open == nil:
+		var loc *model.Point
+		if r.hasPos {
+			p := r.p
+			loc = &p
+		}
+		ev := [1]model.Evidence{r.evidence()}
+		a := e.fire(st, alertIn{
+			subj: subj, zone: z, site: r.b.Site, at: r.t, start: r.t, loc: loc, count: 1, evidence: ev[:],
+			summary: fmt.Sprintf("%s at %s reports %s (%s), %s", upperFirst(describeSubject(subj, r)),
+				e.place(z, dev, r.b.Site), st.rule.Spec.When, statusFacts(r.st), e.localTime(st.rule, r.t, now)),
+		}, now)
+		se.Open = e.opened(st, a, now)
+		out = append(out, a)
+	case !match && se.Open != nil:
+		out = append(out, e.resolved(st, se.Open, r.t, now,
+			fmt.Sprintf("%s at %s no longer reports %s (%s), %s", upperFirst(describeSubject(subj, r)),
+				e.place(z, dev, r.b.Site), st.rule.Spec.When, statusFacts(r.st), e.localTime(st.rule, r.t, now))))
+		se.Open = nil
+		delete(st.status, dev)
+	}
+	return out
+}
+
+// statusFacts prints the fields a status carried.
+func statusFacts(s *model.Status) string {
+	if s == nil {
+		return ""
+	}
+	var parts []string
+	if s.BatteryPct.OK {
+		parts = append(parts, fmt.Sprintf("battery %g%%", s.BatteryPct.V))
+	}
+	if s.Tamper.OK {
+		parts = append(parts, fmt.Sprintf("tamper %t", s.Tamper.V))
+	}
+	if s.TempC.OK {
+		parts = append(parts, fmt.Sprintf("%g °C", s.TempC.V))
+	}
+	if s.Power != "" {
+		parts = append(parts, "power "+s.Power)
+	}
+	if s.SignalDbm.OK {
+		parts = append(parts, fmt.Sprintf("signal %g dBm", s.SignalDbm.V))
+	}
+	if s.Queue.OK {
+		parts = append(parts, fmt.Sprintf("queue %d", s.Queue.V))
+	}
+	if s.FW != "" {
+		parts = append(parts, "fw "+s.FW)
+	}
+	if len(parts) == 0 {
+		return "no fields"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// silenceWatches reports whether a silence rule watches device d: its kind
+// (the rule's source), its site (the rule's sites) and, for rules with
+// zones, its registered position inside one of them.
+func (e *Engine) silenceWatches(r *Rule, d *model.Device) bool {
+	if r.devKind != "" && d.Kind != r.devKind {
+		return false
+	}
+	if !siteOK(r.sites, d.Site) {
+		return false
+	}
+	if len(r.zones) == 0 {
+		return true
+	}
+	pos, ok := e.devicePos(d.ID, d)
+	if !ok {
+		return false
+	}
+	for _, z := range r.zones {
+		if z.Contains(pos) {
+			return true
+		}
+	}
+	return false
+}
+
+// silence: a device that has sent nothing for its expect_every (or the
+// rule's after) → firing; resolved by its next message. Measured in
+// processing time against the engine's own last-seen times: the device's
+// own clock says nothing about a message that never came.
+func (e *Engine) tickSilence(st *ruleState, now time.Time, out []model.Alert) []model.Alert {
+	rule := st.rule
+	inSchedule := rule.sched.active(now)
+	e.rs.Registry.All(func(d *model.Device) {
+		if _, open := st.silence[d.ID]; open || !inSchedule || !e.silenceWatches(rule, d) {
+			return
+		}
+		limit := rule.after
+		if d.ExpectEvery > 0 {
+			limit = d.ExpectEvery
+		}
+		last, heard := e.lastSeen[d.ID]
+		ref := last
+		if ws := e.watchSince[d.ID]; ws.After(ref) {
+			ref = ws
+		}
+		if now.Sub(ref) <= limit {
+			return
+		}
+		var loc *model.Point
+		if p, ok := e.devicePos(d.ID, d); ok {
+			loc = &p
+		}
+		since := "nothing heard since the engine started watching it at " + e.localTime(rule, ref, now)
+		if heard {
+			since = "last message " + e.localTime(rule, last, now)
+		}
+		subj := model.Subject{Kind: "device", Value: d.ID}
+		a := e.fire(st, alertIn{
+			subj: subj, site: d.Site, at: ref.Add(limit), start: ref, loc: loc,
+			evidence: nil,
+			summary: fmt.Sprintf("%s %s (%s, site %s) silent for more than %s (%s)", upperFirst(string(d.Kind)), d.ID,
+				orDash(d.Name), d.Site, shortDur(limit), since),
+		}, now)
+		st.silence[d.ID] = e.opened(st, a, now)
+		out = append(out, a)
+	})
+	return e.tickRepeat(st, now, out)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// resolveSilence resolves the open silence incidents of a device that just
+// sent a message.
+func (e *Engine) resolveSilence(dev string, now time.Time, out []model.Alert) []model.Alert {
+	for _, st := range e.silence {
+		inc, ok := st.silence[dev]
+		if !ok {
+			continue
+		}
+		delete(st.silence, dev)
+		out = append(out, e.resolved(st, inc, now, now,
+			fmt.Sprintf("Device %s reporting again after %s of silence", dev, shortDur(now.Sub(inc.Alert.At.Add(-e.silenceLimit(st.rule, dev)))))))
+	}
+	return out
+}
+
+func (e *Engine) silenceLimit(r *Rule, dev string) time.Duration {
+	if d := e.rs.Registry.Lookup(dev); d != nil && d.ExpectEvery > 0 {
+		return d.ExpectEvery
+	}
+	return r.after
+}
+
+// tickRepeat re-sends the firing alert of open incidents every
+// repeat_interval (processing time), same id, for receivers that expire
+// alerts they do not hear about.
+func (e *Engine) tickRepeat(st *ruleState, now time.Time, out []model.Alert) []model.Alert {
+	if st.rule.repeat <= 0 || st.open == 0 {
+		return out
+	}
+	resend := func(inc *incident) {
+		if inc != nil && now.Sub(inc.LastSent) >= st.rule.repeat {
+			inc.LastSent = now
+			a := inc.Alert
+			a.RaisedAt = now
+			a.Late = now.Sub(a.At) > e.opts.LateAfter
+			a.Evidence = slices.Clone(a.Evidence)
+			out = append(out, a)
+			st.m.firing.Inc()
+		}
+	}
+	for _, cz := range st.count {
+		resend(cz.Open)
+	}
+	for _, de := range st.dwell {
+		resend(de.Open)
+	}
+	for _, se := range st.status {
+		resend(se.Open)
+	}
+	for _, inc := range st.silence {
+		resend(inc)
+	}
+	return out
+}

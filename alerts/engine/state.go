@@ -1,0 +1,161 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/fenceline/fenceline/internal/model"
+)
+
+// The engine's state, per rule. Everything keyed by subject is bounded by
+// MaxTrackedPerRule; windows are bounded by their duration.
+
+// ruleState is what one rule remembers between readings.
+type ruleState struct {
+	rule *Rule
+	m    ruleMetrics
+	open int // open incidents, mirrored in the open_incidents gauge
+
+	cool    map[coolKey]*coolEntry      // presence, velocity, enter/exit
+	count   map[string]*countZone       // count: by zone id ("@site" without zones)
+	dwell   map[subjZone]*dwellEntry    // dwell
+	vel     map[model.Subject]*sighting // velocity: last sighting per subject
+	fence   map[model.Subject]*fenceEntry
+	status  map[string]*statusEntry // status: by device
+	silence map[string]*incident    // silence: open incident by device
+}
+
+func newRuleState(r *Rule, m ruleMetrics) *ruleState {
+	st := &ruleState{rule: r, m: m}
+	switch r.Kind {
+	case KindPresence:
+		st.cool = map[coolKey]*coolEntry{}
+	case KindVelocity:
+		st.cool = map[coolKey]*coolEntry{}
+		st.vel = map[model.Subject]*sighting{}
+	case KindEnter, KindExit:
+		st.cool = map[coolKey]*coolEntry{}
+		st.fence = map[model.Subject]*fenceEntry{}
+	case KindCount:
+		st.count = map[string]*countZone{}
+	case KindDwell:
+		st.dwell = map[subjZone]*dwellEntry{}
+	case KindStatus:
+		st.status = map[string]*statusEntry{}
+	case KindSilence:
+		st.silence = map[string]*incident{}
+	}
+	return st
+}
+
+// entries is the size of the state, for the state_entries gauge.
+func (st *ruleState) entries() int {
+	n := len(st.cool) + len(st.dwell) + len(st.vel) + len(st.fence) + len(st.status) + len(st.silence)
+	for _, cz := range st.count {
+		n += len(cz.Seen)
+	}
+	return n
+}
+
+// incident is an open stateful alert: the firing alert as sent, so that a
+// resolved (or a repeat) carries the same id, subject and zone.
+type incident struct {
+	Alert    model.Alert `json:"alert"`
+	LastSent time.Time   `json:"last_sent"` // processing time, for repeat_interval
+}
+
+// coolKey identifies what a cooldown suppresses: rule (implicit) + subject
+// + zone. Device is set only for vehicles without a plate, so that two
+// checkpoints each report their own unread plates.
+type coolKey struct {
+	Subject model.Subject `json:"subject"`
+	Zone    string        `json:"zone"`
+	Device  string        `json:"device,omitempty"`
+}
+
+// coolEntry remembers the last few fire times (event time) of one key.
+type coolEntry struct {
+	Fired   [cooldownSlots]time.Time `json:"fired"`
+	Next    int                      `json:"next"`
+	Touched time.Time                `json:"touched"` // processing time, for expiry
+}
+
+// countZone is one sliding window of a count rule.
+type countZone struct {
+	Zone string `json:"zone"`
+	Site string `json:"site"`
+	// Seen is the latest event time of each subject in the window.
+	Seen map[model.Subject]time.Time `json:"-"`
+	// Clock is the latest event time seen in the zone: the window is
+	// (Clock-window, Clock]. Processed is when that was (processing time);
+	// between readings the zone's clock moves on at the pace of processing
+	// time, so that a crowd that leaves is resolved on Tick.
+	Clock     time.Time        `json:"clock"`
+	Processed time.Time        `json:"processed"`
+	Evidence  []model.Evidence `json:"evidence"`
+	Open      *incident        `json:"open,omitempty"`
+	minSeen   time.Time
+}
+
+type subjZone struct {
+	Subject model.Subject
+	Zone    string
+}
+
+// dwellEntry is one subject's current stay in one zone.
+type dwellEntry struct {
+	Site      string           `json:"site"`
+	First     time.Time        `json:"first"` // event time the stay began
+	Last      time.Time        `json:"last"`  // latest sighting (event time)
+	Processed time.Time        `json:"processed"`
+	Loc       model.Point      `json:"loc"`
+	Sightings int              `json:"sightings"`
+	Evidence  []model.Evidence `json:"evidence"`
+	Open      *incident        `json:"open,omitempty"`
+}
+
+// sighting is the last place a subject was seen, for velocity rules.
+type sighting struct {
+	T         time.Time   `json:"t"`
+	Loc       model.Point `json:"loc"`
+	Device    string      `json:"device"`
+	Seq       int64       `json:"seq"`
+	Site      string      `json:"site"`
+	Zone      string      `json:"zone"`
+	Processed time.Time   `json:"processed"`
+}
+
+// fenceEntry is the inside-state of one subject for an enter/exit rule:
+// the zones it is inside (every other zone counts as outside).
+type fenceEntry struct {
+	Inside    []string  `json:"inside"`
+	Last      time.Time `json:"last"` // event time of the latest position
+	Processed time.Time `json:"processed"`
+}
+
+// statusEntry is a device's standing for a status rule.
+type statusEntry struct {
+	Last time.Time `json:"last"` // event time of the latest status evaluated
+	Open *incident `json:"open,omitempty"`
+}
+
+// patrolPos is the latest position of a patrol, for nearest_patrols.
+type patrolPos struct {
+	Loc  model.Point `json:"loc"`
+	Seen time.Time   `json:"seen"` // event time of the fix
+}
+
+// addEvidence appends ev to list, bounded by MaxEvidence: the first half
+// is kept (how it started) and the rest slides (what is happening now). A
+// repeat of the last entry's message is skipped.
+func addEvidence(list []model.Evidence, ev model.Evidence) []model.Evidence {
+	if n := len(list); n > 0 && list[n-1].Device == ev.Device && list[n-1].Seq == ev.Seq {
+		return list
+	}
+	if len(list) < MaxEvidence {
+		return append(list, ev)
+	}
+	keep := MaxEvidence / 2
+	copy(list[keep:], list[keep+1:])
+	list[len(list)-1] = ev
+	return list
+}
