@@ -1,0 +1,158 @@
+package engine
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fenceline/fenceline/config"
+)
+
+func TestCompileContractExample(t *testing.T) {
+	rs := loadRules(t)
+	assert.Len(t, rs.Rules, 10)
+	assert.Equal(t, 5, rs.Registry.Len())
+	assert.NotNil(t, rs.Zones.Get("border-strip"))
+	assert.Len(t, rs.Watchlists, 2)
+	for _, r := range rs.Rules {
+		assert.NotEmpty(t, r.Fingerprint(), r.ID)
+	}
+	// Defaults from defaults.go.
+	byID := map[string]*Rule{}
+	for _, r := range rs.Rules {
+		byID[r.ID] = r
+	}
+	assert.Equal(t, DefaultPresenceCooldown, byID["foreign-sim-near-border"].cooldown)
+	assert.Equal(t, DefaultMaxGap, byID["loiter-ruins"].maxGap)
+	assert.Equal(t, SourceStatus, byID["unit-tamper"].Source)
+}
+
+// base is a valid rules file the problem cases below break one key at a
+// time. Rules: 0 presence, 1 count, 2 status.
+const base = `
+devices:
+  - {id: F-1, kind: fence, site: mdl, lat: 41.96, lon: 110.48}
+zones:
+  - {id: ruins, site: mdl, circle: {lat: 41.96, lon: 110.48, radius_m: 500}}
+watchlists:
+  sims: {kind: imsi, entries: ["428*"]}
+  plates: {kind: plate, entries: ["蒙B7K3Q2"]}
+rules:
+  - {id: r0, kind: presence, source: phone, zones: [ruins], severity: high}
+  - {id: r1, kind: count, source: phone, zones: [ruins], window: 15m, threshold: 3}
+  - {id: r2, kind: status, when: "tamper"}
+`
+
+func TestCompileProblems(t *testing.T) {
+	tests := []struct {
+		name      string
+		from, to  string // replace in base
+		key, want string
+	}{
+		{"duplicate rule id", "id: r1,", "id: r0,", "rules[1].id", `duplicate rule id "r0"`},
+		{"rule id not a topic level", "id: r1,", "id: r/1,", "rules[1].id", "must match"},
+		{"unknown kind", "kind: count", "kind: crowd", "rules[1].kind", `unknown rule kind "crowd"`},
+		{"missing source", "source: phone, zones: [ruins], severity", "zones: [ruins], severity", "rules[0].source", "needs a source"},
+		{"status source on presence", "kind: presence, source: phone", "kind: presence, source: status", "rules[0].source", "status reports are for status rules"},
+		{"unknown source", "kind: presence, source: phone", "kind: presence, source: drone", "rules[0].source", `unknown source "drone"`},
+		{"unknown zone", "zones: [ruins], severity", "zones: [ruin], severity", "rules[0].zones[0]", `unknown zone "ruin"`},
+		{"unknown watchlist", "zones: [ruins], severity", "watchlist: simz, severity", "rules[0].watchlist", `unknown watchlist "simz"`},
+		{"watchlist kind does not fit", "zones: [ruins], severity", "watchlist: plates, severity", "rules[0].watchlist", "holds plate values"},
+		{"bad severity", "severity: high", "severity: urgent", "rules[0].severity", `unknown severity "urgent"`},
+		{"count window zero", "window: 15m, ", "", "rules[1].window", "window > 0"},
+		{"count threshold zero", "threshold: 3", "threshold: 0", "rules[1].threshold", "threshold >= 1"},
+		{"key that does not apply", "threshold: 3", "threshold: 3, duration: 5m", "rules[1].duration", "does not apply to a count rule"},
+		{"status without when", `when: "tamper"`, `severity: low`, "rules[2].when", "needs `when`"},
+		{"typo in when", `when: "tamper"`, `when: "batery_pct < 15"`, "rules[2].when", "unknown name batery_pct"},
+		{"type error in when", `when: "tamper"`, `when: "fw > 3"`, "rules[2].when", "invalid operation"},
+		{"when not boolean", `when: "tamper"`, `when: "battery_pct"`, "rules[2].when", "bool"},
+		{"field of another source", `when: "tamper"`, `when: "plate == \"x\""`, "rules[2].when", "unknown name plate"},
+		{"bad tz", "severity: high}", "severity: high, schedule: {tz: Mars/Olympus, windows: [{from: \"20:00\", to: \"06:00\"}]}}", "rules[0].schedule.tz", "unknown time zone"},
+		{"bad window", "severity: high}", "severity: high, schedule: {windows: [{from: \"25:00\", to: \"06:00\"}]}}", "rules[0].schedule.windows[0].from", "not HH:MM"},
+		{"empty window", "severity: high}", "severity: high, schedule: {windows: [{from: \"06:00\", to: \"06:00\"}]}}", "rules[0].schedule.windows[0]", "equal"},
+		{"bad day", "severity: high}", "severity: high, schedule: {windows: [{from: \"20:00\", to: \"06:00\", days: [fri, fry]}]}}", "rules[0].schedule.windows[0].days[1]", `unknown day "fry"`},
+		{"device bad id", "id: F-1,", "id: F 1,", "devices[0].id", "must match"},
+		{"device bad kind", "kind: fence", "kind: drone", "devices[0].kind", "fence, checkpoint or patrol"},
+		{"device bad site", "site: mdl, lat", "site: MDL, lat", "devices[0].site", "must match"},
+		{"device lat without lon", "lat: 41.96, lon: 110.48}", "lat: 41.96}", "devices[0].lat", "both or neither"},
+		{"device lat out of range", "lat: 41.96, lon: 110.48}", "lat: 91, lon: 110.48}", "devices[0].lat", "out of range"},
+		{"device negative expect_every", "lat: 41.96, lon: 110.48}", "lat: 41.96, lon: 110.48, expect_every: -1m}", "devices[0].expect_every", "negative"},
+		{"duplicate device", "devices:\n", "devices:\n  - {id: F-1, kind: fence, site: mdl}\n", "devices[1].id", `duplicate device id "F-1"`},
+		{"dwell without duration", "- {id: r1, kind: count, source: phone, zones: [ruins], window: 15m, threshold: 3}", "- {id: r1, kind: dwell, source: phone, zones: [ruins]}", "rules[1].duration", "duration > 0"},
+		{"velocity without max_kmh", "- {id: r1, kind: count, source: phone, zones: [ruins], window: 15m, threshold: 3}", "- {id: r1, kind: velocity, source: vehicle}", "rules[1].max_kmh", "max_kmh > 0"},
+		{"silence without after", "- {id: r1, kind: count, source: phone, zones: [ruins], window: 15m, threshold: 3}", "- {id: r1, kind: silence}", "rules[1].after", "after > 0"},
+		{"negative hysteresis", "- {id: r1, kind: count, source: phone, zones: [ruins], window: 15m, threshold: 3}", "- {id: r1, kind: enter, source: patrol, hysteresis_m: -5}", "rules[1].hysteresis_m", ">= 0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Contains(t, base, tc.from)
+			rs, ps := compileYAML(t, strings.Replace(base, tc.from, tc.to, 1))
+			require.Nil(t, rs)
+			require.NotEmpty(t, ps)
+			var found bool
+			for _, p := range ps {
+				if p.Key == tc.key && strings.Contains(p.Msg, tc.want) {
+					found = true
+					assert.Greater(t, p.Line, 0, "problem carries a line: %v", p)
+					assert.NotEmpty(t, p.File)
+				}
+			}
+			assert.True(t, found, "want %s: …%s…; got:\n%v", tc.key, tc.want, ps)
+		})
+	}
+}
+
+func TestCompileBaseIsValid(t *testing.T) {
+	rs, ps := compileYAML(t, base)
+	require.Empty(t, ps)
+	require.Len(t, rs.Rules, 3)
+}
+
+func TestCompileReportsEveryProblem(t *testing.T) {
+	y := strings.Replace(base, "severity: high", "severity: urgent", 1)
+	y = strings.Replace(y, `when: "tamper"`, `when: "tampr"`, 1)
+	y = strings.Replace(y, "threshold: 3", "threshold: 0", 1)
+	_, ps := compileYAML(t, y)
+	keys := map[string]bool{}
+	for _, p := range ps {
+		keys[p.Key] = true
+	}
+	assert.True(t, keys["rules[0].severity"] && keys["rules[2].when"] && keys["rules[1].threshold"], "%v", ps)
+}
+
+func TestCompileDefaultSeverityAndNoRules(t *testing.T) {
+	rs, ps := Compile(&config.Rules{Rules: []config.RuleSpec{{ID: "x", Kind: "silence", After: config.Duration(60e9)}}}, Options{})
+	require.Empty(t, ps)
+	assert.Equal(t, DefaultSeverity, rs.Rules[0].Severity)
+	_, ps = Compile(nil, Options{})
+	assert.NotEmpty(t, ps)
+}
+
+// FuzzCompile: no input makes Compile panic, and it either returns a
+// ruleset or problems, never both or neither.
+func FuzzCompile(f *testing.F) {
+	f.Add("presence", "phone", "imsi startsWith \"428\"", "20:00", "06:00", 3, "15m")
+	f.Add("status", "", "tamper || battery_pct < 15", "", "", 0, "")
+	f.Add("count", "vehicle", "speed_kmh > 1e400", "24:00", "00:00", -1, "-5m")
+	f.Add("enter", "patrol", "zone == 'x' && lat > 42", "", "", 0, "1h")
+	f.Fuzz(func(t *testing.T, kind, source, when, from, to string, threshold int, window string) {
+		var w config.Duration
+		_ = w.UnmarshalText([]byte(window))
+		spec := config.RuleSpec{ID: "r", Kind: kind, Source: source, When: when, Threshold: threshold, Window: w}
+		if from != "" || to != "" {
+			spec.Schedule = &config.ScheduleSpec{Windows: []config.WindowSpec{{From: from, To: to}}}
+		}
+		rs, ps := Compile(&config.Rules{Rules: []config.RuleSpec{spec}}, Options{})
+		if (rs == nil) == (len(ps) == 0) {
+			t.Fatalf("ruleset %v with problems %v", rs != nil, ps)
+		}
+		for _, p := range ps {
+			if p.Key == "" || strings.Contains(p.Msg, "\n") {
+				t.Fatalf("problem without key or on several lines: %q", fmt.Sprint(p))
+			}
+		}
+	})
+}
