@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
-
-	"github.com/tidwall/geojson/geometry"
 )
 
 // maxVertices bounds the vertices of one zone. Real border strips run to a
@@ -51,7 +48,7 @@ type rawPoly [][][]float64
 // parseGeoJSON returns the polygons of a Polygon, MultiPolygon, Feature of
 // either, or FeatureCollection of such Features. Every problem found is
 // returned, not only the first, so that `fenceline check` lists them all.
-func parseGeoJSON(data []byte) ([]*geometry.Poly, []error) {
+func parseGeoJSON(data []byte) ([]polygon, []error) {
 	var p parser
 	p.object(data, "", levelTop)
 	if len(p.errs) > 0 {
@@ -64,7 +61,7 @@ func parseGeoJSON(data []byte) ([]*geometry.Poly, []error) {
 }
 
 type parser struct {
-	polys    []*geometry.Poly
+	polys    []polygon
 	vertices int
 	errs     []error
 }
@@ -159,15 +156,15 @@ func unmarshalCoords(raw json.RawMessage, v any) error {
 	return nil
 }
 
-// polygon validates one polygon's rings and compiles it with a segment
-// index, so that point-in-polygon costs O(log n) in the vertices.
+// polygon validates one polygon's rings and compiles them with their band
+// indexes.
 func (p *parser) polygon(rings rawPoly, path string) {
 	if len(rings) == 0 {
 		p.fail(path, "polygon has no rings")
 		return
 	}
 	ok := true
-	pts := make([][]geometry.Point, len(rings))
+	pts := make([][]xy, len(rings))
 	for i, ring := range rings {
 		pts[i] = p.ring(ring, fmt.Sprintf("%s[%d]", path, i))
 		ok = ok && pts[i] != nil
@@ -175,14 +172,14 @@ func (p *parser) polygon(rings rawPoly, path string) {
 	if !ok {
 		return
 	}
-	p.polys = append(p.polys, geometry.NewPoly(pts[0], pts[1:], indexOptions))
+	pg := polygon{outer: newRing(pts[0])}
+	for _, h := range pts[1:] {
+		pg.holes = append(pg.holes, newRing(h))
+	}
+	p.polys = append(p.polys, pg)
 }
 
-// indexOptions: rings of 64 points or more get a segment index; below
-// that a plain scan is as fast as walking the index.
-var indexOptions = &geometry.IndexOptions{Kind: geometry.RTree, MinPoints: 64}
-
-func (p *parser) ring(ring [][]float64, path string) []geometry.Point {
+func (p *parser) ring(ring [][]float64, path string) []xy {
 	if len(ring) < 4 {
 		p.fail(path, "ring has %d positions, a closed ring needs at least 4", len(ring))
 		return nil
@@ -192,7 +189,7 @@ func (p *parser) ring(ring [][]float64, path string) []geometry.Point {
 		p.fail(path, "zone has more than %d vertices", maxVertices)
 		return nil
 	}
-	pts := make([]geometry.Point, len(ring))
+	pts := make([]xy, len(ring))
 	// A ring with lat and lon swapped is wrong at every position: report
 	// the first and count the rest rather than print thousands of lines.
 	bad, firstBad := 0, ""
@@ -205,7 +202,7 @@ func (p *parser) ring(ring [][]float64, path string) []geometry.Point {
 		case !(pos[0] >= -180 && pos[0] <= 180) || !(pos[1] >= -90 && pos[1] <= 90):
 			err = fmt.Errorf("position [%g, %g] out of range (GeoJSON is [lon, lat]: lon in [-180, 180], lat in [-90, 90])", pos[0], pos[1])
 		default:
-			pts[i] = geometry.Point{X: pos[0], Y: pos[1]}
+			pts[i] = xy{X: pos[0], Y: pos[1]}
 			continue
 		}
 		if bad == 0 {
@@ -226,21 +223,11 @@ func (p *parser) ring(ring [][]float64, path string) []geometry.Point {
 		p.fail(path, "ring is not closed: first position %v differs from last %v", ring[0], ring[len(ring)-1])
 		return nil
 	}
-	if ringArea(pts) == 0 {
+	if signedArea(pts) == 0 {
 		p.fail(path, "ring has no area (all positions on one line)")
 		return nil
 	}
 	return pts
-}
-
-// ringArea is twice the signed area in square degrees; only its zeroness
-// matters here.
-func ringArea(pts []geometry.Point) float64 {
-	var a float64
-	for i := 0; i+1 < len(pts); i++ {
-		a += pts[i].X*pts[i+1].Y - pts[i+1].X*pts[i].Y
-	}
-	return math.Abs(a)
 }
 
 // jsonErr adds the line of a syntax error, which encoding/json reports only

@@ -32,3 +32,12 @@ func jaggedRing(c model.Point, r float64, n int, seed uint64) [][2]float64 {
 	}
 	return append(ring, ring[0])
 }
+
+// segDistM is the distance in metres from pr's origin to the segment a–b.
+func (pr *projection) segDistM(a, b xy) float64 { return math.Sqrt(pr.segDist2(a, b)) }
+
+// haversineM is the great-circle distance between a and b in metres.
+func haversineM(a, b model.Point) float64 {
+	c := circle{c: a, cosLat: math.Cos(a.Lat * math.Pi / 180)}
+	return c.distanceM(b)
+}

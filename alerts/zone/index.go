@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/tidwall/geojson/geometry"
 	"github.com/tidwall/rtree"
 
 	"github.com/fenceline/fenceline/config"
@@ -152,32 +151,24 @@ func compile(spec config.ZoneSpec, key, baseDir, file string) (*Zone, config.Pro
 	return z, probs
 }
 
-func (z *Zone) setPolys(polys []*geometry.Poly) {
+func (z *Zone) setPolys(polys []polygon) {
 	z.polys = polys
-	z.rects = make([]geometry.Rect, len(polys))
-	for i, p := range polys {
-		r := p.Rect()
-		z.rects[i] = r
-		if i == 0 {
-			z.bbox = r
-			continue
-		}
-		z.bbox.Min.X = min(z.bbox.Min.X, r.Min.X)
-		z.bbox.Min.Y = min(z.bbox.Min.Y, r.Min.Y)
-		z.bbox.Max.X = max(z.bbox.Max.X, r.Max.X)
-		z.bbox.Max.Y = max(z.bbox.Max.Y, r.Max.Y)
+	z.bbox = polys[0].outer.box
+	for i := range polys[1:] {
+		z.bbox = z.bbox.union(polys[i+1].outer.box)
 	}
+	z.buildSegTree()
 }
 
 // circleBBox is the lon/lat box of a spherical cap. Its longitude half-width
 // is asin(sin(r/R)/cos(lat)), wider than r/(R·cos(lat)) would say, so that
 // the R-tree never misses a point inside the circle.
-func circleBBox(c *circle) geometry.Rect {
+func circleBBox(c *circle) rect {
 	ang := c.r / earthRadiusM
 	dLat := ang * 180 / math.Pi
-	r := geometry.Rect{
-		Min: geometry.Point{X: -180, Y: max(c.c.Lat-dLat, -90)},
-		Max: geometry.Point{X: 180, Y: min(c.c.Lat+dLat, 90)},
+	r := rect{
+		Min: xy{X: -180, Y: max(c.c.Lat-dLat, -90)},
+		Max: xy{X: 180, Y: min(c.c.Lat+dLat, 90)},
 	}
 	if r.Min.Y == -90 || r.Max.Y == 90 || ang >= math.Pi/2 {
 		return r // reaches a pole: every longitude

@@ -4,8 +4,6 @@ import (
 	"math"
 	"slices"
 
-	"github.com/tidwall/geojson/geometry"
-
 	"github.com/fenceline/fenceline/internal/model"
 )
 
@@ -25,10 +23,13 @@ type Zone struct {
 	// Units are the units to notify for alerts in this zone.
 	Units []string
 
-	polys  []*geometry.Poly
-	rects  []geometry.Rect // rects[i] is polys[i]'s bounding box
+	polys  []polygon
 	circle *circle
-	bbox   geometry.Rect // lon/lat bounding box of the whole zone
+	bbox   rect // lon/lat bounding box of the whole zone
+	// segs holds every boundary segment of a large polygon zone (outer
+	// rings and holes), for the nearest-segment search of DistanceM; nil
+	// for small zones, whose rings are simply scanned.
+	segs *segTree
 	center model.Point
 }
 
@@ -66,12 +67,6 @@ func (c *circle) distanceM(p model.Point) float64 {
 	return 2 * earthRadiusM * math.Asin(math.Sqrt(h))
 }
 
-// haversineM is the great-circle distance between a and b in metres.
-func haversineM(a, b model.Point) float64 {
-	c := circle{c: a, cosLat: math.Cos(a.Lat * math.Pi / 180)}
-	return c.distanceM(b)
-}
-
 // Contains reports whether p is inside the zone. The boundary counts as
 // inside (a fence unit placed on the fence line is in its zone), and so
 // does a hole's boundary; the inside of a hole does not.
@@ -79,11 +74,9 @@ func (z *Zone) Contains(p model.Point) bool {
 	if z.circle != nil {
 		return z.circle.havTo(p) <= z.circle.hav
 	}
-	gp := geometry.Point{X: p.Lon, Y: p.Lat}
-	for i, poly := range z.polys {
-		// The bounding-box test first: most zones returned by the R-tree
-		// for a MultiPolygon are far from all but one of its parts.
-		if z.rects[i].ContainsPoint(gp) && poly.ContainsPoint(gp) {
+	q := xy{X: p.Lon, Y: p.Lat}
+	for i := range z.polys {
+		if z.polys[i].contains(q) {
 			return true
 		}
 	}
@@ -121,7 +114,7 @@ func validPoint(p model.Point) bool {
 // projection is the local equirectangular projection around a point:
 // x = (lon-lon0)*kx, y = (lat-lat0)*ky in metres.
 type projection struct {
-	origin geometry.Point
+	origin xy
 	kx, ky float64
 }
 
@@ -130,73 +123,87 @@ func newProjection(p model.Point) projection {
 	// At the poles a degree of longitude is no distance at all; keep kx
 	// positive so that box sizes (h/kx) stay finite.
 	kx = max(kx, 1e-3)
-	return projection{origin: geometry.Point{X: p.Lon, Y: p.Lat}, kx: kx, ky: mPerDegLat}
+	return projection{origin: xy{X: p.Lon, Y: p.Lat}, kx: kx, ky: mPerDegLat}
 }
 
-// segDistM is the distance in metres from the projection's origin to seg.
-func (pr *projection) segDistM(seg geometry.Segment) float64 {
-	ax, ay := (seg.A.X-pr.origin.X)*pr.kx, (seg.A.Y-pr.origin.Y)*pr.ky
-	bx, by := (seg.B.X-pr.origin.X)*pr.kx, (seg.B.Y-pr.origin.Y)*pr.ky
+// segDist2 is the squared distance in metres from the projection's origin
+// to the segment a–b: searches compare squares, which order the same and
+// cost no square root.
+func (pr *projection) segDist2(a, b xy) float64 {
+	ax, ay := (a.X-pr.origin.X)*pr.kx, (a.Y-pr.origin.Y)*pr.ky
+	bx, by := (b.X-pr.origin.X)*pr.kx, (b.Y-pr.origin.Y)*pr.ky
 	dx, dy := bx-ax, by-ay
 	l2 := dx*dx + dy*dy
 	t := 0.0
 	if l2 > 0 {
 		t = min(max(-(ax*dx+ay*dy)/l2, 0), 1)
 	}
-	return math.Hypot(ax+t*dx, ay+t*dy)
+	ex, ey := ax+t*dx, ay+t*dy
+	return ex*ex + ey*ey
 }
 
 // box is the lon/lat rectangle of half-size h metres around the origin.
-func (pr *projection) box(h float64) geometry.Rect {
+func (pr *projection) box(h float64) rect {
 	dx, dy := h/pr.kx, h/pr.ky
-	return geometry.Rect{
-		Min: geometry.Point{X: pr.origin.X - dx, Y: pr.origin.Y - dy},
-		Max: geometry.Point{X: pr.origin.X + dx, Y: pr.origin.Y + dy},
+	return rect{
+		Min: xy{X: pr.origin.X - dx, Y: pr.origin.Y - dy},
+		Max: xy{X: pr.origin.X + dx, Y: pr.origin.Y + dy},
 	}
 }
 
-// boundaryDistanceM finds the nearest boundary segment through the rings'
-// segment indexes: it searches a square of half-size h around p, growing h
-// fourfold until a segment within h is found. Any segment closer than h
-// crosses that square, so the first hit within h is the nearest. A point
-// near a 5,000-vertex border strip thus looks at a handful of segments,
-// not all of them.
+// boxDist2 is the squared distance in metres from the projection's origin
+// to the box r: a lower bound for anything inside it, as the projection is
+// linear along each axis.
+func (pr *projection) boxDist2(r rect) float64 {
+	dx := max(r.Min.X-pr.origin.X, 0, pr.origin.X-r.Max.X) * pr.kx
+	dy := max(r.Min.Y-pr.origin.Y, 0, pr.origin.Y-r.Max.Y) * pr.ky
+	return dx*dx + dy*dy
+}
+
+// minTreeSegments: zones with fewer boundary segments are scanned whole
+// by DistanceM.
+const minTreeSegments = 64
+
+// buildSegTree indexes the boundary segments of a large polygon zone.
+func (z *Zone) buildSegTree() {
+	var segs []seg
+	add := func(pts []xy) {
+		for i := 0; i+1 < len(pts); i++ {
+			segs = append(segs, seg{pts[i], pts[i+1]})
+		}
+	}
+	for i := range z.polys {
+		add(z.polys[i].outer.pts)
+		for _, h := range z.polys[i].holes {
+			add(h.pts)
+		}
+	}
+	if len(segs) >= minTreeSegments {
+		z.segs = newSegTree(segs)
+	}
+}
+
+// boundaryDistanceM is the distance from p to the nearest boundary
+// segment: through the segment tree for large zones, by a plain scan for
+// small ones.
 func (z *Zone) boundaryDistanceM(p model.Point) float64 {
 	pr := newProjection(p)
-	best := math.Inf(1)
-	visit := func(seg geometry.Segment, _ int) bool {
-		if d := pr.segDistM(seg); d < best {
-			best = d
-		}
-		return true
+	if z.segs != nil {
+		return math.Sqrt(z.segs.nearest2(&pr))
 	}
-	for h := 256.0; ; h *= 4 {
-		box := pr.box(h)
-		// Past half the Earth's circumference every segment is in reach:
-		// search them all, which also ends the loop.
-		last := h > math.Pi*earthRadiusM || box.ContainsRect(z.bbox)
-		if last {
-			box = geometry.Rect{
-				Min: geometry.Point{X: math.Inf(-1), Y: math.Inf(-1)},
-				Max: geometry.Point{X: math.Inf(1), Y: math.Inf(1)},
-			}
-		}
-		for _, poly := range z.polys {
-			searchRing(poly.Exterior, box, visit)
-			for _, hole := range poly.Holes {
-				searchRing(hole, box, visit)
-			}
-		}
-		if last || best <= h {
-			return best
+	best := math.Inf(1) // squared
+	scan := func(pts []xy) {
+		for i := 0; i+1 < len(pts); i++ {
+			best = min(best, pr.segDist2(pts[i], pts[i+1]))
 		}
 	}
-}
-
-func searchRing(r geometry.Ring, box geometry.Rect, visit func(geometry.Segment, int) bool) {
-	if r.Rect().IntersectsRect(box) {
-		r.Search(box, visit)
+	for i := range z.polys {
+		scan(z.polys[i].outer.pts)
+		for _, h := range z.polys[i].holes {
+			scan(h.pts)
+		}
 	}
+	return math.Sqrt(best)
 }
 
 // Center is a representative point of the zone, inside it: the centre of
@@ -209,47 +216,36 @@ func (z *Zone) computeCenter() model.Point {
 	if z.circle != nil {
 		return z.circle.c
 	}
-	var largest *geometry.Poly
+	var largest *polygon
 	var largestArea float64
-	for _, poly := range z.polys {
-		a := math.Abs(signedArea(poly.Exterior))
+	for i := range z.polys {
+		a := math.Abs(signedArea(z.polys[i].outer.pts))
 		if largest == nil || a > largestArea {
-			largest, largestArea = poly, a
+			largest, largestArea = &z.polys[i], a
 		}
 	}
 	if largest == nil {
 		return model.Point{}
 	}
-	if c, ok := centroid(largest.Exterior); ok && z.Contains(c) {
+	if c, ok := centroid(largest.outer.pts); ok && z.Contains(c) {
 		return c
 	}
-	r := largest.Rect()
-	if c, ok := scanlineCenter(largest, (r.Min.Y+r.Max.Y)/2); ok && z.Contains(c) {
+	box := largest.outer.box
+	if c, ok := scanlineCenter(largest, (box.Min.Y+box.Max.Y)/2); ok && z.Contains(c) {
 		return c
 	}
-	first := largest.Exterior.PointAt(0)
+	first := largest.outer.pts[0]
 	return model.Point{Lat: first.Y, Lon: first.X}
 }
 
-func signedArea(r geometry.Ring) float64 {
-	var a float64
-	n := r.NumPoints()
-	for i := 0; i+1 < n; i++ {
-		p, q := r.PointAt(i), r.PointAt(i+1)
-		a += p.X*q.Y - q.X*p.Y
-	}
-	return a / 2
-}
-
-func centroid(r geometry.Ring) (model.Point, bool) {
+func centroid(pts []xy) (model.Point, bool) {
 	var a, cx, cy float64
-	n := r.NumPoints()
 	// Relative to the first point, so that the products do not lose
 	// precision to large absolute longitudes.
-	o := r.PointAt(0)
-	for i := 0; i+1 < n; i++ {
-		p, q := r.PointAt(i), r.PointAt(i+1)
-		px, py, qx, qy := p.X-o.X, p.Y-o.Y, q.X-o.X, q.Y-o.Y
+	o := pts[0]
+	for i := 0; i+1 < len(pts); i++ {
+		px, py := pts[i].X-o.X, pts[i].Y-o.Y
+		qx, qy := pts[i+1].X-o.X, pts[i+1].Y-o.Y
 		c := px*qy - qx*py
 		a += c
 		cx += (px + qx) * c
@@ -262,22 +258,21 @@ func centroid(r geometry.Ring) (model.Point, bool) {
 }
 
 // scanlineCenter returns the middle of the widest stretch of the line
-// lat = y that lies inside poly.
-func scanlineCenter(poly *geometry.Poly, y float64) (model.Point, bool) {
+// lat = y that lies inside pg.
+func scanlineCenter(pg *polygon, y float64) (model.Point, bool) {
 	var xs []float64
-	cross := func(r geometry.Ring) {
-		n := r.NumPoints()
-		for i := 0; i+1 < n; i++ {
-			a, b := r.PointAt(i), r.PointAt(i+1)
+	cross := func(pts []xy) {
+		for i := 0; i+1 < len(pts); i++ {
+			a, b := pts[i], pts[i+1]
 			// Half-open in y, so that a vertex on the line counts once.
 			if (a.Y > y) != (b.Y > y) {
 				xs = append(xs, a.X+(y-a.Y)*(b.X-a.X)/(b.Y-a.Y))
 			}
 		}
 	}
-	cross(poly.Exterior)
-	for _, h := range poly.Holes {
-		cross(h)
+	cross(pg.outer.pts)
+	for _, h := range pg.holes {
+		cross(h.pts)
 	}
 	slices.Sort(xs)
 	best, bestW := -1, 0.0

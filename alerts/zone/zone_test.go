@@ -163,10 +163,10 @@ func TestDistanceMIndexed(t *testing.T) {
 		p := east(north(aolunsumu, r*math.Sin(a)), r*math.Cos(a))
 		pr := newProjection(p)
 		brute := math.Inf(1)
-		for _, poly := range z.polys {
-			n := poly.Exterior.NumSegments()
-			for j := range n {
-				brute = min(brute, pr.segDistM(poly.Exterior.SegmentAt(j)))
+		for _, pg := range z.polys {
+			pts := pg.outer.pts
+			for j := 0; j+1 < len(pts); j++ {
+				brute = min(brute, pr.segDistM(pts[j], pts[j+1]))
 			}
 		}
 		got := z.DistanceM(p)
