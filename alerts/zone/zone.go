@@ -29,7 +29,7 @@ type Zone struct {
 	// segs holds every boundary segment of a large polygon zone (outer
 	// rings and holes), for the nearest-segment search of DistanceM; nil
 	// for small zones, whose rings are simply scanned.
-	segs *segTree
+	segs   *segTree
 	center model.Point
 }
 
