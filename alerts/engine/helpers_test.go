@@ -128,3 +128,27 @@ func only(as []model.Alert, rule string) []model.Alert {
 func north(p model.Point, m float64) model.Point {
 	return model.Point{Lat: p.Lat + m/111_195, Lon: p.Lon}
 }
+
+// gauge reads a metric of the engine's registry with label rule.
+func gauge(t testing.TB, te *testEngine, name, rule string) float64 {
+	t.Helper()
+	mfs, err := te.reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "rule" && l.GetValue() == rule {
+					if m.GetGauge() != nil {
+						return m.GetGauge().GetValue()
+					}
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{rule=%q}", name, rule)
+	return 0
+}

@@ -1,0 +1,545 @@
+package engine
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fenceline/fenceline/config"
+	"github.com/fenceline/fenceline/internal/model"
+)
+
+func TestScheduleAcrossMidnight(t *testing.T) {
+	compile := func(ws ...config.WindowSpec) *schedule {
+		var ps config.Problems
+		s := compileSchedule(&config.ScheduleSpec{TZ: "Asia/Shanghai", Windows: ws}, time.UTC, "f", "k", &ps)
+		require.Empty(t, ps)
+		return s
+	}
+	night := compile(config.WindowSpec{From: "20:00", To: "06:00"})
+	friNight := compile(config.WindowSpec{From: "20:00", To: "06:00", Days: []string{"fri"}})
+	day := compile(config.WindowSpec{From: "08:00", To: "24:00"})
+	// 2026-11-27 is a Friday.
+	d := func(day, hh, mm int) time.Time { return time.Date(2026, 11, day, hh, mm, 0, 0, shanghai) }
+	tests := []struct {
+		name string
+		s    *schedule
+		t    time.Time
+		want bool
+	}{
+		{"23:00 is in", night, d(26, 23, 0), true},
+		{"05:59 is in", night, d(27, 5, 59), true},
+		{"06:00 is out", night, d(27, 6, 0), false},
+		{"12:00 is out", night, d(27, 12, 0), false},
+		{"20:00 is in", night, d(27, 20, 0), true},
+		{"19:59 is out", night, d(27, 19, 59), false},
+		{"UTC instant read in Shanghai", night, time.Date(2026, 11, 26, 15, 30, 0, 0, time.UTC), true}, // 23:30 local
+		{"UTC noon is 20:00 local", night, time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), true},
+		{"friday night window, Friday 21:00", friNight, d(27, 21, 0), true},
+		{"friday night window, Saturday 05:00", friNight, d(28, 5, 0), true},
+		{"friday night window, Thursday 21:00", friNight, d(26, 21, 0), false},
+		{"friday night window, Friday 05:00 (Thursday's)", friNight, d(27, 5, 0), false},
+		{"to 24:00, 23:59", day, d(27, 23, 59), true},
+		{"to 24:00, 00:00", day, d(28, 0, 0), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, tc.s.active(tc.t))
+		})
+	}
+}
+
+func TestPresence(t *testing.T) {
+	tests := []struct {
+		name  string
+		when  time.Time
+		loc   model.Point
+		imsi  string
+		fires bool
+	}{
+		{"at night in the ruins", at(23, 10), ruinsIn, "460001234567890", true},
+		{"at noon in the ruins", at(12, 0), ruinsIn, "460001234567890", false},
+		{"at night outside the ruins", at(23, 10), ruinsOut, "460001234567890", false},
+		{"at 05:59", at(5, 59), ruinsIn, "460001234567890", true},
+		{"at 06:00", at(6, 0), ruinsIn, "460001234567890", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t, loadRules(t))
+			got := only(e.eval(e.phones("F-AOL-01", tc.when, tc.loc, tc.imsi)), "night-phone-ruins")
+			if !tc.fires {
+				assert.Empty(t, got)
+				return
+			}
+			require.Len(t, got, 1)
+			a := got[0]
+			assert.Equal(t, model.StateFiring, a.State)
+			assert.Equal(t, "high", a.Severity)
+			assert.Equal(t, "mdl", a.Site)
+			assert.Equal(t, "aolunsumu-ruins", a.Zone)
+			assert.Equal(t, model.Subject{Kind: "imsi", Value: tc.imsi}, a.Subject)
+			assert.Equal(t, []string{"station-mdl"}, a.Notify)
+			assert.Equal(t, tc.when, a.At)
+			assert.Equal(t, &tc.loc, a.Location)
+			assert.Equal(t, 1, a.Count)
+			assert.Equal(t, []model.Evidence{{Device: "F-AOL-01", Seq: 1, TS: tc.when}}, a.Evidence)
+			assert.False(t, a.Late)
+			assert.Len(t, a.ID, idHexLen)
+			assert.Contains(t, a.Summary, "Aolunsumu ancient city (aolunsumu-ruins)")
+			assert.Contains(t, a.Summary, tc.when.Format("15:04")+" local")
+		})
+	}
+}
+
+func TestPresenceCooldown(t *testing.T) {
+	e := newEngine(t, loadRules(t))
+	const imsi = "460001234567890"
+	steps := []struct {
+		name  string
+		t     time.Time
+		imsi  string
+		fires bool
+	}{
+		{"first sighting", at(23, 10), imsi, true},
+		{"10 minutes later: within the 30m cooldown", at(23, 20), imsi, false},
+		{"another phone is its own subject", at(23, 21), "460001234567891", true},
+		{"29 minutes after the first", at(23, 39), imsi, false},
+		{"31 minutes after the first", at(23, 41), imsi, true},
+	}
+	for _, s := range steps {
+		got := only(e.eval(e.phones("F-AOL-01", s.t, ruinsIn, s.imsi)), "night-phone-ruins")
+		assert.Equal(t, s.fires, len(got) == 1, s.name)
+	}
+}
+
+func TestForeignSIM(t *testing.T) {
+	tests := []struct {
+		name, imsi string
+		fires      bool
+	}{
+		{"Mongolian SIM (428 prefix)", "428991234567890", true},
+		{"Chinese SIM", "460001234567890", false},
+		{"prefix must be at the start", "460428123456789", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t, loadRules(t))
+			got := only(e.eval(e.phones("F-AOL-01", at(12, 0), ruinsOut, tc.imsi)), "foreign-sim-near-border")
+			if !tc.fires {
+				assert.Empty(t, got)
+				return
+			}
+			require.Len(t, got, 1)
+			assert.Equal(t, "critical", got[0].Severity)
+			assert.Equal(t, "", got[0].Zone, "zone-less rule")
+			assert.Contains(t, got[0].Summary, "(Mongolia, MCC 428)")
+			assert.Contains(t, got[0].Summary, "foreign-sim")
+		})
+	}
+}
+
+func TestWatchlistPlate(t *testing.T) {
+	tests := []struct {
+		name, plate string
+		fires       bool
+	}{
+		{"listed inline", "蒙B7K3Q2", true},
+		{"listed in the file in lower case", "蒙B9X8Y7", true},
+		{"not listed", "蒙B12345", false},
+		{"no plate read", model.NoPlate, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t, loadRules(t))
+			got := only(e.eval(e.pass("CP-07", at(12, 0), cp07, model.Pass{Plate: tc.plate})), "plate-of-interest")
+			assert.Equal(t, tc.fires, len(got) == 1)
+			if tc.fires {
+				assert.Equal(t, model.Subject{Kind: "plate", Value: tc.plate}, got[0].Subject)
+			}
+		})
+	}
+}
+
+func TestFastOutbound(t *testing.T) {
+	tests := []struct {
+		name  string
+		pass  model.Pass
+		fires bool
+	}{
+		{"outbound at 130", model.Pass{Plate: "蒙B12345", Direction: "outbound", SpeedKmh: model.Some(130)}, true},
+		{"outbound at 100", model.Pass{Plate: "蒙B12345", Direction: "outbound", SpeedKmh: model.Some(100)}, false},
+		{"inbound at 130", model.Pass{Plate: "蒙B12345", Direction: "inbound", SpeedKmh: model.Some(130)}, false},
+		{"outbound, speed absent (zero)", model.Pass{Plate: "蒙B12345", Direction: "outbound"}, false},
+		{"no plate, outbound at 150", model.Pass{Plate: model.NoPlate, Direction: "outbound", SpeedKmh: model.Some(150)}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t, loadRules(t))
+			got := only(e.eval(e.pass("CP-07", at(12, 0), cp07, tc.pass)), "fast-outbound")
+			require.Equal(t, tc.fires, len(got) == 1)
+			if tc.fires {
+				assert.Equal(t, tc.pass.Plate, got[0].Subject.Value)
+			}
+		})
+	}
+}
+
+const countRules = `
+devices:
+  - {id: F-1, kind: fence, site: mdl, lat: 41.9612, lon: 110.4875}
+zones:
+  - {id: ruins, site: mdl, name: Ruins, units: [station-mdl], circle: {lat: 41.9612, lon: 110.4875, radius_m: 500}}
+rules:
+  - {id: crowd, kind: count, source: phone, zones: [ruins], window: 15m, threshold: 3, notify: [joint-command]}
+  - {id: loiter, kind: dwell, source: phone, zones: [ruins], duration: 45m, max_gap: 10m}
+`
+
+func TestCount(t *testing.T) {
+	rs, ps := compileYAML(t, countRules)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	loc := model.Point{Lat: 41.9612, Lon: 110.4875}
+	see := func(ts time.Time, imsis ...string) []model.Alert {
+		return only(e.eval(e.phones("F-1", ts, loc, imsis...)), "crowd")
+	}
+	assert.Empty(t, see(at(22, 0), "460000000000001", "460000000000002"), "two phones")
+	assert.Empty(t, see(at(22, 1), "460000000000001"), "the same phone again is not a third")
+	fired := see(at(22, 5), "460000000000003")
+	require.Len(t, fired, 1, "third distinct phone reaches the threshold")
+	f := fired[0]
+	assert.Equal(t, 3, f.Count)
+	assert.Equal(t, "ruins", f.Zone)
+	assert.Equal(t, model.Subject{Kind: "zone", Value: "ruins"}, f.Subject)
+	assert.Equal(t, []string{"joint-command", "station-mdl"}, f.Notify)
+	assert.Len(t, f.Evidence, 3)
+	assert.Empty(t, see(at(22, 6), "460000000000004"), "firing once, not per reading")
+
+	// 22:14: the phones of 22:00 leave the window at 22:15, but 22:01's
+	// phone 1 and 22:05's 3 and 22:06's 4 remain: still 3.
+	assert.Empty(t, see(at(22, 15), "460000000000004"))
+	// Nothing more; on tick at 22:17 the window (22:02, 22:17] holds 3 and 4.
+	res := only(e.Tick(at(22, 17)), "crowd")
+	require.Len(t, res, 1)
+	assert.Equal(t, model.StateResolved, res[0].State)
+	assert.Equal(t, f.ID, res[0].ID, "resolved shares the firing's id")
+	assert.Equal(t, 0.0, gauge(t, e, "fenceline_alerts_open_incidents", "crowd"))
+
+	// A reading older than the window changes nothing.
+	assert.Empty(t, see(at(21, 0), "460000000000009", "460000000000008", "460000000000007"))
+}
+
+func TestCountResolvesOnReadings(t *testing.T) {
+	rs, ps := compileYAML(t, countRules)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	loc := model.Point{Lat: 41.9612, Lon: 110.4875}
+	got := only(e.eval(e.phones("F-1", at(22, 0), loc, "460000000000001", "460000000000002", "460000000000003")), "crowd")
+	require.Len(t, got, 1)
+	got = only(e.eval(e.phones("F-1", at(22, 20), loc, "460000000000001")), "crowd")
+	require.Len(t, got, 1)
+	assert.Equal(t, model.StateResolved, got[0].State)
+	assert.Equal(t, 3, got[0].Count, "the incident keeps its peak count")
+}
+
+func TestDwell(t *testing.T) {
+	loc := model.Point{Lat: 41.9612, Lon: 110.4875}
+	const imsi = "460000000000001"
+	type step struct {
+		t     time.Time
+		state string // "" none
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"seen every 5 minutes for 45 minutes", []step{
+			{at(22, 0), ""}, {at(22, 5), ""}, {at(22, 10), ""}, {at(22, 15), ""}, {at(22, 20), ""},
+			{at(22, 25), ""}, {at(22, 30), ""}, {at(22, 35), ""}, {at(22, 40), ""}, {at(22, 45), "firing"},
+			{at(22, 50), ""},
+		}},
+		{"a gap longer than max_gap restarts the stay", []step{
+			{at(22, 0), ""}, {at(22, 10), ""}, {at(22, 20), ""}, {at(22, 30), ""},
+			{at(22, 41), ""}, // 11 minutes gap: a new stay from 22:41
+			{at(22, 50), ""}, {at(23, 0), ""}, {at(23, 10), ""}, {at(23, 20), ""}, {at(23, 26), "firing"},
+		}},
+		{"a gap of exactly max_gap is continuous", []step{
+			{at(22, 0), ""}, {at(22, 10), ""}, {at(22, 20), ""}, {at(22, 30), ""}, {at(22, 40), ""}, {at(22, 45), "firing"},
+		}},
+		{"after firing, a long gap resolves and a new stay begins", []step{
+			{at(22, 0), ""}, {at(22, 10), ""}, {at(22, 20), ""}, {at(22, 30), ""}, {at(22, 40), ""}, {at(22, 45), "firing"},
+			{at(23, 30), "resolved"},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rs, ps := compileYAML(t, countRules)
+			require.Empty(t, ps)
+			e := newEngine(t, rs)
+			var firingID string
+			for _, s := range tc.steps {
+				got := only(e.eval(e.phones("F-1", s.t, loc, imsi)), "loiter")
+				if s.state == "" {
+					assert.Empty(t, got, s.t.Format("15:04"))
+					continue
+				}
+				require.Len(t, got, 1, s.t.Format("15:04"))
+				assert.Equal(t, s.state, got[0].State)
+				if s.state == model.StateFiring {
+					firingID = got[0].ID
+					assert.Equal(t, model.Subject{Kind: "imsi", Value: imsi}, got[0].Subject)
+				} else {
+					assert.Equal(t, firingID, got[0].ID)
+				}
+			}
+		})
+	}
+}
+
+func TestDwellResolvesOnTick(t *testing.T) {
+	rs, ps := compileYAML(t, countRules)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	loc := model.Point{Lat: 41.9612, Lon: 110.4875}
+	for m := 0; m <= 45; m += 5 {
+		e.eval(e.phones("F-1", at(22, m), loc, "460000000000001"))
+	}
+	assert.Empty(t, only(e.Tick(at(22, 55)), "loiter"), "10 minutes is not more than max_gap")
+	res := only(e.Tick(at(22, 56)), "loiter")
+	require.Len(t, res, 1)
+	assert.Equal(t, model.StateResolved, res[0].State)
+	assert.Equal(t, at(22, 45), res[0].At, "resolved at the last sighting")
+	assert.Contains(t, res[0].Summary, "no longer seen")
+}
+
+func TestVelocity(t *testing.T) {
+	a := model.Point{Lat: 41.70, Lon: 110.435}
+	tests := []struct {
+		name   string
+		km     float64
+		dt     time.Duration
+		fires  bool
+		plate2 string
+	}{
+		{"80 km in 10 minutes (480 km/h)", 80, 10 * time.Minute, true, ""},
+		{"20 km in 30 minutes (40 km/h)", 20, 30 * time.Minute, false, ""},
+		{"80 km in 30 minutes (160 km/h)", 80, 30 * time.Minute, false, ""},
+		{"5 km at the same instant", 5, 0, true, ""},
+		{"500 m at the same instant (noise)", 0.5, 0, false, ""},
+		{"the same place twice", 0, time.Minute, false, ""},
+		{"80 km in 10 minutes, another plate", 80, 10 * time.Minute, false, "蒙B54321"},
+		{"80 km in 10 minutes, no plate", 80, 10 * time.Minute, false, model.NoPlate},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t, loadRules(t))
+			plate := "蒙B12345"
+			p1 := plate
+			if tc.plate2 == model.NoPlate {
+				p1 = model.NoPlate
+			}
+			assert.Empty(t, only(e.eval(e.pass("CP-12", at(10, 0), a, model.Pass{Plate: p1})), "cloned-plate"))
+			p2 := plate
+			if tc.plate2 != "" {
+				p2 = tc.plate2
+			}
+			b := north(a, tc.km*1000)
+			got := only(e.eval(e.pass("CP-07", at(10, 0).Add(tc.dt), b, model.Pass{Plate: p2})), "cloned-plate")
+			if !tc.fires {
+				assert.Empty(t, got)
+				return
+			}
+			require.Len(t, got, 1)
+			v := got[0]
+			assert.Equal(t, model.StateFiring, v.State)
+			assert.Equal(t, 2, v.Count)
+			assert.Equal(t, "CP-12", v.Evidence[0].Device)
+			assert.Equal(t, "CP-07", v.Evidence[1].Device)
+			assert.Equal(t, b, *v.Location, "location is the later sighting")
+			assert.Contains(t, v.Summary, fmt.Sprintf("%.1f km apart", tc.km))
+		})
+	}
+}
+
+func TestVelocityCooldown(t *testing.T) {
+	e := newEngine(t, loadRules(t))
+	a := model.Point{Lat: 41.70, Lon: 110.435}
+	b := north(a, 80_000)
+	n := 0
+	for i := 0; i < 4; i++ {
+		p := a
+		if i%2 == 1 {
+			p = b
+		}
+		n += len(only(e.eval(e.pass("CP-07", at(10, i), p, model.Pass{Plate: "蒙B12345"})), "cloned-plate"))
+	}
+	assert.Equal(t, 1, n, "ping-pong within the cooldown is one alert")
+}
+
+const fenceRules = `
+devices:
+  - {id: P-07, kind: patrol, site: mdl}
+zones:
+  - {id: strip, site: mdl, name: Strip, units: [joint-command], geojson: {"type":"Polygon","coordinates":[[[109.80,42.68],[110.50,42.68],[110.50,42.72],[109.80,42.72],[109.80,42.68]]]}}
+rules:
+  - {id: in-strip, kind: enter, source: patrol, zones: [strip], hysteresis_m: 20}
+  - {id: out-strip, kind: exit, source: patrol, zones: [strip], hysteresis_m: 20}
+  - {id: in-any, kind: enter, source: patrol}
+`
+
+func TestEnterExitHysteresis(t *testing.T) {
+	edge := model.Point{Lat: stripEdge, Lon: 110.1}
+	m := func(metres float64) model.Point { return north(edge, metres) } // + inside, - outside
+	tests := []struct {
+		name        string
+		path        []float64 // metres north of the southern edge
+		enter, exit int
+	}{
+		{"first sighting deep inside is an enter", []float64{500}, 1, 0},
+		{"first sighting outside is nothing", []float64{-500}, 0, 0},
+		{"jitter along the edge is one enter, no exit", []float64{-500, 25, -5, 8, -12, 15, -18, 3, -2, 30}, 1, 0},
+		{"in, out beyond the hysteresis, in again", []float64{-500, 100, -100, 100}, 2, 1},
+		{"inside but within hysteresis of the edge does not enter", []float64{-500, 10, 15}, 0, 0},
+		{"first sighting just inside, within hysteresis", []float64{10}, 0, 0},
+		{"straight out from far inside", []float64{500, -5000}, 1, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rs, ps := compileYAML(t, fenceRules)
+			require.Empty(t, ps)
+			e := newEngine(t, rs)
+			var enter, exit int
+			for i, d := range tc.path {
+				got := e.eval(e.position("P-07", at(10, i), m(d)))
+				enter += len(only(got, "in-strip"))
+				exit += len(only(got, "out-strip"))
+			}
+			assert.Equal(t, tc.enter, enter, "enters")
+			assert.Equal(t, tc.exit, exit, "exits")
+		})
+	}
+}
+
+func TestEnterWithoutZonesWatchesEveryZone(t *testing.T) {
+	rs, ps := compileYAML(t, fenceRules)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	got := only(e.eval(e.position("P-07", at(10, 0), model.Point{Lat: 42.70, Lon: 110.1})), "in-any")
+	require.Len(t, got, 1)
+	assert.Equal(t, "strip", got[0].Zone)
+	assert.Equal(t, model.Subject{Kind: "patrol", Value: "P-07"}, got[0].Subject)
+	assert.Contains(t, got[0].Summary, "Patrol P-07 entered Strip (strip)")
+	// Older positions do not move the patrol back in time.
+	assert.Empty(t, e.eval(e.position("P-07", at(9, 0), model.Point{Lat: 40, Lon: 110})))
+}
+
+func TestSilence(t *testing.T) {
+	e := newEngine(t, loadRules(t))
+	t0 := at(10, 0)
+	assert.Empty(t, e.Tick(t0), "a fresh start fires nothing")
+	e.Evaluate(e.phones("F-AOL-01", t0, ruinsOut, "460000000000001"), t0.Add(time.Minute))
+	assert.Empty(t, only(e.Tick(t0.Add(10*time.Minute)), "unit-offline"), "10 minutes is not more than 10 minutes")
+	got := only(e.Tick(t0.Add(10*time.Minute+time.Second)), "unit-offline")
+	devs := map[string]model.Alert{}
+	for _, a := range got {
+		devs[a.Subject.Value] = a
+		assert.Equal(t, "device", a.Subject.Kind)
+	}
+	// CP-07 expects a message every 10m, like `after`; F-AOL-01 spoke at +1m.
+	assert.ElementsMatch(t, []string{"CP-07", "CP-12", "P-07", "P-08"}, keys(devs))
+	got = only(e.Tick(t0.Add(11*time.Minute+time.Second)), "unit-offline")
+	require.Len(t, got, 1)
+	assert.Equal(t, "F-AOL-01", got[0].Subject.Value)
+	assert.Equal(t, &model.Point{Lat: 41.96, Lon: 110.4861}, got[0].Location)
+	assert.Empty(t, only(e.Tick(t0.Add(12*time.Minute)), "unit-offline"), "once per incident")
+
+	res := only(e.Evaluate(e.pass("CP-07", t0.Add(20*time.Minute), cp07, model.Pass{Plate: "蒙B12345"}), t0.Add(20*time.Minute)), "unit-offline")
+	require.Len(t, res, 1)
+	assert.Equal(t, model.StateResolved, res[0].State)
+	assert.Equal(t, devs["CP-07"].ID, res[0].ID)
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func TestStatus(t *testing.T) {
+	e := newEngine(t, loadRules(t))
+	full := model.Some(87)
+	steps := []struct {
+		name  string
+		s     model.Status
+		state string
+	}{
+		{"healthy", model.Status{BatteryPct: full, Tamper: model.SomeBool(false)}, ""},
+		{"tamper", model.Status{BatteryPct: full, Tamper: model.SomeBool(true)}, "firing"},
+		{"still tampered: once", model.Status{BatteryPct: full, Tamper: model.SomeBool(true)}, ""},
+		{"low battery, still matching", model.Status{BatteryPct: model.Some(10)}, ""},
+		{"healthy again", model.Status{BatteryPct: full, Tamper: model.SomeBool(false)}, "resolved"},
+		{"battery absent reads as 0 < 15", model.Status{Power: "solar"}, "firing"},
+	}
+	var id string
+	for i, s := range steps {
+		got := only(e.eval(e.status("F-AOL-01", at(10, i), s.s)), "unit-tamper")
+		if s.state == "" {
+			assert.Empty(t, got, s.name)
+			continue
+		}
+		require.Len(t, got, 1, s.name)
+		assert.Equal(t, s.state, got[0].State, s.name)
+		if s.state == model.StateResolved {
+			assert.Equal(t, id, got[0].ID)
+		}
+		id = got[0].ID
+	}
+}
+
+func TestLateData(t *testing.T) {
+	e := newEngine(t, loadRules(t))
+	ev := at(23, 10).Add(-48 * time.Hour)
+	now := at(12, 0)
+	got := only(e.Evaluate(e.phones("F-AOL-01", ev, ruinsIn, "428991234567890"), now), "night-phone-ruins")
+	require.Len(t, got, 1, "evaluated at its own (night) time, not at noon")
+	assert.True(t, got[0].Late)
+	assert.Equal(t, ev, got[0].At)
+	assert.Equal(t, now, got[0].RaisedAt)
+	assert.Contains(t, got[0].Summary, "2026-11-24 23:10 local")
+
+	live := only(e.Evaluate(e.phones("F-AOL-01", at(23, 10), ruinsIn, "428991234567891"), at(23, 11)), "night-phone-ruins")
+	require.Len(t, live, 1)
+	assert.False(t, live[0].Late)
+
+	// A backlog replayed in a burst raises one alert per cooldown of the
+	// period it covers, not one per reading.
+	n := 0
+	for m := 0; m < 60; m += 2 {
+		n += len(only(e.Evaluate(e.phones("F-AOL-01", ev.Add(time.Duration(m)*time.Minute), ruinsIn, "460000000000001"), now), "night-phone-ruins"))
+	}
+	assert.Equal(t, 2, n, "60 minutes of backlog with a 30m cooldown")
+}
+
+func TestNearestPatrols(t *testing.T) {
+	e := newEngine(t, loadRules(t))
+	now := at(23, 10)
+	e.Evaluate(e.position("P-07", now.Add(-5*time.Minute), north(ruinsIn, 3200)), now)
+	e.Evaluate(e.position("P-08", now.Add(-time.Hour), north(ruinsIn, 100)), now) // too old
+	got := only(e.Evaluate(e.phones("F-AOL-01", now, ruinsIn, "460000000000001"), now), "night-phone-ruins")
+	require.Len(t, got, 1)
+	require.Len(t, got[0].NearestPatrols, 1)
+	assert.Equal(t, model.PatrolRef{Device: "P-07", DistanceKm: 3.2, Seen: now.Add(-5 * time.Minute)}, got[0].NearestPatrols[0])
+}
+
+func TestAlertIDStable(t *testing.T) {
+	s := model.Subject{Kind: "imsi", Value: "428991234567890"}
+	a := alertID("r", s, "z", at(23, 10))
+	assert.Equal(t, a, alertID("r", s, "z", at(23, 10).UTC()), "same instant, any zone offset")
+	assert.NotEqual(t, a, alertID("r", s, "z", at(23, 11)))
+	assert.NotEqual(t, a, alertID("r", s, "y", at(23, 10)))
+	assert.NotEqual(t, a, alertID("r2", s, "z", at(23, 10)))
+}
