@@ -1,0 +1,165 @@
+package engine
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fenceline/fenceline/internal/model"
+)
+
+// statefulRules has one rule of each kind that keeps state.
+const statefulRules = `
+devices:
+  - {id: F-1, kind: fence, site: mdl, lat: 41.9612, lon: 110.4875}
+  - {id: P-07, kind: patrol, site: mdl}
+zones:
+  - {id: ruins, site: mdl, name: Ruins, units: [station-mdl], circle: {lat: 41.9612, lon: 110.4875, radius_m: 500}}
+rules:
+  - {id: seen, kind: presence, source: phone, zones: [ruins], cooldown: 30m}
+  - {id: crowd, kind: count, source: phone, zones: [ruins], window: 15m, threshold: 2}
+  - {id: loiter, kind: dwell, source: phone, zones: [ruins], duration: 10m}
+  - {id: patrol-in, kind: enter, source: patrol, zones: [ruins]}
+  - {id: offline, kind: silence, after: 10m}
+  - {id: tamper, kind: status, when: tamper}
+`
+
+var ruinsC = model.Point{Lat: 41.9612, Lon: 110.4875}
+
+// warm drives an engine into a state with something open for every
+// stateful kind, and returns the alerts it raised.
+func warm(t *testing.T, e *testEngine) []model.Alert {
+	t.Helper()
+	var out []model.Alert
+	out = append(out, e.Tick(at(22, 0))...)
+	out = append(out, e.eval(e.phones("F-1", at(22, 0), ruinsC, "460000000000001", "460000000000002"))...)
+	out = append(out, e.eval(e.phones("F-1", at(22, 10), ruinsC, "460000000000001", "460000000000002"))...)
+	out = append(out, e.eval(e.position("P-07", at(22, 10), ruinsC))...)
+	out = append(out, e.eval(e.status("F-1", at(22, 10), model.Status{Tamper: model.SomeBool(true)}))...)
+	return out
+}
+
+func TestWarmOpensEverything(t *testing.T) {
+	rs, ps := compileYAML(t, statefulRules)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	got := warm(t, e)
+	rules := map[string]int{}
+	for _, a := range got {
+		rules[a.Rule]++
+	}
+	assert.Equal(t, map[string]int{"seen": 2, "crowd": 1, "loiter": 2, "patrol-in": 1, "tamper": 1}, rules)
+	assert.Equal(t, 1.0, gauge(t, e, "fenceline_alerts_open_incidents", "crowd"))
+	assert.Equal(t, 2.0, gauge(t, e, "fenceline_alerts_open_incidents", "loiter"))
+}
+
+func TestSwap(t *testing.T) {
+	rs, ps := compileYAML(t, statefulRules)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	warm(t, e)
+
+	// Reload: `seen` and `crowd` unchanged, `loiter` changed, `tamper`
+	// removed, a new rule added.
+	next := strings.Replace(statefulRules, "duration: 10m", "duration: 20m", 1)
+	next = strings.Replace(next, "  - {id: tamper, kind: status, when: tamper}\n", "  - {id: hot, kind: status, when: temp_c > 60}\n", 1)
+	rs2, ps := compileYAML(t, next)
+	require.Empty(t, ps)
+	resolved := e.Swap(rs2)
+	byRule := map[string][]model.Alert{}
+	for _, a := range resolved {
+		assert.Equal(t, model.StateResolved, a.State)
+		byRule[a.Rule] = append(byRule[a.Rule], a)
+	}
+	assert.Len(t, byRule["loiter"], 2, "changed rule: its open incidents are resolved")
+	assert.Len(t, byRule["tamper"], 1, "removed rule: resolved")
+	assert.Empty(t, byRule["crowd"], "unchanged rule keeps its incident open")
+	assert.Contains(t, byRule["tamper"][0].Summary, "rule removed")
+
+	// Kept state: the cooldown of `seen` and the open `crowd` incident.
+	got := e.eval(e.phones("F-1", at(22, 12), ruinsC, "460000000000001", "460000000000002"))
+	assert.Empty(t, only(got, "seen"), "cooldown kept")
+	assert.Empty(t, only(got, "crowd"), "still open: not re-raised")
+	assert.Empty(t, only(got, "loiter"), "dropped state: the stay starts again at 22:12")
+	// Enter state kept: still inside, no new enter.
+	assert.Empty(t, e.eval(e.position("P-07", at(22, 12), ruinsC)))
+}
+
+func TestStateRoundTrip(t *testing.T) {
+	rs, ps := compileYAML(t, statefulRules)
+	require.Empty(t, ps)
+	e1 := newEngine(t, rs)
+	first := warm(t, e1)
+	var crowdID string
+	for _, a := range first {
+		if a.Rule == "crowd" {
+			crowdID = a.ID
+		}
+	}
+	data, err := e1.MarshalState()
+	require.NoError(t, err)
+	require.True(t, json.Valid(data))
+	again, err := e1.MarshalState()
+	require.NoError(t, err)
+	assert.Equal(t, string(data), string(again), "deterministic")
+
+	// "Restart": a new engine on a freshly compiled ruleset.
+	rs2, ps := compileYAML(t, statefulRules)
+	require.Empty(t, ps)
+	e2 := newEngine(t, rs2)
+	require.NoError(t, e2.UnmarshalState(data))
+	e2.seq = e1.seq
+	assert.Equal(t, 1.0, gauge(t, e2, "fenceline_alerts_open_incidents", "crowd"))
+
+	got := e2.Tick(at(22, 11))
+	assert.Empty(t, got, "restart starts a silence grace period; nothing else due")
+	got = append(got, e2.eval(e2.phones("F-1", at(22, 11), ruinsC, "460000000000001", "460000000000002"))...)
+	got = append(got, e2.eval(e2.position("P-07", at(22, 11), ruinsC))...)
+	got = append(got, e2.eval(e2.status("F-1", at(22, 11), model.Status{Tamper: model.SomeBool(true)}))...)
+	assert.Empty(t, got, "nothing re-raised after the restart")
+
+	// Open incidents are not forgotten: they resolve with the same id.
+	res := only(e2.Tick(at(22, 40)), "crowd")
+	require.Len(t, res, 1)
+	assert.Equal(t, model.StateResolved, res[0].State)
+	assert.Equal(t, crowdID, res[0].ID)
+	tam := only(e2.eval(e2.status("F-1", at(22, 41), model.Status{Tamper: model.SomeBool(false)})), "tamper")
+	require.Len(t, tam, 1)
+	assert.Equal(t, model.StateResolved, tam[0].State)
+}
+
+func TestUnmarshalStateDropsChangedRules(t *testing.T) {
+	rs, ps := compileYAML(t, statefulRules)
+	require.Empty(t, ps)
+	e1 := newEngine(t, rs)
+	warm(t, e1)
+	data, err := e1.MarshalState()
+	require.NoError(t, err)
+
+	rs2, ps := compileYAML(t, strings.Replace(statefulRules, "cooldown: 30m", "cooldown: 20m", 1))
+	require.Empty(t, ps)
+	e2 := newEngine(t, rs2)
+	require.NoError(t, e2.UnmarshalState(data))
+	got := only(e2.eval(e2.phones("F-1", at(22, 12), ruinsC, "460000000000001")), "seen")
+	assert.Len(t, got, 1, "a changed rule starts afresh")
+
+	assert.Error(t, e2.UnmarshalState([]byte(`{"version":99}`)))
+	assert.Error(t, e2.UnmarshalState([]byte(`not json`)))
+}
+
+func TestRepeatInterval(t *testing.T) {
+	rs, ps := compileYAML(t, strings.Replace(statefulRules, "when: tamper}", "when: tamper, repeat_interval: 1h}", 1))
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	f := only(e.eval(e.status("F-1", at(10, 0), model.Status{Tamper: model.SomeBool(true)})), "tamper")
+	require.Len(t, f, 1)
+	assert.Empty(t, only(e.Tick(at(10, 59)), "tamper"))
+	r := only(e.Tick(at(11, 0)), "tamper")
+	require.Len(t, r, 1)
+	assert.Equal(t, f[0].ID, r[0].ID)
+	assert.Equal(t, model.StateFiring, r[0].State)
+	assert.Equal(t, at(11, 0), r[0].RaisedAt)
+}
