@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -94,8 +95,15 @@ func (l *List) addFile(name, baseDir, file, key string) config.Problems {
 		return probs
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || fi.IsDir() {
+		if err == nil {
+			err = fmt.Errorf("%s is a directory", path)
+		}
+		probs.Add(file, key+".file", "cannot read watchlist file: %v", err)
+		return probs
+	}
 	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), maxLineBytes)
+	sc.Buffer(make([]byte, 0, 1024), maxLineBytes)
 	line := 0
 	for sc.Scan() {
 		line++
@@ -204,6 +212,11 @@ func NormalisePlate(s string) string {
 	if plateIsNormal(s) {
 		return s
 	}
+	return normalisePlate(s)
+}
+
+// normalisePlate is NormalisePlate without the fast path.
+func normalisePlate(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
 	space := false
@@ -281,7 +294,7 @@ func normaliseDigits(s string) (string, error) {
 			b.WriteRune(r - 0xFEE0)
 		case r == ' ' || r == '-':
 		default:
-			return "", fmt.Errorf("%q: not a number (digits only)", s)
+			return "", fmt.Errorf("%s: not a number (digits only)", quote(s))
 		}
 	}
 	return b.String(), nil
@@ -303,10 +316,10 @@ func normaliseMAC(s string) (string, error) {
 			hex = append(hex, byte(r)+('a'-'A'))
 		case r == ':' || r == '-' || r == '.':
 		default:
-			return "", fmt.Errorf("%q: not a MAC address", s)
+			return "", fmt.Errorf("%s: not a MAC address", quote(s))
 		}
 		if len(hex) > 12 {
-			return "", fmt.Errorf("%q: a MAC address has 12 hex digits", s)
+			return "", fmt.Errorf("%s: a MAC address has 12 hex digits", quote(s))
 		}
 	}
 	b := make([]byte, 0, 17)
@@ -346,15 +359,15 @@ func checkExact(kind, n string) error {
 	switch kind {
 	case KindIMSI:
 		if len(n) < 6 || len(n) > 15 {
-			return fmt.Errorf("%q: an IMSI has 6 to 15 digits", n)
+			return fmt.Errorf("%s: an IMSI has 6 to 15 digits (end it with * for a prefix)", quote(n))
 		}
 	case KindIMEI:
 		if len(n) < 14 || len(n) > 16 {
-			return fmt.Errorf("%q: an IMEI has 14 to 16 digits", n)
+			return fmt.Errorf("%s: an IMEI has 14 to 16 digits (end it with * for a prefix)", quote(n))
 		}
 	case KindMAC:
 		if len(n) != 17 {
-			return fmt.Errorf("%q: a MAC address has 12 hex digits (end it with * for a prefix)", n)
+			return fmt.Errorf("%s: a MAC address has 12 hex digits (end it with * for a prefix)", quote(n))
 		}
 	case KindPlate:
 		return checkPlate(n)
@@ -366,11 +379,11 @@ func checkPrefix(kind, n string) error {
 	switch kind {
 	case KindIMSI:
 		if len(n) > 15 {
-			return fmt.Errorf("%q: an IMSI prefix has at most 15 digits", n)
+			return fmt.Errorf("%s: an IMSI prefix has at most 15 digits", quote(n))
 		}
 	case KindIMEI:
 		if len(n) > 16 {
-			return fmt.Errorf("%q: an IMEI prefix has at most 16 digits", n)
+			return fmt.Errorf("%s: an IMEI prefix has at most 16 digits", quote(n))
 		}
 	case KindPlate:
 		return checkPlate(n)
@@ -386,15 +399,25 @@ const maxPlateRunes = 16
 // Cyrillic), digits, single spaces and the separators seen on plates.
 func checkPlate(n string) error {
 	if !utf8.ValidString(n) {
-		return fmt.Errorf("%q: not valid UTF-8", n)
+		return fmt.Errorf("%s: not valid UTF-8", quote(n))
 	}
 	if utf8.RuneCountInString(n) > maxPlateRunes {
-		return fmt.Errorf("%q: longer than %d characters for a plate", n, maxPlateRunes)
+		return fmt.Errorf("%s: longer than %d characters for a plate", quote(n), maxPlateRunes)
 	}
 	for _, r := range n {
 		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == ' ' || r == '-' || r == '·' || r == '.') {
-			return fmt.Errorf("%q: %q is not a plate character", n, r)
+			return fmt.Errorf("%s: %q is not a plate character", quote(n), r)
 		}
 	}
 	return nil
+}
+
+// quote quotes an entry for a message, cut short: a line of garbage
+// should not flood `fenceline check`.
+func quote(s string) string {
+	const maxRunes = 40
+	if utf8.RuneCountInString(s) <= maxRunes {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(string([]rune(s)[:maxRunes])) + "…"
 }

@@ -1,0 +1,301 @@
+package watchlist
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fenceline/fenceline/config"
+)
+
+func build(t testing.TB, kind string, entries ...string) *List {
+	t.Helper()
+	l, probs := Build("test", config.WatchlistSpec{Kind: kind, Entries: entries}, "testdata", "rules.yaml")
+	require.Empty(t, probs)
+	return l
+}
+
+func TestMatch(t *testing.T) {
+	plates := build(t, KindPlate, "蒙B7K3Q2", "蒙b7k3q3 ", "蒙Ｂ１２３４５", "1598 дга", "蒙A*", "  京 * ")
+	foreign := build(t, KindIMSI, "428*", "46000123456789*", "460011234567890")
+	imeis := build(t, KindIMEI, "49-015420-323751-8", "35209900*")
+	macs := build(t, KindMAC, "A4-5E-60-12-34-56", "001a.2b3c.4d5e", "ac:de:48*", "F0:9F:C2:1*")
+
+	tests := []struct {
+		name string
+		l    *List
+		v    string
+		want bool
+	}{
+		{"plate: exact", plates, "蒙B7K3Q2", true},
+		{"plate: a reading in lower case with a trailing space", plates, "蒙b7k3q2 ", true},
+		{"plate: entry in lower case matches the normal reading", plates, "蒙B7K3Q3", true},
+		{"plate: full-width entry", plates, "蒙B12345", true},
+		{"plate: full-width reading", plates, "蒙Ｂ７Ｋ３Ｑ２", true},
+		{"plate: ideographic space", plates, "\u3000蒙B7K3Q2\u3000", true},
+		{"plate: Mongolian, Cyrillic upper-cased", plates, "1598 ДГА", true},
+		{"plate: Mongolian, inner spaces collapsed", plates, "1598   ДГА", true},
+		{"plate: Mongolian, no space is another plate", plates, "1598ДГА", false},
+		{"plate: prefix", plates, "蒙A12345", true},
+		{"plate: prefix with a space before the *", plates, "京A00001", true},
+		{"plate: prefix alone matches", plates, "蒙A", true},
+		{"plate: other", plates, "蒙B7K3Q4", false},
+		{"plate: shorter than an entry", plates, "蒙B7K3Q", false},
+		{"plate: empty", plates, "", false},
+		{"plate: no plate", plates, "无牌", false},
+		{"imsi: Mongolian prefix", foreign, "428991234567890", true},
+		{"imsi: Unitel", foreign, "428881234567890", true},
+		{"imsi: China Mobile", foreign, "460071234567890", false},
+		{"imsi: long prefix", foreign, "460001234567891", true},
+		{"imsi: exact", foreign, "460011234567890", true},
+		{"imsi: exact, one digit off", foreign, "460011234567891", false},
+		{"imsi: not digits", foreign, "428abc", false},
+		{"imsi: shorter than the prefix", foreign, "42", false},
+		{"imei: dashes in the entry", imeis, "490154203237518", true},
+		{"imei: prefix (TAC)", imeis, "352099001761481", true},
+		{"imei: other", imeis, "490154203237519", false},
+		{"mac: dash form entry", macs, "a4:5e:60:12:34:56", true},
+		{"mac: Cisco form entry", macs, "00:1a:2b:3c:4d:5e", true},
+		{"mac: upper-case reading", macs, "A4:5E:60:12:34:56", true},
+		{"mac: OUI prefix", macs, "ac:de:48:00:11:22", true},
+		{"mac: odd-length prefix", macs, "f0:9f:c2:1a:bb:cc", true},
+		{"mac: odd-length prefix, other digit", macs, "f0:9f:c2:2a:bb:cc", false},
+		{"mac: other", macs, "a4:5e:60:12:34:57", false},
+		{"mac: garbage", macs, "zz", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, tt.l.Match(tt.v))
+		})
+	}
+	t.Run("Len counts distinct entries", func(t *testing.T) {
+		assert.Equal(t, 6, plates.Len())
+		assert.Equal(t, 3, foreign.Len())
+		assert.Equal(t, 2, build(t, KindPlate, "蒙B7K3Q2", "蒙b7k3q2", "蒙B*", "蒙b*").Len())
+	})
+	t.Run("nil list", func(t *testing.T) {
+		var l *List
+		assert.False(t, l.Match("蒙B7K3Q2"))
+		assert.Equal(t, 0, l.Len())
+	})
+	t.Run("name and kind", func(t *testing.T) {
+		assert.Equal(t, "test", foreign.Name)
+		assert.Equal(t, KindIMSI, foreign.Kind)
+	})
+}
+
+func TestFile(t *testing.T) {
+	l, probs := Build("plates-of-interest", config.WatchlistSpec{
+		Kind: KindPlate, Entries: []string{"蒙B7K3Q2"}, File: "plates.txt",
+	}, "testdata", "rules.yaml")
+	require.Empty(t, probs)
+	tests := []struct {
+		v    string
+		want bool
+	}{
+		{"蒙B7K3Q2", true},
+		{"蒙B12345", true}, // full-width in the file, with a comment after it
+		{"1598 ДГА", true},
+		{"1234 УБА", true},
+		{"蒙A00001", true},
+		{"# Mongolian plates seen at Manduhla", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.v, func(t *testing.T) {
+			assert.Equal(t, tt.want, l.Match(tt.v))
+		})
+	}
+	assert.Equal(t, 5, l.Len(), "the entry in rules.yaml and the file's line 3 are one")
+
+	t.Run("absolute path", func(t *testing.T) {
+		abs, err := filepath.Abs("testdata/plates.txt")
+		require.NoError(t, err)
+		l, probs := Build("p", config.WatchlistSpec{Kind: KindPlate, File: abs}, "/nonexistent", "rules.yaml")
+		require.Empty(t, probs)
+		assert.Equal(t, 5, l.Len())
+	})
+}
+
+func TestBuildProblems(t *testing.T) {
+	dir := t.TempDir()
+	long := filepath.Join(dir, "long.txt")
+	require.NoError(t, os.WriteFile(long, []byte("428*\n"+strings.Repeat("1", maxLineBytes+1)+"\n"), 0o644))
+
+	type want struct {
+		file string
+		line int
+		key  string
+		msg  string
+	}
+	tests := []struct {
+		name string
+		spec config.WatchlistSpec
+		want []want
+	}{
+		{"unknown kind", config.WatchlistSpec{Kind: "vin", Entries: []string{"x"}},
+			[]want{{"rules.yaml", 0, "watchlists.w.kind", `unknown watchlist kind "vin" (plate, imsi, imei or mac)`}}},
+		{"no kind", config.WatchlistSpec{Entries: []string{"x"}},
+			[]want{{"rules.yaml", 0, "watchlists.w.kind", `unknown watchlist kind ""`}}},
+		{"empty entry", config.WatchlistSpec{Kind: KindPlate, Entries: []string{"蒙B12345", "  "}},
+			[]want{{"rules.yaml", 0, "watchlists.w.entries[1]", "empty entry"}}},
+		{"star alone", config.WatchlistSpec{Kind: KindIMSI, Entries: []string{"*"}},
+			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", "empty entry"}}},
+		{"imsi with letters", config.WatchlistSpec{Kind: KindIMSI, Entries: []string{"428*", "4600O1234567890"}},
+			[]want{{"rules.yaml", 0, "watchlists.w.entries[1]", `"4600O1234567890": not a number (digits only)`}}},
+		{"imsi too short", config.WatchlistSpec{Kind: KindIMSI, Entries: []string{"42899"}},
+			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", `"42899": an IMSI has 6 to 15 digits (end it with * for a prefix)`}}},
+		{"imsi too long", config.WatchlistSpec{Kind: KindIMSI, Entries: []string{"4289912345678901"}},
+			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", "an IMSI has 6 to 15 digits"}}},
+		{"imsi prefix too long", config.WatchlistSpec{Kind: KindIMSI, Entries: []string{"4289912345678901*"}},
+			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", "an IMSI prefix has at most 15 digits"}}},
+		{"imei too short", config.WatchlistSpec{Kind: KindIMEI, Entries: []string{"4901542032375"}},
+			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", "an IMEI has 14 to 16 digits"}}},
+		{"imei prefix too long", config.WatchlistSpec{Kind: KindIMEI, Entries: []string{"49015420323751811*"}},
+			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", "an IMEI prefix has at most 16 digits"}}},
+		{"mac not hex", config.WatchlistSpec{Kind: KindMAC, Entries: []string{"a4:5e:60:12:34:5g"}},
+			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", `"a4:5e:60:12:34:5g": not a MAC address`}}},
+		{"mac too short", config.WatchlistSpec{Kind: KindMAC, Entries: []string{"a4:5e:60:12:34"}},
+			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", "a MAC address has 12 hex digits (end it with * for a prefix)"}}},
+		{"mac too long", config.WatchlistSpec{Kind: KindMAC, Entries: []string{"a4:5e:60:12:34:56:78"}},
+			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", "a MAC address has 12 hex digits"}}},
+		{"plate with a bad character", config.WatchlistSpec{Kind: KindPlate, Entries: []string{"蒙B12345!"}},
+			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", `'!' is not a plate character`}}},
+		{"plate too long", config.WatchlistSpec{Kind: KindPlate, Entries: []string{strings.Repeat("A", 17)}},
+			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", "longer than 16 characters"}}},
+		{"missing file", config.WatchlistSpec{Kind: KindPlate, File: "nope.txt"},
+			[]want{{"rules.yaml", 0, "watchlists.w.file", "cannot read watchlist file: open testdata/nope.txt"}}},
+		{"a folder for a file", config.WatchlistSpec{Kind: KindPlate, File: dir},
+			[]want{{"rules.yaml", 0, "watchlists.w.file", "cannot read watchlist file"}}},
+		{"bad lines in a file", config.WatchlistSpec{Kind: KindPlate, File: "bad-plates.txt"},
+			[]want{
+				{"testdata/bad-plates.txt", 4, "watchlists.w.file", `"蒙B12345!": '!' is not a plate character`},
+				{"testdata/bad-plates.txt", 6, "watchlists.w.file", "empty entry"},
+			}},
+		{"line too long", config.WatchlistSpec{Kind: KindIMSI, File: long},
+			[]want{{long, 2, "watchlists.w.file", "cannot read watchlist file: bufio.Scanner: token too long"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, probs := Build("w", tt.spec, "testdata", "rules.yaml")
+			require.Len(t, probs, len(tt.want), "%v", probs)
+			for i, w := range tt.want {
+				assert.Equal(t, w.file, probs[i].File)
+				assert.Equal(t, w.line, probs[i].Line)
+				assert.Equal(t, w.key, probs[i].Key)
+				assert.Contains(t, probs[i].Msg, w.msg)
+			}
+		})
+	}
+	t.Run("good entries survive bad ones", func(t *testing.T) {
+		l, probs := Build("w", config.WatchlistSpec{Kind: KindIMSI, Entries: []string{"x", "428*", ""}}, "", "rules.yaml")
+		require.Len(t, probs, 2)
+		assert.True(t, l.Match("428991234567890"))
+	})
+}
+
+func TestNormalisePlate(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"蒙B7K3Q2", "蒙B7K3Q2"},
+		{"蒙b7k3q2 ", "蒙B7K3Q2"},
+		{"  蒙B 7K3Q2\t", "蒙B 7K3Q2"},
+		{"蒙Ｂ７Ｋ３Ｑ２", "蒙B7K3Q2"},
+		{"蒙ｂ７ｋ３ｑ２", "蒙B7K3Q2"},
+		{"\u3000蒙B7K3Q2\u3000", "蒙B7K3Q2"},
+		{"1598  уба", "1598 УБА"},
+		{"1598\u3000ДГ А", "1598 ДГ А"},
+		{"无牌", "无牌"},
+		{"", ""},
+		{"   ", ""},
+		{"\xff蒙b", "\uFFFD蒙B"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			assert.Equal(t, tt.want, NormalisePlate(tt.in))
+			assert.Equal(t, tt.want, normalisePlate(tt.in))
+		})
+	}
+}
+
+func TestMatchAllocs(t *testing.T) {
+	l := build(t, KindPlate, "蒙B7K3Q2", "蒙A*", "1598 ДГА", "京*")
+	imsi := build(t, KindIMSI, "428*", "46000*", "460011234567890")
+	mac := build(t, KindMAC, "ac:de:48*", "a4:5e:60:12:34:56")
+	for _, c := range []struct {
+		l *List
+		v string
+	}{{l, "蒙B7K3Q2"}, {l, "蒙A12345"}, {l, "1598 ДГА"}, {l, "蒙C00000"}, {imsi, "428991234567890"}, {imsi, "460021234567890"}, {mac, "ac:de:48:00:11:22"}, {mac, "a4:5e:60:12:34:57"}} {
+		assert.Zero(t, testing.AllocsPerRun(100, func() { c.l.Match(c.v) }), "%s %q", c.l.Kind, c.v)
+	}
+}
+
+func FuzzBuild(f *testing.F) {
+	for _, s := range []struct{ kind, entry, v string }{
+		{KindPlate, "蒙B7K3Q2", "蒙b7k3q2 "},
+		{KindPlate, "蒙A*", "蒙A12345"},
+		{KindPlate, "1598 дга", "1598  ДГА"},
+		{KindIMSI, "428*", "428991234567890"},
+		{KindIMEI, "49-015420-323751-8", "490154203237518"},
+		{KindMAC, "A4-5E-60-12-34-56", "a4:5e:60:12:34:56"},
+		{KindMAC, "ac:de:4*", "ac:de:48:00:11:22"},
+	} {
+		f.Add(s.kind, s.entry, s.v)
+	}
+	f.Fuzz(func(t *testing.T, kind, entry, v string) {
+		l, probs := Build("f", config.WatchlistSpec{Kind: kind, Entries: []string{entry}}, "", "rules.yaml")
+		l.Match(v)
+		l.Match(entry)
+		if len(probs) == 0 {
+			// What an entry is normalised to must match it.
+			e := strings.TrimSpace(entry)
+			if !strings.HasSuffix(e, "*") && !l.Match(e) {
+				t.Fatalf("%s list of %q does not match the entry itself", kind, entry)
+			}
+		}
+		n := NormalisePlate(v)
+		if n != normalisePlate(v) {
+			t.Fatalf("fast path %q, slow path %q", n, normalisePlate(v))
+		}
+		if NormalisePlate(n) != n {
+			t.Fatalf("not idempotent: %q -> %q -> %q", v, n, NormalisePlate(n))
+		}
+		if m, err := normaliseMAC(v); err == nil {
+			if m2, err := normaliseMAC(m); err != nil || m2 != m {
+				t.Fatalf("mac not idempotent: %q -> %q -> %q (%v)", v, m, m2, err)
+			}
+		}
+	})
+}
+
+// BenchmarkMatch: 100,000 IMSIs and 100 prefixes of 3 to 8 digits.
+func BenchmarkMatch(b *testing.B) {
+	entries := make([]string, 0, 100_100)
+	for i := range 100_000 {
+		entries = append(entries, fmt.Sprintf("4600%011d", i*7919))
+	}
+	for i := range 100 {
+		n := 3 + i%6
+		entries = append(entries, fmt.Sprintf("%0*d*", n, 428+i*37)[:n]+"*")
+	}
+	l, probs := Build("b", config.WatchlistSpec{Kind: KindIMSI, Entries: entries}, "", "rules.yaml")
+	require.Empty(b, probs)
+	vs := []string{
+		fmt.Sprintf("4600%011d", 500*7919), // exact hit
+		"428991234567890",                  // prefix hit
+		"460021234567890",                  // miss
+		"310150123456789",                  // miss
+	}
+	for _, v := range vs {
+		b.Run(v, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				l.Match(v)
+			}
+		})
+	}
+}
