@@ -1,0 +1,128 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// warnEvery bounds the warnings of a sink that keeps failing: the first
+// failure of an alert is logged, then at most one line per interval.
+const warnEvery = time.Minute
+
+// Run delivers pending alerts to every sink — one goroutine per sink, in
+// order per sink, retrying failures with capped, jittered backoff — until ctx
+// is done. It returns nil then; an attempt cut short by ctx is not a failure
+// and is made again on the next start. Run may be called once.
+func (o *Outbox) Run(ctx context.Context) error {
+	if !o.running.CompareAndSwap(false, true) {
+		return errors.New("outbox: Run called twice")
+	}
+	var wg sync.WaitGroup
+	for _, s := range o.sinks {
+		wg.Go(func() { o.deliverLoop(ctx, s) })
+	}
+	wg.Wait()
+	return nil
+}
+
+func (o *Outbox) deliverLoop(ctx context.Context, s *sinkState) {
+	for ctx.Err() == nil {
+		o.mu.Lock()
+		e := s.peek()
+		o.mu.Unlock()
+		if e == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.wake:
+			}
+			continue
+		}
+		o.deliver(ctx, s, e)
+	}
+}
+
+// deliver tries e on s until it is delivered, refused for good, or ctx ends.
+func (o *Outbox) deliver(ctx context.Context, s *sinkState, e *entry) {
+	a := e.alert
+	backoff := o.opts.MinBackoff
+	for attempt := 1; ; attempt++ {
+		err := s.sink.Deliver(ctx, a)
+		if err == nil {
+			o.finish(s, e, false)
+			s.m.delivered.Inc()
+			if !a.RaisedAt.IsZero() {
+				s.m.latency.Observe(time.Since(a.RaisedAt).Seconds())
+			}
+			if attempt > 1 {
+				o.log.Info("alert delivered after retries", "sink", s.name, "id", a.ID, "state", a.State, "attempts", attempt)
+			}
+			return
+		}
+		if ctx.Err() != nil {
+			return // shutting down: the attempt was interrupted, not failed
+		}
+		s.m.failures.Inc()
+		if errors.Is(err, ErrPermanent) {
+			s.m.dropped.Inc()
+			o.log.Error("ALERT DROPPED for sink: permanent delivery failure",
+				"sink", s.name, "id", a.ID, "state", a.State, "rule", a.Rule, "site", a.Site,
+				"severity", a.Severity, "attempts", attempt, "err", err)
+			o.finish(s, e, true)
+			return
+		}
+		wait := jitter(backoff)
+		var ra interface{ RetryAfter() time.Duration }
+		if errors.As(err, &ra) {
+			// Honour the receiver's Retry-After, within our own cap.
+			wait = max(wait, min(ra.RetryAfter(), o.opts.MaxBackoff))
+		}
+		if attempt == 1 || time.Since(s.lastWarn) >= warnEvery {
+			s.lastWarn = time.Now()
+			o.log.Warn("alert delivery failed; retrying", "sink", s.name, "id", a.ID, "state", a.State,
+				"attempt", attempt, "retry_in", wait.Round(time.Millisecond), "pending", o.Pending(s.name), "err", err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, o.opts.MaxBackoff)
+	}
+}
+
+// jitter spreads retries over [d/2, d], so that sinks failing together do
+// not retry in lockstep.
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// finish takes e off s's queue and queues the durable record of it: a
+// delivery, or with drop a permanent refusal.
+func (o *Outbox) finish(s *sinkState, e *entry, drop bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	s.pop()
+	s.m.pending.Set(float64(s.len()))
+	e.pending[s.idx] = false
+	e.left--
+	if e.left == 0 {
+		delete(o.entries, e.seq)
+		if e.key.id != "" {
+			delete(o.byKey, e.key)
+		}
+	}
+	if o.closing {
+		return // Close was called before Run returned; see Close
+	}
+	o.acks = append(o.acks, record{T: recDone, Seq: e.seq, Sink: s.name, Drop: drop})
+	o.cond.Signal()
+}

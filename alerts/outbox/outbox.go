@@ -1,0 +1,535 @@
+package outbox
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fenceline/fenceline/internal/model"
+)
+
+// Sink is one destination of alerts.
+type Sink interface {
+	// Name identifies the sink across restarts (pending deliveries are
+	// matched to sinks by it) and is a metric label: "mqtt", "influx",
+	// "webhook-0"… — bounded, never derived from data.
+	Name() string
+	// Deliver delivers one alert. An error is retried with backoff, except
+	// one wrapping ErrPermanent: the sink judged the alert hopeless, and it
+	// is dropped for this sink (counted and logged at error level). The
+	// alert is shared by all sinks and must not be modified.
+	Deliver(ctx context.Context, a *model.Alert) error
+}
+
+// ErrPermanent marks a delivery failure that retrying cannot fix.
+var ErrPermanent = errors.New("permanent delivery failure")
+
+// ErrClosed is given to done by an Append after Close.
+var ErrClosed = errors.New("outbox closed")
+
+// Options tune an Outbox; the zero value takes the defaults.
+type Options struct {
+	// MaxBackoff caps the wait between two attempts to deliver one alert
+	// (default 30s).
+	MaxBackoff time.Duration
+	// MinBackoff is the wait after the first failure; it doubles up to
+	// MaxBackoff (default 250ms).
+	MinBackoff time.Duration
+	// DedupeWindow is how many id+state keys of accepted alerts are
+	// remembered (and persisted) to drop duplicates (default 100000).
+	DedupeWindow int
+	// CompactMinBytes is the least growth of the log that triggers a
+	// rewrite (default 4 MiB); see the package doc.
+	CompactMinBytes int64
+
+	// sync makes a file durable; tests replace it to watch the order of
+	// fsyncs and done calls, or to fail them.
+	sync func(*os.File) error
+}
+
+const (
+	defaultMaxBackoff      = 30 * time.Second
+	defaultMinBackoff      = 250 * time.Millisecond
+	defaultDedupeWindow    = 100000
+	defaultCompactMinBytes = 4 << 20
+
+	logName  = "outbox.log"
+	tmpName  = "outbox.log.tmp"
+	lockName = "LOCK"
+)
+
+func (o *Options) applyDefaults() {
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = defaultMaxBackoff
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = defaultMinBackoff
+	}
+	if o.MinBackoff > o.MaxBackoff {
+		o.MinBackoff = o.MaxBackoff
+	}
+	if o.DedupeWindow <= 0 {
+		o.DedupeWindow = defaultDedupeWindow
+	}
+	if o.CompactMinBytes <= 0 {
+		o.CompactMinBytes = defaultCompactMinBytes
+	}
+	if o.sync == nil {
+		o.sync = (*os.File).Sync
+	}
+}
+
+// Outbox is the durable queue between the alert engine and the sinks.
+type Outbox struct {
+	dir   string
+	opts  Options
+	log   *slog.Logger
+	m     *metrics
+	sinks []*sinkState
+	lock  *os.File
+
+	// Owned by the committer goroutine (and by Open before it starts).
+	f           *os.File
+	size        int64 // bytes in f
+	baseSize    int64 // size right after the last compaction
+	nextSeq     uint64
+	dedupe      *window
+	needRewrite bool // a write failed: the file's tail is unknown
+	buf         bytes.Buffer
+
+	mu      sync.Mutex
+	cond    *sync.Cond // signalled when appends or acks are queued, or on Close
+	queue   []*appendReq
+	acks    []record
+	closing bool
+	entries map[uint64]*entry // pending alerts by seq
+	byKey   map[key]*entry    // pending alerts by id+state
+
+	commitDone chan struct{}
+	running    atomic.Bool
+}
+
+// entry is one accepted alert that some sink still has to take.
+type entry struct {
+	seq     uint64
+	key     key
+	alert   *model.Alert
+	raw     json.RawMessage // the alert as logged
+	pending []bool          // by sink index
+	left    int             // number of true in pending
+}
+
+type appendReq struct {
+	alerts []model.Alert
+	done   func(error)
+}
+
+// sinkState is one sink's queue: the entries it still has to take, in seq
+// order. Only its delivery goroutine pops; the committer pushes.
+type sinkState struct {
+	idx      int
+	name     string
+	sink     Sink
+	q        []*entry
+	head     int
+	wake     chan struct{} // one slot: a burst of pushes is one wake-up
+	m        sinkMetrics
+	lastWarn time.Time // of a failure log line, to keep retries from flooding the log
+}
+
+func (s *sinkState) len() int { return len(s.q) - s.head }
+
+func (s *sinkState) peek() *entry {
+	if s.len() == 0 {
+		return nil
+	}
+	return s.q[s.head]
+}
+
+func (s *sinkState) pop() {
+	s.q[s.head] = nil
+	s.head++
+	if s.head == len(s.q) {
+		s.q, s.head = s.q[:0], 0
+	} else if s.head > 1024 && s.head*2 > len(s.q) {
+		n := copy(s.q, s.q[s.head:])
+		clear(s.q[n:])
+		s.q, s.head = s.q[:n], 0
+	}
+}
+
+func (s *sinkState) notify() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Open opens (or creates) the outbox in dir for the given sinks, loading the
+// alerts still pending for them. It takes an exclusive lock on dir until
+// Close. Append works at once; Run delivers.
+func Open(dir string, sinks []Sink, opts Options, log *slog.Logger, reg prometheus.Registerer) (*Outbox, error) {
+	opts.applyDefaults()
+	if log == nil {
+		log = slog.Default()
+	}
+	o := &Outbox{
+		dir:        dir,
+		opts:       opts,
+		log:        log.With("component", "outbox"),
+		m:          newMetrics(reg),
+		dedupe:     newWindow(opts.DedupeWindow),
+		nextSeq:    1,
+		entries:    make(map[uint64]*entry),
+		byKey:      make(map[key]*entry),
+		commitDone: make(chan struct{}),
+	}
+	o.cond = sync.NewCond(&o.mu)
+	seen := make(map[string]bool, len(sinks))
+	for i, s := range sinks {
+		name := s.Name()
+		if name == "" || seen[name] {
+			return nil, fmt.Errorf("outbox: sink %d: name %q is empty or not unique", i, name)
+		}
+		seen[name] = true
+		o.sinks = append(o.sinks, &sinkState{
+			idx:  i,
+			name: name,
+			sink: s,
+			wake: make(chan struct{}, 1),
+			m:    o.m.forSink(name),
+		})
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
+	lock, err := lockDir(filepath.Join(dir, lockName))
+	if err != nil {
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
+	o.lock = lock
+	if err := o.open(); err != nil {
+		if o.f != nil {
+			o.f.Close()
+		}
+		lock.Close()
+		return nil, fmt.Errorf("outbox %s: %w", dir, err)
+	}
+	go o.commitLoop()
+	return o, nil
+}
+
+// open loads the log and rewrites it: the rewrite drops what is delivered
+// and cuts off a torn tail, so appends never follow a damaged line.
+func (o *Outbox) open() error {
+	if err := os.Remove(filepath.Join(o.dir, tmpName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove leftover %s: %w", tmpName, err)
+	}
+	if err := o.load(); err != nil {
+		return err
+	}
+	for _, s := range o.sinks {
+		s.m.pending.Set(float64(s.len()))
+	}
+	if err := o.compact(); err != nil {
+		return err
+	}
+	var pending int
+	for _, s := range o.sinks {
+		pending += s.len()
+	}
+	o.log.Info("outbox opened", "dir", o.dir, "alerts_pending", len(o.entries),
+		"deliveries_pending", pending, "dedupe_keys", o.dedupe.len(), "sinks", len(o.sinks))
+	return nil
+}
+
+// Append makes alerts durable and then calls done(nil), or done(err) when
+// they could not be written (none of them is then accepted). An alert whose
+// id and state were already accepted is skipped as a duplicate; done is
+// still called, once the original is durable too. done runs on the outbox's
+// committing goroutine, after the fsync: it must not block. Safe for
+// concurrent use.
+func (o *Outbox) Append(alerts []model.Alert, done func(error)) {
+	if done == nil {
+		done = func(error) {}
+	}
+	o.mu.Lock()
+	if o.closing {
+		o.mu.Unlock()
+		done(ErrClosed)
+		return
+	}
+	if len(alerts) == 0 {
+		o.mu.Unlock()
+		done(nil)
+		return
+	}
+	o.queue = append(o.queue, &appendReq{alerts: alerts, done: done})
+	o.cond.Signal()
+	o.mu.Unlock()
+}
+
+// Pending returns how many accepted alerts the named sink has yet to take.
+func (o *Outbox) Pending(sink string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, s := range o.sinks {
+		if s.name == sink {
+			return s.len()
+		}
+	}
+	return 0
+}
+
+// Close writes and fsyncs what is queued (appends and delivery records) and
+// closes the files. Call it after Run has returned: a delivery that finishes
+// later is not recorded and is repeated on the next start.
+func (o *Outbox) Close() error {
+	o.mu.Lock()
+	if o.closing {
+		o.mu.Unlock()
+		return nil
+	}
+	o.closing = true
+	o.cond.Broadcast()
+	o.mu.Unlock()
+	<-o.commitDone
+
+	var errs []error
+	if o.needRewrite {
+		// The last write failed; leave a clean file for the next start.
+		if err := o.compact(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := o.f.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close log: %w", err))
+	}
+	if err := o.lock.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("release lock: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("outbox close: %w", err)
+	}
+	return nil
+}
+
+// commitLoop is the group commit: it takes everything queued since its last
+// write, writes it with one fsync, and only then publishes the new alerts to
+// the sinks and calls the done functions. Appends arriving during an fsync
+// share the next one.
+func (o *Outbox) commitLoop() {
+	defer close(o.commitDone)
+	for {
+		o.mu.Lock()
+		for len(o.queue) == 0 && len(o.acks) == 0 && !o.closing {
+			o.cond.Wait()
+		}
+		reqs, acks, closing := o.queue, o.acks, o.closing
+		o.queue, o.acks = nil, nil
+		o.mu.Unlock()
+
+		if len(reqs) > 0 || len(acks) > 0 {
+			o.commit(reqs, acks)
+		} else if closing {
+			return
+		}
+		o.maybeCompact()
+	}
+}
+
+// commit writes one group of appends and delivery records.
+func (o *Outbox) commit(reqs []*appendReq, acks []record) {
+	if o.needRewrite {
+		if err := o.compact(); err != nil {
+			o.fail(reqs, fmt.Errorf("outbox: log needs rewriting after a failed write: %w", err))
+			return
+		}
+	}
+	o.buf.Reset()
+	for i := range acks {
+		if err := appendRecord(&o.buf, &acks[i]); err != nil {
+			o.log.Error("cannot encode delivery record", "err", err)
+		}
+	}
+
+	accepted, dups := o.prepare(reqs)
+
+	if o.buf.Len() > 0 {
+		if err := o.write(o.buf.Bytes()); err != nil {
+			o.fail(reqs, err)
+			return
+		}
+	}
+
+	o.mu.Lock()
+	for _, e := range accepted {
+		if e.left == 0 {
+			continue // no sinks configured: only the dedupe key is kept
+		}
+		o.entries[e.seq] = e
+		if e.key.id != "" {
+			o.byKey[e.key] = e
+		}
+		for _, s := range o.sinks {
+			s.q = append(s.q, e)
+		}
+	}
+	for _, s := range o.sinks {
+		s.m.pending.Set(float64(s.len()))
+	}
+	o.mu.Unlock()
+	for _, e := range accepted {
+		if e.key.id != "" {
+			o.dedupe.add(e.key)
+		}
+	}
+	if len(accepted) > 0 {
+		for _, s := range o.sinks {
+			s.notify()
+		}
+	}
+	o.m.accepted.Add(float64(len(accepted)))
+	o.m.duplicates.Add(float64(dups))
+	for _, r := range reqs {
+		r.done(nil)
+	}
+}
+
+// prepare drops duplicates, numbers the new alerts and encodes their records
+// into o.buf. It returns the entries to publish once the write is durable.
+// It touches only committer-owned state besides reading byKey, so a failed
+// write leaves nothing to undo (a sequence number skipped is harmless).
+func (o *Outbox) prepare(reqs []*appendReq) (accepted []*entry, dups int) {
+	batch := make(map[key]bool)
+	var sinkNames []string
+	for _, s := range o.sinks {
+		sinkNames = append(sinkNames, s.name)
+	}
+	for _, r := range reqs {
+		for i := range r.alerts {
+			a := &r.alerts[i]
+			k := key{a.ID, a.State}
+			if k.id == "" {
+				// The engine always sets an id; without one there is
+				// nothing to deduplicate on, and losing the alert would be
+				// worse than delivering it twice.
+				o.log.Error("alert without id accepted without deduplication", "rule", a.Rule, "site", a.Site)
+			} else if batch[k] || o.isDuplicate(k) {
+				dups++
+				continue
+			}
+			raw, err := json.Marshal(a)
+			if err != nil {
+				o.log.Error("cannot encode alert; not accepted", "id", a.ID, "rule", a.Rule, "err", err)
+				continue
+			}
+			// Sinks get the alert as decoded from the log's bytes: what is
+			// delivered before a crash is what is delivered after one, and
+			// the caller may reuse its slices.
+			ac := new(model.Alert)
+			if err := json.Unmarshal(raw, ac); err != nil {
+				o.log.Error("cannot decode encoded alert; not accepted", "id", a.ID, "rule", a.Rule, "err", err)
+				continue
+			}
+			e := &entry{seq: o.nextSeq, key: k, alert: ac, raw: raw, pending: make([]bool, len(o.sinks)), left: len(o.sinks)}
+			for j := range e.pending {
+				e.pending[j] = true
+			}
+			rec := record{T: recAlert, Seq: e.seq, Sinks: sinkNames, Alert: raw}
+			if err := appendRecord(&o.buf, &rec); err != nil {
+				o.log.Error("cannot encode alert record; not accepted", "id", a.ID, "err", err)
+				continue
+			}
+			o.nextSeq++
+			if k.id != "" {
+				batch[k] = true
+			}
+			accepted = append(accepted, e)
+		}
+	}
+	return accepted, dups
+}
+
+func (o *Outbox) isDuplicate(k key) bool {
+	if o.dedupe.has(k) {
+		return true
+	}
+	// A pending alert whose key has aged out of the window is still a
+	// duplicate: it has not even been delivered yet.
+	o.mu.Lock()
+	_, ok := o.byKey[k]
+	o.mu.Unlock()
+	return ok
+}
+
+// write appends b to the log and fsyncs it.
+func (o *Outbox) write(b []byte) error {
+	n, err := o.f.Write(b)
+	o.size += int64(n)
+	o.m.logBytes.Set(float64(o.size))
+	if err != nil {
+		o.needRewrite = true
+		o.m.writeErrors.Inc()
+		return fmt.Errorf("outbox: write log: %w", err)
+	}
+	if err := o.syncTimed(o.f); err != nil {
+		// After a failed fsync the kernel may have dropped the dirty pages
+		// and a later fsync can succeed without them: only a rewrite of the
+		// whole state is trustworthy again.
+		o.needRewrite = true
+		o.m.writeErrors.Inc()
+		return fmt.Errorf("outbox: fsync log: %w", err)
+	}
+	return nil
+}
+
+func (o *Outbox) syncTimed(f *os.File) error {
+	start := time.Now()
+	err := o.opts.sync(f)
+	o.m.fsync.Observe(time.Since(start).Seconds())
+	return err
+}
+
+// fail refuses a group of appends. Its delivery records are lost, which only
+// means those deliveries are repeated after a restart.
+func (o *Outbox) fail(reqs []*appendReq, err error) {
+	n := 0
+	for _, r := range reqs {
+		n += len(r.alerts)
+	}
+	o.log.Error("cannot make alerts durable; refusing them", "alerts", n, "err", err)
+	for _, r := range reqs {
+		r.done(err)
+	}
+}
+
+// maybeCompact rewrites the log once it has grown enough; see the package doc.
+func (o *Outbox) maybeCompact() {
+	grown := o.size - o.baseSize
+	o.mu.Lock()
+	idle := len(o.entries) == 0
+	o.mu.Unlock()
+	threshold := max(o.opts.CompactMinBytes, o.baseSize)
+	if idle {
+		threshold = o.opts.CompactMinBytes
+	}
+	if grown < threshold {
+		return
+	}
+	if err := o.compact(); err != nil {
+		// The old log is intact; appending to it goes on, and the next
+		// commit tries again.
+		o.log.Error("outbox compaction failed", "err", err)
+	}
+}

@@ -1,0 +1,644 @@
+package outbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fenceline/fenceline/internal/model"
+)
+
+func TestAppendThenDeliver(t *testing.T) {
+	s := newFakeSink("mqtt")
+	o := openT(t, t.TempDir(), []Sink{s}, fastOpts())
+	defer o.Close()
+	stop := run(t, o)
+
+	as := alerts("a", 3)
+	require.NoError(t, appendWait(t, o, as...))
+	got := s.next(t, 3)
+	assert.Equal(t, ids(as), ids(got), "delivered in order")
+	assert.Equal(t, as[0].Summary, got[0].Summary)
+	assert.True(t, as[0].RaisedAt.Equal(got[0].RaisedAt))
+	stop()
+
+	assert.Equal(t, 0, o.Pending("mqtt"))
+	assert.Equal(t, 3.0, testutil.ToFloat64(o.m.delivered.WithLabelValues("mqtt")))
+	assert.Equal(t, 3.0, testutil.ToFloat64(o.m.accepted))
+	assert.Equal(t, 0.0, testutil.ToFloat64(o.m.pending.WithLabelValues("mqtt")))
+	assert.Equal(t, 1, testutil.CollectAndCount(o.m.latency, "fenceline_alerts_delivery_latency_seconds"))
+	assert.Equal(t, 0, o.Pending("no-such-sink"))
+}
+
+func TestFailingSinkIsRetriedAndOthersAreUnaffected(t *testing.T) {
+	release := make(chan struct{})
+	bad := newFakeSink("webhook-0")
+	bad.fail = func(*model.Alert, int) error {
+		select {
+		case <-release:
+			return nil
+		default:
+			return errTransient
+		}
+	}
+	good := newFakeSink("mqtt")
+	o := openT(t, t.TempDir(), []Sink{good, bad}, fastOpts())
+	defer o.Close()
+	stop := run(t, o)
+
+	as := alerts("a", 5)
+	require.NoError(t, appendWait(t, o, as...))
+	assert.Equal(t, ids(as), ids(good.next(t, 5)), "the healthy sink gets everything while the other fails")
+	for range 3 {
+		select {
+		case err := <-bad.failed:
+			require.ErrorIs(t, err, errTransient)
+		case <-time.After(waitFor):
+			t.Fatal("failing sink was not retried")
+		}
+	}
+	assert.Equal(t, 5, o.Pending("webhook-0"), "nothing lost while failing")
+	assert.Equal(t, 0, o.Pending("mqtt"))
+
+	close(release)
+	assert.Equal(t, ids(as), ids(bad.next(t, 5)), "retried until it works, still in order")
+	stop()
+	assert.Equal(t, 0, o.Pending("webhook-0"))
+	assert.GreaterOrEqual(t, testutil.ToFloat64(o.m.failures.WithLabelValues("webhook-0")), 3.0)
+	assert.Equal(t, 0.0, testutil.ToFloat64(o.m.failures.WithLabelValues("mqtt")))
+	assert.Equal(t, 0.0, testutil.ToFloat64(o.m.dropped.WithLabelValues("webhook-0")))
+	assert.Equal(t, 5.0, testutil.ToFloat64(o.m.delivered.WithLabelValues("webhook-0")))
+}
+
+func TestPermanentFailureDropsForThatSinkOnly(t *testing.T) {
+	dir := t.TempDir()
+	bad := newFakeSink("webhook-0")
+	bad.fail = func(a *model.Alert, _ int) error {
+		if a.ID == "a-000" {
+			return fmt.Errorf("HTTP 400: %w", ErrPermanent)
+		}
+		return nil
+	}
+	good := newFakeSink("mqtt")
+	o := openT(t, dir, []Sink{good, bad}, fastOpts())
+	stop := run(t, o)
+	as := alerts("a", 3)
+	require.NoError(t, appendWait(t, o, as...))
+	assert.Equal(t, []string{"a-001/firing", "a-002/firing"}, ids(bad.next(t, 2)))
+	assert.Equal(t, ids(as), ids(good.next(t, 3)))
+	stop()
+	assert.Equal(t, 1.0, testutil.ToFloat64(o.m.dropped.WithLabelValues("webhook-0")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(o.m.failures.WithLabelValues("webhook-0")))
+	require.NoError(t, o.Close())
+
+	// The drop is durable: the alert is not retried after a restart.
+	o = openT(t, dir, []Sink{good, newFakeSink("webhook-0")}, fastOpts())
+	defer o.Close()
+	assert.Equal(t, 0, o.Pending("webhook-0"))
+	assert.Equal(t, 0, o.Pending("mqtt"))
+}
+
+func TestCrashBeforeRunDeliversAfterReopen(t *testing.T) {
+	dir := t.TempDir()
+	o := openT(t, dir, []Sink{newFakeSink("mqtt")}, fastOpts())
+	as := alerts("a", 4)
+	require.NoError(t, appendWait(t, o, as[:2]...))
+	require.NoError(t, appendWait(t, o, as[2:]...))
+	assert.Equal(t, 4, o.Pending("mqtt"))
+	require.NoError(t, o.Close()) // the process "dies" without ever delivering
+
+	s := newFakeSink("mqtt")
+	o = openT(t, dir, []Sink{s}, fastOpts())
+	defer o.Close()
+	assert.Equal(t, 4, o.Pending("mqtt"))
+	stop := run(t, o)
+	assert.Equal(t, ids(as), ids(s.next(t, 4)))
+	stop()
+	assert.Equal(t, 0, o.Pending("mqtt"))
+}
+
+// A crash after a sink took an alert but before the delivery record reached
+// the disk delivers the alert again: at-least-once per sink, and consumers
+// deduplicate by id+state. The crash is simulated by restoring the log as it
+// was when the alert was accepted (it is never fsynced again before
+// delivery).
+func TestCrashBetweenDeliveryAndAckDeliversAgain(t *testing.T) {
+	dir := t.TempDir()
+	s := newFakeSink("mqtt")
+	o := openT(t, dir, []Sink{s}, fastOpts())
+	a := testAlert("a-1", model.StateFiring)
+	require.NoError(t, appendWait(t, o, a))
+	accepted, err := os.ReadFile(filepath.Join(dir, logName))
+	require.NoError(t, err)
+
+	stop := run(t, o)
+	s.next(t, 1)
+	stop()
+	require.NoError(t, o.Close())
+
+	// Without the crash the delivery record holds: nothing is repeated.
+	o = openT(t, dir, []Sink{s}, fastOpts())
+	assert.Equal(t, 0, o.Pending("mqtt"))
+	require.NoError(t, o.Close())
+
+	// With it, the alert is delivered a second time.
+	crashed := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(crashed, logName), accepted, 0o640))
+	o = openT(t, crashed, []Sink{s}, fastOpts())
+	defer o.Close()
+	assert.Equal(t, 1, o.Pending("mqtt"))
+	stop = run(t, o)
+	again := s.next(t, 1)
+	stop()
+	assert.Equal(t, a.ID, again[0].ID)
+	assert.Equal(t, a.State, again[0].State)
+}
+
+func TestDuplicatesAreSkipped(t *testing.T) {
+	a := testAlert("inc-1", model.StateFiring)
+	aResolved := testAlert("inc-1", model.StateResolved)
+	b := testAlert("inc-2", model.StateFiring)
+	tests := []struct {
+		name     string
+		appends  [][]model.Alert
+		want     []string
+		wantDups float64
+	}{
+		{"same alert twice in one append", [][]model.Alert{{a, a}}, []string{"inc-1/firing"}, 1},
+		{"same alert in two appends", [][]model.Alert{{a}, {a, b}}, []string{"inc-1/firing", "inc-2/firing"}, 1},
+		{"firing and resolved of one incident are both delivered", [][]model.Alert{{a}, {aResolved}}, []string{"inc-1/firing", "inc-1/resolved"}, 0},
+		{"resolved re-raised", [][]model.Alert{{a, aResolved}, {aResolved, a}}, []string{"inc-1/firing", "inc-1/resolved"}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newFakeSink("mqtt")
+			o := openT(t, t.TempDir(), []Sink{s}, fastOpts())
+			defer o.Close()
+			stop := run(t, o)
+			for _, as := range tt.appends {
+				require.NoError(t, appendWait(t, o, as...), "done is called for duplicates too")
+			}
+			assert.Equal(t, tt.want, ids(s.next(t, len(tt.want))))
+			stop()
+			s.none(t)
+			assert.Equal(t, tt.wantDups, testutil.ToFloat64(o.m.duplicates))
+		})
+	}
+}
+
+func TestDedupeSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := newFakeSink("mqtt")
+	o := openT(t, dir, []Sink{s}, fastOpts())
+	stop := run(t, o)
+	a := testAlert("inc-1", model.StateFiring)
+	require.NoError(t, appendWait(t, o, a))
+	s.next(t, 1)
+	stop()
+	require.NoError(t, o.Close())
+
+	o = openT(t, dir, []Sink{s}, fastOpts())
+	defer o.Close()
+	// Open compacted: the delivered alert survives only as a dedupe key.
+	for _, r := range readRecords(t, dir) {
+		assert.NotEqual(t, recAlert, r.T, "a delivered alert is not kept after compaction")
+	}
+	stop = run(t, o)
+	require.NoError(t, appendWait(t, o, a)) // e.g. the broker redelivered the message that raised it
+	require.NoError(t, appendWait(t, o, testAlert("inc-1", model.StateResolved)))
+	assert.Equal(t, []string{"inc-1/resolved"}, ids(s.next(t, 1)))
+	stop()
+	s.none(t)
+	assert.Equal(t, 1.0, testutil.ToFloat64(o.m.duplicates))
+}
+
+func TestDedupeWindowIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	opts := fastOpts()
+	opts.DedupeWindow = 3
+	s := newFakeSink("mqtt")
+	o := openT(t, dir, []Sink{s}, opts)
+	defer o.Close()
+	stop := run(t, o)
+	as := alerts("a", 5)
+	require.NoError(t, appendWait(t, o, as...))
+	s.next(t, 5)
+
+	require.NoError(t, appendWait(t, o, as[4])) // still remembered
+	require.NoError(t, appendWait(t, o, as[0])) // forgotten: accepted again
+	assert.Equal(t, []string{"a-000/firing"}, ids(s.next(t, 1)))
+	stop()
+	s.none(t)
+	assert.Equal(t, 1.0, testutil.ToFloat64(o.m.duplicates))
+}
+
+func TestPendingAlertIsADuplicateEvenOutsideTheWindow(t *testing.T) {
+	opts := fastOpts()
+	opts.DedupeWindow = 2
+	o := openT(t, t.TempDir(), []Sink{newFakeSink("mqtt")}, opts)
+	defer o.Close()
+	as := alerts("a", 4) // no Run: all stay pending
+	require.NoError(t, appendWait(t, o, as...))
+	require.NoError(t, appendWait(t, o, as[0]))
+	assert.Equal(t, 4, o.Pending("mqtt"))
+	assert.Equal(t, 1.0, testutil.ToFloat64(o.m.duplicates))
+}
+
+func TestCompactionKeepsPendingAndDedupeKeys(t *testing.T) {
+	dir := t.TempDir()
+	opts := fastOpts()
+	opts.CompactMinBytes = 1 // rewrite whenever the log has doubled
+	blocked := newFakeSink("webhook-0")
+	blocked.fail = func(*model.Alert, int) error { return errTransient }
+	ok := newFakeSink("mqtt")
+	o := openT(t, dir, []Sink{ok, blocked}, opts)
+	stop := run(t, o)
+	var as []model.Alert
+	for i := range 10 {
+		batch := alerts(fmt.Sprintf("b%d", i), 5)
+		as = append(as, batch...)
+		require.NoError(t, appendWait(t, o, batch...))
+	}
+	assert.Equal(t, ids(as), ids(ok.next(t, len(as))))
+	stop()
+	require.NoError(t, o.Close())
+	assert.Greater(t, testutil.ToFloat64(o.m.compactions), 2.0, "the log was rewritten while alerts were pending")
+
+	unblocked := newFakeSink("webhook-0")
+	o = openT(t, dir, []Sink{ok, unblocked}, opts)
+	assert.Equal(t, len(as), o.Pending("webhook-0"), "every alert still owed to the failing sink survived compaction")
+	assert.Equal(t, 0, o.Pending("mqtt"))
+	stop = run(t, o)
+	assert.Equal(t, ids(as), ids(unblocked.next(t, len(as))), "in the original order")
+	stop()
+	ok.none(t)
+	require.NoError(t, o.Close())
+
+	// All delivered: the rewritten log holds only the header and the keys.
+	o = openT(t, dir, []Sink{ok, unblocked}, opts)
+	defer o.Close()
+	recs := readRecords(t, dir)
+	require.NotEmpty(t, recs)
+	assert.Equal(t, recHeader, recs[0].T)
+	keys := 0
+	for _, r := range recs[1:] {
+		require.Equal(t, recKeys, r.T)
+		keys += len(r.Keys)
+	}
+	assert.Equal(t, len(as), keys)
+	require.NoError(t, appendWait(t, o, as[7]))
+	assert.Equal(t, 1.0, testutil.ToFloat64(o.m.duplicates), "dedupe keys survive compaction")
+	assert.Equal(t, 0, o.Pending("mqtt"))
+}
+
+func TestLogStaysBounded(t *testing.T) {
+	dir := t.TempDir()
+	opts := fastOpts()
+	opts.CompactMinBytes = 32 << 10
+	opts.DedupeWindow = 100
+	s := newFakeSink("mqtt")
+	o := openT(t, dir, []Sink{s}, opts)
+	defer o.Close()
+	stop := run(t, o)
+	const n = 1000 // about 0.5 MB of records
+	for i := range n / 10 {
+		require.NoError(t, appendWait(t, o, alerts(fmt.Sprintf("b%d", i), 10)...))
+	}
+	s.next(t, n)
+	stop()
+	assert.Greater(t, testutil.ToFloat64(o.m.compactions), 3.0)
+	fi, err := os.Stat(filepath.Join(dir, logName))
+	require.NoError(t, err)
+	assert.Less(t, fi.Size(), int64(2*opts.CompactMinBytes+64<<10))
+}
+
+func TestTornTailIsIgnored(t *testing.T) {
+	tests := []struct {
+		name string
+		tail func(t *testing.T, log []byte) []byte
+	}{
+		{"partial line without LF", func(*testing.T, []byte) []byte {
+			return []byte(`0badc0de {"t":"alert","seq":9,"sinks":["mqt`)
+		}},
+		{"half of a real record", func(t *testing.T, log []byte) []byte {
+			// The last record is an alert; repeat its first half.
+			lines := splitLines(log)
+			last := lines[len(lines)-1]
+			return last[:len(last)/2]
+		}},
+		{"complete line with a bad checksum", func(*testing.T, []byte) []byte {
+			return []byte("00000000 {\"t\":\"done\",\"seq\":1,\"sink\":\"mqtt\"}\n")
+		}},
+		{"zeros left by the file system", func(*testing.T, []byte) []byte {
+			return make([]byte, 512)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			o := openT(t, dir, []Sink{newFakeSink("mqtt")}, fastOpts())
+			as := alerts("a", 3)
+			require.NoError(t, appendWait(t, o, as[:2]...))
+			require.NoError(t, o.Close())
+
+			path := filepath.Join(dir, logName)
+			log, err := os.ReadFile(path)
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(path, append(log, tt.tail(t, log)...), 0o640))
+
+			o = openT(t, dir, []Sink{newFakeSink("mqtt")}, fastOpts())
+			assert.Equal(t, 2, o.Pending("mqtt"))
+			assert.Equal(t, 0.0, testutil.ToFloat64(o.m.corrupt), "a torn tail is not corruption")
+			// Open rewrote the log, so a new record does not land after the
+			// torn one.
+			require.NoError(t, appendWait(t, o, as[2]))
+			require.NoError(t, o.Close())
+			readRecords(t, dir)
+
+			s := newFakeSink("mqtt")
+			o = openT(t, dir, []Sink{s}, fastOpts())
+			defer o.Close()
+			stop := run(t, o)
+			assert.Equal(t, ids(as), ids(s.next(t, 3)))
+			stop()
+		})
+	}
+}
+
+func TestDamagedRecordInTheMiddleIsSkipped(t *testing.T) {
+	dir := t.TempDir()
+	o := openT(t, dir, []Sink{newFakeSink("mqtt")}, fastOpts())
+	require.NoError(t, appendWait(t, o, testAlert("a-1", model.StateFiring)))
+	require.NoError(t, appendWait(t, o, testAlert("a-2", model.StateFiring)))
+	require.NoError(t, o.Close())
+
+	path := filepath.Join(dir, logName)
+	log, err := os.ReadFile(path)
+	require.NoError(t, err)
+	lines := splitLines(log)
+	require.Len(t, lines, 3) // header, a-1, a-2
+	i := len(lines[0]) + 20  // inside a-1's JSON
+	log[i] ^= 0x20
+	require.NoError(t, os.WriteFile(path, log, 0o640))
+
+	s := newFakeSink("mqtt")
+	o = openT(t, dir, []Sink{s}, fastOpts())
+	defer o.Close()
+	assert.Equal(t, 1.0, testutil.ToFloat64(o.m.corrupt))
+	assert.Equal(t, 1, o.Pending("mqtt"))
+	stop := run(t, o)
+	assert.Equal(t, []string{"a-2/firing"}, ids(s.next(t, 1)))
+	stop()
+}
+
+func splitLines(b []byte) [][]byte {
+	var out [][]byte
+	for len(b) > 0 {
+		i := 0
+		for i < len(b) && b[i] != '\n' {
+			i++
+		}
+		out = append(out, b[:i])
+		if i == len(b) {
+			break
+		}
+		b = b[i+1:]
+	}
+	return out
+}
+
+func TestDoneIsCalledOnlyAfterFsync(t *testing.T) {
+	dir := t.TempDir()
+	var synced atomic.Int32
+	opts := fastOpts()
+	opts.sync = func(f *os.File) error {
+		err := f.Sync()
+		synced.Add(1)
+		return err
+	}
+	o := openT(t, dir, []Sink{newFakeSink("mqtt")}, opts)
+	defer o.Close()
+	base := synced.Load()
+
+	type seen struct {
+		syncs  int32
+		onDisk bool
+		err    error
+	}
+	got := make(chan seen, 1)
+	o.Append([]model.Alert{testAlert("a-1", model.StateFiring)}, func(err error) {
+		var onDisk bool
+		for _, r := range readRecords(t, dir) {
+			onDisk = onDisk || r.T == recAlert && r.Seq > 0
+		}
+		got <- seen{synced.Load() - base, onDisk, err}
+	})
+	select {
+	case s := <-got:
+		require.NoError(t, s.err)
+		assert.Equal(t, int32(1), s.syncs, "done after exactly one fsync")
+		assert.True(t, s.onDisk)
+	case <-time.After(waitFor):
+		t.Fatal("done not called")
+	}
+}
+
+func TestGroupCommitSharesOneFsync(t *testing.T) {
+	var (
+		armed   atomic.Bool
+		syncs   atomic.Int32
+		entered = make(chan struct{}, 100)
+		gate    = make(chan struct{})
+	)
+	opts := fastOpts()
+	opts.sync = func(f *os.File) error {
+		if armed.Load() {
+			entered <- struct{}{}
+			<-gate
+		}
+		syncs.Add(1)
+		return f.Sync()
+	}
+	o := openT(t, t.TempDir(), []Sink{newFakeSink("mqtt")}, opts)
+	defer o.Close()
+	armed.Store(true)
+	base := syncs.Load()
+
+	first := make(chan error, 1)
+	o.Append([]model.Alert{testAlert("first", model.StateFiring)}, func(err error) { first <- err })
+	select {
+	case <-entered:
+	case <-time.After(waitFor):
+		t.Fatal("no fsync started")
+	}
+	select {
+	case <-first:
+		t.Fatal("done called while its fsync is still running")
+	default:
+	}
+
+	const n = 20
+	rest := make(chan error, n)
+	for i := range n {
+		o.Append([]model.Alert{testAlert(fmt.Sprintf("next-%d", i), model.StateFiring)}, func(err error) { rest <- err })
+	}
+	close(gate)
+	deadline := time.After(waitFor)
+	for range n + 1 {
+		select {
+		case err := <-first:
+			require.NoError(t, err)
+		case err := <-rest:
+			require.NoError(t, err)
+		case <-deadline:
+			t.Fatal("done not called for every append")
+		}
+	}
+	assert.Equal(t, int32(2), syncs.Load()-base, "the appends queued during an fsync share the next one")
+	assert.Equal(t, n+1, o.Pending("mqtt"))
+}
+
+func TestFailedFsyncRefusesTheAppendAndRecovers(t *testing.T) {
+	dir := t.TempDir()
+	var failNext atomic.Bool
+	opts := fastOpts()
+	opts.sync = func(f *os.File) error {
+		if failNext.CompareAndSwap(true, false) {
+			return errors.New("input/output error")
+		}
+		return f.Sync()
+	}
+	o := openT(t, dir, []Sink{newFakeSink("mqtt")}, opts)
+	failNext.Store(true)
+	a, b := testAlert("a", model.StateFiring), testAlert("b", model.StateFiring)
+	require.Error(t, appendWait(t, o, a))
+	assert.Equal(t, 0, o.Pending("mqtt"))
+	require.NoError(t, appendWait(t, o, b), "the next append rewrites the log and succeeds")
+	require.NoError(t, appendWait(t, o, a), "a refused alert is not a duplicate when offered again")
+	assert.Equal(t, 1.0, testutil.ToFloat64(o.m.writeErrors))
+	require.NoError(t, o.Close())
+
+	s := newFakeSink("mqtt")
+	o = openT(t, dir, []Sink{s}, fastOpts())
+	defer o.Close()
+	stop := run(t, o)
+	assert.Equal(t, []string{"b/firing", "a/firing"}, ids(s.next(t, 2)))
+	stop()
+	s.none(t)
+}
+
+func TestSinksChangingBetweenRuns(t *testing.T) {
+	dir := t.TempDir()
+	o := openT(t, dir, []Sink{newFakeSink("mqtt"), newFakeSink("webhook-0")}, fastOpts())
+	old := testAlert("old", model.StateFiring)
+	require.NoError(t, appendWait(t, o, old))
+	require.NoError(t, o.Close())
+
+	mq, wh1 := newFakeSink("mqtt"), newFakeSink("webhook-1")
+	o = openT(t, dir, []Sink{mq, wh1}, fastOpts())
+	defer o.Close()
+	assert.Equal(t, 1, o.Pending("mqtt"))
+	assert.Equal(t, 0, o.Pending("webhook-1"), "a new sink does not get old alerts")
+	assert.Equal(t, 1.0, testutil.ToFloat64(o.m.removedSinks), "webhook-0's delivery was dropped")
+	stop := run(t, o)
+	require.NoError(t, appendWait(t, o, testAlert("new", model.StateFiring)))
+	assert.Equal(t, []string{"old/firing", "new/firing"}, ids(mq.next(t, 2)))
+	assert.Equal(t, []string{"new/firing"}, ids(wh1.next(t, 1)))
+	stop()
+	wh1.none(t)
+}
+
+func TestNoSinksKeepsOnlyDedupeKeys(t *testing.T) {
+	dir := t.TempDir()
+	o := openT(t, dir, nil, fastOpts())
+	a := testAlert("a", model.StateFiring)
+	require.NoError(t, appendWait(t, o, a))
+	require.NoError(t, appendWait(t, o, a))
+	assert.Equal(t, 1.0, testutil.ToFloat64(o.m.duplicates))
+	stop := run(t, o)
+	stop()
+	require.NoError(t, o.Close())
+}
+
+func TestOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	o := openT(t, dir, nil, Options{})
+	defer o.Close()
+	tests := []struct {
+		name  string
+		dir   string
+		sinks []Sink
+		want  string
+	}{
+		{"folder in use", dir, nil, "locked"},
+		{"duplicate sink names", t.TempDir(), []Sink{newFakeSink("mqtt"), newFakeSink("mqtt")}, "not unique"},
+		{"empty sink name", t.TempDir(), []Sink{newFakeSink("")}, "not unique"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Open(tt.dir, tt.sinks, Options{}, testLogger(t), nil)
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+}
+
+func TestFutureLogVersionIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	var buf bytes.Buffer
+	require.NoError(t, appendRecord(&buf, &record{T: recHeader, V: formatVersion + 1, Next: 1}))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, logName), buf.Bytes(), 0o640))
+	_, err := Open(dir, nil, Options{}, testLogger(t), nil)
+	require.ErrorContains(t, err, "version")
+}
+
+func TestAppendAfterClose(t *testing.T) {
+	o := openT(t, t.TempDir(), nil, Options{})
+	require.NoError(t, o.Close())
+	require.NoError(t, o.Close(), "Close twice is harmless")
+	require.ErrorIs(t, appendWait(t, o, testAlert("a", model.StateFiring)), ErrClosed)
+}
+
+func TestRunTwice(t *testing.T) {
+	o := openT(t, t.TempDir(), nil, Options{})
+	defer o.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, o.Run(ctx))
+	require.Error(t, o.Run(context.Background()))
+}
+
+type retryAfterErr struct{ d time.Duration }
+
+func (e retryAfterErr) Error() string             { return "429 too many requests" }
+func (e retryAfterErr) RetryAfter() time.Duration { return e.d }
+
+func TestRetryAfterIsHonouredWithinTheCap(t *testing.T) {
+	s := newFakeSink("webhook-0")
+	var first, second time.Time
+	s.fail = func(_ *model.Alert, attempt int) error {
+		if attempt == 1 {
+			first = time.Now()
+			return retryAfterErr{50 * time.Millisecond}
+		}
+		second = time.Now()
+		return nil
+	}
+	opts := Options{MinBackoff: time.Millisecond, MaxBackoff: time.Second}
+	o := openT(t, t.TempDir(), []Sink{s}, opts)
+	defer o.Close()
+	stop := run(t, o)
+	require.NoError(t, appendWait(t, o, testAlert("a", model.StateFiring)))
+	s.next(t, 1)
+	assert.GreaterOrEqual(t, second.Sub(first), 50*time.Millisecond)
+	stop()
+}
