@@ -1,0 +1,182 @@
+package influxwriter
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fenceline/fenceline/internal/model"
+)
+
+// refEncode is the reference for the hand-written hot path: the same schema
+// through lineprotocol.Encoder in strict mode, which checks every key, tag
+// value and the tag order. The fast path must produce the same bytes.
+func refEncode(t testing.TB, b *model.Batch) []byte {
+	var e lineprotocol.Encoder
+	tag := func(k, v string) {
+		if v != "" && !cleanTagString(v) {
+			v = sanitizeTag(v)
+		}
+		if v != "" {
+			e.AddTag(k, v)
+		}
+	}
+	str := func(k, v string) {
+		if v == "" {
+			return
+		}
+		val, ok := lineprotocol.StringValue(string(sanitizeField(nil, v)))
+		require.True(t, ok)
+		e.AddField(k, val)
+	}
+	flt := func(k string, v float64) {
+		if fv, ok := lineprotocol.FloatValue(v); ok {
+			e.AddField(k, fv)
+		}
+	}
+	opt := func(k string, v model.OptFloat) {
+		if v.OK {
+			flt(k, v.V)
+		}
+	}
+	loc := func(p model.Point) {
+		if p != (model.Point{}) {
+			flt("lat", p.Lat)
+			flt("lon", p.Lon)
+		}
+	}
+	seq := lineprotocol.IntValue(b.Seq)
+	for _, d := range b.Detections {
+		e.StartLine(MeasurementDetection)
+		tag("device", b.Meta.Device)
+		tag("mcc", d.MCC)
+		tag("operator", d.Operator)
+		tag("site", b.Site)
+		tag("tech", d.Tech)
+		e.AddField("seq", seq)
+		str("imsi", d.IMSI)
+		str("imei", d.IMEI)
+		str("mac", d.MAC)
+		if d.RSSI.OK {
+			flt("rssi", float64(d.RSSI.V))
+		}
+		loc(d.Loc)
+		e.EndLine(time.Unix(0, d.PointNS))
+	}
+	for _, p := range b.Passes {
+		e.StartLine(MeasurementPass)
+		tag("device", b.Meta.Device)
+		tag("direction", p.Direction)
+		tag("plate_color", p.PlateColor)
+		tag("site", b.Site)
+		tag("vehicle_type", p.VehicleType)
+		e.AddField("seq", seq)
+		str("plate", p.Plate)
+		str("vehicle_color", p.VehicleColor)
+		opt("speed_kmh", p.SpeedKmh)
+		if p.Lane.OK {
+			e.AddField("lane", lineprotocol.IntValue(p.Lane.V))
+		}
+		opt("heading", p.Heading)
+		opt("confidence", p.Confidence)
+		str("image", p.Image)
+		loc(p.Loc)
+		e.EndLine(time.Unix(0, p.PointNS))
+	}
+	for _, p := range b.Positions {
+		e.StartLine(MeasurementPosition)
+		tag("device", b.Meta.Device)
+		tag("site", b.Site)
+		e.AddField("seq", seq)
+		loc(p.Loc)
+		opt("speed_kmh", p.SpeedKmh)
+		opt("heading", p.Heading)
+		opt("accuracy_m", p.AccuracyM)
+		e.EndLine(time.Unix(0, p.PointNS))
+	}
+	for _, s := range b.Statuses {
+		e.StartLine(MeasurementStatus)
+		tag("device", b.Meta.Device)
+		tag("kind", string(b.Kind))
+		tag("site", b.Site)
+		e.AddField("seq", seq)
+		opt("battery_pct", s.BatteryPct)
+		opt("temp_c", s.TempC)
+		if s.UptimeS.OK {
+			e.AddField("uptime_s", lineprotocol.IntValue(s.UptimeS.V))
+		}
+		if s.Tamper.OK {
+			e.AddField("tamper", lineprotocol.BoolValue(s.Tamper.V))
+		}
+		str("power", s.Power)
+		opt("signal_dbm", s.SignalDbm)
+		if s.Queue.OK {
+			e.AddField("queue", lineprotocol.IntValue(s.Queue.V))
+		}
+		str("fw", s.FW)
+		e.EndLine(time.Unix(0, s.PointNS))
+	}
+	require.NoError(t, e.Err())
+	return e.Bytes()
+}
+
+func cleanTagString(s string) bool {
+	_, ok := appendTagValue(nil, s)
+	return ok
+}
+
+// fuzzBatch builds a batch of every stream from arbitrary strings and numbers.
+func fuzzBatch(s1, s2, s3 string, f1, f2 float64, i1 int64, flag bool) *model.Batch {
+	t := time.Unix(0, i1).UTC()
+	st := model.Stamp{Time: t, PointNS: i1}
+	b := &model.Batch{Meta: model.Meta{Site: s1, Device: s2, Kind: model.Kind(s3), Seq: i1}}
+	d := model.Detection{Stamp: st, IMSI: s1, IMEI: s2, MAC: s3, MCC: s3, Operator: s2, Tech: s1,
+		Loc: model.Point{Lat: f1, Lon: f2}}
+	d.RSSI.V, d.RSSI.OK = -71, flag
+	b.Detections = []model.Detection{d, {Stamp: st, IMSI: s2, Tech: s3, Loc: model.Point{Lat: f2, Lon: f1}}, d}
+	b.Passes = []model.Pass{{Stamp: st, Plate: s1, PlateColor: s2, VehicleType: s3, VehicleColor: s3, Direction: s1,
+		Image: s2, SpeedKmh: model.OptFloat{V: f1, OK: flag}, Lane: model.OptInt{V: i1, OK: !flag},
+		Heading: model.Some(f2), Confidence: model.Some(f1 / 3), Loc: model.Point{Lat: f1}}}
+	b.Positions = []model.Position{{Stamp: st, Loc: model.Point{Lat: f1, Lon: f2}, SpeedKmh: model.Some(f2),
+		AccuracyM: model.OptFloat{V: f1, OK: flag}}}
+	b.Statuses = []model.Status{{Stamp: st, BatteryPct: model.Some(f1), TempC: model.Some(-f2), UptimeS: model.SomeInt(i1),
+		Tamper: model.SomeBool(flag), Power: s1, SignalDbm: model.Some(f2 * 1e6), Queue: model.SomeInt(-i1), FW: s3}}
+	return b
+}
+
+func TestEncodeMatchesLineprotocol(t *testing.T) {
+	cases := []struct{ s1, s2, s3 string }{
+		{"mdl", "F-AOL-01", "fence"},
+		{"a b", "c,d", "e=f"},
+		{`q"uote\`, "line\nbreak\r\t", "\x00\x7f"},
+		{"蒙B12345", "1598 УБА", "\xff\xfe"},
+		{`\\`, `a\`, `\ `},
+		{"", "", ""},
+	}
+	floats := []float64{0, math.Copysign(0, -1), 1, -71, 999999, 1e6, -1e6, 123456.5, 1e21, 1e-7, 41.9612, 110.4875,
+		math.MaxFloat64, math.SmallestNonzeroFloat64, math.NaN(), math.Inf(-1), 0.1 + 0.2}
+	for _, c := range cases {
+		for i, f := range floats {
+			b := fuzzBatch(c.s1, c.s2, c.s3, f, floats[(i+3)%len(floats)], int64(i)*1e15-7e17, i%2 == 0)
+			got, n := new(Encoder).AppendBatch(nil, b)
+			require.Equal(t, b.Len(), n)
+			assert.Equal(t, string(refEncode(t, b)), string(got), "case %q float %v", c, f)
+		}
+	}
+}
+
+func FuzzEncode(f *testing.F) {
+	f.Add("mdl", "F-AOL-01", "lte", 41.9612, 110.4875, int64(1795741804120000000), true)
+	f.Add("a b,c=d", "蒙B 1\"2\\", "\n\xff", -0.0, 1e21, int64(-1), false)
+	var e Encoder
+	f.Fuzz(func(t *testing.T, s1, s2, s3 string, f1, f2 float64, i1 int64, flag bool) {
+		b := fuzzBatch(s1, s2, s3, f1, f2, i1, flag)
+		got, n := e.AppendBatch(nil, b)
+		require.Equal(t, b.Len(), n)
+		require.Equal(t, string(refEncode(t, b)), string(got))
+	})
+}

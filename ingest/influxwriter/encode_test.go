@@ -1,0 +1,302 @@
+package influxwriter
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fenceline/fenceline/internal/model"
+)
+
+var t0 = time.Date(2026, 11, 26, 23, 10, 4, 120e6, time.FixedZone("CST", 8*3600))
+
+func stamp(t time.Time, seq int64, idx int) model.Stamp {
+	return model.Stamp{Time: t, PointNS: model.PointTime(t, seq, idx), Index: idx}
+}
+
+func fenceMeta(seq int64) model.Meta {
+	return model.Meta{Topic: "border/mdl/fence/F-AOL-01/detections", Site: "mdl", Kind: model.KindFence,
+		Device: "F-AOL-01", Stream: model.StreamDetections, Seq: seq, Time: t0}
+}
+
+func detectionBatch(seq int64, n int) *model.Batch {
+	b := &model.Batch{Meta: fenceMeta(seq)}
+	for i := range n {
+		d := model.Detection{
+			Stamp: stamp(t0, seq, i), Loc: model.Point{Lat: 41.9612, Lon: 110.4875},
+			IMSI: "460001234567890", IMEI: "490154203237518", MAC: "a4:5e:60:12:34:56",
+			MCC: "460", MNC: "00", Operator: "46000", Tech: "lte",
+		}
+		d.RSSI.V, d.RSSI.OK = -71, true
+		b.Detections = append(b.Detections, d)
+	}
+	return b
+}
+
+func TestEncodeGolden(t *testing.T) {
+	ns := func(s model.Stamp) string { return itoa(s.PointNS) }
+	det := detectionBatch(18231, 2)
+	det.Detections[1] = model.Detection{Stamp: stamp(t0, 18231, 1), IMSI: "428991234567890", MCC: "428",
+		MNC: "99", Operator: "42899", Tech: "gsm", Loc: model.Point{Lat: 41.9612, Lon: 110.4875}}
+
+	pass := &model.Batch{Meta: model.Meta{Site: "mdl", Kind: model.KindCheckpoint, Device: "CP-07", Stream: model.StreamPasses, Seq: 551, Time: t0},
+		Passes: []model.Pass{{Stamp: stamp(t0, 551, 0), Loc: model.Point{Lat: 42.3, Lon: 110.15}, Plate: "蒙B12345",
+			PlateColor: "blue", VehicleType: "K33", VehicleColor: "white", Direction: "outbound",
+			Image: "https://cp-07.local/img/551.jpg", SpeedKmh: model.Some(64.5), Lane: model.SomeInt(2),
+			Heading: model.Some(355), Confidence: model.Some(0.97)}}}
+
+	pos := &model.Batch{Meta: model.Meta{Site: "mdl", Kind: model.KindPatrol, Device: "P-07", Stream: model.StreamPosition, Seq: 9, Time: t0},
+		Positions: []model.Position{{Stamp: stamp(t0, 9, 0), Loc: model.Point{Lat: 42.41, Lon: 110.12},
+			SpeedKmh: model.Some(38), Heading: model.Some(10), AccuracyM: model.Some(6)}}}
+
+	st := &model.Batch{Meta: model.Meta{Site: "mdl", Kind: model.KindFence, Device: "F-AOL-01", Stream: model.StreamStatus, Seq: 77, Time: t0},
+		Statuses: []model.Status{{Stamp: stamp(t0, 77, 0), BatteryPct: model.Some(87), TempC: model.Some(-21.5),
+			UptimeS: model.SomeInt(86400), Tamper: model.SomeBool(false), Power: "solar", SignalDbm: model.Some(-95),
+			Queue: model.SomeInt(0), FW: "2.3.1"}}}
+
+	stEmpty := &model.Batch{Meta: model.Meta{Site: "mdl", Kind: model.KindPatrol, Device: "P-07", Stream: model.StreamStatus, Seq: 78, Time: t0},
+		Statuses: []model.Status{{Stamp: stamp(t0, 78, 0)}}}
+
+	tests := []struct {
+		name string
+		b    *model.Batch
+		want []string
+	}{
+		{"detections", det, []string{
+			`phone_detection,device=F-AOL-01,mcc=460,operator=46000,site=mdl,tech=lte seq=18231i,imsi="460001234567890",imei="490154203237518",mac="a4:5e:60:12:34:56",rssi=-71,lat=41.9612,lon=110.4875 ` + ns(det.Detections[0].Stamp),
+			`phone_detection,device=F-AOL-01,mcc=428,operator=42899,site=mdl,tech=gsm seq=18231i,imsi="428991234567890",lat=41.9612,lon=110.4875 ` + ns(det.Detections[1].Stamp),
+		}},
+		{"pass", pass, []string{
+			`vehicle_pass,device=CP-07,direction=outbound,plate_color=blue,site=mdl,vehicle_type=K33 seq=551i,plate="蒙B12345",vehicle_color="white",speed_kmh=64.5,lane=2i,heading=355,confidence=0.97,image="https://cp-07.local/img/551.jpg",lat=42.3,lon=110.15 ` + ns(pass.Passes[0].Stamp),
+		}},
+		{"position", pos, []string{
+			`patrol_position,device=P-07,site=mdl seq=9i,lat=42.41,lon=110.12,speed_kmh=38,heading=10,accuracy_m=6 ` + ns(pos.Positions[0].Stamp),
+		}},
+		{"status", st, []string{
+			`device_status,device=F-AOL-01,kind=fence,site=mdl seq=77i,battery_pct=87,temp_c=-21.5,uptime_s=86400i,tamper=false,power="solar",signal_dbm=-95,queue=0i,fw="2.3.1" ` + ns(st.Statuses[0].Stamp),
+		}},
+		{"status without fields", stEmpty, []string{
+			`device_status,device=P-07,kind=patrol,site=mdl seq=78i ` + ns(stEmpty.Statuses[0].Stamp),
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var e Encoder
+			out, n := e.AppendBatch([]byte("prefix\n"), tc.b)
+			assert.Equal(t, len(tc.want), n)
+			assert.Equal(t, "prefix\n"+strings.Join(tc.want, "\n")+"\n", string(out))
+			assertParses(t, out[len("prefix\n"):], n)
+		})
+	}
+}
+
+func TestEncodeAlert(t *testing.T) {
+	a := &model.Alert{ID: "a1b2", Rule: "night-phone-ruins", Severity: "high", State: model.StateFiring, Site: "mdl",
+		Zone: "aolunsumu-ruins", Subject: model.Subject{Kind: "imsi", Value: "460001234567890"},
+		Summary: `Phone 460001234567890 at "Aolunsumu ruins" at night`, At: t0, RaisedAt: t0.Add(time.Second),
+		Location: &model.Point{Lat: 41.96, Lon: 110.486}, Count: 1}
+	out, err := AppendAlert(nil, a)
+	require.NoError(t, err)
+	assert.Equal(t, `alert,rule=night-phone-ruins,severity=high,site=mdl,state=firing,zone=aolunsumu-ruins id="a1b2",subject="imsi:460001234567890",summary="Phone 460001234567890 at \"Aolunsumu ruins\" at night",lat=41.96,lon=110.486,count=1i,late=false `+itoa(t0.UnixNano())+"\n", string(out))
+
+	// A silence alert has no zone and no location; its resolution is late.
+	b := &model.Alert{ID: "x", Rule: "unit-offline", Severity: "high", State: model.StateResolved, Site: "mdl",
+		Subject: model.Subject{Kind: "device", Value: "CP-07"}, At: t0, Count: 0, Late: true}
+	out, err = AppendAlert(nil, b)
+	require.NoError(t, err)
+	assert.Equal(t, `alert,rule=unit-offline,severity=high,site=mdl,state=resolved id="x",subject="device:CP-07",count=0i,late=true `+itoa(t0.UnixNano())+"\n", string(out))
+
+	// No event time: RaisedAt stands in; neither: an error and no line.
+	b.At = time.Time{}
+	b.RaisedAt = t0.Add(time.Minute)
+	out, err = AppendAlert(nil, b)
+	require.NoError(t, err)
+	assert.True(t, strings.HasSuffix(string(out), " "+itoa(t0.Add(time.Minute).UnixNano())+"\n"))
+	b.RaisedAt = time.Time{}
+	out, err = AppendAlert([]byte("keep\n"), b)
+	require.Error(t, err)
+	assert.Equal(t, "keep\n", string(out))
+
+	// A time InfluxDB cannot store fails the line, not the process.
+	b.At = time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)
+	out, err = AppendAlert(nil, b)
+	assert.ErrorIs(t, err, lineprotocol.ErrValueOutOfRange)
+	assert.Empty(t, out)
+}
+
+func TestEncodeEscaping(t *testing.T) {
+	b := &model.Batch{Meta: model.Meta{Site: "mdl", Kind: model.KindCheckpoint, Device: "CP-07", Seq: 1, Time: t0}}
+	b.Passes = []model.Pass{
+		{Stamp: stamp(t0, 1, 0), Plate: "蒙B 12,3=4\"5\\", PlateColor: "dark blue", VehicleType: "a,b=c",
+			VehicleColor: "line1\nline2\ttab", Image: `C:\img\"x".jpg`, Direction: "in\nbound"},
+		{Stamp: stamp(t0, 1, 1), Plate: "1598 УБА", PlateColor: "trail\\", VehicleType: "\xff\xfebad"},
+		{Stamp: stamp(t0, 1, 2), Plate: model.NoPlate, PlateColor: "\\\\"},
+	}
+	out, n := new(Encoder).AppendBatch(nil, b)
+	require.Equal(t, 3, n)
+	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	require.Len(t, lines, 3)
+	assert.Equal(t, `vehicle_pass,device=CP-07,direction=in\ bound,plate_color=dark\ blue,site=mdl,vehicle_type=a\,b\=c seq=1i,plate="蒙B 12,3=4\"5\\",vehicle_color="line1 line2 tab",image="C:\\img\\\"x\".jpg" `+itoa(b.Passes[0].PointNS), lines[0])
+	assert.Equal(t, `vehicle_pass,device=CP-07,plate_color=trail,site=mdl,vehicle_type=�bad seq=1i,plate="1598 УБА" `+itoa(b.Passes[1].PointNS), lines[1])
+	// A tag made only of backslashes has nothing left: omitted, not empty.
+	assert.Equal(t, `vehicle_pass,device=CP-07,site=mdl seq=1i,plate="无牌" `+itoa(b.Passes[2].PointNS), lines[2])
+
+	// The strict decoder agrees on every value.
+	dec := lineprotocol.NewDecoderWithBytes(out)
+	require.True(t, dec.Next())
+	_, err := dec.Measurement()
+	require.NoError(t, err)
+	tags := map[string]string{}
+	for {
+		k, v, err := dec.NextTag()
+		require.NoError(t, err)
+		if k == nil {
+			break
+		}
+		tags[string(k)] = string(v)
+	}
+	assert.Equal(t, "in bound", tags["direction"])
+	assert.Equal(t, "a,b=c", tags["vehicle_type"])
+	fields := map[string]any{}
+	for {
+		k, v, err := dec.NextField()
+		require.NoError(t, err)
+		if k == nil {
+			break
+		}
+		fields[string(k)] = v.Interface()
+	}
+	assert.Equal(t, "蒙B 12,3=4\"5\\", fields["plate"])
+	assert.Equal(t, `C:\img\"x".jpg`, fields["image"])
+}
+
+func TestEncodeOmitsAbsent(t *testing.T) {
+	b := &model.Batch{Meta: model.Meta{Site: "mdl", Kind: model.KindPatrol, Device: "P-07", Seq: 3, Time: t0},
+		Positions: []model.Position{{Stamp: stamp(t0, 3, 0), Loc: model.Point{Lat: 42.41, Lon: 110.12},
+			SpeedKmh: model.OptFloat{V: 12}, Heading: model.Some(math.NaN()), AccuracyM: model.Some(math.Inf(1))}}}
+	out := AppendBatch(nil, b)
+	assert.Equal(t, `patrol_position,device=P-07,site=mdl seq=3i,lat=42.41,lon=110.12 `+itoa(b.Positions[0].PointNS)+"\n", string(out))
+
+	// No position at all: no lat/lon rather than a point at 0,0.
+	d := detectionBatch(4, 1)
+	d.Detections[0].Loc = model.Point{}
+	d.Detections[0].RSSI.OK = false
+	d.Detections[0].IMEI, d.Detections[0].MAC, d.Detections[0].Tech = "", "", ""
+	out = AppendBatch(nil, d)
+	assert.Equal(t, `phone_detection,device=F-AOL-01,mcc=460,operator=46000,site=mdl seq=4i,imsi="460001234567890" `+itoa(d.Detections[0].PointNS)+"\n", string(out))
+}
+
+// Fifty phones in one millisecond are fifty distinct timestamps.
+func TestEncodeDistinctTimes(t *testing.T) {
+	b := detectionBatch(7, 50)
+	out, n := new(Encoder).AppendBatch(nil, b)
+	require.Equal(t, 50, n)
+	seen := map[int64]bool{}
+	dec := lineprotocol.NewDecoderWithBytes(out)
+	for dec.Next() {
+		for {
+			k, _, err := dec.NextField()
+			require.NoError(t, err)
+			if k == nil {
+				break
+			}
+		}
+		ts, err := dec.Time(lineprotocol.Nanosecond, time.Time{})
+		require.NoError(t, err)
+		assert.Equal(t, t0.UnixMilli(), ts.UnixMilli())
+		seen[ts.UnixNano()] = true
+	}
+	assert.Len(t, seen, 50)
+}
+
+func assertParses(t *testing.T, out []byte, n int) {
+	t.Helper()
+	dec := lineprotocol.NewDecoderWithBytes(out)
+	lines := 0
+	for dec.Next() {
+		lines++
+		_, err := dec.Measurement()
+		require.NoError(t, err)
+		for {
+			k, _, err := dec.NextTag()
+			require.NoError(t, err)
+			if k == nil {
+				break
+			}
+		}
+		for {
+			k, _, err := dec.NextField()
+			require.NoError(t, err)
+			if k == nil {
+				break
+			}
+		}
+		_, err = dec.Time(lineprotocol.Nanosecond, time.Time{})
+		require.NoError(t, err)
+	}
+	assert.Equal(t, n, lines)
+}
+
+func itoa(v int64) string {
+	return lineprotocol.IntValue(v).String()[:len(lineprotocol.IntValue(v).String())-1]
+}
+
+// realisticDetections is a message of 20 phones as a fence unit near the
+// border sees them: Chinese and Mongolian operators, LTE, GSM and NR, some
+// phones without IMEI or MAC.
+func realisticDetections(seq int64) *model.Batch {
+	ops := []struct{ mcc, mnc, tech string }{{"460", "00", "lte"}, {"460", "01", "lte"}, {"460", "11", "nr"},
+		{"428", "99", "gsm"}, {"460", "00", "gsm"}, {"428", "88", "lte"}}
+	b := &model.Batch{Meta: fenceMeta(seq)}
+	for i := range 20 {
+		o := ops[i*7%len(ops)]
+		d := model.Detection{
+			Stamp: stamp(t0, seq, i), Loc: model.Point{Lat: 41.9612, Lon: 110.4875},
+			IMSI: o.mcc + o.mnc + fmt.Sprintf("%010d", 1234567890+i*7919), MCC: o.mcc, MNC: o.mnc, Operator: o.mcc + o.mnc, Tech: o.tech,
+		}
+		if i%3 != 0 {
+			d.IMEI = fmt.Sprintf("49015420%07d", 3237518+i)
+			d.MAC = fmt.Sprintf("a4:5e:60:12:%02x:%02x", i, 255-i)
+		}
+		d.RSSI.V, d.RSSI.OK = -50-float64(i%40)*1, true
+		if i%4 == 0 {
+			d.RSSI.V = -71.5 // some units report half-dB steps
+		}
+		b.Detections = append(b.Detections, d)
+	}
+	return b
+}
+
+func BenchmarkEncodeDetections(b *testing.B) {
+	batch := realisticDetections(18231)
+	var e Encoder
+	buf := make([]byte, 0, 64<<10)
+	b.ReportAllocs()
+	lines := 0
+	for b.Loop() {
+		var n int
+		buf, n = e.AppendBatch(buf[:0], batch)
+		lines += n
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(lines), "ns/line")
+	b.SetBytes(int64(len(buf)))
+}
+
+// BenchmarkEncodeDetectionsLineprotocol is the same batch through
+// lineprotocol.Encoder (strict), for comparison.
+func BenchmarkEncodeDetectionsLineprotocol(b *testing.B) {
+	batch := realisticDetections(18231)
+	b.ReportAllocs()
+	lines := 0
+	for b.Loop() {
+		refEncode(b, batch)
+		lines += batch.Len()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(lines), "ns/line")
+}

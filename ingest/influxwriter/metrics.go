@@ -1,0 +1,70 @@
+package influxwriter
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Outcomes of one HTTP write request.
+const (
+	outcomeSuccess  = "success"  // 2xx
+	outcomeRetry    = "retry"    // a retryable failure; the same body is sent again
+	outcomeRejected = "rejected" // 400/413/422: split or bisected, or the lines were rejected for good
+)
+
+// Error classes of failed write requests.
+const (
+	classNetwork    = "network"     // no HTTP answer: refused, reset, timeout
+	classServer     = "server"      // 5xx and unexpected statuses
+	classThrottled  = "throttled"   // 429
+	classAuth       = "auth"        // 401, 403
+	classNotFound   = "not_found"   // 404: database (or bucket) not found
+	classTooLarge   = "too_large"   // 413
+	classBadRequest = "bad_request" // 400, 422: bad points, "partial write"
+)
+
+var errorClasses = []string{classNetwork, classServer, classThrottled, classAuth, classNotFound, classTooLarge, classBadRequest}
+
+type metrics struct {
+	points     map[string]prometheus.Counter
+	batches    map[string]prometheus.Counter
+	errors     map[string]prometheus.Counter
+	duration   prometheus.Histogram
+	pending    prometheus.Gauge
+	batchLines prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	const ns, sub = "fenceline", "influx"
+	points := f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "points_written_total",
+		Help: "Points acknowledged by InfluxDB, by measurement."}, []string{"measurement"})
+	batches := f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "write_batches_total",
+		Help: "HTTP write requests by outcome: success, retry (retryable failure), rejected (400/413/422)."}, []string{"outcome"})
+	errs := f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "write_errors_total",
+		Help: "Failed HTTP write requests by class."}, []string{"class"})
+	m := &metrics{
+		points:  map[string]prometheus.Counter{},
+		batches: map[string]prometheus.Counter{},
+		errors:  map[string]prometheus.Counter{},
+		duration: f.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "write_duration_seconds",
+			Help:    "Duration of HTTP write requests, whatever their outcome.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15)}),
+		pending: f.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "pending_lines",
+			Help: "Lines accepted by the writer and not yet acknowledged by InfluxDB (queued or in flight)."}),
+		batchLines: f.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "batch_lines",
+			Help:    "Lines per batch taken for writing.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
+	}
+	// Pre-created so that dashboards show zeros rather than gaps.
+	for _, l := range Measurements {
+		m.points[l] = points.WithLabelValues(l)
+	}
+	for _, l := range []string{outcomeSuccess, outcomeRetry, outcomeRejected} {
+		m.batches[l] = batches.WithLabelValues(l)
+	}
+	for _, l := range errorClasses {
+		m.errors[l] = errs.WithLabelValues(l)
+	}
+	return m
+}
