@@ -125,6 +125,7 @@ type Rule struct {
 	watch       *watchlist.List
 	sched       *schedule
 	when        *vm.Program
+	whenZone    bool // the expression reads `zone`
 	notify      []string
 	// devKind limits a silence rule to devices of one kind ("" = all).
 	devKind model.Kind
@@ -374,6 +375,7 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 	// when.
 	if spec.When != "" {
 		rule.when = compileWhen(spec.When, rule.Source, file, key+".when", ps)
+		rule.whenZone = usesZone(rule.when)
 	} else if rule.Kind == KindStatus {
 		ps.Add(file, key+".when", "a status rule needs `when`, a condition on the status fields (e.g. tamper || battery_pct < 15)")
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/expr-lang/expr/vm"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fenceline/fenceline/alerts/watchlist"
 	"github.com/fenceline/fenceline/alerts/zone"
 	"github.com/fenceline/fenceline/internal/model"
 )
@@ -49,6 +50,15 @@ type Engine struct {
 	near        []*zone.Zone
 	collectNear func(*zone.Zone) bool
 	envs        []envSlot
+	// zoneIdx lists, per source and zone, the indexes (in bySource) of the
+	// rules with zones that name it; zoned marks those rules; marks is
+	// scratch for one reading.
+	zoneIdx [numSources]map[*zone.Zone][]int32
+	zoned   [numSources][]bool
+	marks   [numSources][]bool
+	watched     []watchHit
+	clocks      [4]localClock
+	nextClock   int
 	inside      []string
 	cur         reading
 
@@ -109,6 +119,20 @@ func (e *Engine) install(rs *Ruleset, keep map[string]*ruleState) {
 			e.bySource[r.Source] = append(e.bySource[r.Source], st)
 		}
 		st.m.open.Set(float64(st.open))
+	}
+	for src, rules := range e.bySource {
+		e.zoneIdx[src] = map[*zone.Zone][]int32{}
+		e.zoned[src] = make([]bool, len(rules))
+		e.marks[src] = make([]bool, len(rules))
+		for i, st := range rules {
+			if len(st.rule.zones) == 0 || st.rule.Kind == KindEnter || st.rule.Kind == KindExit {
+				continue
+			}
+			e.zoned[src][i] = true
+			for _, z := range st.rule.zones {
+				e.zoneIdx[src][z] = append(e.zoneIdx[src][z], int32(i))
+			}
+		}
 	}
 }
 
@@ -208,11 +232,29 @@ func (e *Engine) devicePos(id string, d *model.Device) (model.Point, bool) {
 // is cheapest first: site, zone, watchlist, schedule, then `when`.
 func (e *Engine) evalReading(r *reading, rules []*ruleState, now time.Time, out []model.Alert) []model.Alert {
 	e.envs = e.envs[:0]
+	e.watched = e.watched[:0]
 	if e.hitsValid && e.hitsP != r.p {
 		e.hitsValid = false // a different place: the containing zones change
 	}
-	for _, st := range rules {
+	// Mark the rules with zones that contain r: the others are skipped
+	// without a look, which is what keeps a thousand zones cheap.
+	marks := e.marks[r.src]
+	if idx := e.zoneIdx[r.src]; len(idx) > 0 && r.hasPos {
+		for _, z := range e.zonesAt(r) {
+			for _, i := range idx[z] {
+				marks[i] = true
+			}
+		}
+	}
+	zoned := e.zoned[r.src]
+	for i, st := range rules {
 		rule := st.rule
+		if zoned[i] {
+			if !marks[i] {
+				continue
+			}
+			marks[i] = false
+		}
 		if !siteOK(rule.sites, r.b.Site) {
 			continue
 		}
@@ -220,8 +262,8 @@ func (e *Engine) evalReading(r *reading, rules []*ruleState, now time.Time, out 
 			out = e.applyFence(st, r, now, out)
 			continue
 		}
-		subj, ok := subjectOf(rule, r)
-		if !ok || !rule.sched.active(r.t) {
+		subj, ok := e.subjectOf(rule, r)
+		if !ok || !e.active(rule.sched, r.t) {
 			continue
 		}
 		if len(rule.zones) == 0 {
@@ -229,11 +271,8 @@ func (e *Engine) evalReading(r *reading, rules []*ruleState, now time.Time, out 
 			out = e.apply(st, r, subj, nil, match, now, out)
 			continue
 		}
-		if !r.hasPos {
-			continue
-		}
 		for _, z := range e.zonesAt(r) {
-			if _, in := rule.zoneSet[z]; !in {
+			if !rule.hasZone(z) {
 				continue
 			}
 			match := rule.when == nil || e.when(st, r, z)
@@ -241,6 +280,50 @@ func (e *Engine) evalReading(r *reading, rules []*ruleState, now time.Time, out 
 		}
 	}
 	return out
+}
+
+// hasZone reports whether z is one of the rule's zones: a scan for the
+// usual handful, a map beyond.
+func (r *Rule) hasZone(z *zone.Zone) bool {
+	if len(r.zones) <= 8 {
+		for _, rz := range r.zones {
+			if rz == z {
+				return true
+			}
+		}
+		return false
+	}
+	_, ok := r.zoneSet[z]
+	return ok
+}
+
+// active is schedule.active with the local clock of recent (time, zone)
+// pairs cached: twenty night rules on the phones of one message read the
+// same wall clock, and converting it is the dearest part of the check.
+func (e *Engine) active(s *schedule, t time.Time) bool {
+	if s == nil {
+		return true
+	}
+	for i := range e.clocks {
+		c := &e.clocks[i]
+		if c.loc == s.loc && c.t.Equal(t) {
+			return s.activeAt(c.min, c.wd)
+		}
+	}
+	c := localClock{t: t, loc: s.loc}
+	lt := t.In(s.loc)
+	hh, mm, _ := lt.Clock()
+	c.min, c.wd = hh*60+mm, lt.Weekday()
+	e.clocks[e.nextClock] = c
+	e.nextClock = (e.nextClock + 1) % len(e.clocks)
+	return s.activeAt(c.min, c.wd)
+}
+
+type localClock struct {
+	t   time.Time
+	loc *time.Location
+	min int
+	wd  time.Weekday
 }
 
 func siteOK(sites []string, site string) bool {
@@ -275,7 +358,7 @@ func (e *Engine) when(st *ruleState, r *reading, z *zone.Zone) bool {
 	zid := ""
 	if z != nil {
 		zid = z.ID
-	} else if usesZone(st.rule.when) {
+	} else if st.rule.whenZone {
 		if hits := e.zonesAt(r); len(hits) > 0 {
 			zid = hits[0].ID
 		}
@@ -322,7 +405,7 @@ func usesZone(p *vm.Program) bool {
 // plate. A pass without a plate (无牌) only reaches presence rules without
 // a watchlist (subject plate 无牌): it cannot be on a list, and count,
 // dwell, velocity and enter/exit cannot tell two unread plates apart.
-func subjectOf(rule *Rule, r *reading) (model.Subject, bool) {
+func (e *Engine) subjectOf(rule *Rule, r *reading) (model.Subject, bool) {
 	switch r.src {
 	case SourcePhone:
 		d := r.det
@@ -336,7 +419,7 @@ func subjectOf(rule *Rule, r *reading) (model.Subject, bool) {
 			case "mac":
 				v = d.MAC
 			}
-			if v == "" || !rule.watch.Match(v) {
+			if v == "" || !e.match(rule.watch, v) {
 				return model.Subject{}, false
 			}
 			return model.Subject{Kind: rule.watch.Kind, Value: v}, true
@@ -358,7 +441,7 @@ func subjectOf(rule *Rule, r *reading) (model.Subject, bool) {
 			}
 			return model.Subject{Kind: "plate", Value: model.NoPlate}, true
 		}
-		if rule.watch != nil && !rule.watch.Match(p) {
+		if rule.watch != nil && !e.match(rule.watch, p) {
 			return model.Subject{}, false
 		}
 		return model.Subject{Kind: "plate", Value: p}, true
@@ -368,6 +451,24 @@ func subjectOf(rule *Rule, r *reading) (model.Subject, bool) {
 		return model.Subject{Kind: "device", Value: r.b.Meta.Device}, true
 	}
 	return model.Subject{}, false
+}
+
+// match is l.Match(v), remembered for the current reading: several rules
+// often share one list.
+func (e *Engine) match(l *watchlist.List, v string) bool {
+	for _, w := range e.watched {
+		if w.l == l {
+			return w.ok
+		}
+	}
+	ok := l.Match(v)
+	e.watched = append(e.watched, watchHit{l: l, ok: ok})
+	return ok
+}
+
+type watchHit struct {
+	l  *watchlist.List
+	ok bool
 }
 
 // Tick runs the time-driven part of the rules at processing time now:

@@ -183,6 +183,12 @@ func (e *Engine) checkCount(st *ruleState, cz *countZone, z *zone.Zone, clock, n
 	}
 	n := len(cz.Seen)
 	th := st.rule.threshold
+	if (n >= th) == (cz.Open != nil) {
+		if cz.Open != nil {
+			cz.Open.Alert.Count = max(cz.Open.Alert.Count, n)
+		}
+		return out
+	}
 	noun := "subjects"
 	switch st.rule.Source {
 	case SourcePhone:
@@ -192,13 +198,11 @@ func (e *Engine) checkCount(st *ruleState, cz *countZone, z *zone.Zone, clock, n
 	case SourcePatrol:
 		noun = "patrols"
 	}
-	where := cz.Site
+	where := "site " + cz.Site
 	if z != nil {
 		where = e.place(z, "", "")
 	} else if cz.Zone != "" {
 		where = cz.Zone
-	} else {
-		where = "site " + cz.Site
 	}
 	switch {
 	case n >= th && cz.Open == nil:
@@ -223,8 +227,6 @@ func (e *Engine) checkCount(st *ruleState, cz *countZone, z *zone.Zone, clock, n
 			fmt.Sprintf("%d %s within %s at %s, below threshold %d, %s",
 				n, noun, shortDur(w), where, th, e.localTime(st.rule, clock, now))))
 		cz.Open = nil
-	case cz.Open != nil:
-		cz.Open.Alert.Count = max(cz.Open.Alert.Count, n)
 	}
 	return out
 }
@@ -351,7 +353,9 @@ func (e *Engine) applyVelocity(st *ruleState, r *reading, subj model.Subject, z 
 		if len(st.vel) >= MaxTrackedPerRule {
 			evictOne(st, e, st.vel)
 		}
-		st.vel[subj] = &cur
+		s := new(sighting)
+		*s = cur
+		st.vel[subj] = s
 		return out
 	}
 	if d := haversineM(prev.Loc, cur.Loc); d >= VelocityMinDistanceM {
@@ -410,7 +414,7 @@ func (e *Engine) applyFence(st *ruleState, r *reading, now time.Time, out []mode
 	if !r.hasPos {
 		return out
 	}
-	subj, ok := subjectOf(rule, r)
+	subj, ok := e.subjectOf(rule, r)
 	if !ok {
 		return out
 	}
@@ -487,7 +491,7 @@ func containsZone(zs []*zone.Zone, id string) bool {
 // cooldown let it.
 func (e *Engine) crossing(st *ruleState, r *reading, subj model.Subject, z *zone.Zone, now time.Time, out []model.Alert) []model.Alert {
 	rule := st.rule
-	if !rule.sched.active(r.t) {
+	if !e.active(rule.sched, r.t) {
 		return out
 	}
 	if rule.when != nil && !e.when(st, r, z) {

@@ -97,9 +97,14 @@ func (s *schedule) active(t time.Time) bool {
 		return true
 	}
 	lt := t.In(s.loc)
-	m := lt.Hour()*60 + lt.Minute()
-	day := uint8(1) << lt.Weekday()
-	prev := uint8(1) << ((lt.Weekday() + 6) % 7)
+	hh, mm, _ := lt.Clock()
+	return s.activeAt(hh*60+mm, lt.Weekday())
+}
+
+// activeAt is active for a local minute of the day and weekday.
+func (s *schedule) activeAt(m int, wd time.Weekday) bool {
+	day := uint8(1) << wd
+	prev := uint8(1) << ((wd + 6) % 7)
 	for _, w := range s.windows {
 		if w.from < w.to {
 			if m >= w.from && m < w.to && w.days&day != 0 {
