@@ -45,7 +45,8 @@
 //   - enter / exit: previous vs current inside-state per subject and zone,
 //     with hysteresis_m (inside → outside only beyond h outside; outside →
 //     inside only beyond h inside). Unknown counts as outside, so the
-//     first-ever sighting inside is an enter (Tile38's semantics). Firing
+//     first-ever sighting more than h inside is an enter (Tile38's
+//     semantics: a patrol switched on inside the strip is in the strip). Firing
 //     only; `cooldown` applies if set. Rules without zones watch every
 //     zone.
 //   - silence: a registered device (filtered by the rule's source kind,

@@ -53,14 +53,14 @@ type Engine struct {
 	// zoneIdx lists, per source and zone, the indexes (in bySource) of the
 	// rules with zones that name it; zoned marks those rules; marks is
 	// scratch for one reading.
-	zoneIdx [numSources]map[*zone.Zone][]int32
-	zoned   [numSources][]bool
-	marks   [numSources][]bool
-	watched     []watchHit
-	clocks      [4]localClock
-	nextClock   int
-	inside      []string
-	cur         reading
+	zoneIdx   [numSources]map[*zone.Zone][]int32
+	zoned     [numSources][]bool
+	marks     [numSources][]bool
+	watched   []watchHit
+	clocks    [4]localClock
+	nextClock int
+	inside    []string
+	cur       reading
 
 	logged map[string]time.Time // rate limit of repeated warnings
 }

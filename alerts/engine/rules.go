@@ -404,8 +404,9 @@ func (e *Engine) applyVelocity(st *ruleState, r *reading, subj model.Subject, z 
 // hysteresis: once inside, a subject counts as outside only when it is
 // more than hysteresis_m outside the boundary, and once outside, as inside
 // only when it is more than hysteresis_m inside. Zones the subject is not
-// known to be inside count as outside, so the first-ever sighting inside a
-// zone is an enter (a patrol switched on inside the strip is in the strip).
+// known to be inside count as outside, so the first-ever sighting more than
+// hysteresis_m inside a zone is an enter (a patrol switched on inside the
+// strip is in the strip).
 // The state is updated whatever the schedule and `when` say; they only
 // decide whether a crossing alerts. Positions older than the subject's
 // latest are ignored (they would move it back in time).

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -542,4 +543,28 @@ func TestAlertIDStable(t *testing.T) {
 	assert.NotEqual(t, a, alertID("r", s, "z", at(23, 11)))
 	assert.NotEqual(t, a, alertID("r", s, "y", at(23, 10)))
 	assert.NotEqual(t, a, alertID("r2", s, "z", at(23, 10)))
+}
+
+func TestWhenSeesZoneOfZonelessRule(t *testing.T) {
+	rs, ps := compileYAML(t, strings.Replace(countRules, "rules:\n", "rules:\n  - {id: in-ruins, kind: presence, source: phone, when: 'zone == \"ruins\" && mcc == \"460\"'}\n", 1))
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	got := only(e.eval(e.phones("F-1", at(10, 0), model.Point{Lat: 41.9612, Lon: 110.4875}, "460000000000001")), "in-ruins")
+	require.Len(t, got, 1)
+	assert.Equal(t, "", got[0].Zone, "a rule without zones sends zone \"\"")
+	assert.Empty(t, only(e.eval(e.phones("F-1", at(10, 1), ruinsOut, "460000000000002")), "in-ruins"))
+}
+
+func TestStateIsBounded(t *testing.T) {
+	e := newEngine(t, loadRules(t))
+	b := e.phones("F-AOL-01", at(12, 0), ruinsOut)
+	for i := 0; i <= MaxTrackedPerRule; i++ {
+		b.Detections = append(b.Detections, model.Detection{Stamp: model.Stamp{Time: at(12, 0)}, Loc: ruinsOut,
+			IMSI: fmt.Sprintf("428%012d", i), MCC: "428"})
+	}
+	got := e.eval(b)
+	assert.Len(t, only(got, "foreign-sim-near-border"), MaxTrackedPerRule+1, "every phone alerts once")
+	st := e.rules["foreign-sim-near-border"]
+	assert.Len(t, st.cool, MaxTrackedPerRule)
+	assert.Equal(t, 1.0, gauge(t, e, "fenceline_alerts_state_evicted_total", "foreign-sim-near-border"))
 }
