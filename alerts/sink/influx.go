@@ -1,0 +1,64 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/fenceline/fenceline/alerts/outbox"
+	"github.com/fenceline/fenceline/internal/model"
+)
+
+// AlertWriter writes an alert as a point of the `alert` measurement. done is
+// called once with nil when the point is stored (or spooled durably), or
+// with an error — one with a method Permanent() bool returning true when
+// InfluxDB refused the point for good. A non-nil return means done will not
+// be called.
+type AlertWriter interface {
+	WriteAlert(ctx context.Context, a *model.Alert, done func(error)) error
+}
+
+// Influx delivers alerts to InfluxDB through the storage writer, so that
+// they share its batching, retries and spool.
+type Influx struct {
+	w AlertWriter
+}
+
+// NewInflux returns the sink writing through w.
+func NewInflux(w AlertWriter) *Influx { return &Influx{w: w} }
+
+// Name is the sink's name in the outbox and in metrics.
+func (s *Influx) Name() string { return "influx" }
+
+// Deliver hands a to the writer and waits for its done.
+func (s *Influx) Deliver(ctx context.Context, a *model.Alert) error {
+	// One slot, and a send that never blocks: the writer's goroutine must
+	// not hang on a Deliver that gave up (ctx done) or on a second call.
+	res := make(chan error, 1)
+	done := func(err error) {
+		select {
+		case res <- err:
+		default:
+		}
+	}
+	if err := s.w.WriteAlert(ctx, a, done); err != nil {
+		return s.classify(a, err)
+	}
+	select {
+	case err := <-res:
+		return s.classify(a, err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Influx) classify(a *model.Alert, err error) error {
+	if err == nil {
+		return nil
+	}
+	var p interface{ Permanent() bool }
+	if errors.As(err, &p) && p.Permanent() {
+		return fmt.Errorf("influx: alert %s: %w: %w", a.ID, outbox.ErrPermanent, err)
+	}
+	return fmt.Errorf("influx: alert %s: %w", a.ID, err)
+}

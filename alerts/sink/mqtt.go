@@ -1,0 +1,237 @@
+package sink
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/fenceline/fenceline/alerts/outbox"
+	"github.com/fenceline/fenceline/internal/model"
+)
+
+// MQTTConfig configures the MQTT alert publisher.
+type MQTTConfig struct {
+	// Broker is the broker URL (tcp://host:1883, ssl://host:8883, …).
+	Broker string
+	// ClientID is the daemon's client id + "-alerts": its own session,
+	// never the subscriber's.
+	ClientID string
+	Username string
+	Password string
+	TLS      *tls.Config
+	// TopicPrefix is the first topic level (default "border").
+	TopicPrefix string
+
+	// KeepAlive (default 30s), ConnectTimeout (default 10s),
+	// MaxReconnectInterval (default 30s): the connection's timing.
+	KeepAlive            time.Duration
+	ConnectTimeout       time.Duration
+	MaxReconnectInterval time.Duration
+	// PublishTimeout bounds the wait for a PUBACK (default 10s); past it
+	// Deliver fails and the outbox retries.
+	PublishTimeout time.Duration
+}
+
+// ErrNotConnected is returned (wrapped) by MQTT.Deliver while the publisher
+// has no connection to the broker; the outbox keeps the alert and retries.
+var ErrNotConnected = errors.New("not connected to the MQTT broker")
+
+// MQTT publishes alerts at QoS 1 to {prefix}/{site}/alerts/{rule}, not
+// retained (a retained alert would be replayed to every new subscriber as if
+// it were new).
+//
+// It keeps its own client, reconnecting on its own. The session is
+// persistent (clean session off): with a clean session, paho v1.5.1 throws
+// away the in-flight publishes on reconnect without ever completing their
+// tokens, leaking their message ids; with a persistent one it resends them
+// and their PUBACKs complete the tokens. A publisher's session holds no
+// subscriptions, so it costs the broker next to nothing.
+type MQTT struct {
+	cfg    MQTTConfig
+	log    *slog.Logger
+	client mqtt.Client
+
+	mu        sync.Mutex
+	connected bool
+	changed   chan struct{} // closed and replaced on every change of connected
+}
+
+// NewMQTT prepares the publisher; Start connects it.
+func NewMQTT(cfg MQTTConfig, log *slog.Logger) (*MQTT, error) {
+	u, err := url.Parse(cfg.Broker)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("mqtt alert sink: broker %q is not a URL like tcp://host:1883", cfg.Broker)
+	}
+	if cfg.ClientID == "" {
+		return nil, errors.New("mqtt alert sink: client id is required")
+	}
+	if cfg.TopicPrefix == "" {
+		cfg.TopicPrefix = "border"
+	}
+	if badLevel(cfg.TopicPrefix) {
+		return nil, fmt.Errorf("mqtt alert sink: topic prefix %q contains '/', '+', '#' or NUL", cfg.TopicPrefix)
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 30 * time.Second
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
+	if cfg.MaxReconnectInterval <= 0 {
+		cfg.MaxReconnectInterval = 30 * time.Second
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = 10 * time.Second
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	m := &MQTT{
+		cfg:     cfg,
+		log:     log.With("component", "alert-sink", "sink", "mqtt"),
+		changed: make(chan struct{}),
+	}
+	o := mqtt.NewClientOptions().
+		AddBroker(cfg.Broker).
+		SetClientID(cfg.ClientID).
+		SetCleanSession(false).
+		SetKeepAlive(cfg.KeepAlive).
+		SetConnectTimeout(cfg.ConnectTimeout).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(cfg.MaxReconnectInterval).
+		SetWriteTimeout(cfg.PublishTimeout).
+		SetOnConnectHandler(func(mqtt.Client) {
+			m.setConnected(true)
+			m.log.Info("alert publisher connected", "broker", cfg.Broker)
+		}).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			m.setConnected(false)
+			m.log.Warn("alert publisher lost the broker; reconnecting (alerts wait in the outbox)", "err", err)
+		})
+	if cfg.Username != "" {
+		o.SetUsername(cfg.Username)
+		o.SetPassword(cfg.Password)
+	}
+	if cfg.TLS != nil {
+		o.SetTLSConfig(cfg.TLS)
+	}
+	m.client = mqtt.NewClient(o)
+	return m, nil
+}
+
+// Name is the sink's name in the outbox and in metrics.
+func (m *MQTT) Name() string { return "mqtt" }
+
+// Start begins connecting and returns at once: a broker that is down at
+// startup must not keep the daemon from starting, the outbox holds the
+// alerts until it is back.
+func (m *MQTT) Start() {
+	m.client.Connect()
+}
+
+// Close disconnects, waiting briefly for publishes in flight.
+func (m *MQTT) Close() {
+	m.client.Disconnect(250)
+	m.setConnected(false)
+}
+
+// Connected reports whether the publisher has a connection to the broker.
+func (m *MQTT) Connected() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.connected
+}
+
+// WaitConnected returns once the publisher is connected, or ctx's error.
+func (m *MQTT) WaitConnected(ctx context.Context) error {
+	for {
+		m.mu.Lock()
+		ok, ch := m.connected, m.changed
+		m.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (m *MQTT) setConnected(v bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.connected == v {
+		return
+	}
+	m.connected = v
+	close(m.changed)
+	m.changed = make(chan struct{})
+}
+
+// Topic returns the topic an alert is published on, or an error wrapping
+// outbox.ErrPermanent when its site or rule cannot be a topic level.
+func (m *MQTT) Topic(a *model.Alert) (string, error) {
+	// Site and rule ids are validated by the config; this is the last line
+	// of defence against an alert landing on (or fanning out to) a topic a
+	// border unit did not subscribe to.
+	for _, f := range [...]struct{ name, v string }{{"site", a.Site}, {"rule", a.Rule}} {
+		if f.v == "" || badLevel(f.v) {
+			return "", fmt.Errorf("alert %s: %s %q cannot be a topic level: %w", a.ID, f.name, f.v, outbox.ErrPermanent)
+		}
+	}
+	return m.cfg.TopicPrefix + "/" + a.Site + "/alerts/" + a.Rule, nil
+}
+
+// badLevel reports a topic level that would split, match wildcards, or be
+// invalid UTF-8 for MQTT.
+func badLevel(s string) bool {
+	return strings.ContainsAny(s, "/+#\x00")
+}
+
+// Deliver publishes a at QoS 1 and waits for the broker's PUBACK.
+func (m *MQTT) Deliver(ctx context.Context, a *model.Alert) error {
+	topic, err := m.Topic(a)
+	if err != nil {
+		return err
+	}
+	payload, err := Encode(a)
+	if err != nil {
+		return err
+	}
+	// While reconnecting paho would queue the publish and complete it only
+	// after the reconnect; refusing it instead leaves the alert in the
+	// outbox, which retries with backoff, rather than piling copies up in
+	// paho's memory.
+	if !m.client.IsConnectionOpen() {
+		return fmt.Errorf("publish alert %s to %s: %w", a.ID, topic, ErrNotConnected)
+	}
+	tok := m.client.Publish(topic, 1, false, payload)
+	timer := time.NewTimer(m.cfg.PublishTimeout)
+	defer timer.Stop()
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			return fmt.Errorf("publish alert %s to %s: %w", a.ID, topic, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		// paho may still send it (it keeps in-flight publishes across a
+		// reconnect): the retry can then be a second copy, which the
+		// receivers drop by id+state.
+		return fmt.Errorf("publish alert %s to %s: no PUBACK within %s", a.ID, topic, m.cfg.PublishTimeout)
+	}
+}

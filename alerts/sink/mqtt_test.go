@@ -1,0 +1,307 @@
+package sink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fenceline/fenceline/alerts/outbox"
+	"github.com/fenceline/fenceline/internal/model"
+	"github.com/fenceline/fenceline/internal/stack"
+	"github.com/fenceline/fenceline/internal/testenv"
+)
+
+func TestMQTTTopic(t *testing.T) {
+	m, err := NewMQTT(MQTTConfig{Broker: "tcp://127.0.0.1:1", ClientID: "fenceline-1-alerts"}, testLogger(t))
+	require.NoError(t, err)
+	tests := []struct {
+		name       string
+		site, rule string
+		want       string // "" when refused
+	}{
+		{"plain", "mdl", "night-phone-ruins", "border/mdl/alerts/night-phone-ruins"},
+		{"slash in site", "mdl/x", "r", ""},
+		{"plus in rule", "mdl", "r+", ""},
+		{"hash in rule", "mdl", "#", ""},
+		{"empty site", "", "r", ""},
+		{"NUL in rule", "mdl", "r\x00", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := testAlert("inc-1", model.StateFiring)
+			a.Site, a.Rule = tt.site, tt.rule
+			got, err := m.Topic(a)
+			if tt.want == "" {
+				require.ErrorIs(t, err, outbox.ErrPermanent)
+				// Deliver refuses it before looking at the connection.
+				require.ErrorIs(t, m.Deliver(context.Background(), a), outbox.ErrPermanent)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestNewMQTTErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  MQTTConfig
+		want string
+	}{
+		{"no broker", MQTTConfig{ClientID: "x"}, "broker"},
+		{"not a URL", MQTTConfig{Broker: "127.0.0.1:1883", ClientID: "x"}, "broker"},
+		{"no client id", MQTTConfig{Broker: "tcp://127.0.0.1:1883"}, "client id"},
+		{"wildcard prefix", MQTTConfig{Broker: "tcp://127.0.0.1:1883", ClientID: "x", TopicPrefix: "border/#"}, "prefix"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewMQTT(tt.cfg, nil)
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+}
+
+func TestMQTTDeliverFailsWithoutBroker(t *testing.T) {
+	// A port nobody listens on: bind one, note it, close it.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+
+	m, err := NewMQTT(MQTTConfig{Broker: "tcp://" + addr, ClientID: "fenceline-1-alerts"}, testLogger(t))
+	require.NoError(t, err)
+	m.Start()
+	defer m.Close()
+	err = m.Deliver(context.Background(), testAlert("inc-1", model.StateFiring))
+	require.ErrorIs(t, err, ErrNotConnected)
+	assert.False(t, errors.Is(err, outbox.ErrPermanent), "the outbox must retry")
+	assert.False(t, m.Connected())
+}
+
+// subscriber is a border unit listening for alerts.
+type subscriber struct {
+	client mqtt.Client
+	msgs   chan mqtt.Message
+}
+
+// subscribe connects a unit to the broker and subscribes to every site's
+// alerts at QoS 1, on each (re)connect. With a fixed id and clean session
+// off, the broker keeps its session: what is published while it is away
+// waits for it.
+func subscribe(t *testing.T, url, id string, persistent bool) *subscriber {
+	t.Helper()
+	s := &subscriber{msgs: make(chan mqtt.Message, 100)}
+	subscribed := make(chan error, 1)
+	opts := mqtt.NewClientOptions().
+		AddBroker(url).
+		SetClientID(id).
+		SetCleanSession(!persistent).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(100 * time.Millisecond).
+		SetMaxReconnectInterval(200 * time.Millisecond).
+		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { s.msgs <- m }).
+		SetOnConnectHandler(func(c mqtt.Client) {
+			tok := c.Subscribe("border/+/alerts/+", 1, func(_ mqtt.Client, m mqtt.Message) { s.msgs <- m })
+			go func() {
+				tok.Wait()
+				select {
+				case subscribed <- tok.Error():
+				default:
+				}
+			}()
+		})
+	s.client = mqtt.NewClient(opts)
+	s.client.Connect()
+	t.Cleanup(func() { s.client.Disconnect(100) })
+	select {
+	case err := <-subscribed:
+		require.NoError(t, err)
+	case <-time.After(waitFor):
+		t.Fatal("subscriber: not subscribed")
+	}
+	return s
+}
+
+// next waits for the next message.
+func (s *subscriber) next(t *testing.T) mqtt.Message {
+	t.Helper()
+	select {
+	case m := <-s.msgs:
+		return m
+	case <-time.After(waitFor):
+		t.Fatal("subscriber: no alert received")
+		return nil
+	}
+}
+
+// nextWithID waits for the alert with the given id, skipping others (e.g.
+// a copy of an earlier alert resent after a reconnect).
+func (s *subscriber) nextWithID(t *testing.T, id string) mqtt.Message {
+	t.Helper()
+	for {
+		m := s.next(t)
+		if a := decodeAlert(t, m.Payload()); a.ID == id {
+			return m
+		} else {
+			t.Logf("skipping a repeated delivery of %s/%s", a.ID, a.State)
+		}
+	}
+}
+
+func decodeAlert(t *testing.T, b []byte) *model.Alert {
+	t.Helper()
+	a := new(model.Alert)
+	require.NoError(t, json.Unmarshal(b, a))
+	return a
+}
+
+func newMQTTSink(t *testing.T, url string) *MQTT {
+	t.Helper()
+	m, err := NewMQTT(MQTTConfig{
+		Broker:               url,
+		ClientID:             "fenceline-test-alerts-" + strconv.FormatInt(time.Now().UnixNano(), 36),
+		MaxReconnectInterval: 200 * time.Millisecond,
+		PublishTimeout:       2 * time.Second,
+	}, testLogger(t))
+	require.NoError(t, err)
+	m.Start()
+	t.Cleanup(m.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	require.NoError(t, m.WaitConnected(ctx))
+	return m
+}
+
+func TestIntegrationMQTTSinkPublishesAlert(t *testing.T) {
+	t.Parallel()
+	broker := testenv.Mosquitto(t)
+	unit := subscribe(t, broker.URL(), "station-mdl", false)
+	m := newMQTTSink(t, broker.URL())
+
+	a := testAlert("inc-7f3a", model.StateFiring)
+	require.NoError(t, m.Deliver(context.Background(), a))
+	msg := unit.next(t)
+	assert.Equal(t, "border/mdl/alerts/night-phone-ruins", msg.Topic())
+	assert.Equal(t, byte(1), msg.Qos())
+	assert.False(t, msg.Retained())
+	want, err := Encode(a)
+	require.NoError(t, err)
+	assert.Equal(t, string(want), string(msg.Payload()), "exactly the JSON")
+	requireContractPayload(t, a, msg.Payload())
+}
+
+func TestIntegrationMQTTSinkBrokerOutage(t *testing.T) {
+	t.Parallel()
+	broker := testenv.Mosquitto(t)
+	m := newMQTTSink(t, broker.URL())
+
+	require.NoError(t, broker.Stop())
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	err := m.Deliver(ctx, testAlert("during-outage", model.StateFiring))
+	require.Error(t, err, "no broker, no PUBACK")
+	assert.False(t, errors.Is(err, outbox.ErrPermanent), "retryable: %v", err)
+
+	require.NoError(t, broker.Restart(ctx))
+	require.NoError(t, m.WaitConnected(ctx))
+	unit := subscribe(t, broker.URL(), "station-mdl", false)
+	a := testAlert("after-outage", model.StateFiring)
+	require.NoError(t, m.Deliver(ctx, a))
+	requireContractPayload(t, a, unit.nextWithID(t, a.ID).Payload())
+}
+
+// observed reports every delivery attempt's result, so a test can wait for
+// the sink to have failed without sleeping.
+type observed struct {
+	outbox.Sink
+	results chan error
+}
+
+func (o *observed) Deliver(ctx context.Context, a *model.Alert) error {
+	err := o.Sink.Deliver(ctx, a)
+	o.results <- err
+	return err
+}
+
+func TestIntegrationOutboxBrokerOutage(t *testing.T) {
+	t.Parallel()
+	// Persistence keeps the unit's session across the broker's restart, as
+	// a production broker does: the alert published after the restart waits
+	// for the unit even if the unit reconnects later than fenceline.
+	broker := testenv.Mosquitto(t, stack.MosquittoOptions{Persistence: true})
+	unit := subscribe(t, broker.URL(), "station-mdl-outage", true)
+	sink := &observed{Sink: newMQTTSink(t, broker.URL()), results: make(chan error, 1000)}
+
+	dir := t.TempDir()
+	ob, err := outbox.Open(dir, []outbox.Sink{sink},
+		outbox.Options{MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},
+		testLogger(t), prometheus.NewRegistry())
+	require.NoError(t, err)
+	defer ob.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- ob.Run(ctx) }()
+	var stopOnce sync.Once
+	stopRun := func() {
+		stopOnce.Do(func() {
+			cancel()
+			select {
+			case err := <-runDone:
+				require.NoError(t, err)
+			case <-time.After(waitFor):
+				t.Fatal("Run did not return")
+			}
+		})
+	}
+	defer stopRun()
+	appendAlert := func(a *model.Alert) {
+		t.Helper()
+		done := make(chan error, 1)
+		ob.Append([]model.Alert{*a}, func(err error) { done <- err })
+		require.NoError(t, <-done)
+	}
+	nextResult := func() error {
+		t.Helper()
+		select {
+		case err := <-sink.results:
+			return err
+		case <-time.After(waitFor):
+			t.Fatal("no delivery attempt")
+			return nil
+		}
+	}
+
+	before := testAlert("before-outage", model.StateFiring)
+	appendAlert(before)
+	require.NoError(t, nextResult())
+	requireContractPayload(t, before, unit.nextWithID(t, before.ID).Payload())
+
+	require.NoError(t, broker.Stop())
+	during := testAlert("during-outage", model.StateFiring)
+	appendAlert(during) // durable although no sink can take it
+	require.Error(t, nextResult())
+	require.Error(t, nextResult(), "retried")
+	assert.Equal(t, 1, ob.Pending("mqtt"))
+
+	rctx, rcancel := context.WithTimeout(context.Background(), waitFor)
+	defer rcancel()
+	require.NoError(t, broker.Restart(rctx))
+	for err := nextResult(); err != nil; err = nextResult() {
+		t.Logf("still failing: %v", err)
+	}
+	requireContractPayload(t, during, unit.nextWithID(t, during.ID).Payload())
+	stopRun()
+	assert.Equal(t, 0, ob.Pending("mqtt"))
+}
