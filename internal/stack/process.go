@@ -26,8 +26,8 @@ var ErrBinaryNotFound = errors.New("binary not found")
 
 const (
 	// readyTimeout bounds how long a service may take to answer after it was started when the
-	// caller's context has no earlier deadline. InfluxDB reopening a large data dir is the slow
-	// case; a fresh one answers in 1–3 s.
+	// caller's context has no deadline. influxd is the slow one: 0.1 s fresh without Flux, about
+	// 6 s with Flux on an idle machine and over a minute on a busy one.
 	readyTimeout = 60 * time.Second
 	// stopTimeout is how long a service gets to shut down cleanly after SIGTERM before it is
 	// killed. mosquitto writes its persistence file and InfluxDB closes its shards in this time.
@@ -100,7 +100,12 @@ func findBinary(name, envVar string, candidates ...string) (string, error) {
 	if p, err := exec.LookPath(name); err == nil {
 		return p, nil
 	}
-	return "", fmt.Errorf("%s: not in %v nor on PATH: %w", name, candidates, ErrBinaryNotFound)
+	where := append([]string{}, candidates...)
+	if envVar != "" {
+		where = append([]string{"$" + envVar}, where...)
+	}
+	where = append(where, "PATH")
+	return "", fmt.Errorf("%s: looked in %s: %w", name, strings.Join(where, ", "), ErrBinaryNotFound)
 }
 
 func isExecutable(path string) bool {
@@ -219,8 +224,11 @@ func cleanExit(err error) bool {
 
 // waitReady polls probe until it succeeds, the process exits, or the deadline passes.
 func waitReady(ctx context.Context, p *process, probe func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
-	defer cancel()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, readyTimeout)
+		defer cancel()
+	}
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	for {
