@@ -165,7 +165,7 @@ type Detection struct {
 	MCC      string // first 3 digits of IMSI, "" without IMSI
 	MNC      string // 2 or 3 digits after the MCC, "" without IMSI
 	Operator string // MCC+MNC, "" without IMSI
-	RSSI     OptInt
+	RSSI     OptFloat
 	Tech     string
 }
 

@@ -1,0 +1,317 @@
+package decode
+
+import (
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/valyala/fastjson"
+
+	"github.com/fenceline/fenceline/internal/model"
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxPayload = 256 << 10
+	DefaultMaxFuture  = 5 * time.Minute
+)
+
+// Options configure a Decoder. Zero values take the defaults.
+type Options struct {
+	// MaxPayload is the largest payload accepted, in bytes (default 256 KiB).
+	MaxPayload int
+	// MaxFuture is how far after Now a ts may be (default 5m).
+	MaxFuture time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Decoder decodes and validates device messages. It reuses a JSON parser and
+// buffers between calls, so it is NOT safe for concurrent use: give each
+// goroutine its own Decoder.
+type Decoder struct {
+	maxPayload int
+	maxFuture  time.Duration
+	now        func() time.Time
+
+	parser  fastjson.Parser
+	rejects []Reject
+	zones   zoneCache
+
+	// strs collects the copied string values of one message; they become one
+	// string (one allocation) whose substrings the readings then share.
+	strs     []byte
+	num      []byte // raw text of the number being read
+	detStrs  []detStrs
+	passStrs []passStrs
+
+	// Per message.
+	arr     string    // name of the readings array, for details ("" for position/status)
+	seq     int64     // the message's seq
+	msgTime time.Time // the message's ts
+	limit   time.Time // the latest acceptable ts (now + MaxFuture)
+}
+
+// New returns a Decoder.
+func New(opts Options) *Decoder {
+	d := &Decoder{maxPayload: opts.MaxPayload, maxFuture: opts.MaxFuture, now: opts.Now}
+	if d.maxPayload <= 0 {
+		d.maxPayload = DefaultMaxPayload
+	}
+	if d.maxFuture <= 0 {
+		d.maxFuture = DefaultMaxFuture
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	return d
+}
+
+// span is a string value's place in Decoder.strs.
+type span struct{ off, end uint32 }
+
+func (d *Decoder) put(b []byte) span {
+	off := len(d.strs)
+	d.strs = append(d.strs, b...)
+	return span{uint32(off), uint32(len(d.strs))}
+}
+
+func (d *Decoder) spanFrom(off int) span { return span{uint32(off), uint32(len(d.strs))} }
+
+func sub(s string, sp span) string { return s[sp.off:sp.end] }
+
+// Decode decodes one message: topic, payload and the time it was received.
+// It resets out and fills it with the message's accepted readings, and
+// returns the rejections, each with its reason and the index of the reading
+// (or -1 for the whole message). The returned slice is reused by the next
+// call. When the whole message is rejected, out has no readings and the
+// slice has exactly one entry, with Index -1; out.Meta then holds what was
+// read before the failure (at least Topic and Received).
+//
+// Every reading of a message that was not rejected whole is either in out or
+// rejected, once: len(readings array) == out.Len() + len(rejects).
+//
+// The strings in out share one allocation per message; a consumer that keeps
+// a few of them for long may want to strings.Clone them.
+func (d *Decoder) Decode(topic string, payload []byte, received time.Time, reg *model.Registry, out *model.Batch) []Reject {
+	out.Reset()
+	out.Topic, out.Received = topic, received
+	d.rejects = d.rejects[:0]
+	d.strs = d.strs[:0]
+	d.arr = ""
+
+	site, kind, id, stream, ok := ParseTopic(topic)
+	if !ok {
+		return d.whole(BadTopic, "topic "+echoTopic(topic)+" is not border/{site}/{fence|checkpoint|patrol}/{device}/{detections|passes|position|status}")
+	}
+	out.Site, out.Kind, out.Meta.Device, out.Stream = site, kind, id, stream
+	dev := reg.Lookup(id)
+	if dev == nil {
+		return d.whole(UnknownDevice, "device "+id+" is not registered")
+	}
+	if dev.Site != site || dev.Kind != kind {
+		return d.whole(DeviceMismatch, "topic has site "+site+", kind "+string(kind)+
+			"; device "+id+" is registered at site "+dev.Site+", kind "+string(dev.Kind))
+	}
+	out.Device = dev
+	if !stream.AllowedFor(kind) {
+		return d.whole(StreamNotAllowed, "a "+string(kind)+" device may not publish "+stream.String())
+	}
+	if len(payload) > d.maxPayload {
+		return d.whole(TooLarge, strconv.Itoa(len(payload))+" bytes, limit "+strconv.Itoa(d.maxPayload))
+	}
+	if !validJSON(payload) {
+		if !utf8.Valid(payload) {
+			return d.whole(MalformedJSON, "payload is not valid UTF-8")
+		}
+		return d.whole(MalformedJSON, "payload ("+strconv.Itoa(len(payload))+" bytes) is not valid JSON")
+	}
+	root, err := d.parser.ParseBytes(payload)
+	if err != nil { // not expected after validJSON
+		// The parser's messages quote the payload, so they are not used.
+		return d.whole(MalformedJSON, "payload ("+strconv.Itoa(len(payload))+" bytes) is not valid JSON")
+	}
+	obj, err := root.Object()
+	if err != nil {
+		return d.whole(MalformedJSON, "payload is a JSON "+typeName(root)+", want an object")
+	}
+
+	var f fields
+	obj.Visit(func(k []byte, v *fastjson.Value) { f.add(topKey(k), v) })
+	if i := f.firstDup(streamKeys[stream]); i >= 0 {
+		return d.whole(BadField, "duplicate key "+topNames[i])
+	}
+	if r, msg := d.envelope(&f); r != "" {
+		return d.whole(r, msg)
+	}
+	out.Seq, out.Time = d.seq, d.msgTime
+
+	switch stream {
+	case model.StreamDetections:
+		d.arr = "detections"
+		d.detections(&f, f.vals[tDetections], dev, out)
+	case model.StreamPasses:
+		d.arr = "passes"
+		d.passes(&f, f.vals[tPasses], dev, out)
+	case model.StreamPosition:
+		d.position(&f, dev, out)
+	case model.StreamStatus:
+		d.status(&f, out)
+	}
+	return d.rejects
+}
+
+const envelopeKeys = 1<<tV | 1<<tSeq | 1<<tTS
+
+// streamKeys are the top-level keys of each stream (duplicates of other keys
+// are ignored, like the keys themselves).
+var streamKeys = [...]uint32{
+	model.StreamDetections: envelopeKeys | 1<<tLoc | 1<<tDetections,
+	model.StreamPasses:     envelopeKeys | 1<<tLoc | 1<<tPasses,
+	model.StreamPosition:   envelopeKeys | 1<<tLat | 1<<tLon | 1<<tDatum | 1<<tSpeed | 1<<tHeading | 1<<tAccuracy,
+	model.StreamStatus: envelopeKeys | 1<<tBattery | 1<<tTemp | 1<<tUptime | 1<<tTamper |
+		1<<tPower | 1<<tSignal | 1<<tQueue | 1<<tFW,
+}
+
+// whole rejects the whole message.
+func (d *Decoder) whole(r Reason, detail string) []Reject {
+	d.rejects = append(d.rejects[:0], Reject{Reason: r, Index: -1, Detail: detail})
+	return d.rejects
+}
+
+// reject rejects reading i; field may be "".
+func (d *Decoder) reject(r Reason, i int, field, msg string) {
+	path := field
+	if d.arr != "" {
+		path = d.arr + "[" + strconv.Itoa(i) + "]"
+		if field != "" {
+			path += "." + field
+		}
+	}
+	detail := msg
+	if path != "" {
+		detail = path + ": " + msg
+	}
+	d.rejects = append(d.rejects, Reject{Reason: r, Index: i, Detail: detail})
+}
+
+// envelope reads v, seq and ts.
+func (d *Decoder) envelope(f *fields) (Reason, string) {
+	v := f.vals[tV]
+	if !present(v) {
+		return BadVersion, "v is missing"
+	}
+	if n, msg := d.integer(v, 0); msg != "" || n != 1 {
+		return BadVersion, "v: want 1"
+	}
+	v = f.vals[tSeq]
+	if !present(v) {
+		return BadSeq, "seq is missing"
+	}
+	seq, msg := d.integer(v, 0)
+	if msg != "" {
+		return BadSeq, "seq: " + msg
+	}
+	d.seq = seq
+	v = f.vals[tTS]
+	if !present(v) {
+		return BadTS, "ts is missing"
+	}
+	d.limit = d.now().Add(d.maxFuture)
+	t, r, msg := d.ts(v)
+	if r != "" {
+		return r, "ts: " + msg
+	}
+	d.msgTime = t
+	return "", ""
+}
+
+// ts reads a ts value: RFC 3339 with offset, or integer Unix milliseconds,
+// from 2000 on and at most MaxFuture ahead.
+func (d *Decoder) ts(v *fastjson.Value) (time.Time, Reason, string) {
+	var t time.Time
+	switch v.Type() {
+	case fastjson.TypeString:
+		b, _ := v.StringBytes()
+		var ok bool
+		if t, ok = d.zones.parseRFC3339(b); !ok {
+			return t, BadTS, echoTS(b) + " is not RFC 3339 with an offset (2006-01-02T15:04:05.999Z07:00)"
+		}
+	case fastjson.TypeNumber:
+		ms, ok := jsonInt(d.rawNumber(v))
+		if !ok || ms > maxUnixMilli {
+			return t, BadTS, "want integer Unix milliseconds up to year 9999"
+		}
+		if ms < minUnixMilli {
+			return t, BadTS, "Unix milliseconds before 2000-01-01"
+		}
+		t = time.UnixMilli(ms).UTC()
+	default:
+		return t, BadTS, "want RFC 3339 string or integer Unix milliseconds, got " + typeName(v)
+	}
+	if t.Before(minTime) {
+		return t, BadTS, "before 2000-01-01"
+	}
+	if t.After(d.limit) {
+		ahead := t.Sub(d.limit.Add(-d.maxFuture)).Round(time.Second)
+		return t, FutureTS, ahead.String() + " after now, more than " + d.maxFuture.String() + " in the future"
+	}
+	return t, "", ""
+}
+
+// stamp returns the stamp of reading i with its own ts v (if present).
+func (d *Decoder) stamp(v *fastjson.Value, i int) (model.Stamp, Reason, string) {
+	t := d.msgTime
+	if present(v) {
+		var r Reason
+		var msg string
+		if t, r, msg = d.ts(v); r != "" {
+			return model.Stamp{}, r, msg
+		}
+	}
+	return model.Stamp{Time: t, PointNS: model.PointTime(t, d.seq, i), Index: i}, "", ""
+}
+
+// readingsArray returns the elements of a detections/passes array, or
+// rejects the message.
+func (d *Decoder) readingsArray(v *fastjson.Value) ([]*fastjson.Value, bool) {
+	if !present(v) {
+		d.whole(NoReadings, d.arr+" is missing")
+		return nil, false
+	}
+	items, err := v.Array()
+	if err != nil {
+		d.whole(BadField, d.arr+": want array, got "+typeName(v))
+		return nil, false
+	}
+	return items, true
+}
+
+// tooMany rejects the readings past model.MaxReadingsPerMessage.
+func (d *Decoder) tooMany(n int) {
+	if n <= model.MaxReadingsPerMessage {
+		return
+	}
+	detail := d.arr + ": " + strconv.Itoa(n) + " readings, limit " + strconv.Itoa(model.MaxReadingsPerMessage) +
+		"; the readings from index " + strconv.Itoa(model.MaxReadingsPerMessage) + " on are rejected"
+	for i := model.MaxReadingsPerMessage; i < n; i++ {
+		d.rejects = append(d.rejects, Reject{Reason: TooManyReadings, Index: i, Detail: detail})
+	}
+}
+
+// strings returns the message's collected string values as one string.
+func (d *Decoder) strings() string {
+	if len(d.strs) == 0 {
+		return ""
+	}
+	return string(d.strs)
+}
+
+// echoTopic renders a bad topic for a detail line, bounded.
+func echoTopic(t string) string {
+	const max = 96
+	if len(t) > max {
+		return strconv.Quote(t[:max]) + "…"
+	}
+	return strconv.Quote(t)
+}

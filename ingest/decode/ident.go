@@ -1,0 +1,209 @@
+package decode
+
+import (
+	"strconv"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/fenceline/fenceline/internal/model"
+)
+
+// Identifier checks. Their messages never contain the identifier itself.
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// digitsMsg checks that b is min..max ASCII digits and returns "" or why not.
+func digitsMsg(b []byte, min, max int) string {
+	if len(b) < min || len(b) > max {
+		for _, c := range b {
+			if !isDigit(c) {
+				return strconv.Itoa(len(b)) + " bytes, not all digits; want " + strconv.Itoa(min) + "-" + strconv.Itoa(max) + " digits"
+			}
+		}
+		return strconv.Itoa(len(b)) + " digits, want " + strconv.Itoa(min) + "-" + strconv.Itoa(max)
+	}
+	for i, c := range b {
+		if !isDigit(c) {
+			return "non-digit at offset " + strconv.Itoa(i) + "; want " + strconv.Itoa(min) + "-" + strconv.Itoa(max) + " digits"
+		}
+	}
+	return ""
+}
+
+// threeDigitMNC reports whether networks of the given MCC use 3-digit MNCs
+// (ITU-T E.212 allocations: North America, the Caribbean, and the Latin
+// American and other countries that adopted 3-digit codes). India's 405 is
+// mixed in reality; it is treated as 3-digit, as most of its codes are.
+func threeDigitMNC(mcc int) bool {
+	switch mcc {
+	case 302, 310, 311, 312, 313, 314, 315, 316, // Canada, USA
+		334,                     // Mexico
+		338, 342, 344, 346, 348, // Jamaica, Barbados, Antigua, Cayman, BVI
+		352, 354, 356, 358, 360, // Grenada, Montserrat, St Kitts, St Lucia, St Vincent
+		365, 366, 376, // Anguilla, Dominica, Turks and Caicos
+		405,           // India (the 3-digit half)
+		708, 722, 732, // Honduras, Argentina, Colombia
+		750: // Falkland Islands
+		return true
+	}
+	return false
+}
+
+// imsiMNCLen validates an IMSI and returns the length of its MNC (2 or 3).
+func imsiMNCLen(b []byte) (int, string) {
+	if msg := digitsMsg(b, 6, 15); msg != "" {
+		return 0, msg
+	}
+	mcc := int(b[0]-'0')*100 + int(b[1]-'0')*10 + int(b[2]-'0')
+	if threeDigitMNC(mcc) {
+		return 3, "" // 6 digits at least, so the MNC always fits
+	}
+	return 2, ""
+}
+
+// luhn reports whether the digits pass the Luhn check (the last digit is the
+// check digit).
+func luhn(b []byte) bool {
+	sum := 0
+	double := false
+	for i := len(b) - 1; i >= 0; i-- {
+		d := int(b[i] - '0')
+		if double {
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+		double = !double
+	}
+	return sum%10 == 0
+}
+
+// imeiMsg validates an IMEI (14 digits without check digit, 15 with a Luhn
+// check digit, or a 16-digit IMEISV).
+func imeiMsg(b []byte) string {
+	if msg := digitsMsg(b, 14, 16); msg != "" {
+		return msg
+	}
+	if len(b) == 15 && !luhn(b) {
+		return "15 digits with a wrong Luhn check digit"
+	}
+	return ""
+}
+
+func hexVal(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendMAC validates a MAC address (6 hex octets separated by all ':' or all
+// '-', any case) and appends its lower-case colon form to dst.
+func appendMAC(dst, b []byte) ([]byte, string) {
+	const want = "; want 6 hex octets separated by ':' or '-'"
+	if len(b) != 17 {
+		return dst, strconv.Itoa(len(b)) + " bytes" + want
+	}
+	sep := b[2]
+	if sep != ':' && sep != '-' {
+		return dst, "bad separator" + want
+	}
+	var out [17]byte
+	for i := 0; i < 17; i += 3 {
+		hi, ok1 := hexVal(b[i])
+		lo, ok2 := hexVal(b[i+1])
+		if !ok1 || !ok2 {
+			return dst, "non-hex digit at offset " + strconv.Itoa(i) + want
+		}
+		out[i], out[i+1] = hexDigits[hi], hexDigits[lo]
+		if i+2 < 17 {
+			if b[i+2] != sep {
+				return dst, "mixed or bad separators" + want
+			}
+			out[i+2] = ':'
+		}
+	}
+	return append(dst, out[:]...), ""
+}
+
+// maxTech bounds the length of tech, which is an InfluxDB tag.
+const maxTech = 32
+
+// appendTech validates tech (1-32 of letters, digits, space, '.', '_', '/',
+// '+', '-') and appends it in lower case.
+func appendTech(dst, b []byte) ([]byte, string) {
+	if len(b) > maxTech {
+		return dst, strconv.Itoa(len(b)) + " bytes, longer than " + strconv.Itoa(maxTech)
+	}
+	for _, c := range b {
+		switch {
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == ' ', c == '.', c == '_', c == '/', c == '+', c == '-':
+		default:
+			return dst, "character outside [A-Za-z0-9 ._/+-]"
+		}
+		dst = append(dst, c)
+	}
+	return dst, ""
+}
+
+// appendPlate appends the normalised plate to dst: full-width forms become
+// half-width (U+FF01-U+FF5E, U+3000 ideographic space), letters upper-case
+// (any script), white space runs one space, leading and trailing space
+// trimmed. An empty result or 无牌 is model.NoPlate; then dst is returned
+// unchanged and none is true.
+func appendPlate(dst, b []byte) (out []byte, none bool) {
+	start := len(dst)
+	space := false // a space is pending (only emitted before a non-space)
+	for i := 0; i < len(b); {
+		var r rune
+		if c := b[i]; c < utf8.RuneSelf {
+			r = rune(c)
+			i++
+		} else {
+			var n int
+			r, n = utf8.DecodeRune(b[i:])
+			i += n
+		}
+		switch {
+		case r >= 0xFF01 && r <= 0xFF5E:
+			r -= 0xFEE0
+		case r == 0x3000:
+			r = ' '
+		}
+		if r < utf8.RuneSelf {
+			switch {
+			case r == ' ':
+				space = true
+				continue
+			case 'a' <= r && r <= 'z':
+				r -= 'a' - 'A'
+			}
+		} else {
+			if unicode.IsSpace(r) {
+				space = true
+				continue
+			}
+			r = unicode.ToUpper(r)
+		}
+		if space && len(dst) > start {
+			dst = append(dst, ' ')
+		}
+		space = false
+		dst = utf8.AppendRune(dst, r)
+	}
+	if len(dst) == start || string(dst[start:]) == model.NoPlate {
+		return dst[:start], true
+	}
+	return dst, false
+}

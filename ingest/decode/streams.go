@@ -1,0 +1,484 @@
+package decode
+
+import (
+	"github.com/valyala/fastjson"
+
+	"github.com/fenceline/fenceline/internal/model"
+)
+
+// location reads a position given as lat, lon and datum values (any may be
+// nil); with neither lat nor lon it is the device's registered position.
+// prefix ("loc." or "") names the fields in messages.
+func (d *Decoder) location(latV, lonV, datumV *fastjson.Value, dev *model.Device, prefix string) (model.Point, Reason, string) {
+	gcj := false
+	if present(datumV) {
+		if datumV.Type() != fastjson.TypeString {
+			return model.Point{}, BadDatum, prefix + "datum: want string, got " + typeName(datumV)
+		}
+		b, _ := datumV.StringBytes()
+		switch {
+		case equalFoldASCII(b, "wgs84"):
+		case equalFoldASCII(b, "gcj02"):
+			gcj = true
+		default:
+			return model.Point{}, BadDatum, prefix + "datum: " + echoText(b) + " is neither wgs84 nor gcj02"
+		}
+	}
+	hasLat, hasLon := present(latV), present(lonV)
+	if !hasLat && !hasLon {
+		if prefix != "" { // an explicit loc object must hold a position
+			return model.Point{}, BadPosition, "loc: has neither lat nor lon"
+		}
+		if !dev.HasPos {
+			return model.Point{}, NoPosition, "no lat/lon and device " + dev.ID + " has no registered position"
+		}
+		return dev.Pos, "", ""
+	}
+	if !hasLat {
+		return model.Point{}, BadPosition, prefix + "lat: missing (lon is present)"
+	}
+	if !hasLon {
+		return model.Point{}, BadPosition, prefix + "lon: missing (lat is present)"
+	}
+	lat, msg := d.floatIn(latV, -90, 90)
+	if msg != "" {
+		return model.Point{}, BadPosition, prefix + "lat: " + msg
+	}
+	lon, msg := d.floatIn(lonV, -180, 180)
+	if msg != "" {
+		return model.Point{}, BadPosition, prefix + "lon: " + msg
+	}
+	if gcj {
+		lat, lon = GCJ02ToWGS84(lat, lon)
+	}
+	return model.Point{Lat: lat, Lon: lon}, "", ""
+}
+
+// messageLoc reads the loc object of a detections or passes message.
+func (d *Decoder) messageLoc(v *fastjson.Value, dev *model.Device) (model.Point, Reason, string) {
+	if !present(v) {
+		return d.location(nil, nil, nil, dev, "")
+	}
+	o, err := v.Object()
+	if err != nil {
+		return model.Point{}, BadPosition, "loc: want object, got " + typeName(v)
+	}
+	var f fields
+	o.Visit(func(k []byte, v *fastjson.Value) { f.add(locKey(k), v) })
+	if i := f.firstDup(1<<lCount - 1); i >= 0 {
+		return model.Point{}, BadField, "loc." + locNames[i] + ": duplicate key"
+	}
+	return d.location(f.vals[lLat], f.vals[lLon], f.vals[lDatum], dev, "loc.")
+}
+
+func equalFoldASCII(b []byte, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i := range len(b) {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// optText reads an optional text field into d.strs; "" and null are absent.
+func (d *Decoder) optText(v *fastjson.Value, max int) (span, string) {
+	if !present(v) {
+		return span{}, ""
+	}
+	b, msg := textBytes(v, max)
+	if msg != "" {
+		return span{}, msg
+	}
+	return d.put(b), ""
+}
+
+// optIdent returns the bytes of an optional identifier: not a string is an
+// error; "" and null are absent (nil).
+func optIdent(v *fastjson.Value) ([]byte, string) {
+	if !present(v) {
+		return nil, ""
+	}
+	if v.Type() != fastjson.TypeString {
+		return nil, "want string, got " + typeName(v)
+	}
+	b, _ := v.StringBytes()
+	return b, ""
+}
+
+// detStrs are the string values of one accepted detection in d.strs.
+type detStrs struct {
+	imsi, imei, mac, tech span
+	mncLen                uint32
+}
+
+func (d *Decoder) detections(top *fields, arr *fastjson.Value, dev *model.Device, out *model.Batch) {
+	loc, r, msg := d.messageLoc(top.vals[tLoc], dev)
+	if r != "" {
+		d.whole(r, msg)
+		return
+	}
+	items, ok := d.readingsArray(arr)
+	if !ok {
+		return
+	}
+	n := min(len(items), model.MaxReadingsPerMessage)
+	d.detStrs = d.detStrs[:0]
+	for i, it := range items[:n] {
+		mark := len(d.strs)
+		out.Detections = append(out.Detections, model.Detection{})
+		det := &out.Detections[len(out.Detections)-1]
+		var sp detStrs
+		if r, field, msg := d.detection(det, &sp, it, i); r != "" {
+			out.Detections = out.Detections[:len(out.Detections)-1]
+			d.strs = d.strs[:mark]
+			d.reject(r, i, field, msg)
+			continue
+		}
+		det.Loc = loc
+		d.detStrs = append(d.detStrs, sp)
+	}
+	d.tooMany(len(items))
+
+	s := d.strings()
+	for j := range out.Detections {
+		det, sp := &out.Detections[j], &d.detStrs[j]
+		if sp.imsi.end > sp.imsi.off {
+			det.IMSI = sub(s, sp.imsi)
+			det.MCC = det.IMSI[:3]
+			det.MNC = det.IMSI[3 : 3+sp.mncLen]
+			det.Operator = det.IMSI[:3+sp.mncLen]
+		}
+		det.IMEI = sub(s, sp.imei)
+		det.MAC = sub(s, sp.mac)
+		det.Tech = sub(s, sp.tech)
+	}
+}
+
+// detection reads detection i into det, or says why it is rejected.
+func (d *Decoder) detection(det *model.Detection, sp *detStrs, v *fastjson.Value, i int) (Reason, string, string) {
+	o, err := v.Object()
+	if err != nil {
+		return BadField, "", "want object, got " + typeName(v)
+	}
+	var f fields
+	o.Visit(func(k []byte, v *fastjson.Value) { f.add(detKey(k), v) })
+	if j := f.firstDup(1<<dCount - 1); j >= 0 {
+		return BadField, detNames[j], "duplicate key"
+	}
+
+	b, msg := optIdent(f.vals[dIMSI])
+	if msg != "" {
+		return BadIMSI, "imsi", msg
+	}
+	if len(b) > 0 {
+		mncLen, msg := imsiMNCLen(b)
+		if msg != "" {
+			return BadIMSI, "imsi", msg
+		}
+		sp.imsi, sp.mncLen = d.put(b), uint32(mncLen)
+	}
+	if b, msg = optIdent(f.vals[dIMEI]); msg != "" {
+		return BadIMEI, "imei", msg
+	}
+	if len(b) > 0 {
+		if msg := imeiMsg(b); msg != "" {
+			return BadIMEI, "imei", msg
+		}
+		sp.imei = d.put(b)
+	}
+	if b, msg = optIdent(f.vals[dMAC]); msg != "" {
+		return BadMAC, "mac", msg
+	}
+	if len(b) > 0 {
+		off := len(d.strs)
+		if d.strs, msg = appendMAC(d.strs, b); msg != "" {
+			return BadMAC, "mac", msg
+		}
+		sp.mac = d.spanFrom(off)
+	}
+	if sp.imsi == (span{}) && sp.imei == (span{}) && sp.mac == (span{}) {
+		return NoIdentifier, "", "none of imsi, imei, mac"
+	}
+
+	if v := f.vals[dRSSI]; present(v) {
+		rssi, msg := d.floatIn(v, -150, 0)
+		if msg != "" {
+			return BadRSSI, "rssi", msg
+		}
+		det.RSSI = model.Some(rssi)
+	}
+	if v := f.vals[dTech]; present(v) {
+		b, msg := textBytes(v, maxString)
+		if msg != "" {
+			return BadField, "tech", msg
+		}
+		off := len(d.strs)
+		if d.strs, msg = appendTech(d.strs, b); msg != "" {
+			return BadField, "tech", msg
+		}
+		sp.tech = d.spanFrom(off)
+	}
+
+	st, r, msg := d.stamp(f.vals[dTS], i)
+	if r != "" {
+		return r, "ts", msg
+	}
+	det.Stamp = st
+	return "", "", ""
+}
+
+// passStrs are the string values of one accepted pass in d.strs.
+type passStrs struct {
+	plate, plateColor, vehicleType, vehicleColor, image span
+}
+
+func (d *Decoder) passes(top *fields, arr *fastjson.Value, dev *model.Device, out *model.Batch) {
+	loc, r, msg := d.messageLoc(top.vals[tLoc], dev)
+	if r != "" {
+		d.whole(r, msg)
+		return
+	}
+	items, ok := d.readingsArray(arr)
+	if !ok {
+		return
+	}
+	n := min(len(items), model.MaxReadingsPerMessage)
+	d.passStrs = d.passStrs[:0]
+	for i, it := range items[:n] {
+		mark := len(d.strs)
+		out.Passes = append(out.Passes, model.Pass{})
+		p := &out.Passes[len(out.Passes)-1]
+		var sp passStrs
+		if r, field, msg := d.pass(p, &sp, it, i); r != "" {
+			out.Passes = out.Passes[:len(out.Passes)-1]
+			d.strs = d.strs[:mark]
+			d.reject(r, i, field, msg)
+			continue
+		}
+		p.Loc = loc
+		d.passStrs = append(d.passStrs, sp)
+	}
+	d.tooMany(len(items))
+
+	s := d.strings()
+	for j := range out.Passes {
+		p, sp := &out.Passes[j], &d.passStrs[j]
+		if sp.plate.end > sp.plate.off {
+			p.Plate = sub(s, sp.plate)
+		} else {
+			p.Plate = model.NoPlate
+		}
+		p.PlateColor = sub(s, sp.plateColor)
+		p.VehicleType = sub(s, sp.vehicleType)
+		p.VehicleColor = sub(s, sp.vehicleColor)
+		p.Image = sub(s, sp.image)
+	}
+}
+
+// Directions, interned.
+const (
+	dirInbound  = "inbound"
+	dirOutbound = "outbound"
+	dirUnknown  = "unknown"
+)
+
+// pass reads pass i into p, or says why it is rejected.
+func (d *Decoder) pass(p *model.Pass, sp *passStrs, v *fastjson.Value, i int) (Reason, string, string) {
+	o, err := v.Object()
+	if err != nil {
+		return BadField, "", "want object, got " + typeName(v)
+	}
+	var f fields
+	o.Visit(func(k []byte, v *fastjson.Value) { f.add(passKey(k), v) })
+	if j := f.firstDup(1<<pCount - 1); j >= 0 {
+		return BadField, passNames[j], "duplicate key"
+	}
+
+	pv := f.vals[pPlate]
+	if !present(pv) {
+		return NoPlate, "plate", "missing"
+	}
+	if pv.Type() != fastjson.TypeString {
+		return NoPlate, "plate", "want string, got " + typeName(pv)
+	}
+	b, msg := textBytes(pv, maxString)
+	if msg != "" {
+		return BadField, "plate", msg
+	}
+	off := len(d.strs)
+	var none bool
+	if d.strs, none = appendPlate(d.strs, b); !none {
+		sp.plate = d.spanFrom(off)
+	}
+
+	if v := f.vals[pDirection]; present(v) {
+		if v.Type() != fastjson.TypeString {
+			return BadDirection, "direction", "want string, got " + typeName(v)
+		}
+		b, _ := v.StringBytes()
+		switch {
+		case len(b) == 0: // absent
+		case equalFoldASCII(b, dirInbound):
+			p.Direction = dirInbound
+		case equalFoldASCII(b, dirOutbound):
+			p.Direction = dirOutbound
+		case equalFoldASCII(b, dirUnknown):
+			p.Direction = dirUnknown
+		default:
+			return BadDirection, "direction", echoText(b) + " is not inbound, outbound or unknown"
+		}
+	}
+
+	if sp.plateColor, msg = d.optText(f.vals[pPlateColor], maxString); msg != "" {
+		return BadField, "plate_color", msg
+	}
+	if sp.vehicleType, msg = d.optText(f.vals[pVehicleType], maxString); msg != "" {
+		return BadField, "vehicle_type", msg
+	}
+	if sp.vehicleColor, msg = d.optText(f.vals[pVehicleColor], maxString); msg != "" {
+		return BadField, "vehicle_color", msg
+	}
+	if sp.image, msg = d.optText(f.vals[pImage], maxImage); msg != "" {
+		return BadField, "image", msg
+	}
+
+	if v := f.vals[pSpeed]; present(v) {
+		x, msg := d.floatIn(v, 0, 500)
+		if msg != "" {
+			return BadField, "speed_kmh", msg
+		}
+		p.SpeedKmh = model.Some(x)
+	}
+	if v := f.vals[pLane]; present(v) {
+		x, msg := d.integer(v, 0)
+		if msg != "" {
+			return BadField, "lane", msg
+		}
+		p.Lane = model.SomeInt(x)
+	}
+	if v := f.vals[pHeading]; present(v) {
+		x, msg := d.floatIn(v, 0, 360)
+		if msg != "" {
+			return BadField, "heading", msg
+		}
+		p.Heading = model.Some(x)
+	}
+	if v := f.vals[pConfidence]; present(v) {
+		x, msg := d.floatIn(v, 0, 1)
+		if msg != "" {
+			return BadField, "confidence", msg
+		}
+		p.Confidence = model.Some(x)
+	}
+
+	st, r, msg := d.stamp(f.vals[pTS], i)
+	if r != "" {
+		return r, "ts", msg
+	}
+	p.Stamp = st
+	return "", "", ""
+}
+
+// Bounds of a patrol's optional numbers.
+const (
+	maxSpeedKmh  = 500
+	maxAccuracyM = 100_000
+)
+
+// position reads the single reading of a position message (index 0).
+func (d *Decoder) position(f *fields, dev *model.Device, out *model.Batch) {
+	loc, r, msg := d.location(f.vals[tLat], f.vals[tLon], f.vals[tDatum], dev, "")
+	if r != "" {
+		d.reject(r, 0, "", msg)
+		return
+	}
+	p := model.Position{Loc: loc}
+	for _, o := range [...]struct {
+		key    int
+		lo, hi float64
+		dst    *model.OptFloat
+	}{
+		{tSpeed, 0, maxSpeedKmh, &p.SpeedKmh},
+		{tHeading, 0, 360, &p.Heading},
+		{tAccuracy, 0, maxAccuracyM, &p.AccuracyM},
+	} {
+		if v := f.vals[o.key]; present(v) {
+			x, msg := d.floatIn(v, o.lo, o.hi)
+			if msg != "" {
+				d.reject(BadField, 0, topNames[o.key], msg)
+				return
+			}
+			*o.dst = model.Some(x)
+		}
+	}
+	p.Stamp = model.Stamp{Time: d.msgTime, PointNS: model.PointTime(d.msgTime, d.seq, 0)}
+	out.Positions = append(out.Positions, p)
+}
+
+// status reads the single reading of a status message (index 0).
+func (d *Decoder) status(f *fields, out *model.Batch) {
+	var s model.Status
+	var powerSp, fwSp span
+	for _, o := range [...]struct {
+		key    int
+		lo, hi float64
+		dst    *model.OptFloat
+	}{
+		{tBattery, 0, 100, &s.BatteryPct},
+		{tTemp, -100, 150, &s.TempC},
+		{tSignal, -200, 0, &s.SignalDbm},
+	} {
+		if v := f.vals[o.key]; present(v) {
+			x, msg := d.floatIn(v, o.lo, o.hi)
+			if msg != "" {
+				d.reject(BadField, 0, topNames[o.key], msg)
+				return
+			}
+			*o.dst = model.Some(x)
+		}
+	}
+	for _, o := range [...]struct {
+		key int
+		dst *model.OptInt
+	}{
+		{tUptime, &s.UptimeS},
+		{tQueue, &s.Queue},
+	} {
+		if v := f.vals[o.key]; present(v) {
+			x, msg := d.integer(v, 0)
+			if msg != "" {
+				d.reject(BadField, 0, topNames[o.key], msg)
+				return
+			}
+			*o.dst = model.SomeInt(x)
+		}
+	}
+	if v := f.vals[tTamper]; present(v) {
+		b, err := v.Bool()
+		if err != nil {
+			d.reject(BadField, 0, "tamper", "want bool, got "+typeName(v))
+			return
+		}
+		s.Tamper = model.SomeBool(b)
+	}
+	var msg string
+	if powerSp, msg = d.optText(f.vals[tPower], maxString); msg != "" {
+		d.reject(BadField, 0, "power", msg)
+		return
+	}
+	if fwSp, msg = d.optText(f.vals[tFW], maxString); msg != "" {
+		d.reject(BadField, 0, "fw", msg)
+		return
+	}
+	str := d.strings()
+	s.Power, s.FW = sub(str, powerSp), sub(str, fwSp)
+	s.Stamp = model.Stamp{Time: d.msgTime, PointNS: model.PointTime(d.msgTime, d.seq, 0)}
+	out.Statuses = append(out.Statuses, s)
+}

@@ -1,0 +1,114 @@
+package decode
+
+import (
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseRFC3339(t *testing.T) {
+	var z zoneCache
+	for _, tc := range []struct {
+		in   string
+		ok   bool
+		want time.Time
+	}{
+		{"2026-11-26T23:10:04.120+08:00", true, time.Date(2026, 11, 26, 15, 10, 4, 120e6, time.UTC)},
+		{"2026-11-26T15:10:04Z", true, time.Date(2026, 11, 26, 15, 10, 4, 0, time.UTC)},
+		{"2026-11-26T15:10:04.123456789Z", true, time.Date(2026, 11, 26, 15, 10, 4, 123456789, time.UTC)},
+		{"2026-11-26T15:10:04.1-00:30", true, time.Date(2026, 11, 26, 15, 40, 4, 1e8, time.UTC)},
+		{"2026-11-26T15:10:04+00:00", true, time.Date(2026, 11, 26, 15, 10, 4, 0, time.UTC)},
+		{"2024-02-29T00:00:00Z", true, time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC)},
+		{"2000-02-29T00:00:00Z", true, time.Date(2000, 2, 29, 0, 0, 0, 0, time.UTC)},
+		{"2100-02-29T00:00:00Z", false, time.Time{}},
+		{"2026-02-29T00:00:00Z", false, time.Time{}},
+		{"2026-11-26T15:10:04", false, time.Time{}},             // no offset
+		{"2026-11-26 15:10:04Z", false, time.Time{}},            // space
+		{"2026-11-26t15:10:04z", false, time.Time{}},            // lower case
+		{"2026-11-26T24:00:00Z", false, time.Time{}},            // hour 24
+		{"2026-11-26T23:59:60Z", false, time.Time{}},            // leap second
+		{"2026-13-01T00:00:00Z", false, time.Time{}},            // month 13
+		{"2026-00-01T00:00:00Z", false, time.Time{}},            // month 0
+		{"2026-11-00T00:00:00Z", false, time.Time{}},            // day 0
+		{"2026-11-26T15:10:04.Z", false, time.Time{}},           // empty fraction
+		{"2026-11-26T15:10:04.1234567891Z", false, time.Time{}}, // 10 digits
+		{"2026-11-26T15:10:04+24:00", false, time.Time{}},
+		{"2026-11-26T15:10:04+08:60", false, time.Time{}},
+		{"2026-11-26T15:10:04+0800", false, time.Time{}},
+		{"2026-11-26T15:10:04+08", false, time.Time{}},
+		{"2026-11-26T15:10:04ZZ", false, time.Time{}},
+		{"+2026-11-26T15:10:04Z", false, time.Time{}},
+		{"2026-1-26T15:10:04Z", false, time.Time{}},
+		{"", false, time.Time{}},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, ok := z.parseRFC3339([]byte(tc.in))
+			require.Equal(t, tc.ok, ok)
+			if !ok {
+				return
+			}
+			assert.True(t, tc.want.Equal(got), "got %v want %v", got, tc.want)
+			std, err := time.Parse(time.RFC3339Nano, tc.in)
+			require.NoError(t, err, "time.Parse agrees it is valid")
+			assert.True(t, std.Equal(got))
+			_, off := got.Zone()
+			_, stdOff := std.Zone()
+			assert.Equal(t, stdOff, off, "offset kept")
+		})
+	}
+}
+
+func TestParseRFC3339NoAlloc(t *testing.T) {
+	var z zoneCache
+	b := []byte("2026-11-26T23:10:04.120+08:00")
+	z.parseRFC3339(b) // fill the zone cache
+	allocs := testing.AllocsPerRun(100, func() { z.parseRFC3339(b) })
+	assert.Zero(t, allocs)
+}
+
+var rfc3339Shape = regexp.MustCompile(`^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$`)
+
+// FuzzParseRFC3339 checks the parser against time.Parse: whatever it accepts,
+// time.Parse accepts as the same instant and offset; whatever time.Parse
+// accepts with an explicit offset and at most 9 fraction digits, it accepts.
+func FuzzParseRFC3339(f *testing.F) {
+	for _, s := range []string{
+		"2026-11-26T23:10:04.120+08:00", "2026-11-26T15:10:04Z", "2000-02-29T00:00:00-23:59",
+		"2026-11-26T15:10:04,5Z", "2026-11-26T15:10:04.5", "9999-12-31T23:59:59.999999999Z",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var z zoneCache
+		got, ok := z.parseRFC3339([]byte(s))
+		std, err := time.Parse(time.RFC3339Nano, s)
+		if ok {
+			if err != nil {
+				t.Fatalf("%q: accepted, time.Parse says %v", s, err)
+			}
+			if !std.Equal(got) {
+				t.Fatalf("%q: %v, time.Parse %v", s, got, std)
+			}
+			_, o1 := got.Zone()
+			_, o2 := std.Zone()
+			if o1 != o2 {
+				t.Fatalf("%q: offset %d, time.Parse %d", s, o1, o2)
+			}
+			return
+		}
+		if err != nil {
+			return
+		}
+		// time.Parse accepted: only the documented differences are allowed
+		// (it also takes a comma before the fraction, more than 9 fraction
+		// digits and, in its fallback path, some 1-digit fields and offset
+		// minutes of 60).
+		if !rfc3339Shape.MatchString(s) {
+			return
+		}
+		t.Fatalf("%q: refused, time.Parse accepts as %v", s, std)
+	})
+}
