@@ -163,6 +163,9 @@ func BenchmarkEvaluate(b *testing.B) {
 	readings := 0
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cpu0, cpuOK := threadCPU()
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
@@ -175,7 +178,11 @@ func BenchmarkEvaluate(b *testing.B) {
 		t = t.Add(step)
 	}
 	elapsed := time.Since(start)
+	cpu1, _ := threadCPU()
 	b.StopTimer()
+	if cpuOK {
+		b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(readings), "cpu-ns/reading")
+	}
 	runtime.ReadMemStats(&ms1)
 	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(readings), "ns/reading")
 	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(readings), "allocs/reading")

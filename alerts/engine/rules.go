@@ -133,14 +133,19 @@ func upperFirst(s string) string {
 // event time seen in the zone. A reading older than the window is ignored.
 // Rules without zones count per site.
 func (e *Engine) applyCount(st *ruleState, r *reading, subj model.Subject, z *zone.Zone, now time.Time, out []model.Alert) []model.Alert {
-	key := "@" + r.b.Site
+	var cz *countZone
 	if z != nil {
-		key = z.ID
+		cz = st.count[z.ID]
+	} else {
+		cz = st.count["@"+r.b.Site] // a lookup by concatenation does not allocate
 	}
-	cz := st.count[key]
 	if cz == nil {
 		if len(st.count) >= MaxTrackedPerRule {
 			evictOne(st, e, st.count)
+		}
+		key := "@" + r.b.Site
+		if z != nil {
+			key = z.ID
 		}
 		cz = &countZone{Zone: zoneID(z), Site: r.b.Site, Seen: map[model.Subject]time.Time{}}
 		st.count[key] = cz
