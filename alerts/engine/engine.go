@@ -71,7 +71,8 @@ type envSlot struct {
 }
 
 // New returns an engine running rs. log may be nil; reg may be nil (no
-// metrics registered).
+// metrics registered). The metrics are registered on reg, so a process
+// makes one engine and reloads with Swap rather than building another.
 func New(rs *Ruleset, opts Options, log *slog.Logger, reg prometheus.Registerer) *Engine {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
