@@ -1,0 +1,497 @@
+// Package deadletter keeps what fenceline rejected — the raw payload with its
+// topic, reason and receive time — in a bounded folder of JSON-lines
+// segments, so that an operator can read back exactly what a device sent
+// and why it was refused.
+//
+// Appends are group-committed: one goroutine writes the records queued since
+// its last round and fsyncs once for all of them, then calls their
+// callbacks; the MQTT consumer acks a rejected message only then. The folder
+// is bounded by Options.MaxBytes: past it, the oldest segment is deleted, and
+// the loss is counted and logged.
+package deadletter
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options bounds the store. Zero values take the defaults.
+type Options struct {
+	// MaxBytes bounds the segments' total size (default 1 GiB). When a
+	// write takes the total past it, the oldest segments are deleted.
+	MaxBytes int64
+	// SegmentBytes is the size at which a new segment is started (default
+	// 64 MiB, at most MaxBytes/4 so that eviction frees space in steps
+	// small against the bound).
+	SegmentBytes int64
+}
+
+// Record is one rejected message, or one rejected reading of it.
+type Record struct {
+	Received time.Time // when fenceline took the message from the broker
+	Topic    string
+	Reason   string // a fixed code: the metric label of the rejection
+	Detail   string // free text: what exactly was wrong
+	Index    int    // the rejected reading's index in its message; -1: the whole message
+	Payload  []byte // the raw message as received
+}
+
+// ErrClosed is given to Append's callback after Close.
+var ErrClosed = errors.New("deadletter: store closed")
+
+// maxQueuedBytes bounds the payloads waiting for the committer; Append
+// blocks beyond it (the disk is then slower than the rejections).
+const maxQueuedBytes = 64 << 20
+
+// Store is an open dead-letter folder.
+type Store struct {
+	dir  string
+	opts Options
+	log  *slog.Logger
+	m    *metrics
+
+	// syncFile makes a segment's writes durable (f.Sync); a test swaps it to
+	// observe that callbacks wait for it.
+	syncFile func(*os.File) error
+	now      func() time.Time
+
+	mu      sync.Mutex
+	queue   []pending
+	queued  int64         // payload bytes in queue
+	space   chan struct{} // closed when queued drops below the bound
+	wake    chan struct{} // one-slot: the committer has work
+	closed  bool
+	running bool
+	stopped chan struct{} // closed when the committer has finished
+	runErr  error         // Run's closing error, for Close
+
+	// Owned by the committer (Run, or Close when Run never started).
+	segs    []segment // oldest first; the last is the open one when f != nil
+	f       *os.File
+	fsize   int64
+	total   int64
+	nextSeq uint64
+	buf     bytes.Buffer
+	spare   []pending
+}
+
+type pending struct {
+	rec  Record
+	done func(error)
+}
+
+type segment struct {
+	name string
+	seq  uint64
+	size int64
+}
+
+// Open opens (creating it if need be) the dead-letter folder dir. Records
+// are written once Run is running.
+func Open(dir string, opts Options, log *slog.Logger, reg prometheus.Registerer) (*Store, error) {
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = 1 << 30
+	}
+	if opts.SegmentBytes <= 0 {
+		opts.SegmentBytes = 64 << 20
+	}
+	opts.SegmentBytes = max(min(opts.SegmentBytes, opts.MaxBytes/4), 1)
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("deadletter: %w", err)
+	}
+	segs, err := listSegments(dir)
+	if err != nil {
+		return nil, fmt.Errorf("deadletter: %w", err)
+	}
+	s := &Store{
+		dir:      dir,
+		opts:     opts,
+		log:      log.With("component", "deadletter"),
+		m:        newMetrics(reg),
+		syncFile: (*os.File).Sync,
+		now:      time.Now,
+		wake:     make(chan struct{}, 1),
+		stopped:  make(chan struct{}),
+		segs:     segs,
+		nextSeq:  1,
+	}
+	for _, sg := range segs {
+		s.total += sg.size
+		s.nextSeq = max(s.nextSeq, sg.seq+1)
+	}
+	s.m.bytes.Set(float64(s.total))
+	return s, nil
+}
+
+// Dir is the store's folder.
+func (s *Store) Dir() string { return s.dir }
+
+// Append queues rec; done (which may be nil) is called once, from the
+// committer, after the record is on disk (nil) or failed to get there. After
+// Close, done gets ErrClosed at once. Append blocks while 64 MiB of payloads
+// wait to be written.
+func (s *Store) Append(rec Record, done func(error)) {
+	if done == nil {
+		done = func(error) {}
+	}
+	size := int64(len(rec.Payload) + len(rec.Detail) + len(rec.Topic))
+	s.mu.Lock()
+	for !s.closed && s.queued > 0 && s.queued+size > maxQueuedBytes {
+		if s.space == nil {
+			s.space = make(chan struct{})
+		}
+		ch := s.space
+		s.mu.Unlock()
+		<-ch
+		s.mu.Lock()
+	}
+	if s.closed {
+		s.mu.Unlock()
+		done(ErrClosed)
+		return
+	}
+	s.queue = append(s.queue, pending{rec: rec, done: done})
+	s.queued += size
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default: // already signalled
+	}
+}
+
+// Run writes queued records until ctx ends or Close is called, then writes
+// what is still queued, closes the open segment and returns.
+func (s *Store) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.running || s.closed {
+		s.mu.Unlock()
+		return errors.New("deadletter: Run called twice or after Close")
+	}
+	s.running = true
+	s.mu.Unlock()
+	defer close(s.stopped)
+	for {
+		select {
+		case <-ctx.Done():
+			s.mu.Lock()
+			s.closed = true
+			s.mu.Unlock()
+		case <-s.wake:
+		}
+		s.commit()
+		s.mu.Lock()
+		closed := s.closed
+		s.mu.Unlock()
+		if closed {
+			s.commit() // what was queued before closed was set
+			err := s.closeSegment()
+			s.mu.Lock()
+			s.runErr = err
+			s.mu.Unlock()
+			return err
+		}
+	}
+}
+
+// Close stops accepting records, waits until the queued ones are written
+// (by Run if it runs, else here) and closes the open segment.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	already := s.closed
+	s.closed = true
+	running := s.running
+	if s.space != nil {
+		close(s.space)
+		s.space = nil
+	}
+	s.mu.Unlock()
+	if running {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+		<-s.stopped
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.runErr
+	}
+	if already {
+		return nil
+	}
+	s.commit()
+	return s.closeSegment()
+}
+
+// commit writes everything queued, fsyncs, and calls the callbacks.
+func (s *Store) commit() {
+	s.mu.Lock()
+	batch := s.queue
+	s.queue = s.spare[:0]
+	s.queued = 0
+	if s.space != nil {
+		close(s.space)
+		s.space = nil
+	}
+	s.mu.Unlock()
+	if len(batch) == 0 {
+		s.spare = batch
+		return
+	}
+	for i := 0; i < len(batch); {
+		n, err := s.writeSome(batch[i:])
+		if err != nil {
+			s.m.writeErrors.Inc()
+			s.log.Error("writing dead letters failed", "records", len(batch)-i, "err", err)
+			for _, p := range batch[i:] {
+				p.done(err)
+			}
+			break
+		}
+		s.m.written.Add(float64(n))
+		for _, p := range batch[i : i+n] {
+			p.done(nil)
+		}
+		i += n
+	}
+	s.evict()
+	clear(batch) // drop payloads and callbacks
+	s.spare = batch[:0]
+}
+
+// writeSome writes as many of recs as fit in the open segment (at least one,
+// in a fresh segment), fsyncs, and returns how many it wrote.
+func (s *Store) writeSome(recs []pending) (int, error) {
+	if s.f != nil && s.fsize >= s.opts.SegmentBytes {
+		if err := s.closeSegment(); err != nil {
+			s.log.Warn("closing a full segment", "err", err)
+		}
+	}
+	if s.f == nil {
+		if err := s.openSegment(); err != nil {
+			return 0, err
+		}
+	}
+	s.buf.Reset()
+	n := 0
+	for _, p := range recs {
+		before := s.buf.Len()
+		appendRecord(&s.buf, &p.rec)
+		// The rest goes to the next segment; a record larger than a whole
+		// segment gets a fresh one to itself.
+		if s.fsize+int64(s.buf.Len()) > s.opts.SegmentBytes && (n > 0 || s.fsize > 0) {
+			s.buf.Truncate(before)
+			break
+		}
+		n++
+	}
+	if n == 0 {
+		if err := s.closeSegment(); err != nil {
+			s.log.Warn("closing a full segment", "err", err)
+		}
+		return s.writeSome(recs)
+	}
+	if _, err := s.f.Write(s.buf.Bytes()); err != nil {
+		s.abandonSegment()
+		return 0, fmt.Errorf("deadletter: write %s: %w", s.segs[len(s.segs)-1].name, err)
+	}
+	start := time.Now()
+	err := s.syncFile(s.f)
+	s.m.fsync.Observe(time.Since(start).Seconds())
+	if err != nil {
+		// After a failed fsync the page cache state is unknown: don't
+		// append to this file again.
+		s.abandonSegment()
+		return 0, fmt.Errorf("deadletter: fsync %s: %w", s.segs[len(s.segs)-1].name, err)
+	}
+	size := int64(s.buf.Len())
+	s.fsize += size
+	s.total += size
+	s.segs[len(s.segs)-1].size = s.fsize
+	s.m.bytes.Set(float64(s.total))
+	if s.buf.Cap() > 4<<20 {
+		s.buf = bytes.Buffer{} // one huge group shouldn't pin its buffer
+	}
+	return n, nil
+}
+
+// abandonSegment cuts a failed write off the open segment (so that no torn
+// record sits in front of later ones) and closes it; the next write starts a
+// new segment.
+func (s *Store) abandonSegment() {
+	if err := s.f.Truncate(s.fsize); err != nil {
+		s.log.Warn("truncating a failed segment", "err", err)
+	}
+	if err := s.f.Close(); err != nil {
+		s.log.Warn("closing a failed segment", "err", err)
+	}
+	s.f = nil
+}
+
+func segmentName(seq uint64, t time.Time) string {
+	return fmt.Sprintf("dl-%010d-%s.jsonl", seq, t.UTC().Format("20060102T150405Z"))
+}
+
+// parseSegmentName returns the sequence number of a segment file name.
+func parseSegmentName(name string) (uint64, bool) {
+	rest, ok := strings.CutPrefix(name, "dl-")
+	if !ok || !strings.HasSuffix(rest, ".jsonl") {
+		return 0, false
+	}
+	num, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(num, 10, 64)
+	return seq, err == nil
+}
+
+func listSegments(dir string) ([]segment, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var segs []segment
+	for _, e := range entries {
+		seq, ok := parseSegmentName(e.Name())
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			return nil, err
+		}
+		segs = append(segs, segment{name: e.Name(), seq: seq, size: info.Size()})
+	}
+	// By sequence, not by name: the time in the name follows the clock,
+	// which may have been set back.
+	sort.Slice(segs, func(i, j int) bool { return segs[i].seq < segs[j].seq })
+	return segs, nil
+}
+
+// openSegment starts a new segment. Appending to an old one is never done:
+// it may end in a line torn by a crash, which the next record would join.
+func (s *Store) openSegment() error {
+	name := segmentName(s.nextSeq, s.now())
+	f, err := os.OpenFile(filepath.Join(s.dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o640)
+	if err != nil {
+		return fmt.Errorf("deadletter: %w", err)
+	}
+	// The new name must survive a crash as well as the data written to it.
+	if err := syncDir(s.dir); err != nil {
+		_ = f.Close()
+		_ = os.Remove(filepath.Join(s.dir, name))
+		return fmt.Errorf("deadletter: %w", err)
+	}
+	s.f, s.fsize = f, 0
+	s.segs = append(s.segs, segment{name: name, seq: s.nextSeq})
+	s.nextSeq++
+	return nil
+}
+
+func (s *Store) closeSegment() error {
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	if err != nil {
+		return fmt.Errorf("deadletter: close segment: %w", err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// evict deletes the oldest segments while the total exceeds MaxBytes. It
+// never deletes the open segment.
+func (s *Store) evict() {
+	removed := false
+	for s.total > s.opts.MaxBytes && len(s.segs) > 1 {
+		sg := s.segs[0]
+		path := filepath.Join(s.dir, sg.name)
+		records := countLines(path)
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.m.writeErrors.Inc()
+			s.log.Error("evicting a dead-letter segment failed", "segment", sg.name, "err", err)
+			return
+		}
+		removed = true
+		s.segs = s.segs[1:]
+		s.total -= sg.size
+		s.m.evictedRecords.Add(float64(records))
+		s.m.evictedBytes.Add(float64(sg.size))
+		s.m.bytes.Set(float64(s.total))
+		s.log.Warn("dead-letter store full: deleted the oldest segment", "segment", sg.name,
+			"records", records, "bytes", sg.size, "max_bytes", s.opts.MaxBytes)
+	}
+	if removed {
+		if err := syncDir(s.dir); err != nil {
+			s.log.Warn("syncing the dead-letter folder", "err", err)
+		}
+	}
+}
+
+func countLines(path string) int {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	return bytes.Count(data, []byte{'\n'})
+}
+
+// line is a record on disk.
+type line struct {
+	Received   string  `json:"received"` // RFC 3339, nanoseconds, UTC
+	Topic      string  `json:"topic"`
+	Reason     string  `json:"reason"`
+	Detail     string  `json:"detail,omitempty"`
+	Index      int     `json:"index"`
+	Payload    *string `json:"payload,omitempty"`     // the payload, when it is valid UTF-8
+	PayloadB64 []byte  `json:"payload_b64,omitempty"` // else its bytes, base64
+}
+
+// appendRecord encodes rec as one JSON line. It cannot fail: every field is
+// a string, an int or bytes, and the time is formatted by hand (time's own
+// MarshalJSON refuses years past 9999).
+func appendRecord(buf *bytes.Buffer, rec *Record) {
+	l := line{
+		Received: rec.Received.UTC().Format(time.RFC3339Nano),
+		Topic:    rec.Topic,
+		Reason:   rec.Reason,
+		Detail:   rec.Detail,
+		Index:    rec.Index,
+	}
+	if utf8.Valid(rec.Payload) {
+		p := string(rec.Payload)
+		l.Payload = &p
+	} else {
+		l.PayloadB64 = rec.Payload
+	}
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false) // payloads hold URLs and "<"; keep them readable
+	_ = enc.Encode(&l)       // writes to a bytes.Buffer do not fail
+}
