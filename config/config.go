@@ -124,8 +124,12 @@ type Alerts struct {
 	LateAfter Duration `yaml:"late_after"`
 	// EvaluateEvery is the tick of time-driven rules (silence, dwell).
 	EvaluateEvery Duration `yaml:"evaluate_every"`
-	// Topic is the alert topic template.
+	// TopicPrefix is the first level of alert topics:
+	// {topic_prefix}/{site}/alerts/{rule}.
 	TopicPrefix string `yaml:"topic_prefix"`
+	// Timezone is where local times in alert summaries, and schedules
+	// without their own tz, are read.
+	Timezone string `yaml:"timezone"`
 }
 
 // Default returns the configuration every file is decoded over: a key the
@@ -166,6 +170,7 @@ func Default() Config {
 			LateAfter:      Duration(5 * time.Minute),
 			EvaluateEvery:  Duration(10 * time.Second),
 			TopicPrefix:    "border",
+			Timezone:       "Asia/Shanghai",
 		},
 	}
 }

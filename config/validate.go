@@ -5,6 +5,9 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"time"
+
+	_ "time/tzdata" // time zones on hosts without tzdata
 )
 
 // Validate checks every section and returns all problems, keyed by path.
@@ -186,6 +189,9 @@ func (a *Alerts) validate() Problems {
 	}
 	if a.EvaluateEvery.D() <= 0 {
 		ps.Add("", "alerts.evaluate_every", "must be positive")
+	}
+	if _, err := time.LoadLocation(a.Timezone); err != nil {
+		ps.Add("", "alerts.timezone", "unknown time zone %q", a.Timezone)
 	}
 	if a.TopicPrefix == "" || strings.ContainsAny(a.TopicPrefix, "+#") {
 		ps.Add("", "alerts.topic_prefix", "must be a topic prefix without wildcards")

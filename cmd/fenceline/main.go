@@ -1,0 +1,132 @@
+// Command fenceline ingests border sensor readings from MQTT, stores them in
+// InfluxDB and raises geofence alerts. See README.md and docs/.
+//
+//	fenceline run --config FILE          run the daemon until SIGINT/SIGTERM
+//	fenceline check --config FILE        validate the config and every file it names
+//	fenceline deadletters --config FILE  print the dead letters as JSON lines
+//	fenceline version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/fenceline/fenceline/config"
+	"github.com/fenceline/fenceline/internal/daemon"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+const usage = `usage: fenceline <command> [flags]
+
+commands:
+  run --config FILE           run the daemon until SIGINT/SIGTERM (SIGHUP reloads the rules)
+  check --config FILE         validate the configuration and every file it names
+  deadletters --config FILE   print dead letters as JSON lines (--since, --reason, --limit)
+  version                     print the version
+`
+
+// run is the whole program; its result is the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, args := args[0], args[1:]
+	fs := flag.NewFlagSet("fenceline "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "fenceline.yaml", "configuration file")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", "text or json")
+	since := fs.Duration("since", 0, "deadletters: only records received within this duration")
+	reason := fs.String("reason", "", "deadletters: only records with this reason")
+	limit := fs.Int("limit", 0, "deadletters: at most this many records (0: all)")
+	switch cmd {
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, daemon.Version())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "run", "check", "deadletters":
+	default:
+		fmt.Fprintf(stderr, "fenceline: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log, err := newLogger(stderr, *logLevel, *logFormat)
+	if err != nil {
+		fmt.Fprintln(stderr, "fenceline:", err)
+		return 2
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	switch cmd {
+	case "check":
+		if err := daemon.Check(cfg); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", *cfgPath)
+		return 0
+	case "deadletters":
+		var from time.Time
+		if *since > 0 {
+			from = time.Now().Add(-*since)
+		}
+		if err := daemon.PrintDeadLetters(cfg, from, *reason, *limit, stdout); err != nil {
+			fmt.Fprintln(stderr, "fenceline:", err)
+			return 1
+		}
+		return 0
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// A burst of SIGHUPs is one reload: the channel holds one request.
+	reload := make(chan struct{}, 1)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	if err := daemon.Run(ctx, cfg, daemon.Options{Log: log, Reload: reload}); err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("fenceline stopped", "err", err)
+		return 1
+	}
+	log.Info("fenceline stopped")
+	return 0
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is neither text nor json", format)
+}

@@ -1,0 +1,85 @@
+package pipeline
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/fenceline/fenceline/ingest/decode"
+	"github.com/fenceline/fenceline/internal/model"
+)
+
+type metrics struct {
+	messages        *prometheus.CounterVec
+	readings        *prometheus.CounterVec
+	rejections      *prometheus.CounterVec
+	seqGaps         prometheus.Counter
+	seqMissing      prometheus.Counter
+	seqDuplicates   prometheus.Counter
+	seqLate         prometheus.Counter
+	seqResets       prometheus.Counter
+	retainedIgnored prometheus.Counter
+	abandoned       prometheus.Counter
+	ackLatency      prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	m := &metrics{
+		messages: f.NewCounterVec(prometheus.CounterOpts{Name: "fenceline_ingest_messages_total",
+			Help: "Messages processed, by stream (unknown: the topic did not parse)."}, []string{"stream"}),
+		readings: f.NewCounterVec(prometheus.CounterOpts{Name: "fenceline_ingest_readings_accepted_total",
+			Help: "Readings that passed validation, by stream."}, []string{"stream"}),
+		rejections: f.NewCounterVec(prometheus.CounterOpts{Name: "fenceline_ingest_rejections_total",
+			Help: "Rejected messages (whole) and readings, by reason; each is in the dead letters."}, []string{"reason"}),
+		seqGaps: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_sequence_gaps_total",
+			Help: "Times a device's seq jumped forward by more than one."}),
+		seqMissing: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_sequence_missing_messages_total",
+			Help: "Messages skipped by seq jumps (sum of gap sizes)."}),
+		seqDuplicates: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_sequence_duplicates_total",
+			Help: "Messages whose device and seq were seen before (redeliveries); stored idempotently, not re-evaluated."}),
+		seqLate: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_sequence_out_of_order_total",
+			Help: "Messages arriving after a newer message of the same device."}),
+		seqResets: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_sequence_resets_total",
+			Help: "Times a device's seq went far back (device restarted its counter)."}),
+		retainedIgnored: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_retained_ignored_total",
+			Help: "Retained messages acked without ingesting (mqtt.retained: ignore)."}),
+		abandoned: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_abandoned_messages_total",
+			Help: "Messages left unacked at shutdown; the broker redelivers them."}),
+		ackLatency: f.NewHistogram(prometheus.HistogramOpts{Name: "fenceline_ingest_ack_latency_seconds",
+			Help:    "Time from taking a message from the broker to acking it (stored and evaluated).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
+	}
+	for _, s := range model.Streams {
+		m.messages.WithLabelValues(s.String())
+		m.readings.WithLabelValues(s.String())
+	}
+	m.messages.WithLabelValues(model.StreamUnknown.String())
+	for _, r := range decode.Reasons {
+		m.rejections.WithLabelValues(string(r))
+	}
+	m.rejections.WithLabelValues(reasonStorageRejected)
+	return m
+}
+
+// rateLimiter lets through at most n events per period (for logs).
+type rateLimiter struct {
+	n      int
+	period time.Duration
+	start  time.Time
+	count  int
+}
+
+func newRateLimiter(n int, period time.Duration) *rateLimiter {
+	return &rateLimiter{n: n, period: period}
+}
+
+func (r *rateLimiter) allow() bool {
+	now := time.Now()
+	if now.Sub(r.start) >= r.period {
+		r.start, r.count = now, 0
+	}
+	r.count++
+	return r.count <= r.n
+}

@@ -1,0 +1,314 @@
+// Package pipeline carries each message from the broker to its durable
+// destinations: decode and validate, readings to the InfluxDB writer,
+// rejections to the dead letters, readings to the alert engine and its
+// alerts to the outbox — and acks the message to the broker only once every
+// one of those destinations has said its part is durable.
+//
+// The pipeline runs on one goroutine, which owns the decoder, the device
+// registry, the sequence tracker and the alert engine: none of them needs a
+// lock, and per-device order is the broker's order.
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fenceline/fenceline/ingest/decode"
+	"github.com/fenceline/fenceline/ingest/influxwriter"
+	"github.com/fenceline/fenceline/ingest/mqttsource"
+	"github.com/fenceline/fenceline/internal/model"
+)
+
+// Writer stores readings. Write may block (backpressure); done is called once
+// with nil when every reading of b is stored, with an error for which
+// influxwriter.IsPermanent is true when storage refused them for good, or
+// with another error when the writer stopped before storing them.
+type Writer interface {
+	Write(ctx context.Context, b *model.Batch, done func(error)) error
+}
+
+// DeadLetter is one rejection kept for an operator.
+type DeadLetter struct {
+	Received time.Time
+	Topic    string
+	Reason   string
+	Detail   string
+	Index    int
+	Payload  []byte
+}
+
+// DeadLetters keeps rejections durably; done is called once the record is
+// on disk.
+type DeadLetters interface {
+	Append(rec DeadLetter, done func(error))
+}
+
+// Engine evaluates alert rules (see alerts/engine).
+type Engine interface {
+	Evaluate(b *model.Batch, now time.Time) []model.Alert
+	Tick(now time.Time) []model.Alert
+}
+
+// Outbox accepts alerts for delivery; done is called once they are durable.
+type Outbox interface {
+	Append(alerts []model.Alert, done func(error))
+}
+
+// Options are the pipeline's settings.
+type Options struct {
+	Decode   decode.Options
+	Retained string        // "ingest" or "ignore"
+	Tick     time.Duration // period of Engine.Tick
+	Now      func() time.Time
+}
+
+// Pipeline is the message path; see the package doc.
+type Pipeline struct {
+	opts     Options
+	dec      *decode.Decoder
+	registry *model.Registry
+	engine   Engine
+	writer   Writer
+	dead     DeadLetters
+	outbox   Outbox
+	seqs     *seqTracker
+	log      *slog.Logger
+	rejLog   *rateLimiter
+	m        *metrics
+	batch    model.Batch
+	do       chan func()
+}
+
+// New builds a pipeline. engine and outbox may be nil (no alerting).
+func New(opts Options, registry *model.Registry, engine Engine, w Writer, dl DeadLetters, ob Outbox, log *slog.Logger, reg prometheus.Registerer) *Pipeline {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Tick <= 0 {
+		opts.Tick = 10 * time.Second
+	}
+	if opts.Decode.Now == nil {
+		opts.Decode.Now = opts.Now
+	}
+	return &Pipeline{
+		opts:     opts,
+		dec:      decode.New(opts.Decode),
+		registry: registry,
+		engine:   engine,
+		writer:   w,
+		dead:     dl,
+		outbox:   ob,
+		seqs:     newSeqTracker(),
+		log:      log.With("component", "pipeline"),
+		rejLog:   newRateLimiter(10, time.Second),
+		m:        newMetrics(reg),
+		do:       make(chan func()),
+	}
+}
+
+// Do runs f on the pipeline's goroutine, between two messages, and waits for
+// it: the way to swap the registry and the engine's rules on reload.
+func (p *Pipeline) Do(ctx context.Context, f func()) error {
+	doneC := make(chan struct{})
+	select {
+	case p.do <- func() { f(); close(doneC) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-doneC:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// SetRegistry swaps the device registry; call it through Do.
+func (p *Pipeline) SetRegistry(r *model.Registry) { p.registry = r }
+
+// Run processes messages until ctx is done or in is closed. Messages still
+// queued at that point are abandoned (not acked): the broker redelivers them.
+func (p *Pipeline) Run(ctx context.Context, in <-chan *mqttsource.Message) error {
+	tick := time.NewTicker(p.opts.Tick)
+	defer tick.Stop()
+	defer p.abandon(in)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m, ok := <-in:
+			if !ok {
+				return nil
+			}
+			p.Handle(ctx, m)
+		case <-tick.C:
+			p.tick()
+		case f := <-p.do:
+			f()
+		}
+	}
+}
+
+func (p *Pipeline) abandon(in <-chan *mqttsource.Message) {
+	for {
+		select {
+		case m, ok := <-in:
+			if !ok {
+				return
+			}
+			m.Abandon()
+		default:
+			return
+		}
+	}
+}
+
+func (p *Pipeline) tick() {
+	if p.engine == nil {
+		return
+	}
+	if alerts := p.engine.Tick(p.opts.Now()); len(alerts) > 0 && p.outbox != nil {
+		p.outbox.Append(alerts, func(err error) {
+			if err != nil {
+				p.log.Error("could not queue time-driven alerts", "err", err, "alerts", len(alerts))
+			}
+		})
+	}
+}
+
+// Handle takes one message through the pipeline. It returns once the message
+// is handed to every destination; the ack follows when they are durable.
+func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
+	if m.Retained && p.opts.Retained == "ignore" {
+		p.m.retainedIgnored.Inc()
+		m.Ack()
+		return
+	}
+	t := &ackToken{p: p, msg: m}
+	t.pending.Store(1) // this function's own reference, released at the end
+	defer t.done(nil)
+
+	b := &p.batch
+	rejects := p.dec.Decode(m.Topic, m.Payload, m.Received, p.registry, b)
+	p.m.messages.WithLabelValues(b.Stream.String()).Inc()
+	if len(rejects) > 0 {
+		p.reject(t, m, b, rejects)
+	}
+	if b.Device == nil {
+		return // rejected whole
+	}
+	dup := p.seqs.observe(b.Device.ID, b.Seq, p.m)
+	if n := b.Len(); n > 0 {
+		p.m.readings.WithLabelValues(b.Stream.String()).Add(float64(n))
+		t.pending.Add(1)
+		if err := p.writer.Write(ctx, b, t.done); err != nil {
+			t.done(err)
+		}
+	}
+	if p.engine == nil || dup {
+		// A redelivered message was already evaluated: its alerts are in
+		// the outbox, and evaluating it again could double-count windows.
+		return
+	}
+	alerts := p.engine.Evaluate(b, p.opts.Now())
+	if len(alerts) > 0 && p.outbox != nil {
+		t.pending.Add(1)
+		p.outbox.Append(alerts, t.done)
+	}
+}
+
+// reject counts, logs (rate-limited) and dead-letters the rejections of one
+// message: one record per distinct reason, so that a message with thousands
+// of bad readings costs a few records, not thousands of payload copies.
+func (p *Pipeline) reject(t *ackToken, m *mqttsource.Message, b *model.Batch, rejects []decode.Reject) {
+	byReason := map[decode.Reason][]decode.Reject{}
+	var order []decode.Reason
+	for _, r := range rejects {
+		p.m.rejections.WithLabelValues(string(r.Reason)).Inc()
+		if _, ok := byReason[r.Reason]; !ok {
+			order = append(order, r.Reason)
+		}
+		byReason[r.Reason] = append(byReason[r.Reason], r)
+	}
+	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
+	for _, reason := range order {
+		rs := byReason[reason]
+		rec := DeadLetter{
+			Received: m.Received,
+			Topic:    m.Topic,
+			Reason:   string(reason),
+			Detail:   summarise(rs),
+			Index:    rs[0].Index,
+			Payload:  m.Payload,
+		}
+		if p.rejLog.allow() {
+			p.log.Warn("rejected", "topic", m.Topic, "reason", reason, "detail", rec.Detail)
+		}
+		t.pending.Add(1)
+		p.dead.Append(rec, t.done)
+	}
+}
+
+const maxDetails = 10
+
+func summarise(rs []decode.Reject) string {
+	var b strings.Builder
+	for i, r := range rs {
+		if i == maxDetails {
+			fmt.Fprintf(&b, "; and %d more", len(rs)-maxDetails)
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(r.Detail)
+	}
+	return b.String()
+}
+
+// ackToken acks its message when the last of its parts is durable.
+type ackToken struct {
+	p       *Pipeline
+	msg     *mqttsource.Message
+	pending atomic.Int32
+	abandon atomic.Bool
+}
+
+func (t *ackToken) done(err error) {
+	switch {
+	case err == nil:
+	case influxwriter.IsPermanent(err):
+		// Storage refused the readings for good: keep the message as a
+		// dead letter, and ack once that is durable.
+		t.p.m.rejections.WithLabelValues(reasonStorageRejected).Inc()
+		t.p.log.Error("storage refused a message's readings; dead-lettered", "topic", t.msg.Topic, "err", err)
+		t.pending.Add(1)
+		t.p.dead.Append(DeadLetter{
+			Received: t.msg.Received, Topic: t.msg.Topic, Reason: reasonStorageRejected,
+			Detail: err.Error(), Index: -1, Payload: t.msg.Payload,
+		}, t.done)
+	default:
+		t.abandon.Store(true)
+	}
+	if t.pending.Add(-1) != 0 {
+		return
+	}
+	if t.abandon.Load() {
+		t.msg.Abandon()
+		t.p.m.abandoned.Inc()
+		return
+	}
+	t.msg.Ack()
+	t.p.m.ackLatency.Observe(time.Since(t.msg.Received).Seconds())
+}
+
+// reasonStorageRejected is the dead-letter reason of messages InfluxDB
+// refused for good (not one of the decoder's reasons).
+const reasonStorageRejected = "storage_rejected"

@@ -1,0 +1,139 @@
+// Package daemon wires fenceline's components together and runs them under
+// one context: the MQTT source, the pipeline, the InfluxDB writer, the dead
+// letters, the alert engine with its outbox and sinks, and the HTTP API.
+//
+// Shutdown runs in a fixed order under one deadline (ingest.drain_timeout):
+// stop taking messages, let the pipeline finish the one in hand, drain the
+// writer (its acks still reach the broker), close the dead letters and the
+// outbox, then disconnect from the broker. Whatever was not acked by then is
+// redelivered by the broker to the next session.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/fenceline/fenceline/alerts/engine"
+	"github.com/fenceline/fenceline/config"
+)
+
+// Options are what the command line adds to the configuration.
+type Options struct {
+	Log      *slog.Logger
+	Registry *prometheus.Registry // nil: a new one
+	// Reload, when not nil, delivers reload requests (SIGHUP).
+	Reload <-chan struct{}
+	// Ready, when not nil, is closed once every component is started
+	// (HTTP listening, the writer and the subscription under way).
+	Ready chan<- struct{}
+	// HTTPAddr, when not nil, receives the HTTP listener's address.
+	HTTPAddr func(string)
+}
+
+// Run runs the daemon until ctx is done, then drains and returns nil, or
+// returns the first error that stopped it.
+func Run(ctx context.Context, cfg *config.Config, opts Options) error {
+	log := opts.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerBuildInfo(reg)
+
+	d, err := build(cfg, log, reg)
+	if err != nil {
+		return err
+	}
+	return d.run(ctx, opts)
+}
+
+// LoadRules reads and compiles the rules file named by cfg: the one place
+// that `check`, startup and reload build a ruleset.
+func LoadRules(cfg *config.Config) (*engine.Ruleset, error) {
+	r, err := config.LoadRules(cfg.RulesFile)
+	if err != nil {
+		return nil, err
+	}
+	rs, ps := engine.Compile(r, engineOptions(cfg))
+	if len(ps) > 0 {
+		return nil, r.Locate(ps)
+	}
+	return rs, nil
+}
+
+func engineOptions(cfg *config.Config) engine.Options {
+	loc, err := time.LoadLocation(cfg.Alerts.Timezone)
+	if err != nil {
+		loc = time.UTC // unreachable: Validate checked the zone
+	}
+	return engine.Options{
+		Location:       loc,
+		PatrolMaxAge:   cfg.Alerts.PatrolMaxAge.D(),
+		NearestPatrols: cfg.Alerts.NearestPatrols,
+		LateAfter:      cfg.Alerts.LateAfter.D(),
+	}
+}
+
+// Check validates cfg's referenced files and its rules; it returns every
+// problem found.
+func Check(cfg *config.Config) error {
+	var errs []error
+	if ps := cfg.CheckFiles(); len(ps) > 0 {
+		errs = append(errs, ps)
+	}
+	if _, err := LoadRules(cfg); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// stateDirs creates storage.dir's folders.
+func stateDirs(root string) (deadDir, outboxDir, stateFile string, err error) {
+	deadDir = filepath.Join(root, "deadletter")
+	outboxDir = filepath.Join(root, "outbox")
+	for _, d := range []string{root, deadDir, outboxDir} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return "", "", "", fmt.Errorf("storage.dir: %w", err)
+		}
+	}
+	return deadDir, outboxDir, filepath.Join(root, "alert-state.json"), nil
+}
+
+// shutdownStep is one named teardown step.
+type shutdownStep struct {
+	name string
+	fn   func(ctx context.Context) error
+}
+
+// teardown runs steps in order under one deadline and joins their errors.
+func teardown(log *slog.Logger, timeout time.Duration, steps []shutdownStep) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var errs []error
+	for _, s := range steps {
+		start := time.Now()
+		if err := s.fn(ctx); err != nil {
+			log.Error("shutdown step failed", "step", s.name, "err", err)
+			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
+			continue
+		}
+		log.Debug("shutdown step done", "step", s.name, "took", time.Since(start))
+	}
+	return errors.Join(errs...)
+}
+
+func registerBuildInfo(reg prometheus.Registerer) {
+	reg.MustRegister(collectors.NewBuildInfoCollector())
+}

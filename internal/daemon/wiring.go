@@ -1,0 +1,421 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fenceline/fenceline/alerts/engine"
+	"github.com/fenceline/fenceline/alerts/outbox"
+	"github.com/fenceline/fenceline/alerts/sink"
+	"github.com/fenceline/fenceline/config"
+	"github.com/fenceline/fenceline/ingest/deadletter"
+	"github.com/fenceline/fenceline/ingest/decode"
+	"github.com/fenceline/fenceline/ingest/influxwriter"
+	"github.com/fenceline/fenceline/ingest/mqttsource"
+	"github.com/fenceline/fenceline/ingest/pipeline"
+	"github.com/fenceline/fenceline/internal/httpapi"
+)
+
+// daemon holds the running components.
+type daemon struct {
+	cfg *config.Config
+	log *slog.Logger
+	reg *prometheus.Registry
+
+	source    *mqttsource.Source
+	writer    *influxwriter.Writer
+	dead      *deadletter.Store
+	engine    *engine.Engine
+	outbox    *outbox.Outbox
+	mqttSink  *sink.MQTT
+	webhooks  []*sink.Webhook
+	pipe      *pipeline.Pipeline
+	http      *httpapi.Server
+	stateFile string
+
+	reloadMu      sync.Mutex
+	reloadOK      prometheus.Gauge
+	reloadTime    prometheus.Gauge
+	reloadsFailed prometheus.Counter
+}
+
+// build constructs every component; nothing runs yet. Any error here is a
+// configuration or environment problem the operator must fix.
+func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *daemon, err error) {
+	d := &daemon{cfg: cfg, log: log, reg: reg}
+	f := promauto.With(reg)
+	d.reloadOK = f.NewGauge(prometheus.GaugeOpts{Name: "fenceline_config_last_reload_successful",
+		Help: "1 if the last reload of the rules file succeeded (startup counts)."})
+	d.reloadTime = f.NewGauge(prometheus.GaugeOpts{Name: "fenceline_config_last_reload_success_timestamp_seconds",
+		Help: "When the rules were last loaded successfully."})
+	d.reloadsFailed = f.NewCounter(prometheus.CounterOpts{Name: "fenceline_config_reload_failures_total",
+		Help: "Reloads refused because the new rules had problems (the old ones stay)."})
+
+	rs, err := LoadRules(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.reloadOK.Set(1)
+	d.reloadTime.SetToCurrentTime()
+
+	deadDir, outboxDir, stateFile, err := stateDirs(cfg.Storage.Dir)
+	if err != nil {
+		return nil, err
+	}
+	d.stateFile = stateFile
+
+	mqttPassword, err := config.ReadSecret(cfg.MQTT.PasswordFile)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt.password_file: %w", err)
+	}
+	mqttTLS, err := tlsConfig(cfg.MQTT.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt.tls: %w", err)
+	}
+	token, err := config.ReadSecret(cfg.Influx.TokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("influx.token_file: %w", err)
+	}
+
+	d.writer, err = influxwriter.New(influxwriter.Config{
+		URL:           cfg.Influx.URL,
+		Token:         token,
+		Org:           cfg.Influx.Org,
+		Bucket:        cfg.Influx.Bucket,
+		BatchSize:     cfg.Influx.BatchSize,
+		FlushInterval: cfg.Influx.FlushInterval.D(),
+		MaxPending:    cfg.Influx.MaxPendingLines,
+		Concurrency:   cfg.Influx.Concurrency,
+		Timeout:       cfg.Influx.Timeout.D(),
+		Gzip:          cfg.Influx.Gzip,
+	}, log, reg)
+	if err != nil {
+		return nil, fmt.Errorf("influx: %w", err)
+	}
+
+	d.dead, err = deadletter.Open(deadDir, deadletter.Options{MaxBytes: cfg.Storage.DeadLetterMaxBytes}, log, reg)
+	if err != nil {
+		return nil, fmt.Errorf("storage.dir dead letters: %w", err)
+	}
+
+	d.mqttSink, err = sink.NewMQTT(sink.MQTTConfig{
+		Broker:               cfg.MQTT.Broker,
+		ClientID:             cfg.MQTT.ClientID + "-alerts",
+		Username:             cfg.MQTT.Username,
+		Password:             mqttPassword,
+		TLS:                  mqttTLS,
+		TopicPrefix:          cfg.Alerts.TopicPrefix,
+		KeepAlive:            cfg.MQTT.KeepAlive.D(),
+		ConnectTimeout:       cfg.MQTT.ConnectTimeout.D(),
+		MaxReconnectInterval: cfg.MQTT.MaxReconnectInterval.D(),
+	}, log)
+	if err != nil {
+		return nil, fmt.Errorf("alert publisher: %w", err)
+	}
+	sinks := []outbox.Sink{d.mqttSink, sink.NewInflux(d.writer)}
+	for i, w := range cfg.Webhooks {
+		secret, err := config.ReadSecret(w.SecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("webhooks[%d].secret_file: %w", i, err)
+		}
+		wh, err := sink.NewWebhook(w.URL, []byte(secret), w.Timeout.D(), &http.Client{}, i)
+		if err != nil {
+			return nil, fmt.Errorf("webhooks[%d]: %w", i, err)
+		}
+		d.webhooks = append(d.webhooks, wh)
+		sinks = append(sinks, wh)
+	}
+	d.outbox, err = outbox.Open(outboxDir, sinks, outbox.Options{}, log, reg)
+	if err != nil {
+		return nil, fmt.Errorf("storage.dir outbox: %w", err)
+	}
+
+	d.engine = engine.New(rs, engineOptions(cfg), log, reg)
+	if data, err := os.ReadFile(stateFile); err == nil {
+		if err := d.engine.UnmarshalState(data); err != nil {
+			// Stale or corrupt state costs at most re-raised alerts, which the
+			// outbox deduplicates by id: warn and start fresh.
+			log.Warn("alert state not restored; starting with empty windows", "file", stateFile, "err", err)
+		} else {
+			log.Info("alert state restored", "file", stateFile)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		log.Warn("alert state not readable; starting with empty windows", "file", stateFile, "err", err)
+	}
+
+	d.source = mqttsource.New(cfg.MQTT, mqttsource.Options{
+		Password:    mqttPassword,
+		TLS:         mqttTLS,
+		MaxInflight: cfg.Ingest.MaxInflight,
+	}, log, reg)
+
+	d.pipe = pipeline.New(pipeline.Options{
+		Decode: decode.Options{
+			MaxPayload: cfg.Ingest.MaxPayloadBytes,
+			MaxFuture:  cfg.Ingest.MaxFuture.D(),
+		},
+		Retained: cfg.MQTT.Retained,
+		Tick:     cfg.Alerts.EvaluateEvery.D(),
+	}, rs.Registry, d.engine, d.writer, deadLetters{d.dead}, d.outbox, log, reg)
+
+	if cfg.HTTP.Listen != "" {
+		d.http, err = httpapi.New(cfg.HTTP.Listen, reg, map[string]httpapi.Check{
+			"mqtt": func() error {
+				if !d.source.Subscribed() {
+					return errors.New("not subscribed to the broker")
+				}
+				return nil
+			},
+			"influx": func() error {
+				if !d.writer.Healthy() {
+					return fmt.Errorf("cannot store: %v", d.writer.LastError())
+				}
+				return nil
+			},
+		}, d.reload, log)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// deadLetters adapts the dead-letter store to the pipeline.
+type deadLetters struct{ s *deadletter.Store }
+
+func (d deadLetters) Append(r pipeline.DeadLetter, done func(error)) {
+	d.s.Append(deadletter.Record{
+		Received: r.Received, Topic: r.Topic, Reason: r.Reason,
+		Detail: r.Detail, Index: r.Index, Payload: r.Payload,
+	}, done)
+}
+
+// run starts the components and, when ctx ends or one of them fails, stops
+// them in order. See the package doc.
+func (d *daemon) run(ctx context.Context, opts Options) error {
+	intakeCtx, stopIntake := context.WithCancel(context.Background())
+	backCtx, stopBack := context.WithCancel(context.Background())
+	httpCtx, stopHTTP := context.WithCancel(context.Background())
+	defer stopIntake()
+	defer stopBack()
+	defer stopHTTP()
+
+	failed := make(chan error, 8)
+	var g errgroup.Group
+	start := func(name string, ctx context.Context, fn func(context.Context) error) {
+		g.Go(func() error {
+			if err := fn(ctx); err != nil && ctx.Err() == nil {
+				failed <- fmt.Errorf("%s: %w", name, err)
+			}
+			return nil
+		})
+	}
+	start("influx writer", backCtx, d.writer.Run)
+	start("dead letters", backCtx, d.dead.Run)
+	start("outbox", backCtx, d.outbox.Run)
+	d.mqttSink.Start()
+	if d.http != nil {
+		start("http", httpCtx, d.http.Run)
+		d.log.Info("http listening", "addr", d.http.Addr())
+		if opts.HTTPAddr != nil {
+			opts.HTTPAddr(d.http.Addr())
+		}
+	}
+	pipeDone := make(chan struct{})
+	start("pipeline", intakeCtx, func(ctx context.Context) error {
+		defer close(pipeDone)
+		return d.pipe.Run(ctx, d.source.Messages())
+	})
+	start("mqtt", intakeCtx, d.source.Run)
+	start("state saver", intakeCtx, d.saveStatePeriodically)
+	d.log.Info("fenceline running", "mqtt", d.source.Describe(), "influx", d.cfg.Influx.URL, "bucket", d.cfg.Influx.Bucket)
+	if opts.Ready != nil {
+		close(opts.Ready)
+	}
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("shutting down")
+			break loop
+		case runErr = <-failed:
+			d.log.Error("component failed; shutting down", "err", runErr)
+			break loop
+		case <-opts.Reload:
+			if err := d.reload(ctx); err != nil {
+				d.log.Error("reload refused; keeping the previous rules", "err", err)
+			}
+		}
+	}
+
+	err := teardown(d.log, d.cfg.Ingest.DrainTimeout.D(), []shutdownStep{
+		{"stop taking messages", func(ctx context.Context) error {
+			d.source.Stop()
+			stopIntake()
+			select {
+			case <-pipeDone:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}},
+		// Acks of drained messages still reach the broker: the source
+		// disconnects last.
+		{"drain writes", d.writer.Close},
+		{"close dead letters", func(context.Context) error { return d.dead.Close() }},
+		{"save alert state", func(context.Context) error { return d.saveState() }},
+	})
+	stopBack()
+	stopHTTP()
+	_ = g.Wait()
+	err = errors.Join(runErr, err, d.outbox.Close())
+	d.mqttSink.Close()
+	for _, w := range d.webhooks {
+		w.Close()
+	}
+	d.source.Close(time.Second)
+	return err
+}
+
+// reload re-reads the rules file, compiles it and swaps it in whole; on any
+// problem the running rules stay and the problems are returned.
+func (d *daemon) reload(ctx context.Context) error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	rs, err := LoadRules(d.cfg)
+	if err != nil {
+		d.reloadOK.Set(0)
+		d.reloadsFailed.Inc()
+		return err
+	}
+	var alerts int
+	err = d.pipe.Do(ctx, func() {
+		resolved := d.engine.Swap(rs)
+		d.pipe.SetRegistry(rs.Registry)
+		alerts = len(resolved)
+		if len(resolved) > 0 {
+			d.outbox.Append(resolved, func(err error) {
+				if err != nil {
+					d.log.Error("could not queue alerts resolved by the reload", "err", err)
+				}
+			})
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	d.reloadOK.Set(1)
+	d.reloadTime.SetToCurrentTime()
+	d.log.Info("rules reloaded", "file", d.cfg.RulesFile, "devices", rs.Registry.Len(), "alerts_from_swap", alerts)
+	return nil
+}
+
+// stateSaveEvery is how often the alert state is written while running; a
+// crash loses at most this much of windows and cooldowns (re-raised alerts
+// keep their ids and are deduplicated by the outbox).
+const stateSaveEvery = 30 * time.Second
+
+func (d *daemon) saveStatePeriodically(ctx context.Context) error {
+	t := time.NewTicker(stateSaveEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			var data []byte
+			var merr error
+			if err := d.pipe.Do(ctx, func() { data, merr = d.engine.MarshalState() }); err != nil {
+				return nil // shutting down: the final save follows
+			}
+			if merr == nil {
+				merr = writeFileAtomic(d.stateFile, data)
+			}
+			if merr != nil {
+				d.log.Error("could not save alert state", "err", merr)
+			}
+		}
+	}
+}
+
+// saveState writes the engine's state; called once the pipeline has stopped.
+func (d *daemon) saveState() error {
+	data, err := d.engine.MarshalState()
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(d.stateFile, data)
+}
+
+// writeFileAtomic replaces path with data so that a crash leaves either the
+// old or the new content, never a torn file.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
+}
+
+// tlsConfig builds a client TLS configuration from files, or nil when none
+// is configured.
+func tlsConfig(c config.TLS) (*tls.Config, error) {
+	if c.CAFile == "" && c.CertFile == "" && c.ServerName == "" {
+		return nil, nil
+	}
+	t := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file %s: no PEM certificate in it", c.CAFile)
+		}
+		t.RootCAs = pool
+	}
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("cert_file/key_file: %w", err)
+		}
+		t.Certificates = []tls.Certificate{cert}
+	}
+	return t, nil
+}
