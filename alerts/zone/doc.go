@@ -22,7 +22,9 @@
 // so the cast looks only at the segments where the point's parallel
 // crosses the boundary. A 5,000-vertex border strip costs about as much
 // as a square. Nothing allocates. DistanceM on large zones walks a box
-// hierarchy over the boundary's segments, nearest box first.
+// hierarchy over the boundary's segments, nearest box first. (A packed
+// STR tree with branch-free box tests in place of tidwall/rtree measured
+// no faster on 1,000 zones, so the zone level stays with the library.)
 //
 // # Why not a geometry library
 //

@@ -297,8 +297,11 @@ func (ix *Index) Near(p model.Point, marginM float64, fn func(*Zone) bool) {
 	if ix == nil || !validPoint(p) {
 		return
 	}
+	if !(marginM > 0) {
+		marginM = 0 // negative or NaN: the point alone
+	}
 	pr := newProjection(p)
-	b := pr.box(max(marginM, 0))
+	b := pr.box(marginM)
 	ix.tree.Search([2]float64{b.Min.X, b.Min.Y}, [2]float64{b.Max.X, b.Max.Y},
 		func(_, _ [2]float64, z *Zone) bool { return fn(z) })
 }

@@ -1,11 +1,14 @@
 package zone
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 	"github.com/tidwall/geojson/geometry"
+
+	"github.com/fenceline/fenceline/internal/model"
 )
 
 // TestOracle checks the band-indexed point-in-polygon test against
@@ -84,4 +87,50 @@ func TestBandIndexBounded(t *testing.T) {
 	require.True(t, pg.contains(xy{110.00025, 41.5}))
 	require.False(t, pg.contains(xy{110.00075, 41.5}))
 	require.True(t, pg.contains(xy{110.2, 40.95}))
+}
+
+// TestIndexScan checks Containing and Near against a scan of every zone,
+// on the benchmark's 1,000 zones and on small sets.
+func TestIndexScan(t *testing.T) {
+	ix, pts := benchZones(t)
+	check := func(t *testing.T, ix *Index, pts []model.Point) {
+		t.Helper()
+		for _, p := range pts {
+			var got, want []string
+			ix.Containing(p, func(z *Zone) bool { got = append(got, z.ID); return true })
+			for _, z := range ix.zones {
+				if z.Contains(p) {
+					want = append(want, z.ID)
+				}
+			}
+			require.ElementsMatch(t, want, got, "Containing %v", p)
+
+			got, want = got[:0], want[:0]
+			ix.Near(p, 2000, func(z *Zone) bool { got = append(got, z.ID); return true })
+			pr := newProjection(p)
+			q := pr.box(2000)
+			for _, z := range ix.zones {
+				b := z.bbox
+				if b.Min.X <= q.Max.X && b.Max.X >= q.Min.X && b.Min.Y <= q.Max.Y && b.Max.Y >= q.Min.Y {
+					want = append(want, z.ID)
+				}
+			}
+			require.ElementsMatch(t, want, got, "Near %v", p)
+		}
+	}
+	check(t, ix, pts)
+	for n := range 20 {
+		small := &Index{zones: ix.zones[:n], byID: ix.byID}
+		for _, z := range small.zones {
+			small.tree.Insert([2]float64{z.bbox.Min.X, z.bbox.Min.Y}, [2]float64{z.bbox.Max.X, z.bbox.Max.Y}, z)
+		}
+		check(t, small, pts[:256])
+	}
+	t.Run("NaN and negative margins mean the point alone", func(t *testing.T) {
+		for _, m := range []float64{math.NaN(), -5, 0} {
+			n := 0
+			ix.Near(model.Point{Lat: 38, Lon: 126.5}, m, func(*Zone) bool { n++; return true })
+			require.Zero(t, n, "margin %v", m)
+		}
+	})
 }
