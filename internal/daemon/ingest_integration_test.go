@@ -1,0 +1,242 @@
+package daemon
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The contract's example payloads, with their times moved to base (the
+// contract's own are fixed instants, which a test run may precede).
+func contractMessages(base time.Time) (detections, passes, position, status string) {
+	rfc := func(t time.Time) string { return t.In(time.FixedZone("CST", 8*3600)).Format("2006-01-02T15:04:05.000Z07:00") }
+	detections = fmt.Sprintf(`{"v":1,"seq":18231,"ts":%q,
+ "loc":{"lat":41.9612,"lon":110.4875,"datum":"wgs84"},
+ "detections":[
+   {"imsi":"460001234567890","imei":"490154203237518","mac":"a4:5e:60:12:34:56",
+    "rssi":-71,"tech":"lte","ts":%q},
+   {"imsi":"428991234567890","rssi":-88,"tech":"gsm"}]}`, rfc(base), rfc(base.Add(-220*time.Millisecond)))
+	passes = fmt.Sprintf(`{"v":1,"seq":551,"ts":%d,
+ "passes":[{"plate":"蒙B12345","plate_color":"blue","vehicle_type":"K33","vehicle_color":"white",
+            "speed_kmh":64.5,"lane":2,"direction":"outbound","heading":355,"confidence":0.97,
+            "image":"https://cp-07.local/img/551.jpg"}]}`, base.UnixMilli())
+	position = fmt.Sprintf(`{"v":1,"seq":9,"ts":%d,"lat":42.41,"lon":110.12,"speed_kmh":38,"heading":10,"accuracy_m":6,"datum":"wgs84"}`, base.UnixMilli())
+	status = fmt.Sprintf(`{"v":1,"seq":77,"ts":%d,"battery_pct":87,"temp_c":-21.5,"uptime_s":86400,"tamper":false,"power":"solar","signal_dbm":-95,"queue":0,"fw":"2.3.1"}`, base.UnixMilli())
+	return
+}
+
+// ms is the millisecond of a point time: the reading's ts (the point time
+// adds a sub-millisecond offset that keeps readings apart).
+func ms(v any) int64 {
+	n, err := v.(json.Number).Int64()
+	if err != nil {
+		panic(err)
+	}
+	return n / int64(time.Millisecond)
+}
+
+func num(v any) float64 {
+	f, err := v.(json.Number).Float64()
+	if err != nil {
+		panic(err)
+	}
+	return f
+}
+
+func TestIntegrationIngestEveryStream(t *testing.T) {
+	e := newEnv(t, "rules.yaml", "")
+	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	detectionsMsg, passesMsg, positionMsg, statusMsg := contractMessages(base)
+	e.publish("border/mdl/fence/F-AOL-01/detections", detectionsMsg)
+	e.publish("border/mdl/checkpoint/CP-07/passes", passesMsg)
+	e.publish("border/mdl/patrol/P-07/position", positionMsg)
+	e.publish("border/mdl/checkpoint/CP-07/status", statusMsg)
+	e.waitAcked(4)
+	msgTS := base.UnixMilli()
+
+	phones := e.rows(`SELECT * FROM phone_detection ORDER BY time`)
+	require.Len(t, phones, 2)
+	first, second := phones[0], phones[1]
+	require.Equal(t, msgTS-220, ms(first["time"]), "a detection's own ts is its time")
+	require.Equal(t, msgTS, ms(second["time"]), "without its own ts, the message's")
+	for k, want := range map[string]any{
+		"site": "mdl", "device": "F-AOL-01", "mcc": "460", "operator": "46000", "tech": "lte",
+		"imsi": "460001234567890", "imei": "490154203237518", "mac": "a4:5e:60:12:34:56",
+	} {
+		require.Equal(t, want, first[k], k)
+	}
+	require.Equal(t, -71.0, num(first["rssi"]))
+	require.Equal(t, 41.9612, num(first["lat"]))
+	require.Equal(t, 110.4875, num(first["lon"]))
+	require.Equal(t, 18231.0, num(first["seq"]))
+	require.Equal(t, "428", second["mcc"])
+	require.Equal(t, "42899", second["operator"])
+	require.Nil(t, second["imei"], "absent identifiers are absent fields")
+
+	tagsOf := func(measurement string) []string {
+		var keys []string
+		for _, r := range e.rows(`SHOW TAG KEYS FROM ` + measurement) {
+			keys = append(keys, r["tagKey"].(string))
+		}
+		return keys
+	}
+	require.ElementsMatch(t, []string{"site", "device", "mcc", "operator", "tech"}, tagsOf("phone_detection"))
+	require.ElementsMatch(t, []string{"site", "device", "direction", "plate_color", "vehicle_type"}, tagsOf("vehicle_pass"))
+	require.ElementsMatch(t, []string{"site", "device"}, tagsOf("patrol_position"))
+	require.ElementsMatch(t, []string{"site", "kind", "device"}, tagsOf("device_status"))
+
+	passes := e.rows(`SELECT * FROM vehicle_pass`)
+	require.Len(t, passes, 1)
+	p := passes[0]
+	require.Equal(t, msgTS, ms(p["time"]))
+	for k, want := range map[string]any{
+		"site": "mdl", "device": "CP-07", "direction": "outbound", "plate_color": "blue", "vehicle_type": "K33",
+		"plate": "蒙B12345", "vehicle_color": "white", "image": "https://cp-07.local/img/551.jpg",
+	} {
+		require.Equal(t, want, p[k], k)
+	}
+	require.Equal(t, 64.5, num(p["speed_kmh"]))
+	require.Equal(t, 2.0, num(p["lane"]))
+	require.Equal(t, 355.0, num(p["heading"]))
+	require.Equal(t, 0.97, num(p["confidence"]))
+	require.Equal(t, 42.30, num(p["lat"]), "the checkpoint's registered position")
+	require.Equal(t, 110.15, num(p["lon"]))
+
+	pos := e.rows(`SELECT * FROM patrol_position`)
+	require.Len(t, pos, 1)
+	require.Equal(t, "P-07", pos[0]["device"])
+	require.Equal(t, 42.41, num(pos[0]["lat"]))
+	require.Equal(t, 38.0, num(pos[0]["speed_kmh"]))
+	require.Equal(t, 6.0, num(pos[0]["accuracy_m"]))
+	require.Equal(t, 9.0, num(pos[0]["seq"]))
+
+	st := e.rows(`SELECT * FROM device_status`)
+	require.Len(t, st, 1)
+	for k, want := range map[string]any{"site": "mdl", "kind": "checkpoint", "device": "CP-07", "power": "solar", "fw": "2.3.1", "tamper": false} {
+		require.Equal(t, want, st[0][k], k)
+	}
+	require.Equal(t, 87.0, num(st[0]["battery_pct"]))
+	require.Equal(t, -21.5, num(st[0]["temp_c"]))
+	require.Equal(t, 86400.0, num(st[0]["uptime_s"]))
+	require.Equal(t, 0.0, num(st[0]["queue"]))
+
+	// Field types are fixed: integers stay integers, the rest floats.
+	types := map[string]string{}
+	for _, r := range e.rows(`SHOW FIELD KEYS`) {
+		types[r["fieldKey"].(string)] = r["fieldType"].(string)
+	}
+	for field, want := range map[string]string{"seq": "integer", "lane": "integer", "uptime_s": "integer", "queue": "integer",
+		"rssi": "float", "lat": "float", "speed_kmh": "float", "battery_pct": "float", "tamper": "boolean", "imsi": "string", "plate": "string"} {
+		require.Equal(t, want, types[field], field)
+	}
+
+	require.Equal(t, 2.0, e.counter("fenceline_ingest_readings_accepted_total", map[string]string{"stream": "detections"}))
+	require.Equal(t, 1.0, e.counter("fenceline_ingest_messages_total", map[string]string{"stream": "status"}))
+	require.GreaterOrEqual(t, e.counter("fenceline_influx_points_written_total", map[string]string{"measurement": "phone_detection"}), 2.0)
+	code, body := e.get("/readyz")
+	require.Equal(t, 200, code, body)
+	code, _ = e.get("/healthz")
+	require.Equal(t, 200, code)
+	_, metrics := e.get("/metrics")
+	require.Contains(t, metrics, "fenceline_ingest_rejections_total{reason=\"bad_imsi\"} 0")
+}
+
+func TestIntegrationIngestRejections(t *testing.T) {
+	e := newEnv(t, "rules.yaml", "")
+	now := time.Now().UnixMilli()
+	future := time.Now().Add(time.Hour).UnixMilli()
+	cases := []struct {
+		name   string
+		topic  string
+		body   string
+		reason string // dead-letter reason expected
+		kept   int    // readings of the message still stored
+	}{
+		{"malformed json", "border/mdl/fence/F-AOL-01/detections", `{"v":1,`, "malformed_json", 0},
+		{"oversize", "border/mdl/fence/F-AOL-01/detections", `{"v":1,"seq":1,"ts":1,"pad":"` + strings.Repeat("x", 300<<10) + `"}`, "too_large", 0},
+		{"unknown device", "border/mdl/fence/F-XXX-99/detections", fmt.Sprintf(`{"v":1,"seq":1,"ts":%d,"detections":[{"imsi":"460001234567890"}]}`, now), "unknown_device", 0},
+		{"wrong site", "border/btu/fence/F-AOL-01/detections", fmt.Sprintf(`{"v":1,"seq":2,"ts":%d,"detections":[{"imsi":"460001234567890"}]}`, now), "device_mismatch", 0},
+		{"wrong kind", "border/mdl/checkpoint/F-AOL-01/passes", fmt.Sprintf(`{"v":1,"seq":3,"ts":%d,"passes":[{"plate":"蒙B12345"}]}`, now), "device_mismatch", 0},
+		{"bad topic", "border/MDL/fence/F-AOL-01/detections", `{}`, "bad_topic", 0},
+		{"unknown stream", "border/mdl/fence/F-AOL-01/videos", `{}`, "bad_topic", 0},
+		{"future ts", "border/mdl/fence/F-AOL-01/detections", fmt.Sprintf(`{"v":1,"seq":4,"ts":%d,"detections":[{"imsi":"460001234567890"}]}`, future), "future_ts", 0},
+		{"bad version", "border/mdl/fence/F-AOL-01/detections", fmt.Sprintf(`{"v":2,"seq":5,"ts":%d,"detections":[]}`, now), "bad_version", 0},
+		{"bad imsi among good", "border/mdl/fence/F-AOL-01/detections",
+			fmt.Sprintf(`{"v":1,"seq":6,"ts":%d,"detections":[{"imsi":"460001234567891"},{"imsi":"12"},{"mac":"a4:5e:60:12:34:57"}]}`, now), "bad_imsi", 2},
+		{"no identifier", "border/mdl/fence/F-AOL-01/detections", fmt.Sprintf(`{"v":1,"seq":7,"ts":%d,"detections":[{"rssi":-50}]}`, now), "no_identifier", 0},
+		{"bad imei luhn", "border/mdl/fence/F-AOL-01/detections", fmt.Sprintf(`{"v":1,"seq":8,"ts":%d,"detections":[{"imei":"490154203237519"}]}`, now), "bad_imei", 0},
+		{"rssi out of range", "border/mdl/fence/F-AOL-01/detections", fmt.Sprintf(`{"v":1,"seq":9,"ts":%d,"detections":[{"imsi":"460001234567892","rssi":12}]}`, now), "bad_rssi", 0},
+		{"pass without plate", "border/mdl/checkpoint/CP-07/passes", fmt.Sprintf(`{"v":1,"seq":10,"ts":%d,"passes":[{"lane":1},{"plate":"蒙B54321"}]}`, now), "no_plate", 1},
+		{"bad direction", "border/mdl/checkpoint/CP-07/passes", fmt.Sprintf(`{"v":1,"seq":11,"ts":%d,"passes":[{"plate":"蒙B11111","direction":"sideways"}]}`, now), "bad_direction", 0},
+		{"patrol without position", "border/mdl/patrol/P-07/position", fmt.Sprintf(`{"v":1,"seq":12,"ts":%d}`, now), "no_position", 0},
+		{"reading in the future", "border/mdl/fence/F-AOL-01/detections",
+			fmt.Sprintf(`{"v":1,"seq":13,"ts":%d,"detections":[{"imsi":"460001234567893","ts":%d},{"imsi":"460001234567894"}]}`, now, future), "future_ts", 1},
+	}
+	wantKept := 0
+	for i, c := range cases {
+		e.publish(c.topic, c.body)
+		wantKept += c.kept
+		e.waitAcked(i + 1)
+	}
+	recs := e.deadLetters()
+	require.Len(t, recs, len(cases), "one dead letter per rejecting message and reason")
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := recs[i]
+			require.Equal(t, c.reason, r.Reason)
+			require.Equal(t, c.topic, r.Topic)
+			require.Equal(t, c.body, string(r.Payload), "the raw payload is kept")
+			require.NotEmpty(t, r.Detail)
+			require.False(t, r.Received.IsZero())
+			require.GreaterOrEqual(t, e.counter("fenceline_ingest_rejections_total", map[string]string{"reason": c.reason}), 1.0)
+		})
+	}
+	require.Equal(t, wantKept, e.count("phone_detection")+e.count("vehicle_pass"), "the good readings of partly bad messages are stored")
+}
+
+func TestIntegrationIngestIdempotentAndDistinct(t *testing.T) {
+	e := newEnv(t, "rules.yaml", "")
+	ts := time.Now().Add(-time.Minute).UnixMilli()
+	var dets []string
+	for i := range 50 {
+		dets = append(dets, fmt.Sprintf(`{"imsi":"4600012345%05d","rssi":-60}`, i))
+	}
+	msg := fmt.Sprintf(`{"v":1,"seq":100,"ts":%d,"detections":[%s]}`, ts, strings.Join(dets, ","))
+	e.publish("border/mdl/fence/F-AOL-01/detections", msg)
+	e.waitAcked(1)
+	require.Equal(t, 50, e.count("phone_detection"), "50 phones at one millisecond are 50 points")
+
+	e.publish("border/mdl/fence/F-AOL-01/detections", msg) // delivered again
+	e.waitAcked(2)
+	require.Equal(t, 50, e.count("phone_detection"), "the same message twice writes no extra points")
+	require.Equal(t, 1.0, e.counter("fenceline_ingest_sequence_duplicates_total", nil))
+
+	// A later message of the same device at the same millisecond is kept apart.
+	e.publish("border/mdl/fence/F-AOL-01/detections", fmt.Sprintf(`{"v":1,"seq":101,"ts":%d,"detections":[%s]}`, ts, dets[0]))
+	// A gap: seq 102-104 never arrive.
+	e.publish("border/mdl/fence/F-AOL-01/detections", fmt.Sprintf(`{"v":1,"seq":105,"ts":%d,"detections":[%s]}`, ts, dets[1]))
+	e.waitAcked(4)
+	require.Equal(t, 52, e.count("phone_detection"))
+	require.Equal(t, 1.0, e.counter("fenceline_ingest_sequence_gaps_total", nil))
+	require.Equal(t, 3.0, e.counter("fenceline_ingest_sequence_missing_messages_total", nil))
+}
+
+func TestIntegrationIngestAcrossRestart(t *testing.T) {
+	e := newEnv(t, "rules.yaml", "")
+	ts := time.Now().Add(-time.Minute).UnixMilli()
+	e.publish("border/mdl/patrol/P-07/position", fmt.Sprintf(`{"v":1,"seq":1,"ts":%d,"lat":42.41,"lon":110.12}`, ts))
+	e.waitAcked(1)
+	e.stop()
+
+	// Published while the daemon is down: the persistent session keeps them.
+	for i := 2; i <= 20; i++ {
+		e.publish("border/mdl/patrol/P-07/position", fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"lat":42.41,"lon":110.12}`, i, ts+int64(i)))
+	}
+	e.start()
+	e.waitAcked(19)
+	require.Equal(t, 20, e.count("patrol_position"))
+}
