@@ -13,7 +13,9 @@ import (
 // The contract's example payloads, with their times moved to base (the
 // contract's own are fixed instants, which a test run may precede).
 func contractMessages(base time.Time) (detections, passes, position, status string) {
-	rfc := func(t time.Time) string { return t.In(time.FixedZone("CST", 8*3600)).Format("2006-01-02T15:04:05.000Z07:00") }
+	rfc := func(t time.Time) string {
+		return t.In(time.FixedZone("CST", 8*3600)).Format("2006-01-02T15:04:05.000Z07:00")
+	}
 	detections = fmt.Sprintf(`{"v":1,"seq":18231,"ts":%q,
  "loc":{"lat":41.9612,"lon":110.4875,"datum":"wgs84"},
  "detections":[
