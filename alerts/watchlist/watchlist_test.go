@@ -156,6 +156,8 @@ func TestBuildProblems(t *testing.T) {
 			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", "an IMSI prefix has at most 15 digits"}}},
 		{"imei too short", config.WatchlistSpec{Kind: KindIMEI, Entries: []string{"4901542032375"}},
 			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", "an IMEI has 14 to 16 digits"}}},
+		{"imei with a wrong check digit", config.WatchlistSpec{Kind: KindIMEI, Entries: []string{"490154203237518", "490154203237519"}},
+			[]want{{"rules.yaml", 0, "watchlists.w.entries[1]", `"490154203237519": 15-digit IMEI with a wrong Luhn check digit`}}},
 		{"imei prefix too long", config.WatchlistSpec{Kind: KindIMEI, Entries: []string{"49015420323751811*"}},
 			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", "an IMEI prefix has at most 16 digits"}}},
 		{"mac not hex", config.WatchlistSpec{Kind: KindMAC, Entries: []string{"a4:5e:60:12:34:5g"}},

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/tidwall/rtree"
@@ -86,7 +87,8 @@ func compile(spec config.ZoneSpec, key, baseDir, file string) (*Zone, config.Pro
 		return nil, probs
 	}
 
-	z := &Zone{ID: spec.ID, Site: spec.Site, Name: spec.Name, Units: spec.Units}
+	// Units is copied: the Index outlives the decoded rules it came from.
+	z := &Zone{ID: spec.ID, Site: spec.Site, Name: spec.Name, Units: slices.Clone(spec.Units)}
 	switch {
 	case spec.Circle != nil:
 		c := spec.Circle
