@@ -181,6 +181,21 @@ func (e *env) gauge(name string) float64 {
 	return e.metric(name, nil).GetGauge().GetValue()
 }
 
+// gaugeSum adds up every series of a gauge (e.g. pending alerts of all sinks).
+func (e *env) gaugeSum(name string) float64 {
+	mfs, err := e.reg.Gather()
+	require.NoError(e.t, err)
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
 // rows runs an InfluxQL query and returns its rows.
 func (e *env) rows(q string) []map[string]any {
 	e.t.Helper()
