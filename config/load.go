@@ -27,19 +27,19 @@ func Load(path string) (*Config, error) {
 		return nil, Problems{{File: path, Msg: err.Error()}}
 	}
 	cfg := Default()
-	lines, ps := decodeStrict(path, data, &cfg)
-	if len(ps) > 0 {
+	lines, ps, ok := decodeStrict(path, data, &cfg)
+	if !ok {
 		return nil, ps
 	}
 	cfg.Path = path
 	cfg.applyDefaults()
 	cfg.resolvePaths(filepath.Dir(path))
-	ps = cfg.Validate()
-	for i := range ps {
-		ps[i].File = path
-		ps[i].Line = lines.of(ps[i].Key)
+	vs := cfg.Validate()
+	for i := range vs {
+		vs[i].File = path
+		vs[i].Line = lines.of(vs[i].Key)
 	}
-	if len(ps) > 0 {
+	if ps = append(ps, vs...); len(ps) > 0 {
 		return nil, ps
 	}
 	return &cfg, nil
@@ -48,19 +48,22 @@ func Load(path string) (*Config, error) {
 // LoadRules reads a rules file strictly. It checks only the structure (YAML
 // shape, known keys, types); the alert engine's compiler checks meaning and
 // reports its problems through Rules.Locate so that they carry lines too.
+// When the file decodes but has unknown keys, the rules are returned with
+// the problems (a Problems error), so that a caller can report the
+// compiler's problems too.
 func LoadRules(path string) (*Rules, error) {
 	data, err := readFile(path)
 	if err != nil {
 		return nil, Problems{{File: path, Msg: err.Error()}}
 	}
 	var r Rules
-	lines, ps := decodeStrict(path, data, &r)
-	if len(ps) > 0 {
+	lines, ps, ok := decodeStrict(path, data, &r)
+	if !ok {
 		return nil, ps
 	}
 	r.Path = path
 	r.lines = lines
-	return &r, nil
+	return &r, ps.Err()
 }
 
 // Dir is the folder relative paths of the rules file resolve against.
@@ -127,15 +130,17 @@ func (l keyLines) of(key string) int {
 }
 
 // decodeStrict decodes data into out, reporting unknown keys and type errors
-// by key path and line, and returns where each key stands.
-func decodeStrict(file string, data []byte, out any) (keyLines, Problems) {
+// by key path and line, and returns where each key stands. ok is false when
+// out could not be decoded at all; unknown keys alone leave it true (they
+// are skipped), so that the rest of the file can be checked too.
+func decodeStrict(file string, data []byte, out any) (_ keyLines, _ Problems, ok bool) {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
 		if errors.Is(err, io.EOF) {
-			return keyLines{}, nil // an empty file: all defaults
+			return keyLines{}, nil, true // an empty file: all defaults
 		}
-		return nil, Problems{{File: file, Line: yamlErrLine(err), Msg: "invalid YAML: " + trimYAMLErr(err)}}
+		return nil, Problems{{File: file, Line: yamlErrLine(err), Msg: "invalid YAML: " + trimYAMLErr(err)}}, false
 	}
 	lines := keyLines{}
 	var ps Problems
@@ -144,12 +149,9 @@ func decodeStrict(file string, data []byte, out any) (keyLines, Problems) {
 		doc = doc.Content[0]
 	}
 	if doc.Kind == yaml.ScalarNode && doc.Tag == "!!null" {
-		return lines, nil
+		return lines, nil, true
 	}
 	walk(file, doc, "", reflect.TypeOf(out).Elem(), lines, &ps)
-	if len(ps) > 0 {
-		return lines, ps
-	}
 	if err := doc.Decode(out); err != nil {
 		msgs := []string{err.Error()}
 		var te *yaml.TypeError
@@ -161,8 +163,9 @@ func decodeStrict(file string, data []byte, out any) (keyLines, Problems) {
 			line := yamlErrLine(e)
 			ps = append(ps, Problem{File: file, Line: line, Key: lines.at(line), Msg: trimYAMLErr(e)})
 		}
+		return lines, ps, false
 	}
-	return lines, ps
+	return lines, ps, true
 }
 
 // at returns the deepest key on the given line ("" if none).

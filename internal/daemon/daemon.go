@@ -63,12 +63,14 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 // that `check`, startup and reload build a ruleset.
 func LoadRules(cfg *config.Config) (*engine.Ruleset, error) {
 	r, err := config.LoadRules(cfg.RulesFile)
-	if err != nil {
+	if r == nil {
 		return nil, err
 	}
-	rs, ps := engine.Compile(r, engineOptions(cfg))
-	if len(ps) > 0 {
-		return nil, r.Locate(ps)
+	var ps config.Problems
+	errors.As(err, &ps)
+	rs, cps := engine.Compile(r, engineOptions(cfg))
+	if ps = append(ps, r.Locate(cps)...); len(ps) > 0 {
+		return nil, ps
 	}
 	return rs, nil
 }

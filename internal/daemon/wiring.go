@@ -208,9 +208,11 @@ func (d deadLetters) Append(r pipeline.DeadLetter, done func(error)) {
 func (d *daemon) run(ctx context.Context, opts Options) error {
 	intakeCtx, stopIntake := context.WithCancel(context.Background())
 	backCtx, stopBack := context.WithCancel(context.Background())
+	outboxCtx, stopOutbox := context.WithCancel(context.Background())
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopIntake()
 	defer stopBack()
+	defer stopOutbox()
 	defer stopHTTP()
 
 	failed := make(chan error, 8)
@@ -225,7 +227,11 @@ func (d *daemon) run(ctx context.Context, opts Options) error {
 	}
 	start("influx writer", backCtx, d.writer.Run)
 	start("dead letters", backCtx, d.dead.Run)
-	start("outbox", backCtx, d.outbox.Run)
+	outboxDone := make(chan struct{})
+	start("outbox", outboxCtx, func(ctx context.Context) error {
+		defer close(outboxDone)
+		return d.outbox.Run(ctx)
+	})
 	d.mqttSink.Start()
 	if d.http != nil {
 		start("http", httpCtx, d.http.Run)
@@ -269,6 +275,17 @@ loop:
 			stopIntake()
 			select {
 			case <-pipeDone:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}},
+		// Alerts are durable in the outbox: stop delivering them before
+		// the writer (one of their sinks) closes; the next start resumes.
+		{"stop alert delivery", func(ctx context.Context) error {
+			stopOutbox()
+			select {
+			case <-outboxDone:
 				return nil
 			case <-ctx.Done():
 				return ctx.Err()
