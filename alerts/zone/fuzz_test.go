@@ -57,3 +57,39 @@ func FuzzBuild(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCircle: a circle that Build accepts contains its centre, the index
+// finds it wherever it contains a point, and DistanceM's sign agrees with
+// Contains, also a hair from the edge.
+func FuzzCircle(f *testing.F) {
+	f.Add(42.62, 110.15, 1500.0, 42.6326, 110.15)
+	f.Add(85.0, 0.0, 1e6, 88.0, 179.0)
+	f.Add(0.0, 179.99, 5000.0, 0.0, -179.99)
+	f.Add(-90.0, 0.0, 1.0, -90.0, 45.0)
+	f.Fuzz(func(t *testing.T, lat, lon, r, plat, plon float64) {
+		ix, probs := Build([]config.ZoneSpec{{ID: "c", Circle: &config.CircleSpec{Lat: lat, Lon: lon, RadiusM: r}}}, "", "rules.yaml")
+		z := ix.Get("c")
+		if len(probs) > 0 {
+			if z != nil {
+				t.Fatalf("zone built despite %v", probs)
+			}
+			return
+		}
+		if !z.Contains(z.Center()) {
+			t.Fatal("centre outside")
+		}
+		p := model.Point{Lat: plat, Lon: plon}
+		if !validPoint(p) {
+			return
+		}
+		in := z.Contains(p)
+		if d := z.DistanceM(p); math.IsNaN(d) || (d >= 0) != in {
+			t.Fatalf("DistanceM %g, Contains %v", d, in)
+		}
+		found := false
+		ix.Containing(p, func(*Zone) bool { found = true; return false })
+		if found != in {
+			t.Fatalf("Containing %v, Contains %v", found, in)
+		}
+	})
+}

@@ -90,18 +90,31 @@ func (z *Zone) Contains(p model.Point) bool {
 // hysteresis_m inside.
 //
 // Polygon distances are measured in a local equirectangular projection
-// centred on p, exact to well under a metre for distances of tens of
-// kilometres at Inner Mongolia's latitudes. A point that is not a valid
-// position is infinitely far outside.
+// centred on p. Its error grows as d²·tan(lat)/R: within a metre up to
+// about 2.5 km from the boundary at Inner Mongolia's latitudes, where
+// hysteresis looks, and about 15 m at 10 km. Circle distances are exact
+// on the sphere. A point that is not a valid position is infinitely far
+// outside. The sign always agrees with Contains.
 func (z *Zone) DistanceM(p model.Point) float64 {
 	if !validPoint(p) {
 		return math.Inf(-1)
 	}
+	in := z.Contains(p)
+	var d float64
 	if z.circle != nil {
-		return z.circle.r - z.circle.distanceM(p)
+		// Contains compares haversines; a point a hair outside can
+		// round to a distance of zero or more: keep the sign honest.
+		d = z.circle.r - z.circle.distanceM(p)
+		switch {
+		case in && d < 0:
+			d = 0
+		case !in && d >= 0:
+			d = -math.SmallestNonzeroFloat64
+		}
+		return d
 	}
-	d := z.boundaryDistanceM(p)
-	if z.Contains(p) {
+	d = z.boundaryDistanceM(p)
+	if in {
 		return d
 	}
 	return -d
