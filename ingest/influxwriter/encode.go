@@ -57,8 +57,11 @@ type Encoder struct {
 	loc      model.Point
 	locBytes []byte
 
-	seq     []byte // " seq=<n>i" of the batch being encoded
-	tagSets tagSetCache
+	seq      []byte // " seq=<n>i" of the batch being encoded
+	msValid  bool
+	ms       int64  // the millisecond of the previous line's time
+	msDigits []byte // its decimal digits
+	tagSets  tagSetCache
 }
 
 // AppendBatch appends one line per reading of b to dst and returns the
@@ -82,15 +85,11 @@ func AppendAlert(dst []byte, a *model.Alert) ([]byte, error) {
 // lines appended.
 func (e *Encoder) AppendBatch(dst []byte, b *model.Batch) ([]byte, int) {
 	m := &b.Meta
-	e.locValid = false
-	e.tagSets.reset()
+	e.locValid, e.msValid = false, false
 	e.seq = appendInt(e.seq[:0], " seq=", m.Seq)
 	for i := range b.Detections {
 		dst = e.detection(dst, m, &b.Detections[i])
 	}
-	// The tag-set cache is keyed by tag values only: start afresh for
-	// another measurement (a batch normally has readings of one kind).
-	e.tagSets.reset()
 	for i := range b.Passes {
 		dst = e.pass(dst, m, &b.Passes[i])
 	}
@@ -100,7 +99,6 @@ func (e *Encoder) AppendBatch(dst []byte, b *model.Batch) ([]byte, int) {
 	for i := range b.Statuses {
 		dst = e.status(dst, m, &b.Statuses[i])
 	}
-	e.tagSets.reset() // don't pin the batch's strings
 	return dst, b.Len()
 }
 

@@ -1,9 +1,11 @@
 package influxwriter
 
 import (
+	"fmt"
 	"math"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
 	"github.com/stretchr/testify/assert"
@@ -159,14 +161,46 @@ func TestEncodeMatchesLineprotocol(t *testing.T) {
 	}
 	floats := []float64{0, math.Copysign(0, -1), 1, -71, 999999, 1e6, -1e6, 123456.5, 1e21, 1e-7, 41.9612, 110.4875,
 		math.MaxFloat64, math.SmallestNonzeroFloat64, math.NaN(), math.Inf(-1), 0.1 + 0.2}
+	var e Encoder // shared: its caches carry over from batch to batch
 	for _, c := range cases {
 		for i, f := range floats {
 			b := fuzzBatch(c.s1, c.s2, c.s3, f, floats[(i+3)%len(floats)], int64(i)*1e15-7e17, i%2 == 0)
-			got, n := new(Encoder).AppendBatch(nil, b)
+			got, n := e.AppendBatch(nil, b)
 			require.Equal(t, b.Len(), n)
 			assert.Equal(t, string(refEncode(t, b)), string(got), "case %q float %v", c, f)
 		}
 	}
+}
+
+// The tag-set cache across many devices and code values, colliding slots
+// included.
+func TestEncodeTagSetCache(t *testing.T) {
+	var e Encoder
+	for round := range 3 {
+		for dev := range 40 {
+			b := realisticDetections(int64(dev))
+			b.Meta.Device = fmt.Sprintf("F-%02d", dev)
+			b.Meta.Site = []string{"mdl", "bym", "erl"}[(dev+round)%3]
+			want := string(refEncode(t, b))
+			got, _ := e.AppendBatch(nil, b)
+			require.Equal(t, want, string(got), "round %d device %d", round, dev)
+		}
+	}
+}
+
+// A caller may hand strings over memory it reuses (zero-copy decoding):
+// the cache must keep copies of its keys.
+func TestEncodeTagSetCacheOwnsKeys(t *testing.T) {
+	var e Encoder
+	mem := []byte("lte")
+	b := detectionBatch(1, 1)
+	b.Detections[0].Tech = unsafe.String(&mem[0], len(mem))
+	_, _ = e.AppendBatch(nil, b)
+	copy(mem, "xte") // same length and last bytes: same slot
+	b2 := detectionBatch(2, 1)
+	b2.Detections[0].Tech = "xte"
+	got, _ := e.AppendBatch(nil, b2)
+	assert.Contains(t, string(got), ",tech=xte ")
 }
 
 func FuzzEncode(f *testing.F) {

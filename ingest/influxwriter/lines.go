@@ -3,6 +3,7 @@ package influxwriter
 import (
 	"math"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/fenceline/fenceline/internal/model"
@@ -31,42 +32,8 @@ var tagSpecial, strSpecial = func() (t, s [256]bool) {
 	return
 }()
 
-// Scanning eight bytes at a time (SWAR): the values of a line are mostly
-// plain ASCII, and a word-wide test that finds nothing to escape lets them be
-// copied whole. The classic bit tricks: a byte of x is below n (n ≤ 0x80)
-// if ((x - n·0x01…01) & ^x & 0x80…80) != 0.
-const (
-	ones  = 0x0101010101010101
-	highs = 0x8080808080808080
-)
-
-func word(s string, i int) uint64 {
-	_ = s[i+7]
-	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-}
-
-func hasLess(x uint64, n byte) bool { return (x-ones*uint64(n))&^x&highs != 0 }
-
-func hasByte(x uint64, b byte) bool { return hasLess(x^(ones*uint64(b)), 1) }
-
-// plainPrefix returns how many leading bytes of s hold nothing that the
-// word test looks for: no byte below `below` (control characters, and the
-// space for tags), DEL, non-ASCII byte, nor a or b. It may stop early (at a
-// word with such a byte); the caller's byte loop takes it from there.
-func plainPrefix(s string, below, a, b byte) int {
-	i := 0
-	for ; i+8 <= len(s); i += 8 {
-		x := word(s, i)
-		if x&highs != 0 || hasLess(x, below) || hasByte(x, 0x7f) || hasByte(x, a) || hasByte(x, b) {
-			break
-		}
-	}
-	return i
-}
-
 func (e *Encoder) detection(dst []byte, m *model.Meta, d *model.Detection) []byte {
-	dst = e.tags3(dst, m, d.MCC, d.Operator, d.Tech, detectionTags)
+	dst = e.tags3(dst, MeasurementDetection, m, d.MCC, d.Operator, d.Tech, detectionTags)
 	dst = append(dst, e.seq...)
 	dst = appendStr(dst, ",imsi=", d.IMSI)
 	dst = appendStr(dst, ",imei=", d.IMEI)
@@ -78,7 +45,7 @@ func (e *Encoder) detection(dst []byte, m *model.Meta, d *model.Detection) []byt
 		dst = appendFloat(dst, ",rssi=", float64(d.RSSI.V))
 	}
 	dst = e.appendLoc(dst, d.Loc)
-	return appendTime(dst, d.PointNS)
+	return e.appendTime(dst, d.PointNS)
 }
 
 func detectionTags(dst []byte, m *model.Meta, mcc, operator, tech string) []byte {
@@ -99,58 +66,50 @@ func passTags(dst []byte, m *model.Meta, direction, plateColor, vehicleType stri
 	return appendTag(dst, ",vehicle_type=", vehicleType)
 }
 
-// tagSetCache holds the encoded "measurement,tags" of the last few tag sets
-// of the batch being encoded, keyed by the three tag values that vary
-// between readings (site and device are the message's). The readings of one
-// message share a handful of tag sets (a few operators and technologies, a
-// few plate colours and vehicle types), and copying 70 bytes beats escaping
-// five tags.
+// tagSetCache holds the encoded "measurement,tag=…" prefixes of recent tag
+// sets. A tag set is bounded by the contract (device × a few code lists), so
+// a busy writer sees the same few dozen over and over, and copying 70 bytes
+// beats escaping five tags. Direct-mapped: a colliding tag set replaces the
+// slot's. Keys are copies: a caller may reuse the memory of its strings.
 type tagSetCache struct {
-	n       int
-	entries [8]tagSetEntry
-	buf     []byte
-	next    int // entry replaced when full (round robin)
+	slots [64]tagSetSlot
 }
 
-type tagSetEntry struct {
-	a, b, c  string
-	off, end int
+type tagSetSlot struct {
+	used                        bool
+	meas, site, device, a, b, c string
+	enc                         []byte
 }
 
-func (tc *tagSetCache) reset() {
-	clear(tc.entries[:tc.n])
-	tc.n, tc.next, tc.buf = 0, 0, tc.buf[:0]
-}
-
-// tags3 appends the measurement and tags of a reading whose varying tags
-// are a, b, c, encoded by build on a cache miss.
-func (e *Encoder) tags3(dst []byte, m *model.Meta, a, b, c string, build func([]byte, *model.Meta, string, string, string) []byte) []byte {
-	tc := &e.tagSets
-	for i := 0; i < tc.n; i++ {
-		en := &tc.entries[i]
-		if en.a == a && en.b == b && en.c == c {
-			return append(dst, tc.buf[en.off:en.end]...)
+// tags3 appends the measurement and tags of a reading of m whose varying
+// tags are a, b, c, encoded by build on a miss.
+func (e *Encoder) tags3(dst []byte, meas string, m *model.Meta, a, b, c string, build func([]byte, *model.Meta, string, string, string) []byte) []byte {
+	// A cheap hash: lengths and end bytes tell the few dozen tag sets of a
+	// deployment apart well enough (device ids end in digits, operators in
+	// their MNC); a collision only costs a miss.
+	h := uint32(0)
+	for _, s := range [...]string{m.Device, a, b, c} {
+		h = h*31 + uint32(len(s))
+		if len(s) > 0 {
+			h = h*31 + uint32(s[len(s)-1])
 		}
+		if len(s) > 1 {
+			h = h*31 + uint32(s[len(s)-2])
+		}
+	}
+	sl := &e.tagSets.slots[h%uint32(len(e.tagSets.slots))]
+	if sl.used && sl.meas == meas && sl.a == a && sl.b == b && sl.c == c && sl.device == m.Device && sl.site == m.Site {
+		return append(dst, sl.enc...)
 	}
 	start := len(dst)
 	dst = build(dst, m, a, b, c)
-	i := tc.n
-	if i == len(tc.entries) {
-		// Full: overwrite round robin. The buffer only grows until the batch
-		// ends; eight entries of a few hundred bytes at most.
-		i = tc.next
-		tc.next = (tc.next + 1) % len(tc.entries)
-	} else {
-		tc.n++
-	}
-	off := len(tc.buf)
-	tc.buf = append(tc.buf, dst[start:]...)
-	tc.entries[i] = tagSetEntry{a: a, b: b, c: c, off: off, end: len(tc.buf)}
+	*sl = tagSetSlot{used: true, meas: meas, site: strings.Clone(m.Site), device: strings.Clone(m.Device),
+		a: strings.Clone(a), b: strings.Clone(b), c: strings.Clone(c), enc: append(sl.enc[:0], dst[start:]...)}
 	return dst
 }
 
 func (e *Encoder) pass(dst []byte, m *model.Meta, p *model.Pass) []byte {
-	dst = e.tags3(dst, m, p.Direction, p.PlateColor, p.VehicleType, passTags)
+	dst = e.tags3(dst, MeasurementPass, m, p.Direction, p.PlateColor, p.VehicleType, passTags)
 	dst = append(dst, e.seq...)
 	dst = appendStr(dst, ",plate=", p.Plate)
 	dst = appendStr(dst, ",vehicle_color=", p.VehicleColor)
@@ -162,7 +121,7 @@ func (e *Encoder) pass(dst []byte, m *model.Meta, p *model.Pass) []byte {
 	dst = appendOptFloat(dst, ",confidence=", p.Confidence)
 	dst = appendStr(dst, ",image=", p.Image)
 	dst = e.appendLoc(dst, p.Loc)
-	return appendTime(dst, p.PointNS)
+	return e.appendTime(dst, p.PointNS)
 }
 
 func (e *Encoder) position(dst []byte, m *model.Meta, p *model.Position) []byte {
@@ -174,7 +133,7 @@ func (e *Encoder) position(dst []byte, m *model.Meta, p *model.Position) []byte 
 	dst = appendOptFloat(dst, ",speed_kmh=", p.SpeedKmh)
 	dst = appendOptFloat(dst, ",heading=", p.Heading)
 	dst = appendOptFloat(dst, ",accuracy_m=", p.AccuracyM)
-	return appendTime(dst, p.PointNS)
+	return e.appendTime(dst, p.PointNS)
 }
 
 func (e *Encoder) status(dst []byte, m *model.Meta, s *model.Status) []byte {
@@ -198,7 +157,7 @@ func (e *Encoder) status(dst []byte, m *model.Meta, s *model.Status) []byte {
 		dst = appendInt(dst, ",queue=", s.Queue.V)
 	}
 	dst = appendStr(dst, ",fw=", s.FW)
-	return appendTime(dst, s.PointNS)
+	return e.appendTime(dst, s.PointNS)
 }
 
 // appendLoc writes lat/lon. The zero Point means "no position" (a device
@@ -222,6 +181,33 @@ func appendTime(dst []byte, ns int64) []byte {
 	dst = strconv.AppendInt(dst, ns, 10)
 	return append(dst, '\n')
 }
+
+// appendTime writes the point time. The readings of a message share their
+// millisecond (PointTime adds a sub-millisecond offset), so the digits of
+// the milliseconds are formatted once and reused: only the last six digits
+// differ from line to line.
+func (e *Encoder) appendTime(dst []byte, ns int64) []byte {
+	if ns < 1e6 {
+		return appendTime(dst, ns) // before 1970 (or its first millisecond): no shortcut
+	}
+	ms, sub := ns/1e6, ns%1e6
+	if !e.msValid || ms != e.ms {
+		e.msDigits = strconv.AppendInt(e.msDigits[:0], ms, 10)
+		e.ms, e.msValid = ms, true
+	}
+	dst = append(dst, ' ')
+	dst = append(dst, e.msDigits...)
+	dst = append(dst, pairs[sub/10000*2:sub/10000*2+2]...)
+	sub %= 10000
+	dst = append(dst, pairs[sub/100*2:sub/100*2+2]...)
+	dst = append(dst, pairs[sub%100*2:sub%100*2+2]...)
+	return append(dst, '\n')
+}
+
+// pairs holds "00" to "99".
+const pairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
+	"8081828384858687888990919293949596979899"
 
 func appendInt(dst []byte, key string, v int64) []byte {
 	dst = append(dst, key...)
@@ -276,7 +262,7 @@ func appendTag(dst []byte, key, v string) []byte {
 // when v needs sanitising first. Most values need nothing: they are scanned
 // once and copied whole.
 func appendTagValue(dst []byte, v string) ([]byte, bool) {
-	i := plainPrefix(v, ' '+1, ',', '=')
+	i := 0
 	for i < len(v) && !tagSpecial[v[i]] {
 		i++
 	}
@@ -312,7 +298,7 @@ func appendStr(dst []byte, key, v string) []byte {
 	}
 	dst = append(dst, key...)
 	dst = append(dst, '"')
-	i := plainPrefix(v, ' ', '"', '\\')
+	i := 0
 	for i < len(v) && !strSpecial[v[i]] {
 		i++
 	}
