@@ -1,0 +1,241 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fenceline/fenceline/ingest/influxwriter"
+	"github.com/fenceline/fenceline/ingest/mqttsource"
+	"github.com/fenceline/fenceline/internal/model"
+)
+
+// held records done callbacks so a test decides when each part is durable.
+type held struct {
+	mu    sync.Mutex
+	dones []func(error)
+	items []any
+}
+
+func (h *held) hold(item any, done func(error)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.items = append(h.items, item)
+	h.dones = append(h.dones, done)
+}
+
+func (h *held) release(i int, err error) {
+	h.mu.Lock()
+	done := h.dones[i]
+	h.mu.Unlock()
+	done(err)
+}
+
+func (h *held) len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.dones)
+}
+
+type fakeWriter struct{ held }
+
+func (w *fakeWriter) Write(_ context.Context, b *model.Batch, done func(error)) error {
+	w.hold(b.Len(), done)
+	return nil
+}
+
+type fakeDead struct{ held }
+
+func (d *fakeDead) Append(r DeadLetter, done func(error)) { d.hold(r, done) }
+
+type fakeOutbox struct{ held }
+
+func (o *fakeOutbox) Append(a []model.Alert, done func(error)) { o.hold(a, done) }
+
+type fakeEngine struct{ evaluated int }
+
+func (e *fakeEngine) Evaluate(b *model.Batch, _ time.Time) []model.Alert {
+	e.evaluated++
+	return []model.Alert{{ID: "x", Rule: "r", State: model.StateFiring}}
+}
+func (e *fakeEngine) Tick(time.Time) []model.Alert { return nil }
+
+type fixture struct {
+	p      *Pipeline
+	w      *fakeWriter
+	dead   *fakeDead
+	outbox *fakeOutbox
+	engine *fakeEngine
+	reg    *prometheus.Registry
+}
+
+func newFixture(t *testing.T) *fixture {
+	f := &fixture{w: &fakeWriter{}, dead: &fakeDead{}, outbox: &fakeOutbox{}, engine: &fakeEngine{}, reg: prometheus.NewRegistry()}
+	registry := model.NewRegistry([]model.Device{{ID: "F-1", Kind: model.KindFence, Site: "mdl", Pos: model.Point{Lat: 41.96, Lon: 110.48}, HasPos: true}})
+	f.p = New(Options{}, registry, f.engine, f.w, f.dead, f.outbox, slog.New(slog.NewTextHandler(io.Discard, nil)), f.reg)
+	return f
+}
+
+// message returns a message whose ack is observable.
+func message(topic, payload string) (*mqttsource.Message, *bool) {
+	acked := new(bool)
+	return mqttsource.NewMessage(topic, []byte(payload), time.Now(), func() { *acked = true }), acked
+}
+
+func detections(seq int, dets string) string {
+	return fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"detections":[%s]}`, seq, time.Now().Add(-time.Minute).UnixMilli(), dets)
+}
+
+const topic = "border/mdl/fence/F-1/detections"
+
+func TestAckWaitsForEveryPart(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		order []string // the order in which the parts become durable
+	}{
+		{"writer last", []string{"dead", "outbox", "writer"}},
+		{"dead letters last", []string{"writer", "outbox", "dead"}},
+		{"outbox last", []string{"dead", "writer", "outbox"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			m, acked := message(topic, detections(1, `{"imsi":"460001234567890"},{"imsi":"12"}`))
+			f.p.Handle(context.Background(), m)
+			require.Equal(t, 1, f.w.len(), "the good reading went to the writer")
+			require.Equal(t, 1, f.dead.len(), "the bad one to the dead letters")
+			require.Equal(t, 1, f.outbox.len(), "the alert to the outbox")
+			parts := map[string]*held{"writer": &f.w.held, "dead": &f.dead.held, "outbox": &f.outbox.held}
+			for i, name := range tc.order {
+				require.False(t, *acked, "acked before %s was durable", name)
+				parts[name].release(0, nil)
+				if i == len(tc.order)-1 {
+					require.True(t, *acked, "acked once everything is durable")
+				}
+			}
+		})
+	}
+}
+
+func TestPermanentStorageErrorIsDeadLetteredBeforeAck(t *testing.T) {
+	f := newFixture(t)
+	m, acked := message(topic, detections(1, `{"imsi":"460001234567890"}`))
+	f.p.Handle(context.Background(), m)
+	f.outbox.release(0, nil)
+	f.w.release(0, &influxwriter.PermanentError{Status: 400, Message: "field type conflict"})
+	require.False(t, *acked, "not acked before the dead letter is durable")
+	require.Equal(t, 1, f.dead.len())
+	rec := f.dead.items[0].(DeadLetter)
+	require.Equal(t, reasonStorageRejected, rec.Reason)
+	require.Equal(t, topic, rec.Topic)
+	f.dead.release(0, nil)
+	require.True(t, *acked)
+	require.Equal(t, 1.0, testutil.ToFloat64(f.p.m.rejections.WithLabelValues(reasonStorageRejected)))
+}
+
+func TestStoppedWriterLeavesMessageUnacked(t *testing.T) {
+	f := newFixture(t)
+	m, acked := message(topic, detections(1, `{"imsi":"460001234567890"}`))
+	f.p.Handle(context.Background(), m)
+	f.outbox.release(0, nil)
+	f.w.release(0, influxwriter.ErrStopped)
+	require.False(t, *acked, "the broker must redeliver it")
+	require.Equal(t, 1.0, testutil.ToFloat64(f.p.m.abandoned))
+}
+
+func TestDeadLetterFailureLeavesMessageUnacked(t *testing.T) {
+	f := newFixture(t)
+	m, acked := message(topic, `{"v":1,`)
+	f.p.Handle(context.Background(), m)
+	require.Equal(t, 0, f.w.len())
+	f.dead.release(0, errors.New("disk full"))
+	require.False(t, *acked)
+}
+
+func TestRejectedWholeMessage(t *testing.T) {
+	f := newFixture(t)
+	m, acked := message("border/mdl/fence/F-9/detections", detections(1, `{"imsi":"460001234567890"}`))
+	f.p.Handle(context.Background(), m)
+	require.Equal(t, 0, f.w.len())
+	require.Equal(t, 0, f.engine.evaluated, "no data from unknown sources reaches the rules")
+	require.Equal(t, "unknown_device", f.dead.items[0].(DeadLetter).Reason)
+	f.dead.release(0, nil)
+	require.True(t, *acked)
+}
+
+func TestDeadLettersGroupedByReason(t *testing.T) {
+	f := newFixture(t)
+	var dets string
+	for i := range 30 {
+		if i > 0 {
+			dets += ","
+		}
+		dets += `{"imsi":"12"},{"mac":"zz"}`
+	}
+	m, _ := message(topic, detections(1, dets))
+	f.p.Handle(context.Background(), m)
+	require.Equal(t, 2, f.dead.len(), "one record per reason, not per reading")
+	rec := f.dead.items[0].(DeadLetter)
+	require.Contains(t, rec.Detail, "and 20 more")
+	require.Equal(t, 30.0, testutil.ToFloat64(f.p.m.rejections.WithLabelValues("bad_imsi")))
+}
+
+func TestRedeliveryIsStoredButNotEvaluatedAgain(t *testing.T) {
+	f := newFixture(t)
+	payload := detections(7, `{"imsi":"460001234567890"}`)
+	for range 2 {
+		m, _ := message(topic, payload)
+		f.p.Handle(context.Background(), m)
+	}
+	require.Equal(t, 2, f.w.len(), "written twice: idempotent point times make it harmless")
+	require.Equal(t, 1, f.engine.evaluated)
+	require.Equal(t, 1.0, testutil.ToFloat64(f.p.m.seqDuplicates))
+}
+
+func TestRetainedIgnored(t *testing.T) {
+	f := newFixture(t)
+	f.p.opts.Retained = "ignore"
+	acked := false
+	m := mqttsource.NewMessage(topic, []byte(detections(1, `{"imsi":"460001234567890"}`)), time.Now(), func() { acked = true })
+	m.Retained = true
+	f.p.Handle(context.Background(), m)
+	require.True(t, acked)
+	require.Equal(t, 0, f.w.len())
+	require.Equal(t, 1.0, testutil.ToFloat64(f.p.m.retainedIgnored))
+}
+
+func TestSeqTracker(t *testing.T) {
+	m := newMetrics(prometheus.NewRegistry())
+	tr := newSeqTracker()
+	for _, tc := range []struct {
+		seq  int64
+		dup  bool
+		desc string
+	}{
+		{10, false, "first"},
+		{11, false, "next"},
+		{11, true, "repeat"},
+		{15, false, "gap of 3"},
+		{13, false, "late but new"},
+		{13, true, "late repeat"},
+		{10, true, "old repeat within the window"},
+		{1000, false, "big jump"},
+		{5, false, "far behind: a restarted counter"},
+		{6, false, "after restart"},
+	} {
+		require.Equal(t, tc.dup, tr.observe("d", tc.seq, m), tc.desc)
+	}
+	require.Equal(t, 3.0, testutil.ToFloat64(m.seqDuplicates))
+	require.Equal(t, 2.0, testutil.ToFloat64(m.seqGaps))
+	require.Equal(t, 3.0+984, testutil.ToFloat64(m.seqMissing))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.seqResets))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.seqLate))
+}
