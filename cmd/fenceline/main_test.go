@@ -1,0 +1,49 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestCheck(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		code     int
+		stdout   string
+		problems []string // each expected on a line of its own in stderr
+	}{
+		{name: "example config is valid", args: []string{"check", "--config", "../../config/examples/fenceline.yaml"}, code: 0, stdout: "ok"},
+		{name: "every problem on its own line", args: []string{"check", "--config", "testdata/bad.yaml"}, code: 1, problems: []string{
+			"testdata/bad.yaml: influx.token_file: cannot read",
+			"bad-rules.yaml:4: rules[0].zones[0]:",
+			"bad-rules.yaml:5: rules[1].when:",
+			"bad-rules.yaml:5: rules[1].severity:",
+		}},
+		{name: "missing config", args: []string{"check", "--config", "testdata/nope.yaml"}, code: 1, problems: []string{"testdata/nope.yaml: cannot open"}},
+		{name: "unknown command", args: []string{"frobnicate"}, code: 2, problems: []string{`unknown command "frobnicate"`}},
+		{name: "no command", args: nil, code: 2, problems: []string{"usage: fenceline"}},
+		{name: "bad flag", args: []string{"check", "--nope"}, code: 2, problems: []string{"flag provided but not defined"}},
+		{name: "version", args: []string{"version"}, code: 0, stdout: "fenceline"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(tc.args, &stdout, &stderr)
+			require.Equal(t, tc.code, code, "stderr: %s", stderr.String())
+			require.Contains(t, stdout.String(), tc.stdout)
+			lines := strings.Split(stderr.String(), "\n")
+			for _, p := range tc.problems {
+				found := false
+				for _, l := range lines {
+					if strings.Contains(l, p) {
+						found = true
+					}
+				}
+				require.True(t, found, "no line with %q in:\n%s", p, stderr.String())
+			}
+		})
+	}
+}
