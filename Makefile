@@ -37,10 +37,12 @@ run: deps build
 	$(GO) build -o bin/devstack ./cmd/devstack
 	bin/devstack -- bin/fenceline run --config $(CONFIG)
 
-# A short run of every fuzz target in every package (FUZZTIME each).
+# A short run of every fuzz target in every package (FUZZTIME each). A package whose tests do
+# not build fails the run rather than being skipped.
 fuzz:
 	@set -e; for pkg in $$($(GO) list ./...); do \
-		for target in $$($(GO) test -list '^Fuzz' "$$pkg" | grep '^Fuzz' || true); do \
+		list="$$($(GO) test -list '^Fuzz' "$$pkg")" || exit 1; \
+		for target in $$(echo "$$list" | grep '^Fuzz' || true); do \
 			echo "== $$pkg $$target"; \
 			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) "$$pkg"; \
 		done; \
