@@ -390,17 +390,25 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 // BenchmarkIntegrationThroughput writes 400,000 detections (20,000 messages
-// of 20) to a real InfluxDB 1.8 and reports lines/s, eager and lazy.
+// of 20) to a real InfluxDB 1.8 and reports lines/s and lines per request,
+// for each flush policy; the paced variants offer 100k lines/s (the target)
+// instead of all at once, where the policies differ in how many requests
+// they make of InfluxDB.
 // Run with: go test -run XXX -bench IntegrationThroughput -benchtime 1x
 func BenchmarkIntegrationThroughput(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		cfg  Config
+		rate int // lines/s offered; 0: as fast as Write takes them
 	}{
-		{"eager-c2", Config{}},
-		{"eager-c4", Config{Concurrency: 4}},
-		{"lazy-c2", Config{Lazy: true}},
-		{"eager-c2-gzip", Config{Gzip: true}},
+		{"default-c2", Config{}, 0},
+		{"eagerall-c2", Config{eagerAll: true}, 0},
+		{"lazy-c2", Config{Lazy: true}, 0},
+		{"default-c4", Config{Concurrency: 4}, 0},
+		{"default-c2-gzip", Config{Gzip: true}, 0},
+		{"default-c2-paced", Config{}, 100000},
+		{"eagerall-c2-paced", Config{eagerAll: true}, 100000},
+		{"lazy-c2-paced", Config{Lazy: true}, 100000},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			in := testenv.Influx(b)
@@ -423,7 +431,13 @@ func BenchmarkIntegrationThroughput(b *testing.B) {
 				var wg sync.WaitGroup
 				wg.Add(messages)
 				start := time.Now()
-				for _, bt := range batches {
+				for i, bt := range batches {
+					if tc.rate > 0 && i%50 == 0 {
+						// Pacing the offered load, not synchronising.
+						if d := time.Duration(i*per) * time.Second / time.Duration(tc.rate); time.Since(start) < d {
+							time.Sleep(d - time.Since(start))
+						}
+					}
 					require.NoError(b, w.Write(context.Background(), bt, func(err error) {
 						if err != nil {
 							b.Error(err)
@@ -439,7 +453,8 @@ func BenchmarkIntegrationThroughput(b *testing.B) {
 			for _, mf := range mfs {
 				if mf.GetName() == "fenceline_influx_batch_lines" {
 					h := mf.GetMetric()[0].GetHistogram()
-					b.ReportMetric(h.GetSampleSum()/float64(h.GetSampleCount()), "lines/batch")
+					b.ReportMetric(h.GetSampleSum()/float64(h.GetSampleCount()), "lines/request")
+					b.ReportMetric(float64(h.GetSampleCount()), "requests")
 				}
 			}
 			require.NoError(b, w.Close(context.Background()))

@@ -31,8 +31,8 @@ type Config struct {
 	// BatchSize is the most lines sent in one request (default 5000).
 	BatchSize int
 	// FlushInterval is the longest a line waits for company before its
-	// batch is sent (default 100ms). With Eager (the default) a free sender
-	// takes what is waiting at once, so this only matters with Eager off.
+	// batch is sent (default 100ms). Unless Lazy, a partial batch goes
+	// sooner: as soon as no request is in flight.
 	FlushInterval time.Duration
 	// MaxPending is how many lines may be accepted and not yet acknowledged
 	// before Write blocks (default 50000): the backpressure that reaches
@@ -48,11 +48,17 @@ type Config struct {
 	// fenceline share on a small box, for bandwidth, which a remote
 	// InfluxDB behind a thin link lacks. Default off.
 	Gzip bool
-	// Lazy turns the eager flush off: batches are then sent only when full
-	// or FlushInterval after their first line, even when a sender is idle.
-	// Eager sending measured better at every load on the target machine
-	// (see the package benchmarks); Lazy exists for comparison.
+	// Lazy sends partial batches only FlushInterval after their first
+	// line, even when InfluxDB is idle. By default a free sender takes a
+	// partial batch at once when no other request is in flight: a lone
+	// message waits one round trip at most, and under load lines pile up
+	// behind the request in flight into big batches, which is what keeps
+	// InfluxDB's per-request cost low. Further senders take full batches
+	// (or ones past FlushInterval) only.
 	Lazy bool
+
+	// eagerAll lets every free sender take partial batches (benchmarks).
+	eagerAll bool
 }
 
 func (c *Config) setDefaults() {
@@ -100,6 +106,7 @@ type Writer struct {
 	// wake is closed (and cleared) to wake idle senders.
 	wake      chan struct{}
 	idle      int // senders waiting for work
+	sending   int // senders writing a batch
 	running   bool
 	closing   bool // Close was called: no more writes, send everything now
 	stopped   bool // Run ended: nothing will be sent any more
@@ -425,6 +432,9 @@ func (w *Writer) sender(ctx context.Context) {
 		}
 		w.process(ctx, b)
 		w.recycle(b)
+		w.mu.Lock()
+		w.sending--
+		w.mu.Unlock()
 	}
 }
 
@@ -446,15 +456,14 @@ func (w *Writer) next(ctx context.Context) *batch {
 			b := w.ready[0]
 			w.ready[0] = nil
 			w.ready = w.ready[1:]
+			w.sending++
 			return b
 		}
 		var timeout <-chan time.Time
 		if cur := w.cur; cur != nil && cur.lines > 0 {
-			// Eager: this sender is free, so what waits goes now; while
-			// all senders are busy lines pile up into bigger batches, which
-			// is what keeps InfluxDB's per-request cost low under load.
 			wait := w.cfg.FlushInterval - time.Since(cur.first)
-			if !w.cfg.Lazy || w.closing || wait <= 0 {
+			eager := !w.cfg.Lazy && (w.sending == 0 || w.cfg.eagerAll)
+			if eager || w.closing || wait <= 0 {
 				w.seal()
 				continue
 			}
