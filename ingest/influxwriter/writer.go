@@ -293,10 +293,17 @@ func (w *Writer) enqueue(ctx context.Context, data []byte, lines int, meas strin
 	cur.lines += lines
 	w.pending += lines
 	w.m.pending.Set(float64(w.pending))
+	first := cur.lines == lines
 	if cur.lines >= w.cfg.BatchSize {
 		w.seal()
 	}
-	w.wakeSenders()
+	// Wake the idle senders only when there is something new for them: a
+	// full batch, or a first line (to send, or to time). Lines joining a
+	// partial batch change nothing for them, and waking them for each
+	// message would only burn CPU.
+	if len(w.ready) > 0 || first {
+		w.wakeSenders()
+	}
 	w.mu.Unlock()
 	return nil
 }
