@@ -85,10 +85,22 @@ func (w *Writer) process(ctx context.Context, b *batch) {
 	}
 }
 
+// reject settles r's lines with a PermanentError. The log is rate-limited:
+// the callers dead-letter each message with the error, so the log only needs
+// to tell an operator that it is happening.
 func (w *Writer) reject(r request, res result) {
 	err := &PermanentError{Status: res.status, Message: res.message}
-	w.log.Warn("influxdb rejected a message's points", "lines", r.lines(),
-		"measurement", r.spans[0].g.measurement, "status", res.status, "err", res.message)
+	w.hmu.Lock()
+	now := time.Now()
+	if now.Sub(w.rejectLoggedAt) >= 10*time.Second {
+		w.log.Warn("influxdb rejected a message's points for good", "lines", r.lines(),
+			"measurement", r.spans[0].g.measurement, "status", res.status, "err", res.message,
+			"also_rejected_since_last_log", w.rejectsUnlogged)
+		w.rejectLoggedAt, w.rejectsUnlogged = now, 0
+	} else {
+		w.rejectsUnlogged++
+	}
+	w.hmu.Unlock()
 	w.settle(r.spans, err)
 }
 

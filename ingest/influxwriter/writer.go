@@ -121,6 +121,9 @@ type Writer struct {
 	failedAt time.Time // start of the current failure streak
 	failures int       // failed requests in the current streak
 	loggedAt time.Time
+
+	rejectLoggedAt  time.Time
+	rejectsUnlogged int
 }
 
 // group is the lines of one Write: one callback for all of them.
