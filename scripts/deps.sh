@@ -27,6 +27,11 @@ if have_mosquitto && command -v mosquitto_pub >/dev/null 2>&1; then
 else
 	"${sudo_cmd[@]}" apt-get update -qq
 	"${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >/dev/null
+	# On a machine with an init system the package starts a system broker on
+	# 1883, where `make run` wants its own: stop the one we just installed.
+	if command -v service >/dev/null 2>&1; then
+		"${sudo_cmd[@]}" service mosquitto stop >/dev/null 2>&1 || true
+	fi
 	echo "mosquitto: installed"
 fi
 
