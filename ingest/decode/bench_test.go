@@ -3,6 +3,8 @@ package decode
 import (
 	"testing"
 
+	"github.com/valyala/fastjson"
+
 	"github.com/fenceline/fenceline/internal/model"
 )
 
@@ -22,6 +24,7 @@ func benchDecode(b *testing.B, topic, file string, perMessage int) {
 	}
 	readings := float64(b.N * perMessage)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/readings, "ns/reading")
+	b.ReportMetric(readings/b.Elapsed().Seconds(), "readings/s")
 	if cpu := processCPU() - cpu0; cpu > 0 {
 		// With -cpu 1 this is the decoder's CPU time (plus GC's).
 		b.ReportMetric(float64(cpu)/readings, "cpu-ns/reading")
@@ -43,4 +46,25 @@ func BenchmarkDecodePosition(b *testing.B) {
 
 func BenchmarkDecodeStatus(b *testing.B) {
 	benchDecode(b, topicStatus, "status.json", 1)
+}
+
+// BenchmarkBaselineFastjsonParse only parses the 20-detection payload with
+// fastjson: the floor of a fastjson-based decoder, to relate the numbers
+// above to the machine they were measured on.
+func BenchmarkBaselineFastjsonParse(b *testing.B) {
+	payload := readTestdata(b, "detections_20.json")
+	var p fastjson.Parser
+	b.SetBytes(int64(len(payload)))
+	b.ReportAllocs()
+	cpu0 := processCPU()
+	for b.Loop() {
+		if _, err := p.ParseBytes(payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+	readings := float64(b.N * 20)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/readings, "ns/reading")
+	if cpu := processCPU() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(cpu)/readings, "cpu-ns/reading")
+	}
 }

@@ -5,8 +5,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/valyala/fastjson"
-
 	"github.com/fenceline/fenceline/internal/model"
 )
 
@@ -34,22 +32,22 @@ type Decoder struct {
 	maxFuture  time.Duration
 	now        func() time.Time
 
-	parser  fastjson.Parser
+	t       tape
 	rejects []Reject
 	zones   zoneCache
 
 	// strs collects the copied string values of one message; they become one
 	// string (one allocation) whose substrings the readings then share.
 	strs     []byte
-	num      []byte // raw text of the number being read
 	detStrs  []detStrs
 	passStrs []passStrs
 
 	// Per message.
-	arr     string    // name of the readings array, for details ("" for position/status)
-	seq     int64     // the message's seq
-	msgTime time.Time // the message's ts
-	limit   time.Time // the latest acceptable ts (now + MaxFuture)
+	arr     string      // name of the readings array, for details ("" for position/status)
+	seq     int64       // the message's seq
+	msgTime time.Time   // the message's ts
+	loc     model.Point // the position of a detections or passes message
+	limit   time.Time   // the latest acceptable ts (now + MaxFuture)
 }
 
 // New returns a Decoder.
@@ -120,24 +118,18 @@ func (d *Decoder) Decode(topic string, payload []byte, received time.Time, reg *
 	if len(payload) > d.maxPayload {
 		return d.whole(TooLarge, strconv.Itoa(len(payload))+" bytes, limit "+strconv.Itoa(d.maxPayload))
 	}
-	if !validJSON(payload) {
+	if !d.t.parse(payload) {
 		if !utf8.Valid(payload) {
 			return d.whole(MalformedJSON, "payload is not valid UTF-8")
 		}
 		return d.whole(MalformedJSON, "payload ("+strconv.Itoa(len(payload))+" bytes) is not valid JSON")
 	}
-	root, err := d.parser.ParseBytes(payload)
-	if err != nil { // not expected after validJSON
-		// The parser's messages quote the payload, so they are not used.
-		return d.whole(MalformedJSON, "payload ("+strconv.Itoa(len(payload))+" bytes) is not valid JSON")
-	}
-	obj, err := root.Object()
-	if err != nil {
-		return d.whole(MalformedJSON, "payload is a JSON "+typeName(root)+", want an object")
+	if k := d.t.kind(0); k != kObject {
+		return d.whole(MalformedJSON, "payload is a JSON "+k.String()+", want an object")
 	}
 
 	var f fields
-	obj.Visit(func(k []byte, v *fastjson.Value) { f.add(topKey(k), v) })
+	f.collect(&d.t, 0, topKey)
 	if i := f.firstDup(streamKeys[stream]); i >= 0 {
 		return d.whole(BadField, "duplicate key "+topNames[i])
 	}
@@ -198,14 +190,14 @@ func (d *Decoder) reject(r Reason, i int, field, msg string) {
 // envelope reads v, seq and ts.
 func (d *Decoder) envelope(f *fields) (Reason, string) {
 	v := f.vals[tV]
-	if !present(v) {
+	if !d.present(v) {
 		return BadVersion, "v is missing"
 	}
 	if n, msg := d.integer(v, 0); msg != "" || n != 1 {
 		return BadVersion, "v: want 1"
 	}
 	v = f.vals[tSeq]
-	if !present(v) {
+	if !d.present(v) {
 		return BadSeq, "seq is missing"
 	}
 	seq, msg := d.integer(v, 0)
@@ -214,7 +206,7 @@ func (d *Decoder) envelope(f *fields) (Reason, string) {
 	}
 	d.seq = seq
 	v = f.vals[tTS]
-	if !present(v) {
+	if !d.present(v) {
 		return BadTS, "ts is missing"
 	}
 	d.limit = d.now().Add(d.maxFuture)
@@ -228,17 +220,17 @@ func (d *Decoder) envelope(f *fields) (Reason, string) {
 
 // ts reads a ts value: RFC 3339 with offset, or integer Unix milliseconds,
 // from 2000 on and at most MaxFuture ahead.
-func (d *Decoder) ts(v *fastjson.Value) (time.Time, Reason, string) {
+func (d *Decoder) ts(v uint32) (time.Time, Reason, string) {
 	var t time.Time
-	switch v.Type() {
-	case fastjson.TypeString:
-		b, _ := v.StringBytes()
+	switch d.t.kind(int(v)) {
+	case kString:
+		b := d.t.str(int(v))
 		var ok bool
 		if t, ok = d.zones.parseRFC3339(b); !ok {
 			return t, BadTS, echoTS(b) + " is not RFC 3339 with an offset (2006-01-02T15:04:05.999Z07:00)"
 		}
-	case fastjson.TypeNumber:
-		ms, ok := jsonInt(d.rawNumber(v))
+	case kNumber:
+		ms, ok := jsonInt(d.t.raw(int(v)))
 		if !ok || ms > maxUnixMilli {
 			return t, BadTS, "want integer Unix milliseconds up to year 9999"
 		}
@@ -247,7 +239,7 @@ func (d *Decoder) ts(v *fastjson.Value) (time.Time, Reason, string) {
 		}
 		t = time.UnixMilli(ms).UTC()
 	default:
-		return t, BadTS, "want RFC 3339 string or integer Unix milliseconds, got " + typeName(v)
+		return t, BadTS, "want RFC 3339 string or integer Unix milliseconds, got " + d.typeName(v)
 	}
 	if t.Before(minTime) {
 		return t, BadTS, "before 2000-01-01"
@@ -260,9 +252,9 @@ func (d *Decoder) ts(v *fastjson.Value) (time.Time, Reason, string) {
 }
 
 // stamp returns the stamp of reading i with its own ts v (if present).
-func (d *Decoder) stamp(v *fastjson.Value, i int) (model.Stamp, Reason, string) {
+func (d *Decoder) stamp(v uint32, i int) (model.Stamp, Reason, string) {
 	t := d.msgTime
-	if present(v) {
+	if d.present(v) {
 		var r Reason
 		var msg string
 		if t, r, msg = d.ts(v); r != "" {
@@ -272,31 +264,36 @@ func (d *Decoder) stamp(v *fastjson.Value, i int) (model.Stamp, Reason, string) 
 	return model.Stamp{Time: t, PointNS: model.PointTime(t, d.seq, i), Index: i}, "", ""
 }
 
-// readingsArray returns the elements of a detections/passes array, or
-// rejects the message.
-func (d *Decoder) readingsArray(v *fastjson.Value) ([]*fastjson.Value, bool) {
-	if !present(v) {
+// readingsArray checks that v is the readings array and returns its tape
+// index, or rejects the message.
+func (d *Decoder) readingsArray(v uint32) (int, bool) {
+	if !d.present(v) {
 		d.whole(NoReadings, d.arr+" is missing")
-		return nil, false
+		return 0, false
 	}
-	items, err := v.Array()
-	if err != nil {
-		d.whole(BadField, d.arr+": want array, got "+typeName(v))
-		return nil, false
+	if k := d.t.kind(int(v)); k != kArray {
+		d.whole(BadField, d.arr+": want array, got "+k.String())
+		return 0, false
 	}
-	return items, true
+	return int(v), true
 }
 
-// tooMany rejects the readings past model.MaxReadingsPerMessage.
-func (d *Decoder) tooMany(n int) {
-	if n <= model.MaxReadingsPerMessage {
-		return
+// tooManyDetail is the detail of the readings past
+// model.MaxReadingsPerMessage (one shared string).
+var tooManyDetail = [...]string{
+	"detections: more than " + strconv.Itoa(model.MaxReadingsPerMessage) + " readings; the readings from index " +
+		strconv.Itoa(model.MaxReadingsPerMessage) + " on are rejected",
+	"passes: more than " + strconv.Itoa(model.MaxReadingsPerMessage) + " readings; the readings from index " +
+		strconv.Itoa(model.MaxReadingsPerMessage) + " on are rejected",
+}
+
+// tooMany rejects reading i, past model.MaxReadingsPerMessage, unread.
+func (d *Decoder) tooMany(i int) {
+	detail := tooManyDetail[0]
+	if d.arr == "passes" {
+		detail = tooManyDetail[1]
 	}
-	detail := d.arr + ": " + strconv.Itoa(n) + " readings, limit " + strconv.Itoa(model.MaxReadingsPerMessage) +
-		"; the readings from index " + strconv.Itoa(model.MaxReadingsPerMessage) + " on are rejected"
-	for i := model.MaxReadingsPerMessage; i < n; i++ {
-		d.rejects = append(d.rejects, Reject{Reason: TooManyReadings, Index: i, Detail: detail})
-	}
+	d.rejects = append(d.rejects, Reject{Reason: TooManyReadings, Index: i, Detail: detail})
 }
 
 // strings returns the message's collected string values as one string.

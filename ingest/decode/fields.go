@@ -4,13 +4,11 @@ import (
 	"math"
 	"math/bits"
 	"strconv"
-
-	"github.com/valyala/fastjson"
 )
 
-// Known keys of each object, by index. An object is read in one pass
-// (Object.Visit) into a fields value; checks then run in a fixed order, so
-// the reason reported does not depend on the order of the keys.
+// Known keys of each object, by index. An object is read in one pass into a
+// fields value; checks then run in a fixed order, so the reason reported
+// does not depend on the order of the keys.
 
 // Top-level keys.
 const (
@@ -43,48 +41,76 @@ var topNames = [tCount]string{
 	"tamper", "power", "signal_dbm", "queue", "fw",
 }
 
+// topKey maps a top-level key to its index, or -1. Keys are told apart by
+// length first: comparisons with short constants compile to a few integer
+// compares, faster than a switch over all the names.
 func topKey(k []byte) int {
-	switch string(k) {
-	case "v":
-		return tV
-	case "seq":
-		return tSeq
-	case "ts":
-		return tTS
-	case "loc":
-		return tLoc
-	case "detections":
-		return tDetections
-	case "passes":
-		return tPasses
-	case "lat":
-		return tLat
-	case "lon":
-		return tLon
-	case "datum":
-		return tDatum
-	case "speed_kmh":
-		return tSpeed
-	case "heading":
-		return tHeading
-	case "accuracy_m":
-		return tAccuracy
-	case "battery_pct":
-		return tBattery
-	case "temp_c":
-		return tTemp
-	case "uptime_s":
-		return tUptime
-	case "tamper":
-		return tTamper
-	case "power":
-		return tPower
-	case "signal_dbm":
-		return tSignal
-	case "queue":
-		return tQueue
-	case "fw":
-		return tFW
+	switch len(k) {
+	case 1:
+		if k[0] == 'v' {
+			return tV
+		}
+	case 2:
+		switch string(k) {
+		case "ts":
+			return tTS
+		case "fw":
+			return tFW
+		}
+	case 3:
+		switch string(k) {
+		case "seq":
+			return tSeq
+		case "loc":
+			return tLoc
+		case "lat":
+			return tLat
+		case "lon":
+			return tLon
+		}
+	case 5:
+		switch string(k) {
+		case "datum":
+			return tDatum
+		case "power":
+			return tPower
+		case "queue":
+			return tQueue
+		}
+	case 6:
+		switch string(k) {
+		case "passes":
+			return tPasses
+		case "temp_c":
+			return tTemp
+		case "tamper":
+			return tTamper
+		}
+	case 7:
+		if string(k) == "heading" {
+			return tHeading
+		}
+	case 8:
+		if string(k) == "uptime_s" {
+			return tUptime
+		}
+	case 9:
+		if string(k) == "speed_kmh" {
+			return tSpeed
+		}
+	case 10:
+		switch string(k) {
+		case "detections":
+			return tDetections
+		case "accuracy_m":
+			return tAccuracy
+		case "signal_dbm":
+			return tSignal
+		}
+	case 11:
+		if string(k) == "battery_pct" {
+			return tBattery
+		}
 	}
 	return -1
 }
@@ -103,19 +129,26 @@ const (
 var detNames = [dCount]string{"imsi", "imei", "mac", "rssi", "tech", "ts"}
 
 func detKey(k []byte) int {
-	switch string(k) {
-	case "imsi":
-		return dIMSI
-	case "imei":
-		return dIMEI
-	case "mac":
-		return dMAC
-	case "rssi":
-		return dRSSI
-	case "tech":
-		return dTech
-	case "ts":
-		return dTS
+	switch len(k) {
+	case 2:
+		if string(k) == "ts" {
+			return dTS
+		}
+	case 3:
+		if string(k) == "mac" {
+			return dMAC
+		}
+	case 4:
+		switch string(k) {
+		case "imsi":
+			return dIMSI
+		case "imei":
+			return dIMEI
+		case "rssi":
+			return dRSSI
+		case "tech":
+			return dTech
+		}
 	}
 	return -1
 }
@@ -142,29 +175,49 @@ var passNames = [pCount]string{
 }
 
 func passKey(k []byte) int {
-	switch string(k) {
-	case "plate":
-		return pPlate
-	case "plate_color":
-		return pPlateColor
-	case "vehicle_type":
-		return pVehicleType
-	case "vehicle_color":
-		return pVehicleColor
-	case "speed_kmh":
-		return pSpeed
-	case "lane":
-		return pLane
-	case "direction":
-		return pDirection
-	case "heading":
-		return pHeading
-	case "confidence":
-		return pConfidence
-	case "image":
-		return pImage
-	case "ts":
-		return pTS
+	switch len(k) {
+	case 2:
+		if string(k) == "ts" {
+			return pTS
+		}
+	case 4:
+		if string(k) == "lane" {
+			return pLane
+		}
+	case 5:
+		switch string(k) {
+		case "plate":
+			return pPlate
+		case "image":
+			return pImage
+		}
+	case 7:
+		if string(k) == "heading" {
+			return pHeading
+		}
+	case 9:
+		switch string(k) {
+		case "speed_kmh":
+			return pSpeed
+		case "direction":
+			return pDirection
+		}
+	case 10:
+		if string(k) == "confidence" {
+			return pConfidence
+		}
+	case 11:
+		if string(k) == "plate_color" {
+			return pPlateColor
+		}
+	case 12:
+		if string(k) == "vehicle_type" {
+			return pVehicleType
+		}
+	case 13:
+		if string(k) == "vehicle_color" {
+			return pVehicleColor
+		}
 	}
 	return -1
 }
@@ -191,24 +244,30 @@ func locKey(k []byte) int {
 	return -1
 }
 
-// fields holds the values of an object's known keys (nil when absent).
+// fields holds the tape indexes of the values of an object's known keys (0
+// when absent: index 0 is the top-level value, never a field).
 type fields struct {
-	vals [tCount]*fastjson.Value // tCount is the largest key set
+	vals [tCount]uint32 // tCount is the largest key set
 	seen uint32
 	dup  uint32 // keys seen more than once
 }
 
-func (f *fields) add(i int, v *fastjson.Value) {
-	if i < 0 {
-		return // unknown keys are ignored
+// collect records the values of the known keys of object obj; keyIndex maps
+// a key to its index in the set, or -1 for a key to ignore.
+func (f *fields) collect(t *tape, obj int, keyIndex func([]byte) int) {
+	for j, end := obj+1, t.end(obj); j < end; {
+		v := j + 1
+		if i := keyIndex(t.str(j)); i >= 0 {
+			bit := uint32(1) << i
+			if f.seen&bit != 0 {
+				f.dup |= bit
+			} else {
+				f.seen |= bit
+				f.vals[i] = uint32(v)
+			}
+		}
+		j = t.next(v)
 	}
-	bit := uint32(1) << i
-	if f.seen&bit != 0 {
-		f.dup |= bit
-		return
-	}
-	f.seen |= bit
-	f.vals[i] = v
 }
 
 // firstDup returns the index of the first duplicated key among mask, or -1.
@@ -219,18 +278,13 @@ func (f *fields) firstDup(mask uint32) int {
 	return -1
 }
 
-// present reports whether a value is there: absent keys and null are not.
-func present(v *fastjson.Value) bool {
-	return v != nil && v.Type() != fastjson.TypeNull
+// present reports whether field value v is there: absent keys and null are
+// not.
+func (d *Decoder) present(v uint32) bool {
+	return v != 0 && d.t.kind(int(v)) != kNull
 }
 
-func typeName(v *fastjson.Value) string {
-	switch v.Type() {
-	case fastjson.TypeTrue, fastjson.TypeFalse:
-		return "bool"
-	}
-	return v.Type().String()
-}
+func (d *Decoder) typeName(v uint32) string { return d.t.kind(int(v)).String() }
 
 // maxSafeInt is the largest integer accepted (2^53, exact in a float64 and in
 // JavaScript).
@@ -245,11 +299,11 @@ const (
 // textBytes returns a string value's bytes (valid until the next parse), or
 // why it is not acceptable: not a string, longer than max, or holding a
 // control character (U+0000-U+001F, U+007F).
-func textBytes(v *fastjson.Value, max int) ([]byte, string) {
-	if v.Type() != fastjson.TypeString {
-		return nil, "want string, got " + typeName(v)
+func (d *Decoder) textBytes(v uint32, max int) ([]byte, string) {
+	if d.t.kind(int(v)) != kString {
+		return nil, "want string, got " + d.typeName(v)
 	}
-	b, _ := v.StringBytes()
+	b := d.t.str(int(v))
 	if len(b) > max {
 		return nil, strconv.Itoa(len(b)) + " bytes, longer than " + strconv.Itoa(max)
 	}
@@ -261,18 +315,12 @@ func textBytes(v *fastjson.Value, max int) ([]byte, string) {
 	return b, ""
 }
 
-// rawNumber copies a number's JSON text into d.num.
-func (d *Decoder) rawNumber(v *fastjson.Value) []byte {
-	d.num = v.MarshalTo(d.num[:0])
-	return d.num
-}
-
 // float returns a finite number, or why the value is not one.
-func (d *Decoder) float(v *fastjson.Value) (float64, string) {
-	if v.Type() != fastjson.TypeNumber {
-		return 0, "want number, got " + typeName(v)
+func (d *Decoder) float(v uint32) (float64, string) {
+	if d.t.kind(int(v)) != kNumber {
+		return 0, "want number, got " + d.typeName(v)
 	}
-	raw := d.rawNumber(v)
+	raw := d.t.raw(int(v))
 	if f, ok := fastFloat(raw); ok {
 		return f, ""
 	}
@@ -330,36 +378,36 @@ func fastFloat(b []byte) (float64, bool) {
 }
 
 // floatIn returns a finite number in [lo, hi].
-func (d *Decoder) floatIn(v *fastjson.Value, lo, hi float64) (float64, string) {
+func (d *Decoder) floatIn(v uint32, lo, hi float64) (float64, string) {
 	f, msg := d.float(v)
 	if msg == "" && (f < lo || f > hi) {
-		msg = d.echoNumber() + " out of range [" + ftoa(lo) + ", " + ftoa(hi) + "]"
+		msg = echoNumber(d.t.raw(int(v))) + " out of range [" + ftoa(lo) + ", " + ftoa(hi) + "]"
 	}
 	return f, msg
 }
 
 // integer returns an integral number in [lo, 2^53].
-func (d *Decoder) integer(v *fastjson.Value, lo int64) (int64, string) {
-	if v.Type() != fastjson.TypeNumber {
-		return 0, "want number, got " + typeName(v)
+func (d *Decoder) integer(v uint32, lo int64) (int64, string) {
+	if d.t.kind(int(v)) != kNumber {
+		return 0, "want number, got " + d.typeName(v)
 	}
-	n, ok := jsonInt(d.rawNumber(v))
+	raw := d.t.raw(int(v))
+	n, ok := jsonInt(raw)
 	if !ok {
-		return 0, d.echoNumber() + " is not an integer in [" + strconv.FormatInt(lo, 10) + ", 2^53]"
+		return 0, echoNumber(raw) + " is not an integer in [" + strconv.FormatInt(lo, 10) + ", 2^53]"
 	}
 	if n < lo {
-		return 0, d.echoNumber() + " out of range [" + strconv.FormatInt(lo, 10) + ", 2^53]"
+		return 0, echoNumber(raw) + " out of range [" + strconv.FormatInt(lo, 10) + ", 2^53]"
 	}
 	return n, ""
 }
 
-// echoNumber returns the number in d.num for a detail line if it is short:
-// at most 8 bytes and 5 digits, so that a digit string that might be an
-// identifier in the wrong place (IMSIs have 6 digits at least) is never
-// logged.
-func (d *Decoder) echoNumber() string {
-	if len(d.num) <= 8 && countDigits(d.num) <= 5 {
-		return string(d.num)
+// echoNumber returns a number for a detail line if it is short: at most 8
+// bytes and 5 digits, so that a digit string that might be an identifier in
+// the wrong place (IMSIs have 6 digits at least) is never logged.
+func echoNumber(raw []byte) string {
+	if len(raw) <= 8 && countDigits(raw) <= 5 {
+		return string(raw)
 	}
 	return "number"
 }

@@ -84,3 +84,24 @@ func FuzzFastFloat(f *testing.F) {
 		}
 	})
 }
+
+func TestKeyTables(t *testing.T) {
+	for i, name := range topNames {
+		assert.Equal(t, i, topKey([]byte(name)), name)
+	}
+	for i, name := range detNames {
+		assert.Equal(t, i, detKey([]byte(name)), name)
+	}
+	for i, name := range passNames {
+		assert.Equal(t, i, passKey([]byte(name)), name)
+	}
+	for i, name := range locNames {
+		assert.Equal(t, i, locKey([]byte(name)), name)
+	}
+	for _, k := range []string{"", "V", "tss", "imsi ", "Plate", "detection", "x"} {
+		assert.Equal(t, -1, topKey([]byte(k)), k)
+		assert.Equal(t, -1, detKey([]byte(k)), k)
+		assert.Equal(t, -1, passKey([]byte(k)), k)
+		assert.Equal(t, -1, locKey([]byte(k)), k)
+	}
+}

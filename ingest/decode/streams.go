@@ -1,21 +1,19 @@
 package decode
 
 import (
-	"github.com/valyala/fastjson"
-
 	"github.com/fenceline/fenceline/internal/model"
 )
 
 // location reads a position given as lat, lon and datum values (any may be
-// nil); with neither lat nor lon it is the device's registered position.
+// absent); with neither lat nor lon it is the device's registered position.
 // prefix ("loc." or "") names the fields in messages.
-func (d *Decoder) location(latV, lonV, datumV *fastjson.Value, dev *model.Device, prefix string) (model.Point, Reason, string) {
+func (d *Decoder) location(latV, lonV, datumV uint32, dev *model.Device, prefix string) (model.Point, Reason, string) {
 	gcj := false
-	if present(datumV) {
-		if datumV.Type() != fastjson.TypeString {
-			return model.Point{}, BadDatum, prefix + "datum: want string, got " + typeName(datumV)
+	if d.present(datumV) {
+		if d.t.kind(int(datumV)) != kString {
+			return model.Point{}, BadDatum, prefix + "datum: want string, got " + d.typeName(datumV)
 		}
-		b, _ := datumV.StringBytes()
+		b := d.t.str(int(datumV))
 		switch {
 		case equalFoldASCII(b, "wgs84"):
 		case equalFoldASCII(b, "gcj02"):
@@ -24,7 +22,7 @@ func (d *Decoder) location(latV, lonV, datumV *fastjson.Value, dev *model.Device
 			return model.Point{}, BadDatum, prefix + "datum: " + echoText(b) + " is neither wgs84 nor gcj02"
 		}
 	}
-	hasLat, hasLon := present(latV), present(lonV)
+	hasLat, hasLon := d.present(latV), d.present(lonV)
 	if !hasLat && !hasLon {
 		if prefix != "" { // an explicit loc object must hold a position
 			return model.Point{}, BadPosition, "loc: has neither lat nor lon"
@@ -55,16 +53,15 @@ func (d *Decoder) location(latV, lonV, datumV *fastjson.Value, dev *model.Device
 }
 
 // messageLoc reads the loc object of a detections or passes message.
-func (d *Decoder) messageLoc(v *fastjson.Value, dev *model.Device) (model.Point, Reason, string) {
-	if !present(v) {
-		return d.location(nil, nil, nil, dev, "")
+func (d *Decoder) messageLoc(v uint32, dev *model.Device) (model.Point, Reason, string) {
+	if !d.present(v) {
+		return d.location(0, 0, 0, dev, "")
 	}
-	o, err := v.Object()
-	if err != nil {
-		return model.Point{}, BadPosition, "loc: want object, got " + typeName(v)
+	if d.t.kind(int(v)) != kObject {
+		return model.Point{}, BadPosition, "loc: want object, got " + d.typeName(v)
 	}
 	var f fields
-	o.Visit(func(k []byte, v *fastjson.Value) { f.add(locKey(k), v) })
+	f.collect(&d.t, int(v), locKey)
 	if i := f.firstDup(1<<lCount - 1); i >= 0 {
 		return model.Point{}, BadField, "loc." + locNames[i] + ": duplicate key"
 	}
@@ -88,11 +85,11 @@ func equalFoldASCII(b []byte, lower string) bool {
 }
 
 // optText reads an optional text field into d.strs; "" and null are absent.
-func (d *Decoder) optText(v *fastjson.Value, max int) (span, string) {
-	if !present(v) {
+func (d *Decoder) optText(v uint32, max int) (span, string) {
+	if !d.present(v) {
 		return span{}, ""
 	}
-	b, msg := textBytes(v, max)
+	b, msg := d.textBytes(v, max)
 	if msg != "" {
 		return span{}, msg
 	}
@@ -101,15 +98,14 @@ func (d *Decoder) optText(v *fastjson.Value, max int) (span, string) {
 
 // optIdent returns the bytes of an optional identifier: not a string is an
 // error; "" and null are absent (nil).
-func optIdent(v *fastjson.Value) ([]byte, string) {
-	if !present(v) {
+func (d *Decoder) optIdent(v uint32) ([]byte, string) {
+	if !d.present(v) {
 		return nil, ""
 	}
-	if v.Type() != fastjson.TypeString {
-		return nil, "want string, got " + typeName(v)
+	if d.t.kind(int(v)) != kString {
+		return nil, "want string, got " + d.typeName(v)
 	}
-	b, _ := v.StringBytes()
-	return b, ""
+	return d.t.str(int(v)), ""
 }
 
 // detStrs are the string values of one accepted detection in d.strs.
@@ -118,33 +114,18 @@ type detStrs struct {
 	mncLen                uint32
 }
 
-func (d *Decoder) detections(top *fields, arr *fastjson.Value, dev *model.Device, out *model.Batch) {
-	loc, r, msg := d.messageLoc(top.vals[tLoc], dev)
-	if r != "" {
+func (d *Decoder) detections(top *fields, arr uint32, dev *model.Device, out *model.Batch) {
+	var r Reason
+	var msg string
+	if d.loc, r, msg = d.messageLoc(top.vals[tLoc], dev); r != "" {
 		d.whole(r, msg)
 		return
 	}
-	items, ok := d.readingsArray(arr)
+	a, ok := d.readingsArray(arr)
 	if !ok {
 		return
 	}
-	n := min(len(items), model.MaxReadingsPerMessage)
-	d.detStrs = d.detStrs[:0]
-	for i, it := range items[:n] {
-		mark := len(d.strs)
-		out.Detections = append(out.Detections, model.Detection{})
-		det := &out.Detections[len(out.Detections)-1]
-		var sp detStrs
-		if r, field, msg := d.detection(det, &sp, it, i); r != "" {
-			out.Detections = out.Detections[:len(out.Detections)-1]
-			d.strs = d.strs[:mark]
-			d.reject(r, i, field, msg)
-			continue
-		}
-		det.Loc = loc
-		d.detStrs = append(d.detStrs, sp)
-	}
-	d.tooMany(len(items))
+	readAll(d, a, &out.Detections, &d.detStrs, d.detection)
 
 	s := d.strings()
 	for j := range out.Detections {
@@ -161,19 +142,44 @@ func (d *Decoder) detections(top *fields, arr *fastjson.Value, dev *model.Device
 	}
 }
 
+// readAll reads the elements of readings array a with read, appending one
+// reading to *dst and its strings' spans to *strs for each element it
+// accepts. A rejected element's reading and strings are taken back and it is
+// rejected; elements past model.MaxReadingsPerMessage are rejected unread.
+func readAll[R, S any](d *Decoder, a int, dst *[]R, strs *[]S, read func(r *R, sp *S, v, i int) (Reason, string, string)) {
+	*strs = (*strs)[:0]
+	i := 0
+	for it, end := a+1, d.t.end(a); it < end; it, i = d.t.next(it), i+1 {
+		if i >= model.MaxReadingsPerMessage {
+			d.tooMany(i)
+			continue
+		}
+		// The reading and its spans are filled in place (pointers to
+		// locals would escape through the indirect call).
+		mark, n := len(d.strs), len(*dst)
+		var zeroR R
+		var zeroS S
+		*dst, *strs = append(*dst, zeroR), append(*strs, zeroS)
+		if r, field, msg := read(&(*dst)[n], &(*strs)[n], it, i); r != "" {
+			*dst, *strs = (*dst)[:n], (*strs)[:n]
+			d.strs = d.strs[:mark]
+			d.reject(r, i, field, msg)
+		}
+	}
+}
+
 // detection reads detection i into det, or says why it is rejected.
-func (d *Decoder) detection(det *model.Detection, sp *detStrs, v *fastjson.Value, i int) (Reason, string, string) {
-	o, err := v.Object()
-	if err != nil {
-		return BadField, "", "want object, got " + typeName(v)
+func (d *Decoder) detection(det *model.Detection, sp *detStrs, v int, i int) (Reason, string, string) {
+	if k := d.t.kind(v); k != kObject {
+		return BadField, "", "want object, got " + k.String()
 	}
 	var f fields
-	o.Visit(func(k []byte, v *fastjson.Value) { f.add(detKey(k), v) })
+	f.collect(&d.t, v, detKey)
 	if j := f.firstDup(1<<dCount - 1); j >= 0 {
 		return BadField, detNames[j], "duplicate key"
 	}
 
-	b, msg := optIdent(f.vals[dIMSI])
+	b, msg := d.optIdent(f.vals[dIMSI])
 	if msg != "" {
 		return BadIMSI, "imsi", msg
 	}
@@ -184,7 +190,7 @@ func (d *Decoder) detection(det *model.Detection, sp *detStrs, v *fastjson.Value
 		}
 		sp.imsi, sp.mncLen = d.put(b), uint32(mncLen)
 	}
-	if b, msg = optIdent(f.vals[dIMEI]); msg != "" {
+	if b, msg = d.optIdent(f.vals[dIMEI]); msg != "" {
 		return BadIMEI, "imei", msg
 	}
 	if len(b) > 0 {
@@ -193,7 +199,7 @@ func (d *Decoder) detection(det *model.Detection, sp *detStrs, v *fastjson.Value
 		}
 		sp.imei = d.put(b)
 	}
-	if b, msg = optIdent(f.vals[dMAC]); msg != "" {
+	if b, msg = d.optIdent(f.vals[dMAC]); msg != "" {
 		return BadMAC, "mac", msg
 	}
 	if len(b) > 0 {
@@ -207,15 +213,15 @@ func (d *Decoder) detection(det *model.Detection, sp *detStrs, v *fastjson.Value
 		return NoIdentifier, "", "none of imsi, imei, mac"
 	}
 
-	if v := f.vals[dRSSI]; present(v) {
+	if v := f.vals[dRSSI]; d.present(v) {
 		rssi, msg := d.floatIn(v, -150, 0)
 		if msg != "" {
 			return BadRSSI, "rssi", msg
 		}
 		det.RSSI = model.Some(rssi)
 	}
-	if v := f.vals[dTech]; present(v) {
-		b, msg := textBytes(v, maxString)
+	if v := f.vals[dTech]; d.present(v) {
+		b, msg := d.textBytes(v, maxString)
 		if msg != "" {
 			return BadField, "tech", msg
 		}
@@ -230,7 +236,7 @@ func (d *Decoder) detection(det *model.Detection, sp *detStrs, v *fastjson.Value
 	if r != "" {
 		return r, "ts", msg
 	}
-	det.Stamp = st
+	det.Stamp, det.Loc = st, d.loc
 	return "", "", ""
 }
 
@@ -239,33 +245,18 @@ type passStrs struct {
 	plate, plateColor, vehicleType, vehicleColor, image span
 }
 
-func (d *Decoder) passes(top *fields, arr *fastjson.Value, dev *model.Device, out *model.Batch) {
-	loc, r, msg := d.messageLoc(top.vals[tLoc], dev)
-	if r != "" {
+func (d *Decoder) passes(top *fields, arr uint32, dev *model.Device, out *model.Batch) {
+	var r Reason
+	var msg string
+	if d.loc, r, msg = d.messageLoc(top.vals[tLoc], dev); r != "" {
 		d.whole(r, msg)
 		return
 	}
-	items, ok := d.readingsArray(arr)
+	a, ok := d.readingsArray(arr)
 	if !ok {
 		return
 	}
-	n := min(len(items), model.MaxReadingsPerMessage)
-	d.passStrs = d.passStrs[:0]
-	for i, it := range items[:n] {
-		mark := len(d.strs)
-		out.Passes = append(out.Passes, model.Pass{})
-		p := &out.Passes[len(out.Passes)-1]
-		var sp passStrs
-		if r, field, msg := d.pass(p, &sp, it, i); r != "" {
-			out.Passes = out.Passes[:len(out.Passes)-1]
-			d.strs = d.strs[:mark]
-			d.reject(r, i, field, msg)
-			continue
-		}
-		p.Loc = loc
-		d.passStrs = append(d.passStrs, sp)
-	}
-	d.tooMany(len(items))
+	readAll(d, a, &out.Passes, &d.passStrs, d.pass)
 
 	s := d.strings()
 	for j := range out.Passes {
@@ -290,25 +281,24 @@ const (
 )
 
 // pass reads pass i into p, or says why it is rejected.
-func (d *Decoder) pass(p *model.Pass, sp *passStrs, v *fastjson.Value, i int) (Reason, string, string) {
-	o, err := v.Object()
-	if err != nil {
-		return BadField, "", "want object, got " + typeName(v)
+func (d *Decoder) pass(p *model.Pass, sp *passStrs, v int, i int) (Reason, string, string) {
+	if k := d.t.kind(v); k != kObject {
+		return BadField, "", "want object, got " + k.String()
 	}
 	var f fields
-	o.Visit(func(k []byte, v *fastjson.Value) { f.add(passKey(k), v) })
+	f.collect(&d.t, v, passKey)
 	if j := f.firstDup(1<<pCount - 1); j >= 0 {
 		return BadField, passNames[j], "duplicate key"
 	}
 
 	pv := f.vals[pPlate]
-	if !present(pv) {
+	if !d.present(pv) {
 		return NoPlate, "plate", "missing"
 	}
-	if pv.Type() != fastjson.TypeString {
-		return NoPlate, "plate", "want string, got " + typeName(pv)
+	if d.t.kind(int(pv)) != kString {
+		return NoPlate, "plate", "want string, got " + d.typeName(pv)
 	}
-	b, msg := textBytes(pv, maxString)
+	b, msg := d.textBytes(pv, maxString)
 	if msg != "" {
 		return BadField, "plate", msg
 	}
@@ -318,11 +308,11 @@ func (d *Decoder) pass(p *model.Pass, sp *passStrs, v *fastjson.Value, i int) (R
 		sp.plate = d.spanFrom(off)
 	}
 
-	if v := f.vals[pDirection]; present(v) {
-		if v.Type() != fastjson.TypeString {
-			return BadDirection, "direction", "want string, got " + typeName(v)
+	if v := f.vals[pDirection]; d.present(v) {
+		if d.t.kind(int(v)) != kString {
+			return BadDirection, "direction", "want string, got " + d.typeName(v)
 		}
-		b, _ := v.StringBytes()
+		b := d.t.str(int(v))
 		switch {
 		case len(b) == 0: // absent
 		case equalFoldASCII(b, dirInbound):
@@ -349,28 +339,28 @@ func (d *Decoder) pass(p *model.Pass, sp *passStrs, v *fastjson.Value, i int) (R
 		return BadField, "image", msg
 	}
 
-	if v := f.vals[pSpeed]; present(v) {
+	if v := f.vals[pSpeed]; d.present(v) {
 		x, msg := d.floatIn(v, 0, 500)
 		if msg != "" {
 			return BadField, "speed_kmh", msg
 		}
 		p.SpeedKmh = model.Some(x)
 	}
-	if v := f.vals[pLane]; present(v) {
+	if v := f.vals[pLane]; d.present(v) {
 		x, msg := d.integer(v, 0)
 		if msg != "" {
 			return BadField, "lane", msg
 		}
 		p.Lane = model.SomeInt(x)
 	}
-	if v := f.vals[pHeading]; present(v) {
+	if v := f.vals[pHeading]; d.present(v) {
 		x, msg := d.floatIn(v, 0, 360)
 		if msg != "" {
 			return BadField, "heading", msg
 		}
 		p.Heading = model.Some(x)
 	}
-	if v := f.vals[pConfidence]; present(v) {
+	if v := f.vals[pConfidence]; d.present(v) {
 		x, msg := d.floatIn(v, 0, 1)
 		if msg != "" {
 			return BadField, "confidence", msg
@@ -382,7 +372,7 @@ func (d *Decoder) pass(p *model.Pass, sp *passStrs, v *fastjson.Value, i int) (R
 	if r != "" {
 		return r, "ts", msg
 	}
-	p.Stamp = st
+	p.Stamp, p.Loc = st, d.loc
 	return "", "", ""
 }
 
@@ -409,7 +399,7 @@ func (d *Decoder) position(f *fields, dev *model.Device, out *model.Batch) {
 		{tHeading, 0, 360, &p.Heading},
 		{tAccuracy, 0, maxAccuracyM, &p.AccuracyM},
 	} {
-		if v := f.vals[o.key]; present(v) {
+		if v := f.vals[o.key]; d.present(v) {
 			x, msg := d.floatIn(v, o.lo, o.hi)
 			if msg != "" {
 				d.reject(BadField, 0, topNames[o.key], msg)
@@ -435,7 +425,7 @@ func (d *Decoder) status(f *fields, out *model.Batch) {
 		{tTemp, -100, 150, &s.TempC},
 		{tSignal, -200, 0, &s.SignalDbm},
 	} {
-		if v := f.vals[o.key]; present(v) {
+		if v := f.vals[o.key]; d.present(v) {
 			x, msg := d.floatIn(v, o.lo, o.hi)
 			if msg != "" {
 				d.reject(BadField, 0, topNames[o.key], msg)
@@ -451,7 +441,7 @@ func (d *Decoder) status(f *fields, out *model.Batch) {
 		{tUptime, &s.UptimeS},
 		{tQueue, &s.Queue},
 	} {
-		if v := f.vals[o.key]; present(v) {
+		if v := f.vals[o.key]; d.present(v) {
 			x, msg := d.integer(v, 0)
 			if msg != "" {
 				d.reject(BadField, 0, topNames[o.key], msg)
@@ -460,13 +450,16 @@ func (d *Decoder) status(f *fields, out *model.Batch) {
 			*o.dst = model.SomeInt(x)
 		}
 	}
-	if v := f.vals[tTamper]; present(v) {
-		b, err := v.Bool()
-		if err != nil {
-			d.reject(BadField, 0, "tamper", "want bool, got "+typeName(v))
+	if v := f.vals[tTamper]; d.present(v) {
+		switch d.t.kind(int(v)) {
+		case kTrue:
+			s.Tamper = model.SomeBool(true)
+		case kFalse:
+			s.Tamper = model.SomeBool(false)
+		default:
+			d.reject(BadField, 0, "tamper", "want bool, got "+d.typeName(v))
 			return
 		}
-		s.Tamper = model.SomeBool(b)
 	}
 	var msg string
 	if powerSp, msg = d.optText(f.vals[tPower], maxString); msg != "" {

@@ -1,14 +1,72 @@
 package decode
 
 import (
+	"bytes"
 	"encoding/json"
+	"math/bits"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
+
+func validJSON(b []byte) bool {
+	var t tape
+	return t.parse(b)
+}
+
+// toGo converts the value at tape index i to what encoding/json decodes
+// (with UseNumber): the later of duplicate keys wins, as there.
+func toGo(t *tape, i int) any {
+	switch t.kind(i) {
+	case kNull:
+		return nil
+	case kTrue:
+		return true
+	case kFalse:
+		return false
+	case kNumber:
+		return json.Number(t.raw(i))
+	case kString:
+		return string(t.str(i))
+	case kArray:
+		a := []any{}
+		for j := i + 1; j < t.end(i); j = t.next(j) {
+			a = append(a, toGo(t, j))
+		}
+		return a
+	}
+	m := map[string]any{}
+	for j := i + 1; j < t.end(i); {
+		m[string(t.str(j))] = toGo(t, j+1)
+		j = t.next(j + 1)
+	}
+	return m
+}
+
+func TestTapeMatchesEncodingJSON(t *testing.T) {
+	for _, s := range []string{
+		`{"a":[1,{"b":null,"c":[]},"x"],"d":{},"e":-0.5e+3,"f":true,"g":false}`,
+		`["\"\\\/\b\f\n\r\t", "\u00e9\u4e2d\ud83d\ude00", "蒙B12345", "a\u0000b"]`,
+		`{"k\u0065y":1,"key":2}`,
+		`[[[[]]],{},[{}]]`,
+		`"top"`,
+		`42`,
+	} {
+		var tp tape
+		require.True(t, tp.parse([]byte(s)), s)
+		var want any
+		dec := json.NewDecoder(bytes.NewReader([]byte(s)))
+		dec.UseNumber()
+		require.NoError(t, dec.Decode(&want))
+		assert.Equal(t, want, toGo(&tp, 0), s)
+		assert.Equal(t, len(tp.toks), tp.next(0), "the top value spans the tape")
+	}
+}
 
 func TestValidJSON(t *testing.T) {
 	for _, tc := range []struct {
@@ -74,14 +132,31 @@ func TestValidJSON(t *testing.T) {
 
 var escapedSurrogate = regexp.MustCompile(`\\u[dD][89a-fA-F][0-9a-fA-F]{2}`)
 
-// FuzzValidJSON compares validJSON with encoding/json.Valid and utf8.Valid.
+// FuzzValidJSON compares the tape with encoding/json: the same documents are
+// valid (but for the documented extra strictness) and decode to the same
+// values.
 func FuzzValidJSON(f *testing.F) {
 	for _, s := range []string{`{"a":[1,2.5e3,"x\u00e9"]}`, `[NaN]`, `["\ud83d\ude00"]`, `{"a":-0}`, "[\"\xff\"]"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got := validJSON(b)
+		var tp tape
+		got := tp.parse(b)
 		want := json.Valid(b) && utf8.Valid(b)
+		if got && want {
+			var v any
+			dec := json.NewDecoder(bytes.NewReader(b))
+			dec.UseNumber()
+			if err := dec.Decode(&v); err != nil {
+				t.Fatal(err)
+			}
+			if g := toGo(&tp, 0); !reflect.DeepEqual(v, g) {
+				t.Fatalf("%q: tape %#v, encoding/json %#v", b, g, v)
+			}
+			if tp.next(0) != len(tp.toks) {
+				t.Fatalf("%q: top value ends at %d of %d tokens", b, tp.next(0), len(tp.toks))
+			}
+		}
 		if got == want {
 			return
 		}
@@ -94,4 +169,22 @@ func FuzzValidJSON(f *testing.F) {
 		}
 		t.Fatalf("%q: refused, encoding/json accepts", b)
 	})
+}
+
+func TestSpecialBytes(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		plain := strPlain[c]
+		for pos := 0; pos < 8; pos++ {
+			w := []byte("abcdefgh")
+			w[pos] = byte(c)
+			m := specialBytes(uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+				uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56)
+			if plain {
+				assert.Zero(t, m, "byte %#x at %d", c, pos)
+			} else {
+				require.NotZero(t, m, "byte %#x at %d", c, pos)
+				assert.Equal(t, pos, bits.TrailingZeros64(m)>>3, "byte %#x at %d", c, pos)
+			}
+		}
+	}
 }

@@ -124,9 +124,28 @@ func (z *zoneCache) parseRFC3339(b []byte) (time.Time, bool) {
 	default:
 		return time.Time{}, false
 	}
-	t := time.Date(y, time.Month(mo), d, h, mi, s, ns, time.UTC)
-	if off != 0 {
-		t = t.Add(-time.Duration(off) * time.Second).In(z.get(off))
+	sec := daysFromCivil(y, mo, d)*86400 + int64(h*3600+mi*60+s-off)
+	t := time.Unix(sec, int64(ns))
+	if off == 0 {
+		return t.UTC(), true
 	}
-	return t, true
+	return t.In(z.get(off)), true
+}
+
+// daysFromCivil returns the number of days from 1970-01-01 to the given
+// proleptic Gregorian date (Howard Hinnant's algorithm): cheaper than
+// time.Date, which also normalises its arguments.
+func daysFromCivil(y, m, d int) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y
+	if era < 0 {
+		era -= 399
+	}
+	era /= 400
+	yoe := y - era*400                     // [0, 399]
+	doy := (153*((m+9)%12)+2)/5 + d - 1    // [0, 365], from March 1st
+	doe := yoe*365 + yoe/4 - yoe/100 + doy // [0, 146096]
+	return int64(era)*146097 + int64(doe) - 719468
 }

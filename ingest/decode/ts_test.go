@@ -112,3 +112,20 @@ func FuzzParseRFC3339(f *testing.F) {
 		t.Fatalf("%q: refused, time.Parse accepts as %v", s, std)
 	})
 }
+
+func TestDaysFromCivil(t *testing.T) {
+	for _, d := range []time.Time{
+		time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2000, 2, 29, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC),
+		time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(0, 3, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(1600, 2, 29, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC),
+	} {
+		assert.Equal(t, d.Unix()/86400, daysFromCivil(d.Year(), int(d.Month()), d.Day()), d.String())
+	}
+	for day := time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC); day.Year() < 2031; day = day.AddDate(0, 0, 1) {
+		require.Equal(t, day.Unix()/86400, daysFromCivil(day.Year(), int(day.Month()), day.Day()), day.String())
+	}
+}
