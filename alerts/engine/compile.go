@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 
@@ -466,12 +467,37 @@ func compileWhen(src string, s Source, file, key string, ps *config.Problems) *v
 		ps.Add(file, key, "this rule reads no readings, so `when` has nothing to test")
 		return nil
 	}
-	prog, err := expr.Compile(src, expr.Env(env), expr.AsBool())
+	prog, err := expr.Compile(src, expr.Env(env), expr.AsBool(), expr.Patch(absentGuard{optional: optionalNumbers[s]}))
 	if err != nil {
 		ps.Add(file, key, "%s", whenError(err))
 		return nil
 	}
 	return prog
+}
+
+// absentGuard rewrites each comparison with an optional number x into
+// `has_x && (comparison)`, so that a reading lacking x never satisfies it.
+type absentGuard struct{ optional map[string]bool }
+
+func (g absentGuard) Visit(node *ast.Node) {
+	b, ok := (*node).(*ast.BinaryNode)
+	if !ok {
+		return
+	}
+	switch b.Operator {
+	case "<", "<=", ">", ">=", "==", "!=":
+	default:
+		return
+	}
+	var guarded ast.Node = b
+	for _, side := range []ast.Node{b.Right, b.Left} {
+		if id, ok := side.(*ast.IdentifierNode); ok && g.optional[id.Value] {
+			guarded = &ast.BinaryNode{Operator: "&&", Left: &ast.IdentifierNode{Value: "has_" + id.Value}, Right: guarded}
+		}
+	}
+	if guarded != b {
+		ast.Patch(node, guarded)
+	}
 }
 
 // whenError turns expr's multi-line error into one line with the column.

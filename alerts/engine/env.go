@@ -12,9 +12,13 @@ import (
 // false at 3 a.m. The field names are the payload names of the contract.
 //
 // Optional payload fields that a reading lacks evaluate as their zero
-// value: 0, "" or false. `battery_pct < 15` is therefore true for a status
-// without battery_pct; write `battery_pct > 0 && battery_pct < 15` when that
-// matters.
+// value ("" or false) — except in comparisons: a comparison (<, <=, >, >=,
+// ==, !=) with an optional number the reading lacks is false, as with SQL's
+// NULL, because 0 is a real battery level or speed. `battery_pct < 15` is
+// therefore false for a status without battery_pct, and `tamper ||
+// battery_pct < 15` fires only on what the unit really reported. Each
+// optional number x also has `has_x` (e.g. `has_battery_pct`) to test
+// presence explicitly.
 
 // EnvCommon holds the fields every source has.
 type EnvCommon struct {
@@ -41,6 +45,8 @@ type PhoneEnv struct {
 	Operator string  `expr:"operator"`
 	RSSI     float64 `expr:"rssi"`
 	Tech     string  `expr:"tech"`
+
+	HasRSSI bool `expr:"has_rssi"`
 }
 
 // VehicleEnv is the environment of source vehicle (a pass).
@@ -56,6 +62,11 @@ type VehicleEnv struct {
 	Heading      float64 `expr:"heading"`
 	Confidence   float64 `expr:"confidence"`
 	Image        string  `expr:"image"`
+
+	HasSpeedKmh   bool `expr:"has_speed_kmh"`
+	HasLane       bool `expr:"has_lane"`
+	HasHeading    bool `expr:"has_heading"`
+	HasConfidence bool `expr:"has_confidence"`
 }
 
 // PatrolEnv is the environment of source patrol (a position).
@@ -64,6 +75,10 @@ type PatrolEnv struct {
 	SpeedKmh  float64 `expr:"speed_kmh"`
 	Heading   float64 `expr:"heading"`
 	AccuracyM float64 `expr:"accuracy_m"`
+
+	HasSpeedKmh  bool `expr:"has_speed_kmh"`
+	HasHeading   bool `expr:"has_heading"`
+	HasAccuracyM bool `expr:"has_accuracy_m"`
 }
 
 // StatusEnv is the environment of status rules.
@@ -77,6 +92,21 @@ type StatusEnv struct {
 	SignalDbm  float64 `expr:"signal_dbm"`
 	Queue      int64   `expr:"queue"`
 	FW         string  `expr:"fw"`
+
+	HasBatteryPct bool `expr:"has_battery_pct"`
+	HasTempC      bool `expr:"has_temp_c"`
+	HasUptimeS    bool `expr:"has_uptime_s"`
+	HasSignalDbm  bool `expr:"has_signal_dbm"`
+	HasQueue      bool `expr:"has_queue"`
+}
+
+// optionalNumbers lists, per source, the payload numbers a reading may
+// lack; comparisons with them are guarded by their has_ field.
+var optionalNumbers = map[Source]map[string]bool{
+	SourcePhone:   {"rssi": true},
+	SourceVehicle: {"speed_kmh": true, "lane": true, "heading": true, "confidence": true},
+	SourcePatrol:  {"speed_kmh": true, "heading": true, "accuracy_m": true},
+	SourceStatus:  {"battery_pct": true, "temp_c": true, "uptime_s": true, "signal_dbm": true, "queue": true},
 }
 
 // envPrototype is the typed environment `when` is compiled against.
@@ -111,19 +141,23 @@ func boxEnv(r *reading, zoneID string) any {
 	case SourcePhone:
 		d := r.det
 		return PhoneEnv{EnvCommon: c, IMSI: d.IMSI, IMEI: d.IMEI, MAC: d.MAC, MCC: d.MCC, MNC: d.MNC,
-			Operator: d.Operator, RSSI: float64(d.RSSI.V), Tech: d.Tech}
+			Operator: d.Operator, RSSI: float64(d.RSSI.V), Tech: d.Tech, HasRSSI: d.RSSI.OK}
 	case SourceVehicle:
 		p := r.pass
 		return VehicleEnv{EnvCommon: c, Plate: p.Plate, PlateColor: p.PlateColor, VehicleType: p.VehicleType,
 			VehicleColor: p.VehicleColor, SpeedKmh: p.SpeedKmh.V, Lane: p.Lane.V, Direction: p.Direction,
-			Heading: p.Heading.V, Confidence: p.Confidence.V, Image: p.Image}
+			Heading: p.Heading.V, Confidence: p.Confidence.V, Image: p.Image,
+			HasSpeedKmh: p.SpeedKmh.OK, HasLane: p.Lane.OK, HasHeading: p.Heading.OK, HasConfidence: p.Confidence.OK}
 	case SourcePatrol:
 		p := r.pos
-		return PatrolEnv{EnvCommon: c, SpeedKmh: p.SpeedKmh.V, Heading: p.Heading.V, AccuracyM: p.AccuracyM.V}
+		return PatrolEnv{EnvCommon: c, SpeedKmh: p.SpeedKmh.V, Heading: p.Heading.V, AccuracyM: p.AccuracyM.V,
+			HasSpeedKmh: p.SpeedKmh.OK, HasHeading: p.Heading.OK, HasAccuracyM: p.AccuracyM.OK}
 	case SourceStatus:
 		s := r.st
 		return StatusEnv{EnvCommon: c, BatteryPct: s.BatteryPct.V, TempC: s.TempC.V, UptimeS: s.UptimeS.V,
-			Tamper: s.Tamper.V, Power: s.Power, SignalDbm: s.SignalDbm.V, Queue: s.Queue.V, FW: s.FW}
+			Tamper: s.Tamper.V, Power: s.Power, SignalDbm: s.SignalDbm.V, Queue: s.Queue.V, FW: s.FW,
+			HasBatteryPct: s.BatteryPct.OK, HasTempC: s.TempC.OK, HasUptimeS: s.UptimeS.OK,
+			HasSignalDbm: s.SignalDbm.OK, HasQueue: s.Queue.OK}
 	}
 	return nil
 }

@@ -483,7 +483,8 @@ func TestStatus(t *testing.T) {
 		{"still tampered: once", model.Status{BatteryPct: full, Tamper: model.SomeBool(true)}, ""},
 		{"low battery, still matching", model.Status{BatteryPct: model.Some(10)}, ""},
 		{"healthy again", model.Status{BatteryPct: full, Tamper: model.SomeBool(false)}, "resolved"},
-		{"battery absent reads as 0 < 15", model.Status{Power: "solar"}, "firing"},
+		{"battery absent is not a low battery", model.Status{Power: "solar"}, ""},
+		{"battery 0 reported is", model.Status{BatteryPct: model.Some(0)}, "firing"},
 	}
 	var id string
 	for i, s := range steps {
