@@ -24,8 +24,8 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Decoder decodes and validates device messages. It reuses a JSON parser and
-// buffers between calls, so it is NOT safe for concurrent use: give each
+// Decoder decodes and validates device messages. It reuses its parse tape
+// and buffers between calls, so it is NOT safe for concurrent use: give each
 // goroutine its own Decoder.
 type Decoder struct {
 	maxPayload int
@@ -92,6 +92,12 @@ func sub(s string, sp span) string { return s[sp.off:sp.end] }
 // The strings in out share one allocation per message; a consumer that keeps
 // a few of them for long may want to strings.Clone them.
 func (d *Decoder) Decode(topic string, payload []byte, received time.Time, reg *model.Registry, out *model.Batch) []Reject {
+	rej := d.decode(topic, payload, received, reg, out)
+	d.t.src = nil // do not keep the caller's payload alive
+	return rej
+}
+
+func (d *Decoder) decode(topic string, payload []byte, received time.Time, reg *model.Registry, out *model.Batch) []Reject {
 	out.Reset()
 	out.Topic, out.Received = topic, received
 	d.rejects = d.rejects[:0]

@@ -19,10 +19,11 @@ import (
 // contract's payloads nest 3 deep; the bound keeps hostile input cheap.
 const maxDepth = 64
 
-type kind uint8
+// jsonKind is the kind of a token.
+type jsonKind uint8
 
 const (
-	kNull kind = iota
+	kNull jsonKind = iota
 	kFalse
 	kTrue
 	kNumber
@@ -34,11 +35,11 @@ const (
 var kindNames = [...]string{kNull: "null", kFalse: "bool", kTrue: "bool", kNumber: "number",
 	kString: "string", kObject: "object", kArray: "array"}
 
-func (k kind) String() string { return kindNames[k] }
+func (k jsonKind) String() string { return kindNames[k] }
 
 // token is one value (or object key) of the tape.
 type token struct {
-	kind kind
+	kind jsonKind
 	esc  bool // a string with escape sequences
 	// Strings: the bytes between the quotes. Numbers and literals: their
 	// bytes. Containers: start is the offset of the bracket, end the index
@@ -343,7 +344,7 @@ func scanNumber(b []byte, i int) (int, bool) {
 }
 
 // kind returns the kind of token i.
-func (t *tape) kind(i int) kind { return t.toks[i].kind }
+func (t *tape) kind(i int) jsonKind { return t.toks[i].kind }
 
 // next returns the index of the token after the value at i.
 func (t *tape) next(i int) int {
