@@ -23,10 +23,27 @@ type Config struct {
 	Webhooks  []Webhook `yaml:"webhooks"`
 	Ingest    Ingest    `yaml:"ingest"`
 	Alerts    Alerts    `yaml:"alerts"`
+	Privacy   Privacy   `yaml:"privacy"`
 
 	// Path is the file the configuration was read from ("" for defaults);
 	// relative paths in it were resolved against its folder.
 	Path string `yaml:"-"`
+
+	lines keyLines // where each key stands in Path
+}
+
+// Locate fills in the file and line of problems about keys of c, so that
+// problems found after loading (files it names) point into it too.
+func (c *Config) Locate(ps Problems) Problems {
+	for i := range ps {
+		if ps[i].File == "" {
+			ps[i].File = c.Path
+		}
+		if ps[i].Line == 0 && ps[i].File == c.Path {
+			ps[i].Line = c.lines.of(ps[i].Key)
+		}
+	}
+	return ps
 }
 
 // MQTT is the broker connection and subscription.
@@ -82,6 +99,17 @@ type Influx struct {
 // HTTP is the metrics/health/reload listener.
 type HTTP struct {
 	Listen string `yaml:"listen"`
+	// TokenFile holds the bearer token that POST /-/reload (and any other
+	// write endpoint) requires. Without it only a loopback listen is
+	// allowed: anyone who can reach the port could otherwise reload.
+	TokenFile string    `yaml:"token_file"`
+	TLS       ServerTLS `yaml:"tls"`
+}
+
+// ServerTLS names the certificate and key of a TLS listener.
+type ServerTLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // Storage is where fenceline keeps its own durable state.
@@ -97,6 +125,9 @@ type Webhook struct {
 	URL        string   `yaml:"url"`
 	SecretFile string   `yaml:"secret_file"`
 	Timeout    Duration `yaml:"timeout"`
+	// CAFile verifies an https receiver's certificate instead of the
+	// system's roots (a unit's own CA).
+	CAFile string `yaml:"ca_file"`
 }
 
 // Ingest tunes message intake.
@@ -110,6 +141,32 @@ type Ingest struct {
 	MaxFuture Duration `yaml:"max_future"`
 	// DrainTimeout bounds how long shutdown waits for in-flight writes.
 	DrainTimeout Duration `yaml:"drain_timeout"`
+	// Signatures checks per-device HMAC signatures in payloads, for
+	// brokers that cannot tie a device to its own topics.
+	Signatures Signatures `yaml:"signatures"`
+}
+
+// Signatures configures device payload signatures (see docs/threat-model.md
+// for what is signed).
+type Signatures struct {
+	// Required: every message must be signed by a device listed in
+	// KeyFile. When false, only the devices listed there must sign.
+	Required bool `yaml:"required"`
+	// KeyFile holds one "device-id:hex-key" a line.
+	KeyFile string `yaml:"key_file"`
+}
+
+// Privacy controls how personal identifiers leave the process.
+type Privacy struct {
+	// HashIdentifiers stores IMSI, IMEI and MAC as keyed hashes.
+	HashIdentifiers bool `yaml:"hash_identifiers"`
+	// HashPlates stores plates as keyed hashes.
+	HashPlates bool `yaml:"hash_plates"`
+	// KeyFile holds the hash key (at least 16 bytes).
+	KeyFile string `yaml:"key_file"`
+	// AlertSubjects is what MQTT and webhook alerts carry for a personal
+	// subject: "raw" (units must act on it) or "hashed".
+	AlertSubjects string `yaml:"alert_subjects"`
 }
 
 // Alerts tunes the alert engine.
@@ -172,6 +229,7 @@ func Default() Config {
 			TopicPrefix:    "border",
 			Timezone:       "Asia/Shanghai",
 		},
+		Privacy: Privacy{AlertSubjects: "raw"},
 	}
 }
 
@@ -210,10 +268,16 @@ func (c *Config) CheckFiles() Problems {
 	check("influx.tls.ca_file", c.Influx.TLS.CAFile)
 	check("influx.tls.cert_file", c.Influx.TLS.CertFile)
 	check("influx.tls.key_file", c.Influx.TLS.KeyFile)
+	check("http.token_file", c.HTTP.TokenFile)
+	check("http.tls.cert_file", c.HTTP.TLS.CertFile)
+	check("http.tls.key_file", c.HTTP.TLS.KeyFile)
+	check("ingest.signatures.key_file", c.Ingest.Signatures.KeyFile)
+	check("privacy.key_file", c.Privacy.KeyFile)
 	for i, w := range c.Webhooks {
 		check(fmt.Sprintf("webhooks[%d].secret_file", i), w.SecretFile)
+		check(fmt.Sprintf("webhooks[%d].ca_file", i), w.CAFile)
 	}
-	return ps
+	return c.Locate(ps)
 }
 
 // Duration is a time.Duration written Go-style in YAML ("90s", "15m").

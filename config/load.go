@@ -32,6 +32,7 @@ func Load(path string) (*Config, error) {
 		return nil, ps
 	}
 	cfg.Path = path
+	cfg.lines = lines
 	cfg.applyDefaults()
 	cfg.resolvePaths(filepath.Dir(path))
 	vs := cfg.Validate()
@@ -306,11 +307,14 @@ func (c *Config) resolvePaths(dir string) {
 		&c.MQTT.PasswordFile, &c.MQTT.TLS.CAFile, &c.MQTT.TLS.CertFile, &c.MQTT.TLS.KeyFile,
 		&c.Influx.TokenFile, &c.Influx.TLS.CAFile, &c.Influx.TLS.CertFile, &c.Influx.TLS.KeyFile,
 		&c.Storage.Dir, &c.RulesFile,
+		&c.HTTP.TokenFile, &c.HTTP.TLS.CertFile, &c.HTTP.TLS.KeyFile,
+		&c.Ingest.Signatures.KeyFile, &c.Privacy.KeyFile,
 	} {
 		*p = Resolve(dir, *p)
 	}
 	for i := range c.Webhooks {
 		c.Webhooks[i].SecretFile = Resolve(dir, c.Webhooks[i].SecretFile)
+		c.Webhooks[i].CAFile = Resolve(dir, c.Webhooks[i].CAFile)
 	}
 }
 

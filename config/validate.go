@@ -20,6 +20,7 @@ func (c *Config) Validate() Problems {
 	ps = append(ps, c.Storage.validate()...)
 	ps = append(ps, c.Ingest.validate()...)
 	ps = append(ps, c.Alerts.validate()...)
+	ps = append(ps, c.Privacy.validate()...)
 	if c.RulesFile == "" {
 		ps.Add("", "rules_file", "must name the rules file")
 	}
@@ -75,6 +76,28 @@ func (m *MQTT) validate() Problems {
 		ps.Add("", "mqtt.retained", "must be ingest or ignore (got %q)", m.Retained)
 	}
 	ps = append(ps, m.TLS.validate("mqtt.tls")...)
+	if err == nil && m.Broker != "" && !brokerTLS[u.Scheme] {
+		// A CA or client certificate on a plaintext broker is a config
+		// that looks secure and is not: refuse it rather than ignore it.
+		ps = append(ps, m.TLS.onPlaintext("mqtt.tls", "mqtt.broker is "+u.Scheme+":// (use ssl:// or wss:// for TLS)")...)
+	}
+	return ps
+}
+
+// brokerTLS lists the broker URL schemes paho connects to over TLS.
+var brokerTLS = map[string]bool{"ssl": true, "tls": true, "mqtts": true, "wss": true}
+
+// onPlaintext reports every TLS key that is set although the connection
+// it belongs to is not TLS.
+func (t *TLS) onPlaintext(key, why string) Problems {
+	var ps Problems
+	for _, f := range []struct{ name, v string }{
+		{"ca_file", t.CAFile}, {"cert_file", t.CertFile}, {"key_file", t.KeyFile}, {"server_name", t.ServerName},
+	} {
+		if f.v != "" {
+			ps.Add("", key+"."+f.name, "is set but %s", why)
+		}
+	}
 	return ps
 }
 
@@ -134,6 +157,9 @@ func (in *Influx) validate() Problems {
 		ps.Add("", "influx.timeout", "must be positive")
 	}
 	ps = append(ps, in.TLS.validate("influx.tls")...)
+	if err == nil && in.URL != "" && u.Scheme == "http" {
+		ps = append(ps, in.TLS.onPlaintext("influx.tls", "influx.url is http:// (use https://)")...)
+	}
 	return ps
 }
 
@@ -142,10 +168,29 @@ func (h *HTTP) validate() Problems {
 	if h.Listen == "" {
 		return ps // no HTTP listener
 	}
-	if _, _, err := net.SplitHostPort(h.Listen); err != nil {
+	host, _, err := net.SplitHostPort(h.Listen)
+	if err != nil {
 		ps.Add("", "http.listen", "must be host:port (%v)", err)
+		return ps
+	}
+	if h.TokenFile == "" && !IsLoopbackHost(host) {
+		ps.Add("", "http.listen", "%q is not a loopback address: set http.token_file, so that POST /-/reload needs a bearer token", h.Listen)
+	}
+	if (h.TLS.CertFile == "") != (h.TLS.KeyFile == "") {
+		ps.Add("", "http.tls.cert_file", "cert_file and key_file go together")
 	}
 	return ps
+}
+
+// IsLoopbackHost reports whether host (of a host:port) names only the
+// loopback interface: "localhost" or a loopback IP. An empty host, a
+// wildcard address or any other name is not.
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (s *Storage) validate() Problems {
@@ -173,6 +218,7 @@ func (in *Ingest) validate() Problems {
 	if in.DrainTimeout.D() <= 0 {
 		ps.Add("", "ingest.drain_timeout", "must be positive")
 	}
+	ps = append(ps, in.validateSignatures()...)
 	return ps
 }
 
@@ -207,6 +253,39 @@ func (w *Webhook) validate(key string) Problems {
 	}
 	if w.Timeout.D() < 0 {
 		ps.Add("", key+".timeout", "must not be negative")
+	}
+	if w.CAFile != "" && err == nil && u.Scheme != "https" {
+		ps.Add("", key+".ca_file", "is set but %s.url is not https://", key)
+	}
+	return ps
+}
+
+func (in *Ingest) validateSignatures() Problems {
+	var ps Problems
+	if in.Signatures.Required && in.Signatures.KeyFile == "" {
+		ps.Add("", "ingest.signatures.key_file", "must be set when ingest.signatures.required is true")
+	}
+	return ps
+}
+
+func (p *Privacy) validate() Problems {
+	var ps Problems
+	if p.AlertSubjects != "raw" && p.AlertSubjects != "hashed" {
+		ps.Add("", "privacy.alert_subjects", "must be raw or hashed (got %q)", p.AlertSubjects)
+	}
+	if p.KeyFile == "" {
+		for _, f := range []struct {
+			key string
+			on  bool
+		}{
+			{"privacy.hash_identifiers", p.HashIdentifiers},
+			{"privacy.hash_plates", p.HashPlates},
+			{"privacy.alert_subjects", p.AlertSubjects == "hashed"},
+		} {
+			if f.on {
+				ps.Add("", f.key, "needs privacy.key_file (the hash key)")
+			}
+		}
 	}
 	return ps
 }

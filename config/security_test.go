@@ -1,0 +1,120 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestSecurityValidation covers the keys that lock the daemon down: each
+// config that cannot be secure is refused with the key named.
+func TestSecurityValidation(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		yaml string
+		errs []string // substrings, each expected; none: the config loads
+	}{
+		{name: "tls broker with CA and client certificate", yaml: `
+mqtt: {broker: "ssl://broker:8883", tls: {ca_file: ca.pem, cert_file: c.pem, key_file: k.pem}}`},
+		{name: "tls broker without CA uses the system roots", yaml: `
+mqtt: {broker: "ssl://broker:8883"}`},
+		{name: "CA file on a plaintext broker", yaml: `
+mqtt: {broker: "tcp://broker:1883", tls: {ca_file: ca.pem}}`,
+			errs: []string{"c.yaml:1: mqtt.tls.ca_file: is set but mqtt.broker is tcp://"}},
+		{name: "client certificate on a plaintext broker names both keys", yaml: `
+mqtt: {broker: "ws://broker:80", tls: {cert_file: c.pem, key_file: k.pem}}`,
+			errs: []string{"mqtt.tls.cert_file: is set but mqtt.broker is ws://", "mqtt.tls.key_file: is set"}},
+		{name: "certificate without key", yaml: `
+mqtt: {broker: "ssl://broker:8883", tls: {cert_file: c.pem}}`,
+			errs: []string{"mqtt.tls.cert_file: cert_file and key_file go together"}},
+		{name: "influx tls on http", yaml: `
+influx: {url: "http://db:8086", tls: {ca_file: ca.pem}}`,
+			errs: []string{"influx.tls.ca_file: is set but influx.url is http://"}},
+		{name: "loopback listen needs no token", yaml: `
+http: {listen: "localhost:9464"}`},
+		{name: "ipv6 loopback listen needs no token", yaml: `
+http: {listen: "[::1]:9464"}`},
+		{name: "all interfaces without token", yaml: `
+http: {listen: "0.0.0.0:9464"}`,
+			errs: []string{"http.listen: \"0.0.0.0:9464\" is not a loopback address: set http.token_file"}},
+		{name: "empty host without token", yaml: `
+http: {listen: ":9464"}`,
+			errs: []string{"http.listen: \":9464\" is not a loopback address"}},
+		{name: "host name without token", yaml: `
+http: {listen: "fenceline.mdl.local:9464"}`,
+			errs: []string{"is not a loopback address"}},
+		{name: "all interfaces with token and TLS", yaml: `
+http: {listen: "0.0.0.0:9464", token_file: token, tls: {cert_file: c.pem, key_file: k.pem}}`},
+		{name: "http tls key without certificate", yaml: `
+http: {listen: "127.0.0.1:9464", tls: {key_file: k.pem}}`,
+			errs: []string{"http.tls.cert_file: cert_file and key_file go together"}},
+		{name: "webhook CA on http", yaml: `
+webhooks: [{url: "http://unit.local/alerts", ca_file: ca.pem}]`,
+			errs: []string{"webhooks[0].ca_file: is set but webhooks[0].url is not https://"}},
+		{name: "webhook CA on https", yaml: `
+webhooks: [{url: "https://unit.local/alerts", ca_file: ca.pem}]`},
+		{name: "signatures required without keys", yaml: `
+ingest: {signatures: {required: true}}`,
+			errs: []string{"ingest.signatures.key_file: must be set when ingest.signatures.required is true"}},
+		{name: "signatures with keys", yaml: `
+ingest: {signatures: {required: true, key_file: devices.keys}}`},
+		{name: "hashing without key", yaml: `
+privacy: {hash_identifiers: true, hash_plates: true, alert_subjects: hashed}`,
+			errs: []string{"privacy.hash_identifiers: needs privacy.key_file", "privacy.hash_plates: needs privacy.key_file",
+				"privacy.alert_subjects: needs privacy.key_file"}},
+		{name: "unknown alert subject mode", yaml: `
+privacy: {alert_subjects: masked, key_file: k}`,
+			errs: []string{"privacy.alert_subjects: must be raw or hashed (got \"masked\")"}},
+		{name: "hashing with key", yaml: `
+privacy: {hash_identifiers: true, key_file: privacy.key}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "c.yaml")
+			require.NoError(t, os.WriteFile(p, []byte(strings.TrimPrefix(tc.yaml, "\n")+"\n"), 0o600))
+			cfg, err := Load(p)
+			if len(tc.errs) == 0 {
+				require.NoError(t, err)
+				require.NotNil(t, cfg)
+				return
+			}
+			require.Error(t, err)
+			for _, want := range tc.errs {
+				require.Contains(t, err.Error(), want)
+			}
+		})
+	}
+}
+
+func TestSecurityPathsResolved(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(`http: {listen: "0.0.0.0:1", token_file: tok, tls: {cert_file: c, key_file: k}}
+ingest: {signatures: {key_file: sig}}
+privacy: {key_file: priv}
+webhooks: [{url: "https://u/", ca_file: ca}]
+`), 0o600))
+	cfg, err := Load(p)
+	require.NoError(t, err)
+	for got, want := range map[string]string{
+		cfg.HTTP.TokenFile: "tok", cfg.HTTP.TLS.CertFile: "c", cfg.HTTP.TLS.KeyFile: "k",
+		cfg.Ingest.Signatures.KeyFile: "sig", cfg.Privacy.KeyFile: "priv", cfg.Webhooks[0].CAFile: "ca",
+	} {
+		require.Equal(t, filepath.Join(dir, want), got)
+	}
+	ps := cfg.CheckFiles()
+	require.Len(t, ps, 6, "none of the files exists: %v", ps)
+	require.Contains(t, ps.Error(), "c.yaml:1: http.token_file: cannot read")
+	require.Contains(t, ps.Error(), "c.yaml:4: webhooks[0].ca_file: cannot read")
+}
+
+func TestIsLoopbackHost(t *testing.T) {
+	for host, want := range map[string]bool{
+		"127.0.0.1": true, "127.8.9.10": true, "::1": true, "localhost": true, "LOCALHOST": true,
+		"": false, "0.0.0.0": false, "::": false, "10.0.0.5": false, "example.org": false,
+	} {
+		require.Equal(t, want, IsLoopbackHost(host), host)
+	}
+}
