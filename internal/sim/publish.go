@@ -1,0 +1,133 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// PublishOptions tune Publish.
+type PublishOptions struct {
+	// Speed paces the messages (SpeedMax: as fast as the broker acks).
+	Speed Speed
+	// Window is how many publishes may await the broker's PUBACK at once
+	// (default 64). In order: one client, one connection.
+	Window int
+	// OnIncident is called when an incident starts (at its time).
+	OnIncident func(*Incident)
+	// OnHour is called when the simulated clock passes a full hour, with the
+	// messages published so far.
+	OnHour func(t time.Time, published int)
+}
+
+// Publish sends the run's messages to the broker at QoS 1 until the run
+// ends or ctx is done, and returns how many the broker acknowledged. Paced,
+// a message waits until the real clock reaches its place in the run:
+// Start + (its time - the run's start) / speed, counted from the call.
+func Publish(ctx context.Context, c mqtt.Client, s *Sim, opts PublishOptions) (int, error) {
+	window := opts.Window
+	if window <= 0 {
+		window = 64
+	}
+	wallStart := time.Now()
+	pending := make([]mqtt.Token, 0, window)
+	acked := 0
+	wait := func(tok mqtt.Token) error {
+		select {
+		case <-tok.Done():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err := tok.Error(); err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+		acked++
+		return nil
+	}
+	drain := func() error {
+		for _, tok := range pending {
+			if err := wait(tok); err != nil {
+				return err
+			}
+		}
+		pending = pending[:0]
+		return nil
+	}
+	var timer *time.Timer
+	nextHour := s.Start().Truncate(time.Hour).Add(time.Hour)
+	published := 0
+	for m := range s.All() {
+		if opts.Speed.Paced() {
+			due := wallStart.Add(opts.Speed.realDuration(m.Time.Sub(s.Start())))
+			if d := time.Until(due); d > 0 {
+				// Whatever is in flight is acknowledged while we wait anyway;
+				// draining keeps the count exact when the run is stopped.
+				if err := drain(); err != nil {
+					return acked, err
+				}
+				if timer == nil {
+					timer = time.NewTimer(d)
+				} else {
+					timer.Reset(d)
+				}
+				select {
+				case <-timer.C:
+				case <-ctx.Done():
+					timer.Stop()
+					return acked, ctx.Err()
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			return acked, ctx.Err()
+		}
+		for opts.OnHour != nil && !m.Time.Before(nextHour) {
+			opts.OnHour(nextHour, published)
+			nextHour = nextHour.Add(time.Hour)
+		}
+		if m.Incident != nil {
+			if opts.OnIncident != nil {
+				opts.OnIncident(m.Incident)
+			}
+			continue
+		}
+		if len(pending) == window {
+			if err := wait(pending[0]); err != nil {
+				return acked, err
+			}
+			pending = append(pending[:0], pending[1:]...)
+		}
+		pending = append(pending, c.Publish(m.Topic, 1, false, m.Payload))
+		published++
+	}
+	if err := drain(); err != nil {
+		return acked, err
+	}
+	return acked, nil
+}
+
+// ErrNotConnected is returned by Connect when the broker cannot be reached.
+var ErrNotConnected = errors.New("not connected")
+
+// Connect connects an MQTT client to broker, waiting at most timeout.
+func Connect(ctx context.Context, broker, clientID string, timeout time.Duration) (mqtt.Client, error) {
+	opts := mqtt.NewClientOptions().AddBroker(broker).SetClientID(clientID).
+		SetCleanSession(true).SetAutoReconnect(true).SetConnectTimeout(timeout).
+		SetKeepAlive(30 * time.Second)
+	c := mqtt.NewClient(opts)
+	tok := c.Connect()
+	select {
+	case <-tok.Done():
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(timeout):
+		return nil, fmt.Errorf("connect to %s: %w within %s", broker, ErrNotConnected, timeout)
+	}
+	if err := tok.Error(); err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", broker, err)
+	}
+	return c, nil
+}
