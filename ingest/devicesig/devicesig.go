@@ -1,0 +1,415 @@
+// Package devicesig checks per-device payload signatures and rejects
+// replayed messages, for deployments whose broker cannot tie a device to its
+// own topics (anyone who may publish could otherwise speak for any device).
+//
+// # What is signed
+//
+// A signed payload ends with the member
+//
+//	,"sig":"<64 hex digits>"}
+//
+// written exactly so — no whitespace inside it — as the last member of the
+// top-level object, followed only by the closing brace (and optional
+// trailing whitespace). The signature is
+//
+//	hex(HMAC-SHA256(device key, topic + "\n" + payload without the member))
+//
+// where "payload without the member" is the payload with the bytes from the
+// member's leading comma to its closing quote removed. A device builds its
+// JSON as usual, signs topic, newline and that text, and inserts the member
+// before the final brace; no JSON canonicalisation is involved. The topic is
+// signed so that a message cannot be moved to another stream of the same
+// device. Hex is accepted in either case.
+//
+// # Replay
+//
+// Each device's seq must grow. A validly signed message whose seq is not
+// above the highest one accepted for the device is rejected as replayed —
+// unless it is byte for byte a message accepted before (same seq, same
+// signature) within the last Window seqs: that is a QoS 1 redelivery (an ack
+// lost with a connection), which must be acked again and is stored
+// idempotently. Replaying such a copy writes the same points again and, the
+// pipeline's own duplicate detection seeing the seq, is not evaluated again.
+//
+// The highest acknowledged seq of each device survives restarts
+// (MarshalState), tied to a fingerprint of the device's key: a new key
+// starts the device's counter afresh, which is how an operator re-admits a
+// device that lost its counter.
+package devicesig
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Rejection reasons, as dead-letter reasons and metric labels.
+const (
+	ReasonBadSignature = "bad_signature"
+	ReasonReplayed     = "replayed"
+)
+
+// Reasons lists the rejection reasons, for pre-creating metric labels.
+var Reasons = []string{ReasonBadSignature, ReasonReplayed}
+
+// Window is how many recent seqs per device are remembered to tell a
+// redelivery from a replay.
+const Window = 256
+
+// MinKeyBytes and MaxKeyBytes bound a device key.
+const (
+	MinKeyBytes = 16
+	MaxKeyBytes = 64
+)
+
+// Keys maps a device id to its HMAC key.
+type Keys map[string][]byte
+
+var deviceID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// LoadKeys reads a key file: one "device-id:hex-key" a line; blank lines and
+// lines starting with # are skipped. Errors name the file and line, never a
+// key.
+func LoadKeys(path string) (Keys, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open %s: %w", path, err)
+	}
+	defer f.Close()
+	ks, err := ParseKeys(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return ks, nil
+}
+
+// ParseKeys reads the key file format (see LoadKeys).
+func ParseKeys(r io.Reader) (Keys, error) {
+	ks := Keys{}
+	sc := bufio.NewScanner(r)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		id, hexKey, ok := strings.Cut(line, ":")
+		id, hexKey = strings.TrimSpace(id), strings.TrimSpace(hexKey)
+		if !ok {
+			return nil, fmt.Errorf("line %d: want device-id:hex-key", n)
+		}
+		if !deviceID.MatchString(id) {
+			return nil, fmt.Errorf("line %d: device id must match [A-Za-z0-9_-]{1,64}", n)
+		}
+		if _, dup := ks[id]; dup {
+			return nil, fmt.Errorf("line %d: device %s listed twice", n, id)
+		}
+		key, err := hex.DecodeString(hexKey)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: key of device %s is not hex", n, id)
+		}
+		if len(key) < MinKeyBytes || len(key) > MaxKeyBytes {
+			return nil, fmt.Errorf("line %d: key of device %s has %d bytes, want %d-%d", n, id, len(key), MinKeyBytes, MaxKeyBytes)
+		}
+		ks[id] = key
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("line %d: %w", n+1, err)
+	}
+	return ks, nil
+}
+
+// sigMember is the start of the signature member.
+var sigMember = []byte(`,"sig":"`)
+
+const sigHexLen = 2 * sha256.Size
+
+// Split finds the signature member of payload. It returns the signed part
+// of the payload (without the member) and the signature; found is false
+// when the payload does not end with a signature member.
+func Split(payload []byte) (signed, sig []byte, found bool) {
+	end := len(payload)
+	for end > 0 && isSpace(payload[end-1]) {
+		end--
+	}
+	// ,"sig":"<64 hex>"}
+	start := end - 1 - 1 - sigHexLen - len(sigMember)
+	if start < 0 || payload[end-1] != '}' || payload[end-2] != '"' || !bytes.Equal(payload[start:start+len(sigMember)], sigMember) {
+		return nil, nil, false
+	}
+	hexSig := payload[start+len(sigMember) : end-2]
+	sig = make([]byte, sha256.Size)
+	if _, err := hex.Decode(sig, hexSig); err != nil {
+		return nil, nil, false
+	}
+	signed = make([]byte, 0, len(payload)-(end-1-start))
+	signed = append(signed, payload[:start]...)
+	signed = append(signed, payload[end-1:]...)
+	return signed, sig, true
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// Sign returns payload (a JSON object) with its signature member appended,
+// as a device makes it. For tests, simulators and device firmware authors.
+func Sign(key []byte, topic string, payload []byte) []byte {
+	end := len(payload)
+	for end > 0 && isSpace(payload[end-1]) {
+		end--
+	}
+	mac := Sum(key, topic, payload)
+	out := make([]byte, 0, len(payload)+len(sigMember)+sigHexLen+1)
+	out = append(out, payload[:end-1]...)
+	out = append(out, sigMember...)
+	out = hex.AppendEncode(out, mac)
+	out = append(out, '"')
+	out = append(out, payload[end-1:]...)
+	return out
+}
+
+// Sum is HMAC-SHA256(key, topic + "\n" + signed).
+func Sum(key []byte, topic string, signed []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(topic))
+	m.Write([]byte{'\n'})
+	m.Write(signed)
+	return m.Sum(nil)
+}
+
+// Outcome is the result of Check.
+type Outcome uint8
+
+// Outcomes of Check. Rejected ones have a Reason.
+const (
+	// Valid: signed by the device's key, seq above every accepted one.
+	Valid Outcome = iota
+	// Duplicate: a copy of a message accepted before (QoS 1 redelivery).
+	Duplicate
+	// Unsigned: the device has no key and signatures are not required; the
+	// message is accepted as it is (signature, if any, not checked).
+	Unsigned
+	// BadSignature: missing, malformed or wrong signature, or a device
+	// without a key while signatures are required.
+	BadSignature
+	// Replayed: validly signed, seq not above the highest accepted one.
+	Replayed
+)
+
+var outcomeNames = [...]string{"valid", "duplicate", "unsigned", ReasonBadSignature, ReasonReplayed}
+
+func (o Outcome) String() string { return outcomeNames[o] }
+
+// Result of one Check.
+type Result struct {
+	Outcome Outcome
+	// Reason is the dead-letter reason of a rejection, "" when accepted.
+	Reason string
+	// Detail says why, for the dead letter; it never holds a key.
+	Detail string
+}
+
+// Accepted reports whether the message goes on.
+func (r Result) Accepted() bool { return r.Reason == "" }
+
+// Verifier checks signatures and seqs. Check, SetKeys and the state they
+// keep belong to one goroutine (the pipeline's); Acked and MarshalState may
+// be called from any. keys is written only under mu (by SetKeys, on the
+// owning goroutine), so that goroutine reads it without the lock.
+type Verifier struct {
+	required bool
+	keys     Keys
+	devs     map[string]*devState
+
+	mu    sync.Mutex
+	acked map[string]ackedSeq // highest acknowledged seq per device
+
+	checks *prometheus.CounterVec
+}
+
+// devState is one device's replay window.
+type devState struct {
+	max   int64
+	slots [Window]slot
+}
+
+type slot struct {
+	seq  int64
+	tag  [8]byte // the first bytes of the signature
+	used bool
+}
+
+type ackedSeq struct {
+	Seq int64  `json:"seq"`
+	Key string `json:"key"` // fingerprint of the key it was accepted under
+}
+
+// New returns a Verifier. With required, every message must be signed by a
+// device in keys; otherwise only the devices in keys must sign.
+func New(keys Keys, required bool, reg prometheus.Registerer) *Verifier {
+	v := &Verifier{
+		required: required,
+		keys:     keys,
+		devs:     map[string]*devState{},
+		acked:    map[string]ackedSeq{},
+		checks: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "fenceline_ingest_signature_checks_total",
+			Help: "Device signature checks by outcome: valid, duplicate (redelivery of an accepted message), unsigned (device without a key, signatures not required), bad_signature, replayed.",
+		}, []string{"outcome"}),
+	}
+	for _, n := range outcomeNames {
+		v.checks.WithLabelValues(n)
+	}
+	return v
+}
+
+// Check verifies the message of device with the given seq (as decoded).
+func (v *Verifier) Check(topic string, payload []byte, device string, seq int64) Result {
+	r := v.check(topic, payload, device, seq)
+	v.checks.WithLabelValues(r.Outcome.String()).Inc()
+	return r
+}
+
+func (v *Verifier) check(topic string, payload []byte, device string, seq int64) Result {
+	key, ok := v.keys[device]
+	if !ok {
+		if v.required {
+			return Result{Outcome: BadSignature, Reason: ReasonBadSignature,
+				Detail: "device " + device + " has no key in ingest.signatures.key_file and signatures are required"}
+		}
+		return Result{Outcome: Unsigned}
+	}
+	signed, sig, found := Split(payload)
+	if !found {
+		return Result{Outcome: BadSignature, Reason: ReasonBadSignature,
+			Detail: `no signature: the payload must end with ,"sig":"<64 hex digits>"}`}
+	}
+	if !hmac.Equal(sig, Sum(key, topic, signed)) {
+		return Result{Outcome: BadSignature, Reason: ReasonBadSignature,
+			Detail: "signature does not match the payload, topic and the device's key"}
+	}
+	var tag [8]byte
+	copy(tag[:], sig)
+	st := v.devs[device]
+	if st == nil {
+		st = &devState{max: -1}
+		if a, ok := v.ackedOf(device, key); ok {
+			st.max = a
+		}
+		v.devs[device] = st
+	}
+	if seq > st.max {
+		// Slots of older seqs are overwritten as seqs advance; one that
+		// survives still names exactly one accepted message (by seq and
+		// tag), so it needs no clearing.
+		st.max = seq
+		st.slots[seq%Window] = slot{seq: seq, tag: tag, used: true}
+		return Result{Outcome: Valid}
+	}
+	if s := st.slots[seq%Window]; s.used && s.seq == seq {
+		if s.tag == tag {
+			return Result{Outcome: Duplicate}
+		}
+		return Result{Outcome: Replayed, Reason: ReasonReplayed,
+			Detail: "seq " + strconv.FormatInt(seq, 10) + " was accepted before with another signature"}
+	}
+	return Result{Outcome: Replayed, Reason: ReasonReplayed,
+		Detail: "seq " + strconv.FormatInt(seq, 10) + " is not above the highest accepted seq " + strconv.FormatInt(st.max, 10) +
+			" of device " + device + " (a device that restarts its counter needs a new key)"}
+}
+
+// Acked records that the message of device with seq, accepted by Check as
+// Valid or Duplicate, was acknowledged: the persisted high-water mark.
+func (v *Verifier) Acked(device string, seq int64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	key, ok := v.keys[device]
+	if !ok {
+		return
+	}
+	fp := fingerprint(key)
+	if a, ok := v.acked[device]; !ok || a.Key != fp || seq > a.Seq {
+		v.acked[device] = ackedSeq{Seq: seq, Key: fp}
+	}
+}
+
+func (v *Verifier) ackedOf(device string, key []byte) (int64, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	a, ok := v.acked[device]
+	if !ok || a.Key != fingerprint(key) {
+		return 0, false
+	}
+	return a.Seq, true
+}
+
+// SetKeys replaces the keys (reload). A device whose key changed or went
+// starts afresh: its new key may come with a new counter.
+func (v *Verifier) SetKeys(keys Keys) {
+	for dev := range v.devs {
+		if !bytes.Equal(v.keys[dev], keys[dev]) {
+			delete(v.devs, dev)
+		}
+	}
+	v.mu.Lock() // Acked reads keys from other goroutines
+	v.keys = keys
+	v.mu.Unlock()
+}
+
+// Keys returns the keys in use.
+func (v *Verifier) Keys() Keys { return v.keys }
+
+// Required reports whether every device must sign.
+func (v *Verifier) Required() bool { return v.required }
+
+// fingerprint names a key without revealing it.
+func fingerprint(key []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("fenceline devicesig state"))
+	return hex.EncodeToString(m.Sum(nil)[:8])
+}
+
+// MarshalState returns the acknowledged high-water marks.
+func (v *Verifier) MarshalState() ([]byte, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return json.Marshal(struct {
+		Version int                 `json:"version"`
+		Devices map[string]ackedSeq `json:"devices"`
+	}{1, v.acked})
+}
+
+// UnmarshalState restores high-water marks saved by MarshalState; call it
+// before the first Check. Marks saved under another key are ignored when
+// checked.
+func (v *Verifier) UnmarshalState(data []byte) error {
+	var s struct {
+		Version int                 `json:"version"`
+		Devices map[string]ackedSeq `json:"devices"`
+	}
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("signature state: %w", err)
+	}
+	if s.Version != 1 {
+		return fmt.Errorf("signature state: version %d, want 1", s.Version)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for dev, a := range s.Devices {
+		v.acked[dev] = a
+	}
+	return nil
+}
