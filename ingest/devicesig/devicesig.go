@@ -369,6 +369,13 @@ func (v *Verifier) SetKeys(keys Keys) {
 	v.mu.Unlock()
 }
 
+// Applies reports whether messages of device must be signed: it has a key,
+// or every device must.
+func (v *Verifier) Applies(device string) bool {
+	_, ok := v.keys[device]
+	return ok || v.required
+}
+
 // Keys returns the keys in use.
 func (v *Verifier) Keys() Keys { return v.keys }
 

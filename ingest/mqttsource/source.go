@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -89,12 +90,18 @@ type Source struct {
 	stopping   atomic.Bool
 	stop       chan struct{}
 	stopOnce   sync.Once
+
+	failMu     sync.Mutex
+	failLogged time.Time // when a failed connection attempt was last logged
+	failLast   string    // and its error
+	failCount  int       // attempts failed since then
 }
 
 type metrics struct {
 	connected     prometheus.Gauge
 	subscribed    prometheus.Gauge
 	connects      prometheus.Counter
+	connectFails  prometheus.Counter
 	lost          prometheus.Counter
 	subscribeErrs prometheus.Counter
 	received      prometheus.Counter
@@ -111,6 +118,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "1 while every configured topic is subscribed."}),
 		connects: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_mqtt_connects_total",
 			Help: "Successful connections to the broker, reconnects included."}),
+		connectFails: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_mqtt_connect_failures_total",
+			Help: "Failed attempts to connect to the broker (network, TLS or refused CONNECT)."}),
 		lost: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_mqtt_connection_lost_total",
 			Help: "Connections to the broker lost."}),
 		subscribeErrs: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_mqtt_subscribe_errors_total",
@@ -175,7 +184,8 @@ func (s *Source) clientOptions() *mqtt.ClientOptions {
 		}).
 		SetReconnectingHandler(func(_ mqtt.Client, _ *mqtt.ClientOptions) {
 			s.log.Debug("reconnecting to broker")
-		})
+		}).
+		SetConnectionNotificationHandler(s.onNotification)
 	if s.cfg.Username != "" {
 		o.SetUsername(s.cfg.Username)
 		o.SetPassword(s.opts.Password)
@@ -199,10 +209,49 @@ func (s *Source) filters() map[string]byte {
 	return m
 }
 
+// failLogEvery is how often a broker that keeps refusing us is logged again
+// with the same error: paho retries every second or so.
+const failLogEvery = time.Minute
+
+// onNotification logs failed connection attempts. paho retries them on its
+// own and, with connect retry on, reports them nowhere else: without this a
+// wrong CA, an expired certificate or a bad password would leave the daemon
+// silently unready.
+func (s *Source) onNotification(_ mqtt.Client, n mqtt.ConnectionNotification) {
+	f, ok := n.(mqtt.ConnectionNotificationFailed)
+	if !ok || f.Reason == nil {
+		return
+	}
+	s.metrics.connectFails.Inc()
+	msg := f.Reason.Error()
+	now := time.Now()
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	if msg == s.failLast && now.Sub(s.failLogged) < failLogEvery {
+		s.failCount++
+		return
+	}
+	s.log.Error("cannot connect to broker; retrying", "broker", redactURL(s.cfg.Broker), "err", f.Reason,
+		"failed_attempts_since_last_log", s.failCount)
+	s.failLogged, s.failLast, s.failCount = now, msg, 0
+}
+
+// redactURL drops a password from a URL for logging.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
 func (s *Source) onConnect(c mqtt.Client) {
 	s.metrics.connects.Inc()
 	s.metrics.connected.Set(1)
-	s.log.Info("connected to broker", "broker", s.cfg.Broker, "client_id", s.cfg.ClientID)
+	s.failMu.Lock()
+	s.failLast, s.failCount = "", 0
+	s.failMu.Unlock()
+	s.log.Info("connected to broker", "broker", redactURL(s.cfg.Broker), "client_id", s.cfg.ClientID)
 	// Subscribing waits for the SUBACK, which paho's router delivers: never
 	// wait for it here, on paho's goroutine.
 	go s.subscribe(c)
@@ -291,7 +340,7 @@ func (s *Source) Run(ctx context.Context) error {
 	go func() {
 		tok.Wait()
 		if err := tok.Error(); err != nil {
-			s.log.Error("cannot connect to broker", "broker", s.cfg.Broker, "err", err)
+			s.log.Error("cannot connect to broker", "broker", redactURL(s.cfg.Broker), "err", err)
 		}
 	}()
 	<-ctx.Done()
@@ -321,5 +370,5 @@ func (s *Source) Close(quiesce time.Duration) {
 
 // Describe returns a loggable description of the subscription.
 func (s *Source) Describe() string {
-	return fmt.Sprintf("%s as %s: %s", s.cfg.Broker, s.cfg.ClientID, strings.Join(s.cfg.Topics, ","))
+	return fmt.Sprintf("%s as %s: %s", redactURL(s.cfg.Broker), s.cfg.ClientID, strings.Join(s.cfg.Topics, ","))
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/fenceline/fenceline/ingest/decode"
+	"github.com/fenceline/fenceline/ingest/devicesig"
 	"github.com/fenceline/fenceline/internal/model"
 )
 
@@ -60,6 +61,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.rejections.WithLabelValues(string(r))
 	}
 	m.rejections.WithLabelValues(reasonStorageRejected)
+	for _, r := range devicesig.Reasons {
+		m.rejections.WithLabelValues(r)
+	}
 	return m
 }
 

@@ -11,6 +11,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -21,9 +22,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fenceline/fenceline/ingest/decode"
+	"github.com/fenceline/fenceline/ingest/devicesig"
 	"github.com/fenceline/fenceline/ingest/influxwriter"
 	"github.com/fenceline/fenceline/ingest/mqttsource"
 	"github.com/fenceline/fenceline/internal/model"
+	"github.com/fenceline/fenceline/internal/protect"
 )
 
 // Writer stores readings. Write may block (backpressure); done is called once
@@ -67,6 +70,12 @@ type Options struct {
 	Retained string        // "ingest" or "ignore"
 	Tick     time.Duration // period of Engine.Tick
 	Now      func() time.Time
+	// Signatures, when not nil, checks device signatures and seq replay
+	// before anything of a message is used.
+	Signatures *devicesig.Verifier
+	// Protect, when not nil, hashes identifiers after the engine has seen
+	// the readings and before the writer stores them.
+	Protect *protect.Protector
 }
 
 // Pipeline is the message path; see the package doc.
@@ -198,6 +207,9 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 	b := &p.batch
 	rejects := p.dec.Decode(m.Topic, m.Payload, m.Received, p.registry, b)
 	p.m.messages.WithLabelValues(b.Stream.String()).Inc()
+	if p.opts.Signatures != nil && b.Device != nil {
+		rejects = p.checkSignature(t, m, b, rejects)
+	}
 	if len(rejects) > 0 {
 		p.reject(t, m, b, rejects)
 	}
@@ -205,23 +217,52 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 		return // rejected whole
 	}
 	dup := p.seqs.observe(b.Device.ID, b.Seq, p.m)
+	// The engine sees the raw readings (watchlists hold raw values); only
+	// then are identifiers hashed for storage. A redelivered message was
+	// already evaluated: its alerts are in the outbox, and evaluating it
+	// again could double-count windows.
+	if p.engine != nil && !dup {
+		alerts := p.engine.Evaluate(b, p.opts.Now())
+		if len(alerts) > 0 && p.outbox != nil {
+			t.pending.Add(1)
+			p.outbox.Append(alerts, t.done)
+		}
+	}
 	if n := b.Len(); n > 0 {
+		p.opts.Protect.Batch(b)
 		p.m.readings.WithLabelValues(b.Stream.String()).Add(float64(n))
 		t.pending.Add(1)
 		if err := p.writer.Write(ctx, b, t.done); err != nil {
 			t.done(err)
 		}
 	}
-	if p.engine == nil || dup {
-		// A redelivered message was already evaluated: its alerts are in
-		// the outbox, and evaluating it again could double-count windows.
-		return
+}
+
+// checkSignature verifies the signature and seq of a decoded message whose
+// device is known, and returns the rejections to record. A rejected message
+// loses its device and readings: nothing of it is stored or evaluated — not
+// even as a sign of life, which a forger could otherwise give a unit that
+// has gone silent.
+func (p *Pipeline) checkSignature(t *ackToken, m *mqttsource.Message, b *model.Batch, rejects []decode.Reject) []decode.Reject {
+	v := p.opts.Signatures
+	if len(rejects) > 0 && rejects[0].Index < 0 {
+		// Rejected whole before its seq could be read: unsigned as far as
+		// anyone can tell.
+		if v.Applies(b.Device.ID) {
+			b.Device = nil
+		}
+		return rejects
 	}
-	alerts := p.engine.Evaluate(b, p.opts.Now())
-	if len(alerts) > 0 && p.outbox != nil {
-		t.pending.Add(1)
-		p.outbox.Append(alerts, t.done)
+	res := v.Check(m.Topic, m.Payload, b.Device.ID, b.Seq)
+	if !res.Accepted() {
+		b.Device = nil
+		b.Detections, b.Passes, b.Positions, b.Statuses = b.Detections[:0], b.Passes[:0], b.Positions[:0], b.Statuses[:0]
+		return append(rejects[:0], decode.Reject{Reason: decode.Reason(res.Reason), Index: -1, Detail: res.Detail})
 	}
+	if res.Outcome != devicesig.Unsigned {
+		t.sigDevice, t.sigSeq = b.Device.ID, b.Seq
+	}
+	return rejects
 }
 
 // reject counts, logs (rate-limited) and dead-letters the rejections of one
@@ -279,6 +320,10 @@ type ackToken struct {
 	msg     *mqttsource.Message
 	pending atomic.Int32
 	abandon atomic.Bool
+	// sigDevice and sigSeq name a signed message, whose ack advances the
+	// device's persisted replay mark.
+	sigDevice string
+	sigSeq    int64
 }
 
 func (t *ackToken) done(err error) {
@@ -288,7 +333,11 @@ func (t *ackToken) done(err error) {
 		// Storage refused the readings for good: keep the message as a
 		// dead letter, and ack once that is durable.
 		t.p.m.rejections.WithLabelValues(reasonStorageRejected).Inc()
-		t.p.log.Error("storage refused a message's readings; dead-lettered", "topic", t.msg.Topic, "err", err)
+		// Only the status: InfluxDB's message may quote the line, with
+		// its identifiers. The dead letter keeps the whole error.
+		var pe *influxwriter.PermanentError
+		errors.As(err, &pe)
+		t.p.log.Error("storage refused a message's readings; dead-lettered", "topic", t.msg.Topic, "status", pe.Status)
 		t.pending.Add(1)
 		t.p.dead.Append(DeadLetter{
 			Received: t.msg.Received, Topic: t.msg.Topic, Reason: reasonStorageRejected,
@@ -306,6 +355,9 @@ func (t *ackToken) done(err error) {
 		return
 	}
 	t.msg.Ack()
+	if t.sigDevice != "" {
+		t.p.opts.Signatures.Acked(t.sigDevice, t.sigSeq)
+	}
 	t.p.m.ackLatency.Observe(time.Since(t.msg.Received).Seconds())
 }
 

@@ -1,0 +1,52 @@
+package mqttsource
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fenceline/fenceline/config"
+)
+
+func TestRedactURL(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"plain", "ssl://broker.mdl:8883", "ssl://broker.mdl:8883"},
+		{"password dropped", "tcp://fenceline:s3cret@broker:1883", "tcp://fenceline:xxxxx@broker:1883"},
+		{"unparsable", "tcp://%zz", "(unparsable URL)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, redactURL(tc.in))
+		})
+	}
+}
+
+// TestFailedConnectionsAreLogged: paho retries failed connections by
+// itself; each distinct failure reaches the log (once per failLogEvery when
+// it repeats), so that a TLS problem does not leave the daemon silently
+// unready.
+func TestFailedConnectionsAreLogged(t *testing.T) {
+	var buf bytes.Buffer
+	cfg := config.Default().MQTT
+	cfg.Broker = "ssl://fenceline:s3cret@127.0.0.1:8883"
+	s := New(cfg, Options{MaxInflight: 1}, slog.New(slog.NewTextHandler(&buf, nil)), prometheus.NewRegistry())
+	tlsErr := errors.New("tls: failed to verify certificate: x509: certificate signed by unknown authority")
+	for range 5 {
+		s.onNotification(nil, mqtt.ConnectionNotificationFailed{Reason: tlsErr})
+	}
+	s.onNotification(nil, mqtt.ConnectionNotificationFailed{Reason: errors.New("connection refused")})
+	s.onNotification(nil, mqtt.ConnectionNotificationConnecting{})
+
+	logged := buf.String()
+	require.Equal(t, 1, strings.Count(logged, "certificate signed by unknown authority"), logged)
+	require.Contains(t, logged, "connection refused")
+	require.Contains(t, logged, "failed_attempts_since_last_log=4", "the repeats are counted in the next line")
+	require.NotContains(t, logged, "s3cret")
+	require.Equal(t, 6.0, testutil.ToFloat64(s.metrics.connectFails))
+}
