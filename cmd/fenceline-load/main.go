@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/fenceline/fenceline/config"
+	"github.com/fenceline/fenceline/internal/daemon"
 	"github.com/fenceline/fenceline/internal/load"
 	"github.com/fenceline/fenceline/internal/stack"
 )
@@ -186,7 +187,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		log.Info("starting mosquitto, InfluxDB and fenceline", "dir", workDir, "inprocess", *inProcess)
-		st, err := load.StartStack(ctx, load.StackOptions{Dir: workDir, World: world, Fenceline: bin, InProcess: *inProcess,
+		var runInProcess func(context.Context, string, *slog.Logger) error
+		if *inProcess {
+			runInProcess = func(ctx context.Context, cfgPath string, log *slog.Logger) error {
+				cfg, err := config.Load(cfgPath)
+				if err != nil {
+					return err
+				}
+				return daemon.Run(ctx, cfg, daemon.Options{Log: log})
+			}
+		}
+		st, err := load.StartStack(ctx, load.StackOptions{Dir: workDir, World: world, Fenceline: bin, InProcess: runInProcess,
 			BatchSize: *batchSize, Concurrency: *conc, FlushInterval: *flush, Gzip: gz, BrokerPersistence: *persist, Log: log})
 		if err != nil {
 			fmt.Fprintln(stderr, "fenceline-load:", err)

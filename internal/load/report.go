@@ -101,6 +101,12 @@ type DaemonReport struct {
 	PeakRSSBytes        int64   `json:"peak_rss_bytes"` // the largest sampled RSS, or VmHWM when larger
 	SeqGaps             float64 `json:"seq_gaps"`       // fenceline_ingest_sequence_gaps_total during the run
 	SeqDuplicates       float64 `json:"seq_duplicates"` // fenceline_ingest_sequence_duplicates_total during the run
+	// Histograms are the daemon's own histograms over the run (seconds;
+	// lines for the batch size): where the time went.
+	Histograms map[string]HistogramDelta `json:"histograms,omitempty"`
+	// Counters are the daemon's counters of trouble that moved during the
+	// run: write retries and errors, backpressure waits.
+	Counters map[string]float64 `json:"counters,omitempty"`
 }
 
 // ProcessReport is one process's CPU over the end-to-end window.
@@ -195,6 +201,19 @@ func (r *Report) Print(w io.Writer) {
 	row("daemon CPU", "%.2f s, %.2f µs/reading%s", d.CPUSeconds, d.CPUMicrosPerReading, inproc)
 	row("daemon peak RSS", "%.1f MB", float64(d.PeakRSSBytes)/(1<<20))
 	row("daemon seq", "%.0f gaps, %.0f duplicates seen", d.SeqGaps, d.SeqDuplicates)
+	for _, h := range daemonHistograms {
+		if v, ok := d.Histograms[h.name]; ok && v.Count > 0 {
+			row("daemon "+h.label, "%.0f×, p50 %s, p99 %s", v.Count, h.format(v.P50), h.format(v.P99))
+		}
+	}
+	if len(d.Counters) > 0 {
+		var parts []string
+		for k, v := range d.Counters {
+			parts = append(parts, fmt.Sprintf("%s %.0f", k, v))
+		}
+		sort.Strings(parts)
+		row("daemon trouble", "%s", strings.Join(parts, ", "))
+	}
 	var procs []string
 	for _, pr := range r.Processes {
 		procs = append(procs, fmt.Sprintf("%s %.0f%%", pr.Name, 100*pr.CoreShare))
@@ -272,3 +291,27 @@ func byReason(m map[string]float64) string {
 	sort.Strings(parts)
 	return ": " + strings.Join(parts, ", ")
 }
+
+// daemonHistograms are the histograms of the daemon a report shows.
+var daemonHistograms = []struct {
+	name, label string
+	format      func(float64) string
+}{
+	{"fenceline_ingest_ack_latency_seconds", "receive→ack", fmtSeconds},
+	{"fenceline_influx_write_duration_seconds", "influx write", fmtSeconds},
+	{"fenceline_influx_batch_lines", "batch lines", func(v float64) string { return fmt.Sprintf("%.0f", v) }},
+	{"fenceline_outbox_fsync_duration_seconds", "outbox fsync", fmtSeconds},
+	{"fenceline_alerts_delivery_latency_seconds", "alert delivery", fmtSeconds},
+	{"fenceline_deadletter_fsync_duration_seconds", "dead-letter fsync", fmtSeconds},
+}
+
+// daemonCounters are the counters of trouble a report shows when they moved.
+var daemonCounters = []struct{ name, label string }{
+	{"fenceline_influx_write_errors_total", "influx write errors"},
+	{"fenceline_mqtt_backpressure_waits_total", "backpressure waits"},
+	{"fenceline_mqtt_connection_lost_total", "mqtt connections lost"},
+	{"fenceline_ingest_abandoned_messages_total", "abandoned"},
+	{"fenceline_alerts_delivery_failures_total", "alert delivery failures"},
+}
+
+func fmtSeconds(v float64) string { return fmt.Sprintf("%.1f ms", v*1000) }

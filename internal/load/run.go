@@ -61,6 +61,12 @@ func (o *Options) defaults() error {
 	if o.Messages <= 0 && o.Duration <= 0 {
 		return errors.New("load: want a number of messages or a duration")
 	}
+	if o.Messages <= 0 && o.Rate > 0 {
+		// At a fixed rate a duration is a number of messages; counting them
+		// keeps the last one from slipping in or out on timing.
+		o.Messages = int(o.Rate * o.Duration.Seconds())
+		o.Duration = 0
+	}
 	if o.Inflight <= 0 {
 		o.Inflight = 200
 	}
@@ -246,6 +252,22 @@ func Run(ctx context.Context, w *World, tg Target, o Options) (*Report, error) {
 		}
 		rep.Daemon.SeqGaps = final.Metrics.Sum("fenceline_ingest_sequence_gaps_total", nil) - base.Metrics.Sum("fenceline_ingest_sequence_gaps_total", nil)
 		rep.Daemon.SeqDuplicates = final.Metrics.Sum("fenceline_ingest_sequence_duplicates_total", nil) - base.Metrics.Sum("fenceline_ingest_sequence_duplicates_total", nil)
+		rep.Daemon.Histograms = map[string]HistogramDelta{}
+		for _, h := range daemonHistograms {
+			if d, ok := histogramDelta(base.Metrics, final.Metrics, h.name); ok {
+				rep.Daemon.Histograms[h.name] = d
+			}
+		}
+		rep.Daemon.Counters = map[string]float64{}
+		for _, c := range daemonCounters {
+			if d := final.Metrics.Sum(c.name, nil) - base.Metrics.Sum(c.name, nil); d > 0 {
+				rep.Daemon.Counters[c.label] = d
+			}
+		}
+		retry := map[string]string{"outcome": "retry"}
+		if d := final.Metrics.Sum("fenceline_influx_write_batches_total", retry) - base.Metrics.Sum("fenceline_influx_write_batches_total", retry); d > 0 {
+			rep.Daemon.Counters["influx write retries"] = d
+		}
 	} else {
 		rep.Notes = append(rep.Notes, "no daemon metrics: no stored timeline, latency or dead-letter count")
 	}

@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -145,4 +147,72 @@ func scrapeMetrics(ctx context.Context, client *http.Client, url string) (Metric
 		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
 	return m, nil
+}
+
+// HistogramDelta is what a Prometheus histogram observed between two
+// scrapes: the count and quantiles estimated from the buckets as
+// histogram_quantile does (linear within a bucket).
+type HistogramDelta struct {
+	Count float64 `json:"count"`
+	P50   float64 `json:"p50"`
+	P99   float64 `json:"p99"`
+}
+
+// histogramDelta returns name's observations between before and after
+// (summed over label sets), false when after has no such histogram.
+func histogramDelta(before, after Metrics, name string) (HistogramDelta, bool) {
+	buckets := func(m Metrics) map[float64]float64 {
+		out := map[float64]float64{}
+		for _, s := range m[name+"_bucket"] {
+			le, err := strconv.ParseFloat(s.Labels["le"], 64)
+			if err != nil {
+				continue
+			}
+			out[le] += s.Value
+		}
+		return out
+	}
+	a := buckets(after)
+	if len(a) == 0 {
+		return HistogramDelta{}, false
+	}
+	b := buckets(before)
+	les := make([]float64, 0, len(a))
+	for le := range a {
+		les = append(les, le)
+	}
+	slices.Sort(les)
+	cum := make([]float64, len(les))
+	for i, le := range les {
+		cum[i] = a[le] - b[le]
+	}
+	h := HistogramDelta{Count: cum[len(cum)-1]}
+	q := func(q float64) float64 {
+		if h.Count <= 0 {
+			return 0
+		}
+		rank := q * h.Count
+		for i, c := range cum {
+			if c < rank {
+				continue
+			}
+			if math.IsInf(les[i], 1) {
+				if i == 0 {
+					return 0
+				}
+				return les[i-1] // the top finite bound: all that can be said
+			}
+			lo, prev := 0.0, 0.0
+			if i > 0 {
+				lo, prev = les[i-1], cum[i-1]
+			}
+			if c == prev {
+				return les[i]
+			}
+			return lo + (les[i]-lo)*(rank-prev)/(c-prev)
+		}
+		return les[len(les)-1]
+	}
+	h.P50, h.P99 = q(0.5), q(0.99)
+	return h, true
 }

@@ -33,3 +33,29 @@ process_cpu_seconds_total 12.5
 	_, err = ParseMetrics(strings.NewReader("novalue\n"))
 	require.Error(t, err)
 }
+
+func TestHistogramDelta(t *testing.T) {
+	parse := func(s string) Metrics {
+		m, err := ParseMetrics(strings.NewReader(s))
+		require.NoError(t, err)
+		return m
+	}
+	before := parse(`h_bucket{le="0.01"} 10
+h_bucket{le="0.1"} 10
+h_bucket{le="1"} 10
+h_bucket{le="+Inf"} 10
+`)
+	// 100 more: 50 under 10 ms, 40 in (10 ms, 100 ms], 9 in (100 ms, 1 s], 1 above.
+	after := parse(`h_bucket{le="0.01"} 60
+h_bucket{le="0.1"} 100
+h_bucket{le="1"} 109
+h_bucket{le="+Inf"} 110
+`)
+	h, ok := histogramDelta(before, after, "h")
+	require.True(t, ok)
+	require.Equal(t, 100.0, h.Count)
+	require.InDelta(t, 0.01, h.P50, 1e-9)
+	require.InDelta(t, 1.0, h.P99, 1e-9)
+	_, ok = histogramDelta(before, after, "absent")
+	require.False(t, ok)
+}

@@ -15,8 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fenceline/fenceline/config"
-	"github.com/fenceline/fenceline/internal/daemon"
 	"github.com/fenceline/fenceline/internal/stack"
 )
 
@@ -27,10 +25,13 @@ type StackOptions struct {
 	Dir   string
 	World *World
 	// Fenceline is the daemon binary. With InProcess the daemon runs inside
-	// this process instead (daemon.Run): its CPU then cannot be told apart
-	// from the load tool's, but a CPU profile of this process covers it.
+	// this process instead: InProcess runs it (daemon.Run on the config
+	// file, until ctx ends). Its CPU then cannot be told apart from the load
+	// tool's, but a CPU profile of this process covers it. (A function, so
+	// that this package, which the pipeline benchmark imports, does not
+	// depend on the whole daemon.)
 	Fenceline string
-	InProcess bool
+	InProcess func(ctx context.Context, cfgPath string, log *slog.Logger) error
 	// Daemon InfluxDB writer settings; zero values keep the daemon's
 	// defaults.
 	BatchSize     int
@@ -67,7 +68,7 @@ func StartStack(ctx context.Context, o StackOptions) (_ *Stack, err error) {
 	if o.Dir == "" || o.World == nil {
 		return nil, errors.New("stack: Dir and World are required")
 	}
-	if !o.InProcess && o.Fenceline == "" {
+	if o.InProcess == nil && o.Fenceline == "" {
 		return nil, errors.New("stack: a daemon binary (or in-process) is required")
 	}
 	log := o.Log
@@ -137,8 +138,8 @@ rules_file: rules.yaml
 		AlertPrefix: "border",
 	}
 	s.logPath = filepath.Join(ddir, "fenceline.log")
-	if o.InProcess {
-		err = s.startInProcess(ctx, cfgPath)
+	if o.InProcess != nil {
+		err = s.startInProcess(ctx, cfgPath, o.InProcess)
 	} else {
 		err = s.startProcess(o.Fenceline, cfgPath)
 	}
@@ -162,7 +163,7 @@ rules_file: rules.yaml
 		}
 		s.Target.Others = append(s.Target.Others, Process{Name: p.name, PID: pid})
 	}
-	if !o.InProcess {
+	if o.InProcess == nil {
 		s.Target.Others = append(s.Target.Others, Process{Name: "fenceline-load", PID: os.Getpid()})
 	}
 	return s, nil
@@ -189,11 +190,7 @@ func (s *Stack) startProcess(bin, cfgPath string) error {
 	return nil
 }
 
-func (s *Stack) startInProcess(ctx context.Context, cfgPath string) error {
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		return fmt.Errorf("stack: %w", err)
-	}
+func (s *Stack) startInProcess(ctx context.Context, cfgPath string, run func(context.Context, string, *slog.Logger) error) error {
 	lf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("stack: daemon log: %w", err)
@@ -205,7 +202,7 @@ func (s *Stack) startInProcess(ctx context.Context, cfgPath string) error {
 	dlog := slog.New(slog.NewTextHandler(lf, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	go func() {
 		defer lf.Close()
-		s.exitErr = daemon.Run(dctx, cfg, daemon.Options{Log: dlog})
+		s.exitErr = run(dctx, cfgPath, dlog)
 		close(s.exited)
 	}()
 	return nil
