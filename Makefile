@@ -6,6 +6,7 @@ GO                  ?= go
 STATICCHECK_VERSION ?= v0.7.0
 FUZZTIME            ?= 20s
 CONFIG              ?= config/examples/fenceline.yaml
+SPEED               ?= 1
 
 .PHONY: all deps build test lint bench run fuzz clean
 
@@ -28,14 +29,21 @@ lint:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+# The Go benchmarks of every package (short), the whole pipeline on one core, and the standard
+# load profiles against a real mosquitto + InfluxDB and bin/fenceline (scripts/bench.sh: BENCHTIME,
+# PROFILES, BENCH_OUT). Prints the tables; a few minutes on 2 cores.
+bench: deps build
+	scripts/bench.sh
 
-# Runs the daemon against a local mosquitto (:1883) and InfluxDB (:8086) whose data lives in
-# .state/. Ctrl-C stops the daemon first, then the services.
+# The whole story on one machine: a local mosquitto (:1883) and InfluxDB (:8086) with their data
+# in .state/, the daemon on $(CONFIG) (metrics on :9464) and the scenario simulator playing the
+# example deployment against it, alerts printed as they arrive. SPEED=1 is real time (the scripted
+# incidents come within the first hour), SPEED=60 a simulated minute per second over the past
+# 12 hours. Ctrl-C stops the simulator, then the daemon (it drains), then the services.
 run: deps build
 	$(GO) build -o bin/devstack ./cmd/devstack
-	bin/devstack -- bin/fenceline run --config $(CONFIG)
+	$(GO) build -o bin/fenceline-sim ./cmd/fenceline-sim
+	CONFIG=$(CONFIG) SPEED=$(SPEED) bin/devstack -- scripts/run-local.sh
 
 # A short run of every fuzz target in every package (FUZZTIME each). A package whose tests do
 # not build fails the run rather than being skipped.
