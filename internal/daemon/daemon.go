@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -92,7 +93,24 @@ func engineOptions(cfg *config.Config) engine.Options {
 // problem found.
 func Check(cfg *config.Config) error {
 	var errs []error
-	if ps := cfg.CheckFiles(); len(ps) > 0 {
+	ps := cfg.CheckFiles()
+	// What start-up would refuse in certificates, keys and tokens; a key
+	// whose file is unreadable is reported once, by CheckFiles.
+	reported := map[string]bool{}
+	for _, p := range ps {
+		reported[p.Key] = true
+		// A certificate is loaded with its key: one unreadable file of
+		// the pair is one problem.
+		if section, ok := strings.CutSuffix(p.Key, ".key_file"); ok {
+			reported[section+".cert_file"] = true
+		}
+	}
+	for _, p := range securityProblems(cfg) {
+		if !reported[p.Key] {
+			ps = append(ps, p)
+		}
+	}
+	if len(ps) > 0 {
 		errs = append(errs, ps)
 	}
 	if _, err := LoadRules(cfg); err != nil {

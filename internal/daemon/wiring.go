@@ -2,12 +2,9 @@ package daemon
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -23,6 +20,7 @@ import (
 	"github.com/fenceline/fenceline/config"
 	"github.com/fenceline/fenceline/ingest/deadletter"
 	"github.com/fenceline/fenceline/ingest/decode"
+	"github.com/fenceline/fenceline/ingest/devicesig"
 	"github.com/fenceline/fenceline/ingest/influxwriter"
 	"github.com/fenceline/fenceline/ingest/mqttsource"
 	"github.com/fenceline/fenceline/ingest/pipeline"
@@ -44,6 +42,7 @@ type daemon struct {
 	webhooks  []*sink.Webhook
 	pipe      *pipeline.Pipeline
 	http      *httpapi.Server
+	sec       *security
 	stateFile string
 
 	reloadMu      sync.Mutex
@@ -81,13 +80,22 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 	if err != nil {
 		return nil, fmt.Errorf("mqtt.password_file: %w", err)
 	}
-	mqttTLS, err := tlsConfig(cfg.MQTT.TLS)
+	mqttTLS, err := clientTLS("mqtt.tls", cfg.MQTT.TLS)
 	if err != nil {
-		return nil, fmt.Errorf("mqtt.tls: %w", err)
+		return nil, err
 	}
-	token, err := config.ReadSecret(cfg.Influx.TokenFile)
+	if err := influxTLSUnsupported(cfg.Influx.TLS); err != nil {
+		return nil, err
+	}
+	token, tokenFrom, err := influxToken(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("influx.token_file: %w", err)
+		return nil, err
+	}
+	if tokenFrom != "" {
+		log.Info("influxdb token read", "from", tokenFrom)
+	}
+	if d.sec, err = buildSecurity(cfg, rs.Registry, log, reg); err != nil {
+		return nil, err
 	}
 
 	d.writer, err = influxwriter.New(influxwriter.Config{
@@ -125,19 +133,25 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 	if err != nil {
 		return nil, fmt.Errorf("alert publisher: %w", err)
 	}
-	sinks := []outbox.Sink{d.mqttSink, sink.NewInflux(d.writer)}
+	sent := []outbox.Sink{d.mqttSink}
 	for i, w := range cfg.Webhooks {
 		secret, err := config.ReadSecret(w.SecretFile)
 		if err != nil {
 			return nil, fmt.Errorf("webhooks[%d].secret_file: %w", i, err)
 		}
-		wh, err := sink.NewWebhook(w.URL, []byte(secret), w.Timeout.D(), &http.Client{}, i)
+		client, err := webhookClient(i, w)
+		if err != nil {
+			return nil, err
+		}
+		wh, err := sink.NewWebhook(w.URL, []byte(secret), w.Timeout.D(), client, i)
 		if err != nil {
 			return nil, fmt.Errorf("webhooks[%d]: %w", i, err)
 		}
 		d.webhooks = append(d.webhooks, wh)
-		sinks = append(sinks, wh)
+		sent = append(sent, wh)
 	}
+	warnPlaintextWebhooks(cfg, log)
+	sinks := d.sec.wrapSinks(sink.NewInflux(d.writer), sent...)
 	d.outbox, err = outbox.Open(outboxDir, sinks, outbox.Options{}, log, reg)
 	if err != nil {
 		return nil, fmt.Errorf("storage.dir outbox: %w", err)
@@ -167,12 +181,18 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 			MaxPayload: cfg.Ingest.MaxPayloadBytes,
 			MaxFuture:  cfg.Ingest.MaxFuture.D(),
 		},
-		Retained: cfg.MQTT.Retained,
-		Tick:     cfg.Alerts.EvaluateEvery.D(),
+		Retained:   cfg.MQTT.Retained,
+		Tick:       cfg.Alerts.EvaluateEvery.D(),
+		Signatures: d.sec.sigs,
+		Protect:    d.sec.prot,
 	}, rs.Registry, d.engine, d.writer, deadLetters{d.dead}, d.outbox, log, reg)
 
 	if cfg.HTTP.Listen != "" {
-		d.http, err = httpapi.New(cfg.HTTP.Listen, reg, map[string]httpapi.Check{
+		hc, err := httpConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		d.http, err = httpapi.New(hc, reg, map[string]httpapi.Check{
 			"mqtt": func() error {
 				if !d.source.Subscribed() {
 					return errors.New("not subscribed to the broker")
@@ -247,7 +267,7 @@ func (d *daemon) run(ctx context.Context, opts Options) error {
 	})
 	start("mqtt", intakeCtx, d.source.Run)
 	start("state saver", intakeCtx, d.saveStatePeriodically)
-	d.log.Info("fenceline running", "mqtt", d.source.Describe(), "influx", d.cfg.Influx.URL, "bucket", d.cfg.Influx.Bucket)
+	d.log.Info("fenceline running", "mqtt", d.source.Describe(), "influx", redactURL(d.cfg.Influx.URL), "bucket", d.cfg.Influx.Bucket)
 	if opts.Ready != nil {
 		close(opts.Ready)
 	}
@@ -315,6 +335,10 @@ func (d *daemon) reload(ctx context.Context) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	rs, err := LoadRules(d.cfg)
+	var keys devicesig.Keys
+	if err == nil {
+		keys, err = d.sec.reloadKeys(d.cfg)
+	}
 	if err != nil {
 		d.reloadOK.Set(0)
 		d.reloadsFailed.Inc()
@@ -324,6 +348,7 @@ func (d *daemon) reload(ctx context.Context) error {
 	err = d.pipe.Do(ctx, func() {
 		resolved := d.engine.Swap(rs)
 		d.pipe.SetRegistry(rs.Registry)
+		d.sec.setKeys(keys, rs.Registry, d.log)
 		alerts = len(resolved)
 		if len(resolved) > 0 {
 			d.outbox.Append(resolved, func(err error) {
@@ -363,6 +388,9 @@ func (d *daemon) saveStatePeriodically(ctx context.Context) error {
 			if merr == nil {
 				merr = writeFileAtomic(d.stateFile, data)
 			}
+			if err := d.sec.saveState(); err != nil {
+				merr = errors.Join(merr, err)
+			}
 			if merr != nil {
 				d.log.Error("could not save alert state", "err", merr)
 			}
@@ -376,7 +404,7 @@ func (d *daemon) saveState() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(d.stateFile, data)
+	return errors.Join(writeFileAtomic(d.stateFile, data), d.sec.saveState())
 }
 
 // writeFileAtomic replaces path with data so that a crash leaves either the
@@ -407,32 +435,4 @@ func writeFileAtomic(path string, data []byte) error {
 	}
 	defer dir.Close()
 	return dir.Sync()
-}
-
-// tlsConfig builds a client TLS configuration from files, or nil when none
-// is configured.
-func tlsConfig(c config.TLS) (*tls.Config, error) {
-	if c.CAFile == "" && c.CertFile == "" && c.ServerName == "" {
-		return nil, nil
-	}
-	t := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %s: no PEM certificate in it", c.CAFile)
-		}
-		t.RootCAs = pool
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("cert_file/key_file: %w", err)
-		}
-		t.Certificates = []tls.Certificate{cert}
-	}
-	return t, nil
 }

@@ -1,0 +1,400 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fenceline/fenceline/alerts/outbox"
+	"github.com/fenceline/fenceline/config"
+	"github.com/fenceline/fenceline/ingest/devicesig"
+	"github.com/fenceline/fenceline/internal/httpapi"
+	"github.com/fenceline/fenceline/internal/model"
+	"github.com/fenceline/fenceline/internal/protect"
+)
+
+// EnvInfluxToken is the environment variable the InfluxDB token may come
+// from when influx.token_file is not set (containers, systemd credentials).
+const EnvInfluxToken = "FENCELINE_INFLUX_TOKEN"
+
+// keyError is a problem with the value of one config key: start-up reports
+// it as "key: problem", `fenceline check` as a problem located at the key.
+type keyError struct {
+	key string
+	err error
+}
+
+func (e *keyError) Error() string { return e.key + ": " + e.err.Error() }
+func (e *keyError) Unwrap() error { return e.err }
+
+func keyErr(key string, format string, args ...any) error {
+	return &keyError{key: key, err: fmt.Errorf(format, args...)}
+}
+
+// clientTLS builds a client TLS configuration from the files of section
+// (e.g. "mqtt.tls"), or nil when none is configured (TLS then verifies with
+// the system's roots). Every file is read and checked now, so that a config
+// that cannot work stops the daemon at start rather than failing each
+// connection attempt later.
+func clientTLS(section string, c config.TLS) (*tls.Config, error) {
+	if c.CAFile == "" && c.CertFile == "" && c.ServerName == "" {
+		return nil, nil
+	}
+	t := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName}
+	var caErr, certErr error
+	if c.CAFile != "" {
+		t.RootCAs, caErr = loadCAs(section+".ca_file", c.CAFile)
+	}
+	if c.CertFile != "" {
+		var cert tls.Certificate
+		if cert, certErr = loadKeyPair(section, c.CertFile, c.KeyFile); certErr == nil {
+			t.Certificates = []tls.Certificate{cert}
+		}
+	}
+	if err := errors.Join(caErr, certErr); err != nil {
+		return nil, err // both, so that check reports both
+	}
+	return t, nil
+}
+
+// loadCAs reads a PEM bundle of CA certificates.
+func loadCAs(key, path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &keyError{key, err}
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, keyErr(key, "%s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+// loadKeyPair reads a certificate and its key and checks that they match
+// and that the certificate is within its validity period.
+func loadKeyPair(section, certFile, keyFile string) (tls.Certificate, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		// Go's error says which: unreadable file, no PEM, or a key that
+		// does not match the certificate. It never quotes key material.
+		return cert, keyErr(section+".cert_file", "with %s.key_file: %w", section, err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return cert, keyErr(section+".cert_file", "%s: %w", certFile, err)
+	}
+	now := time.Now()
+	if now.After(leaf.NotAfter) {
+		return cert, keyErr(section+".cert_file", "%s expired on %s", certFile, leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if now.Before(leaf.NotBefore) {
+		return cert, keyErr(section+".cert_file", "%s is not valid before %s", certFile, leaf.NotBefore.UTC().Format(time.RFC3339))
+	}
+	cert.Leaf = leaf
+	return cert, nil
+}
+
+// serverTLS builds the HTTP listener's TLS configuration, or nil.
+func serverTLS(c config.ServerTLS) (*tls.Config, error) {
+	if c.CertFile == "" {
+		return nil, nil
+	}
+	cert, err := loadKeyPair("http.tls", c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
+}
+
+// influxTLSUnsupported refuses influx.tls.*: the InfluxDB writer builds its
+// own HTTP transport and takes no TLS configuration, so the keys would be
+// ignored — a CA the operator believes is pinned and is not.
+func influxTLSUnsupported(c config.TLS) error {
+	for _, f := range []struct{ key, v string }{
+		{"influx.tls.ca_file", c.CAFile}, {"influx.tls.cert_file", c.CertFile},
+		{"influx.tls.key_file", c.KeyFile}, {"influx.tls.server_name", c.ServerName},
+	} {
+		if f.v != "" {
+			return keyErr(f.key, "not supported yet: the InfluxDB writer cannot take a TLS configuration, so this would be ignored; "+
+				"leave influx.tls empty and give InfluxDB a certificate the system trusts")
+		}
+	}
+	return nil
+}
+
+// influxToken returns the InfluxDB token and where it came from:
+// influx.token_file when set, else $FENCELINE_INFLUX_TOKEN, else none. Never
+// the command line (visible to every user in the process list).
+func influxToken(cfg *config.Config) (token, source string, err error) {
+	if cfg.Influx.TokenFile != "" {
+		tok, err := config.ReadSecret(cfg.Influx.TokenFile)
+		if err != nil {
+			return "", "", &keyError{"influx.token_file", err}
+		}
+		return tok, "influx.token_file", nil
+	}
+	if tok := os.Getenv(EnvInfluxToken); tok != "" {
+		return tok, EnvInfluxToken, nil
+	}
+	return "", "", nil
+}
+
+// webhookClient is the HTTP client of the index-th webhook: the system's
+// roots, or webhooks[].ca_file's CAs, at TLS 1.2 at least.
+func webhookClient(index int, w config.Webhook) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if w.CAFile != "" {
+		pool, err := loadCAs(fmt.Sprintf("webhooks[%d].ca_file", index), w.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	return &http.Client{Transport: tr}, nil
+}
+
+// httpConfig is the HTTP listener's configuration with its token and TLS.
+func httpConfig(cfg *config.Config) (httpapi.Config, error) {
+	c := httpapi.Config{Addr: cfg.HTTP.Listen}
+	if cfg.HTTP.TokenFile != "" {
+		tok, err := config.ReadSecret(cfg.HTTP.TokenFile)
+		if err != nil {
+			return c, &keyError{"http.token_file", err}
+		}
+		if len(tok) < httpapi.MinTokenLen {
+			return c, keyErr("http.token_file", "the token has %d characters, want at least %d (e.g. openssl rand -hex 32)", len(tok), httpapi.MinTokenLen)
+		}
+		c.Token = tok
+	}
+	t, err := serverTLS(cfg.HTTP.TLS)
+	if err != nil {
+		return c, err
+	}
+	c.TLS = t
+	return c, nil
+}
+
+// loadSignatureKeys reads ingest.signatures.key_file (nil when unset).
+func loadSignatureKeys(cfg *config.Config) (devicesig.Keys, error) {
+	if cfg.Ingest.Signatures.KeyFile == "" {
+		return nil, nil
+	}
+	ks, err := devicesig.LoadKeys(cfg.Ingest.Signatures.KeyFile)
+	if err != nil {
+		return nil, &keyError{"ingest.signatures.key_file", err}
+	}
+	return ks, nil
+}
+
+// loadProtector builds the identifier protection of privacy.*.
+func loadProtector(cfg *config.Config) (*protect.Protector, error) {
+	p := cfg.Privacy
+	var key []byte
+	if p.KeyFile != "" {
+		var err error
+		if key, err = protect.LoadKey(p.KeyFile); err != nil {
+			return nil, &keyError{"privacy.key_file", err}
+		}
+	}
+	prot, err := protect.New(protect.Options{Identifiers: p.HashIdentifiers, Plates: p.HashPlates, AlertSubjects: p.AlertSubjects}, key)
+	if err != nil {
+		return nil, &keyError{"privacy", err}
+	}
+	return prot, nil
+}
+
+// securityProblems builds, without keeping, everything start-up builds from
+// secrets, keys and certificates, and reports each failure at its key: what
+// `fenceline check` adds to the readability of the files.
+func securityProblems(cfg *config.Config) config.Problems {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	_, err := clientTLS("mqtt.tls", cfg.MQTT.TLS)
+	add(err)
+	add(influxTLSUnsupported(cfg.Influx.TLS))
+	_, _, err = influxToken(cfg)
+	add(err)
+	_, err = httpConfig(cfg)
+	add(err)
+	for i, w := range cfg.Webhooks {
+		_, err := webhookClient(i, w)
+		add(err)
+	}
+	_, err = loadSignatureKeys(cfg)
+	add(err)
+	_, err = loadProtector(cfg)
+	add(err)
+
+	var ps config.Problems
+	for len(errs) > 0 {
+		err := errs[0]
+		errs = errs[1:]
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = append(j.Unwrap(), errs...)
+			continue
+		}
+		var ke *keyError
+		if errors.As(err, &ke) {
+			ps = append(ps, config.Problem{Key: ke.key, Msg: ke.err.Error()})
+		} else {
+			ps = append(ps, config.Problem{Msg: err.Error()})
+		}
+	}
+	return cfg.Locate(ps)
+}
+
+// security is what the daemon runs of ingest.signatures and privacy.
+type security struct {
+	sigs      *devicesig.Verifier // nil: signatures off
+	prot      *protect.Protector  // nil: nothing hashed
+	stateFile string              // the signature replay marks
+}
+
+const signatureStateFile = "signature-state.json"
+
+func buildSecurity(cfg *config.Config, registry *model.Registry, log *slog.Logger, reg prometheus.Registerer) (*security, error) {
+	s := &security{stateFile: filepath.Join(cfg.Storage.Dir, signatureStateFile)}
+	prot, err := loadProtector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if prot.Enabled() {
+		s.prot = prot
+		log.Info("identifier protection on", "component", "privacy", "hash_identifiers", cfg.Privacy.HashIdentifiers,
+			"hash_plates", cfg.Privacy.HashPlates, "alert_subjects", cfg.Privacy.AlertSubjects)
+	}
+	keys, err := loadSignatureKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if keys == nil {
+		return s, nil
+	}
+	s.sigs = devicesig.New(keys, cfg.Ingest.Signatures.Required, reg)
+	if data, err := os.ReadFile(s.stateFile); err == nil {
+		if err := s.sigs.UnmarshalState(data); err != nil {
+			// Without the marks, messages captured before the restart could
+			// be replayed once: worth a warning, not a refusal to start.
+			log.Warn("signature replay marks not restored", "component", "devicesig", "file", s.stateFile, "err", err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		log.Warn("signature replay marks not readable", "component", "devicesig", "file", s.stateFile, "err", err)
+	}
+	s.logCoverage(registry, log)
+	return s, nil
+}
+
+// logCoverage says how many registered devices must sign, and warns about
+// the ones that will be refused for lack of a key.
+func (s *security) logCoverage(registry *model.Registry, log *slog.Logger) {
+	if s.sigs == nil || registry == nil {
+		return
+	}
+	keys := s.sigs.Keys()
+	var missing []string
+	registry.All(func(d *model.Device) {
+		if _, ok := keys[d.ID]; !ok {
+			missing = append(missing, d.ID)
+		}
+	})
+	log.Info("device signatures on", "component", "devicesig", "required", s.sigs.Required(),
+		"devices_with_key", len(keys), "registered_without_key", len(missing))
+	if s.sigs.Required() && len(missing) > 0 {
+		log.Warn("registered devices without a signature key: all their messages will be rejected (bad_signature)",
+			"component", "devicesig", "devices", missing)
+	}
+}
+
+// reloadKeys re-reads the key file for a reload; apply the result with
+// setKeys on the pipeline's goroutine.
+func (s *security) reloadKeys(cfg *config.Config) (devicesig.Keys, error) {
+	if s.sigs == nil {
+		return nil, nil
+	}
+	return loadSignatureKeys(cfg)
+}
+
+func (s *security) setKeys(keys devicesig.Keys, registry *model.Registry, log *slog.Logger) {
+	if s.sigs == nil {
+		return
+	}
+	s.sigs.SetKeys(keys)
+	s.logCoverage(registry, log)
+}
+
+// saveState writes the signature replay marks (nothing when off).
+func (s *security) saveState() error {
+	if s.sigs == nil {
+		return nil
+	}
+	data, err := s.sigs.MarshalState()
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(s.stateFile, data)
+}
+
+// wrapSinks gives each alert sink the view of alerts it may see: the
+// InfluxDB sink the stored view (hashed like the readings), MQTT and
+// webhooks the sent view (privacy.alert_subjects).
+func (s *security) wrapSinks(influx outbox.Sink, sent ...outbox.Sink) []outbox.Sink {
+	if s.prot == nil {
+		return append([]outbox.Sink{influx}, sent...)
+	}
+	out := []outbox.Sink{viewSink{influx, s.prot.StoredAlert}}
+	for _, k := range sent {
+		out = append(out, viewSink{k, s.prot.SentAlert})
+	}
+	return out
+}
+
+// viewSink delivers a transformed copy of each alert; its name is the
+// inner sink's, so pending deliveries stay matched across restarts.
+type viewSink struct {
+	outbox.Sink
+	view func(*model.Alert) *model.Alert
+}
+
+func (v viewSink) Deliver(ctx context.Context, a *model.Alert) error {
+	return v.Sink.Deliver(ctx, v.view(a))
+}
+
+// redactURL drops a password from a URL for logging (InfluxDB 1.x URLs
+// may carry u= and p= in the query too: the query goes as well).
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.RawQuery = ""
+	return u.Redacted()
+}
+
+// warnPlaintextWebhooks warns about webhooks that would carry alerts, with
+// their identifiers, unencrypted beyond this host.
+func warnPlaintextWebhooks(cfg *config.Config, log *slog.Logger) {
+	for i, w := range cfg.Webhooks {
+		u, err := url.Parse(w.URL)
+		if err != nil || u.Scheme != "http" {
+			continue
+		}
+		if !config.IsLoopbackHost(u.Hostname()) {
+			log.Warn("webhook is plain http: alerts travel unencrypted; use https", "component", "webhook", "webhook", i, "host", u.Host)
+		}
+	}
+}
