@@ -16,7 +16,7 @@ import (
 // about their zone may still be theirs: a count window (15m) draining.
 const countSlack = 30 * time.Minute
 
-// attribute returns the incident an alert belongs to, or nil. An alert is
+// attribute returns the incident a firing alert belongs to, or nil. An alert is
 // an incident's when its rule is one the incident must fire and it is about
 // one of the incident's subjects (an IMSI, a plate, a device). Count alerts
 // are about a zone: they are the incident's when their evidence names one
@@ -60,9 +60,23 @@ func incidentSpans(sc *Scenario, incs []*Incident) map[*Incident]time.Duration {
 func alertProblems(sc *Scenario, incs []*Incident, alerts []model.Alert) []string {
 	spans := incidentSpans(sc, incs)
 	fired := map[*Incident]map[string]bool{}
+	// A resolved alert carries the id of the firing one it ends: it is the
+	// same incident's, however long after it comes (a count window drains
+	// only when the zone's next reading moves its clock on).
+	byID := map[string]*Incident{}
+	for _, a := range alerts {
+		if a.State == model.StateFiring {
+			if in := attribute(a, incs, spans); in != nil {
+				byID[a.ID] = in
+			}
+		}
+	}
 	var problems []string
 	for _, a := range alerts {
 		in := attribute(a, incs, spans)
+		if a.State == model.StateResolved && byID[a.ID] != nil {
+			in = byID[a.ID]
+		}
 		if in == nil {
 			problems = append(problems, fmt.Sprintf("unexpected alert %s %s %s %s:%s at %s: %s",
 				a.Rule, a.State, a.Zone, a.Subject.Kind, a.Subject.Value, a.At.Format(time.RFC3339), a.Summary))
