@@ -291,7 +291,7 @@ func (g *Generator) detection(p []byte, m *Msg, dev Device, k int, now time.Time
 		p = append(p, [...]string{"46000", "46001", "46011"}[phone%3]...)
 		p = appendPadded(p, fence*1000+phone, 10)
 		p = append(p, `","imei":"`...)
-		p = append(p, imei(35, fence*1000+phone)...)
+		p = appendIMEI(p, 35, fence*1000+phone)
 		p = append(p, `","mac":"`...)
 		p = appendMAC(p, fence*1000+phone)
 	}

@@ -44,7 +44,8 @@ type Options struct {
 	Connections int
 	QoS         byte
 	// SampleEvery is the period of metrics and /proc samples (default
-	// 100ms): the resolution of the stored timeline.
+	// 250ms): the resolution of the stored timeline. Each scrape costs the
+	// daemon a millisecond or so of CPU, which its figures include.
 	SampleEvery time.Duration
 	// Settle is how long to wait, once publishing is done, without any
 	// reading being stored, rejected or alerted, before giving up on the
@@ -74,7 +75,7 @@ func (o *Options) defaults() error {
 		o.Connections = 1
 	}
 	if o.SampleEvery <= 0 {
-		o.SampleEvery = 100 * time.Millisecond
+		o.SampleEvery = 250 * time.Millisecond
 	}
 	if o.Settle <= 0 {
 		o.Settle = 30 * time.Second

@@ -35,7 +35,9 @@ type sampler struct {
 
 func newSampler(tg Target, every time.Duration, log *slog.Logger) *sampler {
 	return &sampler{tg: tg, log: log, every: every, updated: make(chan struct{}, 1),
-		client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}}
+		// Uncompressed: gzip would cost the daemon, whose CPU is measured,
+		// more than the bytes cost the loopback.
+		client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}}}
 }
 
 func (s *sampler) processes() []Process {

@@ -354,8 +354,16 @@ func round6(f float64) float64 { return math.Round(f*1e6) / 1e6 }
 // imei returns a 15-digit IMEI with a valid Luhn check digit: the two-digit
 // prefix, then n in 12 digits.
 func imei(prefix int, n uint64) []byte {
-	b := fmt.Appendf(nil, "%02d%012d", prefix%100, n%1_000_000_000_000)
-	return append(b, luhnDigit(b))
+	return appendIMEI(make([]byte, 0, 15), prefix, n)
+}
+
+// appendIMEI appends imei(prefix, n) to b without allocating (the
+// generator writes one per detection).
+func appendIMEI(b []byte, prefix int, n uint64) []byte {
+	start := len(b)
+	b = appendPadded(b, uint64(prefix%100), 2)
+	b = appendPadded(b, n%1_000_000_000_000, 12)
+	return append(b, luhnDigit(b[start:]))
 }
 
 // luhnDigit is the check digit that makes digits+it pass the Luhn check.
