@@ -107,6 +107,8 @@ type DaemonReport struct {
 	// Counters are the daemon's counters of trouble that moved during the
 	// run: write retries and errors, backpressure waits.
 	Counters map[string]float64 `json:"counters,omitempty"`
+	// LinesPerWrite is the points written over the write requests made.
+	LinesPerWrite float64 `json:"lines_per_write,omitempty"`
 }
 
 // ProcessReport is one process's CPU over the end-to-end window.
@@ -203,7 +205,11 @@ func (r *Report) Print(w io.Writer) {
 	row("daemon seq", "%.0f gaps, %.0f duplicates seen", d.SeqGaps, d.SeqDuplicates)
 	for _, h := range daemonHistograms {
 		if v, ok := d.Histograms[h.name]; ok && v.Count > 0 {
-			row("daemon "+h.label, "%.0f×, p50 %s, p99 %s", v.Count, h.format(v.P50), h.format(v.P99))
+			extra := ""
+			if h.name == "fenceline_influx_write_duration_seconds" && d.LinesPerWrite > 0 {
+				extra = fmt.Sprintf(" (%.0f lines each on average)", d.LinesPerWrite)
+			}
+			row("daemon "+h.label, "%.0f×, p50 %s, p99 %s%s", v.Count, h.format(v.P50), h.format(v.P99), extra)
 		}
 	}
 	if len(d.Counters) > 0 {
@@ -299,7 +305,6 @@ var daemonHistograms = []struct {
 }{
 	{"fenceline_ingest_ack_latency_seconds", "receive→ack", fmtSeconds},
 	{"fenceline_influx_write_duration_seconds", "influx write", fmtSeconds},
-	{"fenceline_influx_batch_lines", "batch lines", func(v float64) string { return fmt.Sprintf("%.0f", v) }},
 	{"fenceline_outbox_fsync_duration_seconds", "outbox fsync", fmtSeconds},
 	{"fenceline_alerts_delivery_latency_seconds", "alert delivery", fmtSeconds},
 	{"fenceline_deadletter_fsync_duration_seconds", "dead-letter fsync", fmtSeconds},

@@ -265,6 +265,10 @@ func Run(ctx context.Context, w *World, tg Target, o Options) (*Report, error) {
 				rep.Daemon.Counters[c.label] = d
 			}
 		}
+		if w := rep.Daemon.Histograms["fenceline_influx_write_duration_seconds"]; w.Count > 0 {
+			lines := final.Metrics.Sum("fenceline_influx_points_written_total", nil) - base.Metrics.Sum("fenceline_influx_points_written_total", nil)
+			rep.Daemon.LinesPerWrite = lines / w.Count
+		}
 		retry := map[string]string{"outcome": "retry"}
 		if d := final.Metrics.Sum("fenceline_influx_write_batches_total", retry) - base.Metrics.Sum("fenceline_influx_write_batches_total", retry); d > 0 {
 			rep.Daemon.Counters["influx write retries"] = d
