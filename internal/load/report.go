@@ -125,6 +125,10 @@ type MachineReport struct {
 	CPUs int `json:"cpus"`
 	// BusyShare is the share of all cores busy (any process).
 	BusyShare float64 `json:"busy_share"`
+	// OthersCores is the cores' worth of CPU that processes other than the
+	// reported ones took meanwhile: other work on a shared machine, which
+	// slows every figure of the run.
+	OthersCores float64 `json:"others_cores"`
 }
 
 // WriteJSON writes the reports to path as one JSON array (or object, for
@@ -224,7 +228,8 @@ func (r *Report) Print(w io.Writer) {
 	for _, pr := range r.Processes {
 		procs = append(procs, fmt.Sprintf("%s %.0f%%", pr.Name, 100*pr.CoreShare))
 	}
-	row("CPU (1 core = 100%)", "%s; machine %.0f%% of %d cores busy", strings.Join(procs, ", "), 100*r.Machine.BusyShare, r.Machine.CPUs)
+	row("CPU (1 core = 100%)", "%s; machine %.0f%% of %d cores busy, %.0f%% of a core by other processes",
+		strings.Join(procs, ", "), 100*r.Machine.BusyShare, r.Machine.CPUs, 100*r.Machine.OthersCores)
 	if len(r.Throughput) > 0 {
 		var pub, sto []string
 		for _, t := range r.Throughput {

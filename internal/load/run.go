@@ -327,6 +327,13 @@ func Run(ctx context.Context, w *World, tg Target, o Options) (*Report, error) {
 		}
 		rep.Processes = append(rep.Processes, pr)
 	}
+	if wall > 0 {
+		ours := 0.0
+		for _, pr := range rep.Processes {
+			ours += pr.CoreShare
+		}
+		rep.Machine.OthersCores = max(rep.Machine.BusyShare*float64(rep.Machine.CPUs)-ours, 0)
+	}
 	rep.Daemon.PID, rep.Daemon.InProcess = tg.Daemon.PID, tg.DaemonInProcess
 	if c0, ok := startSmp.CPU[tg.Daemon.Name]; ok {
 		rep.Daemon.CPUSeconds = (endSmp.CPU[tg.Daemon.Name] - c0).Seconds()
