@@ -385,6 +385,26 @@ func redactURL(raw string) string {
 	return u.Redacted()
 }
 
+// problemsForLog names where each problem of a refused reload is, without
+// its message: the messages quote rules-file values, and a bad watchlist
+// entry is still most of an IMSI or a plate. `fenceline check` and the
+// HTTP answer (to a caller with the token) give the whole text.
+func problemsForLog(err error) []string {
+	var ps config.Problems
+	if !errors.As(err, &ps) {
+		return []string{err.Error()} // not a rules problem: key files, shutdown
+	}
+	out := make([]string, 0, len(ps))
+	for _, p := range ps {
+		loc := p.File
+		if p.Line > 0 {
+			loc += fmt.Sprintf(":%d", p.Line)
+		}
+		out = append(out, loc+": "+p.Key)
+	}
+	return out
+}
+
 // warnPlaintextWebhooks warns about webhooks that would carry alerts, with
 // their identifiers, unencrypted beyond this host.
 func warnPlaintextWebhooks(cfg *config.Config, log *slog.Logger) {

@@ -94,6 +94,19 @@ func TestIntegrationDeviceSignatures(t *testing.T) {
 	recs := e.deadLetters()
 	require.Equal(t, "replayed", recs[len(recs)-1].Reason)
 	require.Equal(t, 2, e.count("phone_detection"))
+
+	// A reload re-reads the keys: a unit re-keyed after losing its counter
+	// starts again at seq 1, and its old key is refused.
+	require.NoError(t, os.WriteFile(filepath.Join(e.dir, "devices.keys"), []byte("F-AOL-01:"+hex.EncodeToString(forgeKey)+"\n"), 0o600))
+	code, out := e.post("/-/reload")
+	require.Equal(t, 200, code, out)
+	e.publish(topic, sign(fenceKey, topic, 8))
+	e.publish(topic, string(devicesig.Sign(forgeKey, topic, []byte(body(1)))))
+	e.waitAcked(3)
+	recs = e.deadLetters()
+	require.Equal(t, "bad_signature", recs[len(recs)-1].Reason, "the old key is gone")
+	require.Equal(t, 2, e.count("phone_detection"), "seq 1 again: the same point as before, rewritten")
+	require.Equal(t, 1.0, e.counter("fenceline_ingest_signature_checks_total", map[string]string{"outcome": "valid"}))
 }
 
 // TestIntegrationHashedIdentifiers: with hashing on, InfluxDB holds keyed

@@ -236,3 +236,22 @@ func TestSinkViews(t *testing.T) {
 		})
 	}
 }
+
+func TestProblemsForLog(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want []string
+	}{
+		{name: "rules problems: where, not what",
+			err: config.Problems{{File: "rules.yaml", Line: 14, Key: "watchlists.plates.entries[3]", Msg: `"蒙B7K3Q2X": longer than 16 characters`},
+				{File: "rules.yaml", Key: "rules[0].zones[0]", Msg: "unknown zone"}},
+			want: []string{"rules.yaml:14: watchlists.plates.entries[3]", "rules.yaml: rules[0].zones[0]"}},
+		{name: "other errors as they are", err: keyErr("ingest.signatures.key_file", "line 2: want device-id:hex-key"),
+			want: []string{"ingest.signatures.key_file: line 2: want device-id:hex-key"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, problemsForLog(tc.err))
+		})
+	}
+}

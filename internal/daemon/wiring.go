@@ -284,7 +284,7 @@ loop:
 			break loop
 		case <-opts.Reload:
 			if err := d.reload(ctx); err != nil {
-				d.log.Error("reload refused; keeping the previous rules", "err", err)
+				d.log.Error("reload refused; keeping the previous rules (fenceline check prints why)", "problems", problemsForLog(err))
 			}
 		}
 	}
