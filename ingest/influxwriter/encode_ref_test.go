@@ -205,7 +205,7 @@ func TestEncodeTagSetCacheOwnsKeys(t *testing.T) {
 
 func FuzzEncode(f *testing.F) {
 	f.Add("mdl", "F-AOL-01", "lte", 41.9612, 110.4875, int64(1795741804120000000), true)
-	f.Add("a b,c=d", "蒙B 1\"2\\", "\n\xff", -0.0, 1e21, int64(-1), false)
+	f.Add("a b,c=d", "蒙B 1\"2\\", "\n\xff", math.Copysign(0, -1), 1e21, int64(-1), false)
 	var e Encoder
 	f.Fuzz(func(t *testing.T, s1, s2, s3 string, f1, f2 float64, i1 int64, flag bool) {
 		b := fuzzBatch(s1, s2, s3, f1, f2, i1, flag)
