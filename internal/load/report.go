@@ -231,13 +231,25 @@ func (r *Report) Print(w io.Writer) {
 	row("CPU (1 core = 100%)", "%s; machine %.0f%% of %d cores busy, %.0f%% of a core by other processes",
 		strings.Join(procs, ", "), 100*r.Machine.BusyShare, r.Machine.CPUs, 100*r.Machine.OthersCores)
 	if len(r.Throughput) > 0 {
+		// At most 30 columns: a long run is shown in buckets of several
+		// seconds (rates still per second).
+		step := (len(r.Throughput) + 29) / 30
 		var pub, sto []string
-		for _, t := range r.Throughput {
-			pub = append(pub, fmt.Sprintf("%.0fk", t.Published/1000))
-			sto = append(sto, fmt.Sprintf("%.0fk", t.Stored/1000))
+		for i := 0; i < len(r.Throughput); i += step {
+			var p, s float64
+			n := 0
+			for _, t := range r.Throughput[i:min(i+step, len(r.Throughput))] {
+				p, s, n = p+t.Published, s+t.Stored, n+1
+			}
+			pub = append(pub, fmt.Sprintf("%.0fk", p/float64(n)/1000))
+			sto = append(sto, fmt.Sprintf("%.0fk", s/float64(n)/1000))
 		}
-		row("published/s", "%s", strings.Join(pub, " "))
-		row("stored/s", "%s", strings.Join(sto, " "))
+		every := ""
+		if step > 1 {
+			every = fmt.Sprintf(" (%d s buckets)", step)
+		}
+		row("published/s"+every, "%s", strings.Join(pub, " "))
+		row("stored/s"+every, "%s", strings.Join(sto, " "))
 	}
 	for _, n := range r.Notes {
 		row("note", "%s", n)
