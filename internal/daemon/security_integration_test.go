@@ -163,11 +163,13 @@ func TestIntegrationHashedIdentifiers(t *testing.T) {
 	require.Equal(t, "蒙B7K3Q2", got.find("plate-of-interest", model.StateFiring).Subject.Value)
 
 	// The alert measurement stores them hashed like the readings.
-	e.waitFor("alerts stored", func() bool { return e.count("alert") >= 2 })
 	stored := map[string]map[string]any{}
-	for _, row := range e.rows(`SELECT * FROM alert`) {
-		stored[row["rule"].(string)] = row
-	}
+	e.waitFor("both watchlist alerts stored", func() bool {
+		for _, row := range e.rows(`SELECT * FROM alert`) {
+			stored[row["rule"].(string)] = row
+		}
+		return stored["foreign-sim-near-border"] != nil && stored["plate-of-interest"] != nil
+	})
 	require.Equal(t, "imsi:"+h.Hash("imsi", "428991234567890"), stored["foreign-sim-near-border"]["subject"])
 	require.Equal(t, "plate:"+h.Hash("plate", "蒙B7K3Q2"), stored["plate-of-interest"]["subject"])
 
