@@ -118,6 +118,11 @@ type Storage struct {
 	// DeadLetterMaxBytes bounds the dead-letter store; the oldest segment
 	// is evicted (and counted) past it.
 	DeadLetterMaxBytes int64 `yaml:"dead_letter_max_bytes"`
+	// SpoolMaxBytes bounds the spool (storage.dir/spool) that holds
+	// batches InfluxDB could not take. Past it nothing more is spooled:
+	// the writer keeps retrying and intake stops (the broker holds the
+	// backlog); nothing is dropped.
+	SpoolMaxBytes int64 `yaml:"spool_max_bytes"`
 }
 
 // Webhook is one alert receiver.
@@ -213,7 +218,7 @@ func Default() Config {
 			Timeout:         Duration(10 * time.Second),
 		},
 		HTTP:      HTTP{Listen: "127.0.0.1:9464"},
-		Storage:   Storage{Dir: "/var/lib/fenceline", DeadLetterMaxBytes: 1 << 30},
+		Storage:   Storage{Dir: "/var/lib/fenceline", DeadLetterMaxBytes: 1 << 30, SpoolMaxBytes: 1 << 30},
 		RulesFile: "rules.yaml",
 		Ingest: Ingest{
 			MaxInflight:     2000,

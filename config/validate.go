@@ -201,6 +201,11 @@ func (s *Storage) validate() Problems {
 	if s.DeadLetterMaxBytes < 1<<20 {
 		ps.Add("", "storage.dead_letter_max_bytes", "must be at least 1 MiB")
 	}
+	// The spool must hold at least a few of the writer's largest batches
+	// (5000 lines of a few hundred bytes) to be of any use.
+	if s.SpoolMaxBytes < 16<<20 {
+		ps.Add("", "storage.spool_max_bytes", "must be at least 16 MiB")
+	}
 	return ps
 }
 
