@@ -106,8 +106,8 @@ webhooks: [{url: "https://u/", ca_file: ca}]
 	}
 	ps := cfg.CheckFiles()
 	require.Len(t, ps, 6, "none of the files exists: %v", ps)
-	require.Contains(t, ps.Error(), "c.yaml: http.token_file: cannot read")
-	require.Contains(t, ps.Error(), "c.yaml: webhooks[0].ca_file: cannot read")
+	require.Contains(t, ps.Error(), "c.yaml:1: http.token_file: cannot read")
+	require.Contains(t, ps.Error(), "c.yaml:4: webhooks[0].ca_file: cannot read")
 }
 
 func TestIsLoopbackHost(t *testing.T) {

@@ -103,7 +103,7 @@ webhooks: [{url: "https://unit.local/", ca_file: not-pem.txt}, {url: "https://un
 		"fenceline.yaml:7: ingest.signatures.key_file: " + badKeys + ": line 1: want device-id:hex-key",
 		"fenceline.yaml:8: privacy.key_file: " + short + " holds 8 bytes",
 		"fenceline.yaml:9: webhooks[0].ca_file: " + notPEM + " holds no PEM certificate",
-		"fenceline.yaml: webhooks[1].ca_file: cannot read",
+		"fenceline.yaml:9: webhooks[1].ca_file: cannot read",
 	} {
 		require.Contains(t, err.Error(), want)
 	}
