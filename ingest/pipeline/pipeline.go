@@ -213,8 +213,11 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 	if len(rejects) > 0 {
 		p.reject(t, m, b, rejects)
 	}
-	if b.Device == nil {
-		return // rejected whole
+	if b.Device == nil || (len(rejects) > 0 && rejects[0].Index < 0) {
+		// Rejected whole: even from a registered device, nothing of it is
+		// used — no seq (a malformed message's seq is unknown, and taking
+		// it as 0 would count a reset and a huge gap), no sign of life.
+		return
 	}
 	dup := p.seqs.observe(b.Device.ID, b.Seq, p.m)
 	// The engine sees the raw readings (watchlists hold raw values); only

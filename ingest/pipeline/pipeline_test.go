@@ -171,6 +171,23 @@ func TestRejectedWholeMessage(t *testing.T) {
 	require.True(t, *acked)
 }
 
+func TestWholeRejectFromRegisteredDeviceIsNotUsed(t *testing.T) {
+	for _, tc := range []struct{ name, payload string }{
+		{"malformed json", `{"v":1,`},
+		{"bad version", `{"v":2,"seq":5,"ts":1700000000000,"detections":[]}`},
+		{"bad seq", `{"v":1,"seq":-1,"ts":1700000000000,"detections":[]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			m, _ := message(topic, tc.payload)
+			f.p.Handle(context.Background(), m)
+			require.Equal(t, 0, f.engine.evaluated, "no sign of life for the rules")
+			require.Empty(t, f.p.seqs.devices, "no seq taken from it")
+			require.Equal(t, 1, f.dead.len())
+		})
+	}
+}
+
 func TestDeadLettersGroupedByReason(t *testing.T) {
 	f := newFixture(t)
 	var dets string
