@@ -1,0 +1,632 @@
+// Package spool is a durable write-ahead log for line-protocol batches that
+// InfluxDB could not take (down, answering 5xx, timing out): the writer
+// appends a batch here, and acks its messages to the broker once the batch
+// is fsynced; a replayer sends the spooled batches to InfluxDB, oldest
+// first, once it takes writes again, while live traffic goes on.
+//
+// On disk it is a folder of segments (see format.go) and a cursor file:
+//
+//   - Append is group-committed: one goroutine (Run) writes every record
+//     queued since its last round with one write and one fsync, then calls
+//     their callbacks. A callback with nil means the record survives a
+//     crash; nothing is called back before that fsync.
+//   - Replay reads the records in append order from the oldest segment,
+//     hands consecutive records to its send function, and moves the read
+//     position past them only when send returned nil (InfluxDB acknowledged
+//     every line). A segment is deleted once all its records are past the
+//     read position; the position itself is saved (cursor) at most once a
+//     second and at the end. After a crash, replay starts at the last saved
+//     position: a record may be sent twice, never skipped, which is safe
+//     because a reading's point time is derived from its content and
+//     InfluxDB overwrites a point with itself.
+//   - A crash can leave a segment ending in part of a record (a torn tail);
+//     Open cuts it off. The torn record was never called back, so its
+//     messages were not acked and the broker redelivers them.
+//   - The folder is bounded by Options.MaxBytes: an Append that would pass
+//     it is refused with ErrFull (and the full gauge goes to 1) until replay
+//     frees a segment. The caller then keeps the batch in memory and
+//     retries InfluxDB itself: backpressure reaches the broker, which holds
+//     the backlog. The spool never drops a record.
+package spool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options configure a Spool. Zero values take the defaults.
+type Options struct {
+	// MaxBytes bounds the segments' total size on disk (default 1 GiB).
+	MaxBytes int64
+	// SegmentBytes is the size past which a new segment is started
+	// (default 64 MiB, at most MaxBytes/16: space comes back a segment at
+	// a time, in steps small against the bound).
+	SegmentBytes int64
+	// ReplayBytes is the most bytes of consecutive records handed to one
+	// send (default 4 MiB); a larger record goes alone.
+	ReplayBytes int
+	// MaxReplayBackoff caps the pause between failed sends of the same
+	// records (default 5s). The replayer is what notices that InfluxDB is
+	// back while everything is spooled, so it must not wait long.
+	MaxReplayBackoff time.Duration
+	// Sync makes a segment's writes durable; nil means (*os.File).Sync.
+	// Tests replace it to check that nothing is called back before it.
+	Sync func(*os.File) error
+	// Now is the clock of append times (default time.Now).
+	Now func() time.Time
+}
+
+func (o *Options) setDefaults() {
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = 1 << 30
+	}
+	if o.SegmentBytes <= 0 {
+		o.SegmentBytes = 64 << 20
+	}
+	o.SegmentBytes = max(min(o.SegmentBytes, o.MaxBytes/16), 4096)
+	if o.ReplayBytes <= 0 {
+		o.ReplayBytes = 4 << 20
+	}
+	if o.MaxReplayBackoff <= 0 {
+		o.MaxReplayBackoff = 5 * time.Second
+	}
+	if o.Sync == nil {
+		o.Sync = (*os.File).Sync
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+var (
+	// ErrFull is given to Append's callback when the record would take the
+	// spool past MaxBytes.
+	ErrFull = errors.New("spool: full")
+	// ErrClosed is given to Append's callback after Close.
+	ErrClosed = errors.New("spool: closed")
+)
+
+// errRetryAfter is how long a failed commit (a disk error) makes Usable
+// report it: after that, another Append is worth a try.
+const errRetryAfter = 5 * time.Second
+
+// Spool is an open spool folder.
+type Spool struct {
+	dir  string
+	opts Options
+	log  *slog.Logger
+	m    *metrics
+
+	mu        sync.Mutex
+	queue     []pending
+	queued    int64 // bytes of encoded records in queue
+	closed    bool
+	running   bool
+	replaying bool
+	full      bool
+	lastErr   error
+	lastErrAt time.Time
+	segs      []segment // oldest first; committed sizes
+	total     int64     // committed bytes on disk
+	records   int       // committed records not yet replayed
+	oldest    time.Time // append time of the oldest record not yet replayed
+	head      position  // where replay continues
+	active    uint64    // seq of the segment the committer appends to; 0: none
+	nextSeq   uint64
+	// avail is closed (and replaced) when records are committed or the
+	// spool closes: the replayer waits on it.
+	avail   chan struct{}
+	wake    chan struct{} // one slot: the committer has work
+	stopped chan struct{} // closed when Run returns
+	runErr  error
+
+	// fmu is the committer's: held across a write and its fsync. The
+	// replayer takes it (before mu) to retire a drained active segment.
+	fmu   sync.Mutex
+	f     *os.File
+	fsize int64
+	buf   []byte
+}
+
+type pending struct {
+	rec  []byte // encoded record
+	at   time.Time
+	done func(error)
+}
+
+type segment struct {
+	seq  uint64
+	size int64 // committed (fsynced) bytes
+}
+
+// position is a record boundary: a segment and an offset in it.
+type position struct {
+	seq uint64
+	off int64
+}
+
+// Open opens (creating it if need be) the spool folder dir: it checks every
+// segment, cuts torn tails off, and finds where replay continues. Records
+// are written once Run runs and replayed by Replay.
+func Open(dir string, opts Options, log *slog.Logger, reg prometheus.Registerer) (*Spool, error) {
+	opts.setDefaults()
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	s := &Spool{
+		dir:     dir,
+		opts:    opts,
+		log:     log.With("component", "spool"),
+		nextSeq: 1,
+		avail:   make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+		stopped: make(chan struct{}),
+	}
+	if err := s.recover(); err != nil {
+		return nil, err
+	}
+	s.m = newMetrics(reg, s)
+	s.m.bytes.Set(float64(s.total))
+	if s.records > 0 {
+		s.log.Info("spool holds batches from before the restart; replaying them once InfluxDB takes writes",
+			"records", s.records, "bytes", s.total, "oldest", s.oldest.UTC().Format(time.RFC3339))
+	}
+	return s, nil
+}
+
+// recover scans the folder: segments are validated record by record, torn
+// tails cut off, empty and already replayed segments deleted.
+func (s *Spool) recover() error {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	var seqs []uint64
+	for _, e := range entries {
+		if seq, ok := parseSegmentName(e.Name()); ok && e.Type().IsRegular() {
+			seqs = append(seqs, seq)
+		}
+	}
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	cur, curOK := loadCursor(s.dir)
+	if curOK {
+		// Segment numbers must never go back to or below the cursor's:
+		// segments before it are taken as replayed at the next start.
+		s.nextSeq = cur.seq + 1
+	}
+	changed := false
+	for _, seq := range seqs {
+		s.nextSeq = max(s.nextSeq, seq+1)
+		path := filepath.Join(s.dir, segmentName(seq))
+		if curOK && seq < cur.seq {
+			// Replayed entirely before the crash; its deletion did not
+			// happen or did not reach the disk.
+			if err := os.Remove(path); err != nil {
+				return fmt.Errorf("spool: remove replayed segment: %w", err)
+			}
+			changed = true
+			continue
+		}
+		from := int64(0)
+		if curOK && seq == cur.seq {
+			from = cur.off
+		}
+		valid, records, first, boundary, err := s.scan(path, from)
+		if err != nil {
+			return err
+		}
+		if valid == 0 {
+			if err := os.Remove(path); err != nil {
+				return fmt.Errorf("spool: remove empty segment: %w", err)
+			}
+			changed = true
+			continue
+		}
+		if from > 0 && !boundary {
+			// The cursor does not fall on a record of this segment (it
+			// was cut shorter than the cursor, or the cursor is damaged):
+			// replay the whole segment again rather than guess.
+			s.log.Warn("spool cursor is not at a record; replaying its segment from the start", "segment", segmentName(seq), "offset", from)
+			_, records, first, _, err = s.scan(path, 0)
+			if err != nil {
+				return err
+			}
+			from = 0
+		}
+		if len(s.segs) == 0 {
+			s.head = position{seq: seq, off: from}
+		}
+		s.segs = append(s.segs, segment{seq: seq, size: valid})
+		s.total += valid
+		s.records += records
+		if s.oldest.IsZero() && records > 0 {
+			s.oldest = first
+		}
+	}
+	if len(s.segs) == 0 {
+		s.head = position{seq: s.nextSeq}
+	}
+	if changed {
+		if err := syncDir(s.dir); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+	}
+	return nil
+}
+
+// scan validates the segment at path. It returns the size of its valid
+// records (cutting off anything after them), how many start at or after
+// from and the append time of the first of those, and whether from is a
+// record boundary.
+func (s *Spool) scan(path string, from int64) (valid int64, records int, first time.Time, boundary bool, err error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return 0, 0, first, false, fmt.Errorf("spool: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, 0, first, false, fmt.Errorf("spool: %w", err)
+	}
+	size := st.Size()
+	var buf []byte
+	off := int64(0)
+	for off < size {
+		if off == from {
+			boundary = true
+		}
+		body, h, next, err := readRecord(f, off, size, buf)
+		if errors.Is(err, errTorn) {
+			break
+		}
+		if err != nil {
+			return 0, 0, first, false, err
+		}
+		buf = body[:0]
+		if off >= from {
+			if records == 0 {
+				first = h.appended
+			}
+			records++
+		}
+		off = next
+	}
+	if off == from {
+		boundary = true
+	}
+	if off < size {
+		s.log.Warn("spool segment ends in a torn record (a crash while writing it); cutting it off: its messages were not acked",
+			"segment", filepath.Base(path), "valid_bytes", off, "cut_bytes", size-off)
+		if err := f.Truncate(off); err != nil {
+			return 0, 0, first, false, fmt.Errorf("spool: cut torn tail: %w", err)
+		}
+		if err := s.opts.Sync(f); err != nil {
+			return 0, 0, first, false, fmt.Errorf("spool: cut torn tail: %w", err)
+		}
+	}
+	return off, records, first, boundary, nil
+}
+
+// Dir is the spool's folder.
+func (s *Spool) Dir() string { return s.dir }
+
+// Append queues body (newline-terminated line protocol) as one record; done
+// is called once, from the committer, with nil after the record is written
+// and fsynced, or with an error: ErrFull at once when the record would take
+// the spool past MaxBytes, ErrClosed after Close, or the write's error. The
+// spool keeps its own copy of body.
+func (s *Spool) Append(body []byte, done func(error)) {
+	if done == nil {
+		done = func(error) {}
+	}
+	if len(body) == 0 {
+		done(nil)
+		return
+	}
+	if len(body) > MaxRecordBytes {
+		done(fmt.Errorf("spool: record of %d bytes is larger than %d", len(body), MaxRecordBytes))
+		return
+	}
+	at := s.opts.Now()
+	rec := appendRecord(make([]byte, 0, headerSize+len(body)), body, at)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		done(ErrClosed)
+		return
+	}
+	if s.total+s.queued+int64(len(rec)) > s.opts.MaxBytes {
+		if !s.full {
+			s.full = true
+			s.m.full.Set(1)
+			s.log.Error("spool full: not spooling any more until replay frees space; InfluxDB writes are retried from memory and intake stops (the broker holds the backlog)",
+				"bytes", s.total, "max_bytes", s.opts.MaxBytes, "records", s.records)
+		}
+		s.m.refused.Inc()
+		total := s.total
+		s.mu.Unlock()
+		done(fmt.Errorf("%w: %d of %d bytes used", ErrFull, total, s.opts.MaxBytes))
+		return
+	}
+	s.queue = append(s.queue, pending{rec: rec, at: at, done: done})
+	s.queued += int64(len(rec))
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default: // already signalled
+	}
+}
+
+// Usable reports whether an Append would be taken now: nil, or why not
+// (closed, full, or a write that failed less than 5s ago).
+func (s *Spool) Usable() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return ErrClosed
+	case s.full:
+		return fmt.Errorf("%w: %d of %d bytes used", ErrFull, s.total, s.opts.MaxBytes)
+	case s.lastErr != nil && s.opts.Now().Sub(s.lastErrAt) < errRetryAfter:
+		return s.lastErr
+	}
+	return nil
+}
+
+// Stats is the spool's state for callers and tests.
+type Stats struct {
+	Bytes   int64 // on disk
+	Records int   // not yet replayed
+	Full    bool
+}
+
+// Stats returns the spool's current state.
+func (s *Spool) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{Bytes: s.total, Records: s.records, Full: s.full}
+}
+
+// Run writes queued records until ctx ends or Close is called, then writes
+// what is still queued, closes the open segment and returns.
+func (s *Spool) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.running || s.closed {
+		s.mu.Unlock()
+		return errors.New("spool: Run called twice or after Close")
+	}
+	s.running = true
+	s.mu.Unlock()
+	defer close(s.stopped)
+	for {
+		select {
+		case <-ctx.Done():
+			s.mu.Lock()
+			s.closed = true
+			s.mu.Unlock()
+		case <-s.wake:
+		}
+		s.commit()
+		s.mu.Lock()
+		closed := s.closed
+		s.mu.Unlock()
+		if closed {
+			s.commit() // what was queued before closed was set
+			s.fmu.Lock()
+			err := s.closeActive()
+			s.fmu.Unlock()
+			s.mu.Lock()
+			s.runErr = err
+			s.signalAvail()
+			s.mu.Unlock()
+			return err
+		}
+	}
+}
+
+// Close stops accepting records, waits until the queued ones are written
+// (by Run if it runs, else here) and closes the open segment. Replay may go
+// on reading what is on disk until its own context ends.
+func (s *Spool) Close() error {
+	s.mu.Lock()
+	already := s.closed
+	s.closed = true
+	running := s.running
+	s.mu.Unlock()
+	if running {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+		<-s.stopped
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.runErr
+	}
+	if already {
+		return nil
+	}
+	s.commit()
+	s.fmu.Lock()
+	err := s.closeActive()
+	s.fmu.Unlock()
+	s.mu.Lock()
+	s.signalAvail()
+	s.mu.Unlock()
+	return err
+}
+
+// signalAvail wakes the replayer. Called with mu held.
+func (s *Spool) signalAvail() {
+	close(s.avail)
+	s.avail = make(chan struct{})
+}
+
+// commit writes everything queued, fsyncs, and calls the callbacks.
+func (s *Spool) commit() {
+	s.mu.Lock()
+	batch := s.queue
+	s.queue = nil
+	s.queued = 0
+	s.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	for i := 0; i < len(batch); {
+		n, err := s.writeSome(batch[i:])
+		if err != nil {
+			s.m.errors.Inc()
+			s.mu.Lock()
+			s.lastErr, s.lastErrAt = err, s.opts.Now()
+			s.mu.Unlock()
+			s.log.Error("spooling failed; the batches stay in memory and InfluxDB is retried", "records", len(batch)-i, "err", err)
+			for _, p := range batch[i:] {
+				p.done(err)
+			}
+			return
+		}
+		for _, p := range batch[i : i+n] {
+			p.done(nil)
+		}
+		i += n
+	}
+}
+
+// writeSome writes as many of recs as fit in the open segment (at least one,
+// in a fresh segment), fsyncs, publishes them to the replayer, and returns
+// how many it wrote. Called with fmu held.
+func (s *Spool) writeSome(recs []pending) (int, error) {
+	if s.f != nil && s.fsize >= s.opts.SegmentBytes {
+		if err := s.closeActive(); err != nil {
+			s.log.Warn("closing a full spool segment", "err", err)
+		}
+	}
+	if s.f == nil {
+		if err := s.openSegment(); err != nil {
+			return 0, err
+		}
+	}
+	s.buf = s.buf[:0]
+	n := 0
+	for _, p := range recs {
+		// The rest goes to the next segment; a record larger than a whole
+		// segment gets a fresh one to itself.
+		if n > 0 && s.fsize+int64(len(s.buf)+len(p.rec)) > s.opts.SegmentBytes {
+			break
+		}
+		s.buf = append(s.buf, p.rec...)
+		n++
+	}
+	if _, err := s.f.Write(s.buf); err != nil {
+		s.abandonActive()
+		return 0, fmt.Errorf("spool: write: %w", err)
+	}
+	start := time.Now()
+	err := s.opts.Sync(s.f)
+	s.m.fsync.Observe(time.Since(start).Seconds())
+	if err != nil {
+		// After a failed fsync the page cache's state is unknown: never
+		// append to this file again.
+		s.abandonActive()
+		return 0, fmt.Errorf("spool: fsync: %w", err)
+	}
+	size := int64(len(s.buf))
+	s.fsize += size
+	s.mu.Lock()
+	s.segs[len(s.segs)-1].size = s.fsize
+	s.total += size
+	if s.records == 0 {
+		s.oldest = recs[0].at
+	}
+	s.records += n
+	s.lastErr = nil
+	s.m.bytes.Set(float64(s.total))
+	s.m.appended.Add(float64(n))
+	s.signalAvail()
+	s.mu.Unlock()
+	if cap(s.buf) > 8<<20 {
+		s.buf = nil // one huge group shouldn't pin its buffer
+	}
+	return n, nil
+}
+
+// openSegment starts a new segment. Appending to a segment from before a
+// restart is never done: it may end in a torn record. Called with fmu held.
+func (s *Spool) openSegment() error {
+	s.mu.Lock()
+	seq := s.nextSeq
+	s.nextSeq++
+	s.mu.Unlock()
+	path := filepath.Join(s.dir, segmentName(seq))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o640)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	// The new name must survive a crash as well as the data written to it.
+	if err := syncDir(s.dir); err != nil {
+		_ = f.Close()
+		_ = os.Remove(path)
+		return fmt.Errorf("spool: %w", err)
+	}
+	s.f, s.fsize = f, 0
+	s.mu.Lock()
+	if len(s.segs) == 0 {
+		s.head = position{seq: seq}
+	}
+	s.segs = append(s.segs, segment{seq: seq})
+	s.active = seq
+	s.mu.Unlock()
+	return nil
+}
+
+// closeActive closes the open segment; it stays for the replayer. Called
+// with fmu held (or before Run started).
+func (s *Spool) closeActive() error {
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	s.mu.Lock()
+	s.active = 0
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("spool: close segment: %w", err)
+	}
+	return nil
+}
+
+// abandonActive cuts a failed write off the open segment, so that no torn
+// record sits in front of later ones, and closes it; the next write starts a
+// new segment. Called with fmu held.
+func (s *Spool) abandonActive() {
+	if err := s.f.Truncate(s.fsize); err != nil {
+		s.log.Warn("cutting a failed write off a spool segment", "err", err)
+	}
+	if err := s.closeActive(); err != nil {
+		s.log.Warn("closing a failed spool segment", "err", err)
+	}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
