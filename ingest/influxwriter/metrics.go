@@ -10,6 +10,7 @@ const (
 	outcomeSuccess  = "success"  // 2xx
 	outcomeRetry    = "retry"    // a retryable failure; the same body is sent again
 	outcomeRejected = "rejected" // 400/413/422: split or bisected, or the lines were rejected for good
+	outcomeSpooled  = "spooled"  // not sent (or sent and failed): the body is durable in the spool
 )
 
 // Error classes of failed write requests.
@@ -32,6 +33,11 @@ type metrics struct {
 	duration   prometheus.Histogram
 	pending    prometheus.Gauge
 	batchLines prometheus.Histogram
+
+	spooledLines     prometheus.Counter
+	replayedLines    prometheus.Counter
+	replayRejected   prometheus.Counter
+	replayedRequests prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -40,7 +46,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	points := f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "points_written_total",
 		Help: "Points acknowledged by InfluxDB, by measurement."}, []string{"measurement"})
 	batches := f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "write_batches_total",
-		Help: "HTTP write requests by outcome: success, retry (retryable failure), rejected (400/413/422)."}, []string{"outcome"})
+		Help: "Batches written by outcome: success, retry (retryable failure), rejected (400/413/422), spooled (to disk instead)."}, []string{"outcome"})
 	errs := f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "write_errors_total",
 		Help: "Failed HTTP write requests by class."}, []string{"class"})
 	m := &metrics{
@@ -55,12 +61,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		batchLines: f.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "batch_lines",
 			Help:    "Lines per batch taken for writing.",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
+		spooledLines: f.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "spooled_lines_total",
+			Help: "Lines InfluxDB did not take that were fsynced to the spool instead (their messages are acked)."}),
+		replayedLines: f.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "replayed_lines_total",
+			Help: "Spooled lines acknowledged by InfluxDB on replay."}),
+		replayRejected: f.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "replay_rejected_lines_total",
+			Help: "Spooled lines InfluxDB refused for good on replay (handed to the dead letters)."}),
+		replayedRequests: f.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "replay_requests_total",
+			Help: "HTTP write requests of the spool's replay, whatever their outcome."}),
 	}
 	// Pre-created so that dashboards show zeros rather than gaps.
 	for _, l := range Measurements {
 		m.points[l] = points.WithLabelValues(l)
 	}
-	for _, l := range []string{outcomeSuccess, outcomeRetry, outcomeRejected} {
+	for _, l := range []string{outcomeSuccess, outcomeRetry, outcomeRejected, outcomeSpooled} {
 		m.batches[l] = batches.WithLabelValues(l)
 	}
 	for _, l := range errorClasses {

@@ -51,8 +51,10 @@ func (w *Writer) process(ctx context.Context, b *batch) {
 	for len(stack) > 0 {
 		r := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		res := w.send(ctx, r.body(b.buf))
+		res := w.send(ctx, r.body(b.buf), r.lines())
 		switch {
+		case res.spooled:
+			w.settleSpooled(r.spans)
 		case res.stopped:
 			w.settle(r.spans, ErrStopped)
 			for _, r := range stack {
@@ -132,11 +134,13 @@ func splitRequest(buf []byte, r request) (lo, hi request, ok bool) {
 }
 
 // result is the final answer to one request body: status 0 for success,
-// otherwise a non-retryable status; stopped if ctx ended first.
+// otherwise a non-retryable status; stopped if ctx ended first; spooled if
+// the body is durable in the spool instead.
 type result struct {
 	status  int
 	message string
 	stopped bool
+	spooled bool
 }
 
 var gzipPool = sync.Pool{New: func() any {
@@ -146,18 +150,14 @@ var gzipPool = sync.Pool{New: func() any {
 
 // send writes body until InfluxDB accepts it or answers with a status that
 // retrying cannot change, retrying everything else (network errors, 5xx,
-// 429, 401/403, 404) with capped, jittered exponential backoff.
-func (w *Writer) send(ctx context.Context, body []byte) result {
-	payload, contentEncoding := body, ""
-	if w.cfg.Gzip {
-		var zb bytes.Buffer
-		zw := gzipPool.Get().(*gzip.Writer)
-		zw.Reset(&zb)
-		_, _ = zw.Write(body) // writes to a bytes.Buffer do not fail
-		_ = zw.Close()
-		gzipPool.Put(zw)
-		payload, contentEncoding = zb.Bytes(), "gzip"
+// 429, 401/403, 404) with capped, jittered exponential backoff. With a
+// spool, a body that InfluxDB did not take (or, while writes are failing,
+// any body at once) goes to the spool instead when it has room.
+func (w *Writer) send(ctx context.Context, body []byte, lines int) result {
+	if w.spoolFirst() && w.trySpool(body, lines) {
+		return result{spooled: true}
 	}
+	payload, contentEncoding := w.payload(body)
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
 		a := w.post(ctx, payload, contentEncoding)
@@ -186,6 +186,9 @@ func (w *Writer) send(ctx context.Context, body []byte) result {
 			wait = min(a.retryAfter, maxRetryAfter)
 		}
 		w.failed(a, attempt, wait)
+		if w.trySpool(body, lines) {
+			return result{spooled: true}
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -197,6 +200,20 @@ func (w *Writer) send(ctx context.Context, body []byte) result {
 }
 
 const maxRetryAfter = 5 * time.Minute
+
+// payload is what goes over the wire for body: itself, or gzipped.
+func (w *Writer) payload(body []byte) ([]byte, string) {
+	if !w.cfg.Gzip {
+		return body, ""
+	}
+	var zb bytes.Buffer
+	zw := gzipPool.Get().(*gzip.Writer)
+	zw.Reset(&zb)
+	_, _ = zw.Write(body) // writes to a bytes.Buffer do not fail
+	_ = zw.Close()
+	gzipPool.Put(zw)
+	return zb.Bytes(), "gzip"
+}
 
 // backoff is the pause before retry attempt+1: exponential from 100ms,
 // capped, with the upper half jittered so that writers that failed together
@@ -322,7 +339,8 @@ func retryAfter(v string, now time.Time) time.Duration {
 }
 
 // failed records a failed request for Healthy/LastError and logs it: the
-// first failure of a streak at once, then at most every 30s.
+// first failure of a streak at once, then at most every 30s. attempt < 0 is
+// a replay of spooled batches.
 func (w *Writer) failed(a answer, attempt int, wait time.Duration) {
 	w.hmu.Lock()
 	defer w.hmu.Unlock()
@@ -338,6 +356,11 @@ func (w *Writer) failed(a answer, attempt int, wait time.Duration) {
 	}
 	if now.Sub(w.loggedAt) >= 30*time.Second {
 		w.loggedAt = now
+		if attempt < 0 {
+			w.log.Warn("influxdb write of spooled batches failed; replay retries", "class", a.class, "status", a.status,
+				"err", a.err, "failing_for", now.Sub(w.failedAt).Round(time.Millisecond))
+			return
+		}
 		w.log.Warn("influxdb write failed; retrying", "class", a.class, "status", a.status,
 			"err", a.err, "attempt", attempt+1, "retry_in", wait, "failing_for", now.Sub(w.failedAt).Round(time.Millisecond))
 	}

@@ -16,6 +16,7 @@ import (
 	influxhttp "github.com/influxdata/influxdb-client-go/v2/api/http"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fenceline/fenceline/ingest/spool"
 	"github.com/fenceline/fenceline/internal/model"
 )
 
@@ -56,6 +57,21 @@ type Config struct {
 	// InfluxDB's per-request cost low. Further senders take full batches
 	// (or ones past FlushInterval) only.
 	Lazy bool
+
+	// Spool, when not nil, takes the batches InfluxDB does not: see
+	// spooling.go for the policy. Run runs it (its committer and its
+	// replayer) and Close drains into it; the caller opens it and nothing
+	// else may run it.
+	Spool *spool.Spool
+	// Rejected, when not nil, is given the lines of spooled batches that
+	// InfluxDB refused for good on replay (a field type conflict, points
+	// beyond the retention policy after a long outage). Their messages
+	// were acked when they were spooled, so the caller cannot dead-letter
+	// the messages themselves: Rejected should keep the lines (the daemon
+	// dead-letters them) and return nil once they are durable; an error
+	// makes the replay try those records again later. Without it they are
+	// logged and counted only.
+	Rejected func(lines []byte, err *PermanentError) error
 
 	// eagerAll lets every free sender take partial batches (benchmarks).
 	eagerAll bool
@@ -124,6 +140,8 @@ type Writer struct {
 
 	rejectLoggedAt  time.Time
 	rejectsUnlogged int
+	spoolLoggedAt   time.Time
+	spooledUnlogged int
 }
 
 // group is the lines of one Write: one callback for all of them.
@@ -361,12 +379,33 @@ func (w *Writer) Run(ctx context.Context) error {
 	w.running = true
 	w.mu.Unlock()
 
+	// The spool's committer outlives the senders: a sender waits for its
+	// batch's fsync even when ctx ends, and must get an answer.
+	spoolCtx, stopSpool := context.WithCancel(context.Background())
+	defer stopSpool()
+	spoolRan := make(chan error, 1)
+	if sp := w.cfg.Spool; sp != nil {
+		go func() { spoolRan <- sp.Run(spoolCtx) }()
+	}
 	var wg sync.WaitGroup
 	for range w.cfg.Concurrency {
 		wg.Go(func() { w.sender(ctx) })
 	}
 	wg.Go(func() { w.prober(ctx) })
+	if sp := w.cfg.Spool; sp != nil {
+		wg.Go(func() {
+			if err := sp.Replay(ctx, w.replay); err != nil {
+				w.log.Error("spool replay stopped", "err", err)
+			}
+		})
+	}
 	wg.Wait()
+	if w.cfg.Spool != nil {
+		stopSpool()
+		if err := <-spoolRan; err != nil {
+			w.log.Error("closing the spool", "err", err)
+		}
+	}
 
 	// Whatever is still queued will not be sent: call it back.
 	w.mu.Lock()
@@ -504,13 +543,22 @@ func (w *Writer) next(ctx context.Context) *batch {
 // releases their lines from pending. The callbacks run before pending drops
 // so that Close returns only after every callback has run. Groups belong to
 // one batch, which one sender handles, so they need no lock.
-func (w *Writer) settle(spans []span, err error) {
+func (w *Writer) settle(spans []span, err error) { w.settleAs(spans, err, false) }
+
+// settleSpooled calls back spans whose lines are durable in the spool: for
+// their messages that is as good as stored (the ack may go), but InfluxDB
+// has not seen them yet, so they are not counted as written.
+func (w *Writer) settleSpooled(spans []span) { w.settleAs(spans, nil, true) }
+
+func (w *Writer) settleAs(spans []span, err error, spooled bool) {
 	lines := 0
 	for i := range spans {
 		s := &spans[i]
 		lines += s.lines
 		if err == nil {
-			w.m.points[s.g.measurement].Add(float64(s.lines))
+			if !spooled {
+				w.m.points[s.g.measurement].Add(float64(s.lines))
+			}
 		} else if s.g.err == nil {
 			s.g.err = err
 		}
@@ -541,7 +589,8 @@ func (w *Writer) settle(spans []span, err error) {
 
 // Healthy reports whether InfluxDB is taking writes: it has answered since
 // start, and the last write request did not fail (a failing one is being
-// retried). For /readyz.
+// retried or spooled). Whether fenceline can store at all — InfluxDB, or
+// else the spool — is ReadyToStore.
 func (w *Writer) Healthy() bool {
 	w.hmu.Lock()
 	defer w.hmu.Unlock()
