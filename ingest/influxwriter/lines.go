@@ -3,6 +3,7 @@ package influxwriter
 import (
 	"math"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/fenceline/fenceline/internal/model"
@@ -67,109 +68,43 @@ func passTags(dst []byte, m *model.Meta, direction, plateColor, vehicleType stri
 
 // tagSetCache holds the encoded "measurement,tag=…" prefixes of recent tag
 // sets. A tag set is bounded by the contract (device × a few code lists), so
-// a busy writer sees the same few hundred over and over (50 fences × 3
-// operators × 4 techs is 600), and copying 70 bytes beats escaping five
-// tags. Four-way set-associative, 512 sets: 2,048 tag sets, with room for a
-// few hundred of them to share a set; a set's ways are replaced in turn. A
-// way's tag (its key's hash) is compared before its key, so a lookup reads
-// one line of tags and the one slot that matches.
-//
-// Keys are copies, kept in memory the slot owns and reuses: a caller may
-// reuse the memory of its strings (zero-copy decoding), and a cached key
-// must not pin the caller's memory either (the decoder's strings are
-// substrings of one string per message).
+// a busy writer sees the same few dozen over and over, and copying 70 bytes
+// beats escaping five tags. Direct-mapped: a colliding tag set replaces the
+// slot's. Keys are copies: a caller may reuse the memory of its strings.
 type tagSetCache struct {
-	tags  [tagSetSets][tagSetWays]uint32 // hash of each way's key, 0 if empty
-	next  [tagSetSets]uint8              // the way a miss replaces
-	slots [tagSetSets][tagSetWays]tagSetSlot
+	slots [64]tagSetSlot
 }
 
-const (
-	tagSetBits = 9
-	tagSetSets = 1 << tagSetBits
-	tagSetWays = 4
-)
-
-// tagSetSlot is one cached tag set: buf holds the encoded prefix (encLen
-// bytes), then site, device, a, b and c back to back.
 type tagSetSlot struct {
-	meas   string // one of the Measurement constants
-	lens   [5]uint32
-	encLen uint32
-	buf    []byte
-}
-
-// matches reports whether the slot holds the tag set (meas, m, a, b, c).
-// string(bytes) == s compiles to a comparison without a conversion.
-func (sl *tagSetSlot) matches(meas string, m *model.Meta, a, b, c string) bool {
-	l := &sl.lens
-	if sl.meas != meas || int(l[0]) != len(m.Site) || int(l[1]) != len(m.Device) || int(l[2]) != len(a) ||
-		int(l[3]) != len(b) || int(l[4]) != len(c) {
-		return false
-	}
-	k := sl.buf[sl.encLen:]
-	i := 0
-	for _, s := range [...]string{m.Site, m.Device, a, b, c} {
-		if string(k[i:i+len(s)]) != s {
-			return false
-		}
-		i += len(s)
-	}
-	return true
-}
-
-func (sl *tagSetSlot) set(meas string, m *model.Meta, a, b, c string, enc []byte) {
-	sl.meas, sl.encLen = meas, uint32(len(enc))
-	sl.buf = append(sl.buf[:0], enc...)
-	for i, s := range [...]string{m.Site, m.Device, a, b, c} {
-		sl.lens[i] = uint32(len(s))
-		sl.buf = append(sl.buf, s...)
-	}
-}
-
-// tagSetHash mixes the lengths and last bytes of device, a, b and c: they
-// tell the tag sets of a deployment apart (device ids end in digits,
-// operators in their MNC); a collision only costs a comparison or a miss.
-func tagSetHash(device, a, b, c string) uint64 {
-	h := uint64(0)
-	for _, s := range [...]string{device, a, b, c} {
-		x := uint64(len(s))
-		for i := max(len(s)-6, 0); i < len(s); i++ {
-			x = x<<8 | uint64(s[i])
-		}
-		h = (h ^ x) * 0x9E3779B97F4A7C15
-		h ^= h >> 29
-	}
-	return h
+	used                        bool
+	meas, site, device, a, b, c string
+	enc                         []byte
 }
 
 // tags3 appends the measurement and tags of a reading of m whose varying
 // tags are a, b, c, encoded by build on a miss.
 func (e *Encoder) tags3(dst []byte, meas string, m *model.Meta, a, b, c string, build func([]byte, *model.Meta, string, string, string) []byte) []byte {
-	if e.uncached {
-		return build(dst, m, a, b, c)
-	}
-	ts := e.tagSets
-	if ts == nil {
-		ts = new(tagSetCache)
-		e.tagSets = ts
-	}
-	h := tagSetHash(m.Device, a, b, c)
-	set := h >> (64 - tagSetBits)
-	tag := uint32(h) | 1
-	for w, t := range &ts.tags[set] {
-		if t == tag {
-			if sl := &ts.slots[set][w]; sl.matches(meas, m, a, b, c) {
-				return append(dst, sl.buf[:sl.encLen]...)
-			}
+	// A cheap hash: lengths and end bytes tell the few dozen tag sets of a
+	// deployment apart well enough (device ids end in digits, operators in
+	// their MNC); a collision only costs a miss.
+	h := uint32(0)
+	for _, s := range [...]string{m.Device, a, b, c} {
+		h = h*31 + uint32(len(s))
+		if len(s) > 0 {
+			h = h*31 + uint32(s[len(s)-1])
 		}
+		if len(s) > 1 {
+			h = h*31 + uint32(s[len(s)-2])
+		}
+	}
+	sl := &e.tagSets.slots[h%uint32(len(e.tagSets.slots))]
+	if sl.used && sl.meas == meas && sl.a == a && sl.b == b && sl.c == c && sl.device == m.Device && sl.site == m.Site {
+		return append(dst, sl.enc...)
 	}
 	start := len(dst)
 	dst = build(dst, m, a, b, c)
-	w := ts.next[set]
-	ts.next[set] = (w + 1) % tagSetWays
-	ts.tags[set][w] = tag
-	ts.slots[set][w].set(meas, m, a, b, c, dst[start:])
+	*sl = tagSetSlot{used: true, meas: meas, site: strings.Clone(m.Site), device: strings.Clone(m.Device),
+		a: strings.Clone(a), b: strings.Clone(b), c: strings.Clone(c), enc: append(sl.enc[:0], dst[start:]...)}
 	return dst
 }
 
