@@ -2,43 +2,95 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/fenceline/fenceline/internal/model"
 )
 
-// InfluxDB goes away: the daemon says it is not ready, keeps the readings
-// unacked (the broker holds them), and stores every one once it is back.
+// InfluxDB goes away: the daemon spools the readings (fsynced) and acks
+// their messages, so the broker is relieved; it stays ready (it can store:
+// in the spool, within its bound), survives a restart of its own with the
+// spool full of batches, and once InfluxDB is back the spool drains into it:
+// every reading exactly once.
 func TestIntegrationInfluxOutage(t *testing.T) {
 	e := newEnv(t, "rules.yaml", "")
 	ts := time.Now().Add(-time.Minute).UnixMilli()
+	const perMessage = 3
 	pub := func(seq int) {
-		e.publish("border/mdl/fence/F-AOL-01/detections", fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"detections":[{"imsi":"4600012345%05d"}]}`, seq, ts+int64(seq), seq))
+		e.publish("border/mdl/fence/F-AOL-01/detections", fmt.Sprintf(
+			`{"v":1,"seq":%d,"ts":%d,"detections":[{"imsi":"4600012345%05d"},{"imsi":"4600112345%05d"},{"mac":"a4:5e:60:12:34:%02x"}]}`,
+			seq, ts+int64(seq), seq, seq, seq%256))
+		e.publish("border/mdl/checkpoint/CP-09/passes", fmt.Sprintf(
+			`{"v":1,"seq":%d,"ts":%d,"passes":[{"plate":"蒙B%05d"}]}`, seq, ts+int64(seq), seq))
 	}
 	pub(1)
-	e.waitAcked(1)
+	e.waitAcked(2)
 	code, _ := e.get("/readyz")
 	require.Equal(t, 200, code)
 
 	require.NoError(t, e.influx.Stop())
-	for i := 2; i <= 50; i++ {
+	for i := 2; i <= 40; i++ {
 		pub(i)
 	}
-	e.waitFor("not ready while InfluxDB is down", func() bool {
-		code, _ := e.get("/readyz")
-		return code == 503
-	})
-	_, body := e.get("/readyz")
-	require.Contains(t, body, "influx")
+	// Acked while InfluxDB is down: the readings are in the spool.
+	e.waitAcked(80)
+	require.Positive(t, e.gauge("fenceline_spool_records"))
+	require.Positive(t, e.counter("fenceline_spool_appended_records_total", nil))
+	require.Positive(t, e.gauge("fenceline_spool_bytes"))
+	require.Zero(t, e.gauge("fenceline_spool_full"))
+	code, body := e.get("/readyz")
+	require.Equal(t, 200, code, "ready while spooling within bounds: %s", body)
+
+	// The daemon restarts while InfluxDB is still down: the spool stays.
+	e.stop()
+	e.start()
+	require.Positive(t, e.gauge("fenceline_spool_records"), "the spool survived the restart")
+	for i := 41; i <= 50; i++ {
+		pub(i)
+	}
+	e.waitAcked(20)
+	code, body = e.get("/readyz")
+	require.Equal(t, 200, code, "ready while spooling within bounds: %s", body)
 
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	require.NoError(t, e.influx.Restart(ctx))
-	e.waitAcked(50)
-	require.Equal(t, 50, e.count("phone_detection"), "every reading stored once")
-	e.waitFor("ready again", func() bool {
+	e.waitFor("spool drained", func() bool {
+		return e.gauge("fenceline_spool_records") == 0 && e.gauge("fenceline_spool_bytes") == 0
+	})
+	require.Positive(t, e.counter("fenceline_spool_replayed_records_total", nil))
+	require.Equal(t, 50*perMessage, e.count("phone_detection"), "every detection stored once")
+	require.Equal(t, 50, e.count("vehicle_pass"), "every pass stored once")
+	// And the right ones: each (device, seq, reading index) once, read
+	// back from the point times.
+	for _, m := range []struct {
+		measurement, device string
+		per                 int
+	}{{"phone_detection", "F-AOL-01", perMessage}, {"vehicle_pass", "CP-09", 1}} {
+		seen := map[[2]int64]int{}
+		for _, r := range e.rows("SELECT device, seq FROM " + m.measurement) {
+			require.Equal(t, m.device, r["device"])
+			seq, err := r["seq"].(json.Number).Int64()
+			require.NoError(t, err)
+			ns, err := r["time"].(json.Number).Int64()
+			require.NoError(t, err)
+			pt := time.Unix(0, ns)
+			idx := ns - model.PointTime(pt, seq, 0)
+			seen[[2]int64{seq, idx}]++
+		}
+		for seq := 1; seq <= 50; seq++ {
+			for idx := range m.per {
+				require.Equal(t, 1, seen[[2]int64{int64(seq), int64(idx)}], "%s seq %d reading %d", m.measurement, seq, idx)
+			}
+		}
+		require.Len(t, seen, 50*m.per, m.measurement)
+	}
+	e.waitFor("ready", func() bool {
 		code, _ := e.get("/readyz")
 		return code == 200
 	})

@@ -24,6 +24,7 @@ import (
 	"github.com/fenceline/fenceline/ingest/influxwriter"
 	"github.com/fenceline/fenceline/ingest/mqttsource"
 	"github.com/fenceline/fenceline/ingest/pipeline"
+	"github.com/fenceline/fenceline/ingest/spool"
 	"github.com/fenceline/fenceline/internal/httpapi"
 )
 
@@ -98,6 +99,12 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		return nil, err
 	}
 
+	// Batches InfluxDB does not take wait here, fsynced, and their
+	// messages are acked; the writer runs the spool and replays it.
+	sp, err := spool.Open(filepath.Join(cfg.Storage.Dir, "spool"), spool.Options{MaxBytes: cfg.Storage.SpoolMaxBytes}, log, reg)
+	if err != nil {
+		return nil, fmt.Errorf("storage.dir spool: %w", err)
+	}
 	d.writer, err = influxwriter.New(influxwriter.Config{
 		URL:           cfg.Influx.URL,
 		Token:         token,
@@ -109,6 +116,8 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		Concurrency:   cfg.Influx.Concurrency,
 		Timeout:       cfg.Influx.Timeout.D(),
 		Gzip:          cfg.Influx.Gzip,
+		Spool:         sp,
+		Rejected:      d.deadLetterSpooled,
 	}, log, reg)
 	if err != nil {
 		return nil, fmt.Errorf("influx: %w", err)
@@ -199,12 +208,9 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 				}
 				return nil
 			},
-			"influx": func() error {
-				if !d.writer.Healthy() {
-					return fmt.Errorf("cannot store: %v", d.writer.LastError())
-				}
-				return nil
-			},
+			// Ready while InfluxDB takes writes or the spool takes them
+			// (within storage.spool_max_bytes).
+			"influx": d.writer.ReadyToStore,
 		}, d.reload, log)
 		if err != nil {
 			return nil, err
@@ -221,6 +227,23 @@ func (d deadLetters) Append(r pipeline.DeadLetter, done func(error)) {
 		Received: r.Received, Topic: r.Topic, Reason: r.Reason,
 		Detail: r.Detail, Index: r.Index, Payload: r.Payload,
 	}, done)
+}
+
+// deadLetterSpooled keeps spooled lines that InfluxDB refused for good on
+// replay: their messages were acked when spooled, so the lines themselves
+// are the dead letter. It returns once the record is durable (the replay
+// moves on only then); until Run, and after Close, it fails and the replay
+// tries again later.
+func (d *daemon) deadLetterSpooled(lines []byte, perr *influxwriter.PermanentError) error {
+	if d.dead == nil {
+		return errors.New("dead letters not open yet")
+	}
+	res := make(chan error, 1)
+	d.dead.Append(deadletter.Record{
+		Received: time.Now(), Reason: "storage_rejected", Index: -1,
+		Detail: "spooled line refused by InfluxDB on replay: " + perr.Error(), Payload: lines,
+	}, func(err error) { res <- err })
+	return <-res
 }
 
 // run starts the components and, when ctx ends or one of them fails, stops
