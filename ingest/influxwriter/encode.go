@@ -61,7 +61,10 @@ type Encoder struct {
 	msValid  bool
 	ms       int64  // the millisecond of the previous line's time
 	msDigits []byte // its decimal digits
-	tagSets  tagSetCache
+	// tagSets is allocated on first use; uncached encoders (the one-shot
+	// package-level AppendBatch) build every tag set instead.
+	tagSets  *tagSetCache
+	uncached bool
 }
 
 // AppendBatch appends one line per reading of b to dst and returns the
@@ -69,7 +72,7 @@ type Encoder struct {
 // text is sanitised, and non-finite numbers (which JSON cannot carry) are
 // left out as absent.
 func AppendBatch(dst []byte, b *model.Batch) []byte {
-	var e Encoder
+	e := Encoder{uncached: true}
 	out, _ := e.AppendBatch(dst, b)
 	return out
 }

@@ -192,15 +192,59 @@ func TestEncodeTagSetCache(t *testing.T) {
 // the cache must keep copies of its keys.
 func TestEncodeTagSetCacheOwnsKeys(t *testing.T) {
 	var e Encoder
-	mem := []byte("lte")
+	// Only the first byte differs: the hash reads lengths and last bytes,
+	// so both tag sets look alike to it.
+	mem := []byte("long-tech-name-lte")
 	b := detectionBatch(1, 1)
 	b.Detections[0].Tech = unsafe.String(&mem[0], len(mem))
 	_, _ = e.AppendBatch(nil, b)
-	copy(mem, "xte") // same length and last bytes: same slot
+	copy(mem, "x")
 	b2 := detectionBatch(2, 1)
-	b2.Detections[0].Tech = "xte"
+	b2.Detections[0].Tech = "xong-tech-name-lte"
 	got, _ := e.AppendBatch(nil, b2)
-	assert.Contains(t, string(got), ",tech=xte ")
+	assert.Contains(t, string(got), ",tech=xong-tech-name-lte ")
+	b3 := detectionBatch(3, 1)
+	b3.Detections[0].Tech = "long-tech-name-lte"
+	got, _ = e.AppendBatch(nil, b3)
+	assert.Contains(t, string(got), ",tech=long-tech-name-lte ")
+}
+
+// A deployment's few hundred tag sets all fit: once each has been seen,
+// encoding them again allocates nothing and builds no tag set.
+func TestEncodeTagSetCacheHoldsDeployment(t *testing.T) {
+	var batches []*model.Batch
+	for dev := range 50 {
+		for _, op := range []string{"46000", "46001", "46011"} {
+			for _, tech := range []string{"gsm", "umts", "lte", "nr"} {
+				b := detectionBatch(int64(len(batches)+1), 1)
+				b.Meta.Device = fmt.Sprintf("F-%03d", dev)
+				d := &b.Detections[0]
+				d.MCC, d.MNC, d.Operator, d.Tech = op[:3], op[3:], op, tech
+				batches = append(batches, b)
+			}
+		}
+	}
+	var e Encoder
+	buf := make([]byte, 0, 4096)
+	for _, b := range batches {
+		buf, _ = e.AppendBatch(buf[:0], b)
+		require.Equal(t, string(refEncode(t, b)), string(buf))
+	}
+	cached := 0
+	for s := range e.tagSets.tags {
+		for _, tag := range e.tagSets.tags[s] {
+			if tag != 0 {
+				cached++
+			}
+		}
+	}
+	assert.Equal(t, len(batches), cached, "tag sets kept")
+	allocs := testing.AllocsPerRun(5, func() {
+		for _, b := range batches {
+			buf, _ = e.AppendBatch(buf[:0], b)
+		}
+	})
+	assert.Zero(t, allocs)
 }
 
 func FuzzEncode(f *testing.F) {

@@ -3,7 +3,6 @@ package influxwriter
 import (
 	"math"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/fenceline/fenceline/internal/model"
@@ -68,43 +67,102 @@ func passTags(dst []byte, m *model.Meta, direction, plateColor, vehicleType stri
 
 // tagSetCache holds the encoded "measurement,tag=…" prefixes of recent tag
 // sets. A tag set is bounded by the contract (device × a few code lists), so
-// a busy writer sees the same few dozen over and over, and copying 70 bytes
-// beats escaping five tags. Direct-mapped: a colliding tag set replaces the
-// slot's. Keys are copies: a caller may reuse the memory of its strings.
+// a busy writer sees the same few hundred over and over (50 fences × 3
+// operators × 4 techs is 600), and copying 70 bytes beats escaping five
+// tags. Eight-way set-associative, 256 sets: 2,048 tag sets, and eight ways
+// so that a deployment's tag sets do not push each other out even where the
+// hash bunches them (a set's ways are replaced in turn). A way's tag (its
+// key's hash) is compared before its key, so a lookup reads half a line of
+// tags and the one slot that matches.
+//
+// Keys are copies, one string per slot: a caller may reuse the memory of its
+// strings (zero-copy decoding), and a cached key must not pin the caller's
+// memory either (the decoder's strings are substrings of one string per
+// message). Only a miss copies, and a deployment's tag sets stop missing
+// once each has been seen.
 type tagSetCache struct {
-	slots [64]tagSetSlot
+	tags  [tagSetSets][tagSetWays]uint32 // hash of each way's key, 0 if empty
+	next  [tagSetSets]uint8              // the way a miss replaces
+	slots [tagSetSets][tagSetWays]tagSetSlot
 }
 
+const (
+	tagSetBits = 8
+	tagSetSets = 1 << tagSetBits
+	tagSetWays = 8
+)
+
+// tagSetSlot is one cached tag set. site, device, a, b and c are substrings
+// of one copy; enc is reused from one occupant of the slot to the next.
 type tagSetSlot struct {
-	used                        bool
-	meas, site, device, a, b, c string
-	enc                         []byte
+	meas                  string // one of the Measurement constants
+	site, device, a, b, c string
+	enc                   []byte
+}
+
+func (sl *tagSetSlot) set(meas string, m *model.Meta, a, b, c string, enc []byte) {
+	key := m.Site + m.Device + a + b + c // one allocation
+	i := 0
+	cut := func(n int) string { s := key[i : i+n]; i += n; return s }
+	sl.meas = meas
+	sl.site, sl.device, sl.a, sl.b, sl.c = cut(len(m.Site)), cut(len(m.Device)), cut(len(a)), cut(len(b)), cut(len(c))
+	sl.enc = append(sl.enc[:0], enc...)
+}
+
+// tail packs the length and the last four bytes of s.
+func tail(s string) uint64 {
+	n := len(s)
+	if n >= 4 {
+		return uint64(n)<<32 | uint64(s[n-4])<<24 | uint64(s[n-3])<<16 | uint64(s[n-2])<<8 | uint64(s[n-1])
+	}
+	x := uint64(n) << 32
+	for i := range n {
+		x = x<<8 | uint64(s[i])
+	}
+	return x
+}
+
+// tagSetHash mixes the lengths and last bytes of device, a, b and c: they
+// tell the tag sets of a deployment apart (device ids end in digits,
+// operators in their MNC); a collision only costs a comparison or a miss.
+func tagSetHash(device, a, b, c string) uint64 {
+	const k = 0x9E3779B97F4A7C15
+	h := tail(device) * k
+	h = (h ^ h>>29 ^ tail(a)) * k
+	h = (h ^ h>>29 ^ tail(b)) * k
+	h = (h ^ h>>29 ^ tail(c)) * k
+	return h ^ h>>29
 }
 
 // tags3 appends the measurement and tags of a reading of m whose varying
 // tags are a, b, c, encoded by build on a miss.
 func (e *Encoder) tags3(dst []byte, meas string, m *model.Meta, a, b, c string, build func([]byte, *model.Meta, string, string, string) []byte) []byte {
-	// A cheap hash: lengths and end bytes tell the few dozen tag sets of a
-	// deployment apart well enough (device ids end in digits, operators in
-	// their MNC); a collision only costs a miss.
-	h := uint32(0)
-	for _, s := range [...]string{m.Device, a, b, c} {
-		h = h*31 + uint32(len(s))
-		if len(s) > 0 {
-			h = h*31 + uint32(s[len(s)-1])
-		}
-		if len(s) > 1 {
-			h = h*31 + uint32(s[len(s)-2])
-		}
+	if e.uncached {
+		return build(dst, m, a, b, c)
 	}
-	sl := &e.tagSets.slots[h%uint32(len(e.tagSets.slots))]
-	if sl.used && sl.meas == meas && sl.a == a && sl.b == b && sl.c == c && sl.device == m.Device && sl.site == m.Site {
-		return append(dst, sl.enc...)
+	ts := e.tagSets
+	if ts == nil {
+		ts = new(tagSetCache)
+		e.tagSets = ts
+	}
+	h := tagSetHash(m.Device, a, b, c)
+	set := h >> (64 - tagSetBits)
+	tag := uint32(h) | 1
+	for w, t := range &ts.tags[set] {
+		if t != tag {
+			continue
+		}
+		sl := &ts.slots[set][w]
+		if sl.a == a && sl.b == b && sl.c == c && sl.device == m.Device && sl.site == m.Site && sl.meas == meas {
+			return append(dst, sl.enc...)
+		}
 	}
 	start := len(dst)
 	dst = build(dst, m, a, b, c)
-	*sl = tagSetSlot{used: true, meas: meas, site: strings.Clone(m.Site), device: strings.Clone(m.Device),
-		a: strings.Clone(a), b: strings.Clone(b), c: strings.Clone(c), enc: append(sl.enc[:0], dst[start:]...)}
+	w := ts.next[set]
+	ts.next[set] = (w + 1) % tagSetWays
+	ts.tags[set][w] = tag
+	ts.slots[set][w].set(meas, m, a, b, c, dst[start:])
 	return dst
 }
 
