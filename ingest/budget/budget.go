@@ -1,0 +1,201 @@
+// Package budget gives each device a budget of messages and readings per
+// second (token buckets with a burst), so that one misbehaving unit — a
+// firmware loop publishing as fast as the link allows, a replay of a week of
+// buffered data in one go — cannot take the pipeline's time from the others.
+//
+// It only decides; the caller says what happens to a message over budget
+// (the pipeline dead-letters it with reason over_budget: delaying it would
+// hold the one pipeline goroutine, and with it every other device). Memory
+// is bounded: at most Limits.MaxDevices buckets are kept, and a bucket that
+// has refilled to its burst is dropped first when room is needed, since a
+// new bucket would be the same.
+package budget
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Limits are the per-device budgets. A rate of 0 means no limit on that
+// dimension.
+type Limits struct {
+	// MessagesPerSecond is the sustained message rate of one device.
+	MessagesPerSecond float64
+	// MessageBurst is how many messages a device may send at once after
+	// being quiet (default: one second's worth, at least 1).
+	MessageBurst float64
+	// ReadingsPerSecond is the sustained rate of readings (detections,
+	// passes, positions, statuses) of one device.
+	ReadingsPerSecond float64
+	// ReadingBurst is how many readings a device may send at once after
+	// being quiet (default: one second's worth, at least 1). A message
+	// with more readings than this passes only when the device's bucket
+	// is full, and leaves it in debt: the long-run rate holds either way.
+	ReadingBurst float64
+	// MaxDevices bounds the buckets kept (default 10,000). Size it to the
+	// device registry: only registered devices should be asked about.
+	MaxDevices int
+}
+
+func (l *Limits) setDefaults() {
+	if l.MessageBurst <= 0 {
+		l.MessageBurst = max(l.MessagesPerSecond, 1)
+	}
+	if l.ReadingBurst <= 0 {
+		l.ReadingBurst = max(l.ReadingsPerSecond, 1)
+	}
+	if l.MaxDevices <= 0 {
+		l.MaxDevices = 10000
+	}
+}
+
+// Budget is the set of per-device buckets. It is safe for concurrent use.
+type Budget struct {
+	mu      sync.Mutex
+	lim     Limits
+	buckets map[string]*bucket
+
+	exceeded map[string]prometheus.Counter // by limit: messages, readings
+	devices  prometheus.Gauge
+}
+
+type bucket struct {
+	msgs, readings float64 // tokens left
+	last           time.Time
+}
+
+// Label values of fenceline_ingest_budget_exceeded_total.
+const (
+	LimitMessages = "messages"
+	LimitReadings = "readings"
+)
+
+// New returns a Budget with limits l, registering its metrics on reg.
+func New(l Limits, reg prometheus.Registerer) *Budget {
+	l.setDefaults()
+	f := promauto.With(reg)
+	exceeded := f.NewCounterVec(prometheus.CounterOpts{Name: "fenceline_ingest_budget_exceeded_total",
+		Help: "Messages refused because their device was over its budget, by the limit it was over (messages or readings)."},
+		[]string{"limit"})
+	b := &Budget{
+		lim:      l,
+		buckets:  make(map[string]*bucket),
+		exceeded: map[string]prometheus.Counter{},
+		devices: f.NewGauge(prometheus.GaugeOpts{Name: "fenceline_ingest_budget_devices",
+			Help: "Devices whose budget is being tracked (bounded by the device registry)."}),
+	}
+	for _, l := range []string{LimitMessages, LimitReadings} {
+		b.exceeded[l] = exceeded.WithLabelValues(l)
+	}
+	return b
+}
+
+// SetLimits changes the limits (a reload). Buckets keep their tokens,
+// capped at the new bursts.
+func (b *Budget) SetLimits(l Limits) {
+	l.setDefaults()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.lim = l
+	for _, bk := range b.buckets {
+		bk.msgs = min(bk.msgs, l.MessageBurst)
+		bk.readings = min(bk.readings, l.ReadingBurst)
+	}
+	b.evict(time.Time{}, false)
+}
+
+// Allow reports whether device may have a message of readings readings at
+// now, and if so takes it from the device's budget. A refused message takes
+// nothing (it is counted in fenceline_ingest_budget_exceeded_total): a
+// device that keeps sending gets exactly its rate through.
+func (b *Budget) Allow(device string, readings int, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l := &b.lim
+	bk := b.buckets[device]
+	if bk == nil {
+		if len(b.buckets) >= l.MaxDevices {
+			b.evict(now, true)
+		}
+		bk = &bucket{msgs: l.MessageBurst, readings: l.ReadingBurst, last: now}
+		b.buckets[device] = bk
+		b.devices.Set(float64(len(b.buckets)))
+	} else {
+		b.refill(bk, now)
+	}
+	cost := float64(readings)
+	okM := l.MessagesPerSecond <= 0 || bk.msgs >= 1
+	okR := l.ReadingsPerSecond <= 0 || bk.readings >= cost ||
+		// More than a burst at once: only from a full bucket, into debt.
+		(cost > l.ReadingBurst && bk.readings >= l.ReadingBurst)
+	switch {
+	case !okM:
+		b.exceeded[LimitMessages].Inc()
+		return false
+	case !okR:
+		b.exceeded[LimitReadings].Inc()
+		return false
+	}
+	if l.MessagesPerSecond > 0 {
+		bk.msgs--
+	}
+	if l.ReadingsPerSecond > 0 {
+		bk.readings -= cost
+	}
+	return true
+}
+
+// refill adds the tokens earned since the bucket's last use. A clock that
+// went back earns nothing (and does not move last back).
+func (b *Budget) refill(bk *bucket, now time.Time) {
+	d := now.Sub(bk.last).Seconds()
+	if d <= 0 {
+		return
+	}
+	bk.last = now
+	bk.msgs = min(bk.msgs+d*b.lim.MessagesPerSecond, b.lim.MessageBurst)
+	bk.readings = min(bk.readings+d*b.lim.ReadingsPerSecond, b.lim.ReadingBurst)
+}
+
+// evict makes room: it drops every bucket that is full at now (a new one
+// would be the same), then the least recently used ones while there are too
+// many: MaxDevices or more when room for one is needed. Called with mu held.
+func (b *Budget) evict(now time.Time, needRoom bool) {
+	type used struct {
+		dev  string
+		last time.Time
+	}
+	var rest []used
+	for dev, bk := range b.buckets {
+		if !now.IsZero() {
+			b.refill(bk, now)
+		}
+		if bk.msgs >= b.lim.MessageBurst && bk.readings >= b.lim.ReadingBurst {
+			delete(b.buckets, dev)
+			continue
+		}
+		rest = append(rest, used{dev, bk.last})
+	}
+	limit := b.lim.MaxDevices
+	if needRoom {
+		limit--
+	}
+	if over := len(b.buckets) - limit; over > 0 {
+		slices.SortFunc(rest, func(x, y used) int { return x.last.Compare(y.last) })
+		for _, u := range rest[:over] {
+			delete(b.buckets, u.dev)
+		}
+	}
+	b.devices.Set(float64(len(b.buckets)))
+}
+
+// Len is the number of devices tracked.
+func (b *Budget) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.buckets)
+}

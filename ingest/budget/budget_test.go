@@ -1,0 +1,209 @@
+package budget
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var t0 = time.Date(2026, 11, 26, 23, 10, 4, 0, time.UTC)
+
+func exceeded(t *testing.T, reg *prometheus.Registry, limit string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != "fenceline_ingest_budget_exceeded_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == limit {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no exceeded counter for %s", limit)
+	return 0
+}
+
+// step is one message of a device at an offset from t0, and whether it is
+// expected through.
+type step struct {
+	at       time.Duration
+	device   string
+	readings int
+	want     bool
+}
+
+func TestAllow(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		lim        Limits
+		steps      []step
+		msgs, rdgs float64 // exceeded counts at the end
+	}{
+		{
+			name: "burst then the rate",
+			lim:  Limits{MessagesPerSecond: 2, MessageBurst: 3},
+			steps: []step{
+				{0, "a", 1, true}, {0, "a", 1, true}, {0, "a", 1, true}, {0, "a", 1, false},
+				{500 * time.Millisecond, "a", 1, true}, {500 * time.Millisecond, "a", 1, false},
+				{time.Second, "a", 1, true},
+				{10 * time.Second, "a", 1, true}, {10 * time.Second, "a", 1, true}, {10 * time.Second, "a", 1, true},
+				{10 * time.Second, "a", 1, false},
+			},
+			msgs: 3,
+		},
+		{
+			name: "readings limit",
+			lim:  Limits{ReadingsPerSecond: 100, ReadingBurst: 100},
+			steps: []step{
+				{0, "a", 60, true}, {0, "a", 60, false}, {0, "a", 40, true}, {0, "a", 1, false},
+				{100 * time.Millisecond, "a", 10, true}, {100 * time.Millisecond, "a", 1, false},
+			},
+			rdgs: 3,
+		},
+		{
+			name: "a message larger than the burst passes from a full bucket, into debt",
+			lim:  Limits{ReadingsPerSecond: 100, ReadingBurst: 100},
+			steps: []step{
+				{0, "a", 500, true},                // 400 in debt
+				{time.Second, "a", 1, false},       // -300
+				{4 * time.Second, "a", 100, false}, // 0: not enough yet
+				{5 * time.Second, "a", 100, true},  // 100
+				{5 * time.Second, "a", 500, false}, // bucket not full
+				{6 * time.Second, "a", 500, true},  // full again
+				{6*time.Second + time.Millisecond, "a", 1, false},
+			},
+			rdgs: 4,
+		},
+		{
+			name: "devices have budgets of their own",
+			lim:  Limits{MessagesPerSecond: 1, MessageBurst: 1},
+			steps: []step{
+				{0, "flood", 1, true}, {0, "flood", 1, false}, {0, "flood", 1, false}, {0, "quiet", 1, true},
+				{time.Second, "flood", 1, true}, {time.Second, "flood", 1, false}, {time.Second, "quiet", 1, true},
+			},
+			msgs: 3,
+		},
+		{
+			name: "both limits: the message limit is counted first",
+			lim:  Limits{MessagesPerSecond: 3, MessageBurst: 3, ReadingsPerSecond: 10, ReadingBurst: 20},
+			steps: []step{
+				{0, "a", 15, true}, {0, "a", 6, false}, // readings
+				{0, "a", 5, true}, {0, "a", 0, true}, // out of both
+				{0, "a", 1, false}, // messages
+			},
+			msgs: 1, rdgs: 1,
+		},
+		{
+			name:  "no limits",
+			lim:   Limits{},
+			steps: []step{{0, "a", 4096, true}, {0, "a", 4096, true}, {0, "a", 4096, true}},
+		},
+		{
+			name: "a clock set back earns nothing",
+			lim:  Limits{MessagesPerSecond: 1, MessageBurst: 1},
+			steps: []step{
+				{10 * time.Second, "a", 1, true}, {0, "a", 1, false}, {5 * time.Second, "a", 1, false},
+				{11 * time.Second, "a", 1, true},
+			},
+			msgs: 2,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			b := New(tc.lim, reg)
+			for i, s := range tc.steps {
+				assert.Equal(t, s.want, b.Allow(s.device, s.readings, t0.Add(s.at)), "step %d %+v", i, s)
+			}
+			assert.Equal(t, tc.msgs, exceeded(t, reg, LimitMessages))
+			assert.Equal(t, tc.rdgs, exceeded(t, reg, LimitReadings))
+		})
+	}
+}
+
+// A device flooding as fast as it can gets exactly its rate through, and
+// the quiet device beside it everything it sends.
+func TestFloodGetsItsRate(t *testing.T) {
+	b := New(Limits{MessagesPerSecond: 50, MessageBurst: 100, ReadingsPerSecond: 1000, ReadingBurst: 2000}, prometheus.NewRegistry())
+	flood, quiet := 0, 0
+	const seconds = 10
+	for ms := 0; ms < seconds*1000; ms++ {
+		now := t0.Add(time.Duration(ms) * time.Millisecond)
+		for range 20 { // 20,000 messages/s
+			if b.Allow("flood", 10, now) {
+				flood++
+			}
+		}
+		if ms%100 == 0 && b.Allow("quiet", 20, now) { // 10 messages/s
+			quiet++
+		}
+	}
+	assert.InDelta(t, 100+50*seconds, flood, 2, "burst plus the rate")
+	assert.Equal(t, 10*seconds, quiet)
+}
+
+// Memory stays bounded by MaxDevices however many device names come by;
+// idle (full) buckets go first, then the least recently used.
+func TestBoundedDevices(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	b := New(Limits{MessagesPerSecond: 1, MessageBurst: 5, MaxDevices: 100}, reg)
+	for i := range 10000 {
+		b.Allow(fmt.Sprintf("dev-%d", i), 1, t0.Add(time.Duration(i)*time.Microsecond))
+		require.LessOrEqual(t, b.Len(), 100)
+	}
+	// A busy device keeps its (empty) bucket while strangers pass by: the
+	// full and older buckets are dropped before it.
+	now := t0.Add(time.Hour)
+	for range 5 {
+		require.True(t, b.Allow("busy", 1, now))
+	}
+	require.False(t, b.Allow("busy", 1, now))
+	for i := range 500 {
+		at := now.Add(time.Duration(i+1) * time.Microsecond)
+		b.Allow(fmt.Sprintf("stranger-%d", i), 1, at)
+		b.Allow("busy", 1, at) // still sending, still refused
+	}
+	assert.LessOrEqual(t, b.Len(), 100)
+	assert.False(t, b.Allow("busy", 1, now.Add(time.Millisecond)), "its debt was not forgotten")
+
+	// Fewer devices allowed after a reload: trimmed at once.
+	b.SetLimits(Limits{MessagesPerSecond: 1, MessageBurst: 5, MaxDevices: 10})
+	assert.LessOrEqual(t, b.Len(), 10)
+}
+
+func BenchmarkAllow(b *testing.B) {
+	for _, devices := range []int{1, 100, 10000} {
+		b.Run(fmt.Sprintf("devices=%d", devices), func(b *testing.B) {
+			bg := New(Limits{MessagesPerSecond: 1e9, ReadingsPerSecond: 1e9, MaxDevices: devices}, prometheus.NewRegistry())
+			names := make([]string, devices)
+			for i := range names {
+				names[i] = fmt.Sprintf("F-%05d", i)
+			}
+			now := t0
+			i := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				now = now.Add(time.Microsecond)
+				bg.Allow(names[i%devices], 20, now)
+				i++
+			}
+		})
+	}
+}
+
+func BenchmarkAllowParallel(b *testing.B) {
+	bg := New(Limits{MessagesPerSecond: 1e9, ReadingsPerSecond: 1e9}, prometheus.NewRegistry())
+	b.RunParallel(func(pb *testing.PB) {
+		now := t0
+		for pb.Next() {
+			now = now.Add(time.Microsecond)
+			bg.Allow("F-AOL-01", 20, now)
+		}
+	})
+}
