@@ -3,7 +3,6 @@ package engine
 import (
 	"log/slog"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/expr-lang/expr/ast"
@@ -44,18 +43,19 @@ type Engine struct {
 	// Scratch reused for every reading (the engine is single-goroutine).
 	vm          vm.VM
 	hits        []*zone.Zone
-	hitsP       model.Point
-	hitsValid   bool
 	collectHit  func(*zone.Zone) bool
 	near        []*zone.Zone
 	collectNear func(*zone.Zone) bool
 	envs        []envSlot
-	// zoneIdx lists, per source and zone, the indexes (in bySource) of the
-	// rules with zones that name it; zoned marks those rules; marks is
-	// scratch for one reading.
+	// views caches, per position and source, the zones containing the
+	// position and the rules to run there (see viewAt); zoneIdx lists, per
+	// source and zone, the indexes (in bySource) of the rules with zones
+	// that name it, and noPos the rules of a reading without a position.
+	// All three are rebuilt by install.
+	views     *viewCache
 	zoneIdx   [numSources]map[*zone.Zone][]int32
-	zoned     [numSources][]bool
-	marks     [numSources][]bool
+	noPos     [numSources]zoneView
+	marks     []bool
 	watched   []watchHit
 	clocks    [4]localClock
 	nextClock int
@@ -123,18 +123,25 @@ func (e *Engine) install(rs *Ruleset, keep map[string]*ruleState) {
 	}
 	for src, rules := range e.bySource {
 		e.zoneIdx[src] = map[*zone.Zone][]int32{}
-		e.zoned[src] = make([]bool, len(rules))
-		e.marks[src] = make([]bool, len(rules))
+		v := &e.noPos[src]
+		*v = zoneView{src: Source(src)}
 		for i, st := range rules {
-			if len(st.rule.zones) == 0 || st.rule.Kind == KindEnter || st.rule.Kind == KindExit {
+			if !zonedRule(st.rule) {
+				v.rules = append(v.rules, candidate{st: st})
 				continue
 			}
-			e.zoned[src][i] = true
 			for _, z := range st.rule.zones {
 				e.zoneIdx[src][z] = append(e.zoneIdx[src][z], int32(i))
 			}
 		}
 	}
+	e.views = new(viewCache) // the zones or the rules may have changed
+}
+
+// zonedRule reports whether a rule runs only on readings inside its zones:
+// enter/exit rules watch their zones from outside too.
+func zonedRule(r *Rule) bool {
+	return len(r.zones) > 0 && r.Kind != KindEnter && r.Kind != KindExit
 }
 
 // Ruleset returns the ruleset in force.
@@ -171,8 +178,6 @@ func (e *Engine) Evaluate(b *model.Batch, now time.Time) []model.Alert {
 	out = e.resolveSilence(dev, now, out)
 
 	src := sourceOf(b.Stream)
-	rules := e.bySource[src]
-	e.hitsValid = false
 	r := &e.cur
 	*r = reading{src: src, b: b}
 	switch src {
@@ -180,14 +185,14 @@ func (e *Engine) Evaluate(b *model.Batch, now time.Time) []model.Alert {
 		for i := range b.Detections {
 			d := &b.Detections[i]
 			r.det, r.t, r.p, r.hasPos = d, d.Time, d.Loc, true
-			out = e.evalReading(r, rules, now, out)
+			out = e.evalReading(r, now, out)
 		}
 		e.m.readingsC[src].Add(float64(len(b.Detections)))
 	case SourceVehicle:
 		for i := range b.Passes {
 			p := &b.Passes[i]
 			r.pass, r.t, r.p, r.hasPos = p, p.Time, p.Loc, true
-			out = e.evalReading(r, rules, now, out)
+			out = e.evalReading(r, now, out)
 		}
 		e.m.readingsC[src].Add(float64(len(b.Passes)))
 	case SourcePatrol:
@@ -197,7 +202,7 @@ func (e *Engine) Evaluate(b *model.Batch, now time.Time) []model.Alert {
 				e.patrols[dev] = patrolPos{Loc: p.Loc, Seen: p.Time}
 			}
 			r.pos, r.t, r.p, r.hasPos = p, p.Time, p.Loc, true
-			out = e.evalReading(r, rules, now, out)
+			out = e.evalReading(r, now, out)
 		}
 		e.m.readingsC[src].Add(float64(len(b.Positions)))
 	case SourceStatus:
@@ -205,11 +210,10 @@ func (e *Engine) Evaluate(b *model.Batch, now time.Time) []model.Alert {
 		for i := range b.Statuses {
 			s := &b.Statuses[i]
 			r.st, r.t, r.p, r.hasPos = s, s.Time, pos, has
-			out = e.evalReading(r, rules, now, out)
+			out = e.evalReading(r, now, out)
 		}
 		e.m.readingsC[src].Add(float64(len(b.Statuses)))
 	}
-	e.hitsValid = false
 	*r = reading{}
 	return out
 }
@@ -229,33 +233,20 @@ func (e *Engine) devicePos(id string, d *model.Device) (model.Point, bool) {
 	return model.Point{}, false
 }
 
-// evalReading runs the rules of r's source on r. The order of the checks
-// is cheapest first: site, zone, watchlist, schedule, then `when`.
-func (e *Engine) evalReading(r *reading, rules []*ruleState, now time.Time, out []model.Alert) []model.Alert {
+// evalReading runs the rules of r's source that apply at r's position on
+// r. The order of the checks is cheapest first: site, zone, watchlist,
+// schedule, then `when`.
+func (e *Engine) evalReading(r *reading, now time.Time, out []model.Alert) []model.Alert {
 	e.envs = e.envs[:0]
 	e.watched = e.watched[:0]
-	if e.hitsValid && e.hitsP != r.p {
-		e.hitsValid = false // a different place: the containing zones change
-	}
-	// Mark the rules with zones that contain r: the others are skipped
-	// without a look, which is what keeps a thousand zones cheap.
-	marks := e.marks[r.src]
-	if idx := e.zoneIdx[r.src]; len(idx) > 0 && r.hasPos {
-		for _, z := range e.zonesAt(r) {
-			for _, i := range idx[z] {
-				marks[i] = true
-			}
-		}
-	}
-	zoned := e.zoned[r.src]
-	for i, st := range rules {
+	// Only the rules that apply here are visited: rules with zones are
+	// skipped without a look unless a zone of theirs contains r, which is
+	// what keeps a thousand zones cheap.
+	v := e.viewAt(r)
+	for i := range v.rules {
+		c := &v.rules[i]
+		st := c.st
 		rule := st.rule
-		if zoned[i] {
-			if !marks[i] {
-				continue
-			}
-			marks[i] = false
-		}
 		if !siteOK(rule.sites, r.b.Site) {
 			continue
 		}
@@ -272,10 +263,7 @@ func (e *Engine) evalReading(r *reading, rules []*ruleState, now time.Time, out 
 			out = e.apply(st, r, subj, nil, match, now, out)
 			continue
 		}
-		for _, z := range e.zonesAt(r) {
-			if !rule.hasZone(z) {
-				continue
-			}
+		for _, z := range c.zones {
 			match := rule.when == nil || e.when(st, r, z)
 			out = e.apply(st, r, subj, z, match, now, out)
 		}
@@ -335,21 +323,9 @@ func siteOK(sites []string, site string) bool {
 	return ok
 }
 
-// zonesAt returns the zones containing r's position, sorted by id, and
-// caches them while consecutive readings share a position (the phones of
-// one detection message all carry the fence's position).
+// zonesAt returns the zones containing r's position, sorted by id.
 func (e *Engine) zonesAt(r *reading) []*zone.Zone {
-	if !r.hasPos || e.rs.Zones == nil {
-		return nil
-	}
-	if e.hitsValid {
-		return e.hits
-	}
-	e.hits = e.hits[:0]
-	e.rs.Zones.Containing(r.p, e.collectHit)
-	slices.SortFunc(e.hits, func(a, b *zone.Zone) int { return strings.Compare(a.ID, b.ID) })
-	e.hitsP, e.hitsValid = r.p, true
-	return e.hits
+	return e.viewAt(r).zones
 }
 
 // when evaluates the rule's expression on r in zone z (nil: the rule has no

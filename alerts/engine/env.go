@@ -174,4 +174,5 @@ type reading struct {
 	t      time.Time // event time: the reading's ts, else the message's
 	p      model.Point
 	hasPos bool
+	view   *zoneView // the view at p, if looked up (see viewAt)
 }
