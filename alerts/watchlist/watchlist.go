@@ -34,10 +34,14 @@ type List struct {
 
 	exact    map[string]struct{}
 	prefixes map[string]struct{}
-	// prefixLens holds the distinct byte lengths of the prefixes in
-	// ascending order: Match looks up v[:n] for each, so its cost grows
-	// with the number of distinct lengths, not of prefixes.
-	prefixLens []int
+	// minimal holds the prefixes that no shorter prefix covers, sorted: a
+	// prefix-free set, in which the only candidate prefix of a value v is
+	// the greatest entry <= v (any entry between a prefix p of v and v
+	// itself would begin with p). Match finds it by binary search among
+	// the entries of v's first byte (byFirst[c] is the index of the first
+	// entry that begins with c or a greater byte), or scans a short list.
+	minimal []string
+	byFirst *[257]int32
 	norm       func(string) (string, error)
 }
 
@@ -72,14 +76,28 @@ func Build(name string, spec config.WatchlistSpec, baseDir, file string) (*List,
 	if spec.File != "" {
 		probs = append(probs, l.addFile(spec.File, baseDir, file, key)...)
 	}
-	lens := make(map[int]struct{})
+	sorted := make([]string, 0, len(l.prefixes))
 	for p := range l.prefixes {
-		lens[len(p)] = struct{}{}
+		sorted = append(sorted, p)
 	}
-	for n := range lens {
-		l.prefixLens = append(l.prefixLens, n)
+	slices.Sort(sorted)
+	// Sorted, the entries a prefix p covers follow p directly.
+	for _, p := range sorted {
+		if n := len(l.minimal); n > 0 && strings.HasPrefix(p, l.minimal[n-1]) {
+			continue
+		}
+		l.minimal = append(l.minimal, p)
 	}
-	slices.Sort(l.prefixLens)
+	if len(l.minimal) > linearPrefixes {
+		l.byFirst = new([257]int32)
+		i := 0
+		for c := range 257 {
+			for i < len(l.minimal) && int(l.minimal[i][0]) < c {
+				i++
+			}
+			l.byFirst[c] = int32(i)
+		}
+	}
 	return l, probs
 }
 
@@ -169,18 +187,42 @@ func (l *List) Match(v string) bool {
 	if err != nil || n == "" {
 		return false
 	}
-	if _, ok := l.exact[n]; ok {
-		return true
-	}
-	for _, k := range l.prefixLens {
-		if k > len(n) {
-			break
-		}
-		if _, ok := l.prefixes[n[:k]]; ok {
+	if len(l.exact) > 0 {
+		if _, ok := l.exact[n]; ok {
 			return true
 		}
 	}
-	return false
+	return l.hasPrefix(n)
+}
+
+// linearPrefixes is the length up to which a scan of the prefixes beats a
+// binary search.
+const linearPrefixes = 8
+
+// hasPrefix reports whether one of the list's prefixes begins n.
+func (l *List) hasPrefix(n string) bool {
+	ps := l.minimal
+	if len(ps) <= linearPrefixes {
+		for _, p := range ps {
+			if strings.HasPrefix(n, p) {
+				return true
+			}
+		}
+		return false
+	}
+	// The greatest entry <= n is the only candidate; entries are not empty,
+	// so it begins with n's first byte.
+	lo, hi := int(l.byFirst[n[0]]), int(l.byFirst[int(n[0])+1]) // ps[:lo] <= n < ps[hi:]
+	base := lo
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if ps[m] <= n {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo > base && strings.HasPrefix(n, ps[lo-1])
 }
 
 // Len is the number of distinct entries, exact and prefix.

@@ -2,6 +2,7 @@ package watchlist
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -299,5 +300,36 @@ func BenchmarkMatch(b *testing.B) {
 				l.Match(v)
 			}
 		})
+	}
+}
+
+// Prefix matching agrees with a plain scan of every prefix, for short lists
+// (scanned) and long ones (binary search), with prefixes that cover others.
+func TestMatchPrefixesLikeScan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	digits := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte('0' + rng.IntN(3)) // few digits: many shared prefixes
+		}
+		return string(b)
+	}
+	for _, size := range []int{1, 3, linearPrefixes, linearPrefixes + 1, 40, 300} {
+		var entries, prefixes []string
+		for range size {
+			p := digits(1 + rng.IntN(7))
+			prefixes = append(prefixes, p)
+			entries = append(entries, p+"*")
+		}
+		l, probs := Build("p", config.WatchlistSpec{Kind: KindIMSI, Entries: entries}, "", "rules.yaml")
+		require.Empty(t, probs)
+		for range 2000 {
+			v := digits(6 + rng.IntN(10))
+			want := false
+			for _, p := range prefixes {
+				want = want || strings.HasPrefix(v, p)
+			}
+			require.Equal(t, want, l.Match(v), "%d prefixes, %s", size, v)
+		}
 	}
 }
