@@ -26,6 +26,7 @@ import (
 	"github.com/fenceline/fenceline/ingest/pipeline"
 	"github.com/fenceline/fenceline/ingest/spool"
 	"github.com/fenceline/fenceline/internal/httpapi"
+	"github.com/fenceline/fenceline/internal/model"
 )
 
 // daemon holds the running components.
@@ -48,6 +49,7 @@ type daemon struct {
 
 	reloadMu      sync.Mutex
 	reloadOK      prometheus.Gauge
+	devices       *prometheus.GaugeVec
 	reloadTime    prometheus.Gauge
 	reloadsFailed prometheus.Counter
 }
@@ -68,6 +70,9 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 	if err != nil {
 		return nil, err
 	}
+	d.devices = f.NewGaugeVec(prometheus.GaugeOpts{Name: "fenceline_registry_devices",
+		Help: "Registered devices by kind and site (the denominator of silence ratios)."}, []string{"kind", "site"})
+	d.countDevices(rs.Registry)
 	d.reloadOK.Set(1)
 	d.reloadTime.SetToCurrentTime()
 
@@ -384,10 +389,19 @@ func (d *daemon) reload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
+	d.countDevices(rs.Registry)
 	d.reloadOK.Set(1)
 	d.reloadTime.SetToCurrentTime()
 	d.log.Info("rules reloaded", "file", d.cfg.RulesFile, "devices", rs.Registry.Len(), "alerts_from_swap", alerts)
 	return nil
+}
+
+// countDevices sets fenceline_registry_devices from a registry.
+func (d *daemon) countDevices(r *model.Registry) {
+	d.devices.Reset()
+	r.All(func(dev *model.Device) {
+		d.devices.WithLabelValues(string(dev.Kind), dev.Site).Inc()
+	})
 }
 
 // stateSaveEvery is how often the alert state is written while running; a
