@@ -141,6 +141,8 @@ func TestIntegrationIngestEveryStream(t *testing.T) {
 	require.GreaterOrEqual(t, e.counter("fenceline_influx_points_written_total", map[string]string{"measurement": "phone_detection"}), 2.0)
 	code, body := e.get("/readyz")
 	require.Equal(t, 200, code, body)
+	require.Equal(t, 1.0, e.gauge("fenceline_ready"))
+	require.Equal(t, 1.0, e.metric("fenceline_registry_devices", map[string]string{"kind": "patrol", "site": "mdl"}).GetGauge().GetValue())
 	code, _ = e.get("/healthz")
 	require.Equal(t, 200, code)
 	_, metrics := e.get("/metrics")

@@ -201,22 +201,34 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		Protect:    d.sec.prot,
 	}, rs.Registry, d.engine, d.writer, deadLetters{d.dead}, d.outbox, log, reg)
 
+	// Readiness: subscribed, and able to store (InfluxDB takes writes, or the
+	// spool does within storage.spool_max_bytes). /readyz and fenceline_ready
+	// read the same checks.
+	checks := map[string]httpapi.Check{
+		"mqtt": func() error {
+			if !d.source.Subscribed() {
+				return errors.New("not subscribed to the broker")
+			}
+			return nil
+		},
+		"influx": d.writer.ReadyToStore,
+	}
+	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "fenceline_ready",
+		Help: "1 while /readyz would answer 200: subscribed to the broker and able to store."}, func() float64 {
+		for _, c := range checks {
+			if c() != nil {
+				return 0
+			}
+		}
+		return 1
+	})
+
 	if cfg.HTTP.Listen != "" {
 		hc, err := httpConfig(cfg)
 		if err != nil {
 			return nil, err
 		}
-		d.http, err = httpapi.New(hc, reg, map[string]httpapi.Check{
-			"mqtt": func() error {
-				if !d.source.Subscribed() {
-					return errors.New("not subscribed to the broker")
-				}
-				return nil
-			},
-			// Ready while InfluxDB takes writes or the spool takes them
-			// (within storage.spool_max_bytes).
-			"influx": d.writer.ReadyToStore,
-		}, d.reload, log)
+		d.http, err = httpapi.New(hc, reg, checks, d.reload, log)
 		if err != nil {
 			return nil, err
 		}
