@@ -38,7 +38,7 @@ bench: deps build
 # The whole story on one machine: a local mosquitto (:1883) and InfluxDB (:8086) with their data
 # in .state/, the daemon on $(CONFIG) (metrics on :9464) and the scenario simulator playing the
 # example deployment against it, alerts printed as they arrive. SPEED=1 is real time (the scripted
-# incidents come within the first hour), SPEED=60 a simulated minute per second over the past
+# incidents start within ten minutes), SPEED=60 a simulated minute per second over the past
 # 12 hours. Ctrl-C stops the simulator, then the daemon (it drains), then the services.
 run: deps build
 	$(GO) build -o bin/devstack ./cmd/devstack
