@@ -8,7 +8,7 @@ FUZZTIME            ?= 20s
 CONFIG              ?= config/examples/fenceline.yaml
 SPEED               ?= 1
 
-.PHONY: all deps build test lint bench run fuzz clean
+.PHONY: all deps build test lint bench run fuzz chaos clean
 
 all: build
 
@@ -44,6 +44,18 @@ run: deps build
 	$(GO) build -o bin/devstack ./cmd/devstack
 	$(GO) build -o bin/fenceline-sim ./cmd/fenceline-sim
 	CONFIG=$(CONFIG) SPEED=$(SPEED) bin/devstack -- scripts/run-local.sh
+
+# The fault-injection suite's long profile (internal/chaos; make test runs the short one): fenceline
+# as a process against a real mosquitto and InfluxDB, publishing valid and invalid readings while
+# InfluxDB restarts, mosquitto restarts (with and without persistence) and fenceline is killed -9
+# again and again, then a flood from one device. Proves every reading stored once, every rejection
+# dead-lettered, every alert once; prints a table per fault and appends them to $(CHAOS_REPORT).
+CHAOS_REPORT ?= bin/chaos-report.txt
+chaos: deps
+	@mkdir -p $(dir $(CHAOS_REPORT)) && rm -f $(CHAOS_REPORT)
+	FENCELINE_CHAOS=long FENCELINE_CHAOS_REPORT=$(abspath $(CHAOS_REPORT)) \
+		$(GO) test -count=1 -timeout 60m -v -run '^TestIntegration(ChaosLong|Flood)$$' ./internal/chaos
+	@echo "== fault tables: $(CHAOS_REPORT)"; cat $(CHAOS_REPORT)
 
 # A short run of every fuzz target in every package (FUZZTIME each). A package whose tests do
 # not build fails the run rather than being skipped.
