@@ -224,8 +224,9 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Writer, erro
 // Write encodes b and queues its lines. It blocks while MaxPending lines are
 // unacknowledged, until ctx ends (then it returns ctx's error). Once Write
 // returns nil, done is called exactly once, from another goroutine: with nil
-// when InfluxDB acknowledged every line, with a *PermanentError when it
-// rejected them for good, or with ErrStopped when Run ended first. done must
+// when InfluxDB acknowledged every line or the spool fsynced them (see
+// spooling.go), with a *PermanentError when InfluxDB rejected them for good,
+// or with ErrStopped when Run ended first. done must
 // not block for long: it runs on a sender. If Write returns an error, done is
 // never called.
 func (w *Writer) Write(ctx context.Context, b *model.Batch, done func(error)) error {
@@ -438,9 +439,10 @@ func (w *Writer) abandonedLines() int {
 
 // Close stops accepting writes (Write then returns ErrClosed), sends what is
 // queued at once, and waits until every line has been called back or ctx
-// ends. It returns nil only if every line was settled by InfluxDB
-// (acknowledged or rejected for good): an error means some messages were
-// not, and will come again from the broker. Run keeps sending (and retrying)
+// ends. It returns nil only if every line was settled (acknowledged by
+// InfluxDB or spooled, or rejected for good): an error means some messages
+// were not, and will come again from the broker. With a spool and InfluxDB
+// down, Close drains into the spool. Run keeps sending (and retrying)
 // until its own context ends; cancel it after Close returns.
 func (w *Writer) Close(ctx context.Context) error {
 	w.mu.Lock()
