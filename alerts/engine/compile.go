@@ -122,7 +122,7 @@ type Rule struct {
 	fingerprint string
 	sites       []string
 	zones       []*zone.Zone
-	zoneSet     map[*zone.Zone]struct{}
+	zoneSet     map[*zone.Zone]int32 // index in zones
 	watch       *watchlist.List
 	sched       *schedule
 	when        *vm.Program
@@ -329,7 +329,7 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 	// Zones.
 	fp := fingerprintInput{Rule: spec}
 	if len(spec.Zones) > 0 {
-		rule.zoneSet = make(map[*zone.Zone]struct{}, len(spec.Zones))
+		rule.zoneSet = make(map[*zone.Zone]int32, len(spec.Zones))
 	}
 	for j, id := range spec.Zones {
 		var z *zone.Zone
@@ -343,7 +343,7 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 		if _, dup := rule.zoneSet[z]; dup {
 			continue
 		}
-		rule.zoneSet[z] = struct{}{}
+		rule.zoneSet[z] = int32(len(rule.zones))
 		rule.zones = append(rule.zones, z)
 		if zs := zoneSpecs[id]; zs != nil {
 			fp.Zones = append(fp.Zones, *zs)

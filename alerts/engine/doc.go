@@ -77,7 +77,11 @@
 // Every per-subject map is bounded by MaxTrackedPerRule, count windows by
 // MaxSubjectsPerZone; entries expire with their windows (VelocityHorizon,
 // FenceHorizon, cooldowns, max_gap). Evictions forced by a bound are
-// counted in fenceline_alerts_state_evicted_total{rule}.
+// counted in fenceline_alerts_state_evicted_total{rule}. State is keyed by
+// subject ids: phones' identifiers packed into a number, other subjects
+// interned in a copy that no message's memory is pinned by; interned
+// subjects that no state refers to any more are freed once their number
+// has doubled since the last such sweep.
 //
 // The Engine is not safe for concurrent use: the pipeline calls it from one
 // goroutine.

@@ -39,6 +39,10 @@ type Engine struct {
 	lastSeen   map[string]time.Time
 	watchSince map[string]time.Time
 	patrols    map[string]patrolPos
+	// subjects interns the subjects rule state is keyed by; it outlives
+	// reloads, as the state of unchanged rules does.
+	subjects *subjectTable
+	sidMemo  sidMemo
 
 	// Scratch reused for every reading (the engine is single-goroutine).
 	vm          vm.VM
@@ -86,6 +90,7 @@ func New(rs *Ruleset, opts Options, log *slog.Logger, reg prometheus.Registerer)
 		lastSeen:   map[string]time.Time{},
 		watchSince: map[string]time.Time{},
 		patrols:    map[string]patrolPos{},
+		subjects:   newSubjectTable(),
 		logged:     map[string]time.Time{},
 	}
 	e.collectHit = func(z *zone.Zone) bool { e.hits = append(e.hits, z); return true }
@@ -173,6 +178,7 @@ func (e *Engine) Evaluate(b *model.Batch, now time.Time) []model.Alert {
 		return nil
 	}
 	var out []model.Alert
+	e.maybeSweepSubjects()
 	dev := b.Meta.Device
 	e.lastSeen[dev] = now
 	out = e.resolveSilence(dev, now, out)
@@ -215,6 +221,7 @@ func (e *Engine) Evaluate(b *model.Batch, now time.Time) []model.Alert {
 		e.m.readingsC[src].Add(float64(len(b.Statuses)))
 	}
 	*r = reading{}
+	e.sidMemo.reset() // let go of the message's strings
 	return out
 }
 
@@ -239,6 +246,7 @@ func (e *Engine) devicePos(id string, d *model.Device) (model.Point, bool) {
 func (e *Engine) evalReading(r *reading, now time.Time, out []model.Alert) []model.Alert {
 	e.envs = e.envs[:0]
 	e.watched = e.watched[:0]
+	e.sidMemo.n = 0
 	// Only the rules that apply here are visited: rules with zones are
 	// skipped without a look unless a zone of theirs contains r, which is
 	// what keeps a thousand zones cheap.
@@ -284,6 +292,26 @@ func (r *Rule) hasZone(z *zone.Zone) bool {
 	}
 	_, ok := r.zoneSet[z]
 	return ok
+}
+
+// zoneIndex is the index of z in the rule's zones, -1 if z is nil (or not
+// one of them).
+func (r *Rule) zoneIndex(z *zone.Zone) int32 {
+	if z == nil {
+		return -1
+	}
+	if len(r.zones) <= 8 {
+		for i, rz := range r.zones {
+			if rz == z {
+				return int32(i)
+			}
+		}
+		return -1
+	}
+	if i, ok := r.zoneSet[z]; ok {
+		return i
+	}
+	return -1
 }
 
 // active is schedule.active with the local clock of recent (time, zone)
@@ -454,6 +482,7 @@ type watchHit struct {
 // pipeline calls it every alerts.evaluate_every.
 func (e *Engine) Tick(now time.Time) []model.Alert {
 	var out []model.Alert
+	e.maybeSweepSubjects()
 	e.rs.Registry.All(func(d *model.Device) {
 		if _, ok := e.watchSince[d.ID]; !ok {
 			e.watchSince[d.ID] = now

@@ -38,8 +38,15 @@ type ruleSnapshot struct {
 }
 
 type cooldownSnap struct {
-	Key coolKey `json:"key"`
+	Key coolKeySnap `json:"key"`
 	coolEntry
+}
+
+// coolKeySnap is a coolKey with its subject spelt out.
+type coolKeySnap struct {
+	Subject model.Subject `json:"subject"`
+	Zone    string        `json:"zone"`
+	Device  string        `json:"device,omitempty"`
 }
 
 type seenSnap struct {
@@ -88,31 +95,37 @@ func (e *Engine) MarshalState() ([]byte, error) {
 	s := snapshot{Version: stateVersion, LastSeen: e.lastSeen, Patrols: e.patrols}
 	for _, st := range e.order {
 		rs := ruleSnapshot{ID: st.rule.ID, Fingerprint: st.rule.fingerprint}
+		subj := e.subjects.get
 		for k, c := range st.cool {
-			rs.Cooldowns = append(rs.Cooldowns, cooldownSnap{Key: k, coolEntry: *c})
+			rs.Cooldowns = append(rs.Cooldowns, cooldownSnap{
+				Key: coolKeySnap{Subject: subj(k.subj), Zone: k.zone, Device: k.device}, coolEntry: *c})
 		}
 		slices.SortFunc(rs.Cooldowns, func(a, b cooldownSnap) int { return cmpKey(a.Key, b.Key) })
 		for k, cz := range st.count {
 			cs := countSnap{Key: k, countZone: *cz}
-			for subj, t := range cz.Seen {
-				cs.Subjects = append(cs.Subjects, seenSnap{Subject: subj, T: t})
+			for id, t := range cz.Seen {
+				cs.Subjects = append(cs.Subjects, seenSnap{Subject: subj(id), T: t})
 			}
 			slices.SortFunc(cs.Subjects, func(a, b seenSnap) int { return cmpSubject(a.Subject, b.Subject) })
 			rs.Counts = append(rs.Counts, cs)
 		}
 		slices.SortFunc(rs.Counts, func(a, b countSnap) int { return strings.Compare(a.Key, b.Key) })
 		for k, de := range st.dwell {
-			rs.Dwell = append(rs.Dwell, dwellSnap{Subject: k.Subject, Zone: k.Zone, dwellEntry: *de})
+			zone := ""
+			if k.zone >= 0 && int(k.zone) < len(st.rule.zones) {
+				zone = st.rule.zones[k.zone].ID
+			}
+			rs.Dwell = append(rs.Dwell, dwellSnap{Subject: subj(k.subj), Zone: zone, dwellEntry: *de})
 		}
 		slices.SortFunc(rs.Dwell, func(a, b dwellSnap) int {
-			return cmpKey(coolKey{Subject: a.Subject, Zone: a.Zone}, coolKey{Subject: b.Subject, Zone: b.Zone})
+			return cmpKey(coolKeySnap{Subject: a.Subject, Zone: a.Zone}, coolKeySnap{Subject: b.Subject, Zone: b.Zone})
 		})
 		for k, v := range st.vel {
-			rs.Velocity = append(rs.Velocity, velSnap{Subject: k, sighting: *v})
+			rs.Velocity = append(rs.Velocity, velSnap{Subject: subj(k), sighting: *v})
 		}
 		slices.SortFunc(rs.Velocity, func(a, b velSnap) int { return cmpSubject(a.Subject, b.Subject) })
 		for k, f := range st.fence {
-			rs.Fence = append(rs.Fence, fenceSnap{Subject: k, fenceEntry: *f})
+			rs.Fence = append(rs.Fence, fenceSnap{Subject: subj(k), fenceEntry: *f})
 		}
 		slices.SortFunc(rs.Fence, func(a, b fenceSnap) int { return cmpSubject(a.Subject, b.Subject) })
 		for k, se := range st.status {
@@ -139,7 +152,7 @@ func cmpSubject(a, b model.Subject) int {
 	return strings.Compare(a.Value, b.Value)
 }
 
-func cmpKey(a, b coolKey) int {
+func cmpKey(a, b coolKeySnap) int {
 	if c := cmpSubject(a.Subject, b.Subject); c != 0 {
 		return c
 	}
@@ -187,11 +200,12 @@ func (e *Engine) UnmarshalState(data []byte) error {
 		}
 		restored++
 		st := newRuleState(old.rule, old.m)
+		intern := e.subjects.id
 		for _, c := range rs.Cooldowns {
 			if st.cool != nil {
 				ce := c.coolEntry
 				ce.Next = ((ce.Next % cooldownSlots) + cooldownSlots) % cooldownSlots
-				st.cool[c.Key] = &ce
+				st.cool[coolKey{subj: intern(c.Key.Subject), zone: c.Key.Zone, device: c.Key.Device}] = &ce
 			}
 		}
 		for _, c := range rs.Counts {
@@ -199,9 +213,9 @@ func (e *Engine) UnmarshalState(data []byte) error {
 				break
 			}
 			cz := c.countZone
-			cz.Seen = make(map[model.Subject]time.Time, len(c.Subjects))
+			cz.Seen = make(map[subjectID]time.Time, len(c.Subjects))
 			for _, ss := range c.Subjects {
-				cz.Seen[ss.Subject] = ss.T
+				cz.Seen[intern(ss.Subject)] = ss.T
 				if cz.minSeen.IsZero() || ss.T.Before(cz.minSeen) {
 					cz.minSeen = ss.T
 				}
@@ -215,25 +229,31 @@ func (e *Engine) UnmarshalState(data []byte) error {
 			if st.dwell == nil {
 				break
 			}
+			zi := int32(-1)
+			if d.Zone != "" {
+				if zi = zoneIndexByID(old.rule, d.Zone); zi < 0 {
+					continue // not one of the rule's zones: cannot be with the same fingerprint
+				}
+			}
 			de := d.dwellEntry
 			if de.Open != nil {
 				st.open++
 			}
-			st.dwell[subjZone{Subject: d.Subject, Zone: d.Zone}] = &de
+			st.dwell[dwellKey{subj: intern(d.Subject), zone: zi}] = &de
 		}
 		for _, v := range rs.Velocity {
 			if st.vel == nil {
 				break
 			}
 			sg := v.sighting
-			st.vel[v.Subject] = &sg
+			st.vel[intern(v.Subject)] = &sg
 		}
 		for _, f := range rs.Fence {
 			if st.fence == nil {
 				break
 			}
 			fe := f.fenceEntry
-			st.fence[f.Subject] = &fe
+			st.fence[intern(f.Subject)] = &fe
 		}
 		for _, ss := range rs.Status {
 			if st.status == nil || reg.Lookup(ss.Device) == nil {
@@ -259,4 +279,15 @@ func (e *Engine) UnmarshalState(data []byte) error {
 	e.log.Info("alert engine state restored", "rules_restored", restored, "rules_dropped", dropped,
 		"devices", len(e.lastSeen))
 	return nil
+}
+
+// zoneIndexByID is the index of the zone with the given id in the rule's
+// zones, or -1.
+func zoneIndexByID(r *Rule, id string) int32 {
+	for i, z := range r.zones {
+		if z.ID == id {
+			return int32(i)
+		}
+	}
+	return -1
 }

@@ -98,9 +98,9 @@ func absDur(d time.Duration) time.Duration {
 // presence: every matching reading fires, deduplicated by the cooldown per
 // rule+subject+zone. No resolved: a presence is an event, not a state.
 func (e *Engine) applyPresence(st *ruleState, r *reading, subj model.Subject, z *zone.Zone, now time.Time, out []model.Alert) []model.Alert {
-	key := coolKey{Subject: subj, Zone: zoneID(z)}
+	key := coolKey{subj: e.sid(subj), zone: zoneID(z)}
 	if subj.Value == model.NoPlate {
-		key.Device = r.b.Meta.Device
+		key.device = r.b.Meta.Device
 	}
 	if !e.allow(st, key, r.t, now) {
 		return out
@@ -147,19 +147,20 @@ func (e *Engine) applyCount(st *ruleState, r *reading, subj model.Subject, z *zo
 		if z != nil {
 			key = z.ID
 		}
-		cz = &countZone{Zone: zoneID(z), Site: r.b.Site, Seen: map[model.Subject]time.Time{}}
+		cz = &countZone{Zone: zoneID(z), Site: r.b.Site, Seen: map[subjectID]time.Time{}}
 		st.count[key] = cz
 	}
 	w := st.rule.window
 	if !cz.Clock.IsZero() && !r.t.After(cz.Clock.Add(-w)) {
 		return out // older than the window: cannot change the count
 	}
-	prev, ok := cz.Seen[subj]
+	id := e.sid(subj)
+	prev, ok := cz.Seen[id]
 	switch {
 	case !ok && len(cz.Seen) >= MaxSubjectsPerZone:
 		st.m.evicted.Inc()
 	case !ok || r.t.After(prev):
-		cz.Seen[subj] = r.t
+		cz.Seen[id] = r.t
 		if !ok && (cz.minSeen.IsZero() || r.t.Before(cz.minSeen)) {
 			cz.minSeen = r.t
 		}
@@ -263,7 +264,7 @@ func (e *Engine) tickCount(st *ruleState, now time.Time, out []model.Alert) []mo
 // reading was processed. A reading older than the current stay by more than
 // max_gap belongs to an earlier stay and is ignored.
 func (e *Engine) applyDwell(st *ruleState, r *reading, subj model.Subject, z *zone.Zone, now time.Time, out []model.Alert) []model.Alert {
-	key := subjZone{Subject: subj, Zone: zoneID(z)}
+	key := dwellKey{subj: e.sid(subj), zone: st.rule.zoneIndex(z)}
 	gap, dur := st.rule.maxGap, st.rule.duration
 	de := st.dwell[key]
 	switch {
@@ -331,10 +332,10 @@ func (e *Engine) tickDwell(st *ruleState, now time.Time, out []model.Alert) []mo
 		}
 		if de.Open != nil {
 			var z *zone.Zone
-			if key.Zone != "" && e.rs.Zones != nil {
-				z = e.rs.Zones.Get(key.Zone)
+			if key.zone >= 0 && int(key.zone) < len(st.rule.zones) {
+				z = st.rule.zones[key.zone]
 			}
-			out = append(out, e.resolved(st, de.Open, de.Last, now, e.dwellGone(st, key.Subject, z, nil, de, now)))
+			out = append(out, e.resolved(st, de.Open, de.Last, now, e.dwellGone(st, e.subjects.get(key.subj), z, nil, de, now)))
 		}
 		delete(st.dwell, key)
 	}
@@ -353,14 +354,15 @@ func (e *Engine) applyVelocity(st *ruleState, r *reading, subj model.Subject, z 
 		return out
 	}
 	cur := sighting{T: r.t, Loc: r.p, Device: r.b.Meta.Device, Seq: r.b.Seq, Site: r.b.Site, Zone: zoneID(z), Processed: now}
-	prev := st.vel[subj]
+	id := e.sid(subj)
+	prev := st.vel[id]
 	if prev == nil {
 		if len(st.vel) >= MaxTrackedPerRule {
 			evictOne(st, e, st.vel)
 		}
 		s := new(sighting)
 		*s = cur
-		st.vel[subj] = s
+		st.vel[id] = s
 		return out
 	}
 	if d := haversineM(prev.Loc, cur.Loc); d >= VelocityMinDistanceM {
@@ -374,7 +376,7 @@ func (e *Engine) applyVelocity(st *ruleState, r *reading, subj model.Subject, z 
 			if late.T.Before(early.T) {
 				early, late = late, early
 			}
-			if e.allow(st, coolKey{Subject: subj}, late.T, now) {
+			if e.allow(st, coolKey{subj: id}, late.T, now) {
 				speed := "at the same instant"
 				if !math.IsInf(kmh, 1) {
 					speed = fmt.Sprintf("in %s (%.0f km/h, max %.0f)", shortDur(dt), kmh, st.rule.maxKmh)
@@ -424,13 +426,14 @@ func (e *Engine) applyFence(st *ruleState, r *reading, now time.Time, out []mode
 	if !ok {
 		return out
 	}
-	fe := st.fence[subj]
+	id := e.sid(subj)
+	fe := st.fence[id]
 	if fe == nil {
 		if len(st.fence) >= MaxTrackedPerRule {
 			evictOne(st, e, st.fence)
 		}
 		fe = &fenceEntry{}
-		st.fence[subj] = fe
+		st.fence[id] = fe
 	} else if r.t.Before(fe.Last) {
 		fe.Processed = now
 		return out
@@ -503,7 +506,7 @@ func (e *Engine) crossing(st *ruleState, r *reading, subj model.Subject, z *zone
 	if rule.when != nil && !e.when(st, r, z) {
 		return out
 	}
-	if !e.allow(st, coolKey{Subject: subj, Zone: z.ID}, r.t, now) {
+	if !e.allow(st, coolKey{subj: e.sid(subj), zone: z.ID}, r.t, now) {
 		return out
 	}
 	verb := "entered"

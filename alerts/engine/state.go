@@ -7,7 +7,8 @@ import (
 )
 
 // The engine's state, per rule. Everything keyed by subject is bounded by
-// MaxTrackedPerRule; windows are bounded by their duration.
+// MaxTrackedPerRule; windows are bounded by their duration. Subjects are
+// interned (subjectID, see subjects.go).
 
 // ruleState is what one rule remembers between readings.
 type ruleState struct {
@@ -15,13 +16,13 @@ type ruleState struct {
 	m    ruleMetrics
 	open int // open incidents, mirrored in the open_incidents gauge
 
-	cool    map[coolKey]*coolEntry      // presence, velocity, enter/exit
-	count   map[string]*countZone       // count: by zone id ("@site" without zones)
-	dwell   map[subjZone]*dwellEntry    // dwell
-	vel     map[model.Subject]*sighting // velocity: last sighting per subject
-	fence   map[model.Subject]*fenceEntry
-	status  map[string]*statusEntry // status: by device
-	silence map[string]*incident    // silence: open incident by device
+	cool    map[coolKey]*coolEntry    // presence, velocity, enter/exit
+	count   map[string]*countZone     // count: by zone id ("@site" without zones)
+	dwell   map[dwellKey]*dwellEntry  // dwell
+	vel     map[subjectID]*sighting   // velocity: last sighting per subject
+	fence   map[subjectID]*fenceEntry // enter/exit
+	status  map[string]*statusEntry   // status: by device
+	silence map[string]*incident      // silence: open incident by device
 }
 
 func newRuleState(r *Rule, m ruleMetrics) *ruleState {
@@ -31,14 +32,14 @@ func newRuleState(r *Rule, m ruleMetrics) *ruleState {
 		st.cool = map[coolKey]*coolEntry{}
 	case KindVelocity:
 		st.cool = map[coolKey]*coolEntry{}
-		st.vel = map[model.Subject]*sighting{}
+		st.vel = map[subjectID]*sighting{}
 	case KindEnter, KindExit:
 		st.cool = map[coolKey]*coolEntry{}
-		st.fence = map[model.Subject]*fenceEntry{}
+		st.fence = map[subjectID]*fenceEntry{}
 	case KindCount:
 		st.count = map[string]*countZone{}
 	case KindDwell:
-		st.dwell = map[subjZone]*dwellEntry{}
+		st.dwell = map[dwellKey]*dwellEntry{}
 	case KindStatus:
 		st.status = map[string]*statusEntry{}
 	case KindSilence:
@@ -64,12 +65,12 @@ type incident struct {
 }
 
 // coolKey identifies what a cooldown suppresses: rule (implicit) + subject
-// + zone. Device is set only for vehicles without a plate, so that two
+// + zone id. device is set only for vehicles without a plate, so that two
 // checkpoints each report their own unread plates.
 type coolKey struct {
-	Subject model.Subject `json:"subject"`
-	Zone    string        `json:"zone"`
-	Device  string        `json:"device,omitempty"`
+	subj   subjectID
+	zone   string
+	device string
 }
 
 // coolEntry remembers the last few fire times (event time) of one key.
@@ -84,7 +85,7 @@ type countZone struct {
 	Zone string `json:"zone"`
 	Site string `json:"site"`
 	// Seen is the latest event time of each subject in the window.
-	Seen map[model.Subject]time.Time `json:"-"`
+	Seen map[subjectID]time.Time `json:"-"`
 	// Clock is the latest event time seen in the zone: the window is
 	// (Clock-window, Clock]. Processed is when that was (processing time);
 	// between readings the zone's clock moves on at the pace of processing
@@ -96,9 +97,12 @@ type countZone struct {
 	minSeen   time.Time
 }
 
-type subjZone struct {
-	Subject model.Subject
-	Zone    string
+// dwellKey is a subject and the index of a zone in the rule's zones (-1
+// for a rule without zones): a rule whose state survives a reload has the
+// same zones in the same order.
+type dwellKey struct {
+	subj subjectID
+	zone int32
 }
 
 // dwellEntry is one subject's current stay in one zone.
