@@ -42,7 +42,7 @@ type List struct {
 	// entry that begins with c or a greater byte), or scans a short list.
 	minimal []string
 	byFirst *[257]int32
-	norm       func(string) (string, error)
+	norm    func(string) (string, error)
 }
 
 // maxLineBytes bounds one line of a list file; no identifier is near it.
