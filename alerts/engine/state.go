@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"slices"
 	"time"
 
 	"github.com/fenceline/fenceline/internal/model"
@@ -95,6 +96,7 @@ type countZone struct {
 	Evidence  []model.Evidence `json:"evidence"`
 	Open      *incident        `json:"open,omitempty"`
 	minSeen   time.Time
+	evRot     uint8 // see addEvidence
 }
 
 // dwellKey is a subject and the index of a zone in the rule's zones (-1
@@ -115,6 +117,7 @@ type dwellEntry struct {
 	Sightings int              `json:"sightings"`
 	Evidence  []model.Evidence `json:"evidence"`
 	Open      *incident        `json:"open,omitempty"`
+	evRot     uint8            // see addEvidence
 }
 
 // sighting is the last place a subject was seen, for velocity rules.
@@ -148,18 +151,45 @@ type patrolPos struct {
 	Seen time.Time   `json:"seen"` // event time of the fix
 }
 
-// addEvidence appends ev to list, bounded by MaxEvidence: the first half
-// is kept (how it started) and the rest slides (what is happening now). A
-// repeat of the last entry's message is skipped.
-func addEvidence(list []model.Evidence, ev model.Evidence) []model.Evidence {
-	if n := len(list); n > 0 && list[n-1].Device == ev.Device && list[n-1].Seq == ev.Seq {
-		return list
+// Evidence lists are bounded by MaxEvidence: the first evidenceKeep entries
+// are kept (how it started) and the rest slides (what is happening now). A
+// full list's sliding part is a ring, rotated by rot, so that adding costs
+// one write rather than a shift; inOrder straightens it for readers.
+const (
+	evidenceKeep  = MaxEvidence / 2
+	evidenceSlide = MaxEvidence - evidenceKeep
+)
+
+// addEvidence appends ev to list (rot is the list's rotation). A repeat of
+// the latest entry's message is skipped: the readings of one message add
+// one entry.
+func addEvidence(list []model.Evidence, rot *uint8, ev model.Evidence) []model.Evidence {
+	n := len(list)
+	if n > 0 {
+		last := n - 1
+		if n == MaxEvidence {
+			last = evidenceKeep + (int(*rot)+evidenceSlide-1)%evidenceSlide
+		}
+		if l := &list[last]; l.Seq == ev.Seq && l.Device == ev.Device {
+			return list
+		}
 	}
-	if len(list) < MaxEvidence {
+	if n < MaxEvidence {
 		return append(list, ev)
 	}
-	keep := MaxEvidence / 2
-	copy(list[keep:], list[keep+1:])
-	list[len(list)-1] = ev
+	list[evidenceKeep+int(*rot)] = ev // the oldest of the sliding part
+	*rot = uint8((int(*rot) + 1) % evidenceSlide)
+	return list
+}
+
+// inOrder puts list (rotated by rot) back in order, in place, and returns it.
+func inOrder(list []model.Evidence, rot *uint8) []model.Evidence {
+	if *rot != 0 && len(list) == MaxEvidence {
+		slide := list[evidenceKeep:]
+		slices.Reverse(slide[:*rot])
+		slices.Reverse(slide[*rot:])
+		slices.Reverse(slide)
+	}
+	*rot = 0
 	return list
 }
