@@ -102,7 +102,7 @@ func (e *Engine) MarshalState() ([]byte, error) {
 		}
 		slices.SortFunc(rs.Cooldowns, func(a, b cooldownSnap) int { return cmpKey(a.Key, b.Key) })
 		for k, cz := range st.count {
-			inOrder(cz.Evidence, &cz.evRot)
+			inOrder(cz.Evidence, &cz.evRing)
 			cs := countSnap{Key: k, countZone: *cz}
 			for id, t := range cz.Seen {
 				cs.Subjects = append(cs.Subjects, seenSnap{Subject: subj(id), T: t})
@@ -112,7 +112,7 @@ func (e *Engine) MarshalState() ([]byte, error) {
 		}
 		slices.SortFunc(rs.Counts, func(a, b countSnap) int { return strings.Compare(a.Key, b.Key) })
 		for k, de := range st.dwell {
-			inOrder(de.Evidence, &de.evRot)
+			inOrder(de.Evidence, &de.evRing)
 			zone := ""
 			if k.zone >= 0 && int(k.zone) < len(st.rule.zones) {
 				zone = st.rule.zones[k.zone].ID

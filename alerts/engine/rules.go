@@ -169,7 +169,7 @@ func (e *Engine) applyCount(st *ruleState, r *reading, subj model.Subject, z *zo
 		cz.Clock = r.t
 	}
 	cz.Processed = now
-	cz.Evidence = addEvidence(cz.Evidence, &cz.evRot, r.evidence())
+	cz.Evidence = addEvidence(cz.Evidence, &cz.evRing, r.evidence())
 	return e.checkCount(st, cz, z, cz.Clock, now, out)
 }
 
@@ -222,7 +222,7 @@ func (e *Engine) checkCount(st *ruleState, cz *countZone, z *zone.Zone, clock, n
 		}
 		a := e.fire(st, alertIn{
 			subj: subj, zone: z, site: cz.Site, at: clock, start: clock, loc: loc, count: n,
-			evidence: inOrder(cz.Evidence, &cz.evRot),
+			evidence: inOrder(cz.Evidence, &cz.evRing),
 			summary: fmt.Sprintf("%d %s within %s at %s (threshold %d), %s",
 				n, noun, shortDur(w), where, th, e.localTime(st.rule, clock, now)),
 		}, now)
@@ -292,12 +292,12 @@ func (e *Engine) applyDwell(st *ruleState, r *reading, subj model.Subject, z *zo
 	}
 	de.Processed = now
 	de.Sightings++
-	de.Evidence = addEvidence(de.Evidence, &de.evRot, r.evidence())
+	de.Evidence = addEvidence(de.Evidence, &de.evRing, r.evidence())
 	if de.Open == nil && de.Last.Sub(de.First) >= dur {
 		loc := de.Loc
 		a := e.fire(st, alertIn{
 			subj: subj, zone: z, site: de.Site, at: de.Last, start: de.First, loc: &loc, count: de.Sightings,
-			evidence: inOrder(de.Evidence, &de.evRot),
+			evidence: inOrder(de.Evidence, &de.evRing),
 			summary: fmt.Sprintf("%s at %s for %s (since %s), %s", upperFirst(describeSubject(subj, r)),
 				e.place(z, r.b.Meta.Device, r.b.Site), shortDur(de.Last.Sub(de.First)),
 				e.localTime(st.rule, de.First, now), e.localTime(st.rule, de.Last, now)),

@@ -96,7 +96,7 @@ type countZone struct {
 	Evidence  []model.Evidence `json:"evidence"`
 	Open      *incident        `json:"open,omitempty"`
 	minSeen   time.Time
-	evRot     uint8 // see addEvidence
+	evRing    evidenceRing
 }
 
 // dwellKey is a subject and the index of a zone in the rule's zones (-1
@@ -117,7 +117,7 @@ type dwellEntry struct {
 	Sightings int              `json:"sightings"`
 	Evidence  []model.Evidence `json:"evidence"`
 	Open      *incident        `json:"open,omitempty"`
-	evRot     uint8            // see addEvidence
+	evRing    evidenceRing
 }
 
 // sighting is the last place a subject was seen, for velocity rules.
@@ -160,36 +160,52 @@ const (
 	evidenceSlide = MaxEvidence - evidenceKeep
 )
 
-// addEvidence appends ev to list (rot is the list's rotation). A repeat of
-// the latest entry's message is skipped: the readings of one message add
-// one entry.
-func addEvidence(list []model.Evidence, rot *uint8, ev model.Evidence) []model.Evidence {
+// evidenceRing is the bookkeeping of an evidence list: its rotation, and a
+// copy of its latest entry's message (when valid), so that the repeat check
+// reads the entry that holds the list rather than the list.
+type evidenceRing struct {
+	rot     uint8
+	lastOK  bool
+	lastSeq int64
+	lastDev string
+}
+
+// addEvidence appends ev to list (kept by ring). A repeat of the latest
+// entry's message is skipped: the readings of one message add one entry.
+func addEvidence(list []model.Evidence, ring *evidenceRing, ev model.Evidence) []model.Evidence {
 	n := len(list)
-	if n > 0 {
+	switch {
+	case n == 0:
+	case ring.lastOK:
+		if ring.lastSeq == ev.Seq && ring.lastDev == ev.Device {
+			return list
+		}
+	default: // restored from a snapshot
 		last := n - 1
 		if n == MaxEvidence {
-			last = evidenceKeep + (int(*rot)+evidenceSlide-1)%evidenceSlide
+			last = evidenceKeep + (int(ring.rot)+evidenceSlide-1)%evidenceSlide
 		}
 		if l := &list[last]; l.Seq == ev.Seq && l.Device == ev.Device {
 			return list
 		}
 	}
+	ring.lastOK, ring.lastSeq, ring.lastDev = true, ev.Seq, ev.Device
 	if n < MaxEvidence {
 		return append(list, ev)
 	}
-	list[evidenceKeep+int(*rot)] = ev // the oldest of the sliding part
-	*rot = uint8((int(*rot) + 1) % evidenceSlide)
+	list[evidenceKeep+int(ring.rot)] = ev // the oldest of the sliding part
+	ring.rot = uint8((int(ring.rot) + 1) % evidenceSlide)
 	return list
 }
 
-// inOrder puts list (rotated by rot) back in order, in place, and returns it.
-func inOrder(list []model.Evidence, rot *uint8) []model.Evidence {
-	if *rot != 0 && len(list) == MaxEvidence {
+// inOrder puts list (kept by ring) back in order, in place, and returns it.
+func inOrder(list []model.Evidence, ring *evidenceRing) []model.Evidence {
+	if r := ring.rot; r != 0 && len(list) == MaxEvidence {
 		slide := list[evidenceKeep:]
-		slices.Reverse(slide[:*rot])
-		slices.Reverse(slide[*rot:])
+		slices.Reverse(slide[:r])
+		slices.Reverse(slide[r:])
 		slices.Reverse(slide)
 	}
-	*rot = 0
+	ring.rot = 0
 	return list
 }

@@ -28,7 +28,7 @@ func refAddEvidence(list []model.Evidence, ev model.Evidence) []model.Evidence {
 func TestEvidenceRing(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	var got, want []model.Evidence
-	var rot uint8
+	var ring evidenceRing
 	seq := int64(0)
 	for i := range 5000 {
 		if rng.IntN(3) > 0 {
@@ -36,11 +36,14 @@ func TestEvidenceRing(t *testing.T) {
 		}
 		dev := []string{"F-1", "F-2"}[rng.IntN(2)]
 		ev := model.Evidence{Device: dev, Seq: seq}
-		got = addEvidence(got, &rot, ev)
+		if rng.IntN(11) == 0 {
+			ring.lastOK = false // as restored from a snapshot
+		}
+		got = addEvidence(got, &ring, ev)
 		want = refAddEvidence(want, ev)
 		if rng.IntN(7) == 0 || i == 4999 {
-			require.Equal(t, want, inOrder(got, &rot), "after %d", i)
-			require.Zero(t, rot)
+			require.Equal(t, want, inOrder(got, &ring), "after %d", i)
+			require.Zero(t, ring.rot)
 		}
 	}
 }
