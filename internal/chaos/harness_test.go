@@ -201,6 +201,25 @@ func (e *env) runPhases(rate float64, faults []fault, settle time.Duration) ([]R
 	return rows, o
 }
 
+// waitSettled waits until every outcome of the messages of phase is
+// observable: stored, dead-lettered, alerted.
+func (e *env) waitSettled(phase int, timeout time.Duration) {
+	e.t.Helper()
+	e.waitFor(fmt.Sprintf("phase %d settled", phase), timeout, func() bool {
+		var msgs []*Message
+		for _, m := range e.plan.Messages() {
+			if m.Phase == phase {
+				c := *m
+				c.Phase = 0
+				msgs = append(msgs, &c)
+			}
+		}
+		o, err := Observe(e.within(time.Minute), e.query, filepath.Join(e.dir, "state", "deadletter"), e.sub, ExpectedKeys(msgs))
+		require.NoError(e.t, err)
+		return Account(msgs, []string{"phase"}, o)[0].Clean()
+	})
+}
+
 // report logs the table and, when $FENCELINE_CHAOS_REPORT names a file,
 // appends it there (make chaos collects the tables for the issue).
 func report(t *testing.T, title string, rows []Row, extra ...string) {
