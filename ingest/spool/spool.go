@@ -282,12 +282,13 @@ func (s *Spool) scan(path string, from int64) (valid int64, records int, first t
 	}
 	size := st.Size()
 	var buf []byte
+	r := newWindow(f)
 	off := int64(0)
 	for off < size {
 		if off == from {
 			boundary = true
 		}
-		body, h, next, err := readRecord(f, off, size, buf)
+		body, h, next, err := readRecord(r, off, size, buf)
 		if errors.Is(err, errTorn) {
 			break
 		}

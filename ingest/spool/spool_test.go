@@ -650,3 +650,31 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("metric %s not found", name)
 	return 0
 }
+
+// Open scans segments through a 1 MiB window: records across its edges and
+// larger than it are read whole.
+func TestReopenAcrossTheScanWindow(t *testing.T) {
+	dir := t.TempDir()
+	sizes := []int{100, 2 << 20, 300, 1<<20 - 10, 1<<20 + 5, 50, 700 << 10, 700 << 10}
+	r := start(t, dir, Options{SegmentBytes: 64 << 20, MaxBytes: 1 << 30})
+	for i, n := range sizes {
+		require.NoError(t, appendWait(t, r.s, line(i, n)))
+	}
+	r.stop(t)
+	r = start(t, dir, Options{})
+	require.Equal(t, len(sizes), r.s.Stats().Records)
+	rp := replay(t, r.s, nil)
+	waitFor(t, "drained", func() bool { return r.s.Stats().Records == 0 })
+	assert.Equal(t, want(seq(0, len(sizes))...), ids(rp.lines()))
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	total := 0
+	for _, b := range rp.bodies {
+		total += len(b)
+	}
+	sum := 0
+	for _, n := range sizes {
+		sum += n
+	}
+	assert.Equal(t, sum, total, "every byte of every record")
+}
