@@ -135,7 +135,7 @@ func (d *Decoder) decode(topic string, payload []byte, received time.Time, reg *
 	}
 
 	var f fields
-	f.collect(&d.t, 0, topKey)
+	f.collect(&d.t, 0, topKeys)
 	if i := f.firstDup(streamKeys[stream]); i >= 0 {
 		return d.whole(BadField, "duplicate key "+topNames[i])
 	}

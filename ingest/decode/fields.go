@@ -252,12 +252,47 @@ type fields struct {
 	dup  uint32 // keys seen more than once
 }
 
-// collect records the values of the known keys of object obj; keyIndex maps
-// a key to its index in the set, or -1 for a key to ignore.
-func (f *fields) collect(t *tape, obj int, keyIndex func([]byte) int) {
+// keySet names the key sets of the contract's objects.
+type keySet uint8
+
+const (
+	topKeys keySet = iota
+	locKeys
+	detKeys
+	passKeys
+)
+
+// keyIndex maps key k of an object of set to its index in the set, or -1.
+func keyIndex(set keySet, k []byte) int {
+	switch set {
+	case detKeys:
+		return detKey(k)
+	case passKeys:
+		return passKey(k)
+	case topKeys:
+		return topKey(k)
+	}
+	return locKey(k)
+}
+
+// collect records the values of the known keys of object obj, whose keys
+// are those of set (others are ignored).
+func (f *fields) collect(t *tape, obj int, set keySet) {
 	for j, end := obj+1, t.end(obj); j < end; {
 		v := j + 1
-		if i := keyIndex(t.str(j)); i >= 0 {
+		var k []byte
+		if tk := &t.toks[j]; !tk.esc { // nearly every key
+			k = t.src[tk.start:tk.end]
+		} else {
+			k = t.str(j)
+		}
+		var i int
+		if set == detKeys { // inlined: most objects are detections
+			i = detKey(k)
+		} else {
+			i = keyIndex(set, k)
+		}
+		if i >= 0 {
 			bit := uint32(1) << i
 			if f.seen&bit != 0 {
 				f.dup |= bit

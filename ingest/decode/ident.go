@@ -83,26 +83,58 @@ func luhn(b []byte) bool {
 // imeiMsg validates an IMEI (14 digits without check digit, 15 with a Luhn
 // check digit, or a 16-digit IMEISV).
 func imeiMsg(b []byte) string {
+	if len(b) == 15 && luhnDigits(b) {
+		return "" // the usual IMEI, checked in one pass
+	}
 	if msg := digitsMsg(b, 14, 16); msg != "" {
 		return msg
 	}
-	if len(b) == 15 && !luhn(b) {
+	if len(b) == 15 {
 		return "15 digits with a wrong Luhn check digit"
 	}
 	return ""
 }
 
-func hexVal(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
+// luhnDigits reports whether b is all digits and passes the Luhn check.
+func luhnDigits(b []byte) bool {
+	sum := 0
+	double := false
+	for i := len(b) - 1; i >= 0; i-- {
+		d := int(b[i]) - '0'
+		if uint(d) > 9 {
+			return false
+		}
+		if double {
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+		double = !double
 	}
-	return 0, false
+	return sum%10 == 0
 }
+
+func hexVal(c byte) (byte, bool) {
+	v := hexVals[c]
+	return v & 0xf, v != 0
+}
+
+// hexVals maps a hex digit to its value + 0x10, anything else to 0.
+var hexVals = func() (t [256]byte) {
+	for c := range 256 {
+		switch {
+		case '0' <= c && c <= '9':
+			t[c] = byte(c-'0') | 0x10
+		case 'a' <= c && c <= 'f':
+			t[c] = byte(c-'a'+10) | 0x10
+		case 'A' <= c && c <= 'F':
+			t[c] = byte(c-'A'+10) | 0x10
+		}
+	}
+	return
+}()
 
 const hexDigits = "0123456789abcdef"
 

@@ -61,7 +61,7 @@ func (d *Decoder) messageLoc(v uint32, dev *model.Device) (model.Point, Reason, 
 		return model.Point{}, BadPosition, "loc: want object, got " + d.typeName(v)
 	}
 	var f fields
-	f.collect(&d.t, int(v), locKey)
+	f.collect(&d.t, int(v), locKeys)
 	if i := f.firstDup(1<<lCount - 1); i >= 0 {
 		return model.Point{}, BadField, "loc." + locNames[i] + ": duplicate key"
 	}
@@ -174,7 +174,7 @@ func (d *Decoder) detection(det *model.Detection, sp *detStrs, v int, i int) (Re
 		return BadField, "", "want object, got " + k.String()
 	}
 	var f fields
-	f.collect(&d.t, v, detKey)
+	f.collect(&d.t, v, detKeys)
 	if j := f.firstDup(1<<dCount - 1); j >= 0 {
 		return BadField, detNames[j], "duplicate key"
 	}
@@ -286,7 +286,7 @@ func (d *Decoder) pass(p *model.Pass, sp *passStrs, v int, i int) (Reason, strin
 		return BadField, "", "want object, got " + k.String()
 	}
 	var f fields
-	f.collect(&d.t, v, passKey)
+	f.collect(&d.t, v, passKeys)
 	if j := f.firstDup(1<<pCount - 1); j >= 0 {
 		return BadField, passNames[j], "duplicate key"
 	}

@@ -233,6 +233,9 @@ func scanString(b []byte, i int) (next int, esc, ok bool) {
 				continue
 			}
 			i += bits.TrailingZeros64(m) >> 3
+			if b[i] == '"' { // the usual special byte: the end
+				return i + 1, esc, true
+			}
 		}
 		c := b[i]
 		if strPlain[c] {
