@@ -23,6 +23,24 @@ type metrics struct {
 	retainedIgnored prometheus.Counter
 	abandoned       prometheus.Counter
 	ackLatency      prometheus.Histogram
+
+	// The stream counters, looked up once: indexed by model.Stream, whose
+	// values are small (StreamUnknown to StreamStatus). readingsBy has no
+	// counter for StreamUnknown (a message of no stream has no readings).
+	messagesBy [numStreams]prometheus.Counter
+	readingsBy [numStreams]prometheus.Counter
+}
+
+// numStreams bounds the values of model.Stream.
+const numStreams = int(model.StreamStatus) + 1
+
+// streamIndex is s as an index of the stream counters (unknown values count
+// as StreamUnknown).
+func streamIndex(s model.Stream) int {
+	if int(s) >= numStreams {
+		return int(model.StreamUnknown)
+	}
+	return int(s)
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -53,10 +71,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
 	}
 	for _, s := range model.Streams {
-		m.messages.WithLabelValues(s.String())
-		m.readings.WithLabelValues(s.String())
+		m.messagesBy[streamIndex(s)] = m.messages.WithLabelValues(s.String())
+		m.readingsBy[streamIndex(s)] = m.readings.WithLabelValues(s.String())
 	}
-	m.messages.WithLabelValues(model.StreamUnknown.String())
+	m.messagesBy[model.StreamUnknown] = m.messages.WithLabelValues(model.StreamUnknown.String())
 	for _, r := range decode.Reasons {
 		m.rejections.WithLabelValues(string(r))
 	}

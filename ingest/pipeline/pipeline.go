@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -200,13 +201,12 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 		m.Ack()
 		return
 	}
-	t := &ackToken{p: p, msg: m}
-	t.pending.Store(1) // this function's own reference, released at the end
+	t := newAckToken(p, m) // holds this function's own reference, released at the end
 	defer t.done(nil)
 
 	b := &p.batch
 	rejects := p.dec.Decode(m.Topic, m.Payload, m.Received, p.registry, b)
-	p.m.messages.WithLabelValues(b.Stream.String()).Inc()
+	p.m.messagesBy[streamIndex(b.Stream)].Inc()
 	if p.opts.Signatures != nil && b.Device != nil {
 		rejects = p.checkSignature(t, m, b, rejects)
 	}
@@ -228,14 +228,18 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 		alerts := p.engine.Evaluate(b, p.opts.Now())
 		if len(alerts) > 0 && p.outbox != nil {
 			t.pending.Add(1)
-			p.outbox.Append(alerts, t.done)
+			p.outbox.Append(alerts, t.doneFn)
 		}
 	}
 	if n := b.Len(); n > 0 {
 		p.opts.Protect.Batch(b)
-		p.m.readings.WithLabelValues(b.Stream.String()).Add(float64(n))
+		if c := p.m.readingsBy[streamIndex(b.Stream)]; c != nil {
+			c.Add(float64(n))
+		} else {
+			p.m.readings.WithLabelValues(b.Stream.String()).Add(float64(n))
+		}
 		t.pending.Add(1)
-		if err := p.writer.Write(ctx, b, t.done); err != nil {
+		if err := p.writer.Write(ctx, b, t.doneFn); err != nil {
 			t.done(err)
 		}
 	}
@@ -296,7 +300,7 @@ func (p *Pipeline) reject(t *ackToken, m *mqttsource.Message, b *model.Batch, re
 			p.log.Warn("rejected", "topic", m.Topic, "reason", reason, "detail", rec.Detail)
 		}
 		t.pending.Add(1)
-		p.dead.Append(rec, t.done)
+		p.dead.Append(rec, t.doneFn)
 	}
 }
 
@@ -317,7 +321,9 @@ func summarise(rs []decode.Reject) string {
 	return b.String()
 }
 
-// ackToken acks its message when the last of its parts is durable.
+// ackToken acks its message when the last of its parts is durable. Tokens
+// are recycled: each holder of a reference (pending) calls done exactly
+// once, and the last call, after acking, puts the token back in the pool.
 type ackToken struct {
 	p       *Pipeline
 	msg     *mqttsource.Message
@@ -327,6 +333,36 @@ type ackToken struct {
 	// device's persisted replay mark.
 	sigDevice string
 	sigSeq    int64
+	// doneFn is done as a func value, made once per token rather than per
+	// callback handed out.
+	doneFn func(error)
+}
+
+// ackTokens recycles tokens (New is set in init: done refers to the pool).
+var ackTokens sync.Pool
+
+func init() {
+	ackTokens.New = func() any {
+		t := new(ackToken)
+		t.doneFn = t.done
+		return t
+	}
+}
+
+// newAckToken returns a token for m holding one reference.
+func newAckToken(p *Pipeline, m *mqttsource.Message) *ackToken {
+	t := ackTokens.Get().(*ackToken)
+	t.p, t.msg = p, m
+	t.pending.Store(1)
+	return t
+}
+
+// release returns the token to the pool; nobody holds it any more.
+func (t *ackToken) release() {
+	t.p, t.msg = nil, nil
+	t.abandon.Store(false)
+	t.sigDevice, t.sigSeq = "", 0
+	ackTokens.Put(t)
 }
 
 func (t *ackToken) done(err error) {
@@ -345,7 +381,7 @@ func (t *ackToken) done(err error) {
 		t.p.dead.Append(DeadLetter{
 			Received: t.msg.Received, Topic: t.msg.Topic, Reason: reasonStorageRejected,
 			Detail: err.Error(), Index: -1, Payload: t.msg.Payload,
-		}, t.done)
+		}, t.doneFn)
 	default:
 		t.abandon.Store(true)
 	}
@@ -355,6 +391,7 @@ func (t *ackToken) done(err error) {
 	if t.abandon.Load() {
 		t.msg.Abandon()
 		t.p.m.abandoned.Inc()
+		t.release()
 		return
 	}
 	t.msg.Ack()
@@ -362,6 +399,7 @@ func (t *ackToken) done(err error) {
 		t.p.opts.Signatures.Acked(t.sigDevice, t.sigSeq)
 	}
 	t.p.m.ackLatency.Observe(time.Since(t.msg.Received).Seconds())
+	t.release()
 }
 
 // reasonStorageRejected is the dead-letter reason of messages InfluxDB
