@@ -191,6 +191,16 @@ func addEvidence(list []model.Evidence, ring *evidenceRing, ev model.Evidence) [
 	}
 	ring.lastOK, ring.lastSeq, ring.lastDev = true, ev.Seq, ev.Device
 	if n < MaxEvidence {
+		if n == cap(list) {
+			// Room for two (most lists stay short), then for all: two
+			// allocations for a long list, rather than append's five
+			// up to a capacity of 16.
+			c := MaxEvidence
+			if n == 0 {
+				c = 2
+			}
+			list = slices.Grow(list, c-n)
+		}
 		return append(list, ev)
 	}
 	list[evidenceKeep+int(ring.rot)] = ev // the oldest of the sliding part

@@ -47,3 +47,17 @@ func TestEvidenceRing(t *testing.T) {
 		}
 	}
 }
+
+// A list grows twice: room for two, then for MaxEvidence.
+func TestEvidenceGrowth(t *testing.T) {
+	var list []model.Evidence
+	var ring evidenceRing
+	caps := map[int]bool{}
+	for seq := range int64(3 * MaxEvidence) {
+		list = addEvidence(list, &ring, model.Evidence{Device: "F-1", Seq: seq})
+		caps[cap(list)] = true
+	}
+	require.Len(t, caps, 2, "capacities %v", caps)
+	require.Equal(t, MaxEvidence, len(list))
+	require.Less(t, cap(list), 2*MaxEvidence)
+}
