@@ -147,6 +147,15 @@ func (e *Engine) nearestPatrols(loc *model.Point, subj model.Subject, now time.T
 }
 
 // haversineM is the great-circle distance in metres.
+// distanceM is haversineM, without the trigonometry for the same place
+// twice (the same checkpoint, most often), which is 0 m.
+func distanceM(a, b model.Point) float64 {
+	if a == b {
+		return 0
+	}
+	return haversineM(a, b)
+}
+
 func haversineM(a, b model.Point) float64 {
 	const earthM = 6371008.8
 	const rad = math.Pi / 180

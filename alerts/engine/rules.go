@@ -365,7 +365,7 @@ func (e *Engine) applyVelocity(st *ruleState, r *reading, subj model.Subject, z 
 		st.vel[id] = s
 		return out
 	}
-	if d := haversineM(prev.Loc, cur.Loc); d >= VelocityMinDistanceM {
+	if d := distanceM(prev.Loc, cur.Loc); d >= VelocityMinDistanceM {
 		dt := absDur(cur.T.Sub(prev.T))
 		kmh := math.Inf(1)
 		if dt > 0 {

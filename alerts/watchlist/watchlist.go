@@ -305,6 +305,13 @@ func plateIsNormal(s string) bool {
 			}
 			prevSpace = true
 			continue
+		case r < utf8.RuneSelf: // ASCII: lower-case letters and white space are not normal
+			if 'a' <= r && r <= 'z' || '\t' <= r && r <= '\r' {
+				return false
+			}
+		case 0x4E00 <= r && r <= 0x9FFF:
+			// CJK ideographs (province characters): no case, no space,
+			// no full-width form; spared the table lookups below.
 		case unicode.IsSpace(r), toHalfWidth(r) != r, unicode.ToUpper(r) != r:
 			return false
 		}

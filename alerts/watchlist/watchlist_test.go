@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -330,6 +331,23 @@ func TestMatchPrefixesLikeScan(t *testing.T) {
 				want = want || strings.HasPrefix(v, p)
 			}
 			require.Equal(t, want, l.Match(v), "%d prefixes, %s", size, v)
+		}
+	}
+}
+
+// plateIsNormal's shortcuts for ASCII and CJK ideographs say what the
+// general checks say.
+func TestPlateIsNormalShortcuts(t *testing.T) {
+	general := func(r rune) bool {
+		return !(unicode.IsSpace(r) || toHalfWidth(r) != r || unicode.ToUpper(r) != r)
+	}
+	for _, rng := range [][2]rune{{0, 0x7f}, {0x4E00, 0x9FFF}} {
+		for r := rng[0]; r <= rng[1]; r++ {
+			if r == ' ' {
+				continue // a space alone is trailing space; covered by TestMatch
+			}
+			s := "A" + string(r) + "1"
+			require.Equal(t, general(r), plateIsNormal(s), "%U", r)
 		}
 	}
 }
