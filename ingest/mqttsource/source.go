@@ -11,12 +11,15 @@
 package mqttsource
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +28,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"golang.org/x/net/proxy"
 
 	"github.com/fenceline/fenceline/config"
 )
@@ -185,7 +189,8 @@ func (s *Source) clientOptions() *mqtt.ClientOptions {
 		SetReconnectingHandler(func(_ mqtt.Client, _ *mqtt.ClientOptions) {
 			s.log.Debug("reconnecting to broker")
 		}).
-		SetConnectionNotificationHandler(s.onNotification)
+		SetConnectionNotificationHandler(s.onNotification).
+		SetCustomOpenConnectionFn(openConnection)
 	if s.cfg.Username != "" {
 		o.SetUsername(s.cfg.Username)
 		o.SetPassword(s.opts.Password)
@@ -372,3 +377,72 @@ func (s *Source) Close(quiesce time.Duration) {
 func (s *Source) Describe() string {
 	return fmt.Sprintf("%s as %s: %s", redactURL(s.cfg.Broker), s.cfg.ClientID, strings.Join(s.cfg.Topics, ","))
 }
+
+// readBufferSize is the read buffer of a broker connection: a few dozen
+// device messages.
+const readBufferSize = 64 << 10
+
+// openConnection opens the connection to the broker exactly as paho's own
+// does (v1.5.1: proxies from the environment, TLS with options.TLSConfig),
+// except that reads of tcp:// and ssl:// connections (and their aliases)
+// go through a buffer. paho reads a packet's fixed header a byte at a time,
+// then its body: three or more reads per message, each a system call on a
+// bare TCP connection (a TLS connection's reads each take its lock and copy
+// out of its record buffer). Through the buffer one call takes whatever the
+// socket holds. WebSocket connections are paho's, unbuffered.
+func openConnection(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
+	dialer := o.Dialer
+	if dialer == nil {
+		dialer = &net.Dialer{Timeout: 30 * time.Second}
+	}
+	var conn net.Conn
+	var err error
+	switch uri.Scheme {
+	case "ws", "wss":
+		dialURI := *uri // paho #623: the WebSocket dialer refuses a URL with a user
+		dialURI.User = nil
+		var tlsc *tls.Config
+		if uri.Scheme == "wss" {
+			tlsc = o.TLSConfig
+		}
+		return mqtt.NewWebsocket(dialURI.String(), tlsc, o.ConnectTimeout, o.HTTPHeaders, o.WebsocketOptions)
+	case "mqtt", "tcp":
+		conn, err = proxy.FromEnvironmentUsing(dialer).Dial("tcp", uri.Host)
+	case "unix":
+		host := uri.Host
+		if host == "" {
+			host = uri.Path
+		}
+		conn, err = dialer.Dial("unix", host)
+	case "ssl", "tls", "mqtts", "mqtt+ssl", "tcps":
+		if os.Getenv("all_proxy") == "" {
+			conn, err = tls.DialWithDialer(dialer, "tcp", uri.Host, o.TLSConfig)
+			break
+		}
+		var raw net.Conn
+		if raw, err = proxy.FromEnvironment().Dial("tcp", uri.Host); err != nil {
+			break
+		}
+		tc := tls.Client(raw, o.TLSConfig)
+		if err = tc.Handshake(); err != nil {
+			_ = raw.Close()
+			break
+		}
+		conn = tc
+	default:
+		return nil, errors.New("unknown protocol")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &bufferedConn{Conn: conn, r: bufio.NewReaderSize(conn, readBufferSize)}, nil
+}
+
+// bufferedConn is a connection whose reads go through a buffer; writes,
+// deadlines and Close are the connection's own.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }

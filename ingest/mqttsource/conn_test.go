@@ -1,0 +1,200 @@
+package mqttsource
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fenceline/fenceline/config"
+	"github.com/fenceline/fenceline/internal/stack"
+)
+
+// A tcp:// connection reads through the buffer: a packet's header bytes,
+// read one at a time, come out of one read of the socket; writes go to it
+// directly.
+func TestOpenConnectionBuffersReads(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	sent := bytes.Repeat([]byte("0123456789"), 10_000) // larger than the buffer
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = c.Write(sent)
+		b := make([]byte, 5)
+		_, _ = io.ReadFull(c, b)
+		got <- b
+	}()
+	u, err := url.Parse("tcp://" + ln.Addr().String())
+	require.NoError(t, err)
+	conn, err := openConnection(u, *mqtt.NewClientOptions())
+	require.NoError(t, err)
+	defer conn.Close()
+	require.IsType(t, &bufferedConn{}, conn)
+	one := make([]byte, 1)
+	var all []byte
+	for range 3 {
+		_, err := io.ReadFull(conn, one)
+		require.NoError(t, err)
+		all = append(all, one...)
+	}
+	require.Greater(t, conn.(*bufferedConn).r.Buffered(), 0, "one read of the socket served the three")
+	rest := make([]byte, len(sent)-3)
+	_, err = io.ReadFull(conn, rest)
+	require.NoError(t, err)
+	require.Equal(t, sent, append(all, rest...))
+	_, err = conn.Write([]byte("hello"))
+	require.NoError(t, err)
+	require.Equal(t, []byte("hello"), <-got)
+
+	_, err = openConnection(&url.URL{Scheme: "ftp", Host: "x"}, *mqtt.NewClientOptions())
+	require.Error(t, err)
+}
+
+// Through a real broker: messages of every size, from a few bytes to several
+// times the read buffer, arrive whole and in order, across a reconnect.
+func TestSourceBufferedAgainstBroker(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	broker, err := stack.StartMosquitto(ctx, stack.MosquittoOptions{Dir: t.TempDir(), Persistence: true})
+	require.NoError(t, err)
+	defer broker.Stop()
+
+	cfg := config.Default().MQTT
+	cfg.Broker = broker.URL()
+	cfg.ClientID = "buffered-test"
+	cfg.Topics = []string{"t/#"}
+	cfg.MaxReconnectInterval = config.Duration(time.Second)
+	src := New(cfg, Options{MaxInflight: 100}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() { _ = src.Run(runCtx) }()
+	defer src.Close(time.Second)
+	require.Eventually(t, src.Subscribed, 10*time.Second, 10*time.Millisecond)
+
+	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID("buffered-pub"))
+	tok := pub.Connect()
+	require.True(t, tok.WaitTimeout(10*time.Second))
+	require.NoError(t, tok.Error())
+	defer pub.Disconnect(100)
+
+	sizes := []int{0, 1, 100, 127, 128, 16_383, 16_384, readBufferSize - 10, readBufferSize, 3 * readBufferSize, 200_000}
+	payload := func(i, n int) []byte {
+		b := make([]byte, n)
+		for j := range b {
+			b[j] = byte(i*31 + j)
+		}
+		return b
+	}
+	publish := func(round int) {
+		for i, n := range sizes {
+			tok := pub.Publish(fmt.Sprintf("t/%d/%d", round, i), 1, false, payload(i, n))
+			require.True(t, tok.WaitTimeout(10*time.Second))
+			require.NoError(t, tok.Error())
+		}
+	}
+	receive := func(round int) {
+		for i, n := range sizes {
+			select {
+			case m := <-src.Messages():
+				require.Equal(t, fmt.Sprintf("t/%d/%d", round, i), m.Topic)
+				require.Equal(t, payload(i, n), m.Payload, "size %d", n)
+				m.Ack()
+			case <-ctx.Done():
+				t.Fatalf("round %d: message %d (%d bytes) never came", round, i, n)
+			}
+		}
+	}
+	publish(0)
+	receive(0)
+
+	// The source reconnects to a restarted broker and reads on.
+	require.NoError(t, broker.Restart(ctx))
+	require.Eventually(t, func() bool { return pub.IsConnectionOpen() && src.Subscribed() }, 20*time.Second, 20*time.Millisecond)
+	publish(1)
+	receive(1)
+}
+
+// BenchmarkSourceReceive: the process CPU per message of taking a backlog
+// of 2 KB messages (the size of 20 detections) from a real broker: queued
+// in the persistent session while the source was away, then drained, each
+// message acked. FENCELINE_BENCH_PAHO_OPENER=1 measures paho's own
+// (unbuffered) connection instead, for comparison.
+func BenchmarkSourceReceive(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	broker, err := stack.StartMosquitto(ctx, stack.MosquittoOptions{Dir: b.TempDir(), Persistence: true,
+		ExtraConfig: "max_queued_messages 0\nmax_queued_bytes 0\nmax_inflight_messages 1000\n"})
+	require.NoError(b, err)
+	defer broker.Stop()
+	cfg := config.Default().MQTT
+	cfg.Broker = broker.URL()
+	cfg.ClientID = "bench-source"
+	cfg.Topics = []string{"t/#"}
+
+	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID("bench-pub"))
+	tok := pub.Connect()
+	require.True(b, tok.WaitTimeout(10*time.Second))
+	require.NoError(b, tok.Error())
+	defer pub.Disconnect(100)
+	payload := bytes.Repeat([]byte("x"), 2048)
+
+	const n = 20_000
+	var cpu time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		// Subscribe once (persistent session), leave, queue the backlog.
+		src := New(cfg, Options{MaxInflight: 1000}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+		if os.Getenv("FENCELINE_BENCH_PAHO_OPENER") != "" {
+			o := src.clientOptions()
+			o.CustomOpenConnectionFn = nil
+			src.client = mqtt.NewClient(o)
+		}
+		runCtx, stop := context.WithCancel(ctx)
+		go func() { _ = src.Run(runCtx) }()
+		require.Eventually(b, src.Subscribed, 30*time.Second, 10*time.Millisecond)
+		stop()
+		src.Close(time.Second)
+		for range n {
+			pub.Publish("t/x", 1, false, payload)
+		}
+		tok := pub.Publish("t/x", 1, false, payload)
+		tok.Wait()
+		time.Sleep(200 * time.Millisecond)
+
+		src = New(cfg, Options{MaxInflight: 1000}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+		if os.Getenv("FENCELINE_BENCH_PAHO_OPENER") != "" {
+			o := src.clientOptions()
+			o.CustomOpenConnectionFn = nil
+			src.client = mqtt.NewClient(o)
+		}
+		runCtx, stop = context.WithCancel(ctx)
+		b.StartTimer()
+		cpu0 := processCPU()
+		go func() { _ = src.Run(runCtx) }()
+		for got := 0; got < n+1; got++ {
+			m := <-src.Messages()
+			m.Ack()
+		}
+		cpu += processCPU() - cpu0
+		b.StopTimer()
+		stop()
+		src.Close(time.Second)
+	}
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*(n+1)), "cpu-ns/msg")
+}
