@@ -149,6 +149,19 @@ type Ingest struct {
 	// Signatures checks per-device HMAC signatures in payloads, for
 	// brokers that cannot tie a device to its own topics.
 	Signatures Signatures `yaml:"signatures"`
+	// DeviceBudget bounds what one device may send, so that a unit stuck
+	// in a loop cannot take the pipeline from the others.
+	DeviceBudget DeviceBudget `yaml:"device_budget"`
+}
+
+// DeviceBudget is a per-device token bucket; a rate of 0 is no limit. A
+// message over budget is dead-lettered (reason over_budget) with its
+// payload, from where an operator can publish it again.
+type DeviceBudget struct {
+	MessagesPerSecond float64 `yaml:"messages_per_second"`
+	MessageBurst      float64 `yaml:"message_burst"`
+	ReadingsPerSecond float64 `yaml:"readings_per_second"`
+	ReadingBurst      float64 `yaml:"reading_burst"`
 }
 
 // Signatures configures device payload signatures (see docs/threat-model.md
@@ -225,6 +238,12 @@ func Default() Config {
 			MaxPayloadBytes: 256 << 10,
 			MaxFuture:       Duration(5 * time.Minute),
 			DrainTimeout:    Duration(30 * time.Second),
+			// Generous: a site replaying days of backlog at its link's
+			// speed stays within it; a firmware loop does not.
+			DeviceBudget: DeviceBudget{
+				MessagesPerSecond: 500, MessageBurst: 5000,
+				ReadingsPerSecond: 50000, ReadingBurst: 500000,
+			},
 		},
 		Alerts: Alerts{
 			PatrolMaxAge:   Duration(30 * time.Minute),

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"strings"
@@ -219,6 +220,14 @@ func (in *Ingest) validate() Problems {
 	}
 	if in.MaxFuture.D() < 0 {
 		ps.Add("", "ingest.max_future", "must not be negative")
+	}
+	for key, v := range map[string]float64{
+		"messages_per_second": in.DeviceBudget.MessagesPerSecond, "message_burst": in.DeviceBudget.MessageBurst,
+		"readings_per_second": in.DeviceBudget.ReadingsPerSecond, "reading_burst": in.DeviceBudget.ReadingBurst,
+	} {
+		if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+			ps.Add("", "ingest.device_budget."+key, "must be a number ≥ 0 (0: no limit)")
+		}
 	}
 	if in.DrainTimeout.D() <= 0 {
 		ps.Add("", "ingest.drain_timeout", "must be positive")

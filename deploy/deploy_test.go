@@ -626,7 +626,7 @@ func TestRunbookCoversDeadLetterReasons(t *testing.T) {
 	runbook, err := os.ReadFile(repoPath(t, "docs", "runbook.md"))
 	require.NoError(t, err)
 	// storage_rejected is the pipeline's own: lines InfluxDB refused for good.
-	reasons := append([]string{"storage_rejected"}, devicesig.Reasons...)
+	reasons := append([]string{"storage_rejected", "over_budget"}, devicesig.Reasons...)
 	for _, r := range decode.Reasons {
 		reasons = append(reasons, string(r))
 	}

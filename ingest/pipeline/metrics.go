@@ -79,6 +79,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.rejections.WithLabelValues(string(r))
 	}
 	m.rejections.WithLabelValues(reasonStorageRejected)
+	m.rejections.WithLabelValues(string(reasonOverBudget))
 	for _, r := range devicesig.Reasons {
 		m.rejections.WithLabelValues(r)
 	}

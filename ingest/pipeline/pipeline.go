@@ -21,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fenceline/fenceline/ingest/budget"
 	"github.com/fenceline/fenceline/ingest/decode"
 	"github.com/fenceline/fenceline/ingest/devicesig"
 	"github.com/fenceline/fenceline/ingest/influxwriter"
@@ -73,6 +74,9 @@ type Options struct {
 	// Signatures, when not nil, checks device signatures and seq replay
 	// before anything of a message is used.
 	Signatures *devicesig.Verifier
+	// Budget, when not nil, refuses messages of a device over its budget
+	// (dead-lettered as over_budget).
+	Budget *budget.Budget
 	// Protect, when not nil, hashes identifiers after the engine has seen
 	// the readings and before the writer stores them.
 	Protect *protect.Protector
@@ -216,6 +220,13 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 		// Rejected whole: even from a registered device, nothing of it is
 		// used — no seq (a malformed message's seq is unknown, and taking
 		// it as 0 would count a reset and a huge gap), no sign of life.
+		return
+	}
+	if p.opts.Budget != nil && !p.opts.Budget.Allow(b.Device.ID, b.Len(), p.opts.Now()) {
+		// Dead-lettered with its payload, not dropped: an operator can
+		// publish it again (docs/runbook.md).
+		p.reject(t, m, b, []decode.Reject{{Reason: reasonOverBudget, Index: -1,
+			Detail: fmt.Sprintf("device over its budget (%d readings in this message)", b.Len())}})
 		return
 	}
 	dup := p.seqs.observe(b.Device.ID, b.Seq, p.m)
@@ -380,6 +391,10 @@ func (t *ackToken) done(err error) {
 	}
 	t.p.m.ackLatency.Observe(time.Since(t.msg.Received).Seconds())
 }
+
+// reasonOverBudget is the dead-letter reason of messages refused because
+// their device was over its budget.
+const reasonOverBudget decode.Reason = "over_budget"
 
 // reasonStorageRejected is the dead-letter reason of messages InfluxDB
 // refused for good (not one of the decoder's reasons).

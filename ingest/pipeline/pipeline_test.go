@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fenceline/fenceline/ingest/budget"
 	"github.com/fenceline/fenceline/ingest/influxwriter"
 	"github.com/fenceline/fenceline/ingest/mqttsource"
 	"github.com/fenceline/fenceline/internal/model"
@@ -255,4 +256,25 @@ func TestSeqTracker(t *testing.T) {
 	require.Equal(t, 3.0+984, testutil.ToFloat64(m.seqMissing))
 	require.Equal(t, 1.0, testutil.ToFloat64(m.seqResets))
 	require.Equal(t, 1.0, testutil.ToFloat64(m.seqLate))
+}
+
+func TestDeviceOverBudgetIsDeadLettered(t *testing.T) {
+	f := newFixture(t)
+	f.p.opts.Budget = budget.New(budget.Limits{MessagesPerSecond: 1, MessageBurst: 2}, prometheus.NewRegistry())
+	var acks []*bool
+	for seq := 1; seq <= 3; seq++ {
+		m, acked := message(topic, detections(seq, `{"imsi":"460001234567890"}`))
+		f.p.Handle(context.Background(), m)
+		acks = append(acks, acked)
+	}
+	require.Equal(t, 2, f.w.len(), "the burst passes")
+	require.Equal(t, 2, f.engine.evaluated)
+	require.Equal(t, 1, f.dead.len(), "the third is over budget")
+	rec := f.dead.items[0].(DeadLetter)
+	require.Equal(t, "over_budget", rec.Reason)
+	require.NotEmpty(t, rec.Payload, "kept with its payload")
+	require.False(t, *acks[2])
+	f.dead.release(0, nil)
+	require.True(t, *acks[2], "acked once dead-lettered")
+	require.Equal(t, 1.0, testutil.ToFloat64(f.p.m.rejections.WithLabelValues("over_budget")))
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/fenceline/fenceline/alerts/outbox"
 	"github.com/fenceline/fenceline/alerts/sink"
 	"github.com/fenceline/fenceline/config"
+	"github.com/fenceline/fenceline/ingest/budget"
 	"github.com/fenceline/fenceline/ingest/deadletter"
 	"github.com/fenceline/fenceline/ingest/decode"
 	"github.com/fenceline/fenceline/ingest/devicesig"
@@ -198,7 +199,14 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		Retained:   cfg.MQTT.Retained,
 		Tick:       cfg.Alerts.EvaluateEvery.D(),
 		Signatures: d.sec.sigs,
-		Protect:    d.sec.prot,
+		Budget: budget.New(budget.Limits{
+			MessagesPerSecond: cfg.Ingest.DeviceBudget.MessagesPerSecond,
+			MessageBurst:      cfg.Ingest.DeviceBudget.MessageBurst,
+			ReadingsPerSecond: cfg.Ingest.DeviceBudget.ReadingsPerSecond,
+			ReadingBurst:      cfg.Ingest.DeviceBudget.ReadingBurst,
+			MaxDevices:        max(rs.Registry.Len(), 1000),
+		}, reg),
+		Protect: d.sec.prot,
 	}, rs.Registry, d.engine, d.writer, deadLetters{d.dead}, d.outbox, log, reg)
 
 	// Readiness: subscribed, and able to store (InfluxDB takes writes, or the
