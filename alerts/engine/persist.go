@@ -241,7 +241,7 @@ func (e *Engine) UnmarshalState(data []byte) error {
 			if de.Open != nil {
 				st.open++
 			}
-			st.dwell[dwellKey{subj: intern(d.Subject), zone: zi}] = &de
+			st.dwell[dwellKey{subj: intern(d.Subject), zone: int64(zi)}] = &de
 		}
 		for _, v := range rs.Velocity {
 			if st.vel == nil {

@@ -264,7 +264,7 @@ func (e *Engine) tickCount(st *ruleState, now time.Time, out []model.Alert) []mo
 // reading was processed. A reading older than the current stay by more than
 // max_gap belongs to an earlier stay and is ignored.
 func (e *Engine) applyDwell(st *ruleState, r *reading, subj model.Subject, z *zone.Zone, now time.Time, out []model.Alert) []model.Alert {
-	key := dwellKey{subj: e.sid(subj), zone: st.rule.zoneIndex(z)}
+	key := dwellKey{subj: e.sid(subj), zone: int64(st.rule.zoneIndex(z))}
 	gap, dur := st.rule.maxGap, st.rule.duration
 	de := st.dwell[key]
 	switch {

@@ -104,7 +104,7 @@ type countZone struct {
 // same zones in the same order.
 type dwellKey struct {
 	subj subjectID
-	zone int32
+	zone int64 // not int32: without padding the key hashes and compares as 16 plain bytes
 }
 
 // dwellEntry is one subject's current stay in one zone.

@@ -204,7 +204,8 @@ func (l *List) hasPrefix(n string) bool {
 	ps := l.minimal
 	if len(ps) <= linearPrefixes {
 		for _, p := range ps {
-			if strings.HasPrefix(n, p) {
+			// The first byte tells most prefixes off without a call.
+			if len(p) <= len(n) && p[0] == n[0] && n[:len(p)] == p {
 				return true
 			}
 		}
