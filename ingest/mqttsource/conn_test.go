@@ -109,14 +109,21 @@ func TestSourceBufferedAgainstBroker(t *testing.T) {
 		}
 	}
 	receive := func(round int) {
-		for i, n := range sizes {
+		for i := 0; i < len(sizes); {
 			select {
 			case m := <-src.Messages():
-				require.Equal(t, fmt.Sprintf("t/%d/%d", round, i), m.Topic)
-				require.Equal(t, payload(i, n), m.Payload, "size %d", n)
+				var r, j int
+				_, err := fmt.Sscanf(m.Topic, "t/%d/%d", &r, &j)
+				require.NoError(t, err, m.Topic)
+				require.Equal(t, payload(j, sizes[j]), m.Payload, "%s: size %d", m.Topic, sizes[j])
 				m.Ack()
+				if r < round {
+					continue // an earlier round's message whose ack the restart lost: redelivered, whole
+				}
+				require.Equal(t, fmt.Sprintf("t/%d/%d", round, i), m.Topic)
+				i++
 			case <-ctx.Done():
-				t.Fatalf("round %d: message %d (%d bytes) never came", round, i, n)
+				t.Fatalf("round %d: message %d (%d bytes) never came", round, i, sizes[i])
 			}
 		}
 	}
