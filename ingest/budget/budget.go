@@ -64,8 +64,9 @@ type Budget struct {
 }
 
 type bucket struct {
-	msgs, readings float64 // tokens left
-	last           time.Time
+	msgs, readings float64   // tokens left
+	last           time.Time // tokens were earned up to here
+	used           time.Time // the device last asked: the LRU order (refills must not touch it)
 }
 
 // Label values of fenceline_ingest_budget_exceeded_total.
@@ -127,6 +128,9 @@ func (b *Budget) Allow(device string, readings int, now time.Time) bool {
 	} else {
 		b.refill(bk, now)
 	}
+	if now.After(bk.used) {
+		bk.used = now
+	}
 	cost := float64(readings)
 	okM := l.MessagesPerSecond <= 0 || bk.msgs >= 1
 	okR := l.ReadingsPerSecond <= 0 || bk.readings >= cost ||
@@ -178,7 +182,7 @@ func (b *Budget) evict(now time.Time, needRoom bool) {
 			delete(b.buckets, dev)
 			continue
 		}
-		rest = append(rest, used{dev, bk.last})
+		rest = append(rest, used{dev, bk.used})
 	}
 	limit := b.lim.MaxDevices
 	if needRoom {
