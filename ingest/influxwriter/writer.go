@@ -2,6 +2,7 @@ package influxwriter
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,9 @@ type Config struct {
 	// fenceline share on a small box, for bandwidth, which a remote
 	// InfluxDB behind a thin link lacks. Default off.
 	Gzip bool
+	// TLS verifies an https:// InfluxDB (own CA, client certificate); nil
+	// uses the system's roots.
+	TLS *tls.Config
 	// Lazy sends partial batches only FlushInterval after their first
 	// line, even when InfluxDB is idle. By default a free sender takes a
 	// partial batch at once when no other request is in flight: a lone
@@ -198,6 +202,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Writer, erro
 		MaxIdleConnsPerHost:   cfg.Concurrency + 4,
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
+		TLSClientConfig:       cfg.TLS,
 	}
 	opts := influxdb2.DefaultOptions().
 		SetHTTPClient(&http.Client{Transport: tr}).

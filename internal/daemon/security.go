@@ -116,22 +116,6 @@ func serverTLS(c config.ServerTLS) (*tls.Config, error) {
 	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
 }
 
-// influxTLSUnsupported refuses influx.tls.*: the InfluxDB writer builds its
-// own HTTP transport and takes no TLS configuration, so the keys would be
-// ignored — a CA the operator believes is pinned and is not.
-func influxTLSUnsupported(c config.TLS) error {
-	for _, f := range []struct{ key, v string }{
-		{"influx.tls.ca_file", c.CAFile}, {"influx.tls.cert_file", c.CertFile},
-		{"influx.tls.key_file", c.KeyFile}, {"influx.tls.server_name", c.ServerName},
-	} {
-		if f.v != "" {
-			return keyErr(f.key, "not supported yet: the InfluxDB writer cannot take a TLS configuration, so this would be ignored; "+
-				"leave influx.tls empty and give InfluxDB a certificate the system trusts")
-		}
-	}
-	return nil
-}
-
 // influxToken returns the InfluxDB token and where it came from:
 // influx.token_file when set, else $FENCELINE_INFLUX_TOKEN, else none. Never
 // the command line (visible to every user in the process list).
@@ -226,7 +210,8 @@ func securityProblems(cfg *config.Config) config.Problems {
 	}
 	_, err := clientTLS("mqtt.tls", cfg.MQTT.TLS)
 	add(err)
-	add(influxTLSUnsupported(cfg.Influx.TLS))
+	_, err = clientTLS("influx.tls", cfg.Influx.TLS)
+	add(err)
 	_, _, err = influxToken(cfg)
 	add(err)
 	_, err = httpConfig(cfg)

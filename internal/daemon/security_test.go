@@ -98,7 +98,7 @@ webhooks: [{url: "https://unit.local/", ca_file: not-pem.txt}, {url: "https://un
 	for _, want := range []string{
 		"fenceline.yaml:3: mqtt.tls.ca_file: " + notPEM + " holds no PEM certificate",
 		"fenceline.yaml:3: mqtt.tls.cert_file: with mqtt.tls.key_file: tls: private key does not match public key",
-		"fenceline.yaml:4: influx.tls.ca_file: not supported yet",
+		"fenceline.yaml:4: influx.tls.ca_file: " + notPEM + " holds no PEM certificate",
 		"fenceline.yaml:5: http.token_file: the token has 8 characters, want at least 16",
 		"fenceline.yaml:7: ingest.signatures.key_file: " + badKeys + ": line 1: want device-id:hex-key",
 		"fenceline.yaml:8: privacy.key_file: " + short + " holds 8 bytes",

@@ -91,7 +91,8 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 	if err != nil {
 		return nil, err
 	}
-	if err := influxTLSUnsupported(cfg.Influx.TLS); err != nil {
+	influxTLS, err := clientTLS("influx.tls", cfg.Influx.TLS)
+	if err != nil {
 		return nil, err
 	}
 	token, tokenFrom, err := influxToken(cfg)
@@ -122,6 +123,7 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		Concurrency:   cfg.Influx.Concurrency,
 		Timeout:       cfg.Influx.Timeout.D(),
 		Gzip:          cfg.Influx.Gzip,
+		TLS:           influxTLS,
 		Spool:         sp,
 		Rejected:      d.deadLetterSpooled,
 	}, log, reg)
