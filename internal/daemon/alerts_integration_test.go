@@ -78,6 +78,28 @@ func (l *alertLog) find(rule, state string) *model.Alert {
 
 func (l *alertLog) has(rule, state string) bool { return l.find(rule, state) != nil }
 
+// subscribeAlerts collects every alert published on border/+/alerts/+, as a
+// border unit would, checking each is valid JSON on its own rule's topic.
+func (e *env) subscribeAlerts(clientID string) *alertLog {
+	e.t.Helper()
+	got := &alertLog{}
+	sub := connect(e.t, e.mq.URL(), clientID)
+	tok := sub.Subscribe("border/+/alerts/+", 1, func(_ mqtt.Client, m mqtt.Message) {
+		var a model.Alert
+		if err := json.Unmarshal(m.Payload(), &a); err != nil {
+			got.fail("bad alert JSON on %s: %v", m.Topic(), err)
+			return
+		}
+		if want := "border/" + a.Site + "/alerts/" + a.Rule; m.Topic() != want {
+			got.fail("alert on %s, want %s", m.Topic(), want)
+		}
+		got.add(a)
+	})
+	require.True(e.t, tok.WaitTimeout(waitTimeout))
+	require.NoError(e.t, tok.Error())
+	return got
+}
+
 // webhookReceiver is a border unit's webhook endpoint checking signatures.
 func webhookReceiver(t *testing.T, secret string) (*httptest.Server, *alertLog) {
 	log := &alertLog{}
@@ -127,21 +149,7 @@ func TestIntegrationAlertsScriptedIncidents(t *testing.T) {
 	hook, hooked := webhookReceiver(t, "s3cret")
 	e := newEnv(t, "alert-rules.yaml", fmt.Sprintf("webhooks: [{url: %q, secret_file: %q}]\n", hook.URL, secretFile))
 
-	onMQTT := &alertLog{}
-	sub := connect(t, e.mq.URL(), "border-unit")
-	tok := sub.Subscribe("border/+/alerts/+", 1, func(_ mqtt.Client, m mqtt.Message) {
-		var a model.Alert
-		if err := json.Unmarshal(m.Payload(), &a); err != nil {
-			onMQTT.fail("bad alert JSON on %s: %v", m.Topic(), err)
-			return
-		}
-		if want := "border/" + a.Site + "/alerts/" + a.Rule; m.Topic() != want {
-			onMQTT.fail("alert on %s, want %s", m.Topic(), want)
-		}
-		onMQTT.add(a)
-	})
-	require.True(t, tok.WaitTimeout(waitTimeout))
-	require.NoError(t, tok.Error())
+	onMQTT := e.subscribeAlerts("border-unit")
 
 	night := lastNight(t)
 	day := night.Add(-11 * time.Hour) // 12:10 local

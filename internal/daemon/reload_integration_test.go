@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fenceline/fenceline/internal/model"
@@ -17,18 +15,7 @@ import (
 
 func TestIntegrationReload(t *testing.T) {
 	e := newEnv(t, "alert-rules.yaml", "")
-	got := &alertLog{}
-	sub := connect(t, e.mq.URL(), "border-unit")
-	tok := sub.Subscribe("border/+/alerts/+", 1, func(_ mqtt.Client, m mqtt.Message) {
-		var a model.Alert
-		if err := json.Unmarshal(m.Payload(), &a); err != nil {
-			got.fail("bad alert: %v", err)
-			return
-		}
-		got.add(a)
-	})
-	require.True(t, tok.WaitTimeout(waitTimeout))
-	require.NoError(t, tok.Error())
+	got := e.subscribeAlerts("border-unit")
 
 	ts := time.Now().Add(-time.Minute)
 	seq := 0

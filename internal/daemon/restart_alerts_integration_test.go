@@ -1,12 +1,10 @@
 package daemon
 
 import (
-	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fenceline/fenceline/internal/model"
@@ -15,18 +13,7 @@ import (
 // A restart neither forgets an open incident nor re-raises one that fired.
 func TestIntegrationAlertStateSurvivesRestart(t *testing.T) {
 	e := newEnv(t, "alert-rules.yaml", "")
-	got := &alertLog{}
-	sub := connect(t, e.mq.URL(), "border-unit")
-	tok := sub.Subscribe("border/+/alerts/+", 1, func(_ mqtt.Client, m mqtt.Message) {
-		var a model.Alert
-		if err := json.Unmarshal(m.Payload(), &a); err != nil {
-			got.fail("bad alert: %v", err)
-			return
-		}
-		got.add(a)
-	})
-	require.True(t, tok.WaitTimeout(waitTimeout))
-	require.NoError(t, tok.Error())
+	got := e.subscribeAlerts("border-unit")
 
 	ts := time.Now().Add(-10 * time.Minute)
 	seq := 0
