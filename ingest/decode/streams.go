@@ -108,6 +108,19 @@ func (d *Decoder) optIdent(v uint32) ([]byte, string) {
 	return d.t.str(int(v)), ""
 }
 
+// locatedReadings resolves the message's position (its loc, else the
+// device's) and its readings array, shared by detections and passes; false
+// when the message was rejected whole.
+func (d *Decoder) locatedReadings(top *fields, arr uint32, dev *model.Device) (int, bool) {
+	var r Reason
+	var msg string
+	if d.loc, r, msg = d.messageLoc(top.vals[tLoc], dev); r != "" {
+		d.whole(r, msg)
+		return 0, false
+	}
+	return d.readingsArray(arr)
+}
+
 // detStrs are the string values of one accepted detection in d.strs.
 type detStrs struct {
 	imsi, imei, mac, tech span
@@ -115,13 +128,7 @@ type detStrs struct {
 }
 
 func (d *Decoder) detections(top *fields, arr uint32, dev *model.Device, out *model.Batch) {
-	var r Reason
-	var msg string
-	if d.loc, r, msg = d.messageLoc(top.vals[tLoc], dev); r != "" {
-		d.whole(r, msg)
-		return
-	}
-	a, ok := d.readingsArray(arr)
+	a, ok := d.locatedReadings(top, arr, dev)
 	if !ok {
 		return
 	}
@@ -246,13 +253,7 @@ type passStrs struct {
 }
 
 func (d *Decoder) passes(top *fields, arr uint32, dev *model.Device, out *model.Batch) {
-	var r Reason
-	var msg string
-	if d.loc, r, msg = d.messageLoc(top.vals[tLoc], dev); r != "" {
-		d.whole(r, msg)
-		return
-	}
-	a, ok := d.readingsArray(arr)
+	a, ok := d.locatedReadings(top, arr, dev)
 	if !ok {
 		return
 	}

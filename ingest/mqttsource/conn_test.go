@@ -180,9 +180,10 @@ func BenchmarkSourceReceive(b *testing.B) {
 		for range n {
 			pub.Publish("t/x", 1, false, payload)
 		}
+		// The PUBACK of the last, on the same ordered connection, means the
+		// broker has queued every one before it.
 		tok := pub.Publish("t/x", 1, false, payload)
 		tok.Wait()
-		time.Sleep(200 * time.Millisecond)
 
 		src = New(cfg, Options{MaxInflight: 1000}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 		if os.Getenv("FENCELINE_BENCH_PAHO_OPENER") != "" {
