@@ -104,6 +104,10 @@ type HTTP struct {
 	// allowed: anyone who can reach the port could otherwise reload.
 	TokenFile string    `yaml:"token_file"`
 	TLS       ServerTLS `yaml:"tls"`
+	// Pprof serves Go's profiling endpoints under /debug/pprof/ (behind
+	// the bearer token when one is configured): for measuring a live
+	// daemon, off by default.
+	Pprof bool `yaml:"pprof"`
 }
 
 // ServerTLS names the certificate and key of a TLS listener.

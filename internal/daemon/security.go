@@ -150,7 +150,7 @@ func webhookClient(index int, w config.Webhook) (*http.Client, error) {
 
 // httpConfig is the HTTP listener's configuration with its token and TLS.
 func httpConfig(cfg *config.Config) (httpapi.Config, error) {
-	c := httpapi.Config{Addr: cfg.HTTP.Listen}
+	c := httpapi.Config{Addr: cfg.HTTP.Listen, Pprof: cfg.HTTP.Pprof}
 	if cfg.HTTP.TokenFile != "" {
 		tok, err := config.ReadSecret(cfg.HTTP.TokenFile)
 		if err != nil {

@@ -1,5 +1,5 @@
 // Package httpapi serves fenceline's operator endpoints: /metrics, /healthz,
-// /readyz and POST /-/reload.
+// /readyz, POST /-/reload and, when asked for, /debug/pprof/.
 //
 // The read endpoints are open: Prometheus and probes must reach them, and
 // they reveal no identifiers. Endpoints that change the daemon (reload, and
@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -41,6 +42,11 @@ type Config struct {
 	Token string
 	// TLS, when not nil, makes the listener HTTPS.
 	TLS *tls.Config
+	// Pprof serves net/http/pprof under /debug/pprof/ (http.pprof). A
+	// profile shows stacks, not data, but it costs CPU while it runs and
+	// says how the daemon is built: it is behind the token like the write
+	// endpoints.
+	Pprof bool
 }
 
 // MinTokenLen is the shortest bearer token accepted: a short one could be
@@ -93,6 +99,13 @@ func New(cfg Config, gatherer prometheus.Gatherer, checks map[string]Check, relo
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("POST /-/reload", s.write(http.HandlerFunc(s.handleReload)))
+	if cfg.Pprof {
+		mux.Handle("GET /debug/pprof/", s.write(http.HandlerFunc(pprof.Index)))
+		mux.Handle("GET /debug/pprof/cmdline", s.write(http.HandlerFunc(pprof.Cmdline)))
+		mux.Handle("GET /debug/pprof/profile", s.write(http.HandlerFunc(pprof.Profile)))
+		mux.Handle("GET /debug/pprof/symbol", s.write(http.HandlerFunc(pprof.Symbol)))
+		mux.Handle("GET /debug/pprof/trace", s.write(http.HandlerFunc(pprof.Trace)))
+	}
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		// Handshake failures of scanners and probes: debug, not noise.
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}

@@ -77,6 +77,38 @@ func TestWriteEndpointsNeedToken(t *testing.T) {
 	}
 }
 
+func TestPprofOnlyWhenAsked(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		pprof bool
+		token string // configured
+		auth  string // Authorization header sent
+		path  string
+		want  int
+		body  string // what the answer contains
+	}{
+		{name: "off by default", path: "/debug/pprof/", want: 404},
+		{name: "off: no heap profile either", path: "/debug/pprof/heap", want: 404},
+		{name: "on, loopback without token: index", pprof: true, path: "/debug/pprof/", want: 200, body: "Types of profiles available"},
+		{name: "on: a named profile", pprof: true, path: "/debug/pprof/heap?debug=1", want: 200, body: "heap profile"},
+		{name: "on: goroutines", pprof: true, path: "/debug/pprof/goroutine?debug=1", want: 200, body: "goroutine profile"},
+		{name: "on with token: refused without it", pprof: true, token: token, path: "/debug/pprof/heap", want: 401, body: "unauthorized"},
+		{name: "on with token: served with it", pprof: true, token: token, auth: "Bearer " + token, path: "/debug/pprof/heap?debug=1", want: 200, body: "heap profile"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := newServer(t, Config{Addr: "127.0.0.1:0", Token: tc.token, Pprof: tc.pprof}, nil)
+			req := httptest.NewRequest("GET", tc.path, nil)
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			rec := httptest.NewRecorder()
+			s.srv.Handler.ServeHTTP(rec, req)
+			require.Equal(t, tc.want, rec.Code, rec.Body.String())
+			require.Contains(t, rec.Body.String(), tc.body)
+		})
+	}
+}
+
 func TestRefusalsAreLoggedWithoutTheToken(t *testing.T) {
 	var log bytes.Buffer
 	s, _ := newServer(t, Config{Addr: "127.0.0.1:0", Token: token}, &log)
