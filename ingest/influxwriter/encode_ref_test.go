@@ -258,3 +258,18 @@ func FuzzEncode(f *testing.F) {
 		require.Equal(t, string(refEncode(t, b)), string(got))
 	})
 }
+
+// The benchmarks' batches, encoded one after the other by one encoder as a
+// writer does.
+func TestEncodeRealisticMatchesLineprotocol(t *testing.T) {
+	batches := []*model.Batch{realisticDetections(18231), realisticDetections(18232)}
+	batches = append(batches, realisticPasses(551)...)
+	batches = append(batches, realisticPositions(9)...)
+	batches = append(batches, realisticStatuses(77)...)
+	var e Encoder
+	for i, b := range batches {
+		got, n := e.AppendBatch(nil, b)
+		require.Equal(t, b.Len(), n)
+		require.Equal(t, string(refEncode(t, b)), string(got), "batch %d", i)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -274,8 +275,85 @@ func realisticDetections(seq int64) *model.Batch {
 	return b
 }
 
+// realisticPasses is 20 messages of a day's traffic at 6 checkpoints: one to
+// three vehicles each, Chinese and Mongolian plates, some unread, speeds
+// with a decimal, confidence in hundredths.
+func realisticPasses(seq int64) []*model.Batch {
+	plates := []string{"蒙B12345", "蒙BD12345", "1598 УБА", model.NoPlate, "蒙A7K3Q2", "京N88888"}
+	colors := []string{"blue", "yellow", "green", "white"}
+	types := []string{"K33", "H11", "K11", "M21"}
+	dirs := []string{"inbound", "outbound", "unknown"}
+	var bs []*model.Batch
+	for m := range 20 {
+		s := seq + int64(m)
+		cp := fmt.Sprintf("CP-%02d", m%6+1)
+		b := &model.Batch{Meta: model.Meta{Site: "mdl", Kind: model.KindCheckpoint, Device: cp,
+			Stream: model.StreamPasses, Seq: s, Time: t0.Add(time.Duration(m) * 1237 * time.Millisecond)}}
+		for i := range m%3 + 1 {
+			k := m*3 + i
+			b.Passes = append(b.Passes, model.Pass{Stamp: stamp(b.Time, s, i),
+				Loc:   model.Point{Lat: float64(4230+m%6) / 100, Lon: float64(110150-m%6) / 1000},
+				Plate: plates[k%len(plates)], PlateColor: colors[k%len(colors)], VehicleType: types[k%len(types)],
+				VehicleColor: colors[(k+1)%len(colors)], Direction: dirs[k%len(dirs)],
+				Image:    fmt.Sprintf("https://%s.local/img/%d-%d.jpg", strings.ToLower(cp), s, i),
+				SpeedKmh: model.Some(40 + float64(k%70)/2), Lane: model.SomeInt(int64(k%3 + 1)),
+				Heading: model.Some(float64(k * 37 % 360)), Confidence: model.Some(float64(80+k%20) / 100)})
+		}
+		bs = append(bs, b)
+	}
+	return bs
+}
+
+// realisticPositions is one fix from each of 16 patrol teams: every message
+// has its own position, with the five or six decimals of a GPS receiver.
+func realisticPositions(seq int64) []*model.Batch {
+	var bs []*model.Batch
+	for m := range 16 {
+		b := &model.Batch{Meta: model.Meta{Site: "mdl", Kind: model.KindPatrol, Device: fmt.Sprintf("P-%02d", m+1),
+			Stream: model.StreamPosition, Seq: seq + int64(m), Time: t0.Add(time.Duration(m) * 3011 * time.Millisecond)}}
+		b.Positions = []model.Position{{Stamp: stamp(b.Time, b.Seq, 0),
+			Loc:      model.Point{Lat: float64(42410000+m*7919%100000) / 1e6, Lon: float64(110120000-m*104729%100000) / 1e6},
+			SpeedKmh: model.Some(float64(m*13%90) + float64(m%4)/4), Heading: model.Some(float64(m * 23 % 360)),
+			AccuracyM: model.Some(float64(3 + m%8))}}
+		bs = append(bs, b)
+	}
+	return bs
+}
+
+// realisticStatuses is one health report from each of 20 devices of every
+// kind, some without temperature or tamper switch.
+func realisticStatuses(seq int64) []*model.Batch {
+	kinds := []model.Kind{model.KindFence, model.KindCheckpoint, model.KindPatrol}
+	power := []string{"solar", "mains", "battery"}
+	var bs []*model.Batch
+	for m := range 20 {
+		k := kinds[m%len(kinds)]
+		b := &model.Batch{Meta: model.Meta{Site: "mdl", Kind: k, Device: fmt.Sprintf("%s-%02d", strings.ToUpper(string(k[:1])), m),
+			Stream: model.StreamStatus, Seq: seq + int64(m), Time: t0.Add(time.Duration(m) * 2003 * time.Millisecond)}}
+		st := model.Status{Stamp: stamp(b.Time, b.Seq, 0), BatteryPct: model.Some(float64(100 - m*3)),
+			UptimeS: model.SomeInt(86400 + int64(m)*977), Power: power[m%len(power)],
+			SignalDbm: model.Some(float64(-60 - m*2)), Queue: model.SomeInt(int64(m % 4)), FW: "2.3." + strconv.Itoa(m%3)}
+		if m%4 != 3 {
+			st.TempC = model.Some(-21.5 + float64(m)/2)
+			st.Tamper = model.SomeBool(m == 5)
+		}
+		b.Statuses = []model.Status{st}
+		bs = append(bs, b)
+	}
+	return bs
+}
+
 func BenchmarkEncodeDetections(b *testing.B) {
-	batch := realisticDetections(18231)
+	benchEncode(b, []*model.Batch{realisticDetections(18231)})
+}
+
+func BenchmarkEncodePasses(b *testing.B)    { benchEncode(b, realisticPasses(551)) }
+func BenchmarkEncodePositions(b *testing.B) { benchEncode(b, realisticPositions(9)) }
+func BenchmarkEncodeStatuses(b *testing.B)  { benchEncode(b, realisticStatuses(77)) }
+
+// benchEncode encodes the batches, one after the other into one buffer, in
+// every iteration.
+func benchEncode(b *testing.B, batches []*model.Batch) {
 	var e Encoder
 	buf := make([]byte, 0, 64<<10)
 	b.ReportAllocs()
@@ -284,9 +362,12 @@ func BenchmarkEncodeDetections(b *testing.B) {
 	cpu0, cpuOK := threadCPU()
 	lines := 0
 	for b.Loop() {
-		var n int
-		buf, n = e.AppendBatch(buf[:0], batch)
-		lines += n
+		buf = buf[:0]
+		for _, batch := range batches {
+			var n int
+			buf, n = e.AppendBatch(buf, batch)
+			lines += n
+		}
 	}
 	cpu1, _ := threadCPU()
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(lines), "ns/line")
