@@ -21,8 +21,8 @@ import (
 )
 
 // A tcp:// connection reads through the buffer: a packet's header bytes,
-// read one at a time, come out of one read of the socket; writes go to it
-// directly.
+// read one at a time, come out of one read of the socket; a write reaches
+// the peer.
 func TestOpenConnectionBuffersReads(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -11,7 +11,6 @@
 package mqttsource
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -378,18 +377,12 @@ func (s *Source) Describe() string {
 	return fmt.Sprintf("%s as %s: %s", redactURL(s.cfg.Broker), s.cfg.ClientID, strings.Join(s.cfg.Topics, ","))
 }
 
-// readBufferSize is the read buffer of a broker connection: a few dozen
-// device messages.
-const readBufferSize = 64 << 10
-
 // openConnection opens the connection to the broker exactly as paho's own
 // does (v1.5.1: proxies from the environment, TLS with options.TLSConfig),
-// except that reads of tcp:// and ssl:// connections (and their aliases)
-// go through a buffer. paho reads a packet's fixed header a byte at a time,
-// then its body: three or more reads per message, each a system call on a
-// bare TCP connection (a TLS connection's reads each take its lock and copy
-// out of its record buffer). Through the buffer one call takes whatever the
-// socket holds. WebSocket connections are paho's, unbuffered.
+// except that tcp:// and ssl:// connections (and their aliases) are a
+// bufferedConn: reads through a buffer, writes coalesced (a TLS
+// connection's reads each take its lock and copy out of its record buffer,
+// its writes each make a record). WebSocket connections are paho's.
 func openConnection(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 	dialer := o.Dialer
 	if dialer == nil {
@@ -435,14 +428,5 @@ func openConnection(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &bufferedConn{Conn: conn, r: bufio.NewReaderSize(conn, readBufferSize)}, nil
+	return newBufferedConn(conn), nil
 }
-
-// bufferedConn is a connection whose reads go through a buffer; writes,
-// deadlines and Close are the connection's own.
-type bufferedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
