@@ -459,21 +459,33 @@ func (e *Engine) subjectOf(rule *Rule, r *reading) (model.Subject, bool) {
 }
 
 // match is l.Match(v), remembered for the current reading: several rules
-// often share one list.
+// often share one list, and lists of one kind share the normal form of v.
 func (e *Engine) match(l *watchlist.List, v string) bool {
 	for _, w := range e.watched {
 		if w.l == l {
 			return w.ok
 		}
 	}
-	ok := l.Match(v)
-	e.watched = append(e.watched, watchHit{l: l, ok: ok})
+	var n string
+	normal := false
+	for _, w := range e.watched {
+		if w.l.Kind == l.Kind && w.v == v {
+			n, normal = w.n, true
+			break
+		}
+	}
+	if !normal {
+		n, _ = l.Normalise(v) // "" when v cannot be of the kind: matches nothing
+	}
+	ok := l.MatchNormal(n)
+	e.watched = append(e.watched, watchHit{l: l, v: v, n: n, ok: ok})
 	return ok
 }
 
 type watchHit struct {
-	l  *watchlist.List
-	ok bool
+	l    *watchlist.List
+	v, n string // the value matched, and its normal form
+	ok   bool
 }
 
 // Tick runs the time-driven part of the rules at processing time now:

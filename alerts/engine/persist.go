@@ -105,7 +105,7 @@ func (e *Engine) MarshalState() ([]byte, error) {
 			inOrder(cz.Evidence, &cz.evRing)
 			cs := countSnap{Key: k, countZone: *cz}
 			for id, t := range cz.Seen {
-				cs.Subjects = append(cs.Subjects, seenSnap{Subject: subj(id), T: t})
+				cs.Subjects = append(cs.Subjects, seenSnap{Subject: subj(id), T: time.Unix(0, t).UTC()})
 			}
 			slices.SortFunc(cs.Subjects, func(a, b seenSnap) int { return cmpSubject(a.Subject, b.Subject) })
 			rs.Counts = append(rs.Counts, cs)
@@ -215,9 +215,9 @@ func (e *Engine) UnmarshalState(data []byte) error {
 				break
 			}
 			cz := c.countZone
-			cz.Seen = make(map[subjectID]time.Time, len(c.Subjects))
+			cz.Seen = make(map[subjectID]int64, len(c.Subjects))
 			for _, ss := range c.Subjects {
-				cz.Seen[intern(ss.Subject)] = ss.T
+				cz.Seen[intern(ss.Subject)] = ss.T.UnixNano()
 				if cz.minSeen.IsZero() || ss.T.Before(cz.minSeen) {
 					cz.minSeen = ss.T
 				}

@@ -147,7 +147,7 @@ func (e *Engine) applyCount(st *ruleState, r *reading, subj model.Subject, z *zo
 		if z != nil {
 			key = z.ID
 		}
-		cz = &countZone{Zone: zoneID(z), Site: r.b.Site, Seen: map[subjectID]time.Time{}}
+		cz = &countZone{Zone: zoneID(z), Site: r.b.Site, Seen: map[subjectID]int64{}}
 		st.count[key] = cz
 	}
 	w := st.rule.window
@@ -155,12 +155,13 @@ func (e *Engine) applyCount(st *ruleState, r *reading, subj model.Subject, z *zo
 		return out // older than the window: cannot change the count
 	}
 	id := e.sid(subj)
+	t := r.t.UnixNano()
 	prev, ok := cz.Seen[id]
 	switch {
 	case !ok && len(cz.Seen) >= MaxSubjectsPerZone:
 		st.m.evicted.Inc()
-	case !ok || r.t.After(prev):
-		cz.Seen[id] = r.t
+	case !ok || t > prev:
+		cz.Seen[id] = t
 		if !ok && (cz.minSeen.IsZero() || r.t.Before(cz.minSeen)) {
 			cz.minSeen = r.t
 		}
@@ -178,13 +179,18 @@ func (e *Engine) checkCount(st *ruleState, cz *countZone, z *zone.Zone, clock, n
 	w := st.rule.window
 	cut := clock.Add(-w)
 	if !cz.minSeen.After(cut) { // something expired: prune (amortised)
-		cz.minSeen = time.Time{}
+		cutN := cut.UnixNano()
+		minN, found := int64(0), false
 		for s, t := range cz.Seen {
-			if !t.After(cut) {
+			if t <= cutN {
 				delete(cz.Seen, s)
-			} else if cz.minSeen.IsZero() || t.Before(cz.minSeen) {
-				cz.minSeen = t
+			} else if !found || t < minN {
+				minN, found = t, true
 			}
+		}
+		cz.minSeen = time.Time{}
+		if found {
+			cz.minSeen = time.Unix(0, minN)
 		}
 	}
 	n := len(cz.Seen)

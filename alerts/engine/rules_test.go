@@ -569,3 +569,31 @@ func TestStateIsBounded(t *testing.T) {
 	assert.Len(t, st.cool, MaxTrackedPerRule)
 	assert.Equal(t, 1.0, gauge(t, e, "fenceline_alerts_state_evicted_total", "foreign-sim-near-border"))
 }
+
+// Lists of one kind share the reading's normal form (the engine normalises
+// it once per reading): each list still answers for itself, and the next
+// reading is not answered from the previous one's.
+func TestWatchlistsOfOneKind(t *testing.T) {
+	rs, ps := compileYAML(t, `
+devices:
+  - {id: F-1, kind: fence, site: mdl, lat: 41.96, lon: 110.48}
+watchlists:
+  foreign: {kind: imsi, entries: ["428*"]}
+  wanted: {kind: imsi, entries: ["460001234567890"]}
+rules:
+  - {id: foreign-sim, kind: presence, source: phone, watchlist: foreign}
+  - {id: wanted-sim, kind: presence, source: phone, watchlist: wanted}
+`)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	got := e.eval(e.phones("F-1", at(12, 0), model.Point{Lat: 41.96, Lon: 110.48},
+		"428991234567890", "460001234567890", "460009999999999", "428990000000001"))
+	fired := map[string][]string{}
+	for _, a := range got {
+		fired[a.Rule] = append(fired[a.Rule], a.Subject.Value)
+	}
+	assert.Equal(t, map[string][]string{
+		"foreign-sim": {"428991234567890", "428990000000001"},
+		"wanted-sim":  {"460001234567890"},
+	}, fired)
+}

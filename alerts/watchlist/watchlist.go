@@ -180,11 +180,24 @@ func (l *List) add(e string) error {
 // normalised first; an already normal value (as the decoder produces)
 // costs no allocation.
 func (l *List) Match(v string) bool {
+	n, ok := l.Normalise(v)
+	return ok && l.MatchNormal(n)
+}
+
+// Normalise returns v in the form the list compares (the same for every
+// list of a kind), false when v cannot be of the kind. A caller matching
+// one value against several lists of a kind normalises it once.
+func (l *List) Normalise(v string) (string, bool) {
 	if l == nil || l.norm == nil {
-		return false
+		return "", false
 	}
 	n, err := l.norm(v)
-	if err != nil || n == "" {
+	return n, err == nil && n != ""
+}
+
+// MatchNormal is Match for a value Normalise returned.
+func (l *List) MatchNormal(n string) bool {
+	if l == nil || n == "" {
 		return false
 	}
 	if len(l.exact) > 0 {
