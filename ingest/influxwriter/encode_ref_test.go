@@ -3,6 +3,8 @@ package influxwriter
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 	"unsafe"
@@ -271,5 +273,50 @@ func TestEncodeRealisticMatchesLineprotocol(t *testing.T) {
 		got, n := e.AppendBatch(nil, b)
 		require.Equal(t, b.Len(), n)
 		require.Equal(t, string(refEncode(t, b)), string(got), "batch %d", i)
+	}
+}
+
+// appendFloat against strconv on the values readings carry (decimals of a
+// few digits, as JSON parses them), on the edges of the fast path and on
+// random bit patterns.
+func TestAppendFloatMatchesStrconv(t *testing.T) {
+	check := func(v float64) {
+		t.Helper()
+		want := ""
+		if !math.IsNaN(v) && !math.IsInf(v, 0) {
+			want = ",x=" + strconv.FormatFloat(v, 'g', -1, 64)
+		}
+		if got := string(appendFloat(nil, ",x=", v)); got != want {
+			t.Fatalf("appendFloat(%b = %v) = %q, want %q", math.Float64bits(v), v, got, want)
+		}
+	}
+	edges := []float64{0, math.Copysign(0, -1), 1e-4, 1e-5, 9.999e-5, 1e6, 999999.999999999, 999999.9999999999,
+		0.1, 0.2, 0.3, 0.1 + 0.2, 1.0 / 3, 2.0 / 3, 123456.5, 1e21, 1e-7, 41.9612, 110.4875, -71.5,
+		math.MaxFloat64, math.SmallestNonzeroFloat64, math.NaN(), math.Inf(1), math.Inf(-1), 524288, 524287.9999999999}
+	for _, v := range edges {
+		for _, w := range []float64{v, -v, math.Nextafter(v, 0), math.Nextafter(v, math.Inf(1)), math.Nextafter(-v, math.Inf(-1))} {
+			check(w)
+		}
+	}
+	for p := -30; p <= 30; p++ {
+		x := math.Pow(10, float64(p))
+		check(x)
+		check(math.Nextafter(x, 0))
+		check(math.Nextafter(x, math.Inf(1)))
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 200_000 {
+		// A decimal of up to 7 integer digits and up to 12 decimals, parsed
+		// as a JSON decoder would.
+		s := strconv.FormatUint(r.Uint64N(1e7), 10) + "." + strconv.FormatUint(1e12+r.Uint64N(1e12), 10)[1:2+r.IntN(12)]
+		if r.IntN(2) == 0 {
+			s = "-" + s
+		}
+		v, err := strconv.ParseFloat(s, 64)
+		require.NoError(t, err)
+		check(v)
+		check(math.Nextafter(v, 0))
+		check(v / 1e3)
+		check(math.Float64frombits(r.Uint64()))
 	}
 }

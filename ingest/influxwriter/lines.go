@@ -288,15 +288,99 @@ func appendFloat(dst []byte, key string, v float64) []byte {
 		return dst
 	}
 	dst = append(dst, key...)
-	// Whole numbers below 1e6 print the same through AppendInt ('g' switches
-	// to an exponent from 1e6 on, or 1e21 for integers) and cost a fraction
-	// of the shortest-float search: most rssi, dBm, heading and percentage
-	// values are whole.
-	if v > -1e6 && v < 1e6 && v == math.Trunc(v) && !(v == 0 && math.Signbit(v)) {
-		return strconv.AppendInt(dst, int64(v), 10)
+	if out, ok := appendShortDecimal(dst, v); ok {
+		return out
 	}
 	return strconv.AppendFloat(dst, v, 'g', -1, 64)
 }
+
+// appendShortDecimal writes v as strconv 'g' shortest does when |v| < 1e6
+// (from 1e6 on 'g' writes an exponent) and v is whole or has at most nine
+// decimals and is at least 1e-4 in magnitude (below, 'g' writes an exponent);
+// ok is false, and dst unchanged, for any other v. Readings are decimals from
+// JSON with a few digits (coordinates, dB, km/h, ratios), and the shortest-
+// digit search of strconv costs several times what this does.
+//
+// Why it agrees with strconv: below 1e6 the interval of decimals that parse
+// back to v is narrower than 0.22e-9, so it holds at most one decimal with
+// nine or fewer decimals, and if it does, rounding v*1e9 (off by less than
+// 0.07 from the exact product below 2^50) lands exactly on that decimal
+// times 1e9. Without trailing zeros it is the shortest decimal that parses
+// back to v, which is what strconv writes. The division checks that it does
+// parse back: an IEEE division of two exact values rounds like ParseFloat.
+func appendShortDecimal(dst []byte, v float64) ([]byte, bool) {
+	a := math.Abs(v)
+	if !(a < 1e6) {
+		return dst, false
+	}
+	var m uint64 // the digits of v
+	k := 0       // how many of them are decimals
+	switch {
+	case a == math.Trunc(a):
+		if v == 0 && math.Signbit(v) {
+			return dst, false // "-0"
+		}
+		m = uint64(a)
+	case a >= 1e-4:
+		m, k = uint64(math.Round(a*1e9)), 9
+		// Strip trailing zeros, up to all nine, in four steps.
+		if m%1e8 == 0 {
+			m, k = m/1e8, k-8
+		}
+		if k >= 4 && m%1e4 == 0 {
+			m, k = m/1e4, k-4
+		}
+		if k >= 2 && m%100 == 0 {
+			m, k = m/100, k-2
+		}
+		if k >= 1 && m%10 == 0 {
+			m, k = m/10, k-1
+		}
+		if float64(m)/pow10[k] != a {
+			return dst, false
+		}
+	default:
+		return dst, false
+	}
+	var buf [24]byte // at most "-999999.999999999"
+	i := len(buf)
+	for ; k >= 2; k -= 2 {
+		q := m / 100
+		i -= 2
+		copy(buf[i:], pairs[(m-q*100)*2:][:2])
+		m = q
+	}
+	if k == 1 {
+		i--
+		buf[i] = byte('0' + m%10)
+		m /= 10
+	}
+	if i < len(buf) {
+		i--
+		buf[i] = '.'
+	}
+	// The integer part, "0" below 1.
+	for m >= 100 {
+		q := m / 100
+		i -= 2
+		copy(buf[i:], pairs[(m-q*100)*2:][:2])
+		m = q
+	}
+	if m >= 10 {
+		i -= 2
+		copy(buf[i:], pairs[m*2:][:2])
+	} else {
+		i--
+		buf[i] = byte('0' + m)
+	}
+	if v < 0 {
+		i--
+		buf[i] = '-'
+	}
+	return append(dst, buf[i:]...), true
+}
+
+var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
 
 // appendTag appends key (",name=") and the escaped value, or nothing if the
 // value is empty, before or after sanitising.
