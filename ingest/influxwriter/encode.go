@@ -65,6 +65,9 @@ type Encoder struct {
 	// package-level AppendBatch) build every tag set instead.
 	tagSets  *tagSetCache
 	uncached bool
+	key      tagSetKey // the site and device of the batch, packed
+	keyLong  bool      // one of them is longer than a word
+	keyHash  uint64    // their hash
 }
 
 // AppendBatch appends one line per reading of b to dst and returns the
@@ -90,6 +93,9 @@ func (e *Encoder) AppendBatch(dst []byte, b *model.Batch) ([]byte, int) {
 	m := &b.Meta
 	e.locValid, e.msValid = false, false
 	e.seq = appendInt(e.seq[:0], " seq=", m.Seq)
+	if len(b.Detections)+len(b.Passes) > 0 && !e.uncached {
+		e.startTagSets(m)
+	}
 	for i := range b.Detections {
 		dst = e.detection(dst, m, &b.Detections[i])
 	}

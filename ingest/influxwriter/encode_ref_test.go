@@ -190,6 +190,45 @@ func TestEncodeTagSetCache(t *testing.T) {
 	}
 }
 
+// Tag sets whose strings differ in one byte, in their lengths, or only in
+// which tag holds which bytes, and the same strings under both measurements:
+// strings of up to eight bytes are compared as packed words, longer ones as
+// strings.
+func TestEncodeTagSetCacheKeys(t *testing.T) {
+	var values []string
+	for n := range 11 {
+		v := "abcdefghij"[:n]
+		values = append(values, v)
+		for i := range n {
+			values = append(values, v[:i]+"X"+v[i+1:])
+		}
+	}
+	type set struct{ site, device, a, b, c string }
+	var sets []set
+	for _, v := range values {
+		sets = append(sets, set{v, "F-1", "460", "46000", "lte"}, set{"mdl", v, "460", "46000", "lte"},
+			set{"mdl", "F-1", v, "46000", "lte"}, set{"mdl", "F-1", "460", v, "lte"}, set{"mdl", "F-1", "460", "46000", v})
+	}
+	sets = append(sets, set{"mdl", "F-1", "46", "0", ""}, set{"mdl", "F-1", "4", "60", ""}, set{"mdl", "F-1", "", "460", ""},
+		set{"mdl", "F-1", "460", "", ""}, set{"md", "lF-1", "", "", ""}, set{"mdlF", "-1", "", "", ""},
+		set{"mdl", "F-1", "460", "46000", "\x00"})
+	var e Encoder
+	for round := range 2 {
+		for i, ts := range sets {
+			det := detectionBatch(int64(i), 1)
+			det.Meta.Site, det.Meta.Device = ts.site, ts.device
+			d := &det.Detections[0]
+			d.MCC, d.Operator, d.Tech = ts.a, ts.b, ts.c
+			pass := &model.Batch{Meta: det.Meta, Passes: []model.Pass{{Stamp: d.Stamp, Plate: "蒙B12345",
+				Direction: ts.a, PlateColor: ts.b, VehicleType: ts.c}}}
+			for _, b := range []*model.Batch{det, pass} {
+				got, _ := e.AppendBatch(nil, b)
+				require.Equal(t, string(refEncode(t, b)), string(got), "round %d set %q", round, ts)
+			}
+		}
+	}
+}
+
 // A caller may hand strings over memory it reuses (zero-copy decoding):
 // the cache must keep copies of its keys.
 func TestEncodeTagSetCacheOwnsKeys(t *testing.T) {

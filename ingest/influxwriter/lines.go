@@ -32,7 +32,7 @@ var tagSpecial, strSpecial = func() (t, s [256]bool) {
 }()
 
 func (e *Encoder) detection(dst []byte, m *model.Meta, d *model.Detection) []byte {
-	dst = e.tags3(dst, MeasurementDetection, m, d.MCC, d.Operator, d.Tech, detectionTags)
+	dst = e.tags3(dst, tagSetDetection, m, d.MCC, d.Operator, d.Tech, detectionTags)
 	dst = append(dst, e.seq...)
 	dst = appendStr(dst, ",imsi=", d.IMSI)
 	dst = appendStr(dst, ",imei=", d.IMEI)
@@ -71,15 +71,9 @@ func passTags(dst []byte, m *model.Meta, direction, plateColor, vehicleType stri
 // operators × 4 techs is 600), and copying 70 bytes beats escaping five
 // tags. Eight-way set-associative, 256 sets: 2,048 tag sets, and eight ways
 // so that a deployment's tag sets do not push each other out even where the
-// hash bunches them (a set's ways are replaced in turn). A way's tag (its
-// key's hash) is compared before its key, so a lookup reads half a line of
-// tags and the one slot that matches.
-//
-// Keys are copies, one string per slot: a caller may reuse the memory of its
-// strings (zero-copy decoding), and a cached key must not pin the caller's
-// memory either (the decoder's strings are substrings of one string per
-// message). Only a miss copies, and a deployment's tag sets stop missing
-// once each has been seen.
+// hash bunches them (a set's ways are replaced in turn). A way's tag (a
+// part of its key's hash) is compared before its key, so a lookup reads half
+// a line of tags and the one slot that matches.
 type tagSetCache struct {
 	tags  [tagSetSets][tagSetWays]uint32 // hash of each way's key, 0 if empty
 	next  [tagSetSets]uint8              // the way a miss replaces
@@ -92,51 +86,90 @@ const (
 	tagSetWays = 8
 )
 
-// tagSetSlot is one cached tag set. site, device, a, b and c are substrings
-// of one copy; enc is reused from one occupant of the slot to the next.
+// tagSetKey identifies a tag set: its measurement and its five strings, each
+// packed into a word with its length. A string of up to eight bytes packs
+// exactly, so for the tag sets of a deployment (device ids, site codes and
+// code values are short) comparing keys is comparing six words, where
+// comparing five strings took five calls into the runtime. A longer string
+// packs only its last eight bytes, and its slot compares the strings too.
+type tagSetKey struct {
+	site, device, a, b, c uint64
+	lens                  uint64 // the five lengths (at most 9: longer) and the measurement
+}
+
+// is compares field by field: == on the struct calls into the runtime.
+func (k *tagSetKey) is(o *tagSetKey) bool {
+	return k.a == o.a && k.b == o.b && k.c == o.c && k.lens == o.lens && k.device == o.device && k.site == o.site
+}
+
+// Measurement ids in a tagSetKey.
+const (
+	tagSetDetection = 1 + iota
+	tagSetPass
+)
+
+// tagSetSlot is one cached tag set; enc is reused from one occupant of the
+// slot to the next.
 type tagSetSlot struct {
-	meas                  string // one of the Measurement constants
+	key tagSetKey
+	// Copies of the strings, only for a key with a string longer than eight
+	// bytes: a caller may reuse the memory of its strings (zero-copy
+	// decoding), and a cached key must not pin the caller's memory either.
 	site, device, a, b, c string
 	enc                   []byte
 }
 
-func (sl *tagSetSlot) set(meas string, m *model.Meta, a, b, c string, enc []byte) {
-	key := m.Site + m.Device + a + b + c // one allocation
-	i := 0
-	cut := func(n int) string { s := key[i : i+n]; i += n; return s }
-	sl.meas = meas
-	sl.site, sl.device, sl.a, sl.b, sl.c = cut(len(m.Site)), cut(len(m.Device)), cut(len(a)), cut(len(b)), cut(len(c))
+func (sl *tagSetSlot) set(key tagSetKey, long bool, m *model.Meta, a, b, c string, enc []byte) {
+	sl.key = key
+	sl.site, sl.device, sl.a, sl.b, sl.c = "", "", "", "", ""
+	if long {
+		all := m.Site + m.Device + a + b + c // one allocation
+		i := 0
+		cut := func(n int) string { s := all[i : i+n]; i += n; return s }
+		sl.site, sl.device, sl.a, sl.b, sl.c = cut(len(m.Site)), cut(len(m.Device)), cut(len(a)), cut(len(b)), cut(len(c))
+	}
 	sl.enc = append(sl.enc[:0], enc...)
 }
 
-// tail packs the length and the last four bytes of s.
-func tail(s string) uint64 {
-	n := len(s)
-	if n >= 4 {
-		return uint64(n)<<32 | uint64(s[n-4])<<24 | uint64(s[n-3])<<16 | uint64(s[n-2])<<8 | uint64(s[n-1])
+// pack returns s packed into a word, exactly if it has at most eight bytes,
+// and its length, 9 if longer.
+func pack(s string) (uint64, uint64) {
+	switch n := len(s); {
+	case n > 8:
+		t := s[n-8:]
+		return uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
+			uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56, 9
+	case n >= 4: // two words of four bytes, overlapping below eight
+		h, t := s[:4], s[n-4:]
+		return uint64(h[0]) | uint64(h[1])<<8 | uint64(h[2])<<16 | uint64(h[3])<<24 |
+			uint64(t[0])<<32 | uint64(t[1])<<40 | uint64(t[2])<<48 | uint64(t[3])<<56, uint64(n)
+	case n >= 2:
+		return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[n-2])<<16 | uint64(s[n-1])<<24, uint64(n)
+	case n == 1:
+		return uint64(s[0]), 1
 	}
-	x := uint64(n) << 32
-	for i := range n {
-		x = x<<8 | uint64(s[i])
-	}
-	return x
+	return 0, 0
 }
 
-// tagSetHash mixes the lengths and last bytes of device, a, b and c: they
-// tell the tag sets of a deployment apart (device ids end in digits,
-// operators in their MNC); a collision only costs a comparison or a miss.
-func tagSetHash(device, a, b, c string) uint64 {
-	const k = 0x9E3779B97F4A7C15
-	h := tail(device) * k
-	h = (h ^ h>>29 ^ tail(a)) * k
-	h = (h ^ h>>29 ^ tail(b)) * k
-	h = (h ^ h>>29 ^ tail(c)) * k
-	return h ^ h>>29
+func mix(h, x uint64) uint64 {
+	h = (h ^ x) * 0x9E3779B97F4A7C15
+	return h ^ h>>32
+}
+
+// startTagSets packs the site and device of a batch's tag sets once for all
+// its readings.
+func (e *Encoder) startTagSets(m *model.Meta) {
+	var sn, dn uint64
+	e.key.site, sn = pack(m.Site)
+	e.key.device, dn = pack(m.Device)
+	e.key.lens = sn | dn<<4
+	e.keyLong = sn > 8 || dn > 8
+	e.keyHash = mix(mix(e.key.lens, e.key.site), e.key.device)
 }
 
 // tags3 appends the measurement and tags of a reading of m whose varying
 // tags are a, b, c, encoded by build on a miss.
-func (e *Encoder) tags3(dst []byte, meas string, m *model.Meta, a, b, c string, build func([]byte, *model.Meta, string, string, string) []byte) []byte {
+func (e *Encoder) tags3(dst []byte, meas uint64, m *model.Meta, a, b, c string, build func([]byte, *model.Meta, string, string, string) []byte) []byte {
 	if e.uncached {
 		return build(dst, m, a, b, c)
 	}
@@ -145,7 +178,14 @@ func (e *Encoder) tags3(dst []byte, meas string, m *model.Meta, a, b, c string, 
 		ts = new(tagSetCache)
 		e.tagSets = ts
 	}
-	h := tagSetHash(m.Device, a, b, c)
+	key := e.key
+	var an, bn, cn uint64
+	key.a, an = pack(a)
+	key.b, bn = pack(b)
+	key.c, cn = pack(c)
+	key.lens |= an<<8 | bn<<12 | cn<<16 | meas<<20
+	long := e.keyLong || an > 8 || bn > 8 || cn > 8
+	h := mix(mix(mix(mix(e.keyHash, key.a), key.b), key.c), key.lens)
 	set := h >> (64 - tagSetBits)
 	tag := uint32(h) | 1
 	for w, t := range &ts.tags[set] {
@@ -153,7 +193,7 @@ func (e *Encoder) tags3(dst []byte, meas string, m *model.Meta, a, b, c string, 
 			continue
 		}
 		sl := &ts.slots[set][w]
-		if sl.a == a && sl.b == b && sl.c == c && sl.device == m.Device && sl.site == m.Site && sl.meas == meas {
+		if sl.key.is(&key) && (!long || sl.a == a && sl.b == b && sl.c == c && sl.device == m.Device && sl.site == m.Site) {
 			return append(dst, sl.enc...)
 		}
 	}
@@ -162,12 +202,12 @@ func (e *Encoder) tags3(dst []byte, meas string, m *model.Meta, a, b, c string, 
 	w := ts.next[set]
 	ts.next[set] = (w + 1) % tagSetWays
 	ts.tags[set][w] = tag
-	ts.slots[set][w].set(meas, m, a, b, c, dst[start:])
+	ts.slots[set][w].set(key, long, m, a, b, c, dst[start:])
 	return dst
 }
 
 func (e *Encoder) pass(dst []byte, m *model.Meta, p *model.Pass) []byte {
-	dst = e.tags3(dst, MeasurementPass, m, p.Direction, p.PlateColor, p.VehicleType, passTags)
+	dst = e.tags3(dst, tagSetPass, m, p.Direction, p.PlateColor, p.VehicleType, passTags)
 	dst = append(dst, e.seq...)
 	dst = appendStr(dst, ",plate=", p.Plate)
 	dst = appendStr(dst, ",vehicle_color=", p.VehicleColor)
