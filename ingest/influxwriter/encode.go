@@ -57,10 +57,13 @@ type Encoder struct {
 	loc      model.Point
 	locBytes []byte
 
-	seq      []byte // " seq=<n>i" of the batch being encoded
-	msValid  bool
-	ms       int64  // the millisecond of the previous line's time
-	msDigits []byte // its decimal digits
+	seq []byte // " seq=<n>i" of the batch being encoded
+
+	// The point time's digits above the lowest twelve (see appendTime).
+	timeValid  bool
+	timeHi     int64
+	timeDigits []byte // " " and its digits
+
 	// tagSets is allocated on first use; uncached encoders (the one-shot
 	// package-level AppendBatch) build every tag set instead.
 	tagSets  *tagSetCache
@@ -91,7 +94,7 @@ func AppendAlert(dst []byte, a *model.Alert) ([]byte, error) {
 // lines appended.
 func (e *Encoder) AppendBatch(dst []byte, b *model.Batch) ([]byte, int) {
 	m := &b.Meta
-	e.locValid, e.msValid = false, false
+	e.locValid = false
 	e.seq = appendInt(e.seq[:0], " seq=", m.Seq)
 	if len(b.Detections)+len(b.Passes) > 0 && !e.uncached {
 		e.startTagSets(m)

@@ -359,3 +359,20 @@ func TestAppendFloatMatchesStrconv(t *testing.T) {
 		check(math.Float64frombits(r.Uint64()))
 	}
 }
+
+// Point times on either side of the 1e12 ns steps whose digits the encoder
+// reuses, and at the ends of int64, in an order that makes it reuse them.
+func TestEncodeTimes(t *testing.T) {
+	var times []int64
+	for _, base := range []int64{0, 1e12, 2e12, 1795741804e9, 1795741805e9, math.MaxInt64 - math.MaxInt64%1_000_000_000_000} {
+		times = append(times, base, base+1, base+999_999, base+1e6, base+999_999_999_999, base-1, base+1e12, base)
+	}
+	times = append(times, math.MaxInt64, math.MinInt64, -1, -1e12, -1e12-1, 1e6, 999_999)
+	var e Encoder
+	for i, ns := range times {
+		b := &model.Batch{Meta: model.Meta{Site: "mdl", Kind: model.KindPatrol, Device: "P-07", Seq: int64(i)},
+			Positions: []model.Position{{Stamp: model.Stamp{PointNS: ns}, Loc: model.Point{Lat: 42.41, Lon: 110.12}}}}
+		got, _ := e.AppendBatch(nil, b)
+		require.Equal(t, string(refEncode(t, b)), string(got), "time %d", ns)
+	}
+}

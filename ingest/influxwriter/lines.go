@@ -280,26 +280,32 @@ func appendTime(dst []byte, ns int64) []byte {
 	return append(dst, '\n')
 }
 
-// appendTime writes the point time. The readings of a message share their
-// millisecond (PointTime adds a sub-millisecond offset), so the digits of
-// the milliseconds are formatted once and reused: only the last six digits
-// differ from line to line.
+// appendTime writes the point time. Its leading digits change once in 1000
+// seconds, so they are formatted once (with the space before them) and
+// reused across lines and batches; the twelve digits below them are written
+// two at a time from a table.
 func (e *Encoder) appendTime(dst []byte, ns int64) []byte {
-	if ns < 1e6 {
-		return appendTime(dst, ns) // before 1970 (or its first millisecond): no shortcut
+	if ns < 1e12 {
+		return appendTime(dst, ns) // before 1970-01-01T00:16:40Z: no shortcut
 	}
-	ms, sub := ns/1e6, ns%1e6
-	if !e.msValid || ms != e.ms {
-		e.msDigits = strconv.AppendInt(e.msDigits[:0], ms, 10)
-		e.ms, e.msValid = ms, true
+	hi, lo := ns/1e12, ns%1e12
+	if !e.timeValid || hi != e.timeHi {
+		e.timeDigits = strconv.AppendInt(append(e.timeDigits[:0], ' '), hi, 10)
+		e.timeHi, e.timeValid = hi, true
 	}
-	dst = append(dst, ' ')
-	dst = append(dst, e.msDigits...)
-	dst = append(dst, pairs[sub/10000*2:sub/10000*2+2]...)
-	sub %= 10000
-	dst = append(dst, pairs[sub/100*2:sub/100*2+2]...)
-	dst = append(dst, pairs[sub%100*2:sub%100*2+2]...)
-	return append(dst, '\n')
+	dst = append(dst, e.timeDigits...)
+	n := len(dst)
+	dst = append(dst, "000000000000\n"...)
+	put6(dst[n:n+6], uint32(lo/1e6))
+	put6(dst[n+6:n+12], uint32(lo%1e6))
+	return dst
+}
+
+// put6 writes v, below 1e6, as six digits.
+func put6(b []byte, v uint32) {
+	_ = b[5]
+	x, y, z := v/10000*2, v/100%100*2, v%100*2
+	b[0], b[1], b[2], b[3], b[4], b[5] = pairs[x], pairs[x+1], pairs[y], pairs[y+1], pairs[z], pairs[z+1]
 }
 
 // pairs holds "00" to "99".
@@ -322,12 +328,18 @@ func appendOptFloat(dst []byte, key string, v model.OptFloat) []byte {
 
 // appendFloat writes a float field the way lineprotocol.Encoder does
 // (strconv 'g', shortest), except that it leaves out NaN and ±Inf, which
-// InfluxDB cannot store and JSON cannot carry.
+// InfluxDB cannot store and JSON cannot carry. It is small enough to inline:
+// the key is then a constant, whose copy needs no call to memmove.
 func appendFloat(dst []byte, key string, v float64) []byte {
+	return appendFloatValue(append(dst, key...), len(dst), v)
+}
+
+// appendFloatValue appends v, or for NaN and ±Inf returns dst[:keyAt],
+// without the key that appendFloat wrote before it.
+func appendFloatValue(dst []byte, keyAt int, v float64) []byte {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return dst
+		return dst[:keyAt]
 	}
-	dst = append(dst, key...)
 	if out, ok := appendShortDecimal(dst, v); ok {
 		return out
 	}
@@ -387,7 +399,7 @@ func appendShortDecimal(dst []byte, v float64) ([]byte, bool) {
 	for ; k >= 2; k -= 2 {
 		q := m / 100
 		i -= 2
-		copy(buf[i:], pairs[(m-q*100)*2:][:2])
+		buf[i], buf[i+1] = pairs[(m-q*100)*2], pairs[(m-q*100)*2+1]
 		m = q
 	}
 	if k == 1 {
@@ -403,12 +415,12 @@ func appendShortDecimal(dst []byte, v float64) ([]byte, bool) {
 	for m >= 100 {
 		q := m / 100
 		i -= 2
-		copy(buf[i:], pairs[(m-q*100)*2:][:2])
+		buf[i], buf[i+1] = pairs[(m-q*100)*2], pairs[(m-q*100)*2+1]
 		m = q
 	}
 	if m >= 10 {
 		i -= 2
-		copy(buf[i:], pairs[m*2:][:2])
+		buf[i], buf[i+1] = pairs[m*2], pairs[m*2+1]
 	} else {
 		i--
 		buf[i] = byte('0' + m)
@@ -473,12 +485,18 @@ func appendTagValue(dst []byte, v string) ([]byte, bool) {
 	return dst, true
 }
 
-// appendStr appends a string field unless its value is empty (absent).
+// appendStr appends a string field unless its value is empty (absent). It
+// is small enough to inline, like appendFloat.
 func appendStr(dst []byte, key, v string) []byte {
 	if v == "" {
 		return dst
 	}
-	dst = append(dst, key...)
+	return appendQuoted(append(dst, key...), v)
+}
+
+// appendQuoted appends v in double quotes, escaped, sanitised if need be.
+func appendQuoted(dst []byte, v string) []byte {
+	n := len(dst)
 	dst = append(dst, '"')
 	i := 0
 	for i < len(v) && !strSpecial[v[i]] {
@@ -488,7 +506,6 @@ func appendStr(dst []byte, key, v string) []byte {
 		dst = append(dst, v...)
 		return append(dst, '"')
 	}
-	n := len(dst) - len(key) - 1
 	ascii := true
 	dst = append(dst, v[:i]...)
 	for ; i < len(v); i++ {
@@ -498,7 +515,7 @@ func appendStr(dst []byte, key, v string) []byte {
 			case c >= utf8.RuneSelf:
 				ascii = false
 			case c < 0x20 || c == 0x7f:
-				return appendStrSlow(dst[:n], key, v)
+				return appendQuoted(dst[:n], string(sanitizeField(nil, v)))
 			default:
 				dst = append(dst, '\\')
 			}
@@ -506,11 +523,7 @@ func appendStr(dst []byte, key, v string) []byte {
 		dst = append(dst, c)
 	}
 	if !ascii && !utf8.ValidString(v) {
-		return appendStrSlow(dst[:n], key, v)
+		return appendQuoted(dst[:n], string(sanitizeField(nil, v)))
 	}
 	return append(dst, '"')
-}
-
-func appendStrSlow(dst []byte, key, v string) []byte {
-	return appendStr(dst, key, string(sanitizeField(nil, v)))
 }
