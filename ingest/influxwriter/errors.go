@@ -3,6 +3,7 @@ package influxwriter
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // PermanentError is what a done callback receives when InfluxDB rejected a
@@ -34,3 +35,22 @@ var (
 	// must not be acked upstream.
 	ErrStopped = errors.New("influxwriter: stopped before InfluxDB acknowledged the points")
 )
+
+// logSafe is InfluxDB's error message fit for the log: a parse error
+// quotes the line it could not parse ("unable to parse '<line>': why"),
+// and a line holds identifiers (IMSI, plate) that the log must not. The
+// quoted text is withheld, from the first quote to the last "': " (a
+// line may itself hold quotes); the dead letter keeps the whole message.
+func logSafe(msg string) string {
+	const lead = "unable to parse '"
+	i := strings.Index(msg, lead)
+	if i < 0 {
+		return msg
+	}
+	rest := msg[i+len(lead):]
+	end := strings.LastIndex(rest, "': ")
+	if end < 0 {
+		return msg[:i+len(lead)] + "<line withheld from the log>'"
+	}
+	return msg[:i+len(lead)] + "<line withheld from the log>" + rest[end:]
+}

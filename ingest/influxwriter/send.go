@@ -96,7 +96,7 @@ func (w *Writer) reject(r request, res result) {
 	now := time.Now()
 	if now.Sub(w.rejectLoggedAt) >= 10*time.Second {
 		w.log.Warn("influxdb rejected a message's points for good", "lines", r.lines(),
-			"measurement", r.spans[0].g.measurement, "status", res.status, "err", res.message,
+			"measurement", r.spans[0].g.measurement, "status", res.status, "err", logSafe(res.message),
 			"also_rejected_since_last_log", w.rejectsUnlogged)
 		w.rejectLoggedAt, w.rejectsUnlogged = now, 0
 	} else {
