@@ -2,6 +2,8 @@ package influxwriter
 
 import (
 	"math"
+	"math/bits"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -394,45 +396,60 @@ func appendShortDecimal(dst []byte, v float64) ([]byte, bool) {
 	default:
 		return dst, false
 	}
-	var buf [24]byte // at most "-999999.999999999"
-	i := len(buf)
+	// The length of the output, so that the digits go straight into dst.
+	digits := bits.Len64(m) * 1233 >> 12 // log10(2) ≈ 1233/4096: digits of m, or one less
+	if m >= pow10u[digits] {
+		digits++
+	}
+	size := max(digits-k, 1) // the integer part, "0" below 1
+	if k > 0 {
+		size += 1 + k
+	}
+	if v < 0 {
+		size++
+	}
+	n := len(dst)
+	dst = slices.Grow(dst, size)[:n+size]
+	b := dst[n:]
+	i := size
 	for ; k >= 2; k -= 2 {
 		q := m / 100
 		i -= 2
-		buf[i], buf[i+1] = pairs[(m-q*100)*2], pairs[(m-q*100)*2+1]
+		b[i], b[i+1] = pairs[(m-q*100)*2], pairs[(m-q*100)*2+1]
 		m = q
 	}
 	if k == 1 {
 		i--
-		buf[i] = byte('0' + m%10)
+		b[i] = byte('0' + m%10)
 		m /= 10
 	}
-	if i < len(buf) {
+	if i < size {
 		i--
-		buf[i] = '.'
+		b[i] = '.'
 	}
-	// The integer part, "0" below 1.
 	for m >= 100 {
 		q := m / 100
 		i -= 2
-		buf[i], buf[i+1] = pairs[(m-q*100)*2], pairs[(m-q*100)*2+1]
+		b[i], b[i+1] = pairs[(m-q*100)*2], pairs[(m-q*100)*2+1]
 		m = q
 	}
 	if m >= 10 {
 		i -= 2
-		buf[i], buf[i+1] = pairs[m*2], pairs[m*2+1]
+		b[i], b[i+1] = pairs[m*2], pairs[m*2+1]
 	} else {
 		i--
-		buf[i] = byte('0' + m)
+		b[i] = byte('0' + m)
 	}
 	if v < 0 {
-		i--
-		buf[i] = '-'
+		b[0] = '-'
 	}
-	return append(dst, buf[i:]...), true
+	return dst, true
 }
 
-var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
+var (
+	pow10  = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
+	pow10u = [...]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16}
+)
 
 // appendTag appends key (",name=") and the escaped value, or nothing if the
 // value is empty, before or after sanitising.
@@ -506,24 +523,27 @@ func appendQuoted(dst []byte, v string) []byte {
 		dst = append(dst, v...)
 		return append(dst, '"')
 	}
-	ascii := true
-	dst = append(dst, v[:i]...)
+	// v[done:] is still to be copied; runs without escapes are copied whole.
+	ascii, done := true, 0
 	for ; i < len(v); i++ {
 		c := v[i]
-		if strSpecial[c] {
-			switch {
-			case c >= utf8.RuneSelf:
-				ascii = false
-			case c < 0x20 || c == 0x7f:
-				return appendQuoted(dst[:n], string(sanitizeField(nil, v)))
-			default:
-				dst = append(dst, '\\')
-			}
+		if !strSpecial[c] {
+			continue
 		}
-		dst = append(dst, c)
+		switch {
+		case c >= utf8.RuneSelf:
+			ascii = false
+		case c < 0x20 || c == 0x7f:
+			return appendQuoted(dst[:n], string(sanitizeField(nil, v)))
+		default:
+			dst = append(dst, v[done:i]...)
+			dst = append(dst, '\\')
+			done = i
+		}
 	}
 	if !ascii && !utf8.ValidString(v) {
 		return appendQuoted(dst[:n], string(sanitizeField(nil, v)))
 	}
+	dst = append(dst, v[done:]...)
 	return append(dst, '"')
 }
