@@ -355,13 +355,15 @@ func appendFloatValue(dst []byte, keyAt int, v float64) []byte {
 // JSON with a few digits (coordinates, dB, km/h, ratios), and the shortest-
 // digit search of strconv costs several times what this does.
 //
-// Why it agrees with strconv: below 1e6 the interval of decimals that parse
-// back to v is narrower than 0.22e-9, so it holds at most one decimal with
-// nine or fewer decimals, and if it does, rounding v*1e9 (off by less than
-// 0.07 from the exact product below 2^50) lands exactly on that decimal
-// times 1e9. Without trailing zeros it is the shortest decimal that parses
-// back to v, which is what strconv writes. The division checks that it does
-// parse back: an IEEE division of two exact values rounds like ParseFloat.
+// Why it agrees with strconv: a whole number below 1e6 is written as its
+// integer digits. For any other v below 1e6, the interval of decimals that
+// parse back to v is narrower than 0.22e-9, so it holds at most one decimal
+// with nine or fewer decimals, and if it does, rounding v*1e9 (off by less
+// than 0.07 from the exact product below 2^50) lands exactly on that
+// decimal times 1e9. Without trailing zeros it is the shortest decimal that
+// parses back to v, which is what strconv writes. The division checks that
+// it does parse back: an IEEE division of two exact values rounds like
+// ParseFloat.
 func appendShortDecimal(dst []byte, v float64) ([]byte, bool) {
 	a := math.Abs(v)
 	if !(a < 1e6) {
@@ -448,7 +450,7 @@ func appendShortDecimal(dst []byte, v float64) ([]byte, bool) {
 
 var (
 	pow10  = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
-	pow10u = [...]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16}
+	pow10u = [...]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15} // m < 1e15
 )
 
 // appendTag appends key (",name=") and the escaped value, or nothing if the
