@@ -44,7 +44,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
 	const ns, sub = "fenceline", "influx"
 	points := f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "points_written_total",
-		Help: "Points acknowledged by InfluxDB, by measurement."}, []string{"measurement"})
+		Help: "Points acknowledged by InfluxDB, by measurement, written directly or replayed from the spool."}, []string{"measurement"})
 	batches := f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "write_batches_total",
 		Help: "Batches written by outcome: success, retry (retryable failure), rejected (400/413/422), spooled (to disk instead)."}, []string{"outcome"})
 	errs := f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "write_errors_total",

@@ -132,7 +132,8 @@ func TestSpoolWhileInfluxDown(t *testing.T) {
 		"104", "104", "104", "105", "105", "105", "200", "200"}, seqs(stored), "replayed in order, each once, then live")
 	assert.Len(t, uniq(stored), 20)
 	assert.Equal(t, 18.0, counter(t, s.reg, "fenceline_influx_replayed_lines_total"))
-	assert.Equal(t, 2.0, counter(t, s.reg, "fenceline_influx_points_written_total", "measurement", MeasurementDetection))
+	assert.Equal(t, 20.0, counter(t, s.reg, "fenceline_influx_points_written_total", "measurement", MeasurementDetection),
+		"points written count the replayed ones too")
 	require.NoError(t, s.w.Close(context.Background()))
 	s.stop(t)
 }
