@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -90,61 +92,104 @@ type silenceSnap struct {
 // they are resolved, not forgotten), cooldowns (so that nothing is raised
 // twice), count windows, dwell timers, velocity sightings, enter/exit
 // inside-states, the latest patrol positions and device last-seen times.
-// The output is deterministic for the same state.
+// The output is deterministic for the same state. WriteState writes the
+// same bytes without holding them all.
 func (e *Engine) MarshalState() ([]byte, error) {
-	s := snapshot{Version: stateVersion, LastSeen: e.lastSeen, Patrols: e.patrols}
-	for _, st := range e.order {
-		rs := ruleSnapshot{ID: st.rule.ID, Fingerprint: st.rule.fingerprint}
-		subj := e.subjects.get
-		for k, c := range st.cool {
-			rs.Cooldowns = append(rs.Cooldowns, cooldownSnap{
-				Key: coolKeySnap{Subject: subj(k.subj), Zone: k.zone, Device: k.device}, coolEntry: *c})
-		}
-		slices.SortFunc(rs.Cooldowns, func(a, b cooldownSnap) int { return cmpKey(a.Key, b.Key) })
-		for k, cz := range st.count {
-			inOrder(cz.Evidence, &cz.evRing)
-			cs := countSnap{Key: k, countZone: *cz}
-			for id, t := range cz.Seen {
-				cs.Subjects = append(cs.Subjects, seenSnap{Subject: subj(id), T: time.Unix(0, t).UTC()})
-			}
-			slices.SortFunc(cs.Subjects, func(a, b seenSnap) int { return cmpSubject(a.Subject, b.Subject) })
-			rs.Counts = append(rs.Counts, cs)
-		}
-		slices.SortFunc(rs.Counts, func(a, b countSnap) int { return strings.Compare(a.Key, b.Key) })
-		for k, de := range st.dwell {
-			inOrder(de.Evidence, &de.evRing)
-			zone := ""
-			if k.zone >= 0 && int(k.zone) < len(st.rule.zones) {
-				zone = st.rule.zones[k.zone].ID
-			}
-			rs.Dwell = append(rs.Dwell, dwellSnap{Subject: subj(k.subj), Zone: zone, dwellEntry: *de})
-		}
-		slices.SortFunc(rs.Dwell, func(a, b dwellSnap) int {
-			return cmpKey(coolKeySnap{Subject: a.Subject, Zone: a.Zone}, coolKeySnap{Subject: b.Subject, Zone: b.Zone})
-		})
-		for k, v := range st.vel {
-			rs.Velocity = append(rs.Velocity, velSnap{Subject: subj(k), sighting: *v})
-		}
-		slices.SortFunc(rs.Velocity, func(a, b velSnap) int { return cmpSubject(a.Subject, b.Subject) })
-		for k, f := range st.fence {
-			rs.Fence = append(rs.Fence, fenceSnap{Subject: subj(k), fenceEntry: *f})
-		}
-		slices.SortFunc(rs.Fence, func(a, b fenceSnap) int { return cmpSubject(a.Subject, b.Subject) })
-		for k, se := range st.status {
-			rs.Status = append(rs.Status, statusSnap{Device: k, statusEntry: *se})
-		}
-		slices.SortFunc(rs.Status, func(a, b statusSnap) int { return strings.Compare(a.Device, b.Device) })
-		for k, inc := range st.silence {
-			rs.Silence = append(rs.Silence, silenceSnap{Device: k, incident: *inc})
-		}
-		slices.SortFunc(rs.Silence, func(a, b silenceSnap) int { return strings.Compare(a.Device, b.Device) })
-		s.Rules = append(s.Rules, rs)
+	var b bytes.Buffer
+	if err := e.WriteState(&b); err != nil {
+		return nil, err
 	}
-	b, err := json.Marshal(s)
+	return b.Bytes(), nil
+}
+
+// WriteState writes the state MarshalState returns to w, one rule at a
+// time: a snapshot of a busy engine is megabytes of JSON, and encoding it
+// whole every few seconds cost as much memory again as the daemon's live
+// heap (the peaks of its RSS).
+func (e *Engine) WriteState(w io.Writer) error {
+	// The fields of snapshot, in its order, as json.Marshal writes them.
+	lastSeen, err := json.Marshal(e.lastSeen)
 	if err != nil {
-		return nil, fmt.Errorf("marshal alert engine state: %w", err)
+		return fmt.Errorf("marshal alert engine state: %w", err)
 	}
-	return b, nil
+	patrols, err := json.Marshal(e.patrols)
+	if err != nil {
+		return fmt.Errorf("marshal alert engine state: %w", err)
+	}
+	if _, err := fmt.Fprintf(w, `{"version":%d,"last_seen":%s,"patrols":%s,"rules":`, stateVersion, lastSeen, patrols); err != nil {
+		return fmt.Errorf("write alert engine state: %w", err)
+	}
+	sep := []byte("[")
+	for _, st := range e.order {
+		b, err := json.Marshal(e.snapshotRule(st))
+		if err != nil {
+			return fmt.Errorf("marshal alert engine state of rule %s: %w", st.rule.ID, err)
+		}
+		if _, err := w.Write(sep); err != nil {
+			return fmt.Errorf("write alert engine state: %w", err)
+		}
+		if _, err := w.Write(b); err != nil {
+			return fmt.Errorf("write alert engine state: %w", err)
+		}
+		sep = []byte(",")
+	}
+	tail := "]}"
+	if len(e.order) == 0 {
+		tail = "null}"
+	}
+	if _, err := io.WriteString(w, tail); err != nil {
+		return fmt.Errorf("write alert engine state: %w", err)
+	}
+	return nil
+}
+
+// snapshotRule is the saved state of one rule.
+func (e *Engine) snapshotRule(st *ruleState) ruleSnapshot {
+	rs := ruleSnapshot{ID: st.rule.ID, Fingerprint: st.rule.fingerprint}
+	subj := e.subjects.get
+	for k, c := range st.cool {
+		rs.Cooldowns = append(rs.Cooldowns, cooldownSnap{
+			Key: coolKeySnap{Subject: subj(k.subj), Zone: k.zone, Device: k.device}, coolEntry: *c})
+	}
+	slices.SortFunc(rs.Cooldowns, func(a, b cooldownSnap) int { return cmpKey(a.Key, b.Key) })
+	for k, cz := range st.count {
+		inOrder(cz.Evidence, &cz.evRing)
+		cs := countSnap{Key: k, countZone: *cz}
+		for id, t := range cz.Seen {
+			cs.Subjects = append(cs.Subjects, seenSnap{Subject: subj(id), T: time.Unix(0, t).UTC()})
+		}
+		slices.SortFunc(cs.Subjects, func(a, b seenSnap) int { return cmpSubject(a.Subject, b.Subject) })
+		rs.Counts = append(rs.Counts, cs)
+	}
+	slices.SortFunc(rs.Counts, func(a, b countSnap) int { return strings.Compare(a.Key, b.Key) })
+	for k, de := range st.dwell {
+		inOrder(de.Evidence, &de.evRing)
+		zone := ""
+		if k.zone >= 0 && int(k.zone) < len(st.rule.zones) {
+			zone = st.rule.zones[k.zone].ID
+		}
+		rs.Dwell = append(rs.Dwell, dwellSnap{Subject: subj(k.subj), Zone: zone, dwellEntry: *de})
+	}
+	slices.SortFunc(rs.Dwell, func(a, b dwellSnap) int {
+		return cmpKey(coolKeySnap{Subject: a.Subject, Zone: a.Zone}, coolKeySnap{Subject: b.Subject, Zone: b.Zone})
+	})
+	for k, v := range st.vel {
+		rs.Velocity = append(rs.Velocity, velSnap{Subject: subj(k), sighting: *v})
+	}
+	slices.SortFunc(rs.Velocity, func(a, b velSnap) int { return cmpSubject(a.Subject, b.Subject) })
+	for k, f := range st.fence {
+		rs.Fence = append(rs.Fence, fenceSnap{Subject: subj(k), fenceEntry: *f})
+	}
+	slices.SortFunc(rs.Fence, func(a, b fenceSnap) int { return cmpSubject(a.Subject, b.Subject) })
+	for k, se := range st.status {
+		rs.Status = append(rs.Status, statusSnap{Device: k, statusEntry: *se})
+	}
+	slices.SortFunc(rs.Status, func(a, b statusSnap) int { return strings.Compare(a.Device, b.Device) })
+	for k, inc := range st.silence {
+		rs.Silence = append(rs.Silence, silenceSnap{Device: k, incident: *inc})
+	}
+	slices.SortFunc(rs.Silence, func(a, b silenceSnap) int { return strings.Compare(a.Device, b.Device) })
+	return rs
 }
 
 func cmpSubject(a, b model.Subject) int {

@@ -105,6 +105,15 @@ func TestStateRoundTrip(t *testing.T) {
 	again, err := e1.MarshalState()
 	require.NoError(t, err)
 	assert.Equal(t, string(data), string(again), "deterministic")
+	// Written a rule at a time, it is what marshalling the whole snapshot
+	// would give.
+	whole := snapshot{Version: stateVersion, LastSeen: e1.lastSeen, Patrols: e1.patrols}
+	for _, st := range e1.order {
+		whole.Rules = append(whole.Rules, e1.snapshotRule(st))
+	}
+	wholeData, err := json.Marshal(whole)
+	require.NoError(t, err)
+	assert.Equal(t, string(wholeData), string(data), "streamed state = whole snapshot")
 
 	// "Restart": a new engine on a freshly compiled ruleset.
 	rs2, ps := compileYAML(t, statefulRules)
@@ -162,4 +171,15 @@ func TestRepeatInterval(t *testing.T) {
 	assert.Equal(t, f[0].ID, r[0].ID)
 	assert.Equal(t, model.StateFiring, r[0].State)
 	assert.Equal(t, at(11, 0), r[0].RaisedAt)
+}
+
+// An engine without rules saves what the whole snapshot would be too.
+func TestStateWithoutRules(t *testing.T) {
+	e := New(nil, Options{}, nil, nil)
+	data, err := e.MarshalState()
+	require.NoError(t, err)
+	want, err := json.Marshal(snapshot{Version: stateVersion, LastSeen: e.lastSeen, Patrols: e.patrols})
+	require.NoError(t, err)
+	assert.Equal(t, string(want), string(data))
+	require.NoError(t, New(nil, Options{}, nil, nil).UnmarshalState(data))
 }

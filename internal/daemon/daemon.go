@@ -37,6 +37,9 @@ type Options struct {
 	Ready chan<- struct{}
 	// HTTPAddr, when not nil, receives the HTTP listener's address.
 	HTTPAddr func(string)
+	// StateSaveEvery is how often the alert state is saved while running
+	// (0: every 30 s); tests shorten it.
+	StateSaveEvery time.Duration
 }
 
 // Run runs the daemon until ctx is done, then drains and returns nil, or

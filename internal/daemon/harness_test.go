@@ -39,6 +39,8 @@ type env struct {
 	pub      mqtt.Client
 	cancel   context.CancelFunc
 	done     chan error
+	// saveEvery is the daemon's StateSaveEvery from the next start.
+	saveEvery time.Duration
 }
 
 // newEnv starts the services and the daemon with the rules in rulesFile
@@ -79,7 +81,7 @@ func (e *env) start() {
 	addr := make(chan string, 1)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	go func() {
-		e.done <- Run(ctx, cfg, Options{Log: log, Registry: e.reg, HTTPAddr: func(a string) { addr <- a }})
+		e.done <- Run(ctx, cfg, Options{Log: log, Registry: e.reg, HTTPAddr: func(a string) { addr <- a }, StateSaveEvery: e.saveEvery})
 	}()
 	select {
 	case e.httpAddr = <-addr:

@@ -1,7 +1,10 @@
 package daemon
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -49,4 +52,55 @@ func TestIntegrationAlertStateSurvivesRestart(t *testing.T) {
 	}, got.keys())
 	require.Equal(t, got.find("unit-tamper", model.StateFiring).ID, got.find("unit-tamper", model.StateResolved).ID)
 	require.Empty(t, got.errs)
+}
+
+// While running, the alert state is saved periodically (a crash loses at
+// most one period), written whole: the file is always a complete snapshot
+// holding the open incident, never a torn one.
+func TestIntegrationAlertStateSavedWhileRunning(t *testing.T) {
+	e := newEnv(t, "alert-rules.yaml", "")
+	e.stop()
+	e.saveEvery = 20 * time.Millisecond
+	e.start()
+	got := e.subscribeAlerts("border-unit")
+	ts := time.Now().Add(-time.Minute)
+	e.publish("border/mdl/checkpoint/CP-07/status", fmt.Sprintf(`{"v":1,"seq":1,"ts":%d,"tamper":true}`, ts.UnixMilli()))
+	e.waitAcked(1)
+	e.waitFor("firing", func() bool { return got.has("unit-tamper", model.StateFiring) })
+
+	path := filepath.Join(e.dir, "state", "alert-state.json")
+	var snap struct {
+		Version int `json:"version"`
+		Rules   []struct {
+			ID     string `json:"id"`
+			Status []struct {
+				Device string          `json:"device"`
+				Open   json.RawMessage `json:"open"`
+			} `json:"status"`
+		} `json:"rules"`
+	}
+	e.waitFor("the open incident in the saved state", func() bool {
+		data, err := os.ReadFile(path)
+		require.NoError(t, ignoreNotExist(err))
+		if len(data) == 0 {
+			return false
+		}
+		require.NoError(t, json.Unmarshal(data, &snap), "a whole snapshot: %s", data)
+		for _, r := range snap.Rules {
+			for _, s := range r.Status {
+				if r.ID == "unit-tamper" && s.Device == "CP-07" && len(s.Open) > 0 && string(s.Open) != "null" {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	require.Equal(t, 1, snap.Version)
+}
+
+func ignoreNotExist(err error) error {
+	if os.IsNotExist(err) {
+		return nil
+	}
+	return err
 }

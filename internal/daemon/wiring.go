@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -316,7 +317,11 @@ func (d *daemon) run(ctx context.Context, opts Options) error {
 		return d.pipe.Run(ctx, d.source.Messages())
 	})
 	start("mqtt", intakeCtx, d.source.Run)
-	start("state saver", intakeCtx, d.saveStatePeriodically)
+	saveEvery := opts.StateSaveEvery
+	if saveEvery <= 0 {
+		saveEvery = stateSaveEvery
+	}
+	start("state saver", intakeCtx, func(ctx context.Context) error { return d.saveStatePeriodically(ctx, saveEvery) })
 	d.log.Info("fenceline running", "mqtt", d.source.Describe(), "influx", redactURL(d.cfg.Influx.URL), "bucket", d.cfg.Influx.Bucket)
 	if opts.Ready != nil {
 		close(opts.Ready)
@@ -431,21 +436,27 @@ func (d *daemon) countDevices(r *model.Registry) {
 // keep their ids and are deduplicated by the outbox).
 const stateSaveEvery = 30 * time.Second
 
-func (d *daemon) saveStatePeriodically(ctx context.Context) error {
-	t := time.NewTicker(stateSaveEvery)
+func (d *daemon) saveStatePeriodically(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			var data []byte
-			var merr error
-			if err := d.pipe.Do(ctx, func() { data, merr = d.engine.MarshalState() }); err != nil {
-				return nil // shutting down: the final save follows
-			}
-			if merr == nil {
-				merr = writeFileAtomic(d.stateFile, data)
+			// The engine is the pipeline's: it writes its state from the
+			// pipeline's goroutine, into the page cache; the fsync waits
+			// here, not there.
+			stopping := false
+			merr := d.writeState(func(write func()) error {
+				if err := d.pipe.Do(ctx, write); err != nil {
+					stopping = true // shutting down: the final save follows
+					return err
+				}
+				return nil
+			})
+			if stopping {
+				return nil
 			}
 			if err := d.sec.saveState(); err != nil {
 				merr = errors.Join(merr, err)
@@ -459,36 +470,83 @@ func (d *daemon) saveStatePeriodically(ctx context.Context) error {
 
 // saveState writes the engine's state; called once the pipeline has stopped.
 func (d *daemon) saveState() error {
-	data, err := d.engine.MarshalState()
+	err := d.writeState(func(write func()) error { write(); return nil })
+	return errors.Join(err, d.sec.saveState())
+}
+
+// writeState replaces the state file with the engine's state, which run
+// writes where the engine may be used (the pipeline's goroutine).
+func (d *daemon) writeState(run func(write func()) error) error {
+	f, err := createAtomic(d.stateFile)
 	if err != nil {
 		return err
 	}
-	return errors.Join(writeFileAtomic(d.stateFile, data), d.sec.saveState())
+	var werr error
+	if err := run(func() { werr = d.engine.WriteState(f) }); err != nil {
+		f.abort()
+		return err
+	}
+	if werr != nil {
+		f.abort()
+		return werr
+	}
+	return f.commit()
 }
 
 // writeFileAtomic replaces path with data so that a crash leaves either the
 // old or the new content, never a torn file.
 func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	f, err := createAtomic(path)
 	if err != nil {
 		return err
 	}
 	if _, err := f.Write(data); err != nil {
-		f.Close()
+		f.abort()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
+	return f.commit()
+}
+
+// atomicFile is the next content of a file, written to path.tmp and
+// renamed over path once fsynced.
+type atomicFile struct {
+	path string
+	f    *os.File
+	*bufio.Writer
+}
+
+func createAtomic(path string) (*atomicFile, error) {
+	f, err := os.OpenFile(path+".tmp", os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return nil, err
+	}
+	return &atomicFile{path: path, f: f, Writer: bufio.NewWriterSize(f, 256<<10)}, nil
+}
+
+// abort drops what was written; path keeps its content.
+func (a *atomicFile) abort() {
+	a.f.Close()
+	os.Remove(a.f.Name())
+}
+
+// commit makes what was written path's content, durably.
+func (a *atomicFile) commit() error {
+	if err := a.Flush(); err != nil {
+		a.abort()
 		return err
 	}
-	if err := f.Close(); err != nil {
+	if err := a.f.Sync(); err != nil {
+		a.abort()
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := a.f.Close(); err != nil {
+		os.Remove(a.f.Name())
 		return err
 	}
-	dir, err := os.Open(filepath.Dir(path))
+	if err := os.Rename(a.f.Name(), a.path); err != nil {
+		return err
+	}
+	dir, err := os.Open(filepath.Dir(a.path))
 	if err != nil {
 		return err
 	}
