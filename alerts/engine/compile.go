@@ -126,7 +126,8 @@ type Rule struct {
 	watch       *watchlist.List
 	sched       *schedule
 	when        *vm.Program
-	whenZone    bool // the expression reads `zone`
+	whenFast    whenFunc // when, as closures, if it is simple enough (see whenfast.go)
+	whenZone    bool     // the expression reads `zone`
 	notify      []string
 	// devKind limits a silence rule to devices of one kind ("" = all).
 	devKind model.Kind
@@ -377,6 +378,9 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 	if spec.When != "" {
 		rule.when = compileWhen(spec.When, rule.Source, file, key+".when", ps)
 		rule.whenZone = usesZone(rule.when)
+		if rule.when != nil {
+			rule.whenFast = compileFast(rule.when.Node(), rule.Source)
+		}
 	} else if rule.Kind == KindStatus {
 		ps.Add(file, key+".when", "a status rule needs `when`, a condition on the status fields (e.g. tamper || battery_pct < 15)")
 	}

@@ -368,6 +368,9 @@ func (e *Engine) when(st *ruleState, r *reading, z *zone.Zone) bool {
 			zid = hits[0].ID
 		}
 	}
+	if f := st.rule.whenFast; f != nil {
+		return f(r, zid)
+	}
 	var env any
 	for i := range e.envs {
 		if e.envs[i].zone == zid {
