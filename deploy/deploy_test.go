@@ -612,6 +612,13 @@ func TestBrokerConfigsAgree(t *testing.T) {
 		require.NotEmpty(t, prod[k], "deploy/mosquitto/mosquitto.conf: %s", k)
 		require.Equal(t, prod[k], compose[k], "compose/mosquitto.conf: %s", k)
 	}
+	// The broker's window paces delivery only below fenceline's own in-flight bound, and it is
+	// wide enough (about a second at 2,000 messages/s) that an InfluxDB hiccup does not hold
+	// back new messages, alerts included.
+	window, err := strconv.Atoi(prod["max_inflight_messages"])
+	require.NoError(t, err)
+	require.Less(t, window, config.Default().Ingest.MaxInflight, "max_inflight_messages under ingest.max_inflight")
+	require.GreaterOrEqual(t, window, 1500, "max_inflight_messages covers a storage hiccup")
 	qb, err := strconv.ParseInt(prod["max_queued_bytes"], 10, 64)
 	require.NoError(t, err)
 	require.True(t, qb > 0 && qb < 1<<31, "max_queued_bytes %d: mosquitto 2.0 wraps values from 2^31", qb)
