@@ -28,7 +28,13 @@ import (
 // A failed write closes the connection (paho's reader then reports it lost
 // and reconnects) and is returned by every later Write. Close writes what
 // is pending first (paho's DISCONNECT is written just before it closes),
-// for at most closeFlushTimeout.
+// for at most closeFlushTimeout. A write deadline paho sets around a Write
+// does not bound the flusher's write; paho sets them only around publishes,
+// which the source's connection does not carry (it subscribes and acks;
+// alerts go out on the MQTT sink's own connection). A connection that
+// stops taking bytes is found by keep-alive, as before: its ping goes
+// unanswered, paho closes the connection, and Close's deadline ends the
+// stuck write.
 type bufferedConn struct {
 	net.Conn
 	r *bufio.Reader
