@@ -3,6 +3,7 @@ package engine
 import (
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/expr-lang/expr/ast"
@@ -386,11 +387,31 @@ func (e *Engine) when(st *ruleState, r *reading, z *zone.Zone) bool {
 	if err != nil {
 		st.m.whenErr.Inc()
 		e.warnEvery("when:"+st.rule.ID, time.Minute, "rule condition failed; taken as false",
-			"rule", st.rule.ID, "err", err)
+			"rule", st.rule.ID, "err", withoutIdentifiers(err.Error(), r))
 		return false
 	}
 	ok, _ := v.(bool)
 	return ok
+}
+
+// withoutIdentifiers is msg with the reading's identifiers withheld: an
+// expression error can quote the value it failed on (`int(plate)` says
+// "invalid operation: int(蒙B7K3Q2)"), and the log must not hold an IMSI,
+// IMEI, MAC address or plate.
+func withoutIdentifiers(msg string, r *reading) string {
+	var ids [3]string
+	switch {
+	case r.det != nil:
+		ids = [3]string{r.det.IMSI, r.det.IMEI, r.det.MAC}
+	case r.pass != nil:
+		ids = [3]string{r.pass.Plate, r.pass.Image}
+	}
+	for _, id := range ids {
+		if id != "" {
+			msg = strings.ReplaceAll(msg, id, "<withheld>")
+		}
+	}
+	return msg
 }
 
 // usesZone reports whether an expression reads `zone`, so that rules that

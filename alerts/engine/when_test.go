@@ -1,9 +1,13 @@
 package engine
 
 import (
+	"bytes"
+	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fenceline/fenceline/config"
@@ -42,4 +46,26 @@ func TestWhenAbsentNumbersNeverCompare(t *testing.T) {
 			require.Equal(t, tc.want, out)
 		})
 	}
+}
+
+// A condition that fails at run time is false, counted, and logged without
+// the identifier it failed on.
+func TestWhenRuntimeErrorLogsNoIdentifier(t *testing.T) {
+	rs, ps := compileYAML(t, `
+devices:
+  - {id: CP-07, kind: checkpoint, site: mdl, lat: 42.3, lon: 110.15}
+rules:
+  - {id: odd-plate, kind: presence, source: vehicle, when: "int(plate) > 3"}
+`)
+	require.Empty(t, ps)
+	var log bytes.Buffer
+	reg := prometheus.NewRegistry()
+	e := &testEngine{Engine: New(rs, Options{}, slog.New(slog.NewTextHandler(&log, nil)), reg), t: t, seq: map[string]int64{}, reg: reg}
+	e.clock = func() time.Time { return at(12, 0) }
+	got := e.eval(e.pass("CP-07", at(12, 0), cp07, model.Pass{Plate: "蒙B7K3Q2"}))
+	require.Empty(t, got, "a failing condition is false")
+	require.Equal(t, 1.0, gauge(t, e, "fenceline_alerts_when_errors_total", "odd-plate"))
+	require.Contains(t, log.String(), "rule condition failed")
+	require.Contains(t, log.String(), "<withheld>")
+	require.NotContains(t, log.String(), "蒙B7K3Q2")
 }
