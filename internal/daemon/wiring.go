@@ -447,16 +447,9 @@ func (d *daemon) saveStatePeriodically(ctx context.Context, every time.Duration)
 			// The engine is the pipeline's: it writes its state from the
 			// pipeline's goroutine, into the page cache; the fsync waits
 			// here, not there.
-			stopping := false
-			merr := d.writeState(func(write func()) error {
-				if err := d.pipe.Do(ctx, write); err != nil {
-					stopping = true // shutting down: the final save follows
-					return err
-				}
-				return nil
-			})
-			if stopping {
-				return nil
+			merr := d.writeState(func(write func()) error { return d.pipe.Do(ctx, write) })
+			if ctx.Err() != nil {
+				return nil // shutting down: the final save follows
 			}
 			if err := d.sec.saveState(); err != nil {
 				merr = errors.Join(merr, err)
