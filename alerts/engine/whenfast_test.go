@@ -53,21 +53,53 @@ func TestWhenFastAgreesWithVM(t *testing.T) {
 			if fast == nil {
 				return
 			}
-			rng := rand.New(rand.NewPCG(1, uint64(len(tc.when))))
-			var machine vm.VM
-			seen := map[bool]int{}
-			for range 5000 {
-				r, zone := randomReading(rng, tc.src)
-				v, err := machine.Run(prog, boxEnv(r, zone))
-				require.NoError(t, err)
-				want := v.(bool)
-				seen[want]++
-				require.Equal(t, want, fast(r, zone), "reading %+v in zone %q", r, zone)
-			}
+			seen := checkAgreement(t, prog, fast, tc.src, rand.New(rand.NewPCG(1, uint64(len(tc.when)))), 5000)
 			require.NotZero(t, seen[true], "the readings make it true sometimes")
 			require.NotZero(t, seen[false], "and false sometimes")
 		})
 	}
+}
+
+// FuzzWhenFast: whatever condition compiles into closures, they answer as
+// the VM does (a VM error counts as false, as Engine.when takes it).
+func FuzzWhenFast(f *testing.F) {
+	f.Add(uint8(SourceStatus), "tamper || battery_pct < 15", uint64(1))
+	f.Add(uint8(SourceVehicle), `direction == "outbound" && speed_kmh > 250`, uint64(2))
+	f.Add(uint8(SourceVehicle), "lane == 2 || lane > 3.5 || !(confidence >= 0.5)", uint64(3))
+	f.Add(uint8(SourcePhone), `(tech == "lte") == has_rssi or mcc < "46"`, uint64(4))
+	f.Add(uint8(SourcePatrol), "speed_kmh != heading and not (accuracy_m <= 50)", uint64(5))
+	f.Fuzz(func(t *testing.T, src uint8, when string, seed uint64) {
+		s := Source(src%4) + SourcePhone
+		var ps config.Problems
+		prog := compileWhen(when, s, "rules.yaml", "when", &ps)
+		if prog == nil {
+			return
+		}
+		fast := compileFast(prog.Node(), s)
+		if fast == nil {
+			return
+		}
+		checkAgreement(t, prog, fast, s, rand.New(rand.NewPCG(seed, 7)), 200)
+	})
+}
+
+// checkAgreement evaluates n random readings of source s both ways and
+// fails on the first difference; it returns how often each answer came.
+func checkAgreement(t *testing.T, prog *vm.Program, fast whenFunc, s Source, rng *rand.Rand, n int) map[bool]int {
+	t.Helper()
+	var machine vm.VM
+	seen := map[bool]int{}
+	for range n {
+		r, zone := randomReading(rng, s)
+		v, err := machine.Run(prog, boxEnv(r, zone))
+		want := false
+		if err == nil {
+			want, _ = v.(bool)
+		}
+		seen[want]++
+		require.Equal(t, want, fast(r, zone), "reading %+v in zone %q (VM error: %v)", r, zone, err)
+	}
+	return seen
 }
 
 // randomReading draws a reading of source s whose fields take a few values
