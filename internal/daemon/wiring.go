@@ -48,6 +48,10 @@ type daemon struct {
 	http      *httpapi.Server
 	sec       *security
 	stateFile string
+	// saveMu makes the periodic save and the final one take turns: they
+	// write the same temporary files, and a periodic save cut short by
+	// shutdown removes its own.
+	saveMu sync.Mutex
 
 	reloadMu      sync.Mutex
 	reloadOK      prometheus.Gauge
@@ -447,15 +451,12 @@ func (d *daemon) saveStatePeriodically(ctx context.Context, every time.Duration)
 			// The engine is the pipeline's: it writes its state from the
 			// pipeline's goroutine, into the page cache; the fsync waits
 			// here, not there.
-			merr := d.writeState(func(write func()) error { return d.pipe.Do(ctx, write) })
+			err := d.saveAll(func(write func()) error { return d.pipe.Do(ctx, write) })
 			if ctx.Err() != nil {
 				return nil // shutting down: the final save follows
 			}
-			if err := d.sec.saveState(); err != nil {
-				merr = errors.Join(merr, err)
-			}
-			if merr != nil {
-				d.log.Error("could not save alert state", "err", merr)
+			if err != nil {
+				d.log.Error("could not save alert state", "err", err)
 			}
 		}
 	}
@@ -463,8 +464,15 @@ func (d *daemon) saveStatePeriodically(ctx context.Context, every time.Duration)
 
 // saveState writes the engine's state; called once the pipeline has stopped.
 func (d *daemon) saveState() error {
-	err := d.writeState(func(write func()) error { write(); return nil })
-	return errors.Join(err, d.sec.saveState())
+	return d.saveAll(func(write func()) error { write(); return nil })
+}
+
+// saveAll writes the engine's state (run runs its writing where the
+// engine may be used) and the signature marks.
+func (d *daemon) saveAll(run func(write func()) error) error {
+	d.saveMu.Lock()
+	defer d.saveMu.Unlock()
+	return errors.Join(d.writeState(run), d.sec.saveState())
 }
 
 // writeState replaces the state file with the engine's state, which run
