@@ -1,7 +1,7 @@
 package engine
 
 import (
-	"strings"
+	"cmp"
 
 	"github.com/expr-lang/expr/ast"
 )
@@ -34,17 +34,17 @@ const (
 type operand struct {
 	kind valueKind
 	str  func(r *reading, zone string) string
-	f64  func(r *reading) float64
-	i64  func(r *reading) int64
+	f64  func(r *reading, zone string) float64
+	i64  func(r *reading, zone string) int64
 	b    func(r *reading, zone string) bool
 }
 
 // asFloat reads a numeric operand as float64, as expr compares an int
 // with a float.
-func (o operand) asFloat() func(r *reading) float64 {
+func (o operand) asFloat() func(r *reading, zone string) float64 {
 	if o.kind == kindInt {
 		i := o.i64
-		return func(r *reading) float64 { return float64(i(r)) }
+		return func(r *reading, z string) float64 { return float64(i(r, z)) }
 	}
 	return o.f64
 }
@@ -114,65 +114,32 @@ func fastCompare(op string, ln, rn ast.Node, s Source) (whenFunc, bool) {
 	numeric := func(k valueKind) bool { return k == kindInt || k == kindFloat }
 	switch {
 	case l.kind == kindString && r.kind == kindString:
-		ls, rs := l.str, r.str
-		cmp := func(rd *reading, z string) int { return strings.Compare(ls(rd, z), rs(rd, z)) }
-		return compareWith(op, cmp)
+		return compareOrdered(op, l.str, r.str) // bytewise, as expr compares strings
 	case l.kind == kindInt && r.kind == kindInt:
-		li, ri := l.i64, r.i64
-		switch op {
-		case "==":
-			return func(rd *reading, _ string) bool { return li(rd) == ri(rd) }, true
-		case "!=":
-			return func(rd *reading, _ string) bool { return li(rd) != ri(rd) }, true
-		case "<":
-			return func(rd *reading, _ string) bool { return li(rd) < ri(rd) }, true
-		case "<=":
-			return func(rd *reading, _ string) bool { return li(rd) <= ri(rd) }, true
-		case ">":
-			return func(rd *reading, _ string) bool { return li(rd) > ri(rd) }, true
-		case ">=":
-			return func(rd *reading, _ string) bool { return li(rd) >= ri(rd) }, true
-		}
+		return compareOrdered(op, l.i64, r.i64)
 	case numeric(l.kind) && numeric(r.kind):
-		lf, rf := l.asFloat(), r.asFloat()
-		switch op {
-		case "==":
-			return func(rd *reading, _ string) bool { return lf(rd) == rf(rd) }, true
-		case "!=":
-			return func(rd *reading, _ string) bool { return lf(rd) != rf(rd) }, true
-		case "<":
-			return func(rd *reading, _ string) bool { return lf(rd) < rf(rd) }, true
-		case "<=":
-			return func(rd *reading, _ string) bool { return lf(rd) <= rf(rd) }, true
-		case ">":
-			return func(rd *reading, _ string) bool { return lf(rd) > rf(rd) }, true
-		case ">=":
-			return func(rd *reading, _ string) bool { return lf(rd) >= rf(rd) }, true
-		}
+		return compareOrdered(op, l.asFloat(), r.asFloat())
 	case l.kind == kindBool && r.kind == kindBool && (op == "==" || op == "!="):
-		lb, rb := l.b, r.b
-		if op == "==" {
-			return func(rd *reading, z string) bool { return lb(rd, z) == rb(rd, z) }, true
-		}
-		return func(rd *reading, z string) bool { return lb(rd, z) != rb(rd, z) }, true
+		lb, rb, eq := l.b, r.b, op == "=="
+		return func(rd *reading, z string) bool { return (lb(rd, z) == rb(rd, z)) == eq }, true
 	}
 	return nil, false // mixed kinds: expr decides (== is false, < an error)
 }
 
-func compareWith(op string, cmp func(*reading, string) int) (whenFunc, bool) {
+func compareOrdered[T cmp.Ordered](op string, l, r func(*reading, string) T) (whenFunc, bool) {
 	switch op {
 	case "==":
-		return func(r *reading, z string) bool { return cmp(r, z) == 0 }, true
+		return func(rd *reading, z string) bool { return l(rd, z) == r(rd, z) }, true
 	case "!=":
-		return func(r *reading, z string) bool { return cmp(r, z) != 0 }, true
+		return func(rd *reading, z string) bool { return l(rd, z) != r(rd, z) }, true
 	case "<":
-		return func(r *reading, z string) bool { return cmp(r, z) < 0 }, true
+		return func(rd *reading, z string) bool { return l(rd, z) < r(rd, z) }, true
 	case "<=":
-		return func(r *reading, z string) bool { return cmp(r, z) <= 0 }, true
+		return func(rd *reading, z string) bool { return l(rd, z) <= r(rd, z) }, true
 	case ">":
-		return func(r *reading, z string) bool { return cmp(r, z) > 0 }, true
+		return func(rd *reading, z string) bool { return l(rd, z) > r(rd, z) }, true
 	case ">=":
-		return func(r *reading, z string) bool { return cmp(r, z) >= 0 }, true
+		return func(rd *reading, z string) bool { return l(rd, z) >= r(rd, z) }, true
 	}
 	return nil, false
 }
@@ -187,10 +154,10 @@ func operandOf(n ast.Node, s Source) (operand, bool) {
 		return operand{kind: kindString, str: func(*reading, string) string { return v }}, true
 	case *ast.IntegerNode:
 		v := int64(n.Value)
-		return operand{kind: kindInt, i64: func(*reading) int64 { return v }}, true
+		return operand{kind: kindInt, i64: func(*reading, string) int64 { return v }}, true
 	case *ast.FloatNode:
 		v := n.Value
-		return operand{kind: kindFloat, f64: func(*reading) float64 { return v }}, true
+		return operand{kind: kindFloat, f64: func(*reading, string) float64 { return v }}, true
 	case *ast.BoolNode:
 		v := n.Value
 		return operand{kind: kindBool, b: func(*reading, string) bool { return v }}, true
@@ -206,11 +173,11 @@ func strField(f func(r *reading) string) (operand, bool) {
 }
 
 func floatField(f func(r *reading) float64) (operand, bool) {
-	return operand{kind: kindFloat, f64: f}, true
+	return operand{kind: kindFloat, f64: func(r *reading, _ string) float64 { return f(r) }}, true
 }
 
 func intField(f func(r *reading) int64) (operand, bool) {
-	return operand{kind: kindInt, i64: f}, true
+	return operand{kind: kindInt, i64: func(r *reading, _ string) int64 { return f(r) }}, true
 }
 
 func boolField(f func(r *reading) bool) (operand, bool) {
