@@ -27,6 +27,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fenceline/fenceline/internal/groupcommit"
 )
 
 // Options bounds the store. Zero values take the defaults.
@@ -69,15 +71,11 @@ type Store struct {
 	syncFile func(*os.File) error
 	now      func() time.Time
 
-	mu      sync.Mutex
-	queue   []pending
-	queued  int64         // payload bytes in queue
-	space   chan struct{} // closed when queued drops below the bound
-	wake    chan struct{} // one-slot: the committer has work
-	closed  bool
-	running bool
-	stopped chan struct{} // closed when the committer has finished
-	runErr  error         // Run's closing error, for Close
+	mu     sync.Mutex
+	queue  []pending
+	queued int64         // payload bytes in queue
+	space  chan struct{} // closed when queued drops below the bound
+	c      *groupcommit.Committer
 
 	// Owned by the committer (Run, or Close when Run never started).
 	segs    []segment // oldest first; the last is the open one when f != nil
@@ -127,11 +125,10 @@ func Open(dir string, opts Options, log *slog.Logger, reg prometheus.Registerer)
 		m:        newMetrics(reg),
 		syncFile: (*os.File).Sync,
 		now:      time.Now,
-		wake:     make(chan struct{}, 1),
-		stopped:  make(chan struct{}),
 		segs:     segs,
 		nextSeq:  1,
 	}
+	s.c = groupcommit.New(&s.mu)
 	for _, sg := range segs {
 		s.total += sg.size
 		s.nextSeq = max(s.nextSeq, sg.seq+1)
@@ -153,7 +150,7 @@ func (s *Store) Append(rec Record, done func(error)) {
 	}
 	size := int64(len(rec.Payload) + len(rec.Detail) + len(rec.Topic))
 	s.mu.Lock()
-	for !s.closed && s.queued > 0 && s.queued+size > maxQueuedBytes {
+	for !s.c.Closed() && s.queued > 0 && s.queued+size > maxQueuedBytes {
 		if s.space == nil {
 			s.space = make(chan struct{})
 		}
@@ -162,7 +159,7 @@ func (s *Store) Append(rec Record, done func(error)) {
 		<-ch
 		s.mu.Lock()
 	}
-	if s.closed {
+	if s.c.Closed() {
 		s.mu.Unlock()
 		done(ErrClosed)
 		return
@@ -170,73 +167,25 @@ func (s *Store) Append(rec Record, done func(error)) {
 	s.queue = append(s.queue, pending{rec: rec, done: done})
 	s.queued += size
 	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default: // already signalled
-	}
+	s.c.Wake()
 }
 
 // Run writes queued records until ctx ends or Close is called, then writes
 // what is still queued, closes the open segment and returns.
 func (s *Store) Run(ctx context.Context) error {
-	s.mu.Lock()
-	if s.running || s.closed {
-		s.mu.Unlock()
-		return errors.New("deadletter: Run called twice or after Close")
-	}
-	s.running = true
-	s.mu.Unlock()
-	defer close(s.stopped)
-	for {
-		select {
-		case <-ctx.Done():
-			s.mu.Lock()
-			s.closed = true
-			s.mu.Unlock()
-		case <-s.wake:
-		}
-		s.commit()
-		s.mu.Lock()
-		closed := s.closed
-		s.mu.Unlock()
-		if closed {
-			s.commit() // what was queued before closed was set
-			err := s.closeSegment()
-			s.mu.Lock()
-			s.runErr = err
-			s.mu.Unlock()
-			return err
-		}
-	}
+	return s.c.Run(ctx, errors.New("deadletter: Run called twice or after Close"), s.commit, s.closeSegment)
 }
 
 // Close stops accepting records, waits until the queued ones are written
 // (by Run if it runs, else here) and closes the open segment.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	already := s.closed
-	s.closed = true
-	running := s.running
-	if s.space != nil {
-		close(s.space)
-		s.space = nil
-	}
-	s.mu.Unlock()
-	if running {
-		select {
-		case s.wake <- struct{}{}:
-		default:
+	wakeWaiters := func() { // Appends waiting for room get ErrClosed
+		if s.space != nil {
+			close(s.space)
+			s.space = nil
 		}
-		<-s.stopped
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.runErr
 	}
-	if already {
-		return nil
-	}
-	s.commit()
-	return s.closeSegment()
+	return s.c.Close(wakeWaiters, s.commit, s.closeSegment)
 }
 
 // commit writes everything queued, fsyncs, and calls the callbacks.

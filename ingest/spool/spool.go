@@ -41,6 +41,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fenceline/fenceline/internal/groupcommit"
 )
 
 // Options configure a Spool. Zero values take the defaults.
@@ -109,8 +111,6 @@ type Spool struct {
 	mu        sync.Mutex
 	queue     []pending
 	queued    int64 // bytes of encoded records in queue
-	closed    bool
-	running   bool
 	replaying bool
 	full      bool
 	lastErr   error
@@ -124,10 +124,8 @@ type Spool struct {
 	nextSeq   uint64
 	// avail is closed (and replaced) when records are committed or the
 	// spool closes: the replayer waits on it.
-	avail   chan struct{}
-	wake    chan struct{} // one slot: the committer has work
-	stopped chan struct{} // closed when Run returns
-	runErr  error
+	avail chan struct{}
+	c     *groupcommit.Committer
 
 	// fmu is the committer's: held across a write and its fsync. The
 	// replayer takes it (before mu) to retire a drained active segment.
@@ -171,9 +169,8 @@ func Open(dir string, opts Options, log *slog.Logger, reg prometheus.Registerer)
 		log:     log.With("component", "spool"),
 		nextSeq: 1,
 		avail:   make(chan struct{}),
-		wake:    make(chan struct{}, 1),
-		stopped: make(chan struct{}),
 	}
+	s.c = groupcommit.New(&s.mu)
 	if err := s.recover(); err != nil {
 		return nil, err
 	}
@@ -343,7 +340,7 @@ func (s *Spool) Append(body []byte, done func(error)) {
 	at := s.opts.Now()
 	rec := appendRecord(make([]byte, 0, headerSize+len(body)), body, at)
 	s.mu.Lock()
-	if s.closed {
+	if s.c.Closed() {
 		s.mu.Unlock()
 		done(ErrClosed)
 		return
@@ -364,10 +361,7 @@ func (s *Spool) Append(body []byte, done func(error)) {
 	s.queue = append(s.queue, pending{rec: rec, at: at, done: done})
 	s.queued += int64(len(rec))
 	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default: // already signalled
-	}
+	s.c.Wake()
 }
 
 // Usable reports whether an Append would be taken now: nil, or why not
@@ -376,7 +370,7 @@ func (s *Spool) Usable() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case s.closed:
+	case s.c.Closed():
 		return ErrClosed
 	case s.full:
 		return fmt.Errorf("%w: %d of %d bytes used", ErrFull, s.total, s.opts.MaxBytes)
@@ -403,63 +397,19 @@ func (s *Spool) Stats() Stats {
 // Run writes queued records until ctx ends or Close is called, then writes
 // what is still queued, closes the open segment and returns.
 func (s *Spool) Run(ctx context.Context) error {
-	s.mu.Lock()
-	if s.running || s.closed {
-		s.mu.Unlock()
-		return errors.New("spool: Run called twice or after Close")
-	}
-	s.running = true
-	s.mu.Unlock()
-	defer close(s.stopped)
-	for {
-		select {
-		case <-ctx.Done():
-			s.mu.Lock()
-			s.closed = true
-			s.mu.Unlock()
-		case <-s.wake:
-		}
-		s.commit()
-		s.mu.Lock()
-		closed := s.closed
-		s.mu.Unlock()
-		if closed {
-			s.commit() // what was queued before closed was set
-			s.fmu.Lock()
-			err := s.closeActive()
-			s.fmu.Unlock()
-			s.mu.Lock()
-			s.runErr = err
-			s.signalAvail()
-			s.mu.Unlock()
-			return err
-		}
-	}
+	return s.c.Run(ctx, errors.New("spool: Run called twice or after Close"), s.commit, s.finish)
 }
 
 // Close stops accepting records, waits until the queued ones are written
 // (by Run if it runs, else here) and closes the open segment. Replay may go
 // on reading what is on disk until its own context ends.
 func (s *Spool) Close() error {
-	s.mu.Lock()
-	already := s.closed
-	s.closed = true
-	running := s.running
-	s.mu.Unlock()
-	if running {
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
-		<-s.stopped
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.runErr
-	}
-	if already {
-		return nil
-	}
-	s.commit()
+	return s.c.Close(nil, s.commit, s.finish)
+}
+
+// finish closes the active segment and wakes the replayer, which may be
+// waiting for records that will not come.
+func (s *Spool) finish() error {
 	s.fmu.Lock()
 	err := s.closeActive()
 	s.fmu.Unlock()
