@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/fenceline/fenceline/config"
+	"github.com/fenceline/fenceline/internal/luhn"
 )
 
 // Kinds of watchlist.
@@ -429,7 +430,7 @@ func checkExact(kind, n string) error {
 			return fmt.Errorf("%s: an IMEI has 14 to 16 digits (end it with * for a prefix)", quote(n))
 		}
 		// The decoder rejects such readings, so the entry could never match.
-		if len(n) == 15 && !luhn(n) {
+		if len(n) == 15 && !luhn.Valid(n) {
 			return fmt.Errorf("%s: 15-digit IMEI with a wrong Luhn check digit", quote(n))
 		}
 	case KindMAC:
@@ -487,21 +488,4 @@ func quote(s string) string {
 		return strconv.Quote(s)
 	}
 	return strconv.Quote(string([]rune(s)[:maxRunes])) + "…"
-}
-
-// luhn reports whether the digits pass the Luhn check (the last digit is
-// the check digit).
-func luhn(s string) bool {
-	sum, double := 0, false
-	for i := len(s) - 1; i >= 0; i-- {
-		d := int(s[i] - '0')
-		if double {
-			if d *= 2; d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-		double = !double
-	}
-	return sum%10 == 0
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/valyala/fastjson"
 
+	"github.com/fenceline/fenceline/internal/luhn"
 	"github.com/fenceline/fenceline/internal/model"
 )
 
@@ -173,7 +174,7 @@ func checkDecoded(t *testing.T, topic string, payload []byte, out *model.Batch, 
 		} else if r.MCC != "" || r.MNC != "" || r.Operator != "" {
 			t.Fatal("MCC without IMSI")
 		}
-		if r.IMEI != "" && (!reIMEI.MatchString(r.IMEI) || len(r.IMEI) == 15 && !luhn([]byte(r.IMEI))) {
+		if r.IMEI != "" && (!reIMEI.MatchString(r.IMEI) || len(r.IMEI) == 15 && !luhn.Valid(r.IMEI)) {
 			t.Fatalf("bad imei %q", r.IMEI)
 		}
 		if r.MAC != "" && !reMAC.MatchString(r.MAC) {

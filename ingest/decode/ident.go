@@ -5,6 +5,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/fenceline/fenceline/internal/luhn"
 	"github.com/fenceline/fenceline/internal/model"
 )
 
@@ -61,29 +62,10 @@ func imsiMNCLen(b []byte) (int, string) {
 	return 2, ""
 }
 
-// luhn reports whether the digits pass the Luhn check (the last digit is the
-// check digit).
-func luhn(b []byte) bool {
-	sum := 0
-	double := false
-	for i := len(b) - 1; i >= 0; i-- {
-		d := int(b[i] - '0')
-		if double {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-		double = !double
-	}
-	return sum%10 == 0
-}
-
 // imeiMsg validates an IMEI (14 digits without check digit, 15 with a Luhn
 // check digit, or a 16-digit IMEISV).
 func imeiMsg(b []byte) string {
-	if len(b) == 15 && luhnDigits(b) {
+	if len(b) == 15 && luhn.Valid(b) {
 		return "" // the usual IMEI, checked in one pass
 	}
 	if msg := digitsMsg(b, 14, 16); msg != "" {
@@ -93,27 +75,6 @@ func imeiMsg(b []byte) string {
 		return "15 digits with a wrong Luhn check digit"
 	}
 	return ""
-}
-
-// luhnDigits reports whether b is all digits and passes the Luhn check.
-func luhnDigits(b []byte) bool {
-	sum := 0
-	double := false
-	for i := len(b) - 1; i >= 0; i-- {
-		d := int(b[i]) - '0'
-		if uint(d) > 9 {
-			return false
-		}
-		if double {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-		double = !double
-	}
-	return sum%10 == 0
 }
 
 func hexVal(c byte) (byte, bool) {

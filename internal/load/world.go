@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/fenceline/fenceline/config"
+	"github.com/fenceline/fenceline/internal/luhn"
 	"github.com/fenceline/fenceline/internal/model"
 )
 
@@ -363,25 +364,7 @@ func appendIMEI(b []byte, prefix int, n uint64) []byte {
 	start := len(b)
 	b = appendPadded(b, uint64(prefix%100), 2)
 	b = appendPadded(b, n%1_000_000_000_000, 12)
-	return append(b, luhnDigit(b[start:]))
-}
-
-// luhnDigit is the check digit that makes digits+it pass the Luhn check.
-func luhnDigit(digits []byte) byte {
-	sum := 0
-	double := true // the check digit will be rightmost, so the last digit here is doubled
-	for i := len(digits) - 1; i >= 0; i-- {
-		d := int(digits[i] - '0')
-		if double {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-		double = !double
-	}
-	return byte('0' + (10-sum%10)%10)
+	return append(b, luhn.CheckDigit(b[start:]))
 }
 
 // plateAlphabet is the letters and digits of Chinese plates (no I, no O).

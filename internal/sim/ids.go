@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/fenceline/fenceline/internal/luhn"
 )
 
 // Identifiers the simulated devices report. They follow the formats the
@@ -23,33 +25,7 @@ var tacs = []string{"86891204", "86765305", "86012803", "86403706", "86730905", 
 // digit the daemon verifies.
 func genIMEI(r *rand.Rand) string {
 	body := fmt.Sprintf("%s%06d", tacs[r.IntN(len(tacs))], r.IntN(1e6))
-	return body + string(luhnDigit(body))
-}
-
-// luhnDigit is the check digit that makes body+digit pass the Luhn check.
-func luhnDigit(body string) byte {
-	sum := 0
-	double := true // the check digit will be rightmost, so body's last digit is doubled
-	for i := len(body) - 1; i >= 0; i-- {
-		d := int(body[i] - '0')
-		if double {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-		double = !double
-	}
-	return byte('0' + (10-sum%10)%10)
-}
-
-// validLuhn reports whether the digits pass the Luhn check.
-func validLuhn(s string) bool {
-	if len(s) < 2 || !allDigits(s) {
-		return false
-	}
-	return luhnDigit(s[:len(s)-1]) == s[len(s)-1]
+	return body + string(luhn.CheckDigit(body))
 }
 
 // genMAC returns a randomised MAC as phones send in Wi-Fi probes: locally

@@ -6,26 +6,9 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-)
 
-func TestLuhn(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		in   string
-		ok   bool
-	}{
-		{"contract example IMEI", "490154203237518", true},
-		{"GSMA example IMEI", "356938035643809", true},
-		{"wrong check digit", "490154203237519", false},
-		{"not digits", "49015420323751x", false},
-		{"too short", "4", false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			require.Equal(t, tc.ok, validLuhn(tc.in))
-		})
-	}
-	require.Equal(t, byte('8'), luhnDigit("49015420323751"))
-}
+	"github.com/fenceline/fenceline/internal/luhn"
+)
 
 // Many draws of every generator, checked against the formats the contract
 // gives and the daemon enforces.
@@ -40,7 +23,7 @@ func TestGeneratedIdentifiersAreValid(t *testing.T) {
 	}{
 		{"IMSI: MCC 460, MNC 01, 10-digit MSIN", func() string { return genIMSI(r, "460", "01") }, imsi.MatchString},
 		{"IMEI: 15 digits with a Luhn check digit", func() string { return genIMEI(r) },
-			func(s string) bool { return len(s) == 15 && validLuhn(s) }},
+			func(s string) bool { return len(s) == 15 && luhn.Valid(s) }},
 		{"MAC: locally administered unicast", func() string { return genMAC(r) }, func(s string) bool {
 			b, _ := hexByte(s[:2])
 			return mac.MatchString(s) && b&0x02 != 0 && b&0x01 == 0
