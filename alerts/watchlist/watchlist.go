@@ -18,6 +18,7 @@ import (
 
 	"github.com/fenceline/fenceline/config"
 	"github.com/fenceline/fenceline/internal/luhn"
+	"github.com/fenceline/fenceline/internal/model"
 )
 
 // Kinds of watchlist.
@@ -251,88 +252,13 @@ func (l *List) Len() int {
 func normaliser(kind string) func(string) (string, error) {
 	switch kind {
 	case KindPlate:
-		return func(s string) (string, error) { return NormalisePlate(s), nil }
+		return func(s string) (string, error) { return model.NormalisePlate(s), nil }
 	case KindIMSI, KindIMEI:
 		return normaliseDigits
 	case KindMAC:
 		return normaliseMAC
 	}
 	return nil
-}
-
-// NormalisePlate normalises a plate as the decoder does: surrounding space
-// trimmed, full-width forms (ＡＢＣ１２３, the ideographic space) turned
-// half-width, letters upper-cased and inner runs of space collapsed to one
-// (`1598  уба` → `1598 УБА`). A plate already in that form is returned
-// as is, without allocating.
-func NormalisePlate(s string) string {
-	if plateIsNormal(s) {
-		return s
-	}
-	return normalisePlate(s)
-}
-
-// normalisePlate is NormalisePlate without the fast path.
-func normalisePlate(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
-	space := false
-	for _, r := range s {
-		r = toHalfWidth(r)
-		if unicode.IsSpace(r) {
-			space = b.Len() > 0
-			continue
-		}
-		if space {
-			b.WriteByte(' ')
-			space = false
-		}
-		b.WriteRune(unicode.ToUpper(r))
-	}
-	return b.String()
-}
-
-// toHalfWidth maps the full-width ASCII block (U+FF01–U+FF5E) and the
-// ideographic space to their ASCII forms, as Chinese input methods produce
-// them in plates typed by hand.
-func toHalfWidth(r rune) rune {
-	switch {
-	case r == '\u3000':
-		return ' '
-	case r >= '\uFF01' && r <= '\uFF5E':
-		return r - 0xFEE0
-	}
-	return r
-}
-
-func plateIsNormal(s string) bool {
-	prevSpace := true // no leading space
-	for i, r := range s {
-		switch {
-		case r == utf8.RuneError:
-			_, size := utf8.DecodeRuneInString(s[i:])
-			if size == 1 {
-				return false // invalid UTF-8: let the slow path replace it
-			}
-		case r == ' ':
-			if prevSpace {
-				return false
-			}
-			prevSpace = true
-			continue
-		case r < utf8.RuneSelf: // ASCII: lower-case letters and white space are not normal
-			if 'a' <= r && r <= 'z' || '\t' <= r && r <= '\r' {
-				return false
-			}
-		case 0x4E00 <= r && r <= 0x9FFF:
-			// CJK ideographs (province characters): no case, no space,
-			// no full-width form; spared the table lookups below.
-		case unicode.IsSpace(r), toHalfWidth(r) != r, unicode.ToUpper(r) != r:
-			return false
-		}
-		prevSpace = false
-	}
-	return !prevSpace || s == ""
 }
 
 // normaliseDigits keeps IMSIs and IMEIs as bare digits: spaces and dashes

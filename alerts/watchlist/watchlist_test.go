@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"unicode"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -203,29 +202,6 @@ func TestBuildProblems(t *testing.T) {
 	})
 }
 
-func TestNormalisePlate(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"蒙B7K3Q2", "蒙B7K3Q2"},
-		{"蒙b7k3q2 ", "蒙B7K3Q2"},
-		{"  蒙B 7K3Q2\t", "蒙B 7K3Q2"},
-		{"蒙Ｂ７Ｋ３Ｑ２", "蒙B7K3Q2"},
-		{"蒙ｂ７ｋ３ｑ２", "蒙B7K3Q2"},
-		{"\u3000蒙B7K3Q2\u3000", "蒙B7K3Q2"},
-		{"1598  уба", "1598 УБА"},
-		{"1598\u3000ДГ А", "1598 ДГ А"},
-		{"无牌", "无牌"},
-		{"", ""},
-		{"   ", ""},
-		{"\xff蒙b", "\uFFFD蒙B"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			assert.Equal(t, tt.want, NormalisePlate(tt.in))
-			assert.Equal(t, tt.want, normalisePlate(tt.in))
-		})
-	}
-}
-
 func TestMatchAllocs(t *testing.T) {
 	l := build(t, KindPlate, "蒙B7K3Q2", "蒙A*", "1598 ДГА", "京*")
 	imsi := build(t, KindIMSI, "428*", "46000*", "460011234567890")
@@ -260,13 +236,6 @@ func FuzzBuild(f *testing.F) {
 			if !strings.HasSuffix(e, "*") && !l.Match(e) {
 				t.Fatalf("%s list of %q does not match the entry itself", kind, entry)
 			}
-		}
-		n := NormalisePlate(v)
-		if n != normalisePlate(v) {
-			t.Fatalf("fast path %q, slow path %q", n, normalisePlate(v))
-		}
-		if NormalisePlate(n) != n {
-			t.Fatalf("not idempotent: %q -> %q -> %q", v, n, NormalisePlate(n))
 		}
 		if m, err := normaliseMAC(v); err == nil {
 			if m2, err := normaliseMAC(m); err != nil || m2 != m {
@@ -331,23 +300,6 @@ func TestMatchPrefixesLikeScan(t *testing.T) {
 				want = want || strings.HasPrefix(v, p)
 			}
 			require.Equal(t, want, l.Match(v), "%d prefixes, %s", size, v)
-		}
-	}
-}
-
-// plateIsNormal's shortcuts for ASCII and CJK ideographs say what the
-// general checks say.
-func TestPlateIsNormalShortcuts(t *testing.T) {
-	general := func(r rune) bool {
-		return !(unicode.IsSpace(r) || toHalfWidth(r) != r || unicode.ToUpper(r) != r)
-	}
-	for _, rng := range [][2]rune{{0, 0x7f}, {0x4E00, 0x9FFF}} {
-		for r := rng[0]; r <= rng[1]; r++ {
-			if r == ' ' {
-				continue // a space alone is trailing space; covered by TestMatch
-			}
-			s := "A" + string(r) + "1"
-			require.Equal(t, general(r), plateIsNormal(s), "%U", r)
 		}
 	}
 }

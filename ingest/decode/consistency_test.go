@@ -8,15 +8,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/fenceline/fenceline/alerts/watchlist"
 	"github.com/fenceline/fenceline/ingest/decode"
 	"github.com/fenceline/fenceline/internal/model"
 )
 
 // TestPlatesNormalisedLikeWatchlists checks that a plate read by the decoder
-// and the same plate typed into a watchlist normalise to the same string:
-// the two implementations must not drift apart (moving them into one shared
-// function, in internal/model, would make this test unnecessary).
+// (through its text checks and the none rule) comes out as the same plate
+// typed into a watchlist: model.NormalisePlate, which watchlists use.
 func TestPlatesNormalisedLikeWatchlists(t *testing.T) {
 	now := time.Date(2026, 11, 27, 1, 12, 0, 0, time.UTC)
 	reg := model.NewRegistry([]model.Device{{ID: "CP-07", Kind: model.KindCheckpoint, Site: "mdl", HasPos: true}})
@@ -32,6 +30,6 @@ func TestPlatesNormalisedLikeWatchlists(t *testing.T) {
 		rej := d.Decode("border/mdl/checkpoint/CP-07/passes", []byte(payload), now, reg, &out)
 		require.Empty(t, rej, plate)
 		require.Len(t, out.Passes, 1)
-		assert.Equal(t, watchlist.NormalisePlate(plate), out.Passes[0].Plate, "%q", plate)
+		assert.Equal(t, model.NormalisePlate(plate), out.Passes[0].Plate, "%q", plate)
 	}
 }

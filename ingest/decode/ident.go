@@ -2,8 +2,6 @@ package decode
 
 import (
 	"strconv"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/fenceline/fenceline/internal/luhn"
 	"github.com/fenceline/fenceline/internal/model"
@@ -150,51 +148,12 @@ func appendTech(dst, b []byte) ([]byte, string) {
 	return dst, ""
 }
 
-// appendPlate appends the normalised plate to dst: full-width forms become
-// half-width (U+FF01-U+FF5E, U+3000 ideographic space), letters upper-case
-// (any script), white space runs one space, leading and trailing space
-// trimmed. An empty result or 无牌 is model.NoPlate; then dst is returned
+// appendPlate appends plate b in its normal form (model.AppendPlate) to
+// dst. An empty result or 无牌 is model.NoPlate; then dst is returned
 // unchanged and none is true.
 func appendPlate(dst, b []byte) (out []byte, none bool) {
 	start := len(dst)
-	space := false // a space is pending (only emitted before a non-space)
-	for i := 0; i < len(b); {
-		var r rune
-		if c := b[i]; c < utf8.RuneSelf {
-			r = rune(c)
-			i++
-		} else {
-			var n int
-			r, n = utf8.DecodeRune(b[i:])
-			i += n
-		}
-		switch {
-		case r >= 0xFF01 && r <= 0xFF5E:
-			r -= 0xFEE0
-		case r == 0x3000:
-			r = ' '
-		}
-		if r < utf8.RuneSelf {
-			switch {
-			case r == ' ':
-				space = true
-				continue
-			case 'a' <= r && r <= 'z':
-				r -= 'a' - 'A'
-			}
-		} else {
-			if unicode.IsSpace(r) {
-				space = true
-				continue
-			}
-			r = unicode.ToUpper(r)
-		}
-		if space && len(dst) > start {
-			dst = append(dst, ' ')
-		}
-		space = false
-		dst = utf8.AppendRune(dst, r)
-	}
+	dst = model.AppendPlate(dst, b)
 	if len(dst) == start || string(dst[start:]) == model.NoPlate {
 		return dst[:start], true
 	}
