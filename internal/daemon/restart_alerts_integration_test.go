@@ -96,6 +96,23 @@ func TestIntegrationAlertStateSavedWhileRunning(t *testing.T) {
 		return false
 	})
 	require.Equal(t, 1, snap.Version)
+	require.Zero(t, e.counter("fenceline_alerts_state_save_failures_total", nil))
+
+	// A save that cannot write (its temporary file's name taken by a
+	// folder) is counted, and the next save after the cause is gone works.
+	tmp := path + ".tmp"
+	e.waitFor("the temporary name taken", func() bool {
+		return os.Mkdir(tmp, 0o700) == nil // fails while a save holds it as a file
+	})
+	e.waitFor("a failed save counted", func() bool {
+		return e.counter("fenceline_alerts_state_save_failures_total", nil) >= 1
+	})
+	require.NoError(t, os.Remove(path)) // no save can put it back while tmp is a folder
+	require.NoError(t, os.Remove(tmp))
+	e.waitFor("saved again", func() bool {
+		_, err := os.Stat(path)
+		return err == nil
+	})
 }
 
 func ignoreNotExist(err error) error {

@@ -58,6 +58,9 @@ type daemon struct {
 	devices       *prometheus.GaugeVec
 	reloadTime    prometheus.Gauge
 	reloadsFailed prometheus.Counter
+	// stateSaveFailures counts periodic saves of the alert state that
+	// failed: until one succeeds, a crash loses the state since the last.
+	stateSaveFailures prometheus.Counter
 }
 
 // build constructs every component; nothing runs yet. Any error here is a
@@ -71,6 +74,8 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		Help: "When the rules were last loaded successfully."})
 	d.reloadsFailed = f.NewCounter(prometheus.CounterOpts{Name: "fenceline_config_reload_failures_total",
 		Help: "Reloads refused because the new rules had problems (the old ones stay)."})
+	d.stateSaveFailures = f.NewCounter(prometheus.CounterOpts{Name: "fenceline_alerts_state_save_failures_total",
+		Help: "Periodic saves of the alert state (open incidents, cooldowns, windows) that failed; a crash restores the last saved one."})
 
 	rs, err := LoadRules(cfg)
 	if err != nil {
@@ -456,6 +461,7 @@ func (d *daemon) saveStatePeriodically(ctx context.Context, every time.Duration)
 				return nil // shutting down: the final save follows
 			}
 			if err != nil {
+				d.stateSaveFailures.Inc()
 				d.log.Error("could not save alert state", "err", err)
 			}
 		}
