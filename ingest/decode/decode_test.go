@@ -111,6 +111,8 @@ func TestDecodeWholeMessageRejects(t *testing.T) {
 		{"ts far future", topicFence, envMsg(`"v":1,"seq":1,"ts":"9999-12-31T23:59:59Z"`), FutureTS},
 		{"no position", topicNoPos, detMsg(`{"imsi":"460001234567890"}`), NoPosition},
 		{"no position, empty array", topicNoPos, detMsg(), NoPosition},
+		{"loc 0,0 is no fix, none registered", topicNoPos, `{"v":1,"seq":1,"ts":` + msgTS + `,"loc":{"lat":0,"lon":0},"detections":[{"imsi":"460001234567890"}]}`, NoPosition},
+		{"loc -0.0,0 gcj02 is no fix, none registered", topicNoPos, `{"v":1,"seq":1,"ts":` + msgTS + `,"loc":{"lat":-0.0,"lon":0,"datum":"gcj02"},"detections":[{"imsi":"460001234567890"}]}`, NoPosition},
 		{"loc lat out of range", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"loc":{"lat":90.5,"lon":110},"detections":[]}`, BadPosition},
 		{"loc lon out of range", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"loc":{"lat":41,"lon":-180.01},"detections":[]}`, BadPosition},
 		{"loc lat missing", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"loc":{"lon":110},"detections":[]}`, BadPosition},
@@ -345,6 +347,16 @@ func TestDecodeDetectionsGCJ02(t *testing.T) {
 	assert.Equal(t, model.Point{Lat: 41.5, Lon: 110.5}, out.Detections[0].Loc)
 }
 
+// A receiver without a fix sends lat 0, lon 0: the message then takes the
+// device's registered position, as if it had sent none, rather than being
+// stored on the equator (or, as before, without any position).
+func TestDecodeLocZeroIsNoFix(t *testing.T) {
+	out, rej := decode(t, topicFence, `{"v":1,"seq":1,"ts":`+msgTS+`,"loc":{"lat":0,"lon":0},"detections":[{"imsi":"460001234567890"}]}`)
+	require.Empty(t, rej)
+	require.Len(t, out.Detections, 1)
+	assert.Equal(t, model.Point{Lat: 41.9600, Lon: 110.4861}, out.Detections[0].Loc)
+}
+
 func TestDecodeEmptyDetections(t *testing.T) {
 	out, rej := decode(t, topicFence, detMsg())
 	assert.Empty(t, rej)
@@ -498,6 +510,9 @@ func TestDecodePosition(t *testing.T) {
 	}{
 		{name: "no position", topic: topicPosition, fields: `"speed_kmh":3`, reason: NoPosition},
 		{name: "registered position", topic: "border/bt/patrol/P-BT/position", fields: `"speed_kmh":3`, loc: model.Point{Lat: 40.656, Lon: 109.835}},
+		{name: "0,0 is no fix", topic: topicPosition, fields: `"lat":0,"lon":0.0,"speed_kmh":3`, reason: NoPosition},
+		{name: "0,0 is no fix: registered position", topic: "border/bt/patrol/P-BT/position", fields: `"lat":0,"lon":0`, loc: model.Point{Lat: 40.656, Lon: 109.835}},
+		{name: "lat 0 alone is a place", topic: topicPosition, fields: `"lat":0,"lon":110.5`, loc: model.Point{Lat: 0, Lon: 110.5}},
 		{name: "lat only", topic: topicPosition, fields: `"lat":42`, reason: BadPosition},
 		{name: "lon only", topic: "border/bt/patrol/P-BT/position", fields: `"lon":110`, reason: BadPosition},
 		{name: "lat 91", topic: topicPosition, fields: `"lat":91,"lon":110`, reason: BadPosition},

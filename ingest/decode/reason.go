@@ -23,7 +23,7 @@ const (
 const (
 	BadTS       Reason = "bad_ts"       // ts missing, malformed, before 2000 or after 9999
 	FutureTS    Reason = "future_ts"    // ts more than Options.MaxFuture after now
-	NoPosition  Reason = "no_position"  // no position in the payload and none registered
+	NoPosition  Reason = "no_position"  // no position in the payload (or lat 0, lon 0) and none registered
 	BadPosition Reason = "bad_position" // lat/lon missing, not numbers, or out of range
 	BadDatum    Reason = "bad_datum"    // datum is neither wgs84 nor gcj02
 	BadField    Reason = "bad_field"    // a known field has the wrong type, range or length, or is duplicated

@@ -5,7 +5,8 @@ import (
 )
 
 // location reads a position given as lat, lon and datum values (any may be
-// absent); with neither lat nor lon it is the device's registered position.
+// absent); with neither lat nor lon, or with both 0, it is the device's
+// registered position.
 // prefix ("loc." or "") names the fields in messages.
 func (d *Decoder) location(latV, lonV, datumV uint32, dev *model.Device, prefix string) (model.Point, Reason, string) {
 	gcj := false
@@ -45,6 +46,18 @@ func (d *Decoder) location(latV, lonV, datumV uint32, dev *model.Device, prefix 
 	lon, msg := d.floatIn(lonV, -180, 180)
 	if msg != "" {
 		return model.Point{}, BadPosition, prefix + "lon: " + msg
+	}
+	if lat == 0 && lon == 0 {
+		// What a receiver without a fix reports, not a place on a border:
+		// taken as no position, as if lat and lon were absent.
+		if !dev.HasPos {
+			where := "lat and lon"
+			if prefix != "" {
+				where = "loc: lat and lon"
+			}
+			return model.Point{}, NoPosition, where + " are both 0 (a receiver without a fix) and device " + dev.ID + " has no registered position"
+		}
+		return dev.Pos, "", ""
 	}
 	if gcj {
 		lat, lon = GCJ02ToWGS84(lat, lon)
@@ -132,7 +145,11 @@ func (d *Decoder) detections(top *fields, arr uint32, dev *model.Device, out *mo
 	if !ok {
 		return
 	}
-	readAll(d, a, &out.Detections, &d.detStrs, d.detection)
+	if a == d.t.fastArr {
+		d.fastDetections(out)
+	} else {
+		readAll(d, a, &out.Detections, &d.detStrs, d.detection)
+	}
 
 	s := d.strings()
 	for j := range out.Detections {

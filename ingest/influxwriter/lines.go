@@ -260,9 +260,10 @@ func (e *Encoder) status(dst []byte, m *model.Meta, s *model.Status) []byte {
 	return e.appendTime(dst, s.PointNS)
 }
 
-// appendLoc writes lat/lon. The zero Point means "no position" (a device
-// without a registered position whose payload carried none): 0°N 0°E is in
-// the Gulf of Guinea, and a point there would only draw a false dot on maps.
+// appendLoc writes lat/lon. The zero Point means "no position": the decoder
+// takes lat 0, lon 0 as a receiver without a fix (the registered position
+// replaces it, or the reading is rejected), so no accepted reading has it,
+// and a point in the Gulf of Guinea would only draw a false dot on maps.
 func (e *Encoder) appendLoc(dst []byte, p model.Point) []byte {
 	if p == (model.Point{}) {
 		return dst
