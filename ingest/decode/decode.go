@@ -42,6 +42,12 @@ type Decoder struct {
 	detStrs  []detStrs
 	passStrs []passStrs
 
+	// The detections fast path (fastdet.go): the readings scanDetections
+	// read, their ts values, and whether it has run for this payload.
+	fast       fastDets
+	scanDets   arraySkipper // d.scanDetections, made once
+	noFastPath bool         // tests: always the generic path
+
 	// Per message.
 	arr     string      // name of the readings array, for details ("" for position/status)
 	seq     int64       // the message's seq
@@ -62,6 +68,7 @@ func New(opts Options) *Decoder {
 	if d.now == nil {
 		d.now = time.Now
 	}
+	d.scanDets = d.scanDetections
 	return d
 }
 
@@ -124,7 +131,7 @@ func (d *Decoder) decode(topic string, payload []byte, received time.Time, reg *
 	if len(payload) > d.maxPayload {
 		return d.whole(TooLarge, strconv.Itoa(len(payload))+" bytes, limit "+strconv.Itoa(d.maxPayload))
 	}
-	if !d.t.parse(payload) {
+	if !d.parse(payload, stream) {
 		if !utf8.Valid(payload) {
 			return d.whole(MalformedJSON, "payload is not valid UTF-8")
 		}
@@ -226,17 +233,20 @@ func (d *Decoder) envelope(f *fields) (Reason, string) {
 
 // ts reads a ts value: RFC 3339 with offset, or integer Unix milliseconds,
 // from 2000 on and at most MaxFuture ahead.
-func (d *Decoder) ts(v uint32) (time.Time, Reason, string) {
+func (d *Decoder) ts(v uint32) (time.Time, Reason, string) { return d.tsOf(d.t.toks[v]) }
+
+// tsOf is ts of a token (of the tape, or one the fast path read).
+func (d *Decoder) tsOf(tk token) (time.Time, Reason, string) {
 	var t time.Time
-	switch d.t.kind(int(v)) {
+	switch tk.kind {
 	case kString:
-		b := d.t.str(int(v))
+		b := d.t.strOf(&tk)
 		var ok bool
 		if t, ok = d.zones.parseRFC3339(b); !ok {
 			return t, BadTS, echoTS(b) + " is not RFC 3339 with an offset (2006-01-02T15:04:05.999Z07:00)"
 		}
 	case kNumber:
-		ms, ok := jsonInt(d.t.raw(int(v)))
+		ms, ok := jsonInt(d.t.src[tk.start:tk.end])
 		if !ok || ms > maxUnixMilli {
 			return t, BadTS, "want integer Unix milliseconds up to year 9999"
 		}
@@ -245,7 +255,7 @@ func (d *Decoder) ts(v uint32) (time.Time, Reason, string) {
 		}
 		t = time.UnixMilli(ms).UTC()
 	default:
-		return t, BadTS, "want RFC 3339 string or integer Unix milliseconds, got " + d.typeName(v)
+		return t, BadTS, "want RFC 3339 string or integer Unix milliseconds, got " + tk.kind.String()
 	}
 	if t.Before(minTime) {
 		return t, BadTS, "before 2000-01-01"
@@ -259,11 +269,19 @@ func (d *Decoder) ts(v uint32) (time.Time, Reason, string) {
 
 // stamp returns the stamp of reading i with its own ts v (if present).
 func (d *Decoder) stamp(v uint32, i int) (model.Stamp, Reason, string) {
+	if !d.present(v) {
+		return d.stampOf(token{kind: kNull}, i)
+	}
+	return d.stampOf(d.t.toks[v], i)
+}
+
+// stampOf is stamp of a ts token; kNull is absent.
+func (d *Decoder) stampOf(tk token, i int) (model.Stamp, Reason, string) {
 	t := d.msgTime
-	if d.present(v) {
+	if tk.kind != kNull {
 		var r Reason
 		var msg string
-		if t, r, msg = d.ts(v); r != "" {
+		if t, r, msg = d.tsOf(tk); r != "" {
 			return model.Stamp{}, r, msg
 		}
 	}

@@ -53,7 +53,15 @@ type tape struct {
 	src   []byte
 	toks  []token
 	unesc []byte // unescaped strings of the current payload
+	// fastArr is the index of the array token that parseWith's skip
+	// function read in its place (0: none); the token has no children.
+	fastArr int
 }
+
+// arraySkipper reads the array at b[i] in place of the tape: it returns the
+// index after the array, or false when it declines (the payload is then
+// parsed again without it). See Decoder.scanDetections.
+type arraySkipper func(b []byte, i int) (int, bool)
 
 // strPlain marks the bytes that may appear unescaped in a JSON string and
 // need no further look: printable ASCII other than '"' and '\\'.
@@ -71,16 +79,22 @@ func isWS(c byte) bool { return c == ' ' || c == '\n' || c == '\r' || c == '\t' 
 // whose strings escape no unpaired UTF-16 surrogate (it would have no UTF-8
 // form). NaN, Infinity, leading zeros, control characters in strings and
 // unknown escapes are all refused.
-func (t *tape) parse(b []byte) bool {
+func (t *tape) parse(b []byte) bool { return t.parseWith(b, nil) }
+
+// parseWith is parse, with the array value of the top-level key
+// "detections" (written without escapes) read by skip when skip is not nil.
+func (t *tape) parseWith(b []byte, skip arraySkipper) bool {
 	if uint64(len(b)) >= 1<<32 {
 		return false
 	}
 	t.src = b
 	t.toks = t.toks[:0]
 	t.unesc = t.unesc[:0]
+	t.fastArr = 0
 	var stack [maxDepth]uint32 // tape indexes of the open containers
 	depth := 0
 	i := skipWS(b, 0)
+	skipNext := false // the value about to be read is the one skip takes
 
 value:
 	if i >= len(b) {
@@ -88,6 +102,17 @@ value:
 	}
 	switch c := b[i]; c {
 	case '{', '[':
+		if skipNext && c == '[' {
+			j, ok := skip(b, i)
+			if !ok {
+				return false
+			}
+			t.fastArr = len(t.toks)
+			t.toks = append(t.toks, token{kind: kArray, start: uint32(i), end: uint32(len(t.toks) + 1)})
+			i = j
+			goto after
+		}
+		skipNext = false
 		if depth == maxDepth {
 			return false
 		}
@@ -144,6 +169,7 @@ value:
 	}
 
 after:
+	skipNext = false
 	i = skipWS(b, i)
 	if depth == 0 {
 		return i == len(b)
@@ -179,6 +205,7 @@ key:
 			return false
 		}
 		t.toks = append(t.toks, token{kind: kString, esc: esc, start: uint32(i + 1), end: uint32(j - 1)})
+		skipNext = skip != nil && depth == 1 && !esc && string(b[i+1:j-1]) == "detections"
 		i = skipWS(b, j)
 	}
 	if i >= len(b) || b[i] != ':' {
@@ -368,8 +395,10 @@ func (t *tape) raw(i int) []byte {
 
 // str returns the content of string token i, unescaped. The bytes are valid
 // until the next parse.
-func (t *tape) str(i int) []byte {
-	tk := &t.toks[i]
+func (t *tape) str(i int) []byte { return t.strOf(&t.toks[i]) }
+
+// strOf is str of a token.
+func (t *tape) strOf(tk *token) []byte {
 	s := t.src[tk.start:tk.end]
 	if !tk.esc {
 		return s

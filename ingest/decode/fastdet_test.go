@@ -1,0 +1,161 @@
+package decode
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/fenceline/fenceline/internal/model"
+)
+
+// fastCases are detections payloads for the fast path's differential test
+// and the seeds of its fuzz target. fast says whether the fast path must
+// take the payload (true) or decline it to the generic path (false).
+var fastCases = []struct {
+	name    string
+	payload string
+	fast    bool
+}{
+	{"plain", detMsg(`{"imsi":"460001234567890","imei":"490154203237518","mac":"a4:5e:60:12:34:56","rssi":-71,"tech":"lte"}`, `{"imsi":"428991234567890","rssi":-88,"tech":"gsm"}`), true},
+	{"reading ts string", detMsg(`{"imsi":"460001234567890","ts":"2026-11-26T23:10:03.900+08:00"}`, `{"mac":"a4:5e:60:12:34:56","ts":"2026-11-26T15:10:03Z"}`), true},
+	{"reading ts millis", detMsg(`{"imsi":"460001234567890","ts":1795741804120}`), true},
+	{"nulls are absent", detMsg(`{"imsi":"460001234567890","imei":null,"mac":null,"rssi":null,"tech":null,"ts":null}`), true},
+	{"empty strings are absent", detMsg(`{"imsi":"","imei":"490154203237518","mac":"","tech":""}`), true},
+	{"mac with dashes, upper case", detMsg(`{"mac":"A4-5E-60-12-34-56","tech":"LTE"}`), true},
+	{"whitespace everywhere", "{ \"v\" : 1 , \"seq\" : 5 , \"ts\" : 1795741804120 , \"detections\" : [ { \"imsi\" : \"460001234567890\" , \"rssi\" : -71.5 } ,\n\t{ \"imei\" : \"490154203237518\" } ] }", true},
+	{"empty array", detMsg(), true},
+	{"short imsi, 16-digit imei", detMsg(`{"imsi":"460001","imei":"3540000000000001"}`), true},
+	{"rssi -0 and 0", detMsg(`{"imsi":"460001234567890","rssi":-0}`, `{"imsi":"460001234567891","rssi":0}`), true},
+	{"bad reading ts rejected alone", detMsg(`{"imsi":"460001234567890","ts":"yesterday"}`, `{"imsi":"460001234567891"}`), true},
+	{"future reading ts", detMsg(`{"imsi":"460001234567890","ts":"2027-01-01T00:00:00Z"}`, `{"imsi":"460001234567891","ts":true}`), false},
+	{"reading ts before 2000", detMsg(`{"imsi":"460001234567890","ts":946684799999}`, `{"imsi":"460001234567891","ts":1.5}`), true},
+	{"no position, device has none", `{"v":1,"seq":5,"ts":1795741804120,"detections":[{"imsi":"460001234567890"}]}`, true},
+	{"loc gcj02", `{"v":1,"seq":5,"ts":1795741804120,"loc":{"lat":40.6574,"lon":109.8412,"datum":"gcj02"},"detections":[{"imsi":"460001234567890"}]}`, true},
+	{"bad envelope after the array", `{"detections":[{"imsi":"460001234567890"}],"v":2,"seq":5,"ts":1795741804120}`, true},
+	{"escape in a value", detMsg(`{"imsi":"46000123456789\u0030"}`), false},
+	{"escape in a key", detMsg(`{"ims\u0069":"460001234567890"}`), false},
+	{"non-ASCII value", detMsg(`{"imsi":"460001234567890","tech":"lté"}`), false},
+	{"unknown key", detMsg(`{"imsi":"460001234567890","band":7}`), false},
+	{"duplicate key", detMsg(`{"imsi":"460001234567890","imsi":"460001234567891"}`), false},
+	{"no identifier", detMsg(`{"rssi":-70}`), false},
+	{"empty object", detMsg(`{}`), false},
+	{"bad imsi", detMsg(`{"imsi":"46000123456789X"}`, `{"imsi":"460001234567890"}`), false},
+	{"bad luhn", detMsg(`{"imei":"490154203237519"}`), false},
+	{"bad mac", detMsg(`{"mac":"a4:5e:60:12:34"}`), false},
+	{"bad tech", detMsg(`{"imsi":"460001234567890","tech":"l*e"}`), false},
+	{"tech with DEL", detMsg("{\"imsi\":\"460001234567890\",\"tech\":\"lt\x7f\"}"), false},
+	{"rssi out of range", detMsg(`{"imsi":"460001234567890","rssi":5}`), false},
+	{"rssi with exponent", detMsg(`{"imsi":"460001234567890","rssi":-7.1e1}`), false},
+	{"rssi as string", detMsg(`{"imsi":"460001234567890","rssi":"-70"}`), false},
+	{"imsi as number", detMsg(`{"imsi":460001234567890}`), false},
+	{"element not an object", detMsg(`{"imsi":"460001234567890"}`, `7`), false},
+	{"nested array", detMsg(`[{"imsi":"460001234567890"}]`), false},
+	{"detections not an array", `{"v":1,"seq":5,"ts":1795741804120,"detections":{"imsi":"460001234567890"}}`, false},
+	{"detections twice", `{"v":1,"seq":5,"ts":1795741804120,"detections":[{"imsi":"460001234567890"}],"detections":[]}`, false},
+	{"detections twice, one escaped", `{"v":1,"seq":5,"ts":1795741804120,"detections":[{"imsi":"460001234567890"}],"detection\u0073":[]}`, true},
+	{"detections in loc", `{"v":1,"seq":5,"ts":1795741804120,"loc":{"detections":[{"imsi":"1"}]},"detections":[{"imsi":"460001234567890"}]}`, true},
+	{"truncated", detMsg(`{"imsi":"460001234567890"}`)[:40], false},
+	{"trailing garbage", detMsg(`{"imsi":"460001234567890"}`) + "x", false},
+	{"leading zero rssi", detMsg(`{"imsi":"460001234567890","rssi":-07}`), false},
+	{"missing comma", detMsg(`{"imsi":"460001234567890" "imei":"490154203237518"}`), false},
+	{"trailing comma", detMsg(`{"imsi":"460001234567890",}`), false},
+	{"too many readings", detMsg(slices.Repeat([]string{`{"imsi":"460001234567890"}`}, model.MaxReadingsPerMessage+1)...), false},
+	{"as many readings as allowed", detMsg(slices.Repeat([]string{`{"imsi":"460001234567890"}`}, model.MaxReadingsPerMessage)...), true},
+}
+
+// decodeBoth decodes payload with the fast path and without it, fails the
+// test if the results differ, and reports whether the fast path took it.
+func decodeBoth(t *testing.T, fast, generic *Decoder, topic string, payload []byte) bool {
+	t.Helper()
+	reg := testRegistry()
+	var out1, out2 model.Batch
+	rej1 := slices.Clone(fast.Decode(topic, payload, testNow, reg, &out1))
+	took := fast.t.fastArr != 0
+	rej2 := generic.Decode(topic, payload, testNow, reg, &out2)
+	if !slices.Equal(rej1, rej2) {
+		t.Fatalf("rejections differ:\nfast    %v\ngeneric %v", rej1, rej2)
+	}
+	if out1.Meta != out2.Meta || out1.Device != out2.Device || out1.Len() != out2.Len() || len(out1.Detections) != len(out2.Detections) {
+		t.Fatalf("batches differ:\nfast    %+v\ngeneric %+v", out1, out2)
+	}
+	for i := range out1.Detections {
+		a, b := out1.Detections[i], out2.Detections[i]
+		// Each decoder has its own *time.Location per offset: compare
+		// instants and offsets, then the rest as values.
+		_, offA := a.Time.Zone()
+		_, offB := b.Time.Zone()
+		if !a.Time.Equal(b.Time) || offA != offB {
+			t.Fatalf("detection %d: time %v, generic %v", i, a.Time, b.Time)
+		}
+		a.Time = b.Time
+		if a != b {
+			t.Fatalf("detection %d differs:\nfast    %+v\ngeneric %+v", i, a, b)
+		}
+	}
+	return took
+}
+
+func newDecoders() (fast, generic *Decoder) {
+	fast = New(Options{Now: fixedNow})
+	generic = New(Options{Now: fixedNow})
+	generic.noFastPath = true
+	return fast, generic
+}
+
+func TestFastDetectionsMatchGeneric(t *testing.T) {
+	fast, generic := newDecoders()
+	for _, topic := range []string{topicFence, topicNoPos} {
+		for _, c := range fastCases {
+			t.Run(c.name, func(t *testing.T) {
+				took := decodeBoth(t, fast, generic, topic, []byte(c.payload))
+				if took != c.fast {
+					t.Errorf("fast path taken: %v, want %v", took, c.fast)
+				}
+			})
+		}
+	}
+}
+
+// The sample payloads of the benchmarks and the load tool take the fast
+// path: without this, a change that made it decline them all would pass
+// every other test and only show as a slower decoder.
+func TestFastDetectionsTakesTestdata(t *testing.T) {
+	fast, generic := newDecoders()
+	for _, name := range []string{"detections.json", "detections_20.json", "detections_20_ts.json", "detections_gcj02.json"} {
+		t.Run(name, func(t *testing.T) {
+			if !decodeBoth(t, fast, generic, topicFence, readTestdata(t, name)) {
+				t.Error("declined by the fast path")
+			}
+		})
+	}
+}
+
+// FuzzFastDetections holds the fast path to the generic one: on any payload
+// both give the same readings and the same rejections.
+func FuzzFastDetections(f *testing.F) {
+	for _, c := range fastCases {
+		if len(c.payload) < 4096 {
+			f.Add(false, []byte(c.payload))
+		}
+	}
+	files, err := filepath.Glob(filepath.Join("testdata", "detections*.json"))
+	if err != nil || len(files) == 0 {
+		f.Fatal("no seed corpus", err)
+	}
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(true, b)
+	}
+	fast, generic := newDecoders()
+	f.Fuzz(func(t *testing.T, noPos bool, payload []byte) {
+		topic := topicFence
+		if noPos {
+			topic = topicNoPos
+		}
+		decodeBoth(t, fast, generic, topic, payload)
+	})
+}
