@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -365,6 +366,22 @@ func TestDecodeEmptyDetections(t *testing.T) {
 	assert.Equal(t, model.StreamDetections, out.Stream)
 }
 
+// A full default-sized payload of small detections holds more than 4096
+// readings: every one is kept, with a point time of its own.
+func TestDecodeManyReadings(t *testing.T) {
+	dets := slices.Repeat([]string{`{"mac":"a4:5e:60:12:34:56"}`}, 9000)
+	payload := detMsg(dets...)
+	require.Less(t, len(payload), DefaultMaxPayload)
+	out, rej := decode(t, topicFence, payload)
+	require.Empty(t, rej)
+	require.Len(t, out.Detections, len(dets))
+	seen := map[int64]bool{}
+	for _, det := range out.Detections {
+		require.False(t, seen[det.PointNS], "distinct point times")
+		seen[det.PointNS] = true
+	}
+}
+
 func TestDecodeTooManyReadings(t *testing.T) {
 	n := model.MaxReadingsPerMessage + 5
 	dets := make([]string, n)
@@ -372,7 +389,10 @@ func TestDecodeTooManyReadings(t *testing.T) {
 		dets[i] = `{"imsi":"460001234567890"}`
 	}
 	dets[3] = `{"imsi":"1"}`
-	out, rej := decode(t, topicFence, detMsg(dets...))
+	d := New(Options{Now: fixedNow, MaxPayload: 4 << 20}) // past the bound only with a raised limit
+	var batch model.Batch
+	rej := d.Decode(topicFence, []byte(detMsg(dets...)), testNow, testRegistry(), &batch)
+	out := &batch
 	require.Len(t, rej, 6)
 	assert.Equal(t, wantRej{3, BadIMSI}, wantRej{rej[0].Index, rej[0].Reason})
 	for i, r := range rej[1:] {

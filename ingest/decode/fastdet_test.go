@@ -97,8 +97,9 @@ func decodeBoth(t *testing.T, fast, generic *Decoder, topic string, payload []by
 }
 
 func newDecoders() (fast, generic *Decoder) {
-	fast = New(Options{Now: fixedNow})
-	generic = New(Options{Now: fixedNow})
+	// A payload limit that lets the cases reach MaxReadingsPerMessage.
+	fast = New(Options{Now: fixedNow, MaxPayload: 4 << 20})
+	generic = New(Options{Now: fixedNow, MaxPayload: 4 << 20})
 	generic.noFastPath = true
 	return fast, generic
 }

@@ -114,7 +114,7 @@ func (l *Ledger) ObservePoint(measurement, device string, ns, seq int64) {
 		return
 	}
 	e := &l.entries[i]
-	idx := int(ns % int64(time.Millisecond) % model.MaxReadingsPerMessage)
+	idx := model.ReadingIndex(ns, seq)
 	if e.Measurement != measurement || idx >= e.Readings || idx == e.Bad ||
 		model.PointTime(time.UnixMilli(ns/int64(time.Millisecond)), seq, idx) != ns {
 		l.unexpected++

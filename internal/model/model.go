@@ -236,23 +236,43 @@ func (b *Batch) Reset() {
 	}
 }
 
-// MaxReadingsPerMessage bounds the readings of one message; see PointTime.
-const MaxReadingsPerMessage = 4096
+// MaxReadingsPerMessage bounds the readings of one message. It is above
+// what the default 256 KiB payload can hold (a detection takes 18 bytes at
+// least), so only a raised ingest.max_payload_bytes can meet it.
+const MaxReadingsPerMessage = 65536
 
-// seqSlots is how many consecutive seqs of one device get distinct point
-// offsets within one millisecond: seqSlots*MaxReadingsPerMessage < 1e6.
-const seqSlots = 244
+// The sub-millisecond offset of a point time (see PointTime): each of
+// seqSlots consecutive seqs of a device owns seqStride offsets, in a space
+// of offsetSpace < 1e6.
+const (
+	seqStride   = 4096
+	seqSlots    = 244
+	offsetSpace = seqSlots * seqStride
+)
 
 // PointTime returns the InfluxDB time (Unix ns) of the reading at index idx of
 // the message with sequence number seq, read at t. The offset stays below one
-// millisecond, so the time read at millisecond precision is the reading's ts;
-// readings of one message never share a time, nor do readings of messages
-// whose seqs are less than 244 apart.
+// millisecond, so the time read at millisecond precision is the reading's ts.
+// Readings of one message never share a time. Neither do the first 4096
+// readings of messages whose seqs are less than 244 apart; a message's
+// readings past its 4096th take the offsets of the seqs after it (rare, and
+// a collision then needs a reading of one of those messages in the same
+// millisecond, with the same tags).
 func PointTime(t time.Time, seq int64, idx int) int64 {
-	ms := t.UnixMilli()
+	return t.UnixMilli()*int64(time.Millisecond) + (seqBase(seq)+int64(idx))%offsetSpace
+}
+
+// ReadingIndex is the index of the reading of message seq whose point time
+// is ns: PointTime's inverse (for a time PointTime made; the caller checks).
+func ReadingIndex(ns, seq int64) int {
+	off := ns % int64(time.Millisecond)
+	return int(((off-seqBase(seq))%offsetSpace + offsetSpace) % offsetSpace)
+}
+
+func seqBase(seq int64) int64 {
 	s := seq % seqSlots
 	if s < 0 {
 		s += seqSlots
 	}
-	return ms*int64(time.Millisecond) + s*MaxReadingsPerMessage + int64(idx)
+	return s * seqStride
 }
