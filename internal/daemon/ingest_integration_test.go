@@ -227,6 +227,18 @@ func TestIntegrationIngestIdempotentAndDistinct(t *testing.T) {
 	require.Equal(t, 52, e.count("phone_detection"))
 	require.Equal(t, 1.0, e.counter("fenceline_ingest_sequence_gaps_total", nil))
 	require.Equal(t, 3.0, e.counter("fenceline_ingest_sequence_missing_messages_total", nil))
+
+	// A full payload of small detections, all at one millisecond: every
+	// reading is a point, those past the 4,096th included.
+	big := make([]string, 9000)
+	for i := range big {
+		big[i] = fmt.Sprintf(`{"mac":"a4:5e:60:%02x:%02x:%02x"}`, i>>16, i>>8&0xff, i&0xff)
+	}
+	msg = fmt.Sprintf(`{"v":1,"seq":106,"ts":%d,"detections":[%s]}`, ts, strings.Join(big, ","))
+	require.Less(t, len(msg), 256<<10)
+	e.publish("border/mdl/fence/F-AOL-01/detections", msg)
+	e.waitAcked(5)
+	require.Equal(t, 52+len(big), e.count("phone_detection"))
 }
 
 func TestIntegrationIngestAcrossRestart(t *testing.T) {
