@@ -90,6 +90,39 @@ func TestLoadRules(t *testing.T) {
 	require.ErrorContains(t, err, "rules-unknown-key.yaml:4: rules[0].sevrity: unknown key (did you mean \"severity\"?)")
 }
 
+// Every bad duration is reported with its own key, flow style included
+// (several keys on one line), and the file still decodes, so that the
+// compiler's problems are reported beside them.
+func TestLoadRulesBadDurations(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "rules.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(`rules:
+  - {id: r1, kind: count, source: phone, threshold: 3, window: 5 m, severity: low}
+  - {id: r2, kind: silence, after: ten minutes, severity: low}
+  - id: r3
+    kind: dwell
+    duration: 1 hour
+    max_gap: 5m
+`), 0o600))
+	r, err := LoadRules(p)
+	require.NotNil(t, r, "decoded, the bad durations as 0")
+	var ps Problems
+	require.True(t, errors.As(err, &ps))
+	got := map[string]int{}
+	for _, pr := range ps {
+		got[pr.Key] = pr.Line
+		require.Contains(t, pr.Msg, "invalid duration")
+	}
+	require.Equal(t, map[string]int{"rules[0].window": 2, "rules[1].after": 3, "rules[2].duration": 6}, got)
+	require.Equal(t, 5*time.Minute, r.Rules[2].MaxGap.D(), "the good ones are read")
+}
+
+func TestProblemsExcept(t *testing.T) {
+	read := Problems{{Key: "rules[0].window", Msg: "invalid duration"}}
+	later := Problems{{Key: "rules[0].window", Msg: "must be positive"}, {Key: "rules[1].after", Msg: "must be positive"}, {Msg: "no key"}}
+	require.Equal(t, Problems{later[1], later[2]}, later.Except(read))
+	require.Equal(t, later, later.Except(nil))
+}
+
 func TestReadSecret(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "s")
 	require.NoError(t, os.WriteFile(p, []byte("user:pa ss\n"), 0o600))

@@ -54,3 +54,23 @@ func (ps Problems) Err() error {
 func (ps *Problems) Add(file, key, format string, args ...any) {
 	*ps = append(*ps, Problem{File: file, Key: key, Msg: fmt.Sprintf(format, args...)})
 }
+
+// Except returns the problems of ps about keys that none of others is about:
+// a value refused when it was read (a bad duration, decoded as 0) is not
+// reported again by the checks that then find it 0.
+func (ps Problems) Except(others Problems) Problems {
+	if len(others) == 0 {
+		return ps
+	}
+	seen := make(map[string]bool, len(others))
+	for _, p := range others {
+		seen[p.Key] = true
+	}
+	var out Problems
+	for _, p := range ps {
+		if p.Key == "" || !seen[p.Key] {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -20,7 +21,9 @@ const maxFileBytes = 64 << 20
 
 // Load reads the daemon configuration file at path over Default(), resolves
 // relative paths against its folder and validates it. Every problem found is
-// returned (as Problems) at once.
+// returned (as Problems) at once. When the file decodes but has problems,
+// the configuration is returned with them, so that `check` can look at the
+// files it names too; nothing else may use it.
 func Load(path string) (*Config, error) {
 	data, err := readFile(path)
 	if err != nil {
@@ -40,8 +43,8 @@ func Load(path string) (*Config, error) {
 		vs[i].File = path
 		vs[i].Line = lines.of(vs[i].Key)
 	}
-	if ps = append(ps, vs...); len(ps) > 0 {
-		return nil, ps
+	if ps = append(ps, vs.Except(ps)...); len(ps) > 0 {
+		return &cfg, ps
 	}
 	return &cfg, nil
 }
@@ -57,6 +60,23 @@ func LoadRules(path string) (*Rules, error) {
 	if err != nil {
 		return nil, Problems{{File: path, Msg: err.Error()}}
 	}
+	return parseRules(path, data)
+}
+
+// LoadRules is LoadRules of the rules file c names; a file that cannot be
+// read is a problem of c's rules_file key.
+func (c *Config) LoadRules() (*Rules, error) {
+	if c.RulesFile == "" {
+		return nil, c.Locate(Problems{{Key: "rules_file", Msg: "must name the rules file"}})
+	}
+	data, err := readFile(c.RulesFile)
+	if err != nil {
+		return nil, c.Locate(Problems{{Key: "rules_file", Msg: c.RulesFile + ": " + err.Error()}})
+	}
+	return parseRules(c.RulesFile, data)
+}
+
+func parseRules(path string, data []byte) (*Rules, error) {
 	var r Rules
 	lines, ps, ok := decodeStrict(path, data, &r)
 	if !ok {
@@ -86,6 +106,10 @@ func (r *Rules) Locate(ps Problems) Problems {
 func readFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is in the problem already
+		}
 		return nil, fmt.Errorf("cannot open: %w", err)
 	}
 	defer f.Close()
@@ -180,8 +204,14 @@ func (l keyLines) at(line int) string {
 	return best
 }
 
+var durationType = reflect.TypeFor[Duration]()
+
 // walk records the line of every key and reports keys that the Go type does
-// not have (yaml's own strict mode names Go types, not key paths).
+// not have (yaml's own strict mode names Go types, not key paths), and
+// durations that do not parse: yaml's decoding stops at the first of those,
+// and names only its line, which holds several keys in flow style. A bad
+// duration is reported here and decoded as 0, so that every one is
+// reported, each with its key.
 func walk(file string, n *yaml.Node, path string, t reflect.Type, lines keyLines, ps *Problems) {
 	if path != "" {
 		if _, ok := lines[path]; !ok {
@@ -193,6 +223,14 @@ func walk(file string, n *yaml.Node, path string, t reflect.Type, lines keyLines
 	}
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
+	}
+	if t == durationType && n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
+		var d Duration
+		if err := d.UnmarshalText([]byte(n.Value)); err != nil {
+			*ps = append(*ps, Problem{File: file, Key: path, Line: n.Line, Msg: err.Error()})
+			n.Value, n.Tag, n.Style = "0s", "!!str", 0
+		}
+		return
 	}
 	switch n.Kind {
 	case yaml.MappingNode:

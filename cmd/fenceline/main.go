@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -72,6 +73,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
+		if cmd == "check" && cfg != nil {
+			// The file decoded: the files it names have problems of
+			// their own to report (each once).
+			printed := map[string]bool{}
+			for _, l := range strings.Split(err.Error(), "\n") {
+				printed[l] = true
+			}
+			if err := daemon.Check(cfg); err != nil {
+				for _, l := range strings.Split(err.Error(), "\n") {
+					if !printed[l] {
+						printed[l] = true
+						fmt.Fprintln(stderr, l)
+					}
+				}
+			}
+		}
 		return 1
 	}
 	switch cmd {

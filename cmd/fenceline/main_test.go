@@ -15,6 +15,7 @@ func TestCheck(t *testing.T) {
 		code     int
 		stdout   string
 		problems []string // each expected on a line of its own in stderr
+		absent   []string // on no line of stderr
 	}{
 		{name: "example config is valid", args: []string{"check", "--config", "../../config/examples/fenceline.yaml"}, code: 0, stdout: "ok"},
 		{name: "every problem on its own line", args: []string{"check", "--config", "testdata/bad.yaml"}, code: 1, problems: []string{
@@ -22,6 +23,18 @@ func TestCheck(t *testing.T) {
 			"bad-rules.yaml:4: rules[0].zones[0]:",
 			"bad-rules.yaml:5: rules[1].when:",
 			"bad-rules.yaml:5: rules[1].severity:",
+		}},
+		{name: "every bad duration with its key, and the rules file too", args: []string{"check", "--config", "testdata/bad-durations.yaml"}, code: 1, problems: []string{
+			"bad-durations.yaml:3: mqtt.keep_alive: invalid duration \"30 seconds\"",
+			"bad-durations.yaml:4: mqtt.connect_timeout: invalid duration",
+			"bad-durations.yaml:5: influx.timeout: invalid duration",
+			// Flow style puts several keys on a line: each names its own.
+			"flow-rules.yaml:3: rules[0].window: invalid duration \"5 m\"",
+			"flow-rules.yaml:4: rules[1].after: invalid duration",
+			"flow-rules.yaml:5: rules[2].severity: unknown severity",
+		}, absent: []string{"must be", "rules[0].severity", "rules[0].threshold"}},
+		{name: "missing rules file names its key", args: []string{"check", "--config", "testdata/missing-rules.yaml"}, code: 1, problems: []string{
+			"missing-rules.yaml:2: rules_file: ", "sub/nope.yaml: cannot open: no such file or directory",
 		}},
 		{name: "missing config", args: []string{"check", "--config", "testdata/nope.yaml"}, code: 1, problems: []string{"testdata/nope.yaml: cannot open"}},
 		{name: "unknown command", args: []string{"frobnicate"}, code: 2, problems: []string{`unknown command "frobnicate"`}},
@@ -43,6 +56,9 @@ func TestCheck(t *testing.T) {
 					}
 				}
 				require.True(t, found, "no line with %q in:\n%s", p, stderr.String())
+			}
+			for _, a := range tc.absent {
+				require.NotContains(t, stderr.String(), a)
 			}
 		})
 	}

@@ -66,14 +66,14 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 // LoadRules reads and compiles the rules file named by cfg: the one place
 // that `check`, startup and reload build a ruleset.
 func LoadRules(cfg *config.Config) (*engine.Ruleset, error) {
-	r, err := config.LoadRules(cfg.RulesFile)
+	r, err := cfg.LoadRules()
 	if r == nil {
 		return nil, err
 	}
 	var ps config.Problems
 	errors.As(err, &ps)
 	rs, cps := engine.Compile(r, engineOptions(cfg))
-	if ps = append(ps, r.Locate(cps)...); len(ps) > 0 {
+	if ps = append(ps, config.Problems(r.Locate(cps)).Except(ps)...); len(ps) > 0 {
 		return nil, ps
 	}
 	return rs, nil
