@@ -62,17 +62,18 @@ func daysIn(m, y int) int {
 }
 
 // parseRFC3339 parses YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM) as
-// time.Parse(time.RFC3339Nano, …) does, with the same strictness (upper-case
-// T and Z, no leap second, offset hours 00-23), except that the offset is
-// required and the fraction is limited to 1-9 digits (time.Parse silently
-// drops digits past the ninth). The result keeps the offset as its location
+// time.Parse(time.RFC3339Nano, …) does, with the same strictness (no leap
+// second, offset hours 00-23), except that the offset is required, the
+// fraction is limited to 1-9 digits (time.Parse silently drops digits past
+// the ninth), and a lower-case t and z are taken as RFC 3339 allows
+// (time.Parse refuses them). The result keeps the offset as its location
 // (UTC for Z and +00:00). It does not allocate.
 func (z *zoneCache) parseRFC3339(b []byte) (time.Time, bool) {
 	const base = len("2006-01-02T15:04:05")
 	if len(b) < base+1 {
 		return time.Time{}, false
 	}
-	if b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' {
+	if b[4] != '-' || b[7] != '-' || (b[10] != 'T' && b[10] != 't') || b[13] != ':' || b[16] != ':' {
 		return time.Time{}, false
 	}
 	y1, ok1 := num2(b[0:2])
@@ -110,7 +111,7 @@ func (z *zoneCache) parseRFC3339(b []byte) (time.Time, bool) {
 	}
 	off := 0
 	switch {
-	case len(rest) == 1 && rest[0] == 'Z':
+	case len(rest) == 1 && (rest[0] == 'Z' || rest[0] == 'z'):
 	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':':
 		oh, okh := num2(rest[1:3])
 		om, okm := num2(rest[4:6])

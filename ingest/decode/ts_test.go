@@ -25,9 +25,10 @@ func TestParseRFC3339(t *testing.T) {
 		{"2000-02-29T00:00:00Z", true, time.Date(2000, 2, 29, 0, 0, 0, 0, time.UTC)},
 		{"2100-02-29T00:00:00Z", false, time.Time{}},
 		{"2026-02-29T00:00:00Z", false, time.Time{}},
-		{"2026-11-26T15:10:04", false, time.Time{}},             // no offset
-		{"2026-11-26 15:10:04Z", false, time.Time{}},            // space
-		{"2026-11-26t15:10:04z", false, time.Time{}},            // lower case
+		{"2026-11-26T15:10:04", false, time.Time{}},                                     // no offset
+		{"2026-11-26 15:10:04Z", false, time.Time{}},                                    // space
+		{"2026-11-26t15:10:04z", true, time.Date(2026, 11, 26, 15, 10, 4, 0, time.UTC)}, // lower case: RFC 3339 allows it
+		{"2026-11-26t15:10:04.5+08:00", true, time.Date(2026, 11, 26, 7, 10, 4, 5e8, time.UTC)},
 		{"2026-11-26T24:00:00Z", false, time.Time{}},            // hour 24
 		{"2026-11-26T23:59:60Z", false, time.Time{}},            // leap second
 		{"2026-13-01T00:00:00Z", false, time.Time{}},            // month 13
@@ -51,8 +52,8 @@ func TestParseRFC3339(t *testing.T) {
 				return
 			}
 			assert.True(t, tc.want.Equal(got), "got %v want %v", got, tc.want)
-			std, err := time.Parse(time.RFC3339Nano, tc.in)
-			require.NoError(t, err, "time.Parse agrees it is valid")
+			std, err := time.Parse(time.RFC3339Nano, upperTZ(tc.in))
+			require.NoError(t, err, "time.Parse agrees it is valid (in upper case)")
 			assert.True(t, std.Equal(got))
 			_, off := got.Zone()
 			_, stdOff := std.Zone()
@@ -84,7 +85,7 @@ func FuzzParseRFC3339(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		var z zoneCache
 		got, ok := z.parseRFC3339([]byte(s))
-		std, err := time.Parse(time.RFC3339Nano, s)
+		std, err := time.Parse(time.RFC3339Nano, upperTZ(s))
 		if ok {
 			if err != nil {
 				t.Fatalf("%q: accepted, time.Parse says %v", s, err)
@@ -128,4 +129,17 @@ func TestDaysFromCivil(t *testing.T) {
 	for day := time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC); day.Year() < 2031; day = day.AddDate(0, 0, 1) {
 		require.Equal(t, day.Unix()/86400, daysFromCivil(day.Year(), int(day.Month()), day.Day()), day.String())
 	}
+}
+
+// upperTZ is s with the lower-case t and z RFC 3339 allows (and time.Parse
+// refuses) in upper case.
+func upperTZ(s string) string {
+	b := []byte(s)
+	if len(b) > 10 && b[10] == 't' {
+		b[10] = 'T'
+	}
+	if n := len(b); n > 0 && b[n-1] == 'z' {
+		b[n-1] = 'Z'
+	}
+	return string(b)
 }
