@@ -130,8 +130,15 @@ func appendMAC(dst, b []byte) ([]byte, string) {
 const maxTech = 32
 
 // appendTech validates tech (1-32 of letters, digits, space, '.', '_', '/',
-// '+', '-') and appends it in lower case.
+// '+', '-') and appends it in lower case, without leading or trailing
+// spaces (a tag value: "lte " would be a series apart from "lte").
 func appendTech(dst, b []byte) ([]byte, string) {
+	for len(b) > 0 && b[0] == ' ' {
+		b = b[1:]
+	}
+	for len(b) > 0 && b[len(b)-1] == ' ' {
+		b = b[:len(b)-1]
+	}
 	if len(b) > maxTech {
 		return dst, strconv.Itoa(len(b)) + " bytes, longer than " + strconv.Itoa(maxTech)
 	}
