@@ -43,7 +43,8 @@ func (d *Decoder) parse(payload []byte, stream model.Stream) bool {
 	if d.t.parseWith(payload, d.scanDets) {
 		return true
 	}
-	// Declined, or not JSON: the generic path decides.
+	// Declined, or not JSON: the generic path decides, from scratch.
+	d.strs = d.strs[:0]
 	return d.t.parse(payload)
 }
 
