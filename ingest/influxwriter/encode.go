@@ -7,6 +7,7 @@ package influxwriter
 
 import (
 	"fmt"
+	"hash/fnv"
 	"math"
 	"strings"
 	"time"
@@ -116,9 +117,12 @@ func (e *Encoder) AppendBatch(dst []byte, b *model.Batch) ([]byte, int) {
 
 // AppendAlert is the package-level AppendAlert.
 func (e *Encoder) AppendAlert(dst []byte, a *model.Alert) ([]byte, error) {
-	// The alert's time is the event time; firing and resolved of one
-	// incident at the same instant differ in the state tag, so they are two
-	// series and never overwrite each other.
+	return e.appendAlert(dst, a, nil)
+}
+
+// appendAlert appends a's line, with its point time from slots (nil:
+// AlertPointTime).
+func (e *Encoder) appendAlert(dst []byte, a *model.Alert, slots *alertSlots) ([]byte, error) {
 	at := a.At
 	if at.IsZero() {
 		at = a.RaisedAt
@@ -153,13 +157,35 @@ func (e *Encoder) AppendAlert(dst []byte, a *model.Alert) ([]byte, error) {
 	}
 	e.lp.AddField("count", lineprotocol.IntValue(int64(a.Count)))
 	e.lp.AddField("late", lineprotocol.BoolValue(a.Late))
-	e.lp.EndLine(at)
+	if slots != nil {
+		e.lp.EndLine(slots.time(a, at))
+	} else {
+		e.lp.EndLine(AlertPointTime(a.ID, a.State, at))
+	}
 	out, err := e.lp.Bytes(), e.lp.Err()
 	e.lp.SetBuffer(nil) // don't keep the caller's buffer alive
 	if err != nil {
 		return out, fmt.Errorf("alert %q: %w", a.ID, err)
 	}
 	return out, nil
+}
+
+// AlertPointTime is the time of an alert's point: its event time to the
+// millisecond, plus a sub-millisecond offset drawn from its id and state.
+// Alerts of one rule, site, zone and state often share an event time to the
+// nanosecond (the phones of one message, units gone silent at one check,
+// incidents resolved by one reload), and on one time they would be one
+// point, the last overwriting the others. The offset keeps them apart with
+// high odds — k alerts of a series in one millisecond meet with odds of
+// about k²/2,000,000, so the Writer moves the rare one whose time is taken
+// (alertSlots) — and is the same for a redelivered alert, which rewrites its
+// own point.
+func AlertPointTime(id, state string, at time.Time) time.Time {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	h.Write([]byte{0})
+	h.Write([]byte(state))
+	return at.Truncate(time.Millisecond).Add(time.Duration(h.Sum64() % uint64(time.Millisecond)))
 }
 
 func (e *Encoder) lpTag(key, value string) {

@@ -105,21 +105,21 @@ func TestEncodeAlert(t *testing.T) {
 		Location: &model.Point{Lat: 41.96, Lon: 110.486}, Count: 1}
 	out, err := AppendAlert(nil, a)
 	require.NoError(t, err)
-	assert.Equal(t, `alert,rule=night-phone-ruins,severity=high,site=mdl,state=firing,zone=aolunsumu-ruins id="a1b2",subject="imsi:460001234567890",summary="Phone 460001234567890 at \"Aolunsumu ruins\" at night",lat=41.96,lon=110.486,count=1i,late=false `+itoa(t0.UnixNano())+"\n", string(out))
+	assert.Equal(t, `alert,rule=night-phone-ruins,severity=high,site=mdl,state=firing,zone=aolunsumu-ruins id="a1b2",subject="imsi:460001234567890",summary="Phone 460001234567890 at \"Aolunsumu ruins\" at night",lat=41.96,lon=110.486,count=1i,late=false `+itoa(AlertPointTime("a1b2", model.StateFiring, t0).UnixNano())+"\n", string(out))
 
 	// A silence alert has no zone and no location; its resolution is late.
 	b := &model.Alert{ID: "x", Rule: "unit-offline", Severity: "high", State: model.StateResolved, Site: "mdl",
 		Subject: model.Subject{Kind: "device", Value: "CP-07"}, At: t0, Count: 0, Late: true}
 	out, err = AppendAlert(nil, b)
 	require.NoError(t, err)
-	assert.Equal(t, `alert,rule=unit-offline,severity=high,site=mdl,state=resolved id="x",subject="device:CP-07",count=0i,late=true `+itoa(t0.UnixNano())+"\n", string(out))
+	assert.Equal(t, `alert,rule=unit-offline,severity=high,site=mdl,state=resolved id="x",subject="device:CP-07",count=0i,late=true `+itoa(AlertPointTime("x", model.StateResolved, t0).UnixNano())+"\n", string(out))
 
 	// No event time: RaisedAt stands in; neither: an error and no line.
 	b.At = time.Time{}
 	b.RaisedAt = t0.Add(time.Minute)
 	out, err = AppendAlert(nil, b)
 	require.NoError(t, err)
-	assert.True(t, strings.HasSuffix(string(out), " "+itoa(t0.Add(time.Minute).UnixNano())+"\n"))
+	assert.True(t, strings.HasSuffix(string(out), " "+itoa(AlertPointTime("x", model.StateResolved, t0.Add(time.Minute)).UnixNano())+"\n"))
 	b.RaisedAt = time.Time{}
 	out, err = AppendAlert([]byte("keep\n"), b)
 	require.Error(t, err)
@@ -130,6 +130,53 @@ func TestEncodeAlert(t *testing.T) {
 	out, err = AppendAlert(nil, b)
 	assert.ErrorIs(t, err, lineprotocol.ErrValueOutOfRange)
 	assert.Empty(t, out)
+}
+
+// Alerts of one series at one instant are points of their own; an alert's
+// point keeps its event time to the millisecond and does not depend on
+// anything but its id and state (a redelivery rewrites it).
+func TestAlertPointTime(t *testing.T) {
+	at := time.Date(2026, 11, 27, 1, 49, 49, 196_217_072, time.UTC)
+	a := AlertPointTime("a1b2", model.StateFiring, at)
+	require.Equal(t, at.Truncate(time.Millisecond), a.Truncate(time.Millisecond), "the event's millisecond")
+	require.Equal(t, a, AlertPointTime("a1b2", model.StateFiring, at.Add(time.Microsecond)), "only the millisecond counts")
+	require.NotEqual(t, a, AlertPointTime("a1b3", model.StateFiring, at))
+	require.NotEqual(t, a, AlertPointTime("a1b2", model.StateResolved, at))
+}
+
+// The Writer's slots keep every alert of a series apart, however many share
+// a millisecond — 3,000 draw a few offsets twice — and give an alert
+// written again its own time back.
+func TestAlertSlots(t *testing.T) {
+	var s alertSlots
+	at := time.Date(2026, 11, 27, 1, 49, 49, 196_217_072, time.UTC)
+	alert := func(i int) *model.Alert {
+		return &model.Alert{ID: fmt.Sprintf("%020x", i), Rule: "foreign-sim", Severity: "critical", Site: "mdl", State: model.StateFiring}
+	}
+	seen := map[time.Time]int{}
+	for i := range 3000 {
+		pt := s.time(alert(i), at)
+		require.Equal(t, at.Truncate(time.Millisecond), pt.Truncate(time.Millisecond), "the event's millisecond")
+		require.NotContains(t, seen, pt, "alert %d shares its time with alert %d", i, seen[pt])
+		seen[pt] = i
+	}
+	for i := range 3000 {
+		require.Equal(t, i, seen[s.time(alert(i), at)], "alert %d written again", i)
+	}
+	// Another series may reuse the times.
+	other := alert(0)
+	other.Zone = "ruins"
+	require.Equal(t, AlertPointTime(other.ID, other.State, at), s.time(other, at))
+}
+
+func TestAlertSlotsForgetTheOldest(t *testing.T) {
+	var s alertSlots
+	at := time.Date(2026, 11, 27, 1, 49, 49, 0, time.UTC)
+	for i := range maxAlertSlots + 10 {
+		s.time(&model.Alert{ID: fmt.Sprint(i), State: model.StateFiring}, at.Add(time.Duration(i)*time.Second))
+	}
+	require.Len(t, s.owner, maxAlertSlots)
+	require.Len(t, s.order, maxAlertSlots)
 }
 
 func TestEncodeEscaping(t *testing.T) {

@@ -258,3 +258,30 @@ func withoutSilence(keys []string) []string {
 	}
 	return out
 }
+
+// Five foreign SIMs in one message are five alerts of one series at one
+// instant: each is a point of its own in the alert measurement (they were
+// one, the last overwriting the others).
+func TestIntegrationAlertsAtOneInstant(t *testing.T) {
+	e := newEnv(t, "alert-rules.yaml", "")
+	day := lastNight(t).Add(-11 * time.Hour)
+	var dets []string
+	for i := range 5 {
+		dets = append(dets, fmt.Sprintf(`{"imsi":"42899123456789%d"}`, i))
+	}
+	e.publish("border/mdl/fence/F-AOL-01/detections", fmt.Sprintf(`{"v":1,"seq":1,"ts":%d,"detections":[%s]}`, day.UnixMilli(), strings.Join(dets, ",")))
+	e.waitAcked(1)
+	e.waitFor("alerts delivered", func() bool {
+		return e.counter("fenceline_alerts_delivered_total", map[string]string{"sink": "influx"}) >= 5 && e.gaugeSum("fenceline_alerts_pending") == 0
+	})
+	rows := e.rows(`SELECT * FROM alert WHERE rule = 'foreign-sim-near-border'`)
+	require.Len(t, rows, 5)
+	subjects := map[any]bool{}
+	for _, r := range rows {
+		subjects[r["subject"]] = true
+		ns, err := r["time"].(json.Number).Int64()
+		require.NoError(t, err)
+		require.Equal(t, day.UnixMilli(), ns/int64(time.Millisecond), "the event's millisecond")
+	}
+	require.Len(t, subjects, 5)
+}
