@@ -709,8 +709,9 @@ func (e *Engine) tickRepeat(st *ruleState, now time.Time, out []model.Alert) []m
 	resend := func(inc *incident) {
 		if inc != nil && now.Sub(inc.LastSent) >= st.rule.repeat {
 			inc.LastSent = now
+			inc.Repeats++
 			a := inc.Alert
-			a.RaisedAt = now
+			a.RaisedAt, a.Repeat = now, inc.Repeats
 			a.Late = now.Sub(a.At) > e.opts.LateAfter
 			a.Evidence = slices.Clone(a.Evidence)
 			out = append(out, a)

@@ -63,6 +63,7 @@ func (st *ruleState) entries() int {
 type incident struct {
 	Alert    model.Alert `json:"alert"`
 	LastSent time.Time   `json:"last_sent"` // processing time, for repeat_interval
+	Repeats  int         `json:"repeats,omitempty"`
 }
 
 // coolKey identifies what a cooldown suppresses: rule (implicit) + subject

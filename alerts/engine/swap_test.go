@@ -171,6 +171,21 @@ func TestRepeatInterval(t *testing.T) {
 	assert.Equal(t, f[0].ID, r[0].ID)
 	assert.Equal(t, model.StateFiring, r[0].State)
 	assert.Equal(t, at(11, 0), r[0].RaisedAt)
+	assert.Equal(t, 0, f[0].Repeat, "the first send")
+	assert.Equal(t, 1, r[0].Repeat, "a re-send is numbered: the outbox must not take it for a duplicate")
+	r = only(e.Tick(at(12, 0)), "tamper")
+	require.Len(t, r, 1)
+	assert.Equal(t, 2, r[0].Repeat)
+
+	// The count survives a restart: re-sends after it are not duplicates of
+	// those before it either.
+	data, err := e.MarshalState()
+	require.NoError(t, err)
+	e2 := newEngine(t, rs)
+	require.NoError(t, e2.UnmarshalState(data))
+	r = only(e2.Tick(at(13, 0)), "tamper")
+	require.Len(t, r, 1)
+	assert.Equal(t, 3, r[0].Repeat)
 }
 
 // An engine without rules saves what the whole snapshot would be too.

@@ -1,8 +1,24 @@
 package outbox
 
+import (
+	"strconv"
+
+	"github.com/fenceline/fenceline/internal/model"
+)
+
 // key identifies one state of one incident: the firing and the resolved alert
 // of an incident share the id, and each is delivered once.
 type key struct{ id, state string }
+
+// keyOf is the key of a: its id and state, the state numbered for a
+// repeat_interval re-send ("firing#2"), which is not a duplicate of the
+// first send. The log keeps keys as [id, state] pairs: the form reads back.
+func keyOf(a *model.Alert) key {
+	if a.Repeat > 0 {
+		return key{a.ID, a.State + "#" + strconv.Itoa(a.Repeat)}
+	}
+	return key{a.ID, a.State}
+}
 
 // window remembers the last max keys accepted, oldest first. A key is in the
 // FIFO at most once because add is only called for keys it does not hold.

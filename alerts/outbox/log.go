@@ -113,7 +113,7 @@ func (o *Outbox) loadAlert(rec *record, byseq map[uint64]*loaded) error {
 	if err := json.Unmarshal(rec.Alert, a); err != nil {
 		return fmt.Errorf("alert: %w", err)
 	}
-	k := key{a.ID, a.State}
+	k := keyOf(a)
 	if k.id != "" {
 		o.dedupe.add(k)
 	}

@@ -419,7 +419,7 @@ func (o *Outbox) prepare(reqs []*appendReq) (accepted []*entry, dups int) {
 	for _, r := range reqs {
 		for i := range r.alerts {
 			a := &r.alerts[i]
-			k := key{a.ID, a.State}
+			k := keyOf(a)
 			if k.id == "" {
 				// The engine always sets an id; without one there is
 				// nothing to deduplicate on, and losing the alert would be

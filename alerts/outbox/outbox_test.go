@@ -178,6 +178,7 @@ func TestDuplicatesAreSkipped(t *testing.T) {
 		{"same alert in two appends", [][]model.Alert{{a}, {a, b}}, []string{"inc-1/firing", "inc-2/firing"}, 1},
 		{"firing and resolved of one incident are both delivered", [][]model.Alert{{a}, {aResolved}}, []string{"inc-1/firing", "inc-1/resolved"}, 0},
 		{"resolved re-raised", [][]model.Alert{{a, aResolved}, {aResolved, a}}, []string{"inc-1/firing", "inc-1/resolved"}, 2},
+		{"repeat_interval re-sends are delivered, each once", [][]model.Alert{{a, repeat(a, 1)}, {repeat(a, 1), repeat(a, 2)}}, []string{"inc-1/firing", "inc-1/firing", "inc-1/firing"}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -194,6 +195,11 @@ func TestDuplicatesAreSkipped(t *testing.T) {
 			assert.Equal(t, tt.wantDups, testutil.ToFloat64(o.m.duplicates))
 		})
 	}
+}
+
+func repeat(a model.Alert, n int) model.Alert {
+	a.Repeat = n
+	return a
 }
 
 func TestDedupeSurvivesRestart(t *testing.T) {
@@ -215,8 +221,19 @@ func TestDedupeSurvivesRestart(t *testing.T) {
 	}
 	stop = run(t, o)
 	require.NoError(t, appendWait(t, o, a)) // e.g. the broker redelivered the message that raised it
+	require.NoError(t, appendWait(t, o, repeat(a, 1)))
 	require.NoError(t, appendWait(t, o, testAlert("inc-1", model.StateResolved)))
-	assert.Equal(t, []string{"inc-1/resolved"}, ids(s.next(t, 1)))
+	assert.Equal(t, []string{"inc-1/firing", "inc-1/resolved"}, ids(s.next(t, 2)))
+	stop()
+	s.none(t)
+	assert.Equal(t, 1.0, testutil.ToFloat64(o.m.duplicates))
+
+	// The re-send's key is kept across a restart too.
+	require.NoError(t, o.Close())
+	o = openT(t, dir, []Sink{s}, fastOpts())
+	defer o.Close()
+	stop = run(t, o)
+	require.NoError(t, appendWait(t, o, repeat(a, 1)))
 	stop()
 	s.none(t)
 	assert.Equal(t, 1.0, testutil.ToFloat64(o.m.duplicates))

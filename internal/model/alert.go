@@ -46,4 +46,8 @@ type Alert struct {
 	Notify         []string    `json:"notify"`
 	NearestPatrols []PatrolRef `json:"nearest_patrols"`
 	Late           bool        `json:"late"`
+	// Repeat numbers the re-sends of a still-firing incident under the
+	// rule's repeat_interval (1, 2, …); 0, and absent from the JSON, on
+	// the first send. It keeps a re-send from being taken for a duplicate.
+	Repeat int `json:"repeat,omitempty"`
 }
