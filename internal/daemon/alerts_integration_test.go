@@ -285,3 +285,19 @@ func TestIntegrationAlertsAtOneInstant(t *testing.T) {
 	}
 	require.Len(t, subjects, 5)
 }
+
+// A still-firing incident is re-sent every repeat_interval, and the
+// re-sends reach the receivers (the outbox took them for duplicates).
+func TestIntegrationAlertsRepeatInterval(t *testing.T) {
+	e := newEnv(t, "repeat-rules.yaml", "")
+	onMQTT := e.subscribeAlerts("border-unit")
+	e.publish("border/mdl/checkpoint/CP-07/status", fmt.Sprintf(`{"v":1,"seq":1,"ts":%d,"temp_c":-40}`, time.Now().UnixMilli()))
+	e.waitFor("two re-sends", func() bool { return len(onMQTT.all()) >= 3 })
+	all := onMQTT.all()
+	for i, a := range all[:3] {
+		require.Equal(t, all[0].ID, a.ID)
+		require.Equal(t, model.StateFiring, a.State)
+		require.Equal(t, i, a.Repeat)
+	}
+	require.True(t, all[2].RaisedAt.After(all[1].RaisedAt))
+}
