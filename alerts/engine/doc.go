@@ -69,7 +69,7 @@
 // spec and the specs of its zones and watchlist, compared by value) and
 // drops the state of changed or removed rules, resolving their open
 // incidents so that no receiver keeps a firing alert for ever.
-// MarshalState / UnmarshalState save and restore the state (JSON) so a
+// MarshalState / RestoreState save and restore the state (JSON) so a
 // restart neither re-raises alerts nor forgets open incidents.
 //
 // # Bounds

@@ -209,23 +209,27 @@ func cmpKey(a, b coolKeySnap) int {
 	return strings.Compare(a.Device, b.Device)
 }
 
-// UnmarshalState restores a snapshot taken by MarshalState, normally right
-// after New at start-up. The state of a rule is restored only if the rule
-// still exists with the same definition (fingerprint); the rest is dropped
-// and logged — the same choice Swap makes, except that nothing can be
-// resolved for a rule that no longer exists, since its alerts were sent by
-// another process. State of devices no longer registered is dropped.
-// Silence is measured from the restart, whatever the saved last-seen times
-// say: while fenceline was down nobody listened, so a device's silence
-// then proves nothing.
-func (e *Engine) UnmarshalState(data []byte) error {
+// RestoreState restores a snapshot taken by MarshalState, normally right
+// after New at start-up, and returns the alerts that resolve what it could
+// not restore. The state of a rule is restored only if the rule still
+// exists with the same definition (fingerprint); the rest is dropped and
+// logged — the same choice Swap makes, and as in Swap the open incidents of
+// a rule changed or removed while fenceline was stopped are resolved now
+// (their firing alerts are in the snapshot), as are those of devices no
+// longer registered: otherwise they would stay firing on the receivers'
+// side for ever. Silence is measured from the restart, whatever the saved
+// last-seen times say: while fenceline was down nobody listened, so a
+// device's silence then proves nothing.
+func (e *Engine) RestoreState(data []byte) ([]model.Alert, error) {
 	var s snapshot
 	if err := json.Unmarshal(data, &s); err != nil {
-		return fmt.Errorf("unmarshal alert engine state: %w", err)
+		return nil, fmt.Errorf("unmarshal alert engine state: %w", err)
 	}
 	if s.Version != stateVersion {
-		return fmt.Errorf("unmarshal alert engine state: version %d, want %d", s.Version, stateVersion)
+		return nil, fmt.Errorf("unmarshal alert engine state: version %d, want %d", s.Version, stateVersion)
 	}
+	now := e.clock()
+	var out []model.Alert
 	reg := e.rs.Registry
 	for id, t := range s.LastSeen {
 		if reg.Lookup(id) != nil {
@@ -243,8 +247,16 @@ func (e *Engine) UnmarshalState(data []byte) error {
 		old := e.rules[rs.ID]
 		if old == nil || old.rule.fingerprint != rs.Fingerprint {
 			dropped++
+			why := "rule changed while fenceline was stopped"
+			if old == nil {
+				why = "rule removed while fenceline was stopped"
+			}
+			out = rs.resolveOpen(out, now, why, func(string) bool { return true })
 			continue
 		}
+		// Incidents of devices no longer registered are resolved; their
+		// entries are dropped below.
+		out = rs.resolveOpen(out, now, "device no longer registered", func(dev string) bool { return dev != "" && reg.Lookup(dev) == nil })
 		restored++
 		st := newRuleState(old.rule, old.m)
 		intern := e.subjects.id
@@ -324,8 +336,42 @@ func (e *Engine) UnmarshalState(data []byte) error {
 		old.m.open.Set(float64(old.open))
 	}
 	e.log.Info("alert engine state restored", "rules_restored", restored, "rules_dropped", dropped,
-		"devices", len(e.lastSeen))
-	return nil
+		"devices", len(e.lastSeen), "resolved", len(out))
+	return out, nil
+}
+
+// resolveOpen appends a resolved alert for each open incident of the saved
+// rule whose device (status and silence incidents; "" for the others) gone
+// says is gone.
+func (rs *ruleSnapshot) resolveOpen(out []model.Alert, now time.Time, why string, gone func(device string) bool) []model.Alert {
+	resolve := func(inc *incident) {
+		a := inc.Alert
+		a.State, a.At, a.RaisedAt, a.Late, a.Repeat = model.StateResolved, now, now, false, 0
+		a.Summary = why
+		a.NearestPatrols = []model.PatrolRef{}
+		out = append(out, a)
+	}
+	for _, c := range rs.Counts {
+		if c.Open != nil && gone("") {
+			resolve(c.Open)
+		}
+	}
+	for _, d := range rs.Dwell {
+		if d.Open != nil && gone("") {
+			resolve(d.Open)
+		}
+	}
+	for _, st := range rs.Status {
+		if st.Open != nil && gone(st.Device) {
+			resolve(st.Open)
+		}
+	}
+	for i := range rs.Silence {
+		if gone(rs.Silence[i].Device) {
+			resolve(&rs.Silence[i].incident)
+		}
+	}
+	return out
 }
 
 // zoneIndexByID is the index of the zone with the given id in the rule's

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -119,7 +120,9 @@ func TestStateRoundTrip(t *testing.T) {
 	rs2, ps := compileYAML(t, statefulRules)
 	require.Empty(t, ps)
 	e2 := newEngine(t, rs2)
-	require.NoError(t, e2.UnmarshalState(data))
+	resolved, err := e2.RestoreState(data)
+	require.NoError(t, err)
+	assert.Empty(t, resolved, "the same rules: nothing to resolve")
 	e2.seq = e1.seq
 	assert.Equal(t, 1.0, gauge(t, e2, "fenceline_alerts_open_incidents", "crowd"))
 
@@ -140,7 +143,42 @@ func TestStateRoundTrip(t *testing.T) {
 	assert.Equal(t, model.StateResolved, tam[0].State)
 }
 
-func TestUnmarshalStateDropsChangedRules(t *testing.T) {
+// Open incidents of rules changed or removed while fenceline was stopped,
+// and of devices no longer registered, are resolved at the restart, with
+// their ids: nobody else ever will.
+func TestRestoreStateResolvesWhatItDrops(t *testing.T) {
+	rs, ps := compileYAML(t, statefulRules)
+	require.Empty(t, ps)
+	e1 := newEngine(t, rs)
+	opened := map[string][]string{}
+	for _, a := range warm(t, e1) {
+		if a.Rule != "seen" && a.Rule != "patrol-in" {
+			opened[a.Rule] = append(opened[a.Rule], a.ID)
+		}
+	}
+	data, err := e1.MarshalState()
+	require.NoError(t, err)
+
+	changed := strings.Replace(statefulRules, "threshold: 2}", "threshold: 3}", 1)                         // crowd changed
+	changed = strings.Replace(changed, "  - {id: loiter, kind: dwell", "  - {id: loiter2, kind: dwell", 1) // loiter removed
+	changed = strings.Replace(changed, "  - {id: F-1, kind: fence", "  - {id: F-2, kind: fence", 1)        // F-1 unregistered: its tamper incident
+	rs2, ps := compileYAML(t, changed)
+	require.Empty(t, ps)
+	e2 := newEngine(t, rs2)
+	resolved, err := e2.RestoreState(data)
+	require.NoError(t, err)
+	got := map[string][]string{}
+	for _, a := range resolved {
+		require.Equal(t, model.StateResolved, a.State)
+		require.NotEmpty(t, a.Summary)
+		got[a.Rule] = append(got[a.Rule], a.ID)
+	}
+	slices.Sort(got["loiter"])
+	slices.Sort(opened["loiter"])
+	assert.Equal(t, opened, got)
+}
+
+func TestRestoreStateDropsChangedRules(t *testing.T) {
 	rs, ps := compileYAML(t, statefulRules)
 	require.Empty(t, ps)
 	e1 := newEngine(t, rs)
@@ -151,12 +189,15 @@ func TestUnmarshalStateDropsChangedRules(t *testing.T) {
 	rs2, ps := compileYAML(t, strings.Replace(statefulRules, "cooldown: 30m", "cooldown: 20m", 1))
 	require.Empty(t, ps)
 	e2 := newEngine(t, rs2)
-	require.NoError(t, e2.UnmarshalState(data))
+	_, err = e2.RestoreState(data)
+	require.NoError(t, err)
 	got := only(e2.eval(e2.phones("F-1", at(22, 12), ruinsC, "460000000000001")), "seen")
 	assert.Len(t, got, 1, "a changed rule starts afresh")
 
-	assert.Error(t, e2.UnmarshalState([]byte(`{"version":99}`)))
-	assert.Error(t, e2.UnmarshalState([]byte(`not json`)))
+	_, err = e2.RestoreState([]byte(`{"version":99}`))
+	assert.Error(t, err)
+	_, err = e2.RestoreState([]byte(`not json`))
+	assert.Error(t, err)
 }
 
 func TestRepeatInterval(t *testing.T) {
@@ -182,7 +223,8 @@ func TestRepeatInterval(t *testing.T) {
 	data, err := e.MarshalState()
 	require.NoError(t, err)
 	e2 := newEngine(t, rs)
-	require.NoError(t, e2.UnmarshalState(data))
+	_, err = e2.RestoreState(data)
+	require.NoError(t, err)
 	r = only(e2.Tick(at(13, 0)), "tamper")
 	require.Len(t, r, 1)
 	assert.Equal(t, 3, r[0].Repeat)
@@ -196,5 +238,6 @@ func TestStateWithoutRules(t *testing.T) {
 	want, err := json.Marshal(snapshot{Version: stateVersion, LastSeen: e.lastSeen, Patrols: e.patrols})
 	require.NoError(t, err)
 	assert.Equal(t, string(want), string(data))
-	require.NoError(t, New(nil, Options{}, nil, nil).UnmarshalState(data))
+	_, err = New(nil, Options{}, nil, nil).RestoreState(data)
+	require.NoError(t, err)
 }

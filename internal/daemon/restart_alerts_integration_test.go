@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,6 +52,30 @@ func TestIntegrationAlertStateSurvivesRestart(t *testing.T) {
 		"unit-tamper/resolved/device:CP-07",
 	}, got.keys())
 	require.Equal(t, got.find("unit-tamper", model.StateFiring).ID, got.find("unit-tamper", model.StateResolved).ID)
+	require.Empty(t, got.errs)
+}
+
+// An incident open when fenceline stops, of a rule changed before it starts
+// again, is resolved at the start (as a reload would), with its id.
+func TestIntegrationRuleChangedWhileStopped(t *testing.T) {
+	e := newEnv(t, "alert-rules.yaml", "")
+	got := e.subscribeAlerts("border-unit")
+	e.publish("border/mdl/checkpoint/CP-07/status", fmt.Sprintf(`{"v":1,"seq":1,"ts":%d,"tamper":true}`, time.Now().UnixMilli()))
+	e.waitFor("firing", func() bool { return got.has("unit-tamper", model.StateFiring) })
+
+	e.stop()
+	rules := filepath.Join(e.dir, "rules.yaml")
+	b, err := os.ReadFile(rules)
+	require.NoError(t, err)
+	changed := strings.Replace(string(b), `when: "tamper || battery_pct < 15", severity: high`, `when: "tamper || battery_pct < 15", severity: critical`, 1)
+	require.NotEqual(t, string(b), changed)
+	require.NoError(t, os.WriteFile(rules, []byte(changed), 0o600))
+	e.start()
+
+	e.waitFor("resolved", func() bool { return got.has("unit-tamper", model.StateResolved) })
+	res := got.find("unit-tamper", model.StateResolved)
+	require.Equal(t, got.find("unit-tamper", model.StateFiring).ID, res.ID)
+	require.Contains(t, res.Summary, "rule changed")
 	require.Empty(t, got.errs)
 }
 

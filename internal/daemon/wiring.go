@@ -186,12 +186,19 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 
 	d.engine = engine.New(rs, engineOptions(cfg), log, reg)
 	if data, err := os.ReadFile(stateFile); err == nil {
-		if err := d.engine.UnmarshalState(data); err != nil {
+		if resolved, err := d.engine.RestoreState(data); err != nil {
 			// Stale or corrupt state costs at most re-raised alerts, which the
 			// outbox deduplicates by id: warn and start fresh.
 			log.Warn("alert state not restored; starting with empty windows", "file", stateFile, "err", err)
 		} else {
-			log.Info("alert state restored", "file", stateFile)
+			log.Info("alert state restored", "file", stateFile, "resolved", len(resolved))
+			if len(resolved) > 0 {
+				d.outbox.Append(resolved, func(err error) {
+					if err != nil {
+						log.Error("could not queue the alerts that resolve incidents of changed rules", "err", err, "alerts", len(resolved))
+					}
+				})
+			}
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		log.Warn("alert state not readable; starting with empty windows", "file", stateFile, "err", err)
