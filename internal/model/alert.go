@@ -40,7 +40,7 @@ type Alert struct {
 	Summary        string      `json:"summary"`
 	At             time.Time   `json:"at"`
 	RaisedAt       time.Time   `json:"raised_at"`
-	Location       *Point      `json:"location,omitempty"`
+	Location       *Point      `json:"location"` // null when the alert has no place (a count over a site; a device without a known position)
 	Count          int         `json:"count"`
 	Evidence       []Evidence  `json:"evidence"`
 	Notify         []string    `json:"notify"`
