@@ -385,6 +385,10 @@ func problemsForLog(err error) []string {
 		if p.Line > 0 {
 			loc += fmt.Sprintf(":%d", p.Line)
 		}
+		if p.Key == "" {
+			out = append(out, loc) // invalid YAML, an unreadable file: the place is all there is
+			continue
+		}
 		out = append(out, loc+": "+p.Key)
 	}
 	return out

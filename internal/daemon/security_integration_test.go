@@ -207,7 +207,7 @@ func subscribeAlerts(t *testing.T, e *env) *alertLog {
 // endpoints stay open.
 func TestIntegrationReloadNeedsTokenOffLoopback(t *testing.T) {
 	const token = "6b1d0e4f9a2c8e7d5f3b1a0c9e8d7f6a"
-	e, _ := newSecureEnv(t, secureOpts{rules: "rules.yaml",
+	e, log := newSecureEnv(t, secureOpts{rules: "rules.yaml",
 		http:  `{listen: "0.0.0.0:0", token_file: http.token}`,
 		files: map[string]string{"http.token": token + "\n"}})
 	rulesPath := filepath.Join(e.dir, "rules.yaml")
@@ -221,6 +221,8 @@ func TestIntegrationReloadNeedsTokenOffLoopback(t *testing.T) {
 	require.Equal(t, 0.0, e.counter("fenceline_config_reload_failures_total", nil))
 	require.Equal(t, 400, e.request("POST", "/-/reload", token), "with the token the (broken) rules are read and refused")
 	require.Equal(t, 1.0, e.counter("fenceline_config_reload_failures_total", nil))
+	require.Contains(t, log.String(), "reload refused", "a refused POST /-/reload is logged")
+	require.Contains(t, log.String(), ".max_khm", "where the problem is")
 	require.NoError(t, os.WriteFile(rulesPath, orig, 0o600))
 	require.Equal(t, 200, e.request("POST", "/-/reload", token))
 	for _, path := range []string{"/metrics", "/healthz", "/readyz"} {

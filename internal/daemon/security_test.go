@@ -247,6 +247,8 @@ func TestProblemsForLog(t *testing.T) {
 			err: config.Problems{{File: "rules.yaml", Line: 14, Key: "watchlists.plates.entries[3]", Msg: `"蒙B7K3Q2X": longer than 16 characters`},
 				{File: "rules.yaml", Key: "rules[0].zones[0]", Msg: "unknown zone"}},
 			want: []string{"rules.yaml:14: watchlists.plates.entries[3]", "rules.yaml: rules[0].zones[0]"}},
+		{name: "a problem without a key: its place", err: config.Problems{{File: "rules.yaml", Line: 1, Msg: "invalid YAML: did not find expected node content"}},
+			want: []string{"rules.yaml:1"}},
 		{name: "other errors as they are", err: keyErr("ingest.signatures.key_file", "line 2: want device-id:hex-key"),
 			want: []string{"ingest.signatures.key_file: line 2: want device-id:hex-key"}},
 	} {

@@ -354,9 +354,7 @@ loop:
 			d.log.Error("component failed; shutting down", "err", runErr)
 			break loop
 		case <-opts.Reload:
-			if err := d.reload(ctx); err != nil {
-				d.log.Error("reload refused; keeping the previous rules (fenceline check prints why)", "problems", problemsForLog(err))
-			}
+			_ = d.reload(ctx) // it logs a refusal
 		}
 	}
 
@@ -401,7 +399,9 @@ loop:
 }
 
 // reload re-reads the rules file, compiles it and swaps it in whole; on any
-// problem the running rules stay and the problems are returned.
+// problem the running rules stay, and the problems are logged (where they
+// are: their text may quote a watchlist entry) and returned (the POST
+// /-/reload answer, for the operator who asked).
 func (d *daemon) reload(ctx context.Context) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
@@ -413,6 +413,7 @@ func (d *daemon) reload(ctx context.Context) error {
 	if err != nil {
 		d.reloadOK.Set(0)
 		d.reloadsFailed.Inc()
+		d.log.Error("reload refused; keeping the previous rules (the reload answer and fenceline check say why)", "problems", problemsForLog(err))
 		return err
 	}
 	var alerts int
