@@ -219,12 +219,11 @@ func (e *Engine) place(z *zone.Zone, device, site string) string {
 	return fmt.Sprintf("%s (%s)", device, site)
 }
 
-// localTime is "23:10 local", with the date when it is not today's.
-func (e *Engine) localTime(r *Rule, t, now time.Time) string {
+// localTime is "23:10 local", with the date when it is not today's, in
+// alerts.timezone: the duty officers' clock, for every rule alike (a rule's
+// schedule may keep another zone's hours).
+func (e *Engine) localTime(t, now time.Time) string {
 	loc := e.opts.Location
-	if r.sched != nil {
-		loc = r.sched.loc
-	}
 	lt, ln := t.In(loc), now.In(loc)
 	if lt.YearDay() == ln.YearDay() && lt.Year() == ln.Year() {
 		return lt.Format("15:04") + " local"

@@ -109,7 +109,7 @@ func (e *Engine) applyPresence(st *ruleState, r *reading, subj model.Subject, z 
 	if st.rule.watch != nil {
 		what += " on watchlist " + st.rule.watch.Name
 	}
-	sum := fmt.Sprintf("%s at %s, %s", upperFirst(what), e.place(z, r.b.Meta.Device, r.b.Site), e.localTime(st.rule, r.t, now))
+	sum := fmt.Sprintf("%s at %s, %s", upperFirst(what), e.place(z, r.b.Meta.Device, r.b.Site), e.localTime(r.t, now))
 	if z != nil {
 		sum += " (seen by " + r.b.Meta.Device + ")"
 	}
@@ -230,14 +230,14 @@ func (e *Engine) checkCount(st *ruleState, cz *countZone, z *zone.Zone, clock, n
 			subj: subj, zone: z, site: cz.Site, at: clock, start: clock, loc: loc, count: n,
 			evidence: inOrder(cz.Evidence, &cz.evRing),
 			summary: fmt.Sprintf("%d %s within %s at %s (threshold %d), %s",
-				n, noun, shortDur(w), where, th, e.localTime(st.rule, clock, now)),
+				n, noun, shortDur(w), where, th, e.localTime(clock, now)),
 		}, now)
 		cz.Open = e.opened(st, a, now)
 		out = append(out, a)
 	case n < th && cz.Open != nil:
 		out = append(out, e.resolved(st, cz.Open, clock, now,
 			fmt.Sprintf("%d %s within %s at %s, below threshold %d, %s",
-				n, noun, shortDur(w), where, th, e.localTime(st.rule, clock, now))))
+				n, noun, shortDur(w), where, th, e.localTime(clock, now))))
 		cz.Open = nil
 	}
 	return out
@@ -306,7 +306,7 @@ func (e *Engine) applyDwell(st *ruleState, r *reading, subj model.Subject, z *zo
 			evidence: inOrder(de.Evidence, &de.evRing),
 			summary: fmt.Sprintf("%s at %s for %s (since %s), %s", upperFirst(describeSubject(subj, r)),
 				e.place(z, r.b.Meta.Device, r.b.Site), shortDur(de.Last.Sub(de.First)),
-				e.localTime(st.rule, de.First, now), e.localTime(st.rule, de.Last, now)),
+				e.localTime(de.First, now), e.localTime(de.Last, now)),
 		}, now)
 		de.Open = e.opened(st, a, now)
 		out = append(out, a)
@@ -320,7 +320,7 @@ func (e *Engine) dwellGone(st *ruleState, subj model.Subject, z *zone.Zone, r *r
 		where = e.place(z, "", "")
 	}
 	return fmt.Sprintf("%s no longer seen at %s (last seen %s, stayed %s)", upperFirst(describeSubject(subj, r)),
-		where, e.localTime(st.rule, de.Last, now), shortDur(de.Last.Sub(de.First)))
+		where, e.localTime(de.Last, now), shortDur(de.Last.Sub(de.First)))
 }
 
 func zoneIDOr(z *zone.Zone, de *dwellEntry) string {
@@ -399,7 +399,7 @@ func (e *Engine) applyVelocity(st *ruleState, r *reading, subj model.Subject, z 
 					subj: subj, zone: lz, zoneID: late.Zone, site: late.Site, at: late.T, start: late.T, loc: &late.Loc,
 					count: 2, evidence: ev,
 					summary: fmt.Sprintf("%s seen %.1f km apart %s: %s at %s, %s at %s", upperFirst(describeSubject(subj, r)),
-						d/1000, speed, early.Device, e.localTime(st.rule, early.T, now), late.Device, e.localTime(st.rule, late.T, now)),
+						d/1000, speed, early.Device, e.localTime(early.T, now), late.Device, e.localTime(late.T, now)),
 				}, now))
 			}
 		}
@@ -523,7 +523,7 @@ func (e *Engine) crossing(st *ruleState, r *reading, subj model.Subject, z *zone
 	return append(out, e.fire(st, alertIn{
 		subj: subj, zone: z, site: r.b.Site, at: r.t, start: r.t, loc: &r.p, count: 1, evidence: ev[:],
 		summary: fmt.Sprintf("%s %s %s, %s", upperFirst(describeSubject(subj, r)), verb, e.place(z, "", ""),
-			e.localTime(rule, r.t, now)),
+			e.localTime(r.t, now)),
 	}, now))
 }
 
@@ -554,14 +554,14 @@ func (e *Engine) applyStatus(st *ruleState, r *reading, subj model.Subject, z *z
 		a := e.fire(st, alertIn{
 			subj: subj, zone: z, site: r.b.Site, at: r.t, start: r.t, loc: loc, count: 1, evidence: ev[:],
 			summary: fmt.Sprintf("%s at %s reports %s (%s), %s", upperFirst(describeSubject(subj, r)),
-				e.place(z, dev, r.b.Site), st.rule.Spec.When, statusFacts(r.st), e.localTime(st.rule, r.t, now)),
+				e.place(z, dev, r.b.Site), st.rule.Spec.When, statusFacts(r.st), e.localTime(r.t, now)),
 		}, now)
 		se.Open = e.opened(st, a, now)
 		out = append(out, a)
 	case !match && se.Open != nil:
 		out = append(out, e.resolved(st, se.Open, r.t, now,
 			fmt.Sprintf("%s at %s no longer reports %s (%s), %s", upperFirst(describeSubject(subj, r)),
-				e.place(z, dev, r.b.Site), st.rule.Spec.When, statusFacts(r.st), e.localTime(st.rule, r.t, now))))
+				e.place(z, dev, r.b.Site), st.rule.Spec.When, statusFacts(r.st), e.localTime(r.t, now))))
 		se.Open = nil
 		delete(st.status, dev)
 	}
@@ -653,9 +653,9 @@ func (e *Engine) tickSilence(st *ruleState, now time.Time, out []model.Alert) []
 		if p, ok := e.devicePos(d.ID, d); ok {
 			loc = &p
 		}
-		since := "nothing heard since the engine started watching it at " + e.localTime(rule, ref, now)
+		since := "nothing heard since the engine started watching it at " + e.localTime(ref, now)
 		if heard {
-			since = "last message " + e.localTime(rule, last, now)
+			since = "last message " + e.localTime(last, now)
 		}
 		subj := model.Subject{Kind: "device", Value: d.ID}
 		a := e.fire(st, alertIn{

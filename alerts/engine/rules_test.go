@@ -597,3 +597,19 @@ rules:
 		"wanted-sim":  {"460001234567890"},
 	}, fired)
 }
+
+// Summaries tell the time in alerts.timezone (the duty officers' clock),
+// even for a rule whose schedule keeps another zone's hours.
+func TestSummaryTimeIsInAlertsTimezone(t *testing.T) {
+	rs, ps := compileYAML(t, `
+devices:
+  - {id: F-1, kind: fence, site: mdl, lat: 41.9612, lon: 110.4875}
+rules:
+  - {id: utc-hours, kind: presence, source: phone, schedule: {tz: UTC, windows: [{from: "00:00", to: "12:00"}]}}
+`)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	got := e.eval(e.phones("F-1", at(9, 38), ruinsC, "460000000000001")) // 01:38 UTC
+	require.Len(t, got, 1)
+	assert.Contains(t, got[0].Summary, "09:38 local")
+}
