@@ -235,9 +235,11 @@ func (e *Engine) checkCount(st *ruleState, cz *countZone, z *zone.Zone, clock, n
 		cz.Open = e.opened(st, a, now)
 		out = append(out, a)
 	case n < th && cz.Open != nil:
-		out = append(out, e.resolved(st, cz.Open, clock, now,
+		a := e.resolved(st, cz.Open, clock, now,
 			fmt.Sprintf("%d %s within %s at %s, below threshold %d, %s",
-				n, noun, shortDur(w), where, th, e.localTime(clock, now))))
+				n, noun, shortDur(w), where, th, e.localTime(clock, now)))
+		a.Count = n // how many are left, as the summary says
+		out = append(out, a)
 		cz.Open = nil
 	}
 	return out
