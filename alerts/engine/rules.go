@@ -235,11 +235,9 @@ func (e *Engine) checkCount(st *ruleState, cz *countZone, z *zone.Zone, clock, n
 		cz.Open = e.opened(st, a, now)
 		out = append(out, a)
 	case n < th && cz.Open != nil:
-		a := e.resolved(st, cz.Open, clock, now,
+		out = append(out, e.resolved(st, cz.Open, clock, now,
 			fmt.Sprintf("%d %s within %s at %s, below threshold %d, %s",
-				n, noun, shortDur(w), where, th, e.localTime(clock, now)))
-		a.Count = n // how many are left, as the summary says
-		out = append(out, a)
+				n, noun, shortDur(w), where, th, e.localTime(clock, now))))
 		cz.Open = nil
 	}
 	return out
