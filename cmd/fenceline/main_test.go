@@ -36,6 +36,9 @@ func TestCheck(t *testing.T) {
 		{name: "missing rules file names its key", args: []string{"check", "--config", "testdata/missing-rules.yaml"}, code: 1, problems: []string{
 			"missing-rules.yaml:2: rules_file: ", "sub/nope.yaml: cannot open: no such file or directory",
 		}},
+		{name: "a rules file without devices is refused", args: []string{"check", "--config", "testdata/empty.yaml"}, code: 1, problems: []string{
+			"empty-rules.yaml: devices: no device registered",
+		}},
 		{name: "missing config", args: []string{"check", "--config", "testdata/nope.yaml"}, code: 1, problems: []string{"testdata/nope.yaml: cannot open"}},
 		{name: "unknown command", args: []string{"frobnicate"}, code: 2, problems: []string{`unknown command "frobnicate"`}},
 		{name: "no command", args: nil, code: 2, problems: []string{"usage: fenceline"}},

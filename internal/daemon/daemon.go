@@ -73,6 +73,12 @@ func LoadRules(cfg *config.Config) (*engine.Ruleset, error) {
 	var ps config.Problems
 	errors.As(err, &ps)
 	rs, cps := engine.Compile(r, engineOptions(cfg))
+	if len(r.Devices) == 0 {
+		// Valid YAML, but a deployment that rejects everything: most likely
+		// a file emptied or cut short while being edited. A reload would
+		// resolve every open incident.
+		cps = append(cps, config.Problem{Key: "devices", Msg: "no device registered: every message would be rejected as unknown_device (an empty or truncated file?)"})
+	}
 	if ps = append(ps, config.Problems(r.Locate(cps)).Except(ps)...); len(ps) > 0 {
 		return nil, ps
 	}

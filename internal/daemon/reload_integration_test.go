@@ -64,6 +64,13 @@ func TestIntegrationReload(t *testing.T) {
 	require.Equal(t, 0.0, e.gauge("fenceline_config_last_reload_successful"))
 	require.Equal(t, 1.0, e.counter("fenceline_config_reload_failures_total", nil))
 
+	// A file emptied while being edited is refused too: it would resolve
+	// every open incident and reject every message.
+	require.NoError(t, os.WriteFile(rulesPath, nil, 0o600))
+	code, body = e.post("/-/reload")
+	require.Equal(t, 400, code)
+	require.Contains(t, body, "no device registered")
+
 	status(true) // the old (working) tamper rule still applies
 	e.waitFor("tamper firing again", func() bool {
 		n := 0
