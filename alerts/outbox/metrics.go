@@ -64,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		writeErrors: f.NewCounter(prometheus.CounterOpts{
 			Namespace: "fenceline", Subsystem: "outbox", Name: "write_errors_total",
-			Help: "Failed writes or fsyncs of the outbox log (the appends in them were refused).",
+			Help: "Failed attempts to make a group of alerts durable (write, fsync or the rewrite after one); the group is kept and written again.",
 		}),
 		compactions: f.NewCounter(prometheus.CounterOpts{
 			Namespace: "fenceline", Subsystem: "outbox", Name: "compactions_total",

@@ -55,6 +55,9 @@ type Options struct {
 	// sync makes a file durable; tests replace it to watch the order of
 	// fsyncs and done calls, or to fail them.
 	sync func(*os.File) error
+	// retryMin and retryMax bound the pause before writing again a group
+	// whose write failed (defaults 100ms and 5s).
+	retryMin, retryMax time.Duration
 }
 
 const (
@@ -69,6 +72,12 @@ const (
 )
 
 func (o *Options) applyDefaults() {
+	if o.retryMin <= 0 {
+		o.retryMin = 100 * time.Millisecond
+	}
+	if o.retryMax < o.retryMin {
+		o.retryMax = max(5*time.Second, o.retryMin)
+	}
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = defaultMaxBackoff
 	}
@@ -104,7 +113,9 @@ type Outbox struct {
 	baseSize    int64 // size right after the last compaction
 	nextSeq     uint64
 	dedupe      *window
-	needRewrite bool // a write failed: the file's tail is unknown
+	needRewrite bool          // a write failed: the file's tail is unknown
+	writeErr    error         // the failure of the group being retried (guarded by mu)
+	closed      chan struct{} // closed by Close: ends a retry pause
 	buf         bytes.Buffer
 
 	mu      sync.Mutex
@@ -193,6 +204,7 @@ func Open(dir string, sinks []Sink, opts Options, log *slog.Logger, reg promethe
 		entries:    make(map[uint64]*entry),
 		byKey:      make(map[key]*entry),
 		commitDone: make(chan struct{}),
+		closed:     make(chan struct{}),
 	}
 	o.cond = sync.NewCond(&o.mu)
 	seen := make(map[string]bool, len(sinks))
@@ -301,6 +313,7 @@ func (o *Outbox) Close() error {
 		return nil
 	}
 	o.closing = true
+	close(o.closed)
 	o.cond.Broadcast()
 	o.mu.Unlock()
 	<-o.commitDone
@@ -328,32 +341,103 @@ func (o *Outbox) Close() error {
 // write, writes it with one fsync, and only then publishes the new alerts to
 // the sinks and calls the done functions. Appends arriving during an fsync
 // share the next one.
+//
+// A group that cannot be written (a full or failing disk) is not refused:
+// the engine has already counted its alerts into cooldowns and windows, and
+// a redelivered message would not raise them again. It is kept, with what
+// is appended meanwhile, and written again after a pause (retryMin, doubling
+// up to retryMax) until it goes through; its messages stay unacked, so the
+// broker holds the rest back. Only Close gives up on it.
 func (o *Outbox) commitLoop() {
 	defer close(o.commitDone)
+	var retry []*appendReq // a group whose write failed, oldest first
+	var failures int
+	var firstErr error
 	for {
 		o.mu.Lock()
-		for len(o.queue) == 0 && len(o.acks) == 0 && !o.closing {
+		for len(o.queue) == 0 && len(o.acks) == 0 && len(retry) == 0 && !o.closing {
 			o.cond.Wait()
 		}
-		reqs, acks, closing := o.queue, o.acks, o.closing
+		reqs, acks, closing := append(retry, o.queue...), o.acks, o.closing
 		o.queue, o.acks = nil, nil
 		o.mu.Unlock()
 
-		if len(reqs) > 0 || len(acks) > 0 {
-			o.commit(reqs, acks)
-		} else if closing {
+		if len(reqs) == 0 && len(acks) == 0 {
+			if closing {
+				return
+			}
+			continue
+		}
+		err := o.commit(reqs, acks)
+		if err != nil {
+			o.m.writeErrors.Inc()
+		}
+		switch {
+		case err == nil:
+			if failures > 0 {
+				o.log.Info("alerts are durable again", "failed_attempts", failures, "first_error", firstErr)
+			}
+			retry, failures, firstErr = nil, 0, nil
+			o.setWriteErr(nil)
+		case closing:
+			o.fail(reqs, err)
 			return
+		default:
+			if failures == 0 {
+				firstErr = err
+				o.log.Error("cannot make alerts durable; keeping them and retrying (their messages stay unacked)", "alerts", countAlerts(reqs), "err", err)
+			}
+			failures++
+			o.setWriteErr(err)
+			retry = reqs
+			o.pause(min(o.opts.retryMin<<min(failures-1, 16), o.opts.retryMax))
 		}
 		o.maybeCompact()
 	}
 }
 
-// commit writes one group of appends and delivery records.
-func (o *Outbox) commit(reqs []*appendReq, acks []record) {
+// pause waits d, or until Close.
+func (o *Outbox) pause(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-o.closed:
+	}
+}
+
+func (o *Outbox) setWriteErr(err error) {
+	o.mu.Lock()
+	o.writeErr = err
+	o.mu.Unlock()
+}
+
+// Healthy returns why alerts cannot be made durable right now, or nil.
+func (o *Outbox) Healthy() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.writeErr != nil {
+		return fmt.Errorf("alerts cannot be made durable: %w", o.writeErr)
+	}
+	return nil
+}
+
+func countAlerts(reqs []*appendReq) int {
+	n := 0
+	for _, r := range reqs {
+		n += len(r.alerts)
+	}
+	return n
+}
+
+// commit writes one group of appends and delivery records, and calls the
+// appends back once they are durable. On a failed write it returns the
+// error and calls nothing back (the delivery records are lost, which only
+// means those deliveries are repeated after a restart).
+func (o *Outbox) commit(reqs []*appendReq, acks []record) error {
 	if o.needRewrite {
 		if err := o.compact(); err != nil {
-			o.fail(reqs, fmt.Errorf("outbox: log needs rewriting after a failed write: %w", err))
-			return
+			return fmt.Errorf("outbox: log needs rewriting after a failed write: %w", err)
 		}
 	}
 	o.buf.Reset()
@@ -367,8 +451,7 @@ func (o *Outbox) commit(reqs []*appendReq, acks []record) {
 
 	if o.buf.Len() > 0 {
 		if err := o.write(o.buf.Bytes()); err != nil {
-			o.fail(reqs, err)
-			return
+			return err
 		}
 	}
 
@@ -404,6 +487,7 @@ func (o *Outbox) commit(reqs []*appendReq, acks []record) {
 	for _, r := range reqs {
 		r.done(nil)
 	}
+	return nil
 }
 
 // prepare drops duplicates, numbers the new alerts and encodes their records
@@ -480,7 +564,6 @@ func (o *Outbox) write(b []byte) error {
 	o.m.logBytes.Set(float64(o.size))
 	if err != nil {
 		o.needRewrite = true
-		o.m.writeErrors.Inc()
 		return fmt.Errorf("outbox: write log: %w", err)
 	}
 	if err := o.syncTimed(o.f); err != nil {
@@ -488,7 +571,6 @@ func (o *Outbox) write(b []byte) error {
 		// and a later fsync can succeed without them: only a rewrite of the
 		// whole state is trustworthy again.
 		o.needRewrite = true
-		o.m.writeErrors.Inc()
 		return fmt.Errorf("outbox: fsync log: %w", err)
 	}
 	return nil
@@ -501,14 +583,10 @@ func (o *Outbox) syncTimed(f *os.File) error {
 	return err
 }
 
-// fail refuses a group of appends. Its delivery records are lost, which only
-// means those deliveries are repeated after a restart.
+// fail refuses a group of appends, at Close, when it still cannot be
+// written: their messages are not acked, and the broker redelivers them.
 func (o *Outbox) fail(reqs []*appendReq, err error) {
-	n := 0
-	for _, r := range reqs {
-		n += len(r.alerts)
-	}
-	o.log.Error("cannot make alerts durable; refusing them", "alerts", n, "err", err)
+	o.log.Error("cannot make alerts durable at shutdown; refusing them (their messages are not acked)", "alerts", countAlerts(reqs), "err", err)
 	for _, r := range reqs {
 		r.done(err)
 	}

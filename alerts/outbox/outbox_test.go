@@ -525,33 +525,71 @@ func TestGroupCommitSharesOneFsync(t *testing.T) {
 	assert.Equal(t, n+1, o.Pending("mqtt"))
 }
 
-func TestFailedFsyncRefusesTheAppendAndRecovers(t *testing.T) {
+// A group that cannot be written is kept and written again until it goes
+// through — the engine has already counted its alerts, and refusing them
+// would lose them for good — and the outbox says it is unhealthy meanwhile.
+func TestFailedWritesAreRetriedUntilDurable(t *testing.T) {
 	dir := t.TempDir()
-	var failNext atomic.Bool
+	var failing atomic.Bool
 	opts := fastOpts()
+	opts.retryMin, opts.retryMax = time.Millisecond, 5*time.Millisecond
 	opts.sync = func(f *os.File) error {
-		if failNext.CompareAndSwap(true, false) {
-			return errors.New("input/output error")
+		if failing.Load() {
+			return errors.New("no space left on device")
 		}
 		return f.Sync()
 	}
 	o := openT(t, dir, []Sink{newFakeSink("mqtt")}, opts)
-	failNext.Store(true)
+	failing.Store(true)
 	a, b := testAlert("a", model.StateFiring), testAlert("b", model.StateFiring)
-	require.Error(t, appendWait(t, o, a))
-	assert.Equal(t, 0, o.Pending("mqtt"))
-	require.NoError(t, appendWait(t, o, b), "the next append rewrites the log and succeeds")
-	require.NoError(t, appendWait(t, o, a), "a refused alert is not a duplicate when offered again")
-	assert.Equal(t, 1.0, testutil.ToFloat64(o.m.writeErrors))
+	doneA, doneB := make(chan error, 1), make(chan error, 1)
+	o.Append([]model.Alert{a}, func(err error) { doneA <- err })
+	waitUntil(t, "the failed write seen", func() bool { return testutil.ToFloat64(o.m.writeErrors) >= 2 })
+	require.ErrorContains(t, o.Healthy(), "no space left on device")
+	o.Append([]model.Alert{b}, func(err error) { doneB <- err }) // joins the retried group
+	select {
+	case err := <-doneA:
+		t.Fatalf("done called while the write fails: %v", err)
+	default:
+	}
+
+	failing.Store(false)
+	require.NoError(t, <-doneA)
+	require.NoError(t, <-doneB)
+	require.NoError(t, o.Healthy())
+	assert.Equal(t, 2, o.Pending("mqtt"))
+	require.NoError(t, appendWait(t, o, a), "a duplicate now")
+	assert.Equal(t, 1.0, testutil.ToFloat64(o.m.duplicates))
 	require.NoError(t, o.Close())
 
 	s := newFakeSink("mqtt")
 	o = openT(t, dir, []Sink{s}, fastOpts())
 	defer o.Close()
 	stop := run(t, o)
-	assert.Equal(t, []string{"b/firing", "a/firing"}, ids(s.next(t, 2)))
+	assert.Equal(t, []string{"a/firing", "b/firing"}, ids(s.next(t, 2)))
 	stop()
 	s.none(t)
+}
+
+// What still cannot be written at Close is refused (its messages are not
+// acked, and the broker redelivers them), and Close does not hang.
+func TestCloseRefusesWhatCannotBeWritten(t *testing.T) {
+	opts := fastOpts()
+	opts.retryMin, opts.retryMax = time.Millisecond, 5*time.Millisecond
+	var failing atomic.Bool
+	opts.sync = func(f *os.File) error {
+		if failing.Load() {
+			return errors.New("input/output error")
+		}
+		return f.Sync()
+	}
+	o := openT(t, t.TempDir(), []Sink{newFakeSink("mqtt")}, opts)
+	failing.Store(true)
+	done := make(chan error, 1)
+	o.Append([]model.Alert{testAlert("a", model.StateFiring)}, func(err error) { done <- err })
+	waitUntil(t, "the failed write seen", func() bool { return o.Healthy() != nil })
+	o.Close()
+	require.ErrorContains(t, <-done, "input/output error")
 }
 
 func TestSinksChangingBetweenRuns(t *testing.T) {

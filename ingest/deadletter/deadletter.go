@@ -71,25 +71,32 @@ type Store struct {
 	syncFile func(*os.File) error
 	now      func() time.Time
 
-	mu     sync.Mutex
-	queue  []pending
-	queued int64         // payload bytes in queue
-	space  chan struct{} // closed when queued drops below the bound
-	c      *groupcommit.Committer
+	mu       sync.Mutex
+	writeErr error // the failure of the records being retried
+	queue    []pending
+	queued   int64         // payload bytes in queue
+	space    chan struct{} // closed when queued drops below the bound
+	c        *groupcommit.Committer
 
 	// Owned by the committer (Run, or Close when Run never started).
-	segs    []segment // oldest first; the last is the open one when f != nil
-	f       *os.File
-	fsize   int64
-	total   int64
-	nextSeq uint64
-	buf     bytes.Buffer
-	spare   []pending
+	segs     []segment // oldest first; the last is the open one when f != nil
+	f        *os.File
+	fsize    int64
+	total    int64
+	nextSeq  uint64
+	buf      bytes.Buffer
+	spare    []pending
+	failures int // failed writes in a row
 }
 
 type pending struct {
 	rec  Record
 	done func(error)
+}
+
+// size is what the record counts against maxQueuedBytes.
+func (p *pending) size() int64 {
+	return int64(len(p.rec.Payload) + len(p.rec.Detail) + len(p.rec.Topic))
 }
 
 type segment struct {
@@ -148,7 +155,8 @@ func (s *Store) Append(rec Record, done func(error)) {
 	if done == nil {
 		done = func(error) {}
 	}
-	size := int64(len(rec.Payload) + len(rec.Detail) + len(rec.Topic))
+	p := pending{rec: rec, done: done}
+	size := p.size()
 	s.mu.Lock()
 	for !s.c.Closed() && s.queued > 0 && s.queued+size > maxQueuedBytes {
 		if s.space == nil {
@@ -164,7 +172,7 @@ func (s *Store) Append(rec Record, done func(error)) {
 		done(ErrClosed)
 		return
 	}
-	s.queue = append(s.queue, pending{rec: rec, done: done})
+	s.queue = append(s.queue, p)
 	s.queued += size
 	s.mu.Unlock()
 	s.c.Wake()
@@ -207,11 +215,13 @@ func (s *Store) commit() {
 		n, err := s.writeSome(batch[i:])
 		if err != nil {
 			s.m.writeErrors.Inc()
-			s.log.Error("writing dead letters failed", "records", len(batch)-i, "err", err)
-			for _, p := range batch[i:] {
-				p.done(err)
-			}
+			s.retryLater(batch[i:], err)
 			break
+		}
+		if s.failures > 0 {
+			s.log.Info("dead letters are written again", "failed_attempts", s.failures)
+			s.failures = 0
+			s.setWriteErr(nil)
 		}
 		s.m.written.Add(float64(n))
 		for _, p := range batch[i : i+n] {
@@ -222,6 +232,62 @@ func (s *Store) commit() {
 	s.evict()
 	clear(batch) // drop payloads and callbacks
 	s.spare = batch[:0]
+}
+
+// retryLater puts records whose write failed back at the head of the queue
+// and wakes the committer again after a pause (doubling from 100ms to 5s):
+// refused, their messages would stay unacked and hold the broker's window
+// until a reconnect, while a disk that fills up for a moment comes back.
+// Their messages stay unacked meanwhile. Once the store is closing there
+// is no later: they are refused, and the broker redelivers their messages
+// to the next start.
+func (s *Store) retryLater(recs []pending, err error) {
+	s.mu.Lock()
+	closing := s.c.Closed()
+	if !closing {
+		var size int64
+		for _, p := range recs {
+			size += p.size()
+		}
+		s.queue = append(append(make([]pending, 0, len(recs)+len(s.queue)), recs...), s.queue...)
+		s.queued += size
+	}
+	s.mu.Unlock()
+	if closing {
+		s.log.Error("dead letters cannot be written at shutdown; their messages are not acked", "records", len(recs), "err", err)
+		for _, p := range recs {
+			p.done(err)
+		}
+		return
+	}
+	if s.failures == 0 {
+		s.log.Error("writing dead letters failed; keeping them and retrying (their messages stay unacked)", "records", len(recs), "err", err)
+	}
+	s.failures++
+	s.setWriteErr(err)
+	time.AfterFunc(min(retryMin<<min(s.failures-1, 16), retryMax), s.c.Wake)
+}
+
+// Bounds of the pause before writing again records whose write failed.
+const (
+	retryMin = 100 * time.Millisecond
+	retryMax = 5 * time.Second
+)
+
+func (s *Store) setWriteErr(err error) {
+	s.mu.Lock()
+	s.writeErr = err
+	s.mu.Unlock()
+}
+
+// Healthy returns why dead letters cannot be written right now, or nil.
+func (s *Store) Healthy() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.writeErr != nil {
+		return fmt.Errorf("dead letters cannot be written: %w", s.writeErr)
+	}
+	return nil
 }
 
 // writeSome writes as many of recs as fit in the open segment (at least one,
@@ -256,9 +322,10 @@ func (s *Store) writeSome(recs []pending) (int, error) {
 		}
 		return s.writeSome(recs)
 	}
+	name := s.segs[len(s.segs)-1].name
 	if _, err := s.f.Write(s.buf.Bytes()); err != nil {
 		s.abandonSegment()
-		return 0, fmt.Errorf("deadletter: write %s: %w", s.segs[len(s.segs)-1].name, err)
+		return 0, fmt.Errorf("deadletter: write %s: %w", name, err)
 	}
 	start := time.Now()
 	err := s.syncFile(s.f)
@@ -267,7 +334,7 @@ func (s *Store) writeSome(recs []pending) (int, error) {
 		// After a failed fsync the page cache state is unknown: don't
 		// append to this file again.
 		s.abandonSegment()
-		return 0, fmt.Errorf("deadletter: fsync %s: %w", s.segs[len(s.segs)-1].name, err)
+		return 0, fmt.Errorf("deadletter: fsync %s: %w", name, err)
 	}
 	size := int64(s.buf.Len())
 	s.fsize += size
@@ -283,6 +350,8 @@ func (s *Store) writeSome(recs []pending) (int, error) {
 // abandonSegment cuts a failed write off the open segment (so that no torn
 // record sits in front of later ones) and closes it; the next write starts a
 // new segment.
+// A segment left empty is removed, so that a failing disk retried for a
+// while does not leave a trail of empty files.
 func (s *Store) abandonSegment() {
 	if err := s.f.Truncate(s.fsize); err != nil {
 		s.log.Warn("truncating a failed segment", "err", err)
@@ -291,6 +360,11 @@ func (s *Store) abandonSegment() {
 		s.log.Warn("closing a failed segment", "err", err)
 	}
 	s.f = nil
+	if last := s.segs[len(s.segs)-1]; s.fsize == 0 && last.size == 0 {
+		if err := os.Remove(filepath.Join(s.dir, last.name)); err == nil {
+			s.segs = s.segs[:len(s.segs)-1]
+		}
+	}
 }
 
 func segmentName(seq uint64, t time.Time) string {

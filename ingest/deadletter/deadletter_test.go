@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -261,31 +262,69 @@ func TestDoneAfterFsync(t *testing.T) {
 	assert.Equal(t, []string{"sync start", "sync end", "done"}, events)
 }
 
-func TestFsyncFailure(t *testing.T) {
+// A failed write is cut off the segment and written again (to a fresh
+// segment) after a pause: the record's message stays unacked meanwhile,
+// and nothing is refused, so the broker's window does not fill with
+// messages it will only redeliver after a reconnect.
+func TestFsyncFailureIsRetried(t *testing.T) {
 	noLeaks(t)
 	dir := t.TempDir()
 	r := open(t, dir, Options{})
-	fail := true
+	var failing atomic.Bool
+	failing.Store(true)
 	r.s.syncFile = func(f *os.File) error {
-		if fail {
-			fail = false
+		if failing.Load() {
 			return errors.New("EIO")
 		}
 		return f.Sync()
 	}
 	r.start(t)
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	r.s.Append(rec(0), func(err error) { errc <- err })
-	assert.ErrorContains(t, <-errc, "EIO")
-	assert.Equal(t, 1.0, testutil.ToFloat64(r.s.m.writeErrors))
-	// The failed record was cut off; the next goes to a fresh segment.
-	appendWait(t, r.s, rec(1))
+	for testutil.ToFloat64(r.s.m.writeErrors) < 2 {
+		time.Sleep(time.Millisecond) // the first retry failed too
+	}
+	require.ErrorContains(t, r.s.Healthy(), "EIO")
+	r.s.Append(rec(1), func(err error) { errc <- err })
+	select {
+	case err := <-errc:
+		t.Fatalf("called back while the writes fail: %v", err)
+	default:
+	}
+	failing.Store(false)
+	require.NoError(t, <-errc)
+	require.NoError(t, <-errc)
+	require.NoError(t, r.s.Healthy())
 	got := readAll(t, dir, Filter{})
-	require.Len(t, got, 1)
-	assert.Equal(t, rec(1).Payload, got[0].Payload)
+	require.Len(t, got, 2)
+	assert.Equal(t, rec(0).Payload, got[0].Payload, "in order")
+	assert.Equal(t, rec(1).Payload, got[1].Payload)
 	segs, err := listSegments(dir)
 	require.NoError(t, err)
-	assert.Len(t, segs, 2)
+	assert.Len(t, segs, 1, "the failed segments, left empty, were removed")
+}
+
+// What cannot be written when the store closes is refused: Close does not
+// hang on a failing disk, and the broker redelivers the messages.
+func TestWriteFailureAtClose(t *testing.T) {
+	noLeaks(t)
+	r := open(t, t.TempDir(), Options{})
+	var failing atomic.Bool
+	r.s.syncFile = func(f *os.File) error {
+		if failing.Load() {
+			return errors.New("EIO")
+		}
+		return f.Sync()
+	}
+	r.start(t)
+	failing.Store(true)
+	errc := make(chan error, 1)
+	r.s.Append(rec(0), func(err error) { errc <- err })
+	for r.s.Healthy() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	require.NoError(t, r.s.Close())
+	require.ErrorContains(t, <-errc, "EIO")
 }
 
 func TestConcurrentAppends(t *testing.T) {

@@ -168,7 +168,7 @@ func (w *Writer) ReadyToStore() error {
 	if w.cfg.Spool == nil {
 		return fmt.Errorf("cannot store: %w", influxErr)
 	}
-	if err := w.cfg.Spool.Usable(); err != nil {
+	if err := w.cfg.Spool.Ready(); err != nil {
 		return fmt.Errorf("cannot store: %v; cannot spool: %w", influxErr, err)
 	}
 	return nil

@@ -380,6 +380,22 @@ func (s *Spool) Usable() error {
 	return nil
 }
 
+// Ready reports whether the spool can be counted on to store: nil, or why
+// not (closed, full, or its last write failed and none has succeeded
+// since). Unlike Usable, a failure does not wear off after a few seconds
+// without a write that proves the disk takes them again.
+func (s *Spool) Ready() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.c.Closed():
+		return ErrClosed
+	case s.full:
+		return fmt.Errorf("%w: %d of %d bytes used", ErrFull, s.total, s.opts.MaxBytes)
+	}
+	return s.lastErr
+}
+
 // Stats is the spool's state for callers and tests.
 type Stats struct {
 	Bytes   int64 // on disk

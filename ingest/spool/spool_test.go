@@ -244,6 +244,7 @@ func TestAppendCalledBackOnlyAfterFsync(t *testing.T) {
 func TestFsyncFailure(t *testing.T) {
 	fail := true
 	var mu sync.Mutex
+	now := time.Now()
 	r := start(t, t.TempDir(), Options{Sync: func(f *os.File) error {
 		mu.Lock()
 		defer mu.Unlock()
@@ -251,15 +252,26 @@ func TestFsyncFailure(t *testing.T) {
 			return errors.New("EIO")
 		}
 		return f.Sync()
+	}, Now: func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
 	}})
 	err := appendWait(t, r.s, line(1, 50))
 	require.ErrorContains(t, err, "EIO")
 	assert.ErrorContains(t, r.s.Usable(), "EIO", "a failing disk is not usable for a while")
+	assert.ErrorContains(t, r.s.Ready(), "EIO")
+	mu.Lock()
+	now = now.Add(errRetryAfter)
+	mu.Unlock()
+	assert.NoError(t, r.s.Usable(), "worth another try")
+	assert.ErrorContains(t, r.s.Ready(), "EIO", "but not ready: no write has succeeded since (readiness must not flap)")
 	mu.Lock()
 	fail = false
 	mu.Unlock()
 	require.NoError(t, appendWait(t, r.s, line(2, 50)))
 	assert.NoError(t, r.s.Usable())
+	assert.NoError(t, r.s.Ready())
 	rp := replay(t, r.s, nil)
 	waitFor(t, "replayed", func() bool { return len(rp.lines()) == 1 })
 	assert.Equal(t, want(2), ids(rp.lines()), "only the record whose fsync succeeded")

@@ -239,6 +239,10 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 			return nil
 		},
 		"influx": d.writer.ReadyToStore,
+		// Rejects and alerts that cannot be written are kept and retried,
+		// their messages unacked: not ready until the disk takes them.
+		"dead_letters": d.dead.Healthy,
+		"outbox":       d.outbox.Healthy,
 	}
 	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "fenceline_ready",
 		Help: "1 while /readyz would answer 200: subscribed to the broker and able to store."}, func() float64 {
