@@ -116,6 +116,9 @@ func (e *Engine) install(rs *Ruleset, keep map[string]*ruleState) {
 		st := keep[r.ID]
 		if st == nil {
 			st = newRuleState(r, e.m.forRule(r.ID))
+			if keep != nil {
+				st.since = e.clock()
+			}
 		}
 		st.rule = r
 		e.rules[r.ID] = st
@@ -621,6 +624,18 @@ func (e *Engine) Swap(rs *Ruleset) []model.Alert {
 			if d := rs.Registry.Lookup(id); d == nil || !e.silenceWatches(st.rule, d) {
 				out = append(out, e.resolved(st, inc, now, now, "device no longer watched"))
 				delete(st.silence, id)
+			}
+		}
+	}
+	// Likewise a kept status rule's incidents of devices it no longer
+	// hears from: their reports are rejected (unregistered) or skipped
+	// (moved to a site the rule does not cover), so nothing would resolve
+	// them, and repeat_interval would re-send them for ever.
+	for _, st := range keep {
+		for id, se := range st.status {
+			if d := rs.Registry.Lookup(id); se.Open != nil && (d == nil || !siteOK(st.rule.sites, d.Site)) {
+				out = append(out, e.resolved(st, se.Open, now, now, "device no longer watched"))
+				delete(st.status, id)
 			}
 		}
 	}

@@ -646,6 +646,9 @@ func (e *Engine) tickSilence(st *ruleState, now time.Time, out []model.Alert) []
 		if ws := e.watchSince[d.ID]; ws.After(ref) {
 			ref = ws
 		}
+		if st.since.After(ref) {
+			ref = st.since
+		}
 		if now.Sub(ref) <= limit {
 			return
 		}

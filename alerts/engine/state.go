@@ -24,6 +24,13 @@ type ruleState struct {
 	fence   map[subjectID]*fenceEntry // enter/exit
 	status  map[string]*statusEntry   // status: by device
 	silence map[string]*incident      // silence: open incident by device
+	// since is when a reload installed the rule (zero for the rules the
+	// engine started with): a silence rule added or changed by a reload
+	// measures silence from then, as the engine does from its start. From
+	// the device's last message instead, a device still silent would get
+	// an incident with the id of the one the change resolved, which the
+	// outbox takes for a duplicate: it would never be raised again.
+	since time.Time
 }
 
 func newRuleState(r *Rule, m ruleMetrics) *ruleState {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -240,4 +241,56 @@ func TestStateWithoutRules(t *testing.T) {
 	assert.Equal(t, string(want), string(data))
 	_, err = New(nil, Options{}, nil, nil).RestoreState(data)
 	require.NoError(t, err)
+}
+
+// A silence rule changed by a reload resolves its incidents and starts
+// watching afresh: a device that stays silent is raised again — under a
+// new id — once the new rule's limit has passed since the reload. (It kept
+// the id of the incident just resolved, which the outbox took for a
+// duplicate: the device was never raised again.)
+func TestSilenceRuleChangedByReload(t *testing.T) {
+	rs, ps := compileYAML(t, statefulRules)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	now := at(22, 0)
+	e.clock = func() time.Time { return now }
+	require.Empty(t, only(e.Tick(now), "offline"))
+	first := only(e.Tick(at(22, 11)), "offline")
+	require.Len(t, first, 2, "F-1 and P-07, never heard")
+
+	now = at(22, 12)
+	rs2, ps := compileYAML(t, strings.Replace(statefulRules, "after: 10m}", "after: 10m, severity: high}", 1))
+	require.Empty(t, ps)
+	resolved := only(e.Swap(rs2), "offline")
+	require.Len(t, resolved, 2)
+	for _, a := range resolved {
+		require.Equal(t, model.StateResolved, a.State)
+	}
+	assert.Empty(t, only(e.Tick(at(22, 21)), "offline"), "the changed rule watches from the reload")
+	again := only(e.Tick(at(22, 23)), "offline")
+	require.Len(t, again, 2, "still silent: raised again")
+	ids := map[string]bool{first[0].ID: true, first[1].ID: true}
+	for _, a := range again {
+		require.Equal(t, model.StateFiring, a.State)
+		require.False(t, ids[a.ID], "a new incident, not the resolved one's id")
+	}
+}
+
+// A status incident of a device a reload unregisters is resolved by the
+// reload: the device's reports are rejected from then on, so nothing else
+// would ever resolve it.
+func TestSwapResolvesStatusOfRemovedDevice(t *testing.T) {
+	rs, ps := compileYAML(t, statefulRules)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	fired := only(e.eval(e.status("F-1", at(22, 10), model.Status{Tamper: model.SomeBool(true)})), "tamper")
+	require.Len(t, fired, 1)
+
+	rs2, ps := compileYAML(t, strings.Replace(statefulRules, "  - {id: F-1, kind: fence", "  - {id: F-2, kind: fence", 1))
+	require.Empty(t, ps)
+	res := only(e.Swap(rs2), "tamper")
+	require.Len(t, res, 1)
+	assert.Equal(t, model.StateResolved, res[0].State)
+	assert.Equal(t, fired[0].ID, res[0].ID)
+	assert.Equal(t, 0.0, gauge(t, e, "fenceline_alerts_open_incidents", "tamper"))
 }
