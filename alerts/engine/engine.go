@@ -363,15 +363,28 @@ func (e *Engine) zonesAt(r *reading) []*zone.Zone {
 // when evaluates the rule's expression on r in zone z (nil: the rule has no
 // zones). A run-time error (there are few once it compiled: a modulo by
 // zero) counts as false, is counted and logged.
+//
+// A rule without zones whose condition reads `zone` tests it against each
+// zone containing r (true if any passes; "" when none does): a reading in
+// two overlapping zones is in both.
 func (e *Engine) when(st *ruleState, r *reading, z *zone.Zone) bool {
-	zid := ""
-	if z != nil {
-		zid = z.ID
-	} else if st.rule.whenZone {
-		if hits := e.zonesAt(r); len(hits) > 0 {
-			zid = hits[0].ID
+	switch {
+	case z != nil:
+		return e.whenIn(st, r, z.ID)
+	case st.rule.whenZone:
+		hits := e.zonesAt(r)
+		for _, h := range hits {
+			if e.whenIn(st, r, h.ID) {
+				return true
+			}
 		}
+		return len(hits) == 0 && e.whenIn(st, r, "")
 	}
+	return e.whenIn(st, r, "")
+}
+
+// whenIn evaluates the rule's expression on r with zone zid.
+func (e *Engine) whenIn(st *ruleState, r *reading, zid string) bool {
 	if f := st.rule.whenFast; f != nil {
 		return f(r, zid)
 	}

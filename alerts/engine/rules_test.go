@@ -556,6 +556,27 @@ func TestWhenSeesZoneOfZonelessRule(t *testing.T) {
 	assert.Empty(t, only(e.eval(e.phones("F-1", at(10, 1), ruinsOut, "460000000000002")), "in-ruins"))
 }
 
+// A reading in two overlapping zones is in both: a zoneless rule's `zone ==`
+// holds for either (it saw only the first, by id).
+func TestWhenSeesEveryZoneOfAnOverlap(t *testing.T) {
+	rules := strings.Replace(countRules, "rules:\n", `  - {id: annex, site: mdl, circle: {lat: 41.9612, lon: 110.4875, radius_m: 300}}
+rules:
+  - {id: in-annex, kind: presence, source: phone, when: 'zone == "annex"'}
+  - {id: in-ruins, kind: presence, source: phone, when: 'zone == "ruins"'}
+  - {id: nowhere, kind: presence, source: phone, when: 'zone == ""'}
+`, 1)
+	rs, ps := compileYAML(t, rules)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	got := e.eval(e.phones("F-1", at(10, 0), model.Point{Lat: 41.9612, Lon: 110.4875}, "460000000000001"))
+	assert.Len(t, only(got, "in-annex"), 1)
+	assert.Len(t, only(got, "in-ruins"), 1)
+	assert.Empty(t, only(got, "nowhere"))
+	got = e.eval(e.phones("F-1", at(10, 1), ruinsOut, "460000000000002"))
+	assert.Len(t, only(got, "nowhere"), 1, "outside every zone, zone is \"\"")
+	assert.Empty(t, only(got, "in-ruins"))
+}
+
 func TestStateIsBounded(t *testing.T) {
 	e := newEngine(t, loadRules(t))
 	b := e.phones("F-AOL-01", at(12, 0), ruinsOut)
