@@ -51,6 +51,7 @@ type Decoder struct {
 	// Per message.
 	arr     string      // name of the readings array, for details ("" for position/status)
 	seq     int64       // the message's seq
+	seqRead bool        // seq was read (the message may still be rejected whole after it)
 	msgTime time.Time   // the message's ts
 	loc     model.Point // the position of a detections or passes message
 	limit   time.Time   // the latest acceptable ts (now + MaxFuture)
@@ -110,6 +111,7 @@ func (d *Decoder) decode(topic string, payload []byte, received time.Time, reg *
 	d.rejects = d.rejects[:0]
 	d.strs = d.strs[:0]
 	d.arr = ""
+	d.seqRead = false
 
 	site, kind, id, stream, ok := ParseTopic(topic)
 	if !ok {
@@ -200,6 +202,11 @@ func (d *Decoder) reject(r Reason, i int, field, msg string) {
 	d.rejects = append(d.rejects, Reject{Reason: r, Index: i, Detail: detail})
 }
 
+// Seq returns the seq of the last message decoded, and whether it was read:
+// a message rejected whole after its seq (a bad or future ts) was still
+// received, and its seq counts for gaps.
+func (d *Decoder) Seq() (int64, bool) { return d.seq, d.seqRead }
+
 // envelope reads v, seq and ts.
 func (d *Decoder) envelope(f *fields) (Reason, string) {
 	v := f.vals[tV]
@@ -217,7 +224,7 @@ func (d *Decoder) envelope(f *fields) (Reason, string) {
 	if msg != "" {
 		return BadSeq, "seq: " + msg
 	}
-	d.seq = seq
+	d.seq, d.seqRead = seq, true
 	v = f.vals[tTS]
 	if !d.present(v) {
 		return BadTS, "ts is missing"

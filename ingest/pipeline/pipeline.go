@@ -218,11 +218,17 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 	}
 	if b.Device == nil || (len(rejects) > 0 && rejects[0].Index < 0) {
 		// Rejected whole: even from a registered device, nothing of it is
-		// used — no seq (a malformed message's seq is unknown, and taking
-		// it as 0 would count a reset and a huge gap), no sign of life.
+		// used, no sign of life. Its seq counts when it was read (a bad
+		// or future ts): the message was received, not lost, and its gap
+		// must not be reported as one. A malformed message's seq is
+		// unknown: taking it as 0 would count a reset and a huge gap.
+		if seq, ok := p.dec.Seq(); ok && b.Device != nil {
+			p.seqs.observe(b.Device.ID, seq, p.m)
+		}
 		return
 	}
 	if p.opts.Budget != nil && !p.opts.Budget.Allow(b.Device.ID, b.Len(), p.opts.Now()) {
+		p.seqs.observe(b.Device.ID, b.Seq, p.m) // received, not lost
 		// Dead-lettered with its payload, not dropped: an operator can
 		// publish it again (docs/runbook.md).
 		p.reject(t, m, b, []decode.Reject{{Reason: reasonOverBudget, Index: -1,

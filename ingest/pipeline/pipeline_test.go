@@ -189,6 +189,30 @@ func TestWholeRejectFromRegisteredDeviceIsNotUsed(t *testing.T) {
 	}
 }
 
+// A message rejected whole after its seq was read (a future ts) or over
+// its device's budget was received: its seq is no gap, and the seqs around
+// it are no gap either (they were counted as lost messages).
+func TestRejectedMessagesWithASeqAreNoGap(t *testing.T) {
+	f := newFixture(t)
+	f.p.opts.Budget = budget.New(budget.Limits{MessagesPerSecond: 1, MessageBurst: 2}, prometheus.NewRegistry())
+	now := time.Now()
+	for _, payload := range []string{
+		detections(1, `{"imsi":"460001234567890"}`),
+		fmt.Sprintf(`{"v":1,"seq":2,"ts":%d,"detections":[]}`, now.Add(time.Hour).UnixMilli()), // future_ts
+		`{"v":1,"seq":3,"ts":"yesterday","detections":[]}`,                                     // bad_ts
+		detections(4, `{"imsi":"460001234567890"}`),
+		detections(5, `{"imsi":"460001234567890"}`), // over budget
+		detections(6, `{"imsi":"460001234567890"}`), // over budget
+	} {
+		m, _ := message(topic, payload)
+		f.p.Handle(context.Background(), m)
+	}
+	require.Equal(t, 4, f.dead.len())
+	require.Equal(t, 2, f.engine.evaluated)
+	require.Equal(t, 0.0, testutil.ToFloat64(f.p.m.seqGaps))
+	require.Equal(t, 0.0, testutil.ToFloat64(f.p.m.seqMissing))
+}
+
 func TestDeadLettersGroupedByReason(t *testing.T) {
 	f := newFixture(t)
 	var dets string
