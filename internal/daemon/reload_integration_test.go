@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,4 +99,30 @@ func TestIntegrationShutdownDrainsAndResumes(t *testing.T) {
 	e.start()
 	e.waitFor("every reading stored", func() bool { return e.count("phone_detection") >= 2*n })
 	require.Equal(t, 2*n, e.count("phone_detection"), "nothing lost, nothing twice")
+}
+
+// SIGTERM while InfluxDB does not answer: the drain gives up after
+// ingest.drain_timeout and the daemon still exits cleanly (Run returns nil:
+// exit status 0, as the contract says); what was not stored was not acked
+// and comes back from the broker.
+func TestIntegrationShutdownWithStalledInflux(t *testing.T) {
+	e := newEnv(t, "rules.yaml", "")
+	e.stop()
+	stall := make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-stall:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(hung.Close)
+	t.Cleanup(func() { close(stall) })
+	cfg, err := os.ReadFile(e.cfgPath)
+	require.NoError(t, err)
+	cfg = []byte(strings.Replace(string(cfg), e.influx.URL(), hung.URL, 1) + "ingest: {drain_timeout: 500ms}\n")
+	require.NoError(t, os.WriteFile(e.cfgPath, cfg, 0o600))
+	e.start()
+	e.publish("border/mdl/fence/F-AOL-01/detections", fmt.Sprintf(`{"v":1,"seq":1,"ts":%d,"detections":[{"imsi":"460001234567890"}]}`, time.Now().UnixMilli()))
+	e.waitFor("the write in flight", func() bool { return e.gauge("fenceline_influx_pending_lines") >= 1 })
+	e.stop() // requires Run to return nil
 }
