@@ -23,6 +23,7 @@ func TestScheduleAcrossMidnight(t *testing.T) {
 	night := compile(config.WindowSpec{From: "20:00", To: "06:00"})
 	friNight := compile(config.WindowSpec{From: "20:00", To: "06:00", Days: []string{"fri"}})
 	day := compile(config.WindowSpec{From: "08:00", To: "24:00"})
+	saturday := compile(config.WindowSpec{From: "00:00", To: "24:00", Days: []string{"sat"}}) // what check advises for a whole day
 	// 2026-11-27 is a Friday.
 	d := func(day, hh, mm int) time.Time { return time.Date(2026, 11, day, hh, mm, 0, 0, shanghai) }
 	tests := []struct {
@@ -45,6 +46,10 @@ func TestScheduleAcrossMidnight(t *testing.T) {
 		{"friday night window, Friday 05:00 (Thursday's)", friNight, d(27, 5, 0), false},
 		{"to 24:00, 23:59", day, d(27, 23, 59), true},
 		{"to 24:00, 00:00", day, d(28, 0, 0), false},
+		{"whole Saturday, 00:00", saturday, d(28, 0, 0), true},
+		{"whole Saturday, 23:59", saturday, d(28, 23, 59), true},
+		{"whole Saturday, Friday 23:59", saturday, d(27, 23, 59), false},
+		{"whole Saturday, Sunday 00:00", saturday, d(29, 0, 0), false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -54,7 +54,7 @@ func compileSchedule(spec *config.ScheduleSpec, def *time.Location, file, key st
 		if err2 != nil {
 			ps.Add(file, wk+".to", "%v", err2)
 		}
-		if err == nil && err2 == nil && from == to%(24*60) {
+		if err == nil && err2 == nil && from == to {
 			ps.Add(file, wk, "from and to are equal (%s): the window would be empty; use 00:00–24:00 for a whole day", w.From)
 		}
 		win := window{from: from, to: to, days: allDays}
