@@ -605,25 +605,33 @@ func statusFacts(s *model.Status) string {
 // (the rule's source), its site (the rule's sites) and, for rules with
 // zones, its registered position inside one of them.
 func (e *Engine) silenceWatches(r *Rule, d *model.Device) bool {
+	ok, _ := e.silenceZone(r, d)
+	return ok
+}
+
+// silenceZone is silenceWatches, with the first of the rule's zones that
+// holds the device (nil for a rule without zones): its alerts carry that
+// zone, and notify its units.
+func (e *Engine) silenceZone(r *Rule, d *model.Device) (bool, *zone.Zone) {
 	if r.devKind != "" && d.Kind != r.devKind {
-		return false
+		return false, nil
 	}
 	if !siteOK(r.sites, d.Site) {
-		return false
+		return false, nil
 	}
 	if len(r.zones) == 0 {
-		return true
+		return true, nil
 	}
 	pos, ok := e.devicePos(d.ID, d)
 	if !ok {
-		return false
+		return false, nil
 	}
 	for _, z := range r.zones {
 		if z.Contains(pos) {
-			return true
+			return true, z
 		}
 	}
-	return false
+	return false, nil
 }
 
 // silence: a device that has sent nothing for its expect_every (or the
@@ -634,7 +642,11 @@ func (e *Engine) tickSilence(st *ruleState, now time.Time, out []model.Alert) []
 	rule := st.rule
 	inSchedule := rule.sched.active(now)
 	e.rs.Registry.All(func(d *model.Device) {
-		if _, open := st.silence[d.ID]; open || !inSchedule || !e.silenceWatches(rule, d) {
+		if _, open := st.silence[d.ID]; open || !inSchedule {
+			return
+		}
+		watched, z := e.silenceZone(rule, d)
+		if !watched {
 			return
 		}
 		limit := rule.after
@@ -662,7 +674,7 @@ func (e *Engine) tickSilence(st *ruleState, now time.Time, out []model.Alert) []
 		}
 		subj := model.Subject{Kind: "device", Value: d.ID}
 		a := e.fire(st, alertIn{
-			subj: subj, site: d.Site, at: ref.Add(limit), start: ref, loc: loc,
+			subj: subj, zone: z, site: d.Site, at: ref.Add(limit), start: ref, loc: loc,
 			evidence: nil,
 			summary: fmt.Sprintf("%s %s (%s, site %s) silent for more than %s (%s)", upperFirst(string(d.Kind)), d.ID,
 				orDash(d.Name), d.Site, shortDur(limit), since),

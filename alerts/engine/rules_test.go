@@ -467,6 +467,28 @@ func TestSilence(t *testing.T) {
 	assert.Equal(t, devs["CP-07"].ID, res[0].ID)
 }
 
+// A silence rule with zones watches the devices inside them, and its
+// alerts carry the zone and notify its units, like every zoned rule's.
+func TestSilenceWithZones(t *testing.T) {
+	rs, ps := compileYAML(t, `
+devices:
+  - {id: F-1, kind: fence, site: mdl, lat: 41.9612, lon: 110.4875}
+  - {id: F-2, kind: fence, site: mdl, lat: 42.5, lon: 110.0}
+zones:
+  - {id: ruins, site: mdl, units: [station-mdl], circle: {lat: 41.9612, lon: 110.4875, radius_m: 500}}
+rules:
+  - {id: ruins-offline, kind: silence, zones: [ruins], after: 10m, notify: [joint-command]}
+`)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	require.Empty(t, e.Tick(at(10, 0)))
+	got := only(e.Tick(at(10, 11)), "ruins-offline")
+	require.Len(t, got, 1, "F-2 is outside the zone")
+	assert.Equal(t, "F-1", got[0].Subject.Value)
+	assert.Equal(t, "ruins", got[0].Zone)
+	assert.Equal(t, []string{"joint-command", "station-mdl"}, got[0].Notify)
+}
+
 func keys[V any](m map[string]V) []string {
 	var out []string
 	for k := range m {
