@@ -34,6 +34,7 @@ func TestLoad(t *testing.T) {
 		{name: "invalid yaml", file: "bad-yaml.yaml", errs: []string{"bad-yaml.yaml:", "invalid YAML"}},
 		{name: "wrong type", file: "wrong-type.yaml", errs: []string{"wrong-type.yaml:2: influx.batch_size: cannot unmarshal"}},
 		{name: "missing file", file: "nope.yaml", errs: []string{"nope.yaml: cannot open"}},
+		{name: "duplicate key", file: "dup-key.yaml", errs: []string{`dup-key.yaml:3: rules_file: mapping key "rules_file" already defined at line 1`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := Load(filepath.Join("testdata", tc.file))

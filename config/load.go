@@ -332,11 +332,15 @@ func yamlErrLine(err error) int {
 	return n
 }
 
+// yamlLinePrefixRE is the "line N:" a yaml message starts with (the
+// problem's own line, reported apart); a "line N" later in the message
+// ("already defined at line 3") is part of what it says.
+var yamlLinePrefixRE = regexp.MustCompile(`^line \d+:?`)
+
 func trimYAMLErr(err error) string {
 	s := strings.TrimPrefix(err.Error(), "yaml: ")
 	s = strings.TrimPrefix(s, "unmarshal errors:\n  ")
-	s = strings.TrimSpace(yamlLineRE.ReplaceAllString(s, ""))
-	return strings.TrimSpace(strings.TrimPrefix(s, ":"))
+	return strings.TrimSpace(yamlLinePrefixRE.ReplaceAllString(s, ""))
 }
 
 // resolvePaths makes the file paths of c absolute against dir.
