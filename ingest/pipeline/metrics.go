@@ -75,15 +75,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.readingsBy[streamIndex(s)] = m.readings.WithLabelValues(s.String())
 	}
 	m.messagesBy[model.StreamUnknown] = m.messages.WithLabelValues(model.StreamUnknown.String())
-	for _, r := range decode.Reasons {
-		m.rejections.WithLabelValues(string(r))
-	}
-	m.rejections.WithLabelValues(reasonStorageRejected)
-	m.rejections.WithLabelValues(string(reasonOverBudget))
-	for _, r := range devicesig.Reasons {
+	for _, r := range Reasons() {
 		m.rejections.WithLabelValues(r)
 	}
 	return m
+}
+
+// Reasons is every reason a message or reading is rejected and
+// dead-lettered for: the decoder's, the signature checks', over_budget and
+// storage_rejected.
+func Reasons() []string {
+	var out []string
+	for _, r := range decode.Reasons {
+		out = append(out, string(r))
+	}
+	out = append(out, devicesig.Reasons...)
+	return append(out, string(reasonOverBudget), reasonStorageRejected)
 }
 
 // rateLimiter lets through at most n events per period (for logs).

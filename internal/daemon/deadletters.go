@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/fenceline/fenceline/config"
 	"github.com/fenceline/fenceline/ingest/deadletter"
+	"github.com/fenceline/fenceline/ingest/pipeline"
 )
 
 // deadLetterLine is one line of `fenceline deadletters`: the payload as text
@@ -28,6 +31,10 @@ type deadLetterLine struct {
 // PrintDeadLetters writes the dead letters under cfg's storage.dir to w as
 // JSON lines, oldest first, filtered by receive time and reason.
 func PrintDeadLetters(cfg *config.Config, since time.Time, reason string, limit int, w io.Writer) error {
+	if reasons := pipeline.Reasons(); reason != "" && !slices.Contains(reasons, reason) {
+		slices.Sort(reasons)
+		return fmt.Errorf("unknown --reason %q; the reasons are %s", reason, strings.Join(reasons, ", "))
+	}
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	dir := filepath.Join(cfg.Storage.Dir, "deadletter")

@@ -67,4 +67,12 @@ func TestPrintDeadLetters(t *testing.T) {
 			}
 		})
 	}
+
+	// A misspelt reason is an error naming the reasons, not an empty list.
+	var out bytes.Buffer
+	err = PrintDeadLetters(&cfg, time.Time{}, "bad_imis", 0, &out)
+	require.ErrorContains(t, err, `unknown --reason "bad_imis"`)
+	require.ErrorContains(t, err, "bad_imsi, ")
+	require.ErrorContains(t, err, "over_budget")
+	require.Empty(t, out.String())
 }
