@@ -372,8 +372,11 @@ func (w *Writer) recovered() {
 	defer w.hmu.Unlock()
 	if w.failing {
 		w.log.Info("influxdb writes recovered", "failed_requests", w.failures,
-			"after", time.Since(w.failedAt).Round(time.Millisecond))
+			"after", time.Since(w.failedAt).Round(time.Millisecond), "spooled_batches_not_logged", w.spooledUnlogged)
 	}
+	// The next outage's first spooled batch is logged at once, with its own
+	// count.
+	w.spoolLoggedAt, w.spooledUnlogged = time.Time{}, 0
 	w.failing, w.reached, w.lastErr = false, true, nil
 	w.lastOK = time.Now()
 }

@@ -64,7 +64,7 @@ func (w *Writer) trySpool(body []byte, lines int) bool {
 	now := time.Now()
 	if now.Sub(w.spoolLoggedAt) >= 30*time.Second {
 		w.log.Warn("influxdb is not taking writes; batches go to the spool and are replayed when it does",
-			"lines", lines, "also_spooled_since_last_log", w.spooledUnlogged, "err", w.lastErr)
+			"lines", lines, "batches_spooled_since_last_log", w.spooledUnlogged, "err", w.lastErr)
 		w.spoolLoggedAt, w.spooledUnlogged = now, 0
 	} else {
 		w.spooledUnlogged++

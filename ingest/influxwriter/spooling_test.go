@@ -3,6 +3,7 @@ package influxwriter
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -382,4 +383,15 @@ func TestHalveLines(t *testing.T) {
 		assert.Equal(t, tc.lo, string(lo), tc.in)
 		assert.Equal(t, tc.hi, string(hi), tc.in)
 	}
+}
+
+// The count of spooled batches not yet logged belongs to one outage: the
+// next outage's first spooled batch is logged at once, with its own count
+// (it reported the previous outage's).
+func TestSpoolLogCountEndsWithTheOutage(t *testing.T) {
+	w := &Writer{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	w.failing, w.spooledUnlogged, w.spoolLoggedAt = true, 7584, time.Now()
+	w.recovered()
+	require.Zero(t, w.spooledUnlogged)
+	require.True(t, w.spoolLoggedAt.IsZero())
 }
