@@ -1,8 +1,6 @@
 package decode
 
 import (
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -140,17 +138,7 @@ func FuzzFastDetections(f *testing.F) {
 			f.Add(false, []byte(c.payload))
 		}
 	}
-	files, err := filepath.Glob(filepath.Join("testdata", "detections*.json"))
-	if err != nil || len(files) == 0 {
-		f.Fatal("no seed corpus", err)
-	}
-	for _, file := range files {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(true, b)
-	}
+	seedFiles(f, "detections*.json", func(_ string, b []byte) { f.Add(true, b) })
 	fast, generic := newDecoders()
 	f.Fuzz(func(t *testing.T, noPos bool, payload []byte) {
 		topic := topicFence

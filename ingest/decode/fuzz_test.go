@@ -37,8 +37,9 @@ func seedTopic(name string) uint8 {
 	return 3
 }
 
-func FuzzDecode(f *testing.F) {
-	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+// seedFiles adds the testdata files matching pattern to the corpus, through add.
+func seedFiles(f *testing.F, pattern string, add func(name string, payload []byte)) {
+	files, err := filepath.Glob(filepath.Join("testdata", pattern))
 	if err != nil || len(files) == 0 {
 		f.Fatal("no seed corpus", err)
 	}
@@ -47,8 +48,12 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(seedTopic(filepath.Base(file)), b)
+		add(filepath.Base(file), b)
 	}
+}
+
+func FuzzDecode(f *testing.F) {
+	seedFiles(f, "*.json", func(name string, b []byte) { f.Add(seedTopic(name), b) })
 	f.Add(uint8(0), []byte(detMsg(`{"imsi":"460001234567890","ts":1795741804120}`, `{"mac":"A4-5E-60-12-34-56","rssi":-1e400}`)))
 	f.Add(uint8(1), []byte(passMsg(`{"plate":"蒙Ｂ１２３４５","lane":1e2}`, `{"plate":"  ","direction":"Inbound"}`)))
 	f.Add(uint8(5), []byte(posMsg(`"lat":40.6574,"lon":109.8412,"datum":"gcj02"`)))

@@ -369,13 +369,23 @@ func (s *Spool) Append(body []byte, done func(error)) {
 func (s *Spool) Usable() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.closedOrFull(); err != nil {
+		return err
+	}
+	if s.lastErr != nil && s.opts.Now().Sub(s.lastErrAt) < errRetryAfter {
+		return s.lastErr
+	}
+	return nil
+}
+
+// closedOrFull is why nothing can be appended at all, or nil. Called with
+// mu held.
+func (s *Spool) closedOrFull() error {
 	switch {
 	case s.c.Closed():
 		return ErrClosed
 	case s.full:
 		return fmt.Errorf("%w: %d of %d bytes used", ErrFull, s.total, s.opts.MaxBytes)
-	case s.lastErr != nil && s.opts.Now().Sub(s.lastErrAt) < errRetryAfter:
-		return s.lastErr
 	}
 	return nil
 }
@@ -387,11 +397,8 @@ func (s *Spool) Usable() error {
 func (s *Spool) Ready() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch {
-	case s.c.Closed():
-		return ErrClosed
-	case s.full:
-		return fmt.Errorf("%w: %d of %d bytes used", ErrFull, s.total, s.opts.MaxBytes)
+	if err := s.closedOrFull(); err != nil {
+		return err
 	}
 	return s.lastErr
 }
