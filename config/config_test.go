@@ -117,6 +117,15 @@ func TestLoadRulesBadDurations(t *testing.T) {
 	require.Equal(t, 5*time.Minute, r.Rules[2].MaxGap.D(), "the good ones are read")
 }
 
+// A list entry with nothing in it is what a file cut short after "- "
+// looks like: a problem, not an entry yaml skips without a word.
+func TestLoadRulesEmptyEntry(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "rules.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("devices:\n  - {id: F-1, kind: fence, site: mdl}\nrules:\n  - {id: r1, kind: silence}\n  - \n"), 0o600))
+	_, err := LoadRules(p)
+	require.ErrorContains(t, err, "rules.yaml:5: rules[1]: empty entry")
+}
+
 func TestProblemsExcept(t *testing.T) {
 	read := Problems{{Key: "rules[0].window", Msg: "invalid duration"}}
 	later := Problems{{Key: "rules[0].window", Msg: "must be positive"}, {Key: "rules[1].after", Msg: "must be positive"}, {Msg: "no key"}}

@@ -266,7 +266,15 @@ func walk(file string, n *yaml.Node, path string, t reflect.Type, lines keyLines
 			et = t.Elem()
 		}
 		for i, c := range n.Content {
-			walk(file, c, path+"["+strconv.Itoa(i)+"]", et, lines, ps)
+			item := path + "[" + strconv.Itoa(i) + "]"
+			if c.Kind == yaml.ScalarNode && c.Tag == "!!null" && c.Value == "" {
+				// "- " with nothing after it: most likely a file cut short or
+				// a line half written; yaml would skip it without a word.
+				lines[item] = c.Line
+				*ps = append(*ps, Problem{File: file, Key: item, Line: c.Line, Msg: "empty entry (a file cut short, or a line half written?)"})
+				continue
+			}
+			walk(file, c, item, et, lines, ps)
 		}
 	}
 }
