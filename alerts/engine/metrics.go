@@ -9,6 +9,7 @@ import (
 // file, so they are fine as label values; subjects never are labels.
 type metrics struct {
 	raised    *prometheus.CounterVec
+	resent    *prometheus.CounterVec
 	readings  *prometheus.CounterVec
 	open      *prometheus.GaugeVec
 	tracked   *prometheus.GaugeVec
@@ -24,6 +25,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "fenceline", Subsystem: "alerts", Name: "raised_total",
 			Help: "Alerts raised, by rule and state (firing, resolved).",
 		}, []string{"rule", "state"}),
+		resent: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "fenceline", Subsystem: "alerts", Name: "resent_total",
+			Help: "Firing alerts of still-open incidents sent again (repeat_interval), by rule; not counted in raised_total.",
+		}, []string{"rule"}),
 		readings: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "fenceline", Subsystem: "alerts", Name: "readings_evaluated_total",
 			Help: "Readings the rules were evaluated on, by source.",
@@ -55,6 +60,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // not hash label values.
 type ruleMetrics struct {
 	firing, resolved prometheus.Counter
+	resent           prometheus.Counter
 	open, tracked    prometheus.Gauge
 	evicted, whenErr prometheus.Counter
 }
@@ -63,6 +69,7 @@ func (m *metrics) forRule(id string) ruleMetrics {
 	return ruleMetrics{
 		firing:   m.raised.WithLabelValues(id, "firing"),
 		resolved: m.raised.WithLabelValues(id, "resolved"),
+		resent:   m.resent.WithLabelValues(id),
 		open:     m.open.WithLabelValues(id),
 		tracked:  m.tracked.WithLabelValues(id),
 		evicted:  m.evicted.WithLabelValues(id),
@@ -74,6 +81,7 @@ func (m *metrics) forRule(id string) ruleMetrics {
 func (m *metrics) dropRule(id string) {
 	m.raised.DeleteLabelValues(id, "firing")
 	m.raised.DeleteLabelValues(id, "resolved")
+	m.resent.DeleteLabelValues(id)
 	m.open.DeleteLabelValues(id)
 	m.tracked.DeleteLabelValues(id)
 	m.evicted.DeleteLabelValues(id)

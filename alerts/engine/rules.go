@@ -725,12 +725,13 @@ func (e *Engine) tickRepeat(st *ruleState, now time.Time, out []model.Alert) []m
 		if inc != nil && now.Sub(inc.LastSent) >= st.rule.repeat {
 			inc.LastSent = now
 			inc.Repeats++
+			// The incident as it fired, late or not: a re-send is not
+			// raised from an old reading.
 			a := inc.Alert
 			a.RaisedAt, a.Repeat = now, inc.Repeats
-			a.Late = now.Sub(a.At) > e.opts.LateAfter
 			a.Evidence = slices.Clone(a.Evidence)
 			out = append(out, a)
-			st.m.firing.Inc()
+			st.m.resent.Inc()
 		}
 	}
 	for _, cz := range st.count {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -215,6 +216,9 @@ func TestRepeatInterval(t *testing.T) {
 	assert.Equal(t, at(11, 0), r[0].RaisedAt)
 	assert.Equal(t, 0, f[0].Repeat, "the first send")
 	assert.Equal(t, 1, r[0].Repeat, "a re-send is numbered: the outbox must not take it for a duplicate")
+	assert.False(t, r[0].Late, "an hour after its reading, a re-send is still the incident as it fired, not late")
+	assert.Equal(t, 1.0, testutil.ToFloat64(e.m.raised.WithLabelValues("tamper", "firing")), "re-sends are not raised alerts")
+	assert.Equal(t, 1.0, testutil.ToFloat64(e.m.resent.WithLabelValues("tamper")))
 	r = only(e.Tick(at(12, 0)), "tamper")
 	require.Len(t, r, 1)
 	assert.Equal(t, 2, r[0].Repeat)
