@@ -358,7 +358,7 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 		switch {
 		case !declared:
 			ps.Add(file, key+".watchlist", "unknown watchlist %q", spec.Watchlist)
-		case l == nil:
+		case l == nil || l.Kind == "":
 			// Its own problems were reported where it is defined.
 		case !watchKindFits(src, l.Kind):
 			ps.Add(file, key+".watchlist", "watchlist %q holds %s values, which a %s rule cannot match (phone: imsi, imei or mac; vehicle: plate)",

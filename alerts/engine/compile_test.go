@@ -105,6 +105,16 @@ func TestCompileProblems(t *testing.T) {
 	}
 }
 
+// A watchlist left empty is reported once, where it is defined; the rule
+// that uses it is not told it "holds  values".
+func TestCompileEmptyWatchlist(t *testing.T) {
+	y := strings.Replace(base, `sims: {kind: imsi, entries: ["428*"]}`, "sims:", 1)
+	y = strings.Replace(y, "zones: [ruins], severity: high", "watchlist: sims, severity: high", 1)
+	_, ps := compileYAML(t, y)
+	require.Len(t, ps, 1, "%v", ps)
+	assert.Equal(t, "watchlists.sims.kind", ps[0].Key)
+}
+
 func TestCompileBaseIsValid(t *testing.T) {
 	rs, ps := compileYAML(t, base)
 	require.Empty(t, ps)

@@ -65,6 +65,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if *since < 0 || *limit < 0 {
+		fmt.Fprintln(stderr, "fenceline: --since and --limit must not be negative")
+		return 2
+	}
 	log, err := newLogger(stderr, *logLevel, *logFormat)
 	if err != nil {
 		fmt.Fprintln(stderr, "fenceline:", err)

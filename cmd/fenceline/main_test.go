@@ -43,6 +43,8 @@ func TestCheck(t *testing.T) {
 		{name: "unknown command", args: []string{"frobnicate"}, code: 2, problems: []string{`unknown command "frobnicate"`}},
 		{name: "no command", args: nil, code: 2, problems: []string{"usage: fenceline"}},
 		{name: "bad flag", args: []string{"check", "--nope"}, code: 2, problems: []string{"flag provided but not defined"}},
+		{name: "negative since", args: []string{"deadletters", "--since", "-1h"}, code: 2, problems: []string{"--since and --limit must not be negative"}},
+		{name: "negative limit", args: []string{"deadletters", "--limit", "-1"}, code: 2, problems: []string{"--since and --limit must not be negative"}},
 		{name: "version", args: []string{"version"}, code: 0, stdout: "fenceline"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
