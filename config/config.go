@@ -7,7 +7,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -277,22 +276,32 @@ func (c *Config) applyDefaults() {
 // read (secrets, certificates); the rules file is checked by loading it.
 func (c *Config) CheckFiles() Problems {
 	var ps Problems
+	// Read whole, as run reads them: a folder opens, and fails only then.
 	check := func(key, p string) {
 		if p == "" {
 			return
 		}
-		f, err := os.Open(p)
-		if err != nil {
+		if _, err := readFile(p); err != nil {
 			ps.Add(c.Path, key, "cannot read %s: %v", p, errors.Unwrap(err))
+		}
+	}
+	// Secrets must also hold something: an empty webhook secret would send
+	// alerts unsigned, an empty password or token fails every connection.
+	secret := func(key, p string) {
+		if p == "" {
 			return
 		}
-		f.Close()
+		if _, err := ReadSecret(p); errors.Is(err, errEmptySecret) {
+			ps.Add(c.Path, key, "%s is empty", p)
+		} else if err != nil {
+			check(key, p)
+		}
 	}
-	check("mqtt.password_file", c.MQTT.PasswordFile)
+	secret("mqtt.password_file", c.MQTT.PasswordFile)
 	check("mqtt.tls.ca_file", c.MQTT.TLS.CAFile)
 	check("mqtt.tls.cert_file", c.MQTT.TLS.CertFile)
 	check("mqtt.tls.key_file", c.MQTT.TLS.KeyFile)
-	check("influx.token_file", c.Influx.TokenFile)
+	secret("influx.token_file", c.Influx.TokenFile)
 	check("influx.tls.ca_file", c.Influx.TLS.CAFile)
 	check("influx.tls.cert_file", c.Influx.TLS.CertFile)
 	check("influx.tls.key_file", c.Influx.TLS.KeyFile)
@@ -302,7 +311,7 @@ func (c *Config) CheckFiles() Problems {
 	check("ingest.signatures.key_file", c.Ingest.Signatures.KeyFile)
 	check("privacy.key_file", c.Privacy.KeyFile)
 	for i, w := range c.Webhooks {
-		check(fmt.Sprintf("webhooks[%d].secret_file", i), w.SecretFile)
+		secret(fmt.Sprintf("webhooks[%d].secret_file", i), w.SecretFile)
 		check(fmt.Sprintf("webhooks[%d].ca_file", i), w.CAFile)
 	}
 	return c.Locate(ps)

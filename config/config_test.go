@@ -72,6 +72,42 @@ func TestLoadResolvesPathsAndDefaults(t *testing.T) {
 	require.Contains(t, ps.Error(), "webhooks[0].secret_file: cannot read")
 }
 
+// check reads the files as run does: a folder where a secret should be, or
+// a secret file with nothing in it, is a problem before the daemon starts
+// (an empty webhook secret would send alerts unsigned).
+func TestCheckFilesReadsSecrets(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	require.NoError(t, os.WriteFile(empty, []byte("\n"), 0o600))
+	folder := filepath.Join(dir, "folder")
+	require.NoError(t, os.Mkdir(folder, 0o700))
+	cfg := Default()
+	cfg.Path = filepath.Join(dir, "c.yaml")
+	cfg.MQTT.PasswordFile = folder
+	cfg.Influx.TokenFile = empty
+	cfg.Webhooks = []Webhook{{URL: "https://example.test/hook", SecretFile: empty}}
+	ps := cfg.CheckFiles()
+	require.Len(t, ps, 3, "%v", ps)
+	require.Contains(t, ps.Error(), "mqtt.password_file: cannot read "+folder)
+	require.Contains(t, ps.Error(), "influx.token_file: "+empty+" is empty")
+	require.Contains(t, ps.Error(), "webhooks[0].secret_file: "+empty+" is empty")
+	_, err := ReadSecret(empty)
+	require.ErrorContains(t, err, "is empty")
+}
+
+func TestRedactURL(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"plain", "ssl://broker.mdl:8883", "ssl://broker.mdl:8883"},
+		{"password dropped", "tcp://fenceline:s3cret@broker:1883", "tcp://fenceline:xxxxx@broker:1883"},
+		{"query dropped", "http://127.0.0.1:8086?u=writer&p=s3cret", "http://127.0.0.1:8086"},
+		{"unparsable", "tcp://%zz", "(unparsable URL)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, RedactURL(tc.in))
+		})
+	}
+}
+
 func TestDefaultIsValid(t *testing.T) {
 	d := Default()
 	require.Empty(t, d.Validate())

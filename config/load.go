@@ -123,8 +123,12 @@ func readFile(path string) ([]byte, error) {
 	return data, nil
 }
 
-// ReadSecret reads a secret from a file, without its trailing newline. The
-// error names the file, never the content.
+// errEmptySecret is ReadSecret's error for a file without a secret.
+var errEmptySecret = errors.New("is empty")
+
+// ReadSecret reads a secret from a file, without its trailing newline; a
+// file holding nothing else is an error (an empty webhook secret would turn
+// signing off unnoticed). The error names the file, never the content.
 func ReadSecret(path string) (string, error) {
 	if path == "" {
 		return "", nil
@@ -133,7 +137,11 @@ func ReadSecret(path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("secret file %s: %w", path, err)
 	}
-	return strings.TrimRight(string(data), "\r\n"), nil
+	s := strings.TrimRight(string(data), "\r\n")
+	if s == "" {
+		return "", fmt.Errorf("secret file %s: %w", path, errEmptySecret)
+	}
+	return s, nil
 }
 
 // keyLines maps a key path (`rules[3].when`) to its line in the file.

@@ -30,6 +30,14 @@ mqtt: {broker: "ws://broker:80", tls: {cert_file: c.pem, key_file: k.pem}}`,
 		{name: "certificate without key", yaml: `
 mqtt: {broker: "ssl://broker:8883", tls: {cert_file: c.pem}}`,
 			errs: []string{"mqtt.tls.cert_file: cert_file and key_file go together"}},
+		{name: "password in the broker URL", yaml: `
+mqtt: {broker: "tcp://fenceline:s3cret@broker:1883"}`,
+			errs: []string{"mqtt.broker: holds a password: give mqtt.username, and the password in mqtt.password_file"}},
+		{name: "user without password in the broker URL", yaml: `
+mqtt: {broker: "tcp://fenceline@broker:1883"}`},
+		{name: "password in the InfluxDB URL", yaml: `
+influx: {url: "http://writer:s3cret@db:8086"}`,
+			errs: []string{"influx.url: holds a password: put user:password in influx.token_file"}},
 		{name: "influx tls on http", yaml: `
 influx: {url: "http://db:8086", tls: {ca_file: ca.pem}}`,
 			errs: []string{"influx.tls.ca_file: is set but influx.url is http://"}},

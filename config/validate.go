@@ -31,6 +31,23 @@ func (c *Config) Validate() Problems {
 	return ps
 }
 
+// RedactURL is raw for a log line: without a password (user:xxxxx@) or a
+// query (InfluxDB 1.x URLs may carry u= and p= there).
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.RawQuery = ""
+	return u.Redacted()
+}
+
+// hasPassword reports whether u carries a password (user:password@host).
+func hasPassword(u *url.URL) bool {
+	_, ok := u.User.Password()
+	return ok
+}
+
 func (m *MQTT) validate() Problems {
 	var ps Problems
 	u, err := url.Parse(m.Broker)
@@ -43,6 +60,8 @@ func (m *MQTT) validate() Problems {
 		ps.Add("", "mqtt.broker", "scheme %q not supported (tcp://, ssl://, ws://, wss://)", u.Scheme)
 	case u.Host == "":
 		ps.Add("", "mqtt.broker", "has no host:port")
+	case hasPassword(u):
+		ps.Add("", "mqtt.broker", "holds a password: give mqtt.username, and the password in mqtt.password_file (secrets never inline)")
 	}
 	if m.ClientID == "" || len(m.ClientID) > 256 {
 		ps.Add("", "mqtt.client_id", "must be 1-256 characters (a fixed id keeps the persistent session)")
@@ -138,6 +157,8 @@ func (in *Influx) validate() Problems {
 		ps.Add("", "influx.url", "scheme must be http or https")
 	case u.Host == "":
 		ps.Add("", "influx.url", "has no host")
+	case hasPassword(u):
+		ps.Add("", "influx.url", "holds a password: put user:password in influx.token_file (secrets never inline)")
 	}
 	if in.Bucket == "" {
 		ps.Add("", "influx.bucket", "must be set (InfluxDB 1.8: database/retention-policy, e.g. border/autogen)")

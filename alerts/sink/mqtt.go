@@ -14,6 +14,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/fenceline/fenceline/alerts/outbox"
+	"github.com/fenceline/fenceline/config"
 	"github.com/fenceline/fenceline/internal/model"
 )
 
@@ -68,7 +69,7 @@ type MQTT struct {
 func NewMQTT(cfg MQTTConfig, log *slog.Logger) (*MQTT, error) {
 	u, err := url.Parse(cfg.Broker)
 	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("mqtt alert sink: broker %q is not a URL like tcp://host:1883", cfg.Broker)
+		return nil, fmt.Errorf("mqtt alert sink: broker %s is not a URL like tcp://host:1883", config.RedactURL(cfg.Broker))
 	}
 	if cfg.ClientID == "" {
 		return nil, errors.New("mqtt alert sink: client id is required")
@@ -112,7 +113,7 @@ func NewMQTT(cfg MQTTConfig, log *slog.Logger) (*MQTT, error) {
 		SetWriteTimeout(cfg.PublishTimeout).
 		SetOnConnectHandler(func(mqtt.Client) {
 			m.setConnected(true)
-			m.log.Info("alert publisher connected", "broker", cfg.Broker)
+			m.log.Info("alert publisher connected", "broker", config.RedactURL(cfg.Broker))
 		}).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			m.setConnected(false)

@@ -235,18 +235,9 @@ func (s *Source) onNotification(_ mqtt.Client, n mqtt.ConnectionNotification) {
 		s.failCount++
 		return
 	}
-	s.log.Error("cannot connect to broker; retrying", "broker", redactURL(s.cfg.Broker), "err", f.Reason,
+	s.log.Error("cannot connect to broker; retrying", "broker", config.RedactURL(s.cfg.Broker), "err", f.Reason,
 		"failed_attempts_since_last_log", s.failCount)
 	s.failLogged, s.failLast, s.failCount = now, msg, 0
-}
-
-// redactURL drops a password from a URL for logging.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
 }
 
 func (s *Source) onConnect(c mqtt.Client) {
@@ -255,7 +246,7 @@ func (s *Source) onConnect(c mqtt.Client) {
 	s.failMu.Lock()
 	s.failLast, s.failCount = "", 0
 	s.failMu.Unlock()
-	s.log.Info("connected to broker", "broker", redactURL(s.cfg.Broker), "client_id", s.cfg.ClientID)
+	s.log.Info("connected to broker", "broker", config.RedactURL(s.cfg.Broker), "client_id", s.cfg.ClientID)
 	// Subscribing waits for the SUBACK, which paho's router delivers: never
 	// wait for it here, on paho's goroutine.
 	go s.subscribe(c)
@@ -344,7 +335,7 @@ func (s *Source) Run(ctx context.Context) error {
 	go func() {
 		tok.Wait()
 		if err := tok.Error(); err != nil {
-			s.log.Error("cannot connect to broker", "broker", redactURL(s.cfg.Broker), "err", err)
+			s.log.Error("cannot connect to broker", "broker", config.RedactURL(s.cfg.Broker), "err", err)
 		}
 	}()
 	<-ctx.Done()
@@ -374,7 +365,7 @@ func (s *Source) Close(quiesce time.Duration) {
 
 // Describe returns a loggable description of the subscription.
 func (s *Source) Describe() string {
-	return fmt.Sprintf("%s as %s: %s", redactURL(s.cfg.Broker), s.cfg.ClientID, strings.Join(s.cfg.Topics, ","))
+	return fmt.Sprintf("%s as %s: %s", config.RedactURL(s.cfg.Broker), s.cfg.ClientID, strings.Join(s.cfg.Topics, ","))
 }
 
 // openConnection opens the connection to the broker exactly as paho's own

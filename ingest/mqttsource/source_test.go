@@ -15,18 +15,6 @@ import (
 	"github.com/fenceline/fenceline/config"
 )
 
-func TestRedactURL(t *testing.T) {
-	for _, tc := range []struct{ name, in, want string }{
-		{"plain", "ssl://broker.mdl:8883", "ssl://broker.mdl:8883"},
-		{"password dropped", "tcp://fenceline:s3cret@broker:1883", "tcp://fenceline:xxxxx@broker:1883"},
-		{"unparsable", "tcp://%zz", "(unparsable URL)"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			require.Equal(t, tc.want, redactURL(tc.in))
-		})
-	}
-}
-
 // TestFailedConnectionsAreLogged: paho retries failed connections by
 // itself; each distinct failure reaches the log (once per failLogEvery when
 // it repeats), so that a TLS problem does not leave the daemon silently

@@ -359,17 +359,6 @@ func (v viewSink) Deliver(ctx context.Context, a *model.Alert) error {
 	return v.Sink.Deliver(ctx, v.view(a))
 }
 
-// redactURL drops a password from a URL for logging (InfluxDB 1.x URLs
-// may carry u= and p= in the query too: the query goes as well).
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	u.RawQuery = ""
-	return u.Redacted()
-}
-
 // problemsForLog names where each problem of a refused reload is, without
 // its message: the messages quote rules-file values, and a bad watchlist
 // entry is still most of an IMSI or a plate. `fenceline check` and the

@@ -342,7 +342,7 @@ func (d *daemon) run(ctx context.Context, opts Options) error {
 		saveEvery = stateSaveEvery
 	}
 	start("state saver", intakeCtx, func(ctx context.Context) error { return d.saveStatePeriodically(ctx, saveEvery) })
-	d.log.Info("fenceline running", "mqtt", d.source.Describe(), "influx", redactURL(d.cfg.Influx.URL), "bucket", d.cfg.Influx.Bucket)
+	d.log.Info("fenceline running", "mqtt", d.source.Describe(), "influx", config.RedactURL(d.cfg.Influx.URL), "bucket", d.cfg.Influx.Bucket)
 	if opts.Ready != nil {
 		close(opts.Ready)
 	}
