@@ -44,6 +44,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -129,6 +130,12 @@ func ParseKeys(r io.Reader) (Keys, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("line %d: %w", n+1, err)
+	}
+	if len(ks) == 0 {
+		// Valid, but it would check no device's signature: most likely a
+		// file emptied or cut short, which must not switch device
+		// authentication off unnoticed.
+		return nil, errors.New("holds no device key (an empty or truncated file?)")
 	}
 	return ks, nil
 }

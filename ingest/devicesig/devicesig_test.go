@@ -87,6 +87,7 @@ func TestParseKeys(t *testing.T) {
 		{name: "twice", file: "A:" + k + "\nA:" + k, err: "line 2: device A listed twice"},
 		{name: "not hex", file: "A:" + k[:30] + "zz", err: "line 1: key of device A is not hex"},
 		{name: "short", file: "A:00112233", err: "line 1: key of device A has 4 bytes, want 16-64"},
+		{name: "no key at all", file: "\n# all devices removed\n", err: "holds no device key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ks, err := ParseKeys(strings.NewReader(tc.file))
