@@ -30,6 +30,24 @@ mqtt: {broker: "ws://broker:80", tls: {cert_file: c.pem, key_file: k.pem}}`,
 		{name: "certificate without key", yaml: `
 mqtt: {broker: "ssl://broker:8883", tls: {cert_file: c.pem}}`,
 			errs: []string{"mqtt.tls.cert_file: cert_file and key_file go together"}},
+		{name: "subscribed to everything", yaml: `
+mqtt: {topics: ["#"]}`,
+			errs: []string{`mqtt.topics[0]: "#" matches fenceline's own alert topics (border/{site}/alerts/{rule})`}},
+		{name: "subscribed to everything under border", yaml: `
+mqtt: {topics: ["border/+/+/+/+", "border/#"]}`,
+			errs: []string{`mqtt.topics[1]: "border/#" matches fenceline's own alert topics`}},
+		{name: "an alert prefix of two levels meets the default subscription", yaml: `
+alerts: {topic_prefix: border/x}`,
+			errs: []string{`mqtt.topics[0]: "border/+/+/+/+" matches fenceline's own alert topics (border/x/{site}/alerts/{rule})`}},
+		{name: "alerts elsewhere", yaml: `
+mqtt: {topics: ["#"]}
+alerts: {topic_prefix: alerts}`,
+			errs: []string{`"#" matches`}},
+		{name: "a device subtree", yaml: `
+mqtt: {topics: ["border/mdl/#"]}`,
+			errs: []string{`"border/mdl/#" matches`}},
+		{name: "a site's devices only", yaml: `
+mqtt: {topics: ["border/mdl/+/+/+"]}`},
 		{name: "password in the broker URL", yaml: `
 mqtt: {broker: "tcp://fenceline:s3cret@broker:1883"}`,
 			errs: []string{"mqtt.broker: holds a password: give mqtt.username, and the password in mqtt.password_file"}},

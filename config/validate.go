@@ -28,7 +28,44 @@ func (c *Config) Validate() Problems {
 	for i, w := range c.Webhooks {
 		ps = append(ps, w.validate(fmt.Sprintf("webhooks[%d]", i))...)
 	}
+	ps = append(ps, c.ownAlertsSubscribed()...)
 	return ps
+}
+
+// ownAlertsSubscribed reports the topic filters that match fenceline's own
+// alert topics, {alerts.topic_prefix}/{site}/alerts/{rule}: every alert it
+// publishes would come back to it as a rejected message (bad_topic), its
+// subject with it into the dead letters.
+func (c *Config) ownAlertsSubscribed() Problems {
+	var ps Problems
+	if c.Alerts.TopicPrefix == "" {
+		return nil
+	}
+	// Any site, any rule: "*" stands for one level of any name.
+	alertTopic := c.Alerts.TopicPrefix + "/*/alerts/*"
+	for i, f := range c.MQTT.Topics {
+		if validTopicFilter(f) == nil && topicMatches(f, alertTopic) {
+			ps.Add("", fmt.Sprintf("mqtt.topics[%d]", i), "%q matches fenceline's own alert topics (%s/{site}/alerts/{rule}): every alert would come back as a rejected message", f, c.Alerts.TopicPrefix)
+		}
+	}
+	return ps
+}
+
+// topicMatches reports whether MQTT topic filter f matches topic t, or, for
+// a level of t that is "*", some name there.
+func topicMatches(f, t string) bool {
+	fl, tl := strings.Split(f, "/"), strings.Split(t, "/")
+	for i, l := range fl {
+		switch {
+		case l == "#":
+			return true
+		case i >= len(tl):
+			return false
+		case l != "+" && tl[i] != "*" && l != tl[i]:
+			return false
+		}
+	}
+	return len(fl) == len(tl)
 }
 
 // RedactURL is raw for a log line: without a password (user:xxxxx@) or a
