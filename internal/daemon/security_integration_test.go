@@ -172,6 +172,9 @@ func TestIntegrationHashedIdentifiers(t *testing.T) {
 	})
 	require.Equal(t, "imsi:"+h.Hash("imsi", "428991234567890"), stored["foreign-sim-near-border"]["subject"])
 	require.Equal(t, "plate:"+h.Hash("plate", "蒙B7K3Q2"), stored["plate-of-interest"]["subject"])
+	// One incident, one id: the units' raw alert and the stored one share it.
+	require.Equal(t, got.find("foreign-sim-near-border", model.StateFiring).ID, stored["foreign-sim-near-border"]["id"])
+	require.Equal(t, got.find("plate-of-interest", model.StateFiring).ID, stored["plate-of-interest"]["id"])
 
 	// Nothing raw anywhere in the stored data.
 	for _, m := range []string{"phone_detection", "vehicle_pass", "alert"} {

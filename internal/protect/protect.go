@@ -196,41 +196,54 @@ func IsPersonal(kind string) bool {
 // subject hashed like the readings of its kind, so that dashboards can join
 // the two. a itself is not modified (sinks share it).
 func (p *Protector) StoredAlert(a *model.Alert) *model.Alert {
-	if p == nil || !p.storedHashed(a.Subject.Kind) {
+	if p == nil {
 		return a
 	}
-	return p.hashAlert(a)
+	return p.protectAlert(a, p.storedHashed(a.Subject.Kind))
 }
 
 // SentAlert returns the alert as MQTT and webhooks send it: raw, or with a
 // personal subject hashed when AlertSubjects is hashed.
 func (p *Protector) SentAlert(a *model.Alert) *model.Alert {
-	if p == nil || p.opts.AlertSubjects != SubjectsHashed || !IsPersonal(a.Subject.Kind) {
+	if p == nil {
 		return a
 	}
-	return p.hashAlert(a)
+	return p.protectAlert(a, p.sentHashed(a.Subject.Kind))
 }
 
-// hashAlert returns a copy of a whose subject, the subject's occurrences in
-// the summary, and the id are keyed hashes. The id goes too because the
-// engine derives it from the subject with an unkeyed hash: from rule, zone
-// and start (all in the alert) an IMSI could be found by enumeration. The
-// replacement id is still stable, so firing and resolved keep sharing it.
-func (p *Protector) hashAlert(a *model.Alert) *model.Alert {
+func (p *Protector) sentHashed(kind string) bool {
+	return p.opts.AlertSubjects == SubjectsHashed && IsPersonal(kind)
+}
+
+// protectAlert returns a copy of a for one sink, its subject (and the
+// subject's occurrences in the summary) a keyed hash when hashSubject. The
+// id is keyed whenever any sink hashes the subject: the engine derives it
+// from the subject with an unkeyed hash, and from rule, zone and start (all
+// in the alert) an IMSI could be found by enumeration. It is keyed for
+// every sink alike, raw subject or not, so that an incident has one id
+// wherever it is read, stable, shared by firing and resolved.
+func (p *Protector) protectAlert(a *model.Alert, hashSubject bool) *model.Alert {
 	raw := a.Subject.Value
-	if raw == "" || raw == model.NoPlate {
+	if raw == "" || raw == model.NoPlate || !(p.storedHashed(a.Subject.Kind) || p.sentHashed(a.Subject.Kind)) {
 		return a
 	}
 	h, _ := NewHasher(p.key) // per call: sinks deliver concurrently
 	c := *a
-	c.Subject.Value = h.Hash(a.Subject.Kind, raw)
-	c.Summary = strings.ReplaceAll(a.Summary, raw, c.Subject.Value)
+	if hashSubject {
+		c.Subject.Value = h.Hash(a.Subject.Kind, raw)
+		c.Summary = strings.ReplaceAll(a.Summary, raw, c.Subject.Value)
+	}
 	if a.ID != "" {
-		id := h.Hash("alert-id", a.ID)
-		if len(a.ID) < len(id) {
-			id = id[:len(a.ID)]
-		}
-		c.ID = id
+		c.ID = keyedID(h, a.ID)
 	}
 	return &c
+}
+
+// keyedID is the alert id the engine derived, keyed.
+func keyedID(h *Hasher, id string) string {
+	k := h.Hash("alert-id", id)
+	if len(id) < len(k) {
+		k = k[:len(id)]
+	}
+	return k
 }

@@ -156,10 +156,21 @@ func TestAlerts(t *testing.T) {
 			require.NoError(t, err)
 			a := alert(tc.kind, imsi)
 			orig := *a
+			// One id per incident wherever it is read: keyed for every
+			// sink once any of them hashes the subject.
+			idKeyed := tc.storedHash || tc.sentHash
 			check := func(got *model.Alert, hashed bool) {
 				t.Helper()
 				if !hashed {
-					require.Equal(t, orig, *got)
+					want := orig
+					want.ID = got.ID
+					require.Equal(t, want, *got, "the subject as it is")
+					if idKeyed {
+						require.NotEqual(t, orig.ID, got.ID)
+						require.Len(t, got.ID, len(orig.ID))
+					} else {
+						require.Equal(t, orig.ID, got.ID)
+					}
 					return
 				}
 				want := reference(testKey, tc.kind, imsi)
@@ -169,8 +180,10 @@ func TestAlerts(t *testing.T) {
 				require.NotEqual(t, orig.ID, got.ID, "the id is derived from the raw subject")
 				require.Len(t, got.ID, len(orig.ID))
 			}
-			check(p.StoredAlert(a), tc.storedHash)
-			check(p.SentAlert(a), tc.sentHash)
+			stored, sent := p.StoredAlert(a), p.SentAlert(a)
+			check(stored, tc.storedHash)
+			check(sent, tc.sentHash)
+			require.Equal(t, stored.ID, sent.ID, "the same id in the alert measurement and on MQTT and webhooks")
 			require.Equal(t, orig, *a, "the shared alert is not modified")
 		})
 	}
