@@ -303,8 +303,12 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 	return m
 }
 
-// suggest names a known key close to a misspelt one.
+// suggest names a known key close to a misspelt one, or the file key of a
+// secret written inline (password: … where password_file is the key).
 func suggest(key string, fields map[string]reflect.Type) string {
+	if _, ok := fields[key+"_file"]; ok {
+		return fmt.Sprintf(" (secrets are never inline: put it in a file named by %q)", key+"_file")
+	}
 	best, bestD := "", 3
 	for k := range fields {
 		if d := editDistance(key, k); d < bestD {

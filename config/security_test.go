@@ -48,6 +48,9 @@ mqtt: {topics: ["border/mdl/#"]}`,
 			errs: []string{`"border/mdl/#" matches`}},
 		{name: "a site's devices only", yaml: `
 mqtt: {topics: ["border/mdl/+/+/+"]}`},
+		{name: "a password inline", yaml: `
+mqtt: {username: fenceline, password: s3cret}`,
+			errs: []string{`mqtt.password: unknown key (secrets are never inline: put it in a file named by "password_file")`}},
 		{name: "password in the broker URL", yaml: `
 mqtt: {broker: "tcp://fenceline:s3cret@broker:1883"}`,
 			errs: []string{"mqtt.broker: holds a password: give mqtt.username, and the password in mqtt.password_file"}},
