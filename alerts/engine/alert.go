@@ -16,7 +16,10 @@ import (
 // alertID is the stable id of an incident: the same rule, subject, zone and
 // incident start always give the same id, so a firing and its resolved
 // share it, and an alert raised twice (redelivery, restart) is one
-// incident downstream.
+// incident downstream. fire passes the rule's id with its fingerprint: a
+// rule changed by a reload starts afresh, and an incident it opens is not
+// the one the change resolved even when it starts at the same instant (the
+// outbox would drop it as a duplicate of that one).
 func alertID(rule string, s model.Subject, zoneID string, start time.Time) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s|%s:%s|%s|%s", rule, s.Kind, s.Value, zoneID, start.UTC().Format(time.RFC3339Nano))
@@ -45,7 +48,7 @@ func (e *Engine) fire(st *ruleState, in alertIn, now time.Time) model.Alert {
 		zid = in.zone.ID
 	}
 	a := model.Alert{
-		ID:       alertID(r.ID, in.subj, zid, in.start),
+		ID:       alertID(r.ID+"@"+r.fingerprint, in.subj, zid, in.start),
 		Rule:     r.ID,
 		Severity: r.Severity,
 		State:    model.StateFiring,

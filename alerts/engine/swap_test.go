@@ -298,3 +298,26 @@ func TestSwapResolvesStatusOfRemovedDevice(t *testing.T) {
 	assert.Equal(t, fired[0].ID, res[0].ID)
 	assert.Equal(t, 0.0, gauge(t, e, "fenceline_alerts_open_incidents", "tamper"))
 }
+
+// An incident a changed rule opens is a new one even when it starts at the
+// instant of the one the change resolved (a device repeating a ts): it had
+// that one's id, and the outbox dropped it as a duplicate.
+func TestChangedRuleOpensNewIncidentIDs(t *testing.T) {
+	rs, ps := compileYAML(t, statefulRules)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	tampered := model.Status{Tamper: model.SomeBool(true)}
+	fired := only(e.eval(e.status("F-1", at(22, 10), tampered)), "tamper")
+	require.Len(t, fired, 1)
+
+	rs2, ps := compileYAML(t, strings.Replace(statefulRules, "when: tamper}", "when: tamper, severity: critical}", 1))
+	require.Empty(t, ps)
+	resolved := only(e.Swap(rs2), "tamper")
+	require.Len(t, resolved, 1)
+	require.Equal(t, fired[0].ID, resolved[0].ID)
+
+	again := only(e.eval(e.status("F-1", at(22, 10), tampered)), "tamper")
+	require.Len(t, again, 1)
+	require.Equal(t, model.StateFiring, again[0].State)
+	require.NotEqual(t, fired[0].ID, again[0].ID)
+}
