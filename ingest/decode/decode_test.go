@@ -447,6 +447,19 @@ func TestDecodePlates(t *testing.T) {
 	}
 }
 
+// An ANPR camera's trailing newline, or a tab inside, is white space the
+// plate's normal form trims or collapses, not a control character to refuse.
+func TestDecodePlateWhiteSpace(t *testing.T) {
+	out, rej := decode(t, topicCheckpoint, passMsg(`{"plate":"蒙B12345\n"}`, `{"plate":"蒙B12345\r\n"}`, `{"plate":"蒙B\t12345"}`,
+		`{"plate":"\t1598 Уба\n"}`, `{"plate":"蒙B\u000112345"}`))
+	assert.Equal(t, []wantRej{{4, BadField}}, rejIndexes(rej), "other control characters are still refused")
+	var plates []string
+	for _, p := range out.Passes {
+		plates = append(plates, p.Plate)
+	}
+	assert.Equal(t, []string{"蒙B12345", "蒙B12345", "蒙B 12345", "1598 УБА"}, plates)
+}
+
 func TestDecodePassRejects(t *testing.T) {
 	for _, tc := range []struct {
 		name   string

@@ -350,6 +350,25 @@ func (d *Decoder) textBytes(v uint32, max int) ([]byte, string) {
 	return b, ""
 }
 
+// textBytesSpaced is textBytes for a value whose white space is normalised
+// (a plate): a tab, carriage return or line feed — an ANPR camera's trailing
+// newline — is white space to collapse or trim, not a reason to refuse it.
+func (d *Decoder) textBytesSpaced(v uint32, max int) ([]byte, string) {
+	if d.t.kind(int(v)) != kString {
+		return nil, "want string, got " + d.typeName(v)
+	}
+	b := d.t.str(int(v))
+	if len(b) > max {
+		return nil, strconv.Itoa(len(b)) + " bytes, longer than " + strconv.Itoa(max)
+	}
+	for _, c := range b {
+		if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f {
+			return nil, "contains a control character"
+		}
+	}
+	return b, ""
+}
+
 // float returns a finite number, or why the value is not one.
 func (d *Decoder) float(v uint32) (float64, string) {
 	if d.t.kind(int(v)) != kNumber {

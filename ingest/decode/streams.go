@@ -316,7 +316,7 @@ func (d *Decoder) pass(p *model.Pass, sp *passStrs, v int, i int) (Reason, strin
 	if d.t.kind(int(pv)) != kString {
 		return NoPlate, "plate", "want string, got " + d.typeName(pv)
 	}
-	b, msg := d.textBytes(pv, maxString)
+	b, msg := d.textBytesSpaced(pv, maxString)
 	if msg != "" {
 		return BadField, "plate", msg
 	}
