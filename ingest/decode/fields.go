@@ -335,25 +335,17 @@ const (
 // why it is not acceptable: not a string, longer than max, or holding a
 // control character (U+0000-U+001F, U+007F).
 func (d *Decoder) textBytes(v uint32, max int) ([]byte, string) {
-	if d.t.kind(int(v)) != kString {
-		return nil, "want string, got " + d.typeName(v)
-	}
-	b := d.t.str(int(v))
-	if len(b) > max {
-		return nil, strconv.Itoa(len(b)) + " bytes, longer than " + strconv.Itoa(max)
-	}
-	for _, c := range b {
-		if c < 0x20 || c == 0x7f {
-			return nil, "contains a control character"
-		}
-	}
-	return b, ""
+	return d.text(v, max, false)
 }
 
 // textBytesSpaced is textBytes for a value whose white space is normalised
 // (a plate): a tab, carriage return or line feed — an ANPR camera's trailing
 // newline — is white space to collapse or trim, not a reason to refuse it.
 func (d *Decoder) textBytesSpaced(v uint32, max int) ([]byte, string) {
+	return d.text(v, max, true)
+}
+
+func (d *Decoder) text(v uint32, max int, spaces bool) ([]byte, string) {
 	if d.t.kind(int(v)) != kString {
 		return nil, "want string, got " + d.typeName(v)
 	}
@@ -362,7 +354,7 @@ func (d *Decoder) textBytesSpaced(v uint32, max int) ([]byte, string) {
 		return nil, strconv.Itoa(len(b)) + " bytes, longer than " + strconv.Itoa(max)
 	}
 	for _, c := range b {
-		if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f {
+		if (c < 0x20 && !(spaces && (c == '\t' || c == '\n' || c == '\r'))) || c == 0x7f {
 			return nil, "contains a control character"
 		}
 	}
