@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fenceline/fenceline/internal/groupcommit"
 	"github.com/fenceline/fenceline/internal/model"
 )
 
@@ -113,9 +114,9 @@ type Outbox struct {
 	baseSize    int64 // size right after the last compaction
 	nextSeq     uint64
 	dedupe      *window
-	needRewrite bool          // a write failed: the file's tail is unknown
-	writeErr    error         // the failure of the group being retried (guarded by mu)
-	closed      chan struct{} // closed by Close: ends a retry pause
+	needRewrite bool                // a write failed: the file's tail is unknown
+	failing     groupcommit.Failing // the failure of the group being retried
+	closed      chan struct{}       // closed by Close: ends a retry pause
 	buf         bytes.Buffer
 
 	mu      sync.Mutex
@@ -205,6 +206,7 @@ func Open(dir string, sinks []Sink, opts Options, log *slog.Logger, reg promethe
 		byKey:      make(map[key]*entry),
 		commitDone: make(chan struct{}),
 		closed:     make(chan struct{}),
+		failing:    groupcommit.Failing{What: "alerts cannot be made durable"},
 	}
 	o.cond = sync.NewCond(&o.mu)
 	seen := make(map[string]bool, len(sinks))
@@ -378,7 +380,7 @@ func (o *Outbox) commitLoop() {
 				o.log.Info("alerts are durable again", "failed_attempts", failures, "first_error", firstErr)
 			}
 			retry, failures, firstErr = nil, 0, nil
-			o.setWriteErr(nil)
+			o.failing.Set(nil)
 		case closing:
 			o.fail(reqs, err)
 			return
@@ -388,7 +390,7 @@ func (o *Outbox) commitLoop() {
 				o.log.Error("cannot make alerts durable; keeping them and retrying (their messages stay unacked)", "alerts", countAlerts(reqs), "err", err)
 			}
 			failures++
-			o.setWriteErr(err)
+			o.failing.Set(err)
 			retry = reqs
 			o.pause(min(o.opts.retryMin<<min(failures-1, 16), o.opts.retryMax))
 		}
@@ -406,21 +408,8 @@ func (o *Outbox) pause(d time.Duration) {
 	}
 }
 
-func (o *Outbox) setWriteErr(err error) {
-	o.mu.Lock()
-	o.writeErr = err
-	o.mu.Unlock()
-}
-
 // Healthy returns why alerts cannot be made durable right now, or nil.
-func (o *Outbox) Healthy() error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.writeErr != nil {
-		return fmt.Errorf("alerts cannot be made durable: %w", o.writeErr)
-	}
-	return nil
-}
+func (o *Outbox) Healthy() error { return o.failing.Err() }
 
 func countAlerts(reqs []*appendReq) int {
 	n := 0

@@ -71,12 +71,12 @@ type Store struct {
 	syncFile func(*os.File) error
 	now      func() time.Time
 
-	mu       sync.Mutex
-	writeErr error // the failure of the records being retried
-	queue    []pending
-	queued   int64         // payload bytes in queue
-	space    chan struct{} // closed when queued drops below the bound
-	c        *groupcommit.Committer
+	mu      sync.Mutex
+	failing groupcommit.Failing // the failure of the records being retried
+	queue   []pending
+	queued  int64         // payload bytes in queue
+	space   chan struct{} // closed when queued drops below the bound
+	c       *groupcommit.Committer
 
 	// Owned by the committer (Run, or Close when Run never started).
 	segs     []segment // oldest first; the last is the open one when f != nil
@@ -136,6 +136,7 @@ func Open(dir string, opts Options, log *slog.Logger, reg prometheus.Registerer)
 		nextSeq:  1,
 	}
 	s.c = groupcommit.New(&s.mu)
+	s.failing.What = "dead letters cannot be written"
 	for _, sg := range segs {
 		s.total += sg.size
 		s.nextSeq = max(s.nextSeq, sg.seq+1)
@@ -221,7 +222,7 @@ func (s *Store) commit() {
 		if s.failures > 0 {
 			s.log.Info("dead letters are written again", "failed_attempts", s.failures)
 			s.failures = 0
-			s.setWriteErr(nil)
+			s.failing.Set(nil)
 		}
 		s.m.written.Add(float64(n))
 		for _, p := range batch[i : i+n] {
@@ -264,7 +265,7 @@ func (s *Store) retryLater(recs []pending, err error) {
 		s.log.Error("writing dead letters failed; keeping them and retrying (their messages stay unacked)", "records", len(recs), "err", err)
 	}
 	s.failures++
-	s.setWriteErr(err)
+	s.failing.Set(err)
 	time.AfterFunc(min(retryMin<<min(s.failures-1, 16), retryMax), s.c.Wake)
 }
 
@@ -274,21 +275,8 @@ const (
 	retryMax = 5 * time.Second
 )
 
-func (s *Store) setWriteErr(err error) {
-	s.mu.Lock()
-	s.writeErr = err
-	s.mu.Unlock()
-}
-
 // Healthy returns why dead letters cannot be written right now, or nil.
-func (s *Store) Healthy() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.writeErr != nil {
-		return fmt.Errorf("dead letters cannot be written: %w", s.writeErr)
-	}
-	return nil
-}
+func (s *Store) Healthy() error { return s.failing.Err() }
 
 // writeSome writes as many of recs as fit in the open segment (at least one,
 // in a fresh segment), fsyncs, and returns how many it wrote.
