@@ -206,7 +206,7 @@ func Open(dir string, sinks []Sink, opts Options, log *slog.Logger, reg promethe
 		byKey:      make(map[key]*entry),
 		commitDone: make(chan struct{}),
 		closed:     make(chan struct{}),
-		failing:    groupcommit.Failing{What: "alerts cannot be made durable"},
+		failing:    groupcommit.Failing{What: "alerts cannot be made durable", Min: opts.retryMin, Max: opts.retryMax},
 	}
 	o.cond = sync.NewCond(&o.mu)
 	seen := make(map[string]bool, len(sinks))
@@ -353,8 +353,6 @@ func (o *Outbox) Close() error {
 func (o *Outbox) commitLoop() {
 	defer close(o.commitDone)
 	var retry []*appendReq // a group whose write failed, oldest first
-	var failures int
-	var firstErr error
 	for {
 		o.mu.Lock()
 		for len(o.queue) == 0 && len(o.acks) == 0 && len(retry) == 0 && !o.closing {
@@ -376,23 +374,20 @@ func (o *Outbox) commitLoop() {
 		}
 		switch {
 		case err == nil:
-			if failures > 0 {
-				o.log.Info("alerts are durable again", "failed_attempts", failures, "first_error", firstErr)
+			if n := o.failing.Recovered(); n > 0 {
+				o.log.Info("alerts are durable again", "failed_attempts", n)
 			}
-			retry, failures, firstErr = nil, 0, nil
-			o.failing.Set(nil)
+			retry = nil
 		case closing:
 			o.fail(reqs, err)
 			return
 		default:
-			if failures == 0 {
-				firstErr = err
+			first, wait := o.failing.Failed(err)
+			if first {
 				o.log.Error("cannot make alerts durable; keeping them and retrying (their messages stay unacked)", "alerts", countAlerts(reqs), "err", err)
 			}
-			failures++
-			o.failing.Set(err)
 			retry = reqs
-			o.pause(min(o.opts.retryMin<<min(failures-1, 16), o.opts.retryMax))
+			o.pause(wait)
 		}
 		o.maybeCompact()
 	}

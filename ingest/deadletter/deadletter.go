@@ -79,14 +79,13 @@ type Store struct {
 	c       *groupcommit.Committer
 
 	// Owned by the committer (Run, or Close when Run never started).
-	segs     []segment // oldest first; the last is the open one when f != nil
-	f        *os.File
-	fsize    int64
-	total    int64
-	nextSeq  uint64
-	buf      bytes.Buffer
-	spare    []pending
-	failures int // failed writes in a row
+	segs    []segment // oldest first; the last is the open one when f != nil
+	f       *os.File
+	fsize   int64
+	total   int64
+	nextSeq uint64
+	buf     bytes.Buffer
+	spare   []pending
 }
 
 type pending struct {
@@ -136,7 +135,7 @@ func Open(dir string, opts Options, log *slog.Logger, reg prometheus.Registerer)
 		nextSeq:  1,
 	}
 	s.c = groupcommit.New(&s.mu)
-	s.failing.What = "dead letters cannot be written"
+	s.failing = groupcommit.Failing{What: "dead letters cannot be written", Min: 100 * time.Millisecond, Max: 5 * time.Second}
 	for _, sg := range segs {
 		s.total += sg.size
 		s.nextSeq = max(s.nextSeq, sg.seq+1)
@@ -219,10 +218,8 @@ func (s *Store) commit() {
 			s.retryLater(batch[i:], err)
 			break
 		}
-		if s.failures > 0 {
-			s.log.Info("dead letters are written again", "failed_attempts", s.failures)
-			s.failures = 0
-			s.failing.Set(nil)
+		if n := s.failing.Recovered(); n > 0 {
+			s.log.Info("dead letters are written again", "failed_attempts", n)
 		}
 		s.m.written.Add(float64(n))
 		for _, p := range batch[i : i+n] {
@@ -261,19 +258,12 @@ func (s *Store) retryLater(recs []pending, err error) {
 		}
 		return
 	}
-	if s.failures == 0 {
+	first, wait := s.failing.Failed(err)
+	if first {
 		s.log.Error("writing dead letters failed; keeping them and retrying (their messages stay unacked)", "records", len(recs), "err", err)
 	}
-	s.failures++
-	s.failing.Set(err)
-	time.AfterFunc(min(retryMin<<min(s.failures-1, 16), retryMax), s.c.Wake)
+	time.AfterFunc(wait, s.c.Wake)
 }
-
-// Bounds of the pause before writing again records whose write failed.
-const (
-	retryMin = 100 * time.Millisecond
-	retryMax = 5 * time.Second
-)
 
 // Healthy returns why dead letters cannot be written right now, or nil.
 func (s *Store) Healthy() error { return s.failing.Err() }

@@ -3,23 +3,41 @@ package groupcommit
 import (
 	"fmt"
 	"sync"
+	"time"
 )
 
-// Failing is the failure of the writes a store keeps retrying, for its
-// readiness check: set while they fail, cleared when one goes through.
-// Safe for concurrent use.
+// Failing is a streak of failed writes that a store keeps retrying: how
+// long to pause before the next attempt (Min, doubling up to Max), whether
+// a failure is the streak's first (the one to log), and the error for the
+// store's readiness check until a write goes through. Safe for concurrent
+// use.
 type Failing struct {
-	What string // what cannot be done, for the error: "dead letters cannot be written"
+	What     string        // what cannot be done, for Err: "dead letters cannot be written"
+	Min, Max time.Duration // bounds of the pause between attempts
 
-	mu  sync.Mutex
-	err error
+	mu       sync.Mutex
+	err      error
+	failures int
 }
 
-// Set records the current failure (nil: none).
-func (f *Failing) Set(err error) {
+// Failed records a failed attempt: first is true for the first of a
+// streak, wait is the pause before the next attempt.
+func (f *Failing) Failed(err error) (first bool, wait time.Duration) {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.err = err
-	f.mu.Unlock()
+	f.failures++
+	return f.failures == 1, min(f.Min<<min(f.failures-1, 16), f.Max)
+}
+
+// Recovered ends the streak after a write went through, and returns how
+// many attempts it had failed (0: there was none).
+func (f *Failing) Recovered() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := f.failures
+	f.err, f.failures = nil, 0
+	return n
 }
 
 // Err returns why the writes fail right now, or nil.
