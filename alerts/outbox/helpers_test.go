@@ -189,15 +189,3 @@ func readRecords(t *testing.T, dir string) []*record {
 }
 
 var errTransient = errors.New("receiver unavailable")
-
-// waitUntil polls cond until it holds, failing the test after waitFor.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}

@@ -544,7 +544,7 @@ func TestFailedWritesAreRetriedUntilDurable(t *testing.T) {
 	a, b := testAlert("a", model.StateFiring), testAlert("b", model.StateFiring)
 	doneA, doneB := make(chan error, 1), make(chan error, 1)
 	o.Append([]model.Alert{a}, func(err error) { doneA <- err })
-	waitUntil(t, "the failed write seen", func() bool { return testutil.ToFloat64(o.m.writeErrors) >= 2 })
+	require.Eventually(t, func() bool { return testutil.ToFloat64(o.m.writeErrors) >= 2 }, waitFor, time.Millisecond, "the write failed and was retried")
 	require.ErrorContains(t, o.Healthy(), "no space left on device")
 	o.Append([]model.Alert{b}, func(err error) { doneB <- err }) // joins the retried group
 	select {
@@ -587,7 +587,7 @@ func TestCloseRefusesWhatCannotBeWritten(t *testing.T) {
 	failing.Store(true)
 	done := make(chan error, 1)
 	o.Append([]model.Alert{testAlert("a", model.StateFiring)}, func(err error) { done <- err })
-	waitUntil(t, "the failed write seen", func() bool { return o.Healthy() != nil })
+	require.Eventually(t, func() bool { return o.Healthy() != nil }, waitFor, time.Millisecond, "the write failed")
 	o.Close()
 	require.ErrorContains(t, <-done, "input/output error")
 }

@@ -281,9 +281,8 @@ func TestFsyncFailureIsRetried(t *testing.T) {
 	r.start(t)
 	errc := make(chan error, 2)
 	r.s.Append(rec(0), func(err error) { errc <- err })
-	for testutil.ToFloat64(r.s.m.writeErrors) < 2 {
-		time.Sleep(time.Millisecond) // the first retry failed too
-	}
+	require.Eventually(t, func() bool { return testutil.ToFloat64(r.s.m.writeErrors) >= 2 }, 10*time.Second, time.Millisecond,
+		"the first retry failed too")
 	require.ErrorContains(t, r.s.Healthy(), "EIO")
 	r.s.Append(rec(1), func(err error) { errc <- err })
 	select {
@@ -320,9 +319,7 @@ func TestWriteFailureAtClose(t *testing.T) {
 	failing.Store(true)
 	errc := make(chan error, 1)
 	r.s.Append(rec(0), func(err error) { errc <- err })
-	for r.s.Healthy() == nil {
-		time.Sleep(time.Millisecond)
-	}
+	require.Eventually(t, func() bool { return r.s.Healthy() != nil }, 10*time.Second, time.Millisecond, "the write failed")
 	require.NoError(t, r.s.Close())
 	require.ErrorContains(t, <-errc, "EIO")
 }
