@@ -251,12 +251,18 @@ func (e *Engine) RestoreState(data []byte) ([]model.Alert, error) {
 			if old == nil {
 				why = "rule removed while fenceline was stopped"
 			}
+			n := len(out)
 			out = rs.resolveOpen(out, now, why, func(string) bool { return true })
+			if old != nil { // a removed rule has no series left to count in
+				old.m.resolved.Add(float64(len(out) - n))
+			}
 			continue
 		}
 		// Incidents of devices no longer registered are resolved; their
 		// entries are dropped below.
+		n := len(out)
 		out = rs.resolveOpen(out, now, "device no longer registered", func(dev string) bool { return dev != "" && reg.Lookup(dev) == nil })
+		old.m.resolved.Add(float64(len(out) - n))
 		restored++
 		st := newRuleState(old.rule, old.m)
 		intern := e.subjects.id

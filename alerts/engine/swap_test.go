@@ -178,6 +178,9 @@ func TestRestoreStateResolvesWhatItDrops(t *testing.T) {
 	slices.Sort(got["loiter"])
 	slices.Sort(opened["loiter"])
 	assert.Equal(t, opened, got)
+	// Counted like any resolved alert, by the rules still configured.
+	assert.Equal(t, 1.0, testutil.ToFloat64(e2.m.raised.WithLabelValues("crowd", "resolved")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(e2.m.raised.WithLabelValues("tamper", "resolved")))
 }
 
 func TestRestoreStateDropsChangedRules(t *testing.T) {
