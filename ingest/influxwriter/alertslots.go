@@ -12,7 +12,7 @@ import (
 // event time apart with high odds only: a crowd of watch-listed phones in
 // one message is dozens of alerts of one series in one millisecond. When an
 // alert's time is already taken in its series by another alert, the next
-// free nanosecond of the same millisecond is used instead; the same alert
+// free nanosecond of the same half-millisecond is used instead; the same alert
 // written again (a retry, a re-send) finds its own slot. The table forgets
 // the oldest slots past maxAlertSlots: an alert written again after that —
 // or after a restart — takes AlertPointTime's time again, which is its own
@@ -37,6 +37,7 @@ const maxAlertSlots = 10000
 func (s *alertSlots) time(a *model.Alert, at time.Time) time.Time {
 	base := AlertPointTime(a.ID, a.State, at)
 	ms, off := base.Truncate(time.Millisecond), int64(base.Sub(base.Truncate(time.Millisecond)))
+	lo, size := alertOffsets(a.State) // a moved alert stays in its state's half
 	series := a.Rule + "\x00" + a.Severity + "\x00" + a.Site + "\x00" + a.State + "\x00" + a.Zone
 	who := a.ID + "\x00" + a.State
 	s.mu.Lock()
@@ -44,8 +45,8 @@ func (s *alertSlots) time(a *model.Alert, at time.Time) time.Time {
 	if s.owner == nil {
 		s.owner = make(map[alertSlot]string)
 	}
-	for i := int64(0); i < int64(time.Millisecond); i++ {
-		t := ms.Add(time.Duration((off + i) % int64(time.Millisecond)))
+	for i := range size {
+		t := ms.Add(time.Duration(lo + (off-lo+i)%size))
 		k := alertSlot{series, t.UnixNano()}
 		switch owner, taken := s.owner[k]; {
 		case owner == who:
@@ -55,7 +56,7 @@ func (s *alertSlots) time(a *model.Alert, at time.Time) time.Time {
 			return t
 		}
 	}
-	return base // a million alerts of one series in one millisecond
+	return base // half a million alerts of one series and state in one millisecond
 }
 
 func (s *alertSlots) remember(k alertSlot, who string) {

@@ -177,15 +177,31 @@ func (e *Encoder) appendAlert(dst []byte, a *model.Alert, slots *alertSlots) ([]
 // incidents resolved by one reload), and on one time they would be one
 // point, the last overwriting the others. The offset keeps them apart with
 // high odds — k alerts of a series in one millisecond meet with odds of
-// about k²/2,000,000, so the Writer moves the rare one whose time is taken
+// about k²/1,000,000, so the Writer moves the rare one whose time is taken
 // (alertSlots) — and is the same for a redelivered alert, which rewrites its
 // own point.
+//
+// A firing's offset is in the first half of the millisecond and a
+// resolved's in the second: an incident that ends at the instant it fired
+// (a dwell whose last sighting completed the stay) must still read resolved
+// as its latest point, which "ORDER BY time DESC LIMIT 1" finds.
 func AlertPointTime(id, state string, at time.Time) time.Time {
 	h := fnv.New64a()
 	h.Write([]byte(id))
 	h.Write([]byte{0})
 	h.Write([]byte(state))
-	return at.Truncate(time.Millisecond).Add(time.Duration(h.Sum64() % uint64(time.Millisecond)))
+	lo, size := alertOffsets(state)
+	return at.Truncate(time.Millisecond).Add(time.Duration(lo + int64(h.Sum64()%uint64(size))))
+}
+
+// alertOffsets is the range of sub-millisecond offsets of an alert point in
+// state: [lo, lo+size) nanoseconds.
+func alertOffsets(state string) (lo, size int64) {
+	const half = int64(time.Millisecond) / 2
+	if state == model.StateResolved {
+		return half, half
+	}
+	return 0, half
 }
 
 func (e *Encoder) lpTag(key, value string) {

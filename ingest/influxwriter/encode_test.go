@@ -144,6 +144,28 @@ func TestAlertPointTime(t *testing.T) {
 	require.NotEqual(t, a, AlertPointTime("a1b2", model.StateResolved, at))
 }
 
+// An incident resolved in the millisecond it fired (a dwell whose last
+// sighting completed the stay) has its resolved point after its firing
+// point, whatever its id: the latest point of an incident is its state.
+func TestAlertPointTimeResolvedAfterFiring(t *testing.T) {
+	at := time.Date(2026, 11, 27, 3, 46, 2, 0, time.UTC)
+	for i := range 2000 {
+		id := fmt.Sprintf("incident-%d", i)
+		f, r := AlertPointTime(id, model.StateFiring, at), AlertPointTime(id, model.StateResolved, at)
+		require.True(t, f.Before(r), "id %s: firing %s, resolved %s", id, f.Format(time.RFC3339Nano), r.Format(time.RFC3339Nano))
+		require.Equal(t, at, r.Truncate(time.Millisecond), "id %s: resolved left its millisecond", id)
+	}
+	// Moved by the Writer's slots, they keep to their halves.
+	var s alertSlots
+	for i := range 3000 {
+		a := &model.Alert{ID: fmt.Sprintf("crowd-%d", i), Rule: "r", State: model.StateFiring}
+		require.Less(t, s.time(a, at).Sub(at), time.Millisecond/2, "firing %d", i)
+		a.State = model.StateResolved
+		d := s.time(a, at).Sub(at)
+		require.True(t, d >= time.Millisecond/2 && d < time.Millisecond, "resolved %d at +%s", i, d)
+	}
+}
+
 // The Writer's slots keep every alert of a series apart, however many share
 // a millisecond — 3,000 draw a few offsets twice — and give an alert
 // written again its own time back.
