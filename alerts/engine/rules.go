@@ -179,6 +179,7 @@ func (e *Engine) checkCount(st *ruleState, cz *countZone, z *zone.Zone, clock, n
 	w := st.rule.window
 	cut := clock.Add(-w)
 	if !cz.minSeen.After(cut) { // something expired: prune (amortised)
+		cz.Evidence = evidenceAfter(cz.Evidence, &cz.evRing, cut)
 		cutN := cut.UnixNano()
 		minN, found := int64(0), false
 		for s, t := range cz.Seen {
@@ -226,9 +227,12 @@ func (e *Engine) checkCount(st *ruleState, cz *countZone, z *zone.Zone, clock, n
 		} else {
 			subj = model.Subject{Kind: "site", Value: cz.Site}
 		}
+		// The readings behind this count only: those of subjects that left
+		// the window (an earlier incident's crowd) are not its evidence.
+		cz.Evidence = evidenceAfter(cz.Evidence, &cz.evRing, cut)
 		a := e.fire(st, alertIn{
 			subj: subj, zone: z, site: cz.Site, at: clock, start: clock, loc: loc, count: n,
-			evidence: inOrder(cz.Evidence, &cz.evRing),
+			evidence: cz.Evidence,
 			summary: fmt.Sprintf("%d %s within %s at %s (threshold %d), %s",
 				n, noun, shortDur(w), where, th, e.localTime(clock, now)),
 		}, now)

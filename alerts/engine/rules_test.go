@@ -250,6 +250,33 @@ func TestCountResolvesOnReadings(t *testing.T) {
 	assert.Equal(t, 3, got[0].Count, "the incident keeps its peak count")
 }
 
+// A count incident's evidence is the readings in its window: an earlier
+// incident's crowd, gone from the window, is not evidence of the next one.
+func TestCountEvidenceIsTheWindow(t *testing.T) {
+	rs, ps := compileYAML(t, countRules)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	see := func(ts time.Time, imsis ...string) []model.Alert {
+		return only(e.eval(e.phones("F-1", ts, ruinsIn, imsis...)), "crowd")
+	}
+	first := see(at(22, 0), "460000000000001", "460000000000002", "460000000000003")
+	require.Len(t, first, 1)
+	require.Len(t, first[0].Evidence, 1, "one message")
+	resolved := see(at(22, 20), "460000000000004")
+	require.Len(t, resolved, 1)
+	require.Equal(t, model.StateResolved, resolved[0].State)
+
+	second := see(at(22, 21), "460000000000005", "460000000000006")
+	require.Len(t, second, 1)
+	require.Equal(t, model.StateFiring, second[0].State)
+	require.NotEqual(t, first[0].ID, second[0].ID)
+	cut := second[0].At.Add(-15 * time.Minute)
+	for _, ev := range second[0].Evidence {
+		assert.True(t, ev.TS.After(cut), "evidence of %s is outside the window (%s, %s]", ev.TS.Format("15:04"), cut.Format("15:04"), second[0].At.Format("15:04"))
+	}
+	assert.Len(t, second[0].Evidence, 2, "the messages of 22:20 and 22:21")
+}
+
 func TestDwell(t *testing.T) {
 	loc := model.Point{Lat: 41.9612, Lon: 110.4875}
 	const imsi = "460000000000001"

@@ -230,3 +230,17 @@ func inOrder(list []model.Evidence, ring *evidenceRing) []model.Evidence {
 	ring.rot = 0
 	return list
 }
+
+// evidenceAfter puts list (kept by ring) in order and keeps, in place, the
+// entries whose reading is later than cut: a count window's evidence once
+// readings have left the window.
+func evidenceAfter(list []model.Evidence, ring *evidenceRing, cut time.Time) []model.Evidence {
+	list = inOrder(list, ring)
+	kept := slices.DeleteFunc(list, func(ev model.Evidence) bool { return !ev.TS.After(cut) })
+	if len(kept) != len(list) {
+		// The latest entry may be gone: the repeat check reads the list
+		// again, as for a list restored from a snapshot.
+		ring.lastOK = false
+	}
+	return kept
+}
