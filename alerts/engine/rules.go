@@ -130,8 +130,9 @@ func upperFirst(s string) string {
 // count: distinct subjects in a zone within the sliding window reach the
 // threshold → firing (once); they drop below → resolved. The window is in
 // event time, per zone: (clock-window, clock], clock being the latest
-// event time seen in the zone. A reading older than the window is ignored.
-// Rules without zones count per site.
+// event time seen in the zone. A reading older than the window is a
+// backlog (a unit whose link was down) and is counted in the zone's backlog
+// window (lateCount). Rules without zones count per site.
 func (e *Engine) applyCount(st *ruleState, r *reading, subj model.Subject, z *zone.Zone, now time.Time, out []model.Alert) []model.Alert {
 	var cz *countZone
 	if z != nil {
@@ -140,19 +141,13 @@ func (e *Engine) applyCount(st *ruleState, r *reading, subj model.Subject, z *zo
 		cz = st.count["@"+r.b.Site] // a lookup by concatenation does not allocate
 	}
 	if cz == nil {
-		if len(st.count) >= MaxTrackedPerRule {
-			evictOne(st, e, st.count)
-		}
-		key := "@" + r.b.Site
-		if z != nil {
-			key = z.ID
-		}
-		cz = &countZone{Zone: zoneID(z), Site: r.b.Site, Seen: map[subjectID]int64{}}
-		st.count[key] = cz
+		cz = e.newCountZone(st, countKey(z, r.b.Site), z, r.b.Site)
 	}
 	w := st.rule.window
 	if !cz.Clock.IsZero() && !r.t.After(cz.Clock.Add(-w)) {
-		return out // older than the window: cannot change the count
+		if cz = e.lateCount(st, z, r); cz == nil {
+			return out
+		}
 	}
 	id := e.sid(subj)
 	t := r.t.UnixNano()
@@ -172,6 +167,54 @@ func (e *Engine) applyCount(st *ruleState, r *reading, subj model.Subject, z *zo
 	cz.Processed = now
 	cz.Evidence = addEvidence(cz.Evidence, &cz.evRing, r.evidence())
 	return e.checkCount(st, cz, z, cz.Clock, now, out)
+}
+
+// countKey is the key of a zone's window in ruleState.count ("@site" for a
+// rule without zones); lateSuffix marks its backlog window.
+func countKey(z *zone.Zone, site string) string {
+	if z != nil {
+		return z.ID
+	}
+	return "@" + site
+}
+
+const lateSuffix = "\x00late"
+
+func (e *Engine) newCountZone(st *ruleState, key string, z *zone.Zone, site string) *countZone {
+	if len(st.count) >= MaxTrackedPerRule {
+		evictOne(st, e, st.count)
+	}
+	cz := &countZone{Zone: zoneID(z), Site: site, Seen: map[subjectID]int64{}}
+	st.count[key] = cz
+	return cz
+}
+
+// lateCount returns the backlog window of the zone of r, a reading older
+// than the zone's window: a crowd of three hours ago, delivered when its
+// unit's link came back, is a crowd of three hours ago, raised late, even
+// though the zone has newer readings. The backlog window is a window like
+// the zone's own, with its clock in the backlog's time: it fires and
+// resolves on its own (its incident starts at its own clock, so it has an
+// id of its own), and drains after its last reading as the zone's does.
+// The backlogs of a zone's units are counted together when they come
+// interleaved, as units reconnecting together send them. A reading older
+// than the backlog window too starts it again from that reading, unless
+// the backlog window has an incident open; then it is ignored (nil).
+func (e *Engine) lateCount(st *ruleState, z *zone.Zone, r *reading) *countZone {
+	key := countKey(z, r.b.Site) + lateSuffix
+	lz := st.count[key]
+	if lz == nil {
+		return e.newCountZone(st, key, z, r.b.Site)
+	}
+	if lz.Clock.IsZero() || r.t.After(lz.Clock.Add(-st.rule.window)) {
+		return lz
+	}
+	if lz.Open != nil {
+		return nil
+	}
+	clear(lz.Seen)
+	*lz = countZone{Zone: lz.Zone, Site: lz.Site, Seen: lz.Seen, Evidence: lz.Evidence[:0]}
+	return lz
 }
 
 // checkCount prunes the window at clock and fires or resolves.

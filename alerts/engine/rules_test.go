@@ -233,8 +233,82 @@ func TestCount(t *testing.T) {
 	assert.Equal(t, f.ID, res[0].ID, "resolved shares the firing's id")
 	assert.Equal(t, 0.0, gauge(t, e, "fenceline_alerts_open_incidents", "crowd"))
 
-	// A reading older than the window changes nothing.
-	assert.Empty(t, see(at(21, 0), "460000000000009", "460000000000008", "460000000000007"))
+	// Readings older than the window are a backlog: they are counted in a
+	// window of their own time (TestCountBacklog), and do not touch this one.
+	assert.Empty(t, see(at(21, 0), "460000000000009", "460000000000008"))
+}
+
+// A unit's backlog delivered after newer readings of its zone is counted in
+// the backlog's own time: a crowd of hours ago is raised, late, as the
+// docs promise ("fenceline raises the alerts of the period the backlog
+// covers"), and drains on its own.
+func TestCountBacklog(t *testing.T) {
+	rs, ps := compileYAML(t, countRules)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	now := at(23, 0)
+	see := func(ts time.Time, imsis ...string) []model.Alert {
+		return only(e.Evaluate(e.phones("F-1", ts, ruinsIn, imsis...), now), "crowd")
+	}
+	require.Empty(t, see(now.Add(-2*time.Second), "460000000000001"), "a live phone")
+	require.Empty(t, see(at(20, 0), "460000000000101"))
+	require.Empty(t, see(at(20, 1), "460000000000102"))
+	fired := see(at(20, 2), "460000000000103")
+	require.Len(t, fired, 1, "three phones within 15 minutes, three hours ago")
+	assert.Equal(t, model.StateFiring, fired[0].State)
+	assert.True(t, fired[0].Late)
+	assert.Equal(t, at(20, 2), fired[0].At)
+	assert.Equal(t, 3, fired[0].Count)
+	assert.Len(t, fired[0].Evidence, 3)
+
+	// The live window is untouched: two more live phones make three.
+	live := see(now.Add(-time.Second), "460000000000002", "460000000000003")
+	require.Len(t, live, 1)
+	assert.NotEqual(t, fired[0].ID, live[0].ID)
+	assert.False(t, live[0].Late)
+
+	// It survives a restart, and with nothing more of the backlog, its
+	// window drains in processing time.
+	data, err := e.MarshalState()
+	require.NoError(t, err)
+	e = newEngine(t, countRuleset(t))
+	restored, err := e.RestoreState(data)
+	require.NoError(t, err)
+	require.Empty(t, restored)
+	var resolved []model.Alert
+	for _, a := range only(e.Tick(now.Add(16*time.Minute)), "crowd") {
+		if a.ID == fired[0].ID {
+			resolved = append(resolved, a)
+		}
+	}
+	require.Len(t, resolved, 1)
+	assert.Equal(t, model.StateResolved, resolved[0].State)
+}
+
+// countRuleset compiles countRules again, as a restart does.
+func countRuleset(t *testing.T) *Ruleset {
+	rs, ps := compileYAML(t, countRules)
+	require.Empty(t, ps)
+	return rs
+}
+
+// A backlog older than the backlog window starts it again, unless it has an
+// incident open.
+func TestCountBacklogRestarts(t *testing.T) {
+	rs, ps := compileYAML(t, countRules)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	now := at(23, 0)
+	see := func(ts time.Time, imsis ...string) []model.Alert {
+		return only(e.Evaluate(e.phones("F-1", ts, ruinsIn, imsis...), now), "crowd")
+	}
+	require.Empty(t, see(now, "460000000000001"))
+	require.Empty(t, see(at(21, 0), "460000000000101", "460000000000102"), "a backlog of two")
+	require.Empty(t, see(at(19, 0), "460000000000201", "460000000000202"), "an older backlog starts again: two, not four")
+	fired := see(at(19, 1), "460000000000203")
+	require.Len(t, fired, 1)
+	assert.Equal(t, at(19, 1), fired[0].At)
+	require.Empty(t, see(at(17, 0), "460000000000301", "460000000000302", "460000000000303"), "an open backlog incident keeps its window")
 }
 
 func TestCountResolvesOnReadings(t *testing.T) {
