@@ -65,6 +65,7 @@ type countSnap struct {
 type dwellSnap struct {
 	Subject model.Subject `json:"subject"`
 	Zone    string        `json:"zone"`
+	Backlog bool          `json:"backlog,omitempty"`
 	dwellEntry
 }
 
@@ -168,10 +169,13 @@ func (e *Engine) snapshotRule(st *ruleState) ruleSnapshot {
 		if k.zone >= 0 && int(k.zone) < len(st.rule.zones) {
 			zone = st.rule.zones[k.zone].ID
 		}
-		rs.Dwell = append(rs.Dwell, dwellSnap{Subject: subj(k.subj), Zone: zone, dwellEntry: *de})
+		rs.Dwell = append(rs.Dwell, dwellSnap{Subject: subj(k.subj), Zone: zone, Backlog: k.backlog != 0, dwellEntry: *de})
 	}
 	slices.SortFunc(rs.Dwell, func(a, b dwellSnap) int {
-		return cmpKey(coolKeySnap{Subject: a.Subject, Zone: a.Zone}, coolKeySnap{Subject: b.Subject, Zone: b.Zone})
+		if c := cmpKey(coolKeySnap{Subject: a.Subject, Zone: a.Zone}, coolKeySnap{Subject: b.Subject, Zone: b.Zone}); c != 0 {
+			return c
+		}
+		return cmpBool(a.Backlog, b.Backlog)
 	})
 	for k, v := range st.vel {
 		rs.Velocity = append(rs.Velocity, velSnap{Subject: subj(k), sighting: *v})
@@ -304,7 +308,11 @@ func (e *Engine) RestoreState(data []byte) ([]model.Alert, error) {
 			if de.Open != nil {
 				st.open++
 			}
-			st.dwell[dwellKey{subj: intern(d.Subject), zone: int64(zi)}] = &de
+			key := dwellKey{subj: intern(d.Subject), zone: zi}
+			if d.Backlog {
+				key.backlog = 1
+			}
+			st.dwell[key] = &de
 		}
 		for _, v := range rs.Velocity {
 			if st.vel == nil {
@@ -389,4 +397,14 @@ func zoneIndexByID(r *Rule, id string) int32 {
 		}
 	}
 	return -1
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case b:
+		return -1
+	}
+	return 1
 }

@@ -315,9 +315,20 @@ func (e *Engine) tickCount(st *ruleState, now time.Time, out []model.Alert) []mo
 // readings are measured in event time; the end of a stay, when no reading
 // comes, is noticed on Tick by processing time since the stay's latest
 // reading was processed. A reading older than the current stay by more than
-// max_gap belongs to an earlier stay and is ignored.
+// max_gap belongs to an earlier stay: a backlog (see stay).
 func (e *Engine) applyDwell(st *ruleState, r *reading, subj model.Subject, z *zone.Zone, now time.Time, out []model.Alert) []model.Alert {
-	key := dwellKey{subj: e.sid(subj), zone: int64(st.rule.zoneIndex(z))}
+	return e.stay(st, dwellKey{subj: e.sid(subj), zone: st.rule.zoneIndex(z)}, r, subj, z, now, out)
+}
+
+// stay applies r to the stay of key. A reading older than the subject's
+// current stay by more than max_gap — a unit's backlog delivered after
+// newer readings — goes to the subject's backlog stay (key.backlog), which
+// runs in the backlog's time like the current one does in the present: a
+// phone that loitered at the ruins three hours ago fires, late, with an id
+// of its own, and its stay ends after max_gap without a backlog reading. A
+// reading older than the backlog stay too starts it again from there,
+// unless it has an incident open; then it is ignored.
+func (e *Engine) stay(st *ruleState, key dwellKey, r *reading, subj model.Subject, z *zone.Zone, now time.Time, out []model.Alert) []model.Alert {
 	gap, dur := st.rule.maxGap, st.rule.duration
 	de := st.dwell[key]
 	switch {
@@ -334,7 +345,14 @@ func (e *Engine) applyDwell(st *ruleState, r *reading, subj model.Subject, z *zo
 		}
 		*de = dwellEntry{Site: r.b.Site, First: r.t, Last: r.t, Loc: r.p, Evidence: de.Evidence[:0]}
 	case de.First.Sub(r.t) > gap:
-		return out
+		if key.backlog == 0 {
+			key.backlog = 1
+			return e.stay(st, key, r, subj, z, now, out)
+		}
+		if de.Open != nil {
+			return out
+		}
+		*de = dwellEntry{Site: r.b.Site, First: r.t, Last: r.t, Loc: r.p, Evidence: de.Evidence[:0]}
 	case r.t.Before(de.First):
 		if de.Open == nil {
 			de.First = r.t

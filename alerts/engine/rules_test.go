@@ -405,6 +405,60 @@ func TestDwell(t *testing.T) {
 	}
 }
 
+// A backlog delivered after the subject's newer readings is a stay of its
+// own time: a phone that loitered hours ago fires, late, and its stay ends
+// on its own — across a restart too.
+func TestDwellBacklog(t *testing.T) {
+	const imsi = "460000000000001"
+	e := newEngine(t, countRuleset(t))
+	now := at(23, 30)
+	see := func(ts time.Time) []model.Alert {
+		return only(e.Evaluate(e.phones("F-1", ts, ruinsIn, imsi), now), "loiter")
+	}
+	require.Empty(t, see(now.Add(-time.Minute)), "seen now")
+	for _, m := range []int{0, 10, 20, 30, 40} {
+		require.Empty(t, see(at(20, m)), "20:%02d", m)
+	}
+	fired := see(at(20, 45))
+	require.Len(t, fired, 1, "45 minutes at the ruins, three hours ago")
+	assert.Equal(t, model.StateFiring, fired[0].State)
+	assert.True(t, fired[0].Late)
+	assert.Equal(t, at(20, 45), fired[0].At)
+	assert.Equal(t, 6, fired[0].Count)
+
+	data, err := e.MarshalState()
+	require.NoError(t, err)
+	e = newEngine(t, countRuleset(t))
+	restored, err := e.RestoreState(data)
+	require.NoError(t, err)
+	require.Empty(t, restored)
+
+	res := only(e.Tick(now.Add(11*time.Minute)), "loiter")
+	require.Len(t, res, 1, "the backlog's stay ends; the present one never fired")
+	assert.Equal(t, model.StateResolved, res[0].State)
+	assert.Equal(t, fired[0].ID, res[0].ID)
+}
+
+// A backlog older than the backlog's stay starts it again, unless that
+// stay has an incident open.
+func TestDwellBacklogRestarts(t *testing.T) {
+	const imsi = "460000000000001"
+	e := newEngine(t, countRuleset(t))
+	now := at(23, 30)
+	see := func(ts time.Time) []model.Alert {
+		return only(e.Evaluate(e.phones("F-1", ts, ruinsIn, imsi), now), "loiter")
+	}
+	require.Empty(t, see(now))
+	require.Empty(t, see(at(21, 0)), "a backlog")
+	for _, m := range []int{0, 10, 20, 30, 40} {
+		require.Empty(t, see(at(19, m)), "an older backlog starts again: 19:%02d", m)
+	}
+	fired := see(at(19, 45))
+	require.Len(t, fired, 1)
+	assert.Equal(t, at(19, 45), fired[0].At)
+	require.Empty(t, see(at(17, 0)), "an open backlog stay keeps its time")
+}
+
 func TestDwellResolvesOnTick(t *testing.T) {
 	rs, ps := compileYAML(t, countRules)
 	require.Empty(t, ps)

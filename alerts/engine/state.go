@@ -112,10 +112,13 @@ type countZone struct {
 
 // dwellKey is a subject and the index of a zone in the rule's zones (-1
 // for a rule without zones): a rule whose state survives a reload has the
-// same zones in the same order.
+// same zones in the same order. backlog marks the stay of a backlog older
+// than the current stay (see stay). Without padding, the key hashes and
+// compares as 16 plain bytes.
 type dwellKey struct {
-	subj subjectID
-	zone int64 // not int32: without padding the key hashes and compares as 16 plain bytes
+	subj    subjectID
+	zone    int32
+	backlog int32 // 0 or 1
 }
 
 // dwellEntry is one subject's current stay in one zone.
