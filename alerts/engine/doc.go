@@ -31,12 +31,14 @@
 //   - count: distinct subjects per zone within `window` (event time) reach
 //     `threshold` → one firing with count and subject {zone, id};
 //     dropping below → resolved (on readings and on Tick). Without zones
-//     the rule counts per site (subject {site, code}).
+//     the rule counts per site (subject {site, code}). Readings older than
+//     the zone's window (a backlog) are counted in a window of their own time.
 //   - dwell: one subject in a zone with no gap over `max_gap` (default 10m)
 //     for `duration` → firing (incident start = start of the stay); a gap
 //     over max_gap → resolved. Readings older than the stay by more than
-//     max_gap are ignored.
-//   - velocity: a subject's new sighting against its latest one: more than
+//     max_gap (a backlog) make a stay of their own time.
+//   - velocity: a subject's new sighting against its sightings just before
+//     and after it in event time (its latest, in order): more than
 //     VelocityMinDistanceM (1 km) apart and faster than `max_kmh` (same
 //     instant = infinitely fast) → firing only, a one-shot incident per
 //     pair with both sightings as evidence and the later one as location;

@@ -551,8 +551,8 @@ func (e *Engine) Tick(now time.Time) []model.Alert {
 		case KindStatus:
 			out = e.tickRepeat(st, now, out)
 		case KindVelocity:
-			for k, s := range st.vel {
-				if now.Sub(s.Processed) > VelocityHorizon {
+			for k, h := range st.vel {
+				if now.Sub(h[len(h)-1].Processed) > VelocityHorizon {
 					delete(st.vel, k)
 				}
 			}

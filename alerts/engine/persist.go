@@ -177,10 +177,14 @@ func (e *Engine) snapshotRule(st *ruleState) ruleSnapshot {
 		}
 		return cmpBool(a.Backlog, b.Backlog)
 	})
-	for k, v := range st.vel {
-		rs.Velocity = append(rs.Velocity, velSnap{Subject: subj(k), sighting: *v})
+	for k, h := range st.vel {
+		for _, v := range h {
+			rs.Velocity = append(rs.Velocity, velSnap{Subject: subj(k), sighting: v})
+		}
 	}
-	slices.SortFunc(rs.Velocity, func(a, b velSnap) int { return cmpSubject(a.Subject, b.Subject) })
+	// A subject's sightings in their order (by event time): restoring
+	// appends them.
+	slices.SortStableFunc(rs.Velocity, func(a, b velSnap) int { return cmpSubject(a.Subject, b.Subject) })
 	for k, f := range st.fence {
 		rs.Fence = append(rs.Fence, fenceSnap{Subject: subj(k), fenceEntry: *f})
 	}
@@ -318,8 +322,13 @@ func (e *Engine) RestoreState(data []byte) ([]model.Alert, error) {
 			if st.vel == nil {
 				break
 			}
-			sg := v.sighting
-			st.vel[intern(v.Subject)] = &sg
+			id := intern(v.Subject)
+			h := st.vel[id]
+			i := 0
+			for i < len(h) && !h[i].T.After(v.T) {
+				i++
+			}
+			st.vel[id] = insertSighting(h, i, v.sighting)
 		}
 		for _, f := range rs.Fence {
 			if st.fence == nil {

@@ -415,66 +415,90 @@ func (e *Engine) tickDwell(st *ruleState, now time.Time, out []model.Alert) []mo
 
 // velocity: a subject seen at two places whose distance over the time
 // between the sightings implies more than max_kmh (a cloned plate, a
-// cloned SIM). Each new sighting is compared with the subject's latest
-// one; pairs closer than VelocityMinDistanceM are ignored (GPS noise,
-// neighbouring units), and two sightings at the same instant at different
-// places are an infinite speed. A velocity alert is a one-shot event
-// (firing only), deduplicated per subject by the rule's cooldown.
+// cloned SIM). Each new sighting is compared with the subject's sightings
+// just before and just after it in event time — for readings in order, its
+// latest one; for a checkpoint's backlog delivered after newer passes of
+// the plate, the passes of that time, which is where a clone shows. The
+// rule keeps a subject's latest velocityHistory sightings. Pairs closer
+// than VelocityMinDistanceM are ignored (GPS noise, neighbouring units),
+// and two sightings at the same instant at different places are an
+// infinite speed. A velocity alert is a one-shot event (firing only),
+// deduplicated per subject by the rule's cooldown.
 func (e *Engine) applyVelocity(st *ruleState, r *reading, subj model.Subject, z *zone.Zone, now time.Time, out []model.Alert) []model.Alert {
 	if !r.hasPos {
 		return out
 	}
 	cur := sighting{T: r.t, Loc: r.p, Device: r.b.Meta.Device, Seq: r.b.Seq, Site: r.b.Site, Zone: zoneID(z), Processed: now}
 	id := e.sid(subj)
-	prev := st.vel[id]
-	if prev == nil {
-		if len(st.vel) >= MaxTrackedPerRule {
-			evictOne(st, e, st.vel)
-		}
-		s := new(sighting)
-		*s = cur
-		st.vel[id] = s
-		return out
+	h, ok := st.vel[id]
+	if !ok && len(st.vel) >= MaxTrackedPerRule {
+		evictOne(st, e, st.vel)
 	}
-	if d := distanceM(prev.Loc, cur.Loc); d >= VelocityMinDistanceM {
-		dt := absDur(cur.T.Sub(prev.T))
-		kmh := math.Inf(1)
-		if dt > 0 {
-			kmh = d / 1000 / dt.Hours()
-		}
-		if kmh > st.rule.maxKmh {
-			early, late := *prev, cur
-			if late.T.Before(early.T) {
-				early, late = late, early
+	// i: where cur goes, after the sightings at or before its time — at
+	// the end, nearly always.
+	i := len(h)
+	if i > 0 && cur.T.Before(h[i-1].T) {
+		i, _ = slices.BinarySearchFunc(h, cur.T, func(s sighting, t time.Time) int {
+			if s.T.After(t) {
+				return 1
 			}
-			if e.allow(st, coolKey{subj: id}, late.T, now) {
-				speed := "at the same instant"
-				if !math.IsInf(kmh, 1) {
-					speed = fmt.Sprintf("in %s (%.0f km/h, max %.0f)", shortDur(dt), kmh, st.rule.maxKmh)
-				}
-				lz := z
-				if late.Zone != zoneID(z) && e.rs.Zones != nil {
-					lz = e.rs.Zones.Get(late.Zone)
-				}
-				ev := []model.Evidence{
-					{Device: early.Device, Seq: early.Seq, TS: early.T},
-					{Device: late.Device, Seq: late.Seq, TS: late.T},
-				}
-				out = append(out, e.fire(st, alertIn{
-					subj: subj, zone: lz, zoneID: late.Zone, site: late.Site, at: late.T, start: late.T, loc: &late.Loc,
-					count: 2, evidence: ev,
-					summary: fmt.Sprintf("%s seen %.1f km apart %s: %s at %s, %s at %s", upperFirst(describeSubject(subj, r)),
-						d/1000, speed, early.Device, e.localTime(early.T, now), late.Device, e.localTime(late.T, now)),
-				}, now))
-			}
-		}
+			return -1
+		})
 	}
-	if !cur.T.Before(prev.T) {
-		*prev = cur
-	} else {
-		prev.Processed = now
+	if i > 0 {
+		out = e.velocityPair(st, r, subj, z, &h[i-1], &cur, now, out)
+	}
+	if i < len(h) {
+		out = e.velocityPair(st, r, subj, z, &h[i], &cur, now, out)
+	}
+	n := len(h)
+	h = insertSighting(h, i, cur)
+	h[len(h)-1].Processed = now // the latest's, for expiry: the subject is still about
+	if len(h) != n {
+		st.vel[id] = h
 	}
 	return out
+}
+
+// velocityPair fires if the subject could not have been at both sightings.
+func (e *Engine) velocityPair(st *ruleState, r *reading, subj model.Subject, z *zone.Zone, a, b *sighting, now time.Time, out []model.Alert) []model.Alert {
+	d := distanceM(a.Loc, b.Loc)
+	if d < VelocityMinDistanceM {
+		return out
+	}
+	dt := absDur(b.T.Sub(a.T))
+	kmh := math.Inf(1)
+	if dt > 0 {
+		kmh = d / 1000 / dt.Hours()
+	}
+	if kmh <= st.rule.maxKmh {
+		return out
+	}
+	early, late := *a, *b
+	if late.T.Before(early.T) {
+		early, late = late, early
+	}
+	if !e.allow(st, coolKey{subj: e.sid(subj)}, late.T, now) {
+		return out
+	}
+	speed := "at the same instant"
+	if !math.IsInf(kmh, 1) {
+		speed = fmt.Sprintf("in %s (%.0f km/h, max %.0f)", shortDur(dt), kmh, st.rule.maxKmh)
+	}
+	lz := z
+	if late.Zone != zoneID(z) && e.rs.Zones != nil {
+		lz = e.rs.Zones.Get(late.Zone)
+	}
+	ev := []model.Evidence{
+		{Device: early.Device, Seq: early.Seq, TS: early.T},
+		{Device: late.Device, Seq: late.Seq, TS: late.T},
+	}
+	return append(out, e.fire(st, alertIn{
+		subj: subj, zone: lz, zoneID: late.Zone, site: late.Site, at: late.T, start: late.T, loc: &late.Loc,
+		count: 2, evidence: ev,
+		summary: fmt.Sprintf("%s seen %.1f km apart %s: %s at %s, %s at %s", upperFirst(describeSubject(subj, r)),
+			d/1000, speed, early.Device, e.localTime(early.T, now), late.Device, e.localTime(late.T, now)),
+	}, now))
 }
 
 // applyFence runs an enter/exit rule: the subject's previous inside-state

@@ -524,6 +524,78 @@ func TestVelocity(t *testing.T) {
 	}
 }
 
+// A checkpoint's backlog delivered after newer passes of the plate is
+// compared with the passes of its own time: a clone three hours ago is
+// raised, late, whatever arrived since.
+func TestVelocityBacklog(t *testing.T) {
+	a := model.Point{Lat: 41.70, Lon: 110.435}
+	b := north(a, 111_000)
+	now := at(23, 0)
+	type pass struct {
+		dev string
+		t   time.Time
+		p   model.Point
+	}
+	tests := []struct {
+		name   string
+		passes []pass // the last one is the backlog that completes the clone pair
+	}{
+		{"the live pass between the two", []pass{{"CP-12", at(20, 0), a}, {"CP-12", now, a}, {"CP-07", at(20, 1), b}}},
+		{"the live pass first", []pass{{"CP-12", now, a}, {"CP-12", at(20, 0), a}, {"CP-07", at(20, 1), b}}},
+		{"the backlog pair in reverse", []pass{{"CP-12", now, a}, {"CP-07", at(20, 1), b}, {"CP-12", at(20, 0), a}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t, loadRules(t))
+			var got []model.Alert
+			for i, p := range tc.passes {
+				got = only(e.Evaluate(e.pass(p.dev, p.t, p.p, model.Pass{Plate: "蒙B90003"}), now), "cloned-plate")
+				if i < len(tc.passes)-1 {
+					require.Empty(t, got, "pass %d", i)
+				}
+			}
+			require.Len(t, got, 1)
+			v := got[0]
+			assert.True(t, v.Late)
+			assert.Equal(t, at(20, 1), v.At, "the later of the pair")
+			require.Len(t, v.Evidence, 2)
+			assert.Equal(t, at(20, 0), v.Evidence[0].TS)
+			assert.Equal(t, at(20, 1), v.Evidence[1].TS)
+		})
+	}
+}
+
+// A velocity rule keeps a plate's latest sightings only, across a restart
+// too.
+func TestVelocityHistoryIsBounded(t *testing.T) {
+	e := newEngine(t, loadRules(t))
+	a := model.Point{Lat: 41.70, Lon: 110.435}
+	for m := range 3 * velocityHistory {
+		e.Evaluate(e.pass("CP-12", at(20, m), a, model.Pass{Plate: "蒙B90003"}), at(23, 0))
+	}
+	st := e.rules["cloned-plate"]
+	require.Len(t, st.vel, 1)
+	kept := 0
+	for _, h := range st.vel {
+		require.Len(t, h, velocityHistory)
+		assert.Equal(t, at(20, 3*velocityHistory-1), h[len(h)-1].T, "the latest kept")
+		kept = len(h)
+	}
+	data, err := e.MarshalState()
+	require.NoError(t, err)
+	e2 := newEngine(t, loadRules(t))
+	_, err = e2.RestoreState(data)
+	require.NoError(t, err)
+	restored := e2.rules["cloned-plate"].vel
+	require.Len(t, restored, 1)
+	for _, h := range restored {
+		require.Len(t, h, kept)
+		for i, s := range h {
+			assert.True(t, s.T.Equal(at(20, 3*velocityHistory-kept+i)), "sighting %d at %s", i, s.T)
+		}
+	}
+}
+
 func TestVelocityCooldown(t *testing.T) {
 	e := newEngine(t, loadRules(t))
 	a := model.Point{Lat: 41.70, Lon: 110.435}

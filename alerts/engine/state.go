@@ -20,7 +20,7 @@ type ruleState struct {
 	cool    map[coolKey]*coolEntry    // presence, velocity, enter/exit
 	count   map[string]*countZone     // count: by zone id ("@site" without zones)
 	dwell   map[dwellKey]*dwellEntry  // dwell
-	vel     map[subjectID]*sighting   // velocity: last sighting per subject
+	vel     map[subjectID][]sighting  // velocity: latest sightings per subject, by event time
 	fence   map[subjectID]*fenceEntry // enter/exit
 	status  map[string]*statusEntry   // status: by device
 	silence map[string]*incident      // silence: open incident by device
@@ -40,7 +40,7 @@ func newRuleState(r *Rule, m ruleMetrics) *ruleState {
 		st.cool = map[coolKey]*coolEntry{}
 	case KindVelocity:
 		st.cool = map[coolKey]*coolEntry{}
-		st.vel = map[subjectID]*sighting{}
+		st.vel = map[subjectID][]sighting{}
 	case KindEnter, KindExit:
 		st.cool = map[coolKey]*coolEntry{}
 		st.fence = map[subjectID]*fenceEntry{}
@@ -143,6 +143,27 @@ type sighting struct {
 	Site      string      `json:"site"`
 	Zone      string      `json:"zone"`
 	Processed time.Time   `json:"processed"`
+}
+
+// velocityHistory is how many of a subject's sightings a velocity rule
+// keeps: enough for a checkpoint's backlog to meet the sightings of its own
+// time among the passes that arrived since, few enough that a plate seen
+// all day costs little (most plates are seen once or twice, and their
+// lists stay that short).
+const velocityHistory = 4
+
+// insertSighting puts s at index i of a subject's sightings (in event time
+// order), dropping the oldest when the list is full (or s itself, older
+// than every sighting kept).
+func insertSighting(h []sighting, i int, s sighting) []sighting {
+	if len(h) < velocityHistory {
+		return slices.Insert(h, i, s)
+	}
+	if i > 0 {
+		copy(h[:i-1], h[1:i])
+		h[i-1] = s
+	}
+	return h
 }
 
 // fenceEntry is the inside-state of one subject for an enter/exit rule:

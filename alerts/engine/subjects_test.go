@@ -87,7 +87,7 @@ rules:
 	assert.Empty(t, e.subjects.free)
 	// Drop half the sightings, then sweep (due on the next message).
 	for k, s := range st.vel {
-		if s.Processed.After(tt) || k%2 == 0 {
+		if s[len(s)-1].Processed.After(tt) || k%2 == 0 {
 			delete(st.vel, k)
 		}
 	}
