@@ -35,6 +35,9 @@ func TestLoad(t *testing.T) {
 		{name: "wrong type", file: "wrong-type.yaml", errs: []string{"wrong-type.yaml:2: influx.batch_size: cannot unmarshal"}},
 		{name: "missing file", file: "nope.yaml", errs: []string{"nope.yaml: cannot open"}},
 		{name: "duplicate key", file: "dup-key.yaml", errs: []string{`dup-key.yaml:3: rules_file: mapping key "rules_file" already defined at line 1`}},
+		{name: "a second document is refused, not ignored", file: "two-docs.yaml",
+			errs: []string{"two-docs.yaml:2: a second YAML document starts here (---)"}},
+		{name: "document markers around one document", file: "trailing-doc-marker.yaml"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := Load(filepath.Join("testdata", tc.file))
@@ -125,6 +128,11 @@ func TestLoadRules(t *testing.T) {
 
 	_, err = LoadRules(filepath.Join("testdata", "rules-unknown-key.yaml"))
 	require.ErrorContains(t, err, "rules-unknown-key.yaml:4: rules[0].sevrity: unknown key (did you mean \"severity\"?)")
+
+	// Rules after a "---" would never load: refused, with the first
+	// document's problems beside it.
+	_, err = LoadRules(filepath.Join("testdata", "rules-two-docs.yaml"))
+	require.ErrorContains(t, err, "rules-two-docs.yaml:5: a second YAML document starts here (---)")
 }
 
 // Every bad duration is reported with its own key, flow style included

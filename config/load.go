@@ -177,12 +177,30 @@ func decodeStrict(file string, data []byte, out any) (_ keyLines, _ Problems, ok
 	}
 	lines := keyLines{}
 	var ps Problems
+	// One document per file: a second one (after a "---") would be read by
+	// nobody, and the rules or keys in it silently never take effect.
+	for {
+		var next yaml.Node
+		err := dec.Decode(&next)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, Problems{{File: file, Line: yamlErrLine(err), Msg: "invalid YAML: " + trimYAMLErr(err)}}, false
+		}
+		if isEmptyDoc(&next) {
+			continue // a trailing "---": nothing in it
+		}
+		ps = append(ps, Problem{File: file, Line: next.Line,
+			Msg: "a second YAML document starts here (---): fenceline reads one document per file; merge them into one"})
+		break
+	}
 	doc := &root
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
 		doc = doc.Content[0]
 	}
 	if doc.Kind == yaml.ScalarNode && doc.Tag == "!!null" {
-		return lines, nil, true
+		return lines, ps, true
 	}
 	walk(file, doc, "", reflect.TypeOf(out).Elem(), lines, &ps)
 	if err := doc.Decode(out); err != nil {
@@ -199,6 +217,14 @@ func decodeStrict(file string, data []byte, out any) (_ keyLines, _ Problems, ok
 		return lines, ps, false
 	}
 	return lines, ps, true
+}
+
+// isEmptyDoc reports whether a document holds nothing (null).
+func isEmptyDoc(n *yaml.Node) bool {
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
 }
 
 // at returns the deepest key on the given line ("" if none).
