@@ -47,9 +47,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfgPath := fs.String("config", "fenceline.yaml", "configuration file")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
-	since := fs.Duration("since", 0, "deadletters: only records received within this duration")
-	reason := fs.String("reason", "", "deadletters: only records with this reason")
-	limit := fs.Int("limit", 0, "deadletters: at most this many records (0: all)")
+	// The dead-letter filters are flags of deadletters only: given to
+	// another command they are an error, not ignored.
+	var since time.Duration
+	var reason string
+	var limit int
+	if cmd == "deadletters" {
+		fs.DurationVar(&since, "since", 0, "only records received within this duration")
+		fs.StringVar(&reason, "reason", "", "only records with this reason")
+		fs.IntVar(&limit, "limit", 0, "at most this many records (0: all)")
+	}
 	switch cmd {
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, daemon.Version())
@@ -63,9 +70,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // -h asked for the flags; they went to stderr, as flag's do
+		}
 		return 2
 	}
-	if *since < 0 || *limit < 0 {
+	if fs.NArg() > 0 {
+		// `fenceline check /etc/fenceline/fenceline.yaml` would otherwise
+		// check ./fenceline.yaml and say ok.
+		fmt.Fprintf(stderr, "fenceline %s: unexpected argument %q: the configuration is given with --config FILE\n", cmd, fs.Arg(0))
+		return 2
+	}
+	if since < 0 || limit < 0 {
 		fmt.Fprintln(stderr, "fenceline: --since and --limit must not be negative")
 		return 2
 	}
@@ -107,10 +123,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "deadletters":
 		var from time.Time
-		if *since > 0 {
-			from = time.Now().Add(-*since)
+		if since > 0 {
+			from = time.Now().Add(-since)
 		}
-		if err := daemon.PrintDeadLetters(cfg, from, *reason, *limit, stdout); err != nil {
+		if err := daemon.PrintDeadLetters(cfg, from, reason, limit, stdout); err != nil {
 			fmt.Fprintln(stderr, "fenceline:", err)
 			return 1
 		}

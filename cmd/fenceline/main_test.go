@@ -46,6 +46,12 @@ func TestCheck(t *testing.T) {
 		{name: "negative since", args: []string{"deadletters", "--since", "-1h"}, code: 2, problems: []string{"--since and --limit must not be negative"}},
 		{name: "negative limit", args: []string{"deadletters", "--limit", "-1"}, code: 2, problems: []string{"--since and --limit must not be negative"}},
 		{name: "version", args: []string{"version"}, code: 0, stdout: "fenceline"},
+		{name: "a config path without --config is an error, not ./fenceline.yaml", args: []string{"check", "testdata/bad.yaml"}, code: 2,
+			problems: []string{`fenceline check: unexpected argument "testdata/bad.yaml": the configuration is given with --config FILE`}},
+		{name: "an extra argument is an error", args: []string{"check", "--config", "../../config/examples/fenceline.yaml", "extra"}, code: 2,
+			problems: []string{`unexpected argument "extra"`}},
+		{name: "dead-letter flags belong to deadletters", args: []string{"check", "--since", "1h"}, code: 2, problems: []string{"flag provided but not defined: -since"}},
+		{name: "help of a command", args: []string{"run", "-h"}, code: 0, problems: []string{"-config"}, absent: []string{"-since"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
