@@ -7,6 +7,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -314,6 +318,13 @@ func (c *Config) CheckFiles() Problems {
 		secret(fmt.Sprintf("webhooks[%d].secret_file", i), w.SecretFile)
 		check(fmt.Sprintf("webhooks[%d].ca_file", i), w.CAFile)
 	}
+	// storage.dir is made by run if missing; what is there must be a folder
+	// (or the first missing folder on its way must be creatable).
+	if d := c.Storage.Dir; d != "" {
+		if err := checkDirPath(d); err != nil {
+			ps.Add(c.Path, "storage.dir", "%s: %v", d, err)
+		}
+	}
 	return c.Locate(ps)
 }
 
@@ -345,3 +356,27 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // MarshalText writes the Go form.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// checkDirPath reports why run could not use p as a folder: p, or the
+// nearest of its parents that exists, is not a folder. A missing folder is
+// fine (run makes it); whether it may be written is run's to find out,
+// under the user it runs as.
+func checkDirPath(p string) error {
+	for q := filepath.Clean(p); ; q = filepath.Dir(q) {
+		fi, err := os.Stat(q)
+		switch {
+		case err == nil && fi.IsDir():
+			return nil
+		case err == nil:
+			if q == filepath.Clean(p) {
+				return errors.New("not a folder")
+			}
+			return fmt.Errorf("%s is not a folder", q)
+		case !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR):
+			return err
+		}
+		if parent := filepath.Dir(q); parent == q {
+			return nil
+		}
+	}
+}

@@ -98,6 +98,46 @@ func TestCheckFilesReadsSecrets(t *testing.T) {
 	require.ErrorContains(t, err, "is empty")
 }
 
+// check refuses what run would: a storage.dir that is a file, or lies
+// under one, and an http.listen port that is no port.
+func TestCheckCatchesWhatRunRefuses(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	for _, tc := range []struct {
+		name, storage, listen, want string
+	}{
+		{name: "storage.dir is a file", storage: file, listen: "127.0.0.1:9464", want: "storage.dir: " + file + ": not a folder"},
+		{name: "storage.dir under a file", storage: filepath.Join(file, "state"), listen: "127.0.0.1:9464", want: "storage.dir: " + filepath.Join(file, "state") + ": " + file + " is not a folder"},
+		{name: "storage.dir to be made", storage: filepath.Join(dir, "new", "state"), listen: "127.0.0.1:9464"},
+		{name: "port out of range", storage: dir, listen: "127.0.0.1:99999", want: `http.listen: port "99999" must be a number 1-65535`},
+		{name: "port not a number", storage: dir, listen: "127.0.0.1:abc", want: `http.listen: port "abc" must be a number 1-65535`},
+		{name: "any host, port given", storage: dir, listen: ":9464"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Default()
+			cfg.Path = filepath.Join(dir, "c.yaml")
+			cfg.RulesFile = filepath.Join(dir, "rules.yaml")
+			cfg.Storage.Dir = tc.storage
+			cfg.HTTP.Listen = tc.listen
+			cfg.HTTP.TokenFile = filepath.Join(dir, "token") // for ":9464"
+			ps := append(cfg.Validate(), cfg.CheckFiles()...)
+			var got []string
+			for _, p := range ps {
+				if p.Key == "storage.dir" || p.Key == "http.listen" {
+					got = append(got, p.Error())
+				}
+			}
+			if tc.want == "" {
+				require.Empty(t, got)
+				return
+			}
+			require.Len(t, got, 1)
+			require.Contains(t, got[0], tc.want)
+		})
+	}
+}
+
 func TestRedactURL(t *testing.T) {
 	for _, tc := range []struct{ name, in, want string }{
 		{"plain", "ssl://broker.mdl:8883", "ssl://broker.mdl:8883"},

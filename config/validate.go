@@ -5,6 +5,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -227,10 +228,13 @@ func (h *HTTP) validate() Problems {
 	if h.Listen == "" {
 		return ps // no HTTP listener
 	}
-	host, _, err := net.SplitHostPort(h.Listen)
+	host, port, err := net.SplitHostPort(h.Listen)
 	if err != nil {
 		ps.Add("", "http.listen", "must be host:port (%v)", err)
 		return ps
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		ps.Add("", "http.listen", "port %q must be a number 1-65535", port)
 	}
 	if h.TokenFile == "" && !IsLoopbackHost(host) {
 		ps.Add("", "http.listen", "%q is not a loopback address: set http.token_file, so that POST /-/reload needs a bearer token", h.Listen)
