@@ -110,8 +110,8 @@ func TestCheckCatchesWhatRunRefuses(t *testing.T) {
 		{name: "storage.dir is a file", storage: file, listen: "127.0.0.1:9464", want: "storage.dir: " + file + ": not a folder"},
 		{name: "storage.dir under a file", storage: filepath.Join(file, "state"), listen: "127.0.0.1:9464", want: "storage.dir: " + filepath.Join(file, "state") + ": " + file + " is not a folder"},
 		{name: "storage.dir to be made", storage: filepath.Join(dir, "new", "state"), listen: "127.0.0.1:9464"},
-		{name: "port out of range", storage: dir, listen: "127.0.0.1:99999", want: `http.listen: port "99999" must be a number 1-65535`},
-		{name: "port not a number", storage: dir, listen: "127.0.0.1:abc", want: `http.listen: port "abc" must be a number 1-65535`},
+		{name: "port out of range", storage: dir, listen: "127.0.0.1:99999", want: `http.listen: port "99999" must be a number 0-65535`},
+		{name: "port not a number", storage: dir, listen: "127.0.0.1:abc", want: `http.listen: port "abc" must be a number 0-65535`},
 		{name: "any host, port given", storage: dir, listen: ":9464"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

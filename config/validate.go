@@ -233,8 +233,8 @@ func (h *HTTP) validate() Problems {
 		ps.Add("", "http.listen", "must be host:port (%v)", err)
 		return ps
 	}
-	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
-		ps.Add("", "http.listen", "port %q must be a number 1-65535", port)
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		ps.Add("", "http.listen", "port %q must be a number 0-65535 (0: any free port)", port)
 	}
 	if h.TokenFile == "" && !IsLoopbackHost(host) {
 		ps.Add("", "http.listen", "%q is not a loopback address: set http.token_file, so that POST /-/reload needs a bearer token", h.Listen)
