@@ -172,6 +172,10 @@ func (p *parser) polygon(rings rawPoly, path string) {
 	if !ok {
 		return
 	}
+	if where, msg := polygonProblem(pts, path); msg != "" {
+		p.fail(where, "%s", msg)
+		return
+	}
 	pg := polygon{outer: newRing(pts[0])}
 	for _, h := range pts[1:] {
 		pg.holes = append(pg.holes, newRing(h))
@@ -224,7 +228,7 @@ func (p *parser) ring(ring [][]float64, path string) []xy {
 		return nil
 	}
 	if signedArea(pts) == 0 {
-		p.fail(path, "ring has no area (all positions on one line)")
+		p.fail(path, "ring has no area (all positions on one line, or a ring crossing itself whose parts cancel out)")
 		return nil
 	}
 	return pts
