@@ -32,7 +32,13 @@ func TestLoad(t *testing.T) {
 		}},
 		{name: "bad duration", file: "bad-duration.yaml", errs: []string{"bad-duration.yaml:2: ingest.drain_timeout: invalid duration \"5 minutes\""}},
 		{name: "invalid yaml", file: "bad-yaml.yaml", errs: []string{"bad-yaml.yaml:", "invalid YAML"}},
-		{name: "wrong type", file: "wrong-type.yaml", errs: []string{"wrong-type.yaml:2: influx.batch_size: cannot unmarshal"}},
+		{name: "wrong type", file: "wrong-type.yaml", errs: []string{`wrong-type.yaml:2: influx.batch_size: "lots" is not a whole number`}},
+		{name: "wrong types in flow style, each with its own key", file: "flow-types.yaml", errs: []string{
+			`flow-types.yaml:2: influx.batch_size: "x" is not a whole number`,
+			`flow-types.yaml:2: influx.concurrency: "y" is not a whole number`,
+			`flow-types.yaml:3: mqtt.topics: must be a list (- item, or [item, …]), not the value "border/+/+/+/+"`,
+			`flow-types.yaml:4: http: must be a mapping (key: value, or {key: value, …}), not a list`,
+		}},
 		{name: "missing file", file: "nope.yaml", errs: []string{"nope.yaml: cannot open"}},
 		{name: "duplicate key", file: "dup-key.yaml", errs: []string{`dup-key.yaml:3: rules_file: mapping key "rules_file" already defined at line 1`}},
 		{name: "a second document is refused, not ignored", file: "two-docs.yaml",
@@ -168,6 +174,11 @@ func TestLoadRules(t *testing.T) {
 
 	_, err = LoadRules(filepath.Join("testdata", "rules-unknown-key.yaml"))
 	require.ErrorContains(t, err, "rules-unknown-key.yaml:4: rules[0].sevrity: unknown key (did you mean \"severity\"?)")
+
+	// A wrong type in flow style names its own key, not its line's last.
+	_, err = LoadRules(filepath.Join("testdata", "rules-flow-types.yaml"))
+	require.ErrorContains(t, err, `rules-flow-types.yaml:2: devices[0].lat: "north" is not a number`)
+	require.ErrorContains(t, err, `rules-flow-types.yaml:3: devices[1].expect_every: must be a duration (Go style: 90s, 15m, 2h), not a list`)
 
 	// Rules after a "---" would never load: refused, with the first
 	// document's problems beside it.

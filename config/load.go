@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"encoding"
 	"errors"
 	"fmt"
 	"io"
@@ -258,6 +259,11 @@ func walk(file string, n *yaml.Node, path string, t reflect.Type, lines keyLines
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
+	if t == durationType && n.Kind != yaml.ScalarNode && n.Kind != yaml.AliasNode {
+		*ps = append(*ps, Problem{File: file, Key: path, Line: n.Line, Msg: "must be a duration (Go style: 90s, 15m, 2h), not " + nodeShape(n)})
+		n.Kind, n.Value, n.Tag, n.Style, n.Content = yaml.ScalarNode, "0s", "!!str", 0, nil
+		return
+	}
 	if t == durationType && n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
 		var d Duration
 		if err := d.UnmarshalText([]byte(n.Value)); err != nil {
@@ -265,6 +271,17 @@ func walk(file string, n *yaml.Node, path string, t reflect.Type, lines keyLines
 			n.Value, n.Tag, n.Style = "0s", "!!str", 0
 		}
 		return
+	}
+	if t != nil && !customDecoded(t) && !(n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
+		if msg := shapeProblem(n, t); msg != "" {
+			// yaml would stop at it and name only its line (and, in flow
+			// style, nobody could tell which key of the line it meant):
+			// reported with its key, and decoded as the type's zero value
+			// so that the rest is checked too.
+			*ps = append(*ps, Problem{File: file, Key: path, Line: n.Line, Msg: msg})
+			neutralise(n, t)
+			return
+		}
 	}
 	switch n.Kind {
 	case yaml.MappingNode:
@@ -310,6 +327,78 @@ func walk(file string, n *yaml.Node, path string, t reflect.Type, lines keyLines
 			}
 			walk(file, c, item, et, lines, ps)
 		}
+	}
+}
+
+var (
+	yamlUnmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
+
+// customDecoded reports whether values of t decode themselves (and so check
+// their own shape).
+func customDecoded(t reflect.Type) bool {
+	pt := reflect.PointerTo(t)
+	return pt.Implements(yamlUnmarshalerType) || pt.Implements(textUnmarshalerType)
+}
+
+// shapeProblem says why node n cannot be decoded into a value of type t
+// ("" if it can): a list where a mapping is due, a word where a number is.
+func shapeProblem(n *yaml.Node, t reflect.Type) string {
+	if n.Kind == yaml.AliasNode {
+		return ""
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return "must be a mapping (key: value, or {key: value, …}), not " + nodeShape(n)
+		}
+	case reflect.Slice, reflect.Array:
+		if n.Kind != yaml.SequenceNode {
+			return "must be a list (- item, or [item, …]), not " + nodeShape(n)
+		}
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64, reflect.String:
+		if n.Kind != yaml.ScalarNode {
+			return "must be a single value, not " + nodeShape(n)
+		}
+		if t.Kind() == reflect.String {
+			return ""
+		}
+		if err := n.Decode(reflect.New(t).Interface()); err != nil {
+			want := "a whole number"
+			switch t.Kind() {
+			case reflect.Bool:
+				want = "true or false"
+			case reflect.Float32, reflect.Float64:
+				want = "a number"
+			}
+			return fmt.Sprintf("%q is not %s", n.Value, want)
+		}
+	}
+	return ""
+}
+
+func nodeShape(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	return fmt.Sprintf("the value %q", n.Value)
+}
+
+// neutralise makes n decode as t's zero value.
+func neutralise(n *yaml.Node, t reflect.Type) {
+	n.Content, n.Style, n.Alias = nil, 0, nil
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		n.Kind, n.Tag, n.Value = yaml.MappingNode, "!!map", ""
+	case reflect.Slice, reflect.Array:
+		n.Kind, n.Tag, n.Value = yaml.SequenceNode, "!!seq", ""
+	default:
+		n.Kind, n.Tag, n.Value = yaml.ScalarNode, "!!null", ""
 	}
 }
 
