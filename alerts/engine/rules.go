@@ -446,10 +446,10 @@ func (e *Engine) applyVelocity(st *ruleState, r *reading, subj model.Subject, z 
 		})
 	}
 	if i > 0 {
-		out = e.velocityPair(st, r, subj, z, &h[i-1], &cur, now, out)
+		out = e.velocityPair(st, r, subj, id, z, &h[i-1], &cur, now, out)
 	}
 	if i < len(h) {
-		out = e.velocityPair(st, r, subj, z, &h[i], &cur, now, out)
+		out = e.velocityPair(st, r, subj, id, z, &h[i], &cur, now, out)
 	}
 	n := len(h)
 	h = insertSighting(h, i, cur)
@@ -461,7 +461,7 @@ func (e *Engine) applyVelocity(st *ruleState, r *reading, subj model.Subject, z 
 }
 
 // velocityPair fires if the subject could not have been at both sightings.
-func (e *Engine) velocityPair(st *ruleState, r *reading, subj model.Subject, z *zone.Zone, a, b *sighting, now time.Time, out []model.Alert) []model.Alert {
+func (e *Engine) velocityPair(st *ruleState, r *reading, subj model.Subject, id subjectID, z *zone.Zone, a, b *sighting, now time.Time, out []model.Alert) []model.Alert {
 	d := distanceM(a.Loc, b.Loc)
 	if d < VelocityMinDistanceM {
 		return out
@@ -478,7 +478,7 @@ func (e *Engine) velocityPair(st *ruleState, r *reading, subj model.Subject, z *
 	if late.T.Before(early.T) {
 		early, late = late, early
 	}
-	if !e.allow(st, coolKey{subj: e.sid(subj)}, late.T, now) {
+	if !e.allow(st, coolKey{subj: id}, late.T, now) {
 		return out
 	}
 	speed := "at the same instant"
