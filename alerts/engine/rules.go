@@ -148,7 +148,25 @@ func (e *Engine) applyCount(st *ruleState, r *reading, subj model.Subject, z *zo
 		if cz = e.lateCount(st, z, r); cz == nil {
 			return out
 		}
+		return e.countIn(st, cz, r, subj, z, now, out)
 	}
+	late := r.t.Before(cz.Clock)
+	out = e.countIn(st, cz, r, subj, z, now, out)
+	if late {
+		// A late reading inside the zone's window may also continue the
+		// backlog window of its time: a backlog crowd that straddles the
+		// start of the zone's window is whole in the backlog window. (A
+		// reading at the zone's head never goes there: the backlog window
+		// stays behind the zone's.)
+		if lz := st.count[countKey(z, r.b.Site)+lateSuffix]; lz != nil && !lz.Clock.IsZero() && r.t.After(lz.Clock.Add(-w)) {
+			out = e.countIn(st, lz, r, subj, z, now, out)
+		}
+	}
+	return out
+}
+
+// countIn counts r in the window cz.
+func (e *Engine) countIn(st *ruleState, cz *countZone, r *reading, subj model.Subject, z *zone.Zone, now time.Time, out []model.Alert) []model.Alert {
 	id := e.sid(subj)
 	t := r.t.UnixNano()
 	prev, ok := cz.Seen[id]
@@ -356,6 +374,9 @@ func (e *Engine) stay(st *ruleState, key dwellKey, r *reading, subj model.Subjec
 	case r.t.Before(de.First):
 		if de.Open == nil {
 			de.First = r.t
+			if key.backlog == 0 {
+				e.joinBacklogStay(st, key, de, r)
+			}
 		}
 	}
 	if !r.t.Before(de.Last) {
@@ -377,6 +398,32 @@ func (e *Engine) stay(st *ruleState, key dwellKey, r *reading, subj model.Subjec
 		out = append(out, a)
 	}
 	return out
+}
+
+// joinBacklogStay makes the subject's backlog stay, if r (a late reading
+// that just moved the start of the current stay de back) joins the two,
+// part of de: a stay whose first sightings arrived as a backlog is one
+// stay, and fires once its whole length reaches duration. An incident the
+// backlog stay had opened becomes the stay's.
+func (e *Engine) joinBacklogStay(st *ruleState, key dwellKey, de *dwellEntry, r *reading) {
+	bk := key
+	bk.backlog = 1
+	be := st.dwell[bk]
+	if be == nil || r.t.Sub(be.Last) > st.rule.maxGap {
+		return
+	}
+	de.First = be.First
+	de.Sightings += be.Sightings
+	de.Open = be.Open
+	// The backlog's evidence first (how the stay began), then de's.
+	list := inOrder(be.Evidence, &be.evRing)
+	ring := be.evRing
+	ring.lastOK = false
+	for _, ev := range inOrder(de.Evidence, &de.evRing) {
+		list = addEvidence(list, &ring, ev)
+	}
+	de.Evidence, de.evRing = list, ring
+	delete(st.dwell, bk)
 }
 
 func (e *Engine) dwellGone(st *ruleState, subj model.Subject, z *zone.Zone, r *reading, de *dwellEntry, now time.Time) string {

@@ -292,6 +292,27 @@ func countRuleset(t *testing.T) *Ruleset {
 	return rs
 }
 
+// A backlog crowd that straddles the start of the zone's window — its
+// first phones older than the window, its last inside it — is whole in
+// the backlog window.
+func TestCountBacklogStraddlesTheWindow(t *testing.T) {
+	e := newEngine(t, countRuleset(t))
+	now := at(23, 0)
+	see := func(ts time.Time, imsis ...string) []model.Alert {
+		return only(e.Evaluate(e.phones("F-1", ts, ruinsIn, imsis...), now), "crowd")
+	}
+	require.Empty(t, see(now, "460000000000001"), "live")
+	require.Empty(t, see(now.Add(-20*time.Minute), "460000000000101"), "older than the 15-minute window")
+	require.Empty(t, see(now.Add(-17*time.Minute), "460000000000102"))
+	fired := see(now.Add(-10*time.Minute), "460000000000103")
+	require.Len(t, fired, 1, "three phones within 10 minutes")
+	assert.Equal(t, now.Add(-10*time.Minute), fired[0].At)
+	assert.Equal(t, 3, fired[0].Count)
+
+	// The zone's own window holds the live phone and the last one only.
+	require.Empty(t, see(now, "460000000000001"))
+}
+
 // A backlog older than the backlog window starts it again, unless it has an
 // incident open.
 func TestCountBacklogRestarts(t *testing.T) {
@@ -437,6 +458,48 @@ func TestDwellBacklog(t *testing.T) {
 	require.Len(t, res, 1, "the backlog's stay ends; the present one never fired")
 	assert.Equal(t, model.StateResolved, res[0].State)
 	assert.Equal(t, fired[0].ID, res[0].ID)
+}
+
+// A stay whose first sightings arrive as a backlog after the subject's
+// newer ones is one stay: it fires when its whole length reaches duration,
+// and an incident its backlog part opened is its incident.
+func TestDwellBacklogJoinsTheStay(t *testing.T) {
+	const imsi = "460000000000001"
+	now := at(23, 5)
+	t.Run("fires on its whole length", func(t *testing.T) {
+		e := newEngine(t, countRuleset(t))
+		see := func(ts time.Time) []model.Alert {
+			return only(e.Evaluate(e.phones("F-1", ts, ruinsIn, imsi), now), "loiter")
+		}
+		require.Empty(t, see(at(23, 0)), "live")
+		for _, m := range []int{20, 25, 30, 35, 40, 45, 50, 55} {
+			require.Empty(t, see(at(22, m)), "backlog 22:%02d", m)
+		}
+		fired := see(at(23, 5))
+		require.Len(t, fired, 1, "22:20 to 23:05 without a gap over 10 minutes: 45 minutes")
+		assert.Equal(t, at(23, 5), fired[0].At)
+		assert.Contains(t, fired[0].Summary, "for 45m")
+	})
+	t.Run("an incident of the backlog goes on", func(t *testing.T) {
+		e := newEngine(t, countRuleset(t))
+		see := func(ts time.Time) []model.Alert {
+			return only(e.Evaluate(e.phones("F-1", ts, ruinsIn, imsi), now), "loiter")
+		}
+		require.Empty(t, see(at(23, 0)), "live")
+		var fired []model.Alert
+		for m := 0; m <= 55; m += 5 {
+			fired = append(fired, see(at(22, m))...)
+		}
+		require.Len(t, fired, 1, "the backlog's stay reached 45 minutes at 22:45")
+		assert.True(t, fired[0].Late)
+		for m := 5; m <= 40; m += 5 {
+			require.Empty(t, see(at(23, m)), "one stay, one incident: 23:%02d", m)
+		}
+		res := only(e.Tick(now.Add(11*time.Minute)), "loiter")
+		require.Len(t, res, 1)
+		assert.Equal(t, model.StateResolved, res[0].State)
+		assert.Equal(t, fired[0].ID, res[0].ID)
+	})
 }
 
 // A backlog older than the backlog's stay starts it again, unless that
