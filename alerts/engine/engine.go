@@ -554,6 +554,12 @@ func (e *Engine) Tick(now time.Time) []model.Alert {
 			for k, h := range st.vel {
 				if now.Sub(h[len(h)-1].Processed) > VelocityHorizon {
 					delete(st.vel, k)
+					delete(st.velOld, k)
+				}
+			}
+			for k := range st.velOld {
+				if _, ok := st.vel[k]; !ok {
+					delete(st.velOld, k)
 				}
 			}
 		case KindEnter, KindExit:

@@ -71,6 +71,7 @@ type dwellSnap struct {
 
 type velSnap struct {
 	Subject model.Subject `json:"subject"`
+	Backlog bool          `json:"backlog,omitempty"` // one of velOld's
 	sighting
 }
 
@@ -178,6 +179,9 @@ func (e *Engine) snapshotRule(st *ruleState) ruleSnapshot {
 		return cmpBool(a.Backlog, b.Backlog)
 	})
 	for k, h := range st.vel {
+		for _, v := range st.velOld[k] {
+			rs.Velocity = append(rs.Velocity, velSnap{Subject: subj(k), Backlog: true, sighting: v})
+		}
 		for _, v := range h {
 			rs.Velocity = append(rs.Velocity, velSnap{Subject: subj(k), sighting: v})
 		}
@@ -323,12 +327,16 @@ func (e *Engine) RestoreState(data []byte) ([]model.Alert, error) {
 				break
 			}
 			id := intern(v.Subject)
-			h := st.vel[id]
+			lists := st.vel
+			if v.Backlog {
+				lists = st.velOld
+			}
+			h := lists[id]
 			i := 0
 			for i < len(h) && !h[i].T.After(v.T) {
 				i++
 			}
-			st.vel[id] = insertSighting(h, i, v.sighting)
+			lists[id] = insertSighting(h, i, v.sighting)
 		}
 		for _, f := range rs.Fence {
 			if st.fence == nil {

@@ -481,22 +481,17 @@ func (e *Engine) applyVelocity(st *ruleState, r *reading, subj model.Subject, z 
 	if !ok && len(st.vel) >= MaxTrackedPerRule {
 		evictOne(st, e, st.vel)
 	}
-	// i: where cur goes, after the sightings at or before its time — at
-	// the end, nearly always.
-	i := len(h)
-	if i > 0 && cur.T.Before(h[i-1].T) {
-		i, _ = slices.BinarySearchFunc(h, cur.T, func(s sighting, t time.Time) int {
-			if s.T.After(t) {
-				return 1
-			}
-			return -1
-		})
-	}
+	i := sightingIndex(h, cur.T) // at the end, nearly always
 	if i > 0 {
 		out = e.velocityPair(st, r, subj, id, z, &h[i-1], &cur, now, out)
 	}
 	if i < len(h) {
 		out = e.velocityPair(st, r, subj, id, z, &h[i], &cur, now, out)
+	}
+	if i == 0 && len(h) == velocityHistory {
+		// Older than every sighting kept (a backlog behind a plate seen
+		// often since): its earlier neighbour is among the backlog's own.
+		return e.velocityBacklog(st, r, subj, id, z, &cur, now, out)
 	}
 	n := len(h)
 	h = insertSighting(h, i, cur)
@@ -504,6 +499,29 @@ func (e *Engine) applyVelocity(st *ruleState, r *reading, subj model.Subject, z 
 	if len(h) != n {
 		st.vel[id] = h
 	}
+	return out
+}
+
+// velocityBacklog compares cur, a backlog sighting older than every
+// sighting of the subject's list, with its neighbours among the subject's
+// backlog sightings, and keeps it there (the latest velocityHistory). A
+// sighting older than all of those too is dropped, counted as evicted.
+func (e *Engine) velocityBacklog(st *ruleState, r *reading, subj model.Subject, id subjectID, z *zone.Zone, cur *sighting, now time.Time, out []model.Alert) []model.Alert {
+	old := st.velOld[id]
+	i := sightingIndex(old, cur.T)
+	if i > 0 {
+		out = e.velocityPair(st, r, subj, id, z, &old[i-1], cur, now, out)
+	}
+	if i < len(old) {
+		out = e.velocityPair(st, r, subj, id, z, &old[i], cur, now, out)
+	}
+	if i == 0 && len(old) == velocityHistory {
+		st.m.evicted.Inc()
+		e.warnEvery("velocity-backlog:"+st.rule.ID, time.Minute, "velocity backlog older than every sighting kept; not compared with older ones",
+			"rule", st.rule.ID, "kept", velocityHistory)
+		return out
+	}
+	st.velOld[id] = insertSighting(old, i, *cur)
 	return out
 }
 

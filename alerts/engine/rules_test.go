@@ -606,6 +606,12 @@ func TestVelocityBacklog(t *testing.T) {
 		{"the live pass between the two", []pass{{"CP-12", at(20, 0), a}, {"CP-12", now, a}, {"CP-07", at(20, 1), b}}},
 		{"the live pass first", []pass{{"CP-12", now, a}, {"CP-12", at(20, 0), a}, {"CP-07", at(20, 1), b}}},
 		{"the backlog pair in reverse", []pass{{"CP-12", now, a}, {"CP-07", at(20, 1), b}, {"CP-12", at(20, 0), a}}},
+		{"behind more newer passes than the rule keeps", []pass{
+			{"CP-12", at(22, 20), a}, {"CP-12", at(22, 30), a}, {"CP-12", at(22, 40), a}, {"CP-12", at(22, 50), a}, {"CP-12", now, a},
+			{"CP-12", at(20, 0), a}, {"CP-07", at(20, 1), b}}},
+		{"behind more newer passes, in reverse", []pass{
+			{"CP-12", at(22, 20), a}, {"CP-12", at(22, 30), a}, {"CP-12", at(22, 40), a}, {"CP-12", at(22, 50), a}, {"CP-12", now, a},
+			{"CP-07", at(20, 1), b}, {"CP-12", at(20, 0), a}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -626,6 +632,35 @@ func TestVelocityBacklog(t *testing.T) {
 			assert.Equal(t, at(20, 1), v.Evidence[1].TS)
 		})
 	}
+}
+
+// A backlog behind more passes than the rule keeps is compared within the
+// backlog's own latest sightings, kept across a restart; one older than all
+// of those too is counted as evicted.
+func TestVelocityBacklogIsBounded(t *testing.T) {
+	e := newEngine(t, loadRules(t))
+	a := model.Point{Lat: 41.70, Lon: 110.435}
+	now := at(23, 0)
+	pass := func(ts time.Time, p model.Point) []model.Alert {
+		return only(e.Evaluate(e.pass("CP-12", ts, p, model.Pass{Plate: "蒙B90003"}), now), "cloned-plate")
+	}
+	for m := range velocityHistory {
+		require.Empty(t, pass(at(22, 10*m), a))
+	}
+	for m := range velocityHistory {
+		require.Empty(t, pass(at(20, 10*m), a), "backlog 20:%02d", 10*m)
+	}
+	data, err := e.MarshalState()
+	require.NoError(t, err)
+	e = newEngine(t, loadRules(t))
+	_, err = e.RestoreState(data)
+	require.NoError(t, err)
+	got := only(e.Evaluate(e.pass("CP-07", at(20, 31), north(a, 111_000), model.Pass{Plate: "蒙B90003"}), now), "cloned-plate")
+	require.Len(t, got, 1, "the backlog's sightings survived the restart")
+	assert.True(t, at(20, 30).Equal(got[0].Evidence[0].TS), "the pair: %v", got[0].Evidence)
+
+	require.Empty(t, pass(at(19, 0), a), "older than everything kept")
+	assert.Equal(t, 1.0, gauge(t, e, "fenceline_alerts_state_evicted_total", "cloned-plate"))
 }
 
 // A velocity rule keeps a plate's latest sightings only, across a restart

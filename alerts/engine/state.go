@@ -21,6 +21,7 @@ type ruleState struct {
 	count   map[string]*countZone     // count: by zone id ("@site" without zones)
 	dwell   map[dwellKey]*dwellEntry  // dwell
 	vel     map[subjectID][]sighting  // velocity: latest sightings per subject, by event time
+	velOld  map[subjectID][]sighting  // velocity: backlog sightings older than all of vel's
 	fence   map[subjectID]*fenceEntry // enter/exit
 	status  map[string]*statusEntry   // status: by device
 	silence map[string]*incident      // silence: open incident by device
@@ -41,6 +42,7 @@ func newRuleState(r *Rule, m ruleMetrics) *ruleState {
 	case KindVelocity:
 		st.cool = map[coolKey]*coolEntry{}
 		st.vel = map[subjectID][]sighting{}
+		st.velOld = map[subjectID][]sighting{}
 	case KindEnter, KindExit:
 		st.cool = map[coolKey]*coolEntry{}
 		st.fence = map[subjectID]*fenceEntry{}
@@ -58,7 +60,7 @@ func newRuleState(r *Rule, m ruleMetrics) *ruleState {
 
 // entries is the size of the state, for the state_entries gauge.
 func (st *ruleState) entries() int {
-	n := len(st.cool) + len(st.dwell) + len(st.vel) + len(st.fence) + len(st.status) + len(st.silence)
+	n := len(st.cool) + len(st.dwell) + len(st.vel) + len(st.velOld) + len(st.fence) + len(st.status) + len(st.silence)
 	for _, cz := range st.count {
 		n += len(cz.Seen)
 	}
@@ -151,6 +153,21 @@ type sighting struct {
 // all day costs little (most plates are seen once or twice, and their
 // lists stay that short).
 const velocityHistory = 4
+
+// sightingIndex is where a sighting at t goes in h (in event time order):
+// after the sightings at or before t.
+func sightingIndex(h []sighting, t time.Time) int {
+	i := len(h)
+	if i > 0 && t.Before(h[i-1].T) {
+		i, _ = slices.BinarySearchFunc(h, t, func(s sighting, t time.Time) int {
+			if s.T.After(t) {
+				return 1
+			}
+			return -1
+		})
+	}
+	return i
+}
 
 // insertSighting puts s at index i of a subject's sightings (in event time
 // order), dropping the oldest when the list is full (or s itself, older

@@ -271,6 +271,9 @@ func (e *Engine) maybeSweepSubjects() {
 		for id := range st.vel {
 			mark(id)
 		}
+		for id := range st.velOld {
+			mark(id)
+		}
 		for id := range st.fence {
 			mark(id)
 		}
