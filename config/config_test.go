@@ -44,6 +44,8 @@ func TestLoad(t *testing.T) {
 		{name: "a second document is refused, not ignored", file: "two-docs.yaml",
 			errs: []string{"two-docs.yaml:2: a second YAML document starts here (---)"}},
 		{name: "document markers around one document", file: "trailing-doc-marker.yaml"},
+		{name: "a fraction for a whole number is refused, not cut", file: "fraction.yaml",
+			errs: []string{`fraction.yaml:2: influx.batch_size: "2.5" is not a whole number`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := Load(filepath.Join("testdata", tc.file))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -364,6 +365,13 @@ func shapeProblem(n *yaml.Node, t reflect.Type) string {
 		}
 		if t.Kind() == reflect.String {
 			return ""
+		}
+		isInt := t.Kind() != reflect.Bool && t.Kind() != reflect.Float32 && t.Kind() != reflect.Float64
+		if isInt && n.ShortTag() == "!!float" {
+			// yaml cuts 2.9 down to 2 without a word.
+			if f, err := strconv.ParseFloat(n.Value, 64); err != nil || f != math.Trunc(f) {
+				return fmt.Sprintf("%q is not a whole number", n.Value)
+			}
 		}
 		if err := n.Decode(reflect.New(t).Interface()); err != nil {
 			want := "a whole number"
