@@ -41,12 +41,24 @@ func (s *segment) maxX() float64 { return max(s.a.X, s.b.X) }
 // of a ring do, do not. ok is false when none cross. A sweep along X visits
 // only the pairs whose longitude ranges overlap: near-linear for the
 // shapes zones have, a 5,000-vertex border strip included.
-func crossingEdges(rings [][]xy) (s, t segment, ok bool) {
+func crossingEdges(rings [][]xy) (s, t segment, touch, ok bool) {
 	var segs []segment
+	nseg := make([]int, len(rings)) // a ring's edges, once repeated positions are skipped
 	for r, pts := range rings {
 		for i := 0; i+1 < len(pts); i++ {
-			segs = append(segs, segment{a: pts[i], b: pts[i+1], r: r, i: i})
+			if pts[i] == pts[i+1] {
+				continue // a repeated position: no edge
+			}
+			segs = append(segs, segment{a: pts[i], b: pts[i+1], r: r, i: nseg[r]})
+			nseg[r]++
 		}
+	}
+	adjacent := func(a, b segment) bool {
+		if a.r != b.r {
+			return false
+		}
+		d := a.i - b.i
+		return d == 1 || d == -1 || d == nseg[a.r]-1 || d == 1-nseg[a.r]
 	}
 	slices.SortFunc(segs, func(x, y segment) int {
 		return cmpFloat(x.minX(), y.minX())
@@ -56,16 +68,35 @@ func crossingEdges(rings [][]xy) (s, t segment, ok bool) {
 		// Drop the segments that end before this one starts.
 		active = slices.DeleteFunc(active, func(a segment) bool { return a.maxX() < cur.minX() })
 		for _, a := range active {
-			if properCross(a.a, a.b, cur.a, cur.b) {
-				if a.r > cur.r || (a.r == cur.r && a.i > cur.i) {
-					a, cur = cur, a
+			cross := properCross(a.a, a.b, cur.a, cur.b)
+			// Within a ring, edges that are not neighbours must not even
+			// touch: a ring through one of its own vertices or edges
+			// pinches the zone into parts. Rings of a polygon may touch
+			// at a point (a hole against the outer ring).
+			touches := !cross && a.r == cur.r && !adjacent(a, cur) && touch2(a, cur)
+			if cross || touches {
+				s, t := a, cur
+				if s.r > t.r || (s.r == t.r && s.i > t.i) {
+					s, t = t, s
 				}
-				return a, cur, true
+				return s, t, touches, true
 			}
 		}
 		active = append(active, cur)
 	}
-	return segment{}, segment{}, false
+	return segment{}, segment{}, false, false
+}
+
+// touch2 reports whether segments a and b share a point: an end of one on
+// the other.
+func touch2(a, b segment) bool {
+	return onSegment(a.a, a.b, b.a) || onSegment(a.a, a.b, b.b) || onSegment(b.a, b.b, a.a) || onSegment(b.a, b.b, a.b)
+}
+
+// onSegment reports whether p lies on segment a–b.
+func onSegment(a, b, p xy) bool {
+	return orient(a, b, p) == 0 &&
+		p.X >= min(a.X, b.X) && p.X <= max(a.X, b.X) && p.Y >= min(a.Y, b.Y) && p.Y <= max(a.Y, b.Y)
 }
 
 func cmpFloat(a, b float64) int {
@@ -104,8 +135,11 @@ func polygonProblem(rings [][]xy, path string) (where, msg string) {
 				pts[i].X, pts[i].Y, pts[i+1].X, pts[i+1].Y, 360-math.Abs(pts[i+1].X-pts[i].X))
 		}
 	}
-	if s, t, ok := crossingEdges(rings); ok {
-		what := "the ring crosses itself"
+	if s, t, touches, ok := crossingEdges(rings); ok {
+		what, verb := "the ring crosses itself", "crosses"
+		if touches {
+			what, verb = "the ring touches itself", "touches"
+		}
 		if s.r != t.r {
 			what = "a hole crosses the outer ring"
 			if s.r > 0 {
@@ -113,8 +147,8 @@ func polygonProblem(rings [][]xy, path string) (where, msg string) {
 			}
 		}
 		return fmt.Sprintf("%s[%d]", path, t.r), fmt.Sprintf(
-			"%s: edge %d ([%g, %g] to [%g, %g]) crosses edge %d of ring %d ([%g, %g] to [%g, %g]); draw the zone without crossings (several areas: a MultiPolygon)",
-			what, t.i, t.a.X, t.a.Y, t.b.X, t.b.Y, s.i, s.r, s.a.X, s.a.Y, s.b.X, s.b.Y)
+			"%s: edge %d ([%g, %g] to [%g, %g]) %s edge %d of ring %d ([%g, %g] to [%g, %g]); draw the zone without crossings (several areas: a MultiPolygon)",
+			what, t.i, t.a.X, t.a.Y, t.b.X, t.b.Y, verb, s.i, s.r, s.a.X, s.a.Y, s.b.X, s.b.Y)
 	}
 	outer := newRing(rings[0])
 	for h, pts := range rings[1:] {

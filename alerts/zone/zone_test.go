@@ -298,6 +298,23 @@ func TestInlineMapAnyKeys(t *testing.T) {
 	assert.True(t, z.Contains(model.Point{Lat: 41.5, Lon: 110.5}))
 }
 
+// Shapes the validity checks must let through: what GIS exports are full
+// of, and what a polygon may do.
+func TestBuildValidShapes(t *testing.T) {
+	for _, tc := range []struct{ name, geojson string }{
+		{"repeated positions", `{"type":"Polygon","coordinates":[[[110,41],[111,41],[111,41],[111,42],[110,42],[110,42],[110,41]]]}`},
+		{"a hole touching the outer ring at a point", `{"type":"Polygon","coordinates":[[[110,41],[112,41],[112,43],[110,43],[110,41]],[[110,42],[111,41.5],[111,42.5],[110,42]]]}`},
+		{"two holes", `{"type":"Polygon","coordinates":[[[110,41],[112,41],[112,43],[110,43],[110,41]],[[110.2,41.2],[110.8,41.2],[110.8,41.8],[110.2,41.8],[110.2,41.2]],[[111.2,42.2],[111.8,42.2],[111.8,42.8],[111.2,42.8],[111.2,42.2]]]}`},
+		{"a MultiPolygon meeting at the antimeridian", `{"type":"MultiPolygon","coordinates":[[[[179,41],[180,41],[180,42],[179,42],[179,41]]],[[[-180,41],[-179,41],[-179,42],[-180,42],[-180,41]]]]}`},
+		{"a concave ring", `{"type":"Polygon","coordinates":[[[110,41],[112,41],[112,43],[111,42],[110,43],[110,41]]]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, probs := Build([]config.ZoneSpec{{ID: "z", GeoJSON: tc.geojson}}, "testdata", "rules.yaml")
+			require.Empty(t, probs)
+		})
+	}
+}
+
 func TestBuildProblems(t *testing.T) {
 	dir := t.TempDir()
 	unreadable := filepath.Join(dir, "dir.geojson")
@@ -340,6 +357,8 @@ func TestBuildProblems(t *testing.T) {
 		{"no area", config.ZoneSpec{ID: "z", GeoJSON: `{"type":"Polygon","coordinates":[[[110,41],[111,41],[112,41],[110,41]]]}`}, "zones[1].geojson.coordinates[0]", "ring has no area"},
 		{"bow-tie", config.ZoneSpec{ID: "z", GeoJSON: `{"type":"Polygon","coordinates":[[[110,41],[111,42],[111,41],[110,42],[110,41]]]}`}, "zones[1].geojson.coordinates[0]", "or a ring crossing itself"},
 		{"ring crossing itself", config.ZoneSpec{ID: "z", GeoJSON: `{"type":"Polygon","coordinates":[[[110,41],[112,42],[112,41],[110,41.5],[110,41]]]}`}, "zones[1].geojson.coordinates[0]", "the ring crosses itself: edge 2 ([112, 41] to [110, 41.5]) crosses edge 0 of ring 0"},
+		{"ring through a point of its own edge", config.ZoneSpec{ID: "z", GeoJSON: `{"type":"Polygon","coordinates":[[[110,41],[112,43],[112,41],[110.5,41.5],[110,41.5],[110,41]]]}`}, "zones[1].geojson.coordinates[0]", "the ring touches itself"},
+		{"ring through its own vertex (a figure 8)", config.ZoneSpec{ID: "z", GeoJSON: `{"type":"Polygon","coordinates":[[[110,41],[111,41],[111,42],[112,42],[112,43],[111,43],[111,42],[110,42],[110,41]]]}`}, "zones[1].geojson.coordinates[0]", "the ring touches itself"},
 		{"across the antimeridian", config.ZoneSpec{ID: "z", GeoJSON: `{"type":"Polygon","coordinates":[[[179,41],[-179,41],[-179,42],[179,42],[179,41]]]}`}, "zones[1].geojson.coordinates[0][0]", "spans more than 180° of longitude: a zone across the antimeridian must be cut"},
 		{"hole crossing the outer ring", config.ZoneSpec{ID: "z", GeoJSON: `{"type":"Polygon","coordinates":[[[110,41],[111,41],[111,42],[110,42],[110,41]],[[110.5,41.5],[111.5,41.5],[111.5,41.6],[110.5,41.6],[110.5,41.5]]]}`}, "zones[1].geojson.coordinates[1]", "a hole crosses the outer ring"},
 		{"hole outside the outer ring", config.ZoneSpec{ID: "z", GeoJSON: `{"type":"Polygon","coordinates":[[[110,41],[111,41],[111,42],[110,42],[110,41]],[[112,41],[113,41],[113,42],[112,42],[112,41]]]}`}, "zones[1].geojson.coordinates[1]", "the hole lies outside the polygon's outer ring"},
