@@ -403,6 +403,9 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 		if rule.window <= 0 {
 			ps.Add(file, key+".window", "a count rule needs a window > 0 (e.g. 15m)")
 		}
+		if rule.threshold > MaxSubjectsPerZone {
+			ps.Add(file, key+".threshold", "a window holds at most %d subjects, so a threshold of %d is never reached", MaxSubjectsPerZone, rule.threshold)
+		}
 		if rule.threshold < 1 {
 			ps.Add(file, key+".threshold", "a count rule needs a threshold >= 1")
 		}

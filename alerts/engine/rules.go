@@ -48,16 +48,41 @@ func (r *reading) evidence() model.Evidence {
 
 // evictOne makes room in a map at its bound. Which entry goes does not
 // matter much — the map is full of subjects that each matter little — and
-// Go's map iteration order gives an arbitrary one in O(1).
-func evictOne[K comparable, V any](st *ruleState, e *Engine, m map[K]V) {
-	for k := range m {
-		delete(m, k)
-		break
+// Go's map iteration order gives an arbitrary one in O(1). An entry with
+// an incident open matters: among the first few entries the iteration
+// gives, one without is taken; if all of them have one, the incident of
+// the entry taken is returned, for the caller to resolve (a receiver must
+// not be left with a firing alert for ever).
+func evictOne[K comparable, V any](st *ruleState, e *Engine, m map[K]V, open func(V) *incident) *incident {
+	var victim K
+	var inc *incident
+	seen := 0
+	for k, v := range m {
+		var o *incident
+		if open != nil {
+			o = open(v)
+		}
+		if seen == 0 || (inc != nil && o == nil) {
+			victim, inc = k, o
+		}
+		if seen++; inc == nil || seen == evictProbe {
+			break
+		}
 	}
+	delete(m, victim)
 	st.m.evicted.Inc()
 	e.warnEvery("evict:"+st.rule.ID, time.Minute, "rule state at its bound; evicting entries",
 		"rule", st.rule.ID, "bound", MaxTrackedPerRule)
+	return inc
 }
+
+// evictProbe is how many entries evictOne looks at for one without an
+// open incident.
+const evictProbe = 16
+
+// evictedSummary is the summary of an incident resolved because its rule's
+// state was at its bound.
+const evictedSummary = "no longer tracked: the rule's state is at its bound (see fenceline_alerts_state_evicted_total)"
 
 // allow applies the rule's cooldown to key at event time t: it reports
 // whether an alert may fire, and if so remembers t. Event time, not
@@ -72,7 +97,7 @@ func (e *Engine) allow(st *ruleState, key coolKey, t, now time.Time) bool {
 	ce := st.cool[key]
 	if ce == nil {
 		if len(st.cool) >= MaxTrackedPerRule {
-			evictOne(st, e, st.cool)
+			evictOne(st, e, st.cool, nil)
 		}
 		ce = &coolEntry{}
 		st.cool[key] = ce
@@ -141,11 +166,11 @@ func (e *Engine) applyCount(st *ruleState, r *reading, subj model.Subject, z *zo
 		cz = st.count["@"+r.b.Site] // a lookup by concatenation does not allocate
 	}
 	if cz == nil {
-		cz = e.newCountZone(st, countKey(z, r.b.Site), z, r.b.Site)
+		cz, out = e.newCountZone(st, countKey(z, r.b.Site), z, r.b.Site, now, out)
 	}
 	w := st.rule.window
 	if !cz.Clock.IsZero() && !r.t.After(cz.Clock.Add(-w)) {
-		if cz = e.lateCount(st, z, r); cz == nil {
+		if cz, out = e.lateCount(st, z, r, now, out); cz == nil {
 			return out
 		}
 		return e.countIn(st, cz, r, subj, z, now, out)
@@ -172,7 +197,25 @@ func (e *Engine) countIn(st *ruleState, cz *countZone, r *reading, subj model.Su
 	prev, ok := cz.Seen[id]
 	switch {
 	case !ok && len(cz.Seen) >= MaxSubjectsPerZone:
+		// At the bound, the oldest of a few subjects makes room: the
+		// window keeps its latest subjects, and drains when they leave
+		// rather than one window after its first ones.
+		oldK, oldT, n := subjectID(0), int64(math.MaxInt64), 0
+		for k, v := range cz.Seen {
+			if v < oldT {
+				oldK, oldT = k, v
+			}
+			if n++; n == evictProbe {
+				break
+			}
+		}
 		st.m.evicted.Inc()
+		e.warnEvery("evict-count:"+st.rule.ID, time.Minute, "count window at its bound; forgetting its oldest subjects",
+			"rule", st.rule.ID, "bound", MaxSubjectsPerZone)
+		if t > oldT {
+			delete(cz.Seen, oldK)
+			cz.Seen[id] = t
+		}
 	case !ok || t > prev:
 		cz.Seen[id] = t
 		if !ok && (cz.minSeen.IsZero() || r.t.Before(cz.minSeen)) {
@@ -198,13 +241,15 @@ func countKey(z *zone.Zone, site string) string {
 
 const lateSuffix = "\x00late"
 
-func (e *Engine) newCountZone(st *ruleState, key string, z *zone.Zone, site string) *countZone {
+func (e *Engine) newCountZone(st *ruleState, key string, z *zone.Zone, site string, now time.Time, out []model.Alert) (*countZone, []model.Alert) {
 	if len(st.count) >= MaxTrackedPerRule {
-		evictOne(st, e, st.count)
+		if inc := evictOne(st, e, st.count, func(cz *countZone) *incident { return cz.Open }); inc != nil {
+			out = append(out, e.resolved(st, inc, now, now, evictedSummary))
+		}
 	}
 	cz := &countZone{Zone: zoneID(z), Site: site, Seen: map[subjectID]int64{}}
 	st.count[key] = cz
-	return cz
+	return cz, out
 }
 
 // lateCount returns the backlog window of the zone of r, a reading older
@@ -218,21 +263,21 @@ func (e *Engine) newCountZone(st *ruleState, key string, z *zone.Zone, site stri
 // interleaved, as units reconnecting together send them. A reading older
 // than the backlog window too starts it again from that reading, unless
 // the backlog window has an incident open; then it is ignored (nil).
-func (e *Engine) lateCount(st *ruleState, z *zone.Zone, r *reading) *countZone {
+func (e *Engine) lateCount(st *ruleState, z *zone.Zone, r *reading, now time.Time, out []model.Alert) (*countZone, []model.Alert) {
 	key := countKey(z, r.b.Site) + lateSuffix
 	lz := st.count[key]
 	if lz == nil {
-		return e.newCountZone(st, key, z, r.b.Site)
+		return e.newCountZone(st, key, z, r.b.Site, now, out)
 	}
 	if lz.Clock.IsZero() || r.t.After(lz.Clock.Add(-st.rule.window)) {
-		return lz
+		return lz, out
 	}
 	if lz.Open != nil {
-		return nil
+		return nil, out
 	}
 	clear(lz.Seen)
 	*lz = countZone{Zone: lz.Zone, Site: lz.Site, Seen: lz.Seen, Evidence: lz.Evidence[:0]}
-	return lz
+	return lz, out
 }
 
 // checkCount prunes the window at clock and fires or resolves.
@@ -352,7 +397,9 @@ func (e *Engine) stay(st *ruleState, key dwellKey, r *reading, subj model.Subjec
 	switch {
 	case de == nil:
 		if len(st.dwell) >= MaxTrackedPerRule {
-			evictOne(st, e, st.dwell)
+			if inc := evictOne(st, e, st.dwell, func(de *dwellEntry) *incident { return de.Open }); inc != nil {
+				out = append(out, e.resolved(st, inc, now, now, evictedSummary))
+			}
 		}
 		de = &dwellEntry{Site: r.b.Site, First: r.t, Last: r.t, Loc: r.p}
 		st.dwell[key] = de
@@ -479,7 +526,7 @@ func (e *Engine) applyVelocity(st *ruleState, r *reading, subj model.Subject, z 
 	id := e.sid(subj)
 	h, ok := st.vel[id]
 	if !ok && len(st.vel) >= MaxTrackedPerRule {
-		evictOne(st, e, st.vel)
+		evictOne(st, e, st.vel, nil)
 	}
 	i := sightingIndex(h, cur.T) // at the end, nearly always
 	if i > 0 {
@@ -590,7 +637,7 @@ func (e *Engine) applyFence(st *ruleState, r *reading, now time.Time, out []mode
 	fe := st.fence[id]
 	if fe == nil {
 		if len(st.fence) >= MaxTrackedPerRule {
-			evictOne(st, e, st.fence)
+			evictOne(st, e, st.fence, nil)
 		}
 		fe = &fenceEntry{}
 		st.fence[id] = fe

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -941,6 +942,76 @@ func TestStateIsBounded(t *testing.T) {
 	st := e.rules["foreign-sim-near-border"]
 	assert.Len(t, st.cool, MaxTrackedPerRule)
 	assert.Equal(t, 1.0, gauge(t, e, "fenceline_alerts_state_evicted_total", "foreign-sim-near-border"))
+}
+
+// Eviction at the bound takes an entry without an open incident when it
+// can; an open one it takes is resolved, never dropped without a word.
+func TestEvictionResolvesOpenIncidents(t *testing.T) {
+	t.Run("an entry without an incident goes first", func(t *testing.T) {
+		e := newEngine(t, countRuleset(t))
+		st := e.rules["loiter"]
+		m := map[dwellKey]*dwellEntry{
+			{subj: 1}: {Open: &incident{}}, {subj: 2}: {}, {subj: 3}: {Open: &incident{}},
+		}
+		for range 20 {
+			mm := maps.Clone(m)
+			require.Nil(t, evictOne(st, e.Engine, mm, func(de *dwellEntry) *incident { return de.Open }))
+			require.NotContains(t, mm, dwellKey{subj: 2})
+		}
+	})
+	t.Run("a dwell incident evicted is resolved", func(t *testing.T) {
+		e := newEngine(t, countRuleset(t))
+		fired := only(e.Evaluate(e.phones("F-1", at(22, 0), ruinsIn, "460000000000001"), at(22, 0)), "loiter")
+		require.Empty(t, fired)
+		for m := 5; m <= 45; m += 5 {
+			fired = append(fired, only(e.Evaluate(e.phones("F-1", at(22, m), ruinsIn, "460000000000001"), at(22, m)), "loiter")...)
+		}
+		require.Len(t, fired, 1)
+		st := e.rules["loiter"]
+		// Fill the rule's state to its bound with stays that all have an
+		// incident open: the next new subject must evict one of them.
+		for i := len(st.dwell); i < MaxTrackedPerRule; i++ {
+			st.dwell[dwellKey{subj: subjectID(1_000_000 + i)}] = &dwellEntry{Open: &incident{Alert: model.Alert{ID: fmt.Sprint(i), Rule: "loiter"}}}
+			st.open++
+		}
+		got := only(e.Evaluate(e.phones("F-1", at(22, 46), ruinsIn, "460000000000002"), at(22, 46)), "loiter")
+		require.Len(t, got, 1)
+		assert.Equal(t, model.StateResolved, got[0].State)
+		assert.Contains(t, got[0].Summary, "no longer tracked")
+		assert.Len(t, st.dwell, MaxTrackedPerRule)
+		assert.Equal(t, float64(MaxTrackedPerRule-1), gauge(t, e, "fenceline_alerts_open_incidents", "loiter"), "one resolved")
+	})
+}
+
+// A count window at its bound keeps its latest subjects, forgetting its
+// oldest: it drains when they leave, not one window after its first ones.
+func TestCountWindowAtItsBound(t *testing.T) {
+	e := newEngine(t, countRuleset(t))
+	see := func(ts time.Time, imsis ...string) []model.Alert {
+		return only(e.Evaluate(e.phones("F-1", ts, ruinsIn, imsis...), ts), "crowd")
+	}
+	require.Empty(t, see(at(22, 0), "460000000000001"))
+	cz := e.rules["crowd"].count["ruins"]
+	for i := len(cz.Seen); i < MaxSubjectsPerZone; i++ {
+		cz.Seen[subjectID(1_000_000+i)] = at(22, 0).UnixNano()
+	}
+	fired := see(at(22, 10), "460000000000002", "460000000000003", "460000000000004")
+	require.Len(t, fired, 1)
+	assert.Len(t, cz.Seen, MaxSubjectsPerZone)
+	assert.Equal(t, 3.0, gauge(t, e, "fenceline_alerts_state_evicted_total", "crowd"))
+
+	// 22:16: the subjects of 22:00 have left the window; the three of
+	// 22:10 are still in it.
+	assert.Empty(t, only(e.Tick(at(22, 16)), "crowd"), "still three phones within 15 minutes")
+	res := only(e.Tick(at(22, 26)), "crowd")
+	require.Len(t, res, 1, "drained 15 minutes after the latest phones")
+	assert.Equal(t, model.StateResolved, res[0].State)
+}
+
+func TestCountThresholdWithinTheBound(t *testing.T) {
+	_, ps := compileYAML(t, strings.Replace(countRules, "threshold: 3", "threshold: 25000", 1))
+	require.Len(t, ps, 1)
+	assert.Contains(t, ps[0].Error(), "threshold: a window holds at most 20000 subjects")
 }
 
 // Lists of one kind share the reading's normal form (the engine normalises
