@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -104,17 +105,44 @@ func (e *Engine) MarshalState() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// WriteState writes the state MarshalState returns to w, one rule at a
-// time: a snapshot of a busy engine is megabytes of JSON, and encoding it
-// whole every few seconds cost as much memory again as the daemon's live
-// heap (the peaks of its RSS).
+// WriteState writes the state MarshalState returns to w: Snapshot, then
+// its Save.
 func (e *Engine) WriteState(w io.Writer) error {
+	return e.Snapshot().Save(w)
+}
+
+// StateSnapshot is a copy of the engine's state, taken by Snapshot where
+// the engine may be used, to be written (Save) anywhere: the engine goes
+// on meanwhile. Copying is the quick part; sorting and encoding, seconds
+// for a state of 100,000s of entries, are Save's, so that saving the
+// state does not hold up the readings.
+type StateSnapshot struct {
+	lastSeen map[string]time.Time
+	patrols  map[string]patrolPos
+	rules    []ruleSnapshot
+}
+
+// Snapshot copies the engine's state. It shares nothing the engine will
+// change: evidence lists, inside-states and open incidents are copied.
+func (e *Engine) Snapshot() *StateSnapshot {
+	s := &StateSnapshot{lastSeen: maps.Clone(e.lastSeen), patrols: maps.Clone(e.patrols)}
+	for _, st := range e.order {
+		s.rules = append(s.rules, e.snapshotRule(st))
+	}
+	return s
+}
+
+// Save writes the snapshot as JSON to w, one rule at a time: a
+// snapshot of a busy engine is megabytes of JSON, and encoding it whole
+// every few seconds cost as much memory again as the daemon's live heap
+// (the peaks of its RSS). The output is deterministic for the same state.
+func (s *StateSnapshot) Save(w io.Writer) error {
 	// The fields of snapshot, in its order, as json.Marshal writes them.
-	lastSeen, err := json.Marshal(e.lastSeen)
+	lastSeen, err := json.Marshal(s.lastSeen)
 	if err != nil {
 		return fmt.Errorf("marshal alert engine state: %w", err)
 	}
-	patrols, err := json.Marshal(e.patrols)
+	patrols, err := json.Marshal(s.patrols)
 	if err != nil {
 		return fmt.Errorf("marshal alert engine state: %w", err)
 	}
@@ -122,10 +150,12 @@ func (e *Engine) WriteState(w io.Writer) error {
 		return fmt.Errorf("write alert engine state: %w", err)
 	}
 	sep := []byte("[")
-	for _, st := range e.order {
-		b, err := json.Marshal(e.snapshotRule(st))
+	for i := range s.rules {
+		rs := &s.rules[i]
+		rs.sort()
+		b, err := json.Marshal(rs)
 		if err != nil {
-			return fmt.Errorf("marshal alert engine state of rule %s: %w", st.rule.ID, err)
+			return fmt.Errorf("marshal alert engine state of rule %s: %w", rs.ID, err)
 		}
 		if _, err := w.Write(sep); err != nil {
 			return fmt.Errorf("write alert engine state: %w", err)
@@ -136,7 +166,7 @@ func (e *Engine) WriteState(w io.Writer) error {
 		sep = []byte(",")
 	}
 	tail := "]}"
-	if len(e.order) == 0 {
+	if len(s.rules) == 0 {
 		tail = "null}"
 	}
 	if _, err := io.WriteString(w, tail); err != nil {
@@ -145,7 +175,7 @@ func (e *Engine) WriteState(w io.Writer) error {
 	return nil
 }
 
-// snapshotRule is the saved state of one rule.
+// snapshotRule copies the state of one rule, unsorted (see sort).
 func (e *Engine) snapshotRule(st *ruleState) ruleSnapshot {
 	rs := ruleSnapshot{ID: st.rule.ID, Fingerprint: st.rule.fingerprint}
 	subj := e.subjects.get
@@ -153,31 +183,25 @@ func (e *Engine) snapshotRule(st *ruleState) ruleSnapshot {
 		rs.Cooldowns = append(rs.Cooldowns, cooldownSnap{
 			Key: coolKeySnap{Subject: subj(k.subj), Zone: k.zone, Device: k.device}, coolEntry: *c})
 	}
-	slices.SortFunc(rs.Cooldowns, func(a, b cooldownSnap) int { return cmpKey(a.Key, b.Key) })
 	for k, cz := range st.count {
 		inOrder(cz.Evidence, &cz.evRing)
 		cs := countSnap{Key: k, countZone: *cz}
+		cs.Evidence, cs.Open, cs.Seen = slices.Clone(cz.Evidence), cloneIncident(cz.Open), nil
 		for id, t := range cz.Seen {
 			cs.Subjects = append(cs.Subjects, seenSnap{Subject: subj(id), T: time.Unix(0, t).UTC()})
 		}
-		slices.SortFunc(cs.Subjects, func(a, b seenSnap) int { return cmpSubject(a.Subject, b.Subject) })
 		rs.Counts = append(rs.Counts, cs)
 	}
-	slices.SortFunc(rs.Counts, func(a, b countSnap) int { return strings.Compare(a.Key, b.Key) })
 	for k, de := range st.dwell {
 		inOrder(de.Evidence, &de.evRing)
 		zone := ""
 		if k.zone >= 0 && int(k.zone) < len(st.rule.zones) {
 			zone = st.rule.zones[k.zone].ID
 		}
-		rs.Dwell = append(rs.Dwell, dwellSnap{Subject: subj(k.subj), Zone: zone, Backlog: k.backlog != 0, dwellEntry: *de})
+		ds := dwellSnap{Subject: subj(k.subj), Zone: zone, Backlog: k.backlog != 0, dwellEntry: *de}
+		ds.Evidence, ds.Open = slices.Clone(de.Evidence), cloneIncident(de.Open)
+		rs.Dwell = append(rs.Dwell, ds)
 	}
-	slices.SortFunc(rs.Dwell, func(a, b dwellSnap) int {
-		if c := cmpKey(coolKeySnap{Subject: a.Subject, Zone: a.Zone}, coolKeySnap{Subject: b.Subject, Zone: b.Zone}); c != 0 {
-			return c
-		}
-		return cmpBool(a.Backlog, b.Backlog)
-	})
 	for k, h := range st.vel {
 		for _, v := range st.velOld[k] {
 			rs.Velocity = append(rs.Velocity, velSnap{Subject: subj(k), Backlog: true, sighting: v})
@@ -186,22 +210,52 @@ func (e *Engine) snapshotRule(st *ruleState) ruleSnapshot {
 			rs.Velocity = append(rs.Velocity, velSnap{Subject: subj(k), sighting: v})
 		}
 	}
-	// A subject's sightings in their order (by event time): restoring
-	// appends them.
-	slices.SortStableFunc(rs.Velocity, func(a, b velSnap) int { return cmpSubject(a.Subject, b.Subject) })
 	for k, f := range st.fence {
-		rs.Fence = append(rs.Fence, fenceSnap{Subject: subj(k), fenceEntry: *f})
+		fs := fenceSnap{Subject: subj(k), fenceEntry: *f}
+		fs.Inside = slices.Clone(f.Inside)
+		rs.Fence = append(rs.Fence, fs)
 	}
-	slices.SortFunc(rs.Fence, func(a, b fenceSnap) int { return cmpSubject(a.Subject, b.Subject) })
 	for k, se := range st.status {
-		rs.Status = append(rs.Status, statusSnap{Device: k, statusEntry: *se})
+		ss := statusSnap{Device: k, statusEntry: *se}
+		ss.Open = cloneIncident(se.Open)
+		rs.Status = append(rs.Status, ss)
 	}
-	slices.SortFunc(rs.Status, func(a, b statusSnap) int { return strings.Compare(a.Device, b.Device) })
 	for k, inc := range st.silence {
 		rs.Silence = append(rs.Silence, silenceSnap{Device: k, incident: *inc})
 	}
-	slices.SortFunc(rs.Silence, func(a, b silenceSnap) int { return strings.Compare(a.Device, b.Device) })
 	return rs
+}
+
+// cloneIncident copies an open incident: the engine changes its counters
+// (count, last sent, repeats) in place. The alert's slices are never
+// changed once it fired, and are shared.
+func cloneIncident(inc *incident) *incident {
+	if inc == nil {
+		return nil
+	}
+	c := *inc
+	return &c
+}
+
+// sort puts the rule's state in a deterministic order.
+func (rs *ruleSnapshot) sort() {
+	slices.SortFunc(rs.Cooldowns, func(a, b cooldownSnap) int { return cmpKey(a.Key, b.Key) })
+	for i := range rs.Counts {
+		slices.SortFunc(rs.Counts[i].Subjects, func(a, b seenSnap) int { return cmpSubject(a.Subject, b.Subject) })
+	}
+	slices.SortFunc(rs.Counts, func(a, b countSnap) int { return strings.Compare(a.Key, b.Key) })
+	slices.SortFunc(rs.Dwell, func(a, b dwellSnap) int {
+		if c := cmpKey(coolKeySnap{Subject: a.Subject, Zone: a.Zone}, coolKeySnap{Subject: b.Subject, Zone: b.Zone}); c != 0 {
+			return c
+		}
+		return cmpBool(a.Backlog, b.Backlog)
+	})
+	// A subject's sightings stay in their order (by event time, the
+	// backlog's first): restoring appends them.
+	slices.SortStableFunc(rs.Velocity, func(a, b velSnap) int { return cmpSubject(a.Subject, b.Subject) })
+	slices.SortFunc(rs.Fence, func(a, b fenceSnap) int { return cmpSubject(a.Subject, b.Subject) })
+	slices.SortFunc(rs.Status, func(a, b statusSnap) int { return strings.Compare(a.Device, b.Device) })
+	slices.SortFunc(rs.Silence, func(a, b silenceSnap) int { return strings.Compare(a.Device, b.Device) })
 }
 
 func cmpSubject(a, b model.Subject) int {

@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -91,6 +93,38 @@ func TestSwap(t *testing.T) {
 	assert.Empty(t, e.eval(e.position("P-07", at(22, 12), ruinsC)))
 }
 
+// A snapshot is a copy: the engine goes on (evidence lists grow, incidents
+// count and resolve) while it is written elsewhere, and what is written is
+// the state at the snapshot. (Run with -race.)
+func TestSnapshotIsACopy(t *testing.T) {
+	rs, ps := compileYAML(t, statefulRules)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	warm(t, e)
+	want, err := e.MarshalState()
+	require.NoError(t, err)
+	snap := e.Snapshot()
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m := range 30 {
+			ts := at(22, 12).Add(time.Duration(m) * time.Minute)
+			e.eval(e.phones("F-1", ts, ruinsC, "460000000000001", "460000000000002", fmt.Sprintf("4600000000001%02d", m)))
+			e.eval(e.position("P-07", ts, ruinsC))
+			e.eval(e.status("F-1", ts, model.Status{Tamper: model.SomeBool(m%2 == 0)}))
+			e.Tick(ts)
+		}
+	}()
+	var got bytes.Buffer
+	require.NoError(t, snap.Save(&got))
+	<-done
+	assert.Equal(t, string(want), got.String())
+	after, err := e.MarshalState()
+	require.NoError(t, err)
+	assert.NotEqual(t, string(want), string(after), "the engine went on")
+}
+
 func TestStateRoundTrip(t *testing.T) {
 	rs, ps := compileYAML(t, statefulRules)
 	require.Empty(t, ps)
@@ -112,7 +146,9 @@ func TestStateRoundTrip(t *testing.T) {
 	// would give.
 	whole := snapshot{Version: stateVersion, LastSeen: e1.lastSeen, Patrols: e1.patrols}
 	for _, st := range e1.order {
-		whole.Rules = append(whole.Rules, e1.snapshotRule(st))
+		rs := e1.snapshotRule(st)
+		rs.sort()
+		whole.Rules = append(whole.Rules, rs)
 	}
 	wholeData, err := json.Marshal(whole)
 	require.NoError(t, err)
