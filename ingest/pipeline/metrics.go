@@ -93,23 +93,51 @@ func Reasons() []string {
 	return append(out, string(reasonOverBudget), reasonStorageRejected)
 }
 
-// rateLimiter lets through at most n events per period (for logs).
-type rateLimiter struct {
-	n      int
-	period time.Duration
-	start  time.Time
-	count  int
+// rejectLog limits the "rejected" log lines: at most one a minute for a
+// topic and reason (a unit that is not registered, or sends the same bad
+// field, is one line a minute with the count of those not logged, not ten
+// a second), and at most perSecond a second in all.
+type rejectLog struct {
+	perSecond int
+	second    time.Time
+	inSecond  int
+	last      map[rejectKey]rejectLogged
 }
 
-func newRateLimiter(n int, period time.Duration) *rateLimiter {
-	return &rateLimiter{n: n, period: period}
+type rejectKey struct{ topic, reason string }
+
+type rejectLogged struct {
+	at         time.Time
+	suppressed int
 }
 
-func (r *rateLimiter) allow() bool {
-	now := time.Now()
-	if now.Sub(r.start) >= r.period {
-		r.start, r.count = now, 0
+// rejectLogKeys bounds the topics remembered: past it they are all
+// forgotten (a flood of ever new topics is then limited per second only).
+const rejectLogKeys = 4096
+
+func newRejectLog(perSecond int) *rejectLog {
+	return &rejectLog{perSecond: perSecond, last: map[rejectKey]rejectLogged{}}
+}
+
+// allow reports whether to log a rejection of topic for reason at now, and
+// how many of the same were not logged since the last one that was.
+func (l *rejectLog) allow(topic, reason string, now time.Time) (ok bool, suppressed int) {
+	k := rejectKey{topic, reason}
+	prev, seen := l.last[k]
+	if seen && now.Sub(prev.at) < time.Minute {
+		prev.suppressed++
+		l.last[k] = prev
+		return false, 0
 	}
-	r.count++
-	return r.count <= r.n
+	if now.Sub(l.second) >= time.Second {
+		l.second, l.inSecond = now, 0
+	}
+	if l.inSecond++; l.inSecond > l.perSecond {
+		return false, 0
+	}
+	if !seen && len(l.last) >= rejectLogKeys {
+		clear(l.last)
+	}
+	l.last[k] = rejectLogged{at: now}
+	return true, prev.suppressed
 }

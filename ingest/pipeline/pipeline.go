@@ -93,7 +93,7 @@ type Pipeline struct {
 	outbox   Outbox
 	seqs     *seqTracker
 	log      *slog.Logger
-	rejLog   *rateLimiter
+	rejLog   *rejectLog
 	m        *metrics
 	batch    model.Batch
 	do       chan func()
@@ -120,7 +120,7 @@ func New(opts Options, registry *model.Registry, engine Engine, w Writer, dl Dea
 		outbox:   ob,
 		seqs:     newSeqTracker(),
 		log:      log.With("component", "pipeline"),
-		rejLog:   newRateLimiter(10, time.Second),
+		rejLog:   newRejectLog(10),
 		m:        newMetrics(reg),
 		do:       make(chan func()),
 	}
@@ -312,8 +312,9 @@ func (p *Pipeline) reject(t *ackToken, m *mqttsource.Message, b *model.Batch, re
 			Index:    rs[0].Index,
 			Payload:  m.Payload,
 		}
-		if p.rejLog.allow() {
-			p.log.Warn("rejected", "topic", m.Topic, "reason", reason, "detail", rec.Detail)
+		if ok, n := p.rejLog.allow(m.Topic, string(reason), p.opts.Now()); ok {
+			p.log.Warn("rejected", "topic", m.Topic, "reason", reason, "detail", rec.Detail,
+				"same_rejections_not_logged", n)
 		}
 		t.pending.Add(1)
 		p.dead.Append(rec, t.doneFn)

@@ -302,3 +302,39 @@ func TestDeviceOverBudgetIsDeadLettered(t *testing.T) {
 	require.True(t, *acks[2], "acked once dead-lettered")
 	require.Equal(t, 1.0, testutil.ToFloat64(f.p.m.rejections.WithLabelValues("over_budget")))
 }
+
+// A unit that keeps sending what is rejected is one log line a minute with
+// the count of those not logged, not ten a second; other topics and
+// reasons are logged on their own.
+func TestRejectLogOncePerMinutePerTopicAndReason(t *testing.T) {
+	l := newRejectLog(10)
+	t0 := time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name       string
+		topic      string
+		reason     string
+		at         time.Duration
+		ok         bool
+		suppressed int
+	}{
+		{"first", "border/tst/fence/T-01/detections", "unknown_device", 0, true, 0},
+		{"again at once", "border/tst/fence/T-01/detections", "unknown_device", 100 * time.Millisecond, false, 0},
+		{"again within the minute", "border/tst/fence/T-01/detections", "unknown_device", 59 * time.Second, false, 0},
+		{"another reason", "border/tst/fence/T-01/detections", "bad_rssi", time.Second, true, 0},
+		{"another unit", "border/tst/fence/T-02/detections", "unknown_device", time.Second, true, 0},
+		{"a minute on, with the count", "border/tst/fence/T-01/detections", "unknown_device", 61 * time.Second, true, 2},
+	} {
+		ok, n := l.allow(tc.topic, tc.reason, t0.Add(tc.at))
+		require.Equal(t, tc.ok, ok, tc.name)
+		require.Equal(t, tc.suppressed, n, tc.name)
+	}
+	// At most ten lines a second in all, however many topics.
+	l = newRejectLog(10)
+	logged := 0
+	for i := range 100 {
+		if ok, _ := l.allow(fmt.Sprintf("border/tst/fence/U-%d/detections", i), "unknown_device", t0); ok {
+			logged++
+		}
+	}
+	require.Equal(t, 10, logged)
+}
