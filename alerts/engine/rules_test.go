@@ -244,13 +244,9 @@ func TestCount(t *testing.T) {
 // docs promise ("fenceline raises the alerts of the period the backlog
 // covers"), and drains on its own.
 func TestCountBacklog(t *testing.T) {
-	rs, ps := compileYAML(t, countRules)
-	require.Empty(t, ps)
-	e := newEngine(t, rs)
+	e := newEngine(t, countRuleset(t))
 	now := at(23, 0)
-	see := func(ts time.Time, imsis ...string) []model.Alert {
-		return only(e.Evaluate(e.phones("F-1", ts, ruinsIn, imsis...), now), "crowd")
-	}
+	see := seeAt(e, "crowd", now)
 	require.Empty(t, see(now.Add(-2*time.Second), "460000000000001"), "a live phone")
 	require.Empty(t, see(at(20, 0), "460000000000101"))
 	require.Empty(t, see(at(20, 1), "460000000000102"))
@@ -286,11 +282,19 @@ func TestCountBacklog(t *testing.T) {
 	assert.Equal(t, model.StateResolved, resolved[0].State)
 }
 
-// countRuleset compiles countRules again, as a restart does.
+// countRuleset compiles countRules (again, as a restart does).
 func countRuleset(t *testing.T) *Ruleset {
 	rs, ps := compileYAML(t, countRules)
 	require.Empty(t, ps)
 	return rs
+}
+
+// seeAt returns what reports phones seen by F-1 in the ruins at an event
+// time, processed at now, and returns the alerts of rule.
+func seeAt(e *testEngine, rule string, now time.Time) func(ts time.Time, imsis ...string) []model.Alert {
+	return func(ts time.Time, imsis ...string) []model.Alert {
+		return only(e.Evaluate(e.phones("F-1", ts, ruinsIn, imsis...), now), rule)
+	}
 }
 
 // A backlog crowd that straddles the start of the zone's window — its
@@ -299,9 +303,7 @@ func countRuleset(t *testing.T) *Ruleset {
 func TestCountBacklogStraddlesTheWindow(t *testing.T) {
 	e := newEngine(t, countRuleset(t))
 	now := at(23, 0)
-	see := func(ts time.Time, imsis ...string) []model.Alert {
-		return only(e.Evaluate(e.phones("F-1", ts, ruinsIn, imsis...), now), "crowd")
-	}
+	see := seeAt(e, "crowd", now)
 	require.Empty(t, see(now, "460000000000001"), "live")
 	require.Empty(t, see(now.Add(-20*time.Minute), "460000000000101"), "older than the 15-minute window")
 	require.Empty(t, see(now.Add(-17*time.Minute), "460000000000102"))
@@ -317,13 +319,9 @@ func TestCountBacklogStraddlesTheWindow(t *testing.T) {
 // A backlog older than the backlog window starts it again, unless it has an
 // incident open.
 func TestCountBacklogRestarts(t *testing.T) {
-	rs, ps := compileYAML(t, countRules)
-	require.Empty(t, ps)
-	e := newEngine(t, rs)
+	e := newEngine(t, countRuleset(t))
 	now := at(23, 0)
-	see := func(ts time.Time, imsis ...string) []model.Alert {
-		return only(e.Evaluate(e.phones("F-1", ts, ruinsIn, imsis...), now), "crowd")
-	}
+	see := seeAt(e, "crowd", now)
 	require.Empty(t, see(now, "460000000000001"))
 	require.Empty(t, see(at(21, 0), "460000000000101", "460000000000102"), "a backlog of two")
 	require.Empty(t, see(at(19, 0), "460000000000201", "460000000000202"), "an older backlog starts again: two, not four")
@@ -434,9 +432,8 @@ func TestDwellBacklog(t *testing.T) {
 	const imsi = "460000000000001"
 	e := newEngine(t, countRuleset(t))
 	now := at(23, 30)
-	see := func(ts time.Time) []model.Alert {
-		return only(e.Evaluate(e.phones("F-1", ts, ruinsIn, imsi), now), "loiter")
-	}
+	seePhones := seeAt(e, "loiter", now)
+	see := func(ts time.Time) []model.Alert { return seePhones(ts, imsi) }
 	require.Empty(t, see(now.Add(-time.Minute)), "seen now")
 	for _, m := range []int{0, 10, 20, 30, 40} {
 		require.Empty(t, see(at(20, m)), "20:%02d", m)
@@ -469,9 +466,8 @@ func TestDwellBacklogJoinsTheStay(t *testing.T) {
 	now := at(23, 5)
 	t.Run("fires on its whole length", func(t *testing.T) {
 		e := newEngine(t, countRuleset(t))
-		see := func(ts time.Time) []model.Alert {
-			return only(e.Evaluate(e.phones("F-1", ts, ruinsIn, imsi), now), "loiter")
-		}
+		seePhones := seeAt(e, "loiter", now)
+		see := func(ts time.Time) []model.Alert { return seePhones(ts, imsi) }
 		require.Empty(t, see(at(23, 0)), "live")
 		for _, m := range []int{20, 25, 30, 35, 40, 45, 50, 55} {
 			require.Empty(t, see(at(22, m)), "backlog 22:%02d", m)
@@ -483,9 +479,8 @@ func TestDwellBacklogJoinsTheStay(t *testing.T) {
 	})
 	t.Run("an incident of the backlog goes on", func(t *testing.T) {
 		e := newEngine(t, countRuleset(t))
-		see := func(ts time.Time) []model.Alert {
-			return only(e.Evaluate(e.phones("F-1", ts, ruinsIn, imsi), now), "loiter")
-		}
+		seePhones := seeAt(e, "loiter", now)
+		see := func(ts time.Time) []model.Alert { return seePhones(ts, imsi) }
 		require.Empty(t, see(at(23, 0)), "live")
 		var fired []model.Alert
 		for m := 0; m <= 55; m += 5 {
@@ -509,9 +504,8 @@ func TestDwellBacklogRestarts(t *testing.T) {
 	const imsi = "460000000000001"
 	e := newEngine(t, countRuleset(t))
 	now := at(23, 30)
-	see := func(ts time.Time) []model.Alert {
-		return only(e.Evaluate(e.phones("F-1", ts, ruinsIn, imsi), now), "loiter")
-	}
+	seePhones := seeAt(e, "loiter", now)
+	see := func(ts time.Time) []model.Alert { return seePhones(ts, imsi) }
 	require.Empty(t, see(now))
 	require.Empty(t, see(at(21, 0)), "a backlog")
 	for _, m := range []int{0, 10, 20, 30, 40} {
