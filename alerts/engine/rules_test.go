@@ -266,12 +266,7 @@ func TestCountBacklog(t *testing.T) {
 
 	// It survives a restart, and with nothing more of the backlog, its
 	// window drains in processing time.
-	data, err := e.MarshalState()
-	require.NoError(t, err)
-	e = newEngine(t, countRuleset(t))
-	restored, err := e.RestoreState(data)
-	require.NoError(t, err)
-	require.Empty(t, restored)
+	e = restart(t, e, countRuleset(t))
 	var resolved []model.Alert
 	for _, a := range only(e.Tick(now.Add(16*time.Minute)), "crowd") {
 		if a.ID == fired[0].ID {
@@ -287,6 +282,20 @@ func countRuleset(t *testing.T) *Ruleset {
 	rs, ps := compileYAML(t, countRules)
 	require.Empty(t, ps)
 	return rs
+}
+
+// restart saves e's state and restores it into a new engine on rs, as a
+// restart does; the same rules leave nothing to resolve.
+func restart(t *testing.T, e *testEngine, rs *Ruleset) *testEngine {
+	t.Helper()
+	data, err := e.MarshalState()
+	require.NoError(t, err)
+	e2 := newEngine(t, rs)
+	resolved, err := e2.RestoreState(data)
+	require.NoError(t, err)
+	require.Empty(t, resolved)
+	e2.seq = e.seq
+	return e2
 }
 
 // seeAt returns what reports phones seen by F-1 in the ruins at an event
@@ -445,12 +454,7 @@ func TestDwellBacklog(t *testing.T) {
 	assert.Equal(t, at(20, 45), fired[0].At)
 	assert.Equal(t, 6, fired[0].Count)
 
-	data, err := e.MarshalState()
-	require.NoError(t, err)
-	e = newEngine(t, countRuleset(t))
-	restored, err := e.RestoreState(data)
-	require.NoError(t, err)
-	require.Empty(t, restored)
+	e = restart(t, e, countRuleset(t))
 
 	res := only(e.Tick(now.Add(11*time.Minute)), "loiter")
 	require.Len(t, res, 1, "the backlog's stay ends; the present one never fired")
@@ -645,11 +649,7 @@ func TestVelocityBacklogIsBounded(t *testing.T) {
 	for m := range velocityHistory {
 		require.Empty(t, pass(at(20, 10*m), a), "backlog 20:%02d", 10*m)
 	}
-	data, err := e.MarshalState()
-	require.NoError(t, err)
-	e = newEngine(t, loadRules(t))
-	_, err = e.RestoreState(data)
-	require.NoError(t, err)
+	e = restart(t, e, loadRules(t))
 	got := only(e.Evaluate(e.pass("CP-07", at(20, 31), north(a, 111_000), model.Pass{Plate: "蒙B90003"}), now), "cloned-plate")
 	require.Len(t, got, 1, "the backlog's sightings survived the restart")
 	assert.True(t, at(20, 30).Equal(got[0].Evidence[0].TS), "the pair: %v", got[0].Evidence)
