@@ -403,8 +403,8 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 		if rule.window <= 0 {
 			ps.Add(file, key+".window", "a count rule needs a window > 0 (e.g. 15m)")
 		}
-		if rule.threshold > MaxSubjectsPerZone {
-			ps.Add(file, key+".threshold", "a window holds at most %d subjects, so a threshold of %d is never reached", MaxSubjectsPerZone, rule.threshold)
+		if rule.threshold > MaxCountThreshold {
+			ps.Add(file, key+".threshold", "at most %d: a window holds at most %d subjects, and one at its bound forgets the oldest of a few to make room, so a threshold near the bound would resolve early", MaxCountThreshold, MaxSubjectsPerZone)
 		}
 		if rule.threshold < 1 {
 			ps.Add(file, key+".threshold", "a count rule needs a threshold >= 1")

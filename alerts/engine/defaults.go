@@ -45,6 +45,11 @@ const (
 	// keeps per zone; past it new subjects are counted as evicted, not
 	// stored (the count is then at least this, far above any threshold).
 	MaxSubjectsPerZone = 20_000
+	// MaxCountThreshold is the highest threshold of a count rule: half
+	// the window's bound, so that a window at its bound, which forgets the
+	// oldest of a few subjects rather than the very oldest, still counts
+	// well above it.
+	MaxCountThreshold = MaxSubjectsPerZone / 2
 	// cooldownSlots is how many fire times one cooldown key remembers, so
 	// that late data replayed for an old period does not re-raise the
 	// alert for every reading while live data keeps its own slot.

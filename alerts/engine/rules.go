@@ -212,7 +212,7 @@ func (e *Engine) countIn(st *ruleState, cz *countZone, r *reading, subj model.Su
 		st.m.evicted.Inc()
 		e.warnEvery("evict-count:"+st.rule.ID, time.Minute, "count window at its bound; forgetting its oldest subjects",
 			"rule", st.rule.ID, "bound", MaxSubjectsPerZone)
-		if t > oldT {
+		if t >= oldT { // not older than what it replaces (a message's readings share a time)
 			delete(cz.Seen, oldK)
 			cz.Seen[id] = t
 		}

@@ -1003,9 +1003,11 @@ func TestCountWindowAtItsBound(t *testing.T) {
 }
 
 func TestCountThresholdWithinTheBound(t *testing.T) {
-	_, ps := compileYAML(t, strings.Replace(countRules, "threshold: 3", "threshold: 25000", 1))
+	_, ps := compileYAML(t, strings.Replace(countRules, "threshold: 3", "threshold: 10001", 1))
 	require.Len(t, ps, 1)
-	assert.Contains(t, ps[0].Error(), "threshold: a window holds at most 20000 subjects")
+	assert.Contains(t, ps[0].Error(), "threshold: at most 10000: a window holds at most 20000 subjects")
+	_, ps = compileYAML(t, strings.Replace(countRules, "threshold: 3", "threshold: 10000", 1))
+	require.Empty(t, ps)
 }
 
 // Lists of one kind share the reading's normal form (the engine normalises
