@@ -141,3 +141,17 @@ func (l *rejectLog) allow(topic, reason string, now time.Time) (ok bool, suppres
 	l.last[k] = rejectLogged{at: now}
 	return true, prev.suppressed
 }
+
+// flush tells f of the rejections not logged for a topic and reason whose
+// minute has passed, and forgets them (and the quiet ones).
+func (l *rejectLog) flush(now time.Time, f func(topic, reason string, n int)) {
+	for k, v := range l.last {
+		if now.Sub(v.at) < time.Minute {
+			continue
+		}
+		if v.suppressed > 0 {
+			f(k.topic, k.reason, v.suppressed)
+		}
+		delete(l.last, k)
+	}
+}

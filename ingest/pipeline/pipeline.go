@@ -184,6 +184,11 @@ func (p *Pipeline) abandon(in <-chan *mqttsource.Message) {
 }
 
 func (p *Pipeline) tick() {
+	// Rejections kept from the log a minute ago are told now, should their
+	// unit have fallen quiet since.
+	p.rejLog.flush(p.opts.Now(), func(topic, reason string, n int) {
+		p.log.Warn("rejected, not logged one by one", "topic", topic, "reason", reason, "same_rejections_not_logged", n)
+	})
 	if p.engine == nil {
 		return
 	}

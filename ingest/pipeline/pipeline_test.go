@@ -328,6 +328,23 @@ func TestRejectLogOncePerMinutePerTopicAndReason(t *testing.T) {
 		require.Equal(t, tc.ok, ok, tc.name)
 		require.Equal(t, tc.suppressed, n, tc.name)
 	}
+	// A unit that falls quiet has its count told when its minute is up.
+	l = newRejectLog(10)
+	var told []string
+	tell := func(topic, reason string, n int) { told = append(told, fmt.Sprintf("%s %s %d", topic, reason, n)) }
+	const topic = "border/tst/fence/T-01/detections"
+	ok, _ := l.allow(topic, "unknown_device", t0)
+	require.True(t, ok)
+	ok, _ = l.allow(topic, "unknown_device", t0.Add(10*time.Second))
+	require.False(t, ok)
+	l.flush(t0.Add(59*time.Second), tell)
+	require.Empty(t, told, "its minute is not up")
+	l.flush(t0.Add(60*time.Second), tell)
+	require.Equal(t, []string{topic + " unknown_device 1"}, told)
+	ok, n := l.allow(topic, "unknown_device", t0.Add(61*time.Second))
+	require.True(t, ok)
+	require.Zero(t, n, "told once, not again")
+
 	// At most ten lines a second in all, however many topics.
 	l = newRejectLog(10)
 	logged := 0
