@@ -67,7 +67,7 @@ type Engine struct {
 	inside    []string
 	cur       reading
 
-	logged map[string]time.Time // rate limit of repeated warnings
+	logged map[string]loggedWarning // rate limit of repeated warnings, by key
 }
 
 type envSlot struct {
@@ -92,7 +92,7 @@ func New(rs *Ruleset, opts Options, log *slog.Logger, reg prometheus.Registerer)
 		watchSince: map[string]time.Time{},
 		patrols:    map[string]patrolPos{},
 		subjects:   newSubjectTable(),
-		logged:     map[string]time.Time{},
+		logged:     map[string]loggedWarning{},
 	}
 	e.collectHit = func(z *zone.Zone) bool { e.hits = append(e.hits, z); return true }
 	e.collectNear = func(z *zone.Zone) bool { e.near = append(e.near, z); return true }
@@ -692,12 +692,24 @@ func (e *Engine) resolveAll(st *ruleState, now time.Time, why string, out []mode
 }
 
 // warnEvery logs at most once per interval per key, so that a broken rule
-// does not flood the log at the rate of readings.
+// does not flood the log at the rate of readings; a line says how many of
+// the same were not logged since the last one.
 func (e *Engine) warnEvery(key string, every time.Duration, msg string, args ...any) {
 	now := e.clock()
-	if last, ok := e.logged[key]; ok && now.Sub(last) < every {
+	w, ok := e.logged[key]
+	if ok && now.Sub(w.at) < every {
+		w.suppressed++
+		e.logged[key] = w
 		return
 	}
-	e.logged[key] = now
+	e.logged[key] = loggedWarning{at: now}
+	if w.suppressed > 0 {
+		args = append(args, "same_warnings_not_logged", w.suppressed)
+	}
 	e.log.Warn(msg, args...)
+}
+
+type loggedWarning struct {
+	at         time.Time
+	suppressed int
 }

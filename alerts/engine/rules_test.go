@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"maps"
 	"strings"
 	"testing"
@@ -1008,6 +1010,25 @@ func TestCountThresholdWithinTheBound(t *testing.T) {
 	assert.Contains(t, ps[0].Error(), "threshold: at most 10000: a window holds at most 20000 subjects")
 	_, ps = compileYAML(t, strings.Replace(countRules, "threshold: 3", "threshold: 10000", 1))
 	require.Empty(t, ps)
+}
+
+// A repeated warning is one line per interval, and the next line says how
+// many were not logged.
+func TestWarnEveryCountsWhatItHolds(t *testing.T) {
+	e := newEngine(t, countRuleset(t))
+	var buf bytes.Buffer
+	e.log = slog.New(slog.NewTextHandler(&buf, nil))
+	now := at(12, 0)
+	e.clock = func() time.Time { return now }
+	for range 3 {
+		e.warnEvery("evict:loiter", time.Minute, "rule state at its bound; evicting entries", "rule", "loiter")
+	}
+	require.Equal(t, 1, strings.Count(buf.String(), "\n"), buf.String())
+	require.NotContains(t, buf.String(), "same_warnings_not_logged")
+	now = now.Add(time.Minute)
+	e.warnEvery("evict:loiter", time.Minute, "rule state at its bound; evicting entries", "rule", "loiter")
+	require.Equal(t, 2, strings.Count(buf.String(), "\n"), buf.String())
+	require.Contains(t, buf.String(), "same_warnings_not_logged=2")
 }
 
 // Lists of one kind share the reading's normal form (the engine normalises
