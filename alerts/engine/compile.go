@@ -550,8 +550,10 @@ func compileDevices(specs []config.DeviceSpec, file string, ps *config.Problems)
 		}
 		d := model.Device{ID: s.ID, Kind: model.Kind(s.Kind), Site: s.Site, Name: s.Name, ExpectEvery: s.ExpectEvery.D()}
 		switch {
-		case (s.Lat == nil) != (s.Lon == nil):
-			bad(".lat", "lat and lon go together: give both or neither")
+		case s.Lat == nil && s.Lon != nil:
+			bad(".lat", "missing: lat and lon go together, give both or neither")
+		case s.Lon == nil && s.Lat != nil:
+			bad(".lon", "missing: lat and lon go together, give both or neither")
 		case s.Lat != nil:
 			if !(*s.Lat >= -90 && *s.Lat <= 90) {
 				bad(".lat", "latitude %v out of range [-90, 90]", *s.Lat)

@@ -77,7 +77,7 @@ func TestCompileProblems(t *testing.T) {
 		{"device bad id", "id: F-1,", "id: F 1,", "devices[0].id", "must match"},
 		{"device bad kind", "kind: fence", "kind: drone", "devices[0].kind", "fence, checkpoint or patrol"},
 		{"device bad site", "site: mdl, lat", "site: MDL, lat", "devices[0].site", "must match"},
-		{"device lat without lon", "lat: 41.96, lon: 110.48}", "lat: 41.96}", "devices[0].lat", "both or neither"},
+		{"device lat without lon", "lat: 41.96, lon: 110.48}", "lat: 41.96}", "devices[0].lon", "missing: lat and lon go together"},
 		{"device lat out of range", "lat: 41.96, lon: 110.48}", "lat: 91, lon: 110.48}", "devices[0].lat", "out of range"},
 		{"device negative expect_every", "lat: 41.96, lon: 110.48}", "lat: 41.96, lon: 110.48, expect_every: -1m}", "devices[0].expect_every", "negative"},
 		{"duplicate device", "devices:\n", "devices:\n  - {id: F-1, kind: fence, site: mdl}\n", "devices[1].id", `duplicate device id "F-1"`},

@@ -39,6 +39,9 @@ func TestCheck(t *testing.T) {
 		{name: "a rules file without devices is refused", args: []string{"check", "--config", "testdata/empty.yaml"}, code: 1, problems: []string{
 			"empty-rules.yaml: devices: no device registered",
 		}},
+		{name: "a value of the wrong shape is one problem, not two", args: []string{"check", "--config", "testdata/lon-list.yaml"}, code: 1, problems: []string{
+			"lon-list-rules.yaml:2: devices[0].lon: must be a single value, not a list",
+		}, absent: []string{"go together"}},
 		{name: "missing config", args: []string{"check", "--config", "testdata/nope.yaml"}, code: 1, problems: []string{"testdata/nope.yaml: cannot open"}},
 		{name: "unknown command", args: []string{"frobnicate"}, code: 2, problems: []string{`unknown command "frobnicate"`}},
 		{name: "no command", args: nil, code: 2, problems: []string{"usage: fenceline"}},
