@@ -338,7 +338,11 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 			z = rs.Zones.Get(id)
 		}
 		if z == nil {
-			ps.Add(file, fmt.Sprintf("%s.zones[%d]", key, j), "unknown zone %q", id)
+			// A zone defined but refused has its own problem: naming it
+			// again on every rule that uses it is noise.
+			if _, defined := zoneSpecs[id]; !defined {
+				ps.Add(file, fmt.Sprintf("%s.zones[%d]", key, j), "unknown zone %q", id)
+			}
 			continue
 		}
 		if _, dup := rule.zoneSet[z]; dup {

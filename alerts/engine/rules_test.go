@@ -1012,6 +1012,16 @@ func TestCountThresholdWithinTheBound(t *testing.T) {
 	require.Empty(t, ps)
 }
 
+// A zone refused by its own problem is not called unknown again by the
+// rules that use it.
+func TestRefusedZoneIsOneProblem(t *testing.T) {
+	_, ps := compileYAML(t, strings.Replace(countRules,
+		"circle: {lat: 41.9612, lon: 110.4875, radius_m: 500}",
+		`geojson: '{"type":"Polygon","coordinates":[[[179,41],[-179,41],[-179,42],[179,42],[179,41]]]}'`, 1))
+	require.Len(t, ps, 1, "%v", ps)
+	assert.Contains(t, ps[0].Error(), "antimeridian")
+}
+
 // A repeated warning is one line per interval, and the next line says how
 // many were not logged.
 func TestWarnEveryCountsWhatItHolds(t *testing.T) {
