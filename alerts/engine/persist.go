@@ -386,11 +386,7 @@ func (e *Engine) RestoreState(data []byte) ([]model.Alert, error) {
 				lists = st.velOld
 			}
 			h := lists[id]
-			i := 0
-			for i < len(h) && !h[i].T.After(v.T) {
-				i++
-			}
-			lists[id] = insertSighting(h, i, v.sighting)
+			lists[id] = insertSighting(h, sightingIndex(h, v.T), v.sighting)
 		}
 		for _, f := range rs.Fence {
 			if st.fence == nil {
