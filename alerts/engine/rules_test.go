@@ -300,6 +300,12 @@ func restart(t *testing.T, e *testEngine, rs *Ruleset) *testEngine {
 	return e2
 }
 
+// seePhoneAt is seeAt for one phone.
+func seePhoneAt(e *testEngine, rule string, now time.Time, imsi string) func(ts time.Time) []model.Alert {
+	see := seeAt(e, rule, now)
+	return func(ts time.Time) []model.Alert { return see(ts, imsi) }
+}
+
 // seeAt returns what reports phones seen by F-1 in the ruins at an event
 // time, processed at now, and returns the alerts of rule.
 func seeAt(e *testEngine, rule string, now time.Time) func(ts time.Time, imsis ...string) []model.Alert {
@@ -443,8 +449,7 @@ func TestDwellBacklog(t *testing.T) {
 	const imsi = "460000000000001"
 	e := newEngine(t, countRuleset(t))
 	now := at(23, 30)
-	seePhones := seeAt(e, "loiter", now)
-	see := func(ts time.Time) []model.Alert { return seePhones(ts, imsi) }
+	see := seePhoneAt(e, "loiter", now, imsi)
 	require.Empty(t, see(now.Add(-time.Minute)), "seen now")
 	for _, m := range []int{0, 10, 20, 30, 40} {
 		require.Empty(t, see(at(20, m)), "20:%02d", m)
@@ -472,8 +477,7 @@ func TestDwellBacklogJoinsTheStay(t *testing.T) {
 	now := at(23, 5)
 	t.Run("fires on its whole length", func(t *testing.T) {
 		e := newEngine(t, countRuleset(t))
-		seePhones := seeAt(e, "loiter", now)
-		see := func(ts time.Time) []model.Alert { return seePhones(ts, imsi) }
+		see := seePhoneAt(e, "loiter", now, imsi)
 		require.Empty(t, see(at(23, 0)), "live")
 		for _, m := range []int{20, 25, 30, 35, 40, 45, 50, 55} {
 			require.Empty(t, see(at(22, m)), "backlog 22:%02d", m)
@@ -485,8 +489,7 @@ func TestDwellBacklogJoinsTheStay(t *testing.T) {
 	})
 	t.Run("an incident of the backlog goes on", func(t *testing.T) {
 		e := newEngine(t, countRuleset(t))
-		seePhones := seeAt(e, "loiter", now)
-		see := func(ts time.Time) []model.Alert { return seePhones(ts, imsi) }
+		see := seePhoneAt(e, "loiter", now, imsi)
 		require.Empty(t, see(at(23, 0)), "live")
 		var fired []model.Alert
 		for m := 0; m <= 55; m += 5 {
@@ -510,8 +513,7 @@ func TestDwellBacklogRestarts(t *testing.T) {
 	const imsi = "460000000000001"
 	e := newEngine(t, countRuleset(t))
 	now := at(23, 30)
-	seePhones := seeAt(e, "loiter", now)
-	see := func(ts time.Time) []model.Alert { return seePhones(ts, imsi) }
+	see := seePhoneAt(e, "loiter", now, imsi)
 	require.Empty(t, see(now))
 	require.Empty(t, see(at(21, 0)), "a backlog")
 	for _, m := range []int{0, 10, 20, 30, 40} {
