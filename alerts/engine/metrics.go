@@ -15,6 +15,7 @@ type metrics struct {
 	tracked   *prometheus.GaugeVec
 	evicted   *prometheus.CounterVec
 	whenErrs  *prometheus.CounterVec
+	unused    *prometheus.CounterVec
 	readingsC [numSources]prometheus.Counter
 }
 
@@ -49,6 +50,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "fenceline", Subsystem: "alerts", Name: "when_errors_total",
 			Help: "Evaluations of a rule's `when` that failed at run time (taken as false).",
 		}, []string{"rule"}),
+		unused: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "fenceline", Subsystem: "alerts", Name: "backlog_readings_unused_total",
+			Help: "Readings a count or dwell rule could not use: a backlog older than the rule's backlog window or stay while that has an incident open.",
+		}, []string{"rule"}),
 	}
 	for s := SourcePhone; s < numSources; s++ {
 		m.readingsC[s] = m.readings.WithLabelValues(s.String())
@@ -63,6 +68,7 @@ type ruleMetrics struct {
 	resent           prometheus.Counter
 	open, tracked    prometheus.Gauge
 	evicted, whenErr prometheus.Counter
+	unused           prometheus.Counter
 }
 
 func (m *metrics) forRule(id string) ruleMetrics {
@@ -74,6 +80,7 @@ func (m *metrics) forRule(id string) ruleMetrics {
 		tracked:  m.tracked.WithLabelValues(id),
 		evicted:  m.evicted.WithLabelValues(id),
 		whenErr:  m.whenErrs.WithLabelValues(id),
+		unused:   m.unused.WithLabelValues(id),
 	}
 }
 
@@ -86,4 +93,5 @@ func (m *metrics) dropRule(id string) {
 	m.tracked.DeleteLabelValues(id)
 	m.evicted.DeleteLabelValues(id)
 	m.whenErrs.DeleteLabelValues(id)
+	m.unused.DeleteLabelValues(id)
 }

@@ -273,6 +273,7 @@ func (e *Engine) lateCount(st *ruleState, z *zone.Zone, r *reading, now time.Tim
 		return lz, out
 	}
 	if lz.Open != nil {
+		st.m.unused.Inc()
 		return nil, out
 	}
 	clear(lz.Seen)
@@ -415,6 +416,7 @@ func (e *Engine) stay(st *ruleState, key dwellKey, r *reading, subj model.Subjec
 			return e.stay(st, key, r, subj, z, now, out)
 		}
 		if de.Open != nil {
+			st.m.unused.Inc()
 			return out
 		}
 		*de = dwellEntry{Site: r.b.Site, First: r.t, Last: r.t, Loc: r.p, Evidence: de.Evidence[:0]}

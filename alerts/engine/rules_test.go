@@ -346,6 +346,7 @@ func TestCountBacklogRestarts(t *testing.T) {
 	require.Len(t, fired, 1)
 	assert.Equal(t, at(19, 1), fired[0].At)
 	require.Empty(t, see(at(17, 0), "460000000000301", "460000000000302", "460000000000303"), "an open backlog incident keeps its window")
+	assert.Equal(t, 3.0, gauge(t, e, "fenceline_alerts_backlog_readings_unused_total", "crowd"), "and the readings it could not use are counted")
 }
 
 func TestCountResolvesOnReadings(t *testing.T) {
@@ -523,6 +524,7 @@ func TestDwellBacklogRestarts(t *testing.T) {
 	require.Len(t, fired, 1)
 	assert.Equal(t, at(19, 45), fired[0].At)
 	require.Empty(t, see(at(17, 0)), "an open backlog stay keeps its time")
+	assert.Equal(t, 1.0, gauge(t, e, "fenceline_alerts_backlog_readings_unused_total", "loiter"), "and the reading it could not use is counted")
 }
 
 func TestDwellResolvesOnTick(t *testing.T) {
