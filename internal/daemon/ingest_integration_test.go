@@ -239,6 +239,16 @@ func TestIntegrationIngestIdempotentAndDistinct(t *testing.T) {
 	e.publish("border/mdl/fence/F-AOL-01/detections", msg)
 	e.waitAcked(5)
 	require.Equal(t, 52+len(big), e.count("phone_detection"))
+
+	// The next message at the same millisecond, with the same tags: its
+	// readings keep times of their own, apart from the big message's.
+	next := make([]string, 10)
+	for i := range next {
+		next[i] = fmt.Sprintf(`{"mac":"b4:5e:60:00:00:%02x"}`, i)
+	}
+	e.publish("border/mdl/fence/F-AOL-01/detections", fmt.Sprintf(`{"v":1,"seq":107,"ts":%d,"detections":[%s]}`, ts, strings.Join(next, ",")))
+	e.waitAcked(6)
+	require.Equal(t, 52+len(big)+len(next), e.count("phone_detection"), "no reading of the big message is overwritten")
 }
 
 func TestIntegrationIngestAcrossRestart(t *testing.T) {

@@ -241,38 +241,40 @@ func (b *Batch) Reset() {
 // least), so only a raised ingest.max_payload_bytes can meet it.
 const MaxReadingsPerMessage = 65536
 
-// The sub-millisecond offset of a point time (see PointTime): each of
-// seqSlots consecutive seqs of a device owns seqStride offsets, in a space
-// of offsetSpace < 1e6.
-const (
-	seqStride   = 4096
-	seqSlots    = 244
-	offsetSpace = seqSlots * seqStride
-)
+// pointSpread spreads the messages of a device over the sub-millisecond
+// offsets of their point times (see PointTime): a message's readings take
+// consecutive offsets from (seq*pointSpread) mod 1e6. A multiplier near
+// the golden ratio of the million puts messages close in seq far apart in
+// the millisecond, for every message size at once, where a fixed slot per
+// seq bounds the readings a message may hold without spilling into its
+// neighbours' offsets. This one was searched for the best worst case over
+// message sizes from 20 readings to 14,563 (the most a 256 KiB payload can
+// hold): see TestPointTimeAcrossSeqs for what it guarantees.
+const pointSpread = 634987
 
 // PointTime returns the InfluxDB time (Unix ns) of the reading at index idx of
 // the message with sequence number seq, read at t. The offset stays below one
 // millisecond, so the time read at millisecond precision is the reading's ts.
-// Readings of one message never share a time. Neither do the first 4096
-// readings of messages whose seqs are less than 244 apart; a message's
-// readings past its 4096th take the offsets of the seqs after it (rare, and
-// a collision then needs a reading of one of those messages in the same
-// millisecond, with the same tags).
+// Readings of one message never share a time, and neither do those of
+// messages close in seq (how close depends on their size; see
+// TestPointTimeAcrossSeqs).
 func PointTime(t time.Time, seq int64, idx int) int64 {
-	return t.UnixMilli()*int64(time.Millisecond) + (seqBase(seq)+int64(idx))%offsetSpace
+	return t.UnixMilli()*int64(time.Millisecond) + (seqBase(seq)+int64(idx))%int64(time.Millisecond)
 }
 
 // ReadingIndex is the index of the reading of message seq whose point time
 // is ns: PointTime's inverse (for a time PointTime made; the caller checks).
 func ReadingIndex(ns, seq int64) int {
-	off := ns % int64(time.Millisecond)
-	return int(((off-seqBase(seq))%offsetSpace + offsetSpace) % offsetSpace)
+	const space = int64(time.Millisecond)
+	off := ns % space
+	return int(((off-seqBase(seq))%space + space) % space)
 }
 
 func seqBase(seq int64) int64 {
-	s := seq % seqSlots
+	const space = int64(time.Millisecond)
+	s := seq % space
 	if s < 0 {
-		s += seqSlots
+		s += space
 	}
-	return s * seqStride
+	return s * pointSpread % space
 }

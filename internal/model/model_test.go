@@ -37,19 +37,54 @@ func TestPointTime(t *testing.T) {
 	}
 }
 
-// Messages whose seqs are less than 244 apart never share a point time in
-// their first 4096 readings: 244 consecutive full messages, all read in the
-// same millisecond, are 999,424 distinct times.
+// Messages close in seq never share a point time, even all read in the
+// same millisecond (a unit whose clock froze, a backlog replayed with one
+// ts): messages of up to `readings` readings whose seqs are less than
+// `apart` apart have distinct times. README.md gives this table.
 func TestPointTimeAcrossSeqs(t *testing.T) {
 	at := time.UnixMilli(1795741804120)
-	seen := make(map[int64]int64, offsetSpace)
-	for seq := int64(1000); seq < 1000+seqSlots; seq++ {
-		for i := range seqStride {
-			ns := PointTime(at, seq, i)
-			if other, ok := seen[ns]; ok {
-				t.Fatalf("seq %d reading %d shares its time with seq %d", seq, i, other)
+	ms := at.UnixMilli() * int64(time.Millisecond)
+	for _, tc := range []struct {
+		name     string
+		readings int
+		apart    int64
+	}{
+		{"messages of 20", 20, 28_462},
+		{"messages of 100", 100, 8_849},
+		{"messages of 500", 500, 1_189},
+		{"messages of 1000", 1000, 726},
+		{"messages of 2000", 2000, 263},
+		{"messages of 4096", 4096, 200},
+		{"the most 256 KiB holds", 14_563, 63},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, first := range []int64{0, 999_990, 1_795_741_804} {
+				taken := make([]bool, time.Millisecond) // by offset
+				for seq := first; seq < first+tc.apart; seq++ {
+					for i := range tc.readings {
+						off := PointTime(at, seq, i) - ms
+						if taken[off] {
+							t.Fatalf("seq %d reading %d shares its time with a message less than %d seqs from it", seq, i, tc.apart)
+						}
+						taken[off] = true
+					}
+				}
 			}
-			seen[ns] = seq
+		})
+	}
+}
+
+// The readings of a message past its 4096th do not take the times of the
+// next messages' readings (they did with a fixed 4096 offsets per seq).
+func TestPointTimeLargeMessageAndItsNext(t *testing.T) {
+	at := time.UnixMilli(1795741804120)
+	times := map[int64]bool{}
+	for i := range 5000 {
+		times[PointTime(at, 700, i)] = true
+	}
+	for i := range 10 {
+		if times[PointTime(at, 701, i)] {
+			t.Fatalf("reading %d of seq 701 takes the time of a reading of seq 700", i)
 		}
 	}
 }
