@@ -45,10 +45,13 @@
 // nothing is dropped silently, and a rejection always names a reason.
 //
 //   - JSON must be RFC 8259 in valid UTF-8, nested at most 64 deep. NaN,
-//     Infinity, leading zeros, control characters in strings, unknown
-//     escapes and escaped unpaired UTF-16 surrogates (which have no UTF-8
-//     form) are malformed_json. Numbers that overflow float64 (1e400) are
-//     bad_field (or the field's own reason).
+//     Infinity, leading zeros, control characters in strings and unknown
+//     escapes are malformed_json. An escaped unpaired UTF-16 surrogate is
+//     valid JSON but no text (it has no UTF-8 form): refused in the field
+//     that holds it (bad_field, or the field's own reason: a reading, or
+//     the message for a top-level field), ignored in an unknown key.
+//     Numbers that overflow float64 (1e400) are bad_field (or the field's
+//     own reason).
 //   - Unknown keys are ignored (forward compatibility), at every level. A
 //     known key that appears twice in one object is ambiguous and rejected
 //     (bad_field): the message for top-level and loc keys, else the reading.

@@ -345,9 +345,16 @@ func (d *Decoder) textBytesSpaced(v uint32, max int) ([]byte, string) {
 	return d.text(v, max, true)
 }
 
+// loneMsg is why a string escaping an unpaired UTF-16 surrogate is not a
+// field's text: JSON allows it, but it has no UTF-8 form.
+const loneMsg = "escapes an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which is no text"
+
 func (d *Decoder) text(v uint32, max int, spaces bool) ([]byte, string) {
 	if d.t.kind(int(v)) != kString {
 		return nil, "want string, got " + d.typeName(v)
+	}
+	if d.t.toks[v].lone {
+		return nil, loneMsg
 	}
 	b := d.t.str(int(v))
 	if len(b) > max {

@@ -118,6 +118,9 @@ func (d *Decoder) optIdent(v uint32) ([]byte, string) {
 	if d.t.kind(int(v)) != kString {
 		return nil, "want string, got " + d.typeName(v)
 	}
+	if d.t.toks[v].lone {
+		return nil, loneMsg
+	}
 	return d.t.str(int(v)), ""
 }
 

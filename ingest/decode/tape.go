@@ -41,6 +41,10 @@ func (k jsonKind) String() string { return kindNames[k] }
 type token struct {
 	kind jsonKind
 	esc  bool // a string with escape sequences
+	// lone marks a string that escapes an unpaired UTF-16 surrogate: valid
+	// JSON (RFC 8259 allows it) but no text, since it has no UTF-8 form. It
+	// unescapes to U+FFFD; a field that must be text refuses it (loneMsg).
+	lone bool
 	// Strings: the bytes between the quotes. Numbers and literals: their
 	// bytes. Containers: start is the offset of the bracket, end the index
 	// of the first token after the container.
@@ -75,10 +79,10 @@ var strPlain = func() (t [256]bool) {
 func isWS(c byte) bool { return c == ' ' || c == '\n' || c == '\r' || c == '\t' }
 
 // parse fills the tape from b and reports whether b is exactly one JSON
-// value (RFC 8259) encoded in valid UTF-8, nested at most maxDepth deep,
-// whose strings escape no unpaired UTF-16 surrogate (it would have no UTF-8
-// form). NaN, Infinity, leading zeros, control characters in strings and
-// unknown escapes are all refused.
+// value (RFC 8259) encoded in valid UTF-8, nested at most maxDepth deep.
+// NaN, Infinity, leading zeros, control characters in strings and unknown
+// escapes are all refused. A string escaping an unpaired UTF-16 surrogate
+// is valid JSON, and marked (token.lone) for the field that reads it.
 func (t *tape) parse(b []byte) bool { return t.parseWith(b, nil) }
 
 // parseWith is parse, with the array value of the top-level key
@@ -135,11 +139,11 @@ value:
 		}
 		goto value
 	case '"':
-		j, esc, ok := scanString(b, i+1)
+		j, esc, lone, ok := scanString(b, i+1)
 		if !ok {
 			return false
 		}
-		t.toks = append(t.toks, token{kind: kString, esc: esc, start: uint32(i + 1), end: uint32(j - 1)})
+		t.toks = append(t.toks, token{kind: kString, esc: esc, lone: lone, start: uint32(i + 1), end: uint32(j - 1)})
 		i = j
 	case 't':
 		if !hasLiteral(b, i, "true") {
@@ -200,11 +204,11 @@ key:
 		return false
 	}
 	{
-		j, esc, ok := scanString(b, i+1)
+		j, esc, lone, ok := scanString(b, i+1)
 		if !ok {
 			return false
 		}
-		t.toks = append(t.toks, token{kind: kString, esc: esc, start: uint32(i + 1), end: uint32(j - 1)})
+		t.toks = append(t.toks, token{kind: kString, esc: esc, lone: lone, start: uint32(i + 1), end: uint32(j - 1)})
 		skipNext = skip != nil && depth == 1 && !esc && string(b[i+1:j-1]) == "detections"
 		i = skipWS(b, j)
 	}
@@ -249,9 +253,10 @@ func specialBytes(x uint64) uint64 {
 }
 
 // scanString checks a string whose opening quote is before b[i] and returns
-// the index after its closing quote, and whether it has escapes. Plain bytes
-// are skipped 8 at a time.
-func scanString(b []byte, i int) (next int, esc, ok bool) {
+// the index after its closing quote, whether it has escapes, and whether
+// one of them is an unpaired UTF-16 surrogate. Plain bytes are skipped 8 at
+// a time.
+func scanString(b []byte, i int) (next int, esc, lone, ok bool) {
 	for i < len(b) {
 		if len(b)-i >= 8 {
 			m := specialBytes(binary.LittleEndian.Uint64(b[i:]))
@@ -261,7 +266,7 @@ func scanString(b []byte, i int) (next int, esc, ok bool) {
 			}
 			i += bits.TrailingZeros64(m) >> 3
 			if b[i] == '"' { // the usual special byte: the end
-				return i + 1, esc, true
+				return i + 1, esc, lone, true
 			}
 		}
 		c := b[i]
@@ -271,11 +276,11 @@ func scanString(b []byte, i int) (next int, esc, ok bool) {
 		}
 		switch {
 		case c == '"':
-			return i + 1, esc, true
+			return i + 1, esc, lone, true
 		case c == '\\':
 			esc = true
 			if i+1 >= len(b) {
-				return i, esc, false
+				return i, esc, lone, false
 			}
 			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
@@ -283,36 +288,40 @@ func scanString(b []byte, i int) (next int, esc, ok bool) {
 			case 'u':
 				r, ok := hex4(b, i+2)
 				if !ok {
-					return i, esc, false
+					return i, esc, lone, false
 				}
 				i += 6
-				switch {
-				case 0xDC00 <= r && r <= 0xDFFF:
-					return i, esc, false // a low surrogate without a high one
-				case 0xD800 <= r && r <= 0xDBFF:
-					if i+1 >= len(b) || b[i] != '\\' || b[i+1] != 'u' {
-						return i, esc, false
+				if utf16.IsSurrogate(r) {
+					if pairsWith(b, i, r) {
+						i += 6
+					} else {
+						lone = true
 					}
-					r2, ok := hex4(b, i+2)
-					if !ok || r2 < 0xDC00 || r2 > 0xDFFF {
-						return i, esc, false
-					}
-					i += 6
 				}
 			default:
-				return i, esc, false
+				return i, esc, lone, false
 			}
 		case c < 0x20:
-			return i, esc, false
+			return i, esc, lone, false
 		default: // non-ASCII
 			r, n := utf8.DecodeRune(b[i:])
 			if r == utf8.RuneError && n == 1 {
-				return i, esc, false
+				return i, esc, lone, false
 			}
 			i += n
 		}
 	}
-	return i, esc, false
+	return i, esc, lone, false
+}
+
+// pairsWith reports whether the escape at b[i] is the low surrogate that
+// pairs with r, a surrogate just read.
+func pairsWith(b []byte, i int, r rune) bool {
+	if r > 0xDBFF || len(b)-i < 6 || b[i] != '\\' || b[i+1] != 'u' {
+		return false
+	}
+	r2, ok := hex4(b, i+2)
+	return ok && 0xDC00 <= r2 && r2 <= 0xDFFF
 }
 
 func hex4(b []byte, i int) (rune, bool) {
@@ -431,13 +440,17 @@ func appendUnescaped(dst, s []byte) []byte {
 			dst = append(dst, '\t')
 		case 'u':
 			r, _ := hex4(s, i+2)
+			i += 6
 			if utf16.IsSurrogate(r) {
-				r2, _ := hex4(s, i+8)
-				r = utf16.DecodeRune(r, r2)
-				i += 6
+				if pairsWith(s, i, r) {
+					r2, _ := hex4(s, i+2)
+					r = utf16.DecodeRune(r, r2)
+					i += 6
+				} else {
+					r = utf8.RuneError // unpaired: the token is marked lone
+				}
 			}
 			dst = utf8.AppendRune(dst, r)
-			i += 6
 			continue
 		default: // '"', '\\', '/'
 			dst = append(dst, s[i+1])
