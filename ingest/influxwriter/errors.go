@@ -3,6 +3,7 @@ package influxwriter
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -15,6 +16,19 @@ import (
 type PermanentError struct {
 	Status  int    // HTTP status of InfluxDB's answer (400, 413, 422)
 	Message string // InfluxDB's error message, e.g. "partial write: field type conflict: …"
+	// Times are the point times (Unix ns) of the message's lines that were
+	// refused, in the order they were isolated: after a "partial write",
+	// only the lines InfluxDB refused; otherwise all the lines sent. A
+	// reading's point time names it (model.ReadingIndex).
+	Times []int64
+}
+
+// merge is e with the refused lines of other, another part of the same
+// message.
+func (e *PermanentError) merge(other *PermanentError) *PermanentError {
+	m := *e
+	m.Times = append(slices.Clip(e.Times), other.Times...)
+	return &m
 }
 
 func (e *PermanentError) Error() string {

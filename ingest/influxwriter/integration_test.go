@@ -302,13 +302,19 @@ func TestIntegrationPartialWrite(t *testing.T) {
 	in := testenv.Influx(t)
 	// Someone wrote lane as a string into this shard before us.
 	require.NoError(t, in.Write(itContext(t), fmt.Sprintf(`vehicle_pass,device=OLD,site=mdl lane="two" %d`, t0.UnixNano()-1)))
-	s := startInfluxWriter(t, in, Config{Lazy: true, FlushInterval: time.Hour, BatchSize: 8})
+	s := startInfluxWriter(t, in, Config{Lazy: true, FlushInterval: time.Hour, BatchSize: 8 + 2})
 	var batches []*model.Batch
 	for i := range 8 {
 		b := &model.Batch{Meta: model.Meta{Site: "mdl", Kind: model.KindCheckpoint, Device: "CP-07", Stream: model.StreamPasses, Seq: int64(i), Time: t0},
 			Passes: []model.Pass{{Stamp: stamp(t0, int64(i), 0), Plate: fmt.Sprintf("蒙B1234%d", i)}}}
 		if i == 3 {
+			// Three passes, the first and last with a lane: those two are
+			// refused, the middle one is stored.
 			b.Passes[0].Lane = model.SomeInt(2)
+			for j := 1; j < 3; j++ {
+				b.Passes = append(b.Passes, model.Pass{Stamp: stamp(t0, int64(i), j), Plate: fmt.Sprintf("蒙B2234%d", j)})
+			}
+			b.Passes[2].Lane = model.SomeInt(1)
 		}
 		batches = append(batches, b)
 	}
@@ -322,11 +328,12 @@ func TestIntegrationPartialWrite(t *testing.T) {
 		require.ErrorAs(t, err, &pe)
 		assert.Equal(t, http.StatusBadRequest, pe.Status)
 		assert.Contains(t, pe.Message, "partial write: field type conflict")
+		assert.ElementsMatch(t, []int64{model.PointTime(t0, 3, 0), model.PointTime(t0, 3, 2)}, pe.Times, "the refused readings")
 		t.Logf("InfluxDB 1.8 said: %s", pe.Message)
 	}
 	n, err := in.Count(itContext(t), MeasurementPass)
 	require.NoError(t, err)
-	assert.Equal(t, 1+7, n)
+	assert.Equal(t, 1+7+1, n)
 }
 
 // Old readings beyond the retention policy are dropped by InfluxDB with a

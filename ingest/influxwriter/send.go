@@ -71,18 +71,35 @@ func (w *Writer) process(ctx context.Context, b *batch) {
 				stack = append(stack, hi, lo)
 				continue
 			}
-			w.reject(r, res)
+			w.reject(r, b.buf, res)
 		default: // 400, 422: bad points somewhere in there
 			// InfluxDB 1.8 writes the good points of a "partial write" and
-			// says little about the bad ones, so find the messages that fail
-			// on their own by bisection; rewriting the good points is
-			// harmless, their times make them the same points.
-			if !r.oneGroup() {
+			// tells only how many it dropped. When that is all of them
+			// (a field type conflict usually hits every line of a
+			// measurement), each message is rejected at once. Otherwise
+			// bisection finds the messages that fail, then, within a
+			// message, the lines: its dead letter names the readings
+			// refused, and only those count as rejected. Rewriting the
+			// good points is harmless, their times make them the same
+			// points.
+			dropped, known := droppedLines(res.message)
+			switch {
+			case known && dropped >= r.lines():
+				for _, s := range r.spans {
+					w.reject(request{spans: []span{s}}, b.buf, res)
+				}
+			case !r.oneGroup():
 				mid := len(r.spans) / 2
 				stack = append(stack, request{spans: r.spans[mid:]}, request{spans: r.spans[:mid]})
-				continue
+			case known:
+				if lo, hi, ok := splitRequest(b.buf, r); ok {
+					stack = append(stack, hi, lo)
+					continue
+				}
+				w.reject(r, b.buf, res)
+			default:
+				w.reject(r, b.buf, res)
 			}
-			w.reject(r, res)
 		}
 	}
 }
@@ -90,8 +107,8 @@ func (w *Writer) process(ctx context.Context, b *batch) {
 // reject settles r's lines with a PermanentError. The log is rate-limited:
 // the callers dead-letter each message with the error, so the log only needs
 // to tell an operator that it is happening.
-func (w *Writer) reject(r request, res result) {
-	err := &PermanentError{Status: res.status, Message: res.message}
+func (w *Writer) reject(r request, buf []byte, res result) {
+	err := &PermanentError{Status: res.status, Message: res.message, Times: lineTimes(r.body(buf))}
 	w.hmu.Lock()
 	now := time.Now()
 	if now.Sub(w.rejectLoggedAt) >= 10*time.Second {
@@ -104,6 +121,37 @@ func (w *Writer) reject(r request, res result) {
 	}
 	w.hmu.Unlock()
 	w.settle(r.spans, err)
+}
+
+// droppedLines reads how many lines InfluxDB 1.x dropped from the end of a
+// "partial write" message ("… dropped=3").
+func droppedLines(msg string) (int, bool) {
+	if !strings.HasPrefix(msg, "partial write") {
+		return 0, false
+	}
+	i := strings.LastIndex(msg, " dropped=")
+	if i < 0 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(msg[i+len(" dropped="):]))
+	return n, err == nil && n > 0
+}
+
+// lineTimes returns the times (the last field) of the lines in body.
+func lineTimes(body []byte) []int64 {
+	var times []int64
+	for len(body) > 0 {
+		line := body
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			line, body = body[:i], body[i+1:]
+		} else {
+			body = nil
+		}
+		if t, err := strconv.ParseInt(string(line[bytes.LastIndexByte(line, ' ')+1:]), 10, 64); err == nil {
+			times = append(times, t)
+		}
+	}
+	return times
 }
 
 // splitRequest halves a request: by spans if it has several, else by lines

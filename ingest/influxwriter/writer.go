@@ -570,6 +570,11 @@ func (w *Writer) settleAs(spans []span, err error, spooled bool) {
 			}
 		} else if s.g.err == nil {
 			s.g.err = err
+		} else if pe, ok := err.(*PermanentError); ok && err != s.g.err {
+			// Another part of a message split to isolate its bad lines.
+			if had, ok := s.g.err.(*PermanentError); ok {
+				s.g.err = had.merge(pe)
+			}
 		}
 		s.g.parts--
 		if s.g.parts == 0 {

@@ -378,6 +378,8 @@ func TestPartialWriteBisect(t *testing.T) {
 			assert.Equal(t, http.StatusBadRequest, pe.Status)
 			assert.Contains(t, pe.Message, "field type conflict")
 			assert.True(t, IsPermanent(err))
+			assert.ElementsMatch(t, []int64{model.PointTime(t0, int64(100+i), 0), model.PointTime(t0, int64(100+i), 1),
+				model.PointTime(t0, int64(100+i), 2)}, pe.Times, "every line of the message was refused")
 			continue
 		}
 		assert.NoError(t, err, "message %d", i)
@@ -391,6 +393,68 @@ func TestPartialWriteBisect(t *testing.T) {
 	assert.Equal(t, 48, len(reqs[0].lines), "one batch at first")
 	assert.LessOrEqual(t, len(reqs), 1+2*2*4, "bisection costs about 2 log2(n) requests per bad message")
 	assert.Equal(t, 3.0*14, counter(t, s.reg, "fenceline_influx_points_written_total", "measurement", MeasurementDetection))
+}
+
+// partialWriteOf answers as InfluxDB 1.8 does when the lines bad picks are
+// refused: the good ones are written, and a 400 tells how many were dropped.
+func partialWriteOf(bad func(string) bool) func(int, []string, *http.Request) (int, http.Header, string, []string) {
+	return func(_ int, lines []string, _ *http.Request) (int, http.Header, string, []string) {
+		var keep []string
+		for _, l := range lines {
+			if !bad(l) {
+				keep = append(keep, l)
+			}
+		}
+		if dropped := len(lines) - len(keep); dropped > 0 {
+			return http.StatusBadRequest, nil, fmt.Sprintf(`partial write: points beyond retention policy dropped=%d`, dropped), keep
+		}
+		return http.StatusNoContent, nil, "", lines
+	}
+}
+
+// When only some readings of a message are refused, the lines are isolated:
+// the error names exactly those (their point times), the message's other
+// readings are stored.
+func TestPartialWriteIsolatesLines(t *testing.T) {
+	noLeaks(t)
+	f := newFakeInflux(t)
+	badTimes := map[string]bool{itoa(model.PointTime(t0, 7, 1)): true, itoa(model.PointTime(t0, 7, 4)): true}
+	f.answer = partialWriteOf(func(l string) bool { return badTimes[l[strings.LastIndexByte(l, ' ')+1:]] })
+	s := startWriter(t, Config{URL: f.srv.URL, Lazy: true, FlushInterval: time.Hour, BatchSize: 3 + 6})
+	wt := newWaiter(2)
+	require.NoError(t, s.w.Write(context.Background(), detectionBatch(6, 3), wt.done(0)))
+	require.NoError(t, s.w.Write(context.Background(), detectionBatch(7, 6), wt.done(1)))
+	wt.wait(t, 2)
+	require.NoError(t, wt.err(0))
+	var pe *PermanentError
+	require.ErrorAs(t, wt.err(1), &pe)
+	assert.ElementsMatch(t, []int64{model.PointTime(t0, 7, 1), model.PointTime(t0, 7, 4)}, pe.Times)
+	stored := map[string]bool{}
+	for _, l := range f.storedLines() {
+		stored[l] = true
+	}
+	assert.Len(t, stored, 3+4, "the good lines of both messages are stored (some of them twice: the same points)")
+}
+
+// When InfluxDB drops every line it was sent (a type conflict on a field
+// every line has), each message is refused at once, without bisection.
+func TestPartialWriteAllRefused(t *testing.T) {
+	noLeaks(t)
+	f := newFakeInflux(t)
+	f.answer = partialWriteOf(func(string) bool { return true })
+	s := startWriter(t, Config{URL: f.srv.URL, Lazy: true, FlushInterval: time.Hour, BatchSize: 8 * 20})
+	wt := newWaiter(8)
+	for i := range 8 {
+		require.NoError(t, s.w.Write(context.Background(), detectionBatch(int64(i), 20), wt.done(i)))
+	}
+	wt.wait(t, 8)
+	for i := range 8 {
+		var pe *PermanentError
+		require.ErrorAs(t, wt.err(i), &pe, "message %d", i)
+		assert.Len(t, pe.Times, 20, "message %d: its own lines", i)
+		assert.Equal(t, model.PointTime(t0, int64(i), 0), pe.Times[0])
+	}
+	assert.Len(t, f.requests(), 1)
 }
 
 func Test413Split(t *testing.T) {

@@ -14,7 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -260,6 +262,7 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 			p.m.readings.WithLabelValues(b.Stream.String()).Add(float64(n))
 		}
 		t.pending.Add(1)
+		t.seq = b.Seq
 		if err := p.writer.Write(ctx, b, t.doneFn); err != nil {
 			t.done(err)
 		}
@@ -356,6 +359,8 @@ type ackToken struct {
 	// device's persisted replay mark.
 	sigDevice string
 	sigSeq    int64
+	// seq is the message's, to name the readings storage refused.
+	seq int64
 	// doneFn is done as a func value, made once per token rather than per
 	// callback handed out.
 	doneFn func(error)
@@ -373,18 +378,20 @@ func (t *ackToken) done(err error) {
 	switch {
 	case err == nil:
 	case influxwriter.IsPermanent(err):
-		// Storage refused the readings for good: keep the message as a
-		// dead letter, and ack once that is durable.
-		t.p.m.rejections.WithLabelValues(reasonStorageRejected).Inc()
-		// Only the status: InfluxDB's message may quote the line, with
-		// its identifiers. The dead letter keeps the whole error.
+		// Storage refused readings for good: keep the message as a dead
+		// letter naming them, and ack once that is durable.
 		var pe *influxwriter.PermanentError
 		errors.As(err, &pe)
-		t.p.log.Error("storage refused a message's readings; dead-lettered", "topic", t.msg.Topic, "status", pe.Status)
+		first, detail := refusedReadings(pe, t.seq)
+		t.p.m.rejections.WithLabelValues(reasonStorageRejected).Add(float64(max(len(pe.Times), 1)))
+		// Only the status: InfluxDB's message may quote the line, with
+		// its identifiers. The dead letter keeps the whole error.
+		t.p.log.Error("storage refused a message's readings; dead-lettered", "topic", t.msg.Topic,
+			"status", pe.Status, "readings", max(len(pe.Times), 1))
 		t.pending.Add(1)
 		t.p.dead.Append(DeadLetter{
 			Received: t.msg.Received, Topic: t.msg.Topic, Reason: reasonStorageRejected,
-			Detail: err.Error(), Index: -1, Payload: t.msg.Payload,
+			Detail: detail, Index: first, Payload: t.msg.Payload,
 		}, t.doneFn)
 	default:
 		t.abandon.Store(true)
@@ -402,6 +409,40 @@ func (t *ackToken) done(err error) {
 		t.p.opts.Signatures.Acked(t.sigDevice, t.sigSeq)
 	}
 	t.p.m.ackLatency.Observe(time.Since(t.msg.Received).Seconds())
+}
+
+// refusedReadings names the readings of message seq that storage refused
+// (pe.Times): the index of the first, for the dead letter's index, and a
+// detail listing them (up to maxListed) with InfluxDB's error. Without
+// times (never expected) the message counts as refused whole (-1).
+func refusedReadings(pe *influxwriter.PermanentError, seq int64) (int, string) {
+	if len(pe.Times) == 0 {
+		return -1, pe.Error()
+	}
+	idx := make([]int, len(pe.Times))
+	for i, ns := range pe.Times {
+		idx[i] = model.ReadingIndex(ns, seq)
+	}
+	slices.Sort(idx)
+	const maxListed = 10
+	var b strings.Builder
+	if len(idx) == 1 {
+		b.WriteString("reading ")
+	} else {
+		fmt.Fprintf(&b, "%d readings ", len(idx))
+	}
+	for i, x := range idx[:min(len(idx), maxListed)] {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Itoa(x))
+	}
+	if len(idx) > maxListed {
+		b.WriteString(", …")
+	}
+	b.WriteString(" refused: ")
+	b.WriteString(pe.Error())
+	return idx[0], b.String()
 }
 
 // reasonOverBudget is the dead-letter reason of messages refused because

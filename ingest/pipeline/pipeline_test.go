@@ -49,8 +49,13 @@ func (h *held) len() int {
 
 type fakeWriter struct{ held }
 
+// Write holds the point times of b's detections (the batch is reused).
 func (w *fakeWriter) Write(_ context.Context, b *model.Batch, done func(error)) error {
-	w.hold(b.Len(), done)
+	var times []int64
+	for _, d := range b.Detections {
+		times = append(times, d.PointNS)
+	}
+	w.hold(times, done)
 	return nil
 }
 
@@ -140,6 +145,25 @@ func TestPermanentStorageErrorIsDeadLetteredBeforeAck(t *testing.T) {
 	f.dead.release(0, nil)
 	require.True(t, *acked)
 	require.Equal(t, 1.0, testutil.ToFloat64(f.p.m.rejections.WithLabelValues(reasonStorageRejected)))
+}
+
+// The readings storage refused are named: the dead letter's index is the
+// first, its detail lists them, and the metric counts them (readings, as
+// for every other reason).
+func TestStorageRefusedReadingsAreNamed(t *testing.T) {
+	f := newFixture(t)
+	m, acked := message(topic, detections(41, `{"imsi":"460001234567890"},{"imsi":"460001234567891"},{"imsi":"460001234567892"}`))
+	f.p.Handle(context.Background(), m)
+	f.outbox.release(0, nil)
+	times := f.w.items[0].([]int64)
+	f.w.release(0, &influxwriter.PermanentError{Status: 400, Message: "partial write: field type conflict dropped=2",
+		Times: []int64{times[2], times[0]}})
+	rec := f.dead.items[0].(DeadLetter)
+	require.Equal(t, 0, rec.Index)
+	require.Contains(t, rec.Detail, "2 readings 0, 2 refused: influxdb rejected the points (HTTP 400): partial write")
+	f.dead.release(0, nil)
+	require.True(t, *acked)
+	require.Equal(t, 2.0, testutil.ToFloat64(f.p.m.rejections.WithLabelValues(reasonStorageRejected)))
 }
 
 func TestStoppedWriterLeavesMessageUnacked(t *testing.T) {
