@@ -350,6 +350,43 @@ func TestDecodeDetectionsGCJ02(t *testing.T) {
 	assert.Equal(t, model.Point{Lat: 41.5, Lon: 110.5}, out.Detections[0].Loc)
 }
 
+// A detections or passes message may give its position as a patrol's fix
+// does, lat and lon at the top level: it is used, not the registered one;
+// loc, the contract's form, wins when both are there.
+func TestDecodeTopLevelLatLon(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		topic string
+		msg   string
+		want  model.Point
+		rej   Reason
+	}{
+		{"detections", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"lat":42.0,"lon":110.0,"detections":[{"imsi":"460001234567890"}]}`, model.Point{Lat: 42, Lon: 110}, ""},
+		{"passes", topicCheckpoint, `{"v":1,"seq":1,"ts":` + msgTS + `,"lat":42.3,"lon":110.2,"passes":[{"plate":"蒙B12345"}]}`, model.Point{Lat: 42.3, Lon: 110.2}, ""},
+		{"loc wins", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"lat":42.0,"lon":110.0,"loc":{"lat":41.5,"lon":110.5},"detections":[{"imsi":"460001234567890"}]}`, model.Point{Lat: 41.5, Lon: 110.5}, ""},
+		{"lat without lon: the registered position", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"lat":42.0,"detections":[{"imsi":"460001234567890"}]}`, model.Point{Lat: 41.96, Lon: 110.4861}, ""},
+		{"not a position: the registered one", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"lat":"x","lon":110.0,"detections":[{"imsi":"460001234567890"}]}`, model.Point{Lat: 41.96, Lon: 110.4861}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, rej := decode(t, tc.topic, tc.msg)
+			if tc.rej != "" {
+				require.Len(t, rej, 1)
+				assert.Equal(t, tc.rej, rej[0].Reason, rej[0].Detail)
+				return
+			}
+			require.Empty(t, rej)
+			require.Equal(t, 1, out.Len())
+			loc := model.Point{}
+			if len(out.Detections) > 0 {
+				loc = out.Detections[0].Loc
+			} else {
+				loc = out.Passes[0].Loc
+			}
+			assert.Equal(t, tc.want, loc)
+		})
+	}
+}
+
 // A receiver without a fix sends lat 0, lon 0: the message then takes the
 // device's registered position, as if it had sent none, rather than being
 // stored on the equator (or, as before, without any position).

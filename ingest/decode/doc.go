@@ -82,6 +82,11 @@
 //     checked even when the position comes from the registry. A loc object
 //     must hold lat and lon (an empty loc is bad_position, not "use the
 //     registered position"). A detections or passes message without loc
+//     but with lat and lon at the top level (as a patrol's fix has them)
+//     is at that position, with the top-level datum, if they make one
+//     (else they are ignored, as unknown keys); loc wins when both are
+//     there. Readings carry no position of their own: lat and lon
+//     inside a detection or pass are unknown keys. A message without any
 //     from a device without a registered position is no_position as a
 //     whole, even if its readings array is empty. gcj02 is converted with
 //     the iterative inverse of the standard transform (to 1e-10 degrees);
