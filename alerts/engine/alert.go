@@ -19,10 +19,14 @@ import (
 // incident downstream. fire passes the rule's id with its fingerprint: a
 // rule changed by a reload starts afresh, and an incident it opens is not
 // the one the change resolved even when it starts at the same instant (the
-// outbox would drop it as a duplicate of that one).
-func alertID(rule string, s model.Subject, zoneID string, start time.Time) string {
+// outbox would drop it as a duplicate of that one). origin, when not empty,
+// names the reading that raised it (see reading.origin).
+func alertID(rule string, s model.Subject, zoneID string, start time.Time, origin string) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s|%s:%s|%s|%s", rule, s.Kind, s.Value, zoneID, start.UTC().Format(time.RFC3339Nano))
+	if origin != "" {
+		fmt.Fprintf(h, "|%s", origin)
+	}
 	return hex.EncodeToString(h.Sum(nil))[:idHexLen]
 }
 
@@ -34,6 +38,7 @@ type alertIn struct {
 	site     string
 	at       time.Time // event time of the alert
 	start    time.Time // incident start: part of the id
+	origin   string    // the reading that raised it, for the id (see reading.origin); "" for windows and stays
 	loc      *model.Point
 	count    int
 	evidence []model.Evidence
@@ -48,7 +53,7 @@ func (e *Engine) fire(st *ruleState, in alertIn, now time.Time) model.Alert {
 		zid = in.zone.ID
 	}
 	a := model.Alert{
-		ID:       alertID(r.ID+"@"+r.fingerprint, in.subj, zid, in.start),
+		ID:       alertID(r.ID+"@"+r.fingerprint, in.subj, zid, in.start, in.origin),
 		Rule:     r.ID,
 		Severity: r.Severity,
 		State:    model.StateFiring,

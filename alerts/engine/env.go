@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/fenceline/fenceline/internal/model"
@@ -175,4 +176,35 @@ type reading struct {
 	p      model.Point
 	hasPos bool
 	view   *zoneView // the view at p, if looked up (see viewAt)
+}
+
+// origin names r for the id of an alert r alone raises — an event, or a
+// status incident: the same incident is the same reading, evaluated again
+// after a redelivery, while two readings of one instant are two incidents.
+// Without it, two checkpoints' unread plates in the same second, or a unit
+// whose clock repeats a ts opening a new incident, raise alerts with the id
+// of an earlier one, which the outbox drops as its duplicate.
+func (r *reading) origin() string {
+	return sightingOrigin(r.b.Meta.Device, r.b.Seq) + "/" + strconv.Itoa(r.index())
+}
+
+// sightingOrigin is origin without the reading's index: velocity keeps a
+// sighting's device and seq.
+func sightingOrigin(device string, seq int64) string {
+	return device + "/" + strconv.FormatInt(seq, 10)
+}
+
+// index is r's position in its message.
+func (r *reading) index() int {
+	switch {
+	case r.det != nil:
+		return r.det.Index
+	case r.pass != nil:
+		return r.pass.Index
+	case r.pos != nil:
+		return r.pos.Index
+	case r.st != nil:
+		return r.st.Index
+	}
+	return 0
 }

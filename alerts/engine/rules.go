@@ -140,7 +140,7 @@ func (e *Engine) applyPresence(st *ruleState, r *reading, subj model.Subject, z 
 	}
 	ev := [1]model.Evidence{r.evidence()}
 	return append(out, e.fire(st, alertIn{
-		subj: subj, zone: z, site: r.b.Site, at: r.t, start: r.t, loc: &r.p, count: 1,
+		subj: subj, zone: z, site: r.b.Site, at: r.t, start: r.t, origin: r.origin(), loc: &r.p, count: 1,
 		evidence: ev[:], summary: sum,
 	}, now))
 }
@@ -608,7 +608,8 @@ func (e *Engine) velocityPair(st *ruleState, r *reading, subj model.Subject, id 
 		{Device: late.Device, Seq: late.Seq, TS: late.T},
 	}
 	return append(out, e.fire(st, alertIn{
-		subj: subj, zone: lz, zoneID: late.Zone, site: late.Site, at: late.T, start: late.T, loc: &late.Loc,
+		subj: subj, zone: lz, zoneID: late.Zone, site: late.Site, at: late.T, start: late.T,
+		origin: sightingOrigin(late.Device, late.Seq), loc: &late.Loc,
 		count: 2, evidence: ev,
 		summary: fmt.Sprintf("%s seen %.1f km apart %s: %s at %s, %s at %s", upperFirst(describeSubject(subj, r)),
 			d/1000, speed, early.Device, e.localTime(early.T, now), late.Device, e.localTime(late.T, now)),
@@ -724,7 +725,7 @@ func (e *Engine) crossing(st *ruleState, r *reading, subj model.Subject, z *zone
 	}
 	ev := [1]model.Evidence{r.evidence()}
 	return append(out, e.fire(st, alertIn{
-		subj: subj, zone: z, site: r.b.Site, at: r.t, start: r.t, loc: &r.p, count: 1, evidence: ev[:],
+		subj: subj, zone: z, site: r.b.Site, at: r.t, start: r.t, origin: r.origin(), loc: &r.p, count: 1, evidence: ev[:],
 		summary: fmt.Sprintf("%s %s %s, %s", upperFirst(describeSubject(subj, r)), verb, e.place(z, "", ""),
 			e.localTime(r.t, now)),
 	}, now))
@@ -755,7 +756,7 @@ func (e *Engine) applyStatus(st *ruleState, r *reading, subj model.Subject, z *z
 		}
 		ev := [1]model.Evidence{r.evidence()}
 		a := e.fire(st, alertIn{
-			subj: subj, zone: z, site: r.b.Site, at: r.t, start: r.t, loc: loc, count: 1, evidence: ev[:],
+			subj: subj, zone: z, site: r.b.Site, at: r.t, start: r.t, origin: r.origin(), loc: loc, count: 1, evidence: ev[:],
 			summary: fmt.Sprintf("%s at %s reports %s (%s), %s", upperFirst(describeSubject(subj, r)),
 				e.place(z, dev, r.b.Site), st.rule.Spec.When, statusFacts(r.st), e.localTime(r.t, now)),
 		}, now)

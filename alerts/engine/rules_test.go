@@ -892,11 +892,11 @@ func TestNearestPatrols(t *testing.T) {
 
 func TestAlertIDStable(t *testing.T) {
 	s := model.Subject{Kind: "imsi", Value: "428991234567890"}
-	a := alertID("r", s, "z", at(23, 10))
-	assert.Equal(t, a, alertID("r", s, "z", at(23, 10).UTC()), "same instant, any zone offset")
-	assert.NotEqual(t, a, alertID("r", s, "z", at(23, 11)))
-	assert.NotEqual(t, a, alertID("r", s, "y", at(23, 10)))
-	assert.NotEqual(t, a, alertID("r2", s, "z", at(23, 10)))
+	a := alertID("r", s, "z", at(23, 10), "")
+	assert.Equal(t, a, alertID("r", s, "z", at(23, 10).UTC(), ""), "same instant, any zone offset")
+	assert.NotEqual(t, a, alertID("r", s, "z", at(23, 11), ""))
+	assert.NotEqual(t, a, alertID("r", s, "y", at(23, 10), ""))
+	assert.NotEqual(t, a, alertID("r2", s, "z", at(23, 10), ""))
 }
 
 func TestWhenSeesZoneOfZonelessRule(t *testing.T) {
@@ -1087,4 +1087,51 @@ rules:
 	got := e.eval(e.phones("F-1", at(9, 38), ruinsC, "460000000000001")) // 01:38 UTC
 	require.Len(t, got, 1)
 	assert.Contains(t, got[0].Summary, "09:38 local")
+}
+
+const originRules = `
+devices:
+  - {id: CP-A, kind: checkpoint, site: mdl, lat: 42.30, lon: 110.15}
+  - {id: CP-B, kind: checkpoint, site: mdl, lat: 42.40, lon: 110.25}
+  - {id: F-1, kind: fence, site: mdl, lat: 41.9612, lon: 110.4875}
+rules:
+  - {id: fast-outbound, kind: presence, source: vehicle, when: 'direction == "outbound" && speed_kmh > 120'}
+  - {id: tamper, kind: status, when: "tamper"}
+`
+
+// An alert one reading raises (an event, a status incident) has an id that
+// names the reading: two readings of one instant are two alerts — which the
+// outbox would otherwise drop as duplicates of each other — while the same
+// reading evaluated again (a redelivery after state was lost) is the same.
+func TestEventAlertIDsNameTheirReading(t *testing.T) {
+	rs, ps := compileYAML(t, originRules)
+	require.Empty(t, ps)
+	unread := model.Pass{Plate: model.NoPlate, Direction: "outbound", SpeedKmh: model.Some(150)}
+
+	t.Run("unread plates at two checkpoints in one second", func(t *testing.T) {
+		e := newEngine(t, rs)
+		a := only(e.eval(e.pass("CP-A", at(12, 0), cp07, unread)), "fast-outbound")
+		b := only(e.eval(e.pass("CP-B", at(12, 0), cp07, unread)), "fast-outbound")
+		require.Len(t, a, 1)
+		require.Len(t, b, 1)
+		assert.NotEqual(t, a[0].ID, b[0].ID)
+
+		again := newEngine(t, rs) // the same message, evaluated afresh
+		c := only(again.eval(again.pass("CP-A", at(12, 0), cp07, unread)), "fast-outbound")
+		require.Len(t, c, 1)
+		assert.Equal(t, a[0].ID, c[0].ID)
+	})
+
+	t.Run("a status incident reopened at the same ts", func(t *testing.T) {
+		e := newEngine(t, rs)
+		n := at(12, 0)
+		first := only(e.eval(e.status("F-1", n, model.Status{Tamper: model.SomeBool(true)})), "tamper")
+		gone := only(e.eval(e.status("F-1", n, model.Status{Tamper: model.SomeBool(false)})), "tamper")
+		second := only(e.eval(e.status("F-1", n, model.Status{Tamper: model.SomeBool(true)})), "tamper")
+		require.Len(t, first, 1)
+		require.Len(t, gone, 1)
+		require.Len(t, second, 1)
+		assert.Equal(t, first[0].ID, gone[0].ID, "a resolved carries its firing's id")
+		assert.NotEqual(t, first[0].ID, second[0].ID, "a new incident, not a duplicate of the first")
+	})
 }
