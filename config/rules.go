@@ -67,15 +67,15 @@ type RuleSpec struct {
 	Notify    []string      `yaml:"notify"`
 	Summary   string        `yaml:"summary"`
 
-	Cooldown       Duration `yaml:"cooldown"`
-	RepeatInterval Duration `yaml:"repeat_interval"`
-	Window         Duration `yaml:"window"`
-	Threshold      int      `yaml:"threshold"`
-	Duration       Duration `yaml:"duration"`
-	MaxGap         Duration `yaml:"max_gap"`
-	MaxKmh         float64  `yaml:"max_kmh"`
-	HysteresisM    float64  `yaml:"hysteresis_m"`
-	After          Duration `yaml:"after"`
+	Cooldown       *Duration `yaml:"cooldown"` // nil: the kind's default; 0s: none
+	RepeatInterval Duration  `yaml:"repeat_interval"`
+	Window         Duration  `yaml:"window"`
+	Threshold      int       `yaml:"threshold"`
+	Duration       Duration  `yaml:"duration"`
+	MaxGap         Duration  `yaml:"max_gap"`
+	MaxKmh         float64   `yaml:"max_kmh"`
+	HysteresisM    float64   `yaml:"hysteresis_m"`
+	After          Duration  `yaml:"after"`
 }
 
 // ScheduleSpec limits a rule to time windows in a time zone.

@@ -180,7 +180,7 @@ func setKeys(s *config.RuleSpec) []string {
 	add(len(s.Zones) > 0, "zones")
 	add(s.Watchlist != "", "watchlist")
 	add(s.When != "", "when")
-	add(s.Cooldown != 0, "cooldown")
+	add(s.Cooldown != nil, "cooldown")
 	add(s.RepeatInterval != 0, "repeat_interval")
 	add(s.Window != 0, "window")
 	add(s.Threshold != 0, "threshold")
@@ -390,12 +390,12 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 	}
 
 	// Per-kind keys.
-	rule.cooldown = spec.Cooldown.D()
-	if rule.cooldown < 0 {
-		ps.Add(file, key+".cooldown", "must not be negative")
-	}
-	if spec.Cooldown == 0 {
-		rule.cooldown = defaultCooldown(rule.Kind)
+	rule.cooldown = defaultCooldown(rule.Kind)
+	if spec.Cooldown != nil { // 0s is a choice: every matching reading fires
+		rule.cooldown = spec.Cooldown.D()
+		if rule.cooldown < 0 {
+			ps.Add(file, key+".cooldown", "must not be negative")
+		}
 	}
 	rule.repeat = spec.RepeatInterval.D()
 	if rule.repeat < 0 {

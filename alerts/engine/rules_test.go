@@ -1135,3 +1135,34 @@ func TestEventAlertIDsNameTheirReading(t *testing.T) {
 		assert.NotEqual(t, first[0].ID, second[0].ID, "a new incident, not a duplicate of the first")
 	})
 }
+
+// cooldown: 0s is a choice, not the default: every matching reading fires.
+func TestCooldownZeroIsNone(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		cooldown string
+		fired    int
+	}{
+		{"absent: the default 10m", "", 1},
+		{"0s: none", ", cooldown: 0s", 3},
+		{"2m", ", cooldown: 2m", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rs, ps := compileYAML(t, `
+devices:
+  - {id: F-1, kind: fence, site: mdl, lat: 41.9612, lon: 110.4875}
+watchlists:
+  foreign-sim: {kind: imsi, entries: ["428*"]}
+rules:
+  - {id: foreign, kind: presence, source: phone, watchlist: foreign-sim`+tc.cooldown+`}
+`)
+			require.Empty(t, ps)
+			e := newEngine(t, rs)
+			n := 0
+			for _, ts := range []time.Time{at(12, 0), at(12, 0).Add(time.Second), at(12, 3)} {
+				n += len(only(e.eval(e.phones("F-1", ts, ruinsIn, "428991234567890")), "foreign"))
+			}
+			assert.Equal(t, tc.fired, n)
+		})
+	}
+}
