@@ -649,11 +649,14 @@ func (e *Engine) Swap(rs *Ruleset) []model.Alert {
 	// Likewise a kept status rule's incidents of devices it no longer
 	// hears from: their reports are rejected (unregistered) or skipped
 	// (moved to a site the rule does not cover), so nothing would resolve
-	// them, and repeat_interval would re-send them for ever.
+	// them, and repeat_interval would re-send them for ever. Their entries
+	// go too.
 	for _, st := range keep {
 		for id, se := range st.status {
-			if d := rs.Registry.Lookup(id); se.Open != nil && (d == nil || !siteOK(st.rule.sites, d.Site)) {
-				out = append(out, e.resolved(st, se.Open, now, now, "device no longer watched"))
+			if d := rs.Registry.Lookup(id); d == nil || !siteOK(st.rule.sites, d.Site) {
+				if se.Open != nil {
+					out = append(out, e.resolved(st, se.Open, now, now, "device no longer watched"))
+				}
 				delete(st.status, id)
 			}
 		}

@@ -733,14 +733,15 @@ func (e *Engine) crossing(st *ruleState, r *reading, subj model.Subject, z *zone
 
 // status: a status report matching `when` → firing, once while reports
 // keep matching; a report that no longer matches → resolved. Reports older
-// than the latest one evaluated are ignored.
+// than the latest one evaluated are ignored, matching or not: the device's
+// latest report says how it is, and an old tamper report delivered late
+// must not open an incident a newer report has already ended (nothing
+// would resolve it until the next report). So every device's latest time
+// is kept (one entry per registered device at most).
 func (e *Engine) applyStatus(st *ruleState, r *reading, subj model.Subject, z *zone.Zone, match bool, now time.Time, out []model.Alert) []model.Alert {
 	dev := r.b.Meta.Device
 	se := st.status[dev]
 	if se == nil {
-		if !match {
-			return out // nothing open, nothing to remember
-		}
 		se = &statusEntry{}
 		st.status[dev] = se
 	} else if r.t.Before(se.Last) {
@@ -767,7 +768,6 @@ func (e *Engine) applyStatus(st *ruleState, r *reading, subj model.Subject, z *z
 			fmt.Sprintf("%s at %s no longer reports %s (%s), %s", upperFirst(describeSubject(subj, r)),
 				e.place(z, dev, r.b.Site), st.rule.Spec.When, statusFacts(r.st), e.localTime(r.t, now))))
 		se.Open = nil
-		delete(st.status, dev)
 	}
 	return out
 }

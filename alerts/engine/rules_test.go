@@ -1166,3 +1166,19 @@ rules:
 		})
 	}
 }
+
+// An old status report delivered after a newer one is ignored whether or
+// not the newer one matched: a tamper report of 50 minutes ago, arriving
+// after "no tamper", must not open an incident nothing would resolve.
+func TestStatusOlderReportIgnored(t *testing.T) {
+	rs, ps := compileYAML(t, originRules)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	n := at(12, 0)
+	require.Empty(t, only(e.eval(e.status("F-1", n, model.Status{Tamper: model.SomeBool(false)})), "tamper"))
+	require.Empty(t, only(e.eval(e.status("F-1", n.Add(-50*time.Minute), model.Status{Tamper: model.SomeBool(true)})), "tamper"))
+	assert.Zero(t, gauge(t, e, "fenceline_alerts_open_incidents", "tamper"))
+
+	// A newer matching report still fires.
+	require.Len(t, only(e.eval(e.status("F-1", n.Add(time.Minute), model.Status{Tamper: model.SomeBool(true)})), "tamper"), 1)
+}
