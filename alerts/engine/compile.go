@@ -351,7 +351,13 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 		rule.zoneSet[z] = int32(len(rule.zones))
 		rule.zones = append(rule.zones, z)
 		if zs := zoneSpecs[id]; zs != nil {
-			fp.Zones = append(fp.Zones, *zs)
+			spec := *zs
+			if spec.GeoJSON != nil || spec.File != "" {
+				// Its shape, not its YAML form or its file's name.
+				spec.GeoJSON = nil
+				fp.ZoneShapes = append(fp.ZoneShapes, z.Digest())
+			}
+			fp.Zones = append(fp.Zones, spec)
 		}
 	}
 
@@ -370,6 +376,9 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 		default:
 			rule.watch = l
 			fp.Watchlist = &ws
+			if ws.File != "" {
+				fp.WatchlistFile = l.Digest()
+			}
 		}
 	}
 
@@ -578,20 +587,23 @@ func compileDevices(specs []config.DeviceSpec, file string, ps *config.Problems)
 }
 
 // fingerprintInput is what makes a rule behave the way it does: its spec
-// and the specs of the zones and watchlist it references.
+// and the specs of the zones and watchlist it references — with what the
+// files these name hold (a spec names only the file): an edited zone file
+// is a changed zone, as an edited inline zone is. A GeoJSON zone counts by
+// its shape (zone.Digest), not by its YAML form.
 type fingerprintInput struct {
-	Rule      config.RuleSpec
-	Zones     []config.ZoneSpec
-	Watchlist *config.WatchlistSpec
+	Rule          config.RuleSpec
+	Zones         []config.ZoneSpec // without their GeoJSON
+	Watchlist     *config.WatchlistSpec
+	ZoneShapes    []string `json:",omitempty"` // Digest of each GeoJSON zone
+	WatchlistFile string   `json:",omitempty"` // Digest of the watchlist, if it has a file
 }
 
 func fingerprint(in fingerprintInput) string {
 	b, err := json.Marshal(in)
 	if err != nil {
-		// Inline GeoJSON decoded from YAML can hold map[any]any, which JSON
-		// refuses; fall back to the printed form, which is deterministic
-		// for the same YAML (fmt sorts map keys).
-		b = fmt.Appendf(nil, "%#v", in)
+		// Not expected: what is left of the specs is plain data.
+		b = []byte(err.Error())
 	}
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:16])

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -165,4 +167,54 @@ func FuzzCompile(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A rule's fingerprint (what decides whether a reload keeps its state)
+// changes when a zone or watchlist file it uses changes, as it does for the
+// same change made inline; it does not change for another YAML form of the
+// same inline shape.
+func TestFingerprintFollowsFiles(t *testing.T) {
+	square := func(east float64) string {
+		return fmt.Sprintf(`{"type":"Polygon","coordinates":[[[110.478,41.955],[%g,41.955],[%g,41.967],[110.478,41.967],[110.478,41.955]]]}`, east, east)
+	}
+	const rules = `
+zones:
+  - {id: ruins, site: mdl, file: ruins.geojson}
+  - {id: inline, site: mdl, geojson: %s}
+watchlists:
+  plates: {kind: plate, file: plates.txt}
+rules:
+  - {id: at-ruins, kind: dwell, source: phone, zones: [ruins], duration: 45m}
+  - {id: inline-zone, kind: dwell, source: phone, zones: [inline], duration: 45m}
+  - {id: plate, kind: presence, source: vehicle, watchlist: plates}
+`
+	dir := t.TempDir()
+	fps := func(ruins, inline, plates string) map[string]string {
+		t.Helper()
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "ruins.geojson"), []byte(ruins), 0o600))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "plates.txt"), []byte(plates), 0o600))
+		path := filepath.Join(dir, "rules.yaml")
+		require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(rules, inline)), 0o600))
+		r, err := config.LoadRules(path)
+		require.NoError(t, err)
+		rs, ps := Compile(r, Options{})
+		require.Empty(t, ps)
+		out := map[string]string{}
+		for _, rule := range rs.Rules {
+			out[rule.ID] = rule.Fingerprint()
+		}
+		return out
+	}
+	base := fps(square(110.495), square(110.495), "蒙B7K3Q2\n")
+	assert.Equal(t, base, fps(square(110.495), strings.ReplaceAll(square(110.495), ",", ", "), "蒙B7K3Q2\n"), "the same files, the same inline shape")
+
+	moved := fps(square(110.499), square(110.495), "蒙B7K3Q2\n")
+	assert.NotEqual(t, base["at-ruins"], moved["at-ruins"], "an edited zone file")
+	assert.Equal(t, base["plate"], moved["plate"])
+
+	assert.NotEqual(t, base["inline-zone"], fps(square(110.495), square(110.499), "蒙B7K3Q2\n")["inline-zone"], "an edited inline zone")
+
+	listed := fps(square(110.495), square(110.495), "蒙B7K3Q2\n京K55555\n")
+	assert.NotEqual(t, base["plate"], listed["plate"], "an edited watchlist file")
+	assert.Equal(t, base["at-ruins"], listed["at-ruins"])
 }

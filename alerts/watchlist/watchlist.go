@@ -6,6 +6,8 @@ package watchlist
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -414,4 +416,26 @@ func quote(s string) string {
 		return strconv.Quote(s)
 	}
 	return strconv.Quote(string([]rune(s)[:maxRunes])) + "…"
+}
+
+// Digest is a hash of the list's kind and entries (in their normal form):
+// two lists with the same digest match the same values. A rule's
+// fingerprint takes it for a list with a file, whose spec names only the
+// file.
+func (l *List) Digest() string {
+	entries := make([]string, 0, len(l.exact)+len(l.prefixes))
+	for e := range l.exact {
+		entries = append(entries, "="+e)
+	}
+	for p := range l.prefixes {
+		entries = append(entries, "*"+p)
+	}
+	slices.Sort(entries)
+	h := sha256.New()
+	h.Write([]byte(l.Kind))
+	for _, e := range entries {
+		h.Write([]byte{0})
+		h.Write([]byte(e))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }

@@ -1,6 +1,9 @@
 package zone
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"math"
 	"slices"
 
@@ -224,6 +227,38 @@ func (z *Zone) boundaryDistanceM(p model.Point) float64 {
 // inside, else the middle of the widest inside stretch of the horizontal
 // line through the part's middle (a C-shaped strip's centroid is outside).
 func (z *Zone) Center() model.Point { return z.center }
+
+// Digest is a hash of the zone's shape (its circle, or its polygons'
+// vertices): two zones with the same digest contain the same points. A
+// rule's fingerprint takes it for zones read from a file, whose spec names
+// only the file.
+func (z *Zone) Digest() string {
+	h := sha256.New()
+	var b [8]byte
+	put := func(f float64) {
+		binary.LittleEndian.PutUint64(b[:], math.Float64bits(f))
+		h.Write(b[:])
+	}
+	if c := z.circle; c != nil {
+		h.Write([]byte("circle"))
+		put(c.c.Lat)
+		put(c.c.Lon)
+		put(c.r)
+	}
+	for _, pg := range z.polys {
+		h.Write([]byte("polygon"))
+		for i, r := range append([]ring{pg.outer}, pg.holes...) {
+			if i > 0 {
+				h.Write([]byte("hole"))
+			}
+			for _, p := range r.pts {
+				put(p.X)
+				put(p.Y)
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
 
 func (z *Zone) computeCenter() model.Point {
 	if z.circle != nil {
