@@ -254,7 +254,9 @@ func (l *List) Len() int {
 func normaliser(kind string) func(string) (string, error) {
 	switch kind {
 	case KindPlate:
-		return func(s string) (string, error) { return model.NormalisePlate(s), nil }
+		// Without its spaces: a camera reads "1598 УБА" as often as
+		// "1598УБА", and a space is no part of what makes a plate.
+		return func(s string) (string, error) { return strings.ReplaceAll(model.NormalisePlate(s), " ", ""), nil }
 	case KindIMSI, KindIMEI:
 		return normaliseDigits
 	case KindMAC:
