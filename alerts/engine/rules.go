@@ -135,7 +135,7 @@ func (e *Engine) applyPresence(st *ruleState, r *reading, subj model.Subject, z 
 		what += " on watchlist " + st.rule.watch.Name
 	}
 	sum := fmt.Sprintf("%s at %s, %s", upperFirst(what), e.place(z, r.b.Meta.Device, r.b.Site), e.localTime(r.t, now))
-	if z != nil {
+	if z != nil && r.src != SourcePatrol { // a patrol is its own sensor
 		sum += " (seen by " + r.b.Meta.Device + ")"
 	}
 	ev := [1]model.Evidence{r.evidence()}
@@ -758,18 +758,24 @@ func (e *Engine) applyStatus(st *ruleState, r *reading, subj model.Subject, z *z
 		ev := [1]model.Evidence{r.evidence()}
 		a := e.fire(st, alertIn{
 			subj: subj, zone: z, site: r.b.Site, at: r.t, start: r.t, origin: r.origin(), loc: loc, count: 1, evidence: ev[:],
-			summary: fmt.Sprintf("%s at %s reports %s (%s), %s", upperFirst(describeSubject(subj, r)),
-				e.place(z, dev, r.b.Site), st.rule.Spec.When, statusFacts(r.st), e.localTime(r.t, now)),
+			summary: fmt.Sprintf("%s at %s reports %s (condition: %s), %s", upperFirst(describeSubject(subj, r)),
+				e.place(z, dev, r.b.Site), statusFacts(r.st), readableWhen(st.rule.Spec.When), e.localTime(r.t, now)),
 		}, now)
 		se.Open = e.opened(st, a, now)
 		out = append(out, a)
 	case !match && se.Open != nil:
 		out = append(out, e.resolved(st, se.Open, r.t, now,
-			fmt.Sprintf("%s at %s no longer reports %s (%s), %s", upperFirst(describeSubject(subj, r)),
-				e.place(z, dev, r.b.Site), st.rule.Spec.When, statusFacts(r.st), e.localTime(r.t, now))))
+			fmt.Sprintf("%s at %s reports %s, no longer %s, %s", upperFirst(describeSubject(subj, r)),
+				e.place(z, dev, r.b.Site), statusFacts(r.st), readableWhen(st.rule.Spec.When), e.localTime(r.t, now))))
 		se.Open = nil
 	}
 	return out
+}
+
+// readableWhen is a condition as a duty officer reads it: "or" and "and"
+// for the operators only programmers read.
+func readableWhen(expr string) string {
+	return strings.Join(strings.Fields(strings.NewReplacer("||", " or ", "&&", " and ").Replace(expr)), " ")
 }
 
 // statusFacts prints the fields a status carried.

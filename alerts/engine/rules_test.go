@@ -1182,3 +1182,22 @@ func TestStatusOlderReportIgnored(t *testing.T) {
 	// A newer matching report still fires.
 	require.Len(t, only(e.eval(e.status("F-1", n.Add(time.Minute), model.Status{Tamper: model.SomeBool(true)})), "tamper"), 1)
 }
+
+// Summaries read as a duty officer reads: a status condition with "or",
+// not "||".
+func TestStatusSummaryReadable(t *testing.T) {
+	rs, ps := compileYAML(t, `
+devices:
+  - {id: F-1, kind: fence, site: mdl, lat: 41.9612, lon: 110.4875}
+rules:
+  - {id: unit-tamper, kind: status, when: "tamper || battery_pct < 15"}
+`)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	fired := only(e.eval(e.status("F-1", at(12, 0), model.Status{Tamper: model.SomeBool(true)})), "unit-tamper")
+	require.Len(t, fired, 1)
+	assert.Contains(t, fired[0].Summary, "reports tamper true (condition: tamper or battery_pct < 15)")
+	gone := only(e.eval(e.status("F-1", at(12, 1), model.Status{Tamper: model.SomeBool(false)})), "unit-tamper")
+	require.Len(t, gone, 1)
+	assert.Contains(t, gone[0].Summary, "reports tamper false, no longer tamper or battery_pct < 15")
+}
