@@ -97,6 +97,9 @@ type Influx struct {
 	Timeout         Duration `yaml:"timeout"`
 	Gzip            bool     `yaml:"gzip"`
 	TLS             TLS      `yaml:"tls"`
+	// MaxTagValues bounds the distinct values of each tag that holds device
+	// text (tech, plate_color, vehicle_type); see ingest/tagcap.
+	MaxTagValues int `yaml:"max_tag_values"`
 }
 
 // HTTP is the metrics/health/reload listener.
@@ -236,6 +239,7 @@ func Default() Config {
 			Concurrency:     2,
 			MaxPendingLines: 50000,
 			Timeout:         Duration(10 * time.Second),
+			MaxTagValues:    256,
 		},
 		HTTP:      HTTP{Listen: "127.0.0.1:9464"},
 		Storage:   Storage{Dir: "/var/lib/fenceline", DeadLetterMaxBytes: 1 << 30, SpoolMaxBytes: 1 << 30},

@@ -216,6 +216,9 @@ func (in *Influx) validate() Problems {
 	if in.Timeout.D() <= 0 {
 		ps.Add("", "influx.timeout", "must be positive")
 	}
+	if in.MaxTagValues < 1 || in.MaxTagValues > 100000 {
+		ps.Add("", "influx.max_tag_values", "must be 1-100000 (got %d)", in.MaxTagValues)
+	}
 	ps = append(ps, in.TLS.validate("influx.tls")...)
 	if err == nil && in.URL != "" && u.Scheme == "http" {
 		ps = append(ps, in.TLS.onPlaintext("influx.tls", "influx.url is http:// (use https://)")...)

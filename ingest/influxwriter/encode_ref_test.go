@@ -65,6 +65,7 @@ func refEncode(t testing.TB, b *model.Batch) []byte {
 		str("imsi", d.IMSI)
 		str("imei", d.IMEI)
 		str("mac", d.MAC)
+		str("tech_text", d.TechText)
 		if d.RSSI.OK {
 			flt("rssi", float64(d.RSSI.V))
 		}
@@ -81,6 +82,8 @@ func refEncode(t testing.TB, b *model.Batch) []byte {
 		e.AddField("seq", seq)
 		str("plate", p.Plate)
 		str("vehicle_color", p.VehicleColor)
+		str("plate_color_text", p.PlateColorText)
+		str("vehicle_type_text", p.VehicleTypeText)
 		opt("speed_kmh", p.SpeedKmh)
 		if p.Lane.OK {
 			e.AddField("lane", lineprotocol.IntValue(p.Lane.V))
@@ -138,11 +141,11 @@ func fuzzBatch(s1, s2, s3 string, f1, f2 float64, i1 int64, flag bool) *model.Ba
 	t := time.Unix(0, i1).UTC()
 	st := model.Stamp{Time: t, PointNS: i1}
 	b := &model.Batch{Meta: model.Meta{Site: s1, Device: s2, Kind: model.Kind(s3), Seq: i1}}
-	d := model.Detection{Stamp: st, IMSI: s1, IMEI: s2, MAC: s3, MCC: s3, Operator: s2, Tech: s1,
+	d := model.Detection{Stamp: st, IMSI: s1, IMEI: s2, MAC: s3, MCC: s3, Operator: s2, Tech: s1, TechText: s3,
 		Loc: model.Point{Lat: f1, Lon: f2}}
 	d.RSSI.V, d.RSSI.OK = -71, flag
 	b.Detections = []model.Detection{d, {Stamp: st, IMSI: s2, Tech: s3, Loc: model.Point{Lat: f2, Lon: f1}}, d}
-	b.Passes = []model.Pass{{Stamp: st, Plate: s1, PlateColor: s2, VehicleType: s3, VehicleColor: s3, Direction: s1,
+	b.Passes = []model.Pass{{Stamp: st, Plate: s1, PlateColor: s2, VehicleType: s3, VehicleColor: s3, Direction: s1, PlateColorText: s2, VehicleTypeText: s1,
 		Image: s2, SpeedKmh: model.OptFloat{V: f1, OK: flag}, Lane: model.OptInt{V: i1, OK: !flag},
 		Heading: model.Some(f2), Confidence: model.Some(f1 / 3), Loc: model.Point{Lat: f1}}}
 	b.Positions = []model.Position{{Stamp: st, Loc: model.Point{Lat: f1, Lon: f2}, SpeedKmh: model.Some(f2),

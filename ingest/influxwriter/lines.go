@@ -39,6 +39,7 @@ func (e *Encoder) detection(dst []byte, m *model.Meta, d *model.Detection) []byt
 	dst = appendStr(dst, ",imsi=", d.IMSI)
 	dst = appendStr(dst, ",imei=", d.IMEI)
 	dst = appendStr(dst, ",mac=", d.MAC)
+	dst = appendStr(dst, ",tech_text=", d.TechText)
 	if d.RSSI.OK {
 		// Always a float, whatever the payload's number looked like: a field
 		// that is an integer in one shard and a float in the next breaks
@@ -213,6 +214,8 @@ func (e *Encoder) pass(dst []byte, m *model.Meta, p *model.Pass) []byte {
 	dst = append(dst, e.seq...)
 	dst = appendStr(dst, ",plate=", p.Plate)
 	dst = appendStr(dst, ",vehicle_color=", p.VehicleColor)
+	dst = appendStr(dst, ",plate_color_text=", p.PlateColorText)
+	dst = appendStr(dst, ",vehicle_type_text=", p.VehicleTypeText)
 	dst = appendOptFloat(dst, ",speed_kmh=", p.SpeedKmh)
 	if p.Lane.OK {
 		dst = appendInt(dst, ",lane=", p.Lane.V)

@@ -28,6 +28,7 @@ import (
 	"github.com/fenceline/fenceline/ingest/devicesig"
 	"github.com/fenceline/fenceline/ingest/influxwriter"
 	"github.com/fenceline/fenceline/ingest/mqttsource"
+	"github.com/fenceline/fenceline/ingest/tagcap"
 	"github.com/fenceline/fenceline/internal/model"
 	"github.com/fenceline/fenceline/internal/protect"
 )
@@ -82,6 +83,9 @@ type Options struct {
 	// Protect, when not nil, hashes identifiers after the engine has seen
 	// the readings and before the writer stores them.
 	Protect *protect.Protector
+	// Tags, when not nil, bounds the values of the tags that hold device
+	// text, after the engine has seen the readings (ingest/tagcap).
+	Tags *tagcap.Cap
 }
 
 // Pipeline is the message path; see the package doc.
@@ -256,6 +260,7 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 	}
 	if n := b.Len(); n > 0 {
 		p.opts.Protect.Batch(b)
+		p.opts.Tags.Batch(b)
 		if c := p.m.readingsBy[streamIndex(b.Stream)]; c != nil {
 			c.Add(float64(n))
 		} else {

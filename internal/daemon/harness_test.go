@@ -47,18 +47,25 @@ type env struct {
 // (under testdata/) and extra YAML appended to the daemon config.
 func newEnv(t *testing.T, rulesFile, extra string) *env {
 	t.Helper()
+	return newEnvInflux(t, rulesFile, "", extra)
+}
+
+// newEnvInflux is newEnv with more keys in the influx section
+// (influxKeys: ", key: value, …").
+func newEnvInflux(t *testing.T, rulesFile, influxKeys, extra string) *env {
+	t.Helper()
 	e := &env{t: t, mq: testenv.Mosquitto(t, stack.MosquittoOptions{Persistence: true}), influx: testenv.Influx(t), dir: t.TempDir()}
 	rules, err := os.ReadFile(filepath.Join("testdata", rulesFile))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(e.dir, "rules.yaml"), rules, 0o600))
 	e.cfgPath = filepath.Join(e.dir, "fenceline.yaml")
 	cfg := fmt.Sprintf(`mqtt: {broker: %q, client_id: fenceline-test}
-influx: {url: %q, bucket: %q, flush_interval: 20ms}
+influx: {url: %q, bucket: %q, flush_interval: 20ms%s}
 http: {listen: "127.0.0.1:0"}
 storage: {dir: state}
 rules_file: rules.yaml
 alerts: {evaluate_every: 100ms}
-%s`, e.mq.URL(), e.influx.URL(), e.influx.Bucket(), extra)
+%s`, e.mq.URL(), e.influx.URL(), e.influx.Bucket(), influxKeys, extra)
 	require.NoError(t, os.WriteFile(e.cfgPath, []byte(cfg), 0o600))
 	e.pub = connect(t, e.mq.URL(), "test-publisher")
 	e.start()

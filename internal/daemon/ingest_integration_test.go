@@ -266,3 +266,54 @@ func TestIntegrationIngestAcrossRestart(t *testing.T) {
 	e.waitAcked(19)
 	require.Equal(t, 20, e.count("patrol_position"))
 }
+
+// Tags that hold device text are bounded (influx.max_tag_values): past the
+// bound, a new value is the tag "other" with its text in <tag>_text, every
+// reading stored; the values admitted survive a restart.
+func TestIntegrationTagValuesBounded(t *testing.T) {
+	e := newEnvInflux(t, "rules.yaml", ", max_tag_values: 2", "")
+	ts := time.Now().Add(-time.Minute).UnixMilli()
+	det := func(seq int, techs ...string) string {
+		var ds []string
+		for i, tech := range techs {
+			ds = append(ds, fmt.Sprintf(`{"imsi":"46000123450%04d","tech":%q}`, seq*10+i, tech))
+		}
+		return fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"detections":[%s]}`, seq, ts, strings.Join(ds, ","))
+	}
+	e.publish("border/mdl/fence/F-AOL-01/detections", det(1, "lte", "nr", "x-buggy-1", "lte"))
+	e.publish("border/mdl/checkpoint/CP-07/passes", fmt.Sprintf(`{"v":1,"seq":1,"ts":%d,"passes":[
+		{"plate":"蒙B12345","plate_color":"blue","vehicle_type":"K33"},
+		{"plate":"蒙B12346","plate_color":"yellow","vehicle_type":"H11"},
+		{"plate":"蒙B12347","plate_color":"junk-3","vehicle_type":"junk-4"}]}`, ts))
+	e.waitAcked(2)
+	require.Equal(t, 4, e.count("phone_detection"))
+	require.Equal(t, 3, e.count("vehicle_pass"))
+
+	tagValues := func(measurement, key string) []string {
+		var vs []string
+		for _, r := range e.rows(fmt.Sprintf(`SHOW TAG VALUES FROM %q WITH KEY = %q`, measurement, key)) {
+			vs = append(vs, r["value"].(string))
+		}
+		return vs
+	}
+	require.ElementsMatch(t, []string{"lte", "nr", "other"}, tagValues("phone_detection", "tech"))
+	require.ElementsMatch(t, []string{"blue", "yellow", "other"}, tagValues("vehicle_pass", "plate_color"))
+	require.ElementsMatch(t, []string{"K33", "H11", "other"}, tagValues("vehicle_pass", "vehicle_type"))
+	rows := e.rows(`SELECT tech_text FROM phone_detection WHERE tech = 'other'`)
+	require.Len(t, rows, 1)
+	require.Equal(t, "x-buggy-1", rows[0]["tech_text"], "the text is kept")
+	rows = e.rows(`SELECT plate_color_text, vehicle_type_text FROM vehicle_pass WHERE plate_color = 'other'`)
+	require.Len(t, rows, 1)
+	require.Equal(t, "junk-3", rows[0]["plate_color_text"])
+	require.Equal(t, "junk-4", rows[0]["vehicle_type_text"])
+	require.Equal(t, 1.0, e.counter("fenceline_ingest_tag_overflow_readings_total", map[string]string{"tag": "tech"}))
+
+	// After a restart the bound still holds: a new value is still "other",
+	// a known one still itself.
+	e.stop()
+	e.start()
+	e.publish("border/mdl/fence/F-AOL-01/detections", det(2, "gsm", "nr"))
+	e.waitAcked(1)
+	require.ElementsMatch(t, []string{"lte", "nr", "other"}, tagValues("phone_detection", "tech"))
+	require.Equal(t, 6, e.count("phone_detection"))
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/fenceline/fenceline/ingest/mqttsource"
 	"github.com/fenceline/fenceline/ingest/pipeline"
 	"github.com/fenceline/fenceline/ingest/spool"
+	"github.com/fenceline/fenceline/ingest/tagcap"
 	"github.com/fenceline/fenceline/internal/httpapi"
 	"github.com/fenceline/fenceline/internal/model"
 )
@@ -204,6 +205,11 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		log.Warn("alert state not readable; starting with empty windows", "file", stateFile, "err", err)
 	}
 
+	tags, err := tagcap.Open(filepath.Join(cfg.Storage.Dir, "tag-values.json"), cfg.Influx.MaxTagValues, log, reg)
+	if err != nil {
+		return nil, fmt.Errorf("storage.dir: %w", err)
+	}
+
 	d.source = mqttsource.New(cfg.MQTT, mqttsource.Options{
 		Password:    mqttPassword,
 		TLS:         mqttTLS,
@@ -226,6 +232,7 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 			MaxDevices:        max(rs.Registry.Len(), 1000),
 		}, reg),
 		Protect: d.sec.prot,
+		Tags:    tags,
 	}, rs.Registry, d.engine, d.writer, deadLetters{d.dead}, d.outbox, log, reg)
 
 	// Readiness: subscribed, and able to store (InfluxDB takes writes, or the

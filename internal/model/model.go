@@ -167,7 +167,15 @@ type Detection struct {
 	Operator string // MCC+MNC, "" without IMSI
 	RSSI     OptFloat
 	Tech     string
+	// TechText is the device's tech when Tech was replaced by OverflowTag:
+	// the tag had reached its bound of distinct values (ingest/tagcap).
+	TechText string
 }
+
+// OverflowTag is the value of a tag from device text (tech, plate_color,
+// vehicle_type) whose bound of distinct values was reached; the text is
+// then stored in a field of its own (tech_text, …).
+const OverflowTag = "other"
 
 // Pass is one vehicle seen by a checkpoint.
 type Pass struct {
@@ -177,12 +185,16 @@ type Pass struct {
 	PlateColor   string
 	VehicleType  string
 	VehicleColor string
-	Direction    string // inbound | outbound | unknown ("" when absent)
-	Image        string
-	SpeedKmh     OptFloat
-	Lane         OptInt
-	Heading      OptFloat
-	Confidence   OptFloat
+	// PlateColorText and VehicleTypeText are the device's text when the
+	// tag was replaced by OverflowTag (see Detection.TechText).
+	PlateColorText  string
+	VehicleTypeText string
+	Direction       string // inbound | outbound | unknown ("" when absent)
+	Image           string
+	SpeedKmh        OptFloat
+	Lane            OptInt
+	Heading         OptFloat
+	Confidence      OptFloat
 }
 
 // NoPlate is the normalised plate of a pass whose plate was not read.

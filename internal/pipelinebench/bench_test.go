@@ -19,6 +19,7 @@ import (
 	"github.com/fenceline/fenceline/ingest/influxwriter"
 	"github.com/fenceline/fenceline/ingest/mqttsource"
 	"github.com/fenceline/fenceline/ingest/pipeline"
+	"github.com/fenceline/fenceline/ingest/tagcap"
 	"github.com/fenceline/fenceline/internal/load"
 	"github.com/fenceline/fenceline/internal/model"
 )
@@ -193,7 +194,13 @@ func benchPipeline(b *testing.B, t load.Traffic) {
 	wr := &encodeWriter{}
 	ob := &nopOutbox{}
 	now := func() time.Time { return benchTime.Add(time.Second) }
-	p := pipeline.New(pipeline.Options{Now: now}, rs.Registry, eng, wr, nopDeadLetters{}, ob, log, prometheus.NewRegistry())
+	// The tag bound, as the daemon has it (its file is written only when a
+	// value is first admitted).
+	tags, err := tagcap.Open("", 256, log, prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := pipeline.New(pipeline.Options{Now: now, Tags: tags}, rs.Registry, eng, wr, nopDeadLetters{}, ob, log, prometheus.NewRegistry())
 	ctx := context.Background()
 	handle := func(m *msg) {
 		renumber(m, seqs)
