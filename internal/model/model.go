@@ -134,8 +134,14 @@ type OptBool struct {
 	OK bool
 }
 
-// Some returns a present OptFloat.
-func Some(v float64) OptFloat { return OptFloat{V: v, OK: true} }
+// Some returns a present OptFloat. A negative zero is zero: its sign means
+// nothing in a reading, and stored it would read "-0".
+func Some(v float64) OptFloat {
+	if v == 0 {
+		v = 0
+	}
+	return OptFloat{V: v, OK: true}
+}
 
 // SomeInt returns a present OptInt.
 func SomeInt(v int64) OptInt { return OptInt{V: v, OK: true} }

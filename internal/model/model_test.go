@@ -1,6 +1,7 @@
 package model
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -86,5 +87,14 @@ func TestPointTimeLargeMessageAndItsNext(t *testing.T) {
 		if times[PointTime(at, 701, i)] {
 			t.Fatalf("reading %d of seq 701 takes the time of a reading of seq 700", i)
 		}
+	}
+}
+
+func TestSomeNegativeZero(t *testing.T) {
+	if v := Some(math.Copysign(0, -1)).V; math.Signbit(v) {
+		t.Fatalf("Some(-0) = %v, want 0", v)
+	}
+	if v := Some(-1.5).V; v != -1.5 {
+		t.Fatalf("Some(-1.5) = %v", v)
 	}
 }
