@@ -1,7 +1,16 @@
 // Package budget gives each device a budget of messages and readings per
 // second (token buckets with a burst), so that one misbehaving unit — a
-// firmware loop publishing as fast as the link allows, a replay of a week of
-// buffered data in one go — cannot take the pipeline's time from the others.
+// firmware loop publishing as fast as the link allows, the same data sent
+// over and over — cannot take the pipeline's time from the others.
+//
+// A second is earned in either clock: fenceline's, or the device's own (the
+// messages' ts). A backlog is not a unit misbehaving: the broker's queue
+// after fenceline was down for a day, or a unit's buffer sent when its link
+// came back, arrives as fast as it can be delivered, but its messages were
+// produced over the day, at the device's rate, and their ts say so; it
+// passes whole. A unit in a loop produces many messages in a second of its
+// own clock (or of a clock that stands still) and of fenceline's: it is
+// held to its rate.
 //
 // It only decides; the caller says what happens to a message over budget
 // (the pipeline dead-letters it with reason over_budget: delaying it would
@@ -65,7 +74,8 @@ type Budget struct {
 
 type bucket struct {
 	msgs, readings float64   // tokens left
-	last           time.Time // tokens were earned up to here
+	last           time.Time // tokens were earned up to here, in fenceline's clock
+	lastSent       time.Time // likewise in the device's clock (its messages' ts)
 	used           time.Time // the device last asked: the LRU order (refills must not touch it)
 }
 
@@ -109,11 +119,12 @@ func (b *Budget) SetLimits(l Limits) {
 	b.evict(time.Time{}, false)
 }
 
-// Allow reports whether device may have a message of readings readings at
-// now, and if so takes it from the device's budget. A refused message takes
-// nothing (it is counted in fenceline_ingest_budget_exceeded_total): a
-// device that keeps sending gets exactly its rate through.
-func (b *Budget) Allow(device string, readings int, now time.Time) bool {
+// Allow reports whether device may have a message of readings readings,
+// sent at sent (its ts) and taken at now, and if so takes it from the
+// device's budget. A refused message takes nothing (it is counted in
+// fenceline_ingest_budget_exceeded_total): a device that keeps sending gets
+// exactly its rate through.
+func (b *Budget) Allow(device string, readings int, sent, now time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	l := &b.lim
@@ -122,11 +133,11 @@ func (b *Budget) Allow(device string, readings int, now time.Time) bool {
 		if len(b.buckets) >= l.MaxDevices {
 			b.evict(now, true)
 		}
-		bk = &bucket{msgs: l.MessageBurst, readings: l.ReadingBurst, last: now}
+		bk = &bucket{msgs: l.MessageBurst, readings: l.ReadingBurst, last: now, lastSent: sent}
 		b.buckets[device] = bk
 		b.devices.Set(float64(len(b.buckets)))
 	} else {
-		b.refill(bk, now)
+		b.refill(bk, sent, now)
 	}
 	if now.After(bk.used) {
 		bk.used = now
@@ -153,16 +164,27 @@ func (b *Budget) Allow(device string, readings int, now time.Time) bool {
 	return true
 }
 
-// refill adds the tokens earned since the bucket's last use. A clock that
-// went back earns nothing (and does not move last back).
-func (b *Budget) refill(bk *bucket, now time.Time) {
-	d := now.Sub(bk.last).Seconds()
+// refill adds the tokens earned since the bucket's last use, in whichever
+// clock earned more: fenceline's (now) or the device's (sent; zero when
+// only time passing at fenceline counts). A clock that went back earns
+// nothing (and does not move back).
+func (b *Budget) refill(bk *bucket, sent, now time.Time) {
+	var d time.Duration
+	if now.After(bk.last) {
+		d, bk.last = now.Sub(bk.last), now
+	}
+	if !sent.IsZero() && sent.After(bk.lastSent) {
+		if !bk.lastSent.IsZero() {
+			d = max(d, sent.Sub(bk.lastSent))
+		}
+		bk.lastSent = sent
+	}
 	if d <= 0 {
 		return
 	}
-	bk.last = now
-	bk.msgs = min(bk.msgs+d*b.lim.MessagesPerSecond, b.lim.MessageBurst)
-	bk.readings = min(bk.readings+d*b.lim.ReadingsPerSecond, b.lim.ReadingBurst)
+	s := d.Seconds()
+	bk.msgs = min(bk.msgs+s*b.lim.MessagesPerSecond, b.lim.MessageBurst)
+	bk.readings = min(bk.readings+s*b.lim.ReadingsPerSecond, b.lim.ReadingBurst)
 }
 
 // evict makes room: it drops every bucket that is full at now (a new one
@@ -176,7 +198,7 @@ func (b *Budget) evict(now time.Time, needRoom bool) {
 	var rest []used
 	for dev, bk := range b.buckets {
 		if !now.IsZero() {
-			b.refill(bk, now)
+			b.refill(bk, time.Time{}, now)
 		}
 		if bk.msgs >= b.lim.MessageBurst && bk.readings >= b.lim.ReadingBurst {
 			delete(b.buckets, dev)

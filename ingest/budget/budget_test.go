@@ -119,7 +119,7 @@ func TestAllow(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			b := New(tc.lim, reg)
 			for i, s := range tc.steps {
-				assert.Equal(t, s.want, b.Allow(s.device, s.readings, t0.Add(s.at)), "step %d %+v", i, s)
+				assert.Equal(t, s.want, b.Allow(s.device, s.readings, t0.Add(s.at), t0.Add(s.at)), "step %d %+v", i, s)
 			}
 			assert.Equal(t, tc.msgs, exceeded(t, reg, LimitMessages))
 			assert.Equal(t, tc.rdgs, exceeded(t, reg, LimitReadings))
@@ -136,11 +136,11 @@ func TestFloodGetsItsRate(t *testing.T) {
 	for ms := 0; ms < seconds*1000; ms++ {
 		now := t0.Add(time.Duration(ms) * time.Millisecond)
 		for range 20 { // 20,000 messages/s
-			if b.Allow("flood", 10, now) {
+			if b.Allow("flood", 10, now, now) {
 				flood++
 			}
 		}
-		if ms%100 == 0 && b.Allow("quiet", 20, now) { // 10 messages/s
+		if ms%100 == 0 && b.Allow("quiet", 20, now, now) { // 10 messages/s
 			quiet++
 		}
 	}
@@ -154,23 +154,23 @@ func TestBoundedDevices(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	b := New(Limits{MessagesPerSecond: 1, MessageBurst: 5, MaxDevices: 100}, reg)
 	for i := range 10000 {
-		b.Allow(fmt.Sprintf("dev-%d", i), 1, t0.Add(time.Duration(i)*time.Microsecond))
+		b.Allow(fmt.Sprintf("dev-%d", i), 1, time.Time{}, t0.Add(time.Duration(i)*time.Microsecond))
 		require.LessOrEqual(t, b.Len(), 100)
 	}
 	// A busy device keeps its (empty) bucket while strangers pass by: the
 	// full and older buckets are dropped before it.
 	now := t0.Add(time.Hour)
 	for range 5 {
-		require.True(t, b.Allow("busy", 1, now))
+		require.True(t, b.Allow("busy", 1, time.Time{}, now))
 	}
-	require.False(t, b.Allow("busy", 1, now))
+	require.False(t, b.Allow("busy", 1, time.Time{}, now))
 	for i := range 500 {
 		at := now.Add(time.Duration(i+1) * time.Microsecond)
-		b.Allow(fmt.Sprintf("stranger-%d", i), 1, at)
-		b.Allow("busy", 1, at) // still sending, still refused
+		b.Allow(fmt.Sprintf("stranger-%d", i), 1, time.Time{}, at)
+		b.Allow("busy", 1, time.Time{}, at) // still sending, still refused
 	}
 	assert.LessOrEqual(t, b.Len(), 100)
-	assert.False(t, b.Allow("busy", 1, now.Add(time.Millisecond)), "its debt was not forgotten")
+	assert.False(t, b.Allow("busy", 1, time.Time{}, now.Add(time.Millisecond)), "its debt was not forgotten")
 
 	// Fewer devices allowed after a reload: trimmed at once.
 	b.SetLimits(Limits{MessagesPerSecond: 1, MessageBurst: 5, MaxDevices: 10})
@@ -190,7 +190,7 @@ func BenchmarkAllow(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				now = now.Add(time.Microsecond)
-				bg.Allow(names[i%devices], 20, now)
+				bg.Allow(names[i%devices], 20, now, now)
 				i++
 			}
 		})
@@ -203,7 +203,36 @@ func BenchmarkAllowParallel(b *testing.B) {
 		now := t0
 		for pb.Next() {
 			now = now.Add(time.Microsecond)
-			bg.Allow("F-AOL-01", 20, now)
+			bg.Allow("F-AOL-01", 20, now, now)
 		}
 	})
+}
+
+// A backlog passes whole: its messages arrive at once, but were sent over
+// hours, as their ts say (a broker's queue after fenceline was down, a
+// unit's buffer when its link came back). A unit in a loop does not: many
+// messages in a second of its own clock, or with a clock standing still.
+func TestBacklogEarnsInDeviceTime(t *testing.T) {
+	lim := Limits{MessagesPerSecond: 1, MessageBurst: 10, ReadingsPerSecond: 20, ReadingBurst: 200}
+	for _, tc := range []struct {
+		name    string
+		every   time.Duration // between the messages' ts
+		through int
+	}{
+		{"a backlog, one message a second", time.Second, 10000},
+		{"a backlog of a unit sending faster than its rate", 100 * time.Millisecond, 10 + 999},
+		{"a clock standing still", 0, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := New(lim, prometheus.NewRegistry())
+			sent, through := t0.Add(-3*time.Hour), 0
+			for i := range 10000 {
+				now := t0.Add(time.Duration(i) * time.Microsecond) // all at once
+				if b.Allow("F-1", 20, sent.Add(time.Duration(i)*tc.every), now) {
+					through++
+				}
+			}
+			assert.InDelta(t, tc.through, through, 1)
+		})
+	}
 }

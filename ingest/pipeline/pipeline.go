@@ -238,7 +238,7 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 		}
 		return
 	}
-	if p.opts.Budget != nil && !p.opts.Budget.Allow(b.Device.ID, b.Len(), p.opts.Now()) {
+	if p.opts.Budget != nil && !p.opts.Budget.Allow(b.Device.ID, b.Len(), b.Time, p.opts.Now()) {
 		p.seqs.observe(b.Device.ID, b.Seq, p.m) // received, not lost
 		// Dead-lettered with its payload, not dropped: an operator can
 		// publish it again (docs/runbook.md).

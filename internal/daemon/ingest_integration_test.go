@@ -317,3 +317,28 @@ func TestIntegrationTagValuesBounded(t *testing.T) {
 	require.ElementsMatch(t, []string{"lte", "nr", "other"}, tagValues("phone_detection", "tech"))
 	require.Equal(t, 6, e.count("phone_detection"))
 }
+
+// The broker's backlog after fenceline was down passes the device budget
+// whole: it arrives at once, but its messages' ts spread it over the time
+// it was produced in. A unit flooding with one ts is held to its budget.
+func TestIntegrationBacklogWithinBudget(t *testing.T) {
+	e := newEnv(t, "rules.yaml", "ingest: {device_budget: {messages_per_second: 1, message_burst: 5}}\n")
+	e.stop()
+	start := time.Now().Add(-time.Hour)
+	for i := range 40 { // one a second, an hour ago, all queued in the broker
+		e.publish("border/mdl/fence/F-AOL-01/detections", fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"detections":[{"imsi":"4600012345%05d"}]}`,
+			i+1, start.Add(time.Duration(i)*time.Second).UnixMilli(), i))
+	}
+	e.start()
+	e.waitAcked(40)
+	require.Equal(t, 40, e.count("phone_detection"), "the backlog is stored whole")
+	require.Zero(t, e.counter("fenceline_ingest_rejections_total", map[string]string{"reason": "over_budget"}))
+
+	ts := time.Now().Add(-time.Minute).UnixMilli()
+	for i := range 20 { // a loop: twenty messages with one ts
+		e.publish("border/mdl/fence/F-AOL-01/detections", fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"detections":[{"imsi":"4600012346%05d"}]}`, 100+i, ts, i))
+	}
+	e.waitAcked(20)
+	require.Greater(t, e.counter("fenceline_ingest_rejections_total", map[string]string{"reason": "over_budget"}), 10.0,
+		"a flood is still held to its budget")
+}
