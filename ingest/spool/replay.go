@@ -127,6 +127,10 @@ func (r *reader) next(ctx context.Context) (chunk, error) {
 			if seg.seq != s.active {
 				s.removeHead()
 				s.mu.Unlock()
+				// Closed too, or the deleted file keeps its disk space
+				// until the reader opens another segment, which may be
+				// never (a full disk stays full).
+				r.closeSegment(seg.seq)
 				continue
 			}
 			// Drained up to the segment still being appended to. Retire it
@@ -305,12 +309,17 @@ func (r *reader) retireActive(seq uint64) bool {
 		s.f = nil
 	}
 	s.active = 0
+	r.closeSegment(seq)
+	s.removeHead()
+	return true
+}
+
+// closeSegment closes the reader's file if it is segment seq's.
+func (r *reader) closeSegment(seq uint64) {
 	if r.f != nil && r.fseq == seq {
 		_ = r.f.Close()
 		r.f = nil
 	}
-	s.removeHead()
-	return true
 }
 
 // removeHead deletes the oldest segment, whose records are all replayed.
