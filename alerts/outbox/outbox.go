@@ -256,7 +256,13 @@ func (o *Outbox) open() error {
 		s.m.pending.Set(float64(s.len()))
 	}
 	if err := o.compact(); err != nil {
-		return err
+		// A full disk (often full of the spool, which fenceline drains
+		// once running) must not keep fenceline from starting: alerts
+		// cannot be made durable until the rewrite succeeds, which the
+		// committer retries, and until then Healthy says why.
+		o.needRewrite = true
+		o.failing.Failed(err)
+		o.log.Error("cannot rewrite the outbox log at start; retrying (alerts are not durable meanwhile)", "err", err)
 	}
 	var pending int
 	for _, s := range o.sinks {
@@ -327,8 +333,10 @@ func (o *Outbox) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	if err := o.f.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("close log: %w", err))
+	if o.f != nil { // nil if the log was never rewritten (see open)
+		if err := o.f.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close log: %w", err))
+		}
 	}
 	if err := o.lock.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("release lock: %w", err))
@@ -355,14 +363,16 @@ func (o *Outbox) commitLoop() {
 	var retry []*appendReq // a group whose write failed, oldest first
 	for {
 		o.mu.Lock()
-		for len(o.queue) == 0 && len(o.acks) == 0 && len(retry) == 0 && !o.closing {
+		// needRewrite only changes on this goroutine: a log that could not
+		// be rewritten (at Open) is retried without waiting for work.
+		for len(o.queue) == 0 && len(o.acks) == 0 && len(retry) == 0 && !o.closing && !o.needRewrite {
 			o.cond.Wait()
 		}
 		reqs, acks, closing := append(retry, o.queue...), o.acks, o.closing
 		o.queue, o.acks = nil, nil
 		o.mu.Unlock()
 
-		if len(reqs) == 0 && len(acks) == 0 {
+		if len(reqs) == 0 && len(acks) == 0 && (closing || !o.needRewrite) {
 			if closing {
 				return
 			}

@@ -571,6 +571,60 @@ func TestFailedWritesAreRetriedUntilDurable(t *testing.T) {
 	s.none(t)
 }
 
+// A log that cannot be rewritten at Open (a full disk) does not keep
+// fenceline from starting: alerts are not durable until the rewrite
+// succeeds, which the committer retries by itself, and what was pending is
+// delivered then.
+func TestOpenOnAFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	o := openT(t, dir, []Sink{newFakeSink("mqtt")}, fastOpts())
+	require.NoError(t, appendWait(t, o, testAlert("before", model.StateFiring)))
+	require.NoError(t, o.Close())
+
+	var failing atomic.Bool
+	failing.Store(true)
+	opts := fastOpts()
+	opts.retryMin, opts.retryMax = time.Millisecond, 5*time.Millisecond
+	opts.sync = func(f *os.File) error {
+		if failing.Load() {
+			return errors.New("no space left on device")
+		}
+		return f.Sync()
+	}
+	s := newFakeSink("mqtt")
+	o = openT(t, dir, []Sink{s}, opts)
+	require.ErrorContains(t, o.Healthy(), "no space left on device")
+	done := make(chan error, 1)
+	o.Append([]model.Alert{testAlert("during", model.StateFiring)}, func(err error) { done <- err })
+
+	failing.Store(false) // space again
+	require.NoError(t, <-done)
+	require.Eventually(t, func() bool { return o.Healthy() == nil }, waitFor, time.Millisecond)
+	stop := run(t, o)
+	assert.Equal(t, []string{"before/firing", "during/firing"}, ids(s.next(t, 2)))
+	stop()
+	require.NoError(t, o.Close())
+}
+
+// A log that cannot be rewritten at Open recovers without any append.
+func TestOpenOnAFullDiskRecoversIdle(t *testing.T) {
+	var failing atomic.Bool
+	failing.Store(true)
+	opts := fastOpts()
+	opts.retryMin, opts.retryMax = time.Millisecond, 5*time.Millisecond
+	opts.sync = func(f *os.File) error {
+		if failing.Load() {
+			return errors.New("no space left on device")
+		}
+		return f.Sync()
+	}
+	o := openT(t, t.TempDir(), []Sink{newFakeSink("mqtt")}, opts)
+	require.Error(t, o.Healthy())
+	failing.Store(false)
+	require.Eventually(t, func() bool { return o.Healthy() == nil }, waitFor, time.Millisecond)
+	require.NoError(t, o.Close())
+}
+
 // What still cannot be written at Close is refused (its messages are not
 // acked, and the broker redelivers them), and Close does not hang.
 func TestCloseRefusesWhatCannotBeWritten(t *testing.T) {
