@@ -122,15 +122,36 @@ func serverTLS(c config.ServerTLS) (*tls.Config, error) {
 func influxToken(cfg *config.Config) (token, source string, err error) {
 	if cfg.Influx.TokenFile != "" {
 		tok, err := config.ReadSecret(cfg.Influx.TokenFile)
+		if err == nil {
+			err = headerSafe(tok)
+		}
 		if err != nil {
 			return "", "", &keyError{"influx.token_file", err}
 		}
 		return tok, "influx.token_file", nil
 	}
 	if tok := os.Getenv(EnvInfluxToken); tok != "" {
+		if err := headerSafe(tok); err != nil {
+			return "", "", &keyError{EnvInfluxToken, err}
+		}
 		return tok, EnvInfluxToken, nil
 	}
 	return "", "", nil
+}
+
+// headerSafe checks that a token can go in an HTTP header: one line, no
+// control characters. Otherwise every write would fail, reported as a
+// network error, while `check` said ok. The token itself is not quoted.
+func headerSafe(tok string) error {
+	for i, c := range []byte(tok) {
+		if c == '\n' || c == '\r' {
+			return fmt.Errorf("holds more than one line (line break at byte %d): the file must hold the token (or user:password) alone", i)
+		}
+		if (c < 0x20 && c != '\t') || c == 0x7f {
+			return fmt.Errorf("holds a control character at byte %d, which an HTTP header cannot carry", i)
+		}
+	}
+	return nil
 }
 
 // webhookClient is the HTTP client of the index-th webhook: the system's

@@ -140,6 +140,16 @@ func TestInfluxTokenPrecedence(t *testing.T) {
 	cfg.Influx.TokenFile = file + ".missing"
 	_, _, err := influxToken(&cfg)
 	require.ErrorContains(t, err, "influx.token_file: secret file")
+
+	// A token that cannot go in an HTTP header is refused where check and
+	// start read it, without quoting it.
+	two := filepath.Join(t.TempDir(), "two-lines")
+	require.NoError(t, os.WriteFile(two, []byte("admin:Secret456\nsecond line secret\n"), 0o600))
+	cfg.Influx.TokenFile = two
+	_, _, err = influxToken(&cfg)
+	require.ErrorContains(t, err, "influx.token_file: holds more than one line")
+	require.NotContains(t, err.Error(), "Secret456")
+	require.ErrorContains(t, Check(&cfg), "influx.token_file: holds more than one line")
 }
 
 // TestWebhookCAFile: an https webhook is verified against webhooks[].ca_file
