@@ -83,7 +83,7 @@ var deviceID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // LoadKeys reads a key file: one "device-id:hex-key" a line; blank lines and
 // lines starting with # are skipped. Errors name the file and line, never a
-// key.
+// key; every bad line is one error of an errors.Join.
 func LoadKeys(path string) (Keys, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -92,14 +92,31 @@ func LoadKeys(path string) (Keys, error) {
 	defer f.Close()
 	ks, err := ParseKeys(f)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		var errs []error
+		for _, e := range unjoin(err) {
+			errs = append(errs, fmt.Errorf("%s: %w", path, e))
+		}
+		return nil, errors.Join(errs...)
 	}
 	return ks, nil
 }
 
-// ParseKeys reads the key file format (see LoadKeys).
+// unjoin is the errors an errors.Join holds, or err alone.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// ParseKeys reads the key file format (see LoadKeys). It reports every bad
+// line, not just the first: an operator fixes them in one go.
 func ParseKeys(r io.Reader) (Keys, error) {
 	ks := Keys{}
+	var errs []error
+	bad := func(n int, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("line %d: "+format, append([]any{n}, args...)...))
+	}
 	sc := bufio.NewScanner(r)
 	n := 0
 	for sc.Scan() {
@@ -111,25 +128,33 @@ func ParseKeys(r io.Reader) (Keys, error) {
 		id, hexKey, ok := strings.Cut(line, ":")
 		id, hexKey = strings.TrimSpace(id), strings.TrimSpace(hexKey)
 		if !ok {
-			return nil, fmt.Errorf("line %d: want device-id:hex-key", n)
+			bad(n, "want device-id:hex-key")
+			continue
 		}
 		if !deviceID.MatchString(id) {
-			return nil, fmt.Errorf("line %d: device id must match [A-Za-z0-9_-]{1,64}", n)
+			bad(n, "device id must match [A-Za-z0-9_-]{1,64}")
+			continue
 		}
 		if _, dup := ks[id]; dup {
-			return nil, fmt.Errorf("line %d: device %s listed twice", n, id)
+			bad(n, "device %s listed twice", id)
+			continue
 		}
 		key, err := hex.DecodeString(hexKey)
 		if err != nil {
-			return nil, fmt.Errorf("line %d: key of device %s is not hex", n, id)
+			bad(n, "key of device %s is not hex", id)
+			continue
 		}
 		if len(key) < MinKeyBytes || len(key) > MaxKeyBytes {
-			return nil, fmt.Errorf("line %d: key of device %s has %d bytes, want %d-%d", n, id, len(key), MinKeyBytes, MaxKeyBytes)
+			bad(n, "key of device %s has %d bytes, want %d-%d", id, len(key), MinKeyBytes, MaxKeyBytes)
+			continue
 		}
 		ks[id] = key
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("line %d: %w", n+1, err)
+		bad(n+1, "%w", err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	if len(ks) == 0 {
 		// Valid, but it would check no device's signature: most likely a

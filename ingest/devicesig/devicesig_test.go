@@ -246,6 +246,21 @@ func TestLoadKeysFile(t *testing.T) {
 	require.ErrorContains(t, err, p+": line 2: want device-id:hex-key")
 }
 
+// Every bad line is reported, each with the file, not just the first.
+func TestLoadKeysEveryProblem(t *testing.T) {
+	k := hex.EncodeToString(key)
+	p := filepath.Join(t.TempDir(), "devices.keys")
+	require.NoError(t, os.WriteFile(p, []byte("A:"+k[:30]+"zz\nbroken line\nB:00112233\nC:"+k+"\nC:"+k+"\n"), 0o600))
+	_, err := LoadKeys(p)
+	require.Error(t, err)
+	require.Equal(t, []string{
+		p + ": line 1: key of device A is not hex",
+		p + ": line 2: want device-id:hex-key",
+		p + ": line 3: key of device B has 4 bytes, want 16-64",
+		p + ": line 5: device C listed twice",
+	}, strings.Split(err.Error(), "\n"))
+}
+
 func FuzzSplit(f *testing.F) {
 	f.Add([]byte(`{"v":1,"sig":"` + strings.Repeat("ab", 32) + `"}`))
 	f.Add([]byte(`{}`))

@@ -197,6 +197,13 @@ func loadSignatureKeys(cfg *config.Config) (devicesig.Keys, error) {
 	}
 	ks, err := devicesig.LoadKeys(cfg.Ingest.Signatures.KeyFile)
 	if err != nil {
+		var errs []error // one problem a bad line
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				errs = append(errs, &keyError{"ingest.signatures.key_file", e})
+			}
+			return nil, errors.Join(errs...)
+		}
 		return nil, &keyError{"ingest.signatures.key_file", err}
 	}
 	return ks, nil
