@@ -38,7 +38,7 @@ type alertIn struct {
 	site     string
 	at       time.Time // event time of the alert
 	start    time.Time // incident start: part of the id
-	origin   string    // the reading that raised it, for the id (see reading.origin); "" for windows and stays
+	origin   string    // the reading that raised it, for the id (see reading.origin)
 	loc      *model.Point
 	count    int
 	evidence []model.Evidence

@@ -178,12 +178,13 @@ type reading struct {
 	view   *zoneView // the view at p, if looked up (see viewAt)
 }
 
-// origin names r for the id of an alert r alone raises — an event, or a
-// status incident: the same incident is the same reading, evaluated again
-// after a redelivery, while two readings of one instant are two incidents.
-// Without it, two checkpoints' unread plates in the same second, or a unit
-// whose clock repeats a ts opening a new incident, raise alerts with the id
-// of an earlier one, which the outbox drops as its duplicate.
+// origin names r for the id of an alert r raises — an event, or the
+// incident whose condition r completed (a status, a crowd, a stay): the
+// same incident is the same reading, evaluated again after a redelivery,
+// while two readings of one instant are two incidents. Without it, two
+// checkpoints' unread plates in the same second, or a unit whose clock
+// repeats a ts opening a new incident, raise alerts with the id of an
+// earlier one, which the outbox drops as its duplicate.
 func (r *reading) origin() string {
 	return sightingOrigin(r.b.Meta.Device, r.b.Seq) + "/" + strconv.Itoa(r.index())
 }

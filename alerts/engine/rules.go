@@ -227,7 +227,7 @@ func (e *Engine) countIn(st *ruleState, cz *countZone, r *reading, subj model.Su
 	}
 	cz.Processed = now
 	cz.Evidence = addEvidence(cz.Evidence, &cz.evRing, r.evidence())
-	return e.checkCount(st, cz, z, cz.Clock, now, out)
+	return e.checkCount(st, cz, z, cz.Clock, r, now, out)
 }
 
 // countKey is the key of a zone's window in ruleState.count ("@site" for a
@@ -281,8 +281,9 @@ func (e *Engine) lateCount(st *ruleState, z *zone.Zone, r *reading, now time.Tim
 	return lz, out
 }
 
-// checkCount prunes the window at clock and fires or resolves.
-func (e *Engine) checkCount(st *ruleState, cz *countZone, z *zone.Zone, clock, now time.Time, out []model.Alert) []model.Alert {
+// checkCount prunes the window at clock and fires or resolves; r is the
+// reading just counted (nil on Tick), which names an incident it opens.
+func (e *Engine) checkCount(st *ruleState, cz *countZone, z *zone.Zone, clock time.Time, r *reading, now time.Time, out []model.Alert) []model.Alert {
 	w := st.rule.window
 	cut := clock.Add(-w)
 	if !cz.minSeen.After(cut) { // something expired: prune (amortised)
@@ -337,8 +338,12 @@ func (e *Engine) checkCount(st *ruleState, cz *countZone, z *zone.Zone, clock, n
 		// The readings behind this count only: those of subjects that left
 		// the window (an earlier incident's crowd) are not its evidence.
 		cz.Evidence = evidenceAfter(cz.Evidence, &cz.evRing, cut)
+		origin := ""
+		if r != nil {
+			origin = r.origin()
+		}
 		a := e.fire(st, alertIn{
-			subj: subj, zone: z, site: cz.Site, at: clock, start: clock, loc: loc, count: n,
+			subj: subj, zone: z, site: cz.Site, at: clock, start: clock, origin: origin, loc: loc, count: n,
 			evidence: cz.Evidence,
 			summary: fmt.Sprintf("%d %s within %s at %s (threshold %d), %s",
 				n, noun, shortDur(w), where, th, e.localTime(clock, now)),
@@ -366,7 +371,7 @@ func (e *Engine) tickCount(st *ruleState, now time.Time, out []model.Alert) []mo
 		if cz.Zone != "" && e.rs.Zones != nil {
 			z = e.rs.Zones.Get(cz.Zone)
 		}
-		out = e.checkCount(st, cz, z, clock, now, out)
+		out = e.checkCount(st, cz, z, clock, nil, now, out)
 		if len(cz.Seen) == 0 && cz.Open == nil {
 			delete(st.count, key)
 		}
@@ -437,7 +442,7 @@ func (e *Engine) stay(st *ruleState, key dwellKey, r *reading, subj model.Subjec
 	if de.Open == nil && de.Last.Sub(de.First) >= dur {
 		loc := de.Loc
 		a := e.fire(st, alertIn{
-			subj: subj, zone: z, site: de.Site, at: de.Last, start: de.First, loc: &loc, count: de.Sightings,
+			subj: subj, zone: z, site: de.Site, at: de.Last, start: de.First, origin: r.origin(), loc: &loc, count: de.Sightings,
 			evidence: inOrder(de.Evidence, &de.evRing),
 			summary: fmt.Sprintf("%s at %s for %s (since %s), %s", upperFirst(describeSubject(subj, r)),
 				e.place(z, r.b.Meta.Device, r.b.Site), shortDur(de.Last.Sub(de.First)),

@@ -1201,3 +1201,20 @@ rules:
 	require.Len(t, gone, 1)
 	assert.Contains(t, gone[0].Summary, "reports tamper false, no longer tamper or battery_pct < 15")
 }
+
+// A count incident opened again at the event time of an earlier one (a unit
+// whose clock repeats a ts) is an incident of its own, with its own id.
+func TestCountIncidentReopenedAtTheSameTime(t *testing.T) {
+	rs, ps := compileYAML(t, countRules)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	ts := at(12, 0)
+	first := only(e.eval(e.phones("F-1", ts, ruinsIn, "460000000000001", "460000000000002", "460000000000003")), "crowd")
+	require.Len(t, first, 1)
+	gone := only(e.Tick(ts.Add(time.Hour)), "crowd")
+	require.Len(t, gone, 1)
+	second := only(e.eval(e.phones("F-1", ts, ruinsIn, "460000000000001", "460000000000002", "460000000000003")), "crowd")
+	require.Len(t, second, 1)
+	assert.Equal(t, first[0].ID, gone[0].ID)
+	assert.NotEqual(t, first[0].ID, second[0].ID)
+}
