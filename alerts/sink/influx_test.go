@@ -3,13 +3,19 @@ package sink
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fenceline/fenceline/alerts/outbox"
+	"github.com/fenceline/fenceline/ingest/influxwriter"
 	"github.com/fenceline/fenceline/internal/model"
+	"github.com/fenceline/fenceline/internal/testenv"
 )
 
 // fakeWriter answers WriteAlert as configured, calling done on its own
@@ -84,4 +90,36 @@ func TestInfluxSinkGivesUpWhenContextEnds(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, <-errc, context.Canceled)
 	close(hold) // a late done must not block the writer
+}
+
+// An alert InfluxDB refuses for good (older than the retention policy: a
+// late alert from a backlog) is given up for that sink, not retried for
+// ever ahead of every later alert; a current alert is stored.
+func TestIntegrationInfluxSinkPermanentRefusal(t *testing.T) {
+	in := testenv.Influx(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := in.Exec(ctx, `CREATE RETENTION POLICY "week" ON "border" DURATION 168h REPLICATION 1`)
+	require.NoError(t, err)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	w, err := influxwriter.New(influxwriter.Config{URL: in.URL(), Bucket: "border/week", FlushInterval: 10 * time.Millisecond}, log, prometheus.NewRegistry())
+	require.NoError(t, err)
+	runCtx, stop := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- w.Run(runCtx) }()
+	defer func() {
+		require.NoError(t, w.Close(ctx))
+		stop()
+		<-ran
+	}()
+
+	s := NewInflux(w)
+	old := model.Alert{ID: "late-1", Rule: "plate", Severity: "high", State: model.StateFiring, Site: "mdl",
+		Subject: model.Subject{Kind: "plate", Value: "蒙B7K3Q2"}, At: time.Now().Add(-10 * 24 * time.Hour), RaisedAt: time.Now(), Late: true}
+	err = s.Deliver(ctx, &old)
+	require.ErrorIs(t, err, outbox.ErrPermanent, "%v", err)
+
+	cur := old
+	cur.ID, cur.At, cur.Late = "now-1", time.Now(), false
+	require.NoError(t, s.Deliver(ctx, &cur))
 }

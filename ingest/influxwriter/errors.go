@@ -31,6 +31,11 @@ func (e *PermanentError) merge(other *PermanentError) *PermanentError {
 	return &m
 }
 
+// Permanent reports true: retrying cannot help. The alert sink reads it
+// (alerts/sink.AlertWriter) to give up on that alert for InfluxDB only,
+// rather than retry it for ever ahead of every later alert.
+func (e *PermanentError) Permanent() bool { return true }
+
 func (e *PermanentError) Error() string {
 	return fmt.Sprintf("influxdb rejected the points (HTTP %d): %s", e.Status, e.Message)
 }
