@@ -30,6 +30,10 @@ func TestLoad(t *testing.T) {
 			"bad-values.yaml:9: ingest.max_future: must not be negative",
 			"bad-values.yaml:11: webhooks[0].url: must be an http(s) URL",
 		}},
+		{name: "webhooks: a password in the URL, a receiver twice", file: "webhooks.yaml", errs: []string{
+			"webhooks.yaml:3: webhooks[1].url: holds a password",
+			"webhooks.yaml:4: webhooks[2].url: is also webhooks[0].url",
+		}},
 		{name: "bad duration", file: "bad-duration.yaml", errs: []string{"bad-duration.yaml:2: ingest.drain_timeout: invalid duration \"5 minutes\""}},
 		{name: "invalid yaml", file: "bad-yaml.yaml", errs: []string{"bad-yaml.yaml:", "invalid YAML"}},
 		{name: "wrong type", file: "wrong-type.yaml", errs: []string{`wrong-type.yaml:2: influx.batch_size: "lots" is not a whole number`}},

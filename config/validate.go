@@ -26,8 +26,14 @@ func (c *Config) Validate() Problems {
 	if c.RulesFile == "" {
 		ps.Add("", "rules_file", "must name the rules file")
 	}
+	seen := map[string]int{}
 	for i, w := range c.Webhooks {
-		ps = append(ps, w.validate(fmt.Sprintf("webhooks[%d]", i))...)
+		key := fmt.Sprintf("webhooks[%d]", i)
+		ps = append(ps, w.validate(key)...)
+		if j, dup := seen[w.URL]; dup && w.URL != "" {
+			ps.Add("", key+".url", "is also webhooks[%d].url: each receiver once (its alerts would be sent twice)", j)
+		}
+		seen[w.URL] = i
 	}
 	ps = append(ps, c.ownAlertsSubscribed()...)
 	return ps
@@ -329,6 +335,8 @@ func (w *Webhook) validate(key string) Problems {
 	u, err := url.Parse(w.URL)
 	if w.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		ps.Add("", key+".url", "must be an http(s) URL")
+	} else if hasPassword(u) {
+		ps.Add("", key+".url", "holds a password: use secret_file to sign the body, or a token the receiver issues in the path (secrets never inline)")
 	}
 	if w.Timeout.D() < 0 {
 		ps.Add("", key+".timeout", "must not be negative")

@@ -52,15 +52,15 @@ type Webhook struct {
 }
 
 // NewWebhook returns the sink for the index-th configured webhook, named
-// "webhook-<index>". client may be nil (a client of its own); redirects are
-// never followed — a 302 would turn the POST into a GET — and count as a
-// permanent failure. timeout <= 0 takes DefaultWebhookTimeout.
+// by its URL (WebhookName). client may be nil (a client of its own);
+// redirects are never followed — a 302 would turn the POST into a GET — and
+// count as a permanent failure. timeout <= 0 takes DefaultWebhookTimeout.
 func NewWebhook(rawURL string, secret []byte, timeout time.Duration, client *http.Client, index int) (*Webhook, error) {
-	name := "webhook-" + strconv.Itoa(index)
+	name := WebhookName(rawURL)
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		// Not err itself: url.Error quotes the whole URL.
-		return nil, fmt.Errorf("%s: url must be http(s)://host/…", name)
+		return nil, fmt.Errorf("webhooks[%d]: url must be http(s)://host/…", index)
 	}
 	if timeout <= 0 {
 		timeout = DefaultWebhookTimeout
@@ -209,4 +209,20 @@ func clean(b []byte) string {
 		s = s[:cut] + "…"
 	}
 	return s
+}
+
+// Host is the receiver's scheme and host, for logs (never the path or
+// query, which may hold a token).
+func (w *Webhook) Host() string { return w.where }
+
+// WebhookName is the name of the sink of the webhook at rawURL, in the
+// outbox and in metrics: "webhook-" and 8 hex digits of the URL's SHA-256.
+// The outbox keeps the deliveries a sink still owes under its name, so the
+// name follows the receiver, not its place in the list: a webhook added
+// before it, or one removed, must not hand its pending alerts (with their
+// identifiers) to another unit. The URL itself is not shown: it may hold a
+// token.
+func WebhookName(rawURL string) string {
+	sum := sha256.Sum256([]byte(rawURL))
+	return "webhook-" + hex.EncodeToString(sum[:4])
 }

@@ -87,7 +87,7 @@ func TestWebhookPostsSignedJSON(t *testing.T) {
 	assert.Equal(t, "firing", got.state)
 	requireContractPayload(t, a, got.body)
 	assert.Contains(t, string(got.body), "speed > 0 & at night", "no HTML escaping")
-	assert.Equal(t, "webhook-0", w.Name())
+	assert.Equal(t, WebhookName(r.srv.URL+"/hooks/fenceline"), w.Name())
 }
 
 func TestWebhookWithoutSecretSendsNoSignature(t *testing.T) {
@@ -136,7 +136,7 @@ func TestWebhookStatusClassification(t *testing.T) {
 			var se *StatusError
 			require.ErrorAs(t, err, &se)
 			assert.Equal(t, tt.code, se.Code)
-			assert.Contains(t, err.Error(), "webhook-0")
+			assert.Contains(t, err.Error(), "webhook-")
 		})
 	}
 }
@@ -187,7 +187,7 @@ func TestWebhookErrorsDoNotLeakSecretsBodyOrURLPath(t *testing.T) {
 	for _, leak := range []string{"top-secret-key", "XXXXtokenXXXX", a.Summary, a.Subject.Value} {
 		assert.NotContains(t, err.Error(), leak)
 	}
-	assert.Contains(t, err.Error(), "webhook-0")
+	assert.Contains(t, err.Error(), "webhook-")
 }
 
 func TestWebhookTimeoutIsRetried(t *testing.T) {
@@ -206,7 +206,7 @@ func TestWebhookTimeoutIsRetried(t *testing.T) {
 	err = w.Deliver(context.Background(), testAlert("inc-1", model.StateFiring))
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.False(t, errors.Is(err, outbox.ErrPermanent))
-	assert.Contains(t, err.Error(), "webhook-3")
+	assert.Contains(t, err.Error(), WebhookName(srv.URL))
 }
 
 func TestNewWebhookRejectsBadURLs(t *testing.T) {
@@ -219,7 +219,7 @@ func TestNewWebhookRejectsBadURLs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := NewWebhook(tt.url, nil, 0, nil, 1)
-			require.ErrorContains(t, err, "webhook-1")
+			require.ErrorContains(t, err, "webhooks[1]")
 			assert.NotContains(t, err.Error(), "token=abc")
 		})
 	}
@@ -273,10 +273,24 @@ func TestWebhookThroughOutboxRetriesOn500(t *testing.T) {
 	assert.Equal(t, bodies[0], bodies[1])
 	assert.Equal(t, bodies[0], bodies[2])
 	requireContractPayload(t, a, bodies[2])
-	assert.Equal(t, 0, ob.Pending("webhook-0"))
+	assert.Equal(t, 0, ob.Pending(w.Name()))
 	select {
 	case got := <-r.ch:
 		t.Fatalf("unexpected fourth request %s", got.id)
 	default:
 	}
+}
+
+// A webhook's name follows its URL, not its place in the list: the outbox
+// keeps what a receiver is owed under it.
+func TestWebhookName(t *testing.T) {
+	a, b := WebhookName("https://unit-a.example/hook"), WebhookName("https://unit-b.example/hook")
+	assert.NotEqual(t, a, b)
+	assert.Regexp(t, `^webhook-[0-9a-f]{8}$`, a)
+	w0, err := NewWebhook("https://unit-a.example/hook", nil, 0, nil, 0)
+	require.NoError(t, err)
+	w3, err := NewWebhook("https://unit-a.example/hook", nil, 0, nil, 3)
+	require.NoError(t, err)
+	assert.Equal(t, w0.Name(), w3.Name())
+	assert.NotContains(t, a, "unit-a")
 }

@@ -20,6 +20,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fenceline/fenceline/alerts/sink"
 	"github.com/fenceline/fenceline/internal/model"
 )
 
@@ -246,7 +247,7 @@ func TestIntegrationAlertsScriptedIncidents(t *testing.T) {
 		require.NotEmpty(t, r["id"])
 		require.Contains(t, []any{"firing", "resolved"}, r["state"])
 	}
-	require.GreaterOrEqual(t, e.counter("fenceline_alerts_delivered_total", map[string]string{"sink": "webhook-0"}), float64(len(want)+2))
+	require.GreaterOrEqual(t, e.counter("fenceline_alerts_delivered_total", map[string]string{"sink": sink.WebhookName(hook.URL)}), float64(len(want)+2))
 }
 
 func withoutSilence(keys []string) []string {

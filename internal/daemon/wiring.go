@@ -173,8 +173,11 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		}
 		wh, err := sink.NewWebhook(w.URL, []byte(secret), w.Timeout.D(), client, i)
 		if err != nil {
-			return nil, fmt.Errorf("webhooks[%d]: %w", i, err)
+			return nil, err
 		}
+		// The sink's name (metrics, the outbox) is drawn from the URL, which
+		// is not logged (it may hold a token): this line maps it to the list.
+		log.Info("webhook", "index", i, "sink", wh.Name(), "host", wh.Host())
 		d.webhooks = append(d.webhooks, wh)
 		sent = append(sent, wh)
 	}
