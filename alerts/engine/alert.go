@@ -80,8 +80,15 @@ func (e *Engine) fire(st *ruleState, in alertIn, now time.Time) model.Alert {
 	}
 	a.NearestPatrols = e.nearestPatrols(a.Location, in.subj, now)
 	st.m.firing.Inc()
+	e.raised.Add(1)
 	return a
 }
+
+// Raised is the number of alerts the engine has raised. Unlike the rest of
+// the engine it may be read from any goroutine: the state saver saves soon
+// after it changes, so that a crash does not forget an open incident (its
+// firing already sent, its resolved then never) or a cooldown just set.
+func (e *Engine) Raised() uint64 { return e.raised.Load() }
 
 // resolved turns an open incident into its resolved alert.
 func (e *Engine) resolved(st *ruleState, inc *incident, at, now time.Time, summary string) model.Alert {
@@ -101,6 +108,7 @@ func (e *Engine) resolved(st *ruleState, inc *incident, at, now time.Time, summa
 		st.m.open.Set(float64(st.open))
 	}
 	st.m.resolved.Inc()
+	e.raised.Add(1)
 	return a
 }
 

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/expr-lang/expr/ast"
@@ -25,6 +26,9 @@ type Engine struct {
 	opts  Options
 	log   *slog.Logger
 	m     *metrics
+	// raised counts the alerts raised (firing and resolved): the state a
+	// crash would lose changed. Read from any goroutine (Raised).
+	raised atomic.Uint64
 	clock func() time.Time // for Swap, which is not handed a time
 
 	rules    map[string]*ruleState

@@ -94,33 +94,7 @@ func TestIntegrationAlertStateSavedWhileRunning(t *testing.T) {
 	e.waitFor("firing", func() bool { return got.has("unit-tamper", model.StateFiring) })
 
 	path := filepath.Join(e.dir, "state", "alert-state.json")
-	var snap struct {
-		Version int `json:"version"`
-		Rules   []struct {
-			ID     string `json:"id"`
-			Status []struct {
-				Device string          `json:"device"`
-				Open   json.RawMessage `json:"open"`
-			} `json:"status"`
-		} `json:"rules"`
-	}
-	e.waitFor("the open incident in the saved state", func() bool {
-		data, err := os.ReadFile(path)
-		require.NoError(t, ignoreNotExist(err))
-		if len(data) == 0 {
-			return false
-		}
-		require.NoError(t, json.Unmarshal(data, &snap), "a whole snapshot: %s", data)
-		for _, r := range snap.Rules {
-			for _, s := range r.Status {
-				if r.ID == "unit-tamper" && s.Device == "CP-07" && len(s.Open) > 0 && string(s.Open) != "null" {
-					return true
-				}
-			}
-		}
-		return false
-	})
-	require.Equal(t, 1, snap.Version)
+	e.waitFor("the open incident in the saved state", func() bool { return savedOpenStatus(t, path, "unit-tamper", "CP-07") })
 	require.Zero(t, e.counter("fenceline_alerts_state_save_failures_total", nil))
 
 	// A save that cannot write (its temporary file's name taken by a
@@ -145,4 +119,52 @@ func ignoreNotExist(err error) error {
 		return nil
 	}
 	return err
+}
+
+// savedOpenStatus reports whether the state file at path holds an open
+// incident of the status rule for device.
+func savedOpenStatus(t *testing.T, path, rule, device string) bool {
+	t.Helper()
+	var snap struct {
+		Version int `json:"version"`
+		Rules   []struct {
+			ID     string `json:"id"`
+			Status []struct {
+				Device string          `json:"device"`
+				Open   json.RawMessage `json:"open"`
+			} `json:"status"`
+		} `json:"rules"`
+	}
+	data, err := os.ReadFile(path)
+	require.NoError(t, ignoreNotExist(err))
+	if len(data) == 0 {
+		return false
+	}
+	require.NoError(t, json.Unmarshal(data, &snap), "a whole snapshot: %s", data)
+	require.Equal(t, 1, snap.Version)
+	for _, r := range snap.Rules {
+		for _, s := range r.Status {
+			if r.ID == rule && s.Device == device && len(s.Open) > 0 && string(s.Open) != "null" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// An alert raised is in the saved state within seconds, not at the next
+// periodic save: a crash (SIGKILL) right after it must not forget the
+// incident, whose firing is already out and whose resolved would then never
+// be sent.
+func TestIntegrationAlertStateSavedSoonAfterAnAlert(t *testing.T) {
+	e := newEnv(t, "alert-rules.yaml", "")
+	e.stop()
+	e.saveEvery = time.Hour // no periodic save in this test
+	e.start()
+	got := e.subscribeAlerts("border-unit")
+	e.publish("border/mdl/checkpoint/CP-07/status", fmt.Sprintf(`{"v":1,"seq":1,"ts":%d,"tamper":true}`, time.Now().Add(-time.Minute).UnixMilli()))
+	e.waitAcked(1)
+	e.waitFor("firing", func() bool { return got.has("unit-tamper", model.StateFiring) })
+	path := filepath.Join(e.dir, "state", "alert-state.json")
+	e.waitFor("the open incident in the saved state", func() bool { return savedOpenStatus(t, path, "unit-tamper", "CP-07") })
 }

@@ -470,28 +470,49 @@ func (d *daemon) countDevices(r *model.Registry) {
 }
 
 // stateSaveEvery is how often the alert state is written while running; a
-// crash loses at most this much of windows and cooldowns (re-raised alerts
-// keep their ids and are deduplicated by the outbox).
+// crash loses at most this much of windows (re-raised alerts keep their ids
+// and are deduplicated by the outbox). When alerts are raised, the state is
+// written sooner (see saveStatePeriodically).
 const stateSaveEvery = 30 * time.Second
 
+// Saves after alerts were raised: looked for every saveCheck, and at most
+// once per saveCost times the last save's duration, so that a state of
+// 100,000s of entries (seconds to save) does not take the pipeline's time
+// over and over.
+const (
+	saveCheck = time.Second
+	saveCost  = 10
+)
+
 func (d *daemon) saveStatePeriodically(ctx context.Context, every time.Duration) error {
-	t := time.NewTicker(every)
+	t := time.NewTicker(min(every, saveCheck))
 	defer t.Stop()
+	last, cost, saved := time.Now(), time.Duration(0), d.engine.Raised()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			// The engine is the pipeline's: its state is copied on the
-			// pipeline's goroutine, and encoded and fsynced here.
-			err := d.saveAll(func(write func()) error { return d.pipe.Do(ctx, write) })
-			if ctx.Err() != nil {
-				return nil // shutting down: the final save follows
-			}
-			if err != nil {
-				d.stateSaveFailures.Inc()
-				d.log.Error("could not save alert state", "err", err)
-			}
+		}
+		// An incident opened or resolved, a cooldown set: a crash before
+		// the next periodic save would forget it, leaving a firing alert
+		// never resolved, or raising one again.
+		raised := d.engine.Raised()
+		since := time.Since(last)
+		if since < every && (raised == saved || since < max(saveCheck, saveCost*cost)) {
+			continue
+		}
+		// The engine is the pipeline's: its state is copied on the
+		// pipeline's goroutine, and encoded and fsynced here.
+		start := time.Now()
+		err := d.saveAll(func(write func()) error { return d.pipe.Do(ctx, write) })
+		if ctx.Err() != nil {
+			return nil // shutting down: the final save follows
+		}
+		last, cost, saved = time.Now(), time.Since(start), raised
+		if err != nil {
+			d.stateSaveFailures.Inc()
+			d.log.Error("could not save alert state", "err", err)
 		}
 	}
 }
