@@ -22,14 +22,14 @@ import (
 // goroutine (readings, ticks, reloads and state snapshots alike), which
 // keeps the hot path free of locks.
 type Engine struct {
-	rs    *Ruleset
-	opts  Options
-	log   *slog.Logger
-	m     *metrics
+	rs   *Ruleset
+	opts Options
+	log  *slog.Logger
+	m    *metrics
 	// raised counts the alerts raised (firing and resolved): the state a
 	// crash would lose changed. Read from any goroutine (Raised).
 	raised atomic.Uint64
-	clock func() time.Time // for Swap, which is not handed a time
+	clock  func() time.Time // for Swap, which is not handed a time
 
 	rules    map[string]*ruleState
 	order    []*ruleState
