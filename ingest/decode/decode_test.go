@@ -182,7 +182,7 @@ func TestDecodeEnvelopeAccepted(t *testing.T) {
 		{"ts ms exponent", `"v":1,"seq":1,"ts":1.79574180412e12`, 1, time.UnixMilli(1795741804120)},
 		{"ts offset", `"v":1,"seq":1,"ts":"2026-11-27T09:00:00.5+08:00"`, 1, msgTime.Add(500 * time.Millisecond)},
 		{"ts very old", `"v":1,"seq":1,"ts":"2000-01-01T00:00:00Z"`, 1, time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)},
-		{"unknown keys and escaped key", `"v":1,"\u0073eq":1,"ts":` + msgTS + `,"extra":{"a":[1,{"b":null}]},"lat":"ignored"`, 1, msgTime},
+		{"unknown keys and escaped key", `"v":1,"\u0073eq":1,"ts":` + msgTS + `,"extra":{"a":[1,{"b":null}]},"note":"ignored"`, 1, msgTime},
 		{"key order", `"ts":` + msgTS + `,"seq":1,"v":1`, 1, msgTime},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -351,8 +351,8 @@ func TestDecodeDetectionsGCJ02(t *testing.T) {
 }
 
 // A detections or passes message may give its position as a patrol's fix
-// does, lat and lon at the top level: it is used, not the registered one;
-// loc, the contract's form, wins when both are there.
+// does, lat and lon at the top level: it is used, not the registered one,
+// and checked as loc is; loc, the contract's form, wins when both are there.
 func TestDecodeTopLevelLatLon(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -364,8 +364,11 @@ func TestDecodeTopLevelLatLon(t *testing.T) {
 		{"detections", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"lat":42.0,"lon":110.0,"detections":[{"imsi":"460001234567890"}]}`, model.Point{Lat: 42, Lon: 110}, ""},
 		{"passes", topicCheckpoint, `{"v":1,"seq":1,"ts":` + msgTS + `,"lat":42.3,"lon":110.2,"passes":[{"plate":"蒙B12345"}]}`, model.Point{Lat: 42.3, Lon: 110.2}, ""},
 		{"loc wins", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"lat":42.0,"lon":110.0,"loc":{"lat":41.5,"lon":110.5},"detections":[{"imsi":"460001234567890"}]}`, model.Point{Lat: 41.5, Lon: 110.5}, ""},
-		{"lat without lon: the registered position", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"lat":42.0,"detections":[{"imsi":"460001234567890"}]}`, model.Point{Lat: 41.96, Lon: 110.4861}, ""},
-		{"not a position: the registered one", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"lat":"x","lon":110.0,"detections":[{"imsi":"460001234567890"}]}`, model.Point{Lat: 41.96, Lon: 110.4861}, ""},
+		{"gcj02", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"lat":41.9625,"lon":110.4930,"datum":"gcj02","detections":[{"imsi":"460001234567890"}]}`, gcjWGS(41.9625, 110.4930), ""},
+		{"lat without lon", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"lat":42.0,"detections":[{"imsi":"460001234567890"}]}`, model.Point{}, BadPosition},
+		{"lat not a number", topicCheckpoint, `{"v":1,"seq":1,"ts":` + msgTS + `,"lat":"x","lon":110.0,"passes":[{"plate":"蒙B12345"}]}`, model.Point{}, BadPosition},
+		{"lat out of range", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"lat":91,"lon":110.0,"detections":[{"imsi":"460001234567890"}]}`, model.Point{}, BadPosition},
+		{"bad datum", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"lat":41.5,"lon":109.5,"datum":"xyz","detections":[{"imsi":"460001234567890"}]}`, model.Point{}, BadDatum},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, rej := decode(t, tc.topic, tc.msg)
@@ -793,4 +796,10 @@ func TestDecodeLoneSurrogateInUnknownKey(t *testing.T) {
 	require.Empty(t, rej)
 	require.Len(t, out.Passes, 2)
 	assert.Equal(t, "蒙B99995", out.Passes[1].Plate)
+}
+
+// gcjWGS is the WGS84 point of a GCJ-02 one.
+func gcjWGS(lat, lon float64) model.Point {
+	wLat, wLon := GCJ02ToWGS84(lat, lon)
+	return model.Point{Lat: wLat, Lon: wLon}
 }

@@ -82,10 +82,9 @@
 //     checked even when the position comes from the registry. A loc object
 //     must hold lat and lon (an empty loc is bad_position, not "use the
 //     registered position"). A detections or passes message without loc
-//     but with lat and lon at the top level (as a patrol's fix has them)
-//     is at that position, with the top-level datum, if they make one
-//     (else they are ignored, as unknown keys); loc wins when both are
-//     there. Readings carry no position of their own: lat and lon
+//     but with lat or lon at the top level (as a patrol's fix has them)
+//     is at that position, with the top-level datum, checked as loc's
+//     (bad_position, bad_datum); loc wins when both are there. Readings carry no position of their own: lat and lon
 //     inside a detection or pass are unknown keys. A message without any
 //     from a device without a registered position is no_position as a
 //     whole, even if its readings array is empty. gcj02 is converted with

@@ -130,17 +130,15 @@ func (d *Decoder) optIdent(v uint32) ([]byte, string) {
 func (d *Decoder) locatedReadings(top *fields, arr uint32, dev *model.Device) (int, bool) {
 	var r Reason
 	var msg string
-	d.loc, r, msg = d.messageLoc(top.vals[tLoc], dev)
-	if lat, lon := top.vals[tLat], top.vals[tLon]; !d.present(top.vals[tLoc]) && d.present(lat) && d.present(lon) {
+	if lat, lon := top.vals[tLat], top.vals[tLon]; !d.present(top.vals[tLoc]) && (d.present(lat) || d.present(lon)) {
 		// The message's position as a patrol's fix gives it, at the top
 		// level: the unit's reported position, rather than the registered
-		// one. Only if it is one: these keys are not the contract's for
-		// this stream, so what is not a position leaves the message as it
-		// was without them (loc, the contract's form, wins when both are
-		// there).
-		if p, r2, _ := d.location(lat, lon, top.vals[tDatum], dev, ""); r2 == "" {
-			d.loc, r, msg = p, "", ""
-		}
+		// one, checked as loc's would be (a bad one is bad_position, not
+		// silently the registered position). loc, the contract's form,
+		// wins when both are there.
+		d.loc, r, msg = d.location(lat, lon, top.vals[tDatum], dev, "")
+	} else {
+		d.loc, r, msg = d.messageLoc(top.vals[tLoc], dev)
 	}
 	if r != "" {
 		d.whole(r, msg)
