@@ -1218,3 +1218,27 @@ func TestCountIncidentReopenedAtTheSameTime(t *testing.T) {
 	assert.Equal(t, first[0].ID, gone[0].ID)
 	assert.NotEqual(t, first[0].ID, second[0].ID)
 }
+
+// A plate read with and without its space is one vehicle for the rules'
+// state: a velocity rule pairs its sightings, a cooldown holds for both.
+func TestPlateWithAndWithoutSpaceIsOneSubject(t *testing.T) {
+	rs, ps := compileYAML(t, `
+devices:
+  - {id: CP-A, kind: checkpoint, site: mdl, lat: 42.30, lon: 110.15}
+  - {id: CP-B, kind: checkpoint, site: mdl, lat: 42.60, lon: 110.15}
+watchlists:
+  mongolian: {kind: plate, entries: ["1598 УБА"]}
+rules:
+  - {id: velo, kind: velocity, source: vehicle, max_kmh: 180}
+  - {id: listed, kind: presence, source: vehicle, watchlist: mongolian}
+`)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	a := model.Point{Lat: 42.30, Lon: 110.15}
+	b := model.Point{Lat: 42.60, Lon: 110.15} // 33 km north
+	first := e.eval(e.pass("CP-A", at(12, 0), a, model.Pass{Plate: "1598 УБА"}))
+	second := e.eval(e.pass("CP-B", at(12, 1), b, model.Pass{Plate: "1598УБА"}))
+	assert.Len(t, only(first, "listed"), 1)
+	assert.Empty(t, only(second, "listed"), "within the cooldown of the same vehicle")
+	assert.Len(t, only(second, "velo"), 1, "33 km in a minute: the same vehicle at both")
+}

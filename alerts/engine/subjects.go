@@ -157,6 +157,7 @@ func newSubjectTable() *subjectTable {
 
 // id returns the id of s: packed if it can be, else interned.
 func (t *subjectTable) id(s model.Subject) subjectID {
+	s = canonical(s)
 	switch s.Kind {
 	case "imsi":
 		if id, ok := packDigits(sidIMSI, s.Value); ok {
@@ -174,8 +175,19 @@ func (t *subjectTable) id(s model.Subject) subjectID {
 	return t.intern(s)
 }
 
+// canonical is the form of s the rules' state is keyed by: a plate without
+// its spaces, as watchlists compare plates ("1598 УБА" and "1598УБА" are one
+// vehicle, for a velocity rule's sightings and a cooldown alike).
+func canonical(s model.Subject) model.Subject {
+	if s.Kind == "plate" && strings.IndexByte(s.Value, ' ') >= 0 {
+		s.Value = strings.ReplaceAll(s.Value, " ", "")
+	}
+	return s
+}
+
 // lookup returns the id of s, if interned.
 func (t *subjectTable) lookup(s model.Subject) (subjectID, bool) {
+	s = canonical(s)
 	if k := subjectKind(s.Kind); k >= 0 {
 		id, ok := t.byKind[k][s.Value]
 		return id, ok
