@@ -193,7 +193,7 @@ func (e *env) floodCounts(want []Key, since time.Time) (flood, healthy, dup int)
 		if device != "F-HEALTHY" {
 			return
 		}
-		k := Key{device, seq, int(ns - model.PointTime(time.Unix(0, ns), seq, 0))}
+		k := Key{device, seq, model.ReadingIndex(ns, seq)}
 		n, ok := wanted[k]
 		switch {
 		case !ok:

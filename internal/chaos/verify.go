@@ -39,8 +39,8 @@ func Observe(ctx context.Context, in *load.Influx, dlDir string, sub *AlertSubsc
 	o := &Observed{Points: map[Key]int{}, DeadLetters: map[dlKey]int{}}
 	for _, m := range []string{"phone_detection", "vehicle_pass"} {
 		err := in.ScanPoints(ctx, m, time.Unix(0, 0), time.Now().Add(time.Hour), func(device string, ns, seq int64) {
-			idx := ns - model.PointTime(time.Unix(0, ns), seq, 0)
-			k := Key{Device: device, Seq: seq, Index: int(idx)}
+			idx := model.ReadingIndex(ns, seq)
+			k := Key{Device: device, Seq: seq, Index: idx}
 			if !expected[k] {
 				o.Unexpected++
 				return

@@ -79,9 +79,7 @@ func TestIntegrationInfluxOutage(t *testing.T) {
 			require.NoError(t, err)
 			ns, err := r["time"].(json.Number).Int64()
 			require.NoError(t, err)
-			pt := time.Unix(0, ns)
-			idx := ns - model.PointTime(pt, seq, 0)
-			seen[[2]int64{seq, idx}]++
+			seen[[2]int64{seq, int64(model.ReadingIndex(ns, seq))}]++
 		}
 		for seq := 1; seq <= 50; seq++ {
 			for idx := range m.per {
