@@ -450,6 +450,13 @@ func refusedReadings(pe *influxwriter.PermanentError, seq int64) (int, string) {
 	return idx[0], b.String()
 }
 
+// StorageRejected counts readings storage refused for good outside the
+// pipeline's own path (lines of the spool refused on replay), with the
+// others of their reason. Safe from any goroutine.
+func (p *Pipeline) StorageRejected(readings int) {
+	p.m.rejections.WithLabelValues(reasonStorageRejected).Add(float64(readings))
+}
+
 // reasonOverBudget is the dead-letter reason of messages refused because
 // their device was over its budget.
 const reasonOverBudget decode.Reason = "over_budget"

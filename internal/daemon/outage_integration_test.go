@@ -94,3 +94,30 @@ func TestIntegrationInfluxOutage(t *testing.T) {
 	})
 	require.Greater(t, e.counter("fenceline_influx_write_errors_total", map[string]string{"class": "network"}), 0.0)
 }
+
+// A spooled line InfluxDB refuses for good on replay is dead-lettered with
+// the topic of its message and its reading's index (read back from the
+// line: the message was acked when spooled), and counted with the other
+// rejections.
+func TestIntegrationReplayRefusedLineNamed(t *testing.T) {
+	e := newEnv(t, "rules.yaml", "")
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	ts := time.Now().Add(-time.Minute)
+	// Someone wrote lane as a string into this shard before.
+	require.NoError(t, e.influx.Write(ctx, fmt.Sprintf(`vehicle_pass,device=OLD,site=mdl lane="two" %d`, ts.Add(-time.Second).UnixNano())))
+	require.NoError(t, e.influx.Stop())
+	e.publish("border/mdl/checkpoint/CP-09/passes", fmt.Sprintf(
+		`{"v":1,"seq":60,"ts":%d,"passes":[{"plate":"蒙B60001"},{"plate":"蒙B60002","lane":2}]}`, ts.UnixMilli()))
+	e.waitAcked(1) // spooled
+	require.NoError(t, e.influx.Restart(ctx))
+	e.waitFor("spool drained", func() bool { return e.gauge("fenceline_spool_records") == 0 })
+	e.waitFor("the refused line dead-lettered", func() bool { return len(e.deadLetters()) == 1 })
+	dl := e.deadLetters()[0]
+	require.Equal(t, "storage_rejected", dl.Reason)
+	require.Equal(t, "border/mdl/checkpoint/CP-09/passes", dl.Topic)
+	require.Equal(t, 1, dl.Index)
+	require.Contains(t, dl.Detail, "field type conflict")
+	require.Equal(t, 1.0, e.counter("fenceline_ingest_rejections_total", map[string]string{"reason": "storage_rejected"}))
+	require.Equal(t, 1+1, e.count("vehicle_pass"), "the other pass is stored")
+}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -296,12 +297,22 @@ func (d *daemon) deadLetterSpooled(lines []byte, perr *influxwriter.PermanentErr
 	if d.dead == nil {
 		return errors.New("dead letters not open yet")
 	}
+	// The message was acked when its lines were spooled: the line itself
+	// is what is left of it, and names where it came from.
+	o := influxwriter.OriginOf(lines)
 	res := make(chan error, 1)
 	d.dead.Append(deadletter.Record{
-		Received: time.Now(), Reason: "storage_rejected", Index: -1,
-		Detail: "spooled line refused by InfluxDB on replay: " + perr.Error(), Payload: lines,
+		Received: time.Now(), Topic: o.Topic, Reason: "storage_rejected", Index: o.Index,
+		Detail:  "spooled line refused by InfluxDB on replay (the payload is the line, not the message): " + perr.Error(),
+		Payload: lines,
 	}, func(err error) { res <- err })
-	return <-res
+	if err := <-res; err != nil {
+		return err
+	}
+	if d.pipe != nil && o.Topic != "" { // a reading's line, not an alert's
+		d.pipe.StorageRejected(max(bytes.Count(lines, []byte("\n")), 1))
+	}
+	return nil
 }
 
 // run starts the components and, when ctx ends or one of them fails, stops
