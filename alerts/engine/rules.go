@@ -764,23 +764,34 @@ func (e *Engine) applyStatus(st *ruleState, r *reading, subj model.Subject, z *z
 		a := e.fire(st, alertIn{
 			subj: subj, zone: z, site: r.b.Site, at: r.t, start: r.t, origin: r.origin(), loc: loc, count: 1, evidence: ev[:],
 			summary: fmt.Sprintf("%s at %s reports %s (condition: %s), %s", upperFirst(describeSubject(subj, r)),
-				e.place(z, dev, r.b.Site), statusFacts(r.st), readableWhen(st.rule.Spec.When), e.localTime(r.t, now)),
+				e.statusPlace(z, dev, r.b.Site), statusFacts(r.st), readableWhen(st.rule.Spec.When), e.localTime(r.t, now)),
 		}, now)
 		se.Open = e.opened(st, a, now)
 		out = append(out, a)
 	case !match && se.Open != nil:
 		out = append(out, e.resolved(st, se.Open, r.t, now,
 			fmt.Sprintf("%s at %s reports %s, no longer %s, %s", upperFirst(describeSubject(subj, r)),
-				e.place(z, dev, r.b.Site), statusFacts(r.st), readableWhen(st.rule.Spec.When), e.localTime(r.t, now))))
+				e.statusPlace(z, dev, r.b.Site), statusFacts(r.st), readableWhen(st.rule.Spec.When), e.localTime(r.t, now))))
 		se.Open = nil
 	}
 	return out
 }
 
-// readableWhen is a condition as a duty officer reads it: "or" and "and"
-// for the operators only programmers read.
+// statusPlace is where a status report's device is: its zone or its name
+// when it has them, else its site (the summary names the device already).
+func (e *Engine) statusPlace(z *zone.Zone, dev, site string) string {
+	if d := e.rs.Registry.Lookup(dev); z == nil && (d == nil || d.Name == "") {
+		return "site " + site
+	}
+	return e.place(z, dev, site)
+}
+
+// readableWhen is a condition as a duty officer reads it: "or", "and" and
+// "not" for the operators only programmers read ("!=" stays).
 func readableWhen(expr string) string {
-	return strings.Join(strings.Fields(strings.NewReplacer("||", " or ", "&&", " and ").Replace(expr)), " ")
+	expr = strings.NewReplacer("||", " or ", "&&", " and ", "!=", "\x00").Replace(expr)
+	expr = strings.NewReplacer("!", " not ", "\x00", "!=").Replace(expr)
+	return strings.Join(strings.Fields(expr), " ")
 }
 
 // statusFacts prints the fields a status carried.
@@ -891,8 +902,8 @@ func (e *Engine) tickSilence(st *ruleState, now time.Time, out []model.Alert) []
 		a := e.fire(st, alertIn{
 			subj: subj, zone: z, site: d.Site, at: ref.Add(limit), start: ref, loc: loc,
 			evidence: nil,
-			summary: fmt.Sprintf("%s %s (%s, site %s) silent for more than %s (%s)", upperFirst(string(d.Kind)), d.ID,
-				orDash(d.Name), d.Site, shortDur(limit), since),
+			summary: fmt.Sprintf("%s %s (%ssite %s) silent for more than %s (%s)", upperFirst(string(d.Kind)), d.ID,
+				nameAnd(d.Name), d.Site, shortDur(limit), since),
 		}, now)
 		st.silence[d.ID] = e.opened(st, a, now)
 		out = append(out, a)
@@ -900,11 +911,13 @@ func (e *Engine) tickSilence(st *ruleState, now time.Time, out []model.Alert) []
 	return e.tickRepeat(st, now, out)
 }
 
-func orDash(s string) string {
-	if s == "" {
-		return "-"
+// nameAnd is a device's name and a comma, for "(name, site mdl)"; nothing
+// for a device without one.
+func nameAnd(name string) string {
+	if name == "" {
+		return ""
 	}
-	return s
+	return name + ", "
 }
 
 // resolveSilence resolves the open silence incidents of a device that just

@@ -1196,7 +1196,8 @@ rules:
 	e := newEngine(t, rs)
 	fired := only(e.eval(e.status("F-1", at(12, 0), model.Status{Tamper: model.SomeBool(true)})), "unit-tamper")
 	require.Len(t, fired, 1)
-	assert.Contains(t, fired[0].Summary, "reports tamper true (condition: tamper or battery_pct < 15)")
+	assert.Contains(t, fired[0].Summary, "Device F-1 at site mdl reports tamper true (condition: tamper or battery_pct < 15)",
+		"a device without a name is not named twice")
 	gone := only(e.eval(e.status("F-1", at(12, 1), model.Status{Tamper: model.SomeBool(false)})), "unit-tamper")
 	require.Len(t, gone, 1)
 	assert.Contains(t, gone[0].Summary, "reports tamper false, no longer tamper or battery_pct < 15")
@@ -1241,4 +1242,14 @@ rules:
 	assert.Len(t, only(first, "listed"), 1)
 	assert.Empty(t, only(second, "listed"), "within the cooldown of the same vehicle")
 	assert.Len(t, only(second, "velo"), 1, "33 km in a minute: the same vehicle at both")
+}
+
+func TestReadableWhen(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"tamper || battery_pct < 15", "tamper or battery_pct < 15"},
+		{`temp_c < -35 && !(power == "mains") && power != "solar"`, `temp_c < -35 and not (power == "mains") and power != "solar"`},
+		{"!tamper", "not tamper"},
+	} {
+		assert.Equal(t, tc.want, readableWhen(tc.in), tc.in)
+	}
 }
