@@ -322,8 +322,9 @@ func (c *Config) CheckFiles() Problems {
 		secret(fmt.Sprintf("webhooks[%d].secret_file", i), w.SecretFile)
 		check(fmt.Sprintf("webhooks[%d].ca_file", i), w.CAFile)
 	}
-	// storage.dir is made by run if missing; what is there must be a folder
-	// (or the first missing folder on its way must be creatable).
+	// storage.dir is made by run if missing; what is there must be a
+	// folder it can write in (or the first missing folder on its way must
+	// be creatable there).
 	if d := c.Storage.Dir; d != "" {
 		if err := checkDirPath(d); err != nil {
 			ps.Add(c.Path, "storage.dir", "%s: %v", d, err)
@@ -370,6 +371,9 @@ func checkDirPath(p string) error {
 		fi, err := os.Stat(q)
 		switch {
 		case err == nil && fi.IsDir():
+			if err := writable(q); err != nil {
+				return fmt.Errorf("%s is not writable: %w", q, err)
+			}
 			return nil
 		case err == nil:
 			if q == filepath.Clean(p) {
