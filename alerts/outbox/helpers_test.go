@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +32,20 @@ func testLogger(t *testing.T) *slog.Logger {
 // fastOpts retry quickly so that failure tests take milliseconds.
 func fastOpts() Options {
 	return Options{MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
+}
+
+// failingSyncOpts retry quickly, and fail every fsync with msg while
+// failing is set (a full or failing disk).
+func failingSyncOpts(failing *atomic.Bool, msg string) Options {
+	opts := fastOpts()
+	opts.retryMin, opts.retryMax = time.Millisecond, 5*time.Millisecond
+	opts.sync = func(f *os.File) error {
+		if failing.Load() {
+			return errors.New(msg)
+		}
+		return f.Sync()
+	}
+	return opts
 }
 
 func openT(t *testing.T, dir string, sinks []Sink, opts Options) *Outbox {

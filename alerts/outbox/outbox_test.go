@@ -3,7 +3,6 @@ package outbox
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -531,14 +530,7 @@ func TestGroupCommitSharesOneFsync(t *testing.T) {
 func TestFailedWritesAreRetriedUntilDurable(t *testing.T) {
 	dir := t.TempDir()
 	var failing atomic.Bool
-	opts := fastOpts()
-	opts.retryMin, opts.retryMax = time.Millisecond, 5*time.Millisecond
-	opts.sync = func(f *os.File) error {
-		if failing.Load() {
-			return errors.New("no space left on device")
-		}
-		return f.Sync()
-	}
+	opts := failingSyncOpts(&failing, "no space left on device")
 	o := openT(t, dir, []Sink{newFakeSink("mqtt")}, opts)
 	failing.Store(true)
 	a, b := testAlert("a", model.StateFiring), testAlert("b", model.StateFiring)
@@ -583,14 +575,7 @@ func TestOpenOnAFullDisk(t *testing.T) {
 
 	var failing atomic.Bool
 	failing.Store(true)
-	opts := fastOpts()
-	opts.retryMin, opts.retryMax = time.Millisecond, 5*time.Millisecond
-	opts.sync = func(f *os.File) error {
-		if failing.Load() {
-			return errors.New("no space left on device")
-		}
-		return f.Sync()
-	}
+	opts := failingSyncOpts(&failing, "no space left on device")
 	s := newFakeSink("mqtt")
 	o = openT(t, dir, []Sink{s}, opts)
 	require.ErrorContains(t, o.Healthy(), "no space left on device")
@@ -610,14 +595,7 @@ func TestOpenOnAFullDisk(t *testing.T) {
 func TestOpenOnAFullDiskRecoversIdle(t *testing.T) {
 	var failing atomic.Bool
 	failing.Store(true)
-	opts := fastOpts()
-	opts.retryMin, opts.retryMax = time.Millisecond, 5*time.Millisecond
-	opts.sync = func(f *os.File) error {
-		if failing.Load() {
-			return errors.New("no space left on device")
-		}
-		return f.Sync()
-	}
+	opts := failingSyncOpts(&failing, "no space left on device")
 	o := openT(t, t.TempDir(), []Sink{newFakeSink("mqtt")}, opts)
 	require.Error(t, o.Healthy())
 	failing.Store(false)
@@ -628,15 +606,8 @@ func TestOpenOnAFullDiskRecoversIdle(t *testing.T) {
 // What still cannot be written at Close is refused (its messages are not
 // acked, and the broker redelivers them), and Close does not hang.
 func TestCloseRefusesWhatCannotBeWritten(t *testing.T) {
-	opts := fastOpts()
-	opts.retryMin, opts.retryMax = time.Millisecond, 5*time.Millisecond
 	var failing atomic.Bool
-	opts.sync = func(f *os.File) error {
-		if failing.Load() {
-			return errors.New("input/output error")
-		}
-		return f.Sync()
-	}
+	opts := failingSyncOpts(&failing, "input/output error")
 	o := openT(t, t.TempDir(), []Sink{newFakeSink("mqtt")}, opts)
 	failing.Store(true)
 	done := make(chan error, 1)
