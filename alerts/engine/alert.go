@@ -80,15 +80,17 @@ func (e *Engine) fire(st *ruleState, in alertIn, now time.Time) model.Alert {
 	}
 	a.NearestPatrols = e.nearestPatrols(a.Location, in.subj, now)
 	st.m.firing.Inc()
-	e.raised.Add(1)
 	return a
 }
 
-// Raised is the number of alerts the engine has raised. Unlike the rest of
-// the engine it may be read from any goroutine: the state saver saves soon
-// after it changes, so that a crash does not forget an open incident (its
-// firing already sent, its resolved then never) or a cooldown just set.
-func (e *Engine) Raised() uint64 { return e.raised.Load() }
+// IncidentChanges is the number of incidents the engine has opened or
+// resolved. Unlike the rest of the engine it may be read from any
+// goroutine: the state saver saves soon after it changes, so that a crash
+// does not forget an open incident (its firing already sent, its resolved
+// then never). Events (presence, velocity, enter/exit) do not count: a
+// cooldown a crash forgets costs one alert again, not one left open, and
+// they may come many a second.
+func (e *Engine) IncidentChanges() uint64 { return e.incidents.Load() }
 
 // resolved turns an open incident into its resolved alert.
 func (e *Engine) resolved(st *ruleState, inc *incident, at, now time.Time, summary string) model.Alert {
@@ -108,12 +110,13 @@ func (e *Engine) resolved(st *ruleState, inc *incident, at, now time.Time, summa
 		st.m.open.Set(float64(st.open))
 	}
 	st.m.resolved.Inc()
-	e.raised.Add(1)
+	e.incidents.Add(1)
 	return a
 }
 
 // opened records a new open incident of st.
 func (e *Engine) opened(st *ruleState, a model.Alert, now time.Time) *incident {
+	e.incidents.Add(1)
 	st.open++
 	st.m.open.Set(float64(st.open))
 	return &incident{Alert: a, LastSent: now}

@@ -26,10 +26,10 @@ type Engine struct {
 	opts Options
 	log  *slog.Logger
 	m    *metrics
-	// raised counts the alerts raised (firing and resolved): the state a
-	// crash would lose changed. Read from any goroutine (Raised).
-	raised atomic.Uint64
-	clock  func() time.Time // for Swap, which is not handed a time
+	// incidents counts incidents opened and resolved: the state a crash
+	// would lose changed. Read from any goroutine (IncidentChanges).
+	incidents atomic.Uint64
+	clock     func() time.Time // for Swap, which is not handed a time
 
 	rules    map[string]*ruleState
 	order    []*ruleState

@@ -481,14 +481,13 @@ func (d *daemon) countDevices(r *model.Registry) {
 }
 
 // stateSaveEvery is how often the alert state is written while running; a
-// crash loses at most this much of windows (re-raised alerts keep their ids
-// and are deduplicated by the outbox). When alerts are raised, the state is
-// written sooner (see saveStatePeriodically).
+// crash loses at most this much of windows and cooldowns. When incidents
+// open or resolve, the state is written sooner (see saveStatePeriodically).
 const stateSaveEvery = 30 * time.Second
 
-// Saves after alerts were raised: looked for every saveCheck, and at most
-// once per saveCost times the last save's duration, so that a state of
-// 100,000s of entries (seconds to save) does not take the pipeline's time
+// Saves after incidents opened or resolved: looked for every saveCheck, and
+// at most once per saveCost times the last save's duration, so that a state
+// of 100,000s of entries (seconds to save) does not take the pipeline's time
 // over and over.
 const (
 	saveCheck = time.Second
@@ -498,19 +497,18 @@ const (
 func (d *daemon) saveStatePeriodically(ctx context.Context, every time.Duration) error {
 	t := time.NewTicker(min(every, saveCheck))
 	defer t.Stop()
-	last, cost, saved := time.Now(), time.Duration(0), d.engine.Raised()
+	last, cost, saved := time.Now(), time.Duration(0), d.engine.IncidentChanges()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
-		// An incident opened or resolved, a cooldown set: a crash before
-		// the next periodic save would forget it, leaving a firing alert
-		// never resolved, or raising one again.
-		raised := d.engine.Raised()
+		// An incident opened or resolved: a crash before the next periodic
+		// save would forget it, leaving a firing alert never resolved.
+		changes := d.engine.IncidentChanges()
 		since := time.Since(last)
-		if since < every && (raised == saved || since < max(saveCheck, saveCost*cost)) {
+		if since < every && (changes == saved || since < max(saveCheck, saveCost*cost)) {
 			continue
 		}
 		// The engine is the pipeline's: its state is copied on the
@@ -520,7 +518,7 @@ func (d *daemon) saveStatePeriodically(ctx context.Context, every time.Duration)
 		if ctx.Err() != nil {
 			return nil // shutting down: the final save follows
 		}
-		last, cost, saved = time.Now(), time.Since(start), raised
+		last, cost, saved = time.Now(), time.Since(start), changes
 		if err != nil {
 			d.stateSaveFailures.Inc()
 			d.log.Error("could not save alert state", "err", err)
