@@ -379,3 +379,33 @@ func TestRejectLogOncePerMinutePerTopicAndReason(t *testing.T) {
 	}
 	require.Equal(t, 10, logged)
 }
+
+// A reset keeps the counter before it: a stray old message is no reset with
+// a gap of millions after it, and a restarted unit's buffer from before the
+// restart is matched against its own counter (its repeats are duplicates).
+func TestSeqTrackerTwoCounters(t *testing.T) {
+	for _, tc := range []struct {
+		name                  string
+		seqs                  []int64
+		dups                  []bool
+		missing, resets, late float64
+	}{
+		{"a stray old message", []int64{10_000_000, 10_000_001, 1, 10_000_002, 10_000_003},
+			[]bool{false, false, false, false, false}, 0, 1, 0},
+		{"a restart, then the buffer from before it, repeats and all", []int64{500, 501, 0, 1, 2, 495, 496, 501, 3, 4},
+			[]bool{false, false, false, false, false, false, false, true, false, false}, 0, 1, 2},
+		{"a restart for good", []int64{500, 0, 1, 2, 3},
+			[]bool{false, false, false, false, false}, 0, 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMetrics(prometheus.NewRegistry())
+			tr := newSeqTracker()
+			for i, seq := range tc.seqs {
+				require.Equal(t, tc.dups[i], tr.observe("d", seq, m), "seq %d (message %d)", seq, i)
+			}
+			require.Equal(t, tc.missing, testutil.ToFloat64(m.seqMissing), "missing")
+			require.Equal(t, tc.resets, testutil.ToFloat64(m.seqResets), "resets")
+			require.Equal(t, tc.late, testutil.ToFloat64(m.seqLate), "late")
+		})
+	}
+}

@@ -13,6 +13,15 @@ type seqTracker struct {
 type seqState struct {
 	max  int64
 	seen [seqWindow / 64]uint64 // bit i%seqWindow: seq i seen, for max-seqWindow < i <= max
+	// prev is the other counter of the last reset: a unit that restarted
+	// may still send its buffer from before (those are the old counter's,
+	// not a reset again with a gap of millions), and a single stray old
+	// message looks like a reset until the next one. Each message goes to
+	// the closer of the two. prev is dropped once it has not been used
+	// for seqWindow messages, or when the two counters come so close that
+	// they could not be told apart.
+	prev     *seqState
+	prevIdle int
 }
 
 func newSeqTracker() *seqTracker { return &seqTracker{devices: map[string]*seqState{}} }
@@ -32,6 +41,20 @@ func (t *seqTracker) observe(device string, seq int64, m *metrics) (duplicate bo
 		w, b := st.bit(seq)
 		st.seen[w] |= b
 		return false
+	}
+	if p := st.prev; p != nil {
+		switch {
+		case st.prevIdle >= seqWindow || dist(st.max, p.max) <= seqWindow:
+			st.prev = nil
+		case dist(seq, p.max) < dist(seq, st.max):
+			// The other counter's message: swap them.
+			cur := *st
+			cur.prev, cur.prevIdle = nil, 0
+			*st = *p
+			st.prev, st.prevIdle = &cur, 0
+		default:
+			st.prevIdle++
+		}
 	}
 	switch {
 	case seq > st.max:
@@ -57,12 +80,21 @@ func (t *seqTracker) observe(device string, seq int64, m *metrics) (duplicate bo
 		}
 		m.seqLate.Inc() // an older message arriving after newer ones
 	default:
-		// Far behind: the device restarted its counter.
+		// Far behind: the device restarted its counter (or this is a
+		// stray old message: see prev).
 		m.seqResets.Inc()
-		st.seen = [seqWindow / 64]uint64{}
-		st.max = seq
+		old := *st
+		old.prev, old.prevIdle = nil, 0
+		*st = seqState{max: seq, prev: &old}
 	}
 	w, b := st.bit(seq)
 	st.seen[w] |= b
 	return false
+}
+
+func dist(a, b int64) int64 {
+	if a > b {
+		return a - b
+	}
+	return b - a
 }
