@@ -234,19 +234,19 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 		// must not be reported as one. A malformed message's seq is
 		// unknown: taking it as 0 would count a reset and a huge gap.
 		if seq, ok := p.dec.Seq(); ok && b.Device != nil {
-			p.seqs.observe(b.Device.ID, seq, p.m)
+			p.seqs.observe(b.Device.ID, seq, payloadSum(m.Payload), p.m)
 		}
 		return
 	}
 	if p.opts.Budget != nil && !p.opts.Budget.Allow(b.Device.ID, b.Len(), b.Time, p.opts.Now()) {
-		p.seqs.observe(b.Device.ID, b.Seq, p.m) // received, not lost
+		p.seqs.observe(b.Device.ID, b.Seq, payloadSum(m.Payload), p.m) // received, not lost
 		// Dead-lettered with its payload, not dropped: an operator can
 		// publish it again (docs/runbook.md).
 		p.reject(t, m, b, []decode.Reject{{Reason: reasonOverBudget, Index: -1,
 			Detail: fmt.Sprintf("device over its budget (%d readings in this message)", b.Len())}})
 		return
 	}
-	dup := p.seqs.observe(b.Device.ID, b.Seq, p.m)
+	dup := p.seqs.observe(b.Device.ID, b.Seq, payloadSum(m.Payload), p.m)
 	// The engine sees the raw readings (watchlists hold raw values); only
 	// then are identifiers hashed for storage. A redelivered message was
 	// already evaluated: its alerts are in the outbox, and evaluating it

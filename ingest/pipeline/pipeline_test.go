@@ -297,7 +297,7 @@ func TestSeqTracker(t *testing.T) {
 		{5, false, "far behind: a restarted counter"},
 		{6, false, "after restart"},
 	} {
-		require.Equal(t, tc.dup, tr.observe("d", tc.seq, m), tc.desc)
+		require.Equal(t, tc.dup, tr.observe("d", tc.seq, uint32(tc.seq), m), tc.desc)
 	}
 	require.Equal(t, 3.0, testutil.ToFloat64(m.seqDuplicates))
 	require.Equal(t, 2.0, testutil.ToFloat64(m.seqGaps))
@@ -401,11 +401,45 @@ func TestSeqTrackerTwoCounters(t *testing.T) {
 			m := newMetrics(prometheus.NewRegistry())
 			tr := newSeqTracker()
 			for i, seq := range tc.seqs {
-				require.Equal(t, tc.dups[i], tr.observe("d", seq, m), "seq %d (message %d)", seq, i)
+				require.Equal(t, tc.dups[i], tr.observe("d", seq, uint32(seq), m), "seq %d (message %d)", seq, i)
 			}
 			require.Equal(t, tc.missing, testutil.ToFloat64(m.seqMissing), "missing")
 			require.Equal(t, tc.resets, testutil.ToFloat64(m.seqResets), "resets")
 			require.Equal(t, tc.late, testutil.ToFloat64(m.seqLate), "late")
 		})
 	}
+}
+
+// A unit that restarts its counter soon after its last restart sends seqs
+// still in the window: a different message with a seq seen is a restart,
+// not a duplicate kept from the rules; the same message again is one.
+func TestSeqTrackerEarlyRestart(t *testing.T) {
+	m := newMetrics(prometheus.NewRegistry())
+	tr := newSeqTracker()
+	for seq := int64(1); seq <= 100; seq++ {
+		require.False(t, tr.observe("d", seq, 1000+uint32(seq), m))
+	}
+	require.False(t, tr.observe("d", 1, 5001, m), "seq 1 of the new counter: another message")
+	require.False(t, tr.observe("d", 2, 5002, m))
+	require.True(t, tr.observe("d", 2, 5002, m), "the new counter's seq 2 again: a redelivery")
+	require.True(t, tr.observe("d", 100, 1100, m), "the old counter's last message again: a redelivery")
+	require.False(t, tr.observe("d", 3, 5003, m))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.seqResets))
+	require.Equal(t, 2.0, testutil.ToFloat64(m.seqDuplicates))
+	require.Zero(t, testutil.ToFloat64(m.seqMissing))
+}
+
+// A unit restarted soon after its last restart: its new seq 1 is another
+// message than the old seq 1, and goes to the rules.
+func TestEarlyRestartReachesTheRules(t *testing.T) {
+	f := newFixture(t)
+	for _, msg := range []string{
+		detections(1, `{"imsi":"460001234567890"}`),
+		detections(2, `{"imsi":"460001234567891"}`),
+		detections(1, `{"imsi":"428991234567861"}`), // restarted: seq 1 again, another message
+	} {
+		m, _ := message(topic, msg)
+		f.p.Handle(context.Background(), m)
+	}
+	require.Equal(t, 3, f.engine.evaluated)
 }

@@ -1,5 +1,14 @@
 package pipeline
 
+import "hash/crc32"
+
+// payloadSum is the checksum that tells a redelivered message (the same
+// payload) from another one with the same seq. CRC-32C: a CPU instruction
+// on the machines fenceline runs on.
+func payloadSum(payload []byte) uint32 { return crc32.Checksum(payload, castagnoli) }
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
 // seqWindow is how many recent seqs per device are remembered to tell a
 // redelivery (seen before) from a device restart (seq far behind).
 const seqWindow = 256
@@ -13,13 +22,18 @@ type seqTracker struct {
 type seqState struct {
 	max  int64
 	seen [seqWindow / 64]uint64 // bit i%seqWindow: seq i seen, for max-seqWindow < i <= max
+	// sums holds a checksum of the message seen at each seq of the window:
+	// a redelivery is the same message again, while a different message
+	// with a seq already seen is a unit that restarted its counter (soon
+	// after its last restart, within the window) — not a duplicate to keep
+	// from the rules.
+	sums [seqWindow]uint32
 	// prev is the other counter of the last reset: a unit that restarted
 	// may still send its buffer from before (those are the old counter's,
 	// not a reset again with a gap of millions), and a single stray old
 	// message looks like a reset until the next one. Each message goes to
-	// the closer of the two. prev is dropped once it has not been used
-	// for seqWindow messages, or when the two counters come so close that
-	// they could not be told apart.
+	// the closer of the two (a redelivery: the one that has it). prev is
+	// dropped once it has not been used for seqWindow messages.
 	prev     *seqState
 	prevIdle int
 }
@@ -31,20 +45,23 @@ func (s *seqState) bit(seq int64) (int, uint64) {
 	return i / 64, 1 << (i % 64)
 }
 
-// observe records seq for device and reports whether it was seen before.
-// Gaps, duplicates and restarts are counted.
-func (t *seqTracker) observe(device string, seq int64, m *metrics) (duplicate bool) {
+// observe records seq (of a message whose checksum is sum) for device and
+// reports whether it was seen before. Gaps, duplicates and restarts are
+// counted.
+func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (duplicate bool) {
 	st, ok := t.devices[device]
 	if !ok {
 		st = &seqState{max: seq}
 		t.devices[device] = st
-		w, b := st.bit(seq)
-		st.seen[w] |= b
+		st.mark(seq, sum)
 		return false
 	}
 	if p := st.prev; p != nil {
 		switch {
-		case st.prevIdle >= seqWindow || dist(st.max, p.max) <= seqWindow:
+		case seq > p.max-seqWindow && seq <= p.max && p.has(seq, sum):
+			m.seqDuplicates.Inc() // a redelivery of the other counter's
+			return true
+		case st.prevIdle >= seqWindow:
 			st.prev = nil
 		case dist(seq, p.max) < dist(seq, st.max):
 			// The other counter's message: swap them.
@@ -72,24 +89,40 @@ func (t *seqTracker) observe(device string, seq int64, m *metrics) (duplicate bo
 			}
 		}
 		st.max = seq
-	case seq > st.max-seqWindow:
-		w, b := st.bit(seq)
-		if st.seen[w]&b != 0 {
-			m.seqDuplicates.Inc()
-			return true
-		}
+	case seq > st.max-seqWindow && !st.hasSeq(seq):
 		m.seqLate.Inc() // an older message arriving after newer ones
+	case seq > st.max-seqWindow && st.has(seq, sum):
+		m.seqDuplicates.Inc()
+		return true
 	default:
-		// Far behind: the device restarted its counter (or this is a
-		// stray old message: see prev).
+		// Far behind, or another message with a seq seen: the device
+		// restarted its counter (or this is a stray old message: see
+		// prev).
 		m.seqResets.Inc()
 		old := *st
 		old.prev, old.prevIdle = nil, 0
 		*st = seqState{max: seq, prev: &old}
 	}
-	w, b := st.bit(seq)
-	st.seen[w] |= b
+	st.mark(seq, sum)
 	return false
+}
+
+// mark records seq with the checksum of its message.
+func (s *seqState) mark(seq int64, sum uint32) {
+	w, b := s.bit(seq)
+	s.seen[w] |= b
+	s.sums[seq%seqWindow] = sum
+}
+
+// hasSeq reports whether seq (in the window) was seen.
+func (s *seqState) hasSeq(seq int64) bool {
+	w, b := s.bit(seq)
+	return s.seen[w]&b != 0
+}
+
+// has reports whether seq (in the window) was seen with checksum sum.
+func (s *seqState) has(seq int64, sum uint32) bool {
+	return s.hasSeq(seq) && s.sums[seq%seqWindow] == sum
 }
 
 func dist(a, b int64) int64 {
