@@ -371,8 +371,8 @@ func checkDirPath(p string) error {
 		fi, err := os.Stat(q)
 		switch {
 		case err == nil && fi.IsDir():
-			if err := writable(q); err != nil {
-				return fmt.Errorf("%s is not writable: %w", q, err)
+			if err := canMake(q); err != nil {
+				return fmt.Errorf("cannot write in %s: %w", q, err)
 			}
 			return nil
 		case err == nil:
