@@ -301,6 +301,8 @@ func (c *Config) CheckFiles() Problems {
 		}
 		if _, err := ReadSecret(p); errors.Is(err, errEmptySecret) {
 			ps.Add(c.Path, key, "%s is empty", p)
+		} else if errors.Is(err, errSecretLines) {
+			ps.Add(c.Path, key, "%s %v", p, errSecretLines)
 		} else if err != nil {
 			check(key, p)
 		}
@@ -313,7 +315,7 @@ func (c *Config) CheckFiles() Problems {
 	check("influx.tls.ca_file", c.Influx.TLS.CAFile)
 	check("influx.tls.cert_file", c.Influx.TLS.CertFile)
 	check("influx.tls.key_file", c.Influx.TLS.KeyFile)
-	check("http.token_file", c.HTTP.TokenFile)
+	secret("http.token_file", c.HTTP.TokenFile)
 	check("http.tls.cert_file", c.HTTP.TLS.CertFile)
 	check("http.tls.key_file", c.HTTP.TLS.KeyFile)
 	check("ingest.signatures.key_file", c.Ingest.Signatures.KeyFile)

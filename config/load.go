@@ -128,6 +128,11 @@ func readFile(path string) ([]byte, error) {
 // errEmptySecret is ReadSecret's error for a file without a secret.
 var errEmptySecret = errors.New("is empty")
 
+// errSecretLines: a secret file holds the secret alone. A second line is a
+// mistake (an editor's, a copy's) that would go into the HMAC key or the
+// password, and fail every delivery or login far from its cause.
+var errSecretLines = errors.New("holds more than one line: the file must hold the secret alone")
+
 // ReadSecret reads a secret from a file, without its trailing newline; a
 // file holding nothing else is an error (an empty webhook secret would turn
 // signing off unnoticed). The error names the file, never the content.
@@ -142,6 +147,9 @@ func ReadSecret(path string) (string, error) {
 	s := strings.TrimRight(string(data), "\r\n")
 	if s == "" {
 		return "", fmt.Errorf("secret file %s: %w", path, errEmptySecret)
+	}
+	if strings.ContainsAny(s, "\r\n") {
+		return "", fmt.Errorf("secret file %s: %w", path, errSecretLines)
 	}
 	return s, nil
 }

@@ -145,7 +145,7 @@ func influxToken(cfg *config.Config) (token, source string, err error) {
 func headerSafe(tok string) error {
 	for i, c := range []byte(tok) {
 		if c == '\n' || c == '\r' {
-			return fmt.Errorf("holds more than one line (line break at byte %d): the file must hold the token (or user:password) alone", i)
+			return fmt.Errorf("holds more than one line (line break at byte %d): the token (or user:password) must be alone", i)
 		}
 		if (c < 0x20 && c != '\t') || c == 0x7f {
 			return fmt.Errorf("holds a control character at byte %d, which an HTTP header cannot carry", i)

@@ -147,9 +147,21 @@ func TestInfluxTokenPrecedence(t *testing.T) {
 	require.NoError(t, os.WriteFile(two, []byte("admin:Secret456\nsecond line secret\n"), 0o600))
 	cfg.Influx.TokenFile = two
 	_, _, err = influxToken(&cfg)
-	require.ErrorContains(t, err, "influx.token_file: holds more than one line")
+	require.ErrorContains(t, err, "holds more than one line")
 	require.NotContains(t, err.Error(), "Secret456")
-	require.ErrorContains(t, Check(&cfg), "influx.token_file: holds more than one line")
+	require.ErrorContains(t, Check(&cfg), "influx.token_file: "+two+" holds more than one line")
+
+	// Every secret file alike: a webhook's HMAC key, the MQTT password,
+	// the HTTP token.
+	cfg = config.Default()
+	cfg.MQTT.Username, cfg.MQTT.PasswordFile = "fenceline", two
+	cfg.Webhooks = []config.Webhook{{URL: "https://unit.example/hook", SecretFile: two}}
+	cfg.HTTP.TokenFile = two
+	err = Check(&cfg)
+	for _, key := range []string{"mqtt.password_file", "webhooks[0].secret_file", "http.token_file"} {
+		require.ErrorContains(t, err, key+": "+two+" holds more than one line")
+	}
+	require.NotContains(t, err.Error(), "Secret456")
 }
 
 // TestWebhookCAFile: an https webhook is verified against webhooks[].ca_file
