@@ -56,7 +56,9 @@ type Cap struct {
 
 // Open returns a Cap admitting max values per tag, with the values already
 // admitted read from path (none if it does not exist). A file that cannot
-// be read or parsed is an error: starting afresh would admit max more.
+// be read or parsed (a crash mid-write on a disk that lied about fsync, an
+// edit gone wrong) is logged and started afresh: it may admit max values
+// more, which is no reason to keep fenceline from starting.
 func Open(path string, max int, log *slog.Logger, reg prometheus.Registerer) (*Cap, error) {
 	if max < 1 {
 		return nil, fmt.Errorf("tag value bound %d: must be at least 1", max)
@@ -76,21 +78,14 @@ func Open(path string, max int, log *slog.Logger, reg prometheus.Registerer) (*C
 	}
 	c.tech, c.plateColor, c.vehicleType = c.seen[TagTech], c.seen[TagPlateColor], c.seen[TagVehicleType]
 	if path != "" {
-		data, err := os.ReadFile(path)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-		case err != nil:
-			return nil, fmt.Errorf("tag values: %w", err)
-		default:
-			var kept map[string][]string
-			if err := json.Unmarshal(data, &kept); err != nil {
-				return nil, fmt.Errorf("tag values %s: %w", path, err)
-			}
-			for t, vs := range kept {
-				if vs2 := c.seen[t]; vs2 != nil {
-					for _, v := range vs {
-						vs2.add(v)
-					}
+		kept, err := readKept(path)
+		if err != nil {
+			c.log.Warn("tag values file unreadable; starting afresh (it is rewritten at the next new value)", "file", path, "err", err)
+		}
+		for t, vs := range kept {
+			if s := c.seen[t]; s != nil {
+				for _, v := range vs {
+					s.add(v)
 				}
 			}
 		}
@@ -99,6 +94,23 @@ func Open(path string, max int, log *slog.Logger, reg prometheus.Registerer) (*C
 		c.values.WithLabelValues(t).Set(float64(len(c.seen[t].all)))
 	}
 	return c, nil
+}
+
+// readKept reads the values admitted before (none if the file does not
+// exist).
+func readKept(path string) (map[string][]string, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var kept map[string][]string
+	if err := json.Unmarshal(data, &kept); err != nil {
+		return nil, err
+	}
+	return kept, nil
 }
 
 // Batch replaces, in b, the values of bounded tags that are over the bound

@@ -57,12 +57,17 @@ func TestCap(t *testing.T) {
 	assert.Equal(t, []string{"other", "nr"}, tags)
 }
 
+// A damaged file does not keep fenceline from starting: it starts afresh,
+// and the file is rewritten whole at the next new value.
 func TestCapUnreadableFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tag-values.json")
-	require.NoError(t, os.WriteFile(path, []byte("{not json"), 0o600))
-	_, err := Open(path, 2, quiet, prometheus.NewRegistry())
-	require.ErrorContains(t, err, path, "starting afresh would admit the bound again: refused")
-	_, err = Open("", 0, quiet, prometheus.NewRegistry())
+	require.NoError(t, os.WriteFile(path, []byte(`{"tech": ["gsm", "lte"`), 0o600))
+	c, _ := open(t, path, 2)
+	tags, _ := techs(c, "nr")
+	assert.Equal(t, []string{"nr"}, tags)
+	again, _ := open(t, path, 2)
+	assert.Equal(t, 1.0, testutil.ToFloat64(again.values.WithLabelValues(TagTech)), "rewritten whole")
+	_, err := Open("", 0, quiet, prometheus.NewRegistry())
 	require.Error(t, err)
 }
 
