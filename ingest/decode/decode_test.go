@@ -369,6 +369,8 @@ func TestDecodeTopLevelLatLon(t *testing.T) {
 		{"lat not a number", topicCheckpoint, `{"v":1,"seq":1,"ts":` + msgTS + `,"lat":"x","lon":110.0,"passes":[{"plate":"蒙B12345"}]}`, model.Point{}, BadPosition},
 		{"lat out of range", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"lat":91,"lon":110.0,"detections":[{"imsi":"460001234567890"}]}`, model.Point{}, BadPosition},
 		{"bad datum", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"lat":41.5,"lon":109.5,"datum":"xyz","detections":[{"imsi":"460001234567890"}]}`, model.Point{}, BadDatum},
+		{"lat twice", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"lat":41.5,"lon":110.1,"lat":41.6,"detections":[{"imsi":"460001234567890"}]}`, model.Point{}, BadField},
+		{"datum twice", topicCheckpoint, `{"v":1,"seq":1,"ts":` + msgTS + `,"datum":"wgs84","lat":41.4,"lon":110.5,"datum":"gcj02","passes":[{"plate":"蒙B12345"}]}`, model.Point{}, BadField},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, rej := decode(t, tc.topic, tc.msg)
