@@ -33,6 +33,7 @@ func TestLoad(t *testing.T) {
 		{name: "webhooks: a password in the URL, a receiver twice", file: "webhooks.yaml", errs: []string{
 			"webhooks.yaml:3: webhooks[1].url: holds a password",
 			"webhooks.yaml:4: webhooks[2].url: is also webhooks[0].url",
+			"webhooks.yaml:5: webhooks[3].url: is also webhooks[0].url",
 		}},
 		{name: "bad duration", file: "bad-duration.yaml", errs: []string{"bad-duration.yaml:2: ingest.drain_timeout: invalid duration \"5 minutes\""}},
 		{name: "invalid yaml", file: "bad-yaml.yaml", errs: []string{"bad-yaml.yaml:", "invalid YAML"}},
@@ -269,4 +270,16 @@ func FuzzLoad(f *testing.F) {
 		}
 		_, _ = LoadRules(p)
 	})
+}
+
+func TestCanonicalURL(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"HTTPS://Unit-A.example:443/Hook?x=1", "https://unit-a.example/Hook?x=1"},
+		{"http://LOCALHOST:80/a", "http://localhost/a"},
+		{"http://127.0.0.1:8080/a", "http://127.0.0.1:8080/a"},
+		{"https://[::1]:443/a", "https://[::1]/a"},
+		{"https://[::1]:8443/a", "https://[::1]:8443/a"},
+	} {
+		require.Equal(t, tc.want, CanonicalURL(tc.in), tc.in)
+	}
 }

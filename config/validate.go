@@ -30,10 +30,12 @@ func (c *Config) Validate() Problems {
 	for i, w := range c.Webhooks {
 		key := fmt.Sprintf("webhooks[%d]", i)
 		ps = append(ps, w.validate(key)...)
-		if j, dup := seen[w.URL]; dup && w.URL != "" {
+		u := CanonicalURL(w.URL)
+		if j, dup := seen[u]; dup && w.URL != "" {
 			ps.Add("", key+".url", "is also webhooks[%d].url: each receiver once (its alerts would be sent twice)", j)
+		} else {
+			seen[u] = i
 		}
-		seen[w.URL] = i
 	}
 	ps = append(ps, c.ownAlertsSubscribed()...)
 	return ps
@@ -87,6 +89,29 @@ func RedactURL(raw string) string {
 }
 
 // hasPassword reports whether u carries a password (user:password@host).
+// CanonicalURL is rawURL in the form that names one receiver whatever the
+// spelling: scheme and host in lower case, without the scheme's default
+// port. Path and query stay as they are (a receiver may tell them apart).
+// A URL that does not parse is returned as is.
+func CanonicalURL(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return rawURL
+	}
+	u.Scheme = strings.ToLower(u.Scheme)
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if (u.Scheme == "http" && port == "80") || (u.Scheme == "https" && port == "443") {
+		port = ""
+	}
+	u.Host = host
+	if port != "" {
+		u.Host = net.JoinHostPort(host, port)
+	} else if strings.Contains(host, ":") {
+		u.Host = "[" + host + "]"
+	}
+	return u.String()
+}
+
 func hasPassword(u *url.URL) bool {
 	_, ok := u.User.Password()
 	return ok

@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/fenceline/fenceline/alerts/outbox"
+	"github.com/fenceline/fenceline/config"
 	"github.com/fenceline/fenceline/internal/model"
 )
 
@@ -223,6 +224,6 @@ func (w *Webhook) Host() string { return w.where }
 // identifiers) to another unit. The URL itself is not shown: it may hold a
 // token.
 func WebhookName(rawURL string) string {
-	sum := sha256.Sum256([]byte(rawURL))
+	sum := sha256.Sum256([]byte(config.CanonicalURL(rawURL)))
 	return "webhook-" + hex.EncodeToString(sum[:4])
 }

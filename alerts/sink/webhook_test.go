@@ -294,3 +294,8 @@ func TestWebhookName(t *testing.T) {
 	assert.Equal(t, w0.Name(), w3.Name())
 	assert.NotContains(t, a, "unit-a")
 }
+
+func TestWebhookNameSpelling(t *testing.T) {
+	assert.Equal(t, WebhookName("https://unit-a.example/hook"), WebhookName("HTTPS://Unit-A.example:443/hook"),
+		"one receiver, however its URL is spelt")
+}
