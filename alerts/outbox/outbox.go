@@ -413,6 +413,15 @@ func (o *Outbox) pause(d time.Duration) {
 	}
 }
 
+// DroppedLater counts an alert that sink had taken (it counted as
+// delivered) but that was refused for good later, out of the outbox's
+// sight: the InfluxDB sink's line refused when the spool is replayed. It
+// is logged as any dropped alert is.
+func (o *Outbox) DroppedLater(sink, why string) {
+	o.m.dropped.WithLabelValues(sink).Inc()
+	o.log.Error("ALERT DROPPED for sink: refused for good after it was taken", "sink", sink, "why", why)
+}
+
 // Healthy returns why alerts cannot be made durable right now, or nil.
 func (o *Outbox) Healthy() error { return o.failing.Err() }
 

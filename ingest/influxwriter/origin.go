@@ -15,6 +15,7 @@ import (
 type LineOrigin struct {
 	Topic string // "" when the line is not a reading's (an alert's)
 	Index int    // -1 when unknown
+	Alert bool   // an alert's line (the alert measurement)
 }
 
 // OriginOf reads the origin of one line of the schema. The topic is rebuilt
@@ -30,6 +31,7 @@ func OriginOf(line []byte) LineOrigin {
 	if err != nil {
 		return o
 	}
+	o.Alert = string(m) == MeasurementAlert
 	var site, device, kind string
 	for {
 		k, v, err := d.NextTag()

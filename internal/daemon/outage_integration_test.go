@@ -121,3 +121,25 @@ func TestIntegrationReplayRefusedLineNamed(t *testing.T) {
 	require.Equal(t, 1.0, e.counter("fenceline_ingest_rejections_total", map[string]string{"reason": "storage_rejected"}))
 	require.Equal(t, 1+1, e.count("vehicle_pass"), "the other pass is stored")
 }
+
+// An alert's line refused on replay (a type conflict in the alert
+// measurement) is counted as dropped for the influx sink, as any alert a
+// sink refuses for good.
+func TestIntegrationReplayRefusedAlertCounted(t *testing.T) {
+	e := newEnv(t, "alert-rules.yaml", "")
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	ts := time.Now().Add(-time.Minute)
+	// count written as a string into this shard before.
+	require.NoError(t, e.influx.Write(ctx, fmt.Sprintf(`alert,rule=zz count="x" %d`, ts.Add(-time.Second).UnixNano())))
+	require.NoError(t, e.influx.Stop())
+	e.publish("border/mdl/checkpoint/CP-07/status", fmt.Sprintf(`{"v":1,"seq":1,"ts":%d,"tamper":true}`, ts.UnixMilli()))
+	e.waitAcked(1)
+	e.waitFor("the alert spooled", func() bool {
+		return e.counter("fenceline_alerts_delivered_total", map[string]string{"sink": "influx"}) >= 1
+	})
+	require.NoError(t, e.influx.Restart(ctx))
+	e.waitFor("counted as dropped", func() bool {
+		return e.counter("fenceline_alerts_dropped_total", map[string]string{"sink": "influx"}) == 1
+	})
+}

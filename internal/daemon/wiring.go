@@ -309,7 +309,10 @@ func (d *daemon) deadLetterSpooled(lines []byte, perr *influxwriter.PermanentErr
 	if err := <-res; err != nil {
 		return err
 	}
-	if d.pipe != nil && o.Topic != "" { // a reading's line, not an alert's
+	switch {
+	case o.Alert && d.outbox != nil:
+		d.outbox.DroppedLater("influx", perr.Error())
+	case o.Topic != "" && d.pipe != nil:
 		d.pipe.StorageRejected(max(bytes.Count(lines, []byte("\n")), 1))
 	}
 	return nil
