@@ -126,7 +126,7 @@ func TestIntegrationReplayRefusedLineNamed(t *testing.T) {
 // measurement) is counted as dropped for the influx sink, as any alert a
 // sink refuses for good.
 func TestIntegrationReplayRefusedAlertCounted(t *testing.T) {
-	e := newEnv(t, "alert-rules.yaml", "")
+	e := newEnv(t, "rules.yaml", "") // no silence rule: the one alert is the tamper's
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	ts := time.Now().Add(-time.Minute)
@@ -139,7 +139,9 @@ func TestIntegrationReplayRefusedAlertCounted(t *testing.T) {
 		return e.counter("fenceline_alerts_delivered_total", map[string]string{"sink": "influx"}) >= 1
 	})
 	require.NoError(t, e.influx.Restart(ctx))
+	e.waitFor("refused on replay", func() bool { return e.counter("fenceline_influx_replay_rejected_lines_total", nil) >= 1 })
 	e.waitFor("counted as dropped", func() bool {
 		return e.counter("fenceline_alerts_dropped_total", map[string]string{"sink": "influx"}) == 1
 	})
+	require.Equal(t, 1.0, e.counter("fenceline_alerts_raised_total", map[string]string{"rule": "unit-tamper", "state": "firing"}))
 }
