@@ -150,6 +150,10 @@ type Ingest struct {
 	// MaxInflight bounds the messages taken from the broker but not yet
 	// acknowledged; past it the MQTT handler waits (backpressure).
 	MaxInflight int `yaml:"max_inflight"`
+	// MaxInflightBytes bounds their payload bytes likewise: large payloads
+	// (a flood of them from a broken or hostile unit) must not hold
+	// MaxInflight × 256 KiB of memory.
+	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
 	// MaxPayloadBytes: larger messages are rejected (contract: 256 KiB).
 	MaxPayloadBytes int `yaml:"max_payload_bytes"`
 	// MaxFuture: readings further ahead of the clock are rejected.
@@ -245,10 +249,11 @@ func Default() Config {
 		Storage:   Storage{Dir: "/var/lib/fenceline", DeadLetterMaxBytes: 1 << 30, SpoolMaxBytes: 1 << 30},
 		RulesFile: "rules.yaml",
 		Ingest: Ingest{
-			MaxInflight:     2000,
-			MaxPayloadBytes: 256 << 10,
-			MaxFuture:       Duration(5 * time.Minute),
-			DrainTimeout:    Duration(30 * time.Second),
+			MaxInflight:      2000,
+			MaxInflightBytes: 32 << 20,
+			MaxPayloadBytes:  256 << 10,
+			MaxFuture:        Duration(5 * time.Minute),
+			DrainTimeout:     Duration(30 * time.Second),
 			// Generous: a site replaying days of backlog at its link's
 			// speed stays within it; a firmware loop does not.
 			DeviceBudget: DeviceBudget{

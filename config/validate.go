@@ -308,6 +308,9 @@ func (s *Storage) validate() Problems {
 
 func (in *Ingest) validate() Problems {
 	var ps Problems
+	if in.MaxInflightBytes < int64(in.MaxPayloadBytes) {
+		ps.Add("", "ingest.max_inflight_bytes", "must be at least ingest.max_payload_bytes (%d)", in.MaxPayloadBytes)
+	}
 	if in.MaxInflight < 1 {
 		ps.Add("", "ingest.max_inflight", "must be at least 1")
 	}

@@ -14,6 +14,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fenceline/fenceline/config"
@@ -205,4 +206,61 @@ func BenchmarkSourceReceive(b *testing.B) {
 		src.Close(time.Second)
 	}
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*(n+1)), "cpu-ns/msg")
+}
+
+// The payload bytes in flight are bounded as the messages are: large
+// messages wait for room (backpressure), and none is lost.
+func TestIntegrationInflightBytesBounded(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	broker, err := stack.StartMosquitto(ctx, stack.MosquittoOptions{Dir: t.TempDir(), Persistence: true})
+	require.NoError(t, err)
+	defer broker.Stop()
+
+	cfg := config.Default().MQTT
+	cfg.Broker = broker.URL()
+	cfg.ClientID = "bytes-test"
+	cfg.Topics = []string{"t/#"}
+	const size, bound = 100_000, 250_000 // two messages fit, not three
+	src := New(cfg, Options{MaxInflight: 100, MaxInflightBytes: bound}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() { _ = src.Run(runCtx) }()
+	defer src.Close(time.Second)
+	require.Eventually(t, src.Subscribed, 10*time.Second, 10*time.Millisecond)
+
+	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID("bytes-pub"))
+	tok := pub.Connect()
+	require.True(t, tok.WaitTimeout(10*time.Second))
+	require.NoError(t, tok.Error())
+	defer pub.Disconnect(100)
+	for i := range 5 {
+		tok := pub.Publish(fmt.Sprintf("t/%d", i), 1, false, make([]byte, size))
+		require.True(t, tok.WaitTimeout(10*time.Second))
+		require.NoError(t, tok.Error())
+	}
+
+	var held []*Message
+	for range 2 {
+		select {
+		case m := <-src.Messages():
+			held = append(held, m)
+		case <-ctx.Done():
+			t.Fatal("the first two never came")
+		}
+	}
+	require.Eventually(t, func() bool { return testutil.ToFloat64(src.metrics.waits) >= 1 }, 10*time.Second, time.Millisecond,
+		"the third waits for room")
+	require.Empty(t, src.Messages(), "no third message while two hold the bytes")
+	for _, m := range held {
+		m.Ack()
+	}
+	for range 3 {
+		select {
+		case m := <-src.Messages():
+			m.Ack()
+		case <-ctx.Done():
+			t.Fatal("the rest never came")
+		}
+	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/net/proxy"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/fenceline/fenceline/config"
 )
@@ -77,6 +78,9 @@ type Options struct {
 	Password    string
 	TLS         *tls.Config
 	MaxInflight int
+	// MaxInflightBytes bounds the payload bytes in flight (0: no bound):
+	// MaxInflight messages of 256 KiB are half a gigabyte, held twice.
+	MaxInflightBytes int64
 }
 
 // Source is a running MQTT subscription.
@@ -86,8 +90,12 @@ type Source struct {
 	log     *slog.Logger
 	metrics *metrics
 	out     chan *Message
-	slots   chan struct{} // one token per message in flight
+	slots   chan struct{}       // one token per message in flight
+	bytes   *semaphore.Weighted // payload bytes in flight (nil: no bound)
 	client  mqtt.Client
+	// stopCtx ends with Stop, for waits on bytes.
+	stopCtx    context.Context
+	cancelStop context.CancelFunc
 
 	subscribed atomic.Bool
 	stopping   atomic.Bool
@@ -150,6 +158,10 @@ func New(cfg config.MQTT, opts Options, log *slog.Logger, reg prometheus.Registe
 		slots:   make(chan struct{}, opts.MaxInflight),
 		stop:    make(chan struct{}),
 	}
+	if opts.MaxInflightBytes > 0 {
+		s.bytes = semaphore.NewWeighted(opts.MaxInflightBytes)
+	}
+	s.stopCtx, s.cancelStop = context.WithCancel(context.Background())
 	s.client = mqtt.NewClient(s.clientOptions())
 	return s
 }
@@ -309,6 +321,20 @@ func (s *Source) handle(_ mqtt.Client, m mqtt.Message) {
 			return
 		}
 	}
+	// And for room for its bytes: a flood of large payloads (garbage from
+	// an unknown device, each dead-lettered whole) must not hold the
+	// memory of MaxInflight of them.
+	var n int64
+	if s.bytes != nil {
+		n = min(max(int64(len(m.Payload())), 1), s.opts.MaxInflightBytes)
+		if !s.bytes.TryAcquire(n) {
+			s.metrics.waits.Inc()
+			if s.bytes.Acquire(s.stopCtx, n) != nil {
+				<-s.slots
+				return // stopping
+			}
+		}
+	}
 	s.metrics.received.Inc()
 	s.metrics.inflight.Inc()
 	msg := &Message{
@@ -318,6 +344,9 @@ func (s *Source) handle(_ mqtt.Client, m mqtt.Message) {
 		Retained: m.Retained(),
 		ack:      m.Ack,
 		release: func() {
+			if n > 0 {
+				s.bytes.Release(n)
+			}
 			<-s.slots
 			s.metrics.inflight.Dec()
 		},
@@ -349,6 +378,7 @@ func (s *Source) Stop() {
 	s.stopOnce.Do(func() {
 		s.stopping.Store(true)
 		close(s.stop)
+		s.cancelStop()
 	})
 }
 

@@ -215,9 +215,10 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 	}
 
 	d.source = mqttsource.New(cfg.MQTT, mqttsource.Options{
-		Password:    mqttPassword,
-		TLS:         mqttTLS,
-		MaxInflight: cfg.Ingest.MaxInflight,
+		Password:         mqttPassword,
+		TLS:              mqttTLS,
+		MaxInflight:      cfg.Ingest.MaxInflight,
+		MaxInflightBytes: cfg.Ingest.MaxInflightBytes,
 	}, log, reg)
 
 	d.pipe = pipeline.New(pipeline.Options{
