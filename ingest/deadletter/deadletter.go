@@ -71,6 +71,10 @@ type Store struct {
 	syncFile func(*os.File) error
 	now      func() time.Time
 
+	// The eviction log's rate limit (committer goroutine only).
+	evictLogged time.Time
+	evictQuiet  int
+
 	mu      sync.Mutex
 	failing groupcommit.Failing // the failure of the records being retried
 	queue   []pending
@@ -226,8 +230,10 @@ func (s *Store) commit() {
 			p.done(nil)
 		}
 		i += n
+		// After each segment of a large group, not once after it: a flood
+		// would otherwise overshoot MaxBytes by the whole group.
+		s.evict()
 	}
-	s.evict()
 	clear(batch) // drop payloads and callbacks
 	s.spare = batch[:0]
 }
@@ -446,8 +452,15 @@ func (s *Store) evict() {
 		s.m.evictedRecords.Add(float64(records))
 		s.m.evictedBytes.Add(float64(sg.size))
 		s.m.bytes.Set(float64(s.total))
-		s.log.Warn("dead-letter store full: deleted the oldest segment", "segment", sg.name,
-			"records", records, "bytes", sg.size, "max_bytes", s.opts.MaxBytes)
+		// Once a minute: a flood deletes segments many times a second.
+		if now := time.Now(); now.Sub(s.evictLogged) >= time.Minute {
+			s.log.Warn("dead-letter store full: deleted the oldest segment", "segment", sg.name,
+				"records", records, "bytes", sg.size, "max_bytes", s.opts.MaxBytes,
+				"segments_deleted_since_last_log", s.evictQuiet)
+			s.evictLogged, s.evictQuiet = now, 0
+		} else {
+			s.evictQuiet++
+		}
 	}
 	if removed {
 		if err := syncDir(s.dir); err != nil {

@@ -434,3 +434,28 @@ func TestLongRecordAndNames(t *testing.T) {
 		assert.False(t, ok, bad)
 	}
 }
+
+// A large group of records (a flood, all queued at once) is evicted after
+// each segment it fills, not once after the group: the store never holds
+// much more than MaxBytes.
+func TestEvictionWithinAGroup(t *testing.T) {
+	noLeaks(t)
+	dir := t.TempDir()
+	one := int64(len(encoded(rec(0))))
+	r := open(t, dir, Options{MaxBytes: 12 * one, SegmentBytes: 3 * one})
+	var peak int64
+	r.s.syncFile = func(f *os.File) error {
+		peak = max(peak, r.s.total) // the committer's goroutine: no race
+		return f.Sync()
+	}
+	done := make(chan error, 60)
+	for i := range 60 { // queued before the committer runs: one group
+		r.s.Append(rec(i), func(err error) { done <- err })
+	}
+	r.start(t)
+	for range 60 {
+		require.NoError(t, <-done)
+	}
+	assert.LessOrEqual(t, peak, 12*one+2*3*one+6, "MaxBytes and a segment or so, not the whole group")
+	assert.Positive(t, testutil.ToFloat64(r.s.m.evictedRecords))
+}
