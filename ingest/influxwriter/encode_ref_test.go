@@ -66,6 +66,8 @@ func refEncode(t testing.TB, b *model.Batch) []byte {
 		str("imei", d.IMEI)
 		str("mac", d.MAC)
 		str("tech_text", d.TechText)
+		str("mcc_text", d.MCCText)
+		str("operator_text", d.OperatorText)
 		if d.RSSI.OK {
 			flt("rssi", float64(d.RSSI.V))
 		}
@@ -141,7 +143,7 @@ func fuzzBatch(s1, s2, s3 string, f1, f2 float64, i1 int64, flag bool) *model.Ba
 	t := time.Unix(0, i1).UTC()
 	st := model.Stamp{Time: t, PointNS: i1}
 	b := &model.Batch{Meta: model.Meta{Site: s1, Device: s2, Kind: model.Kind(s3), Seq: i1}}
-	d := model.Detection{Stamp: st, IMSI: s1, IMEI: s2, MAC: s3, MCC: s3, Operator: s2, Tech: s1, TechText: s3,
+	d := model.Detection{Stamp: st, IMSI: s1, IMEI: s2, MAC: s3, MCC: s3, Operator: s2, Tech: s1, TechText: s3, MCCText: s2, OperatorText: s1,
 		Loc: model.Point{Lat: f1, Lon: f2}}
 	d.RSSI.V, d.RSSI.OK = -71, flag
 	b.Detections = []model.Detection{d, {Stamp: st, IMSI: s2, Tech: s3, Loc: model.Point{Lat: f2, Lon: f1}}, d}

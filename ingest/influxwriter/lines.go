@@ -40,6 +40,8 @@ func (e *Encoder) detection(dst []byte, m *model.Meta, d *model.Detection) []byt
 	dst = appendStr(dst, ",imei=", d.IMEI)
 	dst = appendStr(dst, ",mac=", d.MAC)
 	dst = appendStr(dst, ",tech_text=", d.TechText)
+	dst = appendStr(dst, ",mcc_text=", d.MCCText)
+	dst = appendStr(dst, ",operator_text=", d.OperatorText)
 	if d.RSSI.OK {
 		// Always a float, whatever the payload's number looked like: a field
 		// that is an integer in one shard and a float in the next breaks

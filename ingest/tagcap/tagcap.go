@@ -1,6 +1,7 @@
 // Package tagcap bounds the distinct values of the InfluxDB tags whose
-// values are device text: tech (detections), plate_color and vehicle_type
-// (passes). The contract bounds tag values by devices, sites, rules and code
+// values are device text: tech, mcc and operator (detections: the latter two
+// are digits of an IMSI, which a garbled or hostile one makes anything),
+// plate_color and vehicle_type (passes). The contract bounds tag values by devices, sites, rules and code
 // lists, never by what is seen; these three are code lists in practice, but
 // a device sends whatever it likes, and every new value is a new series for
 // ever (a camera with a bug, a forger). So each of them admits its first
@@ -31,11 +32,13 @@ import (
 // The tags bounded, by their InfluxDB names.
 const (
 	TagTech        = "tech"
+	TagMCC         = "mcc"
+	TagOperator    = "operator"
 	TagPlateColor  = "plate_color"
 	TagVehicleType = "vehicle_type"
 )
 
-var tags = []string{TagTech, TagPlateColor, TagVehicleType}
+var tags = []string{TagTech, TagMCC, TagOperator, TagPlateColor, TagVehicleType}
 
 // Cap admits tag values up to its bound. It is used by one goroutine (the
 // pipeline's).
@@ -45,7 +48,7 @@ type Cap struct {
 	seen map[string]*valueSet
 	log  *slog.Logger
 	// The sets of the tags, for the hot path.
-	tech, plateColor, vehicleType *valueSet
+	tech, mcc, operator, plateColor, vehicleType *valueSet
 
 	overflow *prometheus.CounterVec
 	values   *prometheus.GaugeVec
@@ -76,7 +79,8 @@ func Open(path string, max int, log *slog.Logger, reg prometheus.Registerer) (*C
 		c.seen[t] = &valueSet{all: map[string]struct{}{}}
 		c.overflow.WithLabelValues(t)
 	}
-	c.tech, c.plateColor, c.vehicleType = c.seen[TagTech], c.seen[TagPlateColor], c.seen[TagVehicleType]
+	c.tech, c.mcc, c.operator = c.seen[TagTech], c.seen[TagMCC], c.seen[TagOperator]
+	c.plateColor, c.vehicleType = c.seen[TagPlateColor], c.seen[TagVehicleType]
 	if path != "" {
 		kept, err := readKept(path)
 		if err != nil {
@@ -124,6 +128,12 @@ func (c *Cap) Batch(b *model.Batch) {
 		d := &b.Detections[i]
 		if d.Tech != "" && !c.admit(c.tech, TagTech, d.Tech) {
 			d.TechText, d.Tech = d.Tech, model.OverflowTag
+		}
+		if d.MCC != "" && !c.admit(c.mcc, TagMCC, d.MCC) {
+			d.MCCText, d.MCC = d.MCC, model.OverflowTag
+		}
+		if d.Operator != "" && !c.admit(c.operator, TagOperator, d.Operator) {
+			d.OperatorText, d.Operator = d.Operator, model.OverflowTag
 		}
 	}
 	for i := range b.Passes {

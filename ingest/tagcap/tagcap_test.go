@@ -91,3 +91,20 @@ func TestCapManyValues(t *testing.T) {
 	assert.Equal(t, want, first)
 	assert.Equal(t, want, again)
 }
+
+// mcc and operator come from the IMSI's digits, which a garbled or hostile
+// IMSI makes anything: they are bounded too.
+func TestCapMCCAndOperator(t *testing.T) {
+	c, _ := open(t, "", 2)
+	b := &model.Batch{}
+	for _, imsi := range []string{"460001", "428991", "310150", "460011"} {
+		b.Detections = append(b.Detections, model.Detection{IMSI: imsi, MCC: imsi[:3], Operator: imsi[:5]})
+	}
+	c.Batch(b)
+	var mcc, op []string
+	for _, d := range b.Detections {
+		mcc, op = append(mcc, d.MCC+"|"+d.MCCText), append(op, d.Operator+"|"+d.OperatorText)
+	}
+	assert.Equal(t, []string{"460|", "428|", "other|310", "460|"}, mcc)
+	assert.Equal(t, []string{"46000|", "42899|", "other|31015", "other|46001"}, op)
+}

@@ -173,9 +173,10 @@ type Detection struct {
 	Operator string // MCC+MNC, "" without IMSI
 	RSSI     OptFloat
 	Tech     string
-	// TechText is the device's tech when Tech was replaced by OverflowTag:
-	// the tag had reached its bound of distinct values (ingest/tagcap).
-	TechText string
+	// TechText, MCCText and OperatorText are the reading's tech, MCC and
+	// operator when the tag was replaced by OverflowTag: it had reached its
+	// bound of distinct values (ingest/tagcap).
+	TechText, MCCText, OperatorText string
 }
 
 // OverflowTag is the value of a tag from device text (tech, plate_color,
