@@ -396,6 +396,8 @@ func TestSeqTrackerTwoCounters(t *testing.T) {
 			[]bool{false, false, false, false, false, false, false, true, false, false}, 0, 1, 2},
 		{"a restart for good", []int64{500, 0, 1, 2, 3},
 			[]bool{false, false, false, false, false}, 0, 1, 0},
+		{"a stray seq far ahead", []int64{100, 1 << 53, 101, 103},
+			[]bool{false, false, false, false}, 1, 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newMetrics(prometheus.NewRegistry())

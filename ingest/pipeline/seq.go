@@ -13,6 +13,12 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // redelivery (seen before) from a device restart (seq far behind).
 const seqWindow = 256
 
+// maxSeqJump is the largest forward jump taken for lost messages: a seq
+// further ahead (a unit's counter garbled, or set to 2^53) is a new counter,
+// not billions of messages missing, which would also leave the missing
+// counter too large for a float64 to count on by one.
+const maxSeqJump = 1_000_000
+
 // seqTracker follows each device's message counter. It is bounded by the
 // registry: only registered devices reach it.
 type seqTracker struct {
@@ -74,7 +80,7 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 		}
 	}
 	switch {
-	case seq > st.max:
+	case seq > st.max && seq-st.max <= maxSeqJump:
 		if gap := seq - st.max - 1; gap > 0 {
 			m.seqGaps.Inc()
 			m.seqMissing.Add(float64(gap))
@@ -89,15 +95,15 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 			}
 		}
 		st.max = seq
-	case seq > st.max-seqWindow && !st.hasSeq(seq):
+	case seq <= st.max && seq > st.max-seqWindow && !st.hasSeq(seq):
 		m.seqLate.Inc() // an older message arriving after newer ones
-	case seq > st.max-seqWindow && st.has(seq, sum):
+	case seq <= st.max && seq > st.max-seqWindow && st.has(seq, sum):
 		m.seqDuplicates.Inc()
 		return true
 	default:
-		// Far behind, or another message with a seq seen: the device
-		// restarted its counter (or this is a stray old message: see
-		// prev).
+		// Far behind or far ahead, or another message with a seq seen:
+		// the device restarted its counter (or this is a stray message:
+		// see prev).
 		m.seqResets.Inc()
 		old := *st
 		old.prev, old.prevIdle = nil, 0
