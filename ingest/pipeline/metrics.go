@@ -1,7 +1,9 @@
 package pipeline
 
 import (
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -102,6 +104,9 @@ type rejectLog struct {
 	second    time.Time
 	inSecond  int
 	last      map[rejectKey]rejectLogged
+	// capped counts the rejections of other topics and reasons that the
+	// per-second bound kept from the log, told with the next line logged.
+	capped int
 }
 
 type rejectKey struct{ topic, reason string }
@@ -119,27 +124,44 @@ func newRejectLog(perSecond int) *rejectLog {
 	return &rejectLog{perSecond: perSecond, last: map[rejectKey]rejectLogged{}}
 }
 
-// allow reports whether to log a rejection of topic for reason at now, and
-// how many of the same were not logged since the last one that was.
-func (l *rejectLog) allow(topic, reason string, now time.Time) (ok bool, suppressed int) {
+// allow reports whether to log a rejection of topic for reason at now, how
+// many of the same were not logged since the last one that was, and how
+// many others the per-second bound kept from the log since the last line.
+func (l *rejectLog) allow(topic, reason string, now time.Time) (ok bool, suppressed, capped int) {
 	k := rejectKey{topic, reason}
 	prev, seen := l.last[k]
 	if seen && now.Sub(prev.at) < time.Minute {
 		prev.suppressed++
 		l.last[k] = prev
-		return false, 0
+		return false, 0, 0
 	}
 	if now.Sub(l.second) >= time.Second {
 		l.second, l.inSecond = now, 0
 	}
 	if l.inSecond++; l.inSecond > l.perSecond {
-		return false, 0
+		l.capped++
+		return false, 0, 0
 	}
 	if !seen && len(l.last) >= rejectLogKeys {
 		clear(l.last)
 	}
 	l.last[k] = rejectLogged{at: now}
-	return true, prev.suppressed
+	capped, l.capped = l.capped, 0
+	return true, prev.suppressed, capped
+}
+
+// logTopic is a topic for a log line: cut short past maxLogTopic bytes (a
+// topic may be 64 KiB long, and a log line is no place for it).
+func logTopic(topic string) string {
+	const maxLogTopic = 200
+	if len(topic) <= maxLogTopic {
+		return topic
+	}
+	cut := topic[:maxLogTopic]
+	for len(cut) > 0 && !utf8.ValidString(cut) {
+		cut = cut[:len(cut)-1]
+	}
+	return cut + "…(" + strconv.Itoa(len(topic)) + " bytes)"
 }
 
 // flush tells f of the rejections not logged for a topic and reason whose

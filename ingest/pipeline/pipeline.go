@@ -193,7 +193,7 @@ func (p *Pipeline) tick() {
 	// Rejections kept from the log a minute ago are told now, should their
 	// unit have fallen quiet since.
 	p.rejLog.flush(p.opts.Now(), func(topic, reason string, n int) {
-		p.log.Warn("rejected, not logged one by one", "topic", topic, "reason", reason, "same_rejections_not_logged", n)
+		p.log.Warn("rejected, not logged one by one", "topic", logTopic(topic), "reason", reason, "same_rejections_not_logged", n)
 	})
 	if p.engine == nil {
 		return
@@ -325,9 +325,9 @@ func (p *Pipeline) reject(t *ackToken, m *mqttsource.Message, b *model.Batch, re
 			Index:    rs[0].Index,
 			Payload:  m.Payload,
 		}
-		if ok, n := p.rejLog.allow(m.Topic, string(reason), p.opts.Now()); ok {
-			p.log.Warn("rejected", "topic", m.Topic, "reason", reason, "detail", rec.Detail,
-				"same_rejections_not_logged", n)
+		if ok, n, others := p.rejLog.allow(m.Topic, string(reason), p.opts.Now()); ok {
+			p.log.Warn("rejected", "topic", logTopic(m.Topic), "reason", reason, "detail", rec.Detail,
+				"same_rejections_not_logged", n, "other_rejections_not_logged", others)
 		}
 		t.pending.Add(1)
 		p.dead.Append(rec, t.doneFn)
@@ -391,7 +391,7 @@ func (t *ackToken) done(err error) {
 		t.p.m.rejections.WithLabelValues(reasonStorageRejected).Add(float64(max(len(pe.Times), 1)))
 		// Only the status: InfluxDB's message may quote the line, with
 		// its identifiers. The dead letter keeps the whole error.
-		t.p.log.Error("storage refused a message's readings; dead-lettered", "topic", t.msg.Topic,
+		t.p.log.Error("storage refused a message's readings; dead-lettered", "topic", logTopic(t.msg.Topic),
 			"status", pe.Status, "readings", max(len(pe.Times), 1))
 		t.pending.Add(1)
 		t.p.dead.Append(DeadLetter{

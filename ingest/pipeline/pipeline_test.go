@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -348,7 +350,7 @@ func TestRejectLogOncePerMinutePerTopicAndReason(t *testing.T) {
 		{"another unit", "border/tst/fence/T-02/detections", "unknown_device", time.Second, true, 0},
 		{"a minute on, with the count", "border/tst/fence/T-01/detections", "unknown_device", 61 * time.Second, true, 2},
 	} {
-		ok, n := l.allow(tc.topic, tc.reason, t0.Add(tc.at))
+		ok, n, _ := l.allow(tc.topic, tc.reason, t0.Add(tc.at))
 		require.Equal(t, tc.ok, ok, tc.name)
 		require.Equal(t, tc.suppressed, n, tc.name)
 	}
@@ -357,27 +359,40 @@ func TestRejectLogOncePerMinutePerTopicAndReason(t *testing.T) {
 	var told []string
 	tell := func(topic, reason string, n int) { told = append(told, fmt.Sprintf("%s %s %d", topic, reason, n)) }
 	const topic = "border/tst/fence/T-01/detections"
-	ok, _ := l.allow(topic, "unknown_device", t0)
+	ok, _, _ := l.allow(topic, "unknown_device", t0)
 	require.True(t, ok)
-	ok, _ = l.allow(topic, "unknown_device", t0.Add(10*time.Second))
+	ok, _, _ = l.allow(topic, "unknown_device", t0.Add(10*time.Second))
 	require.False(t, ok)
 	l.flush(t0.Add(59*time.Second), tell)
 	require.Empty(t, told, "its minute is not up")
 	l.flush(t0.Add(60*time.Second), tell)
 	require.Equal(t, []string{topic + " unknown_device 1"}, told)
-	ok, n := l.allow(topic, "unknown_device", t0.Add(61*time.Second))
+	ok, n, _ := l.allow(topic, "unknown_device", t0.Add(61*time.Second))
 	require.True(t, ok)
 	require.Zero(t, n, "told once, not again")
 
-	// At most ten lines a second in all, however many topics.
+	// At most ten lines a second in all, however many topics; the next
+	// line logged tells how many others were kept from the log.
 	l = newRejectLog(10)
 	logged := 0
 	for i := range 100 {
-		if ok, _ := l.allow(fmt.Sprintf("border/tst/fence/U-%d/detections", i), "unknown_device", t0); ok {
+		if ok, _, _ := l.allow(fmt.Sprintf("border/tst/fence/U-%d/detections", i), "unknown_device", t0); ok {
 			logged++
 		}
 	}
 	require.Equal(t, 10, logged)
+	ok, _, others := l.allow("border/tst/fence/U-100/detections", "unknown_device", t0.Add(time.Second))
+	require.True(t, ok)
+	require.Equal(t, 90, others)
+}
+
+func TestLogTopic(t *testing.T) {
+	require.Equal(t, "border/mdl/fence/F-1/detections", logTopic("border/mdl/fence/F-1/detections"))
+	long := "border/mdl/fence/" + strings.Repeat("B", 65000) + "/detections"
+	got := logTopic(long)
+	require.Less(t, len(got), 300)
+	require.True(t, strings.HasSuffix(got, fmt.Sprintf("…(%d bytes)", len(long))), got)
+	require.True(t, utf8.ValidString(logTopic(strings.Repeat("蒙", 100))), "cut on a character boundary")
 }
 
 // A reset keeps the counter before it: a stray old message is no reset with
