@@ -381,7 +381,7 @@ func TestDecodeTopLevelLatLon(t *testing.T) {
 			}
 			require.Empty(t, rej)
 			require.Equal(t, 1, out.Len())
-			loc := model.Point{}
+			var loc model.Point
 			if len(out.Detections) > 0 {
 				loc = out.Detections[0].Loc
 			} else {
