@@ -352,7 +352,7 @@ func TestDecodeDetectionsGCJ02(t *testing.T) {
 
 // A detections or passes message may give its position as a patrol's fix
 // does, lat and lon at the top level: it is used, not the registered one,
-// and checked as loc is; loc, the contract's form, wins when both are there.
+// and checked as loc is; with loc as well, it is refused (two positions).
 func TestDecodeTopLevelLatLon(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -363,7 +363,9 @@ func TestDecodeTopLevelLatLon(t *testing.T) {
 	}{
 		{"detections", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"lat":42.0,"lon":110.0,"detections":[{"imsi":"460001234567890"}]}`, model.Point{Lat: 42, Lon: 110}, ""},
 		{"passes", topicCheckpoint, `{"v":1,"seq":1,"ts":` + msgTS + `,"lat":42.3,"lon":110.2,"passes":[{"plate":"蒙B12345"}]}`, model.Point{Lat: 42.3, Lon: 110.2}, ""},
-		{"loc wins", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"lat":42.0,"lon":110.0,"loc":{"lat":41.5,"lon":110.5},"detections":[{"imsi":"460001234567890"}]}`, model.Point{Lat: 41.5, Lon: 110.5}, ""},
+		{"loc and lat/lon both", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"lat":42.0,"lon":110.0,"loc":{"lat":41.5,"lon":110.5},"detections":[{"imsi":"460001234567890"}]}`, model.Point{}, BadPosition},
+		{"a bad datum alone", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"datum":"bogus","detections":[{"imsi":"460001234567890"}]}`, model.Point{}, BadDatum},
+		{"a datum alone, wgs84", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"datum":"wgs84","detections":[{"imsi":"460001234567890"}]}`, model.Point{Lat: 41.96, Lon: 110.4861}, ""},
 		{"gcj02", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"lat":41.9625,"lon":110.4930,"datum":"gcj02","detections":[{"imsi":"460001234567890"}]}`, gcjWGS(41.9625, 110.4930), ""},
 		{"lat without lon", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"lat":42.0,"detections":[{"imsi":"460001234567890"}]}`, model.Point{}, BadPosition},
 		{"lat not a number", topicCheckpoint, `{"v":1,"seq":1,"ts":` + msgTS + `,"lat":"x","lon":110.0,"passes":[{"plate":"蒙B12345"}]}`, model.Point{}, BadPosition},

@@ -130,14 +130,20 @@ func (d *Decoder) optIdent(v uint32) ([]byte, string) {
 func (d *Decoder) locatedReadings(top *fields, arr uint32, dev *model.Device) (int, bool) {
 	var r Reason
 	var msg string
-	if lat, lon := top.vals[tLat], top.vals[tLon]; !d.present(top.vals[tLoc]) && (d.present(lat) || d.present(lon)) {
+	lat, lon, datum := top.vals[tLat], top.vals[tLon], top.vals[tDatum]
+	topLevel := d.present(lat) || d.present(lon) || d.present(datum)
+	switch {
+	case topLevel && d.present(top.vals[tLoc]):
+		// Two positions: which one the unit meant is anyone's guess.
+		r, msg = BadPosition, "loc and a top-level lat, lon or datum: give the position once"
+	case topLevel:
 		// The message's position as a patrol's fix gives it, at the top
 		// level: the unit's reported position, rather than the registered
 		// one, checked as loc's would be (a bad one is bad_position, not
-		// silently the registered position). loc, the contract's form,
-		// wins when both are there.
-		d.loc, r, msg = d.location(lat, lon, top.vals[tDatum], dev, "")
-	} else {
+		// silently the registered position; a datum alone is checked as
+		// it is for the registered position).
+		d.loc, r, msg = d.location(lat, lon, datum, dev, "")
+	default:
 		d.loc, r, msg = d.messageLoc(top.vals[tLoc], dev)
 	}
 	if r != "" {
