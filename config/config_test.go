@@ -109,6 +109,10 @@ func TestCheckFilesReadsSecrets(t *testing.T) {
 	require.Contains(t, ps.Error(), "webhooks[0].secret_file: "+empty+" is empty")
 	_, err := ReadSecret(empty)
 	require.ErrorContains(t, err, "is empty")
+	blank := filepath.Join(dir, "blank")
+	require.NoError(t, os.WriteFile(blank, []byte("   \n"), 0o600))
+	_, err = ReadSecret(blank)
+	require.ErrorContains(t, err, "is empty", "blanks are no key")
 }
 
 // check refuses what run would: a storage.dir that is a file, or lies
@@ -279,6 +283,9 @@ func TestCanonicalURL(t *testing.T) {
 		{"http://127.0.0.1:8080/a", "http://127.0.0.1:8080/a"},
 		{"https://[::1]:443/a", "https://[::1]/a"},
 		{"https://[::1]:8443/a", "https://[::1]:8443/a"},
+		{"http://127.0.0.1:029501/%61#x", "http://127.0.0.1:29501/a"},
+		{"https://[0:0::1]/a", "https://[::1]/a"},
+		{"https://unit.example./a", "https://unit.example/a"},
 	} {
 		require.Equal(t, tc.want, CanonicalURL(tc.in), tc.in)
 	}

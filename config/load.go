@@ -145,7 +145,7 @@ func ReadSecret(path string) (string, error) {
 		return "", fmt.Errorf("secret file %s: %w", path, err)
 	}
 	s := strings.TrimRight(string(data), "\r\n")
-	if s == "" {
+	if strings.TrimSpace(s) == "" { // blanks are no key either
 		return "", fmt.Errorf("secret file %s: %w", path, errEmptySecret)
 	}
 	if strings.ContainsAny(s, "\r\n") {

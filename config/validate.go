@@ -90,16 +90,25 @@ func RedactURL(raw string) string {
 
 // hasPassword reports whether u carries a password (user:password@host).
 // CanonicalURL is rawURL in the form that names one receiver whatever the
-// spelling: scheme and host in lower case, without the scheme's default
-// port. Path and query stay as they are (a receiver may tell them apart).
-// A URL that does not parse is returned as is.
+// spelling: scheme and host in lower case (an IP address in its standard
+// form, a name without its trailing dot), the port as a number and without
+// the scheme's default, the path with its escapes in their standard form,
+// no fragment (it is never sent). The query stays as it is (a receiver may
+// tell its parts apart). A URL that does not parse is returned as is.
 func CanonicalURL(rawURL string) string {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return rawURL
 	}
 	u.Scheme = strings.ToLower(u.Scheme)
-	host, port := strings.ToLower(u.Hostname()), u.Port()
+	u.Fragment, u.RawFragment, u.RawPath = "", "", ""
+	host, port := strings.TrimSuffix(strings.ToLower(u.Hostname()), "."), u.Port()
+	if ip := net.ParseIP(host); ip != nil {
+		host = ip.String()
+	}
+	if n, err := strconv.Atoi(port); err == nil {
+		port = strconv.Itoa(n)
+	}
 	if (u.Scheme == "http" && port == "80") || (u.Scheme == "https" && port == "443") {
 		port = ""
 	}
