@@ -417,9 +417,9 @@ func (o *Outbox) pause(d time.Duration) {
 // delivered) but that was refused for good later, out of the outbox's
 // sight: the InfluxDB sink's line refused when the spool is replayed. It
 // is logged as any dropped alert is.
-func (o *Outbox) DroppedLater(sink, why string) {
+func (o *Outbox) DroppedLater(sink, id, rule, why string) {
 	o.m.dropped.WithLabelValues(sink).Inc()
-	o.log.Error("ALERT DROPPED for sink: refused for good after it was taken", "sink", sink, "why", why)
+	o.log.Error("ALERT DROPPED for sink: refused for good after it was taken", "sink", sink, "id", id, "rule", rule, "why", why)
 }
 
 // Healthy returns why alerts cannot be made durable right now, or nil.

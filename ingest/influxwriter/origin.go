@@ -16,6 +16,8 @@ type LineOrigin struct {
 	Topic string // "" when the line is not a reading's (an alert's)
 	Index int    // -1 when unknown
 	Alert bool   // an alert's line (the alert measurement)
+	// AlertID and Rule name an alert's line, for the log.
+	AlertID, Rule string
 }
 
 // OriginOf reads the origin of one line of the schema. The topic is rebuilt
@@ -45,6 +47,8 @@ func OriginOf(line []byte) LineOrigin {
 			device = string(v)
 		case "kind":
 			kind = string(v)
+		case "rule":
+			o.Rule = string(v)
 		}
 	}
 	stream := ""
@@ -67,8 +71,11 @@ func OriginOf(line []byte) LineOrigin {
 		if err != nil || k == nil {
 			break
 		}
-		if string(k) == "seq" && v.Kind() == lineprotocol.Int {
+		switch {
+		case string(k) == "seq" && v.Kind() == lineprotocol.Int:
 			seq, ok = v.IntV(), true
+		case string(k) == "id" && v.Kind() == lineprotocol.String:
+			o.AlertID = v.StringV()
 		}
 	}
 	if !ok {

@@ -36,6 +36,6 @@ func TestOriginOf(t *testing.T) {
 	}
 	alert, err := AppendAlert(nil, &model.Alert{ID: "a1", Rule: "r", Severity: "high", State: model.StateFiring, Site: "mdl", At: t0})
 	require.NoError(t, err)
-	assert.Equal(t, LineOrigin{Index: -1, Alert: true}, OriginOf(alert), "an alert's line is no reading's")
+	assert.Equal(t, LineOrigin{Index: -1, Alert: true, AlertID: "a1", Rule: "r"}, OriginOf(alert), "an alert's line is no reading's, and names its alert")
 	assert.Equal(t, LineOrigin{Index: -1}, OriginOf([]byte("not line protocol")))
 }

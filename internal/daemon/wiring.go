@@ -312,7 +312,7 @@ func (d *daemon) deadLetterSpooled(lines []byte, perr *influxwriter.PermanentErr
 	}
 	switch {
 	case o.Alert && d.outbox != nil:
-		d.outbox.DroppedLater("influx", perr.Error())
+		d.outbox.DroppedLater("influx", o.AlertID, o.Rule, perr.Error())
 	case o.Topic != "" && d.pipe != nil:
 		d.pipe.StorageRejected(max(bytes.Count(lines, []byte("\n")), 1))
 	}
