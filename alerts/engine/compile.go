@@ -352,6 +352,10 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 		rule.zones = append(rule.zones, z)
 		if zs := zoneSpecs[id]; zs != nil {
 			spec := *zs
+			// Units and name say who is told and how the zone reads in a
+			// summary, not what the rule does: adding a unit must not close
+			// and raise again every open incident of the zone.
+			spec.Units, spec.Name = nil, ""
 			if spec.GeoJSON != nil || spec.File != "" {
 				// Its shape, not its YAML form or its file's name.
 				spec.GeoJSON = nil
@@ -590,7 +594,8 @@ func compileDevices(specs []config.DeviceSpec, file string, ps *config.Problems)
 // and the specs of the zones and watchlist it references — with what the
 // files these name hold (a spec names only the file): an edited zone file
 // is a changed zone, as an edited inline zone is. A GeoJSON zone counts by
-// its shape (zone.Digest), not by its YAML form.
+// its shape (zone.Digest), not by its YAML form; a zone's units and name
+// do not count (new alerts take them up all the same).
 type fingerprintInput struct {
 	Rule          config.RuleSpec
 	Zones         []config.ZoneSpec // without their GeoJSON

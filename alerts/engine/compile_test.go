@@ -218,3 +218,23 @@ rules:
 	assert.NotEqual(t, base["plate"], listed["plate"], "an edited watchlist file")
 	assert.Equal(t, base["at-ruins"], listed["at-ruins"])
 }
+
+// A zone's units and name are who is told and how it reads, not what a rule
+// does: changing them keeps the fingerprint (and the rule's state); its
+// shape does not.
+func TestFingerprintIgnoresZoneUnitsAndName(t *testing.T) {
+	const rules = `
+zones:
+  - {id: ruins, site: mdl, %s circle: {lat: 41.9612, lon: 110.4875, radius_m: %d}}
+rules:
+  - {id: crowd, kind: count, source: phone, zones: [ruins], window: 15m, threshold: 3}
+`
+	fp := func(extra string, radius int) string {
+		rs, ps := compileYAML(t, fmt.Sprintf(rules, extra, radius))
+		require.Empty(t, ps)
+		return rs.Rules[0].Fingerprint()
+	}
+	base := fp("", 500)
+	assert.Equal(t, base, fp(`units: [station-mdl, joint-command], name: "Aolunsumu ruins",`, 500))
+	assert.NotEqual(t, base, fp("", 600), "a changed shape is a changed rule")
+}
