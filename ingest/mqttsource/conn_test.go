@@ -70,29 +70,7 @@ func TestOpenConnectionBuffersReads(t *testing.T) {
 // Through a real broker: messages of every size, from a few bytes to several
 // times the read buffer, arrive whole and in order, across a reconnect.
 func TestSourceBufferedAgainstBroker(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	broker, err := stack.StartMosquitto(ctx, stack.MosquittoOptions{Dir: t.TempDir(), Persistence: true})
-	require.NoError(t, err)
-	defer broker.Stop()
-
-	cfg := config.Default().MQTT
-	cfg.Broker = broker.URL()
-	cfg.ClientID = "buffered-test"
-	cfg.Topics = []string{"t/#"}
-	cfg.MaxReconnectInterval = config.Duration(time.Second)
-	src := New(cfg, Options{MaxInflight: 100}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() { _ = src.Run(runCtx) }()
-	defer src.Close(time.Second)
-	require.Eventually(t, src.Subscribed, 10*time.Second, 10*time.Millisecond)
-
-	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID("buffered-pub"))
-	tok := pub.Connect()
-	require.True(t, tok.WaitTimeout(10*time.Second))
-	require.NoError(t, tok.Error())
-	defer pub.Disconnect(100)
+	ctx, broker, src, pub := startSourceAndPublisher(t, "buffered", Options{MaxInflight: 100})
 
 	sizes := []int{0, 1, 100, 127, 128, 16_383, 16_384, readBufferSize - 10, readBufferSize, 3 * readBufferSize, 200_000}
 	payload := func(i, n int) []byte {
@@ -211,29 +189,8 @@ func BenchmarkSourceReceive(b *testing.B) {
 // The payload bytes in flight are bounded as the messages are: large
 // messages wait for room (backpressure), and none is lost.
 func TestIntegrationInflightBytesBounded(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	broker, err := stack.StartMosquitto(ctx, stack.MosquittoOptions{Dir: t.TempDir(), Persistence: true})
-	require.NoError(t, err)
-	defer broker.Stop()
-
-	cfg := config.Default().MQTT
-	cfg.Broker = broker.URL()
-	cfg.ClientID = "bytes-test"
-	cfg.Topics = []string{"t/#"}
 	const size, bound = 100_000, 250_000 // two messages fit, not three
-	src := New(cfg, Options{MaxInflight: 100, MaxInflightBytes: bound}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() { _ = src.Run(runCtx) }()
-	defer src.Close(time.Second)
-	require.Eventually(t, src.Subscribed, 10*time.Second, 10*time.Millisecond)
-
-	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID("bytes-pub"))
-	tok := pub.Connect()
-	require.True(t, tok.WaitTimeout(10*time.Second))
-	require.NoError(t, tok.Error())
-	defer pub.Disconnect(100)
+	ctx, _, src, pub := startSourceAndPublisher(t, "bytes", Options{MaxInflight: 100, MaxInflightBytes: bound})
 	for i := range 5 {
 		tok := pub.Publish(fmt.Sprintf("t/%d", i), 1, false, make([]byte, size))
 		require.True(t, tok.WaitTimeout(10*time.Second))
@@ -263,4 +220,37 @@ func TestIntegrationInflightBytesBounded(t *testing.T) {
 			t.Fatal("the rest never came")
 		}
 	}
+}
+
+// startSourceAndPublisher starts a broker with persistence, a Source named
+// name subscribed to t/#, and a publisher, all stopped when t ends; ctx
+// bounds the test.
+func startSourceAndPublisher(t *testing.T, name string, opts Options) (context.Context, *stack.Mosquitto, *Source, mqtt.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	broker, err := stack.StartMosquitto(ctx, stack.MosquittoOptions{Dir: t.TempDir(), Persistence: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { broker.Stop() })
+
+	cfg := config.Default().MQTT
+	cfg.Broker = broker.URL()
+	cfg.ClientID = name + "-test"
+	cfg.Topics = []string{"t/#"}
+	cfg.MaxReconnectInterval = config.Duration(time.Second)
+	src := New(cfg, opts, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	runCtx, stop := context.WithCancel(ctx)
+	go func() { _ = src.Run(runCtx) }()
+	t.Cleanup(func() {
+		src.Close(time.Second)
+		stop()
+	})
+	require.Eventually(t, src.Subscribed, 10*time.Second, 10*time.Millisecond)
+
+	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID(name + "-pub"))
+	tok := pub.Connect()
+	require.True(t, tok.WaitTimeout(10*time.Second))
+	require.NoError(t, tok.Error())
+	t.Cleanup(func() { pub.Disconnect(100) })
+	return ctx, broker, src, pub
 }
