@@ -151,14 +151,19 @@ func (c *Cap) Batch(b *model.Batch) {
 // few, which nearly every reading has, in an array that is faster to scan
 // than the map is to hash.
 type valueSet struct {
-	hot [8]string
-	n   int
-	all map[string]struct{}
+	last string // the value found last: the readings of a message share most
+	hot  [8]string
+	n    int
+	all  map[string]struct{}
 }
 
 func (s *valueSet) has(v string) bool {
+	if v == s.last {
+		return true
+	}
 	for _, h := range s.hot[:s.n] {
 		if h == v {
+			s.last = h
 			return true
 		}
 	}
@@ -184,7 +189,7 @@ func (s *valueSet) add(v string) {
 // admit reports whether v may be a value of tag (whose values are s): it is
 // one already, or there is room for it (then it is remembered).
 func (c *Cap) admit(s *valueSet, tag, v string) bool {
-	if v == model.OverflowTag || s.has(v) {
+	if s.has(v) || v == model.OverflowTag {
 		return true
 	}
 	if len(s.all) >= c.max {
