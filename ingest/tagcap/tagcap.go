@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -26,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/fenceline/fenceline/internal/atomicfile"
 	"github.com/fenceline/fenceline/internal/model"
 )
 
@@ -126,24 +126,22 @@ func (c *Cap) Batch(b *model.Batch) {
 	}
 	for i := range b.Detections {
 		d := &b.Detections[i]
-		if d.Tech != "" && !c.admit(c.tech, TagTech, d.Tech) {
-			d.TechText, d.Tech = d.Tech, model.OverflowTag
-		}
-		if d.MCC != "" && !c.admit(c.mcc, TagMCC, d.MCC) {
-			d.MCCText, d.MCC = d.MCC, model.OverflowTag
-		}
-		if d.Operator != "" && !c.admit(c.operator, TagOperator, d.Operator) {
-			d.OperatorText, d.Operator = d.Operator, model.OverflowTag
-		}
+		c.bound(c.tech, TagTech, &d.Tech, &d.TechText)
+		c.bound(c.mcc, TagMCC, &d.MCC, &d.MCCText)
+		c.bound(c.operator, TagOperator, &d.Operator, &d.OperatorText)
 	}
 	for i := range b.Passes {
 		p := &b.Passes[i]
-		if p.PlateColor != "" && !c.admit(c.plateColor, TagPlateColor, p.PlateColor) {
-			p.PlateColorText, p.PlateColor = p.PlateColor, model.OverflowTag
-		}
-		if p.VehicleType != "" && !c.admit(c.vehicleType, TagVehicleType, p.VehicleType) {
-			p.VehicleTypeText, p.VehicleType = p.VehicleType, model.OverflowTag
-		}
+		c.bound(c.plateColor, TagPlateColor, &p.PlateColor, &p.PlateColorText)
+		c.bound(c.vehicleType, TagVehicleType, &p.VehicleType, &p.VehicleTypeText)
+	}
+}
+
+// bound replaces *v, a value of tag (whose values are s), by OverflowTag
+// when it is over the bound, moving it to *text.
+func (c *Cap) bound(s *valueSet, tag string, v, text *string) {
+	if *v != "" && !c.admit(s, tag, *v) {
+		*text, *v = *v, model.OverflowTag
 	}
 }
 
@@ -239,21 +237,5 @@ func (c *Cap) save() error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(c.path), ".tag-values-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), c.path)
+	return atomicfile.WriteFile(c.path, append(data, '\n'))
 }

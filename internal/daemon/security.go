@@ -18,6 +18,7 @@ import (
 	"github.com/fenceline/fenceline/alerts/outbox"
 	"github.com/fenceline/fenceline/config"
 	"github.com/fenceline/fenceline/ingest/devicesig"
+	"github.com/fenceline/fenceline/internal/atomicfile"
 	"github.com/fenceline/fenceline/internal/httpapi"
 	"github.com/fenceline/fenceline/internal/model"
 	"github.com/fenceline/fenceline/internal/protect"
@@ -359,7 +360,7 @@ func (s *security) saveState() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.stateFile, data)
+	return atomicfile.WriteFile(s.stateFile, data)
 }
 
 // wrapSinks gives each alert sink the view of alerts it may see: the

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -29,6 +28,7 @@ import (
 	"github.com/fenceline/fenceline/ingest/pipeline"
 	"github.com/fenceline/fenceline/ingest/spool"
 	"github.com/fenceline/fenceline/ingest/tagcap"
+	"github.com/fenceline/fenceline/internal/atomicfile"
 	"github.com/fenceline/fenceline/internal/httpapi"
 	"github.com/fenceline/fenceline/internal/model"
 )
@@ -552,74 +552,13 @@ func (d *daemon) writeState(run func(copyState func()) error) error {
 	if err := run(func() { snap = d.engine.Snapshot() }); err != nil {
 		return err
 	}
-	f, err := createAtomic(d.stateFile)
+	f, err := atomicfile.Create(d.stateFile)
 	if err != nil {
 		return err
 	}
 	if err := snap.Save(f); err != nil {
-		f.abort()
+		f.Abort()
 		return err
 	}
-	return f.commit()
-}
-
-// writeFileAtomic replaces path with data so that a crash leaves either the
-// old or the new content, never a torn file.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := createAtomic(path)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.abort()
-		return err
-	}
-	return f.commit()
-}
-
-// atomicFile is the next content of a file, written to path.tmp and
-// renamed over path once fsynced.
-type atomicFile struct {
-	path string
-	f    *os.File
-	*bufio.Writer
-}
-
-func createAtomic(path string) (*atomicFile, error) {
-	f, err := os.OpenFile(path+".tmp", os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
-	if err != nil {
-		return nil, err
-	}
-	return &atomicFile{path: path, f: f, Writer: bufio.NewWriterSize(f, 256<<10)}, nil
-}
-
-// abort drops what was written; path keeps its content.
-func (a *atomicFile) abort() {
-	a.f.Close()
-	os.Remove(a.f.Name())
-}
-
-// commit makes what was written path's content, durably.
-func (a *atomicFile) commit() error {
-	if err := a.Flush(); err != nil {
-		a.abort()
-		return err
-	}
-	if err := a.f.Sync(); err != nil {
-		a.abort()
-		return err
-	}
-	if err := a.f.Close(); err != nil {
-		os.Remove(a.f.Name())
-		return err
-	}
-	if err := os.Rename(a.f.Name(), a.path); err != nil {
-		return err
-	}
-	dir, err := os.Open(filepath.Dir(a.path))
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return dir.Sync()
+	return f.Commit()
 }
