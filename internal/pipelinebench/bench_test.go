@@ -194,8 +194,9 @@ func benchPipeline(b *testing.B, t load.Traffic) {
 	wr := &encodeWriter{}
 	ob := &nopOutbox{}
 	now := func() time.Time { return benchTime.Add(time.Second) }
-	// The tag bound, as the daemon has it (its file is written only when a
-	// value is first admitted).
+	// The tag bound, as the daemon has it, without its file (the daemon
+	// writes it only when a value is first admitted, never in the steady
+	// state measured here).
 	tags, err := tagcap.Open("", 256, log, prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
