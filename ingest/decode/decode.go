@@ -152,6 +152,9 @@ func (d *Decoder) decode(topic string, payload []byte, received time.Time, reg *
 		return d.whole(r, msg)
 	}
 	out.Seq, out.Time = d.seq, d.msgTime
+	if msg := foreignReadings(d, &f, stream); msg != "" {
+		return d.whole(StreamNotAllowed, msg)
+	}
 
 	switch stream {
 	case model.StreamDetections:
@@ -178,6 +181,30 @@ var streamKeys = [...]uint32{
 	model.StreamPosition:   envelopeKeys | 1<<tLat | 1<<tLon | 1<<tDatum | 1<<tSpeed | 1<<tHeading | 1<<tAccuracy,
 	model.StreamStatus: envelopeKeys | 1<<tBattery | 1<<tTemp | 1<<tUptime | 1<<tTamper |
 		1<<tPower | 1<<tSignal | 1<<tQueue | 1<<tFW,
+}
+
+// foreignReadings names what makes a message one of another stream, "" if
+// nothing does: a readings array of another stream, or a status message
+// holding a position and no status field. It is a unit publishing on the
+// wrong topic; read as the topic says, the array would be an unknown key
+// and the message an empty status (or a position at the registered place),
+// its readings gone without a word. Rejected whole, it is dead-lettered
+// with its payload.
+func foreignReadings(d *Decoder, f *fields, stream model.Stream) string {
+	for _, k := range [...]int{tDetections, tPasses} {
+		if streamKeys[stream]&(1<<k) == 0 && d.present(f.vals[k]) {
+			return "a " + stream.String() + " message holds a " + topNames[k] + " array: it belongs on the " + topNames[k] + " topic"
+		}
+	}
+	if stream != model.StreamStatus || !d.present(f.vals[tLat]) && !d.present(f.vals[tLon]) {
+		return ""
+	}
+	for k := range topNames {
+		if streamKeys[stream]&^envelopeKeys&(1<<k) != 0 && d.present(f.vals[k]) {
+			return "" // a status that also says where the unit is
+		}
+	}
+	return "a status message holds a position and no status field: it belongs on the position topic"
 }
 
 // whole rejects the whole message.

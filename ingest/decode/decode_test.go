@@ -129,7 +129,8 @@ func TestDecodeWholeMessageRejects(t *testing.T) {
 		{"detections missing", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `}`, NoReadings},
 		{"detections null", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"detections":null}`, NoReadings},
 		{"detections not array", topicFence, `{"v":1,"seq":1,"ts":` + msgTS + `,"detections":{"imsi":"460001234567890"}}`, BadField},
-		{"passes missing", topicCheckpoint, `{"v":1,"seq":1,"ts":` + msgTS + `,"detections":[]}`, NoReadings},
+		{"passes missing", topicCheckpoint, `{"v":1,"seq":1,"ts":` + msgTS + `}`, NoReadings},
+		{"detections instead of passes", topicCheckpoint, `{"v":1,"seq":1,"ts":` + msgTS + `,"detections":[]}`, StreamNotAllowed},
 		{"passes string", topicCheckpoint, `{"v":1,"seq":1,"ts":` + msgTS + `,"passes":"none"}`, BadField},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -712,6 +713,40 @@ func TestDecodeStatus(t *testing.T) {
 		require.Empty(t, rej, topic)
 		require.Len(t, out.Statuses, 1)
 		assert.Equal(t, model.Some(50), out.Statuses[0].BatteryPct)
+	}
+}
+
+// TestDecodeForeignReadings: a payload of another stream on a topic is
+// rejected whole (and so dead-lettered with its payload), not read as the
+// topic's stream with its readings ignored as unknown keys.
+func TestDecodeForeignReadings(t *testing.T) {
+	det := `"detections":[{"imsi":"460001234567890"}]`
+	for _, tc := range []struct {
+		name, topic, payload string
+		reason               Reason
+	}{
+		{"detections on status", topicStatus, posMsg(det), StreamNotAllowed},
+		{"detections beside status fields", topicStatus, posMsg(`"battery_pct":50,` + det), StreamNotAllowed},
+		{"passes on status", "border/mdl/checkpoint/CP-07/status", posMsg(`"passes":[{"plate":"蒙B12345"}]`), StreamNotAllowed},
+		{"position on status", "border/mdl/patrol/P-07/status", posMsg(`"lat":42.41,"lon":110.12,"speed_kmh":38`), StreamNotAllowed},
+		{"lat alone on status", "border/mdl/patrol/P-07/status", posMsg(`"lat":42.41`), StreamNotAllowed},
+		{"passes on detections", topicFence, `{"v":1,"seq":5,"ts":` + msgTS + `,"passes":[{"plate":"蒙B1"}],` + det + `}`, StreamNotAllowed},
+		{"detections on position", topicPosition, posMsg(`"lat":42.41,"lon":110.12,` + det), StreamNotAllowed},
+		{"null detections on status", topicStatus, posMsg(`"detections":null,"fw":"1"`), ""},
+		{"status with its position", "border/mdl/patrol/P-07/status", posMsg(`"lat":42.41,"lon":110.12,"battery_pct":50`), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, rej := decode(t, tc.topic, tc.payload)
+			if tc.reason == "" {
+				require.Empty(t, rej)
+				assert.Equal(t, 1, out.Len())
+				return
+			}
+			require.Len(t, rej, 1)
+			assert.Equal(t, wantRej{-1, tc.reason}, wantRej{rej[0].Index, rej[0].Reason}, rej[0].Detail)
+			assert.Contains(t, rej[0].Detail, "topic")
+			assert.Zero(t, out.Len())
+		})
 	}
 }
 

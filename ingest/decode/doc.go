@@ -55,6 +55,11 @@
 //   - Unknown keys are ignored (forward compatibility), at every level. A
 //     known key that appears twice in one object is ambiguous and rejected
 //     (bad_field): the message for top-level and loc keys, else the reading.
+//   - A payload of another stream is stream_not_allowed as a whole, so that
+//     it is dead-lettered rather than read as the topic's stream with its
+//     readings ignored: a detections or passes array (even empty) in a
+//     message of another stream, or a status message with lat or lon and no
+//     status field.
 //   - null is the same as an absent key. For the identifiers (imsi, imei,
 //     mac) and the optional text fields (tech, plate_color, vehicle_type,
 //     vehicle_color, image, power, fw, direction) an empty string is absent
