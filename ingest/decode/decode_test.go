@@ -565,6 +565,31 @@ func TestDecodePassBoundaries(t *testing.T) {
 	assert.Len(t, out.Passes[1].PlateColor, 256)
 }
 
+// TestDecodePassCodes: the codes stored as tags have one form per code, so
+// that a camera writing "Blue" makes no series apart from "blue".
+func TestDecodePassCodes(t *testing.T) {
+	for _, tc := range []struct {
+		name, color, vtype string
+		wantColor, wantType string
+	}{
+		{"as the contract", "blue", "K33", "blue", "K33"},
+		{"other case", "BLUE", "k33", "blue", "K33"},
+		{"mixed case and spaces", " Blue ", " k33 ", "blue", "K33"},
+		{"non-ASCII kept", "蓝", "小型轿车", "蓝", "小型轿车"},
+		{"spaces only is absent", "   ", " ", "", ""},
+		{"inner space kept", "Yellow Green", "x 1", "yellow green", "X 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, rej := decode(t, topicCheckpoint, passMsg(`{"plate":"A","plate_color":"`+tc.color+`","vehicle_type":"`+tc.vtype+`","vehicle_color":"White"}`))
+			require.Empty(t, rej)
+			require.Len(t, out.Passes, 1)
+			assert.Equal(t, tc.wantColor, out.Passes[0].PlateColor)
+			assert.Equal(t, tc.wantType, out.Passes[0].VehicleType)
+			assert.Equal(t, "White", out.Passes[0].VehicleColor, "a field, not a tag: as sent")
+		})
+	}
+}
+
 func TestDecodeContractPosition(t *testing.T) {
 	out, rej := decode(t, topicPosition, string(readTestdata(t, "position.json")))
 	require.Empty(t, rej)

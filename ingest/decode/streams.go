@@ -109,6 +109,29 @@ func (d *Decoder) optText(v uint32, max int) (span, string) {
 	return d.put(b), ""
 }
 
+// optCode is optText for a code stored as an InfluxDB tag (plate_color,
+// vehicle_type): without leading or trailing spaces, its ASCII letters in
+// one case (upper, else lower), so that "Blue " and "blue" are one series
+// and one value for the rules. A code of spaces only is absent.
+func (d *Decoder) optCode(v uint32, upper bool) (span, string) {
+	sp, msg := d.optText(v, maxString)
+	for sp.off < sp.end && d.strs[sp.off] == ' ' {
+		sp.off++
+	}
+	for sp.end > sp.off && d.strs[sp.end-1] == ' ' {
+		sp.end--
+	}
+	for i := sp.off; i < sp.end; i++ {
+		switch c := d.strs[i]; {
+		case upper && 'a' <= c && c <= 'z':
+			d.strs[i] = c - ('a' - 'A')
+		case !upper && 'A' <= c && c <= 'Z':
+			d.strs[i] = c + ('a' - 'A')
+		}
+	}
+	return sp, msg
+}
+
 // optIdent returns the bytes of an optional identifier: not a string is an
 // error; "" and null are absent (nil).
 func (d *Decoder) optIdent(v uint32) ([]byte, string) {
@@ -363,10 +386,10 @@ func (d *Decoder) pass(p *model.Pass, sp *passStrs, v int, i int) (Reason, strin
 		}
 	}
 
-	if sp.plateColor, msg = d.optText(f.vals[pPlateColor], maxString); msg != "" {
+	if sp.plateColor, msg = d.optCode(f.vals[pPlateColor], false); msg != "" {
 		return BadField, "plate_color", msg
 	}
-	if sp.vehicleType, msg = d.optText(f.vals[pVehicleType], maxString); msg != "" {
+	if sp.vehicleType, msg = d.optCode(f.vals[pVehicleType], true); msg != "" {
 		return BadField, "vehicle_type", msg
 	}
 	if sp.vehicleColor, msg = d.optText(f.vals[pVehicleColor], maxString); msg != "" {
