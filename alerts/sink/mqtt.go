@@ -170,6 +170,22 @@ func (m *MQTT) WaitConnected(ctx context.Context) error {
 	}
 }
 
+// waitOpen waits up to the publish timeout for the connection to be open.
+func (m *MQTT) waitOpen(ctx context.Context) error {
+	if m.client.IsConnectionOpen() {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, m.cfg.PublishTimeout)
+	defer cancel()
+	if m.WaitConnected(wctx) != nil || !m.client.IsConnectionOpen() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return ErrNotConnected
+	}
+	return nil
+}
+
 func (m *MQTT) setConnected(v bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -214,9 +230,11 @@ func (m *MQTT) Deliver(ctx context.Context, a *model.Alert) error {
 	// While reconnecting paho would queue the publish and complete it only
 	// after the reconnect; refusing it instead leaves the alert in the
 	// outbox, which retries with backoff, rather than piling copies up in
-	// paho's memory.
-	if !m.client.IsConnectionOpen() {
-		return fmt.Errorf("publish alert %s to %s: %w", a.ID, topic, ErrNotConnected)
+	// paho's memory. A connection on its way (at start, the outbox has
+	// alerts before the broker has answered) is waited for, as long as a
+	// publish is.
+	if err := m.waitOpen(ctx); err != nil {
+		return fmt.Errorf("publish alert %s to %s: %w", a.ID, topic, err)
 	}
 	tok := m.client.Publish(topic, 1, false, payload)
 	timer := time.NewTimer(m.cfg.PublishTimeout)

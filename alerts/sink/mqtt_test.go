@@ -79,7 +79,7 @@ func TestMQTTDeliverFailsWithoutBroker(t *testing.T) {
 	addr := l.Addr().String()
 	require.NoError(t, l.Close())
 
-	m, err := NewMQTT(MQTTConfig{Broker: "tcp://" + addr, ClientID: "fenceline-1-alerts"}, testLogger(t))
+	m, err := NewMQTT(MQTTConfig{Broker: "tcp://" + addr, ClientID: "fenceline-1-alerts", PublishTimeout: 100 * time.Millisecond}, testLogger(t))
 	require.NoError(t, err)
 	m.Start()
 	defer m.Close()
@@ -220,6 +220,32 @@ func TestIntegrationMQTTSinkBrokerOutage(t *testing.T) {
 	a := testAlert("after-outage", model.StateFiring)
 	require.NoError(t, m.Deliver(ctx, a))
 	requireContractPayload(t, a, unit.nextWithID(t, a.ID).Payload())
+}
+
+// TestIntegrationMQTTSinkWaitsForFirstConnection: an alert handed over
+// before the publisher's first connection is up (the outbox at start) is
+// published once the broker answers, not refused with a warning.
+func TestIntegrationMQTTSinkWaitsForFirstConnection(t *testing.T) {
+	t.Parallel()
+	broker := testenv.Mosquitto(t)
+	require.NoError(t, broker.Stop())
+	m, err := NewMQTT(MQTTConfig{
+		Broker:               broker.URL(),
+		ClientID:             "fenceline-test-alerts-first",
+		MaxReconnectInterval: 200 * time.Millisecond,
+		PublishTimeout:       waitFor,
+	}, testLogger(t))
+	require.NoError(t, err)
+	m.Start()
+	t.Cleanup(m.Close)
+
+	a := testAlert("before-connect", model.StateFiring)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	delivered := make(chan error, 1)
+	go func() { delivered <- m.Deliver(ctx, a) }()
+	require.NoError(t, broker.Restart(ctx))
+	require.NoError(t, <-delivered, "published (PUBACK) once connected")
 }
 
 // observed reports every delivery attempt's result, so a test can wait for
