@@ -256,8 +256,9 @@ func (b *Batch) Reset() {
 }
 
 // MaxReadingsPerMessage bounds the readings of one message. It is above
-// what the default 256 KiB payload can hold (a detection takes 18 bytes at
-// least), so only a raised ingest.max_payload_bytes can meet it.
+// what a 256 KiB payload can hold (20,165 passes with an empty plate, 13
+// bytes each with their comma; 14,563 detections), so it guards the decoder
+// only: no payload fenceline accepts meets it.
 const MaxReadingsPerMessage = 65536
 
 // pointSpread spreads the messages of a device over the sub-millisecond
@@ -267,8 +268,9 @@ const MaxReadingsPerMessage = 65536
 // the millisecond, for every message size at once, where a fixed slot per
 // seq bounds the readings a message may hold without spilling into its
 // neighbours' offsets. This one was searched for the best worst case over
-// message sizes from 20 readings to 14,563 (the most a 256 KiB payload can
-// hold): see TestPointTimeAcrossSeqs for what it guarantees.
+// message sizes from 20 readings to 14,563 (the most detections a 256 KiB
+// payload can hold; passes with an empty plate fit 20,165): see
+// TestPointTimeAcrossSeqs for what it guarantees.
 const pointSpread = 634987
 
 // PointTime returns the InfluxDB time (Unix ns) of the reading at index idx of
