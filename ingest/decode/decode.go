@@ -178,7 +178,7 @@ const envelopeKeys = 1<<tV | 1<<tSeq | 1<<tTS
 var streamKeys = [...]uint32{
 	model.StreamDetections: envelopeKeys | 1<<tLoc | 1<<tLat | 1<<tLon | 1<<tDatum | 1<<tDetections,
 	model.StreamPasses:     envelopeKeys | 1<<tLoc | 1<<tLat | 1<<tLon | 1<<tDatum | 1<<tPasses,
-	model.StreamPosition:   envelopeKeys | 1<<tLat | 1<<tLon | 1<<tDatum | 1<<tSpeed | 1<<tHeading | 1<<tAccuracy,
+	model.StreamPosition:   envelopeKeys | 1<<tLoc | 1<<tLat | 1<<tLon | 1<<tDatum | 1<<tSpeed | 1<<tHeading | 1<<tAccuracy,
 	model.StreamStatus: envelopeKeys | 1<<tBattery | 1<<tTemp | 1<<tUptime | 1<<tTamper |
 		1<<tPower | 1<<tSignal | 1<<tQueue | 1<<tFW,
 }

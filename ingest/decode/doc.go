@@ -90,7 +90,8 @@
 //     but with lat or lon at the top level (as a patrol's fix has them)
 //     is at that position, with the top-level datum, checked as loc's
 //     (bad_position, bad_datum; a top-level datum alone is checked too);
-//     loc and a top-level position together are bad_position. Readings carry no position of their own: lat and lon
+//     loc and a top-level position together are bad_position. A position
+//     message may likewise give its fix in a loc object. Readings carry no position of their own: lat and lon
 //     inside a detection or pass are unknown keys. A message without any
 //     from a device without a registered position is no_position as a
 //     whole, even if its readings array is empty. gcj02 is converted with

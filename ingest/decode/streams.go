@@ -65,7 +65,7 @@ func (d *Decoder) location(latV, lonV, datumV uint32, dev *model.Device, prefix 
 	return model.Point{Lat: lat, Lon: lon}, "", ""
 }
 
-// messageLoc reads the loc object of a detections or passes message.
+// messageLoc reads the loc object of a message.
 func (d *Decoder) messageLoc(v uint32, dev *model.Device) (model.Point, Reason, string) {
 	if !d.present(v) {
 		return d.location(0, 0, 0, dev, "")
@@ -153,27 +153,33 @@ func (d *Decoder) optIdent(v uint32) ([]byte, string) {
 func (d *Decoder) locatedReadings(top *fields, arr uint32, dev *model.Device) (int, bool) {
 	var r Reason
 	var msg string
+	if d.loc, r, msg = d.messagePosition(top, dev); r != "" {
+		d.whole(r, msg)
+		return 0, false
+	}
+	return d.readingsArray(arr)
+}
+
+// messagePosition is the position of a message: at the top level (as the
+// contract's patrol fix has it) or in a loc object (as its detections have
+// it), either form in any stream that has a position, else the device's
+// registered position.
+func (d *Decoder) messagePosition(top *fields, dev *model.Device) (model.Point, Reason, string) {
 	lat, lon, datum := top.vals[tLat], top.vals[tLon], top.vals[tDatum]
 	topLevel := d.present(lat) || d.present(lon) || d.present(datum)
 	switch {
 	case topLevel && d.present(top.vals[tLoc]):
 		// Two positions: which one the unit meant is anyone's guess.
-		r, msg = BadPosition, "loc and a top-level lat, lon or datum: give the position once"
+		return model.Point{}, BadPosition, "loc and a top-level lat, lon or datum: give the position once"
 	case topLevel:
-		// The message's position as a patrol's fix gives it, at the top
-		// level: the unit's reported position, rather than the registered
-		// one, checked as loc's would be (a bad one is bad_position, not
+		// The unit's reported position, rather than the registered one,
+		// checked as loc's would be (a bad one is bad_position, not
 		// silently the registered position; a datum alone is checked as
 		// it is for the registered position).
-		d.loc, r, msg = d.location(lat, lon, datum, dev, "")
+		return d.location(lat, lon, datum, dev, "")
 	default:
-		d.loc, r, msg = d.messageLoc(top.vals[tLoc], dev)
+		return d.messageLoc(top.vals[tLoc], dev)
 	}
-	if r != "" {
-		d.whole(r, msg)
-		return 0, false
-	}
-	return d.readingsArray(arr)
 }
 
 // detStrs are the string values of one accepted detection in d.strs.
@@ -444,7 +450,7 @@ const (
 
 // position reads the single reading of a position message (index 0).
 func (d *Decoder) position(f *fields, dev *model.Device, out *model.Batch) {
-	loc, r, msg := d.location(f.vals[tLat], f.vals[tLon], f.vals[tDatum], dev, "")
+	loc, r, msg := d.messagePosition(f, dev)
 	if r != "" {
 		d.reject(r, 0, "", msg)
 		return
