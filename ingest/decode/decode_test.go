@@ -569,7 +569,7 @@ func TestDecodePassBoundaries(t *testing.T) {
 // that a camera writing "Blue" makes no series apart from "blue".
 func TestDecodePassCodes(t *testing.T) {
 	for _, tc := range []struct {
-		name, color, vtype string
+		name, color, vtype  string
 		wantColor, wantType string
 	}{
 		{"as the contract", "blue", "K33", "blue", "K33"},
