@@ -216,7 +216,7 @@ func TestDecodeDetectionRejects(t *testing.T) {
 		{"imei Luhn", `{"imei":"490154203237517"}`, BadIMEI},
 		{"imei number", `{"imei":490154203237518}`, BadIMEI},
 		{"imei bad with good imsi", `{"imsi":"460001234567890","imei":"49015420323751x"}`, BadIMEI},
-		{"mac no separators", `{"mac":"a45e60123456"}`, BadMAC},
+		{"mac 11 digits", `{"mac":"a45e6012345"}`, BadMAC},
 		{"mac mixed separators", `{"mac":"a4:5e-60:12:34:56"}`, BadMAC},
 		{"mac non-hex", `{"mac":"a4:5e:60:12:34:5g"}`, BadMAC},
 		{"mac 5 octets", `{"mac":"a4:5e:60:12:34"}`, BadMAC},

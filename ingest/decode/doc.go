@@ -102,7 +102,8 @@
 //     threeDigitMNC (North America, the Caribbean, 405 India, 708, 722, 732,
 //     750), else 2; MCC, MNC and Operator are substrings of the IMSI. imei:
 //     14-16 digits, Luhn-checked when 15. mac: 6 hex octets with one kind of
-//     separator (':' or '-', not mixed), stored lower-case with ':'.
+//     separator (':' or '-', not mixed), 3 groups of 4 separated by '.', or
+//     12 hex digits, stored lower-case with ':'.
 //     Identifiers must be JSON strings. A detection needs one of the three.
 //   - rssi: a number in [-150, 0] (decimals kept). tech: at most 32 bytes of
 //     [A-Za-z0-9 ._/+-] (it is an InfluxDB tag), stored lower-case.

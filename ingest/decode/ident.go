@@ -97,30 +97,54 @@ var hexVals = func() (t [256]byte) {
 
 const hexDigits = "0123456789abcdef"
 
-// appendMAC validates a MAC address (6 hex octets separated by all ':' or all
-// '-', any case) and appends its lower-case colon form to dst.
+// appendMAC validates a MAC address and appends its lower-case colon form
+// to dst. Any case, in the forms devices write: 6 hex octets separated by
+// all ':' or all '-', 3 groups of 4 hex digits separated by '.' (Cisco), or
+// 12 hex digits without separators.
 func appendMAC(dst, b []byte) ([]byte, string) {
-	const want = "; want 6 hex octets separated by ':' or '-'"
-	if len(b) != 17 {
+	const want = "; want 6 hex octets separated by ':' or '-', 3 groups of 4 separated by '.', or 12 hex digits"
+	var digits [12]byte
+	n := 0
+	switch len(b) {
+	case 17:
+		sep := b[2]
+		if sep != ':' && sep != '-' {
+			return dst, "bad separator" + want
+		}
+		for i, c := range b {
+			if i%3 == 2 {
+				if c != sep {
+					return dst, "mixed or bad separators" + want
+				}
+				continue
+			}
+			digits[n], n = c, n+1
+		}
+	case 14:
+		for i, c := range b {
+			if i%5 == 4 {
+				if c != '.' {
+					return dst, "bad separator" + want
+				}
+				continue
+			}
+			digits[n], n = c, n+1
+		}
+	case 12:
+		copy(digits[:], b)
+	default:
 		return dst, strconv.Itoa(len(b)) + " bytes" + want
 	}
-	sep := b[2]
-	if sep != ':' && sep != '-' {
-		return dst, "bad separator" + want
-	}
 	var out [17]byte
-	for i := 0; i < 17; i += 3 {
-		hi, ok1 := hexVal(b[i])
-		lo, ok2 := hexVal(b[i+1])
-		if !ok1 || !ok2 {
-			return dst, "non-hex digit at offset " + strconv.Itoa(i) + want
+	for i, c := range digits {
+		v, ok := hexVal(c)
+		if !ok {
+			return dst, "non-hex digit" + want
 		}
-		out[i], out[i+1] = hexDigits[hi], hexDigits[lo]
-		if i+2 < 17 {
-			if b[i+2] != sep {
-				return dst, "mixed or bad separators" + want
-			}
-			out[i+2] = ':'
+		j := i/2*3 + i%2
+		out[j] = hexDigits[v]
+		if i%2 == 1 && j+1 < len(out) {
+			out[j+1] = ':'
 		}
 	}
 	return append(dst, out[:]...), ""
