@@ -63,6 +63,17 @@ type Engine interface {
 	Tick(now time.Time) []model.Alert
 }
 
+// StateKeeper makes the rule engine's state durable (the daemon's state
+// file).
+type StateKeeper interface {
+	// IncidentChanges counts the incidents the engine has opened or
+	// resolved so far.
+	IncidentChanges() uint64
+	// Hold calls done once a save of the engine's state, taken after Hold
+	// was called, is durable (or has failed: it is no worse than before).
+	Hold(done func(error))
+}
+
 // Outbox accepts alerts for delivery; done is called once they are durable.
 type Outbox interface {
 	Append(alerts []model.Alert, done func(error))
@@ -86,6 +97,12 @@ type Options struct {
 	// Tags, when not nil, bounds the values of the tags that hold device
 	// text, after the engine has seen the readings (ingest/tagcap).
 	Tags *tagcap.Cap
+	// State, when not nil, holds the ack of a message that opened or
+	// resolved an incident until the engine's state holding it is saved:
+	// a crash before then has the broker redeliver the message, which
+	// opens (or resolves) the incident again under the same id, where an
+	// ack alone would leave a firing alert that nothing resolves.
+	State StateKeeper
 }
 
 // Pipeline is the message path; see the package doc.
@@ -252,10 +269,18 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 	// already evaluated: its alerts are in the outbox, and evaluating it
 	// again could double-count windows.
 	if p.engine != nil && !dup {
+		var changes uint64
+		if p.opts.State != nil {
+			changes = p.opts.State.IncidentChanges()
+		}
 		alerts := p.engine.Evaluate(b, p.opts.Now())
 		if len(alerts) > 0 && p.outbox != nil {
 			t.pending.Add(1)
 			p.outbox.Append(alerts, t.doneFn)
+		}
+		if p.opts.State != nil && p.opts.State.IncidentChanges() != changes {
+			t.pending.Add(1)
+			p.opts.State.Hold(t.doneFn)
 		}
 	}
 	if n := b.Len(); n > 0 {

@@ -133,6 +133,63 @@ func TestAckWaitsForEveryPart(t *testing.T) {
 	}
 }
 
+// fakeState counts an incident change for every evaluation that the test
+// marks as one, and holds acks until the test "saves".
+type fakeState struct {
+	held
+	changes *uint64
+}
+
+func (s *fakeState) IncidentChanges() uint64 { return *s.changes }
+func (s *fakeState) Hold(done func(error))   { s.hold(nil, done) }
+
+// changingEngine opens (or resolves) an incident on the messages it is
+// told to.
+type changingEngine struct {
+	fakeEngine
+	changes uint64
+	change  bool
+}
+
+func (e *changingEngine) Evaluate(b *model.Batch, now time.Time) []model.Alert {
+	if e.change {
+		e.changes++
+	}
+	return e.fakeEngine.Evaluate(b, now)
+}
+
+// A message that opened or resolved an incident is acked only once the
+// engine's state holding it is saved; other messages are not held.
+func TestAckWaitsForStateSaveAfterIncidentChange(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change bool
+	}{
+		{"incident opened or resolved", true},
+		{"no incident change", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			eng := &changingEngine{change: tc.change}
+			state := &fakeState{changes: &eng.changes}
+			f.p = New(Options{State: state}, f.p.registry, eng, f.w, f.dead, f.outbox, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+			m, acked := message(topic, detections(1, `{"imsi":"460001234567890"}`))
+			f.p.Handle(context.Background(), m)
+			f.w.release(0, nil)
+			f.outbox.release(0, nil)
+			if !tc.change {
+				require.Zero(t, state.len(), "nothing held")
+				require.True(t, *acked)
+				return
+			}
+			require.Equal(t, 1, state.len())
+			require.False(t, *acked, "acked before the state holding the incident was saved")
+			state.release(0, nil)
+			require.True(t, *acked)
+		})
+	}
+}
+
 func TestPermanentStorageErrorIsDeadLetteredBeforeAck(t *testing.T) {
 	f := newFixture(t)
 	m, acked := message(topic, detections(1, `{"imsi":"460001234567890"}`))

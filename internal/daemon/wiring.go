@@ -50,6 +50,7 @@ type daemon struct {
 	http      *httpapi.Server
 	sec       *security
 	stateFile string
+	holds     *stateHolds
 	// saveMu makes the periodic save and the final one take turns: they
 	// write the same temporary files, and a periodic save cut short by
 	// shutdown removes its own.
@@ -190,6 +191,10 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 	}
 
 	d.engine = engine.New(rs, engineOptions(cfg), log, reg)
+	d.holds = &stateHolds{engine: d.engine}
+	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "fenceline_alerts_state_held_messages",
+		Help: "Messages that opened or resolved an incident whose ack waits for the next save of the alert state (within about a second)."},
+		func() float64 { return float64(d.holds.waiting()) })
 	if data, err := os.ReadFile(stateFile); err == nil {
 		if resolved, err := d.engine.RestoreState(data); err != nil {
 			// Stale or corrupt state costs at most re-raised alerts, which the
@@ -238,6 +243,7 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		}, reg),
 		Protect: d.sec.prot,
 		Tags:    tags,
+		State:   d.holds,
 	}, rs.Registry, d.engine, d.writer, deadLetters{d.dead}, d.outbox, log, reg)
 
 	// Readiness: subscribed, and able to store (InfluxDB takes writes, or the
@@ -549,9 +555,11 @@ func (d *daemon) saveAll(run func(write func()) error) error {
 // 100,000s of entries — happen here, while the pipeline goes on.
 func (d *daemon) writeState(run func(copyState func()) error) error {
 	var snap *engine.StateSnapshot
-	if err := run(func() { snap = d.engine.Snapshot() }); err != nil {
+	var held []func(error)
+	if err := run(func() { snap, held = d.engine.Snapshot(), d.holds.take() }); err != nil {
 		return err
 	}
+	defer release(held)
 	f, err := atomicfile.Create(d.stateFile)
 	if err != nil {
 		return err
