@@ -17,6 +17,7 @@ import (
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/fenceline/fenceline/alerts/watchlist"
@@ -491,7 +492,7 @@ func compileWhen(src string, s Source, file, key string, ps *config.Problems) *v
 		ps.Add(file, key, "this rule reads no readings, so `when` has nothing to test")
 		return nil
 	}
-	prog, err := expr.Compile(src, expr.Env(env), expr.AsBool(), expr.Patch(absentGuard{optional: optionalNumbers[s]}))
+	prog, err := expr.Compile(src, expr.Env(env), expr.AsBool(), expr.Patch(newAbsentGuard(src, optionalNumbers[s])))
 	if err != nil {
 		ps.Add(file, key, "%s", whenError(err))
 		return nil
@@ -499,9 +500,69 @@ func compileWhen(src string, s Source, file, key string, ps *config.Problems) *v
 	return prog
 }
 
-// absentGuard rewrites each comparison with an optional number x into
-// `has_x && (comparison)`, so that a reading lacking x never satisfies it.
-type absentGuard struct{ optional map[string]bool }
+// absentGuard rewrites each comparison or membership test that reads an
+// optional number x into `has_x && (test)`, so that a reading lacking x
+// never satisfies it. It reads x directly (`rssi > -80`), through
+// arithmetic or a call (`abs(rssi) < 80`, `rssi + 0 > -80`), or through a
+// `let` variable; a test that reads has_x itself handles the absence its
+// own way (`(has_rssi ? rssi : 0) > -80`) and is left alone.
+type absentGuard struct {
+	optional map[string]bool
+	lets     map[string][]string // a let variable: the optional numbers its value reads
+}
+
+// newAbsentGuard prepares the guard of expression src: its let variables
+// are found in a tree of its own (the patch sees a comparison before the
+// let around it).
+func newAbsentGuard(src string, optional map[string]bool) absentGuard {
+	g := absentGuard{optional: optional, lets: map[string][]string{}}
+	tree, err := parser.Parse(src)
+	if err != nil {
+		return g // expr.Compile reports it
+	}
+	var decls []*ast.VariableDeclaratorNode
+	ast.Walk(&tree.Node, visitFunc(func(n *ast.Node) {
+		if d, ok := (*n).(*ast.VariableDeclaratorNode); ok {
+			decls = append(decls, d)
+		}
+	}))
+	// Walk lists a let after the lets inside it; an outer one first, so
+	// that `let a = rssi; let b = a + 1; b > 0` knows a when it reads b.
+	for _, d := range slices.Backward(decls) {
+		g.lets[d.Name] = g.reads(d.Value)
+	}
+	return g
+}
+
+// reads returns the optional numbers n reads without reading their has_
+// companion, sorted.
+func (g absentGuard) reads(n ast.Node) []string {
+	read, has := map[string]bool{}, map[string]bool{}
+	ast.Walk(&n, visitFunc(func(n *ast.Node) {
+		id, ok := (*n).(*ast.IdentifierNode)
+		if !ok {
+			return
+		}
+		switch {
+		case g.optional[id.Value]:
+			read[id.Value] = true
+		case strings.HasPrefix(id.Value, "has_") && g.optional[id.Value[len("has_"):]]:
+			has[id.Value[len("has_"):]] = true
+		default:
+			for _, x := range g.lets[id.Value] {
+				read[x] = true
+			}
+		}
+	}))
+	var out []string
+	for x := range read {
+		if !has[x] {
+			out = append(out, x)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
 
 func (g absentGuard) Visit(node *ast.Node) {
 	b, ok := (*node).(*ast.BinaryNode)
@@ -509,20 +570,23 @@ func (g absentGuard) Visit(node *ast.Node) {
 		return
 	}
 	switch b.Operator {
-	case "<", "<=", ">", ">=", "==", "!=":
+	case "<", "<=", ">", ">=", "==", "!=", "in":
 	default:
 		return
 	}
 	var guarded ast.Node = b
-	for _, side := range []ast.Node{b.Right, b.Left} {
-		if id, ok := side.(*ast.IdentifierNode); ok && g.optional[id.Value] {
-			guarded = &ast.BinaryNode{Operator: "&&", Left: &ast.IdentifierNode{Value: "has_" + id.Value}, Right: guarded}
-		}
+	for _, x := range slices.Backward(g.reads(b)) {
+		guarded = &ast.BinaryNode{Operator: "&&", Left: &ast.IdentifierNode{Value: "has_" + x}, Right: guarded}
 	}
 	if guarded != b {
 		ast.Patch(node, guarded)
 	}
 }
+
+// visitFunc is an ast.Visitor of one function.
+type visitFunc func(*ast.Node)
+
+func (f visitFunc) Visit(n *ast.Node) { f(n) }
 
 // whenError turns expr's multi-line error into one line with the column.
 func whenError(err error) string {

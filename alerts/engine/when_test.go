@@ -35,6 +35,16 @@ func TestWhenAbsentNumbersNeverCompare(t *testing.T) {
 		{"explicit absence", "!has_battery_pct", bare, true},
 		{"two optionals", "temp_c < battery_pct", &model.Status{TempC: model.Some(-20)}, false},
 		{"strings are not guarded", `power != "mains"`, bare, true},
+		{"through arithmetic", "battery_pct + 0 < 15", bare, false},
+		{"through a call", "abs(battery_pct) < 15", bare, false},
+		{"through negation", "-battery_pct > -15", bare, false},
+		{"membership", "battery_pct in [0, 1, 2, 3]", bare, false},
+		{"membership, present", "battery_pct in [0, 1, 2, 3]", withBattery(2), true},
+		{"through a let", "let b = battery_pct; b < 15", bare, false},
+		{"through two lets", "let b = battery_pct; let c = b * 2; c < 30", bare, false},
+		{"through a let, present", "let b = battery_pct; b < 15", withBattery(10), true},
+		{"absence handled by the rule", "(has_battery_pct ? battery_pct : 0) < 15", bare, true},
+		{"arithmetic with a present one", "temp_c + battery_pct < 0", &model.Status{TempC: model.Some(-20)}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var ps config.Problems
