@@ -56,6 +56,7 @@ type Engine struct {
 	near        []*zone.Zone
 	collectNear func(*zone.Zone) bool
 	envs        []envSlot
+	whenFailed  bool // the last condition evaluated failed at run time
 	// views caches, per position and source, the zones containing the
 	// position and the rules to run there (see viewAt); zoneIdx lists, per
 	// source and zone, the indexes (in bySource) of the rules with zones
@@ -271,20 +272,38 @@ func (e *Engine) evalReading(r *reading, now time.Time, out []model.Alert) []mod
 			continue
 		}
 		subj, ok := e.subjectOf(rule, r)
-		if !ok || !e.active(rule.sched, r.t) {
+		if !ok {
+			continue
+		}
+		active := e.active(rule.sched, r.t)
+		if !active && rule.Kind != KindStatus {
 			continue
 		}
 		if len(rule.zones) == 0 {
-			match := rule.when == nil || e.when(st, r, nil)
-			out = e.apply(st, r, subj, nil, match, now, out)
+			out = e.evalIn(st, r, subj, nil, active, now, out)
 			continue
 		}
 		for _, z := range c.zones {
-			match := rule.when == nil || e.when(st, r, z)
-			out = e.apply(st, r, subj, z, match, now, out)
+			out = e.evalIn(st, r, subj, z, active, now, out)
 		}
 	}
 	return out
+}
+
+// evalIn applies the rule of st to r in zone z (nil: the rule has no
+// zones); active says whether r is within the rule's schedule. A status
+// rule is the one kind whose incidents a reading resolves, so it hears its
+// devices' reports outside its schedule too: they resolve an incident its
+// condition no longer holds for, and open none. A condition that failed at
+// run time changes nothing of a status incident: taken as false, it would
+// resolve one the condition may well still hold for.
+func (e *Engine) evalIn(st *ruleState, r *reading, subj model.Subject, z *zone.Zone, active bool, now time.Time, out []model.Alert) []model.Alert {
+	e.whenFailed = false
+	match := st.rule.when == nil || e.when(st, r, z)
+	if st.rule.Kind == KindStatus && (e.whenFailed || match && !active) {
+		return out
+	}
+	return e.apply(st, r, subj, z, match, now, out)
 }
 
 // hasZone reports whether z is one of the rule's zones: a scan for the
@@ -405,6 +424,7 @@ func (e *Engine) whenIn(st *ruleState, r *reading, zid string) bool {
 	}
 	v, err := e.vm.Run(st.rule.when, env)
 	if err != nil {
+		e.whenFailed = true
 		st.m.whenErr.Inc()
 		e.warnEvery("when:"+st.rule.ID, time.Minute, "rule condition failed; taken as false",
 			"rule", st.rule.ID, "err", withoutIdentifiers(err.Error(), r))

@@ -1183,6 +1183,53 @@ func TestStatusOlderReportIgnored(t *testing.T) {
 	require.Len(t, only(e.eval(e.status("F-1", n.Add(time.Minute), model.Status{Tamper: model.SomeBool(true)})), "tamper"), 1)
 }
 
+// A status incident opened within its rule's schedule resolves when the
+// unit reports the condition gone outside the schedule; a report still
+// matching outside it neither resolves it nor opens another.
+func TestStatusResolvesOutsideSchedule(t *testing.T) {
+	rs, ps := compileYAML(t, `
+devices:
+  - {id: F-1, kind: fence, site: mdl, lat: 41.9612, lon: 110.4875}
+  - {id: F-2, kind: fence, site: mdl, lat: 41.9612, lon: 110.4875}
+rules:
+  - {id: night-tamper, kind: status, when: tamper, schedule: {tz: Asia/Shanghai, windows: [{from: "20:00", to: "06:00"}]}}
+`)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	tampered, fine := model.Status{Tamper: model.SomeBool(true)}, model.Status{Tamper: model.SomeBool(false)}
+	fired := only(e.eval(e.status("F-1", at(5, 58), tampered)), "night-tamper")
+	require.Len(t, fired, 1)
+	require.Empty(t, only(e.eval(e.status("F-1", at(6, 1), tampered)), "night-tamper"), "still tampered: stays open")
+	require.Empty(t, only(e.eval(e.status("F-2", at(6, 1), tampered)), "night-tamper"), "outside: nothing opens")
+	got := only(e.eval(e.status("F-1", at(6, 2), fine)), "night-tamper")
+	require.Len(t, got, 1)
+	assert.Equal(t, model.StateResolved, got[0].State)
+	assert.Equal(t, fired[0].ID, got[0].ID)
+	require.Empty(t, only(e.eval(e.status("F-1", at(12, 0), tampered)), "night-tamper"), "outside: nothing opens")
+}
+
+// A status condition that fails at run time leaves the incident as it is:
+// taken as false, it resolved an incident the unit still reported.
+func TestStatusConditionErrorChangesNothing(t *testing.T) {
+	rs, ps := compileYAML(t, `
+devices:
+  - {id: F-1, kind: fence, site: mdl, lat: 41.9612, lon: 110.4875}
+rules:
+  - {id: old-fw, kind: status, when: 'int(fw) < 2 || tamper'}
+`)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	fired := only(e.eval(e.status("F-1", at(12, 0), model.Status{FW: "1", Tamper: model.SomeBool(true)})), "old-fw")
+	require.Len(t, fired, 1)
+	require.Empty(t, only(e.eval(e.status("F-1", at(12, 1), model.Status{FW: "2.3.1", Tamper: model.SomeBool(true)})), "old-fw"), "not resolved by an error")
+	require.Equal(t, 1.0, gauge(t, e, "fenceline_alerts_when_errors_total", "old-fw"))
+	require.Empty(t, only(e.eval(e.status("F-1", at(12, 2), model.Status{FW: "1", Tamper: model.SomeBool(true)})), "old-fw"), "still the one incident")
+	got := only(e.eval(e.status("F-1", at(12, 3), model.Status{FW: "3", Tamper: model.SomeBool(false)})), "old-fw")
+	require.Len(t, got, 1)
+	assert.Equal(t, fired[0].ID, got[0].ID)
+	assert.Equal(t, model.StateResolved, got[0].State)
+}
+
 // Summaries read as a duty officer reads: a status condition with "or",
 // not "||".
 func TestStatusSummaryReadable(t *testing.T) {
