@@ -477,6 +477,22 @@ func TestDecodeContractPasses(t *testing.T) {
 	}, out.Passes[0])
 }
 
+// No plate read, however the camera spaces it, is the contract's 无牌 (and
+// so never a subject of the rules).
+func TestDecodeNoPlateSpellings(t *testing.T) {
+	for _, plate := range []string{"无牌", " 无牌 ", "无 牌", "无  牌", "　无　牌　", "", "  "} {
+		t.Run(plate, func(t *testing.T) {
+			out, rej := decode(t, topicCheckpoint, passMsg(`{"plate":"`+plate+`"}`))
+			require.Empty(t, rej)
+			require.Len(t, out.Passes, 1)
+			assert.Equal(t, model.NoPlate, out.Passes[0].Plate)
+		})
+	}
+	out, rej := decode(t, topicCheckpoint, passMsg(`{"plate":"无牌 1"}`))
+	require.Empty(t, rej)
+	assert.Equal(t, "无牌 1", out.Passes[0].Plate, "a plate that merely starts so")
+}
+
 func TestDecodePlates(t *testing.T) {
 	out, rej := decode(t, topicCheckpoint, string(readTestdata(t, "passes_plates.json")))
 	assert.Equal(t, []wantRej{{5, NoPlate}, {6, BadDirection}}, rejIndexes(rej))

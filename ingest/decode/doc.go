@@ -112,7 +112,8 @@
 //     every letter (Unicode simple case mapping, so Cyrillic works),
 //     collapsing runs of white space to one space, and trimming. Nothing
 //     else is removed (a middle dot or an inner space stays): matching
-//     "蒙B 12345" with "蒙B12345" is for the consumer to decide.
+//     "蒙B 12345" with "蒙B12345" is for the consumer to decide. Empty, 无牌
+//     and 无 牌 are model.NoPlate.
 //   - direction: inbound|outbound|unknown, any ASCII case, stored lower-case.
 //   - plate_color and vehicle_type are codes stored as tags: trimmed of
 //     spaces, plate_color in ASCII lower case ("Blue" is "blue"),

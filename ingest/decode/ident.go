@@ -185,8 +185,15 @@ func appendTech(dst, b []byte) ([]byte, string) {
 func appendPlate(dst, b []byte) (out []byte, none bool) {
 	start := len(dst)
 	dst = model.AppendPlate(dst, b)
-	if len(dst) == start || string(dst[start:]) == model.NoPlate {
+	if len(dst) == start || isNoPlate(dst[start:]) {
 		return dst[:start], true
 	}
 	return dst, false
+}
+
+// isNoPlate reports whether a normalised plate (trimmed, one space at most
+// between characters) is 无牌, with or without its inner space: plates are
+// compared without their spaces.
+func isNoPlate(p []byte) bool {
+	return string(p) == model.NoPlate || string(p) == "无 牌"
 }
