@@ -238,6 +238,15 @@ func (e *Engine) place(z *zone.Zone, device, site string) string {
 	return fmt.Sprintf("%s (%s)", device, site)
 }
 
+// deviceLabel is "CP-07 (G210 north of Baotou)", or the id of a device
+// without a name.
+func (e *Engine) deviceLabel(id string) string {
+	if d := e.rs.Registry.Lookup(id); d != nil && d.Name != "" {
+		return fmt.Sprintf("%s (%s)", id, d.Name)
+	}
+	return id
+}
+
 // localTime is "23:10 local", with the date when it is not today's, in
 // alerts.timezone: the duty officers' clock, for every rule alike (a rule's
 // schedule may keep another zone's hours).

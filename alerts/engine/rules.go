@@ -617,7 +617,7 @@ func (e *Engine) velocityPair(st *ruleState, r *reading, subj model.Subject, id 
 		origin: sightingOrigin(late.Device, late.Seq), loc: &late.Loc,
 		count: 2, evidence: ev,
 		summary: fmt.Sprintf("%s seen %.1f km apart %s: %s at %s, %s at %s", upperFirst(describeSubject(subj, r)),
-			d/1000, speed, early.Device, e.localTime(early.T, now), late.Device, e.localTime(late.T, now)),
+			d/1000, speed, e.deviceLabel(early.Device), e.localTime(early.T, now), e.deviceLabel(late.Device), e.localTime(late.T, now)),
 	}, now))
 }
 

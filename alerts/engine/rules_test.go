@@ -588,6 +588,8 @@ func TestVelocity(t *testing.T) {
 			assert.Equal(t, "CP-07", v.Evidence[1].Device)
 			assert.Equal(t, b, *v.Location, "location is the later sighting")
 			assert.Contains(t, v.Summary, fmt.Sprintf("%.1f km apart", tc.km))
+			assert.Contains(t, v.Summary, "CP-12 at", "a checkpoint without a name by its id")
+			assert.Contains(t, v.Summary, "CP-07 (G210 north of Baotou) at", "with its name")
 		})
 	}
 }
