@@ -33,6 +33,10 @@ type EnvCommon struct {
 	Zone string  `expr:"zone"`
 	Lat  float64 `expr:"lat"`
 	Lon  float64 `expr:"lon"`
+	// Seq is the message's seq; TS the reading's time (its own ts, else
+	// the message's), in the offset it was written with.
+	Seq int64     `expr:"seq"`
+	TS  time.Time `expr:"ts"`
 }
 
 // PhoneEnv is the environment of source phone (a detection).
@@ -137,6 +141,8 @@ func boxEnv(r *reading, zoneID string) any {
 		Zone:   zoneID,
 		Lat:    r.p.Lat,
 		Lon:    r.p.Lon,
+		Seq:    r.b.Seq,
+		TS:     r.t,
 	}
 	switch r.src {
 	case SourcePhone:

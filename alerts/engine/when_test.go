@@ -58,6 +58,31 @@ func TestWhenAbsentNumbersNeverCompare(t *testing.T) {
 	}
 }
 
+// The envelope's seq and the reading's time are fields too, as the
+// contract's "payload names" are.
+func TestWhenSeqAndTS(t *testing.T) {
+	ts := time.Date(2026, 11, 26, 23, 10, 4, 0, time.FixedZone("CST", 8*3600))
+	for _, tc := range []struct {
+		name, when string
+		want       bool
+	}{
+		{"seq", "seq == 18231", true},
+		{"seq compared", "seq > 20000", false},
+		{"ts hour, as written", "ts.Hour() == 23", true},
+		{"ts against a date", `ts > date("2026-11-26T00:00:00+08:00")`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ps config.Problems
+			prog := compileWhen(tc.when, SourceStatus, "rules.yaml", "rules[0].when", &ps)
+			require.Empty(t, ps)
+			b := &model.Batch{Meta: model.Meta{Site: "mdl", Device: "F-1", Kind: model.KindFence, Seq: 18231}}
+			out, err := expr.Run(prog, boxEnv(&reading{src: SourceStatus, b: b, st: &model.Status{}, t: ts}, ""))
+			require.NoError(t, err)
+			require.Equal(t, tc.want, out)
+		})
+	}
+}
+
 // A condition that fails at run time is false, counted, and logged without
 // the identifier it failed on.
 func TestWhenRuntimeErrorLogsNoIdentifier(t *testing.T) {
