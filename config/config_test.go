@@ -182,6 +182,12 @@ func TestLoadRules(t *testing.T) {
 	ps := r.Locate(Problems{{Key: "rules[0].severity", Msg: "x"}, {Key: "zones[0].circle.radius_m", Msg: "y"}})
 	require.Equal(t, 8, ps[0].Line)
 	require.Equal(t, 4, ps[1].Line, "falls back to the closest ancestor with a line")
+	require.Equal(t, "rule foreign-sim-near-border", ps[0].Of, "the entry is named by its id")
+	require.Equal(t, "zone mdl-port", ps[1].Of)
+	require.Equal(t, r.Path+":8: rules[0].severity: x (rule foreign-sim-near-border)", ps[0].Error(), "the id ends the line")
+	for key, of := range map[string]string{"rules[1].id": "", "devices[0]": "device F-AOL-01", "watchlists.foreign-sim": "", "rules[x]": ""} {
+		require.Equal(t, of, r.Locate(Problems{{Key: key, Msg: "x"}})[0].Of, key)
+	}
 
 	_, err = LoadRules(filepath.Join("testdata", "rules-unknown-key.yaml"))
 	require.ErrorContains(t, err, "rules-unknown-key.yaml:4: rules[0].sevrity: unknown key (did you mean \"severity\"?)")
@@ -220,6 +226,7 @@ func TestLoadRulesBadDurations(t *testing.T) {
 		require.Contains(t, pr.Msg, "invalid duration")
 	}
 	require.Equal(t, map[string]int{"rules[0].window": 2, "rules[1].after": 3, "rules[2].duration": 6}, got)
+	require.Equal(t, "rule r1", ps[0].Of, "problems found while decoding name their entry too")
 	require.Equal(t, 5*time.Minute, r.Rules[2].MaxGap.D(), "the good ones are read")
 }
 

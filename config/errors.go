@@ -12,6 +12,10 @@ type Problem struct {
 	Key  string
 	Line int
 	Msg  string
+	// Of names the device, zone or rule the key is in, when it has an id
+	// ("rule crowd-at-ruins"): `rules[12].when` alone makes the operator
+	// count. It ends the line, so that "file:line: key: " stays as it is.
+	Of string
 }
 
 func (p Problem) Error() string {
@@ -28,6 +32,9 @@ func (p Problem) Error() string {
 		b.WriteString(": ")
 	}
 	b.WriteString(p.Msg)
+	if p.Of != "" {
+		fmt.Fprintf(&b, " (%s)", p.Of)
+	}
 	return b.String()
 }
 

@@ -86,7 +86,7 @@ func parseRules(path string, data []byte) (*Rules, error) {
 	}
 	r.Path = path
 	r.lines = lines
-	return &r, ps.Err()
+	return &r, r.Locate(ps).Err()
 }
 
 // Dir is the folder relative paths of the rules file resolve against.
@@ -101,8 +101,62 @@ func (r *Rules) Locate(ps Problems) Problems {
 		if ps[i].Line == 0 && ps[i].File == r.Path {
 			ps[i].Line = r.lines.of(ps[i].Key)
 		}
+		if ps[i].Of == "" && ps[i].File == r.Path {
+			ps[i].Of = r.idOf(ps[i].Key)
+		}
 	}
 	return ps
+}
+
+// idOf names the device, zone or rule key is in ("rules[3].when": "rule
+// crowd-at-ruins", the fourth rule), "" when it has no id.
+func (r *Rules) idOf(key string) string {
+	for _, list := range []struct {
+		prefix, what string
+		ids          func(i int) (string, bool)
+	}{
+		{"devices[", "device", func(i int) (string, bool) { return at(r.Devices, i, func(d DeviceSpec) string { return d.ID }) }},
+		{"zones[", "zone", func(i int) (string, bool) { return at(r.Zones, i, func(z ZoneSpec) string { return z.ID }) }},
+		{"rules[", "rule", func(i int) (string, bool) { return at(r.Rules, i, func(s RuleSpec) string { return s.ID }) }},
+	} {
+		rest, ok := strings.CutPrefix(key, list.prefix)
+		if !ok {
+			continue
+		}
+		n, _, ok := strings.Cut(rest, "]")
+		i, err := strconv.Atoi(n)
+		if !ok || err != nil {
+			return ""
+		}
+		if id, ok := list.ids(i); ok && plainID(id) {
+			return list.what + " " + id
+		}
+		return ""
+	}
+	return ""
+}
+
+// plainID reports whether id is fit to name its entry in a problem: one
+// the checks would refuse (empty, a line break in it) may say nothing or
+// break the line.
+func plainID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// at is the id of s[i], false when i is out of range.
+func at[T any](s []T, i int, id func(T) string) (string, bool) {
+	if i < 0 || i >= len(s) {
+		return "", false
+	}
+	return id(s[i]), true
 }
 
 func readFile(path string) ([]byte, error) {
