@@ -62,7 +62,9 @@ func (w *Writer) trySpool(body []byte, lines int) bool {
 	w.m.spooledLines.Add(float64(lines))
 	w.hmu.Lock()
 	now := time.Now()
-	if now.Sub(w.spoolLoggedAt) >= 30*time.Second {
+	// A batch spooled while InfluxDB came back (its fsync took longer than
+	// the replayer's first success) warns of nothing.
+	if w.failing && now.Sub(w.spoolLoggedAt) >= 30*time.Second {
 		w.log.Warn("influxdb is not taking writes; batches go to the spool and are replayed when it does",
 			"lines", lines, "batches_spooled_since_last_log", w.spooledUnlogged, "err", w.lastErr)
 		w.spoolLoggedAt, w.spooledUnlogged = now, 0
