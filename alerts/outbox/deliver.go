@@ -45,12 +45,30 @@ func (o *Outbox) deliverLoop(ctx context.Context, s *sinkState) {
 	}
 }
 
+// stopGrace is how long an attempt under way when delivery stops may still
+// finish: an alert already published whose PUBACK (or HTTP answer) is on
+// its way would otherwise count as not delivered, and go out a second time
+// at the next start.
+const stopGrace = 2 * time.Second
+
+// attemptContext is ctx for one attempt, ending stopGrace after ctx does.
+func attemptContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(stopGrace, cancel)
+		context.AfterFunc(actx, func() { t.Stop() })
+	})
+	return actx, func() { stop(); cancel() }
+}
+
 // deliver tries e on s until it is delivered, refused for good, or ctx ends.
 func (o *Outbox) deliver(ctx context.Context, s *sinkState, e *entry) {
 	a := e.alert
 	backoff := o.opts.MinBackoff
 	for attempt := 1; ; attempt++ {
-		err := s.sink.Deliver(ctx, a)
+		actx, done := attemptContext(ctx)
+		err := s.sink.Deliver(actx, a)
+		done()
 		if err == nil {
 			o.finish(s, e, false)
 			s.m.delivered.Inc()

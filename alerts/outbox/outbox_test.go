@@ -163,6 +163,70 @@ func TestCrashBetweenDeliveryAndAckDeliversAgain(t *testing.T) {
 	assert.Equal(t, a.State, again[0].State)
 }
 
+// slowSink answers each delivery when the test says so, or gives up when
+// its context ends.
+type slowSink struct {
+	started chan struct{}
+	release chan struct{}
+}
+
+func (s *slowSink) Name() string { return "mqtt" }
+
+func (s *slowSink) Deliver(ctx context.Context, _ *model.Alert) error {
+	s.started <- struct{}{}
+	select {
+	case <-s.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// A delivery under way when delivery stops (shutdown) may finish, and is
+// recorded: cut short, the alert went out again at the next start.
+func TestDeliveryUnderWayFinishesAtStop(t *testing.T) {
+	dir := t.TempDir()
+	s := &slowSink{started: make(chan struct{}, 1), release: make(chan struct{})}
+	o := openT(t, dir, []Sink{s}, fastOpts())
+	require.NoError(t, appendWait(t, o, testAlert("a-1", model.StateFiring)))
+	ctx, cancel := context.WithCancel(context.Background())
+	returned := make(chan error, 1)
+	go func() { returned <- o.Run(ctx) }()
+	<-s.started
+	cancel() // shutting down, the PUBACK on its way
+	close(s.release)
+	require.NoError(t, <-returned)
+	require.NoError(t, o.Close())
+
+	o = openT(t, dir, []Sink{s}, fastOpts())
+	defer o.Close()
+	assert.Equal(t, 0, o.Pending("mqtt"), "recorded as delivered")
+}
+
+// An attempt that does not finish within the grace is cut short at stop:
+// shutdown does not wait on a sink that hangs.
+func TestDeliveryHangingAtStopIsCutShort(t *testing.T) {
+	dir := t.TempDir()
+	s := &slowSink{started: make(chan struct{}, 1), release: make(chan struct{})}
+	o := openT(t, dir, []Sink{s}, fastOpts())
+	require.NoError(t, appendWait(t, o, testAlert("a-1", model.StateFiring)))
+	ctx, cancel := context.WithCancel(context.Background())
+	returned := make(chan error, 1)
+	go func() { returned <- o.Run(ctx) }()
+	<-s.started
+	cancel()
+	select {
+	case err := <-returned:
+		require.NoError(t, err)
+	case <-time.After(waitFor):
+		t.Fatal("Run did not return after the grace")
+	}
+	require.NoError(t, o.Close())
+	o = openT(t, dir, []Sink{s}, fastOpts())
+	defer o.Close()
+	assert.Equal(t, 1, o.Pending("mqtt"), "not delivered: delivered again at the next start")
+}
+
 func TestDuplicatesAreSkipped(t *testing.T) {
 	a := testAlert("inc-1", model.StateFiring)
 	aResolved := testAlert("inc-1", model.StateResolved)
