@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -325,4 +327,77 @@ func TestIntegrationSourceShareGroup(t *testing.T) {
 	require.Equal(t, n, total, "no message reached both replicas")
 	require.Positive(t, per[0], "replica 0 had a share")
 	require.Positive(t, per[1], "replica 1 had a share")
+}
+
+// lockedBuffer is a log sink the test reads while the source writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestIntegrationSubscribeBehindFullIntake: a persistent session's backlog
+// fills the intake before the broker's SUBACK is read; the subscription is
+// waited for, not reported failed (and retried) while storage catches up.
+func TestIntegrationSubscribeBehindFullIntake(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	broker, err := stack.StartMosquitto(ctx, stack.MosquittoOptions{Dir: t.TempDir(), Persistence: true})
+	require.NoError(t, err)
+	defer broker.Stop()
+	cfg := config.Default().MQTT
+	cfg.Broker = broker.URL()
+	cfg.ClientID = "behind-full-intake"
+	cfg.Topics = []string{"t/#"}
+	cfg.ConnectTimeout = config.Duration(100 * time.Millisecond)
+	start := func(log *slog.Logger) (*Source, func()) {
+		src := New(cfg, Options{MaxInflight: 2}, log, prometheus.NewRegistry())
+		runCtx, stop := context.WithCancel(ctx)
+		go func() { _ = src.Run(runCtx) }()
+		return src, func() { src.Close(time.Second); stop() }
+	}
+
+	// The session and its subscription, then a backlog while away.
+	first, closeFirst := start(slog.New(slog.DiscardHandler))
+	require.Eventually(t, first.Subscribed, 10*time.Second, 10*time.Millisecond)
+	closeFirst()
+	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID("behind-full-intake-pub"))
+	tok := pub.Connect()
+	require.True(t, tok.WaitTimeout(10*time.Second))
+	require.NoError(t, tok.Error())
+	defer pub.Disconnect(100)
+	const backlog = 10
+	for i := range backlog {
+		tok := pub.Publish(fmt.Sprintf("t/%d", i), 1, false, []byte("x"))
+		require.True(t, tok.WaitTimeout(10*time.Second))
+		require.NoError(t, tok.Error())
+	}
+
+	var logged lockedBuffer
+	src, closeSrc := start(slog.New(slog.NewTextHandler(&logged, nil)))
+	defer closeSrc()
+	require.Eventually(t, func() bool { return strings.Contains(logged.String(), "waits behind a full intake") },
+		10*time.Second, 10*time.Millisecond, "the wait is told, not taken for a failure:\n%s", logged.String())
+	require.True(t, src.IntakeFull())
+	for range backlog {
+		select {
+		case m := <-src.Messages():
+			m.Ack()
+		case <-ctx.Done():
+			t.Fatal("the backlog did not come")
+		}
+	}
+	require.Eventually(t, src.Subscribed, 10*time.Second, 10*time.Millisecond)
+	require.Zero(t, testutil.ToFloat64(src.metrics.subscribeErrs), logged.String())
 }

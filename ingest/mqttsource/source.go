@@ -172,6 +172,11 @@ func (s *Source) Messages() <-chan *Message { return s.out }
 // Subscribed reports whether the subscription is live (for /readyz).
 func (s *Source) Subscribed() bool { return s.subscribed.Load() }
 
+// IntakeFull reports whether every in-flight slot is taken: messages wait
+// in the broker (and so does anything else paho reads) until storage
+// frees one.
+func (s *Source) IntakeFull() bool { return len(s.slots) == cap(s.slots) }
+
 func (s *Source) clientOptions() *mqtt.ClientOptions {
 	o := mqtt.NewClientOptions().
 		AddBroker(s.cfg.Broker).
@@ -289,8 +294,20 @@ func (s *Source) subscribe(c mqtt.Client) {
 
 func (s *Source) trySubscribe(c mqtt.Client) error {
 	tok := c.SubscribeMultiple(s.filters(), nil)
-	if !tok.WaitTimeout(s.cfg.ConnectTimeout.D()) {
-		return errors.New("no answer from the broker")
+	told := false
+	for !tok.WaitTimeout(s.cfg.ConnectTimeout.D()) {
+		// A persistent session's backlog fills the intake before the
+		// SUBACK comes, and paho's router, waiting in handle for a slot,
+		// reads nothing more until storage frees one: the broker has
+		// answered, and the subscription of the session is in force.
+		if !s.IntakeFull() || s.stopping.Load() || !c.IsConnectionOpen() {
+			return errors.New("no answer from the broker")
+		}
+		if !told {
+			s.log.Info("the broker's answer to the subscription waits behind a full intake (storage is not keeping up); waiting for it",
+				"in_flight", len(s.slots))
+			told = true
+		}
 	}
 	if err := tok.Error(); err != nil {
 		return err
