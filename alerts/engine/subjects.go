@@ -175,12 +175,19 @@ func (t *subjectTable) id(s model.Subject) subjectID {
 	return t.intern(s)
 }
 
-// canonical is the form of s the rules' state is keyed by: a plate without
-// its spaces, as watchlists compare plates ("1598 УБА" and "1598УБА" are one
-// vehicle, for a velocity rule's sightings and a cooldown alike).
+// canonical is the form of s the rules' state is keyed by, as watchlists
+// compare them: a plate without its separators ("1598 УБА" and "1598УБА"
+// are one vehicle, for a velocity rule's sightings and a cooldown alike),
+// an IMEI by its first 14 digits (with or without its check digit or
+// software version, one handset).
 func canonical(s model.Subject) model.Subject {
-	if s.Kind == "plate" && strings.IndexByte(s.Value, ' ') >= 0 {
-		s.Value = strings.ReplaceAll(s.Value, " ", "")
+	switch s.Kind {
+	case "plate":
+		s.Value = model.PlateKey(s.Value)
+	case "imei":
+		if len(s.Value) > 14 {
+			s.Value = s.Value[:14]
+		}
 	}
 	return s
 }

@@ -110,3 +110,24 @@ rules:
 	assert.Contains(t, st.vel, id)
 	assert.Equal(t, max(2*len(kept), minSubjectSweep), e.subjects.sweepAt, "twice the subjects kept, at least the minimum")
 }
+
+// The rules' state keys a subject as watchlists compare it: one vehicle
+// whatever separators its plate was read with, one handset whatever form
+// of its IMEI was reported.
+func TestSubjectsCanonical(t *testing.T) {
+	tab := newSubjectTable()
+	for _, tc := range []struct {
+		name string
+		a, b model.Subject
+	}{
+		{"plate with a middle dot", model.Subject{Kind: "plate", Value: "蒙B·12345"}, model.Subject{Kind: "plate", Value: "蒙B12345"}},
+		{"plate with a space", model.Subject{Kind: "plate", Value: "1598 УБА"}, model.Subject{Kind: "plate", Value: "1598УБА"}},
+		{"imei with its check digit", model.Subject{Kind: "imei", Value: "490154203237518"}, model.Subject{Kind: "imei", Value: "49015420323751"}},
+		{"imeisv", model.Subject{Kind: "imei", Value: "4901542032375102"}, model.Subject{Kind: "imei", Value: "490154203237518"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tab.id(tc.a), tab.id(tc.b))
+		})
+	}
+	assert.NotEqual(t, tab.id(model.Subject{Kind: "imei", Value: "490154203237518"}), tab.id(model.Subject{Kind: "imei", Value: "490154203237609"}))
+}

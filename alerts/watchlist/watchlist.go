@@ -170,11 +170,17 @@ func (l *List) add(e string) error {
 		if err := checkPrefix(l.Kind, n); err != nil {
 			return err
 		}
+		if l.Kind == KindIMEI {
+			n = imeiKey(n)
+		}
 		l.prefixes[n] = struct{}{}
 		return nil
 	}
 	if err := checkExact(l.Kind, n); err != nil {
 		return err
+	}
+	if l.Kind == KindIMEI {
+		n = imeiKey(n)
 	}
 	l.exact[n] = struct{}{}
 	return nil
@@ -196,7 +202,21 @@ func (l *List) Normalise(v string) (string, bool) {
 		return "", false
 	}
 	n, err := l.norm(v)
+	if l.Kind == KindIMEI {
+		n = imeiKey(n)
+	}
 	return n, err == nil && n != ""
+}
+
+// imeiKey is the part of an IMEI that names the handset: its first 14
+// digits (type allocation code and serial number). A 15-digit IMEI adds a
+// check digit and a 16-digit IMEISV a software version, so an entry in one
+// form matches reports in the others.
+func imeiKey(n string) string {
+	if len(n) > 14 {
+		return n[:14]
+	}
+	return n
 }
 
 // MatchNormal is Match for a value Normalise returned.
@@ -254,9 +274,10 @@ func (l *List) Len() int {
 func normaliser(kind string) func(string) (string, error) {
 	switch kind {
 	case KindPlate:
-		// Without its spaces: a camera reads "1598 УБА" as often as
-		// "1598УБА", and a space is no part of what makes a plate.
-		return func(s string) (string, error) { return strings.ReplaceAll(model.NormalisePlate(s), " ", ""), nil }
+		// Without its separators (model.PlateKey): a camera reads "1598
+		// УБА" as often as "1598УБА", and an operator types "蒙B·12345"
+		// for the camera's "蒙B12345".
+		return func(s string) (string, error) { return model.PlateKey(model.NormalisePlate(s)), nil }
 	case KindIMSI, KindIMEI:
 		return normaliseDigits
 	case KindMAC:

@@ -24,7 +24,7 @@ func build(t testing.TB, kind string, entries ...string) *List {
 func TestMatch(t *testing.T) {
 	plates := build(t, KindPlate, "蒙B7K3Q2", "蒙b7k3q3 ", "蒙Ｂ１２３４５", "1598 дга", "蒙A*", "  京 * ")
 	foreign := build(t, KindIMSI, "428*", "46000123456789*", "460011234567890")
-	imeis := build(t, KindIMEI, "49-015420-323751-8", "35209900*")
+	imeis := build(t, KindIMEI, "49-015420-323751-8", "35209900*", "86723104512345", "3566550712345601")
 	macs := build(t, KindMAC, "A4-5E-60-12-34-56", "001a.2b3c.4d5e", "ac:de:48*", "F0:9F:C2:1*")
 
 	tests := []struct {
@@ -60,7 +60,17 @@ func TestMatch(t *testing.T) {
 		{"imsi: shorter than the prefix", foreign, "42", false},
 		{"imei: dashes in the entry", imeis, "490154203237518", true},
 		{"imei: prefix (TAC)", imeis, "352099001761481", true},
-		{"imei: other", imeis, "490154203237519", false},
+		{"imei: other", imeis, "490154203237609", false},
+		{"imei: 14-digit reading of a 15-digit entry", imeis, "49015420323751", true},
+		{"imei: IMEISV reading of a 15-digit entry", imeis, "4901542032375102", true},
+		{"imei: 15-digit reading of a 14-digit entry", imeis, "867231045123450", true},
+		{"imei: IMEISV reading of a 14-digit entry", imeis, "8672310451234599", true},
+		{"imei: 15-digit reading of an IMEISV entry", imeis, "356655071234568", true},
+		{"imei: another handset of the IMEISV's type", imeis, "356655071234576", false},
+		{"plate: entry with a middle dot", build(t, KindPlate, "蒙B·12345"), "蒙B12345", true},
+		{"plate: entry with a hyphen", build(t, KindPlate, "蒙B-22345"), "蒙B22345", true},
+		{"plate: reading with a middle dot", plates, "蒙B·7K3Q2", true},
+		{"plate: prefix with a dot", build(t, KindPlate, "蒙B·7*"), "蒙B7K3Q2", true},
 		{"mac: dash form entry", macs, "a4:5e:60:12:34:56", true},
 		{"mac: Cisco form entry", macs, "00:1a:2b:3c:4d:5e", true},
 		{"mac: upper-case reading", macs, "A4:5E:60:12:34:56", true},
@@ -77,6 +87,7 @@ func TestMatch(t *testing.T) {
 	}
 	t.Run("Len counts distinct entries", func(t *testing.T) {
 		assert.Equal(t, 6, plates.Len())
+		assert.Equal(t, 1, build(t, KindIMEI, "490154203237518", "49015420323751", "4901542032375102").Len(), "one handset")
 		assert.Equal(t, 3, foreign.Len())
 		assert.Equal(t, 2, build(t, KindPlate, "蒙B7K3Q2", "蒙b7k3q2", "蒙B*", "蒙b*").Len())
 	})

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -58,6 +59,30 @@ func NormalisePlate(s string) string {
 		return s
 	}
 	return string(AppendPlate(make([]byte, 0, len(s)), []byte(s)))
+}
+
+// PlateKey is the form plates are compared in (watchlists, the rules'
+// state): a normal plate without its separators — spaces, hyphens, dots
+// and middle dots — which are how a plate is written ("蒙B·12345",
+// "1598 УБА"), not what it is: a camera reads "蒙B12345".
+func PlateKey(plate string) string {
+	if strings.IndexFunc(plate, isPlateSeparator) < 0 {
+		return plate
+	}
+	return strings.Map(func(r rune) rune {
+		if isPlateSeparator(r) {
+			return -1
+		}
+		return r
+	}, plate)
+}
+
+func isPlateSeparator(r rune) bool {
+	switch r {
+	case ' ', '-', '.', '·', '•', '・', '‧':
+		return true
+	}
+	return false
 }
 
 // toHalfWidth maps the full-width ASCII block and the ideographic space to
