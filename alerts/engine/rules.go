@@ -507,7 +507,7 @@ func (e *Engine) tickDwell(st *ruleState, now time.Time, out []model.Alert) []mo
 			if key.zone >= 0 && int(key.zone) < len(st.rule.zones) {
 				z = st.rule.zones[key.zone]
 			}
-			out = append(out, e.resolved(st, de.Open, de.Last, now, e.dwellGone(st, e.subjects.get(key.subj), z, nil, de, now)))
+			out = append(out, e.resolved(st, de.Open, de.Last, now, e.dwellGone(st, de.Open.Alert.Subject, z, nil, de, now)))
 		}
 		delete(st.dwell, key)
 	}
