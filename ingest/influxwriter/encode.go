@@ -65,6 +65,10 @@ type Encoder struct {
 	timeHi     int64
 	timeDigits []byte // " " and its digits
 
+	// bound, when not nil, bounds the tags whose values are device text
+	// (see TagBound).
+	bound TagBound
+
 	// tagSets is allocated on first use; uncached encoders (the one-shot
 	// package-level AppendBatch) build every tag set instead.
 	tagSets  *tagSetCache
@@ -72,6 +76,32 @@ type Encoder struct {
 	key      tagSetKey // the site and device of the batch, packed
 	keyLong  bool      // one of them is longer than a word
 	keyHash  uint64    // their hash
+}
+
+// TagBound bounds the distinct values of the tags whose values are device
+// text: mcc, operator and tech (detections), plate_color and vehicle_type
+// (passes). *tagcap.Cap is one.
+//
+// A value Admit refuses is written as the tag model.OverflowTag, with its
+// text in the field <tag>_text (an empty value is never asked about: it is
+// no tag). Admit's answer for a value must never
+// change: the encoder caches it with the encoded tag set, so that the bound
+// costs nothing per reading once a tag set has been seen, and asks again
+// only when that tag set leaves its cache. Overflowed is called for every
+// reading written with OverflowTag, cached or not, for the bound's counts.
+type TagBound interface {
+	Admit(tag, v string) bool
+	Overflowed(tag string)
+}
+
+// SetTagBound makes e bound tags with tb (nil: not at all). Encoders are
+// used by one goroutine each, but encoders that share a bound must be used
+// by one goroutine in all unless the bound is safe for concurrent use (the
+// Writer's are: see Config.Tags).
+func (e *Encoder) SetTagBound(tb TagBound) {
+	e.bound = tb
+	// The tag sets cached so far were bounded by the previous bound.
+	e.tagSets = nil
 }
 
 // AppendBatch appends one line per reading of b to dst and returns the

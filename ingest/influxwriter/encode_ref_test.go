@@ -19,7 +19,37 @@ import (
 // refEncode is the reference for the hand-written hot path: the same schema
 // through lineprotocol.Encoder in strict mode, which checks every key, tag
 // value and the tag order. The fast path must produce the same bytes.
-func refEncode(t testing.TB, b *model.Batch) []byte {
+func refEncode(t testing.TB, b *model.Batch) []byte { return refEncodeBound(t, b, nil) }
+
+// predBound is a TagBound whose answer is a function of the tag and the
+// value alone, so that refEncodeBound can tell the same without asking: as
+// a real bound's, its answer never changes. It counts what it is asked and
+// told.
+type predBound struct {
+	over       func(tag, v string) bool
+	asked      int
+	overflowed map[string]int
+}
+
+func newPredBound(over func(tag, v string) bool) *predBound {
+	return &predBound{over: over, overflowed: map[string]int{}}
+}
+
+func (p *predBound) Admit(tag, v string) bool { p.asked++; return !p.over(tag, v) }
+func (p *predBound) Overflowed(tag string)    { p.overflowed[tag]++ }
+
+// oddOver refuses the values of odd length, whatever the tag.
+func oddOver(_, v string) bool { return len(v)%2 == 1 }
+
+// refEncodeBound is refEncode with the tags bounded by over (nil: not
+// bounded): a refused value is the tag "other" and the field <tag>_text.
+func refEncodeBound(t testing.TB, b *model.Batch, over func(tag, v string) bool) []byte {
+	bound := func(tag, v string) (string, string) {
+		if over != nil && v != "" && over(tag, v) {
+			return model.OverflowTag, v
+		}
+		return v, ""
+	}
 	var e lineprotocol.Encoder
 	tag := func(k, v string) {
 		if v != "" && !cleanTagString(v) {
@@ -55,19 +85,22 @@ func refEncode(t testing.TB, b *model.Batch) []byte {
 	}
 	seq := lineprotocol.IntValue(b.Seq)
 	for _, d := range b.Detections {
+		mcc, mccText := bound("mcc", d.MCC)
+		operator, operatorText := bound("operator", d.Operator)
+		tech, techText := bound("tech", d.Tech)
 		e.StartLine(MeasurementDetection)
 		tag("device", b.Meta.Device)
-		tag("mcc", d.MCC)
-		tag("operator", d.Operator)
+		tag("mcc", mcc)
+		tag("operator", operator)
 		tag("site", b.Site)
-		tag("tech", d.Tech)
+		tag("tech", tech)
 		e.AddField("seq", seq)
 		str("imsi", d.IMSI)
 		str("imei", d.IMEI)
 		str("mac", d.MAC)
-		str("tech_text", d.TechText)
-		str("mcc_text", d.MCCText)
-		str("operator_text", d.OperatorText)
+		str("tech_text", techText)
+		str("mcc_text", mccText)
+		str("operator_text", operatorText)
 		if d.RSSI.OK {
 			flt("rssi", float64(d.RSSI.V))
 		}
@@ -75,17 +108,19 @@ func refEncode(t testing.TB, b *model.Batch) []byte {
 		e.EndLine(time.Unix(0, d.PointNS))
 	}
 	for _, p := range b.Passes {
+		plateColor, plateColorText := bound("plate_color", p.PlateColor)
+		vehicleType, vehicleTypeText := bound("vehicle_type", p.VehicleType)
 		e.StartLine(MeasurementPass)
 		tag("device", b.Meta.Device)
-		tag("direction", p.Direction)
-		tag("plate_color", p.PlateColor)
+		tag("direction", p.Direction) // not bounded
+		tag("plate_color", plateColor)
 		tag("site", b.Site)
-		tag("vehicle_type", p.VehicleType)
+		tag("vehicle_type", vehicleType)
 		e.AddField("seq", seq)
 		str("plate", p.Plate)
 		str("vehicle_color", p.VehicleColor)
-		str("plate_color_text", p.PlateColorText)
-		str("vehicle_type_text", p.VehicleTypeText)
+		str("plate_color_text", plateColorText)
+		str("vehicle_type_text", vehicleTypeText)
 		opt("speed_kmh", p.SpeedKmh)
 		if p.Lane.OK {
 			e.AddField("lane", lineprotocol.IntValue(p.Lane.V))
@@ -143,11 +178,10 @@ func fuzzBatch(s1, s2, s3 string, f1, f2 float64, i1 int64, flag bool) *model.Ba
 	t := time.Unix(0, i1).UTC()
 	st := model.Stamp{Time: t, PointNS: i1}
 	b := &model.Batch{Meta: model.Meta{Site: s1, Device: s2, Kind: model.Kind(s3), Seq: i1}}
-	d := model.Detection{Stamp: st, IMSI: s1, IMEI: s2, MAC: s3, MCC: s3, Operator: s2, Tech: s1, TechText: s3, MCCText: s2, OperatorText: s1,
-		Loc: model.Point{Lat: f1, Lon: f2}}
+	d := model.Detection{Stamp: st, IMSI: s1, IMEI: s2, MAC: s3, MCC: s3, Operator: s2, Tech: s1, Loc: model.Point{Lat: f1, Lon: f2}}
 	d.RSSI.V, d.RSSI.OK = -71, flag
 	b.Detections = []model.Detection{d, {Stamp: st, IMSI: s2, Tech: s3, Loc: model.Point{Lat: f2, Lon: f1}}, d}
-	b.Passes = []model.Pass{{Stamp: st, Plate: s1, PlateColor: s2, VehicleType: s3, VehicleColor: s3, Direction: s1, PlateColorText: s2, VehicleTypeText: s1,
+	b.Passes = []model.Pass{{Stamp: st, Plate: s1, PlateColor: s2, VehicleType: s3, VehicleColor: s3, Direction: s1,
 		Image: s2, SpeedKmh: model.OptFloat{V: f1, OK: flag}, Lane: model.OptInt{V: i1, OK: !flag},
 		Heading: model.Some(f2), Confidence: model.Some(f1 / 3), Loc: model.Point{Lat: f1}}}
 	b.Positions = []model.Position{{Stamp: st, Loc: model.Point{Lat: f1, Lon: f2}, SpeedKmh: model.Some(f2),
@@ -168,13 +202,20 @@ func TestEncodeMatchesLineprotocol(t *testing.T) {
 	}
 	floats := []float64{0, math.Copysign(0, -1), 1, -71, 999999, 1e6, -1e6, 123456.5, 1e21, 1e-7, 41.9612, 110.4875,
 		math.MaxFloat64, math.SmallestNonzeroFloat64, math.NaN(), math.Inf(-1), 0.1 + 0.2}
-	var e Encoder // shared: its caches carry over from batch to batch
-	for _, c := range cases {
-		for i, f := range floats {
-			b := fuzzBatch(c.s1, c.s2, c.s3, f, floats[(i+3)%len(floats)], int64(i)*1e15-7e17, i%2 == 0)
-			got, n := e.AppendBatch(nil, b)
-			require.Equal(t, b.Len(), n)
-			assert.Equal(t, string(refEncode(t, b)), string(got), "case %q float %v", c, f)
+	// The tags unbounded, and bounded so that the texts of the tags go
+	// through the fields' escaping and sanitising.
+	for _, over := range []func(tag, v string) bool{nil, oddOver} {
+		var e Encoder // shared: its caches carry over from batch to batch
+		if over != nil {
+			e.SetTagBound(newPredBound(over))
+		}
+		for _, c := range cases {
+			for i, f := range floats {
+				b := fuzzBatch(c.s1, c.s2, c.s3, f, floats[(i+3)%len(floats)], int64(i)*1e15-7e17, i%2 == 0)
+				got, n := e.AppendBatch(nil, b)
+				require.Equal(t, b.Len(), n)
+				assert.Equal(t, string(refEncodeBound(t, b, over)), string(got), "case %q float %v bounded %v", c, f, over != nil)
+			}
 		}
 	}
 }
@@ -296,12 +337,15 @@ func TestEncodeTagSetCacheHoldsDeployment(t *testing.T) {
 func FuzzEncode(f *testing.F) {
 	f.Add("mdl", "F-AOL-01", "lte", 41.9612, 110.4875, int64(1795741804120000000), true)
 	f.Add("a b,c=d", "蒙B 1\"2\\", "\n\xff", math.Copysign(0, -1), 1e21, int64(-1), false)
-	var e Encoder
+	var e, bounded Encoder
+	bounded.SetTagBound(newPredBound(oddOver))
 	f.Fuzz(func(t *testing.T, s1, s2, s3 string, f1, f2 float64, i1 int64, flag bool) {
 		b := fuzzBatch(s1, s2, s3, f1, f2, i1, flag)
 		got, n := e.AppendBatch(nil, b)
 		require.Equal(t, b.Len(), n)
 		require.Equal(t, string(refEncode(t, b)), string(got))
+		got, _ = bounded.AppendBatch(nil, b)
+		require.Equal(t, string(refEncodeBound(t, b, oddOver)), string(got), "bounded")
 	})
 }
 

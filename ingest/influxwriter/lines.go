@@ -33,15 +33,41 @@ var tagSpecial, strSpecial = func() (t, s [256]bool) {
 	return
 }()
 
+// The tags a TagBound bounds, by their place among the varying tags of
+// tags3 (a, b, c); "" is a tag it does not bound. A pass's direction comes
+// from a fixed list the decoder checks (inbound, outbound, unknown).
+var (
+	detectionBounded = [3]string{"mcc", "operator", "tech"}
+	passBounded      = [3]string{"", "plate_color", "vehicle_type"}
+)
+
+// The bits of an overflow mask: which of a tag set's a, b and c were
+// written as model.OverflowTag.
+const (
+	overA uint8 = 1 << iota
+	overB
+	overC
+)
+
 func (e *Encoder) detection(dst []byte, m *model.Meta, d *model.Detection) []byte {
-	dst = e.tags3(dst, tagSetDetection, m, d.MCC, d.Operator, d.Tech, detectionTags)
+	dst, over := e.tags3(dst, tagSetDetection, m, d.MCC, d.Operator, d.Tech, &detectionBounded, detectionTags)
 	dst = append(dst, e.seq...)
 	dst = appendStr(dst, ",imsi=", d.IMSI)
 	dst = appendStr(dst, ",imei=", d.IMEI)
 	dst = appendStr(dst, ",mac=", d.MAC)
-	dst = appendStr(dst, ",tech_text=", d.TechText)
-	dst = appendStr(dst, ",mcc_text=", d.MCCText)
-	dst = appendStr(dst, ",operator_text=", d.OperatorText)
+	if over != 0 {
+		// The text of a tag written as "other", from the reading's own
+		// value: the cached tag set holds only which tags overflowed.
+		if over&overC != 0 {
+			dst = appendStr(dst, ",tech_text=", d.Tech)
+		}
+		if over&overA != 0 {
+			dst = appendStr(dst, ",mcc_text=", d.MCC)
+		}
+		if over&overB != 0 {
+			dst = appendStr(dst, ",operator_text=", d.Operator)
+		}
+	}
 	if d.RSSI.OK {
 		// Always a float, whatever the payload's number looked like: a field
 		// that is an integer in one shard and a float in the next breaks
@@ -79,6 +105,13 @@ func passTags(dst []byte, m *model.Meta, direction, plateColor, vehicleType stri
 // hash bunches them (a set's ways are replaced in turn). A way's tag (a
 // part of its key's hash) is compared before its key, so a lookup reads half
 // a line of tags and the one slot that matches.
+//
+// The encoder's TagBound is applied here, on a miss only: the slot keeps
+// the prefix with "other" in place of the values refused, and which those
+// were, under the key of the values as sent. A hit reuses that answer, which
+// cannot have gone stale (see TagBound); an evicted tag set is asked about
+// again. So in the steady state the bound costs a reading nothing but the
+// count of an overflow.
 type tagSetCache struct {
 	tags  [tagSetSets][tagSetWays]uint32 // hash of each way's key, 0 if empty
 	next  [tagSetSets]uint8              // the way a miss replaces
@@ -122,10 +155,11 @@ type tagSetSlot struct {
 	// decoding), and a cached key must not pin the caller's memory either.
 	site, device, a, b, c string
 	enc                   []byte
+	over                  uint8 // which of a, b, c enc has as "other"
 }
 
-func (sl *tagSetSlot) set(key tagSetKey, long bool, m *model.Meta, a, b, c string, enc []byte) {
-	sl.key = key
+func (sl *tagSetSlot) set(key tagSetKey, long bool, m *model.Meta, a, b, c string, enc []byte, over uint8) {
+	sl.key, sl.over = key, over
 	sl.site, sl.device, sl.a, sl.b, sl.c = "", "", "", "", ""
 	if long {
 		all := m.Site + m.Device + a + b + c // one allocation
@@ -173,10 +207,16 @@ func (e *Encoder) startTagSets(m *model.Meta) {
 }
 
 // tags3 appends the measurement and tags of a reading of m whose varying
-// tags are a, b, c, encoded by build on a miss.
-func (e *Encoder) tags3(dst []byte, meas uint64, m *model.Meta, a, b, c string, build func([]byte, *model.Meta, string, string, string) []byte) []byte {
+// tags are a, b, c, encoded by build on a miss, and returns which of them it
+// wrote as "other" (those of bounded refused by the encoder's TagBound).
+func (e *Encoder) tags3(dst []byte, meas uint64, m *model.Meta, a, b, c string, bounded *[3]string,
+	build func([]byte, *model.Meta, string, string, string) []byte) ([]byte, uint8) {
 	if e.uncached {
-		return build(dst, m, a, b, c)
+		var over uint8
+		if e.bound != nil {
+			a, b, c, over = e.admit3(bounded, a, b, c)
+		}
+		return build(dst, m, a, b, c), over
 	}
 	ts := e.tagSets
 	if ts == nil {
@@ -199,25 +239,64 @@ func (e *Encoder) tags3(dst []byte, meas uint64, m *model.Meta, a, b, c string, 
 		}
 		sl := &ts.slots[set][w]
 		if sl.key.is(&key) && (!long || sl.a == a && sl.b == b && sl.c == c && sl.device == m.Device && sl.site == m.Site) {
-			return append(dst, sl.enc...)
+			if sl.over != 0 {
+				e.overflowed(bounded, sl.over)
+			}
+			return append(dst, sl.enc...), sl.over
 		}
 	}
+	ba, bb, bc, over := a, b, c, uint8(0)
+	if e.bound != nil {
+		ba, bb, bc, over = e.admit3(bounded, a, b, c)
+	}
 	start := len(dst)
-	dst = build(dst, m, a, b, c)
+	dst = build(dst, m, ba, bb, bc)
 	w := ts.next[set]
 	ts.next[set] = (w + 1) % tagSetWays
 	ts.tags[set][w] = tag
-	ts.slots[set][w].set(key, long, m, a, b, c, dst[start:])
-	return dst
+	ts.slots[set][w].set(key, long, m, a, b, c, dst[start:], over) // keyed by the values as sent
+	return dst, over
+}
+
+// admit3 asks the encoder's TagBound about those of a, b and c that bounded
+// names and that are not empty (an empty tag is not written), and returns
+// them with "other" in place of the values refused, and which those were.
+// This reading is written with them: each counts.
+func (e *Encoder) admit3(bounded *[3]string, a, b, c string) (string, string, string, uint8) {
+	var over uint8
+	for i, v := range [3]*string{&a, &b, &c} {
+		if tag := bounded[i]; tag != "" && *v != "" && !e.bound.Admit(tag, *v) {
+			*v = model.OverflowTag
+			over |= 1 << i
+			e.bound.Overflowed(tag)
+		}
+	}
+	return a, b, c, over
+}
+
+// overflowed counts a reading written with the cached tag set whose
+// overflow mask is over.
+func (e *Encoder) overflowed(bounded *[3]string, over uint8) {
+	for i, tag := range bounded {
+		if over&(1<<i) != 0 {
+			e.bound.Overflowed(tag)
+		}
+	}
 }
 
 func (e *Encoder) pass(dst []byte, m *model.Meta, p *model.Pass) []byte {
-	dst = e.tags3(dst, tagSetPass, m, p.Direction, p.PlateColor, p.VehicleType, passTags)
+	dst, over := e.tags3(dst, tagSetPass, m, p.Direction, p.PlateColor, p.VehicleType, &passBounded, passTags)
 	dst = append(dst, e.seq...)
 	dst = appendStr(dst, ",plate=", p.Plate)
 	dst = appendStr(dst, ",vehicle_color=", p.VehicleColor)
-	dst = appendStr(dst, ",plate_color_text=", p.PlateColorText)
-	dst = appendStr(dst, ",vehicle_type_text=", p.VehicleTypeText)
+	if over != 0 { // as in detection
+		if over&overB != 0 {
+			dst = appendStr(dst, ",plate_color_text=", p.PlateColor)
+		}
+		if over&overC != 0 {
+			dst = appendStr(dst, ",vehicle_type_text=", p.VehicleType)
+		}
+	}
 	dst = appendOptFloat(dst, ",speed_kmh=", p.SpeedKmh)
 	if p.Lane.OK {
 		dst = appendInt(dst, ",lane=", p.Lane.V)

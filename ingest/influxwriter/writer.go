@@ -77,6 +77,14 @@ type Config struct {
 	// logged and counted only.
 	Rejected func(lines []byte, err *PermanentError) error
 
+	// Tags, when not nil, bounds the tags whose values are device text
+	// (see TagBound). Write's encoders share it without a lock: it is
+	// touched only by Encoder.AppendBatch, which only Write calls, and Write
+	// is called by one goroutine, the pipeline's (a *tagcap.Cap is not safe
+	// for concurrent use). WriteAlert, which other goroutines call, does not
+	// touch it.
+	Tags TagBound
+
 	// eagerAll lets every free sender take partial batches (benchmarks).
 	eagerAll bool
 }
@@ -224,7 +232,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Writer, erro
 		writeURL: client.HTTPService().ServerAPIURL() + "write?" + q.Encode(),
 		drained:  make(chan struct{}),
 	}
-	w.encoders.New = func() any { return &encodeState{} }
+	w.encoders.New = func() any { return &encodeState{e: Encoder{bound: cfg.Tags}} }
 	return w, nil
 }
 

@@ -28,7 +28,6 @@ import (
 	"github.com/fenceline/fenceline/ingest/devicesig"
 	"github.com/fenceline/fenceline/ingest/influxwriter"
 	"github.com/fenceline/fenceline/ingest/mqttsource"
-	"github.com/fenceline/fenceline/ingest/tagcap"
 	"github.com/fenceline/fenceline/internal/model"
 	"github.com/fenceline/fenceline/internal/protect"
 )
@@ -94,9 +93,6 @@ type Options struct {
 	// Protect, when not nil, hashes identifiers after the engine has seen
 	// the readings and before the writer stores them.
 	Protect *protect.Protector
-	// Tags, when not nil, bounds the values of the tags that hold device
-	// text, after the engine has seen the readings (ingest/tagcap).
-	Tags *tagcap.Cap
 	// State, when not nil, holds the ack of a message that opened or
 	// resolved an incident until the engine's state holding it is saved:
 	// a crash before then has the broker redeliver the message, which
@@ -285,7 +281,6 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 	}
 	if n := b.Len(); n > 0 {
 		p.opts.Protect.Batch(b)
-		p.opts.Tags.Batch(b)
 		if c := p.m.readingsBy[streamIndex(b.Stream)]; c != nil {
 			c.Add(float64(n))
 		} else {

@@ -1,15 +1,19 @@
 // Package tagcap bounds the distinct values of the InfluxDB tags whose
 // values are device text: tech, mcc and operator (detections: the latter two
 // are digits of an IMSI, which a garbled or hostile one makes anything),
-// plate_color and vehicle_type (passes). The contract bounds tag values by devices, sites, rules and code
-// lists, never by what is seen; these three are code lists in practice, but
-// a device sends whatever it likes, and every new value is a new series for
-// ever (a camera with a bug, a forger). So each of them admits its first
-// Max distinct values as tags; a later new value is stored with the tag
-// "other" and its text in a field of its own (tech_text, plate_color_text,
-// vehicle_type_text): nothing is lost, and the series stay bounded. The
-// values admitted are kept in a file in storage.dir, so that a restart does
-// not admit Max more.
+// plate_color and vehicle_type (passes). The contract bounds tag values by
+// devices, sites, rules and code lists, never by what is seen; these are
+// code lists in practice, but a device sends whatever it likes, and every
+// new value is a new series for ever (a camera with a bug, a forger). So
+// each of them admits its first Max distinct values as tags; a later new
+// value is stored with the tag "other" and its text in a field of its own
+// (tech_text, mcc_text, operator_text, plate_color_text, vehicle_type_text):
+// nothing is lost, and the series stay bounded. The values admitted are kept
+// in a file in storage.dir, so that a restart does not admit Max more.
+//
+// A Cap only decides and counts; the line encoder (ingest/influxwriter)
+// substitutes. It asks once per tag set it has not cached, not per reading:
+// an answer never changes, so it caches it with the encoded tags.
 package tagcap
 
 import (
@@ -40,8 +44,8 @@ const (
 
 var tags = []string{TagTech, TagMCC, TagOperator, TagPlateColor, TagVehicleType}
 
-// Cap admits tag values up to its bound. It is used by one goroutine (the
-// pipeline's).
+// Cap admits tag values up to its bound. It is used by one goroutine: the
+// pipeline's, which encodes the readings (influxwriter.Writer.Write).
 type Cap struct {
 	max  int
 	path string // "" keeps nothing on disk
@@ -76,8 +80,7 @@ func Open(path string, max int, log *slog.Logger, reg prometheus.Registerer) (*C
 		warned: map[string]time.Time{}, quiet: map[string]int{},
 	}
 	for _, t := range tags {
-		c.seen[t] = &valueSet{all: map[string]struct{}{}}
-		c.overflow.WithLabelValues(t)
+		c.seen[t] = &valueSet{all: map[string]struct{}{}, overflow: c.overflow.WithLabelValues(t)}
 	}
 	c.tech, c.mcc, c.operator = c.seen[TagTech], c.seen[TagMCC], c.seen[TagOperator]
 	c.plateColor, c.vehicleType = c.seen[TagPlateColor], c.seen[TagVehicleType]
@@ -117,32 +120,66 @@ func readKept(path string) (map[string][]string, error) {
 	return kept, nil
 }
 
-// Batch replaces, in b, the values of bounded tags that are over the bound
-// by "other", moving their text to the reading's *Text field. A nil Cap
-// does nothing.
-func (c *Cap) Batch(b *model.Batch) {
+// Admit reports whether v may be stored as a value of tag: it is one
+// already, or there is room for it (then it is remembered, and kept in the
+// file). It counts nothing: the caller stores a value refused as
+// model.OverflowTag and says so with Overflowed, once per reading, whether
+// it asked Admit or reused an answer it had. An answer never changes (the
+// sets only grow, and a refusal means the set is full), so a caller may keep
+// it for as long as it likes. A tag that is not bounded admits everything,
+// and so does "other" sent by a device: it is the value of the overflow
+// anyway. A nil Cap admits everything.
+func (c *Cap) Admit(tag, v string) bool {
+	if c == nil {
+		return true
+	}
+	s := c.set(tag)
+	if s == nil || v == model.OverflowTag || s.has(v) {
+		return true
+	}
+	if len(s.all) >= c.max {
+		return false
+	}
+	s.add(v)
+	c.values.WithLabelValues(tag).Set(float64(len(s.all)))
+	if err := c.save(); err != nil {
+		// Kept in memory all the same: a restart may then admit a few
+		// values again, which is no reason to refuse this one.
+		c.log.Error("could not keep the tag values admitted; a restart may admit more", "err", err)
+	}
+	return true
+}
+
+// Overflowed counts a reading stored with the tag "other" in place of its
+// value of tag, which Admit refused, and warns at most once a minute.
+func (c *Cap) Overflowed(tag string) {
 	if c == nil {
 		return
 	}
-	for i := range b.Detections {
-		d := &b.Detections[i]
-		c.bound(c.tech, TagTech, &d.Tech, &d.TechText)
-		c.bound(c.mcc, TagMCC, &d.MCC, &d.MCCText)
-		c.bound(c.operator, TagOperator, &d.Operator, &d.OperatorText)
+	s := c.set(tag)
+	if s == nil {
+		return
 	}
-	for i := range b.Passes {
-		p := &b.Passes[i]
-		c.bound(c.plateColor, TagPlateColor, &p.PlateColor, &p.PlateColorText)
-		c.bound(c.vehicleType, TagVehicleType, &p.VehicleType, &p.VehicleTypeText)
-	}
+	s.overflow.Inc()
+	c.warn(tag)
 }
 
-// bound replaces *v, a value of tag (whose values are s), by OverflowTag
-// when it is over the bound, moving it to *text.
-func (c *Cap) bound(s *valueSet, tag string, v, text *string) {
-	if *v != "" && !c.admit(s, tag, *v) {
-		*text, *v = *v, model.OverflowTag
+// set returns the values of tag, nil if tag is not bounded. A switch rather
+// than c.seen: Overflowed runs for every reading over the bound.
+func (c *Cap) set(tag string) *valueSet {
+	switch tag {
+	case TagTech:
+		return c.tech
+	case TagMCC:
+		return c.mcc
+	case TagOperator:
+		return c.operator
+	case TagPlateColor:
+		return c.plateColor
+	case TagVehicleType:
+		return c.vehicleType
 	}
+	return nil
 }
 
 // valueSet is the values admitted for one tag: all of them, and the first
@@ -153,6 +190,8 @@ type valueSet struct {
 	hot  [8]string
 	n    int
 	all  map[string]struct{}
+
+	overflow prometheus.Counter // the tag's overflow_readings_total
 }
 
 func (s *valueSet) has(v string) bool {
@@ -182,27 +221,6 @@ func (s *valueSet) add(v string) {
 		s.hot[s.n] = v
 		s.n++
 	}
-}
-
-// admit reports whether v may be a value of tag (whose values are s): it is
-// one already, or there is room for it (then it is remembered).
-func (c *Cap) admit(s *valueSet, tag, v string) bool {
-	if s.has(v) || v == model.OverflowTag {
-		return true
-	}
-	if len(s.all) >= c.max {
-		c.overflow.WithLabelValues(tag).Inc()
-		c.warn(tag)
-		return false
-	}
-	s.add(v)
-	c.values.WithLabelValues(tag).Set(float64(len(s.all)))
-	if err := c.save(); err != nil {
-		// Kept in memory all the same: a restart may then admit a few
-		// values again, which is no reason to refuse this one.
-		c.log.Error("could not keep the tag values admitted; a restart may admit more", "err", err)
-	}
-	return true
 }
 
 // warn logs an overflow of tag at most once a minute, with how many were not

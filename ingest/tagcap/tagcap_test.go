@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fenceline/fenceline/ingest/influxwriter"
 	"github.com/fenceline/fenceline/internal/model"
 )
 
@@ -25,17 +26,24 @@ func open(t *testing.T, path string, max int) (*Cap, *prometheus.Registry) {
 	return c, reg
 }
 
-func techs(c *Cap, vs ...string) (tags, texts []string) {
-	b := &model.Batch{}
+// The Cap is the bound of the line encoder.
+var _ influxwriter.TagBound = (*Cap)(nil)
+
+// store is what the encoder does with the values of one tag: Admit, and
+// for a value refused "other" with its text, counted.
+func store(c *Cap, tag string, vs ...string) (tags, texts []string) {
 	for _, v := range vs {
-		b.Detections = append(b.Detections, model.Detection{Tech: v})
-	}
-	c.Batch(b)
-	for _, d := range b.Detections {
-		tags, texts = append(tags, d.Tech), append(texts, d.TechText)
+		text := ""
+		if v != "" && !c.Admit(tag, v) {
+			c.Overflowed(tag)
+			v, text = model.OverflowTag, v
+		}
+		tags, texts = append(tags, v), append(texts, text)
 	}
 	return tags, texts
 }
+
+func techs(c *Cap, vs ...string) (tags, texts []string) { return store(c, TagTech, vs...) }
 
 func TestCap(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tag-values.json")
@@ -47,9 +55,11 @@ func TestCap(t *testing.T) {
 	assert.Equal(t, 2.0, testutil.ToFloat64(c.overflow.WithLabelValues(TagTech)))
 	assert.Equal(t, 2.0, testutil.ToFloat64(c.values.WithLabelValues(TagTech)))
 
-	b := &model.Batch{Passes: []model.Pass{{PlateColor: "blue", VehicleType: "K33"}, {PlateColor: "yellow", VehicleType: "H11"}, {PlateColor: "green", VehicleType: "K33"}}}
-	c.Batch(b)
-	assert.Equal(t, model.Pass{PlateColor: "other", PlateColorText: "green", VehicleType: "K33"}, b.Passes[2], "each tag has a bound of its own")
+	colors, colorTexts := store(c, TagPlateColor, "blue", "yellow", "green")
+	types, _ := store(c, TagVehicleType, "K33", "H11", "K33")
+	assert.Equal(t, []string{"blue", "yellow", "other"}, colors, "each tag has a bound of its own")
+	assert.Equal(t, "green", colorTexts[2])
+	assert.Equal(t, []string{"K33", "H11", "K33"}, types)
 
 	// A restart keeps what was admitted: no room for new values.
 	again, _ := open(t, path, 2)
@@ -57,8 +67,34 @@ func TestCap(t *testing.T) {
 	assert.Equal(t, []string{"other", "nr"}, tags)
 }
 
-// A damaged file does not keep fenceline from starting: it starts afresh,
-// and the file is rewritten whole at the next new value.
+// Admit counts nothing: the encoder asks once per tag set and counts every
+// reading it writes with "other" through Overflowed. A refusal is for good,
+// which is what lets the encoder cache it.
+func TestCapAdmitAndOverflowed(t *testing.T) {
+	c, _ := open(t, "", 1)
+	require.True(t, c.Admit(TagTech, "lte"))
+	for range 3 {
+		require.False(t, c.Admit(TagTech, "nr"))
+		require.True(t, c.Admit(TagTech, "lte"))
+	}
+	assert.Zero(t, testutil.ToFloat64(c.overflow.WithLabelValues(TagTech)), "Admit counts nothing")
+	for range 5 {
+		c.Overflowed(TagTech)
+	}
+	c.Overflowed(TagMCC)
+	assert.Equal(t, 5.0, testutil.ToFloat64(c.overflow.WithLabelValues(TagTech)))
+	assert.Equal(t, 1.0, testutil.ToFloat64(c.overflow.WithLabelValues(TagMCC)))
+	assert.Equal(t, 4, c.quiet[TagTech], "one warning a minute per tag")
+	assert.Zero(t, c.quiet[TagMCC])
+
+	// A tag that is not bounded admits everything and counts nothing.
+	for _, v := range []string{"inbound", "outbound", "sideways"} {
+		assert.True(t, c.Admit("direction", v))
+	}
+	c.Overflowed("direction")
+	assert.Zero(t, testutil.ToFloat64(c.overflow.WithLabelValues("direction")))
+}
+
 func TestCapUnreadableFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tag-values.json")
 	require.NoError(t, os.WriteFile(path, []byte(`{"tech": ["gsm", "lte"`), 0o600))
@@ -73,9 +109,8 @@ func TestCapUnreadableFile(t *testing.T) {
 
 func TestCapNil(t *testing.T) {
 	var c *Cap
-	b := &model.Batch{Detections: []model.Detection{{Tech: "lte"}}}
-	c.Batch(b)
-	assert.Equal(t, "lte", b.Detections[0].Tech)
+	assert.True(t, c.Admit(TagTech, "lte"))
+	c.Overflowed(TagTech)
 }
 
 // Past the first few values (kept in an array) the map holds the rest.
@@ -96,15 +131,14 @@ func TestCapManyValues(t *testing.T) {
 // IMSI makes anything: they are bounded too.
 func TestCapMCCAndOperator(t *testing.T) {
 	c, _ := open(t, "", 2)
-	b := &model.Batch{}
+	var mccs, ops []string
 	for _, imsi := range []string{"460001", "428991", "310150", "460011"} {
-		b.Detections = append(b.Detections, model.Detection{IMSI: imsi, MCC: imsi[:3], Operator: imsi[:5]})
+		mccs, ops = append(mccs, imsi[:3]), append(ops, imsi[:5])
 	}
-	c.Batch(b)
-	var mcc, op []string
-	for _, d := range b.Detections {
-		mcc, op = append(mcc, d.MCC+"|"+d.MCCText), append(op, d.Operator+"|"+d.OperatorText)
-	}
-	assert.Equal(t, []string{"460|", "428|", "other|310", "460|"}, mcc)
-	assert.Equal(t, []string{"46000|", "42899|", "other|31015", "other|46001"}, op)
+	mcc, mccText := store(c, TagMCC, mccs...)
+	op, opText := store(c, TagOperator, ops...)
+	assert.Equal(t, []string{"460", "428", "other", "460"}, mcc)
+	assert.Equal(t, []string{"", "", "310", ""}, mccText)
+	assert.Equal(t, []string{"46000", "42899", "other", "other"}, op)
+	assert.Equal(t, []string{"", "", "31015", "46001"}, opText)
 }

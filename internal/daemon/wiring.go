@@ -125,6 +125,12 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 	if err != nil {
 		return nil, fmt.Errorf("storage.dir spool: %w", err)
 	}
+	// The bound of the tags whose values are device text: the writer's
+	// encoder applies it, once per tag set it has not cached.
+	tags, err := tagcap.Open(filepath.Join(cfg.Storage.Dir, "tag-values.json"), cfg.Influx.MaxTagValues, log, reg)
+	if err != nil {
+		return nil, fmt.Errorf("storage.dir: %w", err)
+	}
 	d.writer, err = influxwriter.New(influxwriter.Config{
 		URL:           cfg.Influx.URL,
 		Token:         token,
@@ -139,6 +145,7 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		TLS:           influxTLS,
 		Spool:         sp,
 		Rejected:      d.deadLetterSpooled,
+		Tags:          tags,
 	}, log, reg)
 	if err != nil {
 		return nil, fmt.Errorf("influx: %w", err)
@@ -214,11 +221,6 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		log.Warn("alert state not readable; starting with empty windows", "file", stateFile, "err", err)
 	}
 
-	tags, err := tagcap.Open(filepath.Join(cfg.Storage.Dir, "tag-values.json"), cfg.Influx.MaxTagValues, log, reg)
-	if err != nil {
-		return nil, fmt.Errorf("storage.dir: %w", err)
-	}
-
 	d.source = mqttsource.New(cfg.MQTT, mqttsource.Options{
 		Password:         mqttPassword,
 		TLS:              mqttTLS,
@@ -242,7 +244,6 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 			MaxDevices:        max(rs.Registry.Len(), 1000),
 		}, reg),
 		Protect: d.sec.prot,
-		Tags:    tags,
 		State:   d.holds,
 	}, rs.Registry, d.engine, d.writer, deadLetters{d.dead}, d.outbox, log, reg)
 

@@ -173,10 +173,6 @@ type Detection struct {
 	Operator string // MCC+MNC, "" without IMSI
 	RSSI     OptFloat
 	Tech     string
-	// TechText, MCCText and OperatorText are the reading's tech, MCC and
-	// operator when the tag was replaced by OverflowTag: it had reached its
-	// bound of distinct values (ingest/tagcap).
-	TechText, MCCText, OperatorText string
 }
 
 // OverflowTag is the value of a tag from device text (tech, plate_color,
@@ -192,16 +188,12 @@ type Pass struct {
 	PlateColor   string
 	VehicleType  string
 	VehicleColor string
-	// PlateColorText and VehicleTypeText are the device's text when the
-	// tag was replaced by OverflowTag (see Detection.TechText).
-	PlateColorText  string
-	VehicleTypeText string
-	Direction       string // inbound | outbound | unknown ("" when absent)
-	Image           string
-	SpeedKmh        OptFloat
-	Lane            OptInt
-	Heading         OptFloat
-	Confidence      OptFloat
+	Direction    string // inbound | outbound | unknown ("" when absent)
+	Image        string
+	SpeedKmh     OptFloat
+	Lane         OptInt
+	Heading      OptFloat
+	Confidence   OptFloat
 }
 
 // NoPlate is the normalised plate of a pass whose plate was not read.

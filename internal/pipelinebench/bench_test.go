@@ -191,17 +191,18 @@ func benchPipeline(b *testing.B, t load.Traffic) {
 	msgs, seqs := pool(b, w, t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	eng := engine.New(rs, engine.Options{}, log, prometheus.NewRegistry())
-	wr := &encodeWriter{}
 	ob := &nopOutbox{}
 	now := func() time.Time { return benchTime.Add(time.Second) }
-	// The tag bound, as the daemon has it, without its file (the daemon
-	// writes it only when a value is first admitted, never in the steady
-	// state measured here).
+	// The tag bound, as the daemon has it: in the writer's encoder, without
+	// its file (the daemon writes it only when a value is first admitted,
+	// never in the steady state measured here).
 	tags, err := tagcap.Open("", 256, log, prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}
-	p := pipeline.New(pipeline.Options{Now: now, Tags: tags}, rs.Registry, eng, wr, nopDeadLetters{}, ob, log, prometheus.NewRegistry())
+	wr := &encodeWriter{}
+	wr.enc.SetTagBound(tags)
+	p := pipeline.New(pipeline.Options{Now: now}, rs.Registry, eng, wr, nopDeadLetters{}, ob, log, prometheus.NewRegistry())
 	ctx := context.Background()
 	handle := func(m *msg) {
 		renumber(m, seqs)
