@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"path/filepath"
 	"regexp"
@@ -108,6 +109,7 @@ type Ruleset struct {
 
 	bySource [numSources][]*Rule
 	opts     Options
+	sites    map[string]bool // the sites of the registered devices, while compiling
 }
 
 // Rule is one compiled rule.
@@ -211,6 +213,13 @@ func Compile(r *config.Rules, opts Options) (*Ruleset, config.Problems) {
 	rs := &Ruleset{Watchlists: map[string]*watchlist.List{}, opts: opts}
 
 	rs.Registry = compileDevices(r.Devices, file, &ps)
+	rs.sites = map[string]bool{}
+	rs.Registry.All(func(d *model.Device) { rs.sites[d.Site] = true })
+	for i, z := range r.Zones {
+		if z.Site != "" && !sitePattern.MatchString(z.Site) {
+			ps.Add(file, fmt.Sprintf("zones[%d].site", i), "site %q must match [a-z0-9-]{1,32}", z.Site)
+		}
+	}
 
 	ix, zps := zone.Build(r.Zones, baseDir, file)
 	ps = append(ps, zps...)
@@ -319,8 +328,12 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 
 	// Sites.
 	for j, s := range spec.Sites {
-		if !sitePattern.MatchString(s) {
+		switch {
+		case !sitePattern.MatchString(s):
 			ps.Add(file, fmt.Sprintf("%s.sites[%d]", key, j), "site %q must match [a-z0-9-]{1,32}", s)
+		case !rs.sites[s]:
+			// A typo (mld for mdl) would switch the rule off without a word.
+			ps.Add(file, fmt.Sprintf("%s.sites[%d]", key, j), "no device is registered at site %q (sites: %s)", s, strings.Join(slices.Sorted(maps.Keys(rs.sites)), ", "))
 		}
 	}
 	rule.sites = slices.Clone(spec.Sites)
@@ -644,8 +657,13 @@ func compileDevices(specs []config.DeviceSpec, file string, ps *config.Problems)
 			}
 			d.Pos, d.HasPos = model.Point{Lat: *s.Lat, Lon: *s.Lon}, true
 		}
-		if s.ExpectEvery < 0 {
+		switch e := s.ExpectEvery.D(); {
+		case e < 0:
 			bad(".expect_every", "must not be negative")
+		case e > 0 && e < time.Second:
+			// 1ns (a unit forgotten) would have a silence rule fire at
+			// every tick.
+			bad(".expect_every", "%v is shorter than a second (a unit missing? e.g. 10m)", e)
 		}
 		if ok {
 			devs = append(devs, d)

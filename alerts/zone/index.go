@@ -101,6 +101,11 @@ func compile(spec config.ZoneSpec, key, baseDir, file string) (*Zone, config.Pro
 			probs.Add(file, key+".circle.lon", "longitude %g out of range [-180, 180]", c.Lon)
 			ok = false
 		}
+		if c.Lat == 0 && c.Lon == 0 {
+			// What an absent centre decodes to: no border runs there.
+			probs.Add(file, key+".circle", "needs its centre (lat and lon)")
+			ok = false
+		}
 		if !(c.RadiusM > 0) || math.IsInf(c.RadiusM, 0) {
 			probs.Add(file, key+".circle.radius_m", "radius_m must be a positive number of metres, got %g", c.RadiusM)
 			ok = false
