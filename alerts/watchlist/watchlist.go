@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -51,6 +52,14 @@ type List struct {
 
 // maxLineBytes bounds one line of a list file; no identifier is near it.
 const maxLineBytes = 4096
+
+// maxFileBytes bounds a list file (a million plates take 12 MiB), and
+// maxFileProblems the lines of one reported one by one: past them a file
+// is more likely the wrong one than a list with typos.
+const (
+	maxFileBytes    = 64 << 20
+	maxFileProblems = 20
+)
 
 // Build compiles the watchlist called name from spec.Entries and the lines
 // of spec.File (relative paths against baseDir; blank lines and `#`
@@ -124,10 +133,18 @@ func (l *List) addFile(name, baseDir, file, key string) config.Problems {
 		probs.Add(file, key+".file", "cannot read watchlist file: %v", err)
 		return probs
 	}
-	sc := bufio.NewScanner(f)
+	// Bounded: a path naming the wrong file (a device, a log) must not
+	// take the daemon's memory.
+	sc := bufio.NewScanner(io.LimitReader(f, maxFileBytes+1))
 	sc.Buffer(make([]byte, 0, 1024), maxLineBytes)
-	line := 0
+	line, read, refused := 0, 0, 0
 	for sc.Scan() {
+		read += len(sc.Bytes()) + 1
+		if read > maxFileBytes {
+			probs = append(probs, config.Problem{File: path, Line: line + 1, Key: key + ".file",
+				Msg: fmt.Sprintf("watchlist file larger than %d MiB", maxFileBytes>>20)})
+			break
+		}
 		line++
 		text := sc.Bytes()
 		if line == 1 {
@@ -142,8 +159,23 @@ func (l *List) addFile(name, baseDir, file, key string) config.Problems {
 			continue
 		}
 		if err := l.add(s); err != nil {
-			probs = append(probs, config.Problem{File: path, Line: line, Key: key + ".file", Msg: err.Error()})
+			refused++
+			if refused > maxFileProblems {
+				continue
+			}
+			// The line, not its text: a secret's file named by mistake
+			// would be printed by check and the reload answer.
+			msg := err.Error()
+			var ee *entryError
+			if errors.As(err, &ee) {
+				msg = "entry " + ee.why
+			}
+			probs = append(probs, config.Problem{File: path, Line: line, Key: key + ".file", Msg: msg})
 		}
+	}
+	if refused > maxFileProblems {
+		probs = append(probs, config.Problem{File: path, Key: key + ".file",
+			Msg: fmt.Sprintf("and %d more lines refused (%d in all: is it the right file?)", refused-maxFileProblems, refused)})
 	}
 	if err := sc.Err(); err != nil {
 		probs = append(probs, config.Problem{File: path, Line: line + 1, Key: key + ".file",
@@ -158,6 +190,12 @@ func (l *List) add(e string) error {
 	prefix := strings.HasSuffix(e, "*")
 	if prefix {
 		e = strings.TrimFunc(strings.TrimSuffix(e, "*"), unicode.IsSpace)
+		if e == "" {
+			return errors.New("a * alone would match everything: give the prefix before it")
+		}
+		if strings.HasSuffix(e, "*") {
+			return badEntry(e+"*", "one * at the end makes a prefix")
+		}
 	}
 	if e == "" {
 		return errors.New("empty entry")
@@ -309,7 +347,7 @@ func normaliseDigits(s string) (string, error) {
 			b.WriteRune(r - 0xFEE0)
 		case r == ' ' || r == '-':
 		default:
-			return "", fmt.Errorf("%s: not a number (digits only)", quote(s))
+			return "", badEntry(s, "not a number (digits only)")
 		}
 	}
 	return b.String(), nil
@@ -331,10 +369,10 @@ func normaliseMAC(s string) (string, error) {
 			hex = append(hex, byte(r)+('a'-'A'))
 		case r == ':' || r == '-' || r == '.':
 		default:
-			return "", fmt.Errorf("%s: not a MAC address", quote(s))
+			return "", badEntry(s, "not a MAC address")
 		}
 		if len(hex) > 12 {
-			return "", fmt.Errorf("%s: a MAC address has 12 hex digits", quote(s))
+			return "", badEntry(s, "a MAC address has 12 hex digits")
 		}
 	}
 	b := make([]byte, 0, 17)
@@ -374,19 +412,19 @@ func checkExact(kind, n string) error {
 	switch kind {
 	case KindIMSI:
 		if len(n) < 6 || len(n) > 15 {
-			return fmt.Errorf("%s: an IMSI has 6 to 15 digits (end it with * for a prefix)", quote(n))
+			return badEntry(n, "an IMSI has 6 to 15 digits (end it with * for a prefix)")
 		}
 	case KindIMEI:
 		if len(n) < 14 || len(n) > 16 {
-			return fmt.Errorf("%s: an IMEI has 14 to 16 digits (end it with * for a prefix)", quote(n))
+			return badEntry(n, "an IMEI has 14 to 16 digits (end it with * for a prefix)")
 		}
 		// The decoder rejects such readings, so the entry could never match.
 		if len(n) == 15 && !luhn.Valid(n) {
-			return fmt.Errorf("%s: 15-digit IMEI with a wrong Luhn check digit", quote(n))
+			return badEntry(n, "15-digit IMEI with a wrong Luhn check digit")
 		}
 	case KindMAC:
 		if len(n) != 17 {
-			return fmt.Errorf("%s: a MAC address has 12 hex digits (end it with * for a prefix)", quote(n))
+			return badEntry(n, "a MAC address has 12 hex digits (end it with * for a prefix)")
 		}
 	case KindPlate:
 		return checkPlate(n)
@@ -398,11 +436,11 @@ func checkPrefix(kind, n string) error {
 	switch kind {
 	case KindIMSI:
 		if len(n) > 15 {
-			return fmt.Errorf("%s: an IMSI prefix has at most 15 digits", quote(n))
+			return badEntry(n, "an IMSI prefix has at most 15 digits")
 		}
 	case KindIMEI:
 		if len(n) > 16 {
-			return fmt.Errorf("%s: an IMEI prefix has at most 16 digits", quote(n))
+			return badEntry(n, "an IMEI prefix has at most 16 digits")
 		}
 	case KindPlate:
 		return checkPlate(n)
@@ -418,17 +456,31 @@ const maxPlateRunes = 16
 // Cyrillic), digits, single spaces and the separators seen on plates.
 func checkPlate(n string) error {
 	if !utf8.ValidString(n) {
-		return fmt.Errorf("%s: not valid UTF-8", quote(n))
+		return badEntry(n, "not valid UTF-8")
 	}
 	if utf8.RuneCountInString(n) > maxPlateRunes {
-		return fmt.Errorf("%s: longer than %d characters for a plate", quote(n), maxPlateRunes)
+		return badEntry(n, "longer than %d characters for a plate", maxPlateRunes)
 	}
 	for _, r := range n {
 		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == ' ' || r == '-' || r == '·' || r == '.') {
-			return fmt.Errorf("%s: %q is not a plate character", quote(n), r)
+			return badEntry(n, "%q is not a plate character", r)
 		}
 	}
 	return nil
+}
+
+// entryError is an entry refused: the entry and why. Its message quotes
+// the entry for an entry of the rules file; for a line of a list file it
+// names the line instead (see addFile), since a list file named by mistake
+// (a secret's) must not be printed by check or the reload answer.
+type entryError struct {
+	entry, why string
+}
+
+func (e *entryError) Error() string { return quote(e.entry) + ": " + e.why }
+
+func badEntry(entry, format string, args ...any) error {
+	return &entryError{entry: entry, why: fmt.Sprintf(format, args...)}
 }
 
 // quote quotes an entry for a message, cut short: a line of garbage

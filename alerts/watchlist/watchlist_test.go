@@ -1,6 +1,7 @@
 package watchlist
 
 import (
+	"bufio"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -158,7 +159,9 @@ func TestBuildProblems(t *testing.T) {
 		{"empty entry", config.WatchlistSpec{Kind: KindPlate, Entries: []string{"蒙B12345", "  "}},
 			[]want{{"rules.yaml", 0, "watchlists.w.entries[1]", "empty entry"}}},
 		{"star alone", config.WatchlistSpec{Kind: KindIMSI, Entries: []string{"*"}},
-			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", "empty entry"}}},
+			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", "a * alone would match everything"}}},
+		{"two stars", config.WatchlistSpec{Kind: KindIMSI, Entries: []string{"428**"}},
+			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", `"428**": one * at the end makes a prefix`}}},
 		{"imsi with letters", config.WatchlistSpec{Kind: KindIMSI, Entries: []string{"428*", "4600O1234567890"}},
 			[]want{{"rules.yaml", 0, "watchlists.w.entries[1]", `"4600O1234567890": not a number (digits only)`}}},
 		{"imsi too short", config.WatchlistSpec{Kind: KindIMSI, Entries: []string{"42899"}},
@@ -189,8 +192,8 @@ func TestBuildProblems(t *testing.T) {
 			[]want{{"rules.yaml", 0, "watchlists.w.file", "cannot read watchlist file"}}},
 		{"bad lines in a file", config.WatchlistSpec{Kind: KindPlate, File: "bad-plates.txt"},
 			[]want{
-				{"testdata/bad-plates.txt", 4, "watchlists.w.file", `"蒙B12345!": '!' is not a plate character`},
-				{"testdata/bad-plates.txt", 6, "watchlists.w.file", "empty entry"},
+				{"testdata/bad-plates.txt", 4, "watchlists.w.file", `entry '!' is not a plate character`},
+				{"testdata/bad-plates.txt", 6, "watchlists.w.file", "a * alone would match everything"},
 			}},
 		{"line too long", config.WatchlistSpec{Kind: KindIMSI, File: long},
 			[]want{{long, 2, "watchlists.w.file", "cannot read watchlist file: bufio.Scanner: token too long"}}},
@@ -198,6 +201,11 @@ func TestBuildProblems(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, probs := Build("w", tt.spec, "testdata", "rules.yaml")
+			for _, p := range probs {
+				if p.File != "rules.yaml" {
+					assert.NotContains(t, p.Msg, "蒙B12345", "a file's lines are not printed")
+				}
+			}
 			require.Len(t, probs, len(tt.want), "%v", probs)
 			for i, w := range tt.want {
 				assert.Equal(t, w.file, probs[i].File)
@@ -207,6 +215,37 @@ func TestBuildProblems(t *testing.T) {
 			}
 		})
 	}
+	// A file that is not a list (a secret's, named by mistake) is neither
+	// printed nor reported line by line.
+	t.Run("the wrong file", func(t *testing.T) {
+		p := filepath.Join(dir, "influx.token")
+		var b strings.Builder
+		for i := range 100 {
+			fmt.Fprintf(&b, "admin:HunterPass%d\n", i)
+		}
+		require.NoError(t, os.WriteFile(p, []byte(b.String()), 0o600))
+		_, probs := Build("w", config.WatchlistSpec{Kind: KindIMSI, File: p}, "testdata", "rules.yaml")
+		require.Len(t, probs, maxFileProblems+1)
+		for _, pr := range probs {
+			assert.NotContains(t, pr.Msg, "Hunter")
+		}
+		assert.Contains(t, probs[maxFileProblems].Msg, "and 80 more lines refused (100 in all")
+	})
+	t.Run("too large a file", func(t *testing.T) {
+		p := filepath.Join(dir, "huge.txt")
+		f, err := os.Create(p)
+		require.NoError(t, err)
+		line := []byte(strings.Repeat("4", 15) + "\n")
+		w := bufio.NewWriterSize(f, 1<<20)
+		for n := 0; n <= maxFileBytes; n += len(line) {
+			_, _ = w.Write(line)
+		}
+		require.NoError(t, w.Flush())
+		require.NoError(t, f.Close())
+		_, probs := Build("w", config.WatchlistSpec{Kind: KindIMSI, File: p}, "testdata", "rules.yaml")
+		require.Len(t, probs, 1)
+		assert.Contains(t, probs[0].Msg, "larger than 64 MiB")
+	})
 	t.Run("good entries survive bad ones", func(t *testing.T) {
 		l, probs := Build("w", config.WatchlistSpec{Kind: KindIMSI, Entries: []string{"x", "428*", ""}}, "", "rules.yaml")
 		require.Len(t, probs, 2)
