@@ -100,9 +100,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			for _, l := range strings.Split(err.Error(), "\n") {
 				printed[l] = true
 			}
-			// The files it names, not what start-up would make of its
-			// (invalid) values: those are reported above.
-			if err := errors.Join(cfg.CheckFiles().Err(), rulesErr(cfg)); err != nil {
+			// The files it names, what start-up would refuse in them
+			// (secrets, certificates) and the rules; keys whose values are
+			// reported above are not reported again.
+			var found config.Problems
+			errors.As(err, &found)
+			if err := daemon.Check(cfg, found...); err != nil {
 				for _, l := range strings.Split(err.Error(), "\n") {
 					if !printed[l] {
 						printed[l] = true
@@ -168,10 +171,4 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format: %q is neither text nor json", format)
-}
-
-// rulesErr is the rules file's problems, or nil.
-func rulesErr(cfg *config.Config) error {
-	_, err := daemon.LoadRules(cfg)
-	return err
 }

@@ -33,6 +33,11 @@ func TestCheck(t *testing.T) {
 			"flow-rules.yaml:4: rules[1].after: invalid duration",
 			"flow-rules.yaml:5: rules[2].severity: unknown severity",
 		}, absent: []string{"must be", "rules[0].severity", "rules[0].threshold"}},
+		{name: "a problem in a value does not hide one start-up would find", args: []string{"check", "--config", "testdata/password-and-token.yaml"}, code: 1, problems: []string{
+			"password-and-token.yaml:3: mqtt.broker: holds a password",
+			"password-and-token.yaml:4: http.token_file: the token has 5 characters",
+			"bad-rules.yaml:4: rules[0].zones[0]:",
+		}, absent: []string{"BrokerPass55"}},
 		{name: "missing rules file names its key", args: []string{"check", "--config", "testdata/missing-rules.yaml"}, code: 1, problems: []string{
 			"missing-rules.yaml:2: rules_file: ", "sub/nope.yaml: cannot open: no such file or directory",
 		}},

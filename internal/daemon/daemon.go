@@ -99,23 +99,27 @@ func engineOptions(cfg *config.Config) engine.Options {
 }
 
 // Check validates cfg's referenced files and its rules; it returns every
-// problem found.
-func Check(cfg *config.Config) error {
+// problem found. What start-up would make of keys named in reported (the
+// problems config.Load found in cfg's values) is not reported again.
+func Check(cfg *config.Config, reported ...config.Problem) error {
 	var errs []error
 	ps := cfg.CheckFiles()
 	// What start-up would refuse in certificates, keys and tokens; a key
 	// whose file is unreadable is reported once, by CheckFiles.
-	reported := map[string]bool{}
+	seen := map[string]bool{}
+	for _, p := range reported {
+		seen[p.Key] = true
+	}
 	for _, p := range ps {
-		reported[p.Key] = true
+		seen[p.Key] = true
 		// A certificate is loaded with its key: one unreadable file of
 		// the pair is one problem.
 		if section, ok := strings.CutSuffix(p.Key, ".key_file"); ok {
-			reported[section+".cert_file"] = true
+			seen[section+".cert_file"] = true
 		}
 	}
 	for _, p := range securityProblems(cfg) {
-		if !reported[p.Key] {
+		if !seen[p.Key] {
 			ps = append(ps, p)
 		}
 	}
