@@ -1,6 +1,7 @@
 package zone
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -205,7 +206,9 @@ func readFile(path string) ([]byte, error) {
 	if len(data) > maxFileBytes {
 		return nil, fmt.Errorf("zone file %s is larger than %d MiB", path, maxFileBytes>>20)
 	}
-	return data, nil
+	// Editors on Windows start a file with a byte-order mark, which is no
+	// JSON.
+	return bytes.TrimPrefix(data, []byte("\uFEFF")), nil
 }
 
 // inlineJSON turns an inline `geojson:` value into JSON. YAML decodes it

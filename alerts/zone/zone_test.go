@@ -251,6 +251,16 @@ func TestFiles(t *testing.T) {
 		require.Empty(t, probs)
 		assert.True(t, ix.Get("r").Contains(aolunsumu))
 	})
+
+	t.Run("byte-order mark", func(t *testing.T) {
+		data, err := os.ReadFile("testdata/ruins-feature.geojson")
+		require.NoError(t, err)
+		p := filepath.Join(t.TempDir(), "bom.geojson")
+		require.NoError(t, os.WriteFile(p, append([]byte("\uFEFF"), data...), 0o600))
+		ix, probs := Build([]config.ZoneSpec{{ID: "r", File: p}}, "/nonexistent", "rules.yaml")
+		require.Empty(t, probs)
+		assert.True(t, ix.Get("r").Contains(aolunsumu))
+	})
 }
 
 // TestYAML decodes the contract's zones as the rules loader does, so that
