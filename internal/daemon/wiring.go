@@ -253,6 +253,11 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 	checks := map[string]httpapi.Check{
 		"mqtt": func() error {
 			if !d.source.Subscribed() {
+				if d.source.IntakeFull() {
+					// The broker's answer queues behind messages paho
+					// cannot hand over: the cause is storage.
+					return errors.New("not subscribed yet: the broker's answer waits behind a full intake (storage is not keeping up)")
+				}
 				return errors.New("not subscribed to the broker")
 			}
 			return nil
