@@ -389,7 +389,9 @@ func TestIntegrationSubscribeBehindFullIntake(t *testing.T) {
 	defer closeSrc()
 	// The broker may also answer before the backlog fills the intake; then
 	// there is nothing to wait for.
-	require.Eventually(t, func() bool { return strings.Contains(logged.String(), "waits behind a full intake") || src.Subscribed() },
+	require.Eventually(t, func() bool {
+		return strings.Contains(logged.String(), "waits behind a full intake") || src.Subscribed()
+	},
 		10*time.Second, 10*time.Millisecond, "the wait is told, not taken for a failure:\n%s", logged.String())
 	for range backlog {
 		select {
