@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -388,9 +389,10 @@ func (v viewSink) Deliver(ctx context.Context, a *model.Alert) error {
 	return v.Sink.Deliver(ctx, v.view(a))
 }
 
-// problemsForLog names where each problem of a refused reload is, without
-// its message: the messages quote rules-file values, and a bad watchlist
-// entry is still most of an IMSI or a plate. `fenceline check` and the
+// problemsForLog names where each problem of a refused reload is, and what
+// it is unless it may quote an identifier: a bad watchlist entry is still
+// most of an IMSI or a plate, and a `when` may compare with one. After a
+// SIGHUP there is no answer to read the rest in: `fenceline check` and the
 // HTTP answer (to a caller with the token) give the whole text.
 func problemsForLog(err error) []string {
 	var ps config.Problems
@@ -407,7 +409,11 @@ func problemsForLog(err error) []string {
 			out = append(out, loc) // invalid YAML, an unreadable file: the place is all there is
 			continue
 		}
-		out = append(out, loc+": "+p.Key)
+		if strings.HasPrefix(p.Key, "watchlists.") || strings.Contains(p.Key, ".when") {
+			out = append(out, loc+": "+p.Key)
+			continue
+		}
+		out = append(out, p.Error())
 	}
 	return out
 }

@@ -265,10 +265,13 @@ func TestProblemsForLog(t *testing.T) {
 		err  error
 		want []string
 	}{
-		{name: "rules problems: where, not what",
+		{name: "rules problems: where, and what unless it may quote an identifier",
 			err: config.Problems{{File: "rules.yaml", Line: 14, Key: "watchlists.plates.entries[3]", Msg: `"蒙B7K3Q2X": longer than 16 characters`},
-				{File: "rules.yaml", Key: "rules[0].zones[0]", Msg: "unknown zone"}},
-			want: []string{"rules.yaml:14: watchlists.plates.entries[3]", "rules.yaml: rules[0].zones[0]"}},
+				{File: "rules.yaml", Key: "rules[0].zones[0]", Msg: "unknown zone"},
+				{File: "rules.yaml", Line: 20, Key: "rules[2].when", Msg: `cannot compile expression: imsi == "460001234567890"`},
+				{File: "lists/sims.txt", Line: 3, Key: "watchlists.sims.file", Msg: "entry not a number (digits only)"}},
+			want: []string{"rules.yaml:14: watchlists.plates.entries[3]", "rules.yaml: rules[0].zones[0]: unknown zone",
+				"rules.yaml:20: rules[2].when", "lists/sims.txt:3: watchlists.sims.file"}},
 		{name: "a problem without a key: its place", err: config.Problems{{File: "rules.yaml", Line: 1, Msg: "invalid YAML: did not find expected node content"}},
 			want: []string{"rules.yaml:1"}},
 		{name: "other errors as they are", err: keyErr("ingest.signatures.key_file", "line 2: want device-id:hex-key"),
