@@ -371,8 +371,9 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 			// and raise again every open incident of the zone.
 			spec.Units, spec.Name = nil, ""
 			if spec.GeoJSON != nil || spec.File != "" {
-				// Its shape, not its YAML form or its file's name.
-				spec.GeoJSON = nil
+				// Its shape, not its YAML form, its file's name or
+				// whether it is inline.
+				spec.GeoJSON, spec.File = nil, ""
 				fp.ZoneShapes = append(fp.ZoneShapes, z.Digest())
 			}
 			fp.Zones = append(fp.Zones, spec)

@@ -222,6 +222,24 @@ rules:
 	listed := fps(square(110.495), square(110.495), "蒙B7K3Q2\n京K55555\n")
 	assert.NotEqual(t, base["plate"], listed["plate"], "an edited watchlist file")
 	assert.Equal(t, base["at-ruins"], listed["at-ruins"])
+
+	// The same shape written another way: its ring reversed, or started at
+	// another vertex.
+	reversed := `{"type":"Polygon","coordinates":[[[110.478,41.955],[110.478,41.967],[110.495,41.967],[110.495,41.955],[110.478,41.955]]]}`
+	rotated := `{"type":"Polygon","coordinates":[[[110.495,41.967],[110.478,41.967],[110.478,41.955],[110.495,41.955],[110.495,41.967]]]}`
+	assert.Equal(t, base, fps(reversed, rotated, "蒙B7K3Q2\n"), "one shape, whichever way its ring turns or starts")
+
+	// A zone moved from its file to the rules file, the shape unchanged.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "ruins.geojson"), []byte(square(110.495)), 0o600))
+	path := filepath.Join(dir, "rules.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(strings.Replace(fmt.Sprintf(rules, square(110.495)), "file: ruins.geojson", "geojson: "+square(110.495), 1)), 0o600))
+	r, err := config.LoadRules(path)
+	require.NoError(t, err)
+	rs, ps := Compile(r, Options{})
+	require.Empty(t, ps)
+	for _, rule := range rs.Rules {
+		assert.Equal(t, base[rule.ID], rule.Fingerprint(), "%s: a file zone made inline", rule.ID)
+	}
 }
 
 // A zone's units and name are who is told and how it reads, not what a rule

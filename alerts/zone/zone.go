@@ -229,7 +229,8 @@ func (z *Zone) boundaryDistanceM(p model.Point) float64 {
 func (z *Zone) Center() model.Point { return z.center }
 
 // Digest is a hash of the zone's shape (its circle, or its polygons'
-// vertices): two zones with the same digest contain the same points. A
+// vertices, wherever each ring starts and whichever way it turns): two
+// zones with the same digest contain the same points. A
 // rule's fingerprint takes it for zones read from a file, whose spec names
 // only the file.
 func (z *Zone) Digest() string {
@@ -251,9 +252,23 @@ func (z *Zone) Digest() string {
 			if i > 0 {
 				h.Write([]byte("hole"))
 			}
-			for _, p := range r.pts {
-				put(p.X)
-				put(p.Y)
+			// In one order whatever the file's: from the smallest vertex,
+			// counter-clockwise (a ring and its reverse are one shape).
+			pts := r.pts[:len(r.pts)-1] // closed: the last is the first
+			n := len(pts)
+			start := 0
+			for i, p := range pts {
+				if p.X < pts[start].X || p.X == pts[start].X && p.Y < pts[start].Y {
+					start = i
+				}
+			}
+			step := 1
+			if signedArea(r.pts) < 0 {
+				step = n - 1
+			}
+			for k, i := 0, start; k < n; k, i = k+1, (i+step)%n {
+				put(pts[i].X)
+				put(pts[i].Y)
 			}
 		}
 	}
