@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 )
 
 // maxVertices bounds the vertices of one zone. Real border strips run to a
@@ -242,5 +243,29 @@ func jsonErr(data []byte, err error) error {
 		line := 1 + bytes.Count(data[:se.Offset], []byte("\n"))
 		return fmt.Errorf("line %d: %w", line, err)
 	}
+	// A value of the wrong JSON type: say which, not which Go type it
+	// did not fit.
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field == "" {
+			return fmt.Errorf("a JSON %s where a GeoJSON object (with \"type\") belongs", te.Value)
+		}
+		return fmt.Errorf("%s: a JSON %s, want %s", te.Field, te.Value, jsonKind(te.Type.Kind()))
+	}
 	return err
+}
+
+// jsonKind names a Go kind as the JSON type it decodes.
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "string"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.Map, reflect.Struct:
+		return "object"
+	case reflect.Bool:
+		return "boolean"
+	}
+	return "number"
 }

@@ -218,6 +218,11 @@ func readFile(path string) ([]byte, error) {
 func inlineJSON(v any) ([]byte, error) {
 	switch v := v.(type) {
 	case string:
+		if t := strings.TrimSpace(v); t != "" && t != "null" && t[0] != '{' && t[0] != '[' {
+			// A block scalar of JSON starts with its object; anything
+			// else is no GeoJSON (and its JSON error would be cryptic).
+			return nil, errors.New("a string that is no GeoJSON object: give the object (or a JSON text starting with '{')")
+		}
 		return []byte(v), nil
 	case []byte:
 		return v, nil
