@@ -45,6 +45,8 @@ func TestLoad(t *testing.T) {
 			`flow-types.yaml:4: http: must be a mapping (key: value, or {key: value, …}), not a list`,
 		}},
 		{name: "missing file", file: "nope.yaml", errs: []string{"nope.yaml: cannot open"}},
+		{name: "the rules file given for fenceline.yaml", file: "rules.yaml",
+			errs: []string{`rules: unknown key (the rules live in their own file, named by "rules_file": is this the rules file?`}},
 		{name: "duplicate key", file: "dup-key.yaml", errs: []string{`dup-key.yaml:3: rules_file: mapping key "rules_file" already defined at line 1`}},
 		{name: "a second document is refused, not ignored", file: "two-docs.yaml",
 			errs: []string{"two-docs.yaml:2: a second YAML document starts here (---)"}},

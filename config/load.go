@@ -492,6 +492,11 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 // secret written inline (password: … where password_file is the key).
 func suggest(key string, fields map[string]reflect.Type) string {
 	if _, ok := fields[key+"_file"]; ok {
+		if key == "rules" {
+			// devices, zones and rules at the top of the file given
+			// with --config: the rules file itself.
+			return " (the rules live in their own file, named by \"rules_file\": is this the rules file? --config takes fenceline.yaml)"
+		}
 		return fmt.Sprintf(" (secrets are never inline: put it in a file named by %q)", key+"_file")
 	}
 	best, bestD := "", 3
