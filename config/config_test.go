@@ -37,6 +37,7 @@ func TestLoad(t *testing.T) {
 		}},
 		{name: "bad duration", file: "bad-duration.yaml", errs: []string{"bad-duration.yaml:2: ingest.drain_timeout: invalid duration \"5 minutes\""}},
 		{name: "invalid yaml", file: "bad-yaml.yaml", errs: []string{"bad-yaml.yaml:", "invalid YAML"}},
+		{name: "a tab for an indent", file: "tab.yaml", errs: []string{"tab.yaml:2: invalid YAML: found character that cannot start any token (the line holds a tab: YAML indents with spaces)"}},
 		{name: "wrong type", file: "wrong-type.yaml", errs: []string{`wrong-type.yaml:2: influx.batch_size: "lots" is not a whole number`}},
 		{name: "wrong types in flow style, each with its own key", file: "flow-types.yaml", errs: []string{
 			`flow-types.yaml:2: influx.batch_size: "x" is not a whole number`,

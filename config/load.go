@@ -237,7 +237,7 @@ func decodeStrict(file string, data []byte, out any) (_ keyLines, _ Problems, ok
 		if errors.Is(err, io.EOF) {
 			return keyLines{}, nil, true // an empty file: all defaults
 		}
-		return nil, Problems{{File: file, Line: yamlErrLine(err), Msg: "invalid YAML: " + trimYAMLErr(err)}}, false
+		return nil, Problems{yamlProblem(file, data, err)}, false
 	}
 	lines := keyLines{}
 	var ps Problems
@@ -250,7 +250,7 @@ func decodeStrict(file string, data []byte, out any) (_ keyLines, _ Problems, ok
 			break
 		}
 		if err != nil {
-			return nil, Problems{{File: file, Line: yamlErrLine(err), Msg: "invalid YAML: " + trimYAMLErr(err)}}, false
+			return nil, Problems{yamlProblem(file, data, err)}, false
 		}
 		if isEmptyDoc(&next) {
 			continue // a trailing "---": nothing in it
@@ -546,6 +546,17 @@ func yamlErrLine(err error) int {
 // problem's own line, reported apart); a "line N" later in the message
 // ("already defined at line 3") is part of what it says.
 var yamlLinePrefixRE = regexp.MustCompile(`^line \d+:?`)
+
+// yamlProblem is a syntax error of file (holding data), with its line,
+// and what a tab did when the line has one: YAML indents with spaces only,
+// and the parser's own words do not say so.
+func yamlProblem(file string, data []byte, err error) Problem {
+	p := Problem{File: file, Line: yamlErrLine(err), Msg: "invalid YAML: " + trimYAMLErr(err)}
+	if lines := bytes.Split(data, []byte("\n")); p.Line > 0 && p.Line <= len(lines) && bytes.IndexByte(lines[p.Line-1], '\t') >= 0 {
+		p.Msg += " (the line holds a tab: YAML indents with spaces)"
+	}
+	return p
+}
 
 func trimYAMLErr(err error) string {
 	s := strings.TrimPrefix(err.Error(), "yaml: ")
