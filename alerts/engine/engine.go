@@ -718,6 +718,36 @@ func (e *Engine) resolveAll(st *ruleState, now time.Time, why string, out []mode
 	return out
 }
 
+// OpenFirings returns the firing alert of every open incident, as it was
+// raised. At a start, those the outbox never took (a crash after the state
+// save that held the incident, before its alert was queued) go to it
+// again: a duty officer must get the firing that its resolution will
+// follow.
+func (e *Engine) OpenFirings() []model.Alert {
+	var out []model.Alert
+	for _, st := range e.order {
+		for _, cz := range st.count {
+			if cz.Open != nil {
+				out = append(out, cz.Open.Alert)
+			}
+		}
+		for _, de := range st.dwell {
+			if de.Open != nil {
+				out = append(out, de.Open.Alert)
+			}
+		}
+		for _, se := range st.status {
+			if se.Open != nil {
+				out = append(out, se.Open.Alert)
+			}
+		}
+		for _, inc := range st.silence {
+			out = append(out, inc.Alert)
+		}
+	}
+	return out
+}
+
 // warnEvery logs at most once per interval per key, so that a broken rule
 // does not flood the log at the rate of readings; a line says how many of
 // the same were not logged since the last one.

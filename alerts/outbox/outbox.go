@@ -548,6 +548,10 @@ func (o *Outbox) prepare(reqs []*appendReq) (accepted []*entry, dups int) {
 	return accepted, dups
 }
 
+// Knows reports whether the outbox has taken a (with its id and state)
+// within its de-duplication window, delivered or not.
+func (o *Outbox) Knows(a *model.Alert) bool { return o.isDuplicate(keyOf(a)) }
+
 func (o *Outbox) isDuplicate(k key) bool {
 	if o.dedupe.has(k) {
 		return true

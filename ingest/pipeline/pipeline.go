@@ -93,11 +93,13 @@ type Options struct {
 	// Protect, when not nil, hashes identifiers after the engine has seen
 	// the readings and before the writer stores them.
 	Protect *protect.Protector
-	// State, when not nil, holds the ack of a message that opened or
-	// resolved an incident until the engine's state holding it is saved:
-	// a crash before then has the broker redeliver the message, which
-	// opens (or resolves) the incident again under the same id, where an
-	// ack alone would leave a firing alert that nothing resolves.
+	// State, when not nil, holds the alerts of an evaluation that opened or
+	// resolved an incident (and so the ack of its message) until the
+	// engine's state holding the change is saved. An alert never goes out
+	// for an incident a crash could make the engine forget: its firing
+	// would be left for ever without its resolution (and an incident
+	// built from several messages cannot be rebuilt by redelivering the
+	// last one).
 	State StateKeeper
 }
 
@@ -211,13 +213,33 @@ func (p *Pipeline) tick() {
 	if p.engine == nil {
 		return
 	}
+	changes := p.incidentChanges()
 	if alerts := p.engine.Tick(p.opts.Now()); len(alerts) > 0 && p.outbox != nil {
-		p.outbox.Append(alerts, func(err error) {
+		p.appendAlerts(alerts, p.incidentChanges() != changes, func(err error) {
 			if err != nil {
 				p.log.Error("could not queue time-driven alerts", "err", err, "alerts", len(alerts))
 			}
 		})
 	}
+}
+
+// incidentChanges counts the engine's incident changes (0 without State).
+func (p *Pipeline) incidentChanges() uint64 {
+	if p.opts.State == nil {
+		return 0
+	}
+	return p.opts.State.IncidentChanges()
+}
+
+// appendAlerts hands alerts to the outbox, once the engine's state is saved
+// when their evaluation opened or resolved an incident (see
+// Options.State); done follows the outbox's.
+func (p *Pipeline) appendAlerts(alerts []model.Alert, incidentChanged bool, done func(error)) {
+	if !incidentChanged || p.opts.State == nil {
+		p.outbox.Append(alerts, done)
+		return
+	}
+	p.opts.State.Hold(func(error) { p.outbox.Append(alerts, done) })
 }
 
 // Handle takes one message through the pipeline. It returns once the message
@@ -265,18 +287,11 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 	// already evaluated: its alerts are in the outbox, and evaluating it
 	// again could double-count windows.
 	if p.engine != nil && !dup {
-		var changes uint64
-		if p.opts.State != nil {
-			changes = p.opts.State.IncidentChanges()
-		}
+		changes := p.incidentChanges()
 		alerts := p.engine.Evaluate(b, p.opts.Now())
 		if len(alerts) > 0 && p.outbox != nil {
 			t.pending.Add(1)
-			p.outbox.Append(alerts, t.doneFn)
-		}
-		if p.opts.State != nil && p.opts.State.IncidentChanges() != changes {
-			t.pending.Add(1)
-			p.opts.State.Hold(t.doneFn)
+			p.appendAlerts(alerts, p.incidentChanges() != changes, t.doneFn)
 		}
 	}
 	if n := b.Len(); n > 0 {

@@ -158,9 +158,10 @@ func (e *changingEngine) Evaluate(b *model.Batch, now time.Time) []model.Alert {
 	return e.fakeEngine.Evaluate(b, now)
 }
 
-// A message that opened or resolved an incident is acked only once the
-// engine's state holding it is saved; other messages are not held.
-func TestAckWaitsForStateSaveAfterIncidentChange(t *testing.T) {
+// The alerts of a message that opened or resolved an incident reach the
+// outbox (and the message its ack) only once the engine's state holding the
+// change is saved; other messages' alerts are not held.
+func TestAlertsWaitForStateSaveAfterIncidentChange(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		change bool
@@ -176,18 +177,45 @@ func TestAckWaitsForStateSaveAfterIncidentChange(t *testing.T) {
 			m, acked := message(topic, detections(1, `{"imsi":"460001234567890"}`))
 			f.p.Handle(context.Background(), m)
 			f.w.release(0, nil)
-			f.outbox.release(0, nil)
 			if !tc.change {
 				require.Zero(t, state.len(), "nothing held")
+				f.outbox.release(0, nil)
 				require.True(t, *acked)
 				return
 			}
 			require.Equal(t, 1, state.len())
-			require.False(t, *acked, "acked before the state holding the incident was saved")
+			require.Zero(t, f.outbox.len(), "an alert out before the state holding its incident was saved")
 			state.release(0, nil)
+			require.Equal(t, 1, f.outbox.len())
+			require.False(t, *acked, "acked before its alerts were durable")
+			f.outbox.release(0, nil)
 			require.True(t, *acked)
 		})
 	}
+}
+
+// tickingEngine opens an incident at every tick (a unit gone silent).
+type tickingEngine struct {
+	changingEngine
+}
+
+func (e *tickingEngine) Tick(time.Time) []model.Alert {
+	e.changes++
+	return []model.Alert{{ID: "silent", Rule: "offline", State: model.StateFiring}}
+}
+
+// A time-driven incident's alert waits for the state save too: no message
+// is there to redeliver it.
+func TestTickAlertsWaitForStateSave(t *testing.T) {
+	f := newFixture(t)
+	eng := &tickingEngine{}
+	state := &fakeState{changes: &eng.changes}
+	f.p = New(Options{State: state}, f.p.registry, eng, f.w, f.dead, f.outbox, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	f.p.tick()
+	require.Equal(t, 1, state.len())
+	require.Zero(t, f.outbox.len())
+	state.release(0, nil)
+	require.Equal(t, 1, f.outbox.len())
 }
 
 func TestPermanentStorageErrorIsDeadLetteredBeforeAck(t *testing.T) {

@@ -46,3 +46,32 @@ func TestIntegrationChaosKillAfterIncident(t *testing.T) {
 	e.waitFor("a resolved alert", 30*time.Second, func() bool { return alertID("resolved") != "" })
 	require.Equal(t, alertID("firing"), alertID("resolved"), "resolved under the firing's id")
 }
+
+// TestIntegrationChaosKillAfterCrowd: an incident built from several
+// messages (a crowd of three phones, one a message) cannot be rebuilt by
+// redelivering the last one. Its firing goes out only once the state
+// holding the incident is saved, so fenceline killed (SIGKILL) right after
+// the firing still resolves it under the same id once the crowd's window
+// has passed.
+func TestIntegrationChaosKillAfterCrowd(t *testing.T) {
+	e := newEnv(t, true, "")
+	alertID := func(state string) string {
+		got, _ := e.sub.Received()
+		for _, a := range got {
+			if a.Subject == "mdl" && a.State == state {
+				return a.ID
+			}
+		}
+		return ""
+	}
+	for i := 1; i <= 3; i++ {
+		require.NoError(t, e.pub.Publish(e.within(30*time.Second), &Message{Topic: "border/mdl/fence/F-CROWD/detections",
+			Payload: fmt.Appendf(nil, `{"v":1,"seq":%d,"ts":%d,"detections":[{"imsi":"46000000000010%d"}]}`, i, time.Now().UnixMilli(), i)}))
+	}
+	e.waitFor("the firing alert", 30*time.Second, func() bool { return alertID("firing") != "" })
+	e.daemon.Kill()
+	require.NoError(t, e.daemon.Start(e.within(time.Minute)))
+
+	e.waitFor("a resolved alert", 30*time.Second, func() bool { return alertID("resolved") != "" })
+	require.Equal(t, alertID("firing"), alertID("resolved"), "resolved under the firing's id")
+}

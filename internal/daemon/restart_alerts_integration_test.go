@@ -168,3 +168,31 @@ func TestIntegrationAlertStateSavedSoonAfterAnAlert(t *testing.T) {
 	path := filepath.Join(e.dir, "state", "alert-state.json")
 	e.waitFor("the open incident in the saved state", func() bool { return savedOpenStatus(t, path, "unit-tamper", "CP-07") })
 }
+
+// An incident in the saved state whose firing the outbox never took (a
+// crash after the save, before the alert was queued: here, the outbox
+// emptied while fenceline was stopped) has its firing queued at the start,
+// under its id: the resolution that follows has its firing.
+func TestIntegrationFiringOfASavedIncidentIsQueuedAtStart(t *testing.T) {
+	e := newEnv(t, "alert-rules.yaml", "")
+	got := e.subscribeAlerts("border-unit")
+	e.publish("border/mdl/checkpoint/CP-07/status", fmt.Sprintf(`{"v":1,"seq":1,"ts":%d,"tamper":true}`, time.Now().UnixMilli()))
+	e.waitFor("firing", func() bool { return got.has("unit-tamper", model.StateFiring) })
+	e.waitFor("delivered", func() bool { return e.gaugeSum("fenceline_alerts_pending") == 0 })
+	first := got.find("unit-tamper", model.StateFiring).ID
+
+	e.stop()
+	require.NoError(t, os.RemoveAll(filepath.Join(e.dir, "state", "outbox")))
+	e.start()
+
+	firings := func() (ids []string) {
+		for _, a := range got.all() {
+			if a.Rule == "unit-tamper" && a.State == model.StateFiring {
+				ids = append(ids, a.ID)
+			}
+		}
+		return ids
+	}
+	e.waitFor("the firing queued again", func() bool { return len(firings()) == 2 })
+	require.Equal(t, []string{first, first}, firings())
+}

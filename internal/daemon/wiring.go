@@ -198,9 +198,9 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 	}
 
 	d.engine = engine.New(rs, engineOptions(cfg), log, reg)
-	d.holds = &stateHolds{engine: d.engine}
+	d.holds = newStateHolds(d.engine)
 	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "fenceline_alerts_state_held_messages",
-		Help: "Messages that opened or resolved an incident whose ack waits for the next save of the alert state (within about a second)."},
+		Help: "Evaluations that opened or resolved an incident whose alerts (and ack) wait for the next save of the alert state."},
 		func() float64 { return float64(d.holds.waiting()) })
 	if data, err := os.ReadFile(stateFile); err == nil {
 		if resolved, err := d.engine.RestoreState(data); err != nil {
@@ -209,6 +209,21 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 			log.Warn("alert state not restored; starting with empty windows", "file", stateFile, "err", err)
 		} else {
 			log.Info("alert state restored", "file", stateFile, "resolved", len(resolved))
+			var untaken []model.Alert
+			for _, a := range d.engine.OpenFirings() {
+				if !d.outbox.Knows(&a) {
+					untaken = append(untaken, a)
+				}
+			}
+			if len(untaken) > 0 {
+				// Saved, then a crash before their alerts were queued.
+				log.Warn("queueing the firing alerts of open incidents the outbox never took (a crash right after they opened)", "alerts", len(untaken))
+				d.outbox.Append(untaken, func(err error) {
+					if err != nil {
+						log.Error("could not queue the firing alerts of open incidents", "err", err, "alerts", len(untaken))
+					}
+				})
+			}
 			if len(resolved) > 0 {
 				d.outbox.Append(resolved, func(err error) {
 					if err != nil {
@@ -501,31 +516,41 @@ func (d *daemon) countDevices(r *model.Registry) {
 // open or resolve, the state is written sooner (see saveStatePeriodically).
 const stateSaveEvery = 30 * time.Second
 
-// Saves after incidents opened or resolved: looked for every saveCheck, and
-// at most once per saveCost times the last save's duration, so that a state
-// of 100,000s of entries (seconds to save) does not take the pipeline's time
-// over and over.
+// Saves after incidents opened or resolved (their alerts wait for one):
+// at once when the pipeline holds alerts, else looked for every saveCheck;
+// at most once per saveMin, or per saveCost times the last save's
+// duration, so that a state of 100,000s of entries (seconds to save) does
+// not take the pipeline's time over and over.
 const (
 	saveCheck = time.Second
+	saveMin   = 100 * time.Millisecond
 	saveCost  = 10
 )
 
 func (d *daemon) saveStatePeriodically(ctx context.Context, every time.Duration) error {
 	t := time.NewTicker(min(every, saveCheck))
 	defer t.Stop()
+	var turn <-chan time.Time // a save waiting for its turn
 	last, cost, saved := time.Now(), time.Duration(0), d.engine.IncidentChanges()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-d.holds.kick:
+		case <-turn:
 		}
-		// An incident opened or resolved: a crash before the next periodic
-		// save would forget it, leaving a firing alert never resolved.
+		turn = nil
 		changes := d.engine.IncidentChanges()
 		since := time.Since(last)
-		if since < every && (changes == saved || since < max(saveCheck, saveCost*cost)) {
-			continue
+		if since < every {
+			if changes == saved {
+				continue
+			}
+			if gap := max(saveMin, saveCost*cost); since < gap {
+				turn = time.After(gap - since)
+				continue
+			}
 		}
 		// The engine is the pipeline's: its state is copied on the
 		// pipeline's goroutine, and encoded and fsynced here.
