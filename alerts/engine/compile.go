@@ -515,21 +515,24 @@ func compileWhen(src string, s Source, file, key string, ps *config.Problems) *v
 }
 
 // absentGuard rewrites each comparison or membership test that reads an
-// optional number x into `has_x && (test)`, so that a reading lacking x
-// never satisfies it. It reads x directly (`rssi > -80`), through
+// optional number x, and each negation of one, into `has_x && (test)`, so
+// that a reading lacking x never satisfies it. It reads x directly (`rssi > -80`), through
 // arithmetic or a call (`abs(rssi) < 80`, `rssi + 0 > -80`), or through a
 // `let` variable; a test that reads has_x itself handles the absence its
 // own way (`(has_rssi ? rssi : 0) > -80`) and is left alone.
 type absentGuard struct {
 	optional map[string]bool
 	lets     map[string][]string // a let variable: the optional numbers its value reads
+	// ours are the has_x the guard put in: reading them is not the
+	// expression handling the absence itself.
+	ours map[*ast.IdentifierNode]bool
 }
 
 // newAbsentGuard prepares the guard of expression src: its let variables
 // are found in a tree of its own (the patch sees a comparison before the
 // let around it).
 func newAbsentGuard(src string, optional map[string]bool) absentGuard {
-	g := absentGuard{optional: optional, lets: map[string][]string{}}
+	g := absentGuard{optional: optional, lets: map[string][]string{}, ours: map[*ast.IdentifierNode]bool{}}
 	tree, err := parser.Parse(src)
 	if err != nil {
 		return g // expr.Compile reports it
@@ -554,7 +557,7 @@ func (g absentGuard) reads(n ast.Node) []string {
 	read, has := map[string]bool{}, map[string]bool{}
 	ast.Walk(&n, visitFunc(func(n *ast.Node) {
 		id, ok := (*n).(*ast.IdentifierNode)
-		if !ok {
+		if !ok || g.ours[id] {
 			return
 		}
 		switch {
@@ -579,20 +582,31 @@ func (g absentGuard) reads(n ast.Node) []string {
 }
 
 func (g absentGuard) Visit(node *ast.Node) {
-	b, ok := (*node).(*ast.BinaryNode)
-	if !ok {
-		return
-	}
-	switch b.Operator {
-	case "<", "<=", ">", ">=", "==", "!=", "in":
+	switch n := (*node).(type) {
+	case *ast.BinaryNode:
+		switch n.Operator {
+		case "<", "<=", ">", ">=", "==", "!=", "in":
+		default:
+			return
+		}
+	case *ast.UnaryNode:
+		// A negated test of an absent number is no truer than the test
+		// (SQL's NOT NULL): `!(battery_pct >= 15)`, `battery_pct not in
+		// [50, 60]` are false for a report without a battery reading.
+		if n.Operator != "!" && n.Operator != "not" {
+			return
+		}
 	default:
 		return
 	}
-	var guarded ast.Node = b
-	for _, x := range slices.Backward(g.reads(b)) {
-		guarded = &ast.BinaryNode{Operator: "&&", Left: &ast.IdentifierNode{Value: "has_" + x}, Right: guarded}
+	orig := *node
+	guarded := orig
+	for _, x := range slices.Backward(g.reads(orig)) {
+		has := &ast.IdentifierNode{Value: "has_" + x}
+		g.ours[has] = true
+		guarded = &ast.BinaryNode{Operator: "&&", Left: has, Right: guarded}
 	}
-	if guarded != b {
+	if guarded != orig {
 		ast.Patch(node, guarded)
 	}
 }
