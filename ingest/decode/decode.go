@@ -152,7 +152,7 @@ func (d *Decoder) decode(topic string, payload []byte, received time.Time, reg *
 		return d.whole(r, msg)
 	}
 	out.Seq, out.Time = d.seq, d.msgTime
-	if msg := foreignReadings(d, &f, stream); msg != "" {
+	if msg := foreignReadings(d, &f, kind, stream); msg != "" {
 		return d.whole(StreamNotAllowed, msg)
 	}
 
@@ -184,19 +184,28 @@ var streamKeys = [...]uint32{
 }
 
 // foreignReadings names what makes a message one of another stream, "" if
-// nothing does: a readings array of another stream, or a status message
-// holding a position and no status field. It is a unit publishing on the
-// wrong topic; read as the topic says, the array would be an unknown key
-// and the message an empty status (or a position at the registered place),
-// its readings gone without a word. Rejected whole, it is dead-lettered
-// with its payload.
-func foreignReadings(d *Decoder, f *fields, stream model.Stream) string {
+// nothing does: a readings array of another stream, or a patrol's status
+// message holding a fix (lat, lon, loc, speed_kmh, heading, accuracy_m)
+// and no status field. It is a unit publishing on the wrong topic; read as
+// the topic says, the array would be an unknown key and the message an
+// empty status (or a position at the registered place), its readings gone
+// without a word. Rejected whole, it is dead-lettered with its payload. A
+// fence's or checkpoint's status with its position is no misrouted fix
+// (they send none): an empty status.
+func foreignReadings(d *Decoder, f *fields, kind model.Kind, stream model.Stream) string {
 	for _, k := range [...]int{tDetections, tPasses} {
 		if streamKeys[stream]&(1<<k) == 0 && d.present(f.vals[k]) {
 			return "a " + stream.String() + " message holds a " + topNames[k] + " array: it belongs on the " + topNames[k] + " topic"
 		}
 	}
-	if stream != model.StreamStatus || !d.present(f.vals[tLat]) && !d.present(f.vals[tLon]) {
+	if stream != model.StreamStatus || kind != model.KindPatrol {
+		return ""
+	}
+	fix := false
+	for _, k := range [...]int{tLat, tLon, tLoc, tSpeed, tHeading, tAccuracy} {
+		fix = fix || d.present(f.vals[k])
+	}
+	if !fix {
 		return ""
 	}
 	for k := range topNames {
@@ -204,7 +213,7 @@ func foreignReadings(d *Decoder, f *fields, stream model.Stream) string {
 			return "" // a status that also says where the unit is
 		}
 	}
-	return "a status message holds a position and no status field: it belongs on the position topic"
+	return "a status message holds a position fix and no status field: it belongs on the position topic"
 }
 
 // whole rejects the whole message.

@@ -58,8 +58,8 @@
 //   - A payload of another stream is stream_not_allowed as a whole, so that
 //     it is dead-lettered rather than read as the topic's stream with its
 //     readings ignored: a detections or passes array (even empty) in a
-//     message of another stream, or a status message with lat or lon and no
-//     status field.
+//     message of another stream, or a patrol's status message with a fix
+//     (lat, lon, loc, speed_kmh, heading, accuracy_m) and no status field.
 //   - null is the same as an absent key. For the identifiers (imsi, imei,
 //     mac) and the optional text fields (tech, plate_color, vehicle_type,
 //     vehicle_color, image, power, fw, direction) an empty string is absent
