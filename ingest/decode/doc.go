@@ -115,10 +115,10 @@
 //     "蒙B 12345" with "蒙B12345" is for the consumer to decide. Empty, 无牌
 //     and 无 牌 are model.NoPlate.
 //   - direction: inbound|outbound|unknown, any ASCII case, stored lower-case.
-//   - plate_color and vehicle_type are codes stored as tags: trimmed of
-//     spaces, plate_color in ASCII lower case ("Blue" is "blue"),
-//     vehicle_type in ASCII upper case ("k33" is "K33"); spaces only is
-//     absent.
+//   - plate_color and vehicle_type are codes stored as tags: full-width
+//     forms half-width (as plates), trimmed of white space, plate_color in
+//     ASCII lower case ("Blue" is "blue"), vehicle_type in ASCII upper
+//     case ("k33" is "K33"); white space only is absent.
 //   - Other text fields are stored as sent, at most 256 bytes (image 2048),
 //     without control characters (bad_field).
 //   - Ranges: speed_kmh [0, 500] (passes and positions), heading [0, 360],

@@ -2,6 +2,8 @@ package decode
 
 import (
 	"github.com/fenceline/fenceline/internal/model"
+	"unicode"
+	"unicode/utf8"
 )
 
 // location reads a position given as lat, lon and datum values (any may be
@@ -110,11 +112,30 @@ func (d *Decoder) optText(v uint32, max int) (span, string) {
 }
 
 // optCode is optText for a code stored as an InfluxDB tag (plate_color,
-// vehicle_type): without leading or trailing spaces, its ASCII letters in
-// one case (upper, else lower), so that "Blue " and "blue" are one series
-// and one value for the rules. A code of spaces only is absent.
+// vehicle_type): full-width forms half-width, without leading or trailing
+// white space, its ASCII letters in one case (upper, else lower), so that
+// "Blue ", "ＢＬＵＥ" and "blue" are one series and one value for the
+// rules. A code of spaces only is absent.
 func (d *Decoder) optCode(v uint32, upper bool) (span, string) {
 	sp, msg := d.optText(v, maxString)
+	if msg != "" {
+		return sp, msg
+	}
+	if text := d.strs[sp.off:sp.end]; !isASCII(text) {
+		// Typed with a Chinese input method: full-width forms and the
+		// ideographic space, as plates are (model.AppendPlate).
+		off := len(d.strs)
+		for _, r := range string(text) {
+			switch {
+			case r == '\u3000' || unicode.IsSpace(r):
+				r = ' '
+			case r >= '\uFF01' && r <= '\uFF5E':
+				r -= 0xFEE0
+			}
+			d.strs = utf8.AppendRune(d.strs, r)
+		}
+		sp = d.spanFrom(off)
+	}
 	for sp.off < sp.end && d.strs[sp.off] == ' ' {
 		sp.off++
 	}
@@ -130,6 +151,15 @@ func (d *Decoder) optCode(v uint32, upper bool) (span, string) {
 		}
 	}
 	return sp, msg
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // optIdent returns the bytes of an optional identifier: not a string is an
