@@ -46,26 +46,33 @@ func (r *reading) evidence() model.Evidence {
 	return model.Evidence{Device: r.b.Meta.Device, Seq: r.b.Seq, TS: r.t}
 }
 
-// evictOne makes room in a map at its bound. Which entry goes does not
-// matter much — the map is full of subjects that each matter little — and
-// Go's map iteration order gives an arbitrary one in O(1). An entry with
-// an incident open matters: among the first few entries the iteration
-// gives, one without is taken; if all of them have one, the incident of
-// the entry taken is returned, for the caller to resolve (a receiver must
-// not be left with a firing alert for ever).
-func evictOne[K comparable, V any](st *ruleState, e *Engine, m map[K]V, open func(V) *incident) *incident {
+// evictOne makes room in a map at its bound. Go's map iteration order gives
+// arbitrary entries in O(1); of the first evictProbe, the one last touched
+// longest ago (by age, when given) is taken, so that at the bound it is
+// nearly always an old subject that goes, not one seen seconds ago whose
+// next sighting a rule is waiting for (a cloned plate's second checkpoint).
+// An entry with an incident open matters more: one without is taken when
+// the probe finds one; if all of them have one, the incident of the entry
+// taken is returned, for the caller to resolve (a receiver must not be
+// left with a firing alert for ever).
+func evictOne[K comparable, V any](st *ruleState, e *Engine, m map[K]V, open func(V) *incident, age func(V) time.Time) *incident {
 	var victim K
 	var inc *incident
+	var victimAge time.Time
 	seen := 0
 	for k, v := range m {
 		var o *incident
 		if open != nil {
 			o = open(v)
 		}
-		if seen == 0 || (inc != nil && o == nil) {
-			victim, inc = k, o
+		var a time.Time
+		if age != nil {
+			a = age(v)
 		}
-		if seen++; inc == nil || seen == evictProbe {
+		if seen == 0 || (inc != nil && o == nil) || (inc == nil && o == nil && a.Before(victimAge)) {
+			victim, inc, victimAge = k, o, a
+		}
+		if seen++; (inc == nil && age == nil) || seen == evictProbe {
 			break
 		}
 	}
@@ -97,7 +104,7 @@ func (e *Engine) allow(st *ruleState, key coolKey, t, now time.Time) bool {
 	ce := st.cool[key]
 	if ce == nil {
 		if len(st.cool) >= MaxTrackedPerRule {
-			evictOne(st, e, st.cool, nil)
+			evictOne(st, e, st.cool, nil, func(ce *coolEntry) time.Time { return ce.Touched })
 		}
 		ce = &coolEntry{}
 		st.cool[key] = ce
@@ -243,7 +250,7 @@ const lateSuffix = "\x00late"
 
 func (e *Engine) newCountZone(st *ruleState, key string, z *zone.Zone, site string, now time.Time, out []model.Alert) (*countZone, []model.Alert) {
 	if len(st.count) >= MaxTrackedPerRule {
-		if inc := evictOne(st, e, st.count, func(cz *countZone) *incident { return cz.Open }); inc != nil {
+		if inc := evictOne(st, e, st.count, func(cz *countZone) *incident { return cz.Open }, nil); inc != nil {
 			out = append(out, e.resolved(st, inc, now, now, evictedSummary))
 		}
 	}
@@ -403,7 +410,7 @@ func (e *Engine) stay(st *ruleState, key dwellKey, r *reading, subj model.Subjec
 	switch {
 	case de == nil:
 		if len(st.dwell) >= MaxTrackedPerRule {
-			if inc := evictOne(st, e, st.dwell, func(de *dwellEntry) *incident { return de.Open }); inc != nil {
+			if inc := evictOne(st, e, st.dwell, func(de *dwellEntry) *incident { return de.Open }, func(de *dwellEntry) time.Time { return de.Processed }); inc != nil {
 				out = append(out, e.resolved(st, inc, now, now, evictedSummary))
 			}
 		}
@@ -533,7 +540,7 @@ func (e *Engine) applyVelocity(st *ruleState, r *reading, subj model.Subject, z 
 	id := e.sid(subj)
 	h, ok := st.vel[id]
 	if !ok && len(st.vel) >= MaxTrackedPerRule {
-		evictOne(st, e, st.vel, nil)
+		evictOne(st, e, st.vel, nil, func(h []sighting) time.Time { return h[len(h)-1].Processed })
 	}
 	i := sightingIndex(h, cur.T) // at the end, nearly always
 	if i > 0 {
@@ -645,7 +652,7 @@ func (e *Engine) applyFence(st *ruleState, r *reading, now time.Time, out []mode
 	fe := st.fence[id]
 	if fe == nil {
 		if len(st.fence) >= MaxTrackedPerRule {
-			evictOne(st, e, st.fence, nil)
+			evictOne(st, e, st.fence, nil, func(fe *fenceEntry) time.Time { return fe.Processed })
 		}
 		fe = &fenceEntry{}
 		st.fence[id] = fe

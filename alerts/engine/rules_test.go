@@ -957,8 +957,23 @@ func TestEvictionResolvesOpenIncidents(t *testing.T) {
 		}
 		for range 20 {
 			mm := maps.Clone(m)
-			require.Nil(t, evictOne(st, e.Engine, mm, func(de *dwellEntry) *incident { return de.Open }))
+			require.Nil(t, evictOne(st, e.Engine, mm, func(de *dwellEntry) *incident { return de.Open }, nil))
 			require.NotContains(t, mm, dwellKey{subj: 2})
+		}
+	})
+	t.Run("of those the probe finds, the one touched longest ago goes", func(t *testing.T) {
+		e := newEngine(t, countRuleset(t))
+		st := e.rules["loiter"]
+		m := map[dwellKey]*dwellEntry{}
+		for i := range evictProbe {
+			m[dwellKey{subj: subjectID(i + 1)}] = &dwellEntry{Processed: at(12, i+1)}
+		}
+		m[dwellKey{subj: 100}] = &dwellEntry{Processed: at(11, 0)} // the oldest
+		for range 20 {
+			mm := maps.Clone(m)
+			delete(mm, dwellKey{subj: subjectID(1 + len(m)%evictProbe)}) // evictProbe entries in all
+			require.Nil(t, evictOne(st, e.Engine, mm, func(de *dwellEntry) *incident { return de.Open }, func(de *dwellEntry) time.Time { return de.Processed }))
+			require.NotContains(t, mm, dwellKey{subj: 100})
 		}
 	})
 	t.Run("a dwell incident evicted is resolved", func(t *testing.T) {
@@ -983,6 +998,30 @@ func TestEvictionResolvesOpenIncidents(t *testing.T) {
 		assert.Len(t, st.dwell, MaxTrackedPerRule)
 		assert.Equal(t, float64(MaxTrackedPerRule-1), gauge(t, e, "fenceline_alerts_open_incidents", "loiter"), "one resolved")
 	})
+}
+
+// A velocity rule at its bound forgets old plates, not the one seen a
+// moment ago at the first checkpoint of a clone.
+func TestVelocityAtItsBoundKeepsRecentSightings(t *testing.T) {
+	e := newEngine(t, loadRules(t))
+	a := model.Point{Lat: 41.70, Lon: 110.435}
+	require.Empty(t, only(e.Evaluate(e.pass("CP-12", at(10, 0), a, model.Pass{Plate: "蒙B12345"}), at(10, 0)), "cloned-plate"))
+	st := e.rules["cloned-plate"]
+	for i := len(st.vel); i < MaxTrackedPerRule; i++ {
+		id := e.subjects.id(model.Subject{Kind: "plate", Value: fmt.Sprintf("京B%06d", i)})
+		st.vel[id] = []sighting{{T: at(9, 0), Processed: at(9, 0)}}
+	}
+	// Twice as many new plates as the rule holds, processed (a backlog)
+	// before the clone's first sighting: it stays the newest entry.
+	for n := 0; n < 2*MaxTrackedPerRule; n += 1000 {
+		b := e.batch("CP-07", model.StreamPasses, at(9, 30))
+		for i := range 1000 {
+			b.Passes = append(b.Passes, model.Pass{Stamp: model.Stamp{Time: at(9, 30), Index: i}, Loc: a, Plate: fmt.Sprintf("京A%06d", n+i)})
+		}
+		e.Evaluate(b, at(9, 30))
+	}
+	got := only(e.Evaluate(e.pass("CP-07", at(10, 2), north(a, 80_000), model.Pass{Plate: "蒙B12345"}), at(10, 2)), "cloned-plate")
+	require.Len(t, got, 1, "the clone's first sighting was kept")
 }
 
 // A count window at its bound keeps its latest subjects, forgetting its
