@@ -32,6 +32,7 @@ type metrics struct {
 	errors     map[string]prometheus.Counter
 	duration   prometheus.Histogram
 	pending    prometheus.Gauge
+	full       prometheus.Gauge
 	batchLines prometheus.Histogram
 
 	spooledLines     prometheus.Counter
@@ -58,6 +59,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15)}),
 		pending: f.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "pending_lines",
 			Help: "Lines accepted by the writer and not yet acknowledged by InfluxDB (queued or in flight)."}),
+		full: f.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "pending_full",
+			Help: "1 while a write waits for the pending lines to drop below influx.max_pending_lines: intake is stopped and the broker holds the backlog."}),
 		batchLines: f.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "batch_lines",
 			Help:    "Lines per batch taken for writing.",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),

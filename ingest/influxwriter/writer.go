@@ -132,7 +132,8 @@ type Writer struct {
 	pending int      // lines accepted and not yet called back
 	// space is closed (and cleared) when pending drops below MaxPending;
 	// writers blocked on backpressure wait on it.
-	space chan struct{}
+	space   chan struct{}
+	waiting int // writers waiting on space (fenceline_influx_pending_full)
 	// wake is closed (and cleared) to wake idle senders.
 	wake      chan struct{}
 	idle      int // senders waiting for work
@@ -303,13 +304,23 @@ func (w *Writer) enqueue(ctx context.Context, data []byte, lines int, meas strin
 			w.space = make(chan struct{})
 		}
 		ch := w.space
+		w.waiting++
+		w.m.full.Set(1)
 		w.mu.Unlock()
+		var err error
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			err = ctx.Err()
 		case <-ch:
 		}
 		w.mu.Lock()
+		if w.waiting--; w.waiting == 0 {
+			w.m.full.Set(0)
+		}
+		if err != nil {
+			w.mu.Unlock()
+			return err
+		}
 	}
 	g := &group{done: done, measurement: meas, parts: 1}
 	cur := w.cur

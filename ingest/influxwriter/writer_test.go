@@ -520,12 +520,16 @@ func TestBackpressure(t *testing.T) {
 	defer cancel()
 	assert.ErrorIs(t, s.w.Write(ctx, detectionBatch(2, 1), wt.done(1)), context.DeadlineExceeded)
 	assert.Equal(t, 10.0, counter(t, s.reg, "fenceline_influx_pending_lines"))
+	assert.Zero(t, counter(t, s.reg, "fenceline_influx_pending_full"), "no write waits now")
 
-	// A blocked write proceeds once the first batch is acknowledged.
+	// A blocked write says so (intake stopped: an alert's signal), and
+	// proceeds once the first batch is acknowledged.
 	wrote := make(chan error, 1)
 	go func() { wrote <- s.w.Write(context.Background(), detectionBatch(3, 5), wt.done(2)) }()
+	require.Eventually(t, func() bool { return counter(t, s.reg, "fenceline_influx_pending_full") == 1 }, 10*time.Second, time.Millisecond)
 	close(release)
 	require.NoError(t, <-wrote)
+	assert.Zero(t, counter(t, s.reg, "fenceline_influx_pending_full"))
 	wt.wait(t, 2)
 	assert.NoError(t, wt.err(0))
 	assert.NoError(t, wt.err(2))
