@@ -50,7 +50,8 @@ func dashboardFiles(t testing.TB) []string {
 
 // dashboardQueries lists every query of the dashboard at path, variables first in their
 // order (a later variable may use an earlier one), then panel targets, rows' nested panels
-// included. A target without its own datasource uses its panel's.
+// included. A target without its own datasource uses its panel's; one with
+// its own must name its panel's (or the panel be "-- Mixed --").
 func dashboardQueries(t testing.TB, path string) []dashboardQuery {
 	t.Helper()
 	d := loadDashboard(t, path)
@@ -82,8 +83,14 @@ func dashboardQueries(t testing.TB, path string) []dashboardQuery {
 			for _, tg := range asList(p["targets"]) {
 				tg := tg.(map[string]any)
 				ds := asMap(tg["datasource"])
-				if len(ds) == 0 {
+				switch {
+				case len(ds) == 0:
 					ds = pds
+				case len(pds) > 0 && str(pds["uid"]) != "-- Mixed --":
+					// Grafana runs every target of a panel on the
+					// panel's datasource unless it is "-- Mixed --".
+					require.Equal(t, str(pds["uid"]), str(ds["uid"]), "%s panel %q target %s: its datasource is not its panel's, which Grafana would use",
+						name, p["title"], tg["refId"])
 				}
 				q := dashboardQuery{where: fmt.Sprintf("%s panel %q target %s", name, p["title"], tg["refId"]),
 					dsType: str(ds["type"]), dsUID: str(ds["uid"]), alias: str(tg["alias"])}
