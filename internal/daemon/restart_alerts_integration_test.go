@@ -167,6 +167,11 @@ func TestIntegrationAlertStateSavedSoonAfterAnAlert(t *testing.T) {
 	e.waitFor("firing", func() bool { return got.has("unit-tamper", model.StateFiring) })
 	path := filepath.Join(e.dir, "state", "alert-state.json")
 	e.waitFor("the open incident in the saved state", func() bool { return savedOpenStatus(t, path, "unit-tamper", "CP-07") })
+	// What the save cost and how large the state is, for an operator.
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	require.Equal(t, float64(fi.Size()), e.gauge("fenceline_alerts_state_bytes"))
+	require.Positive(t, e.metric("fenceline_alerts_state_save_seconds", nil).GetHistogram().GetSampleCount())
 }
 
 // An incident in the saved state whose firing the outbox never took (a

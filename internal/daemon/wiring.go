@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -64,6 +65,10 @@ type daemon struct {
 	// stateSaveFailures counts periodic saves of the alert state that
 	// failed: until one succeeds, a crash loses the state since the last.
 	stateSaveFailures prometheus.Counter
+	// How long saves take and how large the state is: a state of seconds
+	// to save is saved less often, and stateful alerts wait for saves.
+	stateSaveSeconds prometheus.Histogram
+	stateBytes       prometheus.Gauge
 }
 
 // build constructs every component; nothing runs yet. Any error here is a
@@ -79,6 +84,11 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		Help: "Reloads refused because the new rules had problems (the old ones stay)."})
 	d.stateSaveFailures = f.NewCounter(prometheus.CounterOpts{Name: "fenceline_alerts_state_save_failures_total",
 		Help: "Periodic saves of the alert state (open incidents, cooldowns, windows) that failed; a crash restores the last saved one."})
+	d.stateSaveSeconds = f.NewHistogram(prometheus.HistogramOpts{Name: "fenceline_alerts_state_save_seconds",
+		Help:    "Duration of saves of the alert state (encoding and fsync); alerts of incidents wait for the next one.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)})
+	d.stateBytes = f.NewGauge(prometheus.GaugeOpts{Name: "fenceline_alerts_state_bytes",
+		Help: "Size of the alert state at its last save."})
 
 	rs, err := LoadRules(cfg)
 	if err != nil {
@@ -516,15 +526,17 @@ func (d *daemon) countDevices(r *model.Registry) {
 // open or resolve, the state is written sooner (see saveStatePeriodically).
 const stateSaveEvery = 30 * time.Second
 
-// Saves after incidents opened or resolved (their alerts wait for one):
-// at once when the pipeline holds alerts, else looked for every saveCheck;
-// at most once per saveMin, or per saveCost times the last save's
-// duration, so that a state of 100,000s of entries (seconds to save) does
-// not take the pipeline's time over and over.
+// Saves after incidents opened or resolved: looked for every saveCheck,
+// at most once per saveCost times the last save's duration, so that a
+// state of 100,000s of entries (seconds to save) does not take the
+// pipeline's time over and over. When alerts wait for a save it is made at
+// once, at most once per saveMin or per saveHeldCost times the last save's
+// duration: a large state then costs more CPU, not minutes of delay.
 const (
-	saveCheck = time.Second
-	saveMin   = 100 * time.Millisecond
-	saveCost  = 10
+	saveCheck    = time.Second
+	saveCost     = 10
+	saveMin      = 100 * time.Millisecond
+	saveHeldCost = 2
 )
 
 func (d *daemon) saveStatePeriodically(ctx context.Context, every time.Duration) error {
@@ -547,7 +559,11 @@ func (d *daemon) saveStatePeriodically(ctx context.Context, every time.Duration)
 			if changes == saved {
 				continue
 			}
-			if gap := max(saveMin, saveCost*cost); since < gap {
+			gap := max(saveCheck, saveCost*cost)
+			if d.holds.waiting() > 0 {
+				gap = max(saveMin, saveHeldCost*cost)
+			}
+			if since < gap {
 				turn = time.After(gap - since)
 				continue
 			}
@@ -591,13 +607,32 @@ func (d *daemon) writeState(run func(copyState func()) error) error {
 		return err
 	}
 	defer release(held)
+	start := time.Now()
 	f, err := atomicfile.Create(d.stateFile)
 	if err != nil {
 		return err
 	}
-	if err := snap.Save(f); err != nil {
+	w := &countingWriter{w: f}
+	if err := snap.Save(w); err != nil {
 		f.Abort()
 		return err
 	}
-	return f.Commit()
+	if err := f.Commit(); err != nil {
+		return err
+	}
+	d.stateSaveSeconds.Observe(time.Since(start).Seconds())
+	d.stateBytes.Set(float64(w.n))
+	return nil
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
