@@ -163,6 +163,8 @@ func TestStateRoundTrip(t *testing.T) {
 	assert.Empty(t, resolved, "the same rules: nothing to resolve")
 	e2.seq = e1.seq
 	assert.Equal(t, 1.0, gauge(t, e2, "fenceline_alerts_open_incidents", "crowd"))
+	assert.Equal(t, float64(e2.rules["crowd"].entries()), gauge(t, e2, "fenceline_alerts_state_entries", "crowd"), "before the first tick")
+	assert.Positive(t, gauge(t, e2, "fenceline_alerts_state_entries", "crowd"))
 
 	got := e2.Tick(at(22, 11))
 	assert.Empty(t, got, "restart starts a silence grace period; nothing else due")
