@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -118,6 +119,11 @@ type Pipeline struct {
 	m        *metrics
 	batch    model.Batch
 	do       chan func()
+	// engineMu is held while the engine evaluates (and by WithEngine):
+	// the engine's state can be copied while the pipeline waits on a
+	// write InfluxDB is slow to take, which is when alerts held for a save
+	// of that state must not wait for the pipeline too.
+	engineMu sync.Mutex
 }
 
 // New builds a pipeline. engine and outbox may be nil (no alerting).
@@ -145,6 +151,16 @@ func New(opts Options, registry *model.Registry, engine Engine, w Writer, dl Dea
 		m:        newMetrics(reg),
 		do:       make(chan func()),
 	}
+}
+
+// WithEngine runs f while the engine is not evaluating: between two
+// evaluations, even while the pipeline waits on a write. f may read (copy)
+// the engine's state; changing it (and the registry) needs Do, whose f
+// holds the engine as well.
+func (p *Pipeline) WithEngine(f func()) {
+	p.engineMu.Lock()
+	defer p.engineMu.Unlock()
+	f()
 }
 
 // Do runs f on the pipeline's goroutine, between two messages, and waits for
@@ -185,7 +201,7 @@ func (p *Pipeline) Run(ctx context.Context, in <-chan *mqttsource.Message) error
 		case <-tick.C:
 			p.tick()
 		case f := <-p.do:
-			f()
+			p.WithEngine(f) // a reload swaps the engine's rules
 		}
 	}
 }
@@ -213,9 +229,13 @@ func (p *Pipeline) tick() {
 	if p.engine == nil {
 		return
 	}
+	p.engineMu.Lock()
 	changes := p.incidentChanges()
-	if alerts := p.engine.Tick(p.opts.Now()); len(alerts) > 0 && p.outbox != nil {
-		p.appendAlerts(alerts, p.incidentChanges() != changes, func(err error) {
+	alerts := p.engine.Tick(p.opts.Now())
+	changed := p.incidentChanges() != changes
+	p.engineMu.Unlock()
+	if len(alerts) > 0 && p.outbox != nil {
+		p.appendAlerts(alerts, changed, func(err error) {
 			if err != nil {
 				p.log.Error("could not queue time-driven alerts", "err", err, "alerts", len(alerts))
 			}
@@ -287,11 +307,14 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 	// already evaluated: its alerts are in the outbox, and evaluating it
 	// again could double-count windows.
 	if p.engine != nil && !dup {
+		p.engineMu.Lock()
 		changes := p.incidentChanges()
 		alerts := p.engine.Evaluate(b, p.opts.Now())
+		changed := p.incidentChanges() != changes
+		p.engineMu.Unlock()
 		if len(alerts) > 0 && p.outbox != nil {
 			t.pending.Add(1)
-			p.appendAlerts(alerts, p.incidentChanges() != changes, t.doneFn)
+			p.appendAlerts(alerts, changed, t.doneFn)
 		}
 	}
 	if n := b.Len(); n > 0 {

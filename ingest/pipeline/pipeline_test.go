@@ -194,6 +194,49 @@ func TestAlertsWaitForStateSaveAfterIncidentChange(t *testing.T) {
 	}
 }
 
+// blockingWriter waits in Write until released: InfluxDB slower than the
+// traffic, the writer at influx.max_pending_lines.
+type blockingWriter struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (w *blockingWriter) Write(_ context.Context, _ *model.Batch, done func(error)) error {
+	w.entered <- struct{}{}
+	<-w.release
+	done(nil)
+	return nil
+}
+
+// The engine's state can be copied (for the save an incident's alerts wait
+// for) while the pipeline waits on a write: the alerts of a message do not
+// wait for InfluxDB.
+func TestEngineAvailableWhileWriteWaits(t *testing.T) {
+	f := newFixture(t)
+	eng := &changingEngine{change: true}
+	state := &fakeState{changes: &eng.changes}
+	w := &blockingWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	f.p = New(Options{State: state}, f.p.registry, eng, w, f.dead, f.outbox, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	m, acked := message(topic, detections(1, `{"imsi":"460001234567890"}`))
+	handled := make(chan struct{})
+	go func() { f.p.Handle(context.Background(), m); close(handled) }()
+	<-w.entered // evaluated, its alerts held; the write waits
+
+	copied := make(chan struct{})
+	go func() { f.p.WithEngine(func() {}); close(copied) }()
+	select {
+	case <-copied:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the engine was not available while the pipeline waited on a write")
+	}
+	state.release(0, nil)
+	require.Equal(t, 1, f.outbox.len(), "the alerts out while the write still waits")
+	close(w.release)
+	<-handled
+	f.outbox.release(0, nil)
+	require.True(t, *acked)
+}
+
 // tickingEngine opens an incident at every tick (a unit gone silent).
 type tickingEngine struct {
 	changingEngine

@@ -568,10 +568,10 @@ func (d *daemon) saveStatePeriodically(ctx context.Context, every time.Duration)
 				continue
 			}
 		}
-		// The engine is the pipeline's: its state is copied on the
-		// pipeline's goroutine, and encoded and fsynced here.
+		// The engine's state is copied between two evaluations, even
+		// while the pipeline waits on InfluxDB; encoded and fsynced here.
 		start := time.Now()
-		err := d.saveAll(func(write func()) error { return d.pipe.Do(ctx, write) })
+		err := d.saveAll(func(write func()) error { d.pipe.WithEngine(write); return nil })
 		if ctx.Err() != nil {
 			return nil // shutting down: the final save follows
 		}
@@ -597,9 +597,11 @@ func (d *daemon) saveAll(run func(write func()) error) error {
 }
 
 // writeState replaces the state file with the engine's state. run runs
-// the copying of the state where the engine may be used (the pipeline's
-// goroutine); encoding and writing the copy — seconds for a state of
-// 100,000s of entries — happen here, while the pipeline goes on.
+// the copying of the state where the engine may be used (between two
+// evaluations: Pipeline.WithEngine); encoding and writing the copy —
+// seconds for a state of 100,000s of entries — happen here, while the
+// pipeline goes on. What is held for a save is taken with the copy: it was
+// held after its change, so the copy holds the change.
 func (d *daemon) writeState(run func(copyState func()) error) error {
 	var snap *engine.StateSnapshot
 	var held []func(error)
