@@ -43,17 +43,24 @@ type Message struct {
 	ack      func()
 	release  func()
 	once     sync.Once
+	// order, when set, sends the ack in arrival order (see ackOrder);
+	// finished and acked are its, under its lock.
+	order           *ackOrder
+	finished, acked bool
 }
 
-// Ack acknowledges the message to the broker (QoS 1) and frees its in-flight
+// Ack acknowledges the message to the broker (QoS 1: once the messages
+// taken before it are acked or abandoned too) and frees its in-flight
 // slot. Safe to call more than once.
 func (m *Message) Ack() {
 	m.once.Do(func() {
-		if m.ack != nil {
-			m.ack()
-		}
 		if m.release != nil {
 			m.release()
+		}
+		if m.order != nil {
+			m.order.finish(m, true)
+		} else if m.ack != nil {
+			m.ack()
 		}
 	})
 }
@@ -64,6 +71,9 @@ func (m *Message) Abandon() {
 	m.once.Do(func() {
 		if m.release != nil {
 			m.release()
+		}
+		if m.order != nil {
+			m.order.finish(m, false)
 		}
 	})
 }
@@ -93,6 +103,7 @@ type Source struct {
 	slots   chan struct{}       // one token per message in flight
 	bytes   *semaphore.Weighted // payload bytes in flight (nil: no bound)
 	client  mqtt.Client
+	acks    ackOrder // acks sent in arrival order
 	// stopCtx ends with Stop, for waits on bytes.
 	stopCtx    context.Context
 	cancelStop context.CancelFunc
@@ -368,6 +379,8 @@ func (s *Source) handle(_ mqtt.Client, m mqtt.Message) {
 			s.metrics.inflight.Dec()
 		},
 	}
+	msg.order = &s.acks
+	s.acks.add(msg)
 	// The channel has as much room as there are slots: this never waits.
 	s.out <- msg
 }
