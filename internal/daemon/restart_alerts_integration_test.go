@@ -39,6 +39,7 @@ func TestIntegrationAlertStateSurvivesRestart(t *testing.T) {
 
 	e.stop()
 	e.start()
+	require.Positive(t, e.gauge("fenceline_alerts_state_bytes"), "the size of the state restored")
 
 	status(true)     // still tampered: the open incident is not raised again
 	plate("蒙B7K3Q2") // within the cooldown: not raised again

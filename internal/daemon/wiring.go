@@ -213,6 +213,7 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		Help: "Evaluations that opened or resolved an incident whose alerts (and ack) wait for the next save of the alert state."},
 		func() float64 { return float64(d.holds.waiting()) })
 	if data, err := os.ReadFile(stateFile); err == nil {
+		d.stateBytes.Set(float64(len(data))) // not 0 until the first save
 		if resolved, err := d.engine.RestoreState(data); err != nil {
 			// Stale or corrupt state costs at most re-raised alerts, which the
 			// outbox deduplicates by id: warn and start fresh.
