@@ -333,7 +333,11 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 			ps.Add(file, fmt.Sprintf("%s.sites[%d]", key, j), "site %q must match [a-z0-9-]{1,32}", s)
 		case !rs.sites[s]:
 			// A typo (mld for mdl) would switch the rule off without a word.
-			ps.Add(file, fmt.Sprintf("%s.sites[%d]", key, j), "no device is registered at site %q (sites: %s)", s, strings.Join(slices.Sorted(maps.Keys(rs.sites)), ", "))
+			known := "no device is registered at any site"
+			if len(rs.sites) > 0 {
+				known = "sites: " + strings.Join(slices.Sorted(maps.Keys(rs.sites)), ", ")
+			}
+			ps.Add(file, fmt.Sprintf("%s.sites[%d]", key, j), "no device is registered at site %q (%s)", s, known)
 		}
 	}
 	rule.sites = slices.Clone(spec.Sites)

@@ -461,9 +461,11 @@ func checkPlate(n string) error {
 	if utf8.RuneCountInString(n) > maxPlateRunes {
 		return badEntry(n, "longer than %d characters for a plate", maxPlateRunes)
 	}
-	for _, r := range n {
+	for i, r := range []rune(n) {
 		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == ' ' || r == '-' || r == '·' || r == '.') {
-			return badEntry(n, "%q is not a plate character", r)
+			// By position: the line of a file named by mistake is not
+			// printed, not even a character of it.
+			return badEntry(n, "character %d is not a plate character (letters, digits, spaces, - · .)", i+1)
 		}
 	}
 	return nil

@@ -183,7 +183,7 @@ func TestBuildProblems(t *testing.T) {
 		{"mac too long", config.WatchlistSpec{Kind: KindMAC, Entries: []string{"a4:5e:60:12:34:56:78"}},
 			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", "a MAC address has 12 hex digits"}}},
 		{"plate with a bad character", config.WatchlistSpec{Kind: KindPlate, Entries: []string{"蒙B12345!"}},
-			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", `'!' is not a plate character`}}},
+			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", `"蒙B12345!": character 8 is not a plate character`}}},
 		{"plate too long", config.WatchlistSpec{Kind: KindPlate, Entries: []string{strings.Repeat("A", 17)}},
 			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", "longer than 16 characters"}}},
 		{"missing file", config.WatchlistSpec{Kind: KindPlate, File: "nope.txt"},
@@ -192,7 +192,7 @@ func TestBuildProblems(t *testing.T) {
 			[]want{{"rules.yaml", 0, "watchlists.w.file", "cannot read watchlist file"}}},
 		{"bad lines in a file", config.WatchlistSpec{Kind: KindPlate, File: "bad-plates.txt"},
 			[]want{
-				{"testdata/bad-plates.txt", 4, "watchlists.w.file", `entry '!' is not a plate character`},
+				{"testdata/bad-plates.txt", 4, "watchlists.w.file", `entry character 8 is not a plate character`},
 				{"testdata/bad-plates.txt", 6, "watchlists.w.file", "a * alone would match everything"},
 			}},
 		{"line too long", config.WatchlistSpec{Kind: KindIMSI, File: long},
@@ -230,6 +230,12 @@ func TestBuildProblems(t *testing.T) {
 			assert.NotContains(t, pr.Msg, "Hunter")
 		}
 		assert.Contains(t, probs[maxFileProblems].Msg, "and 80 more lines refused (100 in all")
+		// Read as plates, not even the character refused is printed.
+		short := filepath.Join(dir, "pw")
+		require.NoError(t, os.WriteFile(short, []byte("admin:S3cret\n"), 0o600))
+		_, probs = Build("w", config.WatchlistSpec{Kind: KindPlate, File: short}, "testdata", "rules.yaml")
+		require.Len(t, probs, 1)
+		assert.Equal(t, "entry character 6 is not a plate character (letters, digits, spaces, - · .)", probs[0].Msg)
 	})
 	t.Run("too large a file", func(t *testing.T) {
 		p := filepath.Join(dir, "huge.txt")

@@ -596,6 +596,7 @@ func TestDecodePassCodes(t *testing.T) {
 		{"inner space kept", "Yellow Green", "x 1", "yellow green", "X 1"},
 		{"full-width", "ＹＥＬＬＯＷ", "ｋ３３", "yellow", "K33"},
 		{"ideographic and no-break spaces", "\u3000yellow\u00a0", "\u00a0k33\u3000", "yellow", "K33"},
+		{"invisible characters", "yel\u200blow", "\ufeffK33", "yellow", "K33"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, rej := decode(t, topicCheckpoint, passMsg(`{"plate":"A","plate_color":"`+tc.color+`","vehicle_type":"`+tc.vtype+`","vehicle_color":"White"}`))

@@ -131,6 +131,8 @@ func (d *Decoder) optCode(v uint32, upper bool) (span, string) {
 				r = ' '
 			case r >= '\uFF01' && r <= '\uFF5E':
 				r -= 0xFEE0
+			case unicode.Is(unicode.Cf, r):
+				continue // invisible (a byte-order mark, a zero-width space): a series apart that looks the same
 			}
 			d.strs = utf8.AppendRune(d.strs, r)
 		}
