@@ -108,6 +108,17 @@ func (r *Rules) Locate(ps Problems) Problems {
 	return ps
 }
 
+// Lacks reports whether the file r was read from has no key (a path such
+// as "zones[2].circle.lat"): a number left out decodes as 0, which for a
+// circle's centre is a place. False when r was not read from a file.
+func (r *Rules) Lacks(key string) bool {
+	if r.lines == nil {
+		return false
+	}
+	_, ok := r.lines[key]
+	return !ok
+}
+
 // idOf names the device, zone or rule key is in ("rules[3].when": "rule
 // crowd-at-ruins", the fourth rule), "" when it has no id.
 func (r *Rules) idOf(key string) string {

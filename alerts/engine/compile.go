@@ -219,6 +219,13 @@ func Compile(r *config.Rules, opts Options) (*Ruleset, config.Problems) {
 		if z.Site != "" && !sitePattern.MatchString(z.Site) {
 			ps.Add(file, fmt.Sprintf("zones[%d].site", i), "site %q must match [a-z0-9-]{1,32}", z.Site)
 		}
+		if z.Circle != nil {
+			for _, k := range [...]string{"lat", "lon"} {
+				if key := fmt.Sprintf("zones[%d].circle.%s", i, k); r.Lacks(key) && !(z.Circle.Lat == 0 && z.Circle.Lon == 0) {
+					ps.Add(file, key, "missing: a circle's centre needs lat and lon")
+				}
+			}
+		}
 	}
 
 	ix, zps := zone.Build(r.Zones, baseDir, file)

@@ -87,6 +87,8 @@ func TestCompileProblems(t *testing.T) {
 		{"rule site not a site", "- {id: r0, kind: presence,", "- {id: r0, sites: [M D L], kind: presence,", "rules[0].sites[0]", "must match"},
 		{"zone site not a site", "- {id: ruins, site: mdl,", "- {id: ruins, site: x+y,", "zones[0].site", "must match"},
 		{"circle without its centre", "circle: {lat: 41.96, lon: 110.48, radius_m: 500}", "circle: {radius_m: 500}", "zones[0].circle", "needs its centre"},
+		{"circle without its longitude", "circle: {lat: 41.96, lon: 110.48, radius_m: 500}", "circle: {lat: 41.96, radius_m: 500}", "zones[0].circle.lon", "needs lat and lon"},
+		{"circle without its latitude", "circle: {lat: 41.96, lon: 110.48, radius_m: 500}", "circle: {lon: 110.48, radius_m: 500}", "zones[0].circle.lat", "needs lat and lon"},
 		{"duplicate device", "devices:\n", "devices:\n  - {id: F-1, kind: fence, site: mdl}\n", "devices[1].id", `duplicate device id "F-1"`},
 		{"dwell without duration", "- {id: r1, kind: count, source: phone, zones: [ruins], window: 15m, threshold: 3}", "- {id: r1, kind: dwell, source: phone, zones: [ruins]}", "rules[1].duration", "duration > 0"},
 		{"velocity without max_kmh", "- {id: r1, kind: count, source: phone, zones: [ruins], window: 15m, threshold: 3}", "- {id: r1, kind: velocity, source: vehicle}", "rules[1].max_kmh", "max_kmh > 0"},
