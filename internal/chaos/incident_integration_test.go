@@ -8,32 +8,35 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// alertID is the id of the first alert received about subject in state,
+// "" if none.
+func (e *env) alertID(subject, state string) string {
+	got, _ := e.sub.Received()
+	for _, a := range got {
+		if a.Subject == subject && a.State == state {
+			return a.ID
+		}
+	}
+	return ""
+}
+
 // TestIntegrationChaosKillAfterIncident: fenceline killed (SIGKILL) right
-// after an incident opened, before its periodic state save. The message
-// that opened it was not acked yet (its ack waits for that save), so the
-// broker redelivers it, the incident opens again under the same id, and its
-// resolution follows under that id: no firing alert is left that nothing
-// resolves.
+// after an incident's firing went out, before the periodic state save. The
+// firing went out only once a save holding the incident was durable, so
+// the restarted fenceline knows the incident, and its resolution follows
+// under the same id: no firing alert is left that nothing resolves.
 func TestIntegrationChaosKillAfterIncident(t *testing.T) {
 	e := newEnv(t, true, "")
 	status := func(seq int, tamper bool) *Message {
 		return &Message{Topic: "border/mdl/fence/F-HEALTHY/status",
 			Payload: fmt.Appendf(nil, `{"v":1,"seq":%d,"ts":%d,"tamper":%t}`, seq, time.Now().UnixMilli(), tamper)}
 	}
-	alertID := func(state string) string {
-		got, _ := e.sub.Received()
-		for _, a := range got {
-			if a.Subject == "F-HEALTHY" && a.State == state {
-				return a.ID
-			}
-		}
-		return ""
-	}
+	alertID := func(state string) string { return e.alertID("F-HEALTHY", state) }
 
 	from := time.Now().Add(-time.Minute)
 	require.NoError(t, e.pub.Publish(e.within(30*time.Second), status(1, true)))
 	// Stored and alerted: everything of the message is durable, so an ack
-	// that did not wait for the state would have gone out.
+	// (and an alert) that did not wait for the state would have gone out.
 	e.waitFor("the firing alert", 30*time.Second, func() bool { return alertID("firing") != "" })
 	e.waitFor("the status stored", 30*time.Second, func() bool {
 		n, err := e.query.CountByDevice(e.within(10*time.Second), "device_status", from, time.Now().Add(time.Minute))
@@ -55,15 +58,7 @@ func TestIntegrationChaosKillAfterIncident(t *testing.T) {
 // has passed.
 func TestIntegrationChaosKillAfterCrowd(t *testing.T) {
 	e := newEnv(t, true, "")
-	alertID := func(state string) string {
-		got, _ := e.sub.Received()
-		for _, a := range got {
-			if a.Subject == "mdl" && a.State == state {
-				return a.ID
-			}
-		}
-		return ""
-	}
+	alertID := func(state string) string { return e.alertID("mdl", state) }
 	for i := 1; i <= 3; i++ {
 		require.NoError(t, e.pub.Publish(e.within(30*time.Second), &Message{Topic: "border/mdl/fence/F-CROWD/detections",
 			Payload: fmt.Appendf(nil, `{"v":1,"seq":%d,"ts":%d,"detections":[{"imsi":"46000000000010%d"}]}`, i, time.Now().UnixMilli(), i)}))
