@@ -70,7 +70,8 @@ type StateKeeper interface {
 	// resolved so far.
 	IncidentChanges() uint64
 	// Hold calls done once a save of the engine's state, taken after Hold
-	// was called, is durable (or has failed: it is no worse than before).
+	// was called, is durable, or has failed (counted and alerted on:
+	// holding longer would not make the alerts safer).
 	Hold(done func(error))
 }
 
