@@ -34,8 +34,8 @@ func (o *ackOrder) finish(m *Message, ack bool) {
 	m.finished, m.acked = true, ack
 	for o.head < len(o.q) && o.q[o.head].finished {
 		x := o.q[o.head]
-		if x.acked && x.ack != nil {
-			x.ack()
+		if x.acked {
+			x.sendAck()
 		}
 		o.q[o.head] = nil
 		o.head++

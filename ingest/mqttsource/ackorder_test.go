@@ -62,3 +62,22 @@ func TestAckOrderCompacts(t *testing.T) {
 	}
 	require.LessOrEqual(t, cap(o.q), 20_002, "acked messages are dropped as they go")
 }
+
+// countObserver counts observations.
+type countObserver struct{ n int }
+
+func (c *countObserver) Observe(float64) { c.n++ }
+
+// An ack's latency is observed when the ack goes to the broker, not when
+// its message finished ahead of an earlier one.
+func TestAckOrderLatencyWhenSent(t *testing.T) {
+	var o ackOrder
+	first, second := &Message{order: &o}, &Message{order: &o}
+	o.add(first)
+	o.add(second)
+	var lat countObserver
+	second.AckObserved(&lat)
+	require.Zero(t, lat.n, "its ack waits for the first message's")
+	first.AckObserved(&lat)
+	require.Equal(t, 2, lat.n)
+}

@@ -47,6 +47,8 @@ type Message struct {
 	// finished and acked are its, under its lock.
 	order           *ackOrder
 	finished, acked bool
+	// latency, when set, observes the time from Received to the ack sent.
+	latency prometheus.Observer
 }
 
 // Ack acknowledges the message to the broker (QoS 1: once the messages
@@ -59,10 +61,28 @@ func (m *Message) Ack() {
 		}
 		if m.order != nil {
 			m.order.finish(m, true)
-		} else if m.ack != nil {
-			m.ack()
+		} else {
+			m.sendAck()
 		}
 	})
+}
+
+// AckObserved is Ack, with the time from Received to the ack's going to the
+// broker (later than now, when earlier messages are not finished) observed
+// by latency.
+func (m *Message) AckObserved(latency prometheus.Observer) {
+	m.latency = latency
+	m.Ack()
+}
+
+// sendAck sends the ack to the broker and observes its latency.
+func (m *Message) sendAck() {
+	if m.ack != nil {
+		m.ack()
+	}
+	if m.latency != nil {
+		m.latency.Observe(time.Since(m.Received).Seconds())
+	}
 }
 
 // Abandon frees the in-flight slot without acknowledging: the broker will

@@ -69,7 +69,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		abandoned: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_abandoned_messages_total",
 			Help: "Messages left unacked at shutdown; the broker redelivers them."}),
 		ackLatency: f.NewHistogram(prometheus.HistogramOpts{Name: "fenceline_ingest_ack_latency_seconds",
-			Help:    "Time from taking a message from the broker to acking it (stored and evaluated).",
+			Help:    "Time from taking a message from the broker to its ack going back (stored and evaluated, and every earlier message acked: acks go in arrival order).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
 	}
 	for _, s := range model.Streams {

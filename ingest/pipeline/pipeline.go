@@ -468,11 +468,10 @@ func (t *ackToken) done(err error) {
 		t.p.m.abandoned.Inc()
 		return
 	}
-	t.msg.Ack()
+	t.msg.AckObserved(t.p.m.ackLatency)
 	if t.sigDevice != "" {
 		t.p.opts.Signatures.Acked(t.sigDevice, t.sigSeq)
 	}
-	t.p.m.ackLatency.Observe(time.Since(t.msg.Received).Seconds())
 }
 
 // refusedReadings names the readings of message seq that storage refused
