@@ -230,11 +230,7 @@ func (p *Pipeline) tick() {
 	if p.engine == nil {
 		return
 	}
-	p.engineMu.Lock()
-	changes := p.incidentChanges()
-	alerts := p.engine.Tick(p.opts.Now())
-	changed := p.incidentChanges() != changes
-	p.engineMu.Unlock()
+	alerts, changed := p.evaluate(func() []model.Alert { return p.engine.Tick(p.opts.Now()) })
 	if len(alerts) > 0 && p.outbox != nil {
 		p.appendAlerts(alerts, changed, func(err error) {
 			if err != nil {
@@ -244,19 +240,24 @@ func (p *Pipeline) tick() {
 	}
 }
 
-// incidentChanges counts the engine's incident changes (0 without State).
-func (p *Pipeline) incidentChanges() uint64 {
+// evaluate runs eval (the engine's Evaluate or Tick) under the engine's
+// lock, and reports whether it opened or resolved an incident.
+func (p *Pipeline) evaluate(eval func() []model.Alert) ([]model.Alert, bool) {
+	p.engineMu.Lock()
+	defer p.engineMu.Unlock()
 	if p.opts.State == nil {
-		return 0
+		return eval(), false
 	}
-	return p.opts.State.IncidentChanges()
+	changes := p.opts.State.IncidentChanges()
+	alerts := eval()
+	return alerts, p.opts.State.IncidentChanges() != changes
 }
 
 // appendAlerts hands alerts to the outbox, once the engine's state is saved
 // when their evaluation opened or resolved an incident (see
 // Options.State); done follows the outbox's.
 func (p *Pipeline) appendAlerts(alerts []model.Alert, incidentChanged bool, done func(error)) {
-	if !incidentChanged || p.opts.State == nil {
+	if !incidentChanged {
 		p.outbox.Append(alerts, done)
 		return
 	}
@@ -308,11 +309,7 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 	// already evaluated: its alerts are in the outbox, and evaluating it
 	// again could double-count windows.
 	if p.engine != nil && !dup {
-		p.engineMu.Lock()
-		changes := p.incidentChanges()
-		alerts := p.engine.Evaluate(b, p.opts.Now())
-		changed := p.incidentChanges() != changes
-		p.engineMu.Unlock()
+		alerts, changed := p.evaluate(func() []model.Alert { return p.engine.Evaluate(b, p.opts.Now()) })
 		if len(alerts) > 0 && p.outbox != nil {
 			t.pending.Add(1)
 			p.appendAlerts(alerts, changed, t.doneFn)
