@@ -60,7 +60,7 @@ func TestAckOrderCompacts(t *testing.T) {
 		o.add(m)
 		m.Ack()
 	}
-	require.LessOrEqual(t, cap(o.q), 20_002, "acked messages are dropped as they go")
+	require.Less(t, len(o.q), 200, "acked messages are dropped as they go")
 }
 
 // countObserver counts observations.
