@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -615,8 +614,7 @@ func (d *daemon) writeState(run func(copyState func()) error) error {
 	if err != nil {
 		return err
 	}
-	w := &countingWriter{w: f}
-	if err := snap.Save(w); err != nil {
+	if err := snap.Save(f); err != nil {
 		f.Abort()
 		return err
 	}
@@ -624,18 +622,8 @@ func (d *daemon) writeState(run func(copyState func()) error) error {
 		return err
 	}
 	d.stateSaveSeconds.Observe(time.Since(start).Seconds())
-	d.stateBytes.Set(float64(w.n))
+	if fi, err := os.Stat(d.stateFile); err == nil {
+		d.stateBytes.Set(float64(fi.Size()))
+	}
 	return nil
-}
-
-// countingWriter counts the bytes written through it.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
