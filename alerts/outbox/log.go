@@ -113,6 +113,7 @@ func (o *Outbox) loadAlert(rec *record, byseq map[uint64]*loaded) error {
 	if err := json.Unmarshal(rec.Alert, a); err != nil {
 		return fmt.Errorf("alert: %w", err)
 	}
+	a.Ordinal = rec.Seq
 	k := keyOf(a)
 	if k.id != "" {
 		o.dedupe.add(k)

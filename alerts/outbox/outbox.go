@@ -529,6 +529,7 @@ func (o *Outbox) prepare(reqs []*appendReq) (accepted []*entry, dups int) {
 				o.log.Error("cannot decode encoded alert; not accepted", "id", a.ID, "rule", a.Rule, "err", err)
 				continue
 			}
+			ac.Ordinal = o.nextSeq
 			e := &entry{seq: o.nextSeq, key: k, alert: ac, raw: raw, pending: make([]bool, len(o.sinks)), left: len(o.sinks)}
 			for j := range e.pending {
 				e.pending[j] = true

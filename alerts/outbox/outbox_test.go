@@ -376,6 +376,54 @@ func TestCompactionKeepsPendingAndDedupeKeys(t *testing.T) {
 	assert.Equal(t, 0, o.Pending("mqtt"))
 }
 
+// Every alert the outbox takes has an ordinal of its own (its InfluxDB point
+// time is drawn from it), and keeps it across restarts and compactions: an
+// alert delivered again after a restart is the same point. Alerts taken
+// after a restart get new ordinals, even once everything was delivered.
+func TestOrdinalsAreDistinctAndKeptAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	opts := fastOpts()
+	opts.CompactMinBytes = 1
+	blocked := newFakeSink("influx")
+	blocked.fail = func(*model.Alert, int) error { return errTransient }
+	ok := newFakeSink("mqtt")
+	o := openT(t, dir, []Sink{ok, blocked}, opts)
+	stop := run(t, o)
+	for i := range 4 {
+		require.NoError(t, appendWait(t, o, alerts(fmt.Sprintf("b%d", i), 5)...))
+	}
+	first := map[string]uint64{}
+	seen := map[uint64]bool{}
+	for _, a := range ok.next(t, 20) {
+		require.NotZero(t, a.Ordinal, "%s", a.ID)
+		require.False(t, seen[a.Ordinal], "%s: ordinal %d given twice", a.ID, a.Ordinal)
+		seen[a.Ordinal] = true
+		first[a.ID] = a.Ordinal
+	}
+	stop()
+	require.NoError(t, o.Close())
+
+	unblocked := newFakeSink("influx")
+	o = openT(t, dir, []Sink{ok, unblocked}, opts)
+	stop = run(t, o)
+	for _, a := range unblocked.next(t, 20) {
+		assert.Equal(t, first[a.ID], a.Ordinal, "%s delivered again after a restart", a.ID)
+	}
+	stop()
+	require.NoError(t, o.Close())
+
+	// Nothing pending: the numbering still goes on where it stopped.
+	o = openT(t, dir, []Sink{ok}, opts)
+	defer o.Close()
+	stop = run(t, o)
+	require.NoError(t, appendWait(t, o, testAlert("later", model.StateFiring)))
+	later := ok.next(t, 1)[0]
+	for id, ord := range first {
+		require.Greater(t, later.Ordinal, ord, "after %s", id)
+	}
+	stop()
+}
+
 func TestLogStaysBounded(t *testing.T) {
 	dir := t.TempDir()
 	opts := fastOpts()

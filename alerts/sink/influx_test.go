@@ -3,8 +3,10 @@ package sink
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -122,4 +124,119 @@ func TestIntegrationInfluxSinkPermanentRefusal(t *testing.T) {
 	cur := old
 	cur.ID, cur.At, cur.Late = "now-1", time.Now(), false
 	require.NoError(t, s.Deliver(ctx, &cur))
+}
+
+// ackLost stores an alert through the Influx sink and then, for the alerts
+// it names, fails as if fenceline had crashed before the delivery was
+// recorded: the outbox keeps them pending and writes them again after a
+// restart.
+type ackLost struct {
+	*Influx
+	lose   map[string]bool
+	stored chan string
+}
+
+func (s *ackLost) Deliver(ctx context.Context, a *model.Alert) error {
+	if err := s.Influx.Deliver(ctx, a); err != nil {
+		return err
+	}
+	s.stored <- a.ID
+	if s.lose[a.ID] {
+		return errors.New("crashed before the delivery was recorded")
+	}
+	return nil
+}
+
+// Two alerts of one series in one millisecond whose ids draw the same
+// sub-millisecond offset are two points, also when one of them is written
+// again after a restart while the other was delivered before it: the point
+// time comes with the alert from the outbox, not from a table the restart
+// emptied (where the second, moved off the taken time, came back to it and
+// overwrote the first alert's point).
+func TestIntegrationAlertPointsAcrossRestart(t *testing.T) {
+	in := testenv.Influx(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	at := time.Date(2026, 11, 26, 15, 10, 4, 120e6, time.UTC)
+
+	// Find two ids whose drawn offsets meet (a birthday search: about a
+	// thousand ids).
+	var a, b *model.Alert
+	drawn := map[time.Time]string{}
+	for i := 0; a == nil; i++ {
+		id := fmt.Sprintf("burst-%d", i)
+		pt := influxwriter.AlertPointTime(&model.Alert{ID: id, State: model.StateFiring}, at)
+		if other, ok := drawn[pt]; ok {
+			a, b = testAlert(other, model.StateFiring), testAlert(id, model.StateFiring)
+		}
+		drawn[pt] = id
+	}
+	a.At, b.At = at, at
+
+	dir := t.TempDir()
+	startWriter := func() (*influxwriter.Writer, func()) {
+		w, err := influxwriter.New(influxwriter.Config{URL: in.URL(), Bucket: in.Bucket(), FlushInterval: time.Millisecond}, testLogger(t), prometheus.NewRegistry())
+		require.NoError(t, err)
+		runCtx, stop := context.WithCancel(context.Background())
+		ran := make(chan error, 1)
+		go func() { ran <- w.Run(runCtx) }()
+		return w, func() {
+			require.NoError(t, w.Close(ctx))
+			stop()
+			<-ran
+		}
+	}
+	runOutbox := func(s outbox.Sink, stored chan string, want int, alerts ...model.Alert) {
+		o, err := outbox.Open(dir, []outbox.Sink{s}, outbox.Options{MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond},
+			testLogger(t), prometheus.NewRegistry())
+		require.NoError(t, err)
+		runCtx, stop := context.WithCancel(ctx)
+		ran := make(chan error, 1)
+		go func() { ran <- o.Run(runCtx) }()
+		if len(alerts) > 0 {
+			appended := make(chan error, 1)
+			o.Append(alerts, func(err error) { appended <- err })
+			require.NoError(t, <-appended)
+		}
+		got := map[string]bool{}
+		for len(got) < want {
+			select {
+			case id := <-stored:
+				got[id] = true
+			case <-ctx.Done():
+				t.Fatalf("stored %d of %d alerts", len(got), want)
+			}
+		}
+		stop()
+		require.NoError(t, <-ran)
+		require.NoError(t, o.Close())
+	}
+
+	// Before the restart both are stored; b's delivery is not recorded.
+	w, stopWriter := startWriter()
+	stored := make(chan string, 1000)
+	runOutbox(&ackLost{Influx: NewInflux(w), lose: map[string]bool{b.ID: true}, stored: stored}, stored, 2, *a, *b)
+	stopWriter()
+	ids := func() []string {
+		series, err := in.Query(ctx, `SELECT id FROM alert ORDER BY time`)
+		require.NoError(t, err)
+		var out []string
+		for _, s := range series {
+			for _, r := range s.Rows() {
+				out = append(out, r["id"].(string))
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	want := []string{a.ID, b.ID}
+	slices.Sort(want)
+	require.Equal(t, want, ids(), "two alerts, two points")
+
+	// After it, b is written again by a new writer.
+	w, stopWriter = startWriter()
+	stored = make(chan string, 1000)
+	runOutbox(&ackLost{Influx: NewInflux(w), stored: stored}, stored, 1)
+	stopWriter()
+	require.Equal(t, want, ids(), "b written again is its own point, and a's is still there")
 }

@@ -147,12 +147,11 @@ func (e *Encoder) AppendBatch(dst []byte, b *model.Batch) ([]byte, int) {
 
 // AppendAlert is the package-level AppendAlert.
 func (e *Encoder) AppendAlert(dst []byte, a *model.Alert) ([]byte, error) {
-	return e.appendAlert(dst, a, nil)
+	return e.appendAlert(dst, a)
 }
 
-// appendAlert appends a's line, with its point time from slots (nil:
-// AlertPointTime).
-func (e *Encoder) appendAlert(dst []byte, a *model.Alert, slots *alertSlots) ([]byte, error) {
+// appendAlert appends a's line.
+func (e *Encoder) appendAlert(dst []byte, a *model.Alert) ([]byte, error) {
 	at := a.At
 	if at.IsZero() {
 		at = a.RaisedAt
@@ -187,11 +186,7 @@ func (e *Encoder) appendAlert(dst []byte, a *model.Alert, slots *alertSlots) ([]
 	}
 	e.lp.AddField("count", lineprotocol.IntValue(int64(a.Count)))
 	e.lp.AddField("late", lineprotocol.BoolValue(a.Late))
-	if slots != nil {
-		e.lp.EndLine(slots.time(a, at))
-	} else {
-		e.lp.EndLine(AlertPointTime(a.ID, a.State, at))
-	}
+	e.lp.EndLine(AlertPointTime(a, at))
 	out, err := e.lp.Bytes(), e.lp.Err()
 	e.lp.SetBuffer(nil) // don't keep the caller's buffer alive
 	if err != nil {
@@ -200,28 +195,37 @@ func (e *Encoder) appendAlert(dst []byte, a *model.Alert, slots *alertSlots) ([]
 	return out, nil
 }
 
-// AlertPointTime is the time of an alert's point: its event time to the
-// millisecond, plus a sub-millisecond offset drawn from its id and state.
-// Alerts of one rule, site, zone and state often share an event time to the
-// nanosecond (the phones of one message, units gone silent at one check,
-// incidents resolved by one reload), and on one time they would be one
-// point, the last overwriting the others. The offset keeps them apart with
-// high odds — k alerts of a series in one millisecond meet with odds of
-// about k²/1,000,000, so the Writer moves the rare one whose time is taken
-// (alertSlots) — and is the same for a redelivered alert, which rewrites its
-// own point.
+// AlertPointTime is the time of a's point, whose event time (or, without
+// one, its raised_at) is at: at to the millisecond, plus a sub-millisecond
+// offset. Alerts of one rule, site, zone and state often share an event time
+// to the nanosecond (the phones of one message, units gone silent at one
+// check, incidents resolved by one reload), and on one time they would be
+// one point, the last overwriting the others.
+//
+// The offset is the alert's outbox ordinal modulo the half millisecond:
+// every alert fenceline delivers has one of its own, kept with it in the
+// outbox across restarts, so any 500,000 alerts taken one after another
+// have distinct offsets, and an alert written again — a retry, a re-send
+// after a restart — rewrites its own point. An alert no outbox took (no
+// ordinal) draws its offset from its id and state instead, which keeps
+// alerts apart with high odds only (k alerts of a series in one millisecond
+// meet with odds of about k²/1,000,000).
 //
 // A firing's offset is in the first half of the millisecond and a
 // resolved's in the second: an incident that ends at the instant it fired
 // (a dwell whose last sighting completed the stay) must still read resolved
 // as its latest point, which "ORDER BY time DESC LIMIT 1" finds.
-func AlertPointTime(id, state string, at time.Time) time.Time {
-	h := fnv.New64a()
-	h.Write([]byte(id))
-	h.Write([]byte{0})
-	h.Write([]byte(state))
-	lo, size := alertOffsets(state)
-	return at.Truncate(time.Millisecond).Add(time.Duration(lo + int64(h.Sum64()%uint64(size))))
+func AlertPointTime(a *model.Alert, at time.Time) time.Time {
+	lo, size := alertOffsets(a.State)
+	off := a.Ordinal
+	if off == 0 {
+		h := fnv.New64a()
+		h.Write([]byte(a.ID))
+		h.Write([]byte{0})
+		h.Write([]byte(a.State))
+		off = h.Sum64()
+	}
+	return at.Truncate(time.Millisecond).Add(time.Duration(lo + int64(off%uint64(size))))
 }
 
 // alertOffsets is the range of sub-millisecond offsets of an alert point in

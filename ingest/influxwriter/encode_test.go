@@ -105,21 +105,21 @@ func TestEncodeAlert(t *testing.T) {
 		Location: &model.Point{Lat: 41.96, Lon: 110.486}, Count: 1}
 	out, err := AppendAlert(nil, a)
 	require.NoError(t, err)
-	assert.Equal(t, `alert,rule=night-phone-ruins,severity=high,site=mdl,state=firing,zone=aolunsumu-ruins id="a1b2",subject="imsi:460001234567890",summary="Phone 460001234567890 at \"Aolunsumu ruins\" at night",lat=41.96,lon=110.486,count=1i,late=false `+itoa(AlertPointTime("a1b2", model.StateFiring, t0).UnixNano())+"\n", string(out))
+	assert.Equal(t, `alert,rule=night-phone-ruins,severity=high,site=mdl,state=firing,zone=aolunsumu-ruins id="a1b2",subject="imsi:460001234567890",summary="Phone 460001234567890 at \"Aolunsumu ruins\" at night",lat=41.96,lon=110.486,count=1i,late=false `+itoa(AlertPointTime(&model.Alert{ID: "a1b2", State: model.StateFiring}, t0).UnixNano())+"\n", string(out))
 
 	// A silence alert has no zone and no location; its resolution is late.
 	b := &model.Alert{ID: "x", Rule: "unit-offline", Severity: "high", State: model.StateResolved, Site: "mdl",
 		Subject: model.Subject{Kind: "device", Value: "CP-07"}, At: t0, Count: 0, Late: true}
 	out, err = AppendAlert(nil, b)
 	require.NoError(t, err)
-	assert.Equal(t, `alert,rule=unit-offline,severity=high,site=mdl,state=resolved id="x",subject="device:CP-07",count=0i,late=true `+itoa(AlertPointTime("x", model.StateResolved, t0).UnixNano())+"\n", string(out))
+	assert.Equal(t, `alert,rule=unit-offline,severity=high,site=mdl,state=resolved id="x",subject="device:CP-07",count=0i,late=true `+itoa(AlertPointTime(&model.Alert{ID: "x", State: model.StateResolved}, t0).UnixNano())+"\n", string(out))
 
 	// No event time: RaisedAt stands in; neither: an error and no line.
 	b.At = time.Time{}
 	b.RaisedAt = t0.Add(time.Minute)
 	out, err = AppendAlert(nil, b)
 	require.NoError(t, err)
-	assert.True(t, strings.HasSuffix(string(out), " "+itoa(AlertPointTime("x", model.StateResolved, t0.Add(time.Minute)).UnixNano())+"\n"))
+	assert.True(t, strings.HasSuffix(string(out), " "+itoa(AlertPointTime(&model.Alert{ID: "x", State: model.StateResolved}, t0.Add(time.Minute)).UnixNano())+"\n"))
 	b.RaisedAt = time.Time{}
 	out, err = AppendAlert([]byte("keep\n"), b)
 	require.Error(t, err)
@@ -137,11 +137,11 @@ func TestEncodeAlert(t *testing.T) {
 // anything but its id and state (a redelivery rewrites it).
 func TestAlertPointTime(t *testing.T) {
 	at := time.Date(2026, 11, 27, 1, 49, 49, 196_217_072, time.UTC)
-	a := AlertPointTime("a1b2", model.StateFiring, at)
+	a := AlertPointTime(&model.Alert{ID: "a1b2", State: model.StateFiring}, at)
 	require.Equal(t, at.Truncate(time.Millisecond), a.Truncate(time.Millisecond), "the event's millisecond")
-	require.Equal(t, a, AlertPointTime("a1b2", model.StateFiring, at.Add(time.Microsecond)), "only the millisecond counts")
-	require.NotEqual(t, a, AlertPointTime("a1b3", model.StateFiring, at))
-	require.NotEqual(t, a, AlertPointTime("a1b2", model.StateResolved, at))
+	require.Equal(t, a, AlertPointTime(&model.Alert{ID: "a1b2", State: model.StateFiring}, at.Add(time.Microsecond)), "only the millisecond counts")
+	require.NotEqual(t, a, AlertPointTime(&model.Alert{ID: "a1b3", State: model.StateFiring}, at))
+	require.NotEqual(t, a, AlertPointTime(&model.Alert{ID: "a1b2", State: model.StateResolved}, at))
 }
 
 // An incident resolved in the millisecond it fired (a dwell whose last
@@ -151,54 +151,40 @@ func TestAlertPointTimeResolvedAfterFiring(t *testing.T) {
 	at := time.Date(2026, 11, 27, 3, 46, 2, 0, time.UTC)
 	for i := range 2000 {
 		id := fmt.Sprintf("incident-%d", i)
-		f, r := AlertPointTime(id, model.StateFiring, at), AlertPointTime(id, model.StateResolved, at)
+		f, r := AlertPointTime(&model.Alert{ID: id, State: model.StateFiring}, at), AlertPointTime(&model.Alert{ID: id, State: model.StateResolved}, at)
 		require.True(t, f.Before(r), "id %s: firing %s, resolved %s", id, f.Format(time.RFC3339Nano), r.Format(time.RFC3339Nano))
 		require.Equal(t, at, r.Truncate(time.Millisecond), "id %s: resolved left its millisecond", id)
 	}
-	// Moved by the Writer's slots, they keep to their halves.
-	var s alertSlots
-	for i := range 3000 {
-		a := &model.Alert{ID: fmt.Sprintf("crowd-%d", i), Rule: "r", State: model.StateFiring}
-		require.Less(t, s.time(a, at).Sub(at), time.Millisecond/2, "firing %d", i)
-		a.State = model.StateResolved
-		d := s.time(a, at).Sub(at)
-		require.True(t, d >= time.Millisecond/2 && d < time.Millisecond, "resolved %d at +%s", i, d)
+	// With ordinals too.
+	for ord := range uint64(2000) {
+		f := AlertPointTime(&model.Alert{State: model.StateFiring, Ordinal: ord + 1}, at)
+		r := AlertPointTime(&model.Alert{State: model.StateResolved, Ordinal: ord + 2}, at)
+		require.True(t, f.Before(r), "ordinal %d: firing %s, resolved %s", ord, f.Format(time.RFC3339Nano), r.Format(time.RFC3339Nano))
+		require.Equal(t, at, r.Truncate(time.Millisecond), "ordinal %d: resolved left its millisecond", ord)
 	}
 }
 
-// The Writer's slots keep every alert of a series apart, however many share
-// a millisecond — 3,000 draw a few offsets twice — and give an alert
-// written again its own time back.
-func TestAlertSlots(t *testing.T) {
-	var s alertSlots
+// Alerts the outbox numbered one after another never share a point time in
+// a series, however many fall in one millisecond: 500,000 of one state —
+// where offsets drawn from ids would meet for hundreds of thousands. An
+// alert's point depends on its ordinal only, not on its id: written again
+// (after a restart, by another Writer), it is its own point again.
+func TestAlertPointTimeOrdinal(t *testing.T) {
 	at := time.Date(2026, 11, 27, 1, 49, 49, 196_217_072, time.UTC)
-	alert := func(i int) *model.Alert {
-		return &model.Alert{ID: fmt.Sprintf("%020x", i), Rule: "foreign-sim", Severity: "critical", Site: "mdl", State: model.StateFiring}
-	}
-	seen := map[time.Time]int{}
-	for i := range 3000 {
-		pt := s.time(alert(i), at)
+	const n = 500_000
+	seen := make(map[time.Time]struct{}, n)
+	for ord := range uint64(n) {
+		a := &model.Alert{ID: "same-id", State: model.StateFiring, Ordinal: 1_000_000_007 + ord}
+		pt := AlertPointTime(a, at)
 		require.Equal(t, at.Truncate(time.Millisecond), pt.Truncate(time.Millisecond), "the event's millisecond")
-		require.NotContains(t, seen, pt, "alert %d shares its time with alert %d", i, seen[pt])
-		seen[pt] = i
+		if _, dup := seen[pt]; dup {
+			t.Fatalf("ordinal %d shares its point time %s", a.Ordinal, pt.Format(time.RFC3339Nano))
+		}
+		seen[pt] = struct{}{}
 	}
-	for i := range 3000 {
-		require.Equal(t, i, seen[s.time(alert(i), at)], "alert %d written again", i)
-	}
-	// Another series may reuse the times.
-	other := alert(0)
-	other.Zone = "ruins"
-	require.Equal(t, AlertPointTime(other.ID, other.State, at), s.time(other, at))
-}
-
-func TestAlertSlotsForgetTheOldest(t *testing.T) {
-	var s alertSlots
-	at := time.Date(2026, 11, 27, 1, 49, 49, 0, time.UTC)
-	for i := range maxAlertSlots + 10 {
-		s.time(&model.Alert{ID: fmt.Sprint(i), State: model.StateFiring}, at.Add(time.Duration(i)*time.Second))
-	}
-	require.Len(t, s.owner, maxAlertSlots)
-	require.Len(t, s.order, maxAlertSlots)
+	a := &model.Alert{ID: "x", State: model.StateFiring, Ordinal: 42}
+	b := &model.Alert{ID: "y", State: model.StateFiring, Ordinal: 42}
+	require.Equal(t, AlertPointTime(a, at), AlertPointTime(b, at))
 }
 
 func TestEncodeEscaping(t *testing.T) {

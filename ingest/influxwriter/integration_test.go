@@ -192,7 +192,7 @@ func TestIntegrationSchema(t *testing.T) {
 	byState := map[string]map[string]any{}
 	for _, r := range rows {
 		byState[r["state"].(string)] = r
-		assert.Equal(t, AlertPointTime(r["id"].(string), r["state"].(string), t0).UnixNano(), integer(t, r["time"]))
+		assert.Equal(t, AlertPointTime(&model.Alert{ID: r["id"].(string), State: r["state"].(string)}, t0).UnixNano(), integer(t, r["time"]))
 	}
 	assert.Equal(t, "imsi:460001234567890", byState["firing"]["subject"])
 	assert.Equal(t, `Phone at "Aolunsumu ruins", night`, byState["firing"]["summary"])

@@ -122,8 +122,6 @@ type Writer struct {
 	tr       *http.Transport
 	writeURL string
 	encoders sync.Pool // *encodeState
-	// alertSlots keeps alert points of one series apart (see its doc).
-	alertSlots alertSlots
 
 	mu      sync.Mutex
 	cur     *batch   // being filled
@@ -259,7 +257,7 @@ func (w *Writer) Write(ctx context.Context, b *model.Batch, done func(error)) er
 func (w *Writer) WriteAlert(ctx context.Context, a *model.Alert, done func(error)) error {
 	st := w.encoders.Get().(*encodeState)
 	var err error
-	st.buf, err = st.e.appendAlert(st.buf[:0], a, &w.alertSlots)
+	st.buf, err = st.e.appendAlert(st.buf[:0], a)
 	if err == nil {
 		err = w.enqueue(ctx, st.buf, 1, MeasurementAlert, done)
 	}

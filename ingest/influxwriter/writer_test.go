@@ -590,7 +590,7 @@ func TestWriteAlertAndGzip(t *testing.T) {
 	require.NoError(t, s.w.Write(context.Background(), &model.Batch{Meta: fenceMeta(1)}, wt.done(2)))
 	wt.wait(t, 2)
 	require.NoError(t, wt.err(0))
-	assert.Equal(t, []string{`alert,rule=r,severity=low,site=mdl,state=firing id="x1",count=0i,late=false ` + itoa(AlertPointTime("x1", model.StateFiring, t0).UnixNano())}, f.storedLines())
+	assert.Equal(t, []string{`alert,rule=r,severity=low,site=mdl,state=firing id="x1",count=0i,late=false ` + itoa(AlertPointTime(&model.Alert{ID: "x1", State: model.StateFiring}, t0).UnixNano())}, f.storedLines())
 	assert.Equal(t, 1.0, counter(t, s.reg, "fenceline_influx_points_written_total", "measurement", MeasurementAlert))
 }
 

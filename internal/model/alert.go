@@ -50,4 +50,11 @@ type Alert struct {
 	// rule's repeat_interval (1, 2, …); 0, and absent from the JSON, on
 	// the first send. It keeps a re-send from being taken for a duplicate.
 	Repeat int `json:"repeat,omitempty"`
+	// Ordinal is the outbox's number for the alert: distinct for every
+	// alert the outbox has taken, kept with it across restarts, and 0 for
+	// an alert no outbox has taken. It is not part of the payload. The
+	// alert's InfluxDB point time is drawn from it, so that alerts of one
+	// series in one millisecond never share a point, whenever and however
+	// often each is written.
+	Ordinal uint64 `json:"-"`
 }
