@@ -242,6 +242,55 @@ func TestLoadRulesEmptyEntry(t *testing.T) {
 	require.ErrorContains(t, err, "rules.yaml:5: rules[1]: empty entry")
 }
 
+// YAML merge keys share settings between entries ("<<: *night"): the
+// merged keys are checked like the entry's own; the entry's own keys win,
+// then the anchors in the order listed.
+func TestLoadRulesMergeKeys(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		severity   string // of the last rule, when it loads
+		problem    string // "": loads
+	}{
+		{name: "one anchor", yaml: `rules:
+  - &night {id: r1, kind: presence, source: phone, severity: high, watchlist: w}
+  - <<: *night
+    id: r2
+    severity: low
+`, severity: "low"},
+		{name: "a list of anchors", yaml: `rules:
+  - &a {id: r1, kind: presence, source: phone, severity: high, watchlist: w}
+  - &b {id: r0, severity: low}
+  - <<: [*a, *b]
+    id: r2
+`, severity: "high"},
+		{name: "an unknown key merged", yaml: `rules:
+  - &bad {id: r1, kind: presence, source: phone, sevrity: high, watchlist: w}
+  - <<: *bad
+    id: r2
+`, problem: `rules[1].sevrity: unknown key (did you mean "severity"?)`},
+		{name: "a scalar merged", yaml: `rules:
+  - <<: 3
+    id: r2
+`, problem: "rules[0]: a merge key (<<) takes a mapping"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "rules.yaml")
+			require.NoError(t, os.WriteFile(p, []byte("watchlists:\n  w: {kind: imsi, entries: [\"428*\"]}\n"+tc.yaml), 0o600))
+			r, err := LoadRules(p)
+			if tc.problem != "" {
+				require.ErrorContains(t, err, tc.problem)
+				return
+			}
+			require.NoError(t, err)
+			last := r.Rules[len(r.Rules)-1]
+			require.Equal(t, "r2", last.ID)
+			require.Equal(t, "presence", last.Kind)
+			require.Equal(t, "w", last.Watchlist)
+			require.Equal(t, tc.severity, last.Severity)
+		})
+	}
+}
+
 func TestProblemsExcept(t *testing.T) {
 	read := Problems{{Key: "rules[0].window", Msg: "invalid duration"}}
 	later := Problems{{Key: "rules[0].window", Msg: "must be positive"}, {Key: "rules[1].after", Msg: "must be positive"}, {Msg: "no key"}}

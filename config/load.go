@@ -365,6 +365,10 @@ func walk(file string, n *yaml.Node, path string, t reflect.Type, lines keyLines
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			if k.Tag == "!!merge" {
+				walkMerge(file, v, path, t, lines, ps)
+				continue
+			}
 			key := k.Value
 			child := key
 			if path != "" {
@@ -403,6 +407,37 @@ func walk(file string, n *yaml.Node, path string, t reflect.Type, lines keyLines
 		}
 	}
 }
+
+// walkMerge checks the mapping a merge key ("<<: *defaults", or a list of
+// anchors) brings into a mapping of type t at path: its keys are that
+// mapping's own, and yaml decodes them so.
+func walkMerge(file string, v *yaml.Node, path string, t reflect.Type, lines keyLines, ps *Problems) {
+	if v.Kind == yaml.AliasNode && v.Alias != nil {
+		v = v.Alias
+	}
+	switch v.Kind {
+	case yaml.MappingNode:
+		walk(file, v, path, t, lines, ps)
+	case yaml.SequenceNode:
+		for _, c := range v.Content {
+			if c.Kind == yaml.AliasNode && c.Alias != nil {
+				c = c.Alias
+			}
+			if c.Kind != yaml.MappingNode {
+				*ps = append(*ps, Problem{File: file, Key: path, Line: c.Line, Msg: "a merge key (<<) takes mappings, not " + nodeShape(c)})
+				continue
+			}
+			walk(file, c, path, t, lines, ps)
+		}
+	default:
+		*ps = append(*ps, Problem{File: file, Key: path, Line: v.Line, Msg: "a merge key (<<) takes a mapping (an anchor such as *defaults), not " + nodeShape(v)})
+		if v.Kind == yaml.ScalarNode {
+			neutralise(v, mapType) // merges nothing: yaml would stop at it
+		}
+	}
+}
+
+var mapType = reflect.TypeOf(map[string]any(nil))
 
 var (
 	yamlUnmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
