@@ -49,6 +49,7 @@ func TestLoad(t *testing.T) {
 		{name: "the rules file given for fenceline.yaml", file: "rules.yaml",
 			errs: []string{`rules: unknown key (the rules live in their own file, named by "rules_file": is this the rules file?`}},
 		{name: "duplicate key", file: "dup-key.yaml", errs: []string{`dup-key.yaml:3: rules_file: mapping key "rules_file" already defined at line 1`}},
+		{name: "duplicate key on a line with another", file: "dup-key-flow.yaml", errs: []string{`dup-key-flow.yaml:3: mqtt: mapping key "mqtt" already defined at line 1`}},
 		{name: "a second document is refused, not ignored", file: "two-docs.yaml",
 			errs: []string{"two-docs.yaml:2: a second YAML document starts here (---)"}},
 		{name: "document markers around one document", file: "trailing-doc-marker.yaml"},

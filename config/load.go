@@ -287,7 +287,11 @@ func decodeStrict(file string, data []byte, out any) (_ keyLines, _ Problems, ok
 		for _, m := range msgs {
 			e := errors.New(m)
 			line := yamlErrLine(e)
-			ps = append(ps, Problem{File: file, Line: line, Key: lines.at(line), Msg: trimYAMLErr(e)})
+			key := lines.at(line)
+			if m := duplicateKeyRE.FindStringSubmatch(m); m != nil {
+				key = lines.named(line, m[1])
+			}
+			ps = append(ps, Problem{File: file, Line: line, Key: key, Msg: trimYAMLErr(e)})
 		}
 		return lines, ps, false
 	}
@@ -312,6 +316,25 @@ func (l keyLines) at(line int) string {
 	}
 	return best
 }
+
+// named returns the key on the given line whose last element is name: the
+// key a duplicate-key error is about, on a line that may hold others (flow
+// style). The deepest such key wins; without one, the deepest key there.
+func (l keyLines) named(line int, name string) string {
+	best := ""
+	for k, n := range l {
+		if n == line && len(k) > len(best) && (k == name || strings.HasSuffix(k, "."+name)) {
+			best = k
+		}
+	}
+	if best == "" {
+		return l.at(line)
+	}
+	return best
+}
+
+// duplicateKeyRE matches yaml's error for a key given twice in a mapping.
+var duplicateKeyRE = regexp.MustCompile(`mapping key "([^"]*)" already defined`)
 
 var durationType = reflect.TypeFor[Duration]()
 
