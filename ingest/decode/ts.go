@@ -62,12 +62,14 @@ func daysIn(m, y int) int {
 }
 
 // parseRFC3339 parses YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM) as
-// time.Parse(time.RFC3339Nano, …) does, with the same strictness (no leap
-// second, offset hours 00-23), except that the offset is required, the
-// fraction is limited to 1-9 digits (time.Parse silently drops digits past
-// the ninth), and a lower-case t and z are taken as RFC 3339 allows
-// (time.Parse refuses them). The result keeps the offset as its location
-// (UTC for Z and +00:00). It does not allocate.
+// time.Parse(time.RFC3339Nano, …) does, with the same strictness (offset
+// hours 00-23), except that the offset is required, and that it takes what
+// RFC 3339 allows and time.Parse refuses: a lower-case t and z, and a leap
+// second (SS 60, in a minute's last second: taken as the last nanosecond of
+// second 59, so that it stays in its minute and before the next one). Like
+// time.Parse, it keeps 9 fraction digits of any number RFC 3339 allows. The
+// result keeps the offset as its location (UTC for Z and +00:00). It does
+// not allocate.
 func (z *zoneCache) parseRFC3339(b []byte) (time.Time, bool) {
 	const base = len("2006-01-02T15:04:05")
 	if len(b) < base+1 {
@@ -87,9 +89,10 @@ func (z *zoneCache) parseRFC3339(b []byte) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	y := y1*100 + y2
-	if mo < 1 || mo > 12 || d < 1 || d > daysIn(mo, y) || h > 23 || mi > 59 || s > 59 {
+	if mo < 1 || mo > 12 || d < 1 || d > daysIn(mo, y) || h > 23 || mi > 59 || s > 60 {
 		return time.Time{}, false
 	}
+	leap := s == 60
 	rest := b[base:]
 	ns := 0
 	if rest[0] == '.' {
@@ -98,16 +101,19 @@ func (z *zoneCache) parseRFC3339(b []byte) (time.Time, bool) {
 			n++
 		}
 		digits := n - 1
-		if digits < 1 || digits > 9 {
+		if digits < 1 {
 			return time.Time{}, false
 		}
-		for i := 1; i < n; i++ {
+		for i := 1; i < min(n, 10); i++ {
 			ns = ns*10 + int(rest[i]-'0')
 		}
 		for i := digits; i < 9; i++ {
 			ns *= 10
 		}
 		rest = rest[n:]
+	}
+	if leap {
+		s, ns = 59, 999_999_999
 	}
 	off := 0
 	switch {

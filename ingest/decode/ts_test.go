@@ -29,13 +29,16 @@ func TestParseRFC3339(t *testing.T) {
 		{"2026-11-26 15:10:04Z", false, time.Time{}},                                    // space
 		{"2026-11-26t15:10:04z", true, time.Date(2026, 11, 26, 15, 10, 4, 0, time.UTC)}, // lower case: RFC 3339 allows it
 		{"2026-11-26t15:10:04.5+08:00", true, time.Date(2026, 11, 26, 7, 10, 4, 5e8, time.UTC)},
-		{"2026-11-26T24:00:00Z", false, time.Time{}},            // hour 24
-		{"2026-11-26T23:59:60Z", false, time.Time{}},            // leap second
-		{"2026-13-01T00:00:00Z", false, time.Time{}},            // month 13
-		{"2026-00-01T00:00:00Z", false, time.Time{}},            // month 0
-		{"2026-11-00T00:00:00Z", false, time.Time{}},            // day 0
-		{"2026-11-26T15:10:04.Z", false, time.Time{}},           // empty fraction
-		{"2026-11-26T15:10:04.1234567891Z", false, time.Time{}}, // 10 digits
+		{"2026-11-26T24:00:00Z", false, time.Time{}},                                                                     // hour 24
+		{"2026-11-26T23:59:60Z", true, time.Date(2026, 11, 26, 23, 59, 59, 999_999_999, time.UTC)},                       // leap second
+		{"2016-12-31T23:59:60.5Z", true, time.Date(2016, 12, 31, 23, 59, 59, 999_999_999, time.UTC)},                     // within it
+		{"2016-12-31T23:59:61Z", false, time.Time{}},                                                                     // no second 61
+		{"2026-13-01T00:00:00Z", false, time.Time{}},                                                                     // month 13
+		{"2026-00-01T00:00:00Z", false, time.Time{}},                                                                     // month 0
+		{"2026-11-00T00:00:00Z", false, time.Time{}},                                                                     // day 0
+		{"2026-11-26T15:10:04.Z", false, time.Time{}},                                                                    // empty fraction
+		{"2026-11-26T15:10:04.1234567891Z", true, time.Date(2026, 11, 26, 15, 10, 4, 123456789, time.UTC)},               // 10 digits: 9 kept
+		{"2026-11-26T15:10:04.12345678999999999999+08:00", true, time.Date(2026, 11, 26, 7, 10, 4, 123456789, time.UTC)}, // RFC 3339 sets no limit
 		{"2026-11-26T15:10:04+24:00", false, time.Time{}},
 		{"2026-11-26T15:10:04+08:60", false, time.Time{}},
 		{"2026-11-26T15:10:04+0800", false, time.Time{}},
@@ -52,7 +55,7 @@ func TestParseRFC3339(t *testing.T) {
 				return
 			}
 			assert.True(t, tc.want.Equal(got), "got %v want %v", got, tc.want)
-			std, err := time.Parse(time.RFC3339Nano, upperTZ(tc.in))
+			std, err := time.Parse(time.RFC3339Nano, stdForm(tc.in))
 			require.NoError(t, err, "time.Parse agrees it is valid (in upper case)")
 			assert.True(t, std.Equal(got))
 			_, off := got.Zone()
@@ -70,11 +73,30 @@ func TestParseRFC3339NoAlloc(t *testing.T) {
 	assert.Zero(t, allocs)
 }
 
-var rfc3339Shape = regexp.MustCompile(`^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$`)
+var rfc3339Shape = regexp.MustCompile(`^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$`)
+
+// stdForm is s as time.Parse reads what parseRFC3339 makes of it: upper
+// case, and a leap second as the last nanosecond of second 59.
+func stdForm(s string) string {
+	s = upperTZ(s)
+	if len(s) > 19 && s[17:19] == "60" {
+		rest := s[19:]
+		if rest != "" && rest[0] == '.' {
+			n := 1
+			for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+				n++
+			}
+			rest = rest[n:]
+		}
+		s = s[:17] + "59.999999999" + rest
+	}
+	return s
+}
 
 // FuzzParseRFC3339 checks the parser against time.Parse: whatever it accepts,
-// time.Parse accepts as the same instant and offset; whatever time.Parse
-// accepts with an explicit offset and at most 9 fraction digits, it accepts.
+// time.Parse accepts as the same instant and offset (a leap second as the
+// last nanosecond before it); whatever time.Parse accepts with an explicit
+// offset, it accepts.
 func FuzzParseRFC3339(f *testing.F) {
 	for _, s := range []string{
 		"2026-11-26T23:10:04.120+08:00", "2026-11-26T15:10:04Z", "2000-02-29T00:00:00-23:59",
@@ -85,7 +107,7 @@ func FuzzParseRFC3339(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		var z zoneCache
 		got, ok := z.parseRFC3339([]byte(s))
-		std, err := time.Parse(time.RFC3339Nano, upperTZ(s))
+		std, err := time.Parse(time.RFC3339Nano, stdForm(s))
 		if ok {
 			if err != nil {
 				t.Fatalf("%q: accepted, time.Parse says %v", s, err)
@@ -104,9 +126,8 @@ func FuzzParseRFC3339(f *testing.F) {
 			return
 		}
 		// time.Parse accepted: only the documented differences are allowed
-		// (it also takes a comma before the fraction, more than 9 fraction
-		// digits and, in its fallback path, some 1-digit fields and offset
-		// minutes of 60).
+		// (it also takes a comma before the fraction and, in its fallback
+		// path, some 1-digit fields and offset minutes of 60).
 		if !rfc3339Shape.MatchString(s) {
 			return
 		}
