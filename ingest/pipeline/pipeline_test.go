@@ -574,6 +574,25 @@ func TestSeqTrackerEarlyRestart(t *testing.T) {
 	require.Zero(t, testutil.ToFloat64(m.seqMissing))
 }
 
+// A message lost soon after a unit restarted its counter is a gap, not
+// another restart: the new counter's seq 5 is not the old counter's, which
+// had its own seq 5.
+func TestSeqTrackerLossAfterEarlyRestart(t *testing.T) {
+	m := newMetrics(prometheus.NewRegistry())
+	tr := newSeqTracker()
+	for seq := int64(1); seq <= 5; seq++ {
+		require.False(t, tr.observe("d", seq, 100+uint32(seq), m))
+	}
+	for _, seq := range []int64{1, 2, 3, 5} { // the restart; 4 is lost
+		require.False(t, tr.observe("d", seq, 200+uint32(seq), m), "seq %d of the new counter", seq)
+	}
+	require.Equal(t, 1.0, testutil.ToFloat64(m.seqResets))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.seqGaps))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.seqMissing))
+	require.True(t, tr.observe("d", 5, 105, m), "the old counter's seq 5 again is still a redelivery")
+	require.True(t, tr.observe("d", 5, 205, m), "and so is the new one's")
+}
+
 // A unit restarted soon after its last restart: its new seq 1 is another
 // message than the old seq 1, and goes to the rules.
 func TestEarlyRestartReachesTheRules(t *testing.T) {

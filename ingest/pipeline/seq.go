@@ -69,8 +69,12 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 			return true
 		case st.prevIdle >= seqWindow:
 			st.prev = nil
-		case dist(seq, p.max) < dist(seq, st.max):
-			// The other counter's message: swap them.
+		case dist(seq, p.max) < dist(seq, st.max) && !p.hasSeq(seq):
+			// The other counter's message: swap them. A seq that counter
+			// has already used is not its message (that would be a
+			// redelivery, found above): it is the current counter's,
+			// however close to the other's end (a unit restarted just
+			// after seq 5 whose new seq 4 was lost sends 1, 2, 3, 5).
 			cur := *st
 			cur.prev, cur.prevIdle = nil, 0
 			*st = *p
