@@ -189,8 +189,9 @@ func (e *Engine) Evaluate(b *model.Batch, now time.Time) []model.Alert {
 	var out []model.Alert
 	e.maybeSweepSubjects()
 	dev := b.Meta.Device
+	prev, heard := e.lastSeen[dev]
 	e.lastSeen[dev] = now
-	out = e.resolveSilence(dev, now, out)
+	out = e.resolveSilence(dev, prev, heard, now, out)
 
 	src := sourceOf(b.Stream)
 	r := &e.cur

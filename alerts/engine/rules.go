@@ -928,16 +928,25 @@ func nameAnd(name string) string {
 }
 
 // resolveSilence resolves the open silence incidents of a device that just
-// sent a message.
-func (e *Engine) resolveSilence(dev string, now time.Time, out []model.Alert) []model.Alert {
+// sent a message; its previous message, if heard, was processed at prev.
+func (e *Engine) resolveSilence(dev string, prev time.Time, heard bool, now time.Time, out []model.Alert) []model.Alert {
 	for _, st := range e.silence {
 		inc, ok := st.silence[dev]
 		if !ok {
 			continue
 		}
 		delete(st.silence, dev)
-		out = append(out, e.resolved(st, inc, now, now,
-			fmt.Sprintf("Device %s reporting again after %s of silence", dev, shortDur(now.Sub(inc.Alert.At.Add(-e.silenceLimit(st.rule, dev)))))))
+		// The silence lasted since the previous message. Never heard, it
+		// is measured from when fenceline began watching (the firing's
+		// time less the limit), which is also the firing's reference after
+		// a restart: the silence itself began before that.
+		summary := fmt.Sprintf("Device %s reporting again after %s of silence (last message %s)", dev,
+			shortDur(now.Sub(prev)), e.localTime(prev, now))
+		if !heard {
+			summary = fmt.Sprintf("Device %s reporting again after %s of silence", dev,
+				shortDur(now.Sub(inc.Alert.At.Add(-e.silenceLimit(st.rule, dev)))))
+		}
+		out = append(out, e.resolved(st, inc, now, now, summary))
 	}
 	return out
 }

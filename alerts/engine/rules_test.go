@@ -795,6 +795,35 @@ func TestSilence(t *testing.T) {
 	assert.Equal(t, devs["CP-07"].ID, res[0].ID)
 }
 
+// A unit's silence is measured from its last message, also when fenceline
+// restarted during it: the firing waits a full limit after the start (the
+// messages of the restart's downtime may still be queued), but the
+// resolution says how long the unit was really silent.
+func TestSilenceAcrossRestartCountsFromTheLastMessage(t *testing.T) {
+	e := newEngine(t, loadRules(t))
+	t0 := at(10, 0)
+	e.Tick(t0)
+	e.Evaluate(e.phones("F-AOL-01", t0, ruinsOut, "460000000000001"), t0)
+	data, err := e.MarshalState()
+	require.NoError(t, err)
+
+	e2 := newEngine(t, loadRules(t))
+	_, err = e2.RestoreState(data)
+	require.NoError(t, err)
+	e2.Tick(t0.Add(30 * time.Minute)) // the restart
+	var fired []model.Alert
+	for _, a := range only(e2.Tick(t0.Add(40*time.Minute+time.Second)), "unit-offline") {
+		if a.Subject.Value == "F-AOL-01" {
+			fired = append(fired, a)
+		}
+	}
+	require.Len(t, fired, 1)
+	res := only(e2.Evaluate(e2.phones("F-AOL-01", t0.Add(50*time.Minute), ruinsOut, "460000000000001"), t0.Add(50*time.Minute)), "unit-offline")
+	require.Len(t, res, 1)
+	assert.Equal(t, fired[0].ID, res[0].ID)
+	assert.Contains(t, res[0].Summary, "reporting again after 50m of silence", res[0].Summary)
+}
+
 // A silence rule with zones watches the devices inside them, and its
 // alerts carry the zone and notify its units, like every zoned rule's.
 func TestSilenceWithZones(t *testing.T) {
