@@ -304,7 +304,13 @@ func (d *Decoder) tsOf(tk token) (time.Time, Reason, string) {
 		return t, BadTS, "before 2000-01-01"
 	}
 	if t.After(d.limit) {
-		ahead := t.Sub(d.limit.Add(-d.maxFuture)).Round(time.Second)
+		now := d.limit.Add(-d.maxFuture)
+		if t.Sub(now) > 1000*24*time.Hour {
+			// A Duration tops out at 292 years and would print as such:
+			// the date says more.
+			return t, FutureTS, t.UTC().Format(time.DateOnly) + " is more than " + d.maxFuture.String() + " in the future"
+		}
+		ahead := t.Sub(now).Round(time.Second)
 		return t, FutureTS, ahead.String() + " after now, more than " + d.maxFuture.String() + " in the future"
 	}
 	return t, "", ""

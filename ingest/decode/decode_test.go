@@ -169,6 +169,23 @@ func TestDecodeMaxFutureOption(t *testing.T) {
 	assert.Equal(t, FutureTS, rej[0].Reason)
 }
 
+// A future ts says how far ahead it is; one centuries ahead (a garbled
+// clock) says its date, not a Duration's 292-year ceiling.
+func TestDecodeFutureTSDetail(t *testing.T) {
+	for _, tc := range []struct{ name, ts, detail string }{
+		{"minutes", `"2026-11-27T01:18:00Z"`, "ts: 6m0s after now, more than 5m0s in the future"},
+		{"centuries", `99999999999999`, "ts: 5138-11-16 is more than 5m0s in the future"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out model.Batch
+			rej := New(Options{Now: fixedNow}).Decode(topicFence, []byte(envMsg(`"v":1,"seq":1,"ts":`+tc.ts)), testNow, testRegistry(), &out)
+			require.Len(t, rej, 1)
+			assert.Equal(t, FutureTS, rej[0].Reason)
+			assert.Equal(t, tc.detail, rej[0].Detail)
+		})
+	}
+}
+
 func TestDecodeEnvelopeAccepted(t *testing.T) {
 	for _, tc := range []struct {
 		name string
