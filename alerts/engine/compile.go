@@ -127,6 +127,7 @@ type Rule struct {
 	zones       []*zone.Zone
 	zoneSet     map[*zone.Zone]int32 // index in zones
 	watch       *watchlist.List
+	watchID     watchIdent // which identifier of a reading watch holds
 	sched       *schedule
 	when        *vm.Program
 	whenFast    whenFunc // when, as closures, if it is simple enough (see whenfast.go)
@@ -405,6 +406,7 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 				spec.Watchlist, l.Kind, src)
 		default:
 			rule.watch = l
+			rule.watchID = watchIdentOf(l.Kind)
 			fp.Watchlist = &ws
 			if ws.File != "" {
 				fp.WatchlistFile = l.Digest()

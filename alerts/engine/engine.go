@@ -73,6 +73,11 @@ type Engine struct {
 	cur       reading
 
 	logged map[string]loggedWarning // rate limit of repeated warnings, by key
+
+	// norms holds the normal forms of the current reading's identifiers,
+	// by watchIdent, for those whose bit in normSet is set (see match).
+	norms   [numWatchIdents]string
+	normSet uint8
 }
 
 type envSlot struct {
@@ -232,6 +237,7 @@ func (e *Engine) Evaluate(b *model.Batch, now time.Time) []model.Alert {
 	}
 	*r = reading{}
 	e.sidMemo.reset() // let go of the message's strings
+	e.norms = [numWatchIdents]string{}
 	return out
 }
 
@@ -256,6 +262,7 @@ func (e *Engine) devicePos(id string, d *model.Device) (model.Point, bool) {
 func (e *Engine) evalReading(r *reading, now time.Time, out []model.Alert) []model.Alert {
 	e.envs = e.envs[:0]
 	e.watched = e.watched[:0]
+	e.normSet = 0
 	e.sidMemo.n = 0
 	// Only the rules that apply here are visited: rules with zones are
 	// skipped without a look unless a zone of theirs contains r, which is
@@ -481,15 +488,15 @@ func (e *Engine) subjectOf(rule *Rule, r *reading) (model.Subject, bool) {
 		d := r.det
 		if rule.watch != nil {
 			v := ""
-			switch rule.watch.Kind {
-			case "imsi":
+			switch rule.watchID {
+			case watchIMSI:
 				v = d.IMSI
-			case "imei":
+			case watchIMEI:
 				v = d.IMEI
-			case "mac":
+			case watchMAC:
 				v = d.MAC
 			}
-			if v == "" || !e.match(rule.watch, v) {
+			if v == "" || !e.match(rule.watch, rule.watchID, v) {
 				return model.Subject{}, false
 			}
 			return model.Subject{Kind: rule.watch.Kind, Value: v}, true
@@ -511,7 +518,7 @@ func (e *Engine) subjectOf(rule *Rule, r *reading) (model.Subject, bool) {
 			}
 			return model.Subject{Kind: "plate", Value: model.NoPlate}, true
 		}
-		if rule.watch != nil && !e.match(rule.watch, p) {
+		if rule.watch != nil && !e.match(rule.watch, watchPlate, p) {
 			return model.Subject{}, false
 		}
 		return model.Subject{Kind: "plate", Value: p}, true
@@ -523,34 +530,53 @@ func (e *Engine) subjectOf(rule *Rule, r *reading) (model.Subject, bool) {
 	return model.Subject{}, false
 }
 
-// match is l.Match(v), remembered for the current reading: several rules
-// often share one list, and lists of one kind share the normal form of v.
-func (e *Engine) match(l *watchlist.List, v string) bool {
+// match is l.Match(v), v being the reading's identifier of kind id,
+// remembered for the current reading: several rules often share one list,
+// and lists of one kind share the normal form of the reading's identifier
+// of that kind (the normaliser is the kind's), which is worked out once.
+func (e *Engine) match(l *watchlist.List, id watchIdent, v string) bool {
 	for _, w := range e.watched {
 		if w.l == l {
 			return w.ok
 		}
 	}
-	var n string
-	normal := false
-	for _, w := range e.watched {
-		if w.l.Kind == l.Kind && w.v == v {
-			n, normal = w.n, true
-			break
-		}
+	if e.normSet&(1<<id) == 0 {
+		e.norms[id], _ = l.Normalise(v) // "" when v cannot be of the kind: matches nothing
+		e.normSet |= 1 << id
 	}
-	if !normal {
-		n, _ = l.Normalise(v) // "" when v cannot be of the kind: matches nothing
-	}
-	ok := l.MatchNormal(n)
-	e.watched = append(e.watched, watchHit{l: l, v: v, n: n, ok: ok})
+	ok := l.MatchNormal(e.norms[id])
+	e.watched = append(e.watched, watchHit{l: l, ok: ok})
 	return ok
 }
 
 type watchHit struct {
-	l    *watchlist.List
-	v, n string // the value matched, and its normal form
-	ok   bool
+	l  *watchlist.List
+	ok bool
+}
+
+// watchIdent is which of a reading's identifiers a watchlist holds, worked
+// out when the rule is compiled rather than from the list's kind (a
+// string) for every reading.
+type watchIdent uint8
+
+const (
+	watchIMSI watchIdent = iota
+	watchIMEI
+	watchMAC
+	watchPlate
+	numWatchIdents
+)
+
+func watchIdentOf(kind string) watchIdent {
+	switch kind {
+	case watchlist.KindIMEI:
+		return watchIMEI
+	case watchlist.KindMAC:
+		return watchMAC
+	case watchlist.KindPlate:
+		return watchPlate
+	}
+	return watchIMSI
 }
 
 // Tick runs the time-driven part of the rules at processing time now:
