@@ -168,7 +168,7 @@ func upperFirst(s string) string {
 func (e *Engine) applyCount(st *ruleState, r *reading, subj model.Subject, z *zone.Zone, now time.Time, out []model.Alert) []model.Alert {
 	var cz *countZone
 	if z != nil {
-		cz = st.count[z.ID]
+		cz = st.zoneCount(z)
 	} else {
 		cz = st.count["@"+r.b.Site] // a lookup by concatenation does not allocate
 	}
@@ -253,6 +253,7 @@ func (e *Engine) newCountZone(st *ruleState, key string, z *zone.Zone, site stri
 		if inc := evictOne(st, e, st.count, func(cz *countZone) *incident { return cz.Open }, nil); inc != nil {
 			out = append(out, e.resolved(st, inc, now, now, evictedSummary))
 		}
+		st.countGen++ // the window evicted may be one countAt holds
 	}
 	cz := &countZone{Zone: zoneID(z), Site: site, Seen: map[subjectID]int64{}}
 	st.count[key] = cz
@@ -381,6 +382,7 @@ func (e *Engine) tickCount(st *ruleState, now time.Time, out []model.Alert) []mo
 		out = e.checkCount(st, cz, z, clock, nil, now, out)
 		if len(cz.Seen) == 0 && cz.Open == nil {
 			delete(st.count, key)
+			st.countGen++ // countAt may hold it
 		}
 	}
 	return e.tickRepeat(st, now, out)

@@ -241,6 +241,29 @@ func TestCount(t *testing.T) {
 	assert.Empty(t, see(at(21, 0), "460000000000009", "460000000000008"))
 }
 
+// A window Tick drops (drained) is gone for the next reading too, though
+// the rule remembers its zone's window by the zone's index (countAt): the
+// next crowd is counted in a window of its own, from nothing.
+func TestCountWindowDroppedByTickStartsAgain(t *testing.T) {
+	rs, ps := compileYAML(t, countRules)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	loc := model.Point{Lat: 41.9612, Lon: 110.4875}
+	see := func(ts time.Time, imsis ...string) []model.Alert {
+		return only(e.eval(e.phones("F-1", ts, loc, imsis...)), "crowd")
+	}
+	assert.Empty(t, see(at(22, 0), "460000000000001", "460000000000002"))
+	assert.Empty(t, only(e.Tick(at(22, 30)), "crowd"))
+	st := e.rules["crowd"]
+	require.Empty(t, st.count, "the drained window is dropped")
+	assert.Empty(t, see(at(22, 31), "460000000000003"), "one phone in the new window, not three")
+	require.Len(t, st.count, 1)
+	assert.Len(t, st.count["ruins"].Seen, 1)
+	fired := see(at(22, 32), "460000000000004", "460000000000005")
+	require.Len(t, fired, 1)
+	assert.Equal(t, 3, fired[0].Count)
+}
+
 // A unit's backlog delivered after newer readings of its zone is counted in
 // the backlog's own time: a crowd of hours ago is raised, late, as the
 // docs promise ("fenceline raises the alerts of the period the backlog

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/fenceline/fenceline/alerts/zone"
 	"github.com/fenceline/fenceline/internal/model"
 )
 
@@ -25,6 +26,12 @@ type ruleState struct {
 	fence   map[subjectID]*fenceEntry // enter/exit
 	status  map[string]*statusEntry   // status: by device
 	silence map[string]*incident      // silence: open incident by device
+	// countAt remembers, by index in the rule's zones, the window count
+	// holds for that zone, so that a reading finds it without hashing the
+	// zone's id. An entry is valid while its gen is countGen, which every
+	// removal from count moves on (see zoneCount).
+	countAt  []countSlot
+	countGen uint64
 	// since is when a reload installed the rule (zero for the rules the
 	// engine started with): a silence rule added or changed by a reload
 	// measures silence from then, as the engine does from its start. From
@@ -110,6 +117,32 @@ type countZone struct {
 	Open      *incident        `json:"open,omitempty"`
 	minSeen   time.Time
 	evRing    evidenceRing
+}
+
+type countSlot struct {
+	cz  *countZone
+	gen uint64
+}
+
+// zoneCount is count[z.ID], z being one of the rule's zones.
+func (st *ruleState) zoneCount(z *zone.Zone) *countZone {
+	i := st.rule.zoneIndex(z)
+	if i < 0 {
+		return st.count[z.ID]
+	}
+	if int(i) < len(st.countAt) {
+		if s := st.countAt[i]; s.cz != nil && s.gen == st.countGen {
+			return s.cz
+		}
+	}
+	cz := st.count[z.ID]
+	if cz != nil {
+		if len(st.countAt) < len(st.rule.zones) {
+			st.countAt = make([]countSlot, len(st.rule.zones))
+		}
+		st.countAt[i] = countSlot{cz: cz, gen: st.countGen}
+	}
+	return cz
 }
 
 // dwellKey is a subject and the index of a zone in the rule's zones (-1
