@@ -1,5 +1,10 @@
 package config
 
+import (
+	"fmt"
+	"unicode"
+)
+
 // Rules is the reloadable rules file: devices, zones, watchlists and rules.
 type Rules struct {
 	Devices    []DeviceSpec             `yaml:"devices"`
@@ -90,4 +95,21 @@ type WindowSpec struct {
 	From string   `yaml:"from"`
 	To   string   `yaml:"to"`
 	Days []string `yaml:"days"`
+}
+
+// LineProblem says what keeps s from being one line of text in an alert
+// (a device's or zone's name, a rule's summary, a unit): a control
+// character — a line break, a tab, an escape — or a Unicode line or
+// paragraph separator. "" when there is none. The text itself is not
+// quoted back.
+func LineProblem(s string) string {
+	for i, r := range s {
+		switch {
+		case r == '\n' || r == '\r':
+			return fmt.Sprintf("holds a line break (at byte %d): an alert's summary is one line", i)
+		case unicode.IsControl(r) || r == '\u2028' || r == '\u2029':
+			return fmt.Sprintf("holds the control character %U (at byte %d): an alert's summary is one line of text", r, i)
+		}
+	}
+	return ""
 }

@@ -486,7 +486,12 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 	for j, u := range spec.Notify {
 		if strings.TrimSpace(u) == "" {
 			ps.Add(file, fmt.Sprintf("%s.notify[%d]", key, j), "empty unit name")
+		} else if msg := config.LineProblem(u); msg != "" {
+			ps.Add(file, fmt.Sprintf("%s.notify[%d]", key, j), "%s", msg)
 		}
+	}
+	if msg := config.LineProblem(spec.Summary); msg != "" {
+		ps.Add(file, key+".summary", "%s", msg)
 	}
 	rule.notify = slices.Clone(spec.Notify)
 	slices.Sort(rule.notify)
@@ -669,6 +674,9 @@ func compileDevices(specs []config.DeviceSpec, file string, ps *config.Problems)
 		}
 		if !sitePattern.MatchString(s.Site) {
 			bad(".site", "site %q must match [a-z0-9-]{1,32}", s.Site)
+		}
+		if msg := config.LineProblem(s.Name); msg != "" {
+			bad(".name", "%s", msg)
 		}
 		d := model.Device{ID: s.ID, Kind: model.Kind(s.Kind), Site: s.Site, Name: s.Name, ExpectEvery: s.ExpectEvery.D()}
 		switch {

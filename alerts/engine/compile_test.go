@@ -93,6 +93,11 @@ func TestCompileProblems(t *testing.T) {
 		{"dwell without duration", "- {id: r1, kind: count, source: phone, zones: [ruins], window: 15m, threshold: 3}", "- {id: r1, kind: dwell, source: phone, zones: [ruins]}", "rules[1].duration", "duration > 0"},
 		{"velocity without max_kmh", "- {id: r1, kind: count, source: phone, zones: [ruins], window: 15m, threshold: 3}", "- {id: r1, kind: velocity, source: vehicle}", "rules[1].max_kmh", "max_kmh > 0"},
 		{"silence without after", "- {id: r1, kind: count, source: phone, zones: [ruins], window: 15m, threshold: 3}", "- {id: r1, kind: silence}", "rules[1].after", "after > 0"},
+		{"device name of two lines", "lat: 41.96, lon: 110.48}", `lat: 41.96, lon: 110.48, name: "east\ngate"}`, "devices[0].name", "line break"},
+		{"zone name with a tab", "- {id: ruins, site: mdl,", `- {id: ruins, name: "ruins\tsouth", site: mdl,`, "zones[0].name", "control character U+0009"},
+		{"zone unit with a line separator", "- {id: ruins, site: mdl,", "- {id: ruins, units: [\"a\u2028b\"], site: mdl,", "zones[0].units[0]", "U+2028"},
+		{"summary of two lines", "severity: high}", `severity: high, summary: "Send patrol\r\nat once"}`, "rules[0].summary", "line break"},
+		{"notify with an escape", "severity: high}", `severity: high, notify: ["station\e[31m"]}`, "rules[0].notify[0]", "U+001B"},
 		{"negative hysteresis", "- {id: r1, kind: count, source: phone, zones: [ruins], window: 15m, threshold: 3}", "- {id: r1, kind: enter, source: patrol, hysteresis_m: -5}", "rules[1].hysteresis_m", ">= 0"},
 	}
 	for _, tc := range tests {

@@ -88,6 +88,14 @@ func compile(spec config.ZoneSpec, key, baseDir, file string) (*Zone, config.Pro
 		return nil, probs
 	}
 
+	if msg := config.LineProblem(spec.Name); msg != "" {
+		probs.Add(file, key+".name", "%s", msg)
+	}
+	for i, u := range spec.Units {
+		if msg := config.LineProblem(u); msg != "" {
+			probs.Add(file, fmt.Sprintf("%s.units[%d]", key, i), "%s", msg)
+		}
+	}
 	// Units is copied: the Index outlives the decoded rules it came from.
 	z := &Zone{ID: spec.ID, Site: spec.Site, Name: spec.Name, Units: slices.Clone(spec.Units)}
 	switch {
