@@ -114,6 +114,24 @@ func (e *Engine) resolved(st *ruleState, inc *incident, at, now time.Time, summa
 	return a
 }
 
+// closedUncleared resolves inc for a reason of fenceline's own (a reload, a
+// bound), not because its condition ended: the summary says so, and says
+// what the incident was, for a duty officer who would otherwise read
+// "resolved" as "the unit is back" or "the crowd is gone".
+func (e *Engine) closedUncleared(st *ruleState, inc *incident, now time.Time, why string) model.Alert {
+	firing := inc.Alert.Summary
+	if p := st.rule.Spec.Summary; p != "" {
+		firing = strings.TrimPrefix(firing, p+": ") // resolved puts it back in front
+	}
+	return e.resolved(st, inc, now, now, unclearedSummary(why, firing))
+}
+
+// unclearedSummary is the summary of an incident closed for why, whose
+// firing summary was firing.
+func unclearedSummary(why, firing string) string {
+	return "Closed without being cleared (" + why + "; the condition may still hold): " + firing
+}
+
 // opened records a new open incident of st.
 func (e *Engine) opened(st *ruleState, a model.Alert, now time.Time) *incident {
 	e.incidents.Add(1)

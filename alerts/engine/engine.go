@@ -661,11 +661,11 @@ func (e *Engine) Swap(rs *Ruleset) []model.Alert {
 		switch {
 		case nr == nil:
 			removed++
-			out = e.resolveAll(st, now, "rule removed", out)
+			out = e.resolveAll(st, now, "rule "+st.rule.ID+" removed by a reload", out)
 			e.m.dropRule(st.rule.ID)
 		case nr.fingerprint != st.rule.fingerprint:
 			changed++
-			out = e.resolveAll(st, now, "rule changed", out)
+			out = e.resolveAll(st, now, "rule "+st.rule.ID+" changed by a reload", out)
 		default:
 			kept++
 			keep[nr.ID] = st
@@ -692,7 +692,7 @@ func (e *Engine) Swap(rs *Ruleset) []model.Alert {
 	for _, st := range e.silence {
 		for id, inc := range st.silence {
 			if d := rs.Registry.Lookup(id); d == nil || !e.silenceWatches(st.rule, d) {
-				out = append(out, e.resolved(st, inc, now, now, "device no longer watched"))
+				out = append(out, e.closedUncleared(st, inc, now, "device "+id+" no longer watched by the rule"))
 				delete(st.silence, id)
 			}
 		}
@@ -706,7 +706,7 @@ func (e *Engine) Swap(rs *Ruleset) []model.Alert {
 		for id, se := range st.status {
 			if d := rs.Registry.Lookup(id); d == nil || !siteOK(st.rule.sites, d.Site) {
 				if se.Open != nil {
-					out = append(out, e.resolved(st, se.Open, now, now, "device no longer watched"))
+					out = append(out, e.closedUncleared(st, se.Open, now, "device "+id+" no longer watched by the rule"))
 				}
 				delete(st.status, id)
 			}
@@ -721,24 +721,24 @@ func (e *Engine) Swap(rs *Ruleset) []model.Alert {
 func (e *Engine) resolveAll(st *ruleState, now time.Time, why string, out []model.Alert) []model.Alert {
 	for _, cz := range st.count {
 		if cz.Open != nil {
-			out = append(out, e.resolved(st, cz.Open, now, now, why))
+			out = append(out, e.closedUncleared(st, cz.Open, now, why))
 			cz.Open = nil
 		}
 	}
 	for _, de := range st.dwell {
 		if de.Open != nil {
-			out = append(out, e.resolved(st, de.Open, now, now, why))
+			out = append(out, e.closedUncleared(st, de.Open, now, why))
 			de.Open = nil
 		}
 	}
 	for _, se := range st.status {
 		if se.Open != nil {
-			out = append(out, e.resolved(st, se.Open, now, now, why))
+			out = append(out, e.closedUncleared(st, se.Open, now, why))
 			se.Open = nil
 		}
 	}
 	for id, inc := range st.silence {
-		out = append(out, e.resolved(st, inc, now, now, why))
+		out = append(out, e.closedUncleared(st, inc, now, why))
 		delete(st.silence, id)
 	}
 	st.m.open.Set(0)

@@ -313,9 +313,9 @@ func (e *Engine) RestoreState(data []byte) ([]model.Alert, error) {
 		old := e.rules[rs.ID]
 		if old == nil || old.rule.fingerprint != rs.Fingerprint {
 			dropped++
-			why := "rule changed while fenceline was stopped"
+			why := "rule " + rs.ID + " changed while fenceline was stopped"
 			if old == nil {
-				why = "rule removed while fenceline was stopped"
+				why = "rule " + rs.ID + " removed while fenceline was stopped"
 			}
 			n := len(out)
 			out = rs.resolveOpen(out, now, why, func(string) bool { return true })
@@ -429,7 +429,7 @@ func (rs *ruleSnapshot) resolveOpen(out []model.Alert, now time.Time, why string
 	resolve := func(inc *incident) {
 		a := inc.Alert
 		a.State, a.At, a.RaisedAt, a.Late, a.Repeat = model.StateResolved, now, now, false, 0
-		a.Summary = why
+		a.Summary = unclearedSummary(why, a.Summary)
 		a.NearestPatrols = []model.PatrolRef{}
 		out = append(out, a)
 	}

@@ -89,7 +89,7 @@ const evictProbe = 16
 
 // evictedSummary is the summary of an incident resolved because its rule's
 // state was at its bound.
-const evictedSummary = "no longer tracked: the rule's state is at its bound (see fenceline_alerts_state_evicted_total)"
+const evictedSummary = "no longer tracked: the rule's state is at its bound, see fenceline_alerts_state_evicted_total"
 
 // allow applies the rule's cooldown to key at event time t: it reports
 // whether an alert may fire, and if so remembers t. Event time, not
@@ -251,7 +251,7 @@ const lateSuffix = "\x00late"
 func (e *Engine) newCountZone(st *ruleState, key string, z *zone.Zone, site string, now time.Time, out []model.Alert) (*countZone, []model.Alert) {
 	if len(st.count) >= MaxTrackedPerRule {
 		if inc := evictOne(st, e, st.count, func(cz *countZone) *incident { return cz.Open }, nil); inc != nil {
-			out = append(out, e.resolved(st, inc, now, now, evictedSummary))
+			out = append(out, e.closedUncleared(st, inc, now, evictedSummary))
 		}
 		st.countGen++ // the window evicted may be one countAt holds
 	}
@@ -413,7 +413,7 @@ func (e *Engine) stay(st *ruleState, key dwellKey, r *reading, subj model.Subjec
 	case de == nil:
 		if len(st.dwell) >= MaxTrackedPerRule {
 			if inc := evictOne(st, e, st.dwell, func(de *dwellEntry) *incident { return de.Open }, func(de *dwellEntry) time.Time { return de.Processed }); inc != nil {
-				out = append(out, e.resolved(st, inc, now, now, evictedSummary))
+				out = append(out, e.closedUncleared(st, inc, now, evictedSummary))
 			}
 		}
 		de = &dwellEntry{Site: r.b.Site, First: r.t, Last: r.t, Loc: r.p}

@@ -82,7 +82,11 @@ func TestSwap(t *testing.T) {
 	assert.Len(t, byRule["loiter"], 2, "changed rule: its open incidents are resolved")
 	assert.Len(t, byRule["tamper"], 1, "removed rule: resolved")
 	assert.Empty(t, byRule["crowd"], "unchanged rule keeps its incident open")
-	assert.Contains(t, byRule["tamper"][0].Summary, "rule removed")
+	// A closing of fenceline's own says so, and what was closed: not "the
+	// unit is back".
+	assert.Equal(t, "Closed without being cleared (rule tamper removed by a reload; the condition may still hold): "+
+		"Device F-1 at site mdl reports tamper true (condition: tamper), 22:10 local", byRule["tamper"][0].Summary)
+	assert.Contains(t, byRule["loiter"][0].Summary, "Closed without being cleared (rule loiter changed by a reload; the condition may still hold): ")
 
 	// Kept state: the cooldown of `seen` and the open `crowd` incident.
 	got := e.eval(e.phones("F-1", at(22, 12), ruinsC, "460000000000001", "460000000000002"))
@@ -361,4 +365,19 @@ func TestChangedRuleOpensNewIncidentIDs(t *testing.T) {
 	require.Len(t, again, 1)
 	require.Equal(t, model.StateFiring, again[0].State)
 	require.NotEqual(t, fired[0].ID, again[0].ID)
+}
+
+// A rule's own summary stays in front of a closing of fenceline's own, once.
+func TestClosedByReloadKeepsTheRuleSummaryOnce(t *testing.T) {
+	rules := strings.Replace(statefulRules, "{id: tamper, kind: status, when: tamper}", `{id: tamper, kind: status, when: tamper, summary: "Send a patrol"}`, 1)
+	rs, ps := compileYAML(t, rules)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	warm(t, e)
+	rs2, ps := compileYAML(t, strings.Replace(rules, `summary: "Send a patrol"`, `summary: "Send a patrol", severity: critical`, 1))
+	require.Empty(t, ps)
+	got := only(e.Swap(rs2), "tamper")
+	require.Len(t, got, 1)
+	assert.Equal(t, "Send a patrol: Closed without being cleared (rule tamper changed by a reload; the condition may still hold): "+
+		"Device F-1 at site mdl reports tamper true (condition: tamper), 22:10 local", got[0].Summary)
 }

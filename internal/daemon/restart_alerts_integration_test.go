@@ -76,7 +76,7 @@ func TestIntegrationRuleChangedWhileStopped(t *testing.T) {
 	e.waitFor("resolved", func() bool { return got.has("unit-tamper", model.StateResolved) })
 	res := got.find("unit-tamper", model.StateResolved)
 	require.Equal(t, got.find("unit-tamper", model.StateFiring).ID, res.ID)
-	require.Contains(t, res.Summary, "rule changed")
+	require.Contains(t, res.Summary, "Closed without being cleared (rule unit-tamper changed while fenceline was stopped; the condition may still hold): ")
 	require.Empty(t, got.errs)
 }
 
