@@ -162,7 +162,9 @@ func (e *Engine) nearestPatrols(loc *model.Point, subj model.Subject, now time.T
 		return out
 	}
 	for id, pp := range e.patrols {
-		if now.Sub(pp.Seen) > e.opts.PatrolMaxAge || (subj.Kind == "patrol" && subj.Value == id) {
+		// The alert's own subject is not help on the way: a patrol that
+		// entered a zone, or whose tracker reports tamper or goes silent.
+		if now.Sub(pp.Seen) > e.opts.PatrolMaxAge || ((subj.Kind == "patrol" || subj.Kind == "device") && subj.Value == id) {
 			continue
 		}
 		km := haversineM(*loc, pp.Loc) / 1000

@@ -944,6 +944,20 @@ func TestNearestPatrols(t *testing.T) {
 	assert.Equal(t, model.PatrolRef{Device: "P-07", DistanceKm: 3.2, Seen: now.Add(-5 * time.Minute)}, got[0].NearestPatrols[0])
 }
 
+// An alert about a patrol's own tracker (tamper, a flat battery) does not
+// offer that patrol as the nearest help.
+func TestNearestPatrolsLeaveOutTheSubject(t *testing.T) {
+	e := newEngine(t, loadRules(t))
+	now := at(23, 10)
+	e.Evaluate(e.position("P-07", now.Add(-5*time.Minute), ruinsIn), now)
+	e.Evaluate(e.position("P-08", now.Add(-5*time.Minute), north(ruinsIn, 2000)), now)
+	got := only(e.Evaluate(e.status("P-07", now, model.Status{Tamper: model.SomeBool(true)}), now), "unit-tamper")
+	require.Len(t, got, 1)
+	require.Equal(t, model.Subject{Kind: "device", Value: "P-07"}, got[0].Subject)
+	require.Len(t, got[0].NearestPatrols, 1)
+	assert.Equal(t, "P-08", got[0].NearestPatrols[0].Device)
+}
+
 func TestAlertIDStable(t *testing.T) {
 	s := model.Subject{Kind: "imsi", Value: "428991234567890"}
 	a := alertID("r", s, "z", at(23, 10), "")
