@@ -48,16 +48,22 @@ type alertIn struct {
 // fire builds a firing alert.
 func (e *Engine) fire(st *ruleState, in alertIn, now time.Time) model.Alert {
 	r := st.rule
-	zid := in.zoneID
+	zid, site := in.zoneID, in.site
 	if in.zone != nil {
 		zid = in.zone.ID
+		// An alert about a zone is the zone's site's: its station must get
+		// it on its own topic (border/{site}/alerts/…) when a patrol or a
+		// phone from another site's device is seen there.
+		if in.zone.Site != "" {
+			site = in.zone.Site
+		}
 	}
 	a := model.Alert{
 		ID:       alertID(r.ID+"@"+r.fingerprint, in.subj, zid, in.start, in.origin),
 		Rule:     r.ID,
 		Severity: r.Severity,
 		State:    model.StateFiring,
-		Site:     in.site,
+		Site:     site,
 		Zone:     zid,
 		Subject:  in.subj,
 		Summary:  in.summary,

@@ -792,6 +792,21 @@ func TestEnterWithoutZonesWatchesEveryZone(t *testing.T) {
 	assert.Empty(t, e.eval(e.position("P-07", at(9, 0), model.Point{Lat: 40, Lon: 110})))
 }
 
+// An alert about a zone is the zone's site's, whatever site the device that
+// saw it belongs to: a patrol of btu entering mdl's strip is mdl's alert
+// (its topic, its station); an alert without a zone keeps the device's site.
+func TestAlertSiteIsTheZones(t *testing.T) {
+	rs, ps := compileYAML(t, strings.Replace(fenceRules, "  - {id: P-07, kind: patrol, site: mdl}\n",
+		"  - {id: P-07, kind: patrol, site: mdl}\n  - {id: P-01, kind: patrol, site: btu}\n", 1))
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	got := only(e.eval(e.position("P-01", at(10, 0), model.Point{Lat: 42.70, Lon: 110.1})), "in-strip")
+	require.Len(t, got, 1)
+	assert.Equal(t, "mdl", got[0].Site)
+	assert.Equal(t, "strip", got[0].Zone)
+	assert.Equal(t, []string{"joint-command"}, got[0].Notify)
+}
+
 func TestSilence(t *testing.T) {
 	e := newEngine(t, loadRules(t))
 	t0 := at(10, 0)
