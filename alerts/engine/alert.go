@@ -74,9 +74,7 @@ func (e *Engine) fire(st *ruleState, in alertIn, now time.Time) model.Alert {
 		Notify:   notifyOf(r, in.zone),
 		Late:     now.Sub(in.at) > e.opts.LateAfter,
 	}
-	if r.Spec.Summary != "" {
-		a.Summary = r.Spec.Summary + ": " + a.Summary
-	}
+	a.Summary = r.summarised(a.Summary)
 	if a.Evidence == nil {
 		a.Evidence = []model.Evidence{}
 	}
@@ -105,10 +103,7 @@ func (e *Engine) resolved(st *ruleState, inc *incident, at, now time.Time, summa
 	a.At = at
 	a.RaisedAt = now
 	a.Late = now.Sub(at) > e.opts.LateAfter
-	a.Summary = summary
-	if st.rule.Spec.Summary != "" {
-		a.Summary = st.rule.Spec.Summary + ": " + summary
-	}
+	a.Summary = st.rule.summarised(summary)
 	a.Evidence = slices.Clone(a.Evidence)
 	a.NearestPatrols = []model.PatrolRef{}
 	if st.open > 0 {
@@ -136,6 +131,14 @@ func (e *Engine) closedUncleared(st *ruleState, inc *incident, now time.Time, wh
 // firing summary was firing.
 func unclearedSummary(why, firing string) string {
 	return "Closed without being cleared (" + why + "; the condition may still hold): " + firing
+}
+
+// summarised is s after the rule's own summary, if it has one.
+func (r *Rule) summarised(s string) string {
+	if r.Spec.Summary != "" {
+		return r.Spec.Summary + ": " + s
+	}
+	return s
 }
 
 // opened records a new open incident of st.

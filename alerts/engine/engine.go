@@ -74,6 +74,10 @@ type Engine struct {
 
 	logged map[string]loggedWarning // rate limit of repeated warnings, by key
 
+	// calls numbers the calls of Evaluate and Tick, so that state can tell
+	// what the current call raised (countZone.firedIn).
+	calls uint64
+
 	// norms holds the normal forms of the current reading's identifiers,
 	// by watchIdent, for those whose bit in normSet is set (see match).
 	norms   [numWatchIdents]string
@@ -192,6 +196,7 @@ func (e *Engine) Evaluate(b *model.Batch, now time.Time) []model.Alert {
 		return nil
 	}
 	var out []model.Alert
+	e.calls++
 	e.maybeSweepSubjects()
 	dev := b.Meta.Device
 	prev, heard := e.lastSeen[dev]
@@ -585,6 +590,7 @@ func watchIdentOf(kind string) watchIdent {
 // pipeline calls it every alerts.evaluate_every.
 func (e *Engine) Tick(now time.Time) []model.Alert {
 	var out []model.Alert
+	e.calls++
 	e.maybeSweepSubjects()
 	e.rs.Registry.All(func(d *model.Device) {
 		if _, ok := e.watchSince[d.ID]; !ok {

@@ -312,27 +312,60 @@ func (e *Engine) checkCount(st *ruleState, cz *countZone, z *zone.Zone, clock ti
 	}
 	n := len(cz.Seen)
 	th := st.rule.threshold
-	if (n >= th) == (cz.Open != nil) {
-		if cz.Open != nil {
-			cz.Open.Alert.Count = max(cz.Open.Alert.Count, n)
+	if (n >= th) == (cz.Open == nil) {
+		return e.countChanged(st, cz, z, clock, cut, r, n, now, out)
+	}
+	if cz.Open != nil && n > cz.Open.Alert.Count {
+		// The crowd grew. Re-sends say so; and a firing the current call
+		// raised, still to go out, counts the rest of its message: 30
+		// phones reported at once are a crowd of 30, not of the threshold.
+		a := &cz.Open.Alert
+		a.Count = n
+		a.Summary = st.rule.summarised(e.countSummary(st, cz, z, n, a.At, now))
+		if cz.firedIn == e.calls && r != nil {
+			cz.Evidence = evidenceAfter(cz.Evidence, &cz.evRing, cut)
+			a.Evidence = slices.Clone(cz.Evidence)
+			if f := &out[cz.firedOut]; f.ID == a.ID && f.State == model.StateFiring {
+				f.Count, f.Summary, f.Evidence = a.Count, a.Summary, slices.Clone(a.Evidence)
+			}
 		}
-		return out
 	}
-	noun := "subjects"
-	switch st.rule.Source {
+	return out
+}
+
+// countSummary is the summary of a count incident firing with n subjects at
+// clock.
+func (e *Engine) countSummary(st *ruleState, cz *countZone, z *zone.Zone, n int, clock, now time.Time) string {
+	return fmt.Sprintf("%d %s within %s at %s (threshold %d), %s",
+		n, countNoun(st.rule.Source), shortDur(st.rule.window), e.countPlace(cz, z), st.rule.threshold, e.localTime(clock, now))
+}
+
+func countNoun(src Source) string {
+	switch src {
 	case SourcePhone:
-		noun = "phones"
+		return "phones"
 	case SourceVehicle:
-		noun = "vehicles"
+		return "vehicles"
 	case SourcePatrol:
-		noun = "patrols"
+		return "patrols"
 	}
-	where := "site " + cz.Site
-	if z != nil {
-		where = e.place(z, "", "")
-	} else if cz.Zone != "" {
-		where = cz.Zone
+	return "subjects"
+}
+
+func (e *Engine) countPlace(cz *countZone, z *zone.Zone) string {
+	switch {
+	case z != nil:
+		return e.place(z, "", "")
+	case cz.Zone != "":
+		return cz.Zone
 	}
+	return "site " + cz.Site
+}
+
+// countChanged fires or resolves cz's incident: n subjects crossed the
+// threshold, one way or the other.
+func (e *Engine) countChanged(st *ruleState, cz *countZone, z *zone.Zone, clock, cut time.Time, r *reading, n int, now time.Time, out []model.Alert) []model.Alert {
+	th := st.rule.threshold
 	switch {
 	case n >= th && cz.Open == nil:
 		subj := model.Subject{Kind: "zone", Value: cz.Zone}
@@ -353,15 +386,15 @@ func (e *Engine) checkCount(st *ruleState, cz *countZone, z *zone.Zone, clock ti
 		a := e.fire(st, alertIn{
 			subj: subj, zone: z, site: cz.Site, at: clock, start: clock, origin: origin, loc: loc, count: n,
 			evidence: cz.Evidence,
-			summary: fmt.Sprintf("%d %s within %s at %s (threshold %d), %s",
-				n, noun, shortDur(w), where, th, e.localTime(clock, now)),
+			summary:  e.countSummary(st, cz, z, n, clock, now),
 		}, now)
 		cz.Open = e.opened(st, a, now)
+		cz.firedIn, cz.firedOut = e.calls, len(out)
 		out = append(out, a)
 	case n < th && cz.Open != nil:
 		out = append(out, e.resolved(st, cz.Open, clock, now,
 			fmt.Sprintf("%d %s within %s at %s, below threshold %d, %s",
-				n, noun, shortDur(w), where, th, e.localTime(clock, now))))
+				n, countNoun(st.rule.Source), shortDur(st.rule.window), e.countPlace(cz, z), th, e.localTime(clock, now))))
 		cz.Open = nil
 	}
 	return out

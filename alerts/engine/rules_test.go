@@ -241,6 +241,38 @@ func TestCount(t *testing.T) {
 	assert.Empty(t, see(at(21, 0), "460000000000009", "460000000000008"))
 }
 
+// A crowd reported in one message is counted whole before its firing goes
+// out: 30 phones at once are "30 phones", not the threshold's 3; a crowd
+// that grows later is told by the re-sends, count and summary alike.
+func TestCountFiringCountsItsWholeMessage(t *testing.T) {
+	rs, ps := compileYAML(t, strings.Replace(countRules, "threshold: 3,", "threshold: 3, repeat_interval: 5m,", 1))
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	loc := model.Point{Lat: 41.9612, Lon: 110.4875}
+	imsis := func(from, n int) []string {
+		var out []string
+		for i := range n {
+			out = append(out, fmt.Sprintf("4600000000%05d", from+i))
+		}
+		return out
+	}
+	fired := only(e.Evaluate(e.phones("F-1", at(22, 0), loc, imsis(0, 30)...), at(22, 0)), "crowd")
+	require.Len(t, fired, 1)
+	f := fired[0]
+	assert.Equal(t, 30, f.Count)
+	assert.True(t, strings.HasPrefix(f.Summary, "30 phones within 15m at Ruins (ruins) (threshold 3)"), f.Summary)
+	assert.Len(t, f.Evidence, 1, "one message")
+
+	// Ten more at 22:01; the re-send at 22:05 says 40, in both.
+	assert.Empty(t, only(e.Evaluate(e.phones("F-1", at(22, 1), loc, imsis(30, 10)...), at(22, 1)), "crowd"))
+	again := only(e.Tick(at(22, 5)), "crowd")
+	require.Len(t, again, 1)
+	assert.Equal(t, f.ID, again[0].ID)
+	assert.Equal(t, 1, again[0].Repeat)
+	assert.Equal(t, 40, again[0].Count)
+	assert.True(t, strings.HasPrefix(again[0].Summary, "40 phones within 15m"), again[0].Summary)
+}
+
 // A window Tick drops (drained) is gone for the next reading too, though
 // the rule remembers its zone's window by the zone's index (countAt): the
 // next crowd is counted in a window of its own, from nothing.

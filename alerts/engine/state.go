@@ -117,6 +117,12 @@ type countZone struct {
 	Open      *incident        `json:"open,omitempty"`
 	minSeen   time.Time
 	evRing    evidenceRing
+	// firedIn and firedOut place the firing alert of Open while the call
+	// that raised it runs: call firedIn of the engine (see Engine.calls),
+	// at index firedOut of its output. The rest of the message's readings
+	// are counted into it before it goes out (see checkCount).
+	firedIn  uint64
+	firedOut int
 }
 
 type countSlot struct {
