@@ -303,7 +303,10 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 			Detail: fmt.Sprintf("device over its budget (%d readings in this message)", b.Len())}})
 		return
 	}
-	dup := p.seqs.observe(b.Device.ID, b.Seq, payloadSum(m.Payload), p.m)
+	dup, moved := p.seqs.observe(b.Device.ID, b.Seq, payloadSum(m.Payload), p.m)
+	if moved {
+		b.MovePointTimes()
+	}
 	// The engine sees the raw readings (watchlists hold raw values); only
 	// then are identifiers hashed for storage. A redelivered message was
 	// already evaluated: its alerts are in the outbox, and evaluating it

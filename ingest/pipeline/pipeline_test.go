@@ -427,7 +427,7 @@ func TestSeqTracker(t *testing.T) {
 		{5, false, "far behind: a restarted counter"},
 		{6, false, "after restart"},
 	} {
-		require.Equal(t, tc.dup, tr.observe("d", tc.seq, uint32(tc.seq), m), tc.desc)
+		require.Equal(t, tc.dup, dupOf(tr.observe("d", tc.seq, uint32(tc.seq), m)), tc.desc)
 	}
 	require.Equal(t, 3.0, testutil.ToFloat64(m.seqDuplicates))
 	require.Equal(t, 2.0, testutil.ToFloat64(m.seqGaps))
@@ -546,7 +546,7 @@ func TestSeqTrackerTwoCounters(t *testing.T) {
 			m := newMetrics(prometheus.NewRegistry())
 			tr := newSeqTracker()
 			for i, seq := range tc.seqs {
-				require.Equal(t, tc.dups[i], tr.observe("d", seq, uint32(seq), m), "seq %d (message %d)", seq, i)
+				require.Equal(t, tc.dups[i], dupOf(tr.observe("d", seq, uint32(seq), m)), "seq %d (message %d)", seq, i)
 			}
 			require.Equal(t, tc.missing, testutil.ToFloat64(m.seqMissing), "missing")
 			require.Equal(t, tc.resets, testutil.ToFloat64(m.seqResets), "resets")
@@ -562,13 +562,13 @@ func TestSeqTrackerEarlyRestart(t *testing.T) {
 	m := newMetrics(prometheus.NewRegistry())
 	tr := newSeqTracker()
 	for seq := int64(1); seq <= 100; seq++ {
-		require.False(t, tr.observe("d", seq, 1000+uint32(seq), m))
+		require.False(t, dupOf(tr.observe("d", seq, 1000+uint32(seq), m)))
 	}
-	require.False(t, tr.observe("d", 1, 5001, m), "seq 1 of the new counter: another message")
-	require.False(t, tr.observe("d", 2, 5002, m))
-	require.True(t, tr.observe("d", 2, 5002, m), "the new counter's seq 2 again: a redelivery")
-	require.True(t, tr.observe("d", 100, 1100, m), "the old counter's last message again: a redelivery")
-	require.False(t, tr.observe("d", 3, 5003, m))
+	require.False(t, dupOf(tr.observe("d", 1, 5001, m)), "seq 1 of the new counter: another message")
+	require.False(t, dupOf(tr.observe("d", 2, 5002, m)))
+	require.True(t, dupOf(tr.observe("d", 2, 5002, m)), "the new counter's seq 2 again: a redelivery")
+	require.True(t, dupOf(tr.observe("d", 100, 1100, m)), "the old counter's last message again: a redelivery")
+	require.False(t, dupOf(tr.observe("d", 3, 5003, m)))
 	require.Equal(t, 1.0, testutil.ToFloat64(m.seqResets))
 	require.Equal(t, 2.0, testutil.ToFloat64(m.seqDuplicates))
 	require.Zero(t, testutil.ToFloat64(m.seqMissing))
@@ -581,16 +581,16 @@ func TestSeqTrackerLossAfterEarlyRestart(t *testing.T) {
 	m := newMetrics(prometheus.NewRegistry())
 	tr := newSeqTracker()
 	for seq := int64(1); seq <= 5; seq++ {
-		require.False(t, tr.observe("d", seq, 100+uint32(seq), m))
+		require.False(t, dupOf(tr.observe("d", seq, 100+uint32(seq), m)))
 	}
 	for _, seq := range []int64{1, 2, 3, 5} { // the restart; 4 is lost
-		require.False(t, tr.observe("d", seq, 200+uint32(seq), m), "seq %d of the new counter", seq)
+		require.False(t, dupOf(tr.observe("d", seq, 200+uint32(seq), m)), "seq %d of the new counter", seq)
 	}
 	require.Equal(t, 1.0, testutil.ToFloat64(m.seqResets))
 	require.Equal(t, 1.0, testutil.ToFloat64(m.seqGaps))
 	require.Equal(t, 1.0, testutil.ToFloat64(m.seqMissing))
-	require.True(t, tr.observe("d", 5, 105, m), "the old counter's seq 5 again is still a redelivery")
-	require.True(t, tr.observe("d", 5, 205, m), "and so is the new one's")
+	require.True(t, dupOf(tr.observe("d", 5, 105, m)), "the old counter's seq 5 again is still a redelivery")
+	require.True(t, dupOf(tr.observe("d", 5, 205, m)), "and so is the new one's")
 }
 
 // A unit restarted soon after its last restart: its new seq 1 is another
@@ -606,4 +606,34 @@ func TestEarlyRestartReachesTheRules(t *testing.T) {
 		f.p.Handle(context.Background(), m)
 	}
 	require.Equal(t, 3, f.engine.evaluated)
+}
+
+// dupOf is observe's duplicate answer.
+func dupOf(dup, _ bool) bool { return dup }
+
+// A message whose seq the device's other counter has also sent, with another
+// payload, takes moved point times — both messages' readings are stored,
+// even at the same millisecond — and its redelivery takes them again. The
+// other counter's own redelivery and messages of no other counter's seq are
+// not moved.
+func TestSeqTrackerMovesASeqSentTwice(t *testing.T) {
+	m := newMetrics(prometheus.NewRegistry())
+	tr := newSeqTracker()
+	for _, tc := range []struct {
+		desc       string
+		seq        int64
+		sum        uint32
+		dup, moved bool
+	}{
+		{"first counter", 25, 125, false, false},
+		{"first counter", 26, 126, false, false},
+		{"restarted: 26 again, another message", 26, 226, false, true},
+		{"the new 26 redelivered", 26, 226, true, true},
+		{"the old 26 redelivered", 26, 126, true, false},
+		{"27, which the old counter never sent", 27, 227, false, false},
+	} {
+		dup, moved := tr.observe("d", tc.seq, tc.sum, m)
+		require.Equal(t, tc.dup, dup, "%s: duplicate", tc.desc)
+		require.Equal(t, tc.moved, moved, "%s: moved", tc.desc)
+	}
 }

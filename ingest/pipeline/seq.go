@@ -34,6 +34,9 @@ type seqState struct {
 	// after its last restart, within the window) — not a duplicate to keep
 	// from the rules.
 	sums [seqWindow]uint32
+	// moved marks the seqs whose message took moved point times (see
+	// observe), so that its redelivery takes them again.
+	moved [seqWindow / 64]uint64
 	// prev is the other counter of the last reset: a unit that restarted
 	// may still send its buffer from before (those are the old counter's,
 	// not a reset again with a gap of millions), and a single stray old
@@ -54,19 +57,28 @@ func (s *seqState) bit(seq int64) (int, uint64) {
 // observe records seq (of a message whose checksum is sum) for device and
 // reports whether it was seen before. Gaps, duplicates and restarts are
 // counted.
-func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (duplicate bool) {
+//
+// moved reports that the message must take moved point times
+// (model.Batch.MovePointTimes): its device's other counter — before a
+// restart, or after it — has sent another message with the same seq, whose
+// readings could hold the same points if they carry the same millisecond
+// (a unit restarted with its clock set back, or sending again a seq whose
+// first message it lost). A redelivery is moved as its first delivery was.
+// A fenceline restart forgets the counters: a message redelivered after it
+// takes its points unmoved.
+func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (duplicate, moved bool) {
 	st, ok := t.devices[device]
 	if !ok {
 		st = &seqState{max: seq}
 		t.devices[device] = st
-		st.mark(seq, sum)
-		return false
+		st.mark(seq, sum, false)
+		return false, false
 	}
 	if p := st.prev; p != nil {
 		switch {
 		case seq > p.max-seqWindow && seq <= p.max && p.has(seq, sum):
 			m.seqDuplicates.Inc() // a redelivery of the other counter's
-			return true
+			return true, p.isMoved(seq)
 		case st.prevIdle >= seqWindow:
 			st.prev = nil
 		case dist(seq, p.max) < dist(seq, st.max) && !p.hasSeq(seq):
@@ -103,7 +115,7 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 		m.seqLate.Inc() // an older message arriving after newer ones
 	case seq <= st.max && seq > st.max-seqWindow && st.has(seq, sum):
 		m.seqDuplicates.Inc()
-		return true
+		return true, st.isMoved(seq)
 	default:
 		// Far behind or far ahead, or another message with a seq seen:
 		// the device restarted its counter (or this is a stray message:
@@ -113,15 +125,28 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 		old.prev, old.prevIdle = nil, 0
 		*st = seqState{max: seq, prev: &old}
 	}
-	st.mark(seq, sum)
-	return false
+	p := st.prev
+	moved = p != nil && seq > p.max-seqWindow && seq <= p.max && p.hasSeq(seq)
+	st.mark(seq, sum, moved)
+	return false, moved
 }
 
-// mark records seq with the checksum of its message.
-func (s *seqState) mark(seq int64, sum uint32) {
+// mark records seq with the checksum of its message, and whether it moved.
+func (s *seqState) mark(seq int64, sum uint32, moved bool) {
 	w, b := s.bit(seq)
 	s.seen[w] |= b
 	s.sums[seq%seqWindow] = sum
+	if moved {
+		s.moved[w] |= b
+	} else {
+		s.moved[w] &^= b
+	}
+}
+
+// isMoved reports whether the message seen at seq took moved point times.
+func (s *seqState) isMoved(seq int64) bool {
+	w, b := s.bit(seq)
+	return s.moved[w]&b != 0
 }
 
 // hasSeq reports whether seq (in the window) was seen.

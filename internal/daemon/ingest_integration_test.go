@@ -3,6 +3,7 @@ package daemon
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -249,6 +250,30 @@ func TestIntegrationIngestIdempotentAndDistinct(t *testing.T) {
 	e.publish("border/mdl/fence/F-AOL-01/detections", fmt.Sprintf(`{"v":1,"seq":107,"ts":%d,"detections":[%s]}`, ts, strings.Join(next, ",")))
 	e.waitAcked(6)
 	require.Equal(t, 52+len(big)+len(next), e.count("phone_detection"), "no reading of the big message is overwritten")
+}
+
+// A unit that restarted its counter and sends a seq again, another message
+// at the same millisecond: both messages' readings are stored (the second
+// moves its points), and each one's redelivery writes nothing new.
+func TestIntegrationIngestSeqSentAgainAtTheSameMillisecond(t *testing.T) {
+	e := newEnv(t, "rules.yaml", "")
+	ts := time.Now().Add(-time.Minute).UnixMilli()
+	msg := func(seq int, imsi string) string {
+		return fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"detections":[{"imsi":%q,"rssi":-60}]}`, seq, ts, imsi)
+	}
+	first, again := msg(26, "460001130000026"), msg(26, "460001130000126")
+	for _, m := range []string{msg(25, "460001130000025"), first, again, again, first} {
+		e.publish("border/mdl/fence/F-AOL-01/detections", m)
+	}
+	e.waitAcked(5)
+	var imsis []string
+	for _, r := range e.rows(`SELECT imsi FROM phone_detection WHERE seq = 26`) {
+		imsis = append(imsis, r["imsi"].(string))
+	}
+	slices.Sort(imsis)
+	require.Equal(t, []string{"460001130000026", "460001130000126"}, imsis)
+	require.Equal(t, 3, e.count("phone_detection"))
+	require.Equal(t, 2.0, e.counter("fenceline_ingest_sequence_duplicates_total", nil))
 }
 
 func TestIntegrationIngestAcrossRestart(t *testing.T) {

@@ -33,6 +33,13 @@ func TestPointTime(t *testing.T) {
 				if got := ReadingIndex(ns, tc.seq); got != i {
 					t.Fatalf("ReadingIndex = %d, want %d", got, i)
 				}
+				moved := PointTime(at, MovedSeq(tc.seq), i)
+				if seen[moved] || moved < ms || moved >= ms+int64(time.Millisecond) {
+					t.Fatalf("reading %d moved: %d meets the message's own times or leaves its millisecond", i, moved)
+				}
+				if got := ReadingIndex(moved, tc.seq); got != i {
+					t.Fatalf("ReadingIndex of a moved time = %d, want %d", got, i)
+				}
 			}
 		})
 	}
