@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -288,14 +289,28 @@ func (e *Engine) localTime(t, now time.Time) string {
 	return lt.Format("2006-01-02 15:04") + " local"
 }
 
-// shortDur prints 45m0s as 45m.
+// shortDur prints a duration for a duty officer: "45 s", "2 min 30 s",
+// "1 h 5 min", "3 d 4 h" — in units nobody reads as metres ("within 2m"),
+// to the precision that matters at its size.
 func shortDur(d time.Duration) string {
-	s := d.Round(time.Second).String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
+	d = d.Round(time.Second)
+	if d < 0 {
+		return "-" + shortDur(-d)
 	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
+	two := func(n1 int64, u1 string, n2 int64, u2 string) string {
+		if n2 == 0 {
+			return strconv.FormatInt(n1, 10) + " " + u1
+		}
+		return strconv.FormatInt(n1, 10) + " " + u1 + " " + strconv.FormatInt(n2, 10) + " " + u2
 	}
-	return s
+	s := int64(d / time.Second)
+	switch {
+	case s < 60:
+		return strconv.FormatInt(s, 10) + " s"
+	case s < 3600:
+		return two(s/60, "min", s%60, "s")
+	case s < 48*3600:
+		return two(s/3600, "h", s%3600/60, "min")
+	}
+	return two(s/86400, "d", s%86400/3600, "h")
 }

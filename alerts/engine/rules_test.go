@@ -260,7 +260,7 @@ func TestCountFiringCountsItsWholeMessage(t *testing.T) {
 	require.Len(t, fired, 1)
 	f := fired[0]
 	assert.Equal(t, 30, f.Count)
-	assert.True(t, strings.HasPrefix(f.Summary, "30 phones within 15m at Ruins (ruins) (threshold 3)"), f.Summary)
+	assert.True(t, strings.HasPrefix(f.Summary, "30 phones within 15 min at Ruins (ruins) (threshold 3)"), f.Summary)
 	assert.Len(t, f.Evidence, 1, "one message")
 
 	// Ten more at 22:01; the re-send at 22:05 says 40, in both.
@@ -270,7 +270,7 @@ func TestCountFiringCountsItsWholeMessage(t *testing.T) {
 	assert.Equal(t, f.ID, again[0].ID)
 	assert.Equal(t, 1, again[0].Repeat)
 	assert.Equal(t, 40, again[0].Count)
-	assert.True(t, strings.HasPrefix(again[0].Summary, "40 phones within 15m"), again[0].Summary)
+	assert.True(t, strings.HasPrefix(again[0].Summary, "40 phones within 15 min"), again[0].Summary)
 }
 
 // A window Tick drops (drained) is gone for the next reading too, though
@@ -541,7 +541,7 @@ func TestDwellBacklogJoinsTheStay(t *testing.T) {
 		fired := see(at(23, 5))
 		require.Len(t, fired, 1, "22:20 to 23:05 without a gap over 10 minutes: 45 minutes")
 		assert.Equal(t, at(23, 5), fired[0].At)
-		assert.Contains(t, fired[0].Summary, "for 45m")
+		assert.Contains(t, fired[0].Summary, "for 45 min")
 	})
 	t.Run("an incident of the backlog goes on", func(t *testing.T) {
 		e := newEngine(t, countRuleset(t))
@@ -891,7 +891,7 @@ func TestSilenceAcrossRestartCountsFromTheLastMessage(t *testing.T) {
 	res := only(e2.Evaluate(e2.phones("F-AOL-01", t0.Add(50*time.Minute), ruinsOut, "460000000000001"), t0.Add(50*time.Minute)), "unit-offline")
 	require.Len(t, res, 1)
 	assert.Equal(t, fired[0].ID, res[0].ID)
-	assert.Contains(t, res[0].Summary, "reporting again after 50m of silence", res[0].Summary)
+	assert.Contains(t, res[0].Summary, "reporting again after 50 min of silence", res[0].Summary)
 }
 
 // A silence rule with zones watches the devices inside them, and its
@@ -1452,5 +1452,22 @@ func TestReadableWhen(t *testing.T) {
 		{"!tamper", "not tamper"},
 	} {
 		assert.Equal(t, tc.want, readableWhen(tc.in), tc.in)
+	}
+}
+
+// Durations in summaries read as times, not metres ("within 2m").
+func TestShortDur(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0:                               "0 s",
+		45 * time.Second:                "45 s",
+		2 * time.Minute:                 "2 min",
+		150 * time.Second:               "2 min 30 s",
+		time.Hour:                       "1 h",
+		65*time.Minute + 20*time.Second: "1 h 5 min",
+		47 * time.Hour:                  "47 h",
+		76 * time.Hour:                  "3 d 4 h",
+		-90 * time.Second:               "-1 min 30 s",
+	} {
+		assert.Equal(t, want, shortDur(d), "%v", d)
 	}
 }
