@@ -663,18 +663,30 @@ func (w *Writer) Ping(ctx context.Context) error {
 }
 
 // prober pings InfluxDB at start and whenever no write succeeded for a while,
-// so that readiness is known without traffic.
+// so that readiness is known without traffic. An InfluxDB that does not
+// answer is a warning when it is found (at start: before the first reading
+// makes it one), and its return is logged.
 func (w *Writer) prober(ctx context.Context) {
 	const every = 10 * time.Second
 	t := time.NewTicker(every)
 	defer t.Stop()
+	down := false
 	for {
 		w.hmu.Lock()
 		idle := time.Since(w.lastOK) >= every
 		w.hmu.Unlock()
 		if idle {
-			if err := w.Ping(ctx); err != nil && ctx.Err() == nil {
+			err := w.Ping(ctx)
+			switch {
+			case ctx.Err() != nil:
+			case err != nil && !down:
+				down = true
+				w.log.Warn("InfluxDB does not answer; readings are spooled until it does", "target", w.String(), "err", err)
+			case err != nil:
 				w.log.Debug("ping failed", "err", err)
+			case down:
+				down = false
+				w.log.Info("InfluxDB answers again", "target", w.String())
 			}
 		}
 		select {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -632,6 +633,51 @@ func TestClassify(t *testing.T) {
 	assert.Equal(t, "failure writing points", errorMessage(resp, []byte(`{"code":"invalid","message":"failure writing points"}`)))
 	assert.Equal(t, "plain", errorMessage(resp, []byte("plain\n")))
 	assert.Equal(t, "Bad Request", errorMessage(resp, nil))
+}
+
+// logRecords is a slog handler that hands each record's message to a channel.
+type logRecords chan string
+
+func (l logRecords) Enabled(context.Context, slog.Level) bool { return true }
+func (l logRecords) Handle(_ context.Context, r slog.Record) error {
+	select {
+	case l <- r.Level.String() + " " + r.Message:
+	default:
+	}
+	return nil
+}
+func (l logRecords) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l logRecords) WithGroup(string) slog.Handler      { return l }
+
+// An InfluxDB that does not answer at start is a warning at once, before
+// the first reading finds it out.
+func TestUnreachableInfluxDBIsAWarningAtStart(t *testing.T) {
+	noLeaks(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	url := "http://" + ln.Addr().String()
+	require.NoError(t, ln.Close()) // nothing listens there now
+	logs := make(logRecords, 100)
+	w, err := New(Config{URL: url, Bucket: "border/autogen", Timeout: time.Second}, slog.New(logs), prometheus.NewRegistry())
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- w.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-ran
+	}()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case m := <-logs:
+			if m == "WARN InfluxDB does not answer; readings are spooled until it does" {
+				return
+			}
+		case <-deadline:
+			t.Fatal("no warning about the unreachable InfluxDB")
+		}
+	}
 }
 
 func BenchmarkWriteFlush(b *testing.B) {
