@@ -44,7 +44,10 @@ type Config struct {
 	Concurrency int
 	// Timeout bounds one HTTP request (default 10s).
 	Timeout time.Duration
-	// MaxBackoff caps the pause between retries (default 30s).
+	// MaxBackoff caps the pause between retries (default 10s). The retries
+	// that wait are those the spool cannot take (full, or none): intake
+	// waits on them, so InfluxDB back must be found within seconds, and a
+	// request every 10 s per sender costs a down InfluxDB nothing.
 	MaxBackoff time.Duration
 	// Gzip compresses request bodies. It trades CPU, which InfluxDB and
 	// fenceline share on a small box, for bandwidth, which a remote
@@ -106,7 +109,7 @@ func (c *Config) setDefaults() {
 		c.Timeout = 10 * time.Second
 	}
 	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = 30 * time.Second
+		c.MaxBackoff = 10 * time.Second
 	}
 }
 

@@ -623,9 +623,12 @@ func TestClassify(t *testing.T) {
 		429: "throttled", 401: "auth", 403: "auth", 404: "not_found", 500: "server", 503: "server", 405: "server"} {
 		assert.Equal(t, class, classify(status), "%d", status)
 	}
+	var c Config
+	c.setDefaults()
+	require.Equal(t, 10*time.Second, c.MaxBackoff, "InfluxDB back is found within seconds by a retry the spool could not take")
 	for attempt := range 20 {
-		d := backoff(attempt, 30*time.Second)
-		assert.LessOrEqual(t, d, 30*time.Second)
+		d := backoff(attempt, c.MaxBackoff)
+		assert.LessOrEqual(t, d, c.MaxBackoff)
 		assert.GreaterOrEqual(t, d, 50*time.Millisecond)
 	}
 	resp := &http.Response{StatusCode: 400, Header: http.Header{}}
