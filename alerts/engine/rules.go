@@ -454,7 +454,7 @@ func (e *Engine) stay(st *ruleState, key dwellKey, r *reading, subj model.Subjec
 	case r.t.Sub(de.Last) > gap:
 		// The previous stay ended; this reading starts a new one.
 		if de.Open != nil {
-			out = append(out, e.resolved(st, de.Open, de.Last, now, e.dwellGone(st, subj, z, r, de, now)))
+			out = append(out, e.stayEnded(st, de, now, e.dwellGone(st, subj, z, r, de, now)))
 		}
 		*de = dwellEntry{Site: r.b.Site, First: r.t, Last: r.t, Loc: r.p, Evidence: de.Evidence[:0]}
 	case de.First.Sub(r.t) > gap:
@@ -531,6 +531,16 @@ func (e *Engine) dwellGone(st *ruleState, subj model.Subject, z *zone.Zone, r *r
 		where, e.localTime(de.Last, now), shortDur(de.Last.Sub(de.First)))
 }
 
+// stayEnded resolves the incident of the stay de, which ended at its last
+// sighting: the resolved alert counts the whole stay's sightings and gives
+// its latest evidence, where the firing gave those that made the stay long
+// enough.
+func (e *Engine) stayEnded(st *ruleState, de *dwellEntry, now time.Time, summary string) model.Alert {
+	de.Open.Alert.Count = de.Sightings
+	de.Open.Alert.Evidence = slices.Clone(inOrder(de.Evidence, &de.evRing))
+	return e.resolved(st, de.Open, de.Last, now, summary)
+}
+
 func zoneIDOr(z *zone.Zone, de *dwellEntry) string {
 	if z != nil {
 		return z.ID
@@ -549,7 +559,7 @@ func (e *Engine) tickDwell(st *ruleState, now time.Time, out []model.Alert) []mo
 			if key.zone >= 0 && int(key.zone) < len(st.rule.zones) {
 				z = st.rule.zones[key.zone]
 			}
-			out = append(out, e.resolved(st, de.Open, de.Last, now, e.dwellGone(st, de.Open.Alert.Subject, z, nil, de, now)))
+			out = append(out, e.stayEnded(st, de, now, e.dwellGone(st, de.Open.Alert.Subject, z, nil, de, now)))
 		}
 		delete(st.dwell, key)
 	}

@@ -498,6 +498,28 @@ func TestDwell(t *testing.T) {
 	}
 }
 
+// A stay's resolved alert counts the whole stay and gives its latest
+// evidence; its firing gave those that made it long enough.
+func TestDwellResolvedCountsTheWholeStay(t *testing.T) {
+	rs, ps := compileYAML(t, countRules)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	loc := model.Point{Lat: 41.9612, Lon: 110.4875}
+	var fired []model.Alert
+	for m := 0; m <= 55; m += 5 { // 22:00 to 22:55: fires at 22:45, then two more
+		fired = append(fired, only(e.eval(e.phones("F-1", at(22, m), loc, "460000000000001")), "loiter")...)
+	}
+	require.Len(t, fired, 1)
+	assert.Equal(t, 10, fired[0].Count)
+	res := only(e.Tick(at(23, 30)), "loiter")
+	require.Len(t, res, 1)
+	assert.Equal(t, model.StateResolved, res[0].State)
+	assert.Equal(t, 12, res[0].Count, "every sighting of the stay")
+	last := res[0].Evidence[len(res[0].Evidence)-1]
+	assert.True(t, at(22, 55).Equal(last.TS), "the latest sighting is its evidence: %v", last)
+	assert.Contains(t, res[0].Summary, "stayed 55 min")
+}
+
 // A backlog delivered after the subject's newer readings is a stay of its
 // own time: a phone that loitered hours ago fires, late, and its stay ends
 // on its own — across a restart too.
