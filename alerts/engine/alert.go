@@ -245,10 +245,12 @@ func describeSubject(s model.Subject, r *reading) string {
 			return "vehicle without a readable plate (无牌)"
 		}
 		return "vehicle " + s.Value
-	case "patrol":
-		return "patrol " + s.Value
-	case "device":
-		return "device " + s.Value
+	case "patrol", "device":
+		// The registry's name says who it is ("P-08 (Port, east sector)").
+		if r != nil && r.b.Device != nil && r.b.Device.ID == s.Value && r.b.Device.Name != "" {
+			return s.Kind + " " + s.Value + " (" + r.b.Device.Name + ")"
+		}
+		return s.Kind + " " + s.Value
 	}
 	return s.Kind + " " + s.Value
 }

@@ -851,7 +851,7 @@ func TestEnterWithoutZonesWatchesEveryZone(t *testing.T) {
 // (its topic, its station); an alert without a zone keeps the device's site.
 func TestAlertSiteIsTheZones(t *testing.T) {
 	rs, ps := compileYAML(t, strings.Replace(fenceRules, "  - {id: P-07, kind: patrol, site: mdl}\n",
-		"  - {id: P-07, kind: patrol, site: mdl}\n  - {id: P-01, kind: patrol, site: btu}\n", 1))
+		"  - {id: P-07, kind: patrol, site: mdl}\n  - {id: P-01, kind: patrol, site: btu, name: Baotou north}\n", 1))
 	require.Empty(t, ps)
 	e := newEngine(t, rs)
 	got := only(e.eval(e.position("P-01", at(10, 0), model.Point{Lat: 42.70, Lon: 110.1})), "in-strip")
@@ -859,6 +859,7 @@ func TestAlertSiteIsTheZones(t *testing.T) {
 	assert.Equal(t, "mdl", got[0].Site)
 	assert.Equal(t, "strip", got[0].Zone)
 	assert.Equal(t, []string{"joint-command"}, got[0].Notify)
+	assert.True(t, strings.HasPrefix(got[0].Summary, "Patrol P-01 (Baotou north) entered Strip (strip)"), "the patrol's name: %s", got[0].Summary)
 }
 
 func TestSilence(t *testing.T) {
