@@ -80,8 +80,12 @@ func (o *Outbox) load() error {
 			headerSeen = true
 			next = rec.Next
 		case recKeys:
-			for _, k := range rec.Keys {
-				o.dedupe.add(key{k[0], k[1]})
+			for i, k := range rec.Keys {
+				var ord uint64
+				if i < len(rec.Ords) {
+					ord = rec.Ords[i]
+				}
+				o.dedupe.add(key{k[0], k[1]}, ord)
 			}
 		case recAlert:
 			maxSeq = max(maxSeq, rec.Seq)
@@ -114,9 +118,12 @@ func (o *Outbox) loadAlert(rec *record, byseq map[uint64]*loaded) error {
 		return fmt.Errorf("alert: %w", err)
 	}
 	a.Ordinal = rec.Seq
+	if rec.Ord != 0 {
+		a.Ordinal = rec.Ord
+	}
 	k := keyOf(a)
 	if k.id != "" {
-		o.dedupe.add(k)
+		o.dedupe.add(k, a.Ordinal)
 	}
 	if len(rec.Sinks) == 0 || byseq[rec.Seq] != nil {
 		return nil
@@ -203,6 +210,7 @@ const keysPerRecord = 500
 func (o *Outbox) compact() error {
 	type snap struct {
 		seq   uint64
+		ord   uint64 // record's Ord: 0 when it is seq
 		key   key
 		raw   json.RawMessage
 		sinks []string
@@ -210,7 +218,7 @@ func (o *Outbox) compact() error {
 	o.mu.Lock()
 	snaps := make([]snap, 0, len(o.entries))
 	for _, e := range o.entries {
-		s := snap{seq: e.seq, key: e.key, raw: e.raw}
+		s := snap{seq: e.seq, ord: ordField(e), key: e.key, raw: e.raw}
 		for _, st := range o.sinks {
 			if e.pending[st.idx] {
 				s.sinks = append(s.sinks, st.name)
@@ -266,31 +274,33 @@ func (o *Outbox) compact() error {
 			pendingAt[s.key] = i
 			continue
 		}
-		if err := put(&record{T: recAlert, Seq: s.seq, Sinks: s.sinks, Alert: s.raw}); err != nil {
+		if err := put(&record{T: recAlert, Seq: s.seq, Ord: s.ord, Sinks: s.sinks, Alert: s.raw}); err != nil {
 			return fail(err)
 		}
 		written[i] = true
 	}
 	var (
 		chunk [][2]string
+		ords  []uint64
 		werr  error
 	)
 	flush := func() {
 		if len(chunk) > 0 && werr == nil {
-			werr = put(&record{T: recKeys, Keys: chunk})
+			werr = put(&record{T: recKeys, Keys: chunk, Ords: ords})
 		}
-		chunk = chunk[:0]
+		chunk, ords = chunk[:0], ords[:0]
 	}
-	o.dedupe.each(func(k key) {
+	o.dedupe.each(func(k key, ord uint64) {
 		if i, ok := pendingAt[k]; ok && !written[i] {
 			flush()
 			if werr == nil {
-				werr = put(&record{T: recAlert, Seq: snaps[i].seq, Sinks: snaps[i].sinks, Alert: snaps[i].raw})
+				werr = put(&record{T: recAlert, Seq: snaps[i].seq, Ord: snaps[i].ord, Sinks: snaps[i].sinks, Alert: snaps[i].raw})
 			}
 			written[i] = true
 			return
 		}
 		chunk = append(chunk, [2]string{k.id, k.state})
+		ords = append(ords, ord)
 		if len(chunk) == keysPerRecord {
 			flush()
 		}

@@ -477,7 +477,7 @@ func (o *Outbox) commit(reqs []*appendReq, acks []record) error {
 	o.mu.Unlock()
 	for _, e := range accepted {
 		if e.key.id != "" {
-			o.dedupe.add(e.key)
+			o.dedupe.add(e.key, e.alert.Ordinal)
 		}
 	}
 	if len(accepted) > 0 {
@@ -498,7 +498,7 @@ func (o *Outbox) commit(reqs []*appendReq, acks []record) error {
 // It touches only committer-owned state besides reading byKey, so a failed
 // write leaves nothing to undo (a sequence number skipped is harmless).
 func (o *Outbox) prepare(reqs []*appendReq) (accepted []*entry, dups int) {
-	batch := make(map[key]bool)
+	batch := make(map[key]uint64) // the keys accepted in this group, with their ordinals
 	var sinkNames []string
 	for _, s := range o.sinks {
 		sinkNames = append(sinkNames, s.name)
@@ -512,7 +512,7 @@ func (o *Outbox) prepare(reqs []*appendReq) (accepted []*entry, dups int) {
 				// nothing to deduplicate on, and losing the alert would be
 				// worse than delivering it twice.
 				o.log.Error("alert without id accepted without deduplication", "rule", a.Rule, "site", a.Site)
-			} else if batch[k] || o.isDuplicate(k) {
+			} else if _, dup := batch[k]; dup || o.isDuplicate(k) {
 				dups++
 				continue
 			}
@@ -530,23 +530,42 @@ func (o *Outbox) prepare(reqs []*appendReq) (accepted []*entry, dups int) {
 				continue
 			}
 			ac.Ordinal = o.nextSeq
+			if a.Repeat > 0 {
+				// A re-send is its firing's point again (see
+				// model.Alert.Ordinal), which it rewrites.
+				fk := key{a.ID, a.State}
+				if ord, ok := batch[fk]; ok && ord != 0 {
+					ac.Ordinal = ord
+				} else if ord, ok := o.dedupe.ordinal(fk); ok {
+					ac.Ordinal = ord
+				}
+			}
 			e := &entry{seq: o.nextSeq, key: k, alert: ac, raw: raw, pending: make([]bool, len(o.sinks)), left: len(o.sinks)}
 			for j := range e.pending {
 				e.pending[j] = true
 			}
-			rec := record{T: recAlert, Seq: e.seq, Sinks: sinkNames, Alert: raw}
+			rec := record{T: recAlert, Seq: e.seq, Ord: ordField(e), Sinks: sinkNames, Alert: raw}
 			if err := appendRecord(&o.buf, &rec); err != nil {
 				o.log.Error("cannot encode alert record; not accepted", "id", a.ID, "err", err)
 				continue
 			}
 			o.nextSeq++
 			if k.id != "" {
-				batch[k] = true
+				batch[k] = ac.Ordinal
 			}
 			accepted = append(accepted, e)
 		}
 	}
 	return accepted, dups
+}
+
+// ordField is the Ord of e's alert record: its ordinal when that is not
+// its seq (a re-send's, its firing's).
+func ordField(e *entry) uint64 {
+	if e.alert.Ordinal == e.seq {
+		return 0
+	}
+	return e.alert.Ordinal
 }
 
 // Knows reports whether the outbox has taken a (with its id and state)

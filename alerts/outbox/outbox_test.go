@@ -424,6 +424,62 @@ func TestOrdinalsAreDistinctAndKeptAcrossRestarts(t *testing.T) {
 	stop()
 }
 
+// A repeat_interval re-send takes its firing's ordinal — it rewrites the
+// firing's point — also after restarts and compactions, whether the firing
+// was delivered or is still pending; a firing the outbox no longer knows
+// leaves its re-send a new one. A resolved alert has its own.
+func TestRepeatTakesItsFiringsOrdinal(t *testing.T) {
+	dir := t.TempDir()
+	opts := fastOpts()
+	opts.CompactMinBytes = 1
+	resend := func(a model.Alert, n int) model.Alert {
+		a.Repeat = n
+		return a
+	}
+	delivered := testAlert("delivered", model.StateFiring)
+	pending := testAlert("pending", model.StateFiring)
+	ok := newFakeSink("mqtt")
+	held := newFakeSink("influx")
+	held.fail = func(a *model.Alert, _ int) error {
+		if a.ID == pending.ID {
+			return errTransient
+		}
+		return nil
+	}
+	o := openT(t, dir, []Sink{ok, held}, opts)
+	stop := run(t, o)
+	require.NoError(t, appendWait(t, o, delivered, pending, resend(delivered, 1)))
+	got := ok.next(t, 3)
+	first := map[string]uint64{got[0].ID: got[0].Ordinal, got[1].ID: got[1].Ordinal}
+	require.NotEqual(t, first[delivered.ID], first[pending.ID])
+	assert.Equal(t, first[delivered.ID], got[2].Ordinal, "a re-send in the same group")
+	stop()
+	require.NoError(t, o.Close())
+
+	for round := range 2 { // the second reads what the first's compaction wrote
+		o = openT(t, dir, []Sink{ok, held}, opts)
+		stop = run(t, o)
+		require.NoError(t, appendWait(t, o, resend(delivered, 2+2*round), resend(pending, 2+2*round+1)))
+		for _, a := range ok.next(t, 2) {
+			assert.Equal(t, first[a.ID], a.Ordinal, "round %d: %s re-sent after a restart", round, a.ID)
+		}
+		stop()
+		require.NoError(t, o.Close())
+	}
+
+	o = openT(t, dir, []Sink{ok}, opts)
+	defer o.Close()
+	stop = run(t, o)
+	resolved := delivered
+	resolved.State = model.StateResolved
+	require.NoError(t, appendWait(t, o, resolved, resend(testAlert("unknown", model.StateFiring), 3)))
+	for _, a := range ok.next(t, 2) {
+		assert.NotContains(t, []uint64{first[delivered.ID], first[pending.ID]}, a.Ordinal, "%s/%s has an ordinal of its own", a.ID, a.State)
+		assert.Greater(t, a.Ordinal, first[pending.ID])
+	}
+	stop()
+}
+
 func TestLogStaysBounded(t *testing.T) {
 	dir := t.TempDir()
 	opts := fastOpts()

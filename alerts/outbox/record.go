@@ -32,6 +32,11 @@ type record struct {
 	Drop  bool            `json:"drop,omitempty"`
 	Keys  [][2]string     `json:"keys,omitempty"`
 	Alert json.RawMessage `json:"alert,omitempty"`
+	// Ord is an alert record's ordinal when it is not its Seq (a re-send
+	// takes its firing's); Ords are the ordinals of a keys record's Keys.
+	// Logs written before them read as "unknown" (0).
+	Ord  uint64   `json:"ord,omitempty"`
+	Ords []uint64 `json:"ords,omitempty"`
 }
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)

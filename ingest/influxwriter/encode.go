@@ -206,7 +206,8 @@ func (e *Encoder) appendAlert(dst []byte, a *model.Alert) ([]byte, error) {
 // every alert fenceline delivers has one of its own, kept with it in the
 // outbox across restarts, so any 500,000 alerts taken one after another
 // have distinct offsets, and an alert written again — a retry, a re-send
-// after a restart — rewrites its own point. An alert no outbox took (no
+// after a restart — rewrites its own point. A repeat_interval re-send has
+// its firing's ordinal, and rewrites the firing's point. An alert no outbox took (no
 // ordinal) draws its offset from its id and state instead, which keeps
 // alerts apart with high odds only (k alerts of a series in one millisecond
 // meet with odds of about k²/1,000,000).

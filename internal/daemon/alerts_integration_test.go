@@ -301,4 +301,11 @@ func TestIntegrationAlertsRepeatInterval(t *testing.T) {
 		require.Equal(t, i, a.Repeat)
 	}
 	require.True(t, all[2].RaisedAt.After(all[1].RaisedAt))
+
+	// In the alert measurement the re-sends rewrite the firing's point.
+	e.waitFor("the re-sends stored", func() bool {
+		return e.counter("fenceline_alerts_delivered_total", map[string]string{"sink": "influx"}) >= 3
+	})
+	points := e.rows(fmt.Sprintf(`SELECT "count" FROM alert WHERE id = '%s'`, all[0].ID))
+	require.Len(t, points, 1, "one point for the firing and its re-sends: %v", points)
 }
