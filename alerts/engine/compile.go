@@ -402,8 +402,12 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 		case l == nil || l.Kind == "":
 			// Its own problems were reported where it is defined.
 		case !watchKindFits(src, l.Kind):
-			ps.Add(file, key+".watchlist", "watchlist %q holds %s values, which a %s rule cannot match (phone: imsi, imei or mac; vehicle: plate)",
-				spec.Watchlist, l.Kind, src)
+			what := src.String() + " rule"
+			if src == SourceNone {
+				what = string(rule.Kind) + " rule"
+			}
+			ps.Add(file, key+".watchlist", "watchlist %q holds %s values, which a %s cannot match (phone: imsi, imei or mac; vehicle: plate)",
+				spec.Watchlist, l.Kind, what)
 		default:
 			rule.watch = l
 			rule.watchID = watchIdentOf(l.Kind)

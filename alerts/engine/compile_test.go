@@ -98,6 +98,7 @@ func TestCompileProblems(t *testing.T) {
 		{"zone unit with a line separator", "- {id: ruins, site: mdl,", "- {id: ruins, units: [\"a\u2028b\"], site: mdl,", "zones[0].units[0]", "U+2028"},
 		{"summary of two lines", "severity: high}", `severity: high, summary: "Send patrol\r\nat once"}`, "rules[0].summary", "line break"},
 		{"notify with an escape", "severity: high}", `severity: high, notify: ["station\e[31m"]}`, "rules[0].notify[0]", "U+001B"},
+		{"watchlist on a silence rule", `- {id: r2, kind: status, when: "tamper"}`, `- {id: r2, kind: silence, after: 10m, watchlist: sims}`, "rules[2].watchlist", "which a silence rule cannot match"},
 		{"negative hysteresis", "- {id: r1, kind: count, source: phone, zones: [ruins], window: 15m, threshold: 3}", "- {id: r1, kind: enter, source: patrol, hysteresis_m: -5}", "rules[1].hysteresis_m", ">= 0"},
 	}
 	for _, tc := range tests {

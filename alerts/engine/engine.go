@@ -655,6 +655,7 @@ func (e *Engine) Swap(rs *Ruleset) []model.Alert {
 		return nil
 	}
 	now := e.clock()
+	oldReg := e.rs.Registry
 	var out []model.Alert
 	keep := make(map[string]*ruleState, len(rs.Rules))
 	next := make(map[string]*Rule, len(rs.Rules))
@@ -686,8 +687,17 @@ func (e *Engine) Swap(rs *Ruleset) []model.Alert {
 		}
 	}
 	for id := range e.watchSince {
-		if rs.Registry.Lookup(id) == nil {
+		d := rs.Registry.Lookup(id)
+		if d == nil {
 			delete(e.watchSince, id)
+			continue
+		}
+		// A device moved (another site, kind or place) may come under
+		// silence rules it was not under: it gets the grace period of a
+		// device the reload adds, rather than being found silent for the
+		// time before the reload.
+		if od := oldReg.Lookup(id); od != nil && (od.Site != d.Site || od.Kind != d.Kind || od.HasPos != d.HasPos || od.Pos != d.Pos) {
+			e.watchSince[id] = now
 		}
 	}
 	for id := range e.patrols {

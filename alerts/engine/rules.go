@@ -337,19 +337,24 @@ func (e *Engine) checkCount(st *ruleState, cz *countZone, z *zone.Zone, clock ti
 // clock.
 func (e *Engine) countSummary(st *ruleState, cz *countZone, z *zone.Zone, n int, clock, now time.Time) string {
 	return fmt.Sprintf("%d %s within %s at %s (threshold %d), %s",
-		n, countNoun(st.rule.Source), shortDur(st.rule.window), e.countPlace(cz, z), st.rule.threshold, e.localTime(clock, now))
+		n, countNoun(st.rule.Source, n), shortDur(st.rule.window), e.countPlace(cz, z), st.rule.threshold, e.localTime(clock, now))
 }
 
-func countNoun(src Source) string {
+// countNoun is what n subjects of src are: "1 phone", "3 phones".
+func countNoun(src Source, n int) string {
+	noun := "subject"
 	switch src {
 	case SourcePhone:
-		return "phones"
+		noun = "phone"
 	case SourceVehicle:
-		return "vehicles"
+		noun = "vehicle"
 	case SourcePatrol:
-		return "patrols"
+		noun = "patrol"
 	}
-	return "subjects"
+	if n == 1 {
+		return noun
+	}
+	return noun + "s"
 }
 
 func (e *Engine) countPlace(cz *countZone, z *zone.Zone) string {
@@ -394,7 +399,7 @@ func (e *Engine) countChanged(st *ruleState, cz *countZone, z *zone.Zone, clock,
 	case n < th && cz.Open != nil:
 		out = append(out, e.resolved(st, cz.Open, clock, now,
 			fmt.Sprintf("%d %s within %s at %s, below threshold %d, %s",
-				n, countNoun(st.rule.Source), shortDur(st.rule.window), e.countPlace(cz, z), th, e.localTime(clock, now))))
+				n, countNoun(st.rule.Source, n), shortDur(st.rule.window), e.countPlace(cz, z), th, e.localTime(clock, now))))
 		cz.Open = nil
 	}
 	return out

@@ -1494,3 +1494,10 @@ func TestShortDur(t *testing.T) {
 		assert.Equal(t, want, shortDur(d), "%v", d)
 	}
 }
+
+func TestCountNoun(t *testing.T) {
+	assert.Equal(t, "phone", countNoun(SourcePhone, 1))
+	assert.Equal(t, "phones", countNoun(SourcePhone, 0))
+	assert.Equal(t, "vehicles", countNoun(SourceVehicle, 3))
+	assert.Equal(t, "patrol", countNoun(SourcePatrol, 1))
+}

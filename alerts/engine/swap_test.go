@@ -381,3 +381,39 @@ func TestClosedByReloadKeepsTheRuleSummaryOnce(t *testing.T) {
 	assert.Equal(t, "Send a patrol: Closed without being cleared (rule tamper changed by a reload; the condition may still hold): "+
 		"Device F-1 at site mdl reports tamper true (condition: tamper), 22:10 local", got[0].Summary)
 }
+
+// A device a reload moves under a silence rule (another site) gets the grace
+// period of a device the reload adds: it is not found silent for the time
+// before the reload, when no rule expected anything of it.
+func TestDeviceMovedUnderASilenceRuleGetsAGracePeriod(t *testing.T) {
+	rules := strings.Replace(statefulRules, "{id: offline, kind: silence, after: 10m}", "{id: offline, kind: silence, sites: [mdl], after: 10m}", 1)
+	rules = strings.Replace(rules, "devices:\n", "devices:\n  - {id: F-9, kind: fence, site: bjm, lat: 41.75, lon: 110.39}\n", 1)
+	rs, ps := compileYAML(t, rules)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	now := at(22, 0)
+	e.clock = func() time.Time { return now }
+	e.Tick(now)
+	for _, a := range only(e.Tick(at(22, 30)), "offline") {
+		require.NotEqual(t, "F-9", a.Subject.Value, "not under the rule at bjm")
+	}
+
+	now = at(22, 31)
+	rs2, ps := compileYAML(t, strings.Replace(rules, "{id: F-9, kind: fence, site: bjm,", "{id: F-9, kind: fence, site: mdl,", 1))
+	require.Empty(t, ps)
+	e.Swap(rs2)
+	silentF9 := func(now time.Time) []model.Alert {
+		var out []model.Alert
+		for _, a := range only(e.Tick(now), "offline") {
+			if a.Subject.Value == "F-9" {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	assert.Empty(t, silentF9(at(22, 32)), "moved under the rule a minute ago")
+	assert.Empty(t, silentF9(at(22, 41)), "10 minutes after the reload is not more than 10 minutes")
+	got := silentF9(at(22, 42))
+	require.Len(t, got, 1)
+	assert.True(t, at(22, 41).Equal(got[0].At), "silent since the reload: %s", got[0].At)
+}
