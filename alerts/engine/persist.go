@@ -120,6 +120,20 @@ type StateSnapshot struct {
 	lastSeen map[string]time.Time
 	patrols  map[string]patrolPos
 	rules    []ruleSnapshot
+	attached []attachment
+}
+
+type attachment struct {
+	key string
+	v   json.Marshaler
+}
+
+// Attach saves v's JSON with the state, under the top-level key key: the
+// state of another component that must be saved in one file with the
+// engine's, copied at the same instant (read it back from the file with
+// encoding/json; RestoreState ignores it). v is encoded by Save.
+func (s *StateSnapshot) Attach(key string, v json.Marshaler) {
+	s.attached = append(s.attached, attachment{key, v})
 }
 
 // Snapshot copies the engine's state. It shares nothing the engine will
@@ -165,11 +179,24 @@ func (s *StateSnapshot) Save(w io.Writer) error {
 		}
 		sep = []byte(",")
 	}
-	tail := "]}"
+	tail := "]"
 	if len(s.rules) == 0 {
-		tail = "null}"
+		tail = "null"
 	}
 	if _, err := io.WriteString(w, tail); err != nil {
+		return fmt.Errorf("write alert engine state: %w", err)
+	}
+	for _, a := range s.attached {
+		k, _ := json.Marshal(a.key) // a string always marshals
+		b, err := a.v.MarshalJSON()
+		if err != nil {
+			return fmt.Errorf("marshal %s with the alert engine state: %w", a.key, err)
+		}
+		if _, err := fmt.Fprintf(w, ",%s:%s", k, b); err != nil {
+			return fmt.Errorf("write alert engine state: %w", err)
+		}
+	}
+	if _, err := io.WriteString(w, "}"); err != nil {
 		return fmt.Errorf("write alert engine state: %w", err)
 	}
 	return nil

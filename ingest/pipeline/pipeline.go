@@ -120,10 +120,10 @@ type Pipeline struct {
 	m        *metrics
 	batch    model.Batch
 	do       chan func()
-	// engineMu is held while the engine evaluates (and by WithEngine):
-	// the engine's state can be copied while the pipeline waits on a
-	// write InfluxDB is slow to take, which is when alerts held for a save
-	// of that state must not wait for the pipeline too.
+	// engineMu is held while the engine evaluates and seqs change (and by
+	// WithEngine): the engine's state can be copied while the pipeline
+	// waits on a write InfluxDB is slow to take, which is when alerts held
+	// for a save of that state must not wait for the pipeline too.
 	engineMu sync.Mutex
 }
 
@@ -253,6 +253,14 @@ func (p *Pipeline) evaluate(eval func() []model.Alert) ([]model.Alert, bool) {
 	return alerts, p.opts.State.IncidentChanges() != changes
 }
 
+// observe takes the seq of a message that goes no further than that (see
+// SeqSnapshot for the lock).
+func (p *Pipeline) observe(device string, seq int64, sum uint32) {
+	p.engineMu.Lock()
+	defer p.engineMu.Unlock()
+	p.seqs.observe(device, seq, sum, p.m)
+}
+
 // appendAlerts hands alerts to the outbox, once the engine's state is saved
 // when their evaluation opened or resolved an incident (see
 // Options.State); done follows the outbox's.
@@ -291,32 +299,40 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 		// must not be reported as one. A malformed message's seq is
 		// unknown: taking it as 0 would count a reset and a huge gap.
 		if seq, ok := p.dec.Seq(); ok && b.Device != nil {
-			p.seqs.observe(b.Device.ID, seq, payloadSum(m.Payload), p.m)
+			p.observe(b.Device.ID, seq, payloadSum(m.Payload))
 		}
 		return
 	}
 	if p.opts.Budget != nil && !p.opts.Budget.Allow(b.Device.ID, b.Len(), b.Time, p.opts.Now()) {
-		p.seqs.observe(b.Device.ID, b.Seq, payloadSum(m.Payload), p.m) // received, not lost
+		p.observe(b.Device.ID, b.Seq, payloadSum(m.Payload)) // received, not lost
 		// Dead-lettered with its payload, not dropped: an operator can
 		// publish it again (docs/runbook.md).
 		p.reject(t, m, b, []decode.Reject{{Reason: reasonOverBudget, Index: -1,
 			Detail: fmt.Sprintf("device over its budget (%d readings in this message)", b.Len())}})
 		return
 	}
-	dup, moved := p.seqs.observe(b.Device.ID, b.Seq, payloadSum(m.Payload), p.m)
-	if moved {
-		b.MovePointTimes()
-	}
 	// The engine sees the raw readings (watchlists hold raw values); only
 	// then are identifiers hashed for storage. A redelivered message was
 	// already evaluated: its alerts are in the outbox, and evaluating it
-	// again could double-count windows.
-	if p.engine != nil && !dup {
-		alerts, changed := p.evaluate(func() []model.Alert { return p.engine.Evaluate(b, p.opts.Now()) })
-		if len(alerts) > 0 && p.outbox != nil {
-			t.pending.Add(1)
-			p.appendAlerts(alerts, changed, t.doneFn)
+	// again could double-count windows. Its seq is taken with its
+	// evaluation, under one lock, so that a saved state that holds the
+	// one holds the other (see SeqSnapshot).
+	sum := payloadSum(m.Payload)
+	var moved bool
+	alerts, changed := p.evaluate(func() []model.Alert {
+		var dup bool
+		dup, moved = p.seqs.observe(b.Device.ID, b.Seq, sum, p.m)
+		if p.engine == nil || dup {
+			return nil
 		}
+		return p.engine.Evaluate(b, p.opts.Now())
+	})
+	if moved {
+		b.MovePointTimes()
+	}
+	if len(alerts) > 0 && p.outbox != nil {
+		t.pending.Add(1)
+		p.appendAlerts(alerts, changed, t.doneFn)
 	}
 	if n := b.Len(); n > 0 {
 		p.opts.Protect.Batch(b)

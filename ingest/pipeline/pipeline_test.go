@@ -2,10 +2,13 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -636,4 +639,70 @@ func TestSeqTrackerMovesASeqSentTwice(t *testing.T) {
 		require.Equal(t, tc.dup, dup, "%s: duplicate", tc.desc)
 		require.Equal(t, tc.moved, moved, "%s: moved", tc.desc)
 	}
+}
+
+// The seq counters read back from their saved form as they were: the window
+// of seqs and checksums, which seqs moved, the other counter of a restart;
+// devices no longer registered are dropped, and damaged data is an error.
+func TestSeqCountersSaveAndRestore(t *testing.T) {
+	f := newFixture(t)
+	tr := f.p.seqs
+	for seq := int64(1); seq <= 5; seq++ {
+		tr.observe("F-1", seq, 100+uint32(seq), f.p.m)
+	}
+	tr.observe("F-1", 1, 201, f.p.m) // restarted: seq 1 again, moved
+	tr.observe("GONE", 7, 7, f.p.m)
+	data, err := json.Marshal(f.p.SeqSnapshot())
+	require.NoError(t, err)
+
+	g := newFixture(t)
+	require.NoError(t, g.p.RestoreSeqs(data, func(id string) bool { return id == "F-1" }))
+	require.Equal(t, []string{"F-1"}, slices.Collect(maps.Keys(g.p.seqs.devices)))
+	require.Equal(t, *tr.devices["F-1"].prev, *g.p.seqs.devices["F-1"].prev)
+	want, got := *tr.devices["F-1"], *g.p.seqs.devices["F-1"]
+	want.prev, got.prev = nil, nil
+	require.Equal(t, want, got)
+	for _, tc := range []struct {
+		seq        int64
+		sum        uint32
+		dup, moved bool
+	}{
+		{1, 201, true, true},  // the new counter's seq 1 again
+		{5, 105, true, false}, // the old counter's last again
+		{2, 202, false, true}, // the new counter goes on, over the old one's seqs
+	} {
+		dup, moved := g.p.seqs.observe("F-1", tc.seq, tc.sum, g.p.m)
+		require.Equal(t, tc.dup, dup, "seq %d", tc.seq)
+		require.Equal(t, tc.moved, moved, "seq %d", tc.seq)
+	}
+
+	require.Error(t, g.p.RestoreSeqs([]byte(`{"F-1":"AAAA"}`), func(string) bool { return true }))
+	require.Error(t, g.p.RestoreSeqs([]byte(`[1,2]`), func(string) bool { return true }))
+}
+
+// FuzzRestoreSeqs: whatever the file holds, restoring it fails or succeeds
+// without a panic, and a restored tracker takes messages.
+func FuzzRestoreSeqs(f *testing.F) {
+	m := newMetrics(prometheus.NewRegistry())
+	tr := newSeqTracker()
+	for seq := int64(1); seq <= 3; seq++ {
+		tr.observe("F-1", seq, uint32(seq), m)
+	}
+	tr.observe("F-1", 1, 9, m)
+	saved, err := json.Marshal((&Pipeline{seqs: tr}).SeqSnapshot())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(saved)
+	f.Add([]byte(`{"F-1":""}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		g := newSeqTracker()
+		if g.restore(data, func(string) bool { return true }) != nil {
+			return
+		}
+		for id := range g.devices {
+			g.observe(id, 1, 1, m)
+			g.observe(id, 1<<40, 2, m)
+		}
+	})
 }

@@ -1,6 +1,11 @@
 package pipeline
 
-import "hash/crc32"
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+)
 
 // payloadSum is the checksum that tells a redelivered message (the same
 // payload) from another one with the same seq. CRC-32C: a CPU instruction
@@ -165,4 +170,115 @@ func dist(a, b int64) int64 {
 		return a - b
 	}
 	return b - a
+}
+
+// SeqSnapshot is a copy of the devices' seq counters, to be saved with the
+// alert engine's state. Taken between two evaluations (Pipeline.WithEngine),
+// it holds the seq of every message the engine's copy has evaluated, and of
+// no other: after a restart a message that state holds is a duplicate, not
+// evaluated again (a unit that sends its last messages again, a redelivery
+// of a message evaluated but not yet acked), and one it does not hold is
+// evaluated.
+type SeqSnapshot map[string]seqState
+
+// SeqSnapshot copies the seq counters. Call it within WithEngine.
+func (p *Pipeline) SeqSnapshot() SeqSnapshot {
+	s := make(SeqSnapshot, len(p.seqs.devices))
+	for id, st := range p.seqs.devices {
+		c := *st
+		if st.prev != nil {
+			prev := *st.prev
+			c.prev = &prev
+		}
+		s[id] = c
+	}
+	return s
+}
+
+// seqSavedLen is the length of one counter's binary form: max, the seen and
+// moved bitsets, the sums; then prevIdle and a byte telling whether the
+// other counter follows.
+const seqSavedLen = 8 + 2*seqWindow/8 + 4*seqWindow
+
+// MarshalJSON writes each device's counters as base64 of their binary form
+// (a device's window of checksums is a kilobyte).
+func (s SeqSnapshot) MarshalJSON() ([]byte, error) {
+	out := make(map[string][]byte, len(s))
+	for id, st := range s {
+		b := make([]byte, 0, 2*seqSavedLen+9)
+		b = st.appendBinary(b)
+		b = binary.BigEndian.AppendUint64(b, uint64(st.prevIdle))
+		if st.prev != nil {
+			b = append(b, 1)
+			b = st.prev.appendBinary(b)
+		} else {
+			b = append(b, 0)
+		}
+		out[id] = b
+	}
+	return json.Marshal(out)
+}
+
+func (s *seqState) appendBinary(b []byte) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(s.max))
+	for _, w := range s.seen {
+		b = binary.BigEndian.AppendUint64(b, w)
+	}
+	for _, w := range s.moved {
+		b = binary.BigEndian.AppendUint64(b, w)
+	}
+	for _, v := range s.sums {
+		b = binary.BigEndian.AppendUint32(b, v)
+	}
+	return b
+}
+
+func (s *seqState) readBinary(b []byte) []byte {
+	s.max = int64(binary.BigEndian.Uint64(b))
+	b = b[8:]
+	for i := range s.seen {
+		s.seen[i] = binary.BigEndian.Uint64(b)
+		b = b[8:]
+	}
+	for i := range s.moved {
+		s.moved[i] = binary.BigEndian.Uint64(b)
+		b = b[8:]
+	}
+	for i := range s.sums {
+		s.sums[i] = binary.BigEndian.Uint32(b)
+		b = b[4:]
+	}
+	return b
+}
+
+// RestoreSeqs restores the seq counters SeqSnapshot saved (data is its
+// JSON), of the devices known still holds: call it before Run.
+func (p *Pipeline) RestoreSeqs(data []byte, known func(device string) bool) error {
+	return p.seqs.restore(data, known)
+}
+
+func (t *seqTracker) restore(data []byte, known func(device string) bool) error {
+	var saved map[string][]byte
+	if err := json.Unmarshal(data, &saved); err != nil {
+		return fmt.Errorf("seq counters: %w", err)
+	}
+	devices := make(map[string]*seqState, len(saved))
+	for id, b := range saved {
+		if !known(id) {
+			continue
+		}
+		if len(b) != seqSavedLen+9 && len(b) != 2*seqSavedLen+9 {
+			return fmt.Errorf("seq counters of device %s: %d bytes", id, len(b))
+		}
+		st := new(seqState)
+		b = st.readBinary(b)
+		st.prevIdle = int(binary.BigEndian.Uint64(b))
+		if b[8] == 1 && len(b) == 9+seqSavedLen {
+			st.prev = new(seqState)
+			st.prev.readBinary(b[9:])
+		}
+		devices[id] = st
+	}
+	t.devices = devices
+	return nil
 }

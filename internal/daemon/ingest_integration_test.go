@@ -276,6 +276,34 @@ func TestIntegrationIngestSeqSentAgainAtTheSameMillisecond(t *testing.T) {
 	require.Equal(t, 2.0, e.counter("fenceline_ingest_sequence_duplicates_total", nil))
 }
 
+// The devices' seq counters are saved with the alert state: a message a
+// unit sends again after fenceline restarted is a duplicate, not evaluated
+// again (no second alert for the outbox to drop); the next is no gap.
+func TestIntegrationSeqCountersAcrossRestart(t *testing.T) {
+	e := newEnv(t, "rules.yaml", "")
+	ts := time.Now().Add(-time.Minute).UnixMilli()
+	msg := func(seq int) string {
+		return fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"detections":[{"imsi":"42899123456%04d","rssi":-60}]}`, seq, ts+int64(seq), seq)
+	}
+	for seq := 1; seq <= 3; seq++ {
+		e.publish("border/mdl/fence/F-AOL-01/detections", msg(seq))
+	}
+	e.waitAcked(3)
+	require.Equal(t, 3.0, e.counter("fenceline_alerts_accepted_total", nil), "a foreign SIM each")
+	e.stop()
+	e.start()
+
+	e.publish("border/mdl/fence/F-AOL-01/detections", msg(3)) // sent again
+	e.publish("border/mdl/fence/F-AOL-01/detections", msg(4))
+	e.waitAcked(2)
+	require.Equal(t, 1.0, e.counter("fenceline_ingest_sequence_duplicates_total", nil))
+	require.Equal(t, 0.0, e.counter("fenceline_alerts_duplicates_total", nil), "seq 3 was not evaluated again")
+	require.Equal(t, 0.0, e.counter("fenceline_ingest_sequence_gaps_total", nil))
+	require.Equal(t, 0.0, e.counter("fenceline_ingest_sequence_resets_total", nil))
+	require.Equal(t, 1.0, e.counter("fenceline_alerts_accepted_total", nil), "seq 4's")
+	require.Equal(t, 4, e.count("phone_detection"))
+}
+
 func TestIntegrationIngestAcrossRestart(t *testing.T) {
 	e := newEnv(t, "rules.yaml", "")
 	ts := time.Now().Add(-time.Minute).UnixMilli()

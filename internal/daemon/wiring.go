@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -211,6 +212,7 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "fenceline_alerts_state_held_messages",
 		Help: "Evaluations that opened or resolved an incident whose alerts (and ack) wait for the next save of the alert state."},
 		func() float64 { return float64(d.holds.waiting()) })
+	var savedSeqs json.RawMessage // the devices' seq counters, saved with the state
 	if data, err := os.ReadFile(stateFile); err == nil {
 		d.stateBytes.Set(float64(len(data))) // not 0 until the first save
 		if resolved, err := d.engine.RestoreState(data); err != nil {
@@ -219,6 +221,12 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 			log.Warn("alert state not restored; starting with empty windows", "file", stateFile, "err", err)
 		} else {
 			log.Info("alert state restored", "file", stateFile, "resolved", len(resolved))
+			var attached struct {
+				Seqs json.RawMessage `json:"seqs"`
+			}
+			if err := json.Unmarshal(data, &attached); err == nil {
+				savedSeqs = attached.Seqs
+			}
 			var untaken []model.Alert
 			for _, a := range d.engine.OpenFirings() {
 				if !d.outbox.Knows(&a) {
@@ -271,6 +279,13 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		Protect: d.sec.prot,
 		State:   d.holds,
 	}, rs.Registry, d.engine, d.writer, deadLetters{d.dead}, d.outbox, log, reg)
+	if len(savedSeqs) > 0 {
+		// Saved with the engine's state, they hold the messages it has
+		// evaluated: those are duplicates after the restart too.
+		if err := d.pipe.RestoreSeqs(savedSeqs, func(id string) bool { return rs.Registry.Lookup(id) != nil }); err != nil {
+			log.Warn("devices' seq counters not restored; messages sent again after the restart are evaluated again", "file", stateFile, "err", err)
+		}
+	}
 
 	// Readiness: subscribed, and able to store (InfluxDB takes writes, or the
 	// spool does within storage.spool_max_bytes). /readyz and fenceline_ready
@@ -605,9 +620,11 @@ func (d *daemon) saveAll(run func(write func()) error) error {
 func (d *daemon) writeState(run func(copyState func()) error) error {
 	var snap *engine.StateSnapshot
 	var held []func(error)
-	if err := run(func() { snap, held = d.engine.Snapshot(), d.holds.take() }); err != nil {
+	var seqs pipeline.SeqSnapshot
+	if err := run(func() { snap, held, seqs = d.engine.Snapshot(), d.holds.take(), d.pipe.SeqSnapshot() }); err != nil {
 		return err
 	}
+	snap.Attach("seqs", seqs)
 	defer release(held)
 	start := time.Now()
 	f, err := atomicfile.Create(d.stateFile)
