@@ -174,24 +174,35 @@ const sigHexLen = 2 * sha256.Size
 // of the payload (without the member) and the signature; found is false
 // when the payload does not end with a signature member.
 func Split(payload []byte) (signed, sig []byte, found bool) {
-	end := len(payload)
-	for end > 0 && isSpace(payload[end-1]) {
-		end--
+	start, end, ok := SigSpan(payload)
+	if !ok {
+		return nil, nil, false
+	}
+	sig = make([]byte, sha256.Size)
+	if _, err := hex.Decode(sig, payload[start+len(sigMember):end-1]); err != nil {
+		return nil, nil, false
+	}
+	signed = make([]byte, 0, len(payload)-(end-start))
+	signed = append(signed, payload[:start]...)
+	signed = append(signed, payload[end:]...)
+	return signed, sig, true
+}
+
+// SigSpan is where payload's signature member is, without allocating:
+// payload[start:end] is `,"sig":"<64 hex digits>"`, and the payload
+// without it is what was signed. ok is false when the payload does not end
+// with one.
+func SigSpan(payload []byte) (start, end int, ok bool) {
+	last := len(payload)
+	for last > 0 && isSpace(payload[last-1]) {
+		last--
 	}
 	// ,"sig":"<64 hex>"}
-	start := end - 1 - 1 - sigHexLen - len(sigMember)
-	if start < 0 || payload[end-1] != '}' || payload[end-2] != '"' || !bytes.Equal(payload[start:start+len(sigMember)], sigMember) {
-		return nil, nil, false
+	start = last - 1 - 1 - sigHexLen - len(sigMember)
+	if start < 0 || payload[last-1] != '}' || payload[last-2] != '"' || !bytes.Equal(payload[start:start+len(sigMember)], sigMember) {
+		return 0, 0, false
 	}
-	hexSig := payload[start+len(sigMember) : end-2]
-	sig = make([]byte, sha256.Size)
-	if _, err := hex.Decode(sig, hexSig); err != nil {
-		return nil, nil, false
-	}
-	signed = make([]byte, 0, len(payload)-(end-1-start))
-	signed = append(signed, payload[:start]...)
-	signed = append(signed, payload[end-1:]...)
-	return signed, sig, true
+	return start, last - 1, true
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fenceline/fenceline/ingest/budget"
+	"github.com/fenceline/fenceline/ingest/devicesig"
 	"github.com/fenceline/fenceline/ingest/influxwriter"
 	"github.com/fenceline/fenceline/ingest/mqttsource"
 	"github.com/fenceline/fenceline/internal/model"
@@ -705,4 +707,17 @@ func FuzzRestoreSeqs(f *testing.F) {
 			g.observe(id, 1<<40, 2, m)
 		}
 	})
+}
+
+// A message signed again (another key, the same body) has the checksum of
+// the same message; another body has another.
+func TestPayloadSumLeavesOutTheSignature(t *testing.T) {
+	body := []byte(`{"v":1,"seq":1,"ts":1795741804120,"detections":[{"imsi":"460001234567890"}]}`)
+	a := devicesig.Sign([]byte("key-one-key-one-key-one-key-one!"), topic, body)
+	b := devicesig.Sign([]byte("key-two-key-two-key-two-key-two!"), topic, body)
+	require.NotEqual(t, a, b)
+	require.Equal(t, payloadSum(a), payloadSum(b))
+	require.Equal(t, payloadSum(body), payloadSum(a))
+	other := devicesig.Sign([]byte("key-one-key-one-key-one-key-one!"), topic, bytes.Replace(body, []byte("890"), []byte("891"), 1))
+	require.NotEqual(t, payloadSum(a), payloadSum(other))
 }

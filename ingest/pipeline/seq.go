@@ -5,12 +5,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
+
+	"github.com/fenceline/fenceline/ingest/devicesig"
 )
 
 // payloadSum is the checksum that tells a redelivered message (the same
 // payload) from another one with the same seq. CRC-32C: a CPU instruction
-// on the machines fenceline runs on.
-func payloadSum(payload []byte) uint32 { return crc32.Checksum(payload, castagnoli) }
+// on the machines fenceline runs on. A signature member (devicesig) is left
+// out: the same message signed again — a unit re-keyed, sending its buffer
+// again — is the same message.
+func payloadSum(payload []byte) uint32 {
+	if start, end, ok := devicesig.SigSpan(payload); ok {
+		return crc32.Update(crc32.Checksum(payload[:start], castagnoli), castagnoli, payload[end:])
+	}
+	return crc32.Checksum(payload, castagnoli)
+}
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
