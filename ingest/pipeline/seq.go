@@ -77,9 +77,9 @@ func (s *seqState) bit(seq int64) (int, uint64) {
 // restart, or after it — has sent another message with the same seq, whose
 // readings could hold the same points if they carry the same millisecond
 // (a unit restarted with its clock set back, or sending again a seq whose
-// first message it lost). A redelivery is moved as its first delivery was.
-// A fenceline restart forgets the counters: a message redelivered after it
-// takes its points unmoved.
+// first message it lost). A redelivery is moved as its first delivery was;
+// across a restart of fenceline too, as far as the counters saved with the
+// alert state (SeqSnapshot) hold it.
 func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (duplicate, moved bool) {
 	st, ok := t.devices[device]
 	if !ok {
