@@ -59,7 +59,9 @@ func (e *Engine) fire(st *ruleState, in alertIn, now time.Time) model.Alert {
 			site = in.zone.Site
 		}
 	}
+	e.ordinal++
 	a := model.Alert{
+		Ordinal:  e.ordinal,
 		ID:       alertID(r.ID+"@"+r.fingerprint, in.subj, zid, in.start, in.origin),
 		Rule:     r.ID,
 		Severity: r.Severity,
@@ -147,7 +149,7 @@ func (e *Engine) opened(st *ruleState, a model.Alert, now time.Time) *incident {
 	e.incidents.Add(1)
 	st.open++
 	st.m.open.Set(float64(st.open))
-	return &incident{Alert: a, LastSent: now}
+	return &incident{Alert: a, LastSent: now, Ordinal: a.Ordinal}
 }
 
 // notifyOf is the zone's units and the rule's notify, deduplicated, sorted.

@@ -77,6 +77,11 @@ type Engine struct {
 	// calls numbers the calls of Evaluate and Tick, so that state can tell
 	// what the current call raised (countZone.firedIn).
 	calls uint64
+	// ordinal is the last model.Alert.Ordinal given: every alert fired has
+	// one of its own, which its re-sends and resolution share. Saved with
+	// the state, and raised at a start past those the outbox holds
+	// (OrdinalsFrom), so that none is given twice.
+	ordinal uint64
 
 	// norms holds the normal forms of the current reading's identifiers,
 	// by watchIdent, for those whose bit in normSet is set (see match).
@@ -760,6 +765,10 @@ func (e *Engine) resolveAll(st *ruleState, now time.Time, why string, out []mode
 	st.m.open.Set(0)
 	return out
 }
+
+// OrdinalsFrom makes the next alert's ordinal greater than n: the largest
+// the outbox holds, which may be past the saved state's after a crash.
+func (e *Engine) OrdinalsFrom(n uint64) { e.ordinal = max(e.ordinal, n) }
 
 // OpenFirings returns the firing alert of every open incident, as it was
 // raised. At a start, those the outbox never took (a crash after the state

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"testing"
 	"time"
@@ -137,13 +138,16 @@ func TestStateGolden(t *testing.T) {
 	got1 = asJSON(e.Tick(at(22, 40)))
 	assert.NotEmpty(t, got1)
 	assert.Equal(t, got1, asJSON(e2.Tick(at(22, 40))))
-	// And the state it comes to is the same, but for silence's.
+	// And the state it comes to is the same, but for silence's — and the
+	// alerts' ordinals, which the silence alerts only one of them raised
+	// have moved on.
 	for _, e := range []*testEngine{e, e2} {
 		clear(e.rules["offline"].silence)
 	}
+	ordinals := regexp.MustCompile(`"(last_)?ordinal":[0-9]+`)
 	s1, err := e.MarshalState()
 	require.NoError(t, err)
 	s2, err := e2.MarshalState()
 	require.NoError(t, err)
-	assert.Equal(t, string(s1), string(s2))
+	assert.Equal(t, ordinals.ReplaceAllString(string(s1), ""), ordinals.ReplaceAllString(string(s2), ""))
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,10 +22,11 @@ const stateVersion = 1
 // incidents, cooldowns, windows bounded by the rules' durations) and JSON,
 // so that an operator can read it.
 type snapshot struct {
-	Version  int                  `json:"version"`
-	LastSeen map[string]time.Time `json:"last_seen"`
-	Patrols  map[string]patrolPos `json:"patrols"`
-	Rules    []ruleSnapshot       `json:"rules"`
+	Version     int                  `json:"version"`
+	LastSeen    map[string]time.Time `json:"last_seen"`
+	Patrols     map[string]patrolPos `json:"patrols"`
+	LastOrdinal uint64               `json:"last_ordinal,omitempty"`
+	Rules       []ruleSnapshot       `json:"rules"`
 }
 
 type ruleSnapshot struct {
@@ -119,6 +121,7 @@ func (e *Engine) WriteState(w io.Writer) error {
 type StateSnapshot struct {
 	lastSeen map[string]time.Time
 	patrols  map[string]patrolPos
+	ordinal  uint64
 	rules    []ruleSnapshot
 	attached []attachment
 }
@@ -139,7 +142,7 @@ func (s *StateSnapshot) Attach(key string, v json.Marshaler) {
 // Snapshot copies the engine's state. It shares nothing the engine will
 // change: evidence lists, inside-states and open incidents are copied.
 func (e *Engine) Snapshot() *StateSnapshot {
-	s := &StateSnapshot{lastSeen: maps.Clone(e.lastSeen), patrols: maps.Clone(e.patrols)}
+	s := &StateSnapshot{lastSeen: maps.Clone(e.lastSeen), patrols: maps.Clone(e.patrols), ordinal: e.ordinal}
 	for _, st := range e.order {
 		s.rules = append(s.rules, e.snapshotRule(st))
 	}
@@ -160,7 +163,11 @@ func (s *StateSnapshot) Save(w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("marshal alert engine state: %w", err)
 	}
-	if _, err := fmt.Fprintf(w, `{"version":%d,"last_seen":%s,"patrols":%s,"rules":`, stateVersion, lastSeen, patrols); err != nil {
+	ordinal := ""
+	if s.ordinal != 0 {
+		ordinal = `"last_ordinal":` + strconv.FormatUint(s.ordinal, 10) + ","
+	}
+	if _, err := fmt.Fprintf(w, `{"version":%d,"last_seen":%s,"patrols":%s,%s"rules":`, stateVersion, lastSeen, patrols, ordinal); err != nil {
 		return fmt.Errorf("write alert engine state: %w", err)
 	}
 	sep := []byte("[")
@@ -334,6 +341,7 @@ func (e *Engine) RestoreState(data []byte) ([]model.Alert, error) {
 			e.patrols[id] = p
 		}
 	}
+	e.ordinal = max(e.ordinal, s.LastOrdinal)
 	var restored, dropped int
 	for i := range s.Rules {
 		rs := &s.Rules[i]
@@ -378,7 +386,7 @@ func (e *Engine) RestoreState(data []byte) ([]model.Alert, error) {
 					cz.minSeen = ss.T
 				}
 			}
-			if cz.Open != nil {
+			if cz.Open.restored() != nil {
 				st.open++
 			}
 			st.count[c.Key] = &cz
@@ -394,7 +402,7 @@ func (e *Engine) RestoreState(data []byte) ([]model.Alert, error) {
 				}
 			}
 			de := d.dwellEntry
-			if de.Open != nil {
+			if de.Open.restored() != nil {
 				st.open++
 			}
 			key := dwellKey{subj: intern(d.Subject), zone: zi}
@@ -427,7 +435,7 @@ func (e *Engine) RestoreState(data []byte) ([]model.Alert, error) {
 				continue
 			}
 			se := ss.statusEntry
-			if se.Open != nil {
+			if se.Open.restored() != nil {
 				st.open++
 			}
 			st.status[ss.Device] = &se
@@ -437,7 +445,7 @@ func (e *Engine) RestoreState(data []byte) ([]model.Alert, error) {
 				continue
 			}
 			inc := si.incident
-			st.silence[si.Device] = &inc
+			st.silence[si.Device] = inc.restored()
 			st.open++
 		}
 		*old = *st
@@ -454,7 +462,7 @@ func (e *Engine) RestoreState(data []byte) ([]model.Alert, error) {
 // says is gone.
 func (rs *ruleSnapshot) resolveOpen(out []model.Alert, now time.Time, why string, gone func(device string) bool) []model.Alert {
 	resolve := func(inc *incident) {
-		a := inc.Alert
+		a := inc.restored().Alert
 		a.State, a.At, a.RaisedAt, a.Late, a.Repeat = model.StateResolved, now, now, false, 0
 		a.Summary = unclearedSummary(why, a.Summary)
 		a.NearestPatrols = []model.PatrolRef{}

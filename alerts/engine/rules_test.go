@@ -273,6 +273,46 @@ func TestCountFiringCountsItsWholeMessage(t *testing.T) {
 	assert.True(t, strings.HasPrefix(again[0].Summary, "40 phones within 15 min"), again[0].Summary)
 }
 
+// Every alert fired has an ordinal of its own (its InfluxDB point time);
+// an incident's re-sends and resolution share its firing's, across a
+// restart too; numbering goes on past what the outbox took.
+func TestAlertOrdinals(t *testing.T) {
+	rules := strings.Replace(countRules, "threshold: 3,", "threshold: 3, repeat_interval: 5m,", 1)
+	rs, ps := compileYAML(t, rules)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	loc := model.Point{Lat: 41.9612, Lon: 110.4875}
+	fired := only(e.Evaluate(e.phones("F-1", at(22, 0), loc, "460000000000001", "460000000000002", "460000000000003"), at(22, 0)), "crowd")
+	require.Len(t, fired, 1)
+	ord := fired[0].Ordinal
+	require.NotZero(t, ord)
+	again := only(e.Tick(at(22, 5)), "crowd")
+	require.Len(t, again, 1)
+	assert.Equal(t, ord, again[0].Ordinal, "a re-send")
+
+	data, err := e.MarshalState()
+	require.NoError(t, err)
+	rs2, ps := compileYAML(t, rules)
+	require.Empty(t, ps)
+	e2 := newEngine(t, rs2)
+	_, err = e2.RestoreState(data)
+	require.NoError(t, err)
+	again = only(e2.Tick(at(22, 10)), "crowd")
+	require.Len(t, again, 1)
+	assert.Equal(t, ord, again[0].Ordinal, "a re-send after a restart")
+	require.Len(t, e2.OpenFirings(), 1)
+	assert.Equal(t, ord, e2.OpenFirings()[0].Ordinal)
+	res := only(e2.Tick(at(22, 40)), "crowd")
+	require.Len(t, res, 1)
+	assert.Equal(t, model.StateResolved, res[0].State)
+	assert.Equal(t, ord, res[0].Ordinal, "the resolution (its point is in the other half of the millisecond)")
+
+	e2.OrdinalsFrom(5000)
+	next := only(e2.Evaluate(e2.phones("F-1", at(23, 0), loc, "460000000000004", "460000000000005", "460000000000006"), at(23, 0)), "crowd")
+	require.Len(t, next, 1)
+	assert.Equal(t, uint64(5001), next[0].Ordinal)
+}
+
 // A window Tick drops (drained) is gone for the next reading too, though
 // the rule remembers its zone's window by the zone's index (countAt): the
 // next crowd is counted in a window of its own, from nothing.

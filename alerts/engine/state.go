@@ -80,6 +80,18 @@ type incident struct {
 	Alert    model.Alert `json:"alert"`
 	LastSent time.Time   `json:"last_sent"` // processing time, for repeat_interval
 	Repeats  int         `json:"repeats,omitempty"`
+	// Ordinal is Alert.Ordinal, which the alert's JSON leaves out (it is
+	// no part of the payload): kept so that the incident's re-sends and
+	// resolution after a restart have their firing's.
+	Ordinal uint64 `json:"ordinal,omitempty"`
+}
+
+// restored gives a restored incident's alert its ordinal back.
+func (inc *incident) restored() *incident {
+	if inc != nil {
+		inc.Alert.Ordinal = inc.Ordinal
+	}
+	return inc
 }
 
 // coolKey identifies what a cooldown suppresses: rule (implicit) + subject

@@ -20,19 +20,17 @@ func keyOf(a *model.Alert) key {
 	return key{a.ID, a.State}
 }
 
-// window remembers the last max keys accepted, oldest first, each with the
-// ordinal its alert was given (0: unknown, from a log written before
-// ordinals were kept). A key is in the FIFO at most once because add is
-// only called for keys it does not hold.
+// window remembers the last max keys accepted, oldest first. A key is in the
+// FIFO at most once because add is only called for keys it does not hold.
 type window struct {
 	max  int
-	set  map[key]uint64
+	set  map[key]struct{}
 	fifo []key
 	head int
 }
 
 func newWindow(max int) *window {
-	return &window{max: max, set: make(map[key]uint64)}
+	return &window{max: max, set: make(map[key]struct{})}
 }
 
 func (w *window) has(k key) bool {
@@ -40,21 +38,14 @@ func (w *window) has(k key) bool {
 	return ok
 }
 
-// ordinal is the ordinal of k's alert, if known.
-func (w *window) ordinal(k key) (uint64, bool) {
-	o, ok := w.set[k]
-	return o, ok && o != 0
-}
-
 func (w *window) len() int { return len(w.fifo) - w.head }
 
-// add remembers k, with its alert's ordinal, forgetting the oldest keys
-// beyond max.
-func (w *window) add(k key, ordinal uint64) {
+// add remembers k, forgetting the oldest keys beyond max.
+func (w *window) add(k key) {
 	if w.has(k) {
 		return
 	}
-	w.set[k] = ordinal
+	w.set[k] = struct{}{}
 	w.fifo = append(w.fifo, k)
 	for w.len() > w.max {
 		delete(w.set, w.fifo[w.head])
@@ -71,9 +62,9 @@ func (w *window) add(k key, ordinal uint64) {
 	}
 }
 
-// each calls f for every key and its ordinal, oldest first.
-func (w *window) each(f func(key, uint64)) {
+// each calls f for every key, oldest first.
+func (w *window) each(f func(key)) {
 	for _, k := range w.fifo[w.head:] {
-		f(k, w.set[k])
+		f(k)
 	}
 }

@@ -38,20 +38,20 @@
 //
 // with one of these records:
 //
-//	{"t":"hdr","v":1,"next":N}                 first line: format version, next sequence number
-//	{"t":"keys","keys":[["id","state"],...],"ords":[O,...]}
-//	                                           dedupe keys of alerts no longer pending (oldest
-//	                                           first), with their alerts' ordinals
+//	{"t":"hdr","v":1,"next":N,"ord":O}        first line: format version, next sequence number,
+//	                                           largest alert ordinal taken
+//	{"t":"keys","keys":[["id","state"],...]}  dedupe keys of alerts no longer pending (oldest first)
 //	{"t":"alert","seq":N,"sinks":["mqtt",...],"alert":{...}}
 //	                                           an accepted alert and the sinks it must still reach
-//	                                           ("ord":O when its ordinal is not N: a re-send's)
+//	                                           ("ord":O: its ordinal, when not N)
 //	{"t":"done","seq":N,"sink":"mqtt"}         delivered to a sink ("drop":true: refused for good)
 //
 // An alert's ordinal (model.Alert.Ordinal, from which its InfluxDB point
-// time is drawn) is its seq, except for a repeat_interval re-send, which
-// takes its firing's. "ords" and "ord" are absent from logs written before
-// them: such keys have no ordinal known, and a re-send of theirs takes its
-// own.
+// time is drawn) is the engine's, which a re-send shares with its firing;
+// an alert without one takes its seq. The header keeps the largest taken:
+// the engine's numbering goes on past it after a crash that lost the
+// engine's last numbers, and Knows tells by it a firing taken too long ago
+// for the dedupe window to remember.
 //
 // A line without its LF, or whose checksum or JSON is bad, at the end of the
 // file is a write torn by a crash and is ignored; the same in the middle of

@@ -79,13 +79,10 @@ func (o *Outbox) load() error {
 			}
 			headerSeen = true
 			next = rec.Next
+			o.noteOrdinal(rec.Ord)
 		case recKeys:
-			for i, k := range rec.Keys {
-				var ord uint64
-				if i < len(rec.Ords) {
-					ord = rec.Ords[i]
-				}
-				o.dedupe.add(key{k[0], k[1]}, ord)
+			for _, k := range rec.Keys {
+				o.dedupe.add(key{k[0], k[1]})
 			}
 		case recAlert:
 			maxSeq = max(maxSeq, rec.Seq)
@@ -121,9 +118,10 @@ func (o *Outbox) loadAlert(rec *record, byseq map[uint64]*loaded) error {
 	if rec.Ord != 0 {
 		a.Ordinal = rec.Ord
 	}
+	o.noteOrdinal(a.Ordinal)
 	k := keyOf(a)
 	if k.id != "" {
-		o.dedupe.add(k, a.Ordinal)
+		o.dedupe.add(k)
 	}
 	if len(rec.Sinks) == 0 || byseq[rec.Seq] != nil {
 		return nil
@@ -261,7 +259,7 @@ func (o *Outbox) compact() error {
 		n += int64(m)
 		return err
 	}
-	if err := put(&record{T: recHeader, V: formatVersion, Next: o.nextSeq}); err != nil {
+	if err := put(&record{T: recHeader, V: formatVersion, Next: o.nextSeq, Ord: o.MaxOrdinal()}); err != nil {
 		return fail(err)
 	}
 	// Keys and pending alerts go out in the window's order, so that the
@@ -281,16 +279,15 @@ func (o *Outbox) compact() error {
 	}
 	var (
 		chunk [][2]string
-		ords  []uint64
 		werr  error
 	)
 	flush := func() {
 		if len(chunk) > 0 && werr == nil {
-			werr = put(&record{T: recKeys, Keys: chunk, Ords: ords})
+			werr = put(&record{T: recKeys, Keys: chunk})
 		}
-		chunk, ords = chunk[:0], ords[:0]
+		chunk = chunk[:0]
 	}
-	o.dedupe.each(func(k key, ord uint64) {
+	o.dedupe.each(func(k key) {
 		if i, ok := pendingAt[k]; ok && !written[i] {
 			flush()
 			if werr == nil {
@@ -300,7 +297,6 @@ func (o *Outbox) compact() error {
 			return
 		}
 		chunk = append(chunk, [2]string{k.id, k.state})
-		ords = append(ords, ord)
 		if len(chunk) == keysPerRecord {
 			flush()
 		}

@@ -129,6 +129,7 @@ type Outbox struct {
 
 	commitDone chan struct{}
 	running    atomic.Bool
+	maxOrdinal atomic.Uint64 // see MaxOrdinal
 }
 
 // entry is one accepted alert that some sink still has to take.
@@ -477,7 +478,7 @@ func (o *Outbox) commit(reqs []*appendReq, acks []record) error {
 	o.mu.Unlock()
 	for _, e := range accepted {
 		if e.key.id != "" {
-			o.dedupe.add(e.key, e.alert.Ordinal)
+			o.dedupe.add(e.key)
 		}
 	}
 	if len(accepted) > 0 {
@@ -498,7 +499,7 @@ func (o *Outbox) commit(reqs []*appendReq, acks []record) error {
 // It touches only committer-owned state besides reading byKey, so a failed
 // write leaves nothing to undo (a sequence number skipped is harmless).
 func (o *Outbox) prepare(reqs []*appendReq) (accepted []*entry, dups int) {
-	batch := make(map[key]uint64) // the keys accepted in this group, with their ordinals
+	batch := make(map[key]bool)
 	var sinkNames []string
 	for _, s := range o.sinks {
 		sinkNames = append(sinkNames, s.name)
@@ -512,7 +513,7 @@ func (o *Outbox) prepare(reqs []*appendReq) (accepted []*entry, dups int) {
 				// nothing to deduplicate on, and losing the alert would be
 				// worse than delivering it twice.
 				o.log.Error("alert without id accepted without deduplication", "rule", a.Rule, "site", a.Site)
-			} else if _, dup := batch[k]; dup || o.isDuplicate(k) {
+			} else if batch[k] || o.isDuplicate(k) {
 				dups++
 				continue
 			}
@@ -529,16 +530,11 @@ func (o *Outbox) prepare(reqs []*appendReq) (accepted []*entry, dups int) {
 				o.log.Error("cannot decode encoded alert; not accepted", "id", a.ID, "rule", a.Rule, "err", err)
 				continue
 			}
-			ac.Ordinal = o.nextSeq
-			if a.Repeat > 0 {
-				// A re-send is its firing's point again (see
-				// model.Alert.Ordinal), which it rewrites.
-				fk := key{a.ID, a.State}
-				if ord, ok := batch[fk]; ok && ord != 0 {
-					ac.Ordinal = ord
-				} else if ord, ok := o.dedupe.ordinal(fk); ok {
-					ac.Ordinal = ord
-				}
+			// The engine's ordinal, which a re-send shares with its firing
+			// (see model.Alert.Ordinal); else one of the outbox's own.
+			ac.Ordinal = a.Ordinal
+			if ac.Ordinal == 0 {
+				ac.Ordinal = o.nextSeq
 			}
 			e := &entry{seq: o.nextSeq, key: k, alert: ac, raw: raw, pending: make([]bool, len(o.sinks)), left: len(o.sinks)}
 			for j := range e.pending {
@@ -550,8 +546,9 @@ func (o *Outbox) prepare(reqs []*appendReq) (accepted []*entry, dups int) {
 				continue
 			}
 			o.nextSeq++
+			o.noteOrdinal(ac.Ordinal)
 			if k.id != "" {
-				batch[k] = ac.Ordinal
+				batch[k] = true
 			}
 			accepted = append(accepted, e)
 		}
@@ -560,7 +557,7 @@ func (o *Outbox) prepare(reqs []*appendReq) (accepted []*entry, dups int) {
 }
 
 // ordField is the Ord of e's alert record: its ordinal when that is not
-// its seq (a re-send's, its firing's).
+// its seq.
 func ordField(e *entry) uint64 {
 	if e.alert.Ordinal == e.seq {
 		return 0
@@ -568,9 +565,29 @@ func ordField(e *entry) uint64 {
 	return e.alert.Ordinal
 }
 
-// Knows reports whether the outbox has taken a (with its id and state)
-// within its de-duplication window, delivered or not.
-func (o *Outbox) Knows(a *model.Alert) bool { return o.isDuplicate(keyOf(a)) }
+// Knows reports whether the outbox has taken a (with its id and state),
+// delivered or not: within its de-duplication window, or long enough ago
+// to have left it — a's ordinal is a window's worth of alerts older than
+// the newest the outbox holds (the firing of an incident open for days).
+func (o *Outbox) Knows(a *model.Alert) bool {
+	if o.isDuplicate(keyOf(a)) {
+		return true
+	}
+	return a.Ordinal != 0 && o.MaxOrdinal()-min(a.Ordinal, o.MaxOrdinal()) >= uint64(o.opts.DedupeWindow)
+}
+
+// MaxOrdinal is the largest alert ordinal the outbox holds (has taken, as
+// far as its log tells): the engine gives new alerts greater ones.
+func (o *Outbox) MaxOrdinal() uint64 { return o.maxOrdinal.Load() }
+
+func (o *Outbox) noteOrdinal(n uint64) {
+	for {
+		cur := o.maxOrdinal.Load()
+		if n <= cur || o.maxOrdinal.CompareAndSwap(cur, n) {
+			return
+		}
+	}
+}
 
 func (o *Outbox) isDuplicate(k key) bool {
 	if o.dedupe.has(k) {

@@ -424,19 +424,20 @@ func TestOrdinalsAreDistinctAndKeptAcrossRestarts(t *testing.T) {
 	stop()
 }
 
-// A repeat_interval re-send takes its firing's ordinal — it rewrites the
-// firing's point — also after restarts and compactions, whether the firing
-// was delivered or is still pending; a firing the outbox no longer knows
-// leaves its re-send a new one. A resolved alert has its own.
-func TestRepeatTakesItsFiringsOrdinal(t *testing.T) {
+// An alert keeps the engine's ordinal (a re-send shares its firing's)
+// across restarts and compactions, pending or delivered; one without takes
+// its seq. The largest ordinal taken survives a compaction that drops every
+// record, and tells a firing taken a dedupe window's worth of alerts ago
+// from one never taken.
+func TestEngineOrdinalsAreKept(t *testing.T) {
 	dir := t.TempDir()
 	opts := fastOpts()
 	opts.CompactMinBytes = 1
-	resend := func(a model.Alert, n int) model.Alert {
-		a.Repeat = n
+	opts.DedupeWindow = 3
+	withOrdinal := func(a model.Alert, ord uint64, repeat int) model.Alert {
+		a.Ordinal, a.Repeat = ord, repeat
 		return a
 	}
-	delivered := testAlert("delivered", model.StateFiring)
 	pending := testAlert("pending", model.StateFiring)
 	ok := newFakeSink("mqtt")
 	held := newFakeSink("influx")
@@ -448,36 +449,37 @@ func TestRepeatTakesItsFiringsOrdinal(t *testing.T) {
 	}
 	o := openT(t, dir, []Sink{ok, held}, opts)
 	stop := run(t, o)
-	require.NoError(t, appendWait(t, o, delivered, pending, resend(delivered, 1)))
+	require.NoError(t, appendWait(t, o, withOrdinal(pending, 7000, 0), withOrdinal(pending, 7000, 1),
+		withOrdinal(testAlert("no-ordinal", model.StateFiring), 0, 0)))
 	got := ok.next(t, 3)
-	first := map[string]uint64{got[0].ID: got[0].Ordinal, got[1].ID: got[1].Ordinal}
-	require.NotEqual(t, first[delivered.ID], first[pending.ID])
-	assert.Equal(t, first[delivered.ID], got[2].Ordinal, "a re-send in the same group")
+	assert.Equal(t, []uint64{7000, 7000}, []uint64{got[0].Ordinal, got[1].Ordinal})
+	assert.NotZero(t, got[2].Ordinal, "its seq")
+	assert.Equal(t, uint64(7000), o.MaxOrdinal())
 	stop()
 	require.NoError(t, o.Close())
 
-	for round := range 2 { // the second reads what the first's compaction wrote
-		o = openT(t, dir, []Sink{ok, held}, opts)
-		stop = run(t, o)
-		require.NoError(t, appendWait(t, o, resend(delivered, 2+2*round), resend(pending, 2+2*round+1)))
-		for _, a := range ok.next(t, 2) {
-			assert.Equal(t, first[a.ID], a.Ordinal, "round %d: %s re-sent after a restart", round, a.ID)
-		}
-		stop()
-		require.NoError(t, o.Close())
-	}
-
-	o = openT(t, dir, []Sink{ok}, opts)
-	defer o.Close()
+	o = openT(t, dir, []Sink{ok, held}, opts)
+	assert.Equal(t, uint64(7000), o.MaxOrdinal())
 	stop = run(t, o)
-	resolved := delivered
-	resolved.State = model.StateResolved
-	require.NoError(t, appendWait(t, o, resolved, resend(testAlert("unknown", model.StateFiring), 3)))
-	for _, a := range ok.next(t, 2) {
-		assert.NotContains(t, []uint64{first[delivered.ID], first[pending.ID]}, a.Ordinal, "%s/%s has an ordinal of its own", a.ID, a.State)
-		assert.Greater(t, a.Ordinal, first[pending.ID])
+	held.fail = nil
+	for _, a := range held.next(t, 3) {
+		if a.ID == pending.ID {
+			assert.Equal(t, uint64(7000), a.Ordinal, "%s re-delivered after a restart", a.ID)
+		}
 	}
 	stop()
+	require.NoError(t, o.Close())
+
+	// Everything delivered: the compaction keeps only keys, and the header
+	// the largest ordinal.
+	o = openT(t, dir, []Sink{ok}, opts)
+	defer o.Close()
+	assert.Equal(t, uint64(7000), o.MaxOrdinal())
+	old := withOrdinal(testAlert("long-ago", model.StateFiring), 6000, 0)
+	recent := withOrdinal(testAlert("recent", model.StateFiring), 6999, 0)
+	assert.True(t, o.Knows(&old), "a window's worth of alerts older than the newest: taken long ago")
+	assert.False(t, o.Knows(&recent), "never taken")
+	assert.True(t, o.Knows(&pending))
 }
 
 func TestLogStaysBounded(t *testing.T) {

@@ -32,11 +32,10 @@ type record struct {
 	Drop  bool            `json:"drop,omitempty"`
 	Keys  [][2]string     `json:"keys,omitempty"`
 	Alert json.RawMessage `json:"alert,omitempty"`
-	// Ord is an alert record's ordinal when it is not its Seq (a re-send
-	// takes its firing's); Ords are the ordinals of a keys record's Keys.
-	// Logs written before them read as "unknown" (0).
-	Ord  uint64   `json:"ord,omitempty"`
-	Ords []uint64 `json:"ords,omitempty"`
+	// Ord is an alert record's ordinal (model.Alert.Ordinal) when it is
+	// not its Seq; a header's, the largest of the alerts taken before it
+	// (which a compaction may have dropped).
+	Ord uint64 `json:"ord,omitempty"`
 }
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)

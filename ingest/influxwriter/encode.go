@@ -202,12 +202,12 @@ func (e *Encoder) appendAlert(dst []byte, a *model.Alert) ([]byte, error) {
 // check, incidents resolved by one reload), and on one time they would be
 // one point, the last overwriting the others.
 //
-// The offset is the alert's outbox ordinal modulo the half millisecond:
-// every alert fenceline delivers has one of its own, kept with it in the
-// outbox across restarts, so any 500,000 alerts taken one after another
-// have distinct offsets, and an alert written again — a retry, a re-send
-// after a restart — rewrites its own point. A repeat_interval re-send has
-// its firing's ordinal, and rewrites the firing's point. An alert no outbox took (no
+// The offset is the alert's ordinal (model.Alert.Ordinal) modulo the half
+// millisecond: every alert fenceline fires has one of its own, kept with it
+// across restarts, so any 500,000 alerts fired one after another have
+// distinct offsets, and an alert written again — a retry, a re-send after a
+// restart — rewrites its own point. A repeat_interval re-send has its
+// firing's ordinal, and rewrites the firing's point. An alert no outbox took (no
 // ordinal) draws its offset from its id and state instead, which keeps
 // alerts apart with high odds only (k alerts of a series in one millisecond
 // meet with odds of about k²/1,000,000).

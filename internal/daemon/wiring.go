@@ -253,6 +253,9 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 	} else if !errors.Is(err, os.ErrNotExist) {
 		log.Warn("alert state not readable; starting with empty windows", "file", stateFile, "err", err)
 	}
+	// The alerts' ordinals (their InfluxDB point times) go on past those the
+	// outbox took, which a crash may have taken past the saved state's.
+	d.engine.OrdinalsFrom(d.outbox.MaxOrdinal())
 
 	d.source = mqttsource.New(cfg.MQTT, mqttsource.Options{
 		Password:         mqttPassword,

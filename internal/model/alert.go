@@ -50,12 +50,13 @@ type Alert struct {
 	// rule's repeat_interval (1, 2, …); 0, and absent from the JSON, on
 	// the first send. It keeps a re-send from being taken for a duplicate.
 	Repeat int `json:"repeat,omitempty"`
-	// Ordinal is the outbox's number for the alert: distinct for every
-	// alert the outbox has taken — but a repeat_interval re-send, which
-	// takes its firing's —, kept with it across restarts, and 0 for an
-	// alert no outbox has taken. It is not part of the payload. The alert's
-	// InfluxDB point time is drawn from it, so that alerts of one series in
-	// one millisecond never share a point, whenever and however often each
-	// is written, while a re-send rewrites its firing's.
+	// Ordinal numbers the alert: the engine gives every alert it fires one
+	// of its own, which the incident's re-sends and resolution share, and
+	// keeps it with the incident across restarts; the outbox keeps it with
+	// the alert (and numbers an alert without one). It is not part of the
+	// payload. The alert's InfluxDB point time is drawn from it, so that
+	// alerts of one series in one millisecond never share a point, whenever
+	// and however often each is written, while a re-send rewrites its
+	// firing's.
 	Ordinal uint64 `json:"-"`
 }
