@@ -106,9 +106,9 @@ func LineProblem(s string) string {
 	for i, r := range s {
 		switch {
 		case r == '\n' || r == '\r':
-			return fmt.Sprintf("holds a line break (at byte %d): an alert's summary is one line", i)
+			return fmt.Sprintf("must be one line (it goes into alerts): it holds a line break at byte %d", i)
 		case unicode.IsControl(r) || r == '\u2028' || r == '\u2029':
-			return fmt.Sprintf("holds the control character %U (at byte %d): an alert's summary is one line of text", r, i)
+			return fmt.Sprintf("must be one line of text (it goes into alerts): it holds the control character %U at byte %d", r, i)
 		}
 	}
 	return ""

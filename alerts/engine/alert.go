@@ -247,12 +247,15 @@ func describeSubject(s model.Subject, r *reading) string {
 			return "vehicle without a readable plate (无牌)"
 		}
 		return "vehicle " + s.Value
-	case "patrol", "device":
+	case "patrol":
 		// The registry's name says who it is ("P-08 (Port, east sector)").
+		// A device subject's summary names it in its place already.
 		if r != nil && r.b.Device != nil && r.b.Device.ID == s.Value && r.b.Device.Name != "" {
-			return s.Kind + " " + s.Value + " (" + r.b.Device.Name + ")"
+			return "patrol " + s.Value + " (" + r.b.Device.Name + ")"
 		}
-		return s.Kind + " " + s.Value
+		return "patrol " + s.Value
+	case "device":
+		return "device " + s.Value
 	}
 	return s.Kind + " " + s.Value
 }

@@ -1068,6 +1068,14 @@ func TestNearestPatrolsLeaveOutTheSubject(t *testing.T) {
 	assert.Equal(t, "P-08", got[0].NearestPatrols[0].Device)
 }
 
+// A device's summary names it once, in its place.
+func TestStatusSummaryNamesTheDeviceOnce(t *testing.T) {
+	e := newEngine(t, loadRules(t))
+	got := only(e.Evaluate(e.status("CP-07", at(23, 10), model.Status{Tamper: model.SomeBool(true)}), at(23, 10)), "unit-tamper")
+	require.Len(t, got, 1)
+	assert.Equal(t, 1, strings.Count(got[0].Summary, "G210 north of Baotou"), got[0].Summary)
+}
+
 func TestAlertIDStable(t *testing.T) {
 	s := model.Subject{Kind: "imsi", Value: "428991234567890"}
 	a := alertID("r", s, "z", at(23, 10), "")
