@@ -141,15 +141,38 @@ func (e *Engine) applyPresence(st *ruleState, r *reading, subj model.Subject, z 
 	if st.rule.watch != nil {
 		what += " on watchlist " + st.rule.watch.Name
 	}
+	if r.pass != nil {
+		what += passFacts(r.pass)
+	}
 	sum := fmt.Sprintf("%s at %s, %s", upperFirst(what), e.place(z, r.b.Meta.Device, r.b.Site), e.localTime(r.t, now))
 	if z != nil && r.src != SourcePatrol { // a patrol is its own sensor
 		sum += " (seen by " + r.b.Meta.Device + ")"
+	}
+	if st.rule.Spec.When != "" {
+		// What made it fire ("speed_kmh > 120"), as status summaries say.
+		sum += " (condition: " + readableWhen(st.rule.Spec.When) + ")"
 	}
 	ev := [1]model.Evidence{r.evidence()}
 	return append(out, e.fire(st, alertIn{
 		subj: subj, zone: z, site: r.b.Site, at: r.t, start: r.t, origin: r.origin(), loc: &r.p, count: 1,
 		evidence: ev[:], summary: sum,
 	}, now))
+}
+
+// passFacts is what a duty officer wants to know of a pass besides its
+// plate: ", outbound at 146 km/h".
+func passFacts(p *model.Pass) string {
+	var parts []string
+	if p.Direction != "" && p.Direction != "unknown" {
+		parts = append(parts, p.Direction)
+	}
+	if p.SpeedKmh.OK {
+		parts = append(parts, fmt.Sprintf("at %.0f km/h", p.SpeedKmh.V))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return ", " + strings.Join(parts, " ")
 }
 
 func upperFirst(s string) string {

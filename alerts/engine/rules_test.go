@@ -191,6 +191,9 @@ func TestFastOutbound(t *testing.T) {
 			require.Equal(t, tc.fires, len(got) == 1)
 			if tc.fires {
 				assert.Equal(t, tc.pass.Plate, got[0].Subject.Value)
+				// The summary says why it fired.
+				assert.Contains(t, got[0].Summary, fmt.Sprintf(", outbound at %.0f km/h at ", tc.pass.SpeedKmh.V))
+				assert.Contains(t, got[0].Summary, `(condition: direction == "outbound" and speed_kmh > 120)`)
 			}
 		})
 	}
