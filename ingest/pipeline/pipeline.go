@@ -69,10 +69,12 @@ type StateKeeper interface {
 	// IncidentChanges counts the incidents the engine has opened or
 	// resolved so far.
 	IncidentChanges() uint64
-	// Hold calls done once a save of the engine's state, taken after Hold
-	// was called, is durable, or has failed (counted and alerted on:
-	// holding longer would not make the alerts safer).
-	Hold(done func(error))
+	// Hold hands alerts (of an evaluation that opened or resolved an
+	// incident) to the outbox once a save of the engine's state, taken
+	// after Hold was called, is durable, or has failed (counted and
+	// alerted on: holding longer would not make the alerts safer); done
+	// follows the outbox's Append.
+	Hold(alerts []model.Alert, done func(error))
 }
 
 // Outbox accepts alerts for delivery; done is called once they are durable.
@@ -269,7 +271,7 @@ func (p *Pipeline) appendAlerts(alerts []model.Alert, incidentChanged bool, done
 		p.outbox.Append(alerts, done)
 		return
 	}
-	p.opts.State.Hold(func(error) { p.outbox.Append(alerts, done) })
+	p.opts.State.Hold(alerts, done)
 }
 
 // Handle takes one message through the pipeline. It returns once the message

@@ -143,10 +143,13 @@ func TestAckWaitsForEveryPart(t *testing.T) {
 type fakeState struct {
 	held
 	changes *uint64
+	outbox  Outbox
 }
 
 func (s *fakeState) IncidentChanges() uint64 { return *s.changes }
-func (s *fakeState) Hold(done func(error))   { s.hold(nil, done) }
+func (s *fakeState) Hold(alerts []model.Alert, done func(error)) {
+	s.hold(nil, func(error) { s.outbox.Append(alerts, done) })
+}
 
 // changingEngine opens (or resolves) an incident on the messages it is
 // told to.
@@ -177,7 +180,7 @@ func TestAlertsWaitForStateSaveAfterIncidentChange(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
 			eng := &changingEngine{change: tc.change}
-			state := &fakeState{changes: &eng.changes}
+			state := &fakeState{changes: &eng.changes, outbox: f.outbox}
 			f.p = New(Options{State: state}, f.p.registry, eng, f.w, f.dead, f.outbox, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 			m, acked := message(topic, detections(1, `{"imsi":"460001234567890"}`))
 			f.p.Handle(context.Background(), m)
@@ -219,7 +222,7 @@ func (w *blockingWriter) Write(_ context.Context, _ *model.Batch, done func(erro
 func TestEngineAvailableWhileWriteWaits(t *testing.T) {
 	f := newFixture(t)
 	eng := &changingEngine{change: true}
-	state := &fakeState{changes: &eng.changes}
+	state := &fakeState{changes: &eng.changes, outbox: f.outbox}
 	w := &blockingWriter{entered: make(chan struct{}), release: make(chan struct{})}
 	f.p = New(Options{State: state}, f.p.registry, eng, w, f.dead, f.outbox, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	m, acked := message(topic, detections(1, `{"imsi":"460001234567890"}`))
@@ -257,7 +260,7 @@ func (e *tickingEngine) Tick(time.Time) []model.Alert {
 func TestTickAlertsWaitForStateSave(t *testing.T) {
 	f := newFixture(t)
 	eng := &tickingEngine{}
-	state := &fakeState{changes: &eng.changes}
+	state := &fakeState{changes: &eng.changes, outbox: f.outbox}
 	f.p = New(Options{State: state}, f.p.registry, eng, f.w, f.dead, f.outbox, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	f.p.tick()
 	require.Equal(t, 1, state.len())

@@ -289,7 +289,8 @@ func TestIntegrationSeqCountersAcrossRestart(t *testing.T) {
 		e.publish("border/mdl/fence/F-AOL-01/detections", msg(seq))
 	}
 	e.waitAcked(3)
-	require.Equal(t, 3.0, e.counter("fenceline_alerts_accepted_total", nil), "a foreign SIM each")
+	foreignSIM := map[string]string{"rule": "foreign-sim-near-border", "state": "firing"}
+	require.Equal(t, 3.0, e.counter("fenceline_alerts_raised_total", foreignSIM), "a foreign SIM each")
 	e.stop()
 	e.start()
 
@@ -300,7 +301,7 @@ func TestIntegrationSeqCountersAcrossRestart(t *testing.T) {
 	require.Equal(t, 0.0, e.counter("fenceline_alerts_duplicates_total", nil), "seq 3 was not evaluated again")
 	require.Equal(t, 0.0, e.counter("fenceline_ingest_sequence_gaps_total", nil))
 	require.Equal(t, 0.0, e.counter("fenceline_ingest_sequence_resets_total", nil))
-	require.Equal(t, 1.0, e.counter("fenceline_alerts_accepted_total", nil), "seq 4's")
+	require.Equal(t, 1.0, e.counter("fenceline_alerts_raised_total", foreignSIM), "seq 4's: seq 3 was not evaluated again")
 	require.Equal(t, 4, e.count("phone_detection"))
 }
 

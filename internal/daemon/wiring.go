@@ -208,50 +208,53 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 	}
 
 	d.engine = engine.New(rs, engineOptions(cfg), log, reg)
-	d.holds = newStateHolds(d.engine)
+	d.holds = newStateHolds(d.engine, d.outbox)
 	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "fenceline_alerts_state_held_messages",
 		Help: "Evaluations that opened or resolved an incident whose alerts (and ack) wait for the next save of the alert state."},
 		func() float64 { return float64(d.holds.waiting()) })
 	var savedSeqs json.RawMessage // the devices' seq counters, saved with the state
-	if data, err := os.ReadFile(stateFile); err == nil {
+	data, resolved, rerr := restoreState(d.engine, stateFile, log)
+	switch {
+	case rerr == nil:
 		d.stateBytes.Set(float64(len(data))) // not 0 until the first save
-		if resolved, err := d.engine.RestoreState(data); err != nil {
-			// Stale or corrupt state costs at most re-raised alerts, which the
-			// outbox deduplicates by id: warn and start fresh.
-			log.Warn("alert state not restored; starting with empty windows", "file", stateFile, "err", err)
-		} else {
-			log.Info("alert state restored", "file", stateFile, "resolved", len(resolved))
-			var attached struct {
-				Seqs json.RawMessage `json:"seqs"`
-			}
-			if err := json.Unmarshal(data, &attached); err == nil {
-				savedSeqs = attached.Seqs
-			}
-			var untaken []model.Alert
-			for _, a := range d.engine.OpenFirings() {
-				if !d.outbox.Knows(&a) {
-					untaken = append(untaken, a)
-				}
-			}
-			if len(untaken) > 0 {
-				// Saved, then a crash before their alerts were queued.
-				log.Warn("queueing the firing alerts of open incidents the outbox never took (a crash right after they opened)", "alerts", len(untaken))
-				d.outbox.Append(untaken, func(err error) {
-					if err != nil {
-						log.Error("could not queue the firing alerts of open incidents", "err", err, "alerts", len(untaken))
-					}
-				})
-			}
-			if len(resolved) > 0 {
-				d.outbox.Append(resolved, func(err error) {
-					if err != nil {
-						log.Error("could not queue the alerts that resolve incidents of changed rules", "err", err, "alerts", len(resolved))
-					}
-				})
+		log.Info("alert state restored", "file", stateFile, "resolved", len(resolved))
+		var attached struct {
+			Seqs   json.RawMessage `json:"seqs"`
+			Unsent unsentAlerts    `json:"unsent_alerts"`
+		}
+		if err := json.Unmarshal(data, &attached); err == nil {
+			savedSeqs = attached.Seqs
+		}
+		// The alerts of incidents opened or resolved that the saved state
+		// holds but the outbox never took (a crash between the save and
+		// their queueing; the saved state has evaluated their messages,
+		// which raise them no more): saved with the state, and the firing
+		// of every open incident (for a state saved without them).
+		var untaken []model.Alert
+		for _, a := range append(attached.Unsent, d.engine.OpenFirings()...) {
+			if !d.outbox.Knows(&a) {
+				untaken = append(untaken, a)
 			}
 		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		log.Warn("alert state not readable; starting with empty windows", "file", stateFile, "err", err)
+		if len(untaken) > 0 {
+			log.Warn("queueing the alerts of incidents opened or resolved that the outbox never took (a crash right after the alert state was saved)", "alerts", len(untaken))
+			d.outbox.Append(untaken, func(err error) {
+				if err != nil {
+					log.Error("could not queue the alerts of incidents opened or resolved", "err", err, "alerts", len(untaken))
+				}
+			})
+		}
+		if len(resolved) > 0 {
+			d.outbox.Append(resolved, func(err error) {
+				if err != nil {
+					log.Error("could not queue the alerts that resolve incidents of changed rules", "err", err, "alerts", len(resolved))
+				}
+			})
+		}
+	case !errors.Is(rerr, os.ErrNotExist):
+		log.Error("alert state not restored; starting with empty windows and no open incidents: "+
+			"the firings of incidents open before are never resolved (close them by hand; their ids are in the outbox and the alert measurement)",
+			"file", stateFile, "err", rerr)
 	}
 	// The alerts' ordinals (their InfluxDB point times) go on past those the
 	// outbox took, which a crash may have taken past the saved state's.
@@ -614,6 +617,48 @@ func (d *daemon) saveAll(run func(write func()) error) error {
 	return errors.Join(d.writeState(run), d.sec.saveState())
 }
 
+// restoreState restores the engine's state from path, or, when that cannot
+// be read or restored, from the previous save (path.prev). It returns the
+// data restored and the alerts that resolve the incidents of rules that
+// changed meanwhile; an error wrapping os.ErrNotExist when there was no
+// state to restore.
+func restoreState(e *engine.Engine, path string, log *slog.Logger) ([]byte, []model.Alert, error) {
+	var errs []error
+	for i, p := range []string{path, path + ".prev"} {
+		data, err := os.ReadFile(p)
+		if err == nil {
+			var resolved []model.Alert
+			if resolved, err = e.RestoreState(data); err == nil {
+				if i > 0 {
+					log.Warn("alert state restored from the previous save: the last one cannot be read (windows and incidents of the last seconds may be lost)",
+						"file", p, "err", errs[0])
+				}
+				return data, resolved, nil
+			}
+		}
+		if i == 0 && errors.Is(err, os.ErrNotExist) {
+			if _, perr := os.Stat(path + ".prev"); errors.Is(perr, os.ErrNotExist) {
+				return nil, nil, err // a first start
+			}
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", p, err))
+	}
+	return nil, nil, errors.Join(errs...)
+}
+
+// keepPrevious keeps the state file about to be replaced as path.prev (a
+// hard link: the replacing rename leaves it the old content), to restore
+// from when the new one cannot be read — a disk that corrupts or truncates
+// it would otherwise make fenceline forget its open incidents, whose
+// firings would then never be resolved.
+func keepPrevious(path string) {
+	prev := path + ".prev"
+	if err := os.Remove(prev); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	_ = os.Link(path, prev) // none before the first save; the next save tries again
+}
+
 // writeState replaces the state file with the engine's state. run runs
 // the copying of the state where the engine may be used (between two
 // evaluations: Pipeline.WithEngine); encoding and writing the copy —
@@ -622,13 +667,18 @@ func (d *daemon) saveAll(run func(write func()) error) error {
 // held after its change, so the copy holds the change.
 func (d *daemon) writeState(run func(copyState func()) error) error {
 	var snap *engine.StateSnapshot
-	var held []func(error)
+	var held []*heldAlerts
+	var unsent unsentAlerts
 	var seqs pipeline.SeqSnapshot
-	if err := run(func() { snap, held, seqs = d.engine.Snapshot(), d.holds.take(), d.pipe.SeqSnapshot() }); err != nil {
+	if err := run(func() {
+		snap, seqs = d.engine.Snapshot(), d.pipe.SeqSnapshot()
+		held, unsent = d.holds.take()
+	}); err != nil {
 		return err
 	}
 	snap.Attach("seqs", seqs)
-	defer release(held)
+	snap.Attach("unsent_alerts", unsent)
+	defer d.holds.release(held)
 	start := time.Now()
 	f, err := atomicfile.Create(d.stateFile)
 	if err != nil {
@@ -638,6 +688,7 @@ func (d *daemon) writeState(run func(copyState func()) error) error {
 		f.Abort()
 		return err
 	}
+	keepPrevious(d.stateFile)
 	if err := f.Commit(); err != nil {
 		return err
 	}
