@@ -186,11 +186,6 @@ func TestIntegrationFiringOfASavedIncidentIsQueuedAtStart(t *testing.T) {
 	e.waitFor("firing", func() bool { return got.has("unit-tamper", model.StateFiring) })
 	e.waitFor("delivered", func() bool { return e.gaugeSum("fenceline_alerts_pending") == 0 })
 	first := got.find("unit-tamper", model.StateFiring).ID
-
-	e.stop()
-	require.NoError(t, os.RemoveAll(filepath.Join(e.dir, "state", "outbox")))
-	e.start()
-
 	firings := func() (ids []string) {
 		for _, a := range got.all() {
 			if a.Rule == "unit-tamper" && a.State == model.StateFiring {
@@ -199,8 +194,18 @@ func TestIntegrationFiringOfASavedIncidentIsQueuedAtStart(t *testing.T) {
 		}
 		return ids
 	}
-	e.waitFor("the firing queued again", func() bool { return len(firings()) == 2 })
-	require.Equal(t, []string{first, first}, firings())
+	// Delivery is at least once: a loaded machine may have delivered a
+	// copy more already (a PUBACK late); receivers drop copies by id.
+	before := len(firings())
+
+	e.stop()
+	require.NoError(t, os.RemoveAll(filepath.Join(e.dir, "state", "outbox")))
+	e.start()
+
+	e.waitFor("the firing queued again", func() bool { return len(firings()) > before })
+	for _, id := range firings() {
+		require.Equal(t, first, id)
+	}
 }
 
 // The alerts of an incident change are saved with the alert state until
@@ -219,6 +224,15 @@ func TestIntegrationUnsentAlertsAreQueuedAtStart(t *testing.T) {
 	e.waitFor("resolved", func() bool { return got.has("unit-tamper", model.StateResolved) })
 	e.waitFor("delivered", func() bool { return e.gaugeSum("fenceline_alerts_pending") == 0 })
 	resolved := got.find("unit-tamper", model.StateResolved)
+	resolutions := func() (n int) {
+		for _, a := range got.all() {
+			if a.ID == resolved.ID && a.State == model.StateResolved {
+				n++
+			}
+		}
+		return n
+	}
+	before := resolutions() // at least once: a copy more is possible already
 	e.stop()
 
 	stateFile := filepath.Join(e.dir, "state", "alert-state.json")
@@ -235,15 +249,7 @@ func TestIntegrationUnsentAlertsAreQueuedAtStart(t *testing.T) {
 	require.NoError(t, os.RemoveAll(filepath.Join(e.dir, "state", "outbox")))
 	e.start()
 
-	e.waitFor("the resolution queued again", func() bool {
-		n := 0
-		for _, a := range got.all() {
-			if a.ID == resolved.ID && a.State == model.StateResolved {
-				n++
-			}
-		}
-		return n == 2
-	})
+	e.waitFor("the resolution queued again", func() bool { return resolutions() > before })
 	for _, a := range got.all() {
 		require.False(t, a.Rule == "unit-tamper" && a.State == model.StateFiring && a.ID != resolved.ID, "no other incident")
 	}
