@@ -517,7 +517,9 @@ func (d *daemon) reload(ctx context.Context) error {
 		d.sec.setKeys(keys, rs.Registry, d.log)
 		alerts = len(resolved)
 		if len(resolved) > 0 {
-			d.outbox.Append(resolved, func(err error) {
+			// Held for the next save like any incident change: a crash after
+			// a save without the incidents must find their resolutions in it.
+			d.holds.Hold(resolved, func(err error) {
 				if err != nil {
 					d.log.Error("could not queue alerts resolved by the reload", "err", err)
 				}
