@@ -275,4 +275,18 @@ func TestIntegrationDamagedStateFallsBackToThePreviousSave(t *testing.T) {
 	e.publish("border/mdl/checkpoint/CP-07/status", fmt.Sprintf(`{"v":1,"seq":2,"ts":%d,"tamper":false}`, now+1))
 	e.waitFor("resolved", func() bool { return got.has("unit-tamper", model.StateResolved) })
 	require.Equal(t, got.find("unit-tamper", model.StateFiring).ID, got.find("unit-tamper", model.StateResolved).ID)
+
+	// The damaged file does not become the previous save: after the save
+	// the resolution waited for, and after the last one, the fallback is
+	// readable.
+	readable := func(when string) {
+		for _, f := range []string{stateFile, stateFile + ".prev"} {
+			data, err := os.ReadFile(f)
+			require.NoError(t, err)
+			require.True(t, json.Valid(data), "%s: %s is readable", when, f)
+		}
+	}
+	readable("after the save the resolution waited for")
+	e.stop()
+	readable("after the last save")
 }

@@ -51,7 +51,11 @@ type daemon struct {
 	http      *httpapi.Server
 	sec       *security
 	stateFile string
-	holds     *stateHolds
+	// stateFileBad is set while the state file could not be restored: it
+	// must not become the previous save (keepPrevious) that the next start
+	// would fall back to. Guarded by saveMu once running.
+	stateFileBad bool
+	holds        *stateHolds
 	// saveMu makes the periodic save and the final one take turns: they
 	// write the same temporary files, and a periodic save cut short by
 	// shutdown removes its own.
@@ -213,7 +217,8 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		Help: "Evaluations that opened or resolved an incident whose alerts (and ack) wait for the next save of the alert state."},
 		func() float64 { return float64(d.holds.waiting()) })
 	var savedSeqs json.RawMessage // the devices' seq counters, saved with the state
-	data, resolved, rerr := restoreState(d.engine, stateFile, log)
+	data, resolved, fromPrev, rerr := restoreState(d.engine, stateFile, log)
+	d.stateFileBad = fromPrev || (rerr != nil && !errors.Is(rerr, os.ErrNotExist))
 	switch {
 	case rerr == nil:
 		d.stateBytes.Set(float64(len(data))) // not 0 until the first save
@@ -624,7 +629,7 @@ func (d *daemon) saveAll(run func(write func()) error) error {
 // data restored and the alerts that resolve the incidents of rules that
 // changed meanwhile; an error wrapping os.ErrNotExist when there was no
 // state to restore.
-func restoreState(e *engine.Engine, path string, log *slog.Logger) ([]byte, []model.Alert, error) {
+func restoreState(e *engine.Engine, path string, log *slog.Logger) (_ []byte, _ []model.Alert, fromPrev bool, _ error) {
 	var errs []error
 	for i, p := range []string{path, path + ".prev"} {
 		data, err := os.ReadFile(p)
@@ -632,20 +637,25 @@ func restoreState(e *engine.Engine, path string, log *slog.Logger) ([]byte, []mo
 			var resolved []model.Alert
 			if resolved, err = e.RestoreState(data); err == nil {
 				if i > 0 {
-					log.Warn("alert state restored from the previous save: the last one cannot be read (windows and incidents of the last seconds may be lost)",
-						"file", p, "err", errs[0])
+					var saved time.Time
+					if fi, err := os.Stat(p); err == nil {
+						saved = fi.ModTime()
+					}
+					log.Error("alert state restored from the previous save, as the last one cannot be read: incidents opened or resolved since are forgotten, "+
+						"and a firing delivered since may never be resolved (look in the alert measurement for firings without a resolution since the previous save, and close them by hand)",
+						"file", p, "previous_save", saved.UTC().Format(time.RFC3339), "err", errs[0])
 				}
-				return data, resolved, nil
+				return data, resolved, i > 0, nil
 			}
 		}
 		if i == 0 && errors.Is(err, os.ErrNotExist) {
 			if _, perr := os.Stat(path + ".prev"); errors.Is(perr, os.ErrNotExist) {
-				return nil, nil, err // a first start
+				return nil, nil, false, err // a first start
 			}
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", p, err))
 	}
-	return nil, nil, errors.Join(errs...)
+	return nil, nil, false, errors.Join(errs...)
 }
 
 // keepPrevious keeps the state file about to be replaced as path.prev (a
@@ -690,10 +700,13 @@ func (d *daemon) writeState(run func(copyState func()) error) error {
 		f.Abort()
 		return err
 	}
-	keepPrevious(d.stateFile)
+	if !d.stateFileBad {
+		keepPrevious(d.stateFile)
+	}
 	if err := f.Commit(); err != nil {
 		return err
 	}
+	d.stateFileBad = false
 	d.stateSaveSeconds.Observe(time.Since(start).Seconds())
 	if fi, err := os.Stat(d.stateFile); err == nil {
 		d.stateBytes.Set(float64(fi.Size()))
