@@ -77,6 +77,9 @@ type Engine struct {
 	// calls numbers the calls of Evaluate and Tick, so that state can tell
 	// what the current call raised (countZone.firedIn).
 	calls uint64
+	// grown are the count incidents the current call fired whose crowd
+	// grew with the rest of the message (see countGrown).
+	grown []grownCount
 	// ordinal is the last model.Alert.Ordinal given: every alert fired has
 	// one of its own, which its re-sends and resolution share. Saved with
 	// the state, and raised at a start past those the outbox holds
@@ -244,6 +247,9 @@ func (e *Engine) Evaluate(b *model.Batch, now time.Time) []model.Alert {
 			out = e.evalReading(r, now, out)
 		}
 		e.m.readingsC[src].Add(float64(len(b.Statuses)))
+	}
+	if len(e.grown) > 0 {
+		e.countGrown(now, out)
 	}
 	*r = reading{}
 	e.sidMemo.reset() // let go of the message's strings

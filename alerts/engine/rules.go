@@ -339,21 +339,58 @@ func (e *Engine) checkCount(st *ruleState, cz *countZone, z *zone.Zone, clock ti
 		return e.countChanged(st, cz, z, clock, cut, r, n, now, out)
 	}
 	if cz.Open != nil && n > cz.Open.Alert.Count {
-		// The crowd grew. Re-sends say so; and a firing the current call
-		// raised, still to go out, counts the rest of its message: 30
-		// phones reported at once are a crowd of 30, not of the threshold.
-		a := &cz.Open.Alert
-		a.Count = n
-		a.Summary = st.rule.summarised(e.countSummary(st, cz, z, n, a.At, now))
-		if cz.firedIn == e.calls && r != nil {
-			cz.Evidence = evidenceAfter(cz.Evidence, &cz.evRing, cut)
-			a.Evidence = slices.Clone(cz.Evidence)
-			if f := &out[cz.firedOut]; f.ID == a.ID && f.State == model.StateFiring {
-				f.Count, f.Summary, f.Evidence = a.Count, a.Summary, slices.Clone(a.Evidence)
-			}
+		// The crowd grew: its count now, its summary when it next goes out
+		// (a re-send, or the firing this call raised: see countGrown).
+		cz.Open.Alert.Count = n
+		if cz.firedIn == e.calls && r != nil && !cz.grown {
+			cz.grown = true
+			e.grown = append(e.grown, grownCount{st: st, cz: cz, z: z})
 		}
 	}
 	return out
+}
+
+// countOf is the count window whose incident inc is, if st counts.
+func countOf(st *ruleState, inc *incident) *countZone {
+	if st.rule.Kind != KindCount {
+		return nil
+	}
+	for _, cz := range st.count {
+		if cz.Open == inc {
+			return cz
+		}
+	}
+	return nil
+}
+
+// grownCount is a count incident that fired in the current call and grew
+// since, with what its summary needs.
+type grownCount struct {
+	st *ruleState
+	cz *countZone
+	z  *zone.Zone
+}
+
+// countGrown brings the firings the call raised for crowds that grew with
+// the rest of their message up to date, once the message is counted: 30
+// phones reported at once are a crowd of 30, not of the threshold.
+func (e *Engine) countGrown(now time.Time, out []model.Alert) {
+	for _, g := range e.grown {
+		cz := g.cz
+		cz.grown = false
+		if cz.Open == nil {
+			continue
+		}
+		a := &cz.Open.Alert
+		a.Summary = g.st.rule.summarised(e.countSummary(g.st, cz, g.z, a.Count, a.At, now))
+		cz.Evidence = evidenceAfter(cz.Evidence, &cz.evRing, cz.Clock.Add(-g.st.rule.window))
+		a.Evidence = slices.Clone(cz.Evidence)
+		if f := &out[cz.firedOut]; f.ID == a.ID && f.State == model.StateFiring {
+			f.Count, f.Summary, f.Evidence = a.Count, a.Summary, slices.Clone(a.Evidence)
+		}
+	}
+	clear(e.grown)
+	e.grown = e.grown[:0]
 }
 
 // countSummary is the summary of a count incident firing with n subjects at
@@ -1040,6 +1077,14 @@ func (e *Engine) tickRepeat(st *ruleState, now time.Time, out []model.Alert) []m
 	}
 	resend := func(inc *incident) {
 		if inc != nil && now.Sub(inc.LastSent) >= st.rule.repeat {
+			if cz := countOf(st, inc); cz != nil {
+				// A crowd that grew says how big it is now.
+				var z *zone.Zone
+				if e.rs.Zones != nil && cz.Zone != "" {
+					z = e.rs.Zones.Get(cz.Zone)
+				}
+				inc.Alert.Summary = st.rule.summarised(e.countSummary(st, cz, z, inc.Alert.Count, inc.Alert.At, now))
+			}
 			inc.LastSent = now
 			inc.Repeats++
 			// The incident as it fired, late or not: a re-send is not

@@ -135,6 +135,7 @@ type countZone struct {
 	// are counted into it before it goes out (see checkCount).
 	firedIn  uint64
 	firedOut int
+	grown    bool // listed in Engine.grown
 }
 
 type countSlot struct {
