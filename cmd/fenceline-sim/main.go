@@ -50,6 +50,7 @@ type options struct {
 	printIncidents bool
 	watchAlerts    bool
 	publish        bool
+	thenLive       bool
 	waitReady      string
 	logLevel       string
 }
@@ -68,6 +69,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.printIncidents, "print-incidents", false, "list the scripted incidents with the rules they must fire, and exit")
 	fs.BoolVar(&o.watchAlerts, "watch-alerts", false, "print the alerts arriving on "+sim.AlertTopics+", one line each, and keep watching after the run")
 	fs.BoolVar(&o.publish, "publish", true, "publish the scenario (false with --watch-alerts: only watch)")
+	fs.BoolVar(&o.thenLive, "then-live", false, "after a run faster than real time, go on in real time until stopped, so that the units keep reporting (else the daemon finds them all silent)")
 	fs.StringVar(&o.waitReady, "wait-ready", "", "wait until this URL answers 200 (the daemon's /readyz) before publishing")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
@@ -173,6 +175,21 @@ func simulate(ctx context.Context, o options, log *slog.Logger, stdout io.Writer
 	if o.publish {
 		if err := publish(ctx, o, s, c, sc.Location, out, log); err != nil {
 			return err
+		}
+		if o.thenLive && !s.End().IsZero() && (!o.speed.Paced() || o.speed > 1) {
+			// The replay of the past is over; the units go on reporting
+			// from now on, as a deployment's would, with the scenario's
+			// incidents on its schedule again.
+			live, err := sim.New(sc, sim.Options{Seed: o.seed, Start: time.Now().In(sc.Location)})
+			if err != nil {
+				return err
+			}
+			lo := o
+			lo.speed = 1
+			out.println("      (the replay is over: going on in real time, so that the units keep reporting)")
+			if err := publish(ctx, lo, live, c, sc.Location, out, log); err != nil {
+				return err
+			}
 		}
 	}
 	if !o.watchAlerts {
