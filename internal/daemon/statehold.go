@@ -5,7 +5,7 @@ import (
 	"sync"
 
 	"github.com/fenceline/fenceline/alerts/engine"
-	"github.com/fenceline/fenceline/alerts/outbox"
+	"github.com/fenceline/fenceline/ingest/pipeline"
 	"github.com/fenceline/fenceline/internal/model"
 )
 
@@ -20,7 +20,7 @@ import (
 // them no more.
 type stateHolds struct {
 	engine *engine.Engine
-	outbox *outbox.Outbox
+	outbox pipeline.Outbox
 	// kick wakes the state saver when something is held: a stateful
 	// alert waits for the save, which should not wait for the next tick.
 	kick chan struct{}
@@ -35,7 +35,7 @@ type heldAlerts struct {
 	done   func(error)
 }
 
-func newStateHolds(e *engine.Engine, o *outbox.Outbox) *stateHolds {
+func newStateHolds(e *engine.Engine, o pipeline.Outbox) *stateHolds {
 	return &stateHolds{engine: e, outbox: o, kick: make(chan struct{}, 1), sending: map[*heldAlerts]struct{}{}}
 }
 
