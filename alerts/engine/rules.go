@@ -350,19 +350,6 @@ func (e *Engine) checkCount(st *ruleState, cz *countZone, z *zone.Zone, clock ti
 	return out
 }
 
-// countOf is the count window whose incident inc is, if st counts.
-func countOf(st *ruleState, inc *incident) *countZone {
-	if st.rule.Kind != KindCount {
-		return nil
-	}
-	for _, cz := range st.count {
-		if cz.Open == inc {
-			return cz
-		}
-	}
-	return nil
-}
-
 // grownCount is a count incident that fired in the current call and grew
 // since, with what its summary needs.
 type grownCount struct {
@@ -382,7 +369,7 @@ func (e *Engine) countGrown(now time.Time, out []model.Alert) {
 			continue
 		}
 		a := &cz.Open.Alert
-		a.Summary = g.st.rule.summarised(e.countSummary(g.st, cz, g.z, a.Count, a.At, now))
+		e.summariseCount(g.st, cz, g.z, now)
 		cz.Evidence = evidenceAfter(cz.Evidence, &cz.evRing, cz.Clock.Add(-g.st.rule.window))
 		a.Evidence = slices.Clone(cz.Evidence)
 		if f := &out[cz.firedOut]; f.ID == a.ID && f.State == model.StateFiring {
@@ -391,6 +378,12 @@ func (e *Engine) countGrown(now time.Time, out []model.Alert) {
 	}
 	clear(e.grown)
 	e.grown = e.grown[:0]
+}
+
+// summariseCount brings the summary of cz's open incident up to its count.
+func (e *Engine) summariseCount(st *ruleState, cz *countZone, z *zone.Zone, now time.Time) {
+	a := &cz.Open.Alert
+	a.Summary = st.rule.summarised(e.countSummary(st, cz, z, a.Count, a.At, now))
 }
 
 // countSummary is the summary of a count incident firing with n subjects at
@@ -1077,14 +1070,6 @@ func (e *Engine) tickRepeat(st *ruleState, now time.Time, out []model.Alert) []m
 	}
 	resend := func(inc *incident) {
 		if inc != nil && now.Sub(inc.LastSent) >= st.rule.repeat {
-			if cz := countOf(st, inc); cz != nil {
-				// A crowd that grew says how big it is now.
-				var z *zone.Zone
-				if e.rs.Zones != nil && cz.Zone != "" {
-					z = e.rs.Zones.Get(cz.Zone)
-				}
-				inc.Alert.Summary = st.rule.summarised(e.countSummary(st, cz, z, inc.Alert.Count, inc.Alert.At, now))
-			}
 			inc.LastSent = now
 			inc.Repeats++
 			// The incident as it fired, late or not: a re-send is not
@@ -1097,6 +1082,14 @@ func (e *Engine) tickRepeat(st *ruleState, now time.Time, out []model.Alert) []m
 		}
 	}
 	for _, cz := range st.count {
+		if cz.Open != nil && now.Sub(cz.Open.LastSent) >= st.rule.repeat {
+			// A crowd that grew says how big it is now.
+			var z *zone.Zone
+			if e.rs.Zones != nil && cz.Zone != "" {
+				z = e.rs.Zones.Get(cz.Zone)
+			}
+			e.summariseCount(st, cz, z, now)
+		}
 		resend(cz.Open)
 	}
 	for _, de := range st.dwell {
