@@ -40,6 +40,7 @@ func TestIntegrationAlertStateSurvivesRestart(t *testing.T) {
 	e.stop()
 	e.start()
 	require.Positive(t, e.gauge("fenceline_alerts_state_bytes"), "the size of the state restored")
+	require.Zero(t, e.gauge("fenceline_alerts_state_restore_incomplete"), "restored whole")
 
 	status(true)     // still tampered: the open incident is not raised again
 	plate("蒙B7K3Q2") // within the cooldown: not raised again
@@ -272,6 +273,7 @@ func TestIntegrationDamagedStateFallsBackToThePreviousSave(t *testing.T) {
 	require.NoError(t, os.Truncate(stateFile, fi.Size()/2))
 	require.FileExists(t, stateFile+".prev")
 	e.start()
+	require.Equal(t, 1.0, e.gauge("fenceline_alerts_state_restore_incomplete"), "an operator is alerted")
 	e.publish("border/mdl/checkpoint/CP-07/status", fmt.Sprintf(`{"v":1,"seq":2,"ts":%d,"tamper":false}`, now+1))
 	e.waitFor("resolved", func() bool { return got.has("unit-tamper", model.StateResolved) })
 	require.Equal(t, got.find("unit-tamper", model.StateFiring).ID, got.find("unit-tamper", model.StateResolved).ID)

@@ -93,6 +93,8 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)})
 	d.stateBytes = f.NewGauge(prometheus.GaugeOpts{Name: "fenceline_alerts_state_bytes",
 		Help: "Size of the alert state at its last save."})
+	stateLost := f.NewGauge(prometheus.GaugeOpts{Name: "fenceline_alerts_state_restore_incomplete",
+		Help: "1 when this start could not restore the last saved alert state: from the previous save (incidents opened or resolved since are forgotten) or from nothing."})
 
 	rs, err := LoadRules(cfg)
 	if err != nil {
@@ -219,6 +221,9 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 	var savedSeqs json.RawMessage // the devices' seq counters, saved with the state
 	data, resolved, fromPrev, rerr := restoreState(d.engine, stateFile, log)
 	d.stateFileBad = fromPrev || (rerr != nil && !errors.Is(rerr, os.ErrNotExist))
+	if d.stateFileBad {
+		stateLost.Set(1)
+	}
 	switch {
 	case rerr == nil:
 		d.stateBytes.Set(float64(len(data))) // not 0 until the first save
