@@ -739,12 +739,17 @@ func (e *Engine) velocityPair(st *ruleState, r *reading, subj model.Subject, id 
 // known to be inside count as outside, so the first-ever sighting more than
 // hysteresis_m inside a zone is an enter (a patrol switched on inside the
 // strip is in the strip).
-// The state is updated whatever the schedule and `when` say; they only
-// decide whether a crossing alerts. Positions older than the subject's
-// latest are ignored (they would move it back in time).
+// A position the rule's filters refuse is not seen at all, as in every
+// kind: outside the schedule it changes nothing, and in a zone whose `when`
+// it fails (a fix too coarse to trust) the subject keeps its side there.
+// Were the side updated and only the alert withheld, one coarse fix inside
+// would swallow the real entry after it, and a patrol that went in before
+// the night window opened would never be reported in the strip at night.
+// Positions older than the subject's latest are ignored (they would move
+// it back in time).
 func (e *Engine) applyFence(st *ruleState, r *reading, now time.Time, out []model.Alert) []model.Alert {
 	rule := st.rule
-	if !r.hasPos {
+	if !r.hasPos || !e.active(rule.sched, r.t) {
 		return out
 	}
 	subj, ok := e.subjectOf(rule, r)
@@ -778,8 +783,14 @@ func (e *Engine) applyFence(st *ruleState, r *reading, now time.Time, out []mode
 				continue
 			}
 		}
-		d := z.DistanceM(r.p)
 		was := slices.Contains(fe.Inside, z.ID)
+		if rule.when != nil && !e.when(st, r, z) {
+			if was {
+				e.inside = append(e.inside, z.ID)
+			}
+			continue
+		}
+		d := z.DistanceM(r.p)
 		var in bool
 		if was {
 			in = d >= -h
@@ -793,19 +804,22 @@ func (e *Engine) applyFence(st *ruleState, r *reading, now time.Time, out []mode
 			out = e.crossing(st, r, subj, z, now, out)
 		}
 	}
-	// Zones it was inside that are not even near any more: it left them.
-	if rule.Kind == KindExit {
-		for _, id := range fe.Inside {
-			if slices.Contains(e.inside, id) || containsZone(e.near, id) {
-				continue
-			}
-			var z *zone.Zone
-			if e.rs.Zones != nil {
-				z = e.rs.Zones.Get(id)
-			}
-			if z != nil {
-				out = e.crossing(st, r, subj, z, now, out)
-			}
+	// Zones it was inside that are not even near any more: it left them,
+	// unless the rule's `when` refuses the fix there.
+	for _, id := range fe.Inside {
+		if slices.Contains(e.inside, id) || containsZone(e.near, id) {
+			continue
+		}
+		var z *zone.Zone
+		if e.rs.Zones != nil {
+			z = e.rs.Zones.Get(id)
+		}
+		switch {
+		case z == nil:
+		case rule.when != nil && !e.when(st, r, z):
+			e.inside = append(e.inside, id)
+		case rule.Kind == KindExit:
+			out = e.crossing(st, r, subj, z, now, out)
 		}
 	}
 	fe.Inside = append(fe.Inside[:0], e.inside...)
@@ -821,16 +835,10 @@ func containsZone(zs []*zone.Zone, id string) bool {
 	return false
 }
 
-// crossing raises the alert of an enter or exit, if schedule, `when` and
-// cooldown let it.
+// crossing raises the alert of an enter or exit, if its cooldown lets it
+// (applyFence has applied the rule's filters).
 func (e *Engine) crossing(st *ruleState, r *reading, subj model.Subject, z *zone.Zone, now time.Time, out []model.Alert) []model.Alert {
 	rule := st.rule
-	if !e.active(rule.sched, r.t) {
-		return out
-	}
-	if rule.when != nil && !e.when(st, r, z) {
-		return out
-	}
 	if !e.allow(st, coolKey{subj: e.sid(subj), zone: z.ID}, r.t, now) {
 		return out
 	}

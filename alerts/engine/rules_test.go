@@ -876,6 +876,76 @@ func TestEnterExitHysteresis(t *testing.T) {
 	}
 }
 
+// A fix an enter/exit rule's filters refuse is not seen by the rule: it
+// moves the patrol to neither side, so a coarse fix cannot swallow the real
+// entry after it, and a patrol that went in before the night window opened
+// is reported at its first fix inside the window.
+func TestEnterExitFiltersRefuseAFixWhole(t *testing.T) {
+	const rules = `
+devices:
+  - {id: P-07, kind: patrol, site: mdl}
+zones:
+  - {id: strip, site: mdl, geojson: {"type":"Polygon","coordinates":[[[109.80,42.68],[110.50,42.68],[110.50,42.72],[109.80,42.72],[109.80,42.68]]]}}
+  - {id: port, site: mdl, circle: {lat: 42.62, lon: 110.15, radius_m: 1500}}
+rules:
+  - {id: in-fine, kind: enter, source: patrol, zones: [strip], when: 'accuracy_m < 50'}
+  - {id: out-fine, kind: exit, source: patrol, zones: [strip], when: 'accuracy_m < 50'}
+  - {id: in-strip-only, kind: enter, source: patrol, when: 'zone == "strip"'}
+  - {id: in-night, kind: enter, source: patrol, zones: [strip], schedule: {tz: Asia/Shanghai, windows: [{from: "20:00", to: "06:00"}]}}
+  - {id: out-night, kind: exit, source: patrol, zones: [strip], schedule: {tz: Asia/Shanghai, windows: [{from: "20:00", to: "06:00"}]}}
+`
+	inside := model.Point{Lat: 42.70, Lon: 110.1}
+	outside := model.Point{Lat: 42.60, Lon: 110.1}
+	port := model.Point{Lat: 42.62, Lon: 110.15}
+	type fix struct {
+		t   time.Time
+		p   model.Point
+		acc float64
+	}
+	tests := []struct {
+		name  string
+		fixes []fix
+		want  map[string]int // alerts per rule
+	}{
+		{"a coarse fix inside does not swallow the entry after it",
+			[]fix{{at(10, 0), outside, 5}, {at(10, 1), inside, 500}, {at(10, 2), inside, 5}},
+			map[string]int{"in-fine": 1, "out-fine": 0}},
+		{"a coarse fix outside is no exit, so no second entry",
+			[]fix{{at(10, 0), inside, 5}, {at(10, 1), outside, 900}, {at(10, 2), inside, 5}},
+			map[string]int{"in-fine": 1, "out-fine": 0}},
+		{"when naming a zone ignores the fix elsewhere",
+			[]fix{{at(10, 0), port, 5}, {at(10, 1), inside, 5}},
+			map[string]int{"in-strip-only": 1}},
+		{"in before the window opens: entered at the first fix inside it",
+			[]fix{{at(19, 40), outside, 5}, {at(19, 50), inside, 5}, {at(21, 0), inside, 5}},
+			map[string]int{"in-night": 1, "out-night": 0}},
+		{"out before the window closes, back in after it opens: no crossing at night",
+			[]fix{{at(5, 0), inside, 5}, {at(7, 0), outside, 5}, {at(19, 0), inside, 5}, {at(21, 0), inside, 5}},
+			map[string]int{"in-night": 1, "out-night": 0}},
+		{"left during the day: the exit is seen at the first fix of the night",
+			[]fix{{at(5, 0), inside, 5}, {at(7, 0), outside, 5}, {at(21, 0), outside, 5}},
+			map[string]int{"in-night": 1, "out-night": 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rs, ps := compileYAML(t, rules)
+			require.Empty(t, ps)
+			e := newEngine(t, rs)
+			got := map[string]int{}
+			for _, f := range tc.fixes {
+				b := e.batch("P-07", model.StreamPosition, f.t)
+				b.Positions = append(b.Positions, model.Position{Stamp: model.Stamp{Time: f.t}, Loc: f.p, AccuracyM: model.Some(f.acc)})
+				for _, a := range e.eval(b) {
+					got[a.Rule]++
+				}
+			}
+			for rule, n := range tc.want {
+				assert.Equal(t, n, got[rule], rule)
+			}
+		})
+	}
+}
+
 func TestEnterWithoutZonesWatchesEveryZone(t *testing.T) {
 	rs, ps := compileYAML(t, fenceRules)
 	require.Empty(t, ps)
