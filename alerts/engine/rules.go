@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -712,7 +713,8 @@ func (e *Engine) velocityPair(st *ruleState, r *reading, subj model.Subject, id 
 	}
 	speed := "at the same instant"
 	if !math.IsInf(kmh, 1) {
-		speed = fmt.Sprintf("in %s (%.0f km/h, max %.0f)", shortDur(dt), kmh, st.rule.maxKmh)
+		speed = fmt.Sprintf("in %s (%s km/h, max %s)", shortDur(dt), kmhAbove(kmh, st.rule.maxKmh),
+			strconv.FormatFloat(st.rule.maxKmh, 'f', -1, 64))
 	}
 	lz := z
 	if late.Zone != zoneID(z) && e.rs.Zones != nil {
@@ -729,6 +731,18 @@ func (e *Engine) velocityPair(st *ruleState, r *reading, subj model.Subject, id 
 		summary: fmt.Sprintf("%s seen %.1f km apart %s: %s at %s, %s at %s", upperFirst(describeSubject(subj, r)),
 			d/1000, speed, e.deviceLabel(early.Device), e.localTime(early.T, now), e.deviceLabel(late.Device), e.localTime(late.T, now)),
 	}, now))
+}
+
+// kmhAbove formats a speed above max in whole km/h, or with the decimals
+// it takes to read above max: 180.3 km/h against a maximum of 180 is
+// "180.3", never "180".
+func kmhAbove(kmh, max float64) string {
+	for prec := 0; ; prec++ {
+		s := strconv.FormatFloat(kmh, 'f', prec, 64)
+		if v, _ := strconv.ParseFloat(s, 64); v > max || prec == 6 {
+			return s
+		}
+	}
 }
 
 // applyFence runs an enter/exit rule: the subject's previous inside-state

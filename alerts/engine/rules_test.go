@@ -673,6 +673,7 @@ func TestVelocity(t *testing.T) {
 		plate2 string
 	}{
 		{"80 km in 10 minutes (480 km/h)", 80, 10 * time.Minute, true, ""},
+		{"30.05 km in 10 minutes (180.3 km/h, just above)", 30.05, 10 * time.Minute, true, ""},
 		{"20 km in 30 minutes (40 km/h)", 20, 30 * time.Minute, false, ""},
 		{"80 km in 30 minutes (160 km/h)", 80, 30 * time.Minute, false, ""},
 		{"5 km at the same instant", 5, 0, true, ""},
@@ -710,6 +711,25 @@ func TestVelocity(t *testing.T) {
 			assert.Contains(t, v.Summary, fmt.Sprintf("%.1f km apart", tc.km))
 			assert.Contains(t, v.Summary, "CP-12 at", "a checkpoint without a name by its id")
 			assert.Contains(t, v.Summary, "CP-07 (G210 north of Baotou) at", "with its name")
+		})
+	}
+}
+
+// A speed just above the maximum never reads as the maximum.
+func TestKmhAbove(t *testing.T) {
+	tests := []struct {
+		name     string
+		kmh, max float64
+		want     string
+	}{
+		{"well above: whole km/h", 480.4, 180, "480"},
+		{"rounds to the maximum: a decimal", 180.3, 180, "180.3"},
+		{"rounds below the maximum: a decimal", 180.04, 180.0, "180.04"},
+		{"a fractional maximum, rounded above it", 181.52, 181.5, "182"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, kmhAbove(tc.kmh, tc.max))
 		})
 	}
 }
