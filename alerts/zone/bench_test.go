@@ -2,6 +2,7 @@ package zone
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -139,4 +140,59 @@ func BenchmarkBuild5000(b *testing.B) {
 	for b.Loop() {
 		Build(specs, "", "rules.yaml")
 	}
+}
+
+// BenchmarkBuildMulti is the build of zones of several polygons, where it
+// finds the boundary of their union: a 10,000-vertex jagged ring cut in
+// two 5,000-vertex halves, two 5,000-vertex rings overlapping by half,
+// and a 30 km strip drawn as 100 segments of 50 vertices.
+func BenchmarkBuildMulti(b *testing.B) {
+	r := jaggedRing(aolunsumu, 30_000, 10_000, 1)
+	cut := halves(r, north(aolunsumu, 300))
+	for _, bc := range []struct{ name, geojson string }{
+		{"halves", multiJSON(cut[0], cut[1])},
+		{"overlapping", multiJSON(
+			[][][2]float64{jaggedRing(aolunsumu, 30_000, 5000, 1)},
+			[][][2]float64{jaggedRing(east(aolunsumu, 30_000), 30_000, 5000, 2)})},
+		{"strip-of-100", stripJSON(aolunsumu, 30_000, 100, 50)},
+	} {
+		specs := []config.ZoneSpec{{ID: "z", GeoJSON: bc.geojson}}
+		if _, probs := Build(specs, "", "rules.yaml"); len(probs) > 0 {
+			b.Fatal(probs)
+		}
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				Build(specs, "", "rules.yaml")
+			}
+		})
+	}
+}
+
+// stripJSON is an east–west strip of length m metres from c, drawn as n
+// adjacent members of k vertices each, with wavy north and south edges;
+// each member's east edge has a vertex halfway that its neighbour's west
+// edge lacks.
+func stripJSON(c model.Point, m float64, n, k int) string {
+	w := m / (mPerDegLat * math.Cos(c.Lat*math.Pi/180)) / float64(n)
+	edge := func(lon, lat float64) [2]float64 {
+		return [2]float64{lon, lat + 0.002*math.Sin(lon*900)}
+	}
+	polys := make([][][][2]float64, n)
+	side := (k - 3) / 2 // positions along each of the north and south edges
+	for i := range polys {
+		x0 := c.Lon + float64(i)*w
+		var ring [][2]float64
+		for j := range side {
+			ring = append(ring, edge(x0+w*float64(j)/float64(side), c.Lat))
+		}
+		s, nn := edge(x0+w, c.Lat), edge(x0+w, c.Lat+0.02)
+		ring = append(ring, s, [2]float64{s[0], (s[1] + nn[1]) / 2})
+		for j := range side {
+			ring = append(ring, edge(x0+w*float64(side-j)/float64(side), c.Lat+0.02))
+		}
+		ring = append(ring, edge(x0, c.Lat+0.02), ring[0])
+		polys[i] = [][][2]float64{ring}
+	}
+	return multiJSON(polys...)
 }

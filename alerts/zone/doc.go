@@ -9,7 +9,11 @@
 // Coordinates are WGS84 [lon, lat], edges are straight lines in lon/lat
 // (as GeoJSON and every map that draws it treat them). A point on a
 // boundary, including a hole's, is inside: a fence unit on the fence line
-// is in its zone. Circles are exact spherical caps (haversine), not
+// is in its zone. A zone of several polygons (a MultiPolygon, or a
+// FeatureCollection such as a border strip drawn in segments) is their
+// union, which its members may overlap to make: DistanceM measures to the
+// union's boundary, so a seam where two members meet is no edge to a
+// subject crossing it. Circles are exact spherical caps (haversine), not
 // polygons. DistanceM works in a local equirectangular projection around
 // the point, well within a metre at zone scales.
 //
@@ -22,7 +26,9 @@
 // so the cast looks only at the segments where the point's parallel
 // crosses the boundary. A 5,000-vertex border strip costs about as much
 // as a square. Nothing allocates. DistanceM on large zones walks a box
-// hierarchy over the boundary's segments, nearest box first. (A packed
+// hierarchy over the boundary's segments, nearest box first. Finding the
+// boundary of a union is done once per reload: about 20 ms for two
+// 5,000-vertex members, a third of that zone's build. (A packed
 // STR tree with branch-free box tests in place of tidwall/rtree measured
 // no faster on 1,000 zones, so the zone level stays with the library.)
 //

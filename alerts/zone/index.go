@@ -173,7 +173,7 @@ func (z *Zone) setPolys(polys []polygon) {
 	for i := range polys[1:] {
 		z.bbox = z.bbox.union(polys[i+1].outer.box)
 	}
-	z.buildSegTree()
+	z.buildBoundaries()
 }
 
 // circleBBox is the lon/lat box of a spherical cap. Its longitude half-width

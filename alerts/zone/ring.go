@@ -10,6 +10,11 @@ func (r rect) contains(p xy) bool {
 	return p.X >= r.Min.X && p.X <= r.Max.X && p.Y >= r.Min.Y && p.Y <= r.Max.Y
 }
 
+// meets reports whether r and o share a point.
+func (r rect) meets(o rect) bool {
+	return r.Min.X <= o.Max.X && o.Min.X <= r.Max.X && r.Min.Y <= o.Max.Y && o.Min.Y <= r.Max.Y
+}
+
 func (r rect) union(o rect) rect {
 	return rect{
 		Min: xy{min(r.Min.X, o.Min.X), min(r.Min.Y, o.Min.Y)},

@@ -26,10 +26,7 @@ type segTree struct {
 func newSegTree(segs []seg) *segTree {
 	t := &segTree{segs: segs}
 	n := len(segs)
-	box := func(i int) rect {
-		s := segs[i]
-		return rect{Min: xy{min(s.a.X, s.b.X), min(s.a.Y, s.b.Y)}, Max: xy{max(s.a.X, s.b.X), max(s.a.Y, s.b.Y)}}
-	}
+	box := func(i int) rect { return segBox(segs[i]) }
 	for {
 		level := make([]rect, 0, (n+segFan-1)/segFan)
 		for lo := 0; lo < n; lo += segFan {
@@ -91,5 +88,66 @@ func (t *segTree) visit(pr *projection, k, lo, hi int, best *float64) {
 			continue
 		}
 		t.visit(pr, k-1, i*segFan, min((i+1)*segFan, len(t.levels[k-1])), best)
+	}
+}
+
+// minTreeSegments: boundaries with fewer segments are scanned whole by
+// DistanceM.
+const minTreeSegments = 64
+
+// boundary is a list of segments for DistanceM's nearest-segment search,
+// with a segment tree over it when it is long enough to pay.
+type boundary struct {
+	segs []seg
+	tree *segTree // nil for short lists, which are scanned
+}
+
+func newBoundary(segs []seg) boundary {
+	b := boundary{segs: segs}
+	if len(segs) >= minTreeSegments {
+		b.tree = newSegTree(segs)
+	}
+	return b
+}
+
+// nearest2 is the squared distance in metres from pr's origin to the
+// nearest segment, +Inf when there is none.
+func (b *boundary) nearest2(pr *projection) float64 {
+	if b.tree != nil {
+		return b.tree.nearest2(pr)
+	}
+	best := math.Inf(1)
+	for _, s := range b.segs {
+		best = min(best, pr.segDist2(s.a, s.b))
+	}
+	return best
+}
+
+// segBox is the bounding box of s.
+func segBox(s seg) rect {
+	return rect{Min: xy{min(s.a.X, s.b.X), min(s.a.Y, s.b.Y)}, Max: xy{max(s.a.X, s.b.X), max(s.a.Y, s.b.Y)}}
+}
+
+// each calls fn with the index of every segment whose box meets r.
+func (t *segTree) each(r rect, fn func(i int)) {
+	top := len(t.levels) - 1
+	t.eachIn(r, top, 0, len(t.levels[top]), fn)
+}
+
+// eachIn searches boxes lo..hi of level k.
+func (t *segTree) eachIn(r rect, k, lo, hi int, fn func(i int)) {
+	for i := lo; i < hi; i++ {
+		if !t.levels[k][i].meets(r) {
+			continue
+		}
+		if k > 0 {
+			t.eachIn(r, k-1, i*segFan, min((i+1)*segFan, len(t.levels[k-1])), fn)
+			continue
+		}
+		for j := i * segFan; j < min((i+1)*segFan, len(t.segs)); j++ {
+			if segBox(t.segs[j]).meets(r) {
+				fn(j)
+			}
+		}
 	}
 }

@@ -29,10 +29,14 @@ type Zone struct {
 	polys  []polygon
 	circle *circle
 	bbox   rect // lon/lat bounding box of the whole zone
-	// segs holds every boundary segment of a large polygon zone (outer
-	// rings and holes), for the nearest-segment search of DistanceM; nil
-	// for small zones, whose rings are simply scanned.
-	segs   *segTree
+	// edges are every edge of every ring, outer rings and holes: a point
+	// outside is outside every member, so its nearest edge is its
+	// distance to the zone.
+	edges boundary
+	// rim is the boundary of the members' union, for points inside: a
+	// seam between two members is no boundary. The same as edges for a
+	// single polygon.
+	rim    boundary
 	center model.Point
 }
 
@@ -77,7 +81,10 @@ func (z *Zone) Contains(p model.Point) bool {
 	if z.circle != nil {
 		return z.circle.havTo(p) <= z.circle.hav
 	}
-	q := xy{X: p.Lon, Y: p.Lat}
+	return z.containsXY(xy{X: p.Lon, Y: p.Lat})
+}
+
+func (z *Zone) containsXY(q xy) bool {
 	for i := range z.polys {
 		if z.polys[i].contains(q) {
 			return true
@@ -88,6 +95,8 @@ func (z *Zone) Contains(p model.Point) bool {
 
 // DistanceM is the distance in metres from p to the zone's boundary,
 // positive when p is inside, negative outside (0 on the boundary). The
+// boundary is that of the union of the zone's polygons: a seam where two
+// members of a MultiPolygon or FeatureCollection meet is inside. The
 // hysteresis rules compare it with hysteresis_m: a subject has exited only
 // when it is more than hysteresis_m outside, entered when more than
 // hysteresis_m inside.
@@ -116,11 +125,11 @@ func (z *Zone) DistanceM(p model.Point) float64 {
 		}
 		return d
 	}
-	d = z.boundaryDistanceM(p)
+	pr := newProjection(p)
 	if in {
-		return d
+		return math.Sqrt(z.rim.nearest2(&pr))
 	}
-	return -d
+	return -math.Sqrt(z.edges.nearest2(&pr))
 }
 
 func validPoint(p model.Point) bool {
@@ -176,12 +185,9 @@ func (pr *projection) boxDist2(r rect) float64 {
 	return dx*dx + dy*dy
 }
 
-// minTreeSegments: zones with fewer boundary segments are scanned whole
-// by DistanceM.
-const minTreeSegments = 64
-
-// buildSegTree indexes the boundary segments of a large polygon zone.
-func (z *Zone) buildSegTree() {
+// buildBoundaries collects the edges of a polygon zone and, when it has
+// several members, the parts of them on the boundary of their union.
+func (z *Zone) buildBoundaries() {
 	var segs []seg
 	add := func(pts []xy) {
 		for i := 0; i+1 < len(pts); i++ {
@@ -194,32 +200,15 @@ func (z *Zone) buildSegTree() {
 			add(h.pts)
 		}
 	}
-	if len(segs) >= minTreeSegments {
-		z.segs = newSegTree(segs)
-	}
-}
-
-// boundaryDistanceM is the distance from p to the nearest boundary
-// segment: through the segment tree for large zones, by a plain scan for
-// small ones.
-func (z *Zone) boundaryDistanceM(p model.Point) float64 {
-	pr := newProjection(p)
-	if z.segs != nil {
-		return math.Sqrt(z.segs.nearest2(&pr))
-	}
-	best := math.Inf(1) // squared
-	scan := func(pts []xy) {
-		for i := 0; i+1 < len(pts); i++ {
-			best = min(best, pr.segDist2(pts[i], pts[i+1]))
+	z.edges = newBoundary(segs)
+	z.rim = z.edges
+	if len(z.polys) > 1 {
+		if rim := unionBoundary(segs, z.containsXY); len(rim) > 0 {
+			z.rim = newBoundary(rim)
 		}
+		// else every edge tested interior, which a bounded zone cannot
+		// be; the edges at least keep DistanceM finite.
 	}
-	for i := range z.polys {
-		scan(z.polys[i].outer.pts)
-		for _, h := range z.polys[i].holes {
-			scan(h.pts)
-		}
-	}
-	return math.Sqrt(best)
 }
 
 // Center is a representative point of the zone, inside it: the centre of
