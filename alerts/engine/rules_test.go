@@ -896,6 +896,32 @@ func TestEnterExitHysteresis(t *testing.T) {
 	}
 }
 
+// A zone drawn in segments has one boundary: a fix near the seam between
+// two of them is deep inside, and enters.
+func TestEnterNearASeamOfAZoneInSegments(t *testing.T) {
+	rs, ps := compileYAML(t, `
+devices:
+  - {id: P-07, kind: patrol, site: mdl}
+zones:
+  - {id: strip, site: mdl, geojson: {"type":"FeatureCollection","features":[
+      {"type":"Feature","properties":{},"geometry":{"type":"Polygon","coordinates":[[[112.0,44.0],[112.1,44.0],[112.1,44.1],[112.0,44.1],[112.0,44.0]]]}},
+      {"type":"Feature","properties":{},"geometry":{"type":"Polygon","coordinates":[[[112.1,44.0],[112.2,44.0],[112.2,44.1],[112.1,44.1],[112.1,44.0]]]}}]}}
+rules:
+  - {id: in-strip, kind: enter, source: patrol, zones: [strip], hysteresis_m: 100}
+  - {id: out-strip, kind: exit, source: patrol, zones: [strip], hysteresis_m: 100}
+`)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	var enter, exit int
+	for i, p := range []model.Point{{Lat: 44.5, Lon: 112.1}, {Lat: 44.05, Lon: 112.10025}, {Lat: 44.06, Lon: 112.09990}, {Lat: 44.5, Lon: 112.1}} {
+		got := e.eval(e.position("P-07", at(10, i), p))
+		enter += len(only(got, "in-strip"))
+		exit += len(only(got, "out-strip"))
+	}
+	assert.Equal(t, 1, enter, "enters")
+	assert.Equal(t, 1, exit, "exits")
+}
+
 // A fix an enter/exit rule's filters refuse is not seen by the rule: it
 // moves the patrol to neither side, so a coarse fix cannot swallow the real
 // entry after it, and a patrol that went in before the night window opened
