@@ -45,6 +45,11 @@ type MQTTConfig struct {
 // has no connection to the broker; the outbox keeps the alert and retries.
 var ErrNotConnected = errors.New("not connected to the MQTT broker")
 
+// ErrNotConfirmed is returned (wrapped) by MQTT.Deliver when the broker
+// acknowledged an alert but the connection did not outlive the
+// acknowledgement (see confirm); the outbox retries.
+var ErrNotConfirmed = errors.New("delivery not confirmed by the MQTT broker")
+
 // MQTT publishes alerts at QoS 1 to {prefix}/{site}/alerts/{rule}, not
 // retained (a retained alert would be replayed to every new subscriber as if
 // it were new).
@@ -244,7 +249,6 @@ func (m *MQTT) Deliver(ctx context.Context, a *model.Alert) error {
 		if err := tok.Error(); err != nil {
 			return fmt.Errorf("publish alert %s to %s: %w", a.ID, topic, err)
 		}
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-timer.C:
@@ -252,5 +256,38 @@ func (m *MQTT) Deliver(ctx context.Context, a *model.Alert) error {
 		// reconnect): the retry can then be a second copy, which the
 		// receivers drop by id+state.
 		return fmt.Errorf("publish alert %s to %s: no PUBACK within %s", a.ID, topic, m.cfg.PublishTimeout)
+	}
+	return m.confirm(ctx, a, topic, timer)
+}
+
+// checkTopic is the topic filter of confirm's UNSUBSCRIBE. The publisher
+// never subscribes to anything, so unsubscribing from it changes nothing.
+const checkTopic = "fenceline/delivery-check"
+
+// confirm makes sure the broker kept the publish it acknowledged. MQTT
+// 3.1.1 has no way to refuse a publish: mosquitto acknowledges a QoS 1
+// publish its ACL refuses, drops it, and closes the connection, so a PUBACK
+// alone does not say the alert reached anyone (an ACL left behind by a
+// changed topic_prefix lost every alert while the metrics counted them
+// delivered). The broker answers a connection's packets in order: an
+// UNSUBACK on the same connection, for an UNSUBSCRIBE sent after the
+// PUBACK, says it went on after the publish. A connection lost in between
+// makes paho fail the UNSUBSCRIBE (subscriptions are not resumed), and the
+// outbox sends the alert again: a second copy if the loss had another
+// cause, which receivers drop by id and state.
+func (m *MQTT) confirm(ctx context.Context, a *model.Alert, topic string, timer *time.Timer) error {
+	tok := m.client.Unsubscribe(checkTopic)
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			return fmt.Errorf("publish alert %s to %s: the broker acknowledged it and then dropped the connection "+
+				"(%v), as mosquitto does with a publish its ACL refuses: check that fenceline's account may write %s: %w",
+				a.ID, topic, err, topic, ErrNotConfirmed)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return fmt.Errorf("publish alert %s to %s: no answer after its PUBACK within %s: %w", a.ID, topic, m.cfg.PublishTimeout, ErrNotConfirmed)
 	}
 }

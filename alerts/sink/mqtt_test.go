@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -220,6 +222,38 @@ func TestIntegrationMQTTSinkBrokerOutage(t *testing.T) {
 	a := testAlert("after-outage", model.StateFiring)
 	require.NoError(t, m.Deliver(ctx, a))
 	requireContractPayload(t, a, unit.nextWithID(t, a.ID).Payload())
+}
+
+// An alert the broker's ACL refuses is not delivered: mosquitto
+// acknowledges the publish, drops it and closes the connection, and the
+// sink must say so (the outbox then keeps the alert and retries) rather
+// than count it delivered. An alert the ACL lets through, on the same
+// broker, is delivered as ever.
+func TestIntegrationMQTTSinkAlertRefusedByACL(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	acl := filepath.Join(dir, "fenceline.acl")
+	// Topic lines before any user line are the anonymous clients'.
+	require.NoError(t, os.WriteFile(acl, []byte("topic read border/#\ntopic write border/mdl/alerts/#\n"), 0o644))
+	broker := testenv.Mosquitto(t, stack.MosquittoOptions{ExtraConfig: "acl_file " + acl + "\n"})
+	unit := subscribe(t, broker.URL(), "station-all", false)
+	m := newMQTTSink(t, broker.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+
+	refused := testAlert("refused", model.StateFiring)
+	refused.Site = "btu"
+	err := m.Deliver(ctx, refused)
+	require.ErrorIs(t, err, ErrNotConfirmed, "a refused alert is no delivery")
+	assert.False(t, errors.Is(err, outbox.ErrPermanent), "retryable: %v", err)
+	assert.Contains(t, err.Error(), "may write border/btu/alerts/night-phone-ruins")
+
+	require.Eventually(t, m.client.IsConnectionOpen, waitFor, 10*time.Millisecond, "reconnected")
+	allowed := testAlert("allowed", model.StateFiring)
+	require.NoError(t, m.Deliver(ctx, allowed))
+	msg := unit.next(t)
+	assert.Equal(t, "border/mdl/alerts/night-phone-ruins", msg.Topic(), "the first alert to arrive is the allowed one")
+	requireContractPayload(t, allowed, msg.Payload())
 }
 
 // TestIntegrationMQTTSinkWaitsForFirstConnection: an alert handed over
