@@ -323,7 +323,12 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 	var moved bool
 	alerts, changed := p.evaluate(func() []model.Alert {
 		var dup bool
-		dup, moved = p.seqs.observe(b.Device.ID, b.Seq, sum, p.m)
+		if m.Retained && p.seqs.staleRetained(b.Device.ID, b.Seq, sum) {
+			p.m.seqDuplicates.Inc()
+			dup = true
+		} else {
+			dup, moved = p.seqs.observe(b.Device.ID, b.Seq, sum, p.m)
+		}
 		if p.engine == nil || dup {
 			return nil
 		}

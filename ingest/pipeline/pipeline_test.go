@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fenceline/fenceline/ingest/budget"
@@ -414,6 +415,38 @@ func TestRetainedIgnored(t *testing.T) {
 	require.True(t, acked)
 	require.Equal(t, 0, f.w.len())
 	require.Equal(t, 1.0, testutil.ToFloat64(f.p.m.retainedIgnored))
+}
+
+// The retained copy a broker sends on every (re)subscription is evaluated
+// once, however many messages its device sent since; a retained message
+// that is new, or one missed in the window, is evaluated as any other.
+func TestStaleRetainedCopyIsNotEvaluatedAgain(t *testing.T) {
+	f := newFixture(t)
+	handle := func(payload string, retained bool) {
+		m, _ := message(topic, payload)
+		m.Retained = retained
+		f.p.Handle(context.Background(), m)
+	}
+	first := detections(1, `{"imsi":"460001234567890"}`)
+	handle(first, true)
+	for seq := 2; seq <= 300; seq++ {
+		if seq != 290 {
+			handle(detections(seq, `{"imsi":"460001234567890"}`), false)
+		}
+	}
+	require.Equal(t, 299, f.engine.evaluated)
+
+	handle(first, true) // 299 messages later, behind the window
+	assert.Equal(t, 299, f.engine.evaluated, "the old retained copy is not evaluated again")
+	assert.Equal(t, 0.0, testutil.ToFloat64(f.p.m.seqResets), "nor taken for a counter restart")
+	assert.Equal(t, 1.0, testutil.ToFloat64(f.p.m.seqDuplicates))
+
+	handle(detections(290, `{"imsi":"460001234567890"}`), true) // missed, in the window
+	assert.Equal(t, 300, f.engine.evaluated, "a retained message missed is evaluated")
+	handle(detections(301, `{"imsi":"460001234567890"}`), true)
+	assert.Equal(t, 301, f.engine.evaluated, "a new retained message is evaluated")
+	assert.Equal(t, 0.0, testutil.ToFloat64(f.p.m.seqResets))
+	assert.Equal(t, 302, f.w.len(), "every copy is written: the same points again")
 }
 
 func TestSeqTracker(t *testing.T) {

@@ -145,6 +145,22 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 	return false, moved
 }
 
+// staleRetained reports whether a retained message with seq (and checksum
+// sum) is the broker's copy of a message older than the device's latest:
+// behind the window the tracker remembers, or in it with another payload
+// than the one seen at that seq. A broker sends a topic's retained message
+// on every (re)subscription, so after a restart it comes again however many
+// messages the device sent since; taken as a counter restart, it would be
+// evaluated again and count a false reset. A retained seq in the window
+// that was never seen is a message missed, and goes on as any other.
+func (t *seqTracker) staleRetained(device string, seq int64, sum uint32) bool {
+	st, ok := t.devices[device]
+	if !ok || seq > st.max {
+		return false
+	}
+	return seq <= st.max-seqWindow || st.hasSeq(seq) && !st.has(seq, sum)
+}
+
 // mark records seq with the checksum of its message, and whether it moved.
 func (s *seqState) mark(seq int64, sum uint32, moved bool) {
 	w, b := s.bit(seq)
