@@ -147,3 +147,50 @@ func TestIsLoopbackHost(t *testing.T) {
 		require.Equal(t, want, IsLoopbackHost(host), host)
 	}
 }
+
+// A URL that url.Parse refuses is refused without a word of its user
+// info: url.Parse's own error quotes the whole URL (or the bad escape of
+// a password), and check prints problems, run logs them.
+func TestUnparsableURLKeepsItsSecret(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		yaml   string
+		want   string   // the problem, key named
+		secret []string // none of these may appear
+	}{
+		{name: "broker password with a space", yaml: `mqtt: {broker: "tcp://fenceline:pa ss@127.0.0.1:22001"}`,
+			want:   "mqtt.broker: not a URL: the user:password part before '@' is not valid",
+			secret: []string{"pa ss", "fenceline:", "pa%20ss"}},
+		{name: "broker password with a bad escape", yaml: `mqtt: {broker: "tcp://fenceline:50%off@127.0.0.1:22001"}`,
+			want:   "mqtt.broker: not a URL: the user:password part before '@' is not valid (a space, '%' and other special characters must be %XX-escaped); give mqtt.username, and the password in mqtt.password_file",
+			secret: []string{"50%off", "%of", "fenceline:"}},
+		{name: "broker password with a slash", yaml: `mqtt: {broker: "tcp://fenceline:pa/ss@127.0.0.1:22001"}`,
+			want:   "mqtt.broker: not a URL: the user:password part before '@' is not valid",
+			secret: []string{"pa/ss", `":pa"`, "fenceline:"}},
+		{name: "broker with a bad port after user info", yaml: `mqtt: {broker: "tcp://fenceline:s3cret@127.0.0.1:x"}`,
+			want:   `mqtt.broker: not a URL (invalid port ":x" after host; the part before '@' not shown)`,
+			secret: []string{"s3cret", "fenceline:"}},
+		{name: "broker without user info says why", yaml: `mqtt: {broker: "tcp://127.0.0.1:x"}`,
+			want: `mqtt.broker: not a URL (invalid port ":x" after host)`},
+		{name: "influx password with a space", yaml: `influx: {url: "http://admin:pa ss@127.0.0.1:22010"}`,
+			want:   "influx.url: not a URL: the user:password part before '@' is not valid (a space, '%' and other special characters must be %XX-escaped); put user:password in influx.token_file",
+			secret: []string{"pa ss", "admin:"}},
+		{name: "influx password with a bad escape", yaml: `influx: {url: "http://admin:50%off@127.0.0.1:22010"}`,
+			want:   "influx.url: not a URL: the user:password part before '@' is not valid",
+			secret: []string{"50%off", "%of", "admin:"}},
+		{name: "webhook password with a space", yaml: `webhooks: [{url: "https://unit:pa ss@unit.local/alerts"}]`,
+			want:   "webhooks[0].url: must be an http(s) URL",
+			secret: []string{"pa ss", "unit:"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "c.yaml")
+			require.NoError(t, os.WriteFile(p, []byte(tc.yaml+"\n"), 0o600))
+			_, err := Load(p)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.want)
+			for _, s := range tc.secret {
+				require.NotContains(t, err.Error(), s)
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -88,6 +89,37 @@ func RedactURL(raw string) string {
 	return u.Redacted()
 }
 
+// notAURL says why raw, which url.Parse refused with err, is not a URL,
+// without a word of what stands before an '@' (user:password): url.Parse's
+// error quotes the whole URL, or the bad escape of a password ("%of" of
+// "50%off"), and problems are printed by check and logged by run. The
+// URL itself is not repeated: the key and line name it. secretHint says
+// where a password belongs instead.
+func notAURL(raw string, err error, secretHint string) string {
+	if at := strings.LastIndex(raw, "@"); at >= 0 {
+		if i := strings.Index(raw, "://"); i >= 0 && i < at {
+			// A '/', '?' or '#' in a password moves where url.Parse sees
+			// the host end: everything up to the last '@' is taken for
+			// user info, so that no part of it reaches the message.
+			_, err := url.Parse(raw[:i+3] + "x@" + raw[at+1:])
+			if err != nil {
+				return "not a URL (" + urlErrReason(err) + "; the part before '@' not shown)"
+			}
+			return "not a URL: the user:password part before '@' is not valid (a space, '%' and other special characters must be %XX-escaped); " + secretHint
+		}
+	}
+	return "not a URL (" + urlErrReason(err) + ")"
+}
+
+// urlErrReason is url.Parse's reason without the URL it quotes.
+func urlErrReason(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return "malformed"
+}
+
 // hasPassword reports whether u carries a password (user:password@host).
 // CanonicalURL is rawURL in the form that names one receiver whatever the
 // spelling: scheme and host in lower case (an IP address in its standard
@@ -126,6 +158,12 @@ func hasPassword(u *url.URL) bool {
 	return ok
 }
 
+// Where the secrets go that do not belong in a URL.
+const (
+	brokerSecretHint = "give mqtt.username, and the password in mqtt.password_file (secrets never inline)"
+	influxSecretHint = "put user:password in influx.token_file (secrets never inline)"
+)
+
 func (m *MQTT) validate() Problems {
 	var ps Problems
 	u, err := url.Parse(m.Broker)
@@ -133,13 +171,13 @@ func (m *MQTT) validate() Problems {
 	case m.Broker == "":
 		ps.Add("", "mqtt.broker", "must be set, e.g. tcp://127.0.0.1:1883")
 	case err != nil:
-		ps.Add("", "mqtt.broker", "not a URL: %v", err)
+		ps.Add("", "mqtt.broker", "%s", notAURL(m.Broker, err, brokerSecretHint))
 	case u.Scheme != "tcp" && u.Scheme != "ssl" && u.Scheme != "tls" && u.Scheme != "mqtt" && u.Scheme != "mqtts" && u.Scheme != "ws" && u.Scheme != "wss":
 		ps.Add("", "mqtt.broker", "scheme %q not supported (tcp://, ssl://, ws://, wss://)", u.Scheme)
 	case u.Host == "":
 		ps.Add("", "mqtt.broker", "has no host:port")
 	case hasPassword(u):
-		ps.Add("", "mqtt.broker", "holds a password: give mqtt.username, and the password in mqtt.password_file (secrets never inline)")
+		ps.Add("", "mqtt.broker", "holds a password: %s", brokerSecretHint)
 	}
 	if m.ClientID == "" || len(m.ClientID) > 256 {
 		ps.Add("", "mqtt.client_id", "must be 1-256 characters (a fixed id keeps the persistent session)")
@@ -230,13 +268,13 @@ func (in *Influx) validate() Problems {
 	case in.URL == "":
 		ps.Add("", "influx.url", "must be set, e.g. http://127.0.0.1:8086")
 	case err != nil:
-		ps.Add("", "influx.url", "not a URL: %v", err)
+		ps.Add("", "influx.url", "%s", notAURL(in.URL, err, influxSecretHint))
 	case u.Scheme != "http" && u.Scheme != "https":
 		ps.Add("", "influx.url", "scheme must be http or https")
 	case u.Host == "":
 		ps.Add("", "influx.url", "has no host")
 	case hasPassword(u):
-		ps.Add("", "influx.url", "holds a password: put user:password in influx.token_file (secrets never inline)")
+		ps.Add("", "influx.url", "holds a password: %s", influxSecretHint)
 	}
 	if in.Bucket == "" {
 		ps.Add("", "influx.bucket", "must be set (InfluxDB 1.8: database/retention-policy, e.g. border/autogen)")
