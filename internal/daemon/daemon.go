@@ -66,9 +66,16 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 // LoadRules reads and compiles the rules file named by cfg: the one place
 // that `check`, startup and reload build a ruleset.
 func LoadRules(cfg *config.Config) (*engine.Ruleset, error) {
+	rs, _, err := loadRules(cfg)
+	return rs, err
+}
+
+// loadRules is LoadRules, with the file as read (nil when it did not
+// decode).
+func loadRules(cfg *config.Config) (*engine.Ruleset, *config.Rules, error) {
 	r, err := cfg.LoadRules()
 	if r == nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var ps config.Problems
 	errors.As(err, &ps)
@@ -80,9 +87,37 @@ func LoadRules(cfg *config.Config) (*engine.Ruleset, error) {
 		cps = append(cps, config.Problem{Key: "devices", Msg: "no device registered: every message would be rejected as unknown_device (an empty or truncated file?)"})
 	}
 	if ps = append(ps, config.Problems(r.Locate(cps)).Except(ps)...); len(ps) > 0 {
-		return nil, ps
+		return nil, r, ps
 	}
-	return rs, nil
+	return rs, r, nil
+}
+
+// sectionsLost returns the problems of a rules file r that lacks a whole
+// section (no `rules:` key at all, say) the running set cur has entries
+// in. A file cut short while it was copied or written ends at a line like
+// any other and decodes: reloaded, it would switch every rule off and close
+// every open incident, without a word. Emptying a section on purpose is
+// written out (`rules: []`).
+func sectionsLost(r *config.Rules, cur *engine.Ruleset) error {
+	if r == nil || cur == nil {
+		return nil
+	}
+	var zones int
+	if cur.Zones != nil {
+		zones = cur.Zones.Len()
+	}
+	var ps config.Problems
+	for _, sec := range []struct {
+		key     string
+		running int
+	}{{"zones", zones}, {"watchlists", len(cur.Watchlists)}, {"rules", len(cur.Rules)}} {
+		if sec.running > 0 && r.Lacks(sec.key) {
+			ps = append(ps, config.Problem{File: r.Path, Key: sec.key, Msg: fmt.Sprintf(
+				"the file has no %s section, where the running set has %d: a file cut short while it was written? "+
+					"The running set stays; to remove them all, write `%s: []`", sec.key, sec.running, sec.key)})
+		}
+	}
+	return ps.Err()
 }
 
 func engineOptions(cfg *config.Config) engine.Options {

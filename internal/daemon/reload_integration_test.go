@@ -73,6 +73,14 @@ func TestIntegrationReload(t *testing.T) {
 	require.Equal(t, 400, code)
 	require.Contains(t, body, "no device registered")
 
+	// So is a file cut short at a line break (a copy interrupted): valid
+	// YAML, with devices, and no rules section at all.
+	cut := changed[:strings.Index(changed, "\nrules:")+1]
+	require.NoError(t, os.WriteFile(rulesPath, []byte(cut), 0o600))
+	code, body = e.post("/-/reload")
+	require.Equal(t, 400, code, body)
+	require.Contains(t, body, "rules: the file has no rules section")
+
 	status(true) // the old (working) tamper rule still applies
 	e.waitFor("tamper firing again", func() bool {
 		n := 0

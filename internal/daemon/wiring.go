@@ -509,7 +509,10 @@ loop:
 func (d *daemon) reload(ctx context.Context) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
-	rs, err := LoadRules(d.cfg)
+	rs, r, err := loadRules(d.cfg)
+	if err == nil {
+		err = sectionsLost(r, d.engine.Ruleset())
+	}
 	var keys devicesig.Keys
 	if err == nil {
 		keys, err = d.sec.reloadKeys(d.cfg)
