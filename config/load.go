@@ -602,6 +602,10 @@ func editDistance(a, b string) int {
 
 var yamlLineRE = regexp.MustCompile(`line (\d+)`)
 
+// parserErrRE matches the errors of yaml.v3's parser, as against its
+// scanner's (which share some of the words): their line is one short.
+var parserErrRE = regexp.MustCompile(`did not find expected (key|'-' indicator|node content|',' or '[\]}]'|<document start>)$`)
+
 func yamlErrLine(err error) int {
 	m := yamlLineRE.FindStringSubmatch(err.Error())
 	if m == nil {
@@ -621,10 +625,25 @@ var yamlLinePrefixRE = regexp.MustCompile(`^line \d+:?`)
 // and the parser's own words do not say so.
 func yamlProblem(file string, data []byte, err error) Problem {
 	p := Problem{File: file, Line: yamlErrLine(err), Msg: "invalid YAML: " + trimYAMLErr(err)}
+	if p.Line > 0 && parserErrRE.MatchString(p.Msg) {
+		// yaml.v3 numbers the lines of its parser's errors (not its
+		// scanner's) from 0: an unclosed { on line 19 is "line 18".
+		p.Line = min(p.Line+1, lineCount(data))
+	}
 	if lines := bytes.Split(data, []byte("\n")); p.Line > 0 && p.Line <= len(lines) && bytes.IndexByte(lines[p.Line-1], '\t') >= 0 {
 		p.Msg += " (the line holds a tab: YAML indents with spaces)"
 	}
 	return p
+}
+
+// lineCount is the number of lines of data, the last one with or without
+// its line break.
+func lineCount(data []byte) int {
+	n := bytes.Count(data, []byte("\n"))
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		n++
+	}
+	return max(n, 1)
 }
 
 func trimYAMLErr(err error) string {

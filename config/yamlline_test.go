@@ -1,0 +1,40 @@
+package config
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"go.yaml.in/yaml/v3"
+)
+
+// A syntax error names the line it is on, whichever part of yaml.v3 (its
+// scanner or its parser) found it.
+func TestYAMLProblemLine(t *testing.T) {
+	tests := []struct {
+		name string
+		data string
+		line int
+	}{
+		{"an unclosed { on the fourth line", "a: 1\nrules:\n  - {id: x, kind: y}\n  - {id: z, kind: w\n  - {id: q}\n", 4},
+		{"an unclosed { at the end of the file", "a: 1\nrules:\n  - {id: x, kind: y}\n  - {id: z, kind: w\n", 4},
+		{"an unclosed [ in a flow mapping", "a: 1\nrules:\n  - {id: x, kind: [a, b}\n  - {id: q}\n", 3},
+		{"an unclosed [", "a: 1\n\nb: [x,\n  y\nc: 1\n", 3},
+		{"a ] alone", "a: 1\nb: {c: 1, d: 2}\ne: ]\n", 3},
+		{"a list item among keys", "a: 1\nb: 2\n- x\n", 3},
+		{"an unclosed { on the only line", "{a: 1\n", 1},
+		{"a character no token starts with (scanner)", "a: 1\nb: @x\n", 2},
+		{"a mapping value where none may be (scanner)", "a: 1\nb: 2\n  c: 3\n", 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var v any
+			err := yaml.Unmarshal([]byte(tc.data), &v)
+			if !assert.Error(t, err) {
+				return
+			}
+			p := yamlProblem("rules.yaml", []byte(tc.data), errors.New(err.Error()))
+			assert.Equal(t, tc.line, p.Line, p.Error())
+		})
+	}
+}
