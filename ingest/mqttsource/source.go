@@ -111,6 +111,13 @@ type Options struct {
 	// MaxInflightBytes bounds the payload bytes in flight (0: no bound):
 	// MaxInflight messages of 256 KiB are half a gigabyte, held twice.
 	MaxInflightBytes int64
+	// StateDir is where the source remembers the topic filters it
+	// subscribed (SubscriptionsFile), so that it can unsubscribe those
+	// dropped from the configuration: the persistent session would keep
+	// them. The daemon passes storage.dir. Empty: nothing is remembered,
+	// and filters dropped from the configuration stay subscribed in the
+	// session until it ends.
+	StateDir string
 }
 
 // Source is a running MQTT subscription.
@@ -132,6 +139,11 @@ type Source struct {
 	stopping   atomic.Bool
 	stop       chan struct{}
 	stopOnce   sync.Once
+
+	// subsMu guards known, the filters the session is known to hold (see
+	// SubscriptionsFile), and the file.
+	subsMu sync.Mutex
+	known  []string
 
 	failMu     sync.Mutex
 	failLogged time.Time // when a failed connection attempt was last logged
@@ -193,6 +205,7 @@ func New(cfg config.MQTT, opts Options, log *slog.Logger, reg prometheus.Registe
 		s.bytes = semaphore.NewWeighted(opts.MaxInflightBytes)
 	}
 	s.stopCtx, s.cancelStop = context.WithCancel(context.Background())
+	s.known, _ = s.loadSubscriptions()
 	s.client = mqtt.NewClient(s.clientOptions())
 	return s
 }
@@ -310,6 +323,7 @@ func (s *Source) subscribe(c mqtt.Client) {
 			s.subscribed.Store(true)
 			s.metrics.subscribed.Set(1)
 			s.log.Info("subscribed", "topics", s.cfg.Topics, "share_group", s.cfg.ShareGroup)
+			s.afterSubscribed(c)
 			return
 		}
 		s.metrics.subscribeErrs.Inc()
@@ -325,22 +339,7 @@ func (s *Source) subscribe(c mqtt.Client) {
 
 func (s *Source) trySubscribe(c mqtt.Client) error {
 	tok := c.SubscribeMultiple(s.filters(), nil)
-	told := false
-	for !tok.WaitTimeout(s.cfg.ConnectTimeout.D()) {
-		// A persistent session's backlog fills the intake before the
-		// SUBACK comes, and paho's router, waiting in handle for a slot,
-		// reads nothing more until storage frees one: the broker has
-		// answered, and the subscription of the session is in force.
-		if !s.IntakeFull() || s.stopping.Load() || !c.IsConnectionOpen() {
-			return errors.New("no answer from the broker")
-		}
-		if !told {
-			s.log.Info("the broker's answer to the subscription waits behind a full intake (storage is not keeping up); waiting for it",
-				"in_flight", len(s.slots))
-			told = true
-		}
-	}
-	if err := tok.Error(); err != nil {
+	if err := s.await(c, tok, "subscription"); err != nil {
 		return err
 	}
 	if st, ok := tok.(*mqtt.SubscribeToken); ok {
