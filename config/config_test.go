@@ -350,3 +350,57 @@ func TestCanonicalURL(t *testing.T) {
 		require.Equal(t, tc.want, CanonicalURL(tc.in), tc.in)
 	}
 }
+
+// A topic filter that can never match a device topic
+// (border/{site}/{kind}/{device}/{stream}) is refused by check, with its
+// key and index: the broker would take it, and the daemon would report
+// ready to a subscription that brings nothing.
+func TestTopicFilters(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		topics []string
+		group  string
+		want   string // "": valid
+	}{
+		{name: "the default", topics: []string{"border/+/+/+/+"}},
+		{name: "a site", topics: []string{"border/mdl/+/+/+"}},
+		{name: "a kind's status", topics: []string{"border/+/fence/+/status"}},
+		{name: "one device", topics: []string{"border/mdl/fence/F-AOL-01/detections"}},
+		{name: "hash after four levels", topics: []string{"border/mdl/fence/F-AOL-01/#"}},
+		{name: "hash after five levels matches its parent", topics: []string{"border/+/+/+/+/#"}},
+		{name: "in a share group", topics: []string{"border/+/+/+/+"}, group: "g2"},
+		{name: "shared filter", topics: []string{"border/+/+/+/+", "$share/x/border/+/+/+/+"}, group: "g2",
+			want: `mqtt.topics[1]: "$share/x/border/+/+/+/+": a shared subscription is made with mqtt.share_group`},
+		{name: "shared filter without a group", topics: []string{"$share/x/border/+/+/+/+"},
+			want: `mqtt.topics[0]: "$share/x/border/+/+/+/+": a shared subscription is made with mqtt.share_group`},
+		{name: "the broker's own topics", topics: []string{"$SYS/+/+/+/+"},
+			want: `mqtt.topics[0]: "$SYS/+/+/+/+": topics starting with '$' are the broker's own`},
+		{name: "six levels", topics: []string{"border/+/+/+/+/extra"},
+			want: `mqtt.topics[0]: "border/+/+/+/+/extra" has 6 levels and can never match a device topic, which has exactly 5 (border/{site}/{kind}/{device}/{stream})`},
+		{name: "four levels", topics: []string{"border/mdl/+/+"},
+			want: `mqtt.topics[0]: "border/mdl/+/+" has 4 levels and can never match a device topic`},
+		{name: "hash after six levels", topics: []string{"border/+/+/+/+/x/#"},
+			want: `mqtt.topics[0]: "border/+/+/+/+/x/#" has 7 levels and can never match a device topic`},
+		{name: "hash not last", topics: []string{"border/#/+/+/+"},
+			want: `mqtt.topics[0]: "border/#/+/+/+": '#' must be a whole, last level`},
+		{name: "plus in a level", topics: []string{"border/mdl+/+/+/+"},
+			want: `mqtt.topics[0]: "border/mdl+/+/+/+": '+' must be a whole level`},
+		{name: "hash in a level", topics: []string{"border/mdl/+/+/x#"},
+			want: `mqtt.topics[0]: "border/mdl/+/+/x#": '#' must be a whole, last level`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Default()
+			cfg.MQTT.Topics, cfg.MQTT.ShareGroup = tc.topics, tc.group
+			var got []string
+			for _, p := range cfg.Validate() {
+				got = append(got, p.Error())
+			}
+			if tc.want == "" {
+				require.Empty(t, got)
+				return
+			}
+			require.Len(t, got, 1, "one problem for the filter: %v", got)
+			require.Contains(t, got[0], tc.want)
+		})
+	}
+}

@@ -237,9 +237,23 @@ func (t *TLS) onPlaintext(key, why string) Problems {
 	return ps
 }
 
+// deviceTopicLevels is the number of levels of a device topic,
+// border/{site}/{kind}/{device}/{stream}.
+const deviceTopicLevels = 5
+
+// validTopicFilter reports why t is not a topic filter that can match a
+// device topic. A broker takes more than that (it would subscribe
+// $share/<group>/$share/x/… or a six-level filter, and the daemon would
+// report ready to a subscription that never brings a message).
 func validTopicFilter(t string) error {
 	if t == "" {
 		return fmt.Errorf("empty topic filter")
+	}
+	if strings.HasPrefix(t, "$share/") {
+		return fmt.Errorf("%q: a shared subscription is made with mqtt.share_group (it subscribes $share/<group>/<filter>), not in the filter", t)
+	}
+	if strings.HasPrefix(t, "$") {
+		return fmt.Errorf("%q: topics starting with '$' are the broker's own, never a device's", t)
 	}
 	levels := strings.Split(t, "/")
 	for i, l := range levels {
@@ -249,6 +263,13 @@ func validTopicFilter(t string) error {
 		if strings.Contains(l, "+") && l != "+" {
 			return fmt.Errorf("%q: '+' must be a whole level", t)
 		}
+	}
+	n, hash := len(levels), levels[len(levels)-1] == "#"
+	if hash {
+		n-- // '#' matches its parent level too: a/b/c/d/e/# matches a/b/c/d/e
+	}
+	if n > deviceTopicLevels || (!hash && n < deviceTopicLevels) {
+		return fmt.Errorf("%q has %d levels and can never match a device topic, which has exactly %d (border/{site}/{kind}/{device}/{stream})", t, len(levels), deviceTopicLevels)
 	}
 	return nil
 }
