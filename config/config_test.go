@@ -404,3 +404,30 @@ func TestTopicFilters(t *testing.T) {
 		})
 	}
 }
+
+// A valid config that gives up something an operator counts on is
+// warned about: QoS 0 loses what is published while fenceline is away.
+func TestWarnings(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{name: "qos 1", yaml: "mqtt: {qos: 1}\n"},
+		{name: "default qos", yaml: "rules_file: rules.yaml\n"},
+		{name: "qos 0", yaml: "rules_file: rules.yaml\nmqtt:\n  qos: 0\n",
+			want: []string{"c.yaml:3: mqtt.qos: is 0: the broker queues nothing for fenceline while it is away, so messages published while it is down, restarting or reconnecting are lost"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "c.yaml")
+			require.NoError(t, os.WriteFile(p, []byte(tc.yaml), 0o600))
+			cfg, err := Load(p)
+			require.NoError(t, err, "a warning is no error")
+			ws := cfg.Warnings()
+			require.Len(t, ws, len(tc.want))
+			for i, w := range tc.want {
+				require.Contains(t, ws[i].Error(), w)
+			}
+		})
+	}
+}

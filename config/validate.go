@@ -42,6 +42,20 @@ func (c *Config) Validate() Problems {
 	return ps
 }
 
+// Warnings returns what in c is valid but gives up something an operator
+// may count on; check prints them, run logs them. Unlike Validate's
+// problems they do not stop the daemon.
+func (c *Config) Warnings() Problems {
+	var ws Problems
+	if c.MQTT.QoS == 0 {
+		ws.Add("", "mqtt.qos", "%s", QoS0Warning)
+	}
+	return c.Locate(ws)
+}
+
+// QoS0Warning says what a subscription at QoS 0 gives up.
+const QoS0Warning = "is 0: the broker queues nothing for fenceline while it is away, so messages published while it is down, restarting or reconnecting are lost (the seq gaps metric shows them); use 1"
+
 // ownAlertsSubscribed reports the topic filters that match fenceline's own
 // alert topics, {alerts.topic_prefix}/{site}/alerts/{rule}: every alert it
 // publishes would come back to it as a rejected message (bad_topic), its

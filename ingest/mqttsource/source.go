@@ -206,6 +206,9 @@ func New(cfg config.MQTT, opts Options, log *slog.Logger, reg prometheus.Registe
 	}
 	s.stopCtx, s.cancelStop = context.WithCancel(context.Background())
 	s.known, _ = s.loadSubscriptions()
+	if cfg.QoS == 0 {
+		s.log.Warn("mqtt.qos "+config.QoS0Warning, "qos", cfg.QoS)
+	}
 	s.client = mqtt.NewClient(s.clientOptions())
 	return s
 }

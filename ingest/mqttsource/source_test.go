@@ -38,3 +38,24 @@ func TestFailedConnectionsAreLogged(t *testing.T) {
 	require.NotContains(t, logged, "s3cret")
 	require.Equal(t, 6.0, testutil.ToFloat64(s.metrics.connectFails))
 }
+
+// A subscription at QoS 0 is warned about at start: the broker queues
+// nothing for a client that is away.
+func TestQoS0Warned(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		qos    int
+		warned bool
+	}{
+		{name: "qos 1", qos: 1},
+		{name: "qos 0", qos: 0, warned: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			cfg := config.Default().MQTT
+			cfg.QoS = tc.qos
+			New(cfg, Options{MaxInflight: 1}, slog.New(slog.NewTextHandler(&buf, nil)), prometheus.NewRegistry())
+			require.Equal(t, tc.warned, strings.Contains(buf.String(), "level=WARN msg=\"mqtt.qos is 0: the broker queues nothing for fenceline while it is away"), buf.String())
+		})
+	}
+}
