@@ -19,6 +19,7 @@ type metrics struct {
 	rejections      *prometheus.CounterVec
 	seqGaps         prometheus.Counter
 	seqMissing      prometheus.Counter
+	seqUnknown      prometheus.Counter
 	seqDuplicates   prometheus.Counter
 	seqLate         prometheus.Counter
 	seqResets       prometheus.Counter
@@ -58,6 +59,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Times a device's seq jumped forward by more than one."}),
 		seqMissing: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_sequence_missing_messages_total",
 			Help: "Messages skipped by seq jumps (sum of gap sizes)."}),
+		seqUnknown: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_sequence_unknown_messages_total",
+			Help: "Messages skipped by a device's first seq after an unclean stop: stored before the stop, or lost; fenceline cannot tell."}),
 		seqDuplicates: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_sequence_duplicates_total",
 			Help: "Messages whose device and seq were seen before (redeliveries); stored idempotently, not re-evaluated."}),
 		seqLate: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_sequence_out_of_order_total",

@@ -59,6 +59,11 @@ type seqState struct {
 	// dropped once it has not been used for seqWindow messages.
 	prev     *seqState
 	prevIdle int
+	// unsure: restored from a state saved before an unclean stop, so the
+	// messages between max and the device's first message since may have
+	// been received (and stored) after that save. The first jump forward
+	// is counted as unknown, not as missing.
+	unsure bool
 }
 
 func newSeqTracker() *seqTracker { return &seqTracker{devices: map[string]*seqState{}} }
@@ -109,9 +114,13 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 			st.prevIdle++
 		}
 	}
+	unsure := st.unsure
+	st.unsure = false
 	switch {
 	case seq > st.max && seq-st.max <= maxSeqJump:
-		if gap := seq - st.max - 1; gap > 0 {
+		if gap := seq - st.max - 1; gap > 0 && unsure {
+			m.seqUnknown.Add(float64(gap))
+		} else if gap > 0 {
 			m.seqGaps.Inc()
 			m.seqMissing.Add(float64(gap))
 		}
@@ -280,6 +289,18 @@ func (s *seqState) readBinary(b []byte) []byte {
 // JSON), of the devices known still holds: call it before Run.
 func (p *Pipeline) RestoreSeqs(data []byte, known func(device string) bool) error {
 	return p.seqs.restore(data, known)
+}
+
+// SeqsFromUncleanStop says the restored counters were saved before an
+// unclean stop (a crash, a kill): the messages a device sent after the save
+// may have been received, stored and acknowledged before the stop, and the
+// broker does not send those again. So each device's first jump forward
+// counts in fenceline_ingest_sequence_unknown_messages_total, not as lost
+// messages: fenceline cannot tell which they were.
+func (p *Pipeline) SeqsFromUncleanStop() {
+	for _, st := range p.seqs.devices {
+		st.unsure = true
+	}
 }
 
 func (t *seqTracker) restore(data []byte, known func(device string) bool) error {

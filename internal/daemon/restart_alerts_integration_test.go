@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fenceline/fenceline/internal/model"
@@ -291,4 +292,49 @@ func TestIntegrationDamagedStateFallsBackToThePreviousSave(t *testing.T) {
 	readable("after the save the resolution waited for")
 	e.stop()
 	readable("after the last save")
+}
+
+// After an unclean stop the seq counters come from the last periodic save:
+// the messages after it were stored and acked before the stop, and the
+// broker does not send them again. Their seqs are unknown, not lost: no gap
+// (FencelineSequenceGaps would send an operator looking for a loss that did
+// not happen). After a clean stop a jump is a gap again.
+func TestIntegrationSeqGapAfterAnUncleanStopIsUnknown(t *testing.T) {
+	e := newEnv(t, "rules.yaml", "")
+	e.stop()
+	e.saveEvery = 20 * time.Millisecond
+	e.start()
+	ts := time.Now().Add(-time.Minute).UnixMilli()
+	publish := func(from, to int) {
+		for seq := from; seq <= to; seq++ {
+			e.publish("border/mdl/fence/F-AOL-01/detections", fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"detections":[{"imsi":"460001234567890"}]}`, seq, ts+int64(seq)))
+		}
+	}
+	publish(1, 3)
+	e.waitAcked(3)
+	path := filepath.Join(e.dir, "state", "alert-state.json")
+	require.NoError(t, os.Remove(path))
+	e.waitFor("a periodic save after seq 3", func() bool {
+		_, err := os.Stat(path)
+		return err == nil
+	})
+	crashed, err := os.ReadFile(path) // the file a SIGKILL now would leave
+	require.NoError(t, err)
+	publish(4, 10)
+	e.waitAcked(10)
+	e.stop()
+	require.NoError(t, os.WriteFile(path, crashed, 0o600))
+
+	e.start()
+	publish(11, 11)
+	e.waitAcked(1)
+	assert.Zero(t, e.counter("fenceline_ingest_sequence_gaps_total", nil), "no loss: 4 to 10 were stored before the stop")
+	assert.Equal(t, 7.0, e.counter("fenceline_ingest_sequence_unknown_messages_total", nil))
+
+	e.stop()
+	e.start()
+	publish(13, 13) // 12 never sent
+	e.waitAcked(1)
+	assert.Equal(t, 1.0, e.counter("fenceline_ingest_sequence_gaps_total", nil), "after a clean stop a jump is a loss")
+	assert.Zero(t, e.counter("fenceline_ingest_sequence_unknown_messages_total", nil))
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -55,6 +56,7 @@ type daemon struct {
 	// must not become the previous save (keepPrevious) that the next start
 	// would fall back to. Guarded by saveMu once running.
 	stateFileBad bool
+	cleanStop    bool // the pipeline has stopped: the next save is a clean stop's (under saveMu)
 	holds        *stateHolds
 	// saveMu makes the periodic save and the final one take turns: they
 	// write the same temporary files, and a periodic save cut short by
@@ -219,6 +221,7 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		Help: "Evaluations that opened or resolved an incident whose alerts (and ack) wait for the next save of the alert state."},
 		func() float64 { return float64(d.holds.waiting()) })
 	var savedSeqs json.RawMessage // the devices' seq counters, saved with the state
+	var seqsUnsure bool           // saved before an unclean stop
 	data, resolved, fromPrev, rerr := restoreState(d.engine, stateFile, log)
 	d.stateFileBad = fromPrev || (rerr != nil && !errors.Is(rerr, os.ErrNotExist))
 	if d.stateFileBad {
@@ -229,11 +232,12 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		d.stateBytes.Set(float64(len(data))) // not 0 until the first save
 		log.Info("alert state restored", "file", stateFile, "resolved", len(resolved))
 		var attached struct {
-			Seqs   json.RawMessage `json:"seqs"`
-			Unsent unsentAlerts    `json:"unsent_alerts"`
+			Seqs      json.RawMessage `json:"seqs"`
+			Unsent    unsentAlerts    `json:"unsent_alerts"`
+			CleanStop bool            `json:"clean_stop"`
 		}
 		if err := json.Unmarshal(data, &attached); err == nil {
-			savedSeqs = attached.Seqs
+			savedSeqs, seqsUnsure = attached.Seqs, !attached.CleanStop || fromPrev
 		}
 		// The alerts of incidents opened or resolved that the saved state
 		// holds but the outbox never took (a crash between the save and
@@ -300,6 +304,9 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		// evaluated: those are duplicates after the restart too.
 		if err := d.pipe.RestoreSeqs(savedSeqs, func(id string) bool { return rs.Registry.Lookup(id) != nil }); err != nil {
 			log.Warn("devices' seq counters not restored; messages sent again after the restart are evaluated again", "file", stateFile, "err", err)
+		} else if seqsUnsure {
+			d.pipe.SeqsFromUncleanStop()
+			log.Info("the last run did not stop cleanly: each device's first seq jump counts as unknown, not lost (fenceline_ingest_sequence_unknown_messages_total): the messages after the last save may have been stored before the stop")
 		}
 	}
 
@@ -619,8 +626,12 @@ func (d *daemon) saveStatePeriodically(ctx context.Context, every time.Duration)
 	}
 }
 
-// saveState writes the engine's state; called once the pipeline has stopped.
+// saveState writes the engine's state; called once the pipeline has
+// stopped, it is the save of a clean stop.
 func (d *daemon) saveState() error {
+	d.saveMu.Lock()
+	d.cleanStop = true
+	d.saveMu.Unlock()
 	return d.saveAll(func(write func()) error { write(); return nil })
 }
 
@@ -698,6 +709,10 @@ func (d *daemon) writeState(run func(copyState func()) error) error {
 	}
 	snap.Attach("seqs", seqs)
 	snap.Attach("unsent_alerts", unsent)
+	// A save with the pipeline stopped holds every message evaluated; a
+	// start from any other save cannot tell the seqs after it received
+	// from lost (see Pipeline.SeqsFromUncleanStop).
+	snap.Attach("clean_stop", json.RawMessage(strconv.FormatBool(d.cleanStop)))
 	defer d.holds.release(held)
 	start := time.Now()
 	f, err := atomicfile.Create(d.stateFile)
