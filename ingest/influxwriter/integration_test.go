@@ -374,6 +374,24 @@ func TestIntegrationDatabaseNotFound(t *testing.T) {
 	assert.True(t, s.w.Healthy())
 }
 
+// A retention policy that does not exist (yet) is the operator's to
+// create, as a missing database is: not_found, not an overloaded server
+// (InfluxDB 1.8 answers it with a 500). Retried until it exists.
+func TestIntegrationRetentionPolicyNotFound(t *testing.T) {
+	t.Parallel()
+	in := testenv.Influx(t)
+	s := startWriter(t, Config{URL: in.URL(), Bucket: "border/week", MaxBackoff: 100 * time.Millisecond})
+	wt := newWaiter(1)
+	require.NoError(t, s.w.Write(itContext(t), detectionBatch(1, 3), wt.done(0)))
+	waitFor(t, func() bool { return counter(t, s.reg, "fenceline_influx_write_errors_total", "class", "not_found") > 0 })
+	assert.Zero(t, counter(t, s.reg, "fenceline_influx_write_errors_total", "class", "server"))
+	assert.ErrorContains(t, s.w.LastError(), "retention policy not found")
+	_, err := in.Exec(itContext(t), `CREATE RETENTION POLICY "week" ON "border" DURATION 7d REPLICATION 1`)
+	require.NoError(t, err)
+	wt.wait(t, 1)
+	require.NoError(t, wt.err(0))
+}
+
 // shift moves every reading of b by d.
 func shift(b *model.Batch, d time.Duration) {
 	b.Time = b.Time.Add(d)

@@ -316,6 +316,12 @@ func (w *Writer) post(ctx context.Context, payload []byte, contentEncoding strin
 		message:    errorMessage(resp, raw),
 		retryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now()),
 	}
+	if a.class == classServer && strings.Contains(a.message, "retention policy not found") {
+		// InfluxDB 1.8 answers a bucket's missing retention policy with a
+		// 500: the operator's to create, as a missing database (404) is,
+		// not an overloaded server to wait for.
+		a.class = classNotFound
+	}
 	a.err = fmt.Errorf("HTTP %d: %s", a.status, a.message)
 	return a
 }
