@@ -147,8 +147,15 @@ type Source struct {
 
 	failMu     sync.Mutex
 	failLogged time.Time // when a failed connection attempt was last logged
-	failLast   string    // and its error
+	failLast   string    // and its error's failKey
 	failCount  int       // attempts failed since then
+
+	// connectMu orders Run's connection attempts with Close's
+	// disconnect: no attempt starts after Close.
+	connectMu sync.Mutex
+	// firstRetry is the first wait before trying a first connection
+	// again; the waits double up to max_reconnect_interval.
+	firstRetry time.Duration
 }
 
 type metrics struct {
@@ -200,6 +207,8 @@ func New(cfg config.MQTT, opts Options, log *slog.Logger, reg prometheus.Registe
 		out:     make(chan *Message, opts.MaxInflight),
 		slots:   make(chan struct{}, opts.MaxInflight),
 		stop:    make(chan struct{}),
+
+		firstRetry: time.Second,
 	}
 	if opts.MaxInflightBytes > 0 {
 		s.bytes = semaphore.NewWeighted(opts.MaxInflightBytes)
@@ -234,8 +243,11 @@ func (s *Source) clientOptions() *mqtt.ClientOptions {
 		SetKeepAlive(s.cfg.KeepAlive.D()).
 		SetConnectTimeout(s.cfg.ConnectTimeout.D()).
 		SetAutoReconnect(true).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(time.Second).
+		// paho retries a first connection at a fixed interval (v1.5.1:
+		// ConnectRetryInterval, 1 s, for ever); Run retries it with a
+		// backoff capped by max_reconnect_interval instead, as paho does
+		// reconnects.
+		SetConnectRetry(false).
 		SetMaxReconnectInterval(s.cfg.MaxReconnectInterval.D()).
 		SetResumeSubs(true).
 		// Messages queued in the session arrive right after CONNACK, before
@@ -278,8 +290,22 @@ func (s *Source) filters() map[string]byte {
 }
 
 // failLogEvery is how often a broker that keeps refusing us is logged again
-// with the same error: paho retries every second or so.
+// with the same error: it is retried every few seconds.
 const failLogEvery = time.Minute
+
+// failKey is what two failed connection attempts must share to be the
+// same failure for the log's rate limit: the error's text without its
+// digits, which carry what changes from one attempt to the next (an
+// expired certificate's error holds the current time, a timeout its
+// duration) and not what the failure is.
+func failKey(err error) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return '#'
+		}
+		return r
+	}, err.Error())
+}
 
 // onNotification logs failed connection attempts. paho retries them on its
 // own and, with connect retry on, reports them nowhere else: without this a
@@ -291,7 +317,7 @@ func (s *Source) onNotification(_ mqtt.Client, n mqtt.ConnectionNotification) {
 		return
 	}
 	s.metrics.connectFails.Inc()
-	msg := f.Reason.Error()
+	msg := failKey(f.Reason)
 	now := time.Now()
 	s.failMu.Lock()
 	defer s.failMu.Unlock()
@@ -410,18 +436,42 @@ func (s *Source) handle(_ mqtt.Client, m mqtt.Message) {
 // Run connects and keeps the subscription until ctx is done. It returns
 // only when ctx is done; use Stop and Close for an orderly shutdown.
 func (s *Source) Run(ctx context.Context) error {
-	tok := s.client.Connect()
-	// With ConnectRetry the token completes only once connected; paho keeps
-	// retrying in the background, so there is nothing to wait for here.
-	go func() {
-		tok.Wait()
-		if err := tok.Error(); err != nil {
-			s.log.Error("cannot connect to broker", "broker", config.RedactURL(s.cfg.Broker), "err", err)
-		}
-	}()
+	go s.connect()
 	<-ctx.Done()
 	s.Stop()
 	return nil
+}
+
+// connect makes the first connection, trying again after waits that
+// double from firstRetry up to max_reconnect_interval, until it is made
+// or the source stops. Each failure is logged (rate-limited) and counted
+// by onNotification. Once connected, paho reconnects by itself.
+func (s *Source) connect() {
+	wait := min(s.firstRetry, s.cfg.MaxReconnectInterval.D())
+	for {
+		s.connectMu.Lock()
+		if s.stopping.Load() {
+			s.connectMu.Unlock()
+			return
+		}
+		tok := s.client.Connect()
+		s.connectMu.Unlock()
+		select {
+		case <-tok.Done():
+		case <-s.stop:
+			return
+		}
+		if tok.Error() == nil {
+			return
+		}
+		s.log.Debug("first connection failed; trying again", "retry_in", wait, "err", tok.Error())
+		select {
+		case <-time.After(wait):
+		case <-s.stop:
+			return
+		}
+		wait = min(2*wait, s.cfg.MaxReconnectInterval.D())
+	}
 }
 
 // Stop makes the handler take no more messages; those taken stay valid and
@@ -439,6 +489,10 @@ func (s *Source) Stop() {
 // subscription is not removed: the persistent session keeps queueing.
 func (s *Source) Close(quiesce time.Duration) {
 	s.Stop()
+	// An attempt started before Stop is waited for by paho's Disconnect.
+	s.connectMu.Lock()
+	s.connectMu.Unlock() //nolint:staticcheck // an empty critical section: waits for Run's attempt to have started
+
 	s.subscribed.Store(false)
 	s.metrics.subscribed.Set(0)
 	s.metrics.connected.Set(0)

@@ -59,3 +59,40 @@ func TestQoS0Warned(t *testing.T) {
 		})
 	}
 }
+
+// A failure that repeats is logged once per failLogEvery even when its
+// text changes with every attempt: an expired certificate's error holds
+// the current time, and each retry logged a line.
+func TestFailedConnectionLogIgnoresVolatileParts(t *testing.T) {
+	expired := func(now string) error {
+		return errors.New("tls: failed to verify certificate: x509: certificate has expired or is not yet valid: current time " + now + " is after 2026-11-20T00:00:00Z")
+	}
+	for _, tc := range []struct {
+		name   string
+		errs   []error
+		lines  int
+		counts string // in the last line logged
+	}{
+		{name: "expired certificate, the clock moving",
+			errs:  []error{expired("2026-11-27T12:58:39Z"), expired("2026-11-27T12:58:40Z"), expired("2026-11-27T12:58:42Z"), expired("2026-11-27T12:58:46Z")},
+			lines: 1},
+		{name: "timeouts of different lengths",
+			errs:  []error{errors.New("dial tcp 10.0.0.5:8883: i/o timeout after 10.001s"), errors.New("dial tcp 10.0.0.5:8883: i/o timeout after 10.017s")},
+			lines: 1},
+		{name: "another failure is logged at once",
+			errs:  []error{expired("2026-11-27T12:58:39Z"), expired("2026-11-27T12:58:40Z"), errors.New("connection refused")},
+			lines: 2, counts: "failed_attempts_since_last_log=1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			s := New(config.Default().MQTT, Options{MaxInflight: 1}, slog.New(slog.NewTextHandler(&buf, nil)), prometheus.NewRegistry())
+			for _, err := range tc.errs {
+				s.onNotification(nil, mqtt.ConnectionNotificationFailed{Reason: err})
+			}
+			logged := buf.String()
+			require.Equal(t, tc.lines, strings.Count(logged, "cannot connect to broker"), logged)
+			require.Contains(t, logged, tc.counts)
+			require.Equal(t, float64(len(tc.errs)), testutil.ToFloat64(s.metrics.connectFails))
+		})
+	}
+}
