@@ -19,10 +19,16 @@ import (
 //	appended int64  LE   Unix nanoseconds of the Append
 //	body     length bytes (line protocol, newline-terminated lines)
 //
-// with nothing between records and no file header. A crash can leave a
-// segment ending in part of a record (a torn tail): its length runs past the
-// end of the file, or its CRC does not match. Open cuts such a tail off;
-// everything before it was fsynced before its Append was called back.
+// with nothing between records and no file header. A crash can leave the
+// last segment ending in part of a record (a torn tail): its length runs
+// past the end of the file, or its CRC does not match. Open cuts such a tail
+// off; everything before it was fsynced before its Append was called back.
+//
+// A bad record anywhere else (a CRC mismatch, an impossible length) is
+// damage, not a crash: the records after it were acked. The scan skips it
+// and resynchronises on the next offset where a record of a sane length
+// checks out (resync); the chance that damaged bytes pass CRC-32C as well
+// is 2^-32 a candidate.
 const headerSize = 16
 
 // MaxRecordBytes is the largest body Append takes. The writer's batches are
@@ -146,4 +152,115 @@ func parseSegmentName(name string) (uint64, bool) {
 	}
 	seq, err := strconv.ParseUint(num, 10, 64)
 	return seq, err == nil
+}
+
+// damage is a stretch [from, to) of a segment that holds no intact record,
+// followed by an intact record or by the end of the segment; records is how
+// many records it held, as far as their lengths tell (see recordsIn).
+type damage struct {
+	from, to int64
+	records  int
+}
+
+// intactAt reports whether an intact record of a sane length (1 byte to
+// MaxRecordBytes, within size) starts at off of r, and how many bytes it
+// checked the CRC of. Before reading the body it checks that the body ends
+// in a newline (Append takes newline-terminated line protocol): random
+// bytes pass the length check once in 64 offsets, and this once in 256
+// more, so damage of random binary data costs little CRC work. It reads the
+// body in pieces into scratch: a damaged length must not make it allocate.
+// Bytes past the end of the file are no record; other read errors are
+// returned.
+func intactAt(r io.ReaderAt, off, size int64, scratch []byte) (bool, int64, error) {
+	if size-off < headerSize {
+		return false, 0, nil
+	}
+	var raw [headerSize]byte
+	if _, err := r.ReadAt(raw[:], off); err != nil {
+		return false, 0, shortRead(err)
+	}
+	h := parseHeader(raw[:])
+	if h.length == 0 || h.length > MaxRecordBytes || int64(h.length) > size-off-headerSize {
+		return false, 0, nil
+	}
+	end := off + headerSize + int64(h.length)
+	if _, err := r.ReadAt(scratch[:1], end-1); err != nil {
+		return false, 0, shortRead(err)
+	}
+	if scratch[0] != '\n' {
+		return false, 0, nil
+	}
+	crc := crc32.Update(0, crcTable, raw[8:16])
+	for pos := off + headerSize; pos < end; {
+		p := scratch[:min(int64(len(scratch)), end-pos)]
+		if _, err := r.ReadAt(p, pos); err != nil {
+			return false, 0, shortRead(err)
+		}
+		crc = crc32.Update(crc, crcTable, p)
+		pos += int64(len(p))
+	}
+	return crc == h.crc, int64(h.length), nil
+}
+
+// shortRead is nil for the end of the file (no record there) and err
+// wrapped otherwise.
+func shortRead(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil
+	}
+	return fmt.Errorf("spool: read: %w", err)
+}
+
+// resyncBudget bounds the bytes one resync checks CRCs of (a few seconds'
+// work). Damage that is text or zeros costs next to nothing; a stretch of
+// random binary data costs about 64 bytes of CRC for each of its bytes
+// times the rest of the segment, divided by 256 (the newline check), so
+// that only megabytes of random data in a large segment exhaust it.
+const resyncBudget = 16 << 30
+
+// resync returns the first offset from from on where an intact record
+// starts in r (whose bytes end at size), scanning byte by byte, or -1 when
+// there is none or the search exhausted resyncBudget (gaveUp: intact
+// records may follow; that is damage, never a torn tail). r should be a
+// window: most offsets are refused on their header alone.
+func resync(r io.ReaderAt, from, size int64) (at int64, gaveUp bool, err error) {
+	scratch := make([]byte, 64<<10)
+	budget := int64(resyncBudget)
+	for p := from; size-p >= headerSize; p++ {
+		ok, checked, err := intactAt(r, p, size, scratch)
+		if err != nil {
+			return 0, false, err
+		}
+		if ok {
+			return p, false, nil
+		}
+		if budget -= checked; budget < 0 {
+			return -1, true, nil
+		}
+	}
+	return -1, false, nil
+}
+
+// recordsIn counts the records in d by following the length fields from
+// d.from: when they lead exactly to d.to, only bodies were damaged and the
+// count is exact; otherwise a length is damaged too and d counts as one
+// record (it held at least one).
+func recordsIn(r io.ReaderAt, d damage) int {
+	n := 0
+	for p := d.from; d.to-p >= headerSize; {
+		var raw [headerSize]byte
+		if _, err := r.ReadAt(raw[:], p); err != nil {
+			break
+		}
+		l := int64(parseHeader(raw[:]).length)
+		if l == 0 || l > d.to-p-headerSize {
+			break
+		}
+		n++
+		p += headerSize + l
+		if p == d.to {
+			return n
+		}
+	}
+	return 1
 }

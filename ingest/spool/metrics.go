@@ -1,6 +1,9 @@
 package spool
 
 import (
+	"os"
+	"strings"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -13,6 +16,9 @@ type metrics struct {
 	refused  prometheus.Counter
 	errors   prometheus.Counter
 	fsync    prometheus.Histogram
+
+	damagedBytes   prometheus.Counter
+	damagedRecords prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s *Spool) *metrics {
@@ -35,6 +41,21 @@ func newMetrics(reg prometheus.Registerer, s *Spool) *metrics {
 			defer s.mu.Unlock()
 			return float64(s.records)
 		})
+	f.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "damaged_segments",
+		Help: "Copies of damaged segments (<segment>.damaged) in the spool folder, kept for salvage: 0 once someone dealt with them."},
+		func() float64 {
+			entries, err := os.ReadDir(s.dir)
+			if err != nil {
+				return 0
+			}
+			n := 0
+			for _, e := range entries {
+				if strings.HasSuffix(e.Name(), damagedSuffix) {
+					n++
+				}
+			}
+			return float64(n)
+		})
 	return &metrics{
 		bytes: f.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "bytes",
 			Help: "Size of the spool's segments on disk (what storage.spool_max_bytes bounds)."}),
@@ -48,6 +69,10 @@ func newMetrics(reg prometheus.Registerer, s *Spool) *metrics {
 			Help: "Batches the spool refused because it was full (they stay in memory and are retried)."}),
 		errors: f.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "errors_total",
 			Help: "Failed writes, fsyncs, reads or deletions of spool segments."}),
+		damagedBytes: f.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "damaged_bytes_total",
+			Help: "Bytes of spool segments skipped because they were damaged (a bad CRC or length with intact records after it, or at the end of a segment not the last): the readings in them are lost."}),
+		damagedRecords: f.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "damaged_records_total",
+			Help: "Spooled batches lost to damage, as far as the damaged bytes' length fields tell (a stretch whose lengths are damaged counts as one)."}),
 		fsync: f.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "fsync_duration_seconds",
 			Help:    "Duration of the fsync of each group commit.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}),

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -154,15 +155,22 @@ func (r *reader) next(ctx context.Context) (chunk, error) {
 			}
 			continue
 		}
-		from, limit := s.head, seg.size
+		from, limit, damaged := s.head, seg.size, seg.damaged
 		s.mu.Unlock()
 
-		c, err := r.read(from, limit)
+		c, err := r.read(from, limit, damaged)
 		if err != nil {
 			return chunk{}, err
 		}
 		if c.records == 0 {
-			continue // a damaged segment was skipped
+			// Nothing but damage, or an unreadable segment (skip moved
+			// the head): nothing to send.
+			s.mu.Lock()
+			if s.head == from {
+				s.head = c.to
+			}
+			s.mu.Unlock()
+			continue
 		}
 		s.mu.Lock()
 		if s.head == from {
@@ -173,8 +181,9 @@ func (r *reader) next(ctx context.Context) (chunk, error) {
 	}
 }
 
-// read reads records of segment from.seq from from.off up to limit.
-func (r *reader) read(from position, limit int64) (chunk, error) {
+// read reads records of segment from.seq from from.off up to limit, jumping
+// over its damaged stretches (and finding those Open did not see).
+func (r *reader) read(from position, limit int64, damaged []damage) (chunk, error) {
 	s := r.s
 	if r.f == nil || r.fseq != from.seq {
 		if r.f != nil {
@@ -186,7 +195,7 @@ func (r *reader) read(from position, limit int64) (chunk, error) {
 			s.m.errors.Inc()
 			s.log.Error("spool segment cannot be opened; skipping it", "segment", segmentName(from.seq), "err", err)
 			r.skip(from)
-			return chunk{}, nil
+			return chunk{from: from, to: from}, nil
 		}
 		r.f, r.fseq = f, from.seq
 	}
@@ -194,18 +203,31 @@ func (r *reader) read(from position, limit int64) (chunk, error) {
 	r.buf = r.buf[:0]
 	off := from.off
 	for off < limit {
+		if d, ok := damageAt(damaged, off); ok {
+			off = min(d.to, limit)
+			continue
+		}
 		body, h, next, err := readRecord(r.f, off, limit, r.rec)
+		if errors.Is(err, errTorn) {
+			// Written, fsynced and checked at start, yet bad now: the
+			// disk damaged it.
+			var d damage
+			if d, err = r.damaged(from.seq, off, limit); err == nil {
+				damaged = append(slices.Clip(damaged), d)
+				off = d.to
+				continue
+			}
+		}
 		if err != nil {
 			if c.records > 0 {
 				break // send what is good; the bad part is met again next
 			}
-			// Written, fsynced and checked at start, yet unreadable now:
-			// the disk damaged it. Nothing can be sent from it; say so.
+			// The disk fails reads: nothing can be sent from it; say so.
 			s.m.errors.Inc()
-			s.log.Error("spool segment is damaged after the record position; skipping the rest of it",
+			s.log.Error("spool segment cannot be read after the record position; skipping the rest of it",
 				"segment", segmentName(from.seq), "offset", off, "bytes_skipped", limit-off, "err", err)
 			r.skip(from)
-			return chunk{}, nil
+			return chunk{from: from, to: from}, nil
 		}
 		r.rec = body[:0]
 		if c.records > 0 && len(r.buf)+len(body) > s.opts.ReplayBytes {
@@ -225,6 +247,50 @@ func (r *reader) read(from position, limit int64) (chunk, error) {
 		r.rec = nil
 	}
 	return c, nil
+}
+
+// damageAt returns the damaged stretch of ds that starts at off.
+func damageAt(ds []damage, off int64) (damage, bool) {
+	for _, d := range ds {
+		if d.from == off {
+			return d, true
+		}
+	}
+	return damage{}, false
+}
+
+// damaged handles damage found at off of segment seq while replaying: the
+// stretch up to the next intact record (or limit) is reported, counted and
+// remembered with the segment, so that a read of it again skips it
+// quietly.
+func (r *reader) damaged(seq uint64, off, limit int64) (damage, error) {
+	s := r.s
+	st, err := r.f.Stat()
+	if err != nil {
+		return damage{}, fmt.Errorf("spool: %w", err)
+	}
+	w := newWindow(r.f)
+	// A file cut shorter than its committed size has no record to find
+	// past its end.
+	at, _, err := resync(w, off+1, min(limit, st.Size()))
+	if err != nil {
+		return damage{}, err
+	}
+	if at < 0 {
+		at = limit
+	}
+	d := damage{from: off, to: at}
+	d.records = recordsIn(w, d)
+	s.mu.Lock()
+	if len(s.segs) > 0 && s.segs[0].seq == seq {
+		s.segs[0].damaged = append(slices.Clip(s.segs[0].damaged), d)
+		s.records = max(s.records-d.records, 0)
+	}
+	s.mu.Unlock()
+	s.reportDamage(seq, []damage{d})
+	s.m.damagedBytes.Add(float64(d.to - d.from))
+	s.m.damagedRecords.Add(float64(d.records))
+	return d, nil
 }
 
 // skip moves the head past the rest of segment at.seq.

@@ -19,9 +19,17 @@
 //     position: a record may be sent twice, never skipped, which is safe
 //     because a reading's point time is derived from its content and
 //     InfluxDB overwrites a point with itself.
-//   - A crash can leave a segment ending in part of a record (a torn tail);
-//     Open cuts it off. The torn record was never called back, so its
+//   - A crash can leave the last segment ending in part of a record (a torn
+//     tail); Open cuts it off. The torn record was never called back, so its
 //     messages were not acked and the broker redelivers them.
+//   - A bad record with intact records after it, or at the end of a segment
+//     that is not the last, is damage (the disk's, or someone's): its
+//     messages were acked. It is skipped and replay resynchronises on the
+//     next intact record, so one bad byte costs one record, not the rest of
+//     the segment. The loss is loud: logged at error level (segment, offset,
+//     bytes), counted in damaged_bytes_total and damaged_records_total, and
+//     the damaged segment is kept beside it as <segment>.damaged (a hard
+//     link, else a copy) for whoever wants to salvage its lines.
 //   - The folder is bounded by Options.MaxBytes: an Append that would pass
 //     it is refused with ErrFull (and the full gauge goes to 1) until replay
 //     frees a segment. The caller then keeps the batch in memory and
@@ -33,9 +41,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -144,6 +154,9 @@ type pending struct {
 type segment struct {
 	seq  uint64
 	size int64 // committed (fsynced) bytes
+	// damaged are the stretches replay skips, in order; replaced, never
+	// changed in place (the reader works on a copy of the slice header).
+	damaged []damage
 }
 
 // position is a record boundary: a segment and an offset in it.
@@ -171,11 +184,14 @@ func Open(dir string, opts Options, log *slog.Logger, reg prometheus.Registerer)
 		avail:   make(chan struct{}),
 	}
 	s.c = groupcommit.New(&s.mu)
-	if err := s.recover(); err != nil {
+	var lost lostAtOpen
+	if err := s.recover(&lost); err != nil {
 		return nil, err
 	}
 	s.m = newMetrics(reg, s)
 	s.m.bytes.Set(float64(s.total))
+	s.m.damagedBytes.Add(float64(lost.bytes))
+	s.m.damagedRecords.Add(float64(lost.records))
 	if s.records > 0 {
 		s.log.Info("spool holds batches from before the restart; replaying them once InfluxDB takes writes",
 			"records", s.records, "bytes", s.total, "oldest", s.oldest.UTC().Format(time.RFC3339))
@@ -183,9 +199,14 @@ func Open(dir string, opts Options, log *slog.Logger, reg prometheus.Registerer)
 	return s, nil
 }
 
+// lostAtOpen sums the damage recover found, for the counters that do not
+// exist yet.
+type lostAtOpen struct{ bytes, records int64 }
+
 // recover scans the folder: segments are validated record by record, torn
-// tails cut off, empty and already replayed segments deleted.
-func (s *Spool) recover() error {
+// tails cut off, damage reported, empty and already replayed segments
+// deleted.
+func (s *Spool) recover(lost *lostAtOpen) error {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
@@ -220,36 +241,47 @@ func (s *Spool) recover() error {
 		if curOK && seq == cur.seq {
 			from = cur.off
 		}
-		valid, records, first, boundary, err := s.scan(path, from)
+		// Only the last segment was being written when a crash came.
+		sc, err := s.scan(path, from, seq == seqs[len(seqs)-1])
 		if err != nil {
 			return err
 		}
-		if valid == 0 {
+		if from > 0 && !sc.boundary {
+			// The cursor does not fall on a record of this segment (it
+			// was cut shorter than the cursor, or the cursor is damaged):
+			// replay the whole segment again rather than guess.
+			s.log.Warn("spool cursor is not at a record; replaying its segment from the start", "segment", segmentName(seq), "offset", from)
+			again, err := s.scan(path, 0, false) // the torn tail is cut already
+			if err != nil {
+				return err
+			}
+			sc.records, sc.first = again.records, again.first
+			from = 0
+		}
+		// Damage before the cursor hit records InfluxDB has already.
+		sc.damaged = slices.DeleteFunc(sc.damaged, func(d damage) bool { return d.to <= from })
+		if len(sc.damaged) > 0 {
+			s.reportDamage(seq, sc.damaged)
+			for _, d := range sc.damaged {
+				lost.bytes += d.to - d.from
+				lost.records += int64(d.records)
+			}
+		}
+		if sc.intact == 0 {
 			if err := os.Remove(path); err != nil {
 				return fmt.Errorf("spool: remove empty segment: %w", err)
 			}
 			changed = true
 			continue
 		}
-		if from > 0 && !boundary {
-			// The cursor does not fall on a record of this segment (it
-			// was cut shorter than the cursor, or the cursor is damaged):
-			// replay the whole segment again rather than guess.
-			s.log.Warn("spool cursor is not at a record; replaying its segment from the start", "segment", segmentName(seq), "offset", from)
-			_, records, first, _, err = s.scan(path, 0)
-			if err != nil {
-				return err
-			}
-			from = 0
-		}
 		if len(s.segs) == 0 {
 			s.head = position{seq: seq, off: from}
 		}
-		s.segs = append(s.segs, segment{seq: seq, size: valid})
-		s.total += valid
-		s.records += records
-		if s.oldest.IsZero() && records > 0 {
-			s.oldest = first
+		s.segs = append(s.segs, segment{seq: seq, size: sc.size, damaged: sc.damaged})
+		s.total += sc.size
+		s.records += sc.records
+		if s.oldest.IsZero() && sc.records > 0 {
+			s.oldest = sc.first
 		}
 	}
 	if len(s.segs) == 0 {
@@ -263,19 +295,29 @@ func (s *Spool) recover() error {
 	return nil
 }
 
-// scan validates the segment at path. It returns the size of its valid
-// records (cutting off anything after them), how many start at or after
-// from and the append time of the first of those, and whether from is a
-// record boundary.
-func (s *Spool) scan(path string, from int64) (valid int64, records int, first time.Time, boundary bool, err error) {
+// scanned is what scan found in a segment.
+type scanned struct {
+	size     int64     // bytes kept: the file's, less a torn tail cut off
+	intact   int       // intact records in the segment
+	records  int       // intact records at or after from
+	first    time.Time // append time of the first of those
+	boundary bool      // from is where a record, a damaged stretch or the end starts
+	damaged  []damage
+}
+
+// scan validates the segment at path record by record, resynchronising
+// after damage. A bad tail (no intact record after it) of the last segment
+// is torn by a crash and cut off; of another segment it is damage too.
+func (s *Spool) scan(path string, from int64, last bool) (scanned, error) {
+	var sc scanned
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return 0, 0, first, false, fmt.Errorf("spool: %w", err)
+		return sc, fmt.Errorf("spool: %w", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return 0, 0, first, false, fmt.Errorf("spool: %w", err)
+		return sc, fmt.Errorf("spool: %w", err)
 	}
 	size := st.Size()
 	var buf []byte
@@ -283,38 +325,143 @@ func (s *Spool) scan(path string, from int64) (valid int64, records int, first t
 	off := int64(0)
 	for off < size {
 		if off == from {
-			boundary = true
+			sc.boundary = true
 		}
 		body, h, next, err := readRecord(r, off, size, buf)
 		if errors.Is(err, errTorn) {
-			break
+			at, gaveUp, err := resync(r, off+1, size)
+			if err != nil {
+				return sc, err
+			}
+			if gaveUp {
+				last = false // not known to be a tail: damage
+			}
+			if at < 0 {
+				break // a bad tail
+			}
+			d := damage{from: off, to: at}
+			d.records = recordsIn(r, d)
+			sc.damaged = append(sc.damaged, d)
+			off = at
+			continue
 		}
 		if err != nil {
-			return 0, 0, first, false, err
+			return sc, err
 		}
 		buf = body[:0]
+		sc.intact++
 		if off >= from {
-			if records == 0 {
-				first = h.appended
+			if sc.records == 0 {
+				sc.first = h.appended
 			}
-			records++
+			sc.records++
 		}
 		off = next
 	}
 	if off == from {
-		boundary = true
+		sc.boundary = true
 	}
-	if off < size {
+	sc.size = size
+	switch {
+	case off == size:
+	case last:
 		s.log.Warn("spool segment ends in a torn record (a crash while writing it); cutting it off: its messages were not acked",
 			"segment", filepath.Base(path), "valid_bytes", off, "cut_bytes", size-off)
 		if err := f.Truncate(off); err != nil {
-			return 0, 0, first, false, fmt.Errorf("spool: cut torn tail: %w", err)
+			return sc, fmt.Errorf("spool: cut torn tail: %w", err)
 		}
 		if err := s.opts.Sync(f); err != nil {
-			return 0, 0, first, false, fmt.Errorf("spool: cut torn tail: %w", err)
+			return sc, fmt.Errorf("spool: cut torn tail: %w", err)
+		}
+		sc.size = off
+	default:
+		// A later segment was started after this one was complete: no
+		// crash tore this tail.
+		d := damage{from: off, to: size}
+		d.records = recordsIn(r, d)
+		sc.damaged = append(sc.damaged, d)
+	}
+	return sc, nil
+}
+
+// maxDamageLogs bounds the error lines of one report: a disk that damaged
+// thousands of stretches gets a summary for the rest.
+const maxDamageLogs = 10
+
+// reportDamage keeps a copy of segment seq and logs its damaged stretches
+// ds; the caller counts them.
+func (s *Spool) reportDamage(seq uint64, ds []damage) {
+	kept, err := s.keepDamaged(seq)
+	if err != nil {
+		s.log.Error("spool segment is damaged and no copy of it could be kept: its damaged bytes go when it is replayed",
+			"segment", segmentName(seq), "err", err)
+	}
+	var more, moreBytes int64
+	for i, d := range ds {
+		if i >= maxDamageLogs {
+			more++
+			moreBytes += d.to - d.from
+			continue
+		}
+		s.log.Error("spool segment is damaged; skipping the damaged bytes and replaying the intact records after them: the readings in the damaged records are lost (their messages were acked when they were spooled)",
+			"segment", segmentName(seq), "offset", d.from, "bytes", d.to-d.from, "records", d.records, "copy", kept)
+	}
+	if more > 0 {
+		s.log.Error("spool segment has more damaged stretches, skipped too", "segment", segmentName(seq),
+			"stretches_not_logged", more, "bytes", moreBytes, "copy", kept)
+	}
+}
+
+// damagedSuffix names the copy kept of a damaged segment.
+const damagedSuffix = ".damaged"
+
+// keepDamaged keeps segment seq as <segment>.damaged: a hard link (no space
+// until replay deletes the segment), else a copy. A copy kept before (the
+// same damage found again after a restart) is left as it is. It returns the
+// copy's path.
+func (s *Spool) keepDamaged(seq uint64) (string, error) {
+	seg := filepath.Join(s.dir, segmentName(seq))
+	kept := seg + damagedSuffix
+	if _, err := os.Lstat(kept); err == nil {
+		return kept, nil
+	}
+	if err := os.Link(seg, kept); err != nil {
+		if err := copyFile(seg, kept, s.opts.Sync); err != nil {
+			return "", fmt.Errorf("spool: keep damaged segment: %w", err)
 		}
 	}
-	return off, records, first, boundary, nil
+	if err := syncDir(s.dir); err != nil {
+		return kept, fmt.Errorf("spool: keep damaged segment: %w", err)
+	}
+	return kept, nil
+}
+
+// copyFile copies src to dst through a fsynced temporary file.
+func copyFile(src, dst string, sync func(*os.File) error) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := dst + ".tmp"
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if err == nil {
+		err = sync(out)
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, dst)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
 }
 
 // Dir is the spool's folder.

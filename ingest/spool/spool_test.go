@@ -42,8 +42,13 @@ type running struct {
 
 func start(t *testing.T, dir string, opts Options) *running {
 	t.Helper()
+	return startLogged(t, dir, opts, slog.New(slog.DiscardHandler))
+}
+
+func startLogged(t *testing.T, dir string, opts Options, log *slog.Logger) *running {
+	t.Helper()
 	reg := prometheus.NewRegistry()
-	s, err := Open(dir, opts, slog.New(slog.DiscardHandler), reg)
+	s, err := Open(dir, opts, log, reg)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{s: s, reg: reg, cancel: cancel, ran: make(chan error, 1)}
@@ -401,8 +406,8 @@ func TestTornTail(t *testing.T) {
 		{name: "zeros after the last record", intact: 5, damage: func(p string, size int64) error {
 			return os.Truncate(p, size+4096) // a file extended but never written
 		}},
-		{name: "second record changed", intact: 1, damage: func(p string, size int64) error {
-			return flip(p, int64(headerSize+80)+headerSize+7)
+		{name: "last length runs past the end", intact: 4, damage: func(p string, size int64) error {
+			return flip(p, size-int64(headerSize+80)+2)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -423,6 +428,8 @@ func TestTornTail(t *testing.T) {
 			st, err = os.Stat(files[0])
 			require.NoError(t, err)
 			assert.Equal(t, int64(tc.intact*(headerSize+80)), st.Size(), "the torn tail is cut off")
+			assert.Zero(t, counter(t, r.reg, "fenceline_spool_damaged_bytes_total"), "a torn tail is no damage")
+			assert.Zero(t, counter(t, r.reg, "fenceline_spool_damaged_segments"))
 			// New records go to a new segment, after the intact ones.
 			require.NoError(t, appendWait(t, r.s, line(9, 80)))
 			rp := replay(t, r.s, nil)
