@@ -3,9 +3,12 @@ package outbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/fenceline/fenceline/internal/model"
 )
 
 // warnEvery bounds the warnings of a sink that keeps failing: the first
@@ -29,6 +32,7 @@ func (o *Outbox) Run(ctx context.Context) error {
 }
 
 func (o *Outbox) deliverLoop(ctx context.Context, s *sinkState) {
+	bs, _ := s.sink.(BatchSink)
 	for ctx.Err() == nil {
 		o.mu.Lock()
 		e := s.peek()
@@ -41,7 +45,11 @@ func (o *Outbox) deliverLoop(ctx context.Context, s *sinkState) {
 			}
 			continue
 		}
-		o.deliver(ctx, s, e)
+		if bs != nil {
+			o.deliverBatch(ctx, s, bs)
+		} else {
+			o.deliver(ctx, s, e)
+		}
 	}
 }
 
@@ -70,48 +78,115 @@ func (o *Outbox) deliver(ctx context.Context, s *sinkState, e *entry) {
 		err := s.sink.Deliver(actx, a)
 		done()
 		if err == nil {
-			o.finish(s, e, false)
-			s.m.delivered.Inc()
-			if !a.RaisedAt.IsZero() {
-				s.m.latency.Observe(time.Since(a.RaisedAt).Seconds())
-			}
-			if attempt > 1 {
-				o.log.Info("alert delivered after retries", "sink", s.name, "id", a.ID, "state", a.State, "attempts", attempt)
-			}
+			o.delivered(s, e, attempt)
 			return
 		}
-		if ctx.Err() != nil {
-			return // shutting down: the attempt was interrupted, not failed
-		}
-		s.m.failures.Inc()
-		if errors.Is(err, ErrPermanent) {
-			s.m.dropped.Inc()
-			o.log.Error("ALERT DROPPED for sink: permanent delivery failure",
-				"sink", s.name, "id", a.ID, "state", a.State, "rule", a.Rule, "site", a.Site,
-				"severity", a.Severity, "attempts", attempt, "err", err)
-			o.finish(s, e, true)
+		if !o.failed(ctx, s, e, attempt, err, &backoff) {
 			return
 		}
-		wait := jitter(backoff)
-		var ra interface{ RetryAfter() time.Duration }
-		if errors.As(err, &ra) {
-			// Honour the receiver's Retry-After, within our own cap.
-			wait = max(wait, min(ra.RetryAfter(), o.opts.MaxBackoff))
-		}
-		if attempt == 1 || time.Since(s.lastWarn) >= warnEvery {
-			s.lastWarn = time.Now()
-			o.log.Warn("alert delivery failed; retrying", "sink", s.name, "id", a.ID, "state", a.State,
-				"attempt", attempt, "retry_in", wait.Round(time.Millisecond), "pending", o.Pending(s.name), "err", err)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		backoff = min(2*backoff, o.opts.MaxBackoff)
 	}
+}
+
+// deliverBatch delivers the head of s's queue through bs, up to maxBatch
+// alerts an attempt, until the head alert of the first attempt is
+// delivered, refused for good, or ctx ends. The alerts behind it go with it
+// in the same attempt, in order; a failure is the first undelivered
+// alert's, retried with backoff as deliver retries its alert, and alone:
+// a sink that could not tell which alerts of a batch went through (a
+// connection lost) must not send the ones that did again and again while
+// the one it keeps failing holds the queue.
+func (o *Outbox) deliverBatch(ctx context.Context, s *sinkState, bs BatchSink) {
+	backoff := o.opts.MinBackoff
+	var es []*entry
+	var alerts []*model.Alert
+	size := maxBatch
+	for attempt := 1; ; attempt++ {
+		o.mu.Lock()
+		es = s.headN(es, size)
+		o.mu.Unlock()
+		alerts = alerts[:0]
+		for _, e := range es {
+			alerts = append(alerts, e.alert)
+		}
+		actx, done := attemptContext(ctx)
+		n, err := bs.DeliverBatch(actx, alerts)
+		done()
+		n = min(max(n, 0), len(es))
+		for i, e := range es[:n] {
+			a := 1
+			if i == 0 {
+				a = attempt
+			}
+			o.delivered(s, e, a)
+		}
+		if n == len(es) {
+			return
+		}
+		if err == nil {
+			err = fmt.Errorf("alert %s not delivered", es[n].alert.ID) // a sink's mistake: retried
+		}
+		if n > 0 {
+			attempt, backoff = 1, o.opts.MinBackoff // a new head: its first failure
+		}
+		size = 1
+		if !o.failed(ctx, s, es[n], attempt, err, &backoff) {
+			return
+		}
+	}
+}
+
+// delivered takes e, delivered to s at the attempt-th attempt, off s's
+// queue.
+func (o *Outbox) delivered(s *sinkState, e *entry, attempt int) {
+	a := e.alert
+	o.finish(s, e, false)
+	s.m.delivered.Inc()
+	if !a.RaisedAt.IsZero() {
+		s.m.latency.Observe(time.Since(a.RaisedAt).Seconds())
+	}
+	if attempt > 1 {
+		o.log.Info("alert delivered after retries", "sink", s.name, "id", a.ID, "state", a.State, "attempts", attempt)
+	}
+}
+
+// failed handles the failure err of the attempt-th attempt to deliver e to
+// s: drops e for s if err is permanent, else waits for the next attempt
+// (doubling *backoff). It reports whether to try again: false when e was
+// dropped or ctx ended (an attempt interrupted by shutdown is no failure).
+func (o *Outbox) failed(ctx context.Context, s *sinkState, e *entry, attempt int, err error, backoff *time.Duration) bool {
+	a := e.alert
+	if ctx.Err() != nil {
+		return false
+	}
+	s.m.failures.Inc()
+	if errors.Is(err, ErrPermanent) {
+		s.m.dropped.Inc()
+		o.log.Error("ALERT DROPPED for sink: permanent delivery failure",
+			"sink", s.name, "id", a.ID, "state", a.State, "rule", a.Rule, "site", a.Site,
+			"severity", a.Severity, "attempts", attempt, "err", err)
+		o.finish(s, e, true)
+		return false
+	}
+	wait := jitter(*backoff)
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		// Honour the receiver's Retry-After, within our own cap.
+		wait = max(wait, min(ra.RetryAfter(), o.opts.MaxBackoff))
+	}
+	if attempt == 1 || time.Since(s.lastWarn) >= warnEvery {
+		s.lastWarn = time.Now()
+		o.log.Warn("alert delivery failed; retrying", "sink", s.name, "id", a.ID, "state", a.State,
+			"attempt", attempt, "retry_in", wait.Round(time.Millisecond), "pending", o.Pending(s.name), "err", err)
+	}
+	t := time.NewTimer(wait)
+	select {
+	case <-ctx.Done():
+		t.Stop()
+		return false
+	case <-t.C:
+	}
+	*backoff = min(2**backoff, o.opts.MaxBackoff)
+	return true
 }
 
 // jitter spreads retries over [d/2, d], so that sinks failing together do

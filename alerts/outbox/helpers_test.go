@@ -204,3 +204,24 @@ func readRecords(t *testing.T, dir string) []*record {
 }
 
 var errTransient = errors.New("receiver unavailable")
+
+// batchSink is a fakeSink taking alerts in batches, as BatchSink: it
+// delivers each in turn and stops at the first failure.
+type batchSink struct {
+	*fakeSink
+	sizes chan int // the size of every batch
+}
+
+func newBatchSink(name string) *batchSink {
+	return &batchSink{fakeSink: newFakeSink(name), sizes: make(chan int, 10000)}
+}
+
+func (s *batchSink) DeliverBatch(ctx context.Context, as []*model.Alert) (int, error) {
+	s.sizes <- len(as)
+	for i, a := range as {
+		if err := s.Deliver(ctx, a); err != nil {
+			return i, err
+		}
+	}
+	return len(as), nil
+}

@@ -32,6 +32,22 @@ type Sink interface {
 	Deliver(ctx context.Context, a *model.Alert) error
 }
 
+// BatchSink is a Sink that can take several alerts in one attempt, in
+// order: a broker that acknowledges each publish takes a burst of alerts
+// in one round trip, not one each. The outbox hands it up to
+// maxBatch alerts from the head of its queue.
+type BatchSink interface {
+	Sink
+	// DeliverBatch delivers alerts in order and returns how many of them,
+	// from the first, were delivered, and why the next one was not (nil
+	// when all were). An error wrapping ErrPermanent is about alerts[n]
+	// alone, as Deliver's is about its alert.
+	DeliverBatch(ctx context.Context, alerts []*model.Alert) (n int, err error)
+}
+
+// maxBatch bounds a BatchSink's attempt.
+const maxBatch = 64
+
 // ErrPermanent marks a delivery failure that retrying cannot fix.
 var ErrPermanent = errors.New("permanent delivery failure")
 
@@ -167,6 +183,11 @@ func (s *sinkState) peek() *entry {
 		return nil
 	}
 	return s.q[s.head]
+}
+
+// head returns up to n entries from the head of the queue, into dst.
+func (s *sinkState) headN(dst []*entry, n int) []*entry {
+	return append(dst[:0], s.q[s.head:s.head+min(n, s.len())]...)
 }
 
 func (s *sinkState) pop() {

@@ -3,9 +3,11 @@ package outbox
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -886,4 +888,60 @@ func TestRetryAfterIsHonouredWithinTheCap(t *testing.T) {
 	s.next(t, 1)
 	assert.GreaterOrEqual(t, second.Sub(first), 50*time.Millisecond)
 	stop()
+}
+
+// A BatchSink takes the queue's head in batches of up to maxBatch, in
+// order; an alert it fails is retried with the ones behind it, a permanent
+// failure drops that alert alone, and each alert is delivered once.
+func TestBatchSink(t *testing.T) {
+	tests := []struct {
+		name    string
+		fail    func(a *model.Alert, attempt int) error
+		want    []string // ids delivered, in order
+		retried int      // failed attempts
+		dropped float64
+	}{
+		{"all at once", nil, nil, 0, 0},
+		{"one failing once", func(a *model.Alert, attempt int) error {
+			if a.ID == "a-070" && attempt == 1 {
+				return errors.New("broker gone")
+			}
+			return nil
+		}, nil, 1, 0},
+		{"one refused for good", func(a *model.Alert, _ int) error {
+			if a.ID == "a-003" {
+				return fmt.Errorf("bad topic: %w", ErrPermanent)
+			}
+			return nil
+		}, []string{"a-003/firing"}, 1, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := newBatchSink("mqtt")
+			sink.fail = tc.fail
+			o := openT(t, t.TempDir(), []Sink{sink}, fastOpts())
+			as := alerts("a", 150)
+			require.NoError(t, appendWait(t, o, as...)) // queued before Run: whole batches
+			stop := run(t, o)
+			var want []string
+			for _, id := range ids(as) {
+				if !slices.Contains(tc.want, id) {
+					want = append(want, id)
+				}
+			}
+			assert.Equal(t, want, ids(sink.next(t, len(want))), "in order, each once")
+			stop()
+			sink.none(t)
+			var sizes []int
+			for len(sink.sizes) > 0 {
+				sizes = append(sizes, <-sink.sizes)
+			}
+			require.NotEmpty(t, sizes, "delivered through DeliverBatch")
+			assert.Equal(t, maxBatch, slices.Max(sizes), "batches of up to %d: %v", maxBatch, sizes)
+			assert.Equal(t, float64(tc.retried), testutil.ToFloat64(o.m.failures.WithLabelValues("mqtt")))
+			assert.Equal(t, tc.dropped, testutil.ToFloat64(o.m.dropped.WithLabelValues("mqtt")))
+			assert.Equal(t, 0, o.Pending("mqtt"))
+			require.NoError(t, o.Close())
+		})
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -254,6 +255,46 @@ func TestIntegrationMQTTSinkAlertRefusedByACL(t *testing.T) {
 	msg := unit.next(t)
 	assert.Equal(t, "border/mdl/alerts/night-phone-ruins", msg.Topic(), "the first alert to arrive is the allowed one")
 	requireContractPayload(t, allowed, msg.Payload())
+
+	// In a batch, the refused alert makes the whole batch unconfirmed: the
+	// broker dropped the connection, and which alerts it kept before that
+	// cannot be told from the PUBACKs.
+	require.Eventually(t, m.client.IsConnectionOpen, waitFor, 10*time.Millisecond, "connected")
+	batch := []*model.Alert{testAlert("b-0", model.StateFiring), testAlert("b-1", model.StateFiring), refused, testAlert("b-3", model.StateFiring)}
+	n, err := m.DeliverBatch(ctx, batch)
+	require.ErrorIs(t, err, ErrNotConfirmed)
+	assert.Zero(t, n)
+}
+
+// A batch goes out in order, all of it confirmed by one round trip after
+// its PUBACKs.
+func TestIntegrationMQTTSinkBatch(t *testing.T) {
+	t.Parallel()
+	broker := testenv.Mosquitto(t)
+	unit := subscribe(t, broker.URL(), "station-mdl", false)
+	m := newMQTTSink(t, broker.URL())
+	var batch []*model.Alert
+	for i := range 64 {
+		batch = append(batch, testAlert(fmt.Sprintf("b-%02d", i), model.StateFiring))
+	}
+	n, err := m.DeliverBatch(context.Background(), batch)
+	require.NoError(t, err)
+	require.Equal(t, len(batch), n)
+	for _, a := range batch {
+		var got struct {
+			ID string `json:"id"`
+		}
+		require.NoError(t, json.Unmarshal(unit.next(t).Payload(), &got))
+		require.Equal(t, a.ID, got.ID, "in order")
+	}
+
+	// An alert that can never be published ends the batch: the ones
+	// before it are delivered, it is refused for good.
+	bad := testAlert("bad-topic", model.StateFiring)
+	bad.Rule = "a/b"
+	n, err = m.DeliverBatch(context.Background(), []*model.Alert{testAlert("c-0", model.StateFiring), bad, testAlert("c-2", model.StateFiring)})
+	require.ErrorIs(t, err, outbox.ErrPermanent)
+	assert.Equal(t, 1, n)
 }
 
 // TestIntegrationMQTTSinkWaitsForFirstConnection: an alert handed over
