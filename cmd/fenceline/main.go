@@ -122,6 +122,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
+		// Valid, but a choice an operator should know the cost of.
+		for _, w := range cfg.Warnings() {
+			fmt.Fprintln(stderr, "warning:", w.Error())
+		}
 		fmt.Fprintf(stdout, "%s: ok\n", *cfgPath)
 		return 0
 	case "deadletters":

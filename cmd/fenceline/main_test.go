@@ -47,6 +47,8 @@ func TestCheck(t *testing.T) {
 		{name: "a value of the wrong shape is one problem, not two", args: []string{"check", "--config", "testdata/lon-list.yaml"}, code: 1, problems: []string{
 			"lon-list-rules.yaml:2: devices[0].lon: must be a single value, not a list",
 		}, absent: []string{"go together"}},
+		{name: "a valid choice with a cost is a warning, not a problem", args: []string{"check", "--config", "testdata/qos0.yaml"}, code: 0, stdout: "ok",
+			problems: []string{"warning: testdata/qos0.yaml:1: mqtt.qos: is 0: the broker queues nothing for fenceline while it is away"}},
 		{name: "missing config", args: []string{"check", "--config", "testdata/nope.yaml"}, code: 1, problems: []string{"testdata/nope.yaml: cannot open"}},
 		{name: "unknown command", args: []string{"frobnicate"}, code: 2, problems: []string{`unknown command "frobnicate"`}},
 		{name: "no command", args: nil, code: 2, problems: []string{"usage: fenceline"}},

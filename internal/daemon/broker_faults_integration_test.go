@@ -174,3 +174,29 @@ func (p *blackholeProxy) pipe(dst, src net.Conn) {
 		}
 	}
 }
+
+// A daemon whose mqtt.topics were narrowed (partitioned by site) takes no
+// more of the other sites' traffic: the broker's persistent session kept
+// the old filter, and the source drops it on connecting.
+func TestIntegrationNarrowedTopicsDropTheOldSubscription(t *testing.T) {
+	e := newEnv(t, "rules.yaml", "")
+	e.stop()
+	cfg, err := os.ReadFile(e.cfgPath)
+	require.NoError(t, err)
+	narrowed := strings.Replace(string(cfg), "client_id: fenceline-test}", `client_id: fenceline-test, topics: ["border/mdl/+/+/+"]}`, 1)
+	require.NotEqual(t, string(cfg), narrowed)
+	require.NoError(t, os.WriteFile(e.cfgPath, []byte(narrowed), 0o600))
+	e.start()
+
+	// A bjm reading, then an mdl status: the broker delivers them in that
+	// order and the pipeline handles them in turn, so once the status is
+	// handled the bjm reading would have been.
+	ts := time.Now().Add(-time.Minute).UnixMilli()
+	e.publish("border/bjm/fence/F-EPH-01/detections", fmt.Sprintf(`{"v":1,"seq":1,"ts":%d,"detections":[{"imsi":"460001234567890"}]}`, ts))
+	e.publish("border/mdl/checkpoint/CP-07/status", fmt.Sprintf(`{"v":1,"seq":1,"ts":%d,"battery_pct":90}`, ts))
+	accepted := func(stream string) float64 {
+		return e.counter("fenceline_ingest_readings_accepted_total", map[string]string{"stream": stream})
+	}
+	e.waitFor("the mdl status handled", func() bool { return accepted("status") == 1 })
+	require.Zero(t, accepted("detections"), "bjm's message is not this daemon's any more")
+}

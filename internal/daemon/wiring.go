@@ -279,6 +279,7 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		TLS:              mqttTLS,
 		MaxInflight:      cfg.Ingest.MaxInflight,
 		MaxInflightBytes: cfg.Ingest.MaxInflightBytes,
+		StateDir:         cfg.Storage.Dir,
 	}, log, reg)
 
 	d.pipe = pipeline.New(pipeline.Options{
