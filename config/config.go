@@ -295,7 +295,7 @@ func (c *Config) CheckFiles() Problems {
 			return
 		}
 		if _, err := readFile(p); err != nil {
-			ps.Add(c.Path, key, "cannot read %s: %v", p, errors.Unwrap(err))
+			ps.Add(c.Path, key, "cannot read %s: %v", p, cause(err))
 		}
 	}
 	// Secrets must also hold something: an empty webhook secret would send
@@ -309,7 +309,7 @@ func (c *Config) CheckFiles() Problems {
 		} else if errors.Is(err, errSecretLines) {
 			ps.Add(c.Path, key, "%s %v", p, errSecretLines)
 		} else if err != nil {
-			check(key, p)
+			ps.Add(c.Path, key, "cannot read %s: %v", SecretPath(p), cause(err))
 		}
 	}
 	secret("mqtt.password_file", c.MQTT.PasswordFile)
@@ -393,5 +393,17 @@ func checkDirPath(p string) error {
 		if parent := filepath.Dir(q); parent == q {
 			return nil
 		}
+	}
+}
+
+// cause is the innermost error of err: what the operating system said,
+// without the wrappers that name the file again.
+func cause(err error) error {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
 	}
 }

@@ -190,6 +190,17 @@ func readFile(path string) ([]byte, error) {
 	return data, nil
 }
 
+// SecretPath is path, a secret file's, for an error or a log line: itself
+// when something is there, else withheld. A password or token written where
+// its file's path belongs ("token_file: writer:S3cr3t") names no file, and
+// "cannot read writer:S3cr3t" would print the secret.
+func SecretPath(path string) string {
+	if _, err := os.Stat(path); err != nil {
+		return "(its name not shown: no such file, and perhaps the secret itself written in place of a path)"
+	}
+	return path
+}
+
 // errEmptySecret is ReadSecret's error for a file without a secret.
 var errEmptySecret = errors.New("is empty")
 
@@ -207,7 +218,7 @@ func ReadSecret(path string) (string, error) {
 	}
 	data, err := readFile(path)
 	if err != nil {
-		return "", fmt.Errorf("secret file %s: %w", path, err)
+		return "", fmt.Errorf("secret file %s: %w", SecretPath(path), err)
 	}
 	s := strings.TrimRight(string(data), "\r\n")
 	if strings.TrimSpace(s) == "" { // blanks are no key either

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -193,4 +194,39 @@ func TestUnparsableURLKeepsItsSecret(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A secret written where its file's path belongs is not printed back: the
+// problem names the key and withholds the "path", at check and at run.
+func TestSecretInPlaceOfItsFileIsNotPrinted(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, yaml, key string
+	}{
+		{"influx token", `influx: {token_file: 'writer:S3cr3t-pw!'}`, "influx.token_file"},
+		{"mqtt password", `mqtt: {username: u, password_file: 'S3cr3t-pw!'}`, "mqtt.password_file"},
+		{"webhook secret", `webhooks: [{url: "http://127.0.0.1:9/a", secret_file: 'S3cr3t-pw!'}]`, "webhooks[0].secret_file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, "c.yaml")
+			require.NoError(t, os.WriteFile(p, []byte(tc.yaml+"\n"), 0o600))
+			c, err := Load(p)
+			require.NoError(t, err)
+			ps := c.CheckFiles()
+			require.Len(t, ps, 1)
+			assert.Contains(t, ps[0].Error(), tc.key+": cannot read (its name not shown")
+			assert.Contains(t, ps[0].Error(), "no such file or directory")
+			assert.NotContains(t, ps[0].Error(), "S3cr3t")
+		})
+	}
+	_, err := ReadSecret(filepath.Join(dir, "writer:S3cr3t-pw!"))
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "S3cr3t", "start-up's error too")
+
+	// A file that is there is named: it is no secret, and the operator
+	// needs to know which.
+	f := filepath.Join(dir, "token")
+	require.NoError(t, os.WriteFile(f, nil, 0o600))
+	_, err = ReadSecret(f)
+	assert.ErrorContains(t, err, f)
 }
