@@ -512,7 +512,7 @@ func shapeProblem(n *yaml.Node, t reflect.Type) string {
 		if isInt && n.ShortTag() == "!!float" {
 			// yaml cuts 2.9 down to 2 without a word.
 			if f, err := strconv.ParseFloat(n.Value, 64); err != nil || f != math.Trunc(f) {
-				return fmt.Sprintf("%q is not a whole number", n.Value)
+				return fmt.Sprintf("%q is not a whole number", shownValue(n.Value))
 			}
 		}
 		if err := n.Decode(reflect.New(t).Interface()); err != nil {
@@ -523,7 +523,7 @@ func shapeProblem(n *yaml.Node, t reflect.Type) string {
 			case reflect.Float32, reflect.Float64:
 				want = "a number"
 			}
-			return fmt.Sprintf("%q is not %s", n.Value, want)
+			return fmt.Sprintf("%q is not %s", shownValue(n.Value), want)
 		}
 	}
 	return ""
@@ -536,7 +536,21 @@ func nodeShape(n *yaml.Node) string {
 	case yaml.SequenceNode:
 		return "a list"
 	}
-	return fmt.Sprintf("the value %q", n.Value)
+	return fmt.Sprintf("the value %q", shownValue(n.Value))
+}
+
+// shownValue is a value from the file for a problem's text, without the
+// user info of anything that looks like a URL: a broker or webhook URL
+// with its password, given where a list belongs, must not be printed back.
+func shownValue(v string) string {
+	scheme, rest, ok := strings.Cut(v, "://")
+	if !ok {
+		return v
+	}
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		return scheme + "://…@" + rest[at+1:]
+	}
+	return v
 }
 
 // neutralise makes n decode as t's zero value.
