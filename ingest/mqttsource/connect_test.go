@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,4 +69,26 @@ func TestIntegrationFirstConnectBacksOff(t *testing.T) {
 			require.False(t, s.Subscribed())
 		})
 	}
+}
+
+// TestIntegrationClientIDTakenIsNamed: two sources with one client id close
+// each other's connections at the broker; the log says what is the likely
+// cause, not only "connection lost" again and again.
+func TestIntegrationClientIDTakenIsNamed(t *testing.T) {
+	broker := testenv.Mosquitto(t)
+	cfg := config.Default().MQTT
+	cfg.Broker = broker.URL()
+	cfg.ClientID = "fenceline-twin"
+	cfg.MaxReconnectInterval = config.Duration(200 * time.Millisecond)
+	var logged lockedBuffer
+	for range 2 {
+		s := New(cfg, Options{MaxInflight: 10}, slog.New(slog.NewTextHandler(&logged, nil)), prometheus.NewRegistry())
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { _ = s.Run(ctx); close(done) }()
+		t.Cleanup(func() { s.Close(time.Second); cancel(); <-done })
+	}
+	require.Eventually(t, func() bool {
+		return strings.Contains(logged.String(), "is another client connected with the same client id?")
+	}, 30*time.Second, 10*time.Millisecond, "%s", logged.String())
 }

@@ -150,6 +150,12 @@ type Source struct {
 	failLast   string    // and its error's failKey
 	failCount  int       // attempts failed since then
 
+	// connectedAt is when the current connection was made (unix ns), and
+	// shortLived how many connections in a row the broker closed within
+	// shortLivedConn of it: see connectionLost.
+	connectedAt atomic.Int64
+	shortLived  atomic.Int32
+
 	// connectMu orders Run's connection attempts with Close's
 	// disconnect: no attempt starts after Close.
 	connectMu sync.Mutex
@@ -254,13 +260,7 @@ func (s *Source) clientOptions() *mqtt.ClientOptions {
 		// our SUBSCRIBE is answered: the default handler takes them.
 		SetDefaultPublishHandler(s.handle).
 		SetOnConnectHandler(s.onConnect).
-		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-			s.subscribed.Store(false)
-			s.metrics.connected.Set(0)
-			s.metrics.subscribed.Set(0)
-			s.metrics.lost.Inc()
-			s.log.Warn("connection to broker lost; reconnecting", "err", err)
-		}).
+		SetConnectionLostHandler(s.connectionLost).
 		SetReconnectingHandler(func(_ mqtt.Client, _ *mqtt.ClientOptions) {
 			s.log.Debug("reconnecting to broker")
 		}).
@@ -330,7 +330,38 @@ func (s *Source) onNotification(_ mqtt.Client, n mqtt.ConnectionNotification) {
 	s.failLogged, s.failLast, s.failCount = now, msg, 0
 }
 
+// shortLivedConn and shortLivedRuns: a broker that closes this many
+// connections in a row, each within this long of being made, is most likely
+// closing them for another client with the same client id (mosquitto
+// closes the older of two: "Client … already connected, closing old
+// connection" in its log only). Each daemon then takes half the traffic
+// and re-receives the rest, and nothing in fenceline's own words said why.
+const (
+	shortLivedConn = 10 * time.Second
+	shortLivedRuns = 3
+)
+
+func (s *Source) connectionLost(_ mqtt.Client, err error) {
+	s.subscribed.Store(false)
+	s.metrics.connected.Set(0)
+	s.metrics.subscribed.Set(0)
+	s.metrics.lost.Inc()
+	lived := time.Since(time.Unix(0, s.connectedAt.Load()))
+	if lived >= shortLivedConn {
+		s.shortLived.Store(0)
+	} else if n := s.shortLived.Add(1); n >= shortLivedRuns {
+		s.shortLived.Store(0)
+		s.log.Warn("connection to broker lost; reconnecting. The broker closed the last connections within seconds of "+
+			"accepting them: is another client connected with the same client id? (mosquitto's log then says "+
+			"\"already connected, closing old connection\"); each daemon needs its own mqtt.client_id",
+			"err", err, "client_id", s.cfg.ClientID, "lived", lived.Round(time.Millisecond), "connections", n)
+		return
+	}
+	s.log.Warn("connection to broker lost; reconnecting", "err", err)
+}
+
 func (s *Source) onConnect(c mqtt.Client) {
+	s.connectedAt.Store(time.Now().UnixNano())
 	s.metrics.connects.Inc()
 	s.metrics.connected.Set(1)
 	s.failMu.Lock()
