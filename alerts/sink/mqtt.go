@@ -72,6 +72,7 @@ type MQTT struct {
 	epoch atomic.Uint64
 
 	mu        sync.Mutex
+	topics    map[string]uint64 // topics the broker took a publish to, by epoch (see known)
 	connected bool
 	changed   chan struct{} // closed and replaced on every change of connected
 }
@@ -236,111 +237,117 @@ func (m *MQTT) Deliver(ctx context.Context, a *model.Alert) error {
 	return err
 }
 
-// DeliverBatch publishes alerts at QoS 1, in order, and confirms the
-// acknowledged ones together (see confirm): a burst of alerts takes one
-// round trip more than its publishes, not one more each. It returns
-// how many, from the first, were delivered: all the acknowledged ones when
-// they are confirmed, none when the connection was lost on the way (the
-// outbox then sends them again, one at a time: a second copy of some,
-// which receivers drop by id and state).
+// DeliverBatch publishes alerts at QoS 1, in order, each once the previous
+// one is known to have gone through, and returns how many did. A PUBACK
+// says so for a topic the broker has already taken a publish to on this
+// connection; the first publish to a topic on a connection is confirmed
+// (see confirm) before anything else is sent. Nothing may follow an
+// unconfirmed publish: if the broker refused it and closed the connection,
+// a publish sent behind it would be sent again by paho on the next
+// connection, ahead of the refused alert, and then again by the outbox.
 func (m *MQTT) DeliverBatch(ctx context.Context, alerts []*model.Alert) (int, error) {
 	if len(alerts) == 0 {
 		return 0, nil
 	}
-	// While reconnecting paho would queue the publishes and complete them
-	// only after the reconnect; refusing them instead leaves the alerts in
-	// the outbox, which retries with backoff, rather than piling copies up
-	// in paho's memory. A connection on its way (at start, the outbox has
-	// alerts before the broker has answered) is waited for, as long as a
-	// publish is.
-	topics := make([]string, 0, len(alerts))
-	payloads := make([][]byte, 0, len(alerts))
-	var refused error // why alerts[len(topics)] cannot be published, ever
-	for _, a := range alerts {
+	for i, a := range alerts {
 		topic, err := m.Topic(a)
 		var payload []byte
 		if err == nil {
 			payload, err = Encode(a)
 		}
 		if err != nil {
-			refused = err
-			break
+			return i, err // refused for good
 		}
-		topics, payloads = append(topics, topic), append(payloads, payload)
-	}
-	if len(topics) == 0 {
-		return 0, refused
-	}
-	if err := m.waitOpen(ctx); err != nil {
-		return 0, fmt.Errorf("publish alert %s to %s: %w", alerts[0].ID, topics[0], err)
-	}
-	epoch := m.epoch.Load()
-	acked, err := m.publish(ctx, alerts, topics, payloads)
-	if acked > 0 {
-		if cerr := m.confirm(ctx); cerr != nil {
-			what := "the alerts' topics ({prefix}/{site}/alerts/{rule})"
-			if acked == 1 {
-				what = topics[0]
+		// While reconnecting paho would queue the publish and complete it
+		// only after the reconnect; refusing it instead leaves the alert in
+		// the outbox, which retries with backoff, rather than piling
+		// copies up in paho's memory. A connection on its way (at start,
+		// the outbox has alerts before the broker has answered) is waited
+		// for, as long as a publish is.
+		if err := m.waitOpen(ctx); err != nil {
+			return i, fmt.Errorf("publish alert %s to %s: %w", a.ID, topic, err)
+		}
+		epoch := m.epoch.Load()
+		if err := m.publish(ctx, a, topic, payload); err != nil {
+			return i, err
+		}
+		if m.known(topic, epoch) {
+			continue
+		}
+		if err := m.confirm(ctx); err != nil || m.epoch.Load() != epoch {
+			if err == nil {
+				err = errors.New("reconnected")
 			}
-			return 0, fmt.Errorf("publish alert %s to %s: the broker acknowledged it and then dropped the connection "+
+			return i, fmt.Errorf("publish alert %s to %s: the broker acknowledged it and then dropped the connection "+
 				"(%v), as mosquitto does with a publish its ACL refuses: check that fenceline's account may write %s: %w",
-				alerts[acked-1].ID, topics[acked-1], cerr, what, ErrNotConfirmed)
+				a.ID, topic, err, topic, ErrNotConfirmed)
 		}
+		m.confirmed(topic, epoch)
 	}
-	if m.epoch.Load() != epoch {
-		// Acknowledged, but not all on one connection: which ones the
-		// broker kept before it dropped the first cannot be told.
-		return 0, fmt.Errorf("publish alert %s to %s: the connection was lost while it was published: %w",
-			alerts[0].ID, topics[0], ErrNotConfirmed)
-	}
-	if err != nil {
-		return acked, err
-	}
-	return acked, refused
+	return len(alerts), nil
 }
 
-// publish publishes the payloads one after the other, each once the
-// previous one's PUBACK is in, and returns how many were acknowledged
-// before the first failure, and that failure. One at a time, not all in
-// flight: a broker without TCP_NODELAY (mosquitto's default) holds back
-// all but the first of a burst of PUBACKs until the client's delayed ACK,
-// 40 ms on Linux, while a PUBLISH that follows each PUBACK carries the ACK.
-func (m *MQTT) publish(ctx context.Context, alerts []*model.Alert, topics []string, payloads [][]byte) (int, error) {
+// known reports whether the broker has taken a publish to topic on the
+// connection of epoch: its ACL lets fenceline write there, so a PUBACK is
+// a delivery.
+func (m *MQTT) known(topic string, epoch uint64) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.topics[topic]
+	return ok && e == epoch
+}
+
+// confirmed records that the broker took a publish to topic on the
+// connection of epoch. The set is bounded by the rules and sites (a topic
+// is {prefix}/{site}/alerts/{rule}); topics of another epoch are dropped
+// as they are met.
+func (m *MQTT) confirmed(topic string, epoch uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.topics == nil || len(m.topics) >= maxKnownTopics {
+		m.topics = map[string]uint64{}
+	}
+	m.topics[topic] = epoch
+}
+
+// maxKnownTopics bounds confirmed's set: past it, it starts again (each
+// topic then costs one round trip more, once).
+const maxKnownTopics = 4096
+
+// publish publishes payload to topic and waits for its PUBACK.
+func (m *MQTT) publish(ctx context.Context, a *model.Alert, topic string, payload []byte) error {
 	timer := time.NewTimer(m.cfg.PublishTimeout)
 	defer timer.Stop()
-	for i, topic := range topics {
-		timer.Reset(m.cfg.PublishTimeout)
-		tok := m.client.Publish(topic, 1, false, payloads[i])
-		select {
-		case <-tok.Done():
-			if err := tok.Error(); err != nil {
-				return i, fmt.Errorf("publish alert %s to %s: %w", alerts[i].ID, topic, err)
-			}
-		case <-ctx.Done():
-			return i, ctx.Err()
-		case <-timer.C:
-			// paho may still send it (it keeps in-flight publishes across a
-			// reconnect): the retry can then be a second copy, which the
-			// receivers drop by id+state.
-			return i, fmt.Errorf("publish alert %s to %s: no PUBACK within %s", alerts[i].ID, topic, m.cfg.PublishTimeout)
+	tok := m.client.Publish(topic, 1, false, payload)
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			return fmt.Errorf("publish alert %s to %s: %w", a.ID, topic, err)
 		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		// paho may still send it (it keeps in-flight publishes across a
+		// reconnect): the retry can then be a second copy, which the
+		// receivers drop by id+state.
+		return fmt.Errorf("publish alert %s to %s: no PUBACK within %s", a.ID, topic, m.cfg.PublishTimeout)
 	}
-	return len(topics), nil
 }
 
 // checkTopic is the topic filter of confirm's UNSUBSCRIBE. The publisher
 // never subscribes to anything, so unsubscribing from it changes nothing.
 const checkTopic = "fenceline/delivery-check"
 
-// confirm makes sure the broker kept the publishes it acknowledged. MQTT
+// confirm makes sure the broker kept the publish it acknowledged. MQTT
 // 3.1.1 has no way to refuse a publish: mosquitto acknowledges a QoS 1
 // publish its ACL refuses, drops it, and closes the connection, so a PUBACK
 // alone does not say the alert reached anyone (an ACL left behind by a
 // changed topic_prefix lost every alert while the metrics counted them
 // delivered). The broker answers a connection's packets in order: an
 // UNSUBACK on the same connection, for an UNSUBSCRIBE sent after the
-// PUBACKs, says it went on after the publishes. A connection lost in
-// between makes paho fail the UNSUBSCRIBE (subscriptions are not resumed).
+// PUBACK, says it went on after the publish. A connection lost in between
+// makes paho fail the UNSUBSCRIBE (subscriptions are not resumed).
 func (m *MQTT) confirm(ctx context.Context) error {
 	tok := m.client.Unsubscribe(checkTopic)
 	timer := time.NewTimer(m.cfg.PublishTimeout)

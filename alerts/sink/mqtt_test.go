@@ -256,14 +256,23 @@ func TestIntegrationMQTTSinkAlertRefusedByACL(t *testing.T) {
 	assert.Equal(t, "border/mdl/alerts/night-phone-ruins", msg.Topic(), "the first alert to arrive is the allowed one")
 	requireContractPayload(t, allowed, msg.Payload())
 
-	// In a batch, the refused alert makes the whole batch unconfirmed: the
-	// broker dropped the connection, and which alerts it kept before that
-	// cannot be told from the PUBACKs.
+	// In a batch, the alerts before the refused one are delivered, and
+	// nothing is sent after it: paho would send that again on the next
+	// connection, ahead of the refused alert and of the outbox's retry.
 	require.Eventually(t, m.client.IsConnectionOpen, waitFor, 10*time.Millisecond, "connected")
 	batch := []*model.Alert{testAlert("b-0", model.StateFiring), testAlert("b-1", model.StateFiring), refused, testAlert("b-3", model.StateFiring)}
 	n, err := m.DeliverBatch(ctx, batch)
 	require.ErrorIs(t, err, ErrNotConfirmed)
-	assert.Zero(t, n)
+	assert.Equal(t, 2, n)
+	require.Eventually(t, m.client.IsConnectionOpen, waitFor, 10*time.Millisecond, "reconnected")
+	require.NoError(t, m.Deliver(ctx, testAlert("after", model.StateFiring)))
+	for _, want := range []string{"b-0", "b-1", "after"} {
+		var got struct {
+			ID string `json:"id"`
+		}
+		require.NoError(t, json.Unmarshal(unit.next(t).Payload(), &got))
+		require.Equal(t, want, got.ID, "b-3 was never sent")
+	}
 }
 
 // A batch goes out in order, all of it confirmed by one round trip after
