@@ -183,6 +183,18 @@ func TestDamagedRecords(t *testing.T) {
 			require.NoError(t, os.Truncate(recs[99].seg, recs[99].off+50))
 			return []int{95}, []int{99}
 		}},
+		{name: "a byte of the last record of the last segment", records: 1, copies: 1, damage: func(t *testing.T, recs []rec) ([]int, []int) {
+			// Whole (its length runs to the end, its body ends its line):
+			// written, fsynced and acked; no crash tore it.
+			require.NoError(t, flip(recs[99].seg, recs[99].off+headerSize+5))
+			return []int{99}, nil
+		}},
+		{name: "the last record of the last segment in zeros from the middle", damage: func(t *testing.T, recs []rec) ([]int, []int) {
+			// What a crash leaves when the size was written before the data.
+			r := recs[99]
+			setBytes(t, r.seg, r.off+headerSize+10, make([]byte, r.size-headerSize-10))
+			return nil, []int{99}
+		}},
 		{name: "the replay position at the damaged record", records: 1, copies: 1, cursorAt: 90, damage: func(t *testing.T, recs []rec) ([]int, []int) {
 			require.NoError(t, flip(recs[90].seg, recs[90].off+headerSize+5))
 			return []int{90}, nil

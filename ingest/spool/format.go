@@ -21,8 +21,11 @@ import (
 //
 // with nothing between records and no file header. A crash can leave the
 // last segment ending in part of a record (a torn tail): its length runs
-// past the end of the file, or its CRC does not match. Open cuts such a tail
-// off; everything before it was fsynced before its Append was called back.
+// past the end of the file, or its bytes stop short of its end (zeros where
+// the size was written before the data). Open cuts such a tail off;
+// everything before it was fsynced before its Append was called back. A
+// whole last record (its length to the end of the file, its body ending its
+// line) whose CRC fails was written and acked: damage, as below.
 //
 // A bad record anywhere else (a CRC mismatch, an impossible length) is
 // damage, not a crash: the records after it were acked. The scan skips it

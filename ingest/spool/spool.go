@@ -364,7 +364,7 @@ func (s *Spool) scan(path string, from int64, last bool) (scanned, error) {
 	sc.size = size
 	switch {
 	case off == size:
-	case last:
+	case last && !wholeRecordAt(r, off, size):
 		s.log.Warn("spool segment ends in a torn record (a crash while writing it); cutting it off: its messages were not acked",
 			"segment", filepath.Base(path), "valid_bytes", off, "cut_bytes", size-off)
 		if err := f.Truncate(off); err != nil {
@@ -382,6 +382,30 @@ func (s *Spool) scan(path string, from int64, last bool) (scanned, error) {
 		sc.damaged = append(sc.damaged, d)
 	}
 	return sc, nil
+}
+
+// wholeRecordAt reports whether the bad record at off of a segment of size
+// bytes is all there: its length runs exactly to the end of the file and
+// its body ends its last line. A crash leaves a record cut short (the file
+// ends inside it, or past its written bytes in zeros), not a whole one
+// whose CRC fails: that one was written, fsynced and acked, and a byte of
+// it changed since. It is damage, reported as such, not a torn tail cut
+// off in silence.
+func wholeRecordAt(r io.ReaderAt, off, size int64) bool {
+	var raw [headerSize]byte
+	if size-off <= headerSize {
+		return false
+	}
+	if _, err := r.ReadAt(raw[:], off); err != nil {
+		return false
+	}
+	h := parseHeader(raw[:])
+	if h.length == 0 || off+headerSize+int64(h.length) != size {
+		return false
+	}
+	var end [1]byte
+	_, err := r.ReadAt(end[:], size-1)
+	return err == nil && end[0] == '\n'
 }
 
 // maxDamageLogs bounds the error lines of one report: a disk that damaged
