@@ -654,11 +654,48 @@ func yamlProblem(file string, data []byte, err error) Problem {
 		// yaml.v3 numbers the lines of its parser's errors (not its
 		// scanner's) from 0: an unclosed { on line 19 is "line 18".
 		p.Line = min(p.Line+1, lineCount(data))
+		// And a block's error names the line the block starts on: find
+		// the line in it that is not one of its entries.
+		switch {
+		case strings.HasSuffix(p.Msg, "did not find expected key"):
+			p.Line = strayLine(data, p.Line, func(l string) bool { return mappingKeyRE.MatchString(l) })
+		case strings.HasSuffix(p.Msg, "did not find expected '-' indicator"):
+			p.Line = strayLine(data, p.Line, func(l string) bool { return l == "-" || strings.HasPrefix(l, "- ") })
+		}
 	}
 	if lines := bytes.Split(data, []byte("\n")); p.Line > 0 && p.Line <= len(lines) && bytes.IndexByte(lines[p.Line-1], '\t') >= 0 {
 		p.Msg += " (the line holds a tab: YAML indents with spaces)"
 	}
 	return p
+}
+
+// mappingKeyRE matches a line (trimmed) that is a mapping's entry: a key
+// and its colon.
+var mappingKeyRE = regexp.MustCompile(`^("[^"]*"|'[^']*'|[^\s"'#-][^:#]*|-[^\s:][^:#]*)\s*:(\s|$)`)
+
+// strayLine returns the first line after start (1-based, where a block
+// begins) at the block's indentation that is not one of its entries
+// (entry tells), or start when there is none before the block ends.
+func strayLine(data []byte, start int, entry func(trimmed string) bool) int {
+	lines := strings.Split(string(data), "\n")
+	if start < 1 || start > len(lines) {
+		return start
+	}
+	indent := func(l string) int { return len(l) - len(strings.TrimLeft(l, " ")) }
+	want := indent(lines[start-1])
+	for i := start; i < len(lines); i++ {
+		l := strings.TrimSpace(lines[i])
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		switch in := indent(lines[i]); {
+		case in < want:
+			return start
+		case in == want && !entry(l):
+			return i + 1
+		}
+	}
+	return start
 }
 
 // lineCount is the number of lines of data, the last one with or without

@@ -23,6 +23,10 @@ func TestYAMLProblemLine(t *testing.T) {
 		{"a ] alone", "a: 1\nb: {c: 1, d: 2}\ne: ]\n", 3},
 		{"a list item among keys", "a: 1\nb: 2\n- x\n", 3},
 		{"an unclosed { on the only line", "{a: 1\n", 1},
+		{"a list item among a nested mapping's keys", "a: 1\nmqtt:\n  broker: x\n  # a comment\n\n  client_id: y\n  - border/+/+/+/+\nstorage: {}\n", 7},
+		{"a list item among keys nested deeper", "watchlists:\n  foreign-sim:\n    kind: imsi\n    entries: [\"428*\"]\n    - \"460*\"\n", 5},
+		{"a key indented by one space too few", "a: 1\nb:\n  c: 1\n d: 2\n", 4},
+		{"a key among a nested list's items", "a:\n  - x\n  - y\n  z: 1\n", 4},
 		{"a character no token starts with (scanner)", "a: 1\nb: @x\n", 2},
 		{"a mapping value where none may be (scanner)", "a: 1\nb: 2\n  c: 3\n", 3},
 	}
