@@ -25,13 +25,20 @@ import (
 // remembered that are no longer configured.
 const SubscriptionsFile = "mqtt-subscriptions.json"
 
-// subsRecord is the content of SubscriptionsFile.
+// subsRecord is the content of SubscriptionsFile: the filters of each
+// session (client id) the source has run with. Those of another client id
+// are in another session, not the current one's to drop; they are kept, so
+// that a daemon that runs under another id for a while and comes back
+// drops what its first session still holds.
 type subsRecord struct {
-	// ClientID is the session the filters are subscribed in: those of
-	// another client id are in another session, not ours to drop.
-	ClientID string   `json:"client_id"`
-	Filters  []string `json:"filters"`
+	Sessions map[string][]string `json:"sessions"`
+	// ClientID and Filters are the one session of the first version.
+	ClientID string   `json:"client_id,omitempty"`
+	Filters  []string `json:"filters,omitempty"`
 }
+
+// maxSessions bounds the sessions remembered: the oldest go first.
+const maxSessions = 16
 
 // subsPath is where the filters are remembered ("" when not).
 func (s *Source) subsPath() string {
@@ -54,21 +61,39 @@ func (s *Source) loadSubscriptions() (filters []string, found bool) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false
 	}
-	var rec subsRecord
-	if err == nil {
-		err = json.Unmarshal(b, &rec)
-	}
+	rec, err := s.readSubscriptions(b, err)
 	if err != nil {
 		s.log.Warn("the topic filters subscribed before are not known: filters dropped from mqtt.topics or of another mqtt.share_group, if any, stay subscribed in the broker's session",
 			"file", p, "err", err)
 		return nil, true
 	}
-	if rec.ClientID != s.cfg.ClientID {
-		s.log.Info("the topic filters subscribed before belong to another client id (another session): none dropped",
-			"file", p, "client_id_before", rec.ClientID)
-		return nil, true
+	filters, ok := rec.Sessions[s.cfg.ClientID]
+	if !ok {
+		s.log.Info("no topic filters remembered for this client id (a session of its own, new or never seen here): none dropped",
+			"file", p, "client_id", s.cfg.ClientID)
 	}
-	return rec.Filters, true
+	return filters, true
+}
+
+// readSubscriptions decodes SubscriptionsFile's content b (read with err).
+func (s *Source) readSubscriptions(b []byte, err error) (subsRecord, error) {
+	var rec subsRecord
+	if err == nil {
+		err = json.Unmarshal(b, &rec)
+	}
+	if err != nil {
+		return rec, err
+	}
+	if rec.Sessions == nil {
+		rec.Sessions = map[string][]string{}
+	}
+	if rec.ClientID != "" {
+		if _, ok := rec.Sessions[rec.ClientID]; !ok {
+			rec.Sessions[rec.ClientID] = rec.Filters
+		}
+		rec.ClientID, rec.Filters = "", nil
+	}
+	return rec, nil
 }
 
 // saveSubscriptions makes filters what SubscriptionsFile remembers.
@@ -77,7 +102,23 @@ func (s *Source) saveSubscriptions(filters []string) error {
 	if p == "" {
 		return nil
 	}
-	b, err := json.MarshalIndent(subsRecord{ClientID: s.cfg.ClientID, Filters: filters}, "", "  ")
+	old, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		old, err = []byte("{}"), nil
+	}
+	rec, err := s.readSubscriptions(old, err)
+	if err != nil {
+		rec = subsRecord{Sessions: map[string][]string{}} // unreadable: start again
+	}
+	delete(rec.Sessions, s.cfg.ClientID)
+	for len(rec.Sessions) >= maxSessions {
+		for id := range rec.Sessions { // any: they carry no age, and 16 is plenty
+			delete(rec.Sessions, id)
+			break
+		}
+	}
+	rec.Sessions[s.cfg.ClientID] = filters
+	b, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return err
 	}

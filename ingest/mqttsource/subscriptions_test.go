@@ -45,8 +45,9 @@ func runSource(t *testing.T, cfg config.MQTT, opts Options, log *slog.Logger) (s
 	return src, stop
 }
 
-// rememberedFilters reads what SubscriptionsFile in dir holds.
-func rememberedFilters(t *testing.T, dir string) []string {
+// rememberedFilters reads what SubscriptionsFile in dir holds for the
+// session of clientID.
+func rememberedFilters(t *testing.T, dir, clientID string) []string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, SubscriptionsFile))
 	if err != nil {
@@ -54,7 +55,7 @@ func rememberedFilters(t *testing.T, dir string) []string {
 	}
 	var rec subsRecord
 	require.NoError(t, json.Unmarshal(b, &rec))
-	return rec.Filters
+	return rec.Sessions[clientID]
 }
 
 func publish(t *testing.T, broker string, topics ...string) {
@@ -143,7 +144,7 @@ func TestIntegrationDroppedFiltersUnsubscribed(t *testing.T) {
 			cfg.Topics, cfg.ShareGroup = tc.newTopics, tc.newGroup
 			var logged lockedBuffer
 			src, _ := runSource(t, cfg, Options{StateDir: dir}, slog.New(slog.NewTextHandler(&logged, nil)))
-			require.Eventually(t, func() bool { return slices.Equal(rememberedFilters(t, dir), tc.remembered) },
+			require.Eventually(t, func() bool { return slices.Equal(rememberedFilters(t, dir, cfg.ClientID), tc.remembered) },
 				10*time.Second, 10*time.Millisecond, "the stale filters unsubscribed and forgotten:\n%s", logged.String())
 			require.Contains(t, logged.String(), "unsubscribed the topic filters no longer configured")
 			require.Contains(t, logged.String(), tc.droppedLogFragment)
@@ -199,7 +200,7 @@ func TestIntegrationSubscriptionsFileUnknown(t *testing.T) {
 		{name: "missing"},
 		{name: "damaged", content: "{not json", logged: "the topic filters subscribed before are not known"},
 		{name: "another client id", content: `{"client_id":"someone-else","filters":["border/+/+/+/+"]}`,
-			logged: "belong to another client id"},
+			logged: "no topic filters remembered for this client id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -212,7 +213,7 @@ func TestIntegrationSubscriptionsFileUnknown(t *testing.T) {
 			cfg.Topics = []string{"border/mdl/+/+/+"}
 			var logged lockedBuffer
 			runSource(t, cfg, Options{StateDir: dir}, slog.New(slog.NewTextHandler(&logged, nil)))
-			require.Eventually(t, func() bool { return slices.Equal(rememberedFilters(t, dir), cfg.Topics) },
+			require.Eventually(t, func() bool { return slices.Equal(rememberedFilters(t, dir, cfg.ClientID), cfg.Topics) },
 				10*time.Second, 10*time.Millisecond)
 			if tc.logged != "" {
 				require.Contains(t, logged.String(), tc.logged)
@@ -220,4 +221,29 @@ func TestIntegrationSubscriptionsFileUnknown(t *testing.T) {
 			require.NotContains(t, logged.String(), "unsubscribed")
 		})
 	}
+}
+
+// A daemon that ran under another client id for a while and comes back to
+// its first drops what its first session still holds: each session's
+// filters are remembered.
+func TestIntegrationSubscriptionsRememberedPerSession(t *testing.T) {
+	broker := testenv.Mosquitto(t)
+	dir := t.TempDir()
+	cfg := config.Default().MQTT
+	cfg.Broker = broker.URL()
+	run := func(clientID string, topics ...string) string {
+		cfg.ClientID, cfg.Topics = clientID, topics
+		var logged lockedBuffer
+		_, stop := runSource(t, cfg, Options{StateDir: dir}, slog.New(slog.NewTextHandler(&logged, nil)))
+		require.Eventually(t, func() bool { return slices.Equal(rememberedFilters(t, dir, clientID), topics) },
+			10*time.Second, 10*time.Millisecond, "%s", logged.String())
+		stop()
+		return logged.String()
+	}
+	run("subs-a", "border/+/+/+/+")
+	run("subs-b", "border/mdl/+/+/+")
+	logged := run("subs-a", "border/mdl/+/+/+")
+	require.Contains(t, logged, "unsubscribed the topic filters no longer configured")
+	require.Contains(t, logged, "filters=[border/+/+/+/+]")
+	require.Equal(t, []string{"border/mdl/+/+/+"}, rememberedFilters(t, dir, "subs-b"), "the other session's kept")
 }
