@@ -218,24 +218,25 @@ func (e *Engine) Evaluate(b *model.Batch, now time.Time) []model.Alert {
 	case SourcePhone:
 		for i := range b.Detections {
 			d := &b.Detections[i]
-			r.det, r.t, r.p, r.hasPos = d, d.Time, d.Loc, true
+			r.det, r.t, r.p, r.hasPos = d, eventTime(d.Time, now), d.Loc, true
 			out = e.evalReading(r, now, out)
 		}
 		e.m.readingsC[src].Add(float64(len(b.Detections)))
 	case SourceVehicle:
 		for i := range b.Passes {
 			p := &b.Passes[i]
-			r.pass, r.t, r.p, r.hasPos = p, p.Time, p.Loc, true
+			r.pass, r.t, r.p, r.hasPos = p, eventTime(p.Time, now), p.Loc, true
 			out = e.evalReading(r, now, out)
 		}
 		e.m.readingsC[src].Add(float64(len(b.Passes)))
 	case SourcePatrol:
 		for i := range b.Positions {
 			p := &b.Positions[i]
-			if pp, ok := e.patrols[dev]; !ok || !p.Time.Before(pp.Seen) {
-				e.patrols[dev] = patrolPos{Loc: p.Loc, Seen: p.Time}
+			t := eventTime(p.Time, now)
+			if pp, ok := e.patrols[dev]; !ok || !t.Before(pp.Seen) {
+				e.patrols[dev] = patrolPos{Loc: p.Loc, Seen: t}
 			}
-			r.pos, r.t, r.p, r.hasPos = p, p.Time, p.Loc, true
+			r.pos, r.t, r.p, r.hasPos = p, t, p.Loc, true
 			out = e.evalReading(r, now, out)
 		}
 		e.m.readingsC[src].Add(float64(len(b.Positions)))
@@ -243,7 +244,7 @@ func (e *Engine) Evaluate(b *model.Batch, now time.Time) []model.Alert {
 		pos, has := e.devicePos(dev, b.Device)
 		for i := range b.Statuses {
 			s := &b.Statuses[i]
-			r.st, r.t, r.p, r.hasPos = s, s.Time, pos, has
+			r.st, r.t, r.p, r.hasPos = s, eventTime(s.Time, now), pos, has
 			out = e.evalReading(r, now, out)
 		}
 		e.m.readingsC[src].Add(float64(len(b.Statuses)))
@@ -255,6 +256,19 @@ func (e *Engine) Evaluate(b *model.Batch, now time.Time) []model.Alert {
 	e.sidMemo.reset() // let go of the message's strings
 	e.norms = [numWatchIdents]string{}
 	return out
+}
+
+// eventTime is a reading's time for the rules: its ts, but never after now.
+// A unit's clock a minute fast is within the contract's five minutes, and
+// its reading would otherwise move event time past everyone else's: a
+// crowd's window would drop the phones seen a moment ago and resolve the
+// crowd at once, with an `at` after its raised_at; a dwell or a silence
+// would be measured from the future. Storage keeps the ts as sent.
+func eventTime(t, now time.Time) time.Time {
+	if t.After(now) {
+		return now
+	}
+	return t
 }
 
 // devicePos is where a device is: its registered position, else (patrols)

@@ -44,7 +44,24 @@ func zoneID(z *zone.Zone) string {
 }
 
 func (r *reading) evidence() model.Evidence {
-	return model.Evidence{Device: r.b.Meta.Device, Seq: r.b.Seq, TS: r.t}
+	return model.Evidence{Device: r.b.Meta.Device, Seq: r.b.Seq, TS: r.sentTime()}
+}
+
+// sentTime is r's ts as the unit sent it (and as it is stored), where r.t
+// is never after the time it was evaluated (eventTime): evidence names the
+// point an analyst finds in InfluxDB.
+func (r *reading) sentTime() time.Time {
+	switch {
+	case r.det != nil:
+		return r.det.Time
+	case r.pass != nil:
+		return r.pass.Time
+	case r.pos != nil:
+		return r.pos.Time
+	case r.st != nil:
+		return r.st.Time
+	}
+	return r.t
 }
 
 // evictOne makes room in a map at its bound. Go's map iteration order gives

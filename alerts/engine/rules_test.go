@@ -460,6 +460,27 @@ func TestCountResolvesOnReadings(t *testing.T) {
 	assert.Equal(t, 3, got[0].Count, "the incident keeps its peak count")
 }
 
+// A unit whose clock runs a minute and a half fast (within the contract's
+// five minutes) does not move the crowd's window into the future: the
+// phones seen a moment ago stay in it, and no alert says it happened after
+// it was raised. The evidence keeps the ts the unit sent.
+func TestCountReadingFromAFastClock(t *testing.T) {
+	rs, ps := compileYAML(t, countRules)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	now := at(22, 0)
+	got := only(e.Evaluate(e.phones("F-1", now, ruinsIn, "460000000000001", "460000000000002", "460000000000003"), now), "crowd")
+	require.Len(t, got, 1)
+	fast := e.phones("F-1", now.Add(25*time.Minute), ruinsIn, "460000000000004")
+	assert.Empty(t, only(e.Evaluate(fast, now.Add(100*time.Millisecond)), "crowd"), "not resolved by a clock error")
+	// Resolved when the window does drain, with an `at` no later than the
+	// time it was raised.
+	got = only(e.Evaluate(e.phones("F-1", now.Add(20*time.Minute), ruinsIn, "460000000000005"), now.Add(20*time.Minute)), "crowd")
+	require.Len(t, got, 1)
+	assert.Equal(t, model.StateResolved, got[0].State)
+	assert.False(t, got[0].At.After(got[0].RaisedAt), "at %s, raised at %s", got[0].At, got[0].RaisedAt)
+}
+
 // A count incident's evidence is the readings in its window: an earlier
 // incident's crowd, gone from the window, is not evidence of the next one.
 func TestCountEvidenceIsTheWindow(t *testing.T) {
