@@ -146,9 +146,15 @@ func absDur(d time.Duration) time.Duration {
 }
 
 // presence: every matching reading fires, deduplicated by the cooldown per
-// rule+subject+zone. No resolved: a presence is an event, not a state.
+// rule+subject+zone; for a rule without zones, per rule+subject+site: its
+// alert goes to the site of the unit that saw the subject, and the units
+// of a second site must hear of a foreign SIM that moved into theirs
+// within the cooldown. No resolved: a presence is an event, not a state.
 func (e *Engine) applyPresence(st *ruleState, r *reading, subj model.Subject, z *zone.Zone, now time.Time, out []model.Alert) []model.Alert {
 	key := coolKey{subj: e.sid(subj), zone: zoneID(z)}
+	if z == nil {
+		key.zone = "site " + r.b.Site // no zone id has a space
+	}
 	if subj.Value == model.NoPlate {
 		key.device = r.b.Meta.Device
 	}

@@ -460,6 +460,31 @@ func TestCountResolvesOnReadings(t *testing.T) {
 	assert.Equal(t, 3, got[0].Count, "the incident keeps its peak count")
 }
 
+// A presence rule without zones keeps its cooldown per site: its alert
+// goes to the site of the unit that saw the subject, and a second site's
+// units must hear of a foreign SIM that moved into their area.
+func TestPresenceWithoutZonesCoolsDownPerSite(t *testing.T) {
+	rs, ps := compileYAML(t, `
+devices:
+  - {id: F-1, kind: fence, site: mdl, lat: 41.9612, lon: 110.4875}
+  - {id: F-2, kind: fence, site: mdl, lat: 41.9612, lon: 110.4875}
+  - {id: F-9, kind: fence, site: bjm, lat: 41.9612, lon: 110.4975}
+watchlists:
+  foreign-sim: {kind: imsi, entries: ["428*"]}
+rules:
+  - {id: foreign-sim, kind: presence, source: phone, watchlist: foreign-sim, cooldown: 10m}
+`)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	var sites []string
+	for i, dev := range []string{"F-1", "F-2", "F-9", "F-1", "F-9"} {
+		for _, a := range only(e.eval(e.phones(dev, at(22, i), ruinsIn, "428990000000001")), "foreign-sim") {
+			sites = append(sites, a.Site)
+		}
+	}
+	assert.Equal(t, []string{"mdl", "bjm"}, sites, "once per site within the cooldown")
+}
+
 // A unit whose clock runs a minute and a half fast (within the contract's
 // five minutes) does not move the crowd's window into the future: the
 // phones seen a moment ago stay in it, and no alert says it happened after
