@@ -380,10 +380,13 @@ func (s *Source) subscribe(c mqtt.Client) {
 	for !s.stopping.Load() && c.IsConnectionOpen() {
 		err := s.trySubscribe(c)
 		if err == nil {
+			s.log.Info("subscribed", "topics", s.cfg.Topics, "share_group", s.cfg.ShareGroup)
+			// Subscribed as configured once the filters no longer
+			// configured are gone too: a daemon narrowed to its sites is
+			// not ready while another site's traffic still comes in.
+			s.afterSubscribed(c)
 			s.subscribed.Store(true)
 			s.metrics.subscribed.Set(1)
-			s.log.Info("subscribed", "topics", s.cfg.Topics, "share_group", s.cfg.ShareGroup)
-			s.afterSubscribed(c)
 			return
 		}
 		s.metrics.subscribeErrs.Inc()
