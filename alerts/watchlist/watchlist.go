@@ -137,7 +137,7 @@ func (l *List) addFile(name, baseDir, file, key string) config.Problems {
 	// take the daemon's memory.
 	sc := bufio.NewScanner(io.LimitReader(f, maxFileBytes+1))
 	sc.Buffer(make([]byte, 0, 1024), maxLineBytes)
-	line, read, refused := 0, 0, 0
+	line, read, refused, entries := 0, 0, 0, 0
 	for sc.Scan() {
 		read += len(sc.Bytes()) + 1
 		if read > maxFileBytes {
@@ -158,20 +158,26 @@ func (l *List) addFile(name, baseDir, file, key string) config.Problems {
 		if s == "" {
 			continue
 		}
-		if err := l.add(s); err != nil {
-			refused++
-			if refused > maxFileProblems {
-				continue
-			}
-			// The line, not its text: a secret's file named by mistake
-			// would be printed by check and the reload answer.
-			msg := err.Error()
-			var ee *entryError
-			if errors.As(err, &ee) {
-				msg = "entry " + ee.why
-			}
-			probs = append(probs, config.Problem{File: path, Line: line, Key: key + ".file", Msg: msg})
+		err := errNotUTF8
+		if utf8.ValidString(s) {
+			err = l.add(s)
 		}
+		if err == nil {
+			entries++
+			continue
+		}
+		refused++
+		if refused > maxFileProblems {
+			continue
+		}
+		// The line, not its text: a secret's file named by mistake
+		// would be printed by check and the reload answer.
+		msg := err.Error()
+		var ee *entryError
+		if errors.As(err, &ee) {
+			msg = "entry " + ee.why
+		}
+		probs = append(probs, config.Problem{File: path, Line: line, Key: key + ".file", Msg: msg})
 	}
 	if refused > maxFileProblems {
 		probs = append(probs, config.Problem{File: path, Key: key + ".file",
@@ -180,9 +186,20 @@ func (l *List) addFile(name, baseDir, file, key string) config.Problems {
 	if err := sc.Err(); err != nil {
 		probs = append(probs, config.Problem{File: path, Line: line + 1, Key: key + ".file",
 			Msg: fmt.Sprintf("cannot read watchlist file: %v", err)})
+	} else if entries == 0 && refused == 0 {
+		// A list file emptied, or cut short, while it was written would
+		// switch its rules off without a word, as a rules file cut short
+		// would.
+		probs = append(probs, config.Problem{File: path, Key: key + ".file",
+			Msg: "the file holds no entry (emptied or cut short while it was written?): the rules using this watchlist would never fire; " +
+				"to empty the watchlist on purpose, leave out `file` (entries: [])"})
 	}
 	return probs
 }
+
+// errNotUTF8 is the problem of a list file's line in another encoding (GBK,
+// Windows' default for Chinese): its plates would read as garbage.
+var errNotUTF8 = errors.New("not UTF-8 text: save the file as UTF-8 (GBK and other encodings are not read)")
 
 // add normalises one entry and stores it as exact or prefix.
 func (l *List) add(e string) error {

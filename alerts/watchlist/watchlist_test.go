@@ -140,6 +140,12 @@ func TestBuildProblems(t *testing.T) {
 	dir := t.TempDir()
 	long := filepath.Join(dir, "long.txt")
 	require.NoError(t, os.WriteFile(long, []byte("428*\n"+strings.Repeat("1", maxLineBytes+1)+"\n"), 0o644))
+	empty := filepath.Join(dir, "empty.txt")
+	require.NoError(t, os.WriteFile(empty, nil, 0o644))
+	comments := filepath.Join(dir, "comments.txt")
+	require.NoError(t, os.WriteFile(comments, []byte("# plates of interest\n\n   # none yet\n"), 0o644))
+	gbk := filepath.Join(dir, "gbk.txt")
+	require.NoError(t, os.WriteFile(gbk, []byte("\xc3\xc9B12345\n"), 0o644)) // 蒙B12345 in GBK
 
 	type want struct {
 		file string
@@ -195,6 +201,14 @@ func TestBuildProblems(t *testing.T) {
 				{"testdata/bad-plates.txt", 4, "watchlists.w.file", `entry character 8 is not a plate character`},
 				{"testdata/bad-plates.txt", 6, "watchlists.w.file", "a * alone would match everything"},
 			}},
+		{"an empty file", config.WatchlistSpec{Kind: KindPlate, File: empty},
+			[]want{{empty, 0, "watchlists.w.file", "the file holds no entry (emptied or cut short while it was written?)"}}},
+		{"a file of comments only", config.WatchlistSpec{Kind: KindPlate, File: comments},
+			[]want{{comments, 0, "watchlists.w.file", "the file holds no entry"}}},
+		{"an empty file beside inline entries", config.WatchlistSpec{Kind: KindPlate, Entries: []string{"蒙B12345"}, File: empty},
+			[]want{{empty, 0, "watchlists.w.file", "the file holds no entry"}}},
+		{"a file in GBK", config.WatchlistSpec{Kind: KindPlate, File: gbk},
+			[]want{{gbk, 1, "watchlists.w.file", "not UTF-8 text: save the file as UTF-8"}}},
 		{"line too long", config.WatchlistSpec{Kind: KindIMSI, File: long},
 			[]want{{long, 2, "watchlists.w.file", "cannot read watchlist file: bufio.Scanner: token too long"}}},
 	}
