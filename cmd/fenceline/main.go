@@ -123,7 +123,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		// Valid, but a choice an operator should know the cost of.
-		for _, w := range cfg.Warnings() {
+		for _, w := range daemon.Warnings(cfg) {
 			fmt.Fprintln(stderr, "warning:", w.Error())
 		}
 		fmt.Fprintf(stdout, "%s: ok\n", *cfgPath)

@@ -49,6 +49,8 @@ func TestCheck(t *testing.T) {
 		}, absent: []string{"go together"}},
 		{name: "a valid choice with a cost is a warning, not a problem", args: []string{"check", "--config", "testdata/qos0.yaml"}, code: 0, stdout: "ok",
 			problems: []string{"warning: testdata/qos0.yaml:1: mqtt.qos: is 0: the broker queues nothing for fenceline while it is away"}},
+		{name: "a signature key for no registered device is a warning", args: []string{"check", "--config", "testdata/stray-key.yaml"}, code: 0, stdout: "ok",
+			problems: []string{"warning: testdata/stray-keys.txt: ingest.signatures.key_file: a key for F-AOL-0l, which is not a registered device"}},
 		{name: "missing config", args: []string{"check", "--config", "testdata/nope.yaml"}, code: 1, problems: []string{"testdata/nope.yaml: cannot open"}},
 		{name: "unknown command", args: []string{"frobnicate"}, code: 2, problems: []string{`unknown command "frobnicate"`}},
 		{name: "no command", args: nil, code: 2, problems: []string{"usage: fenceline"}},

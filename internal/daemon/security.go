@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -333,6 +334,42 @@ func (s *security) logCoverage(registry *model.Registry, log *slog.Logger) {
 		log.Warn("registered devices without a signature key: all their messages will be rejected (bad_signature)",
 			"component", "devicesig", "devices", missing)
 	}
+	if stray := strayKeys(keys, registry); len(stray) > 0 {
+		log.Warn("signature keys for devices not in the registry: a typo in an id leaves the device meant to sign free not to",
+			"component", "devicesig", "key_ids", stray)
+	}
+}
+
+// strayKeys returns the ids, sorted, of keys for no registered device.
+func strayKeys(keys devicesig.Keys, registry *model.Registry) []string {
+	var stray []string
+	for id := range keys {
+		if registry.Lookup(id) == nil {
+			stray = append(stray, id)
+		}
+	}
+	slices.Sort(stray)
+	return stray
+}
+
+// Warnings returns what `check` reports besides problems: choices that are
+// valid but an operator should know the cost of (config.Config.Warnings),
+// and signature keys for devices not in the registry.
+func Warnings(cfg *config.Config) config.Problems {
+	ws := cfg.Warnings()
+	keys, err := loadSignatureKeys(cfg)
+	if err != nil || keys == nil {
+		return ws
+	}
+	rs, err := LoadRules(cfg)
+	if err != nil {
+		return ws
+	}
+	for _, id := range strayKeys(keys, rs.Registry) {
+		ws = append(ws, config.Problem{File: cfg.Ingest.Signatures.KeyFile, Key: "ingest.signatures.key_file",
+			Msg: fmt.Sprintf("a key for %s, which is not a registered device: a typo? The device meant to sign does not have to", id)})
+	}
+	return ws
 }
 
 // reloadKeys re-reads the key file for a reload; apply the result with
