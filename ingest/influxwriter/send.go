@@ -313,7 +313,7 @@ func (w *Writer) post(ctx context.Context, payload []byte, contentEncoding strin
 	a := answer{
 		class:      classify(resp.StatusCode),
 		status:     resp.StatusCode,
-		message:    errorMessage(resp, raw),
+		message:    w.redact(errorMessage(resp, raw)),
 		retryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now()),
 	}
 	if a.class == classServer && strings.Contains(a.message, "retention policy not found") {

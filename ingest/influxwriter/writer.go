@@ -645,6 +645,22 @@ func (w *Writer) LastError() error {
 	return w.lastErr
 }
 
+// redact returns s, an answer from InfluxDB or what stands in its place
+// (a proxy, a debug endpoint at a wrong URL), without the token or its
+// password: a server that echoes the Authorization header back would put
+// it in the log.
+func (w *Writer) redact(s string) string {
+	tok := w.cfg.Token
+	if len(tok) < 4 {
+		return s
+	}
+	s = strings.ReplaceAll(s, tok, "[token]")
+	if _, pw, ok := strings.Cut(tok, ":"); ok && len(pw) >= 4 {
+		s = strings.ReplaceAll(s, pw, "[password]")
+	}
+	return s
+}
+
 // Ping checks that InfluxDB answers (GET /ping) and records the result for
 // Healthy when no write is failing.
 func (w *Writer) Ping(ctx context.Context) error {
@@ -654,7 +670,7 @@ func (w *Writer) Ping(ctx context.Context) error {
 	w.hmu.Lock()
 	defer w.hmu.Unlock()
 	if err != nil {
-		err = fmt.Errorf("influxdb ping: %w", err)
+		err = fmt.Errorf("influxdb ping: %s", w.redact(err.Error()))
 		if !w.failing {
 			w.lastErr = err
 		}

@@ -722,3 +722,30 @@ func noLeaks(t *testing.T) {
 	opt := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
 }
+
+// A server that echoes the Authorization header in its error (a proxy, a
+// debug endpoint at a wrong URL; InfluxDB itself does not) does not put the
+// token in fenceline's errors, and so in its log.
+func TestAnswerEchoingTheTokenIsRedacted(t *testing.T) {
+	const token = "admin:SuperSecretPW123"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprintf(w, `{"error":"unauthorized: got header %s, password SuperSecretPW123"}`, r.Header.Get("Authorization"))
+	}))
+	t.Cleanup(srv.Close)
+	s := startWriter(t, Config{URL: srv.URL, Token: token, Lazy: true, MaxBackoff: 50 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := s.w.Ping(ctx)
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "SuperSecret")
+	assert.Contains(t, err.Error(), "[token]")
+
+	require.NoError(t, s.w.Write(ctx, detectionBatch(1, 1), func(error) {}))
+	require.Eventually(t, func() bool {
+		e := s.w.LastError()
+		return e != nil && strings.Contains(e.Error(), "HTTP 401")
+	}, 10*time.Second, 5*time.Millisecond)
+	assert.NotContains(t, s.w.LastError().Error(), "SuperSecret")
+}
