@@ -134,3 +134,29 @@ func TestIntegrationShutdownWithStalledInflux(t *testing.T) {
 	e.waitFor("the write in flight", func() bool { return e.gauge("fenceline_influx_pending_lines") >= 1 })
 	e.stop() // requires Run to return nil
 }
+
+// A restart on a rules file cut short before its rules runs (no ingestion
+// would be worse) but says so: the last run had rules, and
+// FencelineReloadFailed's gauge is 0. A file that says `rules: []` is an
+// operator's choice.
+func TestIntegrationStartOnARulesFileCutShort(t *testing.T) {
+	e := newEnv(t, "alert-rules.yaml", "")
+	e.stop()
+	rulesPath := filepath.Join(e.dir, "rules.yaml")
+	orig, err := os.ReadFile(rulesPath)
+	require.NoError(t, err)
+	cut := string(orig)[:strings.Index(string(orig), "\nrules:")+1]
+	require.NoError(t, os.WriteFile(rulesPath, []byte(cut), 0o600))
+	e.start()
+	require.Equal(t, 0.0, e.gauge("fenceline_config_last_reload_successful"))
+
+	// From a state with rules again, a file emptied of them on purpose.
+	e.stop()
+	require.NoError(t, os.WriteFile(rulesPath, orig, 0o600))
+	e.start()
+	require.Equal(t, 1.0, e.gauge("fenceline_config_last_reload_successful"))
+	e.stop()
+	require.NoError(t, os.WriteFile(rulesPath, []byte(cut+"rules: []\n"), 0o600))
+	e.start()
+	require.Equal(t, 1.0, e.gauge("fenceline_config_last_reload_successful"))
+}

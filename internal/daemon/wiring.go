@@ -98,7 +98,7 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 	stateLost := f.NewGauge(prometheus.GaugeOpts{Name: "fenceline_alerts_state_restore_incomplete",
 		Help: "1 when this start could not restore the last saved alert state: from the previous save (incidents opened or resolved since are forgotten) or from nothing."})
 
-	rs, err := LoadRules(cfg)
+	rs, rulesFile, err := loadRules(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -232,12 +232,21 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		d.stateBytes.Set(float64(len(data))) // not 0 until the first save
 		log.Info("alert state restored", "file", stateFile, "resolved", len(resolved))
 		var attached struct {
-			Seqs      json.RawMessage `json:"seqs"`
-			Unsent    unsentAlerts    `json:"unsent_alerts"`
-			CleanStop bool            `json:"clean_stop"`
+			Seqs      json.RawMessage   `json:"seqs"`
+			Unsent    unsentAlerts      `json:"unsent_alerts"`
+			CleanStop bool              `json:"clean_stop"`
+			Rules     []json.RawMessage `json:"rules"`
 		}
 		if err := json.Unmarshal(data, &attached); err == nil {
 			savedSeqs, seqsUnsure = attached.Seqs, !attached.CleanStop || fromPrev
+		}
+		if len(attached.Rules) > 0 && rulesFile != nil && rulesFile.Lacks("rules") {
+			// A reload of such a file is refused (sectionsLost); at start
+			// there is no running set to keep, and no ingestion would be
+			// worse: run, but say so where it is seen.
+			d.reloadOK.Set(0)
+			log.Error("the rules file has no rules section, where the last run had rules: cut short while it was written? Running without rules (FencelineReloadFailed); to run without rules on purpose, write `rules: []`",
+				"file", cfg.RulesFile, "rules_before", len(attached.Rules))
 		}
 		// The alerts of incidents opened or resolved that the saved state
 		// holds but the outbox never took (a crash between the save and
