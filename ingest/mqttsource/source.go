@@ -523,10 +523,10 @@ func (s *Source) Stop() {
 // subscription is not removed: the persistent session keeps queueing.
 func (s *Source) Close(quiesce time.Duration) {
 	s.Stop()
-	// An attempt started before Stop is waited for by paho's Disconnect.
+	// An attempt of Run's under way is waited for (it holds connectMu),
+	// and none starts after: Run looks at stopping under the same lock.
 	s.connectMu.Lock()
-	s.connectMu.Unlock() //nolint:staticcheck // an empty critical section: waits for Run's attempt to have started
-
+	defer s.connectMu.Unlock()
 	s.subscribed.Store(false)
 	s.metrics.subscribed.Set(0)
 	s.metrics.connected.Set(0)
