@@ -282,7 +282,10 @@ func (rs *ruleSnapshot) sort() {
 		if c := cmpKey(coolKeySnap{Subject: a.Subject, Zone: a.Zone}, coolKeySnap{Subject: b.Subject, Zone: b.Zone}); c != 0 {
 			return c
 		}
-		return cmpBool(a.Backlog, b.Backlog)
+		if c := cmpBool(a.Backlog, b.Backlog); c != 0 {
+			return c
+		}
+		return b.First.Compare(a.First) // a subject's older stays, newest first
 	})
 	// A subject's sightings stay in their order (by event time, the
 	// backlog's first): restoring appends them.
@@ -407,7 +410,12 @@ func (e *Engine) RestoreState(data []byte) ([]model.Alert, error) {
 			}
 			key := dwellKey{subj: intern(d.Subject), zone: zi}
 			if d.Backlog {
+				// A subject's older stays, newest first (see sort), in
+				// their places after its current one.
 				key.backlog = 1
+				for st.dwell[key] != nil && key.backlog < dwellBacklogStays {
+					key.backlog++
+				}
 			}
 			st.dwell[key] = &de
 		}

@@ -211,7 +211,10 @@ func upperFirst(s string) string {
 // event time, per zone: (clock-window, clock], clock being the latest
 // event time seen in the zone. A reading older than the window is a
 // backlog (a unit whose link was down) and is counted in the zone's backlog
-// window (lateCount). Rules without zones count per site.
+// window (lateCount), unless the zone's window has an incident open whose
+// span it falls in (after the window's reach when it fired): that crowd is
+// the one the incident reports, and the reading changes nothing. Rules
+// without zones count per site.
 func (e *Engine) applyCount(st *ruleState, r *reading, subj model.Subject, z *zone.Zone, now time.Time, out []model.Alert) []model.Alert {
 	var cz *countZone
 	if z != nil {
@@ -224,6 +227,12 @@ func (e *Engine) applyCount(st *ruleState, r *reading, subj model.Subject, z *zo
 	}
 	w := st.rule.window
 	if !cz.Clock.IsZero() && !r.t.After(cz.Clock.Add(-w)) {
+		if cz.Open != nil && r.t.After(cz.Open.Alert.At.Add(-w)) {
+			// Within the span of the zone's open incident: from its
+			// window's reach when it fired, to now. The crowd it reported
+			// is this backlog's crowd too, not one of its own time.
+			return out
+		}
 		if cz, out = e.lateCount(st, z, r, now, out); cz == nil {
 			return out
 		}
@@ -513,17 +522,39 @@ func (e *Engine) applyDwell(st *ruleState, r *reading, subj model.Subject, z *zo
 	return e.stay(st, dwellKey{subj: e.sid(subj), zone: st.rule.zoneIndex(z)}, r, subj, z, now, out)
 }
 
-// stay applies r to the stay of key. A reading older than the subject's
-// current stay by more than max_gap — a unit's backlog delivered after
-// newer readings — goes to the subject's backlog stay (key.backlog), which
-// runs in the backlog's time like the current one does in the present: a
-// phone that loitered at the ruins three hours ago fires, late, with an id
-// of its own, and its stay ends after max_gap without a backlog reading. A
-// reading older than the backlog stay too starts it again from there,
-// unless it has an incident open; then it is ignored.
+// stay applies r to the subject's stays in a zone: key (backlog 0) is its
+// current stay; keys backlog 1 to dwellBacklogStays hold older stays, each
+// older than the one before by more than max_gap, which run in their own
+// time as the current one does in the present. A reading older than a stay
+// by more than max_gap — a unit's backlog delivered after newer readings —
+// goes to the newest older stay it reaches, or makes one: a phone that
+// loitered at the ruins three hours ago fires, late, with an id of its own,
+// and its stay ends after max_gap without a reading. A stay that a newer
+// reading ends (a gap over max_gap) without having fired becomes the next
+// older stay, for a backlog that fills the gap to join the two (see
+// joinOlderStay). A reading older than every stay, when all are kept,
+// starts the oldest again, unless it has an incident open; then it is
+// ignored.
 func (e *Engine) stay(st *ruleState, key dwellKey, r *reading, subj model.Subject, z *zone.Zone, now time.Time, out []model.Alert) []model.Alert {
 	gap, dur := st.rule.maxGap, st.rule.duration
 	de := st.dwell[key]
+	for de != nil && de.First.Sub(r.t) > gap {
+		older, oe := olderStay(st, key)
+		if oe == nil { // older than every stay kept
+			if key.backlog < dwellBacklogStays {
+				key.backlog++
+				de = nil
+				break
+			}
+			if de.Open != nil {
+				st.m.unused.Inc()
+				return out
+			}
+			de.restart(r)
+			break
+		}
+		key, de = older, oe
+	}
 	switch {
 	case de == nil:
 		if len(st.dwell) >= MaxTrackedPerRule {
@@ -534,27 +565,20 @@ func (e *Engine) stay(st *ruleState, key dwellKey, r *reading, subj model.Subjec
 		de = &dwellEntry{Site: r.b.Site, First: r.t, Last: r.t, Loc: r.p}
 		st.dwell[key] = de
 	case r.t.Sub(de.Last) > gap:
-		// The previous stay ended; this reading starts a new one.
+		// The stay ended; this reading starts a new one.
 		if de.Open != nil {
 			out = append(out, e.stayEnded(st, de, now, e.dwellGone(st, subj, z, r, de, now)))
+			de.restart(r)
+		} else if pushOlder(st, key, de) {
+			de = &dwellEntry{Site: r.b.Site, First: r.t, Last: r.t, Loc: r.p}
+			st.dwell[key] = de
+		} else {
+			de.restart(r)
 		}
-		*de = dwellEntry{Site: r.b.Site, First: r.t, Last: r.t, Loc: r.p, Evidence: de.Evidence[:0]}
-	case de.First.Sub(r.t) > gap:
-		if key.backlog == 0 {
-			key.backlog = 1
-			return e.stay(st, key, r, subj, z, now, out)
-		}
-		if de.Open != nil {
-			st.m.unused.Inc()
-			return out
-		}
-		*de = dwellEntry{Site: r.b.Site, First: r.t, Last: r.t, Loc: r.p, Evidence: de.Evidence[:0]}
 	case r.t.Before(de.First):
 		if de.Open == nil {
 			de.First = r.t
-			if key.backlog == 0 {
-				e.joinBacklogStay(st, key, de, r)
-			}
+			e.joinOlderStay(st, key, de, r)
 		}
 	}
 	if !r.t.Before(de.Last) {
@@ -578,22 +602,68 @@ func (e *Engine) stay(st *ruleState, key dwellKey, r *reading, subj model.Subjec
 	return out
 }
 
-// joinBacklogStay makes the subject's backlog stay, if r (a late reading
-// that just moved the start of the current stay de back) joins the two,
-// part of de: a stay whose first sightings arrived as a backlog is one
-// stay, and fires once its whole length reaches duration. An incident the
-// backlog stay had opened becomes the stay's.
-func (e *Engine) joinBacklogStay(st *ruleState, key dwellKey, de *dwellEntry, r *reading) {
-	bk := key
-	bk.backlog = 1
-	be := st.dwell[bk]
+// dwellBacklogStays is how many stays older than its current one a subject
+// keeps in a zone: the stay a newer sighting ended, and one a backlog
+// older still makes (or the two stays of a backlog that arrived shuffled).
+// Each is one entry of the rule's state, and ends as any stay does.
+const dwellBacklogStays = 2
+
+// restart makes de a new stay that starts at r.
+func (de *dwellEntry) restart(r *reading) {
+	*de = dwellEntry{Site: r.b.Site, First: r.t, Last: r.t, Loc: r.p, Evidence: de.Evidence[:0]}
+}
+
+// olderStay is the newest of the subject's stays older than the stay of
+// key, if one is kept.
+func olderStay(st *ruleState, key dwellKey) (dwellKey, *dwellEntry) {
+	for key.backlog < dwellBacklogStays {
+		key.backlog++
+		if oe := st.dwell[key]; oe != nil {
+			return key, oe
+		}
+	}
+	return key, nil
+}
+
+// pushOlder keeps de, the stay of key that a newer reading ended without
+// its having fired, as the next older stay: a backlog may yet fill the gap
+// and join the two. A stay it displaces goes one further back, or, the
+// oldest, is forgotten; a stay with an incident open is not displaced (de
+// is forgotten instead). It reports whether de was kept.
+func pushOlder(st *ruleState, key dwellKey, de *dwellEntry) bool {
+	kept := false
+	for key.backlog < dwellBacklogStays {
+		key.backlog++
+		oe := st.dwell[key]
+		if (oe != nil && oe.Open != nil) || (oe == nil && len(st.dwell) >= MaxTrackedPerRule) {
+			break
+		}
+		st.dwell[key] = de
+		kept = true
+		if oe == nil {
+			break
+		}
+		de = oe
+	}
+	return kept
+}
+
+// joinOlderStay makes the next older stay, if r (a late reading that just
+// moved the start of the stay de of key back) reaches it, part of de: a
+// stay whose sightings arrived in two parts — the first ones as a backlog,
+// or on both sides of a newer sighting that came first — is one stay, with
+// every sighting of both, and fires once its whole length reaches
+// duration. An incident the older stay had opened becomes the stay's. The
+// stays older than the one joined move up a place.
+func (e *Engine) joinOlderStay(st *ruleState, key dwellKey, de *dwellEntry, r *reading) {
+	bk, be := olderStay(st, key)
 	if be == nil || r.t.Sub(be.Last) > st.rule.maxGap {
 		return
 	}
 	de.First = be.First
 	de.Sightings += be.Sightings
 	de.Open = be.Open
-	// The backlog's evidence first (how the stay began), then de's.
+	// The older stay's evidence first (how the stay began), then de's.
 	list := inOrder(be.Evidence, &be.evRing)
 	ring := be.evRing
 	ring.lastOK = false
@@ -602,6 +672,14 @@ func (e *Engine) joinBacklogStay(st *ruleState, key dwellKey, de *dwellEntry, r 
 	}
 	de.Evidence, de.evRing = list, ring
 	delete(st.dwell, bk)
+	for next := bk; next.backlog < dwellBacklogStays; {
+		next.backlog++
+		if ne := st.dwell[next]; ne != nil {
+			delete(st.dwell, next)
+			st.dwell[bk] = ne
+			bk.backlog++
+		}
+	}
 }
 
 func (e *Engine) dwellGone(st *ruleState, subj model.Subject, z *zone.Zone, r *reading, de *dwellEntry, now time.Time) string {

@@ -166,16 +166,17 @@ func (st *ruleState) zoneCount(z *zone.Zone) *countZone {
 
 // dwellKey is a subject and the index of a zone in the rule's zones (-1
 // for a rule without zones): a rule whose state survives a reload has the
-// same zones in the same order. backlog marks the stay of a backlog older
-// than the current stay (see stay). Without padding, the key hashes and
-// compares as 16 plain bytes.
+// same zones in the same order. backlog is 0 for the current stay, and 1
+// to dwellBacklogStays for the stays older than it, newest first: a
+// backlog's, or one a newer sighting ended (see stay). Without padding, the
+// key hashes and compares as 16 plain bytes.
 type dwellKey struct {
 	subj    subjectID
 	zone    int32
-	backlog int32 // 0 or 1
+	backlog int32 // 0 to dwellBacklogStays
 }
 
-// dwellEntry is one subject's current stay in one zone.
+// dwellEntry is one of a subject's stays in one zone.
 type dwellEntry struct {
 	Site      string           `json:"site"`
 	First     time.Time        `json:"first"` // event time the stay began
