@@ -32,11 +32,13 @@
 //     `threshold` → one firing with count and subject {zone, id};
 //     dropping below → resolved (on readings and on Tick). Without zones
 //     the rule counts per site (subject {site, code}). Readings older than
-//     the zone's window (a backlog) are counted in a window of their own time.
+//     the zone's window (a backlog) are counted in a window of their own
+//     time, unless they fall within the span of the zone's open incident.
 //   - dwell: one subject in a zone with no gap over `max_gap` (default 10m)
 //     for `duration` → firing (incident start = start of the stay); a gap
 //     over max_gap → resolved. Readings older than the stay by more than
-//     max_gap (a backlog) make a stay of their own time.
+//     max_gap (a backlog) make a stay of their own time (up to two older
+//     stays per subject and zone), and one that fills a gap joins two.
 //   - velocity: a subject's new sighting against its sightings just before
 //     and after it in event time (its latest, in order): more than
 //     VelocityMinDistanceM (1 km) apart and faster than `max_kmh` (same
