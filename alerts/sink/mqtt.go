@@ -13,6 +13,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/fenceline/fenceline/alerts/outbox"
 	"github.com/fenceline/fenceline/config"
@@ -55,11 +56,9 @@ var ErrNotConfirmed = errors.New("delivery not confirmed by the MQTT broker")
 // retained (a retained alert would be replayed to every new subscriber as if
 // it were new).
 //
-// It keeps its own client, reconnecting on its own. The session is
-// persistent (clean session off): with a clean session, paho v1.5.1 throws
-// away the in-flight publishes on reconnect without ever completing their
-// tokens, leaking their message ids; with a persistent one it resends them
-// and their PUBACKs complete the tokens. A publisher's session holds no
+// It keeps its own client, reconnecting on its own. paho sends nothing of a
+// lost connection again (noResend): the outbox does, in order, for what was
+// not confirmed (see DeliverBatch). A publisher's session holds no
 // subscriptions, so it costs the broker next to nothing.
 type MQTT struct {
 	cfg    MQTTConfig
@@ -72,7 +71,6 @@ type MQTT struct {
 	epoch atomic.Uint64
 
 	mu        sync.Mutex
-	topics    map[string]uint64 // topics the broker took a publish to, by epoch (see known)
 	connected bool
 	changed   chan struct{} // closed and replaced on every change of connected
 }
@@ -116,6 +114,7 @@ func NewMQTT(cfg MQTTConfig, log *slog.Logger) (*MQTT, error) {
 		AddBroker(cfg.Broker).
 		SetClientID(cfg.ClientID).
 		SetCleanSession(false).
+		SetStore(noResend{}).
 		SetKeepAlive(cfg.KeepAlive).
 		SetConnectTimeout(cfg.ConnectTimeout).
 		SetAutoReconnect(true).
@@ -237,18 +236,25 @@ func (m *MQTT) Deliver(ctx context.Context, a *model.Alert) error {
 	return err
 }
 
-// DeliverBatch publishes alerts at QoS 1, in order, each once the previous
-// one is known to have gone through, and returns how many did. A PUBACK
-// says so for a topic the broker has already taken a publish to on this
-// connection; the first publish to a topic on a connection is confirmed
-// (see confirm) before anything else is sent. Nothing may follow an
-// unconfirmed publish: if the broker refused it and closed the connection,
-// a publish sent behind it would be sent again by paho on the next
-// connection, ahead of the refused alert, and then again by the outbox.
+// DeliverBatch publishes alerts at QoS 1, one after the other, and returns
+// how many of them, from the first, are known to have reached the broker.
+//
+// A PUBACK alone does not say so: mosquitto acknowledges a publish it
+// refuses (its ACL, its message_size_limit) and then closes the connection
+// (MQTT 3.1.1 has no way to say no). The broker answers a connection's
+// packets in order, so an alert is confirmed by the next answer on the same
+// connection: the next alert's PUBACK, or, for the last, the UNSUBACK of
+// confirm. An alert whose PUBACK is the last answer before the connection
+// is lost is not delivered, and nothing after it is; the outbox sends them
+// again. paho does not (noResend): a publish it re-sent on the next
+// connection would go out ahead of the refused alert, and again with the
+// outbox's retry.
 func (m *MQTT) DeliverBatch(ctx context.Context, alerts []*model.Alert) (int, error) {
 	if len(alerts) == 0 {
 		return 0, nil
 	}
+	confirmed := 0 // alerts known to have reached the broker
+	var epoch uint64
 	for i, a := range alerts {
 		topic, err := m.Topic(a)
 		var payload []byte
@@ -256,66 +262,78 @@ func (m *MQTT) DeliverBatch(ctx context.Context, alerts []*model.Alert) (int, er
 			payload, err = Encode(a)
 		}
 		if err != nil {
+			if i > confirmed { // the one before it waits for its confirmation
+				if cerr := m.confirmLast(ctx, alerts[i-1], epoch); cerr != nil {
+					return confirmed, cerr
+				}
+			}
 			return i, err // refused for good
 		}
-		// While reconnecting paho would queue the publish and complete it
-		// only after the reconnect; refusing it instead leaves the alert in
-		// the outbox, which retries with backoff, rather than piling
-		// copies up in paho's memory. A connection on its way (at start,
-		// the outbox has alerts before the broker has answered) is waited
-		// for, as long as a publish is.
-		if err := m.waitOpen(ctx); err != nil {
-			return i, fmt.Errorf("publish alert %s to %s: %w", a.ID, topic, err)
-		}
-		epoch := m.epoch.Load()
-		if err := m.publish(ctx, a, topic, payload); err != nil {
-			return i, err
-		}
-		if m.known(topic, epoch) {
-			continue
-		}
-		if err := m.confirm(ctx); err != nil || m.epoch.Load() != epoch {
-			if err == nil {
-				err = errors.New("reconnected")
+		if i == 0 {
+			// While reconnecting paho would queue the publish; refusing
+			// it leaves the alert in the outbox, which retries with
+			// backoff. A connection on its way (at start, the outbox has
+			// alerts before the broker has answered) is waited for, as
+			// long as a publish is.
+			if err := m.waitOpen(ctx); err != nil {
+				return 0, fmt.Errorf("publish alert %s to %s: %w", a.ID, topic, err)
 			}
-			return i, fmt.Errorf("publish alert %s to %s: the broker acknowledged it and then dropped the connection "+
-				"(%v), as mosquitto does with a publish its ACL refuses: check that fenceline's account may write %s: %w",
-				a.ID, topic, err, topic, ErrNotConfirmed)
+			epoch = m.epoch.Load()
 		}
-		m.confirmed(topic, epoch)
+		if err := m.publish(ctx, a, topic, payload); err != nil {
+			if i > confirmed && ctx.Err() == nil {
+				// The one before it was acknowledged, and then the
+				// connection went: as when the broker refuses it.
+				return confirmed, m.unconfirmed(alerts[i-1], err)
+			}
+			return confirmed, err
+		}
+		if m.epoch.Load() != epoch {
+			// Not all on one connection: the ones since the last
+			// confirmed cannot be told apart from a refusal.
+			return confirmed, fmt.Errorf("publish alert %s to %s: the connection was lost while alerts were published: %w",
+				a.ID, topic, ErrNotConfirmed)
+		}
+		confirmed = i // this PUBACK confirms the alert before it
+	}
+	if err := m.confirmLast(ctx, alerts[len(alerts)-1], epoch); err != nil {
+		return confirmed, err
 	}
 	return len(alerts), nil
 }
 
-// known reports whether the broker has taken a publish to topic on the
-// connection of epoch: its ACL lets fenceline write there, so a PUBACK is
-// a delivery.
-func (m *MQTT) known(topic string, epoch uint64) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e, ok := m.topics[topic]
-	return ok && e == epoch
-}
-
-// confirmed records that the broker took a publish to topic on the
-// connection of epoch. The set is bounded by the rules and sites (a topic
-// is {prefix}/{site}/alerts/{rule}); topics of another epoch are dropped
-// as they are met.
-func (m *MQTT) confirmed(topic string, epoch uint64) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.topics == nil || len(m.topics) >= maxKnownTopics {
-		m.topics = map[string]uint64{}
+// confirmLast confirms a, the last alert published on the connection of
+// epoch (see confirm).
+func (m *MQTT) confirmLast(ctx context.Context, a *model.Alert, epoch uint64) error {
+	err := m.confirm(ctx)
+	if err == nil && m.epoch.Load() != epoch {
+		err = errors.New("reconnected")
 	}
-	m.topics[topic] = epoch
+	if err != nil {
+		return m.unconfirmed(a, err)
+	}
+	return nil
 }
 
-// maxKnownTopics bounds confirmed's set: past it, it starts again (each
-// topic then costs one round trip more, once).
-const maxKnownTopics = 4096
+// unconfirmed is the error of a, acknowledged by the broker, after which the
+// connection was lost (cause): a refusal, most likely.
+func (m *MQTT) unconfirmed(a *model.Alert, cause error) error {
+	topic, _ := m.Topic(a)
+	return fmt.Errorf("publish alert %s to %s: the broker acknowledged it and then dropped the connection "+
+		"(%v), as mosquitto does with a publish its ACL or message_size_limit refuses: check that fenceline's account may write %s: %w",
+		a.ID, topic, cause, topic, ErrNotConfirmed)
+}
 
-// publish publishes payload to topic and waits for its PUBACK.
+// publish publishes payload to topic and waits for its PUBACK, or for the
+// connection to be lost: paho does not send it again (noResend), and its
+// PUBACK would never come.
 func (m *MQTT) publish(ctx context.Context, a *model.Alert, topic string, payload []byte) error {
+	m.mu.Lock()
+	lost := m.changed
+	m.mu.Unlock()
+	if !m.client.IsConnectionOpen() {
+		return fmt.Errorf("publish alert %s to %s: %w", a.ID, topic, ErrNotConnected)
+	}
 	timer := time.NewTimer(m.cfg.PublishTimeout)
 	defer timer.Stop()
 	tok := m.client.Publish(topic, 1, false, payload)
@@ -325,15 +343,29 @@ func (m *MQTT) publish(ctx context.Context, a *model.Alert, topic string, payloa
 			return fmt.Errorf("publish alert %s to %s: %w", a.ID, topic, err)
 		}
 		return nil
+	case <-lost:
+		return fmt.Errorf("publish alert %s to %s: connection lost before its PUBACK: %w", a.ID, topic, ErrNotConfirmed)
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-timer.C:
-		// paho may still send it (it keeps in-flight publishes across a
-		// reconnect): the retry can then be a second copy, which the
-		// receivers drop by id+state.
 		return fmt.Errorf("publish alert %s to %s: no PUBACK within %s", a.ID, topic, m.cfg.PublishTimeout)
 	}
 }
+
+// noResend is the publisher's paho store: it keeps nothing, so that paho
+// sends no publish of a lost connection again on the next one (see
+// DeliverBatch); the outbox does, in order. A publish in flight when a
+// connection is lost keeps its message id in paho's table for good: one
+// id a loss at most, as a batch has one publish in flight.
+type noResend struct{}
+
+func (noResend) Open()                             {}
+func (noResend) Put(string, packets.ControlPacket) {}
+func (noResend) Get(string) packets.ControlPacket  { return nil }
+func (noResend) All() []string                     { return nil }
+func (noResend) Del(string)                        {}
+func (noResend) Close()                            {}
+func (noResend) Reset()                            {}
 
 // checkTopic is the topic filter of confirm's UNSUBSCRIBE. The publisher
 // never subscribes to anything, so unsubscribing from it changes nothing.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -272,6 +273,34 @@ func TestIntegrationMQTTSinkAlertRefusedByACL(t *testing.T) {
 		}
 		require.NoError(t, json.Unmarshal(unit.next(t).Payload(), &got))
 		require.Equal(t, want, got.ID, "b-3 was never sent")
+	}
+}
+
+// An alert the broker refuses on a topic it has taken alerts on before (a
+// message too large for its message_size_limit; an ACL changed under a
+// running connection) is not delivered either, nor anything after it.
+func TestIntegrationMQTTSinkRefusedOnAKnownTopic(t *testing.T) {
+	t.Parallel()
+	broker := testenv.Mosquitto(t, stack.MosquittoOptions{ExtraConfig: "message_size_limit 2000\n"})
+	unit := subscribe(t, broker.URL(), "station-mdl", false)
+	m := newMQTTSink(t, broker.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	big := testAlert("big", model.StateFiring)
+	big.Summary = strings.Repeat("x", 3000)
+	batch := []*model.Alert{testAlert("s-0", model.StateFiring), testAlert("s-1", model.StateFiring), big, testAlert("s-3", model.StateFiring)}
+	n, err := m.DeliverBatch(ctx, batch)
+	t.Logf("mosquitto log:\n%s", stack.LogTail(broker.LogPath(), 8))
+	require.ErrorIs(t, err, ErrNotConfirmed)
+	assert.Equal(t, 2, n)
+	require.Eventually(t, m.client.IsConnectionOpen, waitFor, 10*time.Millisecond, "reconnected")
+	require.NoError(t, m.Deliver(ctx, testAlert("after", model.StateFiring)))
+	for _, want := range []string{"s-0", "s-1", "after"} {
+		var got struct {
+			ID string `json:"id"`
+		}
+		require.NoError(t, json.Unmarshal(unit.next(t).Payload(), &got))
+		require.Equal(t, want, got.ID, "s-3 was never sent")
 	}
 }
 
