@@ -189,6 +189,16 @@ func TestDamagedRecords(t *testing.T) {
 			require.NoError(t, flip(recs[99].seg, recs[99].off+headerSize+5))
 			return []int{99}, nil
 		}},
+		{name: "the last record's final newline", records: 1, copies: 1, damage: func(t *testing.T, recs []rec) ([]int, []int) {
+			r := recs[99]
+			setBytes(t, r.seg, r.off+r.size-1, []byte("x"))
+			return []int{99}, nil
+		}},
+		{name: "the last record's length made shorter", records: 1, copies: 1, damage: func(t *testing.T, recs []rec) ([]int, []int) {
+			// Bytes follow the record it now claims: written whole.
+			require.NoError(t, flip(recs[99].seg, recs[99].off))
+			return []int{99}, nil
+		}},
 		{name: "the last record of the last segment in zeros from the middle", damage: func(t *testing.T, recs []rec) ([]int, []int) {
 			// What a crash leaves when the size was written before the data.
 			r := recs[99]

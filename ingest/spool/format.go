@@ -24,8 +24,9 @@ import (
 // past the end of the file, or its bytes stop short of its end (zeros where
 // the size was written before the data). Open cuts such a tail off;
 // everything before it was fsynced before its Append was called back. A
-// whole last record (its length to the end of the file, its body ending its
-// line) whose CRC fails was written and acked: damage, as below.
+// last record written whole (bytes after the length it claims, or exactly
+// to the end of the file with a last byte that is not a zero) whose CRC
+// fails was acked: damage, as below (see wholeRecordAt).
 //
 // A bad record anywhere else (a CRC mismatch, an impossible length) is
 // damage, not a crash: the records after it were acked. The scan skips it

@@ -384,13 +384,15 @@ func (s *Spool) scan(path string, from int64, last bool) (scanned, error) {
 	return sc, nil
 }
 
-// wholeRecordAt reports whether the bad record at off of a segment of size
-// bytes is all there: its length runs exactly to the end of the file and
-// its body ends its last line. A crash leaves a record cut short (the file
-// ends inside it, or past its written bytes in zeros), not a whole one
-// whose CRC fails: that one was written, fsynced and acked, and a byte of
-// it changed since. It is damage, reported as such, not a torn tail cut
-// off in silence.
+// wholeRecordAt reports whether the bad record at off, the last of a
+// segment of size bytes, was written whole, and so is damage, not a torn
+// tail. A crash leaves a record cut short: the file ends inside it, or its
+// last bytes are zeros (the size was written before the data). A record
+// whose length leaves bytes after it, or runs exactly to the end of the
+// file with a last byte that is not a zero, was written (and acked) whole,
+// and a byte of it changed since: damage, reported as such, not cut off in
+// silence. (A length changed to run past the end of the file cannot be told
+// from a torn record.)
 func wholeRecordAt(r io.ReaderAt, off, size int64) bool {
 	var raw [headerSize]byte
 	if size-off <= headerSize {
@@ -399,13 +401,19 @@ func wholeRecordAt(r io.ReaderAt, off, size int64) bool {
 	if _, err := r.ReadAt(raw[:], off); err != nil {
 		return false
 	}
-	h := parseHeader(raw[:])
-	if h.length == 0 || off+headerSize+int64(h.length) != size {
+	if raw == [headerSize]byte{} {
+		return false // zeros: a file extended and never written
+	}
+	end := off + headerSize + int64(parseHeader(raw[:]).length)
+	switch {
+	case end < size:
+		return true
+	case end > size:
 		return false
 	}
-	var end [1]byte
-	_, err := r.ReadAt(end[:], size-1)
-	return err == nil && end[0] == '\n'
+	var last [1]byte
+	_, err := r.ReadAt(last[:], size-1)
+	return err == nil && last[0] != 0
 }
 
 // maxDamageLogs bounds the error lines of one report: a disk that damaged
