@@ -98,7 +98,11 @@ func loadRules(cfg *config.Config) (*engine.Ruleset, *config.Rules, error) {
 // any other and decodes: reloaded, it would switch every rule off and close
 // every open incident, without a word. Emptying a section on purpose is
 // written out (`rules: []`).
-func sectionsLost(r *config.Rules, cur *engine.Ruleset) error {
+//
+// rulesLost is the number of rules a start on a file without a rules
+// section found the last run had (0: none): a reload of such a file again
+// is refused as if they were running.
+func sectionsLost(r *config.Rules, cur *engine.Ruleset, rulesLost int) error {
 	if r == nil || cur == nil {
 		return nil
 	}
@@ -110,7 +114,7 @@ func sectionsLost(r *config.Rules, cur *engine.Ruleset) error {
 	for _, sec := range []struct {
 		key     string
 		running int
-	}{{"zones", zones}, {"watchlists", len(cur.Watchlists)}, {"rules", len(cur.Rules)}} {
+	}{{"zones", zones}, {"watchlists", len(cur.Watchlists)}, {"rules", max(len(cur.Rules), rulesLost)}} {
 		if sec.running > 0 && r.Lacks(sec.key) {
 			ps = append(ps, config.Problem{File: r.Path, Key: sec.key, Msg: fmt.Sprintf(
 				"the file has no %s section, where the running set has %d: a file cut short while it was written? "+

@@ -149,10 +149,21 @@ func TestIntegrationStartOnARulesFileCutShort(t *testing.T) {
 	require.NoError(t, os.WriteFile(rulesPath, []byte(cut), 0o600))
 	e.start()
 	require.Equal(t, 0.0, e.gauge("fenceline_config_last_reload_successful"))
+	// It stays so while the file is still cut: a reload of it is refused,
+	// and the next start remembers.
+	code, body := e.post("/-/reload")
+	require.Equal(t, 400, code, body)
+	require.Contains(t, body, "rules: the file has no rules section")
+	e.stop()
+	e.start()
+	require.Equal(t, 0.0, e.gauge("fenceline_config_last_reload_successful"), "a restart on the cut file")
 
 	// From a state with rules again, a file emptied of them on purpose.
-	e.stop()
 	require.NoError(t, os.WriteFile(rulesPath, orig, 0o600))
+	code, body = e.post("/-/reload")
+	require.Equal(t, 200, code, body)
+	require.Equal(t, 1.0, e.gauge("fenceline_config_last_reload_successful"))
+	e.stop()
 	e.start()
 	require.Equal(t, 1.0, e.gauge("fenceline_config_last_reload_successful"))
 	e.stop()

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,6 +58,10 @@ type daemon struct {
 	// would fall back to. Guarded by saveMu once running.
 	stateFileBad bool
 	cleanStop    bool // the pipeline has stopped: the next save is a clean stop's (under saveMu)
+	// rulesLost is the number of rules the last run had, when this one
+	// started on a rules file without a rules section; 0 once a file with
+	// one is loaded.
+	rulesLost atomic.Int64
 	holds        *stateHolds
 	// saveMu makes the periodic save and the final one take turns: they
 	// write the same temporary files, and a periodic save cut short by
@@ -236,17 +241,21 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 			Unsent    unsentAlerts      `json:"unsent_alerts"`
 			CleanStop bool              `json:"clean_stop"`
 			Rules     []json.RawMessage `json:"rules"`
+			RulesLost int               `json:"rules_lost"`
 		}
 		if err := json.Unmarshal(data, &attached); err == nil {
 			savedSeqs, seqsUnsure = attached.Seqs, !attached.CleanStop || fromPrev
 		}
-		if len(attached.Rules) > 0 && rulesFile != nil && rulesFile.Lacks("rules") {
+		if had := max(len(attached.Rules), attached.RulesLost); had > 0 && rulesFile != nil && rulesFile.Lacks("rules") {
 			// A reload of such a file is refused (sectionsLost); at start
 			// there is no running set to keep, and no ingestion would be
-			// worse: run, but say so where it is seen.
+			// worse: run, but say so where it is seen, and remember it in
+			// the saved state until a file with rules (or `rules: []`) is
+			// loaded, for the next start and the next reload.
 			d.reloadOK.Set(0)
+			d.rulesLost.Store(int64(had))
 			log.Error("the rules file has no rules section, where the last run had rules: cut short while it was written? Running without rules (FencelineReloadFailed); to run without rules on purpose, write `rules: []`",
-				"file", cfg.RulesFile, "rules_before", len(attached.Rules))
+				"file", cfg.RulesFile, "rules_before", had)
 		}
 		// The alerts of incidents opened or resolved that the saved state
 		// holds but the outbox never took (a crash between the save and
@@ -528,7 +537,7 @@ func (d *daemon) reload(ctx context.Context) error {
 	defer d.reloadMu.Unlock()
 	rs, r, err := loadRules(d.cfg)
 	if err == nil {
-		err = sectionsLost(r, d.engine.Ruleset())
+		err = sectionsLost(r, d.engine.Ruleset(), int(d.rulesLost.Load()))
 	}
 	var keys devicesig.Keys
 	if err == nil {
@@ -560,6 +569,7 @@ func (d *daemon) reload(ctx context.Context) error {
 		return fmt.Errorf("reload: %w", err)
 	}
 	d.countDevices(rs.Registry)
+	d.rulesLost.Store(0) // the file has a rules section (sectionsLost)
 	d.reloadOK.Set(1)
 	d.reloadTime.SetToCurrentTime()
 	d.log.Info("rules reloaded", "file", d.cfg.RulesFile, "devices", rs.Registry.Len(), "alerts_from_swap", alerts)
@@ -723,6 +733,9 @@ func (d *daemon) writeState(run func(copyState func()) error) error {
 	// start from any other save cannot tell the seqs after it received
 	// from lost (see Pipeline.SeqsFromUncleanStop).
 	snap.Attach("clean_stop", json.RawMessage(strconv.FormatBool(d.cleanStop)))
+	if n := d.rulesLost.Load(); n > 0 {
+		snap.Attach("rules_lost", json.RawMessage(strconv.FormatInt(n, 10)))
+	}
 	defer d.holds.release(held)
 	start := time.Now()
 	f, err := atomicfile.Create(d.stateFile)
