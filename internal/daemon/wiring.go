@@ -62,7 +62,7 @@ type daemon struct {
 	// started on a rules file without a rules section; 0 once a file with
 	// one is loaded.
 	rulesLost atomic.Int64
-	holds        *stateHolds
+	holds     *stateHolds
 	// saveMu makes the periodic save and the final one take turns: they
 	// write the same temporary files, and a periodic save cut short by
 	// shutdown removes its own.
