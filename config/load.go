@@ -683,15 +683,28 @@ func strayLine(data []byte, start int, entry func(trimmed string) bool) int {
 	}
 	indent := func(l string) int { return len(l) - len(strings.TrimLeft(l, " ")) }
 	want := indent(lines[start-1])
+	levels := []int{want} // the indentations of the blocks open at a line
 	for i := start; i < len(lines); i++ {
 		l := strings.TrimSpace(lines[i])
 		if l == "" || strings.HasPrefix(l, "#") {
 			continue
 		}
-		switch in := indent(lines[i]); {
+		in := indent(lines[i])
+		switch {
 		case in < want:
 			return start
 		case in == want && !entry(l):
+			return i + 1
+		case in > levels[len(levels)-1]:
+			levels = append(levels, in) // a nested block
+			continue
+		}
+		// Back out to an enclosing block's indentation; one between two
+		// of them belongs to none (a line indented one space short).
+		for len(levels) > 1 && levels[len(levels)-1] > in {
+			levels = levels[:len(levels)-1]
+		}
+		if levels[len(levels)-1] != in {
 			return i + 1
 		}
 	}
