@@ -328,27 +328,35 @@ func (m *MQTT) unconfirmed(a *model.Alert, cause error) error {
 // connection to be lost: paho does not send it again (noResend), and its
 // PUBACK would never come.
 func (m *MQTT) publish(ctx context.Context, a *model.Alert, topic string, payload []byte) error {
-	m.mu.Lock()
-	lost := m.changed
-	m.mu.Unlock()
 	if !m.client.IsConnectionOpen() {
 		return fmt.Errorf("publish alert %s to %s: %w", a.ID, topic, ErrNotConnected)
 	}
+	epoch := m.epoch.Load()
 	timer := time.NewTimer(m.cfg.PublishTimeout)
 	defer timer.Stop()
 	tok := m.client.Publish(topic, 1, false, payload)
-	select {
-	case <-tok.Done():
-		if err := tok.Error(); err != nil {
-			return fmt.Errorf("publish alert %s to %s: %w", a.ID, topic, err)
+	for {
+		m.mu.Lock()
+		changed := m.changed
+		m.mu.Unlock()
+		select {
+		case <-tok.Done():
+			if err := tok.Error(); err != nil {
+				return fmt.Errorf("publish alert %s to %s: %w", a.ID, topic, err)
+			}
+			return nil
+		case <-changed:
+			// Lost, or only the connect handler telling of the connection
+			// the publish went out on (it runs late, on a goroutine).
+			if m.client.IsConnectionOpen() && m.epoch.Load() == epoch {
+				continue
+			}
+			return fmt.Errorf("publish alert %s to %s: connection lost before its PUBACK: %w", a.ID, topic, ErrNotConfirmed)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+			return fmt.Errorf("publish alert %s to %s: no PUBACK within %s", a.ID, topic, m.cfg.PublishTimeout)
 		}
-		return nil
-	case <-lost:
-		return fmt.Errorf("publish alert %s to %s: connection lost before its PUBACK: %w", a.ID, topic, ErrNotConfirmed)
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return fmt.Errorf("publish alert %s to %s: no PUBACK within %s", a.ID, topic, m.cfg.PublishTimeout)
 	}
 }
 
