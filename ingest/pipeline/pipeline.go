@@ -75,11 +75,6 @@ type StateKeeper interface {
 	// alerted on: holding longer would not make the alerts safer); done
 	// follows the outbox's Append.
 	Hold(alerts []model.Alert, done func(error))
-	// Holding reports whether alerts handed to Hold have not yet been
-	// handed to the outbox: later alerts must wait behind them, or they
-	// would go out first (a presence alert of the next message ahead of
-	// the one raised with a crowd's firing, on the same topic).
-	Holding() bool
 }
 
 // Outbox accepts alerts for delivery; done is called once they are durable.
@@ -272,7 +267,7 @@ func (p *Pipeline) observe(device string, seq int64, sum uint32) {
 // when their evaluation opened or resolved an incident (see
 // Options.State); done follows the outbox's.
 func (p *Pipeline) appendAlerts(alerts []model.Alert, incidentChanged bool, done func(error)) {
-	if !incidentChanged && (p.opts.State == nil || !p.opts.State.Holding()) {
+	if !incidentChanged {
 		p.outbox.Append(alerts, done)
 		return
 	}

@@ -145,14 +145,12 @@ type fakeState struct {
 	held
 	changes *uint64
 	outbox  Outbox
-	handed  int // groups handed to the outbox
 }
 
 func (s *fakeState) IncidentChanges() uint64 { return *s.changes }
 func (s *fakeState) Hold(alerts []model.Alert, done func(error)) {
-	s.hold(nil, func(error) { s.handed++; s.outbox.Append(alerts, done) })
+	s.hold(nil, func(error) { s.outbox.Append(alerts, done) })
 }
-func (s *fakeState) Holding() bool { return s.handed < s.len() }
 
 // changingEngine opens (or resolves) an incident on the messages it is
 // told to.
@@ -203,33 +201,6 @@ func TestAlertsWaitForStateSaveAfterIncidentChange(t *testing.T) {
 			require.True(t, *acked)
 		})
 	}
-}
-
-// An alert of a message that changed no incident waits behind the held
-// alerts of one that did: the outbox delivers in the order it is handed
-// alerts, and a presence alert of the next message would otherwise go out
-// ahead of the one raised with a crowd's firing, on the same topic.
-func TestAlertsKeepTheirOrderBehindHeldOnes(t *testing.T) {
-	f := newFixture(t)
-	eng := &changingEngine{change: true}
-	state := &fakeState{changes: &eng.changes, outbox: f.outbox}
-	f.p = New(Options{State: state}, f.p.registry, eng, f.w, f.dead, f.outbox, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	m, _ := message(topic, detections(1, `{"imsi":"460001234567890"}`))
-	f.p.Handle(context.Background(), m)
-	eng.change = false
-	m, _ = message(topic, detections(2, `{"imsi":"460001234567891"}`))
-	f.p.Handle(context.Background(), m)
-	require.Equal(t, 2, state.len(), "the second message's alert held behind the first's")
-	require.Zero(t, f.outbox.len())
-	state.release(0, nil)
-	state.release(1, nil)
-	require.Equal(t, 2, f.outbox.len())
-
-	// Nothing held: straight to the outbox.
-	m, _ = message(topic, detections(3, `{"imsi":"460001234567892"}`))
-	f.p.Handle(context.Background(), m)
-	require.Equal(t, 2, state.len())
-	require.Equal(t, 3, f.outbox.len())
 }
 
 // blockingWriter waits in Write until released: InfluxDB slower than the

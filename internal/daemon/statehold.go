@@ -27,7 +27,6 @@ type stateHolds struct {
 
 	mu      sync.Mutex
 	held    []*heldAlerts            // waiting for a save
-	taken   int                      // taken for a save, not yet handed to the outbox
 	sending map[*heldAlerts]struct{} // saved, not yet durable in the outbox
 }
 
@@ -59,7 +58,6 @@ func (h *stateHolds) take() (taken []*heldAlerts, unsent unsentAlerts) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	taken, h.held = h.held, nil
-	h.taken += len(taken)
 	for _, ha := range taken {
 		unsent = append(unsent, ha.alerts...)
 	}
@@ -94,18 +92,6 @@ func (h *stateHolds) release(taken []*heldAlerts) {
 			ha.done(err)
 		})
 	}
-	h.mu.Lock()
-	h.taken -= len(taken)
-	h.mu.Unlock()
-}
-
-// Holding reports whether alerts are held or taken for a save and not yet
-// handed to the outbox (pipeline.StateKeeper): the outbox keeps the order
-// of its Appends, and an alert appended now would go out ahead of them.
-func (h *stateHolds) Holding() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.held) > 0 || h.taken > 0
 }
 
 // unsentAlerts are saved with the state as JSON, each with the ordinal
