@@ -684,6 +684,15 @@ func strayLine(data []byte, start int, entry func(trimmed string) bool) int {
 	indent := func(l string) int { return len(l) - len(strings.TrimLeft(l, " ")) }
 	want := indent(lines[start-1])
 	levels := []int{want} // the indentations of the blocks open at a line
+	// A list item's content ("- from: x") is a block at its own column.
+	item := func(l string, in int) {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(l), "-"); ok && strings.HasPrefix(rest, " ") {
+			if content := strings.TrimLeft(rest, " "); content != "" && !strings.HasPrefix(content, "#") {
+				levels = append(levels, in+1+len(rest)-len(content))
+			}
+		}
+	}
+	item(lines[start-1], want)
 	for i := start; i < len(lines); i++ {
 		l := strings.TrimSpace(lines[i])
 		if l == "" || strings.HasPrefix(l, "#") {
@@ -697,6 +706,7 @@ func strayLine(data []byte, start int, entry func(trimmed string) bool) int {
 			return i + 1
 		case in > levels[len(levels)-1]:
 			levels = append(levels, in) // a nested block
+			item(l, in)
 			continue
 		}
 		// Back out to an enclosing block's indentation; one between two
@@ -707,6 +717,7 @@ func strayLine(data []byte, start int, entry func(trimmed string) bool) int {
 		if levels[len(levels)-1] != in {
 			return i + 1
 		}
+		item(l, in)
 	}
 	return start
 }

@@ -29,6 +29,7 @@ func TestYAMLProblemLine(t *testing.T) {
 		{"a key between two blocks' indentations", "mqtt:\n  broker: x\n  tls:\n    ca_file: x\n   cert_file: y\nstorage: {}\n", 5},
 		{"a list item one space short, deep in a rule", "rules:\n  - id: r\n    schedule:\n      tz: UTC\n      windows:\n        - {from: \"20:00\", to: \"06:00\"}\n       - {from: \"07:00\", to: \"08:00\"}\n", 7},
 		{"a key one space short in a list item", "devices:\n  - id: CP-1\n    lat: 1\n   lon: 2\n", 4},
+		{"a key one space short after a list item's first", "rules:\n  - id: r\n    schedule:\n      windows:\n        - from: \"20:00\"\n         to: \"06:00\"\n        - from: \"10:00\"\n          to: \"11:00\"\n", 6},
 		{"a key among a nested list's items", "a:\n  - x\n  - y\n  z: 1\n", 4},
 		{"a character no token starts with (scanner)", "a: 1\nb: @x\n", 2},
 		{"a mapping value where none may be (scanner)", "a: 1\nb: 2\n  c: 3\n", 3},
