@@ -114,12 +114,17 @@ func sectionsLost(r *config.Rules, cur *engine.Ruleset, rulesLost int) error {
 	for _, sec := range []struct {
 		key     string
 		running int
-	}{{"zones", zones}, {"watchlists", len(cur.Watchlists)}, {"rules", max(len(cur.Rules), rulesLost)}} {
+	}{{"zones", zones}, {"watchlists", len(cur.Watchlists)}, {"rules", len(cur.Rules)}} {
 		if sec.running > 0 && r.Lacks(sec.key) {
 			ps = append(ps, config.Problem{File: r.Path, Key: sec.key, Msg: fmt.Sprintf(
 				"the file has no %s section, where the running set has %d: a file cut short while it was written? "+
 					"The running set stays; to remove them all, write `%s: []`", sec.key, sec.running, sec.key)})
 		}
+	}
+	if len(cur.Rules) == 0 && rulesLost > 0 && r.Lacks("rules") {
+		ps = append(ps, config.Problem{File: r.Path, Key: "rules", Msg: fmt.Sprintf(
+			"the file has no rules section, where the run before this one had %d (fenceline runs without rules since it started on this file): "+
+				"a file cut short while it was written? To run without rules, write `rules: []`", rulesLost)})
 	}
 	return ps.Err()
 }
