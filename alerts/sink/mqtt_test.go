@@ -226,6 +226,19 @@ func TestIntegrationMQTTSinkBrokerOutage(t *testing.T) {
 	requireContractPayload(t, a, unit.nextWithID(t, a.ID).Payload())
 }
 
+// requireIDs requires the next alerts the subscriber gets to be those of
+// ids, in that order.
+func (s *subscriber) requireIDs(t *testing.T, why string, ids ...string) {
+	t.Helper()
+	for _, want := range ids {
+		var got struct {
+			ID string `json:"id"`
+		}
+		require.NoError(t, json.Unmarshal(s.next(t).Payload(), &got))
+		require.Equal(t, want, got.ID, why)
+	}
+}
+
 // An alert the broker's ACL refuses is not delivered: mosquitto
 // acknowledges the publish, drops it and closes the connection, and the
 // sink must say so (the outbox then keeps the alert and retries) rather
@@ -267,13 +280,7 @@ func TestIntegrationMQTTSinkAlertRefusedByACL(t *testing.T) {
 	assert.Equal(t, 2, n)
 	require.Eventually(t, m.client.IsConnectionOpen, waitFor, 10*time.Millisecond, "reconnected")
 	require.NoError(t, m.Deliver(ctx, testAlert("after", model.StateFiring)))
-	for _, want := range []string{"b-0", "b-1", "after"} {
-		var got struct {
-			ID string `json:"id"`
-		}
-		require.NoError(t, json.Unmarshal(unit.next(t).Payload(), &got))
-		require.Equal(t, want, got.ID, "b-3 was never sent")
-	}
+	unit.requireIDs(t, "b-3 was never sent", "b-0", "b-1", "after")
 }
 
 // An alert the broker refuses on a topic it has taken alerts on before (a
@@ -295,13 +302,7 @@ func TestIntegrationMQTTSinkRefusedOnAKnownTopic(t *testing.T) {
 	assert.Equal(t, 2, n)
 	require.Eventually(t, m.client.IsConnectionOpen, waitFor, 10*time.Millisecond, "reconnected")
 	require.NoError(t, m.Deliver(ctx, testAlert("after", model.StateFiring)))
-	for _, want := range []string{"s-0", "s-1", "after"} {
-		var got struct {
-			ID string `json:"id"`
-		}
-		require.NoError(t, json.Unmarshal(unit.next(t).Payload(), &got))
-		require.Equal(t, want, got.ID, "s-3 was never sent")
-	}
+	unit.requireIDs(t, "s-3 was never sent", "s-0", "s-1", "after")
 }
 
 // A batch goes out in order, all of it confirmed by one round trip after
@@ -318,13 +319,11 @@ func TestIntegrationMQTTSinkBatch(t *testing.T) {
 	n, err := m.DeliverBatch(context.Background(), batch)
 	require.NoError(t, err)
 	require.Equal(t, len(batch), n)
+	var ids []string
 	for _, a := range batch {
-		var got struct {
-			ID string `json:"id"`
-		}
-		require.NoError(t, json.Unmarshal(unit.next(t).Payload(), &got))
-		require.Equal(t, a.ID, got.ID, "in order")
+		ids = append(ids, a.ID)
 	}
+	unit.requireIDs(t, "in order", ids...)
 
 	// An alert that can never be published ends the batch: the ones
 	// before it are delivered, it is refused for good.
