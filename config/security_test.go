@@ -151,8 +151,10 @@ func TestIsLoopbackHost(t *testing.T) {
 
 // A URL that url.Parse refuses is refused without a word of its user
 // info: url.Parse's own error quotes the whole URL (or the bad escape of
-// a password), and check prints problems, run logs them.
-func TestUnparsableURLKeepsItsSecret(t *testing.T) {
+// a password), and check prints problems, run logs them. So is a URL given
+// where a value of another shape belongs: the value is quoted, its user
+// info is not.
+func TestProblemsKeepURLSecrets(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		yaml   string
@@ -182,6 +184,14 @@ func TestUnparsableURLKeepsItsSecret(t *testing.T) {
 		{name: "webhook password with a space", yaml: `webhooks: [{url: "https://unit:pa ss@unit.local/alerts"}]`,
 			want:   "webhooks[0].url: must be an http(s) URL",
 			secret: []string{"pa ss", "unit:"}},
+		{name: "a webhook URL for the list", yaml: `webhooks: "https://u:pa ss@unit.local/a"`,
+			want:   `webhooks: must be a list (- item, or [item, …]), not the value "https://…@unit.local/a"`,
+			secret: []string{"pa ss", "s3cret"}},
+		{name: "a broker URL for a number", yaml: `mqtt: {qos: "tcp://u:s3cret@h:1"}`,
+			want:   `"tcp://…@h:1" is not a whole number`,
+			secret: []string{"pa ss", "s3cret"}},
+		{name: "a plain value of the wrong shape is quoted whole", yaml: `mqtt: {topics: "border/+/+/+/+"}`,
+			want: `not the value "border/+/+/+/+"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "c.yaml")
