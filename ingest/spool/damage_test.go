@@ -323,20 +323,12 @@ func TestDamagedRecords(t *testing.T) {
 // about a crash, losing 51 acked batches without a count.
 func TestOneDamagedByteLosesOneRecord(t *testing.T) {
 	dir := t.TempDir()
-	r := start(t, dir, Options{})
-	for i := range 100 {
-		require.NoError(t, appendWait(t, r.s, line(i, 800)))
-	}
-	r.stop(t)
-	files := segFiles(t, dir)
-	require.Len(t, files, 1)
-	st, err := os.Stat(files[0])
-	require.NoError(t, err)
-	require.Equal(t, int64(81600), st.Size())
-	setBytes(t, files[0], 40000, []byte("X")) // printf X | dd of=… bs=1 seek=40000 conv=notrunc
+	seg, size := oneSegment(t, dir, 100, 800)
+	require.Equal(t, int64(81600), size)
+	setBytes(t, seg, 40000, []byte("X")) // printf X | dd of=… bs=1 seek=40000 conv=notrunc
 
 	var logs logBuffer
-	r = startLogged(t, dir, Options{}, logs.logger())
+	r := startLogged(t, dir, Options{}, logs.logger())
 	assert.Equal(t, 99, r.s.Stats().Records)
 	assert.Equal(t, 816.0, counter(t, r.reg, "fenceline_spool_damaged_bytes_total"))
 	assert.Equal(t, 1.0, counter(t, r.reg, "fenceline_spool_damaged_records_total"))
@@ -348,7 +340,7 @@ func TestOneDamagedByteLosesOneRecord(t *testing.T) {
 	rp := replay(t, r.s, nil)
 	waitFor(t, "drained", func() bool { return len(segFiles(t, dir)) == 0 })
 	assert.Equal(t, want(without(seq(0, 100), []int{49})...), ids(rp.lines()))
-	kept, err := os.ReadFile(files[0] + ".damaged")
+	kept, err := os.ReadFile(seg + ".damaged")
 	require.NoError(t, err)
 	assert.Len(t, kept, 81600, "the damaged segment is kept whole")
 	assert.Equal(t, byte('X'), kept[40000])

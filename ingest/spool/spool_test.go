@@ -420,20 +420,12 @@ func TestTornTail(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			r := start(t, dir, Options{})
-			for i := range 5 {
-				require.NoError(t, appendWait(t, r.s, line(i, 80)))
-			}
-			r.stop(t)
-			files := segFiles(t, dir)
-			require.Len(t, files, 1)
-			st, err := os.Stat(files[0])
-			require.NoError(t, err)
-			require.NoError(t, tc.damage(files[0], st.Size()))
+			seg, size := oneSegment(t, dir, 5, 80)
+			require.NoError(t, tc.damage(seg, size))
 
-			r = start(t, dir, Options{})
+			r := start(t, dir, Options{})
 			assert.Equal(t, tc.intact, r.s.Stats().Records)
-			st, err = os.Stat(files[0])
+			st, err := os.Stat(seg)
 			require.NoError(t, err)
 			assert.Equal(t, int64(tc.intact*(headerSize+80)), st.Size(), "the torn tail is cut off")
 			assert.Zero(t, counter(t, r.reg, "fenceline_spool_damaged_bytes_total"), "a torn tail is no damage")
@@ -445,6 +437,22 @@ func TestTornTail(t *testing.T) {
 			assert.Equal(t, want(append(seq(0, tc.intact), 9)...), ids(rp.lines()))
 		})
 	}
+}
+
+// oneSegment spools n records of lines of size bytes in dir and stops the
+// spool; it returns the one segment they fill and its size.
+func oneSegment(t *testing.T, dir string, n, size int) (string, int64) {
+	t.Helper()
+	r := start(t, dir, Options{})
+	for i := range n {
+		require.NoError(t, appendWait(t, r.s, line(i, size)))
+	}
+	r.stop(t)
+	files := segFiles(t, dir)
+	require.Len(t, files, 1)
+	st, err := os.Stat(files[0])
+	require.NoError(t, err)
+	return files[0], st.Size()
 }
 
 func flip(path string, off int64) error {
