@@ -356,40 +356,35 @@ func TestIntegrationBeyondRetention(t *testing.T) {
 	assert.NoError(t, errs[1])
 }
 
-// A database that does not exist (yet) is retried until an operator
-// creates it.
-func TestIntegrationDatabaseNotFound(t *testing.T) {
+// A database or a retention policy that does not exist (yet) is retried
+// until an operator creates it. Both are not_found: the operator's to
+// create, not an overloaded server (InfluxDB 1.8 answers a missing
+// retention policy with a 500).
+func TestIntegrationBucketNotFound(t *testing.T) {
 	t.Parallel()
-	in := testenv.Influx(t)
-	s := startWriter(t, Config{URL: in.URL(), Bucket: "later/autogen", MaxBackoff: 100 * time.Millisecond})
-	wt := newWaiter(1)
-	require.NoError(t, s.w.Write(itContext(t), detectionBatch(1, 3), wt.done(0)))
-	waitFor(t, func() bool { return counter(t, s.reg, "fenceline_influx_write_errors_total", "class", "not_found") > 0 })
-	assert.False(t, s.w.Healthy())
-	assert.ErrorContains(t, s.w.LastError(), "database not found")
-	_, err := in.Exec(itContext(t), `CREATE DATABASE "later"`)
-	require.NoError(t, err)
-	wt.wait(t, 1)
-	require.NoError(t, wt.err(0))
-	assert.True(t, s.w.Healthy())
-}
-
-// A retention policy that does not exist (yet) is the operator's to
-// create, as a missing database is: not_found, not an overloaded server
-// (InfluxDB 1.8 answers it with a 500). Retried until it exists.
-func TestIntegrationRetentionPolicyNotFound(t *testing.T) {
-	t.Parallel()
-	in := testenv.Influx(t)
-	s := startWriter(t, Config{URL: in.URL(), Bucket: "border/week", MaxBackoff: 100 * time.Millisecond})
-	wt := newWaiter(1)
-	require.NoError(t, s.w.Write(itContext(t), detectionBatch(1, 3), wt.done(0)))
-	waitFor(t, func() bool { return counter(t, s.reg, "fenceline_influx_write_errors_total", "class", "not_found") > 0 })
-	assert.Zero(t, counter(t, s.reg, "fenceline_influx_write_errors_total", "class", "server"))
-	assert.ErrorContains(t, s.w.LastError(), "retention policy not found")
-	_, err := in.Exec(itContext(t), `CREATE RETENTION POLICY "week" ON "border" DURATION 7d REPLICATION 1`)
-	require.NoError(t, err)
-	wt.wait(t, 1)
-	require.NoError(t, wt.err(0))
+	for _, tc := range []struct {
+		name, bucket, answer, create string
+	}{
+		{"database", "later/autogen", "database not found", `CREATE DATABASE "later"`},
+		{"retention policy", "border/week", "retention policy not found", `CREATE RETENTION POLICY "week" ON "border" DURATION 7d REPLICATION 1`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			in := testenv.Influx(t)
+			s := startWriter(t, Config{URL: in.URL(), Bucket: tc.bucket, MaxBackoff: 100 * time.Millisecond})
+			wt := newWaiter(1)
+			require.NoError(t, s.w.Write(itContext(t), detectionBatch(1, 3), wt.done(0)))
+			waitFor(t, func() bool { return counter(t, s.reg, "fenceline_influx_write_errors_total", "class", "not_found") > 0 })
+			assert.Zero(t, counter(t, s.reg, "fenceline_influx_write_errors_total", "class", "server"))
+			assert.False(t, s.w.Healthy())
+			assert.ErrorContains(t, s.w.LastError(), tc.answer)
+			_, err := in.Exec(itContext(t), tc.create)
+			require.NoError(t, err)
+			wt.wait(t, 1)
+			require.NoError(t, wt.err(0))
+			assert.True(t, s.w.Healthy())
+		})
+	}
 }
 
 // shift moves every reading of b by d.
