@@ -75,6 +75,14 @@ type StateKeeper interface {
 	// alerted on: holding longer would not make the alerts safer); done
 	// follows the outbox's Append.
 	Hold(alerts []model.Alert, done func(error))
+	// Pass hands alerts of an evaluation that opened or resolved no
+	// incident to the outbox, behind any still held: the outbox keeps the
+	// order of its Appends, and an alert passed ahead of one held would
+	// reach the units first (a foreign SIM's alert ahead of the crowd's
+	// firing raised before it, on the same topic). Until the outbox has
+	// them they are saved with the state, as held alerts are. done follows
+	// the outbox's Append.
+	Pass(alerts []model.Alert, done func(error))
 }
 
 // Outbox accepts alerts for delivery; done is called once they are durable.
@@ -232,27 +240,43 @@ func (p *Pipeline) tick() {
 	if p.engine == nil {
 		return
 	}
-	alerts, changed := p.evaluate(func() []model.Alert { return p.engine.Tick(p.opts.Now()) })
-	if len(alerts) > 0 && p.outbox != nil {
-		p.appendAlerts(alerts, changed, func(err error) {
+	p.evaluate(func() []model.Alert { return p.engine.Tick(p.opts.Now()) }, func(n int) func(error) {
+		return func(err error) {
 			if err != nil {
-				p.log.Error("could not queue time-driven alerts", "err", err, "alerts", len(alerts))
+				p.log.Error("could not queue time-driven alerts", "err", err, "alerts", n)
 			}
-		})
-	}
+		}
+	})
 }
 
 // evaluate runs eval (the engine's Evaluate or Tick) under the engine's
-// lock, and reports whether it opened or resolved an incident.
-func (p *Pipeline) evaluate(eval func() []model.Alert) ([]model.Alert, bool) {
+// lock, and hands the alerts it raised on under the same lock, with the
+// done that done returns (called with their number, only when there are
+// any). A state save
+// copies the engine between two evaluations: a copy that holds an
+// evaluation then holds its alerts too (held, or unsent until the outbox
+// has them), and a crash right after that save loses neither, though the
+// message, redelivered, is not evaluated again.
+func (p *Pipeline) evaluate(eval func() []model.Alert, done func(n int) func(error)) {
 	p.engineMu.Lock()
 	defer p.engineMu.Unlock()
-	if p.opts.State == nil {
-		return eval(), false
+	var changes uint64
+	if p.opts.State != nil {
+		changes = p.opts.State.IncidentChanges()
 	}
-	changes := p.opts.State.IncidentChanges()
 	alerts := eval()
-	return alerts, p.opts.State.IncidentChanges() != changes
+	if len(alerts) == 0 || p.outbox == nil {
+		return
+	}
+	switch d := done(len(alerts)); {
+	case p.opts.State == nil:
+		p.outbox.Append(alerts, d)
+	case p.opts.State.IncidentChanges() != changes:
+		// Held until a save of the state that holds the change.
+		p.opts.State.Hold(alerts, d)
+	default:
+		p.opts.State.Pass(alerts, d)
+	}
 }
 
 // observe takes the seq of a message that goes no further than that (see
@@ -261,17 +285,6 @@ func (p *Pipeline) observe(device string, seq int64, sum uint32) {
 	p.engineMu.Lock()
 	defer p.engineMu.Unlock()
 	p.seqs.observe(device, seq, sum, p.m)
-}
-
-// appendAlerts hands alerts to the outbox, once the engine's state is saved
-// when their evaluation opened or resolved an incident (see
-// Options.State); done follows the outbox's.
-func (p *Pipeline) appendAlerts(alerts []model.Alert, incidentChanged bool, done func(error)) {
-	if !incidentChanged {
-		p.outbox.Append(alerts, done)
-		return
-	}
-	p.opts.State.Hold(alerts, done)
 }
 
 // Handle takes one message through the pipeline. It returns once the message
@@ -321,7 +334,7 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 	// one holds the other (see SeqSnapshot).
 	sum := payloadSum(m.Payload)
 	var moved bool
-	alerts, changed := p.evaluate(func() []model.Alert {
+	p.evaluate(func() []model.Alert {
 		var dup bool
 		if m.Retained && p.seqs.staleRetained(b.Device.ID, b.Seq, sum) {
 			p.m.seqDuplicates.Inc()
@@ -333,13 +346,12 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 			return nil
 		}
 		return p.engine.Evaluate(b, p.opts.Now())
+	}, func(int) func(error) {
+		t.pending.Add(1)
+		return t.doneFn
 	})
 	if moved {
 		b.MovePointTimes()
-	}
-	if len(alerts) > 0 && p.outbox != nil {
-		t.pending.Add(1)
-		p.appendAlerts(alerts, changed, t.doneFn)
 	}
 	if n := b.Len(); n > 0 {
 		p.opts.Protect.Batch(b)

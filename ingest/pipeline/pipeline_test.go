@@ -140,16 +140,38 @@ func TestAckWaitsForEveryPart(t *testing.T) {
 }
 
 // fakeState counts an incident change for every evaluation that the test
-// marks as one, and holds acks until the test "saves".
+// marks as one, and holds acks until the test "saves". Passed alerts go to
+// the outbox at once; each hand-over records whether the engine's lock was
+// held (a state save must find an evaluation's alerts with it).
 type fakeState struct {
 	held
 	changes *uint64
 	outbox  Outbox
+	passed  int
+	engine  *sync.Mutex // the pipeline's engineMu
+	locked  []bool      // per Hold or Pass: engine was locked
 }
 
 func (s *fakeState) IncidentChanges() uint64 { return *s.changes }
 func (s *fakeState) Hold(alerts []model.Alert, done func(error)) {
+	s.noteLock()
 	s.hold(nil, func(error) { s.outbox.Append(alerts, done) })
+}
+func (s *fakeState) Pass(alerts []model.Alert, done func(error)) {
+	s.noteLock()
+	s.passed++
+	s.outbox.Append(alerts, done)
+}
+
+func (s *fakeState) noteLock() {
+	if s.engine == nil {
+		return
+	}
+	free := s.engine.TryLock()
+	if free {
+		s.engine.Unlock()
+	}
+	s.locked = append(s.locked, !free)
 }
 
 // changingEngine opens (or resolves) an incident on the messages it is
@@ -188,6 +210,7 @@ func TestAlertsWaitForStateSaveAfterIncidentChange(t *testing.T) {
 			f.w.release(0, nil)
 			if !tc.change {
 				require.Zero(t, state.len(), "nothing held")
+				require.Equal(t, 1, state.passed, "passed through the state keeper, behind any held alerts")
 				f.outbox.release(0, nil)
 				require.True(t, *acked)
 				return
@@ -200,6 +223,23 @@ func TestAlertsWaitForStateSaveAfterIncidentChange(t *testing.T) {
 			f.outbox.release(0, nil)
 			require.True(t, *acked)
 		})
+	}
+}
+
+// An evaluation's alerts are handed on (held or passed) before the engine's
+// lock is released: a state save copies the engine under that lock, and a
+// copy holding an evaluation without its alerts would lose them in a crash
+// right after the save (the redelivered message is not evaluated again).
+func TestAlertsHandedOnUnderTheEngineLock(t *testing.T) {
+	for _, change := range []bool{true, false} {
+		f := newFixture(t)
+		eng := &changingEngine{change: change}
+		state := &fakeState{changes: &eng.changes, outbox: f.outbox}
+		f.p = New(Options{State: state}, f.p.registry, eng, f.w, f.dead, f.outbox, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+		state.engine = &f.p.engineMu
+		m, _ := message(topic, detections(1, `{"imsi":"460001234567890"}`))
+		f.p.Handle(context.Background(), m)
+		require.Equal(t, []bool{true}, state.locked, "incident changed: %v", change)
 	}
 }
 

@@ -309,3 +309,37 @@ func TestIntegrationAlertsRepeatInterval(t *testing.T) {
 	points := e.rows(fmt.Sprintf(`SELECT "count" FROM alert WHERE id = '%s'`, all[0].ID))
 	require.Len(t, points, 1, "one point for the firing and its re-sends: %v", points)
 }
+
+// A border unit gets alerts in the order they were raised: a tamper
+// incident's firing (which waits for the save of the state that holds the
+// open incident) comes before the foreign SIMs seen right after it, whose
+// alerts need no save (they went out first, and a duty officer read them
+// without the tampering that preceded them).
+func TestIntegrationAlertsReachUnitsInOrderRaised(t *testing.T) {
+	e := newEnv(t, "alert-rules.yaml", "")
+	onMQTT := e.subscribeAlerts("border-unit")
+	now := time.Now()
+	e.publish("border/mdl/checkpoint/CP-07/status", fmt.Sprintf(`{"v":1,"seq":1,"ts":%d,"tamper":true}`, now.UnixMilli()))
+	const sims = 5
+	for i := range sims {
+		e.publish("border/mdl/fence/F-AOL-01/detections",
+			fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"detections":[{"imsi":"42899123456780%d"}]}`, i+1, now.UnixMilli(), i))
+	}
+	// At night (Asia/Shanghai) the phones at the ruins raise
+	// night-phone-ruins too: left out.
+	order := func() []string {
+		var got []string
+		for _, a := range onMQTT.all() {
+			if a.Rule != "night-phone-ruins" {
+				got = append(got, a.Rule+"/"+a.State)
+			}
+		}
+		return got
+	}
+	e.waitFor("every alert", func() bool { return len(order()) >= 1+sims })
+	want := []string{"unit-tamper/firing"}
+	for range sims {
+		want = append(want, "foreign-sim-near-border/firing")
+	}
+	require.Equal(t, want, order())
+}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"encoding/json"
+	"slices"
 	"sync"
 
 	"github.com/fenceline/fenceline/alerts/engine"
@@ -9,15 +10,21 @@ import (
 	"github.com/fenceline/fenceline/internal/model"
 )
 
-// stateHolds are the alerts of incidents opened or resolved (and the acks
-// of their messages), waiting for a save of the alert state that holds the
-// change (pipeline.StateKeeper): an alert never goes out for an incident a
-// crash could make the engine forget, which would leave its firing without
-// a resolution. Once that save is durable they go to the outbox; until the
-// outbox has them they are saved with the state too (unsent), so that a
-// crash between the save and the outbox queues them at the next start —
-// the redelivered message, which the saved state has evaluated, raises
-// them no more.
+// stateHolds are the alerts on their way from the engine to the outbox
+// (pipeline.StateKeeper), in the order they were raised.
+//
+// The alerts of incidents opened or resolved (and the acks of their
+// messages) wait for a save of the alert state that holds the change: an
+// alert never goes out for an incident a crash could make the engine
+// forget, which would leave its firing without a resolution. Other alerts
+// need no save, but wait behind those: the outbox delivers in the order of
+// its Appends, and a unit must get a crowd's firing before the foreign
+// SIM's alert raised after it.
+//
+// Until the outbox has them (its write durable) alerts are saved with the
+// state too (unsent), so that a crash between a save and the outbox's
+// write queues them at the next start — the redelivered message, which
+// the saved state has evaluated, raises them no more.
 type stateHolds struct {
 	engine *engine.Engine
 	outbox pipeline.Outbox
@@ -25,25 +32,32 @@ type stateHolds struct {
 	// alert waits for the save, which should not wait for the next tick.
 	kick chan struct{}
 
+	// handMu is held while alerts are handed to the outbox, so that a
+	// Pass finding the queue empty cannot hand its alerts over ahead of
+	// those a release has just taken off the queue.
+	handMu sync.Mutex
+
 	mu      sync.Mutex
-	held    []*heldAlerts            // waiting for a save
-	sending map[*heldAlerts]struct{} // saved, not yet durable in the outbox
+	queue   []*heldAlerts // not yet handed to the outbox, in order
+	sending []*heldAlerts // handed to the outbox, its write not yet durable
 }
 
 type heldAlerts struct {
 	alerts []model.Alert
 	done   func(error)
+	save   bool // waits for a save (not yet released)
+	taken  bool // taken for a save on its way
 }
 
 func newStateHolds(e *engine.Engine, o pipeline.Outbox) *stateHolds {
-	return &stateHolds{engine: e, outbox: o, kick: make(chan struct{}, 1), sending: map[*heldAlerts]struct{}{}}
+	return &stateHolds{engine: e, outbox: o, kick: make(chan struct{}, 1)}
 }
 
 func (h *stateHolds) IncidentChanges() uint64 { return h.engine.IncidentChanges() }
 
 func (h *stateHolds) Hold(alerts []model.Alert, done func(error)) {
 	h.mu.Lock()
-	h.held = append(h.held, &heldAlerts{alerts: alerts, done: done})
+	h.queue = append(h.queue, &heldAlerts{alerts: alerts, done: done, save: true})
 	h.mu.Unlock()
 	select {
 	case h.kick <- struct{}{}:
@@ -51,47 +65,90 @@ func (h *stateHolds) Hold(alerts []model.Alert, done func(error)) {
 	}
 }
 
-// take returns what is held so far, for a save whose snapshot is taken
-// now, on the pipeline's goroutine (so it holds what they wait for), and
-// the alerts the outbox does not have yet, to be saved with it.
+func (h *stateHolds) Pass(alerts []model.Alert, done func(error)) {
+	h.handMu.Lock()
+	defer h.handMu.Unlock()
+	ha := &heldAlerts{alerts: alerts, done: done}
+	h.mu.Lock()
+	if len(h.queue) > 0 {
+		h.queue = append(h.queue, ha) // handed over by the release of those ahead
+		h.mu.Unlock()
+		return
+	}
+	h.sending = append(h.sending, ha)
+	h.mu.Unlock()
+	h.hand(ha)
+}
+
+// take marks what is held so far as taken for a save whose snapshot is
+// taken now, on the pipeline's goroutine (so it holds what they wait for),
+// and returns it with the alerts the outbox does not have yet, to be saved
+// with it.
 func (h *stateHolds) take() (taken []*heldAlerts, unsent unsentAlerts) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	taken, h.held = h.held, nil
-	for _, ha := range taken {
+	for _, ha := range h.sending {
 		unsent = append(unsent, ha.alerts...)
 	}
-	for ha := range h.sending {
+	for _, ha := range h.queue {
+		if ha.save && !ha.taken {
+			ha.taken = true
+			taken = append(taken, ha)
+		}
 		unsent = append(unsent, ha.alerts...)
 	}
 	return taken, unsent
 }
 
-// waiting is the number of evaluations held.
+// waiting is the number of evaluations held for a save not yet taken.
 func (h *stateHolds) waiting() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.held)
+	n := 0
+	for _, ha := range h.queue {
+		if ha.save && !ha.taken {
+			n++
+		}
+	}
+	return n
 }
 
-// release sends what was taken for a save to the outbox, once the save is
-// durable or has failed: holding the alerts longer would not make them
-// safer (the failure is counted and logged, and the next save is tried as
-// usual). They are unsent until the outbox has them.
+// release lets what was taken for a save go to the outbox, with the alerts
+// queued behind it, once the save is durable or has failed: holding the
+// alerts longer would not make them safer (the failure is counted and
+// logged, and the next save is tried as usual). Alerts held for a later
+// save stay, and so do those behind them.
 func (h *stateHolds) release(taken []*heldAlerts) {
+	h.handMu.Lock()
+	defer h.handMu.Unlock()
 	h.mu.Lock()
 	for _, ha := range taken {
-		h.sending[ha] = struct{}{}
+		ha.save = false
 	}
+	n := 0
+	for n < len(h.queue) && !h.queue[n].save {
+		n++
+	}
+	ready := slices.Clone(h.queue[:n])
+	h.queue = slices.Delete(h.queue, 0, n)
+	h.sending = append(h.sending, ready...)
 	h.mu.Unlock()
-	for _, ha := range taken {
-		h.outbox.Append(ha.alerts, func(err error) {
-			h.mu.Lock()
-			delete(h.sending, ha)
-			h.mu.Unlock()
-			ha.done(err)
-		})
+	for _, ha := range ready {
+		h.hand(ha)
 	}
+}
+
+// hand appends ha's alerts to the outbox; they are unsent until its write
+// is durable.
+func (h *stateHolds) hand(ha *heldAlerts) {
+	h.outbox.Append(ha.alerts, func(err error) {
+		h.mu.Lock()
+		if i := slices.Index(h.sending, ha); i >= 0 {
+			h.sending = slices.Delete(h.sending, i, i+1)
+		}
+		h.mu.Unlock()
+		ha.done(err)
+	})
 }
 
 // unsentAlerts are saved with the state as JSON, each with the ordinal

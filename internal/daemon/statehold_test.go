@@ -57,3 +57,66 @@ func TestHeldAlertsAreUnsentUntilTheOutboxHasThem(t *testing.T) {
 	require.Equal(t, uint64(42), back[0].Ordinal)
 	require.Equal(t, a.ID, back[0].ID)
 }
+
+// alertIDs are the ids of alerts, in order.
+func alertIDs[S ~[]model.Alert](alerts S) []string {
+	var ids []string
+	for _, a := range alerts {
+		ids = append(ids, a.ID)
+	}
+	return ids
+}
+
+// Alerts that need no save wait behind those held for one, and reach the
+// outbox in the order they were raised: a foreign SIM's alert raised just
+// after a crowd's firing (held for the save of the open incident) must not
+// reach the unit first. With nothing held they go to the outbox at once.
+// Until the outbox has them they are saved with the state.
+func TestPassedAlertsKeepTheirOrderBehindHeldOnes(t *testing.T) {
+	alert := func(id string) []model.Alert { return []model.Alert{{ID: id}} }
+	for _, tc := range []struct {
+		name string
+		run  func(h *stateHolds, ob *heldOutbox)
+	}{
+		{"nothing held: at once", func(h *stateHolds, ob *heldOutbox) {
+			h.Pass(alert("presence-1"), func(error) {})
+			require.Equal(t, []string{"presence-1"}, alertIDs(ob.alerts))
+			_, unsent := h.take()
+			require.Equal(t, []string{"presence-1"}, alertIDs(unsent), "unsent until the outbox's write is durable")
+			ob.dones[0](nil)
+			_, unsent = h.take()
+			require.Empty(t, unsent)
+		}},
+		{"behind one held", func(h *stateHolds, ob *heldOutbox) {
+			h.Hold(alert("crowd-firing"), func(error) {})
+			h.Pass(alert("presence-1"), func(error) {})
+			h.Pass(alert("presence-2"), func(error) {})
+			require.Empty(t, ob.alerts, "passed ahead of the held firing")
+			require.Equal(t, 1, h.waiting(), "only the firing waits for a save")
+			taken, unsent := h.take()
+			require.Equal(t, []string{"crowd-firing", "presence-1", "presence-2"}, alertIDs(unsent))
+			h.release(taken)
+			require.Equal(t, []string{"crowd-firing", "presence-1", "presence-2"}, alertIDs(ob.alerts))
+			h.Pass(alert("presence-3"), func(error) {})
+			require.Equal(t, []string{"crowd-firing", "presence-1", "presence-2", "presence-3"}, alertIDs(ob.alerts), "nothing held any more")
+		}},
+		{"behind one held after the save's copy", func(h *stateHolds, ob *heldOutbox) {
+			h.Hold(alert("crowd-firing"), func(error) {})
+			taken, _ := h.take()
+			h.Hold(alert("crowd-resolved"), func(error) {}) // raised after the copy: the next save's
+			h.Pass(alert("presence-1"), func(error) {})
+			h.release(taken)
+			require.Equal(t, []string{"crowd-firing"}, alertIDs(ob.alerts))
+			require.Equal(t, 1, h.waiting())
+			taken, unsent := h.take()
+			require.Equal(t, []string{"crowd-firing", "crowd-resolved", "presence-1"}, alertIDs(unsent))
+			h.release(taken)
+			require.Equal(t, []string{"crowd-firing", "crowd-resolved", "presence-1"}, alertIDs(ob.alerts))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ob := &heldOutbox{}
+			tc.run(newStateHolds(nil, ob), ob)
+		})
+	}
+}
