@@ -17,9 +17,10 @@ import (
 // messages) wait for a save of the alert state that holds the change: an
 // alert never goes out for an incident a crash could make the engine
 // forget, which would leave its firing without a resolution. Other alerts
-// need no save, but wait behind those: the outbox delivers in the order of
-// its Appends, and a unit must get a crowd's firing before the foreign
-// SIM's alert raised after it.
+// need no save, but wait behind those of their site: the outbox delivers
+// in the order of its Appends, and a unit must get a crowd's firing before
+// the foreign SIM's alert raised after it. Another site's alerts do not
+// wait: its units subscribe to their own site's topics.
 //
 // Until the outbox has them (its write durable) alerts are saved with the
 // state too (unsent), so that a crash between a save and the outbox's
@@ -33,8 +34,8 @@ type stateHolds struct {
 	kick chan struct{}
 
 	// handMu is held while alerts are handed to the outbox, so that a
-	// Pass finding the queue empty cannot hand its alerts over ahead of
-	// those a release has just taken off the queue.
+	// Pass finding nothing of its sites queued cannot hand its alerts over
+	// ahead of those a release has just taken off the queue.
 	handMu sync.Mutex
 
 	mu      sync.Mutex
@@ -47,6 +48,23 @@ type heldAlerts struct {
 	done   func(error)
 	save   bool // waits for a save (not yet released)
 	taken  bool // taken for a save on its way
+}
+
+// sharesSite reports whether ha has an alert of one of sites.
+func (ha *heldAlerts) sharesSite(sites map[string]bool) bool {
+	for i := range ha.alerts {
+		if sites[ha.alerts[i].Site] {
+			return true
+		}
+	}
+	return false
+}
+
+// addSites adds the sites of ha's alerts to sites.
+func (ha *heldAlerts) addSites(sites map[string]bool) {
+	for i := range ha.alerts {
+		sites[ha.alerts[i].Site] = true
+	}
 }
 
 func newStateHolds(e *engine.Engine, o pipeline.Outbox) *stateHolds {
@@ -71,9 +89,15 @@ func (h *stateHolds) Pass(alerts []model.Alert, done func(error)) {
 	ha := &heldAlerts{alerts: alerts, done: done}
 	h.mu.Lock()
 	if len(h.queue) > 0 {
-		h.queue = append(h.queue, ha) // handed over by the release of those ahead
-		h.mu.Unlock()
-		return
+		queued := map[string]bool{}
+		for _, q := range h.queue {
+			q.addSites(queued)
+		}
+		if ha.sharesSite(queued) {
+			h.queue = append(h.queue, ha) // handed over by the release of those ahead
+			h.mu.Unlock()
+			return
+		}
 	}
 	h.sending = append(h.sending, ha)
 	h.mu.Unlock()
@@ -117,7 +141,7 @@ func (h *stateHolds) waiting() int {
 // queued behind it, once the save is durable or has failed: holding the
 // alerts longer would not make them safer (the failure is counted and
 // logged, and the next save is tried as usual). Alerts held for a later
-// save stay, and so do those behind them.
+// save stay, and so do those of their sites behind them.
 func (h *stateHolds) release(taken []*heldAlerts) {
 	h.handMu.Lock()
 	defer h.handMu.Unlock()
@@ -125,12 +149,16 @@ func (h *stateHolds) release(taken []*heldAlerts) {
 	for _, ha := range taken {
 		ha.save = false
 	}
-	n := 0
-	for n < len(h.queue) && !h.queue[n].save {
-		n++
-	}
-	ready := slices.Clone(h.queue[:n])
-	h.queue = slices.Delete(h.queue, 0, n)
+	var ready []*heldAlerts
+	waiting := map[string]bool{} // sites with alerts still queued ahead
+	h.queue = slices.DeleteFunc(h.queue, func(ha *heldAlerts) bool {
+		if ha.save || ha.sharesSite(waiting) {
+			ha.addSites(waiting)
+			return false
+		}
+		ready = append(ready, ha)
+		return true
+	})
 	h.sending = append(h.sending, ready...)
 	h.mu.Unlock()
 	for _, ha := range ready {

@@ -67,10 +67,13 @@ func alertIDs[S ~[]model.Alert](alerts S) []string {
 	return ids
 }
 
-// Alerts that need no save wait behind those held for one, and reach the
-// outbox in the order they were raised: a foreign SIM's alert raised just
-// after a crowd's firing (held for the save of the open incident) must not
-// reach the unit first. With nothing held they go to the outbox at once.
+func siteAlert(id, site string) []model.Alert { return []model.Alert{{ID: id, Site: site}} }
+
+// Alerts that need no save wait behind those of their site held for one,
+// and reach the outbox in the order they were raised: a foreign SIM's
+// alert raised just after a crowd's firing (held for the save of the open
+// incident) must not reach the unit first. With nothing of their site held
+// they go to the outbox at once.
 // Until the outbox has them they are saved with the state.
 func TestPassedAlertsKeepTheirOrderBehindHeldOnes(t *testing.T) {
 	alert := func(id string) []model.Alert { return []model.Alert{{ID: id}} }
@@ -112,6 +115,31 @@ func TestPassedAlertsKeepTheirOrderBehindHeldOnes(t *testing.T) {
 			require.Equal(t, []string{"crowd-firing", "crowd-resolved", "presence-1"}, alertIDs(unsent))
 			h.release(taken)
 			require.Equal(t, []string{"crowd-firing", "crowd-resolved", "presence-1"}, alertIDs(ob.alerts))
+		}},
+		{"another site's alerts do not wait", func(h *stateHolds, ob *heldOutbox) {
+			h.Hold(siteAlert("crowd-firing", "mdl"), func(error) {})
+			h.Pass(siteAlert("presence-bjm-1", "bjm"), func(error) {})
+			h.Pass(siteAlert("presence-mdl", "mdl"), func(error) {})
+			h.Pass(append(siteAlert("tick-mdl", "mdl"), siteAlert("tick-btu", "btu")...), func(error) {})
+			h.Pass(siteAlert("presence-btu", "btu"), func(error) {}) // behind tick-btu, which waits
+			h.Pass(siteAlert("presence-bjm-2", "bjm"), func(error) {})
+			require.Equal(t, []string{"presence-bjm-1", "presence-bjm-2"}, alertIDs(ob.alerts))
+			taken, _ := h.take()
+			h.release(taken)
+			require.Equal(t, []string{"presence-bjm-1", "presence-bjm-2", "crowd-firing", "presence-mdl", "tick-mdl", "tick-btu", "presence-btu"}, alertIDs(ob.alerts))
+		}},
+		{"a later save's hold keeps its site's alerts, not others", func(h *stateHolds, ob *heldOutbox) {
+			h.Hold(siteAlert("crowd-firing-mdl", "mdl"), func(error) {})
+			h.Pass(siteAlert("presence-mdl-1", "mdl"), func(error) {})
+			taken, _ := h.take()
+			h.Hold(siteAlert("crowd-firing-bjm", "bjm"), func(error) {})
+			h.Pass(siteAlert("presence-bjm", "bjm"), func(error) {})
+			h.Pass(siteAlert("presence-mdl-2", "mdl"), func(error) {})
+			h.release(taken)
+			require.Equal(t, []string{"crowd-firing-mdl", "presence-mdl-1", "presence-mdl-2"}, alertIDs(ob.alerts))
+			taken, _ = h.take()
+			h.release(taken)
+			require.Equal(t, []string{"crowd-firing-mdl", "presence-mdl-1", "presence-mdl-2", "crowd-firing-bjm", "presence-bjm"}, alertIDs(ob.alerts))
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
