@@ -126,11 +126,15 @@ type Writer struct {
 	writeURL string
 	encoders sync.Pool // *encodeState
 
-	mu      sync.Mutex
-	cur     *batch   // being filled
-	ready   []*batch // full (or flushed) and waiting for a sender
-	free    []*batch // for reuse: their buffers are the writer's largest allocations
-	pending int      // lines accepted and not yet called back
+	mu    sync.Mutex
+	cur   *batch   // being filled
+	ready []*batch // full (or flushed) and waiting for a sender
+	free  []*batch // for reuse: their buffers are the writer's largest allocations
+	// bufCap is the largest buffer a batch has needed so far: a new batch
+	// starts with that much room rather than growing to it by copies (a
+	// full batch's buffer is several hundred kilobytes).
+	bufCap  int
+	pending int // lines accepted and not yet called back
 	// space is closed (and cleared) when pending drops below MaxPending;
 	// writers blocked on backpressure wait on it.
 	space   chan struct{}
@@ -246,26 +250,28 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Writer, erro
 // or with ErrStopped when Run ended first. done must
 // not block for long: it runs on a sender. If Write returns an error, done is
 // never called.
+//
+// The lines are encoded straight into the batch being filled, under the
+// writer's lock (a message's lines take a few microseconds to encode), not
+// into a buffer of their own to be copied there: that copy was most of what
+// queuing a message cost.
 func (w *Writer) Write(ctx context.Context, b *model.Batch, done func(error)) error {
 	st := w.encoders.Get().(*encodeState)
-	var lines int
-	st.buf, lines = st.e.AppendBatch(st.buf[:0], b)
-	err := w.enqueue(ctx, st.buf, lines, batchMeasurement(b), done)
-	w.encoders.Put(st)
-	return err
+	defer w.encoders.Put(st)
+	return w.enqueue(ctx, b.Len(), batchMeasurement(b), done, st, b)
 }
 
 // WriteAlert queues the alert's point, like Write. It fails without queuing
 // for an alert that cannot be encoded (no time, or one InfluxDB cannot store).
 func (w *Writer) WriteAlert(ctx context.Context, a *model.Alert, done func(error)) error {
 	st := w.encoders.Get().(*encodeState)
+	defer w.encoders.Put(st)
 	var err error
 	st.buf, err = st.e.appendAlert(st.buf[:0], a)
-	if err == nil {
-		err = w.enqueue(ctx, st.buf, 1, MeasurementAlert, done)
+	if err != nil {
+		return err
 	}
-	w.encoders.Put(st)
-	return err
+	return w.enqueue(ctx, 1, MeasurementAlert, done, st, nil)
 }
 
 func batchMeasurement(b *model.Batch) string {
@@ -281,7 +287,9 @@ func batchMeasurement(b *model.Batch) string {
 	}
 }
 
-func (w *Writer) enqueue(ctx context.Context, data []byte, lines int, meas string, done func(error)) error {
+// enqueue queues lines lines of measurement meas: b's, which st encodes
+// into the batch being filled, or (b nil) those st.buf holds.
+func (w *Writer) enqueue(ctx context.Context, lines int, meas string, done func(error), st *encodeState, b *model.Batch) error {
 	if done == nil {
 		done = func(error) {}
 	}
@@ -337,7 +345,11 @@ func (w *Writer) enqueue(ctx context.Context, data []byte, lines int, meas strin
 		cur.first = time.Now()
 	}
 	off := len(cur.buf)
-	cur.buf = append(cur.buf, data...)
+	if b != nil {
+		cur.buf, _ = st.e.AppendBatch(cur.buf, b)
+	} else {
+		cur.buf = append(cur.buf, st.buf...)
+	}
 	cur.spans = append(cur.spans, span{g: g, off: off, end: len(cur.buf), lines: lines})
 	cur.lines += lines
 	w.pending += lines
@@ -360,6 +372,7 @@ func (w *Writer) enqueue(ctx context.Context, data []byte, lines int, meas strin
 // seal moves the current batch to the ready queue. Called with mu held.
 func (w *Writer) seal() {
 	if w.cur != nil && w.cur.lines > 0 {
+		w.bufCap = max(w.bufCap, cap(w.cur.buf))
 		w.ready = append(w.ready, w.cur)
 		w.cur = nil
 	}
@@ -371,7 +384,7 @@ func (w *Writer) newBatch() *batch {
 		w.free = w.free[:n-1]
 		return b
 	}
-	return &batch{}
+	return &batch{buf: make([]byte, 0, w.bufCap)}
 }
 
 // recycle keeps a sent batch's buffers for reuse, up to what MaxPending can
