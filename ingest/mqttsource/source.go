@@ -244,6 +244,7 @@ func (s *Source) clientOptions() *mqtt.ClientOptions {
 		AddBroker(s.cfg.Broker).
 		SetClientID(s.cfg.ClientID).
 		SetCleanSession(false).
+		SetStore(newSessionStore()).
 		SetAutoAckDisabled(true).
 		SetOrderMatters(true). // handler runs on the router: order kept, our channel is the bound
 		SetKeepAlive(s.cfg.KeepAlive.D()).
