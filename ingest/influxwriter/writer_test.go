@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -703,14 +704,26 @@ func BenchmarkWriteFlush(b *testing.B) {
 		wg.Done()
 	}
 	b.ReportAllocs()
+	// The writing goroutine's own CPU (encoding and queuing, as the
+	// pipeline's), and the whole process's (senders and server too).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cpu0, cpuOK := threadCPU()
+	proc0 := selfCPU()
 	for b.Loop() {
 		wg.Add(1)
 		if err := w.Write(context.Background(), batch, done); err != nil {
 			b.Fatal(err)
 		}
 	}
+	cpu1, _ := threadCPU()
 	wg.Wait()
-	b.ReportMetric(float64(b.N*batch.Len())/b.Elapsed().Seconds(), "lines/s")
+	lines := float64(b.N * batch.Len())
+	b.ReportMetric(lines/b.Elapsed().Seconds(), "lines/s")
+	b.ReportMetric(float64((selfCPU()-proc0).Nanoseconds())/lines, "proc-cpu-ns/line")
+	if cpuOK {
+		b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/lines, "write-cpu-ns/line")
+	}
 	require.NoError(b, w.Close(context.Background()))
 	cancel()
 	<-ran
