@@ -254,7 +254,10 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Writer, erro
 // The lines are encoded straight into the batch being filled, under the
 // writer's lock (a message's lines take a few microseconds to encode), not
 // into a buffer of their own to be copied there: that copy was most of what
-// queuing a message cost.
+// queuing a message cost. The senders wait for the lock meanwhile, also
+// while the encoder's TagBound admits a new value (a tagcap.Cap then saves
+// its file): that happens once per value, and the pipeline, which waits
+// for it too, is what gives the senders their work.
 func (w *Writer) Write(ctx context.Context, b *model.Batch, done func(error)) error {
 	st := w.encoders.Get().(*encodeState)
 	defer w.encoders.Put(st)
