@@ -252,6 +252,45 @@ func TestWriteAcknowledged(t *testing.T) {
 	s.stop(t)
 }
 
+// What InfluxDB gets is exactly what the Encoder makes of each message and
+// alert (Write encodes into the batch being filled, WriteAlert copies its
+// line there), messages that do not fit a batch starting the next one.
+func TestWriteStoresTheEncodersLines(t *testing.T) {
+	noLeaks(t)
+	f := newFakeInflux(t)
+	s := startWriter(t, Config{URL: f.srv.URL, BatchSize: 50, Lazy: true, FlushInterval: 5 * time.Millisecond})
+	var e Encoder
+	var want []byte
+	wt := newWaiter(40)
+	for i := range 40 {
+		if i%7 == 3 {
+			a := &model.Alert{ID: fmt.Sprintf("a%d", i), Rule: "r", Severity: "low", State: model.StateFiring, Site: "mdl", At: t0}
+			line, err := AppendAlert(nil, a)
+			require.NoError(t, err)
+			want = append(want, line...)
+			require.NoError(t, s.w.WriteAlert(context.Background(), a, wt.done(i)))
+			continue
+		}
+		var b *model.Batch
+		if i%2 == 0 {
+			b = realisticDetections(int64(200 + i))
+		} else {
+			b = detectionBatch(int64(200+i), 1+i%13)
+		}
+		want, _ = e.AppendBatch(want, b)
+		require.NoError(t, s.w.Write(context.Background(), b, wt.done(i)))
+	}
+	wt.wait(t, 40)
+	for i := range 40 {
+		require.NoError(t, wt.err(i))
+	}
+	require.ElementsMatch(t, strings.Split(strings.TrimSuffix(string(want), "\n"), "\n"), f.storedLines())
+	for _, r := range f.requests() {
+		assert.LessOrEqual(t, len(r.lines), 50, "a batch holds at most BatchSize lines")
+	}
+	s.stop(t)
+}
+
 func TestRetryServerError(t *testing.T) {
 	noLeaks(t)
 	f := newFakeInflux(t)
