@@ -81,11 +81,9 @@ type Config struct {
 	Rejected func(lines []byte, err *PermanentError) error
 
 	// Tags, when not nil, bounds the tags whose values are device text
-	// (see TagBound). Write's encoders share it without a lock: it is
-	// touched only by Encoder.AppendBatch, which only Write calls, and Write
-	// is called by one goroutine, the pipeline's (a *tagcap.Cap is not safe
-	// for concurrent use). WriteAlert, which other goroutines call, does not
-	// touch it.
+	// (see TagBound). Only Write's encoder touches it, under the writer's
+	// lock (a *tagcap.Cap is not safe for concurrent use); WriteAlert's do
+	// not.
 	Tags TagBound
 
 	// eagerAll lets every free sender take partial batches (benchmarks).
@@ -124,9 +122,13 @@ type Writer struct {
 	svc      influxhttp.Service
 	tr       *http.Transport
 	writeURL string
-	encoders sync.Pool // *encodeState
+	encoders sync.Pool // *encodeState, for WriteAlert
 
-	mu    sync.Mutex
+	mu sync.Mutex
+	// enc encodes Write's batches, under mu: one encoder, whose caches
+	// (tag sets, the position and time of the last line) last, where a
+	// pooled one would be dropped by a garbage collection.
+	enc   Encoder
 	cur   *batch   // being filled
 	ready []*batch // full (or flushed) and waiting for a sender
 	free  []*batch // for reuse: their buffers are the writer's largest allocations
@@ -238,7 +240,8 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Writer, erro
 		writeURL: client.HTTPService().ServerAPIURL() + "write?" + q.Encode(),
 		drained:  make(chan struct{}),
 	}
-	w.encoders.New = func() any { return &encodeState{e: Encoder{bound: cfg.Tags}} }
+	w.enc.bound = cfg.Tags
+	w.encoders.New = func() any { return new(encodeState) }
 	return w, nil
 }
 
@@ -259,9 +262,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Writer, erro
 // its file): that happens once per value, and the pipeline, which waits
 // for it too, is what gives the senders their work.
 func (w *Writer) Write(ctx context.Context, b *model.Batch, done func(error)) error {
-	st := w.encoders.Get().(*encodeState)
-	defer w.encoders.Put(st)
-	return w.enqueue(ctx, b.Len(), batchMeasurement(b), done, st, b)
+	return w.enqueue(ctx, b.Len(), batchMeasurement(b), done, nil, b)
 }
 
 // WriteAlert queues the alert's point, like Write. It fails without queuing
@@ -274,7 +275,7 @@ func (w *Writer) WriteAlert(ctx context.Context, a *model.Alert, done func(error
 	if err != nil {
 		return err
 	}
-	return w.enqueue(ctx, 1, MeasurementAlert, done, st, nil)
+	return w.enqueue(ctx, 1, MeasurementAlert, done, st.buf, nil)
 }
 
 func batchMeasurement(b *model.Batch) string {
@@ -290,9 +291,9 @@ func batchMeasurement(b *model.Batch) string {
 	}
 }
 
-// enqueue queues lines lines of measurement meas: b's, which st encodes
-// into the batch being filled, or (b nil) those st.buf holds.
-func (w *Writer) enqueue(ctx context.Context, lines int, meas string, done func(error), st *encodeState, b *model.Batch) error {
+// enqueue queues lines lines of measurement meas: b's, which w.enc encodes
+// into the batch being filled, or (b nil) those encoded holds.
+func (w *Writer) enqueue(ctx context.Context, lines int, meas string, done func(error), encoded []byte, b *model.Batch) error {
 	if done == nil {
 		done = func(error) {}
 	}
@@ -349,9 +350,9 @@ func (w *Writer) enqueue(ctx context.Context, lines int, meas string, done func(
 	}
 	off := len(cur.buf)
 	if b != nil {
-		cur.buf, _ = st.e.AppendBatch(cur.buf, b)
+		cur.buf, _ = w.enc.AppendBatch(cur.buf, b)
 	} else {
-		cur.buf = append(cur.buf, st.buf...)
+		cur.buf = append(cur.buf, encoded...)
 	}
 	cur.spans = append(cur.spans, span{g: g, off: off, end: len(cur.buf), lines: lines})
 	cur.lines += lines
