@@ -2,8 +2,13 @@ package daemon
 
 import (
 	"encoding/json"
+	"log/slog"
 	"slices"
 	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/fenceline/fenceline/alerts/engine"
 	"github.com/fenceline/fenceline/ingest/pipeline"
@@ -20,7 +25,10 @@ import (
 // need no save, but wait behind those of their site: the outbox delivers
 // in the order of its Appends, and a unit must get a crowd's firing before
 // the foreign SIM's alert raised after it. Another site's alerts do not
-// wait: its units subscribe to their own site's topics.
+// wait: its units subscribe to their own site's topics. Nor do they wait
+// longer than orderWait: a state of tens of MB takes seconds to save, and
+// a foreign SIM's alert must not be that late; past it an alert goes out
+// ahead of the incident's (counted and logged).
 //
 // Until the outbox has them (its write durable) alerts are saved with the
 // state too (unsent), so that a crash between a save and the outbox's
@@ -41,13 +49,26 @@ type stateHolds struct {
 	mu      sync.Mutex
 	queue   []*heldAlerts // not yet handed to the outbox, in order
 	sending []*heldAlerts // handed to the outbox, its write not yet durable
+
+	maxWait  time.Duration    // orderWait; shorter in tests
+	now      func() time.Time // of the waits
+	timer    *time.Timer      // runs expire when the oldest queued Pass is due
+	armed    bool             // timer is set
+	ahead    prometheus.Counter
+	log      *slog.Logger
+	lastWarn time.Time
 }
+
+// orderWait is how long alerts that changed no incident wait at most behind
+// an incident's alert of their site held for a state save.
+const orderWait = time.Second
 
 type heldAlerts struct {
 	alerts []model.Alert
 	done   func(error)
-	save   bool // waits for a save (not yet released)
-	taken  bool // taken for a save on its way
+	save   bool      // waits for a save (not yet released)
+	taken  bool      // taken for a save on its way
+	queued time.Time // when a Pass was queued behind a held one
 }
 
 // sharesSite reports whether ha has an alert of one of sites.
@@ -67,8 +88,10 @@ func (ha *heldAlerts) addSites(sites map[string]bool) {
 	}
 }
 
-func newStateHolds(e *engine.Engine, o pipeline.Outbox) *stateHolds {
-	return &stateHolds{engine: e, outbox: o, kick: make(chan struct{}, 1)}
+func newStateHolds(e *engine.Engine, o pipeline.Outbox, log *slog.Logger, reg prometheus.Registerer) *stateHolds {
+	return &stateHolds{engine: e, outbox: o, kick: make(chan struct{}, 1), maxWait: orderWait, now: time.Now, log: log,
+		ahead: promauto.With(reg).NewCounter(prometheus.CounterOpts{Name: "fenceline_alerts_sent_ahead_total",
+			Help: "Alerts that changed no incident sent ahead of an earlier incident alert of their site, which waited longer than 1s for the alert state's save."})}
 }
 
 func (h *stateHolds) IncidentChanges() uint64 { return h.engine.IncidentChanges() }
@@ -94,7 +117,10 @@ func (h *stateHolds) Pass(alerts []model.Alert, done func(error)) {
 			q.addSites(queued)
 		}
 		if ha.sharesSite(queued) {
-			h.queue = append(h.queue, ha) // handed over by the release of those ahead
+			// Handed over by the release of those ahead, or by expire.
+			ha.queued = h.now()
+			h.queue = append(h.queue, ha)
+			h.armLocked(h.maxWait)
 			h.mu.Unlock()
 			return
 		}
@@ -161,6 +187,66 @@ func (h *stateHolds) release(taken []*heldAlerts) {
 	})
 	h.sending = append(h.sending, ready...)
 	h.mu.Unlock()
+	for _, ha := range ready {
+		h.hand(ha)
+	}
+}
+
+// armLocked sets the timer of expire to d, unless it is set. Called with mu
+// held.
+func (h *stateHolds) armLocked(d time.Duration) {
+	if h.armed {
+		return
+	}
+	h.armed = true
+	if h.timer == nil {
+		h.timer = time.AfterFunc(d, h.expire)
+	} else {
+		h.timer.Reset(d)
+	}
+}
+
+// expire hands over, in order, the alerts queued by Pass that have waited
+// maxWait, ahead of the incidents' alerts still waiting for a save.
+func (h *stateHolds) expire() {
+	h.handMu.Lock()
+	defer h.handMu.Unlock()
+	h.mu.Lock()
+	h.armed = false
+	now := h.now()
+	var ready []*heldAlerts
+	var next time.Time // when the oldest still queued is due
+	n := 0
+	h.queue = slices.DeleteFunc(h.queue, func(ha *heldAlerts) bool {
+		switch {
+		case ha.save:
+			return false
+		case now.Sub(ha.queued) >= h.maxWait:
+			ready = append(ready, ha)
+			n += len(ha.alerts)
+			return true
+		case next.IsZero():
+			next = ha.queued.Add(h.maxWait)
+		}
+		return false
+	})
+	if !next.IsZero() {
+		h.armLocked(next.Sub(now))
+	}
+	h.sending = append(h.sending, ready...)
+	warn := n > 0 && now.Sub(h.lastWarn) >= time.Minute
+	if warn {
+		h.lastWarn = now
+	}
+	h.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	h.ahead.Add(float64(n))
+	if warn {
+		h.log.Warn("alerts sent ahead of an incident's alert of their site that waits for the alert state's save: saves are slow (fenceline_alerts_state_save_seconds; a state of tens of MB takes seconds)",
+			"alerts", n, "waited", h.maxWait)
+	}
 	for _, ha := range ready {
 		h.hand(ha)
 	}

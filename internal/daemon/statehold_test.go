@@ -2,10 +2,16 @@ package daemon
 
 import (
 	"encoding/json"
+	"log/slog"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fenceline/fenceline/ingest/pipeline"
 	"github.com/fenceline/fenceline/internal/model"
 )
 
@@ -21,12 +27,19 @@ func (o *heldOutbox) Append(alerts []model.Alert, done func(error)) {
 	o.dones = append(o.dones, done)
 }
 
+// testHolds are stateHolds on ob whose waits are measured by *clock.
+func testHolds(ob pipeline.Outbox, clock *time.Time) *stateHolds {
+	h := newStateHolds(nil, ob, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	h.now = func() time.Time { return *clock }
+	return h
+}
+
 // Held alerts are saved with the state (unsent) from Hold until the outbox
 // has them: while they wait for the save, and after it until the outbox's
 // write is durable; then they are no more.
 func TestHeldAlertsAreUnsentUntilTheOutboxHasThem(t *testing.T) {
 	ob := &heldOutbox{}
-	h := newStateHolds(nil, ob)
+	h := testHolds(ob, &time.Time{})
 	a := model.Alert{ID: "a1", Rule: "tamper", State: model.StateResolved, Ordinal: 42}
 	var acked []error
 	h.Hold([]model.Alert{a}, func(err error) { acked = append(acked, err) })
@@ -144,7 +157,68 @@ func TestPassedAlertsKeepTheirOrderBehindHeldOnes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ob := &heldOutbox{}
-			tc.run(newStateHolds(nil, ob), ob)
+			tc.run(testHolds(ob, &time.Time{}), ob)
 		})
 	}
+}
+
+// An alert waits behind an incident's alert of its site held for a save for
+// orderWait at most: a state of tens of MB takes seconds to save, and a
+// critical alert must not be that late. Past it, it goes out ahead (in its
+// order among those that waited), counted.
+func TestPassedAlertsWaitForASlowSaveOnlySoLong(t *testing.T) {
+	ob := &heldOutbox{}
+	clock := time.Date(2026, 11, 27, 15, 0, 0, 0, time.UTC)
+	h := testHolds(ob, &clock)
+	h.Hold(siteAlert("tamper-firing", "mdl"), func(error) {})
+	h.Pass(siteAlert("foreign-1", "mdl"), func(error) {})
+	clock = clock.Add(h.maxWait / 2)
+	h.Pass(siteAlert("foreign-2", "mdl"), func(error) {})
+
+	h.expire()
+	require.Empty(t, ob.alerts, "none has waited long enough")
+	clock = clock.Add(h.maxWait / 2)
+	h.expire()
+	require.Equal(t, []string{"foreign-1"}, alertIDs(ob.alerts))
+	require.Equal(t, 1.0, testutil.ToFloat64(h.ahead))
+	clock = clock.Add(h.maxWait / 2)
+	h.expire()
+	require.Equal(t, []string{"foreign-1", "foreign-2"}, alertIDs(ob.alerts))
+
+	taken, _ := h.take()
+	h.release(taken)
+	require.Equal(t, []string{"foreign-1", "foreign-2", "tamper-firing"}, alertIDs(ob.alerts))
+	require.Equal(t, 2.0, testutil.ToFloat64(h.ahead))
+}
+
+// signalOutbox tells of every Append on a channel.
+type signalOutbox struct {
+	mu       sync.Mutex
+	alerts   []model.Alert
+	appended chan struct{}
+}
+
+func (o *signalOutbox) Append(alerts []model.Alert, done func(error)) {
+	o.mu.Lock()
+	o.alerts = append(o.alerts, alerts...)
+	o.mu.Unlock()
+	o.appended <- struct{}{}
+	done(nil)
+}
+
+// The wait ends by itself, without a save or another alert.
+func TestPassedAlertsLeaveOnTheirOwnAfterTheWait(t *testing.T) {
+	ob := &signalOutbox{appended: make(chan struct{}, 1)}
+	h := newStateHolds(nil, ob, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	h.maxWait = 10 * time.Millisecond
+	h.Hold(siteAlert("tamper-firing", "mdl"), func(error) {})
+	h.Pass(siteAlert("foreign-1", "mdl"), func(error) {})
+	select {
+	case <-ob.appended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the alert waited for the save beyond maxWait")
+	}
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	require.Equal(t, []string{"foreign-1"}, alertIDs(ob.alerts))
 }

@@ -221,7 +221,7 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 	}
 
 	d.engine = engine.New(rs, engineOptions(cfg), log, reg)
-	d.holds = newStateHolds(d.engine, d.outbox)
+	d.holds = newStateHolds(d.engine, d.outbox, log.With("component", "alerts"), reg)
 	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "fenceline_alerts_state_held_messages",
 		Help: "Evaluations that opened or resolved an incident whose alerts (and ack) wait for the next save of the alert state."},
 		func() float64 { return float64(d.holds.waiting()) })
