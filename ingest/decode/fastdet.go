@@ -3,6 +3,7 @@ package decode
 import (
 	"encoding/binary"
 	"math/bits"
+	"strings"
 
 	"github.com/fenceline/fenceline/internal/model"
 )
@@ -115,22 +116,29 @@ func (d *Decoder) scanDetection(b []byte, i int, det *model.Detection, sp *detSt
 	i = skipWS(b, i+1)
 	var seen uint32
 	for {
-		if at(b, i) != '"' {
-			return i, false
+		k, v := compactDetKey(b, i)
+		if k < 0 {
+			if at(b, i) != '"' {
+				return i, false
+			}
+			e, ok := plainString(b, i+1)
+			if !ok {
+				return i, false
+			}
+			if k = detKey(b[i+1 : e]); k < 0 {
+				return i, false
+			}
+			if v = skipWS(b, e+1); at(b, v) != ':' {
+				return v, false
+			}
+			v = skipWS(b, v+1)
 		}
-		e, ok := plainString(b, i+1)
-		if !ok {
-			return i, false
-		}
-		k := detKey(b[i+1 : e])
-		if k < 0 || seen&(1<<k) != 0 {
+		if seen&(1<<k) != 0 {
 			return i, false
 		}
 		seen |= 1 << k
-		if i = skipWS(b, e+1); at(b, i) != ':' {
-			return i, false
-		}
-		if i, ok = d.scanDetectionValue(b, skipWS(b, i+1), k, det, sp, ts); !ok {
+		var ok bool
+		if i, ok = d.scanDetectionValue(b, v, k, det, sp, ts); !ok {
 			return i, false
 		}
 		switch i = skipWS(b, i); at(b, i) {
@@ -145,6 +153,45 @@ func (d *Decoder) scanDetection(b []byte, i int, det *model.Detection, sp *detSt
 			return i, false
 		}
 	}
+}
+
+// compactKeys are the keys of a detection as devices write them (compact
+// JSON), with their quotes and colon and, for the keys whose values are
+// always strings, the value's opening quote: each as a little-endian word
+// (masked to the literal's length) and the length of the part before the
+// value.
+var compactKeys = func() (t [dCount]struct {
+	word, mask uint64
+	n          int
+}) {
+	for k, lit := range [dCount]string{
+		dIMSI: `"imsi":"`, dIMEI: `"imei":"`, dMAC: `"mac":"`,
+		dRSSI: `"rssi":`, dTech: `"tech":"`, dTS: `"ts":`,
+	} {
+		var b [8]byte
+		copy(b[:], lit)
+		t[k].word = binary.LittleEndian.Uint64(b[:])
+		t[k].mask = ^uint64(0) >> (64 - 8*len(lit))
+		t[k].n = strings.IndexByte(lit, ':') + 1
+	}
+	return t
+}()
+
+// compactDetKey matches the key at b[i] and what follows it against
+// compactKeys, with one 8-byte load, and returns the key (a d* index) and
+// the index of its value; k is -1 when none matches (white space, another
+// key or the end of b is in the way).
+func compactDetKey(b []byte, i int) (k, v int) {
+	if len(b)-i < 8 {
+		return -1, i
+	}
+	w := binary.LittleEndian.Uint64(b[i:])
+	for k := range compactKeys {
+		if c := &compactKeys[k]; w&c.mask == c.word {
+			return k, i + c.n
+		}
+	}
+	return -1, i
 }
 
 // scanDetectionValue reads the value at b[i] of key k (a d* index). null
@@ -171,6 +218,30 @@ func (d *Decoder) scanDetectionValue(b []byte, i, k int, det *model.Detection, s
 	}
 	if at(b, i) != '"' {
 		return i, false
+	}
+	// The usual identifiers, a word at a time (fastident.go); any other
+	// form is read below.
+	switch s := i + 1; k {
+	case dIMSI:
+		if n := digitRun(b, s); 6 <= n && n <= 15 && at(b, s+n) == '"' {
+			v := b[s : s+n]
+			sp.imsi, sp.mncLen = d.put(v), uint32(mncLen(v))
+			return s + n + 1, true
+		}
+	case dIMEI:
+		if n := digitRun(b, s); at(b, s+n) == '"' && (n == 14 || n == 16 || n == 15 && luhn15(b, s)) {
+			sp.imei = d.put(b[s : s+n])
+			return s + n + 1, true
+		}
+	case dMAC:
+		if at(b, s+17) == '"' {
+			off := len(d.strs)
+			var ok bool
+			if d.strs, ok = appendMAC17(d.strs, b[s:s+17]); ok {
+				sp.mac = d.spanFrom(off)
+				return s + 18, true
+			}
+		}
 	}
 	e, ok := plainString(b, i+1)
 	if !ok {

@@ -53,11 +53,17 @@ func imsiMNCLen(b []byte) (int, string) {
 	if msg := digitsMsg(b, 6, 15); msg != "" {
 		return 0, msg
 	}
+	return mncLen(b), ""
+}
+
+// mncLen is the length of the MNC (2 or 3) of a valid IMSI b (6 digits at
+// least, so the MNC always fits).
+func mncLen(b []byte) int {
 	mcc := int(b[0]-'0')*100 + int(b[1]-'0')*10 + int(b[2]-'0')
 	if threeDigitMNC(mcc) {
-		return 3, "" // 6 digits at least, so the MNC always fits
+		return 3
 	}
-	return 2, ""
+	return 2
 }
 
 // imeiMsg validates an IMEI (14 digits without check digit, 15 with a Luhn
