@@ -115,8 +115,10 @@ func (d *Decoder) scanDetection(b []byte, i int, det *model.Detection, sp *detSt
 	}
 	i = skipWS(b, i+1)
 	var seen uint32
+	k := -1 // the previous key
 	for {
-		k, v := compactDetKey(b, i)
+		var v int
+		k, v = compactDetKey(b, i, k+1)
 		if k < 0 {
 			if at(b, i) != '"' {
 				return i, false
@@ -181,11 +183,16 @@ var compactKeys = func() (t [dCount]struct {
 // compactKeys, with one 8-byte load, and returns the key (a d* index) and
 // the index of its value; k is -1 when none matches (white space, another
 // key or the end of b is in the way).
-func compactDetKey(b []byte, i int) (k, v int) {
+// Keys come in one order, nearly always: the one after the previous key
+// (next) is tried first.
+func compactDetKey(b []byte, i, next int) (k, v int) {
 	if len(b)-i < 8 {
 		return -1, i
 	}
 	w := binary.LittleEndian.Uint64(b[i:])
+	if c := &compactKeys[next%dCount]; w&c.mask == c.word {
+		return next % dCount, i + c.n
+	}
 	for k := range compactKeys {
 		if c := &compactKeys[k]; w&c.mask == c.word {
 			return k, i + c.n
