@@ -275,9 +275,15 @@ func keyIndex(set keySet, k []byte) int {
 	return locKey(k)
 }
 
+// keyNames are the names of each set's keys, in the order devices write
+// them (the contract's).
+var keyNames = [...][]string{topKeys: topNames[:], locKeys: locNames[:], detKeys: detNames[:], passKeys: passNames[:]}
+
 // collect records the values of the known keys of object obj, whose keys
 // are those of set (others are ignored).
 func (f *fields) collect(t *tape, obj int, set keySet) {
+	names := keyNames[set]
+	next := 0 // the key expected next: the one after the previous key
 	for j, end := obj+1, t.end(obj); j < end; {
 		v := j + 1
 		var k []byte
@@ -287,12 +293,16 @@ func (f *fields) collect(t *tape, obj int, set keySet) {
 			k = t.str(j)
 		}
 		var i int
-		if set == detKeys { // inlined: most objects are detections
+		switch {
+		case next < len(names) && string(k) == names[next]:
+			i = next
+		case set == detKeys: // inlined: most objects are detections
 			i = detKey(k)
-		} else {
+		default:
 			i = keyIndex(set, k)
 		}
 		if i >= 0 {
+			next = i + 1
 			bit := uint32(1) << i
 			if f.seen&bit != 0 {
 				f.dup |= bit

@@ -105,3 +105,13 @@ func TestKeyTables(t *testing.T) {
 		assert.Equal(t, -1, locKey([]byte(k)), k)
 	}
 }
+
+// collect tries the key after the previous one by name before keyIndex:
+// the two must agree on every name.
+func TestKeyNamesMatchKeyIndex(t *testing.T) {
+	for set, names := range keyNames {
+		for i, name := range names {
+			assert.Equal(t, i, keyIndex(keySet(set), []byte(name)), name)
+		}
+	}
+}
