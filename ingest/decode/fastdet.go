@@ -190,8 +190,10 @@ func compactDetKey(b []byte, i, next int) (k, v int) {
 		return -1, i
 	}
 	w := binary.LittleEndian.Uint64(b[i:])
-	if c := &compactKeys[next%dCount]; w&c.mask == c.word {
-		return next % dCount, i + c.n
+	if next < dCount {
+		if c := &compactKeys[next]; w&c.mask == c.word {
+			return next, i + c.n
+		}
 	}
 	for k := range compactKeys {
 		if c := &compactKeys[k]; w&c.mask == c.word {
@@ -206,6 +208,12 @@ func compactDetKey(b []byte, i, next int) (k, v int) {
 func (d *Decoder) scanDetectionValue(b []byte, i, k int, det *model.Detection, sp *detStrs, ts *token) (int, bool) {
 	if hasLiteral(b, i, "null") {
 		return i + 4, true
+	}
+	if k == dRSSI {
+		if rssi, e, ok := plainRSSI(b, i); ok {
+			det.RSSI = model.Some(rssi)
+			return e, true
+		}
 	}
 	if k == dRSSI || (k == dTS && at(b, i) != '"') {
 		e, ok := scanNumber(b, i)
@@ -288,6 +296,29 @@ func (d *Decoder) scanDetectionValue(b []byte, i, k int, det *model.Detection, s
 		}
 	}
 	return e + 1, msg == ""
+}
+
+// plainRSSI reads the usual rssi at b[i], a whole number of dBm in
+// [-150, 0] written as '-' and 1-3 digits, and returns it and the index
+// after it; ok false for any other form (0, a fraction, an exponent, a
+// leading zero), which the general path reads.
+func plainRSSI(b []byte, i int) (rssi float64, e int, ok bool) {
+	if at(b, i) != '-' {
+		return 0, i, false
+	}
+	n := digitRun(b, i+1)
+	if n < 1 || n > 3 || n > 1 && b[i+1] == '0' {
+		return 0, i, false
+	}
+	e = i + 1 + n
+	if c := at(b, e); c == '.' || c == 'e' || c == 'E' {
+		return 0, i, false
+	}
+	v := 0
+	for _, c := range b[i+1 : e] {
+		v = v*10 + int(c-'0')
+	}
+	return -float64(v), e, v <= 150
 }
 
 // fastDetections moves the readings scanDetections read into out, with

@@ -172,18 +172,27 @@ func appendTech(dst, b []byte) ([]byte, string) {
 	if len(b) > maxTech {
 		return dst, strconv.Itoa(len(b)) + " bytes, longer than " + strconv.Itoa(maxTech)
 	}
-	for _, c := range b {
-		switch {
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == ' ', c == '.', c == '_', c == '/', c == '+', c == '-':
-		default:
+	var lower [maxTech]byte
+	for i, c := range b {
+		if lower[i] = techBytes[c]; lower[i] == 0 {
 			return dst, "character outside [A-Za-z0-9 ._/+-]"
 		}
-		dst = append(dst, c)
 	}
-	return dst, ""
+	return append(dst, lower[:len(b)]...), ""
 }
+
+// techBytes maps the bytes allowed in tech to their lower case, others to 0.
+var techBytes = func() (t [256]byte) {
+	for c := range 256 {
+		switch {
+		case 'A' <= c && c <= 'Z':
+			t[c] = byte(c + 'a' - 'A')
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == ' ', c == '.', c == '_', c == '/', c == '+', c == '-':
+			t[c] = byte(c)
+		}
+	}
+	return t
+}()
 
 // appendPlate appends plate b in its normal form (model.AppendPlate) to
 // dst. An empty result or 无牌 is model.NoPlate; then dst is returned
