@@ -160,6 +160,16 @@ func (d *Decoder) scanDetection(b []byte, i int, det *model.Detection, sp *detSt
 	}
 }
 
+// The keys of a canonical detection with their separators.
+const (
+	canonIMSI = `"imsi":"`
+	canonIMEI = `","imei":"`
+	canonMAC  = `","mac":"`
+	canonRSSI = `","rssi":`
+	canonTech = `,"tech":"`
+	canonTS   = `,"ts":`
+)
+
 // scanCanonicalDetection reads a detection in the form the units send:
 // compact JSON with imsi, imei, mac, rssi and tech in that order, in their
 // usual forms (a 6-15 digit IMSI, a 14-16 digit IMEI, a 17-byte MAC, a
@@ -170,31 +180,43 @@ func (d *Decoder) scanDetection(b []byte, i int, det *model.Detection, sp *detSt
 // code, with the keys' literals matched along with their separators, it
 // costs a fraction of the loop.
 func (d *Decoder) scanCanonicalDetection(b []byte, i int, det *model.Detection, sp *detStrs, ts *token) (int, bool) {
-	if !hasLiteral(b, i, `"imsi":"`) {
+	// The literals are compared as constants (string(b[i:j]) == canonX),
+	// which compiles to two word loads; hasLiteral's parameter would cost
+	// a call to memequal.
+	if len(b)-i < len(canonIMSI) || string(b[i:i+len(canonIMSI)]) != canonIMSI {
 		return i, false
 	}
-	i += len(`"imsi":"`)
+	i += len(canonIMSI)
 	n := digitRun(b, i)
-	if n < 6 || n > 15 || !hasLiteral(b, i+n, `","imei":"`) {
+	if n < 6 || n > 15 {
 		return i, false
 	}
 	imsi := b[i : i+n]
-	i += n + len(`","imei":"`)
-	n = digitRun(b, i)
-	if !hasLiteral(b, i+n, `","mac":"`) || !(n == 14 || n == 16 || n == 15 && luhn15(b, i)) {
+	if i += n; len(b)-i < len(canonIMEI) || string(b[i:i+len(canonIMEI)]) != canonIMEI {
 		return i, false
 	}
+	i += len(canonIMEI)
+	n = digitRun(b, i)
 	imei := b[i : i+n]
-	i += n + len(`","mac":"`)
-	if !hasLiteral(b, i+17, `","rssi":`) {
+	if i += n; len(b)-i < len(canonMAC) || string(b[i:i+len(canonMAC)]) != canonMAC {
+		return i, false
+	}
+	if !(n == 14 || n == 16 || n == 15 && luhn15(imei)) {
+		return i, false
+	}
+	i += len(canonMAC)
+	if len(b)-i < 17 {
 		return i, false
 	}
 	mac := b[i : i+17]
-	rssi, i, ok := plainRSSI(b, i+17+len(`","rssi":`))
-	if !ok || !hasLiteral(b, i, `,"tech":"`) {
+	if i += 17; len(b)-i < len(canonRSSI) || string(b[i:i+len(canonRSSI)]) != canonRSSI {
 		return i, false
 	}
-	i += len(`,"tech":"`)
+	rssi, i, ok := plainRSSI(b, i+len(canonRSSI))
+	if !ok || len(b)-i < len(canonTech) || string(b[i:i+len(canonTech)]) != canonTech {
+		return i, false
+	}
+	i += len(canonTech)
 	e, ok := plainString(b, i)
 	if !ok {
 		return i, false
@@ -217,8 +239,8 @@ func (d *Decoder) scanCanonicalDetection(b []byte, i int, det *model.Detection, 
 		return i, false
 	}
 	strs.tech = d.spanFrom(int(strs.mac.end))
-	if hasLiteral(b, i, `,"ts":`) {
-		if i, ok = d.scanDetectionValue(b, i+len(`,"ts":`), dTS, det, sp, ts); !ok {
+	if len(b)-i >= len(canonTS) && string(b[i:i+len(canonTS)]) == canonTS {
+		if i, ok = d.scanDetectionValue(b, i+len(canonTS), dTS, det, sp, ts); !ok {
 			d.strs = d.strs[:mark]
 			return i, false
 		}
@@ -319,7 +341,7 @@ func (d *Decoder) scanDetectionValue(b []byte, i, k int, det *model.Detection, s
 			return s + n + 1, true
 		}
 	case dIMEI:
-		if n := digitRun(b, s); at(b, s+n) == '"' && (n == 14 || n == 16 || n == 15 && luhn15(b, s)) {
+		if n := digitRun(b, s); at(b, s+n) == '"' && (n == 14 || n == 16 || n == 15 && luhn15(b[s:s+15])) {
 			sp.imei = d.put(b[s : s+n])
 			return s + n + 1, true
 		}

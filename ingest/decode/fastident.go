@@ -56,13 +56,16 @@ func luhnSum(w uint64) uint64 {
 	return w * swarOnes >> 56
 }
 
-// luhn15 reports whether the 15 digits at b[i:] pass the Luhn check; b
-// holds at least 16 bytes from i (the value's closing quote). From the
+// luhn15 reports whether the 15 digits of b pass the Luhn check. From the
 // right, the check digit (index 14) is not doubled, index 13 is, and so
-// on: the odd indexes, which are the odd bytes of both words.
-func luhn15(b []byte, i int) bool {
-	w0 := binary.LittleEndian.Uint64(b[i:]) - swarZero
-	w1 := (binary.LittleEndian.Uint64(b[i+8:]) - swarZero) & (1<<56 - 1) // 7 digits, not the quote
+// on: the odd indexes, which are the odd bytes of b[0:8] and, once the
+// overlapping b[7] is shifted out, of b[7:15].
+func luhn15(b []byte) bool {
+	if len(b) != 15 {
+		return false
+	}
+	w0 := binary.LittleEndian.Uint64(b) - swarZero
+	w1 := (binary.LittleEndian.Uint64(b[7:]) - swarZero) >> 8
 	return (luhnSum(w0)+luhnSum(w1))%10 == 0
 }
 
