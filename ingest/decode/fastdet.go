@@ -22,10 +22,16 @@ import (
 // So the fast path never rejects anything, and what it accepts the generic
 // path would have accepted the same way: a reading's checks are the same
 // functions in the same order (imsiMNCLen, imeiMsg, appendMAC, the rssi
-// range, appendTech, the identifier rule), and its ts is read later by the
-// same stampOf, once the message's ts, seq and limit are known. A
-// differential test and a fuzz target hold the two paths to identical
-// results on every payload.
+// range, appendTech, the identifier rule), or word-at-a-time forms of them
+// for the usual values (fastident.go, held to them by their own tests and
+// fuzz target), and its ts is read later by the same stampOf, once the
+// message's ts, seq and limit are known. A differential test and a fuzz
+// target hold the two paths to identical results on every payload.
+//
+// A detection is read in one of two ways. Most are in the units' canonical
+// form, read by scanCanonicalDetection in straight-line code; any other
+// plain one is read key by key, each key matched first in its compact
+// form (compactDetKey) and each value first in its usual form.
 
 // fastDets are the readings scanDetections read from the current payload.
 type fastDets struct {
