@@ -11,44 +11,70 @@ import (
 	"github.com/fenceline/fenceline/internal/model"
 )
 
-// warnEvery bounds the warnings of a sink that keeps failing: the first
+// warnEvery bounds the warnings of a lane that keeps failing: the first
 // failure of an alert is logged, then at most one line per interval.
 const warnEvery = time.Minute
 
-// Run delivers pending alerts to every sink — one goroutine per sink, in
-// order per sink, retrying failures with capped, jittered backoff — until ctx
-// is done. It returns nil then; an attempt cut short by ctx is not a failure
-// and is made again on the next start. Run may be called once.
+// Run delivers pending alerts to every sink until ctx is done: per sink, one
+// lane per site, each delivered in order by a goroutine of its own (started
+// when the lane gets alerts, also those of a site new since Run began, and
+// ended when the lane is empty), retrying failures with capped, jittered
+// backoff. An alert a sink keeps failing holds back only the later alerts of
+// its site for that sink. Run returns nil once ctx is done and every lane's
+// goroutine has ended; an attempt cut short by ctx is not a failure and is
+// made again on the next start. Run may be called once.
 func (o *Outbox) Run(ctx context.Context) error {
 	if !o.running.CompareAndSwap(false, true) {
 		return errors.New("outbox: Run called twice")
 	}
 	var wg sync.WaitGroup
+	o.mu.Lock()
+	o.startLane = func(l *lane) { wg.Go(func() { o.deliverLane(ctx, l) }) }
 	for _, s := range o.sinks {
-		wg.Go(func() { o.deliverLoop(ctx, s) })
+		for _, l := range s.lanes {
+			o.wake(l)
+		}
 	}
+	o.mu.Unlock()
+	<-ctx.Done()
+	// No lane starts from now on, so that wg.Wait sees every wg.Go.
+	o.mu.Lock()
+	o.startLane = nil
+	o.mu.Unlock()
 	wg.Wait()
 	return nil
 }
 
-func (o *Outbox) deliverLoop(ctx context.Context, s *sinkState) {
-	bs, _ := s.sink.(BatchSink)
-	for ctx.Err() == nil {
+// wake starts l's delivery goroutine unless it runs already or Run is not
+// delivering. Called with o.mu held.
+func (o *Outbox) wake(l *lane) {
+	if l.active || o.startLane == nil {
+		return
+	}
+	l.active = true
+	o.startLane(l)
+}
+
+// deliverLane delivers l's entries in order until l is empty (then it
+// removes l from its sink) or ctx ends.
+func (o *Outbox) deliverLane(ctx context.Context, l *lane) {
+	bs, _ := l.s.sink.(BatchSink)
+	for {
 		o.mu.Lock()
-		e := s.peek()
-		o.mu.Unlock()
-		if e == nil {
-			select {
-			case <-ctx.Done():
-				return
-			case <-s.wake:
+		e := l.peek()
+		if e == nil || ctx.Err() != nil {
+			l.active = false
+			if e == nil {
+				delete(l.s.lanes, l.site)
 			}
-			continue
+			o.mu.Unlock()
+			return
 		}
+		o.mu.Unlock()
 		if bs != nil {
-			o.deliverBatch(ctx, s, bs)
+			o.deliverBatch(ctx, l, bs)
 		} else {
-			o.deliver(ctx, s, e)
+			o.deliver(ctx, l, e)
 		}
 	}
 }
@@ -69,40 +95,42 @@ func attemptContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return actx, func() { stop(); cancel() }
 }
 
-// deliver tries e on s until it is delivered, refused for good, or ctx ends.
-func (o *Outbox) deliver(ctx context.Context, s *sinkState, e *entry) {
+// deliver tries e, the head of l, on l's sink until it is delivered,
+// refused for good, or ctx ends.
+func (o *Outbox) deliver(ctx context.Context, l *lane, e *entry) {
 	a := e.alert
 	backoff := o.opts.MinBackoff
 	for attempt := 1; ; attempt++ {
 		actx, done := attemptContext(ctx)
-		err := s.sink.Deliver(actx, a)
+		err := l.s.sink.Deliver(actx, a)
 		done()
 		if err == nil {
-			o.delivered(s, e, attempt)
+			o.delivered(l, e, attempt)
 			return
 		}
-		if !o.failed(ctx, s, e, attempt, err, &backoff) {
+		if !o.failed(ctx, l, e, attempt, err, &backoff) {
 			return
 		}
 	}
 }
 
-// deliverBatch delivers the head of s's queue through bs, up to maxBatch
+// deliverBatch delivers the head of lane l through bs, up to maxBatch
 // alerts an attempt, until the head alert of the first attempt is
 // delivered, refused for good, or ctx ends. The alerts behind it go with it
 // in the same attempt, in order; a failure is the first undelivered
 // alert's, retried with backoff as deliver retries its alert, and alone:
 // a sink that could not tell which alerts of a batch went through (a
 // connection lost) must not send the ones that did again and again while
-// the one it keeps failing holds the queue.
-func (o *Outbox) deliverBatch(ctx context.Context, s *sinkState, bs BatchSink) {
+// the one it keeps failing holds the lane. A batch holds alerts of one site
+// only: those of one lane.
+func (o *Outbox) deliverBatch(ctx context.Context, l *lane, bs BatchSink) {
 	backoff := o.opts.MinBackoff
 	var es []*entry
 	var alerts []*model.Alert
 	size := maxBatch
 	for attempt := 1; ; attempt++ {
 		o.mu.Lock()
-		es = s.headN(es, size)
+		es = l.headN(es, size)
 		o.mu.Unlock()
 		alerts = alerts[:0]
 		for _, e := range es {
@@ -117,7 +145,7 @@ func (o *Outbox) deliverBatch(ctx context.Context, s *sinkState, bs BatchSink) {
 			if i == 0 {
 				a = attempt
 			}
-			o.delivered(s, e, a)
+			o.delivered(l, e, a)
 		}
 		if n == len(es) {
 			return
@@ -129,32 +157,33 @@ func (o *Outbox) deliverBatch(ctx context.Context, s *sinkState, bs BatchSink) {
 			attempt, backoff = 1, o.opts.MinBackoff // a new head: its first failure
 		}
 		size = 1
-		if !o.failed(ctx, s, es[n], attempt, err, &backoff) {
+		if !o.failed(ctx, l, es[n], attempt, err, &backoff) {
 			return
 		}
 	}
 }
 
-// delivered takes e, delivered to s at the attempt-th attempt, off s's
-// queue.
-func (o *Outbox) delivered(s *sinkState, e *entry, attempt int) {
-	a := e.alert
-	o.finish(s, e, false)
+// delivered takes e, delivered to l's sink at the attempt-th attempt, off
+// lane l.
+func (o *Outbox) delivered(l *lane, e *entry, attempt int) {
+	a, s := e.alert, l.s
+	o.finish(l, e, false)
 	s.m.delivered.Inc()
 	if !a.RaisedAt.IsZero() {
 		s.m.latency.Observe(time.Since(a.RaisedAt).Seconds())
 	}
 	if attempt > 1 {
-		o.log.Info("alert delivered after retries", "sink", s.name, "id", a.ID, "state", a.State, "attempts", attempt)
+		o.log.Info("alert delivered after retries", "sink", s.name, "site", a.Site, "id", a.ID, "state", a.State, "attempts", attempt)
 	}
 }
 
-// failed handles the failure err of the attempt-th attempt to deliver e to
-// s: drops e for s if err is permanent, else waits for the next attempt
-// (doubling *backoff). It reports whether to try again: false when e was
-// dropped or ctx ended (an attempt interrupted by shutdown is no failure).
-func (o *Outbox) failed(ctx context.Context, s *sinkState, e *entry, attempt int, err error, backoff *time.Duration) bool {
-	a := e.alert
+// failed handles the failure err of the attempt-th attempt to deliver e,
+// the head of lane l, to l's sink: drops e for that sink if err is
+// permanent, else waits for the next attempt (doubling *backoff). It reports
+// whether to try again: false when e was dropped or ctx ended (an attempt
+// interrupted by shutdown is no failure).
+func (o *Outbox) failed(ctx context.Context, l *lane, e *entry, attempt int, err error, backoff *time.Duration) bool {
+	a, s := e.alert, l.s
 	if ctx.Err() != nil {
 		return false
 	}
@@ -164,7 +193,7 @@ func (o *Outbox) failed(ctx context.Context, s *sinkState, e *entry, attempt int
 		o.log.Error("ALERT DROPPED for sink: permanent delivery failure",
 			"sink", s.name, "id", a.ID, "state", a.State, "rule", a.Rule, "site", a.Site,
 			"severity", a.Severity, "attempts", attempt, "err", err)
-		o.finish(s, e, true)
+		o.finish(l, e, true)
 		return false
 	}
 	wait := jitter(*backoff)
@@ -173,10 +202,14 @@ func (o *Outbox) failed(ctx context.Context, s *sinkState, e *entry, attempt int
 		// Honour the receiver's Retry-After, within our own cap.
 		wait = max(wait, min(ra.RetryAfter(), o.opts.MaxBackoff))
 	}
-	if attempt == 1 || time.Since(s.lastWarn) >= warnEvery {
-		s.lastWarn = time.Now()
-		o.log.Warn("alert delivery failed; retrying", "sink", s.name, "id", a.ID, "state", a.State,
-			"attempt", attempt, "retry_in", wait.Round(time.Millisecond), "pending", o.Pending(s.name), "err", err)
+	if attempt == 1 || time.Since(l.lastWarn) >= warnEvery {
+		l.lastWarn = time.Now()
+		o.mu.Lock()
+		pending, held := s.pending, l.len()-1
+		o.mu.Unlock()
+		o.log.Warn("alert delivery failed; retrying (later alerts of its site wait for it on this sink)",
+			"sink", s.name, "site", a.Site, "id", a.ID, "state", a.State, "attempt", attempt,
+			"retry_in", wait.Round(time.Millisecond), "held_back", held, "pending", pending, "err", err)
 	}
 	t := time.NewTimer(wait)
 	select {
@@ -198,13 +231,14 @@ func jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// finish takes e off s's queue and queues the durable record of it: a
-// delivery, or with drop a permanent refusal.
-func (o *Outbox) finish(s *sinkState, e *entry, drop bool) {
+// finish takes e, the head of lane l, off it and queues the durable record
+// of it: a delivery, or with drop a permanent refusal.
+func (o *Outbox) finish(l *lane, e *entry, drop bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	s.pop()
-	s.m.pending.Set(float64(s.len()))
+	s := l.s
+	l.pop()
+	s.m.pending.Set(float64(s.pending))
 	e.pending[s.idx] = false
 	e.left--
 	if e.left == 0 {

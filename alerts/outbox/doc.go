@@ -13,15 +13,28 @@
 //     the next start. So does a publish whose PUBACK (or a webhook whose
 //     response) was lost. Consumers deduplicate by the alert's id and state:
 //     the firing and the resolved alert of one incident share the id.
-//   - Per sink, alerts are delivered in the order they were accepted; a sink
-//     that fails holds back only its own queue (head-of-line blocking is the
-//     price of that order), never another sink's.
+//   - Per sink and per site (model.Alert.Site), alerts are delivered in the
+//     order they were accepted. Each sink has one lane per site, a FIFO
+//     delivered by a goroutine of its own: an alert a sink keeps failing
+//     (an ACL that refuses one site's topic, a webhook answering 5xx to one
+//     body) holds back the later alerts of its site for that sink
+//     (head-of-line blocking is the price of that order), never those of
+//     another site, nor another sink's. Border units subscribe per site
+//     ({prefix}/{site}/alerts/+), so the order within a site is the one
+//     that matters; alerts of different sites may reach a sink in another
+//     order than they were accepted. A lane appears when an alert of its
+//     site arrives (at Open, with what is pending for it in seq order; or
+//     later, also while Run delivers) and goes once it is empty. A
+//     BatchSink's batch is taken from one lane. Metrics stay per sink
+//     (pending is the sum over the sink's lanes); the site is no label,
+//     so that the series stay few and bounded by the configuration.
 //   - Append drops an alert whose id+state was already accepted within the
 //     last Options.DedupeWindow alerts (or is still pending): a redelivered
 //     MQTT message that raises the same alert again is not delivered twice.
 //   - A sink that returns an error wrapping ErrPermanent gives up on that
 //     alert: it is dropped for that sink only, counted and logged at error
-//     level. Any other error is retried with capped, jittered backoff forever.
+//     level, and its lane goes on with the next alert of the site. Any other
+//     error is retried with capped, jittered backoff forever.
 //   - Sinks are matched by name across restarts: an alert pending for a sink
 //     that is no longer configured is dropped for it with a log line; a sink
 //     that is new gets only alerts accepted after it was added.

@@ -209,15 +209,21 @@ var errTransient = errors.New("receiver unavailable")
 // delivers each in turn and stops at the first failure.
 type batchSink struct {
 	*fakeSink
-	sizes chan int // the size of every batch
+	sizes chan int      // the size of every batch
+	sites chan []string // the sites of every batch's alerts
 }
 
 func newBatchSink(name string) *batchSink {
-	return &batchSink{fakeSink: newFakeSink(name), sizes: make(chan int, 10000)}
+	return &batchSink{fakeSink: newFakeSink(name), sizes: make(chan int, 10000), sites: make(chan []string, 10000)}
 }
 
 func (s *batchSink) DeliverBatch(ctx context.Context, as []*model.Alert) (int, error) {
 	s.sizes <- len(as)
+	sites := make([]string, len(as))
+	for i, a := range as {
+		sites[i] = a.Site
+	}
+	s.sites <- sites
 	for i, a := range as {
 		if err := s.Deliver(ctx, a); err != nil {
 			return i, err

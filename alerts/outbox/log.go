@@ -181,7 +181,7 @@ func (o *Outbox) adopt(byseq map[uint64]*loaded) {
 		}
 		for _, s := range o.sinks {
 			if e.pending[s.idx] {
-				s.q = append(s.q, e)
+				s.push(e) // in seq order: seqs is sorted
 			}
 		}
 	}

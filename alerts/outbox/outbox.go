@@ -29,13 +29,18 @@ type Sink interface {
 	// one wrapping ErrPermanent: the sink judged the alert hopeless, and it
 	// is dropped for this sink (counted and logged at error level). The
 	// alert is shared by all sinks and must not be modified.
+	//
+	// Deliver (and DeliverBatch) is called concurrently for alerts of
+	// different sites, one call per site at a time (see Run): a sink must
+	// be safe for concurrent use.
 	Deliver(ctx context.Context, a *model.Alert) error
 }
 
 // BatchSink is a Sink that can take several alerts in one attempt, in
 // order: a broker that acknowledges each publish takes a burst of alerts
 // in one round trip, not one each. The outbox hands it up to
-// maxBatch alerts from the head of its queue.
+// maxBatch alerts from the head of one site's lane: a batch's alerts are
+// all of one site.
 type BatchSink interface {
 	Sink
 	// DeliverBatch delivers alerts in order and returns how many of them,
@@ -143,6 +148,10 @@ type Outbox struct {
 	entries map[uint64]*entry // pending alerts by seq
 	byKey   map[key]*entry    // pending alerts by id+state
 
+	// startLane starts the delivery goroutine of a lane; nil while Run is
+	// not delivering. Guarded by mu.
+	startLane func(*lane)
+
 	commitDone chan struct{}
 	running    atomic.Bool
 	maxOrdinal atomic.Uint64 // see MaxOrdinal
@@ -163,49 +172,75 @@ type appendReq struct {
 	done   func(error)
 }
 
-// sinkState is one sink's queue: the entries it still has to take, in seq
-// order. Only its delivery goroutine pops; the committer pushes.
+// sinkState is one sink: its lanes, one per site (model.Alert.Site), each
+// the entries of that site the sink still has to take, in seq order. Guarded
+// by Outbox.mu.
 type sinkState struct {
-	idx      int
-	name     string
-	sink     Sink
-	q        []*entry
-	head     int
-	wake     chan struct{} // one slot: a burst of pushes is one wake-up
-	m        sinkMetrics
-	lastWarn time.Time // of a failure log line, to keep retries from flooding the log
+	idx  int
+	name string
+	sink Sink
+	// lanes by site. A lane exists while it holds entries or its delivery
+	// goroutine runs: that goroutine removes it once it finds it empty, so
+	// an idle site costs nothing.
+	lanes   map[string]*lane
+	pending int // entries over all lanes
+	m       sinkMetrics
 }
 
-func (s *sinkState) len() int { return len(s.q) - s.head }
+// push appends e to the lane of its site, creating the lane if need be, and
+// returns the lane.
+func (s *sinkState) push(e *entry) *lane {
+	site := e.alert.Site
+	l := s.lanes[site]
+	if l == nil {
+		l = &lane{s: s, site: site}
+		s.lanes[site] = l
+	}
+	l.q = append(l.q, e)
+	s.pending++
+	return l
+}
 
-func (s *sinkState) peek() *entry {
-	if s.len() == 0 {
+// lane is one sink's queue for one site: a FIFO that one goroutine at a time
+// delivers, in order. The committer pushes, that goroutine pops; both under
+// Outbox.mu.
+type lane struct {
+	s      *sinkState
+	site   string
+	q      []*entry
+	head   int
+	active bool // a delivery goroutine owns the lane
+
+	// lastWarn is the time of the lane's last failure log line, to keep
+	// retries from flooding the log. Only the lane's goroutine uses it.
+	lastWarn time.Time
+}
+
+func (l *lane) len() int { return len(l.q) - l.head }
+
+func (l *lane) peek() *entry {
+	if l.len() == 0 {
 		return nil
 	}
-	return s.q[s.head]
+	return l.q[l.head]
 }
 
-// head returns up to n entries from the head of the queue, into dst.
-func (s *sinkState) headN(dst []*entry, n int) []*entry {
-	return append(dst[:0], s.q[s.head:s.head+min(n, s.len())]...)
+// headN returns up to n entries from the head of the lane, into dst.
+func (l *lane) headN(dst []*entry, n int) []*entry {
+	return append(dst[:0], l.q[l.head:l.head+min(n, l.len())]...)
 }
 
-func (s *sinkState) pop() {
-	s.q[s.head] = nil
-	s.head++
-	if s.head == len(s.q) {
-		s.q, s.head = s.q[:0], 0
-	} else if s.head > 1024 && s.head*2 > len(s.q) {
-		n := copy(s.q, s.q[s.head:])
-		clear(s.q[n:])
-		s.q, s.head = s.q[:n], 0
-	}
-}
-
-func (s *sinkState) notify() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
+// pop takes the head entry off the lane.
+func (l *lane) pop() {
+	l.q[l.head] = nil
+	l.head++
+	l.s.pending--
+	if l.head == len(l.q) {
+		l.q, l.head = l.q[:0], 0
+	} else if l.head > 1024 && l.head*2 > len(l.q) {
+		n := copy(l.q, l.q[l.head:])
+		clear(l.q[n:])
+		l.q, l.head = l.q[:n], 0
 	}
 }
 
@@ -239,11 +274,11 @@ func Open(dir string, sinks []Sink, opts Options, log *slog.Logger, reg promethe
 		}
 		seen[name] = true
 		o.sinks = append(o.sinks, &sinkState{
-			idx:  i,
-			name: name,
-			sink: s,
-			wake: make(chan struct{}, 1),
-			m:    o.m.forSink(name),
+			idx:   i,
+			name:  name,
+			sink:  s,
+			lanes: make(map[string]*lane),
+			m:     o.m.forSink(name),
 		})
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -275,7 +310,7 @@ func (o *Outbox) open() error {
 		return err
 	}
 	for _, s := range o.sinks {
-		s.m.pending.Set(float64(s.len()))
+		s.m.pending.Set(float64(s.pending))
 	}
 	if err := o.compact(); err != nil {
 		// A full disk (often full of the spool, which fenceline drains
@@ -286,12 +321,13 @@ func (o *Outbox) open() error {
 		o.failing.Failed(err)
 		o.log.Error("cannot rewrite the outbox log at start; retrying (alerts are not durable meanwhile)", "err", err)
 	}
-	var pending int
+	var pending, lanes int
 	for _, s := range o.sinks {
-		pending += s.len()
+		pending += s.pending
+		lanes += len(s.lanes)
 	}
 	o.log.Info("outbox opened", "dir", o.dir, "alerts_pending", len(o.entries),
-		"deliveries_pending", pending, "dedupe_keys", o.dedupe.len(), "sinks", len(o.sinks))
+		"deliveries_pending", pending, "lanes_pending", lanes, "dedupe_keys", o.dedupe.len(), "sinks", len(o.sinks))
 	return nil
 }
 
@@ -321,13 +357,14 @@ func (o *Outbox) Append(alerts []model.Alert, done func(error)) {
 	o.mu.Unlock()
 }
 
-// Pending returns how many accepted alerts the named sink has yet to take.
+// Pending returns how many accepted alerts the named sink has yet to take,
+// over all sites.
 func (o *Outbox) Pending(sink string) int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, s := range o.sinks {
 		if s.name == sink {
-			return s.len()
+			return s.pending
 		}
 	}
 	return 0
@@ -490,21 +527,16 @@ func (o *Outbox) commit(reqs []*appendReq, acks []record) error {
 			o.byKey[e.key] = e
 		}
 		for _, s := range o.sinks {
-			s.q = append(s.q, e)
+			o.wake(s.push(e))
 		}
 	}
 	for _, s := range o.sinks {
-		s.m.pending.Set(float64(s.len()))
+		s.m.pending.Set(float64(s.pending))
 	}
 	o.mu.Unlock()
 	for _, e := range accepted {
 		if e.key.id != "" {
 			o.dedupe.add(e.key)
-		}
-	}
-	if len(accepted) > 0 {
-		for _, s := range o.sinks {
-			s.notify()
 		}
 	}
 	o.m.accepted.Add(float64(len(accepted)))

@@ -462,8 +462,8 @@ func TestEngineOrdinalsAreKept(t *testing.T) {
 
 	o = openT(t, dir, []Sink{ok, held}, opts)
 	assert.Equal(t, uint64(7000), o.MaxOrdinal())
+	held.fail = nil // before Run: its lanes call fail
 	stop = run(t, o)
-	held.fail = nil
 	for _, a := range held.next(t, 3) {
 		if a.ID == pending.ID {
 			assert.Equal(t, uint64(7000), a.Ordinal, "%s re-delivered after a restart", a.ID)

@@ -6,6 +6,11 @@
 // outbox.ErrPermanent makes it give up on that alert for that sink, any
 // other error is retried. Delivery is at least once; receivers deduplicate by
 // the alert's id and state.
+//
+// The outbox delivers in order per site, each site's alerts from a goroutine
+// of their own, so a sink is called concurrently (one call per site at a
+// time): every sink here is safe for concurrent use. MQTT serialises its
+// publishes, whose delivery check needs the connection to itself.
 package sink
 
 import (

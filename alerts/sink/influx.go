@@ -13,13 +13,15 @@ import (
 // called once with nil when the point is stored (or spooled durably), or
 // with an error — one with a method Permanent() bool returning true when
 // InfluxDB refused the point for good. A non-nil return means done will not
-// be called.
+// be called. WriteAlert must be safe for concurrent use: the outbox
+// delivers the alerts of different sites at the same time.
 type AlertWriter interface {
 	WriteAlert(ctx context.Context, a *model.Alert, done func(error)) error
 }
 
 // Influx delivers alerts to InfluxDB through the storage writer, so that
-// they share its batching, retries and spool.
+// they share its batching, retries and spool. It is safe for concurrent
+// use, as its writer is.
 type Influx struct {
 	w AlertWriter
 }

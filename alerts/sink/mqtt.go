@@ -59,7 +59,9 @@ var ErrNotConfirmed = errors.New("delivery not confirmed by the MQTT broker")
 // It keeps its own client, reconnecting on its own. paho sends nothing of a
 // lost connection again (noResend): the outbox does, in order, for what was
 // not confirmed (see DeliverBatch). A publisher's session holds no
-// subscriptions, so it costs the broker next to nothing.
+// subscriptions, so it costs the broker next to nothing. Safe for
+// concurrent use: deliveries take turns on the connection (see
+// DeliverBatch).
 type MQTT struct {
 	cfg    MQTTConfig
 	log    *slog.Logger
@@ -69,6 +71,12 @@ type MQTT struct {
 	// attempt, so an epoch unchanged across a delivery says all of it went
 	// over one connection.
 	epoch atomic.Uint64
+
+	// turn is the publisher's lock, a one-slot channel so that waiting for
+	// it ends with the caller's context: the outbox delivers each site's
+	// lane from a goroutine of its own, and DeliverBatch must have the
+	// connection to itself (see there). Lanes take turns, batch by batch.
+	turn chan struct{}
 
 	mu        sync.Mutex
 	connected bool
@@ -109,6 +117,7 @@ func NewMQTT(cfg MQTTConfig, log *slog.Logger) (*MQTT, error) {
 		cfg:     cfg,
 		log:     log.With("component", "alert-sink", "sink", "mqtt"),
 		changed: make(chan struct{}),
+		turn:    make(chan struct{}, 1),
 	}
 	o := mqtt.NewClientOptions().
 		AddBroker(cfg.Broker).
@@ -230,7 +239,7 @@ func badLevel(s string) bool {
 }
 
 // Deliver publishes a at QoS 1 and waits for the broker's PUBACK (see
-// DeliverBatch).
+// DeliverBatch, with whose calls it takes turns).
 func (m *MQTT) Deliver(ctx context.Context, a *model.Alert) error {
 	_, err := m.DeliverBatch(ctx, []*model.Alert{a})
 	return err
@@ -249,9 +258,22 @@ func (m *MQTT) Deliver(ctx context.Context, a *model.Alert) error {
 // again. paho does not (noResend): a publish it re-sent on the next
 // connection would go out ahead of the refused alert, and again with the
 // outbox's retry.
+//
+// That check wants the connection to itself: another site's refused
+// publish sent during a batch would drop the connection under it, and the
+// batch's alerts, published but not confirmed, would go out again and
+// again while that site's alert keeps being refused. Calls are therefore
+// serialised (safe for concurrent use, one batch at a time); a call
+// waiting for its turn gives up when ctx ends.
 func (m *MQTT) DeliverBatch(ctx context.Context, alerts []*model.Alert) (int, error) {
 	if len(alerts) == 0 {
 		return 0, nil
+	}
+	select {
+	case m.turn <- struct{}{}:
+		defer func() { <-m.turn }()
+	case <-ctx.Done():
+		return 0, ctx.Err()
 	}
 	confirmed := 0 // alerts known to have reached the broker
 	var epoch uint64

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,10 +94,26 @@ func TestMQTTDeliverFailsWithoutBroker(t *testing.T) {
 	assert.False(t, m.Connected())
 }
 
+// Deliveries take turns on the publisher's connection (the outbox calls it
+// from one goroutine per site): one waiting for its turn gives up when its
+// context ends, as a publish does.
+func TestMQTTWaitingForTurnEndsWithContext(t *testing.T) {
+	m, err := NewMQTT(MQTTConfig{Broker: "tcp://127.0.0.1:1", ClientID: "fenceline-1-alerts"}, testLogger(t))
+	require.NoError(t, err)
+	m.turn <- struct{}{} // another site's batch under way
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	n, err := m.DeliverBatch(ctx, []*model.Alert{testAlert("waiting", model.StateFiring)})
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Zero(t, n)
+	<-m.turn
+}
+
 // subscriber is a border unit listening for alerts.
 type subscriber struct {
 	client mqtt.Client
 	msgs   chan mqtt.Message
+	seen   map[string]bool // alerts requireInOrder had
 }
 
 // subscribe connects a unit to the broker and subscribes to every site's
@@ -444,4 +461,170 @@ func TestIntegrationOutboxBrokerOutage(t *testing.T) {
 	requireContractPayload(t, during, unit.nextWithID(t, during.ID).Payload())
 	stopRun()
 	assert.Equal(t, 0, ob.Pending("mqtt"))
+}
+
+// batchObserved is the MQTT sink as the outbox sees it (a BatchSink),
+// reporting every attempt, so that a test can wait for one to fail without
+// sleeping.
+type batchObserved struct {
+	*MQTT
+	attempts chan attempt
+}
+
+// attempt is one DeliverBatch call: the alerts' ids and the result.
+type attempt struct {
+	ids []string
+	n   int
+	err error
+}
+
+func (o *batchObserved) DeliverBatch(ctx context.Context, alerts []*model.Alert) (int, error) {
+	n, err := o.MQTT.DeliverBatch(ctx, alerts)
+	at := attempt{n: n, err: err}
+	for _, a := range alerts {
+		at.ids = append(at.ids, a.ID)
+	}
+	select {
+	case o.attempts <- at:
+	default: // a test that stopped listening
+	}
+	return n, err
+}
+
+func (o *batchObserved) Deliver(ctx context.Context, a *model.Alert) error {
+	_, err := o.DeliverBatch(ctx, []*model.Alert{a})
+	return err
+}
+
+// waitFailed waits for an attempt whose first alert is id to fail.
+func (o *batchObserved) waitFailed(t *testing.T, id string) error {
+	t.Helper()
+	deadline := time.After(waitFor)
+	for {
+		select {
+		case at := <-o.attempts:
+			if len(at.ids) > 0 && at.ids[0] == id && at.n == 0 && at.err != nil {
+				return at.err
+			}
+		case <-deadline:
+			t.Fatalf("no failed attempt to deliver %s", id)
+			return nil
+		}
+	}
+}
+
+// requireInOrder requires the unit to get the alerts of ids, in that order,
+// before any other. A repeat of one it got before (delivery is at least
+// once) is skipped, and returned.
+func (s *subscriber) requireInOrder(t *testing.T, why string, ids ...string) (repeats []string) {
+	t.Helper()
+	if s.seen == nil {
+		s.seen = make(map[string]bool)
+	}
+	for i := 0; i < len(ids); {
+		got := decodeAlert(t, s.next(t).Payload()).ID
+		switch {
+		case got == ids[i]:
+			s.seen[got] = true
+			i++
+		case s.seen[got]:
+			repeats = append(repeats, got)
+		default:
+			t.Fatalf("%s: got %s, want %s (of %v)", why, got, ids[i], ids)
+		}
+	}
+	return repeats
+}
+
+// reloadBroker makes the broker read its configuration (and ACL file)
+// again, as `systemctl reload mosquitto` does: a SIGHUP to the pid it wrote
+// to pidFile (its pid_file option). Its clients stay connected.
+func reloadBroker(t *testing.T, pidFile string) {
+	t.Helper()
+	b, err := os.ReadFile(pidFile)
+	require.NoError(t, err)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	require.NoError(t, err)
+	p, err := os.FindProcess(pid)
+	require.NoError(t, err)
+	require.NoError(t, p.Signal(syscall.SIGHUP))
+}
+
+// runOutbox runs ob until the returned stop is called (or the test ends).
+func runOutbox(t *testing.T, ob *outbox.Outbox) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- ob.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-runDone:
+				require.NoError(t, err)
+			case <-time.After(waitFor):
+				t.Fatal("Run did not return")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// An ACL mistake that refuses fenceline one site's alert topic holds back
+// that site's alerts only: the outbox delivers per site, so the other
+// sites' alerts reach their units while the refused site's stay pending
+// (each attempt refused, retried), and those go out, in order, once the
+// ACL is fixed.
+func TestIntegrationOutboxACLRefusingOneSite(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	acl := filepath.Join(dir, "fenceline.acl")
+	// Topic lines before any user line are the anonymous clients'.
+	require.NoError(t, os.WriteFile(acl, []byte("topic readwrite border/#\ntopic deny border/bjm/alerts/+\n"), 0o644))
+	pidFile := filepath.Join(dir, "mosquitto.pid")
+	broker := testenv.Mosquitto(t, stack.MosquittoOptions{ExtraConfig: "acl_file " + acl + "\npid_file " + pidFile + "\n"})
+	unit := subscribe(t, broker.URL(), "station-all", false)
+	sink := &batchObserved{MQTT: newMQTTSink(t, broker.URL()), attempts: make(chan attempt, 1000)}
+	ob, err := outbox.Open(t.TempDir(), []outbox.Sink{sink},
+		outbox.Options{MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},
+		testLogger(t), prometheus.NewRegistry())
+	require.NoError(t, err)
+	defer ob.Close()
+	stop := runOutbox(t, ob)
+
+	// bjm's first: under one queue for the sink it held back every later
+	// alert, mdl's too.
+	var batch []model.Alert
+	for i := range 3 {
+		for _, site := range []string{"bjm", "mdl"} {
+			a := testAlert(fmt.Sprintf("%s-%d", site, i), model.StateFiring)
+			a.Site = site
+			batch = append(batch, *a)
+		}
+	}
+	done := make(chan error, 1)
+	ob.Append(batch, func(err error) { done <- err })
+	require.NoError(t, <-done)
+
+	repeats := unit.requireInOrder(t, "mdl's alerts go out while bjm's are refused", "mdl-0", "mdl-1", "mdl-2")
+	// Each went out once: the sink publishes one batch at a time, so no
+	// refused bjm publish drops the connection under an mdl batch (which
+	// then cannot be confirmed, and goes out again and again).
+	assert.Empty(t, repeats, "mdl's alerts delivered again")
+	err = sink.waitFailed(t, "bjm-0")
+	require.ErrorIs(t, err, ErrNotConfirmed)
+	assert.Contains(t, err.Error(), "may write border/bjm/alerts/night-phone-ruins")
+	require.Eventually(t, func() bool { return ob.Pending("mqtt") == 3 }, waitFor, 10*time.Millisecond,
+		"bjm's alerts pending, mdl's delivered: %d pending", ob.Pending("mqtt"))
+	assert.Equal(t, 3, ob.Pending("mqtt"), "bjm's alerts stay pending")
+
+	// The operator fixes the ACL and reloads mosquitto.
+	require.NoError(t, os.WriteFile(acl, []byte("topic readwrite border/#\n"), 0o644))
+	reloadBroker(t, pidFile)
+	repeats = unit.requireInOrder(t, "bjm's alerts, in order, once the ACL lets them through", "bjm-0", "bjm-1", "bjm-2")
+	assert.Empty(t, repeats, "alerts delivered again")
+	require.Eventually(t, func() bool { return ob.Pending("mqtt") == 0 }, waitFor, 10*time.Millisecond)
+	stop()
 }

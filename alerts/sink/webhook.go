@@ -43,6 +43,9 @@ const DefaultWebhookTimeout = 10 * time.Second
 // Errors never contain the secret, the body, or the URL's path and query
 // (webhook URLs often embed a token); only scheme and host, under the sink's
 // name.
+//
+// Deliver is safe for concurrent use: the outbox POSTs the alerts of
+// different sites at the same time, each site's in order.
 type Webhook struct {
 	url     string
 	where   string // scheme://host, for errors
