@@ -408,11 +408,21 @@ func (s *security) wrapSinks(influx outbox.Sink, sent ...outbox.Sink) []outbox.S
 	if s.prot == nil {
 		return append([]outbox.Sink{influx}, sent...)
 	}
-	out := []outbox.Sink{viewSink{influx, s.prot.StoredAlert}}
+	out := []outbox.Sink{viewOf(influx, s.prot.StoredAlert)}
 	for _, k := range sent {
-		out = append(out, viewSink{k, s.prot.SentAlert})
+		out = append(out, viewOf(k, s.prot.SentAlert))
 	}
 	return out
+}
+
+// viewOf is k delivering view's copy of each alert; a BatchSink stays one
+// (the MQTT sink takes a burst of alerts in one round trip, not one each).
+func viewOf(k outbox.Sink, view func(*model.Alert) *model.Alert) outbox.Sink {
+	v := viewSink{k, view}
+	if b, ok := k.(outbox.BatchSink); ok {
+		return batchViewSink{v, b}
+	}
+	return v
 }
 
 // viewSink delivers a transformed copy of each alert; its name is the
@@ -424,6 +434,20 @@ type viewSink struct {
 
 func (v viewSink) Deliver(ctx context.Context, a *model.Alert) error {
 	return v.Sink.Deliver(ctx, v.view(a))
+}
+
+// batchViewSink is a viewSink of a BatchSink.
+type batchViewSink struct {
+	viewSink
+	batch outbox.BatchSink
+}
+
+func (v batchViewSink) DeliverBatch(ctx context.Context, alerts []*model.Alert) (int, error) {
+	views := make([]*model.Alert, len(alerts))
+	for i, a := range alerts {
+		views[i] = v.view(a)
+	}
+	return v.batch.DeliverBatch(ctx, views)
 }
 
 // problemsForLog names where each problem of a refused reload is, and what

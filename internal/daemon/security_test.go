@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fenceline/fenceline/alerts/outbox"
 	"github.com/fenceline/fenceline/alerts/sink"
 	"github.com/fenceline/fenceline/config"
 	"github.com/fenceline/fenceline/internal/model"
@@ -257,6 +258,45 @@ func TestSinkViews(t *testing.T) {
 			require.Equal(t, imsi, a.Subject.Value, "the shared alert is not modified")
 		})
 	}
+}
+
+// batchRecordSink is a recordSink that takes batches too.
+type batchRecordSink struct {
+	recordSink
+	batches int
+}
+
+func (s *batchRecordSink) DeliverBatch(ctx context.Context, alerts []*model.Alert) (int, error) {
+	s.batches++
+	for _, a := range alerts {
+		s.got = append(s.got, *a)
+	}
+	return len(alerts), nil
+}
+
+// A sink that takes batches (MQTT: a burst of alerts in one round trip)
+// still does with privacy on, each alert in its view.
+func TestSinkViewsKeepBatches(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	prot, err := protect.New(protect.Options{Identifiers: true, AlertSubjects: protect.SubjectsHashed}, key)
+	require.NoError(t, err)
+	h, err := protect.NewHasher(key)
+	require.NoError(t, err)
+	mqttSink := &batchRecordSink{recordSink: recordSink{name: "mqtt"}}
+	sinks := (&security{prot: prot}).wrapSinks(&recordSink{name: "influx"}, mqttSink)
+	_, ok := sinks[0].(outbox.BatchSink)
+	require.False(t, ok, "a sink that does not batch does not start to")
+	b, ok := sinks[1].(outbox.BatchSink)
+	require.True(t, ok, "the MQTT sink lost its batches behind the privacy view")
+	alerts := []*model.Alert{
+		{ID: "a1", Subject: model.Subject{Kind: "imsi", Value: "428991234567890"}},
+		{ID: "a2", Subject: model.Subject{Kind: "imsi", Value: "428991234567891"}},
+	}
+	n, err := b.DeliverBatch(context.Background(), alerts)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	require.Equal(t, 1, mqttSink.batches)
+	require.Equal(t, h.Hash("imsi", "428991234567891"), mqttSink.got[1].Subject.Value)
 }
 
 func TestProblemsForLog(t *testing.T) {
