@@ -63,9 +63,10 @@ var ErrNotConfirmed = errors.New("delivery not confirmed by the MQTT broker")
 // concurrent use: deliveries take turns on the connection (see
 // DeliverBatch).
 type MQTT struct {
-	cfg    MQTTConfig
-	log    *slog.Logger
-	client mqtt.Client
+	cfg     MQTTConfig
+	log     *slog.Logger
+	client  mqtt.Client
+	connect mqtt.Token // Start's: done once connected, or given up after Close
 
 	// epoch counts the reconnections: paho calls its handler before each
 	// attempt, so an epoch unchanged across a delivery says all of it went
@@ -158,13 +159,18 @@ func (m *MQTT) Name() string { return "mqtt" }
 // startup must not keep the daemon from starting, the outbox holds the
 // alerts until it is back.
 func (m *MQTT) Start() {
-	m.client.Connect()
+	m.connect = m.client.Connect()
 }
 
-// Close disconnects, waiting briefly for publishes in flight.
+// Close disconnects, waiting briefly for publishes in flight, and for
+// paho's first connection attempts to notice (a broker never reached: they
+// retry every second until they see the client disconnected).
 func (m *MQTT) Close() {
 	m.client.Disconnect(250)
 	m.setConnected(false)
+	if m.connect != nil {
+		m.connect.WaitTimeout(2 * time.Second)
+	}
 }
 
 // Connected reports whether the publisher has a connection to the broker.
