@@ -107,6 +107,9 @@ type Ruleset struct {
 	Watchlists map[string]*watchlist.List
 	Rules      []*Rule
 
+	// lists are the watchlists, each at the index its rules' watchSlot
+	// give: the engine remembers a reading's match per list there.
+	lists    []*watchlist.List
 	bySource [numSources][]*Rule
 	opts     Options
 	sites    map[string]bool // the sites of the registered devices, while compiling
@@ -128,6 +131,7 @@ type Rule struct {
 	zoneSet     map[*zone.Zone]int32 // index in zones
 	watch       *watchlist.List
 	watchID     watchIdent // which identifier of a reading watch holds
+	watchSlot   int        // index of watch in the ruleset's lists
 	sched       *schedule
 	when        *vm.Program
 	whenFast    whenFunc // when, as closures, if it is simple enough (see whenfast.go)
@@ -247,6 +251,7 @@ func Compile(r *config.Rules, opts Options) (*Ruleset, config.Problems) {
 		ps = append(ps, wps...)
 		if l != nil {
 			rs.Watchlists[name] = l
+			rs.lists = append(rs.lists, l)
 		}
 	}
 
@@ -411,6 +416,7 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 		default:
 			rule.watch = l
 			rule.watchID = watchIdentOf(l.Kind)
+			rule.watchSlot = slices.Index(rs.lists, l)
 			fp.Watchlist = &ws
 			if ws.File != "" {
 				fp.WatchlistFile = l.Digest()

@@ -62,11 +62,13 @@ type Engine struct {
 	// source and zone, the indexes (in bySource) of the rules with zones
 	// that name it, and noPos the rules of a reading without a position.
 	// All three are rebuilt by install.
-	views     *viewCache
-	zoneIdx   [numSources]map[*zone.Zone][]int32
-	noPos     [numSources]zoneView
-	marks     []bool
-	watched   []watchHit
+	views   *viewCache
+	zoneIdx [numSources]map[*zone.Zone][]int32
+	noPos   [numSources]zoneView
+	marks   []bool
+	// watchMemo holds the current reading's match against each watchlist,
+	// by watchSlot: several rules often share one list.
+	watchMemo []watchMatch
 	clocks    [4]localClock
 	nextClock int
 	inside    []string
@@ -167,6 +169,7 @@ func (e *Engine) install(rs *Ruleset, keep map[string]*ruleState) {
 		}
 	}
 	e.views = new(viewCache) // the zones or the rules may have changed
+	e.watchMemo = make([]watchMatch, len(rs.lists))
 }
 
 // zonedRule reports whether a rule runs only on readings inside its zones:
@@ -291,7 +294,7 @@ func (e *Engine) devicePos(id string, d *model.Device) (model.Point, bool) {
 // schedule, then `when`.
 func (e *Engine) evalReading(r *reading, now time.Time, out []model.Alert) []model.Alert {
 	e.envs = e.envs[:0]
-	e.watched = e.watched[:0]
+	clear(e.watchMemo)
 	e.normSet = 0
 	e.sidMemo.n = 0
 	// Only the rules that apply here are visited: rules with zones are
@@ -308,6 +311,9 @@ func (e *Engine) evalReading(r *reading, now time.Time, out []model.Alert) []mod
 		if rule.Kind == KindEnter || rule.Kind == KindExit {
 			out = e.applyFence(st, r, now, out)
 			continue
+		}
+		if rule.watch != nil && e.watchMemo[rule.watchSlot] == watchMiss {
+			continue // an earlier rule found the reading off the list
 		}
 		subj, ok := e.subjectOf(rule, r)
 		if !ok {
@@ -526,7 +532,7 @@ func (e *Engine) subjectOf(rule *Rule, r *reading) (model.Subject, bool) {
 			case watchMAC:
 				v = d.MAC
 			}
-			if v == "" || !e.match(rule.watch, rule.watchID, v) {
+			if v == "" || !e.match(rule, v) {
 				return model.Subject{}, false
 			}
 			return model.Subject{Kind: rule.watch.Kind, Value: v}, true
@@ -548,7 +554,7 @@ func (e *Engine) subjectOf(rule *Rule, r *reading) (model.Subject, bool) {
 			}
 			return model.Subject{Kind: "plate", Value: model.NoPlate}, true
 		}
-		if rule.watch != nil && !e.match(rule.watch, watchPlate, p) {
+		if rule.watch != nil && !e.match(rule, p) {
 			return model.Subject{}, false
 		}
 		return model.Subject{Kind: "plate", Value: p}, true
@@ -560,29 +566,36 @@ func (e *Engine) subjectOf(rule *Rule, r *reading) (model.Subject, bool) {
 	return model.Subject{}, false
 }
 
-// match is l.Match(v), v being the reading's identifier of kind id,
-// remembered for the current reading: several rules often share one list,
-// and lists of one kind share the normal form of the reading's identifier
-// of that kind (the normaliser is the kind's), which is worked out once.
-func (e *Engine) match(l *watchlist.List, id watchIdent, v string) bool {
-	for _, w := range e.watched {
-		if w.l == l {
-			return w.ok
-		}
+// match is rule.watch.Match(v), v being the reading's identifier of the
+// kind the list holds, remembered for the current reading: several rules
+// often share one list, and lists of one kind share the normal form of the
+// reading's identifier of that kind (the normaliser is the kind's), which
+// is worked out once.
+func (e *Engine) match(rule *Rule, v string) bool {
+	m := &e.watchMemo[rule.watchSlot]
+	if *m != watchUnknown {
+		return *m == watchHit
 	}
+	id := rule.watchID
 	if e.normSet&(1<<id) == 0 {
-		e.norms[id], _ = l.Normalise(v) // "" when v cannot be of the kind: matches nothing
+		e.norms[id], _ = rule.watch.Normalise(v) // "" when v cannot be of the kind: matches nothing
 		e.normSet |= 1 << id
 	}
-	ok := l.MatchNormal(e.norms[id])
-	e.watched = append(e.watched, watchHit{l: l, ok: ok})
-	return ok
+	*m = watchMiss
+	if rule.watch.MatchNormal(e.norms[id]) {
+		*m = watchHit
+	}
+	return *m == watchHit
 }
 
-type watchHit struct {
-	l  *watchlist.List
-	ok bool
-}
+// watchMatch is a reading's match against one watchlist, once looked up.
+type watchMatch uint8
+
+const (
+	watchUnknown watchMatch = iota
+	watchHit
+	watchMiss
+)
 
 // watchIdent is which of a reading's identifiers a watchlist holds, worked
 // out when the rule is compiled rather than from the list's kind (a

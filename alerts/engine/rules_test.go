@@ -1436,7 +1436,9 @@ func TestWarnEveryCountsWhatItHolds(t *testing.T) {
 }
 
 // Lists of one kind share the reading's normal form (the engine normalises
-// it once per reading): each list still answers for itself, and the next
+// it once per reading), and rules of one list its answer (the rules after
+// the first are skipped when the reading is not on it): each list still
+// answers for itself, every rule of a list it is on fires, and the next
 // reading is not answered from the previous one's.
 func TestWatchlistsOfOneKind(t *testing.T) {
 	rs, ps := compileYAML(t, `
@@ -1448,6 +1450,7 @@ watchlists:
 rules:
   - {id: foreign-sim, kind: presence, source: phone, watchlist: foreign}
   - {id: wanted-sim, kind: presence, source: phone, watchlist: wanted}
+  - {id: foreign-sim-too, kind: presence, source: phone, watchlist: foreign}
 `)
 	require.Empty(t, ps)
 	e := newEngine(t, rs)
@@ -1458,8 +1461,9 @@ rules:
 		fired[a.Rule] = append(fired[a.Rule], a.Subject.Value)
 	}
 	assert.Equal(t, map[string][]string{
-		"foreign-sim": {"428991234567890", "428990000000001"},
-		"wanted-sim":  {"460001234567890"},
+		"foreign-sim":     {"428991234567890", "428990000000001"},
+		"wanted-sim":      {"460001234567890"},
+		"foreign-sim-too": {"428991234567890", "428990000000001"},
 	}, fired)
 }
 
