@@ -192,9 +192,8 @@ func canonical(s model.Subject) model.Subject {
 	return s
 }
 
-// lookup returns the id of s, if interned.
+// lookup returns the id of s, in its canonical form, if interned.
 func (t *subjectTable) lookup(s model.Subject) (subjectID, bool) {
-	s = canonical(s)
 	if k := subjectKind(s.Kind); k >= 0 {
 		id, ok := t.byKind[k][s.Value]
 		return id, ok
@@ -203,7 +202,9 @@ func (t *subjectTable) lookup(s model.Subject) (subjectID, bool) {
 	return id, ok
 }
 
-// intern returns the id of s, interning a copy of it if needed.
+// intern returns the id of s, in its canonical form (id's callers have
+// put it in it once: a plate's takes a scan of its runes), interning a copy
+// of it if needed.
 func (t *subjectTable) intern(s model.Subject) subjectID {
 	if id, ok := t.lookup(s); ok {
 		return id
