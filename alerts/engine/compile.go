@@ -109,10 +109,12 @@ type Ruleset struct {
 
 	// lists are the watchlists, each at the index its rules' watchSlot
 	// give: the engine remembers a reading's match per list there.
-	lists    []*watchlist.List
-	bySource [numSources][]*Rule
-	opts     Options
-	sites    map[string]bool // the sites of the registered devices, while compiling
+	lists []*watchlist.List
+	// sharedWhens is the number of whenSlots given.
+	sharedWhens int
+	bySource    [numSources][]*Rule
+	opts        Options
+	sites       map[string]bool // the sites of the registered devices, while compiling
 }
 
 // Rule is one compiled rule.
@@ -136,7 +138,14 @@ type Rule struct {
 	when        *vm.Program
 	whenFast    whenFunc // when, as closures, if it is simple enough (see whenfast.go)
 	whenZone    bool     // the expression reads `zone`
-	notify      []string
+	// whenSlot is the index, among the ruleset's conditions that can be
+	// shared, of this rule's, or -1: rules of one source with the same
+	// condition, evaluated as closures (which cannot fail at run time: no
+	// error metric or log to count per rule) and without `zone` (the same
+	// answer in every zone), get the same answer on a reading, which the
+	// engine works out once (see whenIn).
+	whenSlot int
+	notify   []string
 	// devKind limits a silence rule to devices of one kind ("" = all).
 	devKind model.Kind
 
@@ -273,6 +282,21 @@ func Compile(r *config.Rules, opts Options) (*Ruleset, config.Problems) {
 			rs.Rules = append(rs.Rules, rule)
 		}
 	}
+	whenSlots := map[string]int{}
+	for _, rule := range rs.Rules {
+		rule.whenSlot = -1
+		if rule.whenFast == nil || rule.whenZone {
+			continue
+		}
+		k := rule.Source.String() + "\x00" + rule.Spec.When
+		s, ok := whenSlots[k]
+		if !ok {
+			s = len(whenSlots)
+			whenSlots[k] = s
+		}
+		rule.whenSlot = s
+	}
+	rs.sharedWhens = len(whenSlots)
 	if len(ps) > 0 {
 		return nil, r.Locate(ps)
 	}

@@ -68,7 +68,10 @@ type Engine struct {
 	marks   []bool
 	// watchMemo holds the current reading's match against each watchlist,
 	// by watchSlot: several rules often share one list.
-	watchMemo []watchMatch
+	watchMemo []answer
+	// whenMemo holds the current reading's answer to each condition that
+	// several rules share, by whenSlot (see Rule.whenSlot).
+	whenMemo  []answer
 	clocks    [4]localClock
 	nextClock int
 	inside    []string
@@ -169,7 +172,8 @@ func (e *Engine) install(rs *Ruleset, keep map[string]*ruleState) {
 		}
 	}
 	e.views = new(viewCache) // the zones or the rules may have changed
-	e.watchMemo = make([]watchMatch, len(rs.lists))
+	e.watchMemo = make([]answer, len(rs.lists))
+	e.whenMemo = make([]answer, rs.sharedWhens)
 }
 
 // zonedRule reports whether a rule runs only on readings inside its zones:
@@ -295,6 +299,7 @@ func (e *Engine) devicePos(id string, d *model.Device) (model.Point, bool) {
 func (e *Engine) evalReading(r *reading, now time.Time, out []model.Alert) []model.Alert {
 	e.envs = e.envs[:0]
 	clear(e.watchMemo)
+	clear(e.whenMemo)
 	e.normSet = 0
 	e.sidMemo.n = 0
 	// Only the rules that apply here are visited: rules with zones are
@@ -312,7 +317,7 @@ func (e *Engine) evalReading(r *reading, now time.Time, out []model.Alert) []mod
 			out = e.applyFence(st, r, now, out)
 			continue
 		}
-		if rule.watch != nil && e.watchMemo[rule.watchSlot] == watchMiss {
+		if rule.watch != nil && e.watchMemo[rule.watchSlot] == no {
 			continue // an earlier rule found the reading off the list
 		}
 		subj, ok := e.subjectOf(rule, r)
@@ -453,7 +458,18 @@ func (e *Engine) when(st *ruleState, r *reading, z *zone.Zone) bool {
 // whenIn evaluates the rule's expression on r with zone zid.
 func (e *Engine) whenIn(st *ruleState, r *reading, zid string) bool {
 	if f := st.rule.whenFast; f != nil {
-		return f(r, zid)
+		s := st.rule.whenSlot
+		if s < 0 {
+			return f(r, zid)
+		}
+		m := &e.whenMemo[s]
+		if *m == notAsked {
+			*m = no
+			if f(r, zid) {
+				*m = yes
+			}
+		}
+		return *m == yes
 	}
 	var env any
 	for i := range e.envs {
@@ -573,28 +589,28 @@ func (e *Engine) subjectOf(rule *Rule, r *reading) (model.Subject, bool) {
 // is worked out once.
 func (e *Engine) match(rule *Rule, v string) bool {
 	m := &e.watchMemo[rule.watchSlot]
-	if *m != watchUnknown {
-		return *m == watchHit
+	if *m != notAsked {
+		return *m == yes
 	}
 	id := rule.watchID
 	if e.normSet&(1<<id) == 0 {
 		e.norms[id], _ = rule.watch.Normalise(v) // "" when v cannot be of the kind: matches nothing
 		e.normSet |= 1 << id
 	}
-	*m = watchMiss
+	*m = no
 	if rule.watch.MatchNormal(e.norms[id]) {
-		*m = watchHit
+		*m = yes
 	}
-	return *m == watchHit
+	return *m == yes
 }
 
-// watchMatch is a reading's match against one watchlist, once looked up.
-type watchMatch uint8
+// answer is a yes-or-no answer about the current reading, once worked out.
+type answer uint8
 
 const (
-	watchUnknown watchMatch = iota
-	watchHit
-	watchMiss
+	notAsked answer = iota
+	yes
+	no
 )
 
 // watchIdent is which of a reading's identifiers a watchlist holds, worked

@@ -2,12 +2,14 @@ package engine
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/expr-lang/expr"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fenceline/fenceline/config"
@@ -108,4 +110,40 @@ rules:
 	require.Contains(t, log.String(), "rule condition failed")
 	require.Contains(t, log.String(), "<withheld>")
 	require.NotContains(t, log.String(), "蒙B7K3Q2")
+}
+
+// Rules with the same condition share its answer on a reading (the engine
+// works it out once): each reading of a message still gets its own, and a
+// rule with another condition, or one that reads `zone`, its own.
+func TestSharedConditionAnsweredPerReading(t *testing.T) {
+	rs, ps := compileYAML(t, `
+devices:
+  - {id: CP-A, kind: checkpoint, site: mdl, lat: 42.30, lon: 110.15}
+rules:
+  - {id: fast-a, kind: presence, source: vehicle, cooldown: 0s, when: 'speed_kmh > 120'}
+  - {id: slow, kind: presence, source: vehicle, cooldown: 0s, when: 'speed_kmh <= 120'}
+  - {id: fast-b, kind: presence, source: vehicle, cooldown: 0s, when: 'speed_kmh > 120'}
+  - {id: no-zone, kind: presence, source: vehicle, cooldown: 0s, when: 'speed_kmh > 120 && zone == ""'}
+`)
+	require.Empty(t, ps)
+	shared := map[string]int{}
+	for _, r := range rs.Rules {
+		shared[r.ID] = r.whenSlot
+	}
+	assert.Equal(t, map[string]int{"fast-a": 0, "slow": 1, "fast-b": 0, "no-zone": -1}, shared)
+	e := newEngine(t, rs)
+	b := e.pass("CP-A", at(12, 0), cp07, model.Pass{Plate: "蒙B00001", SpeedKmh: model.Some(150)})
+	for i, kmh := range []float64{90, 130} {
+		b.Passes = append(b.Passes, model.Pass{Stamp: model.Stamp{Time: b.Time, Index: i + 1}, Loc: cp07,
+			Plate: fmt.Sprintf("蒙B0000%d", i+2), SpeedKmh: model.Some(kmh)})
+	}
+	var fired []string
+	for _, a := range e.eval(b) {
+		fired = append(fired, a.Rule+" "+a.Subject.Value)
+	}
+	assert.Equal(t, []string{
+		"fast-a 蒙B00001", "fast-b 蒙B00001", "no-zone 蒙B00001",
+		"slow 蒙B00002",
+		"fast-a 蒙B00003", "fast-b 蒙B00003", "no-zone 蒙B00003",
+	}, fired)
 }
