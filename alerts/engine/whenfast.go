@@ -30,23 +30,32 @@ const (
 	kindBool
 )
 
-// operand is a field or literal: its kind and the getter of its kind.
+// operand is a field or literal: its kind and the getter of its kind, and
+// for a literal its value too (a comparison with a literal reads it
+// directly rather than call its getter: each call is a good part of a
+// condition's time).
 type operand struct {
 	kind valueKind
 	str  func(r *reading, zone string) string
 	f64  func(r *reading, zone string) float64
 	i64  func(r *reading, zone string) int64
 	b    func(r *reading, zone string) bool
+
+	lit  bool
+	strV string
+	f64V float64
+	i64V int64
 }
 
 // asFloat reads a numeric operand as float64, as expr compares an int
 // with a float.
-func (o operand) asFloat() func(r *reading, zone string) float64 {
-	if o.kind == kindInt {
-		i := o.i64
-		return func(r *reading, z string) float64 { return float64(i(r, z)) }
+func (o operand) asFloat() operand {
+	if o.kind != kindInt {
+		return o
 	}
-	return o.f64
+	i := o.i64
+	return operand{kind: kindFloat, f64: func(r *reading, z string) float64 { return float64(i(r, z)) },
+		lit: o.lit, f64V: float64(o.i64V)}
 }
 
 // compileFast returns the closures of a condition, or nil when it holds
@@ -114,16 +123,53 @@ func fastCompare(op string, ln, rn ast.Node, s Source) (whenFunc, bool) {
 	numeric := func(k valueKind) bool { return k == kindInt || k == kindFloat }
 	switch {
 	case l.kind == kindString && r.kind == kindString:
-		return compareOrdered(op, l.str, r.str) // bytewise, as expr compares strings
+		return compareOperands(op, l, r, l.str, r.str, l.strV, r.strV) // bytewise, as expr compares strings
 	case l.kind == kindInt && r.kind == kindInt:
-		return compareOrdered(op, l.i64, r.i64)
+		return compareOperands(op, l, r, l.i64, r.i64, l.i64V, r.i64V)
 	case numeric(l.kind) && numeric(r.kind):
-		return compareOrdered(op, l.asFloat(), r.asFloat())
+		l, r := l.asFloat(), r.asFloat()
+		return compareOperands(op, l, r, l.f64, r.f64, l.f64V, r.f64V)
 	case l.kind == kindBool && r.kind == kindBool && (op == "==" || op == "!="):
 		lb, rb, eq := l.b, r.b, op == "=="
 		return func(rd *reading, z string) bool { return (lb(rd, z) == rb(rd, z)) == eq }, true
 	}
 	return nil, false // mixed kinds: expr decides (== is false, < an error)
+}
+
+// compareOperands compiles `l op r`, lg and rg being their getters and lv
+// and rv their values if literals: a field against a literal compares with
+// the value (`5 < x` as `x > 5`).
+func compareOperands[T cmp.Ordered](op string, l, r operand, lg, rg func(*reading, string) T, lv, rv T) (whenFunc, bool) {
+	switch {
+	case r.lit && !l.lit:
+		return compareWith(op, lg, rv)
+	case l.lit && !r.lit:
+		return compareWith(mirrored[op], rg, lv)
+	}
+	return compareOrdered(op, lg, rg)
+}
+
+// mirrored is the operator that compares the other way round: `a op b` is
+// `b mirrored[op] a`.
+var mirrored = map[string]string{"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+// compareWith compiles `l op v`, v a literal.
+func compareWith[T cmp.Ordered](op string, l func(*reading, string) T, v T) (whenFunc, bool) {
+	switch op {
+	case "==":
+		return func(rd *reading, z string) bool { return l(rd, z) == v }, true
+	case "!=":
+		return func(rd *reading, z string) bool { return l(rd, z) != v }, true
+	case "<":
+		return func(rd *reading, z string) bool { return l(rd, z) < v }, true
+	case "<=":
+		return func(rd *reading, z string) bool { return l(rd, z) <= v }, true
+	case ">":
+		return func(rd *reading, z string) bool { return l(rd, z) > v }, true
+	case ">=":
+		return func(rd *reading, z string) bool { return l(rd, z) >= v }, true
+	}
+	return nil, false
 }
 
 func compareOrdered[T cmp.Ordered](op string, l, r func(*reading, string) T) (whenFunc, bool) {
@@ -151,13 +197,13 @@ func operandOf(n ast.Node, s Source) (operand, bool) {
 		return fieldOperand(n.Value, s)
 	case *ast.StringNode:
 		v := n.Value
-		return operand{kind: kindString, str: func(*reading, string) string { return v }}, true
+		return operand{kind: kindString, str: func(*reading, string) string { return v }, lit: true, strV: v}, true
 	case *ast.IntegerNode:
 		v := int64(n.Value)
-		return operand{kind: kindInt, i64: func(*reading, string) int64 { return v }}, true
+		return operand{kind: kindInt, i64: func(*reading, string) int64 { return v }, lit: true, i64V: v}, true
 	case *ast.FloatNode:
 		v := n.Value
-		return operand{kind: kindFloat, f64: func(*reading, string) float64 { return v }}, true
+		return operand{kind: kindFloat, f64: func(*reading, string) float64 { return v }, lit: true, f64V: v}, true
 	case *ast.BoolNode:
 		v := n.Value
 		return operand{kind: kindBool, b: func(*reading, string) bool { return v }}, true
@@ -168,20 +214,23 @@ func operandOf(n ast.Node, s Source) (operand, bool) {
 	return operand{}, false
 }
 
-func strField(f func(r *reading) string) (operand, bool) {
-	return operand{kind: kindString, str: func(r *reading, _ string) string { return f(r) }}, true
+// The getters of fields take the zone they ignore, so that a condition
+// calls them directly rather than through a wrapper.
+
+func strField(f func(r *reading, _ string) string) (operand, bool) {
+	return operand{kind: kindString, str: f}, true
 }
 
-func floatField(f func(r *reading) float64) (operand, bool) {
-	return operand{kind: kindFloat, f64: func(r *reading, _ string) float64 { return f(r) }}, true
+func floatField(f func(r *reading, _ string) float64) (operand, bool) {
+	return operand{kind: kindFloat, f64: f}, true
 }
 
-func intField(f func(r *reading) int64) (operand, bool) {
-	return operand{kind: kindInt, i64: func(r *reading, _ string) int64 { return f(r) }}, true
+func intField(f func(r *reading, _ string) int64) (operand, bool) {
+	return operand{kind: kindInt, i64: f}, true
 }
 
-func boolField(f func(r *reading) bool) (operand, bool) {
-	return operand{kind: kindBool, b: func(r *reading, _ string) bool { return f(r) }}, true
+func boolField(f func(r *reading, _ string) bool) (operand, bool) {
+	return operand{kind: kindBool, b: f}, true
 }
 
 // fieldOperand is the field named name in the environment of source s, read
@@ -189,114 +238,114 @@ func boolField(f func(r *reading) bool) (operand, bool) {
 func fieldOperand(name string, s Source) (operand, bool) {
 	switch name {
 	case "site":
-		return strField(func(r *reading) string { return r.b.Site })
+		return strField(func(r *reading, _ string) string { return r.b.Site })
 	case "device":
-		return strField(func(r *reading) string { return r.b.Meta.Device })
+		return strField(func(r *reading, _ string) string { return r.b.Meta.Device })
 	case "kind":
-		return strField(func(r *reading) string { return string(r.b.Kind) })
+		return strField(func(r *reading, _ string) string { return string(r.b.Kind) })
 	case "zone":
 		return operand{kind: kindString, str: func(_ *reading, z string) string { return z }}, true
 	case "lat":
-		return floatField(func(r *reading) float64 { return r.p.Lat })
+		return floatField(func(r *reading, _ string) float64 { return r.p.Lat })
 	case "lon":
-		return floatField(func(r *reading) float64 { return r.p.Lon })
+		return floatField(func(r *reading, _ string) float64 { return r.p.Lon })
 	}
 	switch s {
 	case SourcePhone:
 		switch name {
 		case "imsi":
-			return strField(func(r *reading) string { return r.det.IMSI })
+			return strField(func(r *reading, _ string) string { return r.det.IMSI })
 		case "imei":
-			return strField(func(r *reading) string { return r.det.IMEI })
+			return strField(func(r *reading, _ string) string { return r.det.IMEI })
 		case "mac":
-			return strField(func(r *reading) string { return r.det.MAC })
+			return strField(func(r *reading, _ string) string { return r.det.MAC })
 		case "mcc":
-			return strField(func(r *reading) string { return r.det.MCC })
+			return strField(func(r *reading, _ string) string { return r.det.MCC })
 		case "mnc":
-			return strField(func(r *reading) string { return r.det.MNC })
+			return strField(func(r *reading, _ string) string { return r.det.MNC })
 		case "operator":
-			return strField(func(r *reading) string { return r.det.Operator })
+			return strField(func(r *reading, _ string) string { return r.det.Operator })
 		case "rssi":
-			return floatField(func(r *reading) float64 { return float64(r.det.RSSI.V) })
+			return floatField(func(r *reading, _ string) float64 { return float64(r.det.RSSI.V) })
 		case "tech":
-			return strField(func(r *reading) string { return r.det.Tech })
+			return strField(func(r *reading, _ string) string { return r.det.Tech })
 		case "has_rssi":
-			return boolField(func(r *reading) bool { return r.det.RSSI.OK })
+			return boolField(func(r *reading, _ string) bool { return r.det.RSSI.OK })
 		}
 	case SourceVehicle:
 		switch name {
 		case "plate":
-			return strField(func(r *reading) string { return r.pass.Plate })
+			return strField(func(r *reading, _ string) string { return r.pass.Plate })
 		case "plate_color":
-			return strField(func(r *reading) string { return r.pass.PlateColor })
+			return strField(func(r *reading, _ string) string { return r.pass.PlateColor })
 		case "vehicle_type":
-			return strField(func(r *reading) string { return r.pass.VehicleType })
+			return strField(func(r *reading, _ string) string { return r.pass.VehicleType })
 		case "vehicle_color":
-			return strField(func(r *reading) string { return r.pass.VehicleColor })
+			return strField(func(r *reading, _ string) string { return r.pass.VehicleColor })
 		case "speed_kmh":
-			return floatField(func(r *reading) float64 { return r.pass.SpeedKmh.V })
+			return floatField(func(r *reading, _ string) float64 { return r.pass.SpeedKmh.V })
 		case "lane":
-			return intField(func(r *reading) int64 { return r.pass.Lane.V })
+			return intField(func(r *reading, _ string) int64 { return r.pass.Lane.V })
 		case "direction":
-			return strField(func(r *reading) string { return r.pass.Direction })
+			return strField(func(r *reading, _ string) string { return r.pass.Direction })
 		case "heading":
-			return floatField(func(r *reading) float64 { return r.pass.Heading.V })
+			return floatField(func(r *reading, _ string) float64 { return r.pass.Heading.V })
 		case "confidence":
-			return floatField(func(r *reading) float64 { return r.pass.Confidence.V })
+			return floatField(func(r *reading, _ string) float64 { return r.pass.Confidence.V })
 		case "image":
-			return strField(func(r *reading) string { return r.pass.Image })
+			return strField(func(r *reading, _ string) string { return r.pass.Image })
 		case "has_speed_kmh":
-			return boolField(func(r *reading) bool { return r.pass.SpeedKmh.OK })
+			return boolField(func(r *reading, _ string) bool { return r.pass.SpeedKmh.OK })
 		case "has_lane":
-			return boolField(func(r *reading) bool { return r.pass.Lane.OK })
+			return boolField(func(r *reading, _ string) bool { return r.pass.Lane.OK })
 		case "has_heading":
-			return boolField(func(r *reading) bool { return r.pass.Heading.OK })
+			return boolField(func(r *reading, _ string) bool { return r.pass.Heading.OK })
 		case "has_confidence":
-			return boolField(func(r *reading) bool { return r.pass.Confidence.OK })
+			return boolField(func(r *reading, _ string) bool { return r.pass.Confidence.OK })
 		}
 	case SourcePatrol:
 		switch name {
 		case "speed_kmh":
-			return floatField(func(r *reading) float64 { return r.pos.SpeedKmh.V })
+			return floatField(func(r *reading, _ string) float64 { return r.pos.SpeedKmh.V })
 		case "heading":
-			return floatField(func(r *reading) float64 { return r.pos.Heading.V })
+			return floatField(func(r *reading, _ string) float64 { return r.pos.Heading.V })
 		case "accuracy_m":
-			return floatField(func(r *reading) float64 { return r.pos.AccuracyM.V })
+			return floatField(func(r *reading, _ string) float64 { return r.pos.AccuracyM.V })
 		case "has_speed_kmh":
-			return boolField(func(r *reading) bool { return r.pos.SpeedKmh.OK })
+			return boolField(func(r *reading, _ string) bool { return r.pos.SpeedKmh.OK })
 		case "has_heading":
-			return boolField(func(r *reading) bool { return r.pos.Heading.OK })
+			return boolField(func(r *reading, _ string) bool { return r.pos.Heading.OK })
 		case "has_accuracy_m":
-			return boolField(func(r *reading) bool { return r.pos.AccuracyM.OK })
+			return boolField(func(r *reading, _ string) bool { return r.pos.AccuracyM.OK })
 		}
 	case SourceStatus:
 		switch name {
 		case "battery_pct":
-			return floatField(func(r *reading) float64 { return r.st.BatteryPct.V })
+			return floatField(func(r *reading, _ string) float64 { return r.st.BatteryPct.V })
 		case "temp_c":
-			return floatField(func(r *reading) float64 { return r.st.TempC.V })
+			return floatField(func(r *reading, _ string) float64 { return r.st.TempC.V })
 		case "uptime_s":
-			return intField(func(r *reading) int64 { return r.st.UptimeS.V })
+			return intField(func(r *reading, _ string) int64 { return r.st.UptimeS.V })
 		case "tamper":
-			return boolField(func(r *reading) bool { return r.st.Tamper.V })
+			return boolField(func(r *reading, _ string) bool { return r.st.Tamper.V })
 		case "power":
-			return strField(func(r *reading) string { return r.st.Power })
+			return strField(func(r *reading, _ string) string { return r.st.Power })
 		case "signal_dbm":
-			return floatField(func(r *reading) float64 { return r.st.SignalDbm.V })
+			return floatField(func(r *reading, _ string) float64 { return r.st.SignalDbm.V })
 		case "queue":
-			return intField(func(r *reading) int64 { return r.st.Queue.V })
+			return intField(func(r *reading, _ string) int64 { return r.st.Queue.V })
 		case "fw":
-			return strField(func(r *reading) string { return r.st.FW })
+			return strField(func(r *reading, _ string) string { return r.st.FW })
 		case "has_battery_pct":
-			return boolField(func(r *reading) bool { return r.st.BatteryPct.OK })
+			return boolField(func(r *reading, _ string) bool { return r.st.BatteryPct.OK })
 		case "has_temp_c":
-			return boolField(func(r *reading) bool { return r.st.TempC.OK })
+			return boolField(func(r *reading, _ string) bool { return r.st.TempC.OK })
 		case "has_uptime_s":
-			return boolField(func(r *reading) bool { return r.st.UptimeS.OK })
+			return boolField(func(r *reading, _ string) bool { return r.st.UptimeS.OK })
 		case "has_signal_dbm":
-			return boolField(func(r *reading) bool { return r.st.SignalDbm.OK })
+			return boolField(func(r *reading, _ string) bool { return r.st.SignalDbm.OK })
 		case "has_queue":
-			return boolField(func(r *reading) bool { return r.st.Queue.OK })
+			return boolField(func(r *reading, _ string) bool { return r.st.Queue.OK })
 		}
 	}
 	return operand{}, false

@@ -27,6 +27,11 @@ func TestWhenFastAgreesWithVM(t *testing.T) {
 		{SourceStatus, "power == 'battery' && fw < 'v2'", true},
 		{SourceStatus, "tamper == true != false", true},
 		{SourceStatus, "queue == uptime_s || signal_dbm >= battery_pct", true},
+		// A literal on either side, each operator (the closures compare
+		// a field with the literal's value, mirrored when it comes first).
+		{SourceStatus, "15 > battery_pct || 3600 <= uptime_s && 0 != queue", true},
+		{SourceStatus, "5 >= battery_pct or 'v2' < fw or 'battery' == power or -20 == temp_c", true},
+		{SourceVehicle, `120 < speed_kmh and 2.5 > lane or "outbound" != direction && 0.5 <= confidence`, true},
 		{SourceStatus, "uptime_s % 2 == 0", false},
 		{SourceStatus, "power in ['battery', 'solar']", false},
 		{SourceVehicle, `direction == "outbound" && speed_kmh > 250`, true},
@@ -68,6 +73,7 @@ func FuzzWhenFast(f *testing.F) {
 	f.Add(uint8(SourceVehicle), "lane == 2 || lane > 3.5 || !(confidence >= 0.5)", uint64(3))
 	f.Add(uint8(SourcePhone), `(tech == "lte") == has_rssi or mcc < "46"`, uint64(4))
 	f.Add(uint8(SourcePatrol), "speed_kmh != heading and not (accuracy_m <= 50)", uint64(5))
+	f.Add(uint8(SourceStatus), "15 > battery_pct || 3600 <= uptime_s && 'v2' != fw", uint64(6))
 	f.Fuzz(func(t *testing.T, src uint8, when string, seed uint64) {
 		s := Source(src%4) + SourcePhone
 		var ps config.Problems
