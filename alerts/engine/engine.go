@@ -53,7 +53,9 @@ type Engine struct {
 	vm          vm.VM
 	hits        []*zone.Zone
 	collectHit  func(*zone.Zone) bool
-	near        []*zone.Zone
+	near        []*zone.Zone // the zones within nearH of the current reading, if nearOK
+	nearH       float64
+	nearOK      bool
 	collectNear func(*zone.Zone) bool
 	envs        []envSlot
 	whenFailed  bool // the last condition evaluated failed at run time
@@ -300,6 +302,7 @@ func (e *Engine) evalReading(r *reading, now time.Time, out []model.Alert) []mod
 	e.envs = e.envs[:0]
 	clear(e.watchMemo)
 	clear(e.whenMemo)
+	e.nearOK = false
 	e.normSet = 0
 	e.sidMemo.n = 0
 	// Only the rules that apply here are visited: rules with zones are

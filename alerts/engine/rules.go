@@ -886,11 +886,14 @@ func (e *Engine) applyFence(st *ruleState, r *reading, now time.Time, out []mode
 	fe.Last, fe.Processed = r.t, now
 	h := rule.hysteresis
 
-	e.near = e.near[:0]
-	if e.rs.Zones != nil {
-		e.rs.Zones.Near(r.p, h, e.collectNear)
+	if !e.nearOK || e.nearH != h { // the enter/exit rules of a reading share one search per hysteresis
+		e.near = e.near[:0]
+		if e.rs.Zones != nil {
+			e.rs.Zones.Near(r.p, h, e.collectNear)
+		}
+		slices.SortFunc(e.near, func(a, b *zone.Zone) int { return strings.Compare(a.ID, b.ID) })
+		e.nearOK, e.nearH = true, h
 	}
-	slices.SortFunc(e.near, func(a, b *zone.Zone) int { return strings.Compare(a.ID, b.ID) })
 	e.inside = e.inside[:0]
 	for _, z := range e.near {
 		if rule.zoneSet != nil {

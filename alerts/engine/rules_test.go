@@ -942,6 +942,34 @@ func TestEnterExitHysteresis(t *testing.T) {
 	}
 }
 
+// Enter/exit rules of different hysteresis each see the zones near enough
+// for theirs (a reading's rules share the search of one hysteresis).
+func TestExitRulesOfDifferentHysteresis(t *testing.T) {
+	rs, ps := compileYAML(t, `
+devices:
+  - {id: P-07, kind: patrol, site: mdl}
+zones:
+  - {id: strip, site: mdl, geojson: {"type":"Polygon","coordinates":[[[109.80,42.68],[110.50,42.68],[110.50,42.72],[109.80,42.72],[109.80,42.68]]]}}
+rules:
+  - {id: out-0, kind: exit, source: patrol, zones: [strip]}
+  - {id: out-100, kind: exit, source: patrol, zones: [strip], hysteresis_m: 100}
+  - {id: out-0-too, kind: exit, source: patrol, zones: [strip]}
+`)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	edge := model.Point{Lat: stripEdge, Lon: 110.1}
+	exits := func(i int, metres float64) []string {
+		var rules []string
+		for _, a := range e.eval(e.position("P-07", at(10, i), north(edge, metres))) {
+			rules = append(rules, a.Rule)
+		}
+		return rules
+	}
+	assert.Empty(t, exits(0, 500), "deep inside")
+	assert.Equal(t, []string{"out-0", "out-0-too"}, exits(1, -50), "50 m out: beyond no hysteresis, within 100 m")
+	assert.Equal(t, []string{"out-100"}, exits(2, -500), "500 m out")
+}
+
 // A zone drawn in segments has one boundary: a fix near the seam between
 // two of them is deep inside, and enters.
 func TestEnterNearASeamOfAZoneInSegments(t *testing.T) {
