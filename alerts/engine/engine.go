@@ -40,8 +40,9 @@ type Engine struct {
 	// watchSince is when the engine began watching it (its first tick, or
 	// the tick after the reload that added it). A device is silent when
 	// neither is within its limit, so neither a fresh start nor a restart
-	// raises silence for every device at once.
-	lastSeen   map[string]time.Time
+	// raises silence for every device at once. lastSeen holds pointers, so
+	// that a message reads and moves on its device's time in one lookup.
+	lastSeen   map[string]*time.Time
 	watchSince map[string]time.Time
 	patrols    map[string]patrolPos
 	// subjects interns the subjects rule state is keyed by; it outlives
@@ -117,7 +118,7 @@ func New(rs *Ruleset, opts Options, log *slog.Logger, reg prometheus.Registerer)
 		m:          newMetrics(reg),
 		clock:      time.Now,
 		rules:      map[string]*ruleState{},
-		lastSeen:   map[string]time.Time{},
+		lastSeen:   map[string]*time.Time{},
 		watchSince: map[string]time.Time{},
 		patrols:    map[string]patrolPos{},
 		subjects:   newSubjectTable(),
@@ -216,8 +217,14 @@ func (e *Engine) Evaluate(b *model.Batch, now time.Time) []model.Alert {
 	e.calls++
 	e.maybeSweepSubjects()
 	dev := b.Meta.Device
-	prev, heard := e.lastSeen[dev]
-	e.lastSeen[dev] = now
+	var prev time.Time
+	last, heard := e.lastSeen[dev]
+	if heard {
+		prev, *last = *last, now
+	} else {
+		t := now
+		e.lastSeen[strings.Clone(dev)] = &t // the key outlives the message it is part of
+	}
 	out = e.resolveSilence(dev, prev, heard, now, out)
 
 	src := sourceOf(b.Stream)

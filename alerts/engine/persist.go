@@ -142,11 +142,20 @@ func (s *StateSnapshot) Attach(key string, v json.Marshaler) {
 // Snapshot copies the engine's state. It shares nothing the engine will
 // change: evidence lists, inside-states and open incidents are copied.
 func (e *Engine) Snapshot() *StateSnapshot {
-	s := &StateSnapshot{lastSeen: maps.Clone(e.lastSeen), patrols: maps.Clone(e.patrols), ordinal: e.ordinal}
+	s := &StateSnapshot{lastSeen: e.lastSeenTimes(), patrols: maps.Clone(e.patrols), ordinal: e.ordinal}
 	for _, st := range e.order {
 		s.rules = append(s.rules, e.snapshotRule(st))
 	}
 	return s
+}
+
+// lastSeenTimes is a copy of the devices' last-seen times.
+func (e *Engine) lastSeenTimes() map[string]time.Time {
+	m := make(map[string]time.Time, len(e.lastSeen))
+	for id, t := range e.lastSeen {
+		m[id] = *t
+	}
+	return m
 }
 
 // Save writes the snapshot as JSON to w, one rule at a time: a
@@ -336,7 +345,7 @@ func (e *Engine) RestoreState(data []byte) ([]model.Alert, error) {
 	reg := e.rs.Registry
 	for id, t := range s.LastSeen {
 		if reg.Lookup(id) != nil {
-			e.lastSeen[id] = t
+			e.lastSeen[id] = &t
 		}
 	}
 	for id, p := range s.Patrols {

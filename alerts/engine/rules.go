@@ -1115,7 +1115,11 @@ func (e *Engine) tickSilence(st *ruleState, now time.Time, out []model.Alert) []
 		if d.ExpectEvery > 0 {
 			limit = d.ExpectEvery
 		}
-		last, heard := e.lastSeen[d.ID]
+		var last time.Time
+		lp, heard := e.lastSeen[d.ID]
+		if heard {
+			last = *lp
+		}
 		ref := last
 		if ws := e.watchSince[d.ID]; ws.After(ref) {
 			ref = ws

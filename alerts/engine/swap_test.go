@@ -148,7 +148,7 @@ func TestStateRoundTrip(t *testing.T) {
 	assert.Equal(t, string(data), string(again), "deterministic")
 	// Written a rule at a time, it is what marshalling the whole snapshot
 	// would give.
-	whole := snapshot{Version: stateVersion, LastSeen: e1.lastSeen, Patrols: e1.patrols, LastOrdinal: e1.ordinal}
+	whole := snapshot{Version: stateVersion, LastSeen: e1.lastSeenTimes(), Patrols: e1.patrols, LastOrdinal: e1.ordinal}
 	for _, st := range e1.order {
 		rs := e1.snapshotRule(st)
 		rs.sort()
@@ -285,7 +285,7 @@ func TestStateWithoutRules(t *testing.T) {
 	e := New(nil, Options{}, nil, nil)
 	data, err := e.MarshalState()
 	require.NoError(t, err)
-	want, err := json.Marshal(snapshot{Version: stateVersion, LastSeen: e.lastSeen, Patrols: e.patrols})
+	want, err := json.Marshal(snapshot{Version: stateVersion, LastSeen: e.lastSeenTimes(), Patrols: e.patrols})
 	require.NoError(t, err)
 	assert.Equal(t, string(want), string(data))
 	_, err = New(nil, Options{}, nil, nil).RestoreState(data)
