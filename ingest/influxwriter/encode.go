@@ -60,9 +60,9 @@ type Encoder struct {
 
 	seq []byte // " seq=<n>i" of the batch being encoded
 
-	// The point time's digits above the lowest twelve (see appendTime).
+	// The point time's digits above the lowest six (see appendTime).
 	timeValid  bool
-	timeHi     int64
+	timeMS     int64  // the time in milliseconds
 	timeDigits []byte // " " and its digits
 
 	// bound, when not nil, bounds the tags whose values are device text

@@ -367,24 +367,28 @@ func appendTime(dst []byte, ns int64) []byte {
 	return append(dst, '\n')
 }
 
-// appendTime writes the point time. Its leading digits change once in 1000
-// seconds, so they are formatted once (with the space before them) and
-// reused across lines and batches; the twelve digits below them are written
-// two at a time from a table.
+// appendTime writes the point time. The readings of a message share its
+// millisecond, so the digits above the lowest six (with the space before
+// them) are formatted once per millisecond and reused across lines, and
+// those above the lowest twelve, which change once in 1000 seconds, once
+// for many batches; digits are written two at a time from a table.
 func (e *Encoder) appendTime(dst []byte, ns int64) []byte {
 	if ns < 1e12 {
 		return appendTime(dst, ns) // before 1970-01-01T00:16:40Z: no shortcut
 	}
-	hi, lo := ns/1e12, ns%1e12
-	if !e.timeValid || hi != e.timeHi {
-		e.timeDigits = strconv.AppendInt(append(e.timeDigits[:0], ' '), hi, 10)
-		e.timeHi, e.timeValid = hi, true
+	ms, lo := ns/1e6, ns%1e6
+	if !e.timeValid || ms != e.timeMS {
+		if !e.timeValid || ms/1e6 != e.timeMS/1e6 {
+			e.timeDigits = strconv.AppendInt(append(e.timeDigits[:0], ' '), ms/1e6, 10)
+			e.timeDigits = append(e.timeDigits, "000000"...)
+		}
+		put6(e.timeDigits[len(e.timeDigits)-6:], uint32(ms%1e6))
+		e.timeMS, e.timeValid = ms, true
 	}
 	dst = append(dst, e.timeDigits...)
 	n := len(dst)
-	dst = append(dst, "000000000000\n"...)
-	put6(dst[n:n+6], uint32(lo/1e6))
-	put6(dst[n+6:n+12], uint32(lo%1e6))
+	dst = append(dst, "000000\n"...)
+	put6(dst[n:n+6], uint32(lo))
 	return dst
 }
 
