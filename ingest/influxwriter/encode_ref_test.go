@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -423,5 +424,50 @@ func TestEncodeTimes(t *testing.T) {
 			Positions: []model.Position{{Stamp: model.Stamp{PointNS: ns}, Loc: model.Point{Lat: 42.41, Lon: 110.12}}}}
 		got, _ := e.AppendBatch(nil, b)
 		require.Equal(t, string(refEncode(t, b)), string(got), "time %d", ns)
+	}
+}
+
+// strSpecialWords, eight bytes at a time, against strSpecial a byte at a
+// time: every byte at every place of strings of every length from one word
+// to three, among neighbours that are not special (a word test must not
+// carry from one byte into the next), and random strings of bytes near the
+// edges of the classes.
+func TestStrSpecialWordsMatchesTable(t *testing.T) {
+	scan := func(v string) bool {
+		for i := range len(v) {
+			if strSpecial[v[i]] {
+				return true
+			}
+		}
+		return false
+	}
+	for n := 8; n <= 24; n++ {
+		for _, fill := range []byte{'a', '0', ' ', '!', '#', '[', ']', '~'} {
+			buf := []byte(strings.Repeat(string(fill), n))
+			require.False(t, strSpecialWords(string(buf)), "%q", buf)
+			for p := range n {
+				for c := range 256 {
+					buf[p] = byte(c)
+					if got := strSpecialWords(string(buf)); got != strSpecial[c] {
+						t.Fatalf("strSpecialWords(%q) = %v", buf, got)
+					}
+				}
+				buf[p] = fill
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	edges := []byte{0, 0x1f, 0x20, 0x21, '"', '#', '[', '\\', ']', 0x7e, 0x7f, 0x80, 0xff, 'a'}
+	for range 200_000 {
+		buf := make([]byte, 8+r.IntN(30))
+		for i := range buf {
+			buf[i] = edges[r.IntN(len(edges))]
+			if r.IntN(4) != 0 {
+				buf[i] = 'a' // mostly clean, so that clean strings are tested too
+			}
+		}
+		if got, want := strSpecialWords(string(buf)), scan(string(buf)); got != want {
+			t.Fatalf("strSpecialWords(%q) = %v, want %v", buf, got, want)
+		}
 	}
 }
