@@ -65,6 +65,14 @@ type Encoder struct {
 	timeMS     int64  // the time in milliseconds
 	timeDigits []byte // " " and its digits
 
+	// The end of the previous detection line, from ",lat=" (none
+	// for the zero Point) to its point time's digits above the lowest six,
+	// and the position and millisecond it is for (see appendLocTime).
+	tailValid bool
+	tailLoc   model.Point
+	tailMS    int64
+	tail      []byte
+
 	// bound, when not nil, bounds the tags whose values are device text
 	// (see TagBound).
 	bound TagBound

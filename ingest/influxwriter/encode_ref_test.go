@@ -410,8 +410,10 @@ func TestAppendFloatMatchesStrconv(t *testing.T) {
 	}
 }
 
-// Point times on either side of the 1e12 ns steps whose digits the encoder
-// reuses, and at the ends of int64, in an order that makes it reuse them.
+// Point times on either side of the 1e6 and 1e12 ns steps whose digits the
+// encoder reuses, and at the ends of int64, in an order that makes it reuse
+// them: as positions, and as detections, whose lines keep their position and
+// time digits together (two positions, to change one and not the other).
 func TestEncodeTimes(t *testing.T) {
 	var times []int64
 	for _, base := range []int64{0, 1e12, 2e12, 1795741804e9, 1795741805e9, math.MaxInt64 - math.MaxInt64%1_000_000_000_000} {
@@ -424,6 +426,12 @@ func TestEncodeTimes(t *testing.T) {
 			Positions: []model.Position{{Stamp: model.Stamp{PointNS: ns}, Loc: model.Point{Lat: 42.41, Lon: 110.12}}}}
 		got, _ := e.AppendBatch(nil, b)
 		require.Equal(t, string(refEncode(t, b)), string(got), "time %d", ns)
+		for _, loc := range []model.Point{{Lat: 41.9612, Lon: 110.4875}, {}, {Lat: 41.9612, Lon: 110.4875}, {Lat: 41.9612, Lon: math.Copysign(0, -1)}} {
+			d := &model.Batch{Meta: b.Meta, Detections: []model.Detection{{Stamp: model.Stamp{PointNS: ns}, IMSI: "460001234567890", Loc: loc},
+				{Stamp: model.Stamp{PointNS: ns + 1}, IMSI: "460001234567891", Loc: loc}}}
+			got, _ := e.AppendBatch(nil, d)
+			require.Equal(t, string(refEncode(t, d)), string(got), "time %d, position %v", ns, loc)
+		}
 	}
 }
 

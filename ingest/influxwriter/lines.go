@@ -74,8 +74,7 @@ func (e *Encoder) detection(dst []byte, m *model.Meta, d *model.Detection) []byt
 		// queries, and within a shard InfluxDB rejects the write.
 		dst = appendFloat(dst, ",rssi=", float64(d.RSSI.V))
 	}
-	dst = e.appendLoc(dst, d.Loc)
-	return e.appendTime(dst, d.PointNS)
+	return e.appendLocTime(dst, d.Loc, d.PointNS)
 }
 
 func detectionTags(dst []byte, m *model.Meta, mcc, operator, tech string) []byte {
@@ -359,6 +358,32 @@ func (e *Encoder) appendLoc(dst []byte, p model.Point) []byte {
 		e.loc, e.locValid = p, true
 	}
 	return append(dst, e.locBytes...)
+}
+
+// appendLocTime is appendLoc then appendTime, which end a detection line.
+// The readings of a message share their position and their point time's
+// millisecond, so the bytes from ",lat=" to the lowest six digits of the
+// time are kept from the previous line and copied whole. (Passes come one
+// to three a message: keeping their tails costs more than it saves.)
+func (e *Encoder) appendLocTime(dst []byte, p model.Point, ns int64) []byte {
+	ms := ns / 1e6
+	if !e.tailValid || ms != e.tailMS ||
+		math.Float64bits(p.Lat) != math.Float64bits(e.tailLoc.Lat) || math.Float64bits(p.Lon) != math.Float64bits(e.tailLoc.Lon) {
+		start := len(dst)
+		dst = e.appendTime(e.appendLoc(dst, p), ns)
+		// The tail is what appendTime reuses: none before 1e12 ns, which
+		// ms, below 1e6, then never matches once the tail is valid.
+		if ns >= 1e12 {
+			e.tail = append(e.tail[:0], dst[start:len(dst)-len("000000\n")]...)
+			e.tailLoc, e.tailMS, e.tailValid = p, ms, true
+		}
+		return dst
+	}
+	dst = append(dst, e.tail...)
+	n := len(dst)
+	dst = append(dst, "000000\n"...)
+	put6(dst[n:n+6], uint32(ns%1e6))
+	return dst
 }
 
 func appendTime(dst []byte, ns int64) []byte {
