@@ -393,6 +393,13 @@ func TestAppendFloatMatchesStrconv(t *testing.T) {
 		check(math.Nextafter(x, 0))
 		check(math.Nextafter(x, math.Inf(1)))
 	}
+	// Every tenth below 1e4 (appendTenths) and beyond, and its neighbours.
+	for i := -100_010; i <= 100_010; i++ {
+		v := float64(i) / 10 // as ParseFloat: an IEEE division of exact values
+		check(v)
+		check(math.Nextafter(v, 0))
+		check(math.Nextafter(v, math.Inf(1)))
+	}
 	r := rand.New(rand.NewPCG(1, 2))
 	for range 200_000 {
 		// A decimal of up to 7 integer digits and up to 12 decimals, parsed

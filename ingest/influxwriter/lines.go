@@ -453,6 +453,9 @@ func appendFloat(dst []byte, key string, v float64) []byte {
 // appendFloatValue appends v, or for NaN and ±Inf returns dst[:keyAt],
 // without the key that appendFloat wrote before it.
 func appendFloatValue(dst []byte, keyAt int, v float64) []byte {
+	if out, ok := appendTenths(dst, v); ok {
+		return out
+	}
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return dst[:keyAt]
 	}
@@ -460,6 +463,41 @@ func appendFloatValue(dst []byte, keyAt int, v float64) []byte {
 		return out
 	}
 	return strconv.AppendFloat(dst, v, 'g', -1, 64)
+}
+
+// appendTenths is appendShortDecimal for the commonest readings, whole or
+// with one decimal and below 1e4 in magnitude (RSSI in dB and half-dB,
+// speeds, temperatures, percentages, headings), in a few steps: a tenth of a
+// detection line went on the general case. v is ten times t, a whole number
+// below 1e5, divided by ten: an IEEE division of two exact values rounds
+// like ParseFloat, so the decimal "t/10" parses back to v, and it is what
+// strconv writes by appendShortDecimal's argument. NaN and ±Inf fail the
+// first test.
+func appendTenths(dst []byte, v float64) ([]byte, bool) {
+	a := math.Abs(v)
+	t := a * 10
+	if !(t < 1e5) || t != math.Trunc(t) || t/10 != a || (v == 0 && math.Signbit(v)) {
+		return dst, false
+	}
+	m := uint32(t)
+	if v < 0 {
+		dst = append(dst, '-')
+	}
+	i, f := m/10, m%10
+	switch {
+	case i >= 1000:
+		dst = append(dst, pairs[i/100*2], pairs[i/100*2+1], pairs[i%100*2], pairs[i%100*2+1])
+	case i >= 100:
+		dst = append(dst, byte('0'+i/100), pairs[i%100*2], pairs[i%100*2+1])
+	case i >= 10:
+		dst = append(dst, pairs[i*2], pairs[i*2+1])
+	default:
+		dst = append(dst, byte('0'+i))
+	}
+	if f != 0 {
+		dst = append(dst, '.', byte('0'+f))
+	}
+	return dst, true
 }
 
 // appendShortDecimal writes v as strconv 'g' shortest does when |v| < 1e6
