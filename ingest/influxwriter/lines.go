@@ -371,8 +371,9 @@ func (e *Encoder) appendLocTime(dst []byte, p model.Point, ns int64) []byte {
 		math.Float64bits(p.Lat) != math.Float64bits(e.tailLoc.Lat) || math.Float64bits(p.Lon) != math.Float64bits(e.tailLoc.Lon) {
 		start := len(dst)
 		dst = e.appendTime(e.appendLoc(dst, p), ns)
-		// The tail is what appendTime reuses: none before 1e12 ns, which
-		// ms, below 1e6, then never matches once the tail is valid.
+		// Before 1e12 ns appendTime reuses no digits, and no tail is kept:
+		// such a time's ms is below 1e6, as a kept tail's never is, so it
+		// always comes this way.
 		if ns >= 1e12 {
 			e.tail = append(e.tail[:0], dst[start:len(dst)-len("000000\n")]...)
 			e.tailLoc, e.tailMS, e.tailValid = p, ms, true
@@ -468,11 +469,11 @@ func appendFloatValue(dst []byte, keyAt int, v float64) []byte {
 // appendTenths is appendShortDecimal for the commonest readings, whole or
 // with one decimal and below 1e4 in magnitude (RSSI in dB and half-dB,
 // speeds, temperatures, percentages, headings), in a few steps: a tenth of a
-// detection line went on the general case. v is ten times t, a whole number
-// below 1e5, divided by ten: an IEEE division of two exact values rounds
-// like ParseFloat, so the decimal "t/10" parses back to v, and it is what
-// strconv writes by appendShortDecimal's argument. NaN and ±Inf fail the
-// first test.
+// detection line went on the general case. t, ten times |v|, is a whole
+// number below 1e5 and t/10 is |v|: an IEEE division of two exact values
+// rounds like ParseFloat, so the decimal t/10 parses back to |v|, and it is
+// what strconv writes, by appendShortDecimal's argument. NaN and ±Inf fail
+// the first test.
 func appendTenths(dst []byte, v float64) ([]byte, bool) {
 	a := math.Abs(v)
 	t := a * 10
