@@ -60,18 +60,19 @@ type Encoder struct {
 
 	seq []byte // " seq=<n>i" of the batch being encoded
 
-	// The point time's digits above the lowest six (see appendTime).
+	// The point time's digits above the lowest twelve (see appendTime).
 	timeValid  bool
-	timeMS     int64  // the time in milliseconds
+	timeHi     int64
 	timeDigits []byte // " " and its digits
 
-	// The end of the previous detection line, from ",lat=" (none
-	// for the zero Point) to its point time's digits above the lowest six,
-	// and the position and millisecond it is for (see appendLocTime).
-	tailValid bool
-	tailLoc   model.Point
-	tailMS    int64
-	tail      []byte
+	// Where the previous detection line of the batch being encoded has its
+	// tail, from ",lat=" (none for the zero Point) to its point time's
+	// digits above the lowest six, in the batch's output, and the position
+	// and millisecond it is for (see appendLocTime).
+	tailValid          bool
+	tailLoc            model.Point
+	tailMS             int64
+	tailStart, tailEnd int
 
 	// bound, when not nil, bounds the tags whose values are device text
 	// (see TagBound).
@@ -133,7 +134,7 @@ func AppendAlert(dst []byte, a *model.Alert) ([]byte, error) {
 // lines appended.
 func (e *Encoder) AppendBatch(dst []byte, b *model.Batch) ([]byte, int) {
 	m := &b.Meta
-	e.locValid = false
+	e.locValid, e.tailValid = false, false
 	e.seq = appendInt(e.seq[:0], " seq=", m.Seq)
 	if len(b.Detections)+len(b.Passes) > 0 && !e.uncached {
 		e.startTagSets(m)

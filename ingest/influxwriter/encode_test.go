@@ -402,6 +402,17 @@ func BenchmarkEncodeDetections(b *testing.B) {
 	benchEncode(b, []*model.Batch{realisticDetections(18231)})
 }
 
+// BenchmarkEncodeDetectionsReadingTimes is the same message with a time of
+// its own for every reading, a millisecond apart, as units that time their
+// detections send.
+func BenchmarkEncodeDetectionsReadingTimes(b *testing.B) {
+	batch := realisticDetections(18231)
+	for i := range batch.Detections {
+		batch.Detections[i].Stamp = stamp(t0.Add(time.Duration(i-19)*time.Millisecond), 18231, i)
+	}
+	benchEncode(b, []*model.Batch{batch})
+}
+
 func BenchmarkEncodePasses(b *testing.B)    { benchEncode(b, realisticPasses(551)) }
 func BenchmarkEncodePositions(b *testing.B) { benchEncode(b, realisticPositions(9)) }
 func BenchmarkEncodeStatuses(b *testing.B)  { benchEncode(b, realisticStatuses(77)) }

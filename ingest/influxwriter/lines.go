@@ -353,8 +353,8 @@ func (e *Encoder) appendLoc(dst []byte, p model.Point) []byte {
 	}
 	// Compared bit for bit: -0 == 0 but prints differently.
 	if !e.locValid || math.Float64bits(p.Lat) != math.Float64bits(e.loc.Lat) || math.Float64bits(p.Lon) != math.Float64bits(e.loc.Lon) {
-		e.locBytes = appendFloat(e.locBytes[:0], ",lat=", p.Lat)
-		e.locBytes = appendFloat(e.locBytes, ",lon=", p.Lon)
+		e.locBytes = appendCoord(e.locBytes[:0], ",lat=", p.Lat)
+		e.locBytes = appendCoord(e.locBytes, ",lon=", p.Lon)
 		e.loc, e.locValid = p, true
 	}
 	return append(dst, e.locBytes...)
@@ -363,24 +363,24 @@ func (e *Encoder) appendLoc(dst []byte, p model.Point) []byte {
 // appendLocTime is appendLoc then appendTime, which end a detection line.
 // The readings of a message share their position and their point time's
 // millisecond, so the bytes from ",lat=" to the lowest six digits of the
-// time are kept from the previous line and copied whole. (Passes come one
-// to three a message: keeping their tails costs more than it saves.)
+// time are copied whole from the line before when both are the same; on a
+// miss (a unit that times each reading) only where they are is remembered.
+// (Passes come one to three a message: the tail costs more than it saves.)
 func (e *Encoder) appendLocTime(dst []byte, p model.Point, ns int64) []byte {
 	ms := ns / 1e6
 	if !e.tailValid || ms != e.tailMS ||
 		math.Float64bits(p.Lat) != math.Float64bits(e.tailLoc.Lat) || math.Float64bits(p.Lon) != math.Float64bits(e.tailLoc.Lon) {
 		start := len(dst)
 		dst = e.appendTime(e.appendLoc(dst, p), ns)
-		// Before 1e12 ns appendTime reuses no digits, and no tail is kept:
-		// such a time's ms is below 1e6, as a kept tail's never is, so it
-		// always comes this way.
+		// Below 1e12 ns appendTime writes fewer digits: no tail. Such a
+		// time's ms is below 1e6, as a kept tail's never is.
 		if ns >= 1e12 {
-			e.tail = append(e.tail[:0], dst[start:len(dst)-len("000000\n")]...)
+			e.tailStart, e.tailEnd = start, len(dst)-len("000000\n")
 			e.tailLoc, e.tailMS, e.tailValid = p, ms, true
 		}
 		return dst
 	}
-	dst = append(dst, e.tail...)
+	dst = append(dst, dst[e.tailStart:e.tailEnd]...)
 	n := len(dst)
 	dst = append(dst, "000000\n"...)
 	put6(dst[n:n+6], uint32(ns%1e6))
@@ -393,28 +393,24 @@ func appendTime(dst []byte, ns int64) []byte {
 	return append(dst, '\n')
 }
 
-// appendTime writes the point time. The readings of a message share its
-// millisecond, so the digits above the lowest six (with the space before
-// them) are formatted once per millisecond and reused across lines, and
-// those above the lowest twelve, which change once in 1000 seconds, once
-// for many batches; digits are written two at a time from a table.
+// appendTime writes the point time. Its leading digits change once in 1000
+// seconds, so they are formatted once (with the space before them) and
+// reused across lines and batches; the twelve digits below them are written
+// two at a time from a table.
 func (e *Encoder) appendTime(dst []byte, ns int64) []byte {
 	if ns < 1e12 {
 		return appendTime(dst, ns) // before 1970-01-01T00:16:40Z: no shortcut
 	}
-	ms, lo := ns/1e6, ns%1e6
-	if !e.timeValid || ms != e.timeMS {
-		if !e.timeValid || ms/1e6 != e.timeMS/1e6 {
-			e.timeDigits = strconv.AppendInt(append(e.timeDigits[:0], ' '), ms/1e6, 10)
-			e.timeDigits = append(e.timeDigits, "000000"...)
-		}
-		put6(e.timeDigits[len(e.timeDigits)-6:], uint32(ms%1e6))
-		e.timeMS, e.timeValid = ms, true
+	hi, lo := ns/1e12, ns%1e12
+	if !e.timeValid || hi != e.timeHi {
+		e.timeDigits = strconv.AppendInt(append(e.timeDigits[:0], ' '), hi, 10)
+		e.timeHi, e.timeValid = hi, true
 	}
 	dst = append(dst, e.timeDigits...)
 	n := len(dst)
-	dst = append(dst, "000000\n"...)
-	put6(dst[n:n+6], uint32(lo))
+	dst = append(dst, "000000000000\n"...)
+	put6(dst[n:n+6], uint32(lo/1e6))
+	put6(dst[n+6:n+12], uint32(lo%1e6))
 	return dst
 }
 
@@ -457,6 +453,17 @@ func appendFloatValue(dst []byte, keyAt int, v float64) []byte {
 	if out, ok := appendTenths(dst, v); ok {
 		return out
 	}
+	return appendDecimalValue(dst, keyAt, v)
+}
+
+// appendCoord is appendFloat for a latitude or longitude, which has the
+// decimals of a GPS fix: appendTenths would only cost it time.
+func appendCoord(dst []byte, key string, v float64) []byte {
+	return appendDecimalValue(append(dst, key...), len(dst), v)
+}
+
+// appendDecimalValue is appendFloatValue without appendTenths.
+func appendDecimalValue(dst []byte, keyAt int, v float64) []byte {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return dst[:keyAt]
 	}
