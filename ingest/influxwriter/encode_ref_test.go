@@ -181,7 +181,9 @@ func fuzzBatch(s1, s2, s3 string, f1, f2 float64, i1 int64, flag bool) *model.Ba
 	b := &model.Batch{Meta: model.Meta{Site: s1, Device: s2, Kind: model.Kind(s3), Seq: i1}}
 	d := model.Detection{Stamp: st, IMSI: s1, IMEI: s2, MAC: s3, MCC: s3, Operator: s2, Tech: s1, Loc: model.Point{Lat: f1, Lon: f2}}
 	d.RSSI.V, d.RSSI.OK = -71, flag
-	b.Detections = []model.Detection{d, {Stamp: st, IMSI: s2, Tech: s3, Loc: model.Point{Lat: f2, Lon: f1}}, d}
+	// The last two share their position and time, as a message's readings
+	// do: the second copies the first's tail.
+	b.Detections = []model.Detection{d, {Stamp: st, IMSI: s2, Tech: s3, Loc: model.Point{Lat: f2, Lon: f1}}, d, d}
 	b.Passes = []model.Pass{{Stamp: st, Plate: s1, PlateColor: s2, VehicleType: s3, VehicleColor: s3, Direction: s1,
 		Image: s2, SpeedKmh: model.OptFloat{V: f1, OK: flag}, Lane: model.OptInt{V: i1, OK: !flag},
 		Heading: model.Some(f2), Confidence: model.Some(f1 / 3), Loc: model.Point{Lat: f1}}}
