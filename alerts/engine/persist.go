@@ -179,21 +179,20 @@ func (s *StateSnapshot) Save(w io.Writer) error {
 	if _, err := fmt.Fprintf(w, `{"version":%d,"last_seen":%s,"patrols":%s,%s"rules":`, stateVersion, lastSeen, patrols, ordinal); err != nil {
 		return fmt.Errorf("write alert engine state: %w", err)
 	}
-	sep := []byte("[")
+	var b []byte // a rule's JSON, the buffer reused
 	for i := range s.rules {
 		rs := &s.rules[i]
 		rs.sort()
-		b, err := json.Marshal(rs)
-		if err != nil {
-			return fmt.Errorf("marshal alert engine state of rule %s: %w", rs.ID, err)
+		sep := byte(',')
+		if i == 0 {
+			sep = '['
 		}
-		if _, err := w.Write(sep); err != nil {
-			return fmt.Errorf("write alert engine state: %w", err)
+		if b, err = appendRuleJSON(append(b[:0], sep), rs); err != nil {
+			return fmt.Errorf("marshal alert engine state of rule %s: %w", rs.ID, err)
 		}
 		if _, err := w.Write(b); err != nil {
 			return fmt.Errorf("write alert engine state: %w", err)
 		}
-		sep = []byte(",")
 	}
 	tail := "]"
 	if len(s.rules) == 0 {
@@ -298,10 +297,47 @@ func (rs *ruleSnapshot) sort() {
 	})
 	// A subject's sightings stay in their order (by event time, the
 	// backlog's first): restoring appends them.
-	slices.SortStableFunc(rs.Velocity, func(a, b velSnap) int { return cmpSubject(a.Subject, b.Subject) })
+	rs.Velocity = sortRunsStable(rs.Velocity, func(a, b *velSnap) int { return cmpSubject(a.Subject, b.Subject) })
 	slices.SortFunc(rs.Fence, func(a, b fenceSnap) int { return cmpSubject(a.Subject, b.Subject) })
 	slices.SortFunc(rs.Status, func(a, b statusSnap) int { return strings.Compare(a.Device, b.Device) })
 	slices.SortFunc(rs.Silence, func(a, b silenceSnap) int { return strings.Compare(a.Device, b.Device) })
+}
+
+// sortRunsStable sorts s by cmp, keeping the order of equal elements, as
+// slices.SortStableFunc does, but moves each run of adjacent equal
+// elements whole, once: Snapshot lists a subject's velocity sightings
+// together, and a stable sort of tens of thousands of these large entries,
+// shifting them many times over, took as long as encoding them. It
+// returns the sorted elements in a new slice unless s was in order.
+func sortRunsStable[T any](s []T, cmp func(a, b *T) int) []T {
+	type run struct{ from, to int }
+	var runs []run
+	sorted := true
+	for i := 0; i < len(s); {
+		j := i + 1
+		for j < len(s) && cmp(&s[i], &s[j]) == 0 {
+			j++
+		}
+		if len(runs) > 0 && cmp(&s[runs[len(runs)-1].from], &s[i]) > 0 {
+			sorted = false
+		}
+		runs = append(runs, run{i, j})
+		i = j
+	}
+	if sorted {
+		return s
+	}
+	slices.SortFunc(runs, func(a, b run) int {
+		if c := cmp(&s[a.from], &s[b.from]); c != 0 {
+			return c
+		}
+		return a.from - b.from // stable
+	})
+	out := make([]T, 0, len(s))
+	for _, r := range runs {
+		out = append(out, s[r.from:r.to]...)
+	}
+	return out
 }
 
 func cmpSubject(a, b model.Subject) int {
