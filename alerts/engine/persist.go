@@ -217,23 +217,44 @@ func (s *StateSnapshot) Save(w io.Writer) error {
 	return nil
 }
 
-// snapshotRule copies the state of one rule, unsorted (see sort).
+// snapshotRule copies the state of one rule, unsorted (see sort). It runs
+// while the pipeline waits: each list is allocated once at its size, and
+// the evidence lists of all the rule's windows and stays are copied into
+// one allocation.
 func (e *Engine) snapshotRule(st *ruleState) ruleSnapshot {
 	rs := ruleSnapshot{ID: st.rule.ID, Fingerprint: st.rule.fingerprint}
 	subj := e.subjects.get
+	nEv, nVel := 0, 0
+	for _, cz := range st.count {
+		nEv += len(cz.Evidence)
+	}
+	for _, de := range st.dwell {
+		nEv += len(de.Evidence)
+	}
+	for _, h := range st.vel {
+		nVel += len(h)
+	}
+	for _, h := range st.velOld {
+		nVel += len(h)
+	}
+	evidence := evidenceSlab(make([]model.Evidence, 0, nEv))
+	rs.Cooldowns = sized[cooldownSnap](len(st.cool))
 	for k, c := range st.cool {
 		rs.Cooldowns = append(rs.Cooldowns, cooldownSnap{
 			Key: coolKeySnap{Subject: subj(k.subj), Zone: k.zone, Device: k.device}, coolEntry: *c})
 	}
+	rs.Counts = sized[countSnap](len(st.count))
 	for k, cz := range st.count {
 		inOrder(cz.Evidence, &cz.evRing)
 		cs := countSnap{Key: k, countZone: *cz}
-		cs.Evidence, cs.Open, cs.Seen = slices.Clone(cz.Evidence), cloneIncident(cz.Open), nil
+		cs.Evidence, cs.Open, cs.Seen = evidence.clone(cz.Evidence), cloneIncident(cz.Open), nil
+		cs.Subjects = sized[seenSnap](len(cz.Seen))
 		for id, t := range cz.Seen {
 			cs.Subjects = append(cs.Subjects, seenSnap{Subject: subj(id), T: time.Unix(0, t).UTC()})
 		}
 		rs.Counts = append(rs.Counts, cs)
 	}
+	rs.Dwell = sized[dwellSnap](len(st.dwell))
 	for k, de := range st.dwell {
 		inOrder(de.Evidence, &de.evRing)
 		zone := ""
@@ -241,9 +262,10 @@ func (e *Engine) snapshotRule(st *ruleState) ruleSnapshot {
 			zone = st.rule.zones[k.zone].ID
 		}
 		ds := dwellSnap{Subject: subj(k.subj), Zone: zone, Backlog: k.backlog != 0, dwellEntry: *de}
-		ds.Evidence, ds.Open = slices.Clone(de.Evidence), cloneIncident(de.Open)
+		ds.Evidence, ds.Open = evidence.clone(de.Evidence), cloneIncident(de.Open)
 		rs.Dwell = append(rs.Dwell, ds)
 	}
+	rs.Velocity = sized[velSnap](nVel)
 	for k, h := range st.vel {
 		for _, v := range st.velOld[k] {
 			rs.Velocity = append(rs.Velocity, velSnap{Subject: subj(k), Backlog: true, sighting: v})
@@ -252,20 +274,47 @@ func (e *Engine) snapshotRule(st *ruleState) ruleSnapshot {
 			rs.Velocity = append(rs.Velocity, velSnap{Subject: subj(k), sighting: v})
 		}
 	}
+	rs.Fence = sized[fenceSnap](len(st.fence))
 	for k, f := range st.fence {
 		fs := fenceSnap{Subject: subj(k), fenceEntry: *f}
 		fs.Inside = slices.Clone(f.Inside)
 		rs.Fence = append(rs.Fence, fs)
 	}
+	rs.Status = sized[statusSnap](len(st.status))
 	for k, se := range st.status {
 		ss := statusSnap{Device: k, statusEntry: *se}
 		ss.Open = cloneIncident(se.Open)
 		rs.Status = append(rs.Status, ss)
 	}
+	rs.Silence = sized[silenceSnap](len(st.silence))
 	for k, inc := range st.silence {
 		rs.Silence = append(rs.Silence, silenceSnap{Device: k, incident: *inc})
 	}
 	return rs
+}
+
+// sized is an empty slice with room for n elements, nil for none: a list
+// left empty stays nil, as appending to nil leaves it (a count window's
+// subjects are saved as null then, not []).
+func sized[T any](n int) []T {
+	if n == 0 {
+		return nil
+	}
+	return make([]T, 0, n)
+}
+
+// evidenceSlab hands out copies of evidence lists from one allocation.
+type evidenceSlab []model.Evidence
+
+// clone copies list as slices.Clone does (nil stays nil). Past the slab's
+// capacity it goes on in a new one: earlier copies keep the old.
+func (s *evidenceSlab) clone(list []model.Evidence) []model.Evidence {
+	if list == nil {
+		return nil
+	}
+	n := len(*s)
+	*s = append(*s, list...)
+	return (*s)[n:len(*s):len(*s)]
 }
 
 // cloneIncident copies an open incident: the engine changes its counters
