@@ -179,7 +179,7 @@ func (s *StateSnapshot) Save(w io.Writer) error {
 	if _, err := fmt.Fprintf(w, `{"version":%d,"last_seen":%s,"patrols":%s,%s"rules":`, stateVersion, lastSeen, patrols, ordinal); err != nil {
 		return fmt.Errorf("write alert engine state: %w", err)
 	}
-	var b []byte // a rule's JSON, the buffer reused
+	enc := stateEncoder{w: w, chunk: saveChunk}
 	for i := range s.rules {
 		rs := &s.rules[i]
 		rs.sort()
@@ -187,11 +187,11 @@ func (s *StateSnapshot) Save(w io.Writer) error {
 		if i == 0 {
 			sep = '['
 		}
-		if b, err = appendRuleJSON(append(b[:0], sep), rs); err != nil {
-			return fmt.Errorf("marshal alert engine state of rule %s: %w", rs.ID, err)
-		}
-		if _, err := w.Write(b); err != nil {
+		if err := enc.writeRule(sep, rs); err != nil {
 			return fmt.Errorf("write alert engine state: %w", err)
+		}
+		if enc.bad {
+			return fmt.Errorf("marshal alert engine state of rule %s: %w", rs.ID, refused(rs))
 		}
 	}
 	tail := "]"

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"encoding/json"
+	"errors"
+	"io"
 	"math"
 	"strconv"
 	"time"
@@ -10,10 +12,10 @@ import (
 	"github.com/fenceline/fenceline/internal/model"
 )
 
-// appendRuleJSON appends the JSON of a rule's saved state to b: what
-// json.Marshal(rs) gives, byte for byte. encoding/json spent most of a
-// save calling time.Time's MarshalJSON for every time of the state and
-// then checking and compacting what each call returned, and the rest
+// stateEncoder writes the JSON of rules' saved states: what
+// json.Marshal(rs) gives for each, byte for byte. encoding/json spent most
+// of a save calling time.Time's MarshalJSON for every time of the state
+// and then checking and compacting what each call returned, and the rest
 // reflecting over the types: a second for a state of 18 MB, during which
 // the alerts of incidents, which wait for the save, wait too. The fields
 // below are those of ruleSnapshot and of the types it holds, in their
@@ -22,27 +24,54 @@ import (
 // field, so that a field added to one of these types and not here fails
 // them.
 //
-// A value encoding/json refuses (a time outside years 0–9999 or with an
-// offset of 24 hours or more, a NaN or infinite float) has the rule
-// encoded by encoding/json instead, for its error.
-func appendRuleJSON(b []byte, rs *ruleSnapshot) ([]byte, error) {
-	var e stateEncoder
-	out := e.rule(b, rs)
-	if !e.bad {
-		return out, nil
-	}
-	j, err := json.Marshal(rs)
-	if err != nil {
-		return b, err
-	}
-	return append(b, j...), nil
+// The methods append to a buffer, which is written to w whenever it holds
+// chunk bytes at the end of one of a rule's entries: a rule's state is
+// megabytes, and a buffer grown to hold it all cost a tenth of the
+// encoding, and its size in memory.
+type stateEncoder struct {
+	w     io.Writer
+	chunk int
+	buf   []byte
+	err   error // of w
+	// bad is set by a value encoding/json refuses (a time outside years
+	// 0–9999 or with an offset of 24 hours or more, a NaN or infinite
+	// float): the rule's output is wrong.
+	bad bool
 }
 
-// stateEncoder appends the JSON of the saved state's types. bad is set by
-// a value encoding/json would refuse; the output is then to be thrown
-// away.
-type stateEncoder struct {
-	bad bool
+// saveChunk is how much of the JSON a save holds before writing it.
+const saveChunk = 64 << 10
+
+// writeRule writes sep and the JSON of a rule's saved state, and returns
+// w's error. The JSON is wrong if bad is set then (see refused).
+func (e *stateEncoder) writeRule(sep byte, rs *ruleSnapshot) error {
+	e.bad = false
+	b := e.rule(append(e.buf[:0], sep), rs)
+	if e.err == nil {
+		_, e.err = e.w.Write(b)
+	}
+	e.buf = b[:0]
+	return e.err
+}
+
+// refused is the error of a rule's state in which the encoder met a value
+// encoding/json refuses: encoding/json's, which says which value.
+func refused(rs *ruleSnapshot) error {
+	if _, err := json.Marshal(rs); err != nil {
+		return err
+	}
+	return errors.New("a time or number JSON cannot hold")
+}
+
+// flush writes b out once it holds a chunk, at the end of an entry.
+func (e *stateEncoder) flush(b []byte) []byte {
+	if len(b) < e.chunk {
+		return b
+	}
+	if e.err == nil {
+		_, e.err = e.w.Write(b)
+	}
+	return b[:0]
 }
 
 func (e *stateEncoder) rule(b []byte, rs *ruleSnapshot) []byte {
@@ -94,7 +123,7 @@ func (e *stateEncoder) cooldown(b []byte, c *cooldownSnap) []byte {
 	b = strconv.AppendInt(b, int64(c.Next), 10)
 	b = append(b, `,"touched":`...)
 	b = e.time(b, c.Touched)
-	return append(b, '}')
+	return e.flush(append(b, '}'))
 }
 
 func (e *stateEncoder) count(b []byte, c *countSnap) []byte {
@@ -113,7 +142,7 @@ func (e *stateEncoder) count(b []byte, c *countSnap) []byte {
 		b = e.incident(append(b, `,"open":`...), c.Open)
 	}
 	b = appendList(append(b, `,"subjects":`...), c.Subjects, e.seen)
-	return append(b, '}')
+	return e.flush(append(b, '}'))
 }
 
 func (e *stateEncoder) seen(b []byte, s *seenSnap) []byte {
@@ -148,7 +177,7 @@ func (e *stateEncoder) dwell(b []byte, d *dwellSnap) []byte {
 	if d.Open != nil {
 		b = e.incident(append(b, `,"open":`...), d.Open)
 	}
-	return append(b, '}')
+	return e.flush(append(b, '}'))
 }
 
 func (e *stateEncoder) velocity(b []byte, v *velSnap) []byte {
@@ -171,7 +200,7 @@ func (e *stateEncoder) velocity(b []byte, v *velSnap) []byte {
 	b = appendJSONString(b, v.Zone)
 	b = append(b, `,"processed":`...)
 	b = e.time(b, v.Processed)
-	return append(b, '}')
+	return e.flush(append(b, '}'))
 }
 
 func (e *stateEncoder) fence(b []byte, f *fenceSnap) []byte {
@@ -182,7 +211,7 @@ func (e *stateEncoder) fence(b []byte, f *fenceSnap) []byte {
 	b = e.time(b, f.Last)
 	b = append(b, `,"processed":`...)
 	b = e.time(b, f.Processed)
-	return append(b, '}')
+	return e.flush(append(b, '}'))
 }
 
 func (e *stateEncoder) status(b []byte, s *statusSnap) []byte {
@@ -193,7 +222,7 @@ func (e *stateEncoder) status(b []byte, s *statusSnap) []byte {
 	if s.Open != nil {
 		b = e.incident(append(b, `,"open":`...), s.Open)
 	}
-	return append(b, '}')
+	return e.flush(append(b, '}'))
 }
 
 // silence is a device and its incident's fields, in one object.
@@ -201,7 +230,7 @@ func (e *stateEncoder) silence(b []byte, s *silenceSnap) []byte {
 	b = append(b, `{"device":`...)
 	b = appendJSONString(b, s.Device)
 	b = e.incidentFields(append(b, ','), &s.incident)
-	return append(b, '}')
+	return e.flush(append(b, '}'))
 }
 
 func (e *stateEncoder) incident(b []byte, inc *incident) []byte {

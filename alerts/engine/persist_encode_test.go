@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -127,20 +129,24 @@ func (f *filler) ruleSnapshot() *ruleSnapshot {
 	return &rs
 }
 
-// requireSameJSON checks appendRuleJSON against json.Marshal: the same
-// bytes, or the same error.
+// requireSameJSON checks the encoder against json.Marshal: the same
+// bytes, whether written at the end of each entry or at once; or a value
+// refused, with encoding/json's error.
 func requireSameJSON(t *testing.T, rs *ruleSnapshot) {
 	t.Helper()
 	want, wantErr := json.Marshal(rs)
-	prefix := []byte(`[`)
-	got, err := appendRuleJSON(slices.Clone(prefix), rs)
-	if wantErr != nil {
-		require.EqualError(t, err, wantErr.Error())
-		require.Equal(t, string(prefix), string(got), "nothing appended")
-		return
+	for _, chunk := range []int{1, saveChunk} {
+		var out bytes.Buffer
+		e := stateEncoder{w: &out, chunk: chunk}
+		require.NoError(t, e.writeRule('[', rs))
+		if wantErr != nil {
+			require.True(t, e.bad, "refused")
+			require.EqualError(t, refused(rs), wantErr.Error())
+			continue
+		}
+		require.False(t, e.bad)
+		require.Equal(t, "["+string(want), out.String(), "chunk %d", chunk)
 	}
-	require.NoError(t, err)
-	require.Equal(t, "["+string(want), string(got))
 }
 
 // The encoder writes what encoding/json writes, for rules' states with
@@ -185,6 +191,11 @@ func TestStateEncoderRefuses(t *testing.T) {
 			requireSameJSON(t, f.ruleSnapshot())
 		}
 	}
+	// Save fails with encoding/json's error, as it did with encoding/json.
+	rs := ruleSnapshot{ID: "r1", Velocity: []velSnap{{sighting: sighting{T: badTimes[0]}}}}
+	_, want := json.Marshal(&rs)
+	s := &StateSnapshot{rules: []ruleSnapshot{{ID: "r0"}, rs}}
+	require.EqualError(t, s.Save(io.Discard), "marshal alert engine state of rule r1: "+want.Error())
 }
 
 // Times, numbers and strings, one by one, as encoding/json writes them.
