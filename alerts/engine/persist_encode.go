@@ -360,24 +360,93 @@ func appendStrings(b []byte, s []string) []byte {
 	return append(b, ']')
 }
 
-// time appends t as time.Time's MarshalJSON does (RFC 3339 with
-// nanoseconds), and sets bad where MarshalJSON fails
-// (time/format_rfc3339.go, appendStrictRFC3339): a year not of exactly
-// four digits, an offset of 24 hours or more.
+// time appends t as time.Time's MarshalJSON does (RFC 3339, the
+// fraction of the second without its trailing zeros), and sets bad where
+// MarshalJSON fails (time/format_rfc3339.go, appendStrictRFC3339): a year
+// outside [0,9999], an offset of 24 hours or more. The time package's
+// formatting, general and with padding loops, was half of the encoding.
 func (e *stateEncoder) time(b []byte, t time.Time) []byte {
-	b = append(b, '"')
-	n0 := len(b)
-	b = t.AppendFormat(b, time.RFC3339Nano)
-	if b[n0+len("9999")] != '-' {
-		e.bad = true
-	} else if b[len(b)-1] != 'Z' {
-		c := b[len(b)-len("Z07:00")]
-		h := b[len(b)-len("07:00"):]
-		if ('0' <= c && c <= '9') || 10*(h[0]-'0')+(h[1]-'0') >= 24 {
-			e.bad = true
-		}
+	_, offset := t.Zone()
+	secs := t.Unix() + int64(offset) // the wall clock's, since 1970-01-01T00:00:00
+	days := secs / 86400
+	if secs%86400 < 0 {
+		days--
 	}
+	clock := int(secs - days*86400)
+	year, month, day := civilDate(days)
+	zone := offset / 60 // minutes, as the time package truncates it
+	if year < 0 || year > 9999 || zone <= -24*60 || zone >= 24*60 {
+		e.bad = true
+		return b
+	}
+	b = append(b, '"')
+	b = append2(b, int(year/100))
+	b = append2(b, int(year%100))
+	b = append(b, '-')
+	b = append2(b, month)
+	b = append(b, '-')
+	b = append2(b, day)
+	b = append(b, 'T')
+	b = append2(b, clock/3600)
+	b = append(b, ':')
+	b = append2(b, clock/60%60)
+	b = append(b, ':')
+	b = append2(b, clock%60)
+	if ns := t.Nanosecond(); ns != 0 {
+		var frac [10]byte
+		frac[0] = '.'
+		for i := 9; i > 0; i-- {
+			frac[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 10
+		for frac[n-1] == '0' {
+			n--
+		}
+		b = append(b, frac[:n]...)
+	}
+	if offset == 0 {
+		return append(b, 'Z', '"')
+	}
+	sign := byte('+')
+	if zone < 0 {
+		sign, zone = '-', -zone
+	}
+	b = append(b, sign)
+	b = append2(b, zone/60)
+	b = append(b, ':')
+	b = append2(b, zone%60)
 	return append(b, '"')
+}
+
+// civilDate is the proleptic Gregorian date (year 0 being 1 BC, as in the
+// time package) of the day days after 1970-01-01: H. Hinnant's
+// civil_from_days, on eras of 400 years starting on March 1st.
+func civilDate(days int64) (year int64, month, day int) {
+	z := days + 719468 // days since 0000-03-01
+	era := z / 146097
+	if z < 0 && z%146097 != 0 {
+		era--
+	}
+	doe := z - era*146097                                  // [0, 146096]
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365 // [0, 399]
+	doy := doe - (365*yoe + yoe/4 - yoe/100)               // [0, 365], from March 1st
+	mp := (5*doy + 2) / 153                                // [0, 11], from March
+	day = int(doy - (153*mp+2)/5 + 1)
+	month = int(mp + 3)
+	if month > 12 {
+		month -= 12
+	}
+	year = yoe + era*400
+	if month <= 2 {
+		year++
+	}
+	return year, month, day
+}
+
+// append2 appends n (0 to 99) as two digits.
+func append2(b []byte, n int) []byte {
+	return append(b, byte('0'+n/10), byte('0'+n%10))
 }
 
 // float appends f as encoding/json does (encode.go, floatEncoder): the

@@ -210,6 +210,30 @@ func TestStateEncoderValues(t *testing.T) {
 			require.Equal(t, string(want), string(got))
 		}
 	}
+	r := rand.New(rand.NewPCG(4, 5))
+	for i := range 200_000 {
+		// Any second from before year 0 to after 9999, in any zone; and
+		// every day's first and last second around the epoch.
+		sec := r.Int64N(320_000_000_000) - 63_000_000_000
+		if i%4 == 0 {
+			sec = int64(i/4-25_000)*86400 - int64(i%8/4)
+		}
+		offset := r.IntN(2*25*3600) - 25*3600
+		if i%3 == 0 {
+			offset = 0
+		}
+		tm := time.Unix(sec, r.Int64N(1e9)).In(time.FixedZone("", offset))
+		if i%5 == 0 {
+			tm = tm.Truncate(time.Millisecond)
+		}
+		want, err := tm.MarshalJSON()
+		e.bad = false
+		got := e.time(nil, tm)
+		require.Equal(t, err != nil, e.bad, "%v", tm)
+		if err == nil {
+			require.Equal(t, string(want), string(got))
+		}
+	}
 	for _, s := range oddStrings {
 		want, err := json.Marshal(s)
 		require.NoError(t, err)
@@ -220,7 +244,6 @@ func TestStateEncoderValues(t *testing.T) {
 		want, _ := json.Marshal(s)
 		require.Equal(t, string(want), string(appendJSONString(nil, s)), "byte %#x", c)
 	}
-	r := rand.New(rand.NewPCG(4, 5))
 	floats := slices.Clone(oddFloats)
 	for p := -30; p <= 30; p++ {
 		x := math.Pow(10, float64(p))
