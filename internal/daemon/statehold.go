@@ -26,9 +26,9 @@ import (
 // in the order of its Appends, and a unit must get a crowd's firing before
 // the foreign SIM's alert raised after it. Another site's alerts do not
 // wait: its units subscribe to their own site's topics. Nor do they wait
-// longer than orderWait: a state of tens of MB takes seconds to save, and
-// a foreign SIM's alert must not be that late; past it an alert goes out
-// ahead of the incident's (counted and logged).
+// longer than orderWait: a state of hundreds of MB takes a second or more
+// to save, and a foreign SIM's alert must not be that late; past it an
+// alert goes out ahead of the incident's (counted and logged).
 //
 // Until the outbox has them (its write durable) alerts are saved with the
 // state too (unsent), so that a crash between a save and the outbox's
@@ -244,7 +244,7 @@ func (h *stateHolds) expire() {
 	}
 	h.ahead.Add(float64(n))
 	if warn {
-		h.log.Warn("alerts sent ahead of an incident's alert of their site that waits for the alert state's save: saves are slow (fenceline_alerts_state_save_seconds; a state of tens of MB takes seconds)",
+		h.log.Warn("alerts sent ahead of an incident's alert of their site that waits for the alert state's save: saves are slow (fenceline_alerts_state_save_seconds; a state of hundreds of MB takes seconds)",
 			"alerts", n, "waited", h.maxWait)
 	}
 	for _, ha := range ready {

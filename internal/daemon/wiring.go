@@ -591,7 +591,7 @@ const stateSaveEvery = 30 * time.Second
 
 // Saves after incidents opened or resolved: looked for every saveCheck,
 // at most once per saveCost times the last save's duration, so that a
-// state of 100,000s of entries (seconds to save) does not take the
+// state of millions of entries (a second or more to save) does not take the
 // pipeline's time over and over. When alerts wait for a save it is made at
 // once, at most once per saveMin or per saveHeldCost times the last save's
 // duration: a large state then costs more CPU, not minutes of delay.
@@ -713,7 +713,7 @@ func keepPrevious(path string) {
 // writeState replaces the state file with the engine's state. run runs
 // the copying of the state where the engine may be used (between two
 // evaluations: Pipeline.WithEngine); encoding and writing the copy —
-// seconds for a state of 100,000s of entries — happen here, while the
+// a second or more for a state of hundreds of MB — happen here, while the
 // pipeline goes on. What is held for a save is taken with the copy: it was
 // held after its change, so the copy holds the change.
 func (d *daemon) writeState(run func(copyState func()) error) error {
