@@ -79,6 +79,12 @@ type MQTT struct {
 	// connection to itself (see there). Lanes take turns, batch by batch.
 	turn chan struct{}
 
+	// refused are the topics whose alert the broker took and then dropped
+	// the connection, by topic (under mu); see refusedRetryEvery.
+	refused map[string]*refusal
+	// retryRefused is refusedRetryEvery (shorter in tests).
+	retryRefused time.Duration
+
 	mu        sync.Mutex
 	connected bool
 	changed   chan struct{} // closed and replaced on every change of connected
@@ -119,6 +125,7 @@ func NewMQTT(cfg MQTTConfig, log *slog.Logger) (*MQTT, error) {
 		log:     log.With("component", "alert-sink", "sink", "mqtt"),
 		changed: make(chan struct{}),
 		turn:    make(chan struct{}, 1),
+		refused: map[string]*refusal{}, retryRefused: refusedRetryEvery,
 	}
 	o := mqtt.NewClientOptions().
 		AddBroker(cfg.Broker).
@@ -289,13 +296,17 @@ func (m *MQTT) DeliverBatch(ctx context.Context, alerts []*model.Alert) (int, er
 		if err == nil {
 			payload, err = Encode(a)
 		}
+		if err == nil {
+			err = m.refusedWait(a, topic)
+		}
 		if err != nil {
 			if i > confirmed { // the one before it waits for its confirmation
 				if cerr := m.confirmLast(ctx, alerts[i-1], epoch); cerr != nil {
 					return confirmed, cerr
 				}
+				m.noteConfirmed(alerts[i-1])
 			}
-			return i, err // refused for good
+			return i, err // refused for good, or by the broker lately: not published
 		}
 		if i == 0 {
 			// While reconnecting paho would queue the publish; refusing
@@ -322,12 +333,79 @@ func (m *MQTT) DeliverBatch(ctx context.Context, alerts []*model.Alert) (int, er
 			return confirmed, fmt.Errorf("publish alert %s to %s: the connection was lost while alerts were published: %w",
 				a.ID, topic, ErrNotConfirmed)
 		}
+		if i > 0 {
+			m.noteConfirmed(alerts[i-1])
+		}
 		confirmed = i // this PUBACK confirms the alert before it
 	}
 	if err := m.confirmLast(ctx, alerts[len(alerts)-1], epoch); err != nil {
 		return confirmed, err
 	}
+	m.noteConfirmed(alerts[len(alerts)-1])
 	return len(alerts), nil
+}
+
+// refusedRetryEvery is how often an alert the broker refused twice in a
+// row is tried again. Each try costs the publisher its connection, and
+// paho backs its reconnections off (up to max_reconnect_interval) when
+// they follow each other: tried at the outbox's pace, one site's refused
+// alert (an ACL denying that site's topic) kept every other site's alerts
+// waiting for reconnections. Twice, because a connection lost right after
+// one PUBACK may be a network's blip.
+const refusedRetryEvery = time.Minute
+
+// ErrRefused marks an alert not published because the broker refused it
+// twice in a row; it is tried again later (see refusedRetryEvery).
+var ErrRefused = errors.New("refused by the broker")
+
+// refusal is a topic's alert that the broker refused.
+type refusal struct {
+	alert string    // the alert's id and state
+	times int       // refused in a row
+	next  time.Time // when to try again
+}
+
+// refusedWait is the error of a, not to be published to topic now (a
+// refusal there, twice in a row, less than retryRefused ago); nil when it
+// may be.
+func (m *MQTT) refusedWait(a *model.Alert, topic string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.refused[topic]
+	if r == nil || r.times < 2 {
+		return nil
+	}
+	wait := time.Until(r.next)
+	if wait <= 0 {
+		return nil
+	}
+	return fmt.Errorf("alert %s not published to %s: the broker refused an alert there %d times in a row (its ACL or message_size_limit: check that fenceline's account may write %s); tried again in %s: %w",
+		a.ID, topic, r.times, topic, wait.Round(time.Second), ErrRefused)
+}
+
+// noteRefused records that a, on topic, was refused.
+func (m *MQTT) noteRefused(a *model.Alert, topic string) {
+	key := a.ID + "/" + a.State
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.refused[topic]
+	if r == nil || r.alert != key {
+		r = &refusal{alert: key}
+		m.refused[topic] = r
+	}
+	r.times++
+	r.next = time.Now().Add(m.retryRefused)
+}
+
+// noteConfirmed forgets the refusals of a's topic: the broker took a.
+func (m *MQTT) noteConfirmed(a *model.Alert) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.refused) == 0 {
+		return
+	}
+	topic, _ := m.Topic(a)
+	delete(m.refused, topic)
 }
 
 // confirmLast confirms a, the last alert published on the connection of
@@ -347,6 +425,7 @@ func (m *MQTT) confirmLast(ctx context.Context, a *model.Alert, epoch uint64) er
 // connection was lost (cause): a refusal, most likely.
 func (m *MQTT) unconfirmed(a *model.Alert, cause error) error {
 	topic, _ := m.Topic(a)
+	m.noteRefused(a, topic)
 	return fmt.Errorf("publish alert %s to %s: the broker acknowledged it and then dropped the connection "+
 		"(%v), as mosquitto does with a publish its ACL or message_size_limit refuses: check that fenceline's account may write %s: %w",
 		a.ID, topic, cause, topic, ErrNotConfirmed)

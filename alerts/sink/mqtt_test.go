@@ -587,6 +587,7 @@ func TestIntegrationOutboxACLRefusingOneSite(t *testing.T) {
 	broker := testenv.Mosquitto(t, stack.MosquittoOptions{ExtraConfig: "acl_file " + acl + "\npid_file " + pidFile + "\n"})
 	unit := subscribe(t, broker.URL(), "station-all", false)
 	sink := &batchObserved{MQTT: newMQTTSink(t, broker.URL()), attempts: make(chan attempt, 1000)}
+	sink.retryRefused = 50 * time.Millisecond // bjm's tried again soon after the ACL is fixed
 	ob, err := outbox.Open(t.TempDir(), []outbox.Sink{sink},
 		outbox.Options{MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},
 		testLogger(t), prometheus.NewRegistry())
@@ -627,4 +628,49 @@ func TestIntegrationOutboxACLRefusingOneSite(t *testing.T) {
 	assert.Empty(t, repeats, "alerts delivered again")
 	require.Eventually(t, func() bool { return ob.Pending("mqtt") == 0 }, waitFor, 10*time.Millisecond)
 	stop()
+}
+
+// An alert the broker refuses twice in a row is tried again only once a
+// minute (refusedRetryEvery): each try costs the publisher its connection,
+// and tried at the outbox's pace (with reconnections backing off as they
+// followed each other) it kept the other sites' alerts waiting for
+// reconnections. Here mdl's alerts, appended one by one after bjm's was
+// refused, go out on one connection.
+func TestIntegrationMQTTRefusedTopicTriedAgainRarely(t *testing.T) {
+	t.Parallel()
+	acl := filepath.Join(t.TempDir(), "fenceline.acl")
+	require.NoError(t, os.WriteFile(acl, []byte("topic readwrite border/#\ntopic deny border/bjm/alerts/+\n"), 0o644))
+	broker := testenv.Mosquitto(t, stack.MosquittoOptions{ExtraConfig: "acl_file " + acl + "\n"})
+	unit := subscribe(t, broker.URL(), "station-all", false)
+	sink := &batchObserved{MQTT: newMQTTSink(t, broker.URL()), attempts: make(chan attempt, 1000)}
+	ob, err := outbox.Open(t.TempDir(), []outbox.Sink{sink},
+		outbox.Options{MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond},
+		testLogger(t), prometheus.NewRegistry())
+	require.NoError(t, err)
+	defer ob.Close()
+	stop := runOutbox(t, ob)
+	defer stop()
+
+	bjm := testAlert("bjm-0", model.StateFiring)
+	bjm.Site = "bjm"
+	ob.Append([]model.Alert{*bjm}, nil)
+	require.ErrorIs(t, sink.waitFailed(t, "bjm-0"), ErrNotConfirmed)
+	require.ErrorIs(t, sink.waitFailed(t, "bjm-0"), ErrNotConfirmed) // twice in a row: a refusal
+	err = sink.waitFailed(t, "bjm-0")
+	require.ErrorIs(t, err, ErrRefused, "not published again at the outbox's pace")
+	assert.Contains(t, err.Error(), "may write border/bjm/alerts/night-phone-ruins")
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	require.NoError(t, sink.WaitConnected(ctx), "back from the second refusal")
+	reconnections := sink.epoch.Load()
+	for i := range 20 {
+		a := testAlert(fmt.Sprintf("mdl-%d", i), model.StateFiring)
+		a.Site = "mdl"
+		ob.Append([]model.Alert{*a}, nil)
+		unit.requireInOrder(t, "mdl's alert while bjm's is refused", a.ID)
+	}
+	assert.Equal(t, reconnections, sink.epoch.Load(), "the publisher reconnected while mdl's alerts went out")
+	require.Eventually(t, func() bool { return ob.Pending("mqtt") == 1 }, waitFor, 10*time.Millisecond,
+		"bjm's alert pending, mdl's delivered: %d pending", ob.Pending("mqtt"))
 }
