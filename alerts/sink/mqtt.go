@@ -329,9 +329,9 @@ func (m *MQTT) DeliverBatch(ctx context.Context, alerts []*model.Alert) (int, er
 		}
 		if m.epoch.Load() != epoch {
 			// Not all on one connection: the ones since the last
-			// confirmed cannot be told apart from a refusal.
-			return confirmed, fmt.Errorf("publish alert %s to %s: the connection was lost while alerts were published: %w",
-				a.ID, topic, ErrNotConfirmed)
+			// confirmed cannot be told apart from a refusal (the first of
+			// them is tried alone next: a refusal then shows as one).
+			return confirmed, m.unconfirmed(alerts[confirmed], errors.New("lost while alerts were published"))
 		}
 		if i > 0 {
 			m.noteConfirmed(alerts[i-1])
