@@ -407,22 +407,7 @@ func TestIntegrationOutboxBrokerOutage(t *testing.T) {
 		testLogger(t), prometheus.NewRegistry())
 	require.NoError(t, err)
 	defer ob.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan error, 1)
-	go func() { runDone <- ob.Run(ctx) }()
-	var stopOnce sync.Once
-	stopRun := func() {
-		stopOnce.Do(func() {
-			cancel()
-			select {
-			case err := <-runDone:
-				require.NoError(t, err)
-			case <-time.After(waitFor):
-				t.Fatal("Run did not return")
-			}
-		})
-	}
-	defer stopRun()
+	stopRun := runOutbox(t, ob)
 	appendAlert := func(a *model.Alert) {
 		t.Helper()
 		done := make(chan error, 1)
