@@ -678,7 +678,9 @@ func appendQuoted(dst []byte, v string) []byte {
 	n := len(dst)
 	dst = append(dst, '"')
 	i := 0
-	if len(v) >= 8 {
+	// A value that starts with a non-ASCII byte (a plate's province,
+	// "蒙B…") is special at once: the bytes are read one by one below.
+	if len(v) >= 8 && v[0] < utf8.RuneSelf {
 		if !strSpecialWords(v) {
 			dst = append(dst, v...)
 			return append(dst, '"')
