@@ -84,6 +84,11 @@ type MQTT struct {
 	refused map[string]*refusal
 	// retryRefused is refusedRetryEvery (shorter in tests).
 	retryRefused time.Duration
+	// nextRetry is when the next refused alert, of any topic, may be tried
+	// (under mu): a rule denied at every site refuses an alert per site,
+	// and each retried once a minute on its own still dropped the
+	// connection every few seconds.
+	nextRetry time.Time
 
 	mu        sync.Mutex
 	connected bool
@@ -346,7 +351,7 @@ func (m *MQTT) DeliverBatch(ctx context.Context, alerts []*model.Alert) (int, er
 }
 
 // refusedRetryEvery is how often an alert the broker refused twice in a
-// row is tried again. Each try costs the publisher its connection, and
+// row is tried again, one topic at a time. Each try costs the publisher its connection, and
 // paho backs its reconnections off (up to max_reconnect_interval) when
 // they follow each other: tried at the outbox's pace, one site's refused
 // alert (an ACL denying that site's topic) kept every other site's alerts
@@ -375,8 +380,14 @@ func (m *MQTT) refusedWait(a *model.Alert, topic string) error {
 	if r == nil || r.times < 2 {
 		return nil
 	}
-	wait := time.Until(r.next)
+	now := time.Now()
+	next := r.next
+	if m.nextRetry.After(next) {
+		next = m.nextRetry
+	}
+	wait := next.Sub(now)
 	if wait <= 0 {
+		m.nextRetry = now.Add(m.retryRefused) // this one is the try
 		return nil
 	}
 	return fmt.Errorf("alert %s not published to %s: the broker refused an alert there %d times in a row (its ACL or message_size_limit: check that fenceline's account may write %s); tried again in %s: %w",
@@ -397,7 +408,9 @@ func (m *MQTT) noteRefused(a *model.Alert, topic string) {
 	r.next = time.Now().Add(m.retryRefused)
 }
 
-// noteConfirmed forgets the refusals of a's topic: the broker took a.
+// noteConfirmed forgets the refusals of a's topic, the broker took a; and
+// when a was refused before, those of every topic: the ACL was fixed, most
+// likely, and the others need not wait their turns for it.
 func (m *MQTT) noteConfirmed(a *model.Alert) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -405,6 +418,11 @@ func (m *MQTT) noteConfirmed(a *model.Alert) {
 		return
 	}
 	topic, _ := m.Topic(a)
+	if r := m.refused[topic]; r != nil && r.times >= 2 {
+		clear(m.refused)
+		m.nextRetry = time.Time{}
+		return
+	}
 	delete(m.refused, topic)
 }
 

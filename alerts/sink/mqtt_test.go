@@ -659,3 +659,40 @@ func TestIntegrationMQTTRefusedTopicTriedAgainRarely(t *testing.T) {
 	require.Eventually(t, func() bool { return ob.Pending("mqtt") == 1 }, waitFor, 10*time.Millisecond,
 		"bjm's alert pending, mdl's delivered: %d pending", ob.Pending("mqtt"))
 }
+
+// Refused alerts are tried again one topic at a time, one try a minute: a
+// rule denied at every site refuses an alert per site, and each site's
+// tried once a minute on its own dropped the connection every few seconds
+// (paho's reconnections then backed off to 30 s, and the allowed topics'
+// alerts waited minutes). One taken after a refusal clears them all.
+func TestMQTTRefusedTopicsTriedOneAtATime(t *testing.T) {
+	m, err := NewMQTT(MQTTConfig{Broker: "tcp://127.0.0.1:1", ClientID: "fenceline-1-alerts"}, testLogger(t))
+	require.NoError(t, err)
+	var alerts []*model.Alert
+	for _, site := range []string{"bjm", "btu", "mdl"} {
+		a := testAlert("foreign-"+site, model.StateFiring)
+		a.Site = site
+		alerts = append(alerts, a)
+		topic, err := m.Topic(a)
+		require.NoError(t, err)
+		m.noteRefused(a, topic)
+		m.noteRefused(a, topic)
+		m.refused[topic].next = time.Now().Add(-time.Second) // its minute is over
+	}
+	var tried []string
+	for _, a := range alerts {
+		topic, _ := m.Topic(a)
+		if err := m.refusedWait(a, topic); err == nil {
+			tried = append(tried, a.Site)
+		} else {
+			require.ErrorIs(t, err, ErrRefused)
+		}
+	}
+	assert.Equal(t, []string{"bjm"}, tried, "one refused topic tried at a time")
+
+	m.noteConfirmed(alerts[0]) // the ACL was fixed
+	for _, a := range alerts[1:] {
+		topic, _ := m.Topic(a)
+		assert.NoError(t, m.refusedWait(a, topic), "%s waits no more", a.Site)
+	}
+}
