@@ -185,13 +185,22 @@ func renumber(m *msg, seqs []int64) {
 	copy(m.payload[m.seqOff:m.seqOff+seqDigits], s)
 }
 
-func benchPipeline(b *testing.B, t load.Traffic) {
+// rig is the pipeline without I/O, as benchmarked, with a pool of traffic
+// for it.
+type rig struct {
+	msgs   []msg
+	eng    *engine.Engine
+	wr     *encodeWriter
+	handle func(m *msg) // renumbers m and takes it through the pipeline
+}
+
+func newRig(b *testing.B, t load.Traffic) *rig {
+	b.Helper()
 	w, rs := compiled(b)
 	t.SeqStart = seqStart
 	msgs, seqs := pool(b, w, t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	eng := engine.New(rs, engine.Options{}, log, prometheus.NewRegistry())
-	ob := &nopOutbox{}
 	now := func() time.Time { return benchTime.Add(time.Second) }
 	// The tag bound, as the daemon has it: in the writer's encoder, without
 	// its file (the daemon writes it only when a value is first admitted,
@@ -202,12 +211,17 @@ func benchPipeline(b *testing.B, t load.Traffic) {
 	}
 	wr := &encodeWriter{}
 	wr.enc.SetTagBound(tags)
-	p := pipeline.New(pipeline.Options{Now: now}, rs.Registry, eng, wr, nopDeadLetters{}, ob, log, prometheus.NewRegistry())
+	p := pipeline.New(pipeline.Options{Now: now}, rs.Registry, eng, wr, nopDeadLetters{}, &nopOutbox{}, log, prometheus.NewRegistry())
 	ctx := context.Background()
-	handle := func(m *msg) {
+	return &rig{msgs: msgs, eng: eng, wr: wr, handle: func(m *msg) {
 		renumber(m, seqs)
 		p.Handle(ctx, mqttsource.NewMessage(m.topic, m.payload, now(), nil))
-	}
+	}}
+}
+
+func benchPipeline(b *testing.B, t load.Traffic) {
+	rg := newRig(b, t)
+	msgs, wr, handle := rg.msgs, rg.wr, rg.handle
 	// Warm up: the engine's windows, the decoder's and encoder's buffers
 	// reach their steady state.
 	for i := range msgs {

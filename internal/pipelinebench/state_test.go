@@ -2,18 +2,10 @@ package pipelinebench
 
 import (
 	"bytes"
-	"context"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/fenceline/fenceline/alerts/engine"
-	"github.com/fenceline/fenceline/ingest/mqttsource"
-	"github.com/fenceline/fenceline/ingest/pipeline"
-	"github.com/fenceline/fenceline/ingest/tagcap"
 	"github.com/fenceline/fenceline/internal/load"
 )
 
@@ -26,29 +18,14 @@ const statePasses = 5
 // dwell stays and velocity sightings of thousands of subjects.
 func busyEngine(b *testing.B) *engine.Engine {
 	b.Helper()
-	w, rs := compiled(b)
-	t := load.Traffic{Mix: load.Mix{Detections: 6, Passes: 2, Positions: 1, Statuses: 1}, DetectionBatch: 20, PassBatch: 5,
-		ReadingTS: 0.2, InvalidShare: 0.01, AlertShare: 0.001, SeqStart: seqStart}
-	msgs, seqs := pool(b, w, t)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	eng := engine.New(rs, engine.Options{}, log, prometheus.NewRegistry())
-	now := func() time.Time { return benchTime.Add(time.Second) }
-	tags, err := tagcap.Open("", 256, log, prometheus.NewRegistry())
-	if err != nil {
-		b.Fatal(err)
-	}
-	wr := &encodeWriter{}
-	wr.enc.SetTagBound(tags)
-	p := pipeline.New(pipeline.Options{Now: now}, rs.Registry, eng, wr, nopDeadLetters{}, &nopOutbox{}, log, prometheus.NewRegistry())
-	ctx := context.Background()
+	r := newRig(b, load.Traffic{Mix: load.Mix{Detections: 6, Passes: 2, Positions: 1, Statuses: 1}, DetectionBatch: 20, PassBatch: 5,
+		ReadingTS: 0.2, InvalidShare: 0.01, AlertShare: 0.001})
 	for range statePasses {
-		for i := range msgs {
-			m := &msgs[i]
-			renumber(m, seqs)
-			p.Handle(ctx, mqttsource.NewMessage(m.topic, m.payload, now(), nil))
+		for i := range r.msgs {
+			r.handle(&r.msgs[i])
 		}
 	}
-	return eng
+	return r.eng
 }
 
 // BenchmarkStateSnapshot is the copy of the engine's state a save takes
