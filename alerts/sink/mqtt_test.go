@@ -557,6 +557,28 @@ func runOutbox(t *testing.T, ob *outbox.Outbox) (stop func()) {
 	return stop
 }
 
+// refusingBJM starts a mosquitto whose ACL refuses border/bjm/alerts/+ (its
+// file and the broker's pid file are returned, to fix it), a unit
+// subscribed to every alert, and an outbox (not running) delivering through
+// an observed MQTT sink, retrying after maxBackoff at most.
+func refusingBJM(t *testing.T, maxBackoff time.Duration) (acl, pidFile string, unit *subscriber, sink *batchObserved, ob *outbox.Outbox) {
+	t.Helper()
+	dir := t.TempDir()
+	acl = filepath.Join(dir, "fenceline.acl")
+	// Topic lines before any user line are the anonymous clients'.
+	require.NoError(t, os.WriteFile(acl, []byte("topic readwrite border/#\ntopic deny border/bjm/alerts/+\n"), 0o644))
+	pidFile = filepath.Join(dir, "mosquitto.pid")
+	broker := testenv.Mosquitto(t, stack.MosquittoOptions{ExtraConfig: "acl_file " + acl + "\npid_file " + pidFile + "\n"})
+	unit = subscribe(t, broker.URL(), "station-all", false)
+	sink = &batchObserved{MQTT: newMQTTSink(t, broker.URL()), attempts: make(chan attempt, 1000)}
+	ob, err := outbox.Open(t.TempDir(), []outbox.Sink{sink},
+		outbox.Options{MinBackoff: 10 * time.Millisecond, MaxBackoff: maxBackoff},
+		testLogger(t), prometheus.NewRegistry())
+	require.NoError(t, err)
+	t.Cleanup(func() { ob.Close() })
+	return acl, pidFile, unit, sink, ob
+}
+
 // An ACL mistake that refuses fenceline one site's alert topic holds back
 // that site's alerts only: the outbox delivers per site, so the other
 // sites' alerts reach their units while the refused site's stay pending
@@ -564,20 +586,8 @@ func runOutbox(t *testing.T, ob *outbox.Outbox) (stop func()) {
 // ACL is fixed.
 func TestIntegrationOutboxACLRefusingOneSite(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	acl := filepath.Join(dir, "fenceline.acl")
-	// Topic lines before any user line are the anonymous clients'.
-	require.NoError(t, os.WriteFile(acl, []byte("topic readwrite border/#\ntopic deny border/bjm/alerts/+\n"), 0o644))
-	pidFile := filepath.Join(dir, "mosquitto.pid")
-	broker := testenv.Mosquitto(t, stack.MosquittoOptions{ExtraConfig: "acl_file " + acl + "\npid_file " + pidFile + "\n"})
-	unit := subscribe(t, broker.URL(), "station-all", false)
-	sink := &batchObserved{MQTT: newMQTTSink(t, broker.URL()), attempts: make(chan attempt, 1000)}
+	acl, pidFile, unit, sink, ob := refusingBJM(t, 200*time.Millisecond)
 	sink.retryRefused = 50 * time.Millisecond // bjm's tried again soon after the ACL is fixed
-	ob, err := outbox.Open(t.TempDir(), []outbox.Sink{sink},
-		outbox.Options{MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},
-		testLogger(t), prometheus.NewRegistry())
-	require.NoError(t, err)
-	defer ob.Close()
 	stop := runOutbox(t, ob)
 
 	// bjm's first: under one queue for the sink it held back every later
@@ -599,7 +609,7 @@ func TestIntegrationOutboxACLRefusingOneSite(t *testing.T) {
 	// refused bjm publish drops the connection under an mdl batch (which
 	// then cannot be confirmed, and goes out again and again).
 	assert.Empty(t, repeats, "mdl's alerts delivered again")
-	err = sink.waitFailed(t, "bjm-0")
+	err := sink.waitFailed(t, "bjm-0")
 	require.ErrorIs(t, err, ErrNotConfirmed)
 	assert.Contains(t, err.Error(), "may write border/bjm/alerts/night-phone-ruins")
 	require.Eventually(t, func() bool { return ob.Pending("mqtt") == 3 }, waitFor, 10*time.Millisecond,
@@ -623,16 +633,7 @@ func TestIntegrationOutboxACLRefusingOneSite(t *testing.T) {
 // refused, go out on one connection.
 func TestIntegrationMQTTRefusedTopicTriedAgainRarely(t *testing.T) {
 	t.Parallel()
-	acl := filepath.Join(t.TempDir(), "fenceline.acl")
-	require.NoError(t, os.WriteFile(acl, []byte("topic readwrite border/#\ntopic deny border/bjm/alerts/+\n"), 0o644))
-	broker := testenv.Mosquitto(t, stack.MosquittoOptions{ExtraConfig: "acl_file " + acl + "\n"})
-	unit := subscribe(t, broker.URL(), "station-all", false)
-	sink := &batchObserved{MQTT: newMQTTSink(t, broker.URL()), attempts: make(chan attempt, 1000)}
-	ob, err := outbox.Open(t.TempDir(), []outbox.Sink{sink},
-		outbox.Options{MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond},
-		testLogger(t), prometheus.NewRegistry())
-	require.NoError(t, err)
-	defer ob.Close()
+	_, _, unit, sink, ob := refusingBJM(t, 50*time.Millisecond)
 	stop := runOutbox(t, ob)
 	defer stop()
 
@@ -641,7 +642,7 @@ func TestIntegrationMQTTRefusedTopicTriedAgainRarely(t *testing.T) {
 	ob.Append([]model.Alert{*bjm}, nil)
 	require.ErrorIs(t, sink.waitFailed(t, "bjm-0"), ErrNotConfirmed)
 	require.ErrorIs(t, sink.waitFailed(t, "bjm-0"), ErrNotConfirmed) // twice in a row: a refusal
-	err = sink.waitFailed(t, "bjm-0")
+	err := sink.waitFailed(t, "bjm-0")
 	require.ErrorIs(t, err, ErrRefused, "not published again at the outbox's pace")
 	assert.Contains(t, err.Error(), "may write border/bjm/alerts/night-phone-ruins")
 
