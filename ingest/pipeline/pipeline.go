@@ -312,9 +312,16 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 		// used, no sign of life. Its seq counts when it was read (a bad
 		// or future ts): the message was received, not lost, and its gap
 		// must not be reported as one. A malformed message's seq is
-		// unknown: taking it as 0 would count a reset and a huge gap.
-		if seq, ok := p.dec.Seq(); ok && b.Device != nil {
-			p.observe(b.Device.ID, seq, payloadSum(m.Payload))
+		// unknown: taking it as 0 would count a reset and a huge gap; it
+		// explains one message of the gap before the device's next seq.
+		if b.Device != nil {
+			p.engineMu.Lock()
+			if seq, ok := p.dec.Seq(); ok {
+				p.seqs.observe(b.Device.ID, seq, payloadSum(m.Payload), p.m)
+			} else {
+				p.seqs.unreadable(b.Device.ID)
+			}
+			p.engineMu.Unlock()
 		}
 		return
 	}

@@ -416,6 +416,51 @@ func TestRejectedMessagesWithASeqAreNoGap(t *testing.T) {
 	require.Equal(t, 0.0, testutil.ToFloat64(f.p.m.seqMissing))
 }
 
+// A message whose seq cannot be read (malformed JSON, another schema
+// version) is dead-lettered, not lost: the gap it leaves is its own, while
+// a gap wider than the unreadable messages before it is still one.
+func TestUnreadableMessagesExplainTheirGap(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		payloads      []string
+		gaps, missing float64
+	}{
+		{"malformed json", []string{
+			detections(1, `{"imsi":"460001234567890"}`),
+			`{"v":1,"seq":2,"ts":1,"detections":[{"imsi":"46000`,
+			detections(3, `{"imsi":"460001234567890"}`),
+		}, 0, 0},
+		{"another version", []string{
+			detections(1, `{"imsi":"460001234567890"}`),
+			`{"v":2,"seq":2,"ts":1,"detections":[]}`,
+			`not json at all`,
+			detections(4, `{"imsi":"460001234567890"}`),
+		}, 0, 0},
+		{"a gap wider than the unreadable", []string{
+			detections(1, `{"imsi":"460001234567890"}`),
+			`{"v":1,`,
+			detections(5, `{"imsi":"460001234567890"}`),
+		}, 1, 2},
+		{"unreadable explains only the gap after it", []string{
+			detections(1, `{"imsi":"460001234567890"}`),
+			`{"v":1,`,
+			detections(2, `{"imsi":"460001234567890"}`),
+			detections(4, `{"imsi":"460001234567890"}`),
+		}, 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			for _, payload := range tc.payloads {
+				m, _ := message(topic, payload)
+				f.p.Handle(context.Background(), m)
+			}
+			require.Equal(t, len(tc.payloads)-f.engine.evaluated, f.dead.len(), "every unreadable message is a dead letter")
+			require.Equal(t, tc.gaps, testutil.ToFloat64(f.p.m.seqGaps))
+			require.Equal(t, tc.missing, testutil.ToFloat64(f.p.m.seqMissing))
+		})
+	}
+}
+
 func TestDeadLettersGroupedByReason(t *testing.T) {
 	f := newFixture(t)
 	var dets string

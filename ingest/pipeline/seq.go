@@ -64,6 +64,11 @@ type seqState struct {
 	// been received (and stored) after that save. The first jump forward
 	// is counted as unknown, not as missing.
 	unsure bool
+	// unread counts the device's messages received since its last seq
+	// whose own seq could not be read (malformed JSON, another schema
+	// version): dead-lettered, so not lost, and the gap they leave is
+	// theirs, not one of messages missing.
+	unread int64
 }
 
 func newSeqTracker() *seqTracker { return &seqTracker{devices: map[string]*seqState{}} }
@@ -114,11 +119,13 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 			st.prevIdle++
 		}
 	}
-	unsure := st.unsure
-	st.unsure = false
+	unsure, unread := st.unsure, st.unread
+	st.unsure, st.unread = false, 0
 	switch {
 	case seq > st.max && seq-st.max <= maxSeqJump:
-		if gap := seq - st.max - 1; gap > 0 && unsure {
+		gap := seq - st.max - 1
+		gap -= min(gap, unread)
+		if gap > 0 && unsure {
 			m.seqUnknown.Add(float64(gap))
 		} else if gap > 0 {
 			m.seqGaps.Inc()
@@ -152,6 +159,15 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 	moved = p != nil && seq > p.max-seqWindow && seq <= p.max && p.hasSeq(seq)
 	st.mark(seq, sum, moved)
 	return false, moved
+}
+
+// unreadable records that device sent a message whose seq could not be
+// read (see seqState.unread). A device not seen before has no gap to
+// explain.
+func (t *seqTracker) unreadable(device string) {
+	if st, ok := t.devices[device]; ok && st.unread < maxSeqJump {
+		st.unread++
+	}
 }
 
 // staleRetained reports whether a retained message with seq (and checksum
