@@ -16,6 +16,7 @@ const (
 // Error classes of failed write requests.
 const (
 	classNetwork    = "network"     // no HTTP answer: refused, reset, timeout
+	classTLS        = "tls"         // no HTTP answer: the TLS handshake failed (see noAnswerClass)
 	classServer     = "server"      // 5xx and unexpected statuses
 	classThrottled  = "throttled"   // 429
 	classAuth       = "auth"        // 401, 403
@@ -24,7 +25,7 @@ const (
 	classBadRequest = "bad_request" // 400, 422: bad points, "partial write"
 )
 
-var errorClasses = []string{classNetwork, classServer, classThrottled, classAuth, classNotFound, classTooLarge, classBadRequest}
+var errorClasses = []string{classNetwork, classTLS, classServer, classThrottled, classAuth, classNotFound, classTooLarge, classBadRequest}
 
 type metrics struct {
 	points     map[string]prometheus.Counter

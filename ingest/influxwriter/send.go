@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -249,6 +252,31 @@ func (w *Writer) send(ctx context.Context, body []byte, lines int) result {
 
 const maxRetryAfter = 5 * time.Minute
 
+// noAnswerClass is the class of a request that got no HTTP answer: tls when
+// the TLS handshake failed on what the configuration says — a certificate
+// that influx.tls.ca_file does not vouch for or that names another host, a
+// client certificate InfluxDB refused, plain http on the other end of an
+// https:// URL. Waiting for InfluxDB does not help then: the operator must
+// change influx.tls or influx.url (the runbook says so per class).
+func noAnswerClass(err error) string {
+	var (
+		verify    *tls.CertificateVerificationError
+		authority x509.UnknownAuthorityError
+		host      x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		header    tls.RecordHeaderError
+		alert     tls.AlertError
+	)
+	if errors.As(err, &verify) || errors.As(err, &authority) || errors.As(err, &host) ||
+		errors.As(err, &invalid) || errors.As(err, &header) || errors.As(err, &alert) ||
+		// net/http turns the RecordHeaderError of a plain http server into
+		// an error of its own, with no type to match.
+		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
+		return classTLS
+	}
+	return classNetwork
+}
+
 // payload is what goes over the wire for body: itself, or gzipped.
 func (w *Writer) payload(body []byte) ([]byte, string) {
 	if !w.cfg.Gzip {
@@ -301,7 +329,7 @@ func (w *Writer) post(ctx context.Context, payload []byte, contentEncoding strin
 	}
 	resp, err := w.svc.DoHTTPRequestWithResponse(req, nil)
 	if err != nil {
-		return answer{class: classNetwork, err: err}
+		return answer{class: noAnswerClass(err), err: err}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 == 2 {
@@ -405,7 +433,7 @@ func (w *Writer) failed(a answer, attempt int, wait time.Duration) {
 	}
 	w.failures++
 	w.lastErr = fmt.Errorf("influxdb write: %w", a.err)
-	if a.class == classNetwork {
+	if a.class == classNetwork || a.class == classTLS {
 		w.reached = false
 	}
 	if now.Sub(w.loggedAt) >= 30*time.Second {

@@ -7,11 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -43,6 +46,43 @@ func TestTLSVerifiesAgainstConfiguredCA(t *testing.T) {
 			} else {
 				require.ErrorContains(t, err, "certificate")
 			}
+		})
+	}
+}
+
+// A write that fails in the TLS handshake is counted in class tls, not
+// network: the runbook's fix for it is the configuration, not InfluxDB.
+func TestTLSHandshakeFailuresAreClassTLS(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	tlsSrv := httptest.NewTLSServer(ok)
+	defer tlsSrv.Close()
+	plain := httptest.NewServer(ok)
+	defer plain.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(tlsSrv.Certificate())
+	trusted := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	closed := "http://" + l.Addr().String()
+	require.NoError(t, l.Close())
+
+	for _, tc := range []struct {
+		name, url string
+		tls       *tls.Config
+		class     string
+	}{
+		{"certificate of a CA not trusted", tlsSrv.URL, nil, "tls"},
+		{"certificate of another host", strings.Replace(tlsSrv.URL, "127.0.0.1", "localhost", 1), trusted, "tls"},
+		{"plain http behind an https URL", strings.Replace(plain.URL, "http:", "https:", 1), trusted, "tls"},
+		{"nothing listening", closed, nil, "network"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startWriter(t, Config{URL: tc.url, TLS: tc.tls, MaxBackoff: time.Millisecond})
+			require.NoError(t, s.w.Write(context.Background(), detectionBatch(5, 1), newWaiter(1).done(0)))
+			waitFor(t, func() bool { return counter(t, s.reg, "fenceline_influx_write_errors_total", "class", tc.class) > 0 })
+			other := map[string]string{"tls": "network", "network": "tls"}[tc.class]
+			assert.Zero(t, counter(t, s.reg, "fenceline_influx_write_errors_total", "class", other))
+			assert.False(t, s.w.Healthy())
 		})
 	}
 }
