@@ -60,6 +60,12 @@ mqtt: {broker: "tcp://fenceline@broker:1883"}`},
 		{name: "password in the InfluxDB URL", yaml: `
 influx: {url: "http://writer:s3cret@db:8086"}`,
 			errs: []string{"influx.url: holds a password: put user:password in influx.token_file"}},
+		{name: "password in the InfluxDB URL's query", yaml: `
+influx: {url: "https://db:8086/?u=writer&p=s3cret"}`,
+			errs: []string{"influx.url: has a query (?…), which is not sent: put user:password in influx.token_file"}},
+		{name: "password in the broker URL's query", yaml: `
+mqtt: {broker: "tcp://broker:1883?password=s3cret"}`,
+			errs: []string{"mqtt.broker: has a query (?…), which the MQTT client does not use"}},
 		{name: "influx tls on http", yaml: `
 influx: {url: "http://db:8086", tls: {ca_file: ca.pem}}`,
 			errs: []string{"influx.tls.ca_file: is set but influx.url is http://"}},
@@ -114,6 +120,7 @@ privacy: {hash_identifiers: true, key_file: privacy.key}`},
 			for _, want := range tc.errs {
 				require.Contains(t, err.Error(), want)
 			}
+			require.NotContains(t, err.Error(), "s3cret", "a problem never quotes a secret")
 		})
 	}
 }

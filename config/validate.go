@@ -192,6 +192,8 @@ func (m *MQTT) validate() Problems {
 		ps.Add("", "mqtt.broker", "has no host:port")
 	case hasPassword(u):
 		ps.Add("", "mqtt.broker", "holds a password: %s", brokerSecretHint)
+	case u.RawQuery != "":
+		ps.Add("", "mqtt.broker", "has a query (?…), which the MQTT client does not use: %s", brokerSecretHint)
 	}
 	if m.ClientID == "" || len(m.ClientID) > 256 {
 		ps.Add("", "mqtt.client_id", "must be 1-256 characters (a fixed id keeps the persistent session)")
@@ -310,6 +312,10 @@ func (in *Influx) validate() Problems {
 		ps.Add("", "influx.url", "has no host")
 	case hasPassword(u):
 		ps.Add("", "influx.url", "holds a password: %s", influxSecretHint)
+	case u.RawQuery != "":
+		// InfluxDB 1.x takes u= and p= there; fenceline writes to a URL of
+		// its own, without them, so they would only fail later as HTTP 401.
+		ps.Add("", "influx.url", "has a query (?…), which is not sent: %s", influxSecretHint)
 	}
 	if in.Bucket == "" {
 		ps.Add("", "influx.bucket", "must be set (InfluxDB 1.8: database/retention-policy, e.g. border/autogen)")
