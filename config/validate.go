@@ -440,7 +440,10 @@ func (a *Alerts) validate() Problems {
 	if _, err := time.LoadLocation(a.Timezone); err != nil {
 		ps.Add("", "alerts.timezone", "unknown time zone %q", a.Timezone)
 	}
-	if a.TopicPrefix == "" || strings.ContainsAny(a.TopicPrefix, "+#") {
+	switch {
+	case a.TopicPrefix == "":
+		ps.Add("", "alerts.topic_prefix", "must not be empty (alerts go to {topic_prefix}/{site}/alerts/{rule}; the default is border)")
+	case strings.ContainsAny(a.TopicPrefix, "+#"):
 		ps.Add("", "alerts.topic_prefix", "must be a topic prefix without wildcards")
 	}
 	return ps

@@ -316,7 +316,7 @@ func (r *reader) advance(c chunk) {
 		switch {
 		case s.records == 0:
 			s.oldest = time.Time{}
-			s.log.Info("spool drained: every spooled batch is in InfluxDB", "replayed_records", r.drained)
+			s.log.Info("spool drained: every spooled line is in InfluxDB, or in the dead letters if InfluxDB refused it for good", "replayed_records", r.drained)
 			r.drained = 0
 		case !c.nextOldest.IsZero():
 			s.oldest = c.nextOldest

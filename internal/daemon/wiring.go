@@ -227,7 +227,8 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		func() float64 { return float64(d.holds.waiting()) })
 	var savedSeqs json.RawMessage // the devices' seq counters, saved with the state
 	var seqsUnsure bool           // saved before an unclean stop
-	data, resolved, fromPrev, rerr := restoreState(d.engine, stateFile, log)
+	data, resolved, restoredFrom, rerr := restoreState(d.engine, stateFile, log)
+	fromPrev := rerr == nil && restoredFrom != stateFile
 	d.stateFileBad = fromPrev || (rerr != nil && !errors.Is(rerr, os.ErrNotExist))
 	if d.stateFileBad {
 		stateLost.Set(1)
@@ -235,7 +236,7 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 	switch {
 	case rerr == nil:
 		d.stateBytes.Set(float64(len(data))) // not 0 until the first save
-		log.Info("alert state restored", "file", stateFile, "resolved", len(resolved))
+		log.Info("alert state restored", "file", restoredFrom, "resolved", len(resolved))
 		var attached struct {
 			Seqs      json.RawMessage   `json:"seqs"`
 			Unsent    unsentAlerts      `json:"unsent_alerts"`
@@ -665,10 +666,10 @@ func (d *daemon) saveAll(run func(write func()) error) error {
 
 // restoreState restores the engine's state from path, or, when that cannot
 // be read or restored, from the previous save (path.prev). It returns the
-// data restored and the alerts that resolve the incidents of rules that
-// changed meanwhile; an error wrapping os.ErrNotExist when there was no
-// state to restore.
-func restoreState(e *engine.Engine, path string, log *slog.Logger) (_ []byte, _ []model.Alert, fromPrev bool, _ error) {
+// data restored, the file it was restored from, and the alerts that resolve
+// the incidents of rules that changed meanwhile; an error wrapping
+// os.ErrNotExist when there was no state to restore.
+func restoreState(e *engine.Engine, path string, log *slog.Logger) (_ []byte, _ []model.Alert, from string, _ error) {
 	var errs []error
 	for i, p := range []string{path, path + ".prev"} {
 		data, err := os.ReadFile(p)
@@ -684,17 +685,17 @@ func restoreState(e *engine.Engine, path string, log *slog.Logger) (_ []byte, _ 
 						"and a firing delivered since may never be resolved (look in the alert measurement for firings without a resolution since the previous save, and close them by hand)",
 						"file", p, "previous_save", saved.UTC().Format(time.RFC3339), "err", errs[0])
 				}
-				return data, resolved, i > 0, nil
+				return data, resolved, p, nil
 			}
 		}
 		if i == 0 && errors.Is(err, os.ErrNotExist) {
 			if _, perr := os.Stat(path + ".prev"); errors.Is(perr, os.ErrNotExist) {
-				return nil, nil, false, err // a first start
+				return nil, nil, "", err // a first start
 			}
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", p, err))
 	}
-	return nil, nil, false, errors.Join(errs...)
+	return nil, nil, "", errors.Join(errs...)
 }
 
 // keepPrevious keeps the state file about to be replaced as path.prev (a
