@@ -59,6 +59,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "version", "--version", "-version":
+		if len(args) > 0 {
+			fmt.Fprintf(stderr, "fenceline version: takes no flags or arguments (got %q)\n", args[0])
+			return 2
+		}
 		fmt.Fprintln(stdout, daemon.Version())
 		return 0
 	case "help", "-h", "--help":

@@ -58,6 +58,7 @@ func TestCheck(t *testing.T) {
 		{name: "negative since", args: []string{"deadletters", "--since", "-1h"}, code: 2, problems: []string{"--since and --limit must not be negative"}},
 		{name: "negative limit", args: []string{"deadletters", "--limit", "-1"}, code: 2, problems: []string{"--since and --limit must not be negative"}},
 		{name: "version", args: []string{"version"}, code: 0, stdout: "fenceline"},
+		{name: "version takes no flags", args: []string{"version", "--json"}, code: 2, problems: []string{`fenceline version: takes no flags or arguments (got "--json")`}},
 		{name: "a config path without --config is an error, not ./fenceline.yaml", args: []string{"check", "testdata/bad.yaml"}, code: 2,
 			problems: []string{`fenceline check: unexpected argument "testdata/bad.yaml": the configuration is given with --config FILE`}},
 		{name: "an extra argument is an error", args: []string{"check", "--config", "../../config/examples/fenceline.yaml", "extra"}, code: 2,
