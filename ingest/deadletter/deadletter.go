@@ -77,6 +77,7 @@ type Store struct {
 
 	mu      sync.Mutex
 	failing groupcommit.Failing // the failure of the records being retried
+	recent  *recentKeys         // the keys of the latest records written (see Kept)
 	queue   []pending
 	queued  int64         // payload bytes in queue
 	space   chan struct{} // closed when queued drops below the bound
@@ -145,7 +146,23 @@ func Open(dir string, opts Options, log *slog.Logger, reg prometheus.Registerer)
 		s.nextSeq = max(s.nextSeq, sg.seq+1)
 	}
 	s.m.bytes.Set(float64(s.total))
+	s.recent = newRecentKeys()
+	if err := s.recent.load(dir, segs); err != nil {
+		// Only redeliveries are recorded twice without them.
+		s.log.Warn("could not read the latest dead letters back; a message redelivered now may be recorded twice", "err", err)
+	}
 	return s, nil
+}
+
+// Kept reports whether a record of the same message with the same reason
+// and index is among the latest written (durably): rec is a redelivery of
+// it. The latest 65,536 records are remembered, those of the previous run
+// as far as its last 16 MiB of records hold them.
+func (s *Store) Kept(rec Record) bool {
+	key := s.recent.key(&rec)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.recent.has(key)
 }
 
 // Dir is the store's folder.
@@ -226,6 +243,15 @@ func (s *Store) commit() {
 			s.log.Info("dead letters are written again", "failed_attempts", n)
 		}
 		s.m.written.Add(float64(n))
+		keys := make([]uint64, n)
+		for j := range keys {
+			keys[j] = s.recent.key(&batch[i+j].rec)
+		}
+		s.mu.Lock()
+		for _, k := range keys {
+			s.recent.add(k)
+		}
+		s.mu.Unlock()
 		for _, p := range batch[i : i+n] {
 			p.done(nil)
 		}

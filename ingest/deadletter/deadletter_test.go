@@ -459,3 +459,76 @@ func TestEvictionWithinAGroup(t *testing.T) {
 	assert.LessOrEqual(t, peak, 12*one+2*3*one+6, "MaxBytes and a segment or so, not the whole group")
 	assert.Positive(t, testutil.ToFloat64(r.s.m.evictedRecords))
 }
+
+// A message redelivered after its rejection was written is Kept: in the run
+// that wrote it, and after a restart, from the newest records on disk. Only
+// the same message with the same reason and index is; its receive time and
+// detail do not matter.
+func TestKeptRecognisesARedelivery(t *testing.T) {
+	noLeaks(t)
+	dir := t.TempDir()
+	r := open(t, dir, Options{}).start(t)
+	binary := Record{Received: t0, Topic: "border/x/fence/X/detections", Reason: "not_utf8", Index: -1, Payload: []byte{0xff, 0x00, '{'}}
+	written := []Record{rec(1), rec(2), binary}
+	again := func(r Record) Record {
+		r.Received = r.Received.Add(time.Hour)
+		r.Detail += " (again)"
+		return r
+	}
+	other := func(change func(*Record)) Record {
+		r := rec(1)
+		change(&r)
+		return r
+	}
+	notKept := []Record{
+		rec(3),
+		other(func(r *Record) { r.Topic += "x" }),
+		other(func(r *Record) { r.Reason = "bad_ts" }),
+		other(func(r *Record) { r.Index = 4 }),
+		other(func(r *Record) { r.Payload = append(r.Payload, ' ') }),
+	}
+	check := func(s *Store, when string) {
+		for _, w := range written {
+			assert.True(t, s.Kept(again(w)), "%s: %s is kept", when, w.Payload)
+		}
+		for _, n := range notKept {
+			assert.False(t, s.Kept(n), "%s: %+v is not kept", when, n)
+		}
+	}
+	assert.False(t, r.s.Kept(rec(1)), "nothing is kept before it is written")
+	for _, w := range written {
+		appendWait(t, r.s, w)
+	}
+	check(r.s, "in the run that wrote them")
+	r.stop(t)
+	require.NoError(t, r.s.Close())
+
+	r2 := open(t, dir, Options{})
+	check(r2.s, "after a restart")
+	require.NoError(t, r2.s.Close())
+}
+
+// At Open only the newest records are read back (recentReadBytes of them),
+// beginning at a record boundary.
+func TestKeptAfterRestartReadsTheNewestRecords(t *testing.T) {
+	dir := t.TempDir()
+	r := open(t, dir, Options{SegmentBytes: 1 << 20}).start(t)
+	big := func(i int) Record {
+		rc := rec(i)
+		rc.Payload = append(bytes.Repeat([]byte{'x'}, 200<<10), rc.Payload...)
+		return rc
+	}
+	n := recentReadBytes/(200<<10) + 20 // more than are read back
+	for i := range n {
+		appendWait(t, r.s, big(i))
+	}
+	r.stop(t)
+	require.NoError(t, r.s.Close())
+
+	r2 := open(t, dir, Options{SegmentBytes: 1 << 20})
+	defer r2.s.Close()
+	assert.False(t, r2.s.Kept(big(0)), "the oldest are not read back")
+	for i := n - recentReadBytes/(210<<10); i < n; i++ {
+		assert.True(t, r2.s.Kept(big(i)), "record %d of %d is read back", i, n)
+	}
+}

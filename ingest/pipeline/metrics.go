@@ -14,18 +14,19 @@ import (
 )
 
 type metrics struct {
-	messages        *prometheus.CounterVec
-	readings        *prometheus.CounterVec
-	rejections      *prometheus.CounterVec
-	seqGaps         prometheus.Counter
-	seqMissing      prometheus.Counter
-	seqUnknown      prometheus.Counter
-	seqDuplicates   prometheus.Counter
-	seqLate         prometheus.Counter
-	seqResets       prometheus.Counter
-	retainedIgnored prometheus.Counter
-	abandoned       prometheus.Counter
-	ackLatency      prometheus.Histogram
+	messages              *prometheus.CounterVec
+	readings              *prometheus.CounterVec
+	rejections            *prometheus.CounterVec
+	rejectionsRedelivered prometheus.Counter
+	seqGaps               prometheus.Counter
+	seqMissing            prometheus.Counter
+	seqUnknown            prometheus.Counter
+	seqDuplicates         prometheus.Counter
+	seqLate               prometheus.Counter
+	seqResets             prometheus.Counter
+	retainedIgnored       prometheus.Counter
+	abandoned             prometheus.Counter
+	ackLatency            prometheus.Histogram
 
 	// The stream counters, looked up once: indexed by model.Stream, whose
 	// values are small (StreamUnknown to StreamStatus). readingsBy has no
@@ -55,6 +56,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Readings that passed validation, by stream."}, []string{"stream"}),
 		rejections: f.NewCounterVec(prometheus.CounterOpts{Name: "fenceline_ingest_rejections_total",
 			Help: "Rejected messages (whole) and readings, by reason; each is in the dead letters."}, []string{"reason"}),
+		rejectionsRedelivered: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_rejections_redelivered_total",
+			Help: "Rejections of messages the broker delivered again whose dead letters were written at the first delivery: not recorded or counted again."}),
 		seqGaps: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_sequence_gaps_total",
 			Help: "Times a device's seq jumped forward by more than one."}),
 		seqMissing: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_sequence_missing_messages_total",

@@ -52,9 +52,12 @@ type DeadLetter struct {
 }
 
 // DeadLetters keeps rejections durably; done is called once the record is
-// on disk.
+// on disk. Kept reports that a record of the same message, reason and index
+// is on disk already: the message is a redelivery (its first delivery was
+// not acked), to be recorded and counted once.
 type DeadLetters interface {
 	Append(rec DeadLetter, done func(error))
+	Kept(rec DeadLetter) bool
 }
 
 // Engine evaluates alert rules (see alerts/engine).
@@ -409,7 +412,6 @@ func (p *Pipeline) reject(t *ackToken, m *mqttsource.Message, b *model.Batch, re
 	byReason := map[decode.Reason][]decode.Reject{}
 	var order []decode.Reason
 	for _, r := range rejects {
-		p.m.rejections.WithLabelValues(string(r.Reason)).Inc()
 		if _, ok := byReason[r.Reason]; !ok {
 			order = append(order, r.Reason)
 		}
@@ -426,6 +428,14 @@ func (p *Pipeline) reject(t *ackToken, m *mqttsource.Message, b *model.Batch, re
 			Index:    rs[0].Index,
 			Payload:  m.Payload,
 		}
+		if p.dead.Kept(rec) {
+			// Recorded and counted at the first delivery, which was not
+			// acked: fenceline stopped before the message's other parts
+			// were stored, or lost the broker.
+			p.m.rejectionsRedelivered.Add(float64(len(rs)))
+			continue
+		}
+		p.m.rejections.WithLabelValues(string(reason)).Add(float64(len(rs)))
 		if ok, n, others := p.rejLog.allow(m.Topic, string(reason), p.opts.Now()); ok {
 			p.log.Warn("rejected", "topic", logTopic(m.Topic), "reason", reason, "detail", rec.Detail,
 				"same_rejections_not_logged", n, "other_rejections_not_logged", others)

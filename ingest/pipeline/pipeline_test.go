@@ -67,9 +67,33 @@ func (w *fakeWriter) Write(_ context.Context, b *model.Batch, done func(error)) 
 	return nil
 }
 
-type fakeDead struct{ held }
+// fakeDead holds records; one whose done was called without an error is
+// Kept.
+type fakeDead struct {
+	held
+	durable sync.Map // deadKey → true
+}
 
-func (d *fakeDead) Append(r DeadLetter, done func(error)) { d.hold(r, done) }
+type deadKey struct {
+	topic, reason, payload string
+	index                  int
+}
+
+func keyOf(r DeadLetter) deadKey { return deadKey{r.Topic, r.Reason, string(r.Payload), r.Index} }
+
+func (d *fakeDead) Append(r DeadLetter, done func(error)) {
+	d.hold(r, func(err error) {
+		if err == nil {
+			d.durable.Store(keyOf(r), true)
+		}
+		done(err)
+	})
+}
+
+func (d *fakeDead) Kept(r DeadLetter) bool {
+	_, ok := d.durable.Load(keyOf(r))
+	return ok
+}
 
 type fakeOutbox struct{ held }
 
@@ -457,6 +481,46 @@ func TestUnreadableMessagesExplainTheirGap(t *testing.T) {
 			require.Equal(t, len(tc.payloads)-f.engine.evaluated, f.dead.len(), "every unreadable message is a dead letter")
 			require.Equal(t, tc.gaps, testutil.ToFloat64(f.p.m.seqGaps))
 			require.Equal(t, tc.missing, testutil.ToFloat64(f.p.m.seqMissing))
+		})
+	}
+}
+
+// A message redelivered after its rejection was written (its first
+// delivery was not acked: its readings were not stored yet) is not
+// dead-lettered or counted again; its good readings are written again, as
+// any redelivery's are. A rejection whose record was not written is.
+func TestRedeliveredRejectionsAreRecordedOnce(t *testing.T) {
+	partial := detections(1, `{"imsi":"460001234567890"},{"imsi":"12"},{"imsi":"460001234567891"}`)
+	for _, tc := range []struct {
+		name       string
+		payload    string
+		reason     string
+		written    int // records of each delivery the store took
+		wantDead   int
+		wantCount  float64
+		wantWrites int
+	}{
+		{"a bad reading, its record written", partial, "bad_imsi", 1, 1, 1, 2},
+		{"a malformed message, its record written", `{"v":1,"seq":2,`, "malformed_json", 1, 1, 1, 0},
+		{"a bad reading, its record not written", partial, "bad_imsi", 0, 2, 2, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			for range 2 {
+				m, _ := message(topic, tc.payload)
+				n := f.dead.len()
+				f.p.Handle(context.Background(), m)
+				for i := n; i < f.dead.len() && i < n+tc.written; i++ {
+					f.dead.release(i, nil)
+				}
+				for i := n; i < f.dead.len() && tc.written == 0; i++ {
+					f.dead.release(i, errors.New("disk full"))
+				}
+			}
+			assert.Equal(t, tc.wantDead, f.dead.len(), "records appended")
+			assert.Equal(t, tc.wantCount, testutil.ToFloat64(f.p.m.rejections.WithLabelValues(tc.reason)))
+			assert.Equal(t, 2-tc.wantCount, testutil.ToFloat64(f.p.m.rejectionsRedelivered))
+			assert.Equal(t, tc.wantWrites, f.w.len(), "good readings are written at each delivery")
 		})
 	}
 }

@@ -378,11 +378,10 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 type deadLetters struct{ s *deadletter.Store }
 
 func (d deadLetters) Append(r pipeline.DeadLetter, done func(error)) {
-	d.s.Append(deadletter.Record{
-		Received: r.Received, Topic: r.Topic, Reason: r.Reason,
-		Detail: r.Detail, Index: r.Index, Payload: r.Payload,
-	}, done)
+	d.s.Append(deadletter.Record(r), done)
 }
+
+func (d deadLetters) Kept(r pipeline.DeadLetter) bool { return d.s.Kept(deadletter.Record(r)) }
 
 // deadLetterSpooled keeps spooled lines that InfluxDB refused for good on
 // replay: their messages were acked when spooled, so the lines themselves

@@ -44,6 +44,7 @@ func (w *encodeWriter) Write(_ context.Context, b *model.Batch, done func(error)
 type nopDeadLetters struct{}
 
 func (nopDeadLetters) Append(_ pipeline.DeadLetter, done func(error)) { done(nil) }
+func (nopDeadLetters) Kept(pipeline.DeadLetter) bool                  { return false }
 
 type nopOutbox struct{ alerts int }
 
