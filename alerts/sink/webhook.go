@@ -25,10 +25,15 @@ import (
 const (
 	// HeaderSignature carries "sha256=" + hex(HMAC-SHA256(secret, body)).
 	HeaderSignature = "X-Fenceline-Signature"
-	// HeaderAlertID and HeaderAlertState let a receiver deduplicate
-	// (by id+state) without parsing the body.
-	HeaderAlertID    = "X-Fenceline-Alert-Id"
-	HeaderAlertState = "X-Fenceline-Alert-State"
+	// HeaderAlertID, HeaderAlertState and HeaderAlertRepeat let a receiver
+	// deduplicate (by id, state and repeat) without parsing the body. The
+	// repeat header comes with the re-sends of repeat_interval only (the
+	// body's repeat, 1, 2, …): a key of id and state alone would take
+	// every re-send for a duplicate, and a receiver that expires alerts it
+	// has not heard about would expire a firing still open.
+	HeaderAlertID     = "X-Fenceline-Alert-Id"
+	HeaderAlertState  = "X-Fenceline-Alert-State"
+	HeaderAlertRepeat = "X-Fenceline-Alert-Repeat"
 )
 
 // DefaultWebhookTimeout bounds one POST when none is configured.
@@ -123,6 +128,9 @@ func (w *Webhook) Deliver(ctx context.Context, a *model.Alert) error {
 	}
 	if headerSafe(a.State) {
 		req.Header.Set(HeaderAlertState, a.State)
+	}
+	if a.Repeat > 0 {
+		req.Header.Set(HeaderAlertRepeat, strconv.Itoa(a.Repeat))
 	}
 	resp, err := w.client.Do(req)
 	if err != nil {

@@ -33,9 +33,9 @@ type receiver struct {
 }
 
 type received struct {
-	method, contentType, sig, id, state string
-	body                                []byte
-	sigOK                               bool
+	method, contentType, sig, id, state, repeat string
+	body                                        []byte
+	sigOK                                       bool
 }
 
 func newReceiver(t *testing.T, secret []byte, status func(n int) int) *receiver {
@@ -45,7 +45,7 @@ func newReceiver(t *testing.T, secret []byte, status func(n int) int) *receiver 
 		got := received{
 			method: req.Method, contentType: req.Header.Get("Content-Type"),
 			sig: req.Header.Get(HeaderSignature), id: req.Header.Get(HeaderAlertID),
-			state: req.Header.Get(HeaderAlertState), body: body,
+			state: req.Header.Get(HeaderAlertState), repeat: req.Header.Get(HeaderAlertRepeat), body: body,
 		}
 		// Verify as a receiver would: recompute and compare in constant time.
 		got.sigOK = hmac.Equal([]byte(got.sig), []byte(Sign(r.secret, body)))
@@ -85,9 +85,24 @@ func TestWebhookPostsSignedJSON(t *testing.T) {
 	assert.True(t, got.sigOK, "signature verifies with the shared secret")
 	assert.Equal(t, "inc-7f3a", got.id)
 	assert.Equal(t, "firing", got.state)
+	assert.Empty(t, got.repeat, "the first send is no repeat")
 	requireContractPayload(t, a, got.body)
 	assert.Contains(t, string(got.body), "speed > 0 & at night", "no HTML escaping")
 	assert.Equal(t, WebhookName(r.srv.URL+"/hooks/fenceline"), w.Name())
+}
+
+// A re-send under repeat_interval says which one it is in a header too: a
+// receiver that de-duplicates on the headers must not drop it.
+func TestWebhookRepeatHeader(t *testing.T) {
+	r := newReceiver(t, nil, always(http.StatusNoContent))
+	w := newWebhookT(t, r.srv.URL, nil)
+	a := testAlert("inc-7f3a", model.StateFiring)
+	a.Repeat = 2
+	require.NoError(t, w.Deliver(context.Background(), a))
+	got := <-r.ch
+	assert.Equal(t, "inc-7f3a", got.id)
+	assert.Equal(t, "firing", got.state)
+	assert.Equal(t, "2", got.repeat)
 }
 
 func TestWebhookWithoutSecretSendsNoSignature(t *testing.T) {
