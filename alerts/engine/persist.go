@@ -278,6 +278,7 @@ func (e *Engine) snapshotRule(st *ruleState) ruleSnapshot {
 	for k, f := range st.fence {
 		fs := fenceSnap{Subject: subj(k), fenceEntry: *f}
 		fs.Inside = slices.Clone(f.Inside)
+		fs.backlog = nil // not saved
 		rs.Fence = append(rs.Fence, fs)
 	}
 	rs.Status = sized[statusSnap](len(st.status))

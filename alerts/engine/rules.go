@@ -860,8 +860,15 @@ func kmhAbove(kmh, max float64) string {
 // Were the side updated and only the alert withheld, one coarse fix inside
 // would swallow the real entry after it, and a patrol that went in before
 // the night window opened would never be reported in the strip at night.
-// Positions older than the subject's latest are ignored (they would move
-// it back in time).
+// Positions older than the subject's latest do not move it back in time:
+// they are a backlog (a unit whose link was down sends its buffer late),
+// compared fix by fix along a side of its own (fenceEntry.backlog), and the
+// crossings along it are raised, late. A backlog's first fix — and a fix
+// older than the backlog's latest, which starts it again — has nothing
+// before it to compare with: it only sets the side, as a first sighting
+// would but without the enter (the subject may well have been inside since
+// before: an enter the live positions reported already). Nor is a
+// backlog's last fix compared with the newer positions.
 func (e *Engine) applyFence(st *ruleState, r *reading, now time.Time, out []model.Alert) []model.Alert {
 	rule := st.rule
 	if !r.hasPos || !e.active(rule.sched, r.t) {
@@ -881,9 +888,28 @@ func (e *Engine) applyFence(st *ruleState, r *reading, now time.Time, out []mode
 		st.fence[id] = fe
 	} else if r.t.Before(fe.Last) {
 		fe.Processed = now
+		b := fe.backlog
+		if b == nil || r.t.Before(b.last) {
+			b = &fenceTrack{}
+			fe.backlog = b
+			e.fenceStep(st, r, subj, nil, false, now, nil) // the side only
+		} else {
+			out = e.fenceStep(st, r, subj, b.inside, true, now, out)
+		}
+		b.inside, b.last = append(b.inside[:0], e.inside...), r.t
 		return out
 	}
 	fe.Last, fe.Processed = r.t, now
+	out = e.fenceStep(st, r, subj, fe.Inside, true, now, out)
+	fe.Inside = append(fe.Inside[:0], e.inside...)
+	return out
+}
+
+// fenceStep works out the zones of the rule r is inside (in e.inside), the
+// subject having been inside was before it, and, if raise, raises the
+// crossings.
+func (e *Engine) fenceStep(st *ruleState, r *reading, subj model.Subject, was []string, raise bool, now time.Time, out []model.Alert) []model.Alert {
+	rule := st.rule
 	h := rule.hysteresis
 
 	if !e.nearOK || e.nearH != h { // the enter/exit rules of a reading share one search per hysteresis
@@ -901,16 +927,16 @@ func (e *Engine) applyFence(st *ruleState, r *reading, now time.Time, out []mode
 				continue
 			}
 		}
-		was := slices.Contains(fe.Inside, z.ID)
+		wasIn := slices.Contains(was, z.ID)
 		if rule.when != nil && !e.when(st, r, z) {
-			if was {
+			if wasIn {
 				e.inside = append(e.inside, z.ID)
 			}
 			continue
 		}
 		d := z.DistanceM(r.p)
 		var in bool
-		if was {
+		if wasIn {
 			in = d >= -h
 		} else {
 			in = d > h || (h == 0 && d >= 0)
@@ -918,13 +944,13 @@ func (e *Engine) applyFence(st *ruleState, r *reading, now time.Time, out []mode
 		if in {
 			e.inside = append(e.inside, z.ID)
 		}
-		if in != was && ((rule.Kind == KindEnter && in) || (rule.Kind == KindExit && !in)) {
+		if raise && in != wasIn && ((rule.Kind == KindEnter && in) || (rule.Kind == KindExit && !in)) {
 			out = e.crossing(st, r, subj, z, now, out)
 		}
 	}
 	// Zones it was inside that are not even near any more: it left them,
 	// unless the rule's `when` refuses the fix there.
-	for _, id := range fe.Inside {
+	for _, id := range was {
 		if slices.Contains(e.inside, id) || containsZone(e.near, id) {
 			continue
 		}
@@ -936,11 +962,10 @@ func (e *Engine) applyFence(st *ruleState, r *reading, now time.Time, out []mode
 		case z == nil:
 		case rule.when != nil && !e.when(st, r, z):
 			e.inside = append(e.inside, id)
-		case rule.Kind == KindExit:
+		case raise && rule.Kind == KindExit:
 			out = e.crossing(st, r, subj, z, now, out)
 		}
 	}
-	fe.Inside = append(fe.Inside[:0], e.inside...)
 	return out
 }
 

@@ -942,6 +942,56 @@ func TestEnterExitHysteresis(t *testing.T) {
 	}
 }
 
+// A backlog of positions older than the patrol's latest (its unit's link
+// was down) is compared fix by fix along a side of its own: its crossings
+// are raised, late, at their own time. Its first fix only sets the side (the
+// patrol may have been inside since an enter the live fixes reported), and
+// a fix older than the backlog's latest starts it again.
+func TestEnterExitBacklog(t *testing.T) {
+	edge := model.Point{Lat: stripEdge, Lon: 110.1}
+	type fix struct {
+		min    int     // past 10:00
+		metres float64 // north of the southern edge: + inside, - outside
+	}
+	tests := []struct {
+		name          string
+		live, backlog []fix
+		enters, exits []int // minutes of the backlog's crossings
+	}{
+		{"in and out while the link was down", []fix{{50, -500}, {52, -500}}, []fix{{20, -500}, {22, 500}, {24, -500}}, []int{22}, []int{24}},
+		{"inside all along is no enter", []fix{{10, -500}, {30, 500}, {50, 500}}, []fix{{35, 500}, {40, 500}}, nil, nil},
+		{"a first fix inside only sets the side", []fix{{50, -500}}, []fix{{20, 500}, {22, -500}}, nil, []int{22}},
+		{"jitter within the hysteresis is no crossing", []fix{{50, -500}}, []fix{{20, -500}, {21, 10}, {22, -10}}, nil, nil},
+		{"an older fix starts the backlog again", []fix{{50, -500}}, []fix{{30, -500}, {32, 500}, {20, 500}, {22, -500}}, []int{32}, []int{22}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rs, ps := compileYAML(t, fenceRules)
+			require.Empty(t, ps)
+			e := newEngine(t, rs)
+			for _, f := range tc.live {
+				e.eval(e.position("P-07", at(10, f.min), north(edge, f.metres)))
+			}
+			var enters, exits []int
+			for _, f := range tc.backlog {
+				for _, a := range e.Evaluate(e.position("P-07", at(10, f.min), north(edge, f.metres)), at(11, 0)) {
+					if a.Rule != "in-strip" && a.Rule != "out-strip" {
+						continue
+					}
+					assert.True(t, a.Late, "%s at %s is late", a.Rule, a.At)
+					if a.Rule == "in-strip" {
+						enters = append(enters, a.At.Minute())
+					} else {
+						exits = append(exits, a.At.Minute())
+					}
+				}
+			}
+			assert.Equal(t, tc.enters, enters, "enters")
+			assert.Equal(t, tc.exits, exits, "exits")
+		})
+	}
+}
+
 // Enter/exit rules of different hysteresis each see the zones near enough
 // for theirs (a reading's rules share the search of one hysteresis).
 func TestExitRulesOfDifferentHysteresis(t *testing.T) {

@@ -242,6 +242,17 @@ type fenceEntry struct {
 	Inside    []string  `json:"inside"`
 	Last      time.Time `json:"last"` // event time of the latest position
 	Processed time.Time `json:"processed"`
+	// backlog is the side of the subject along a backlog: positions
+	// older than Last, delivered late (see applyFence). It is not saved: a
+	// restart starts a backlog's comparison again from its next fix.
+	backlog *fenceTrack
+}
+
+// fenceTrack is a subject's side along a backlog: the zones it was inside
+// at its latest fix so far.
+type fenceTrack struct {
+	inside []string
+	last   time.Time
 }
 
 // statusEntry is a device's standing for a status rule.
