@@ -44,6 +44,10 @@ type alertIn struct {
 	count    int
 	evidence []model.Evidence
 	summary  string
+	// onTime marks an alert of processing time (a silence): it is raised
+	// as soon as it is noticed, however long ago its `at` (the silence's
+	// start, or a schedule's window opening long after it), so never late.
+	onTime bool
 }
 
 // fire builds a firing alert.
@@ -75,7 +79,7 @@ func (e *Engine) fire(st *ruleState, in alertIn, now time.Time) model.Alert {
 		Count:    in.count,
 		Evidence: slices.Clone(in.evidence),
 		Notify:   notifyOf(r, in.zone),
-		Late:     now.Sub(in.at) > e.opts.LateAfter,
+		Late:     !in.onTime && e.late(in.at, now),
 	}
 	a.Summary = r.summarised(a.Summary)
 	if a.Evidence == nil {
@@ -99,13 +103,23 @@ func (e *Engine) fire(st *ruleState, in alertIn, now time.Time) model.Alert {
 // they may come many a second.
 func (e *Engine) IncidentChanges() uint64 { return e.incidents.Load() }
 
-// resolved turns an open incident into its resolved alert.
-func (e *Engine) resolved(st *ruleState, inc *incident, at, now time.Time, summary string) model.Alert {
+// late reports whether an alert of event time at, raised now, is late: it
+// comes from readings delivered long after their time (a backlog).
+func (e *Engine) late(at, now time.Time) bool { return now.Sub(at) > e.opts.LateAfter }
+
+// resolved turns an open incident into its resolved alert; late says
+// whether the resolution comes from a backlog.
+func (e *Engine) resolved(st *ruleState, inc *incident, at, now time.Time, late bool, summary string) model.Alert {
 	a := inc.Alert
 	a.State = model.StateResolved
+	// Never after raised_at: a window drained by Tick moves its clock on
+	// by a monotonic duration, which can pass the wall clock by a few ns.
 	a.At = at
+	if at.After(now) {
+		a.At = now
+	}
 	a.RaisedAt = now
-	a.Late = now.Sub(at) > e.opts.LateAfter
+	a.Late = late
 	a.Summary = st.rule.summarised(summary)
 	a.Evidence = slices.Clone(a.Evidence)
 	a.NearestPatrols = []model.PatrolRef{}
@@ -127,7 +141,7 @@ func (e *Engine) closedUncleared(st *ruleState, inc *incident, now time.Time, wh
 	if p := st.rule.Spec.Summary; p != "" {
 		firing = strings.TrimPrefix(firing, p+": ") // resolved puts it back in front
 	}
-	return e.resolved(st, inc, now, now, unclearedSummary(why, firing))
+	return e.resolved(st, inc, now, now, false, unclearedSummary(why, firing))
 }
 
 // unclearedSummary is the summary of an incident closed for why, whose

@@ -483,7 +483,9 @@ func (e *Engine) countChanged(st *ruleState, cz *countZone, z *zone.Zone, clock,
 		cz.firedIn, cz.firedOut = e.calls, len(out)
 		out = append(out, a)
 	case n < th && cz.Open != nil:
-		out = append(out, e.resolved(st, cz.Open, clock, now,
+		// A drain by Tick moves the clock on by processing time: late when
+		// the window's latest reading came late.
+		out = append(out, e.resolved(st, cz.Open, clock, now, e.late(clock, now),
 			fmt.Sprintf("%d %s within %s at %s, below threshold %d, %s",
 				n, countNoun(st.rule.Source, n), shortDur(st.rule.window), e.countPlace(cz, z), th, e.localTime(clock, now))))
 		cz.Open = nil
@@ -698,7 +700,10 @@ func (e *Engine) dwellGone(st *ruleState, subj model.Subject, z *zone.Zone, r *r
 func (e *Engine) stayEnded(st *ruleState, de *dwellEntry, now time.Time, summary string) model.Alert {
 	de.Open.Alert.Count = de.Sightings
 	de.Open.Alert.Evidence = slices.Clone(inOrder(de.Evidence, &de.evRing))
-	return e.resolved(st, de.Open, de.Last, now, summary)
+	// The stay ended at its last sighting, and that is its `at`; the end is
+	// known max_gap later (by Tick, or by a sighting after the gap), so the
+	// resolution is late only when that last sighting came late itself.
+	return e.resolved(st, de.Open, de.Last, now, e.late(de.Last, de.Processed), summary)
 }
 
 func zoneIDOr(z *zone.Zone, de *dwellEntry) string {
@@ -1030,7 +1035,7 @@ func (e *Engine) applyStatus(st *ruleState, r *reading, subj model.Subject, z *z
 		se.Open = e.opened(st, a, now)
 		out = append(out, a)
 	case !match && se.Open != nil:
-		out = append(out, e.resolved(st, se.Open, r.t, now,
+		out = append(out, e.resolved(st, se.Open, r.t, now, e.late(r.t, now),
 			fmt.Sprintf("%s at %s reports %s, no longer %s, %s", upperFirst(describeSubject(subj, r)),
 				e.statusPlace(z, dev, r.b.Site), statusFacts(r.st), readableWhen(st.rule.Spec.When), e.localTime(r.t, now))))
 		se.Open = nil
@@ -1166,7 +1171,7 @@ func (e *Engine) tickSilence(st *ruleState, now time.Time, out []model.Alert) []
 		subj := model.Subject{Kind: "device", Value: d.ID}
 		a := e.fire(st, alertIn{
 			subj: subj, zone: z, site: d.Site, at: ref.Add(limit), start: ref, loc: loc,
-			evidence: nil,
+			evidence: nil, onTime: true,
 			summary: fmt.Sprintf("%s %s (%ssite %s) silent for more than %s (%s)", upperFirst(string(d.Kind)), d.ID,
 				nameAnd(d.Name), d.Site, shortDur(limit), since),
 		}, now)
@@ -1204,7 +1209,7 @@ func (e *Engine) resolveSilence(dev string, prev time.Time, heard bool, now time
 			summary = fmt.Sprintf("Device %s reporting again after %s of silence", dev,
 				shortDur(now.Sub(inc.Alert.At.Add(-e.silenceLimit(st.rule, dev)))))
 		}
-		out = append(out, e.resolved(st, inc, now, now, summary))
+		out = append(out, e.resolved(st, inc, now, now, false, summary))
 	}
 	return out
 }

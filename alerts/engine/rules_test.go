@@ -634,6 +634,7 @@ func TestDwellBacklog(t *testing.T) {
 	require.Len(t, res, 1, "the backlog's stay ends; the present one never fired")
 	assert.Equal(t, model.StateResolved, res[0].State)
 	assert.Equal(t, fired[0].ID, res[0].ID)
+	assert.True(t, res[0].Late, "a backlog's stay ends late")
 }
 
 // A stay whose first sightings arrive as a backlog after the subject's
@@ -707,6 +708,39 @@ func TestDwellResolvesOnTick(t *testing.T) {
 	assert.Equal(t, model.StateResolved, res[0].State)
 	assert.Equal(t, at(22, 45), res[0].At, "resolved at the last sighting")
 	assert.Contains(t, res[0].Summary, "no longer seen")
+	assert.False(t, res[0].Late, "known max_gap after a sighting that came on time: not late")
+}
+
+// A stay a newer sighting ends (after a gap over max_gap) is resolved at its
+// last sighting, on time when that sighting came on time, late when it was
+// a backlog's.
+func TestDwellEndedByASightingIsLateOnlyForABacklog(t *testing.T) {
+	rs, ps := compileYAML(t, countRules)
+	require.Empty(t, ps)
+	for _, tc := range []struct {
+		name  string
+		delay time.Duration // between a sighting and its processing
+		late  bool
+	}{
+		{"live", 0, false},
+		{"a backlog three hours late", 3 * time.Hour, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t, rs)
+			loc := model.Point{Lat: 41.9612, Lon: 110.4875}
+			var fired []model.Alert
+			for m := 0; m <= 45; m += 5 {
+				fired = append(fired, only(e.Evaluate(e.phones("F-1", at(18, m), loc, "460000000000001"), at(18, m).Add(tc.delay)), "loiter")...)
+			}
+			require.Len(t, fired, 1)
+			assert.Equal(t, tc.late, fired[0].Late, "the firing")
+			res := only(e.Evaluate(e.phones("F-1", at(19, 5), loc, "460000000000001"), at(19, 5).Add(tc.delay)), "loiter")
+			require.Len(t, res, 1)
+			assert.Equal(t, model.StateResolved, res[0].State)
+			assert.Equal(t, at(18, 45), res[0].At)
+			assert.Equal(t, tc.late, res[0].Late, "the resolution")
+		})
+	}
 }
 
 func TestVelocity(t *testing.T) {
@@ -1220,6 +1254,29 @@ rules:
 	assert.Equal(t, "F-1", got[0].Subject.Value)
 	assert.Equal(t, "ruins", got[0].Zone)
 	assert.Equal(t, []string{"joint-command", "station-mdl"}, got[0].Notify)
+}
+
+// A silence is noticed as it happens, in processing time: its firing is
+// never late, also when a schedule holds it until its window opens long
+// after the silence began (its `at`).
+func TestSilenceIsNeverLate(t *testing.T) {
+	rs, ps := compileYAML(t, `
+devices:
+  - {id: F-1, kind: fence, site: mdl, lat: 41.9612, lon: 110.4875}
+rules:
+  - {id: night-offline, kind: silence, after: 10m, schedule: {tz: Asia/Shanghai, windows: [{from: "22:00", to: "06:00"}]}}
+`)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	e.Evaluate(e.phones("F-1", at(20, 0), ruinsIn, "460000000000001"), at(20, 0))
+	assert.Empty(t, only(e.Tick(at(21, 0)), "night-offline"), "outside the window")
+	got := only(e.Tick(at(22, 0)), "night-offline")
+	require.Len(t, got, 1)
+	assert.True(t, got[0].At.Before(at(21, 50)), "at: long before the window opened, %s", got[0].At)
+	assert.False(t, got[0].Late)
+	res := only(e.Evaluate(e.phones("F-1", at(22, 30), ruinsIn, "460000000000001"), at(22, 30)), "night-offline")
+	require.Len(t, res, 1)
+	assert.False(t, res[0].Late)
 }
 
 func keys[V any](m map[string]V) []string {
@@ -1795,4 +1852,20 @@ func TestCountNoun(t *testing.T) {
 	assert.Equal(t, "phones", countNoun(SourcePhone, 0))
 	assert.Equal(t, "vehicles", countNoun(SourceVehicle, 3))
 	assert.Equal(t, "patrol", countNoun(SourcePatrol, 1))
+}
+
+// A resolution's at is never after its raised_at: a window drained by Tick
+// moves its clock on by a monotonic duration, which can pass the wall clock
+// by a few nanoseconds.
+func TestResolvedNeverAfterRaisedAt(t *testing.T) {
+	rs, ps := compileYAML(t, countRules)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	st := e.order[0]
+	now := at(12, 0)
+	inc := &incident{Alert: model.Alert{ID: "x", Rule: st.rule.ID, State: model.StateFiring, At: at(11, 0)}}
+	st.open++
+	a := e.resolved(st, inc, now.Add(10*time.Nanosecond), now, false, "gone")
+	assert.Equal(t, now, a.At)
+	assert.Equal(t, now, a.RaisedAt)
 }
