@@ -163,7 +163,7 @@ func Check(cfg *config.Config, reported ...config.Problem) error {
 		}
 	}
 	for _, p := range securityProblems(cfg) {
-		if !seen[p.Key] {
+		if !seen[p.Key] && !sectionSeen(seen, p.Key) {
 			ps = append(ps, p)
 		}
 	}
@@ -174,6 +174,18 @@ func Check(cfg *config.Config, reported ...config.Problem) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// sectionSeen reports whether a problem of a key in section (a problem of
+// start-up named after a whole section, such as privacy) was reported: the
+// two would be one problem told twice.
+func sectionSeen(seen map[string]bool, section string) bool {
+	for k := range seen {
+		if strings.HasPrefix(k, section+".") {
+			return true
+		}
+	}
+	return false
 }
 
 // stateDirs creates storage.dir's folders.
