@@ -93,14 +93,17 @@ type Encoder struct {
 //
 // A value Admit refuses is written as the tag model.OverflowTag, with its
 // text in the field <tag>_text (an empty value is never asked about: it is
-// no tag). Admit's answer for a value must never
+// no tag). A bound refuses a value that cannot be a tag as sent
+// (model.TagFits) too: its text is kept whole in the field, where the tag
+// would have lost a trailing backslash. Admit's answer for a value must never
 // change: the encoder caches it with the encoded tag set, so that the bound
 // costs nothing per reading once a tag set has been seen, and asks again
 // only when that tag set leaves its cache. Overflowed is called for every
-// reading written with OverflowTag, cached or not, for the bound's counts.
+// reading written with OverflowTag in place of v, cached or not, for the
+// bound's counts.
 type TagBound interface {
 	Admit(tag, v string) bool
-	Overflowed(tag string)
+	Overflowed(tag, v string)
 }
 
 // SetTagBound makes e bound tags with tb (nil: not at all). Encoders are
@@ -249,7 +252,7 @@ func alertOffsets(state string) (lo, size int64) {
 }
 
 func (e *Encoder) lpTag(key, value string) {
-	if value != "" && !cleanTag(value) {
+	if value != "" && !model.TagFits(value) {
 		value = sanitizeTag(value)
 	}
 	if value != "" {
@@ -273,35 +276,11 @@ func (e *Encoder) lpFloat(key string, v float64) {
 	}
 }
 
-// cleanTag reports whether a tag value can be written as is: valid UTF-8, no
-// control characters (the line-protocol grammar has no escape for them in
-// tags) and no trailing backslash (which would escape the separator after it).
-func cleanTag(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c == 0x7f || c >= utf8.RuneSelf {
-			return asciiOrValid(s)
-		}
-	}
-	return s[len(s)-1] != '\\'
-}
-
-func asciiOrValid(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f {
-			return false
-		}
-	}
-	return s[len(s)-1] != '\\'
-}
-
 // sanitizeTag replaces control characters by spaces and invalid UTF-8 by
-// U+FFFD, and drops trailing backslashes. Tags come from validated code
-// lists, so this only runs on garbage, and garbage is better stored mangled
-// than not at all.
+// U+FFFD, and drops trailing backslashes. The tags of device text are
+// refused by the TagBound when they do not fit (and kept whole as text);
+// the rest come from validated lists, so this only runs on garbage where
+// no bound is set, and garbage is better stored mangled than not at all.
 func sanitizeTag(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.Map(func(r rune) rune {

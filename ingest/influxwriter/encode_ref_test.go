@@ -37,7 +37,7 @@ func newPredBound(over func(tag, v string) bool) *predBound {
 }
 
 func (p *predBound) Admit(tag, v string) bool { p.asked++; return !p.over(tag, v) }
-func (p *predBound) Overflowed(tag string)    { p.overflowed[tag]++ }
+func (p *predBound) Overflowed(tag, _ string) { p.overflowed[tag]++ }
 
 // oddOver refuses the values of odd length, whatever the tag.
 func oddOver(_, v string) bool { return len(v)%2 == 1 }

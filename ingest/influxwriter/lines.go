@@ -239,7 +239,7 @@ func (e *Encoder) tags3(dst []byte, meas uint64, m *model.Meta, a, b, c string, 
 		sl := &ts.slots[set][w]
 		if sl.key.is(&key) && (!long || sl.a == a && sl.b == b && sl.c == c && sl.device == m.Device && sl.site == m.Site) {
 			if sl.over != 0 {
-				e.overflowed(bounded, sl.over)
+				e.overflowed(bounded, sl.over, a, b, c)
 			}
 			return append(dst, sl.enc...), sl.over
 		}
@@ -265,20 +265,20 @@ func (e *Encoder) admit3(bounded *[3]string, a, b, c string) (string, string, st
 	var over uint8
 	for i, v := range [3]*string{&a, &b, &c} {
 		if tag := bounded[i]; tag != "" && *v != "" && !e.bound.Admit(tag, *v) {
+			e.bound.Overflowed(tag, *v)
 			*v = model.OverflowTag
 			over |= 1 << i
-			e.bound.Overflowed(tag)
 		}
 	}
 	return a, b, c, over
 }
 
 // overflowed counts a reading written with the cached tag set whose
-// overflow mask is over.
-func (e *Encoder) overflowed(bounded *[3]string, over uint8) {
-	for i, tag := range bounded {
+// overflow mask is over, its values being a, b and c.
+func (e *Encoder) overflowed(bounded *[3]string, over uint8, a, b, c string) {
+	for i, v := range [3]string{a, b, c} {
 		if over&(1<<i) != 0 {
-			e.bound.Overflowed(tag)
+			e.bound.Overflowed(bounded[i], v)
 		}
 	}
 }

@@ -44,7 +44,7 @@ func (m *maxBound) Admit(tag, v string) bool {
 	return true
 }
 
-func (m *maxBound) Overflowed(tag string) { m.overflowed[tag]++ }
+func (m *maxBound) Overflowed(tag, _ string) { m.overflowed[tag]++ }
 
 const boundNS = 1795741804120000000
 

@@ -9,7 +9,10 @@
 // value is stored with the tag "other" and its text in a field of its own
 // (tech_text, mcc_text, operator_text, plate_color_text, vehicle_type_text):
 // nothing is lost, and the series stay bounded. The values admitted are kept
-// in a file in storage.dir, so that a restart does not admit Max more.
+// in a file in storage.dir, so that a restart does not admit Max more. A
+// value that cannot be a tag as sent (model.TagFits: a trailing backslash,
+// a control character, invalid UTF-8) is refused the same way, whatever
+// the bound: as a tag it would be stored mangled, or not at all.
 //
 // A Cap only decides and counts; the line encoder (ingest/influxwriter)
 // substitutes. It asks once per tag set it has not cached, not per reading:
@@ -55,6 +58,7 @@ type Cap struct {
 	tech, mcc, operator, plateColor, vehicleType *valueSet
 
 	overflow *prometheus.CounterVec
+	unfit    *prometheus.CounterVec
 	values   *prometheus.GaugeVec
 
 	warned map[string]time.Time // per tag: the last overflow warning
@@ -75,12 +79,14 @@ func Open(path string, max int, log *slog.Logger, reg prometheus.Registerer) (*C
 		max: max, path: path, seen: map[string]*valueSet{}, log: log.With("component", "tagcap"),
 		overflow: f.NewCounterVec(prometheus.CounterOpts{Name: "fenceline_ingest_tag_overflow_readings_total",
 			Help: "Readings stored with the tag \"other\" (their text in <tag>_text) because the tag had reached influx.max_tag_values distinct values."}, []string{"tag"}),
+		unfit: f.NewCounterVec(prometheus.CounterOpts{Name: "fenceline_ingest_tag_unfit_readings_total",
+			Help: "Readings stored with the tag \"other\" (their text in <tag>_text) because their value cannot be a tag as sent: a trailing backslash, a control character or invalid UTF-8."}, []string{"tag"}),
 		values: f.NewGaugeVec(prometheus.GaugeOpts{Name: "fenceline_ingest_tag_values",
 			Help: "Distinct values admitted as tags, per tag whose values are device text (bounded by influx.max_tag_values)."}, []string{"tag"}),
 		warned: map[string]time.Time{}, quiet: map[string]int{},
 	}
 	for _, t := range tags {
-		c.seen[t] = &valueSet{all: map[string]struct{}{}, overflow: c.overflow.WithLabelValues(t)}
+		c.seen[t] = &valueSet{all: map[string]struct{}{}, overflow: c.overflow.WithLabelValues(t), unfit: c.unfit.WithLabelValues(t)}
 	}
 	c.tech, c.mcc, c.operator = c.seen[TagTech], c.seen[TagMCC], c.seen[TagOperator]
 	c.plateColor, c.vehicleType = c.seen[TagPlateColor], c.seen[TagVehicleType]
@@ -137,7 +143,7 @@ func (c *Cap) Admit(tag, v string) bool {
 	if s == nil || v == model.OverflowTag || s.has(v) {
 		return true
 	}
-	if len(s.all) >= c.max {
+	if len(s.all) >= c.max || !model.TagFits(v) {
 		return false
 	}
 	s.add(v)
@@ -151,13 +157,18 @@ func (c *Cap) Admit(tag, v string) bool {
 }
 
 // Overflowed counts a reading stored with the tag "other" in place of its
-// value of tag, which Admit refused, and warns at most once a minute.
-func (c *Cap) Overflowed(tag string) {
+// value v of tag, which Admit refused, and warns at most once a minute.
+func (c *Cap) Overflowed(tag, v string) {
 	if c == nil {
 		return
 	}
 	s := c.set(tag)
 	if s == nil {
+		return
+	}
+	if !model.TagFits(v) {
+		s.unfit.Inc()
+		c.warnUnfit(tag)
 		return
 	}
 	s.overflow.Inc()
@@ -192,6 +203,7 @@ type valueSet struct {
 	all  map[string]struct{}
 
 	overflow prometheus.Counter // the tag's overflow_readings_total
+	unfit    prometheus.Counter // the tag's unfit_readings_total
 }
 
 func (s *valueSet) has(v string) bool {
@@ -234,6 +246,20 @@ func (c *Cap) warn(tag string) {
 	c.log.Warn("tag at its bound of distinct values; new values are stored as \"other\" with their text in a field",
 		"tag", tag, "bound", c.max, "field", tag+"_text", "same_warnings_not_logged", c.quiet[tag])
 	c.warned[tag], c.quiet[tag] = now, 0
+}
+
+// warnUnfit logs a value of tag that cannot be a tag at most once a minute
+// (the value itself is device text: not logged).
+func (c *Cap) warnUnfit(tag string) {
+	key := tag + " unfit"
+	now := time.Now()
+	if now.Sub(c.warned[key]) < time.Minute {
+		c.quiet[key]++
+		return
+	}
+	c.log.Warn("a device sent a tag value that cannot be a tag as it is (a trailing backslash, a control character or invalid UTF-8); stored as \"other\" with its text in a field",
+		"tag", tag, "field", tag+"_text", "same_warnings_not_logged", c.quiet[key])
+	c.warned[key], c.quiet[key] = now, 0
 }
 
 // save writes the values admitted to the file, atomically (a new value is

@@ -35,7 +35,7 @@ func store(c *Cap, tag string, vs ...string) (tags, texts []string) {
 	for _, v := range vs {
 		text := ""
 		if v != "" && !c.Admit(tag, v) {
-			c.Overflowed(tag)
+			c.Overflowed(tag, v)
 			v, text = model.OverflowTag, v
 		}
 		tags, texts = append(tags, v), append(texts, text)
@@ -79,9 +79,9 @@ func TestCapAdmitAndOverflowed(t *testing.T) {
 	}
 	assert.Zero(t, testutil.ToFloat64(c.overflow.WithLabelValues(TagTech)), "Admit counts nothing")
 	for range 5 {
-		c.Overflowed(TagTech)
+		c.Overflowed(TagTech, "nr")
 	}
-	c.Overflowed(TagMCC)
+	c.Overflowed(TagMCC, "310")
 	assert.Equal(t, 5.0, testutil.ToFloat64(c.overflow.WithLabelValues(TagTech)))
 	assert.Equal(t, 1.0, testutil.ToFloat64(c.overflow.WithLabelValues(TagMCC)))
 	assert.Equal(t, 4, c.quiet[TagTech], "one warning a minute per tag")
@@ -91,7 +91,7 @@ func TestCapAdmitAndOverflowed(t *testing.T) {
 	for _, v := range []string{"inbound", "outbound", "sideways"} {
 		assert.True(t, c.Admit("direction", v))
 	}
-	c.Overflowed("direction")
+	c.Overflowed("direction", "sideways")
 	assert.Zero(t, testutil.ToFloat64(c.overflow.WithLabelValues("direction")))
 }
 
@@ -110,7 +110,23 @@ func TestCapUnreadableFile(t *testing.T) {
 func TestCapNil(t *testing.T) {
 	var c *Cap
 	assert.True(t, c.Admit(TagTech, "lte"))
-	c.Overflowed(TagTech)
+	c.Overflowed(TagTech, "lte")
+}
+
+// A value that cannot be a tag as sent is refused whatever the bound, and
+// kept whole as text: a trailing backslash would escape the tag's
+// separator (InfluxDB stored `x\` as "x"), and `\\` was no tag at all.
+// It is counted apart from the bound's overflow, and never admitted.
+func TestCapRefusesValuesThatCannotBeTags(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tag-values.json")
+	c, _ := open(t, path, 100)
+	vs := []string{`x\`, `\\`, `Q\`, "a\x01b", "bad\xffutf8", `K\33`, "blue"}
+	tags, texts := store(c, TagPlateColor, vs...)
+	assert.Equal(t, []string{"other", "other", "other", "other", "other", `K\33`, "blue"}, tags, "a backslash inside is a tag")
+	assert.Equal(t, []string{`x\`, `\\`, `Q\`, "a\x01b", "bad\xffutf8", "", ""}, texts)
+	assert.Equal(t, 5.0, testutil.ToFloat64(c.unfit.WithLabelValues(TagPlateColor)))
+	assert.Zero(t, testutil.ToFloat64(c.overflow.WithLabelValues(TagPlateColor)), "no overflow of the bound")
+	assert.Equal(t, 2.0, testutil.ToFloat64(c.values.WithLabelValues(TagPlateColor)), "only the values that fit are admitted")
 }
 
 // Past the first few values (kept in an array) the map holds the rest.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -370,6 +371,33 @@ func TestIntegrationTagValuesBounded(t *testing.T) {
 	e.waitAcked(1)
 	require.ElementsMatch(t, []string{"lte", "nr", "other"}, tagValues("phone_detection", "tech"))
 	require.Equal(t, 6, e.count("phone_detection"))
+}
+
+// A tag value that cannot be a tag as sent (a trailing backslash, which
+// would escape the separator after it) is stored as the tag "other" with
+// its text whole in <tag>_text, counted and apart from the bound: InfluxDB
+// stored `x\` as "x", and a tag of backslashes only not at all.
+func TestIntegrationTagValuesThatCannotBeTags(t *testing.T) {
+	e := newEnvInflux(t, "rules.yaml", "", "")
+	ts := time.Now().Add(-time.Minute).UnixMilli()
+	e.publish("border/mdl/checkpoint/CP-07/passes", fmt.Sprintf(`{"v":1,"seq":1,"ts":%d,"passes":[
+		{"plate":"蒙B22010","vehicle_type":"b\\c","plate_color":"x\\"},
+		{"plate":"蒙B22011","vehicle_type":"\\\\"},
+		{"plate":"蒙B22012","vehicle_type":"q\\ "}]}`, ts))
+	e.waitAcked(1)
+	require.Equal(t, 3, e.count("vehicle_pass"))
+	rows := e.rows(`SELECT plate, plate_color, plate_color_text, vehicle_type, vehicle_type_text FROM vehicle_pass`)
+	require.Len(t, rows, 3)
+	got := map[string][4]any{}
+	for _, r := range rows {
+		got[r["plate"].(string)] = [4]any{r["plate_color"], r["plate_color_text"], r["vehicle_type"], r["vehicle_type_text"]}
+	}
+	assert.Equal(t, [4]any{"other", `x\`, `B\C`, nil}, got["蒙B22010"], "a backslash inside is a tag")
+	assert.Equal(t, [4]any{nil, nil, "other", `\\`}, got["蒙B22011"])
+	assert.Equal(t, [4]any{nil, nil, "other", `Q\`}, got["蒙B22012"])
+	assert.Equal(t, 1.0, e.counter("fenceline_ingest_tag_unfit_readings_total", map[string]string{"tag": "plate_color"}))
+	assert.Equal(t, 2.0, e.counter("fenceline_ingest_tag_unfit_readings_total", map[string]string{"tag": "vehicle_type"}))
+	assert.Zero(t, e.counter("fenceline_ingest_tag_overflow_readings_total", map[string]string{"tag": "vehicle_type"}))
 }
 
 // The broker's backlog after fenceline was down passes the device budget

@@ -5,6 +5,7 @@ package model
 
 import (
 	"time"
+	"unicode/utf8"
 )
 
 // Kind is a device kind, the third level of a device topic.
@@ -176,9 +177,36 @@ type Detection struct {
 }
 
 // OverflowTag is the value of a tag from device text (tech, plate_color,
-// vehicle_type) whose bound of distinct values was reached; the text is
-// then stored in a field of its own (tech_text, …).
+// vehicle_type) whose bound of distinct values was reached, or that cannot
+// be a tag as sent (TagFits); the text is then stored in a field of its own
+// (tech_text, …).
 const OverflowTag = "other"
+
+// TagFits reports whether s can be an InfluxDB tag value as it is: valid
+// UTF-8, no control characters (line protocol has no escape for them in a
+// tag) and no trailing backslash (it would escape the separator after it,
+// and InfluxDB 1.8 reads the tag otherwise than it was meant).
+func TagFits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == 0x7f || c >= utf8.RuneSelf {
+			return tagFitsSlow(s)
+		}
+	}
+	return s == "" || s[len(s)-1] != '\\'
+}
+
+func tagFitsSlow(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return s[len(s)-1] != '\\'
+}
 
 // Pass is one vehicle seen by a checkpoint.
 type Pass struct {
