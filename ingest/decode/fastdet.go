@@ -239,12 +239,14 @@ func (d *Decoder) scanCanonicalDetection(b []byte, i int, det *model.Detection, 
 		return i, false
 	}
 	strs.mac = d.spanFrom(int(strs.imei.end))
-	var msg string
-	if d.strs, msg = appendTech(d.strs, tech); msg != "" {
-		d.strs = d.strs[:mark]
-		return i, false
+	if strs.techID = knownTech(tech); strs.techID == 0 {
+		var msg string
+		if d.strs, msg = appendTech(d.strs, tech); msg != "" {
+			d.strs = d.strs[:mark]
+			return i, false
+		}
+		strs.tech = d.spanFrom(int(strs.mac.end))
 	}
-	strs.tech = d.spanFrom(int(strs.mac.end))
 	if len(b)-i >= len(canonTS) && string(b[i:i+len(canonTS)]) == canonTS {
 		if i, ok = d.scanDetectionValue(b, i+len(canonTS), dTS, det, sp, ts); !ok {
 			d.strs = d.strs[:mark]
@@ -258,6 +260,29 @@ func (d *Decoder) scanCanonicalDetection(b []byte, i int, det *model.Detection, 
 	}
 	*sp, det.RSSI = strs, model.Some(rssi)
 	return i + 1, true
+}
+
+// techNames are the techs units send, as appendTech writes them; the
+// detections fast path refers to them by their index (detStrs.techID)
+// rather than copying each reading's tech into the message's strings and
+// lower-casing it: four readings in five share one of a handful of techs.
+var techNames = [...]string{1: "gsm", 2: "umts", 3: "lte", 4: "nr"}
+
+// knownTech returns the index in techNames of tech as sent, 0 unless it is
+// one of them exactly (appendTech would leave it as it is: no upper case,
+// no spaces around it).
+func knownTech(tech []byte) uint8 {
+	switch string(tech) {
+	case "gsm":
+		return 1
+	case "umts":
+		return 2
+	case "lte":
+		return 3
+	case "nr":
+		return 4
+	}
+	return 0
 }
 
 // compactKeys are the keys of a detection as devices write them (compact
@@ -391,6 +416,9 @@ func (d *Decoder) scanDetectionValue(b []byte, i, k int, det *model.Detection, s
 			}
 		}
 	case dTech:
+		if sp.techID = knownTech(v); sp.techID != 0 {
+			break
+		}
 		// Plain strings hold no control character but DEL, which
 		// appendTech refuses, as its 32-byte bound is within maxString.
 		off := len(d.strs)

@@ -1,7 +1,10 @@
 package decode
 
 import (
+	"math"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/fenceline/fenceline/internal/model"
@@ -41,6 +44,16 @@ var fastCases = []struct {
 	{"imei with a letter", detMsg(`{"imei":"4901542032375l8"}`), false},
 	{"space around a colon", detMsg(`{"imsi" :"460001234567890","imei": "490154203237518","mac"  :  "a4:5e:60:12:34:56"}`), true},
 	{"key longer than a known one", detMsg(`{"imsi":"460001234567890","imsix":"460001234567890"}`), false},
+	{"every known tech, canonical and key by key", detMsg(
+		`{"imsi":"460001234567890","imei":"490154203237518","mac":"a4:5e:60:12:34:56","rssi":-71,"tech":"gsm"}`,
+		`{"imsi":"460001234567890","imei":"490154203237518","mac":"a4:5e:60:12:34:56","rssi":-71,"tech":"umts"}`,
+		`{"imsi":"460001234567890","imei":"490154203237518","mac":"a4:5e:60:12:34:56","rssi":-71,"tech":"lte"}`,
+		`{"imsi":"460001234567890","imei":"490154203237518","mac":"a4:5e:60:12:34:56","rssi":-71,"tech":"nr"}`,
+		`{"imsi":"460001234567890","imei":"490154203237518","mac":"a4:5e:60:12:34:56","rssi":-71,"tech":"NR"}`,
+		`{"imsi":"460001234567890","imei":"490154203237518","mac":"a4:5e:60:12:34:56","rssi":-71,"tech":"ltE"}`,
+		`{"tech":"gsm","imsi":"460001234567890"}`, `{"tech":"umts","imsi":"460001234567890"}`,
+		`{"tech":"lte","imsi":"460001234567890"}`, `{"tech":"nr","imsi":"460001234567890"}`,
+		`{"tech":"Umts","imsi":"460001234567890"}`, `{"tech":"nr ","imsi":"460001234567890"}`), true},
 	{"rssi at its bounds and in other forms", detMsg(`{"imsi":"460001234567890","rssi":-150}`, `{"imsi":"460001234567890","rssi":-0}`,
 		`{"imsi":"460001234567890","rssi":-100.0}`, `{"imsi":"460001234567890","rssi":-9,"tech":"nr"}`), true},
 	{"rssi below -150", detMsg(`{"imsi":"460001234567890","rssi":-151}`), false},
@@ -179,4 +192,74 @@ func FuzzFastDetections(f *testing.F) {
 		}
 		decodeBoth(t, fast, generic, topic, payload)
 	})
+}
+
+// plainRSSIRef is plainRSSI as the words say: a digit run of one to three
+// digits without a leading zero, not followed by a fraction or an exponent.
+func plainRSSIRef(b []byte, i int) (float64, int, bool) {
+	if at(b, i) != '-' {
+		return 0, i, false
+	}
+	n := digitRun(b, i+1)
+	if n < 1 || n > 3 || n > 1 && b[i+1] == '0' {
+		return 0, i, false
+	}
+	e := i + 1 + n
+	if c := at(b, e); c == '.' || c == 'e' || c == 'E' {
+		return 0, i, false
+	}
+	v, _ := strconv.Atoi(string(b[i+1 : e]))
+	return -float64(v), e, v <= 150
+}
+
+// TestPlainRSSI compares plainRSSI with plainRSSIRef on every string of
+// up to five bytes from an alphabet of digits, signs, the bytes that end
+// or continue a number, and a byte above ASCII, at the end of the payload
+// and before more of it.
+func TestPlainRSSI(t *testing.T) {
+	const alphabet = "-0159.eE,}\x80"
+	var b []byte
+	var walk func(n int)
+	walk = func(n int) {
+		for _, tail := range []string{"", ",", "7"} {
+			in := append(slices.Clip(b), tail...)
+			v, e, ok := plainRSSI(in, 0)
+			rv, re, rok := plainRSSIRef(in, 0)
+			if ok != rok || ok && (e != re || math.Float64bits(v) != math.Float64bits(rv)) {
+				t.Fatalf("%q: (%v, %d, %v), want (%v, %d, %v)", in, v, e, ok, rv, re, rok)
+			}
+		}
+		if n == 0 {
+			return
+		}
+		for j := range len(alphabet) {
+			b = append(b, alphabet[j])
+			walk(n - 1)
+			b = b[:len(b)-1]
+		}
+	}
+	walk(5)
+}
+
+// TestKnownTech checks that a tech the fast path takes as one of techNames
+// is what appendTech makes of it, and that the forms appendTech changes
+// are not taken.
+func TestKnownTech(t *testing.T) {
+	for id, name := range techNames {
+		if id == 0 {
+			continue
+		}
+		if got := knownTech([]byte(name)); got != uint8(id) {
+			t.Errorf("knownTech(%q) = %d, want %d", name, got, id)
+		}
+		out, msg := appendTech(nil, []byte(name))
+		if msg != "" || string(out) != name {
+			t.Errorf("appendTech(%q) = %q, %q", name, out, msg)
+		}
+		for _, other := range []string{strings.ToUpper(name), " " + name, name + " ", name[:len(name)-1], name + "x"} {
+			if got := knownTech([]byte(other)); got != 0 {
+				t.Errorf("knownTech(%q) = %d, want 0", other, got)
+			}
+		}
+	}
 }

@@ -218,6 +218,9 @@ func (d *Decoder) messagePosition(top *fields, dev *model.Device) (model.Point, 
 type detStrs struct {
 	imsi, imei, mac, tech span
 	mncLen                uint32
+	// techID, when not 0, is the tech as one of techNames, which the fast
+	// path sets instead of the span (see knownTech).
+	techID uint8
 }
 
 func (d *Decoder) detections(top *fields, arr uint32, dev *model.Device, out *model.Batch) {
@@ -242,7 +245,11 @@ func (d *Decoder) detections(top *fields, arr uint32, dev *model.Device, out *mo
 		}
 		det.IMEI = sub(s, sp.imei)
 		det.MAC = sub(s, sp.mac)
-		det.Tech = sub(s, sp.tech)
+		if sp.techID != 0 {
+			det.Tech = techNames[sp.techID]
+		} else {
+			det.Tech = sub(s, sp.tech)
+		}
 	}
 }
 
