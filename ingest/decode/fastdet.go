@@ -437,17 +437,24 @@ func plainRSSI(b []byte, i int) (rssi float64, e int, ok bool) {
 	if at(b, i) != '-' {
 		return 0, i, false
 	}
-	n := digitRun(b, i+1)
-	if n < 1 || n > 3 || n > 1 && b[i+1] == '0' {
+	// The digits, each read once: a byte that is not one is above 9 here.
+	var v int
+	switch d1, d2, d3 := at(b, i+1)-'0', at(b, i+2)-'0', at(b, i+3)-'0'; {
+	case d1 > 9:
 		return 0, i, false
+	case d2 > 9:
+		v, e = int(d1), i+2
+	case d1 == 0: // a leading zero
+		return 0, i, false
+	case d3 > 9:
+		v, e = int(d1)*10+int(d2), i+3
+	case at(b, i+4)-'0' <= 9: // four digits
+		return 0, i, false
+	default:
+		v, e = int(d1)*100+int(d2)*10+int(d3), i+4
 	}
-	e = i + 1 + n
 	if c := at(b, e); c == '.' || c == 'e' || c == 'E' {
 		return 0, i, false
-	}
-	v := 0
-	for _, c := range b[i+1 : e] {
-		v = v*10 + int(c-'0')
 	}
 	return -float64(v), e, v <= 150
 }
