@@ -444,11 +444,11 @@ func TestEncodeTimes(t *testing.T) {
 	}
 }
 
-// strSpecialWords, eight bytes at a time, against strSpecial a byte at a
-// time: every byte at every place of strings of every length from one word
-// to three, among neighbours that are not special (a word test must not
-// carry from one byte into the next), and random strings of bytes near the
-// edges of the classes.
+// strSpecialWords and appendQuotedWords, eight bytes at a time, against
+// strSpecial and appendQuoted a byte at a time: every byte at every place of strings of
+// every length from one word to three, among neighbours that are not
+// special (a word test must not carry from one byte into the next), and
+// random strings of bytes near the edges of the classes.
 func TestStrSpecialWordsMatchesTable(t *testing.T) {
 	scan := func(v string) bool {
 		for i := range len(v) {
@@ -457,6 +457,12 @@ func TestStrSpecialWordsMatchesTable(t *testing.T) {
 			}
 		}
 		return false
+	}
+	// appendQuotedWords must write what appendQuoted writes.
+	quoted := func(v string) {
+		if got, want := appendQuotedWords([]byte(`,x=`), v), appendQuoted([]byte(`,x=`), v); string(got) != string(want) {
+			t.Fatalf("appendQuotedWords(%q) = %q, appendQuoted %q", v, got, want)
+		}
 	}
 	for n := 8; n <= 24; n++ {
 		for _, fill := range []byte{'a', '0', ' ', '!', '#', '[', ']', '~'} {
@@ -468,6 +474,7 @@ func TestStrSpecialWordsMatchesTable(t *testing.T) {
 					if got := strSpecialWords(string(buf)); got != strSpecial[c] {
 						t.Fatalf("strSpecialWords(%q) = %v", buf, got)
 					}
+					quoted(string(buf))
 				}
 				buf[p] = fill
 			}
@@ -483,8 +490,10 @@ func TestStrSpecialWordsMatchesTable(t *testing.T) {
 				buf[i] = 'a' // mostly clean, so that clean strings are tested too
 			}
 		}
-		if got, want := strSpecialWords(string(buf)), scan(string(buf)); got != want {
+		want := scan(string(buf))
+		if got := strSpecialWords(string(buf)); got != want {
 			t.Fatalf("strSpecialWords(%q) = %v, want %v", buf, got, want)
 		}
+		quoted(string(buf))
 	}
 }

@@ -1,6 +1,7 @@
 package influxwriter
 
 import (
+	"encoding/binary"
 	"math"
 	"math/bits"
 	"slices"
@@ -52,9 +53,9 @@ const (
 func (e *Encoder) detection(dst []byte, m *model.Meta, d *model.Detection) []byte {
 	dst, over := e.tags3(dst, tagSetDetection, m, d.MCC, d.Operator, d.Tech, &detectionBounded, detectionTags)
 	dst = append(dst, e.seq...)
-	dst = appendStr(dst, ",imsi=", d.IMSI)
-	dst = appendStr(dst, ",imei=", d.IMEI)
-	dst = appendStr(dst, ",mac=", d.MAC)
+	dst = appendIdent(dst, ",imsi=", d.IMSI)
+	dst = appendIdent(dst, ",imei=", d.IMEI)
+	dst = appendIdent(dst, ",mac=", d.MAC)
 	if over != 0 {
 		// The text of a tag written as "other", from the reading's own
 		// value: the cached tag set holds only which tags overflowed.
@@ -673,6 +674,42 @@ func appendStr(dst []byte, key, v string) []byte {
 	return appendQuoted(append(dst, key...), v)
 }
 
+// appendIdent is appendStr for the identifiers of a detection line (IMSI,
+// IMEI, MAC), which take appendQuotedWords.
+func appendIdent(dst []byte, key, v string) []byte {
+	if v == "" {
+		return dst
+	}
+	return appendQuotedWords(append(dst, key...), v)
+}
+
+// appendQuotedWords is appendQuoted for a value of 8 to 24 bytes, none of
+// them special, as identifiers are: it reads v as three words, at its start,
+// middle and end (overlapping below 24 bytes), tests them a word at a time,
+// and writes the same words. appendQuoted called memmove to copy a few
+// bytes and strSpecialWords to test them: a tenth of a detection line. Any
+// other v is left to appendQuoted.
+func appendQuotedWords(dst []byte, v string) []byte {
+	n := len(v)
+	if n < 8 || n > 24 {
+		return appendQuoted(dst, v)
+	}
+	mid := (n - 8) / 2 // 0 to 8: the words cover v for n up to 24
+	w0, w1, w2 := load64(v), load64(v[mid:]), load64(v[n-8:])
+	if strSpecialWord(w0)|strSpecialWord(w1)|strSpecialWord(w2) != 0 {
+		return appendQuoted(dst, v)
+	}
+	k := len(dst)
+	dst = slices.Grow(dst, n+2)[:k+n+2]
+	b := dst[k:]
+	b[0] = '"'
+	binary.LittleEndian.PutUint64(b[1:], w0)
+	binary.LittleEndian.PutUint64(b[1+mid:], w1)
+	binary.LittleEndian.PutUint64(b[n-7:], w2)
+	b[n+1] = '"'
+	return dst
+}
+
 // appendQuoted appends v in double quotes, escaped, sanitised if need be.
 func appendQuoted(dst []byte, v string) []byte {
 	n := len(dst)
@@ -726,30 +763,34 @@ const (
 	highBits = 0x8080808080808080
 )
 
-// strSpecialWords reports whether v, of at least eight bytes, has a byte
-// that strSpecial marks. It tests eight bytes at a time (the last eight
-// overlapping), without a branch per byte: string fields are IMSIs, IMEIs,
-// MACs, plates and URLs, and a byte-by-byte scan spent a sixth of a
+// strSpecialWord returns a word with the high bit set in each byte of x
+// that strSpecial marks, and in no other. It tests
+// the eight bytes without a branch per byte: string fields are IMSIs,
+// IMEIs, MACs, plates and URLs, and a byte-by-byte scan spent a sixth of a
 // detection line on them.
 //
 // On the low seven bits of a byte, y, adding never carries into the next
 // byte: y+0x60 has the high bit set when y >= 0x20, y+1 when y == 0x7f,
 // and (y^e)+0x7f when y != e. A byte with its own high bit set is
 // non-ASCII, marked as it is.
+func strSpecialWord(x uint64) uint64 {
+	y := x & low7Bits
+	printable := y + lowBytes*(0x80-0x20)
+	notQuote := (y ^ lowBytes*'"') + low7Bits
+	notBackslash := (y ^ lowBytes*'\\') + low7Bits
+	return (x | (y + lowBytes) | ^(printable & notQuote & notBackslash)) & highBits
+}
+
+// strSpecialWords reports whether v, of at least eight bytes, has a byte
+// that strSpecial marks, testing eight bytes at a time (the last eight
+// overlapping).
 func strSpecialWords(v string) bool {
-	word := func(x uint64) uint64 {
-		y := x & low7Bits
-		printable := y + lowBytes*(0x80-0x20)
-		notQuote := (y ^ lowBytes*'"') + low7Bits
-		notBackslash := (y ^ lowBytes*'\\') + low7Bits
-		return x | (y + lowBytes) | ^(printable & notQuote & notBackslash)
-	}
 	n := len(v)
-	bad := word(load64(v[n-8:]))
+	bad := strSpecialWord(load64(v[n-8:]))
 	for i := 0; i < n-8; i += 8 {
-		bad |= word(load64(v[i:]))
+		bad |= strSpecialWord(load64(v[i:]))
 	}
-	return bad&highBits != 0
+	return bad != 0
 }
 
 // load64 returns the first eight bytes of s, little-endian (one load).
