@@ -197,13 +197,13 @@ func (d *Decoder) scanCanonicalDetection(b []byte, i int, det *model.Detection, 
 	if n < 6 || n > 15 {
 		return i, false
 	}
-	imsi := b[i : i+n]
+	imsiAt, imsi := i, b[i:i+n]
 	if i += n; len(b)-i < len(canonIMEI) || string(b[i:i+len(canonIMEI)]) != canonIMEI {
 		return i, false
 	}
 	i += len(canonIMEI)
 	n = digitRun(b, i)
-	imei := b[i : i+n]
+	imeiAt, imei := i, b[i:i+n]
 	if i += n; len(b)-i < len(canonMAC) || string(b[i:i+len(canonMAC)]) != canonMAC {
 		return i, false
 	}
@@ -223,23 +223,30 @@ func (d *Decoder) scanCanonicalDetection(b []byte, i int, det *model.Detection, 
 		return i, false
 	}
 	i += len(canonTech)
-	e, ok := plainString(b, i)
-	if !ok {
-		return i, false
+	techID, e := knownTechAt(b, i)
+	if techID == 0 {
+		if e, ok = plainString(b, i); !ok {
+			return i, false
+		}
+		techID = knownTech(b[i:e])
 	}
 	tech := b[i:e]
 	i = e + 1
 
+	// The digits of imsi and imei are copied as two words each: b holds
+	// 16 bytes from either, the literal after it included.
 	mark := len(d.strs)
+	s := appendWords16(d.strs, b[imsiAt:imsiAt+16], len(imsi))
+	s = appendWords16(s, b[imeiAt:imeiAt+16], len(imei))
 	var strs detStrs
-	strs.imsi, strs.mncLen = d.put(imsi), uint32(mncLen(imsi))
-	strs.imei = d.put(imei)
-	if d.strs, ok = appendMAC17(d.strs, mac); !ok {
+	strs.imsi, strs.mncLen = span{uint32(mark), uint32(mark + len(imsi))}, uint32(mncLen(imsi))
+	strs.imei = span{strs.imsi.end, uint32(len(s))}
+	if d.strs, ok = appendMAC17(s, mac); !ok {
 		d.strs = d.strs[:mark]
 		return i, false
 	}
 	strs.mac = d.spanFrom(int(strs.imei.end))
-	if strs.techID = knownTech(tech); strs.techID == 0 {
+	if strs.techID = techID; techID == 0 {
 		var msg string
 		if d.strs, msg = appendTech(d.strs, tech); msg != "" {
 			d.strs = d.strs[:mark]
@@ -283,6 +290,49 @@ func knownTech(tech []byte) uint8 {
 		return 4
 	}
 	return 0
+}
+
+// techWords are techNames with their closing quote, as knownTechAt
+// matches them: each as a little-endian word, masked to its length.
+var techWords = func() (t [len(techNames)]struct{ word, mask uint64 }) {
+	for id, name := range techNames {
+		if id == 0 {
+			continue
+		}
+		var w [8]byte
+		lit := name + `"`
+		copy(w[:], lit)
+		t[id].word = binary.LittleEndian.Uint64(w[:])
+		t[id].mask = ^uint64(0) >> (64 - 8*len(lit))
+	}
+	return t
+}()
+
+// knownTechAt is knownTech for the string that starts at b[i] (after its
+// opening quote), matched with its closing quote in one 8-byte load: it
+// returns the tech's index in techNames and the index of the closing
+// quote, or 0 and i when the string is none of them (or b holds fewer than
+// 8 bytes from i: the caller then reads the string as any other).
+func knownTechAt(b []byte, i int) (uint8, int) {
+	if len(b)-i < 8 {
+		return 0, i
+	}
+	w := binary.LittleEndian.Uint64(b[i:])
+	for id := 1; id < len(techWords); id++ {
+		if t := &techWords[id]; w&t.mask == t.word {
+			return uint8(id), i + len(techNames[id])
+		}
+	}
+	return 0, i
+}
+
+// appendWords16 appends w[:n] to dst, n at most 16, by copying all 16
+// bytes of w as two words (a call to memmove costs more) and keeping n.
+func appendWords16(dst, w []byte, n int) []byte {
+	k := len(dst)
+	dst = binary.LittleEndian.AppendUint64(dst, binary.LittleEndian.Uint64(w))
+	dst = binary.LittleEndian.AppendUint64(dst, binary.LittleEndian.Uint64(w[8:16]))
+	return dst[:k+n]
 }
 
 // compactKeys are the keys of a detection as devices write them (compact

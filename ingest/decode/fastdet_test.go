@@ -262,4 +262,30 @@ func TestKnownTech(t *testing.T) {
 			}
 		}
 	}
+	// knownTechAt takes a string, after its opening quote, exactly when
+	// knownTech takes it, given 8 bytes to read.
+	for _, v := range []string{"gsm", "umts", "lte", "nr", "LTE", "ltee", "lt", "n", "", "um", "umt", "umtss", "gsm ", " nr", "nr\\", "5g"} {
+		for _, rest := range []string{`"}]}`, `"}]}    `, `","ts":1}`, `x"}`} {
+			b := []byte(`"` + v + rest)
+			id, e := knownTechAt(b, 1)
+			want := uint8(0)
+			if rest[0] == '"' && len(b)-1 >= 8 {
+				want = knownTech([]byte(v))
+			}
+			if id != want || id != 0 && (string(b[1:e]) != techNames[id] || b[e] != '"') || id == 0 && e != 1 {
+				t.Errorf("knownTechAt(%q) = %d, %d; want %d", b, id, e, want)
+			}
+		}
+	}
+}
+
+// TestAppendWords16 checks the copy of up to 16 bytes as two words.
+func TestAppendWords16(t *testing.T) {
+	w := []byte("0123456789abcdefXYZ")
+	for n := range 17 {
+		got := appendWords16([]byte("pre"), w[:16], n)
+		if string(got) != "pre"+string(w[:n]) {
+			t.Errorf("n=%d: %q", n, got)
+		}
+	}
 }
