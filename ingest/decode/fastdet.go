@@ -269,10 +269,11 @@ func (d *Decoder) scanCanonicalDetection(b []byte, i int, det *model.Detection, 
 	return i + 1, true
 }
 
-// techNames are the techs units send, as appendTech writes them; the
-// detections fast path refers to them by their index (detStrs.techID)
-// rather than copying each reading's tech into the message's strings and
-// lower-casing it: four readings in five share one of a handful of techs.
+// techNames are the techs units send (the contract's examples and the load
+// tool's), as appendTech writes them. The detections fast path refers to
+// them by their index (detStrs.techID), a static string, rather than
+// copying each reading's tech into the message's strings and lower-casing
+// it; any other tech takes that way.
 var techNames = [...]string{1: "gsm", 2: "umts", 3: "lte", 4: "nr"}
 
 // knownTech returns the index in techNames of tech as sent, 0 unless it is

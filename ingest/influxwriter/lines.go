@@ -764,10 +764,9 @@ const (
 )
 
 // strSpecialWord returns a word with the high bit set in each byte of x
-// that strSpecial marks, and in no other. It tests
-// the eight bytes without a branch per byte: string fields are IMSIs,
-// IMEIs, MACs, plates and URLs, and a byte-by-byte scan spent a sixth of a
-// detection line on them.
+// that strSpecial marks, and in no other. It tests the eight bytes without
+// a branch per byte: string fields are IMSIs, IMEIs, MACs, plates and URLs,
+// and a byte-by-byte scan spent a sixth of a detection line on them.
 //
 // On the low seven bits of a byte, y, adding never carries into the next
 // byte: y+0x60 has the high bit set when y >= 0x20, y+1 when y == 0x7f,
