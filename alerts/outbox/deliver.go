@@ -173,7 +173,7 @@ func (o *Outbox) delivered(l *lane, e *entry, attempt int) {
 		s.m.latency.Observe(time.Since(a.RaisedAt).Seconds())
 	}
 	if attempt > 1 {
-		o.log.Info("alert delivered after retries", "sink", s.name, "site", a.Site, "id", a.ID, "state", a.State, "attempts", attempt)
+		o.log.Info("alert delivered after retries", "sink", s.name, "site", a.Site, "id", o.opts.ShownID(a), "state", a.State, "attempts", attempt)
 	}
 }
 
@@ -191,7 +191,7 @@ func (o *Outbox) failed(ctx context.Context, l *lane, e *entry, attempt int, err
 	if errors.Is(err, ErrPermanent) {
 		s.m.dropped.Inc()
 		o.log.Error("ALERT DROPPED for sink: permanent delivery failure",
-			"sink", s.name, "id", a.ID, "state", a.State, "rule", a.Rule, "site", a.Site,
+			"sink", s.name, "id", o.opts.ShownID(a), "state", a.State, "rule", a.Rule, "site", a.Site,
 			"severity", a.Severity, "attempts", attempt, "err", err)
 		o.finish(l, e, true)
 		return false
@@ -208,7 +208,7 @@ func (o *Outbox) failed(ctx context.Context, l *lane, e *entry, attempt int, err
 		pending, held := s.pending, l.len()-1
 		o.mu.Unlock()
 		o.log.Warn("alert delivery failed; retrying (later alerts of its site wait for it on this sink)",
-			"sink", s.name, "site", a.Site, "id", a.ID, "state", a.State, "attempt", attempt,
+			"sink", s.name, "site", a.Site, "id", o.opts.ShownID(a), "state", a.State, "attempt", attempt,
 			"retry_in", wait.Round(time.Millisecond), "held_back", held, "pending", pending, "err", err)
 	}
 	t := time.NewTimer(wait)

@@ -165,7 +165,7 @@ func (o *Outbox) adopt(byseq map[uint64]*loaded) {
 				}
 				g.n++
 				if len(g.ids) < 5 {
-					g.ids = append(g.ids, l.alert.ID)
+					g.ids = append(g.ids, o.opts.ShownID(l.alert))
 				}
 				continue
 			}

@@ -73,6 +73,10 @@ type Options struct {
 	// CompactMinBytes is the least growth of the log that triggers a
 	// rewrite (default 4 MiB); see the package doc.
 	CompactMinBytes int64
+	// ShownID is the id an alert's receivers know it by, for the log: with
+	// privacy on, the sinks send a keyed id, not the engine's (default:
+	// the alert's own).
+	ShownID func(*model.Alert) string
 
 	// sync makes a file durable; tests replace it to watch the order of
 	// fsyncs and done calls, or to fail them.
@@ -94,6 +98,9 @@ const (
 )
 
 func (o *Options) applyDefaults() {
+	if o.ShownID == nil {
+		o.ShownID = func(a *model.Alert) string { return a.ID }
+	}
 	if o.retryMin <= 0 {
 		o.retryMin = 100 * time.Millisecond
 	}
@@ -572,7 +579,7 @@ func (o *Outbox) prepare(reqs []*appendReq) (accepted []*entry, dups int) {
 			}
 			raw, err := json.Marshal(a)
 			if err != nil {
-				o.log.Error("cannot encode alert; not accepted", "id", a.ID, "rule", a.Rule, "err", err)
+				o.log.Error("cannot encode alert; not accepted", "id", o.opts.ShownID(a), "rule", a.Rule, "err", err)
 				continue
 			}
 			// Sinks get the alert as decoded from the log's bytes: what is
@@ -580,7 +587,7 @@ func (o *Outbox) prepare(reqs []*appendReq) (accepted []*entry, dups int) {
 			// the caller may reuse its slices.
 			ac := new(model.Alert)
 			if err := json.Unmarshal(raw, ac); err != nil {
-				o.log.Error("cannot decode encoded alert; not accepted", "id", a.ID, "rule", a.Rule, "err", err)
+				o.log.Error("cannot decode encoded alert; not accepted", "id", o.opts.ShownID(a), "rule", a.Rule, "err", err)
 				continue
 			}
 			// The engine's ordinal, which a re-send shares with its firing
@@ -595,7 +602,7 @@ func (o *Outbox) prepare(reqs []*appendReq) (accepted []*entry, dups int) {
 			}
 			rec := record{T: recAlert, Seq: e.seq, Ord: ordField(e), Sinks: sinkNames, Alert: raw}
 			if err := appendRecord(&o.buf, &rec); err != nil {
-				o.log.Error("cannot encode alert record; not accepted", "id", a.ID, "err", err)
+				o.log.Error("cannot encode alert record; not accepted", "id", o.opts.ShownID(a), "err", err)
 				continue
 			}
 			o.nextSeq++

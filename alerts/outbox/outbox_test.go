@@ -5,13 +5,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -944,4 +947,53 @@ func TestBatchSink(t *testing.T) {
 			require.NoError(t, o.Close())
 		})
 	}
+}
+
+// syncBuffer is a log destination the outbox's goroutines may share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// The log names an alert by the id its receivers know it by (ShownID: with
+// privacy on, a keyed id), so that an operator finds a dropped or retried
+// alert where the receivers and InfluxDB hold it.
+func TestLogNamesAlertsByTheirShownID(t *testing.T) {
+	var logs syncBuffer
+	bad := newFakeSink("webhook-0")
+	bad.fail = func(a *model.Alert, attempt int) error {
+		switch {
+		case a.ID == "a-000":
+			return fmt.Errorf("HTTP 400: %w", ErrPermanent)
+		case attempt == 1:
+			return errors.New("HTTP 503")
+		}
+		return nil
+	}
+	opts := fastOpts()
+	opts.ShownID = func(a *model.Alert) string { return "keyed-" + a.ID }
+	o, err := Open(t.TempDir(), []Sink{bad}, opts, slog.New(slog.NewTextHandler(&logs, nil)), prometheus.NewRegistry())
+	require.NoError(t, err)
+	stop := run(t, o)
+	require.NoError(t, appendWait(t, o, alerts("a", 2)...))
+	bad.next(t, 1)
+	stop()
+	require.NoError(t, o.Close())
+	out := logs.String()
+	assert.Contains(t, out, "ALERT DROPPED")
+	assert.Contains(t, out, "id=keyed-a-000", "the dropped alert")
+	assert.Contains(t, out, "id=keyed-a-001", "the retried alert")
+	assert.NotContains(t, out, "id=a-00")
 }

@@ -401,6 +401,9 @@ func (s *security) saveState() error {
 	return atomicfile.WriteFile(s.stateFile, data)
 }
 
+// alertID is the id an alert's receivers know it by (see protect.AlertID).
+func (s *security) alertID(a *model.Alert) string { return s.prot.AlertID(a) }
+
 // wrapSinks gives each alert sink the view of alerts it may see: the
 // InfluxDB sink the stored view (hashed like the readings), MQTT and
 // webhooks the sent view (privacy.alert_subjects).

@@ -211,6 +211,16 @@ func (p *Protector) SentAlert(a *model.Alert) *model.Alert {
 	return p.protectAlert(a, p.sentHashed(a.Subject.Kind))
 }
 
+// AlertID is the id every sink gives a (keyed when a sink hashes its
+// subject; see protectAlert): the one to name it by in the log, so that an
+// operator finds it where receivers and InfluxDB hold it.
+func (p *Protector) AlertID(a *model.Alert) string {
+	if p == nil {
+		return a.ID
+	}
+	return p.protectAlert(a, false).ID
+}
+
 func (p *Protector) sentHashed(kind string) bool {
 	return p.opts.AlertSubjects == SubjectsHashed && IsPersonal(kind)
 }

@@ -184,6 +184,7 @@ func TestAlerts(t *testing.T) {
 			check(stored, tc.storedHash)
 			check(sent, tc.sentHash)
 			require.Equal(t, stored.ID, sent.ID, "the same id in the alert measurement and on MQTT and webhooks")
+			require.Equal(t, sent.ID, p.AlertID(a), "the log names it by that id")
 			require.Equal(t, orig, *a, "the shared alert is not modified")
 		})
 	}
