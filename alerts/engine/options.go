@@ -20,6 +20,11 @@ type Options struct {
 	// Location is where summaries print local times and where schedules
 	// without a tz are read (default Asia/Shanghai).
 	Location *time.Location
+	// HideConditionLiterals makes summaries quote a rule's `when` without
+	// its string literals and long numbers (privacy on: a condition may
+	// name the very IMSIs and plates the alerts hash, and next to the hash
+	// of one it would say which IMSI that is).
+	HideConditionLiterals bool
 }
 
 func (o Options) withDefaults() Options {

@@ -174,7 +174,7 @@ func (e *Engine) applyPresence(st *ruleState, r *reading, subj model.Subject, z 
 	}
 	if st.rule.Spec.When != "" {
 		// What made it fire ("speed_kmh > 120"), as status summaries say.
-		sum += " (condition: " + readableWhen(st.rule.Spec.When) + ")"
+		sum += " (condition: " + e.condition(st.rule) + ")"
 	}
 	ev := [1]model.Evidence{r.evidence()}
 	return append(out, e.fire(st, alertIn{
@@ -1030,14 +1030,14 @@ func (e *Engine) applyStatus(st *ruleState, r *reading, subj model.Subject, z *z
 		a := e.fire(st, alertIn{
 			subj: subj, zone: z, site: r.b.Site, at: r.t, start: r.t, origin: r.origin(), loc: loc, count: 1, evidence: ev[:],
 			summary: fmt.Sprintf("%s at %s reports %s (condition: %s), %s", upperFirst(describeSubject(subj, r)),
-				e.statusPlace(z, dev, r.b.Site), statusFacts(r.st), readableWhen(st.rule.Spec.When), e.localTime(r.t, now)),
+				e.statusPlace(z, dev, r.b.Site), statusFacts(r.st), e.condition(st.rule), e.localTime(r.t, now)),
 		}, now)
 		se.Open = e.opened(st, a, now)
 		out = append(out, a)
 	case !match && se.Open != nil:
 		out = append(out, e.resolved(st, se.Open, r.t, now, e.late(r.t, now),
 			fmt.Sprintf("%s at %s reports %s, no longer %s, %s", upperFirst(describeSubject(subj, r)),
-				e.statusPlace(z, dev, r.b.Site), statusFacts(r.st), readableWhen(st.rule.Spec.When), e.localTime(r.t, now))))
+				e.statusPlace(z, dev, r.b.Site), statusFacts(r.st), e.condition(st.rule), e.localTime(r.t, now))))
 		se.Open = nil
 	}
 	return out
@@ -1050,6 +1050,64 @@ func (e *Engine) statusPlace(z *zone.Zone, dev, site string) string {
 		return "site " + site
 	}
 	return e.place(z, dev, site)
+}
+
+// condition is the rule's `when` as its alerts' summaries quote it.
+func (e *Engine) condition(r *Rule) string {
+	c := readableWhen(r.Spec.When)
+	if e.opts.HideConditionLiterals {
+		c = withoutLiterals(c)
+	}
+	return c
+}
+
+// withoutLiterals is expr with the text of its string literals, and its
+// numbers of five digits or more, replaced by "…": `imsi in ["46001…1"]`
+// becomes `imsi in ["…"]`, while `speed_kmh > 120` and `mcc == "…"` still
+// say what kind of condition it is.
+func withoutLiterals(expr string) string {
+	var b strings.Builder
+	for i := 0; i < len(expr); {
+		c := expr[i]
+		switch {
+		case c == '"' || c == '\'' || c == '`':
+			j := i + 1
+			for j < len(expr) && expr[j] != c {
+				if expr[j] == '\\' && c != '`' {
+					j++ // an escaped quote does not end it
+				}
+				j++
+			}
+			b.WriteByte(c)
+			b.WriteString("…")
+			if j < len(expr) {
+				b.WriteByte(c)
+			}
+			i = j + 1
+		case c >= '0' && c <= '9' && (i == 0 || !identByte(expr[i-1])):
+			j, digits := i, 0
+			for j < len(expr) && (expr[j] >= '0' && expr[j] <= '9' || expr[j] == '_' || expr[j] == '.') {
+				if expr[j] >= '0' && expr[j] <= '9' {
+					digits++
+				}
+				j++
+			}
+			if digits >= 5 {
+				b.WriteString("…")
+			} else {
+				b.WriteString(expr[i:j])
+			}
+			i = j
+		default:
+			b.WriteByte(c)
+			i++
+		}
+	}
+	return b.String()
+}
+
+func identByte(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 // readableWhen is a condition as a duty officer reads it: "or", "and" and

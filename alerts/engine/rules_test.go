@@ -1869,3 +1869,44 @@ func TestResolvedNeverAfterRaisedAt(t *testing.T) {
 	assert.Equal(t, now, a.At)
 	assert.Equal(t, now, a.RaisedAt)
 }
+
+func TestWithoutLiterals(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"strings of every quote", `imsi in ["460019999999991", '460019999999992'] or plate == ` + "`蒙B12345`", `imsi in ["…", '…'] or plate == ` + "`…`"},
+		{"an escaped quote does not end a string", `plate == "a\"b" and tamper`, `plate == "…" and tamper`},
+		{"long numbers, not short ones", `int(imsi) == 460019999999991 and speed_kmh > 120 and battery_pct < 5.5`, `int(imsi) == … and speed_kmh > 120 and battery_pct < 5.5`},
+		{"digits of a name stay", `rssi2 > -70`, `rssi2 > -70`},
+		{"an unterminated string", `plate == "蒙B`, `plate == "…`},
+		{"nothing to hide", `tamper or battery_pct < 15`, `tamper or battery_pct < 15`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, withoutLiterals(tc.in))
+		})
+	}
+}
+
+// With privacy on, a summary quotes its rule's condition without the
+// identifiers it may name: next to the hash of one of them, it would say
+// which IMSI the hash is.
+func TestSummaryHidesConditionLiterals(t *testing.T) {
+	rs, ps := compileYAML(t, `
+devices:
+  - {id: F-1, kind: fence, site: mdl, lat: 41.9612, lon: 110.4875}
+rules:
+  - {id: watched, kind: presence, source: phone, when: 'imsi in ["460019999999991", "460019999999992"] or imei == "35209900176148"'}
+`)
+	require.Empty(t, ps)
+	for _, hide := range []bool{false, true} {
+		e := newEngine(t, rs)
+		e.opts.HideConditionLiterals = hide
+		got := only(e.eval(e.phones("F-1", at(22, 0), ruinsIn, "460019999999991")), "watched")
+		require.Len(t, got, 1)
+		if hide {
+			assert.Contains(t, got[0].Summary, `(condition: imsi in ["…", "…"] or imei == "…")`)
+			assert.NotContains(t, got[0].Summary, "460019999999992")
+			assert.NotContains(t, got[0].Summary, "35209900176148")
+		} else {
+			assert.Contains(t, got[0].Summary, `(condition: imsi in ["460019999999991", "460019999999992"] or imei == "35209900176148")`)
+		}
+	}
+}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/fenceline/fenceline/alerts/engine"
 	"github.com/fenceline/fenceline/config"
+	"github.com/fenceline/fenceline/internal/protect"
 )
 
 // Options are what the command line adds to the configuration.
@@ -139,6 +140,8 @@ func engineOptions(cfg *config.Config) engine.Options {
 		PatrolMaxAge:   cfg.Alerts.PatrolMaxAge.D(),
 		NearestPatrols: cfg.Alerts.NearestPatrols,
 		LateAfter:      cfg.Alerts.LateAfter.D(),
+		// A condition may name the identifiers privacy hashes.
+		HideConditionLiterals: cfg.Privacy.HashIdentifiers || cfg.Privacy.HashPlates || cfg.Privacy.AlertSubjects == protect.SubjectsHashed,
 	}
 }
 

@@ -322,3 +322,24 @@ func TestProblemsForLog(t *testing.T) {
 		})
 	}
 }
+
+// Any privacy hashing makes alert summaries quote rule conditions without
+// their literals: a condition may name the identifiers the alerts hash.
+func TestEngineOptionsHideConditionLiteralsWithPrivacy(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		privacy config.Privacy
+		hide    bool
+	}{
+		{"off", config.Privacy{AlertSubjects: protect.SubjectsRaw}, false},
+		{"identifiers hashed", config.Privacy{HashIdentifiers: true, AlertSubjects: protect.SubjectsRaw}, true},
+		{"plates hashed", config.Privacy{HashPlates: true, AlertSubjects: protect.SubjectsRaw}, true},
+		{"alert subjects hashed", config.Privacy{AlertSubjects: protect.SubjectsHashed}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.Privacy = tc.privacy
+			require.Equal(t, tc.hide, engineOptions(&cfg).HideConditionLiterals)
+		})
+	}
+}
