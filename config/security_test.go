@@ -40,6 +40,9 @@ mqtt: {topics: ["border/+/+/+/+", "border/#"]}`,
 		{name: "an alert prefix of two levels meets the default subscription", yaml: `
 alerts: {topic_prefix: border/x}`,
 			errs: []string{`mqtt.topics[0]: "border/+/+/+/+" matches fenceline's own alert topics (border/x/{site}/alerts/{rule})`}},
+		{name: "an alert prefix of the broker's", yaml: `
+alerts: {topic_prefix: "$SYS"}`,
+			errs: []string{"alerts.topic_prefix: must not start with '$'"}},
 		{name: "an empty alert prefix", yaml: `
 alerts: {topic_prefix: ""}`,
 			errs: []string{"alerts.topic_prefix: must not be empty"}},

@@ -445,6 +445,10 @@ func (a *Alerts) validate() Problems {
 		ps.Add("", "alerts.topic_prefix", "must not be empty (alerts go to {topic_prefix}/{site}/alerts/{rule}; the default is border)")
 	case strings.ContainsAny(a.TopicPrefix, "+#"):
 		ps.Add("", "alerts.topic_prefix", "must be a topic prefix without wildcards")
+	case strings.HasPrefix(a.TopicPrefix, "$"):
+		// $SYS is the broker's own; $share/… is a subscription's form.
+		// A broker refuses publishes there, and every alert would wait.
+		ps.Add("", "alerts.topic_prefix", "must not start with '$' (topics starting with '$' are the broker's: $SYS, $share)")
 	}
 	return ps
 }
