@@ -171,3 +171,23 @@ func TestIntegrationStartOnARulesFileCutShort(t *testing.T) {
 	e.start()
 	require.Equal(t, 1.0, e.gauge("fenceline_config_last_reload_successful"))
 }
+
+// A reload reads the rules file only; when the daemon's own file changed
+// since start, it says so (a restart applies it), and stays quiet when it
+// did not.
+func TestIntegrationReloadSaysTheDaemonFileChanged(t *testing.T) {
+	e, log := newSecureEnv(t, secureOpts{rules: "rules.yaml"})
+	const warning = "the daemon's configuration file changed since start"
+	code, _ := e.post("/-/reload")
+	require.Equal(t, http.StatusOK, code)
+	require.NotContains(t, log.String(), warning)
+
+	f, err := os.OpenFile(e.cfgPath, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString("webhooks: []\n")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	code, _ = e.post("/-/reload")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, log.String(), warning)
+}

@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,7 +69,10 @@ type daemon struct {
 	// shutdown removes its own.
 	saveMu sync.Mutex
 
-	reloadMu      sync.Mutex
+	reloadMu sync.Mutex
+	// cfgSum is the checksum of the daemon's file as it started: a reload
+	// reads the rules file only, and says so when this one changed.
+	cfgSum        [sha256.Size]byte
 	reloadOK      prometheus.Gauge
 	devices       *prometheus.GaugeVec
 	reloadTime    prometheus.Gauge
@@ -86,6 +90,7 @@ type daemon struct {
 // configuration or environment problem the operator must fix.
 func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *daemon, err error) {
 	d := &daemon{cfg: cfg, log: log, reg: reg}
+	d.cfgSum, _ = fileSum(cfg.Path)
 	f := promauto.With(reg)
 	d.reloadOK = f.NewGauge(prometheus.GaugeOpts{Name: "fenceline_config_last_reload_successful",
 		Help: "1 if the last reload of the rules file succeeded (startup counts)."})
@@ -573,6 +578,10 @@ func (d *daemon) reload(ctx context.Context) error {
 	d.reloadOK.Set(1)
 	d.reloadTime.SetToCurrentTime()
 	d.log.Info("rules reloaded", "file", d.cfg.RulesFile, "devices", rs.Registry.Len(), "alerts_from_swap", alerts)
+	if sum, ok := fileSum(d.cfg.Path); ok && sum != d.cfgSum {
+		d.log.Warn("the daemon's configuration file changed since start, and a reload does not read it (only the rules file): restart fenceline to apply it, after fenceline check",
+			"file", d.cfg.Path)
+	}
 	return nil
 }
 
@@ -661,6 +670,19 @@ func (d *daemon) saveAll(run func(write func()) error) error {
 	d.saveMu.Lock()
 	defer d.saveMu.Unlock()
 	return errors.Join(d.writeState(run), d.sec.saveState())
+}
+
+// fileSum is the SHA-256 of the file at path; false when it cannot be read
+// (or there is none: a configuration of defaults).
+func fileSum(path string) ([sha256.Size]byte, bool) {
+	if path == "" {
+		return [sha256.Size]byte{}, false
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return [sha256.Size]byte{}, false
+	}
+	return sha256.Sum256(data), true
 }
 
 // restoreState restores the engine's state from path, or, when that cannot
