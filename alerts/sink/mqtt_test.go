@@ -132,6 +132,10 @@ func subscribe(t *testing.T, url, id string, persistent bool) *subscriber {
 		SetConnectRetry(true).
 		SetConnectRetryInterval(100 * time.Millisecond).
 		SetMaxReconnectInterval(200 * time.Millisecond).
+		// A Subscribe the connect handler started as the connection went
+		// again waits this long for paho's writer, which is gone (30 s by
+		// default: past the end of the test, where goleak saw it).
+		SetWriteTimeout(500 * time.Millisecond).
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { s.msgs <- m }).
 		SetOnConnectHandler(func(c mqtt.Client) {
 			tok := c.Subscribe("border/+/alerts/+", 1, func(_ mqtt.Client, m mqtt.Message) { s.msgs <- m })
