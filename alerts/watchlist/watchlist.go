@@ -48,6 +48,7 @@ type List struct {
 	minimal []string
 	byFirst *[257]int32
 	norm    func(string) (string, error)
+	imei    bool // Kind is KindIMEI: normal values are cut to imeiKey
 }
 
 // maxLineBytes bounds one line of a list file; no identifier is near it.
@@ -77,6 +78,7 @@ func Build(name string, spec config.WatchlistSpec, baseDir, file string) (*List,
 		prefixes: make(map[string]struct{}),
 	}
 	l.norm = normaliser(spec.Kind)
+	l.imei = spec.Kind == KindIMEI
 	if l.norm == nil {
 		probs.Add(file, key+".kind", "unknown watchlist kind %q (plate, imsi, imei or mac)", spec.Kind)
 		return l, probs
@@ -257,7 +259,7 @@ func (l *List) Normalise(v string) (string, bool) {
 		return "", false
 	}
 	n, err := l.norm(v)
-	if l.Kind == KindIMEI {
+	if l.imei {
 		n = imeiKey(n)
 	}
 	return n, err == nil && n != ""
@@ -296,8 +298,10 @@ func (l *List) hasPrefix(n string) bool {
 	ps := l.minimal
 	if len(ps) <= linearPrefixes {
 		for _, p := range ps {
-			// The first byte tells most prefixes off without a call.
-			if len(p) <= len(n) && p[0] == n[0] && n[:len(p)] == p {
+			// The first and last bytes tell most prefixes off without a
+			// call: IMSI prefixes (country and network codes) mostly
+			// share their first digit.
+			if len(p) <= len(n) && p[0] == n[0] && p[len(p)-1] == n[len(p)-1] && n[:len(p)] == p {
 				return true
 			}
 		}
