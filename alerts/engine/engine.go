@@ -334,7 +334,7 @@ func (e *Engine) evalReading(r *reading, now time.Time, out []model.Alert) []mod
 		if !ok {
 			continue
 		}
-		active := e.active(rule.sched, r.t)
+		active := rule.sched == nil || e.active(rule.sched, r.t)
 		if !active && rule.Kind != KindStatus {
 			continue
 		}
@@ -350,19 +350,39 @@ func (e *Engine) evalReading(r *reading, now time.Time, out []model.Alert) []mod
 }
 
 // evalIn applies the rule of st to r in zone z (nil: the rule has no
-// zones); active says whether r is within the rule's schedule. A status
-// rule is the one kind whose incidents a reading resolves, so it hears its
-// devices' reports outside its schedule too: they resolve an incident its
-// condition no longer holds for, and open none. A condition that failed at
-// run time changes nothing of a status incident: taken as false, it would
-// resolve one the condition may well still hold for.
+// zones), a reading that passed the rule's site, zone, watchlist and
+// schedule filters, feeding it to the rule's kind; active says whether r
+// is within the rule's schedule. A status rule is the one kind whose
+// incidents a reading resolves, so it hears its devices' reports outside
+// its schedule too: they resolve an incident its condition no longer holds
+// for, and open none. A condition that failed at run time changes nothing
+// of a status incident: taken as false, it would resolve one the condition
+// may well still hold for. The other kinds hear only the readings `when`
+// holds for (every reading without one).
 func (e *Engine) evalIn(st *ruleState, r *reading, subj model.Subject, z *zone.Zone, active bool, now time.Time, out []model.Alert) []model.Alert {
 	e.whenFailed = false
 	match := st.rule.when == nil || e.when(st, r, z)
-	if st.rule.Kind == KindStatus && (e.whenFailed || match && !active) {
+	switch st.rule.Kind {
+	case KindStatus:
+		if e.whenFailed || match && !active {
+			return out
+		}
+		return e.applyStatus(st, r, subj, z, match, now, out)
+	}
+	if !match {
 		return out
 	}
-	return e.apply(st, r, subj, z, match, now, out)
+	switch st.rule.Kind {
+	case KindPresence:
+		return e.applyPresence(st, r, subj, z, now, out)
+	case KindCount:
+		return e.applyCount(st, r, subj, z, now, out)
+	case KindDwell:
+		return e.applyDwell(st, r, subj, z, now, out)
+	case KindVelocity:
+		return e.applyVelocity(st, r, subj, z, now, out)
+	}
+	return out
 }
 
 // hasZone reports whether z is one of the rule's zones: a scan for the

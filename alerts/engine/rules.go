@@ -12,30 +12,6 @@ import (
 	"github.com/fenceline/fenceline/internal/model"
 )
 
-// apply feeds one reading that passed the rule's site, zone, watchlist and
-// schedule filters to the rule's kind; match is the result of `when` (true
-// without one). z is nil for rules without zones.
-func (e *Engine) apply(st *ruleState, r *reading, subj model.Subject, z *zone.Zone, match bool, now time.Time, out []model.Alert) []model.Alert {
-	switch st.rule.Kind {
-	case KindStatus:
-		return e.applyStatus(st, r, subj, z, match, now, out)
-	}
-	if !match {
-		return out
-	}
-	switch st.rule.Kind {
-	case KindPresence:
-		return e.applyPresence(st, r, subj, z, now, out)
-	case KindCount:
-		return e.applyCount(st, r, subj, z, now, out)
-	case KindDwell:
-		return e.applyDwell(st, r, subj, z, now, out)
-	case KindVelocity:
-		return e.applyVelocity(st, r, subj, z, now, out)
-	}
-	return out
-}
-
 func zoneID(z *zone.Zone) string {
 	if z == nil {
 		return ""
