@@ -311,10 +311,7 @@ func (e *Engine) sid(subj model.Subject) subjectID {
 		}
 	}
 	id := e.subjects.id(subj)
-	if m.n < len(m.subj) {
-		m.subj[m.n], m.id[m.n] = subj, id
-		m.n++
-	}
+	m.remember(subj, id)
 	return id
 }
 
@@ -326,3 +323,12 @@ type sidMemo struct {
 }
 
 func (m *sidMemo) reset() { *m = sidMemo{} }
+
+// remember holds id as subj's (subjectTable.id's) for the current reading,
+// if there is room.
+func (m *sidMemo) remember(subj model.Subject, id subjectID) {
+	if m.n < len(m.subj) {
+		m.subj[m.n], m.id[m.n] = subj, id
+		m.n++
+	}
+}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 	"unsafe"
@@ -9,6 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fenceline/fenceline/alerts/watchlist"
+	"github.com/fenceline/fenceline/config"
 	"github.com/fenceline/fenceline/internal/model"
 )
 
@@ -130,4 +133,29 @@ func TestSubjectsCanonical(t *testing.T) {
 		})
 	}
 	assert.NotEqual(t, tab.id(model.Subject{Kind: "imei", Value: "490154203237518"}), tab.id(model.Subject{Kind: "imei", Value: "490154203237609"}))
+}
+
+// An IMSI that packs is its own normal form, as the list would have it,
+// and the id match remembers for it is the subject's: normalise's shortcut
+// changes neither what a list matches nor what state a subject keys.
+func TestNormaliseShortcut(t *testing.T) {
+	l, probs := watchlist.Build("imsi", config.WatchlistSpec{Kind: watchlist.KindIMSI, Entries: []string{"428*", "460001234567890"}}, "", "rules.yaml")
+	require.Empty(t, probs)
+	rng := rand.New(rand.NewPCG(7, 8))
+	values := []string{"", "0", "0000000000000000", "9999999999999999", "12345678901234567", "46000 1234", "4600-01234",
+		"４６０００１", "46000123456789x", "x", " 460001234567890", "460001234567890"}
+	for range 2000 {
+		b := make([]byte, rng.IntN(19))
+		for i := range b {
+			b[i] = "0123456789 -x"[min(rng.IntN(16), 12)]
+		}
+		values = append(values, string(b))
+	}
+	for _, v := range values {
+		e := New(nil, Options{}, nil, nil)
+		want, _ := l.Normalise(v)
+		require.Equal(t, want, e.normalise(l, watchIMSI, v), "%q", v)
+		subj := model.Subject{Kind: "imsi", Value: v}
+		require.Equal(t, e.subjects.id(subj), e.sid(subj), "%q", v)
+	}
 }
