@@ -5,11 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fenceline/fenceline/internal/model"
+	"github.com/fenceline/fenceline/internal/testenv"
 )
 
 func TestAppendThenDeliver(t *testing.T) {
@@ -949,29 +948,11 @@ func TestBatchSink(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination the outbox's goroutines may share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // The log names an alert by the id its receivers know it by (ShownID: with
 // privacy on, a keyed id), so that an operator finds a dropped or retried
 // alert where the receivers and InfluxDB hold it.
 func TestLogNamesAlertsByTheirShownID(t *testing.T) {
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	bad := newFakeSink("webhook-0")
 	bad.fail = func(a *model.Alert, attempt int) error {
 		switch {
@@ -984,7 +965,7 @@ func TestLogNamesAlertsByTheirShownID(t *testing.T) {
 	}
 	opts := fastOpts()
 	opts.ShownID = func(a *model.Alert) string { return "keyed-" + a.ID }
-	o, err := Open(t.TempDir(), []Sink{bad}, opts, slog.New(slog.NewTextHandler(&logs, nil)), prometheus.NewRegistry())
+	o, err := Open(t.TempDir(), []Sink{bad}, opts, logs.Logger(), prometheus.NewRegistry())
 	require.NoError(t, err)
 	stop := run(t, o)
 	require.NoError(t, appendWait(t, o, alerts("a", 2)...))

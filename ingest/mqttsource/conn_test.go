@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 
 	"github.com/fenceline/fenceline/config"
 	"github.com/fenceline/fenceline/internal/stack"
+	"github.com/fenceline/fenceline/internal/testenv"
 )
 
 // A tcp:// connection reads through the buffer: a packet's header bytes,
@@ -329,24 +329,6 @@ func TestIntegrationSourceShareGroup(t *testing.T) {
 	require.Positive(t, per[1], "replica 1 had a share")
 }
 
-// lockedBuffer is a log sink the test reads while the source writes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestIntegrationSubscribeBehindFullIntake: a persistent session's backlog
 // fills the intake before the broker's SUBACK is read; the subscription is
 // waited for, not reported failed (and retried) while storage catches up.
@@ -384,7 +366,7 @@ func TestIntegrationSubscribeBehindFullIntake(t *testing.T) {
 		require.NoError(t, tok.Error())
 	}
 
-	var logged lockedBuffer
+	var logged testenv.LogBuffer
 	src, closeSrc := start(slog.New(slog.NewTextHandler(&logged, nil)))
 	defer closeSrc()
 	// The broker may also answer before the backlog fills the intake; then

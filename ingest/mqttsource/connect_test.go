@@ -37,7 +37,7 @@ func TestIntegrationFirstConnectBacksOff(t *testing.T) {
 			cfg := config.Default().MQTT
 			cfg.Broker = "ssl://" + broker.Addr()
 			cfg.MaxReconnectInterval = config.Duration(tc.max)
-			var logged lockedBuffer
+			var logged testenv.LogBuffer
 			s := New(cfg, Options{MaxInflight: 1, TLS: &tls.Config{InsecureSkipVerify: true}},
 				slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug})), prometheus.NewRegistry())
 			s.firstRetry = tc.first
@@ -80,7 +80,7 @@ func TestIntegrationClientIDTakenIsNamed(t *testing.T) {
 	cfg.Broker = broker.URL()
 	cfg.ClientID = "fenceline-twin"
 	cfg.MaxReconnectInterval = config.Duration(200 * time.Millisecond)
-	var logged lockedBuffer
+	var logged testenv.LogBuffer
 	for range 2 {
 		s := New(cfg, Options{MaxInflight: 10}, slog.New(slog.NewTextHandler(&logged, nil)), prometheus.NewRegistry())
 		ctx, cancel := context.WithCancel(context.Background())

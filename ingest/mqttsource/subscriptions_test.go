@@ -142,7 +142,7 @@ func TestIntegrationDroppedFiltersUnsubscribed(t *testing.T) {
 			stopOld()
 
 			cfg.Topics, cfg.ShareGroup = tc.newTopics, tc.newGroup
-			var logged lockedBuffer
+			var logged testenv.LogBuffer
 			src, _ := runSource(t, cfg, Options{StateDir: dir}, slog.New(slog.NewTextHandler(&logged, nil)))
 			require.Eventually(t, func() bool { return slices.Equal(rememberedFilters(t, dir, cfg.ClientID), tc.remembered) },
 				10*time.Second, 10*time.Millisecond, "the stale filters unsubscribed and forgotten:\n%s", logged.String())
@@ -211,7 +211,7 @@ func TestIntegrationSubscriptionsFileUnknown(t *testing.T) {
 			cfg.Broker = broker.URL()
 			cfg.ClientID = "subs-unknown-" + strings.ReplaceAll(tc.name, " ", "-")
 			cfg.Topics = []string{"border/mdl/+/+/+"}
-			var logged lockedBuffer
+			var logged testenv.LogBuffer
 			runSource(t, cfg, Options{StateDir: dir}, slog.New(slog.NewTextHandler(&logged, nil)))
 			require.Eventually(t, func() bool { return slices.Equal(rememberedFilters(t, dir, cfg.ClientID), cfg.Topics) },
 				10*time.Second, 10*time.Millisecond)
@@ -233,7 +233,7 @@ func TestIntegrationSubscriptionsRememberedPerSession(t *testing.T) {
 	cfg.Broker = broker.URL()
 	run := func(clientID string, topics ...string) string {
 		cfg.ClientID, cfg.Topics = clientID, topics
-		var logged lockedBuffer
+		var logged testenv.LogBuffer
 		_, stop := runSource(t, cfg, Options{StateDir: dir}, slog.New(slog.NewTextHandler(&logged, nil)))
 		require.Eventually(t, func() bool { return slices.Equal(rememberedFilters(t, dir, clientID), topics) },
 			10*time.Second, 10*time.Millisecond, "%s", logged.String())

@@ -4,38 +4,18 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/fenceline/fenceline/internal/testenv"
 )
-
-// logBuffer collects a logger's lines; the spool logs from its goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(b, nil)) }
 
 // rec is where a record lies on disk, read from its segment before damage.
 type rec struct {
@@ -250,7 +230,7 @@ func TestDamagedRecords(t *testing.T) {
 				require.True(t, ok)
 				require.NoError(t, saveCursor(dir, position{seq: seqNum, off: c.off}, (*os.File).Sync))
 			}
-			var logs logBuffer
+			var logs testenv.LogBuffer
 			var lost, cut []int
 			var damaged map[string][]byte // segment contents after the damage
 			snapshot := func() {
@@ -265,7 +245,7 @@ func TestDamagedRecords(t *testing.T) {
 				lost, cut = tc.damage(t, recs)
 				snapshot()
 			}
-			r = startLogged(t, dir, opts, logs.logger())
+			r = startLogged(t, dir, opts, logs.Logger())
 			if tc.afterOpen {
 				lost, cut = tc.damage(t, recs)
 				snapshot()
@@ -327,8 +307,8 @@ func TestOneDamagedByteLosesOneRecord(t *testing.T) {
 	require.Equal(t, int64(81600), size)
 	setBytes(t, seg, 40000, []byte("X")) // printf X | dd of=… bs=1 seek=40000 conv=notrunc
 
-	var logs logBuffer
-	r := startLogged(t, dir, Options{}, logs.logger())
+	var logs testenv.LogBuffer
+	r := startLogged(t, dir, Options{}, logs.Logger())
 	assert.Equal(t, 99, r.s.Stats().Records)
 	assert.Equal(t, 816.0, counter(t, r.reg, "fenceline_spool_damaged_bytes_total"))
 	assert.Equal(t, 1.0, counter(t, r.reg, "fenceline_spool_damaged_records_total"))
