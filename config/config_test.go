@@ -417,6 +417,8 @@ func TestWarnings(t *testing.T) {
 		{name: "default qos", yaml: "rules_file: rules.yaml\n"},
 		{name: "qos 0", yaml: "rules_file: rules.yaml\nmqtt:\n  qos: 0\n",
 			want: []string{"c.yaml:3: mqtt.qos: is 0: the broker queues nothing for fenceline while it is away, so messages published while it is down, restarting or reconnecting are lost"}},
+		{name: "queries no client sends", yaml: "influx:\n  url: http://db:8086/?precision=ns\nmqtt:\n  broker: tcp://b:1883?x=1\n",
+			want: []string{"c.yaml:4: mqtt.broker: has a query (?…), which is not used", "c.yaml:2: influx.url: has a query (?…), which is not used"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "c.yaml")

@@ -68,10 +68,12 @@ influx: {url: "http://writer:s3cret@db:8086"}`,
 			errs: []string{"influx.url: holds a password: put user:password in influx.token_file"}},
 		{name: "password in the InfluxDB URL's query", yaml: `
 influx: {url: "https://db:8086/?u=writer&p=s3cret"}`,
-			errs: []string{"influx.url: has a query (?…), which is not sent: put user:password in influx.token_file"}},
+			errs: []string{"influx.url: has a password or token in its query, which is not sent: put user:password in influx.token_file"}},
 		{name: "password in the broker URL's query", yaml: `
 mqtt: {broker: "tcp://broker:1883?password=s3cret"}`,
-			errs: []string{"mqtt.broker: has a query (?…), which the MQTT client does not use"}},
+			errs: []string{"mqtt.broker: has a password or token in its query, which the MQTT client does not use"}},
+		{name: "a query without secrets is only a warning", yaml: `
+influx: {url: "http://db:8086/?precision=ns"}`},
 		{name: "influx tls on http", yaml: `
 influx: {url: "http://db:8086", tls: {ca_file: ca.pem}}`,
 			errs: []string{"influx.tls.ca_file: is set but influx.url is http://"}},

@@ -50,6 +50,11 @@ func (c *Config) Warnings() Problems {
 	if c.MQTT.QoS == 0 {
 		ws.Add("", "mqtt.qos", "%s", QoS0Warning)
 	}
+	for _, f := range []struct{ key, raw string }{{"mqtt.broker", c.MQTT.Broker}, {"influx.url", c.Influx.URL}} {
+		if u, err := url.Parse(f.raw); err == nil && u.RawQuery != "" && !querySecret(u) {
+			ws.Add("", f.key, queryUnused)
+		}
+	}
 	return c.Locate(ws)
 }
 
@@ -167,6 +172,22 @@ func CanonicalURL(rawURL string) string {
 	return u.String()
 }
 
+// querySecret reports whether u's query holds a parameter that names a
+// secret (InfluxDB 1.x's p=, a password=, a token=): a secret inline, and
+// one neither client sends.
+func querySecret(u *url.URL) bool {
+	for k := range u.Query() {
+		switch strings.ToLower(k) {
+		case "p", "password", "pass", "passwd", "pwd", "token", "secret", "apikey", "api_key", "key", "auth", "authorization":
+			return true
+		}
+	}
+	return false
+}
+
+// queryUnused is the warning of a URL's query that no client sends.
+const queryUnused = "has a query (?…), which is not used: fenceline sends none"
+
 func hasPassword(u *url.URL) bool {
 	_, ok := u.User.Password()
 	return ok
@@ -192,8 +213,8 @@ func (m *MQTT) validate() Problems {
 		ps.Add("", "mqtt.broker", "has no host:port")
 	case hasPassword(u):
 		ps.Add("", "mqtt.broker", "holds a password: %s", brokerSecretHint)
-	case u.RawQuery != "":
-		ps.Add("", "mqtt.broker", "has a query (?…), which the MQTT client does not use: %s", brokerSecretHint)
+	case querySecret(u):
+		ps.Add("", "mqtt.broker", "has a password or token in its query, which the MQTT client does not use: %s", brokerSecretHint)
 	}
 	if m.ClientID == "" || len(m.ClientID) > 256 {
 		ps.Add("", "mqtt.client_id", "must be 1-256 characters (a fixed id keeps the persistent session)")
@@ -312,10 +333,10 @@ func (in *Influx) validate() Problems {
 		ps.Add("", "influx.url", "has no host")
 	case hasPassword(u):
 		ps.Add("", "influx.url", "holds a password: %s", influxSecretHint)
-	case u.RawQuery != "":
+	case querySecret(u):
 		// InfluxDB 1.x takes u= and p= there; fenceline writes to a URL of
 		// its own, without them, so they would only fail later as HTTP 401.
-		ps.Add("", "influx.url", "has a query (?…), which is not sent: %s", influxSecretHint)
+		ps.Add("", "influx.url", "has a password or token in its query, which is not sent: %s", influxSecretHint)
 	}
 	if in.Bucket == "" {
 		ps.Add("", "influx.bucket", "must be set (InfluxDB 1.8: database/retention-policy, e.g. border/autogen)")
