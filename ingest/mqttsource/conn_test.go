@@ -386,3 +386,41 @@ func TestIntegrationSubscribeBehindFullIntake(t *testing.T) {
 	require.Eventually(t, src.Subscribed, 10*time.Second, 10*time.Millisecond)
 	require.Zero(t, testutil.ToFloat64(src.metrics.subscribeErrs), logged.String())
 }
+
+// A message the broker sends again because it was not acked (here: the
+// broker restarted under it) carries the DUP flag; a device's new publish
+// of the same payload does not. The pipeline tells a redelivery of a
+// rejected message (recorded once) from a unit repeating itself by it.
+func TestIntegrationRedeliveryIsDuplicate(t *testing.T) {
+	ctx, broker, src, pub := startSourceAndPublisher(t, "dup", Options{MaxInflight: 10})
+	next := func() *Message {
+		t.Helper()
+		select {
+		case m := <-src.Messages():
+			return m
+		case <-ctx.Done():
+			t.Fatal("no message")
+			return nil
+		}
+	}
+	publish := func() {
+		tok := pub.Publish("t/x", 1, false, []byte(`{"v":1,"seq":`))
+		require.True(t, tok.WaitTimeout(10*time.Second))
+		require.NoError(t, tok.Error())
+	}
+	publish()
+	first := next()
+	require.False(t, first.Duplicate, "a first delivery")
+
+	require.NoError(t, broker.Restart(ctx)) // first is not acked
+	again := next()
+	require.Equal(t, first.Payload, again.Payload)
+	require.True(t, again.Duplicate, "sent again, unacked")
+	again.Ack()
+
+	require.Eventually(t, func() bool { return pub.IsConnectionOpen() && src.Subscribed() }, 20*time.Second, 20*time.Millisecond)
+	publish() // the same payload, published anew
+	fresh := next()
+	require.False(t, fresh.Duplicate, "a new publish of the same payload")
+	fresh.Ack()
+}

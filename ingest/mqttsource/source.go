@@ -40,9 +40,14 @@ type Message struct {
 	Payload  []byte
 	Received time.Time
 	Retained bool
-	ack      func()
-	release  func()
-	once     sync.Once
+	// Duplicate is MQTT's DUP flag: the broker sends the message again,
+	// having sent it before without getting its ack (fenceline stopped,
+	// or the connection was lost, before it was acked). A device that
+	// publishes the same payload twice sends two messages, neither DUP.
+	Duplicate bool
+	ack       func()
+	release   func()
+	once      sync.Once
 	// order, when set, sends the ack in arrival order (see ackOrder);
 	// finished and acked are its, under its lock.
 	order           *ackOrder
@@ -449,11 +454,12 @@ func (s *Source) handle(_ mqtt.Client, m mqtt.Message) {
 	s.metrics.received.Inc()
 	s.metrics.inflight.Inc()
 	msg := &Message{
-		Topic:    m.Topic(),
-		Payload:  m.Payload(),
-		Received: time.Now(),
-		Retained: m.Retained(),
-		ack:      m.Ack,
+		Topic:     m.Topic(),
+		Payload:   m.Payload(),
+		Received:  time.Now(),
+		Retained:  m.Retained(),
+		Duplicate: m.Duplicate(),
+		ack:       m.Ack,
 		release: func() {
 			if n > 0 {
 				s.bytes.Release(n)

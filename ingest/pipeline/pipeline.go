@@ -321,7 +321,7 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 			p.engineMu.Lock()
 			if seq, ok := p.dec.Seq(); ok {
 				p.seqs.observe(b.Device.ID, seq, payloadSum(m.Payload), p.m)
-			} else {
+			} else if !m.Duplicate { // a redelivery's place was taken at its first delivery
 				p.seqs.unreadable(b.Device.ID)
 			}
 			p.engineMu.Unlock()
@@ -428,10 +428,12 @@ func (p *Pipeline) reject(t *ackToken, m *mqttsource.Message, b *model.Batch, re
 			Index:    rs[0].Index,
 			Payload:  m.Payload,
 		}
-		if p.dead.Kept(rec) {
-			// Recorded and counted at the first delivery, which was not
-			// acked: fenceline stopped before the message's other parts
-			// were stored, or lost the broker.
+		if m.Duplicate && p.dead.Kept(rec) {
+			// The broker sends it again (DUP): recorded and counted at the
+			// first delivery, which was not acked — fenceline stopped
+			// before the message's other parts were stored, or lost the
+			// broker. A unit publishing the same payload again sends a new
+			// message, which is recorded again.
 			p.m.rejectionsRedelivered.Add(float64(len(rs)))
 			continue
 		}
