@@ -485,6 +485,20 @@ func TestUnreadableMessagesExplainTheirGap(t *testing.T) {
 	}
 }
 
+// An unreadable message the broker sends again (DUP) took its place in the
+// seqs at its first delivery: it does not explain a second message of a
+// gap, which is then counted as lost.
+func TestRedeliveredUnreadableExplainsOnce(t *testing.T) {
+	f := newFixture(t)
+	for i, payload := range []string{detections(1, `{"imsi":"460001234567890"}`), `{"v":1,`, `{"v":1,`, detections(4, `{"imsi":"460001234567890"}`)} {
+		m, _ := message(topic, payload)
+		m.Duplicate = i == 2
+		f.p.Handle(context.Background(), m)
+	}
+	require.Equal(t, 1.0, testutil.ToFloat64(f.p.m.seqGaps))
+	require.Equal(t, 1.0, testutil.ToFloat64(f.p.m.seqMissing), "seq 2 was the unreadable one; 3 is lost")
+}
+
 // A message the broker redelivers (DUP) after its rejection was written
 // (its first delivery was not acked: its readings were not stored yet) is
 // not dead-lettered or counted again; its good readings are written again,
