@@ -18,6 +18,7 @@ type metrics struct {
 	readings              *prometheus.CounterVec
 	rejections            *prometheus.CounterVec
 	rejectionsRedelivered prometheus.Counter
+	seqRecovered          prometheus.Counter
 	seqGaps               prometheus.Counter
 	seqMissing            prometheus.Counter
 	seqUnknown            prometheus.Counter
@@ -61,13 +62,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		seqGaps: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_sequence_gaps_total",
 			Help: "Times a device's seq jumped forward by more than one."}),
 		seqMissing: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_sequence_missing_messages_total",
-			Help: "Messages skipped by seq jumps (sum of gap sizes); those that arrive later count in fenceline_ingest_sequence_out_of_order_total too."}),
+			Help: "Messages skipped by seq jumps (sum of gap sizes); those that arrive later count in fenceline_ingest_sequence_recovered_messages_total too (lost: missing minus recovered)."}),
+		seqRecovered: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_sequence_recovered_messages_total",
+			Help: "Messages counted missing that arrived later, out of order (lost: missing minus recovered)."}),
 		seqUnknown: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_sequence_unknown_messages_total",
 			Help: "Messages skipped by a device's first seq after an unclean stop: stored before the stop, or lost; fenceline cannot tell."}),
 		seqDuplicates: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_sequence_duplicates_total",
 			Help: "Messages whose device and seq were seen before (redeliveries); stored idempotently, not re-evaluated."}),
 		seqLate: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_sequence_out_of_order_total",
-			Help: "Messages arriving after a newer message of the same device: counted missing when that one came (lost: missing minus out of order)."}),
+			Help: "Messages arriving after a newer message of the same device (those counted missing count recovered too)."}),
 		seqResets: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_sequence_resets_total",
 			Help: "Times a device's seq went far back (device restarted its counter)."}),
 		retainedIgnored: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_retained_ignored_total",

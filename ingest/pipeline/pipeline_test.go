@@ -644,6 +644,41 @@ func TestSeqTracker(t *testing.T) {
 	require.Equal(t, 1.0, testutil.ToFloat64(m.seqLate))
 }
 
+// A message that arrives after newer ones fills its gap: counted missing
+// when the newer one came, it counts recovered then, and missing minus
+// recovered is what was lost (FencelineSequenceGaps). A late message that
+// was never counted missing (its place taken by an unreadable message, or
+// older than the device's first) recovers nothing.
+func TestSeqRecovered(t *testing.T) {
+	for _, tc := range []struct {
+		name                        string
+		seqs                        []int // -1: an unreadable message
+		missing, recovered, ofOrder float64
+	}{
+		{"a buffer out of order", []int{10, 13, 11, 12}, 2, 2, 2},
+		{"a real loss", []int{20, -1, 23}, 1, 0, 0},
+		{"a real loss, filled late", []int{20, -1, 23, 22}, 1, 1, 1},
+		{"late where the unreadable message was", []int{40, -1, 42, 41}, 0, 0, 1},
+		{"older than the first", []int{100, 101, 102, 99}, 0, 0, 1},
+		{"a late message once only", []int{1, 3, 2, 2}, 1, 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			for _, seq := range tc.seqs {
+				payload := `{"v":1,`
+				if seq >= 0 {
+					payload = detections(seq, `{"imsi":"460001234567890"}`)
+				}
+				m, _ := message(topic, payload)
+				f.p.Handle(context.Background(), m)
+			}
+			assert.Equal(t, tc.missing, testutil.ToFloat64(f.p.m.seqMissing), "missing")
+			assert.Equal(t, tc.recovered, testutil.ToFloat64(f.p.m.seqRecovered), "recovered")
+			assert.Equal(t, tc.ofOrder, testutil.ToFloat64(f.p.m.seqLate), "out of order")
+		})
+	}
+}
+
 func TestDeviceOverBudgetIsDeadLettered(t *testing.T) {
 	f := newFixture(t)
 	f.p.opts.Budget = budget.New(budget.Limits{MessagesPerSecond: 1, MessageBurst: 2}, prometheus.NewRegistry())

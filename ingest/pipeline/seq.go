@@ -64,6 +64,13 @@ type seqState struct {
 	// been received (and stored) after that save. The first jump forward
 	// is counted as unknown, not as missing.
 	unsure bool
+	// missing marks the seqs of the window counted in
+	// fenceline_ingest_sequence_missing_messages_total and not seen since:
+	// one that arrives after all (a unit's buffer sent out of order) is
+	// counted recovered, so that missing minus recovered is what was lost.
+	// Not saved: after a restart, a late message of a gap counted before
+	// it is out of order only.
+	missing [seqWindow / 64]uint64
 	// unread counts the device's messages received since its last seq
 	// whose own seq could not be read (malformed JSON, another schema
 	// version): dead-lettered, so not lost, and the gap they leave is
@@ -125,24 +132,35 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 	case seq > st.max && seq-st.max <= maxSeqJump:
 		gap := seq - st.max - 1
 		gap -= min(gap, unread)
+		// Forget the seqs that fall out of the window.
+		if seq-st.max >= seqWindow {
+			st.seen, st.missing = [seqWindow / 64]uint64{}, [seqWindow / 64]uint64{}
+		} else {
+			for s := st.max + 1; s <= seq; s++ {
+				w, b := st.bit(s)
+				st.seen[w] &^= b
+				st.missing[w] &^= b
+			}
+		}
 		if gap > 0 && unsure {
 			m.seqUnknown.Add(float64(gap))
 		} else if gap > 0 {
 			m.seqGaps.Inc()
 			m.seqMissing.Add(float64(gap))
-		}
-		// Forget the seqs that fall out of the window.
-		if seq-st.max >= seqWindow {
-			st.seen = [seqWindow / 64]uint64{}
-		} else {
-			for s := st.max + 1; s <= seq; s++ {
+			// The unreadable messages came first (delivery is in order):
+			// the gap's last seqs are the ones missing.
+			for s := max(seq-gap, seq-seqWindow+1); s < seq; s++ {
 				w, b := st.bit(s)
-				st.seen[w] &^= b
+				st.missing[w] |= b
 			}
 		}
 		st.max = seq
 	case seq <= st.max && seq > st.max-seqWindow && !st.hasSeq(seq):
 		m.seqLate.Inc() // an older message arriving after newer ones
+		if w, b := st.bit(seq); st.missing[w]&b != 0 {
+			st.missing[w] &^= b
+			m.seqRecovered.Inc()
+		}
 	case seq <= st.max && seq > st.max-seqWindow && st.has(seq, sum):
 		m.seqDuplicates.Inc()
 		return true, st.isMoved(seq)
