@@ -173,21 +173,26 @@ func TestIntegrationStartOnARulesFileCutShort(t *testing.T) {
 }
 
 // A reload reads the rules file only; when the daemon's own file changed
-// since start, it says so (a restart applies it), and stays quiet when it
-// did not.
+// since start, or is gone, it says so in its answer and the log (a restart
+// applies it), and stays quiet when it did not.
 func TestIntegrationReloadSaysTheDaemonFileChanged(t *testing.T) {
 	e, log := newSecureEnv(t, secureOpts{rules: "rules.yaml"})
 	const warning = "the daemon's configuration file changed since start"
-	code, _ := e.post("/-/reload")
+	code, body := e.post("/-/reload")
 	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "reloaded\n", body)
 	require.NotContains(t, log.String(), warning)
 
-	f, err := os.OpenFile(e.cfgPath, os.O_APPEND|os.O_WRONLY, 0)
+	orig, err := os.ReadFile(e.cfgPath)
 	require.NoError(t, err)
-	_, err = f.WriteString("webhooks: []\n")
-	require.NoError(t, err)
-	require.NoError(t, f.Close())
-	code, _ = e.post("/-/reload")
+	require.NoError(t, os.WriteFile(e.cfgPath, append(orig, "webhooks: []\n"...), 0o600))
+	code, body = e.post("/-/reload")
 	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, warning)
 	require.Contains(t, log.String(), warning)
+
+	require.NoError(t, os.Remove(e.cfgPath))
+	code, body = e.post("/-/reload")
+	require.Equal(t, http.StatusOK, code, "the rules file reloads")
+	require.Contains(t, body, warning, "a file gone is told too: the next start would fail")
 }

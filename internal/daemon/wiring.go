@@ -482,7 +482,7 @@ loop:
 			d.log.Error("component failed; shutting down", "err", runErr)
 			break loop
 		case <-opts.Reload:
-			_ = d.reload(ctx) // it logs a refusal
+			_, _ = d.reload(ctx) // it logs a refusal, and its note
 		}
 	}
 
@@ -537,7 +537,7 @@ loop:
 // problem the running rules stay, and the problems are logged (where they
 // are: their text may quote a watchlist entry) and returned (the POST
 // /-/reload answer, for the operator who asked).
-func (d *daemon) reload(ctx context.Context) error {
+func (d *daemon) reload(ctx context.Context) (string, error) {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	rs, r, err := loadRules(d.cfg)
@@ -552,7 +552,7 @@ func (d *daemon) reload(ctx context.Context) error {
 		d.reloadOK.Set(0)
 		d.reloadsFailed.Inc()
 		d.log.Error("reload refused; keeping the previous rules (the reload answer and fenceline check say why)", "problems", problemsForLog(err))
-		return err
+		return "", err
 	}
 	var alerts int
 	err = d.pipe.Do(ctx, func() {
@@ -571,18 +571,19 @@ func (d *daemon) reload(ctx context.Context) error {
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("reload: %w", err)
+		return "", fmt.Errorf("reload: %w", err)
 	}
 	d.countDevices(rs.Registry)
 	d.rulesLost.Store(0) // the file has a rules section (sectionsLost)
 	d.reloadOK.Set(1)
 	d.reloadTime.SetToCurrentTime()
 	d.log.Info("rules reloaded", "file", d.cfg.RulesFile, "devices", rs.Registry.Len(), "alerts_from_swap", alerts)
-	if sum, ok := fileSum(d.cfg.Path); ok && sum != d.cfgSum {
-		d.log.Warn("the daemon's configuration file changed since start, and a reload does not read it (only the rules file): restart fenceline to apply it, after fenceline check",
-			"file", d.cfg.Path)
+	if sum, ok := fileSum(d.cfg.Path); d.cfg.Path != "" && (!ok || sum != d.cfgSum) {
+		const note = "the daemon's configuration file changed since start (or cannot be read), and a reload does not read it (only the rules file): restart fenceline to apply it, after fenceline check"
+		d.log.Warn(note, "file", d.cfg.Path)
+		return note + ": " + d.cfg.Path, nil
 	}
-	return nil
+	return "", nil
 }
 
 // countDevices sets fenceline_registry_devices from a registry.

@@ -31,8 +31,10 @@ import (
 // Check is one readiness condition: nil when fine, else why not.
 type Check func() error
 
-// Reloader re-reads the rules; the error lists every problem.
-type Reloader func(ctx context.Context) error
+// Reloader re-reads the rules; the error lists every problem. note, when
+// not empty, is something the operator should know of a reload that
+// worked (the answer's second line).
+type Reloader func(ctx context.Context) (note string, err error)
 
 // Config is where and how the server listens.
 type Config struct {
@@ -180,12 +182,16 @@ func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "reload not available", http.StatusNotImplemented)
 		return
 	}
-	if err := s.reload(r.Context()); err != nil {
+	note, err := s.reload(r.Context())
+	if err != nil {
 		w.WriteHeader(http.StatusBadRequest)
 		fmt.Fprintln(w, err.Error())
 		return
 	}
 	fmt.Fprintln(w, "reloaded")
+	if note != "" {
+		fmt.Fprintln(w, note)
+	}
 }
 
 // Run serves until ctx is done, then shuts down within a few seconds.

@@ -31,7 +31,7 @@ func newServer(t *testing.T, cfg Config, log *bytes.Buffer) (*Server, *int) {
 	if log == nil {
 		log = &bytes.Buffer{}
 	}
-	s, err := New(cfg, prometheus.NewRegistry(), nil, func(context.Context) error { *reloads++; return nil },
+	s, err := New(cfg, prometheus.NewRegistry(), nil, func(context.Context) (string, error) { *reloads++; return "", nil },
 		slog.New(slog.NewTextHandler(log, nil)))
 	require.NoError(t, err)
 	t.Cleanup(func() { s.ln.Close() })
