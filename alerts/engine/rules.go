@@ -1061,9 +1061,11 @@ func withoutLiterals(expr string) string {
 			}
 			i = j + 1
 		case c >= '0' && c <= '9' && (i == 0 || !identByte(expr[i-1])):
+			// A number runs on through letters (0x1A2B…, 1e10) and
+			// separators; its digits count in any base.
 			j, digits := i, 0
-			for j < len(expr) && (expr[j] >= '0' && expr[j] <= '9' || expr[j] == '_' || expr[j] == '.') {
-				if expr[j] >= '0' && expr[j] <= '9' {
+			for j < len(expr) && (identByte(expr[j]) || expr[j] == '.') {
+				if d := expr[j] | 0x20; d >= '0' && d <= '9' || d >= 'a' && d <= 'f' {
 					digits++
 				}
 				j++

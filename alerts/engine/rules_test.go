@@ -1876,6 +1876,7 @@ func TestWithoutLiterals(t *testing.T) {
 		{"an escaped quote does not end a string", `plate == "a\"b" and tamper`, `plate == "…" and tamper`},
 		{"long numbers, not short ones", `int(imsi) == 460019999999991 and speed_kmh > 120 and battery_pct < 5.5`, `int(imsi) == … and speed_kmh > 120 and battery_pct < 5.5`},
 		{"digits of a name stay", `rssi2 > -70`, `rssi2 > -70`},
+		{"numbers in other bases", `int(imsi) == 0x1A2633E9F6C5C or x == 0b1011011 or speed_kmh > 1e2`, `int(imsi) == … or x == … or speed_kmh > 1e2`},
 		{"an unterminated string", `plate == "蒙B`, `plate == "…`},
 		{"nothing to hide", `tamper or battery_pct < 15`, `tamper or battery_pct < 15`},
 	} {
