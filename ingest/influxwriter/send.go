@@ -252,6 +252,15 @@ func (w *Writer) send(ctx context.Context, body []byte, lines int) result {
 
 const maxRetryAfter = 5 * time.Minute
 
+// tlsText reports a TLS failure by its text, for errors whose types are
+// gone: the client library's Ping flattens them, and net/http turns the
+// RecordHeaderError of a plain http server into an error of its own. The
+// crypto packages' messages start with their package's name.
+func tlsText(msg string) bool {
+	return strings.Contains(msg, "x509: ") || strings.Contains(msg, "tls: ") ||
+		strings.Contains(msg, "server gave HTTP response to HTTPS client")
+}
+
 // noAnswerClass is the class of a request that got no HTTP answer: tls when
 // the TLS handshake failed on what the configuration says — a certificate
 // that influx.tls.ca_file does not vouch for or that names another host, a
@@ -269,9 +278,7 @@ func noAnswerClass(err error) string {
 	)
 	if errors.As(err, &verify) || errors.As(err, &authority) || errors.As(err, &host) ||
 		errors.As(err, &invalid) || errors.As(err, &header) || errors.As(err, &alert) ||
-		// net/http turns the RecordHeaderError of a plain http server into
-		// an error of its own, with no type to match.
-		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
+		tlsText(err.Error()) {
 		return classTLS
 	}
 	return classNetwork

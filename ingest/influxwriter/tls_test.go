@@ -86,3 +86,44 @@ func TestTLSHandshakeFailuresAreClassTLS(t *testing.T) {
 		})
 	}
 }
+
+// An InfluxDB whose TLS handshake fails at start is told as such, not as
+// one that does not answer: waiting for it does not help.
+func TestTLSFailureAtStartIsNamed(t *testing.T) {
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	defer plain.Close()
+	untrusted := httptest.NewTLSServer(http.NotFoundHandler())
+	defer untrusted.Close()
+	for _, tc := range []struct {
+		name, url string
+		want      string
+	}{
+		{"plain http behind an https URL", strings.Replace(plain.URL, "http:", "https:", 1), "WARN InfluxDB's TLS handshake fails"},
+		{"a certificate of a CA not trusted", untrusted.URL, "WARN InfluxDB's TLS handshake fails"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := make(logRecords, 100)
+			w, err := New(Config{URL: tc.url, Bucket: "border/autogen", Timeout: time.Second}, slog.New(logs), prometheus.NewRegistry())
+			require.NoError(t, err)
+			ctx, cancel := context.WithCancel(context.Background())
+			ran := make(chan error, 1)
+			go func() { ran <- w.Run(ctx) }()
+			defer func() {
+				cancel()
+				<-ran
+			}()
+			deadline := time.After(30 * time.Second)
+			for {
+				select {
+				case m := <-logs:
+					require.NotContains(t, m, "does not answer")
+					if strings.HasPrefix(m, tc.want) {
+						return
+					}
+				case <-deadline:
+					t.Fatal("no warning about the TLS handshake")
+				}
+			}
+		})
+	}
+}

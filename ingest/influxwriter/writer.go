@@ -715,6 +715,9 @@ func (w *Writer) prober(ctx context.Context) {
 			err := w.Ping(ctx)
 			switch {
 			case ctx.Err() != nil:
+			case err != nil && !down && noAnswerClass(err) == classTLS:
+				down = true
+				w.log.Warn("InfluxDB's TLS handshake fails; readings are spooled until influx.tls or influx.url is fixed and fenceline restarted", "target", w.String(), "err", err)
 			case err != nil && !down:
 				down = true
 				w.log.Warn("InfluxDB does not answer; readings are spooled until it does", "target", w.String(), "err", err)
