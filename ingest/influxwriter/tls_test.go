@@ -102,28 +102,7 @@ func TestTLSFailureAtStartIsNamed(t *testing.T) {
 		{"a certificate of a CA not trusted", untrusted.URL, "WARN InfluxDB's TLS handshake fails"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			logs := make(logRecords, 100)
-			w, err := New(Config{URL: tc.url, Bucket: "border/autogen", Timeout: time.Second}, slog.New(logs), prometheus.NewRegistry())
-			require.NoError(t, err)
-			ctx, cancel := context.WithCancel(context.Background())
-			ran := make(chan error, 1)
-			go func() { ran <- w.Run(ctx) }()
-			defer func() {
-				cancel()
-				<-ran
-			}()
-			deadline := time.After(30 * time.Second)
-			for {
-				select {
-				case m := <-logs:
-					require.NotContains(t, m, "does not answer")
-					if strings.HasPrefix(m, tc.want) {
-						return
-					}
-				case <-deadline:
-					t.Fatal("no warning about the TLS handshake")
-				}
-			}
+			requireStartWarning(t, Config{URL: tc.url}, tc.want, "does not answer")
 		})
 	}
 }
