@@ -44,7 +44,11 @@ type Engine struct {
 	// that a message reads and moves on its device's time in one lookup.
 	lastSeen   map[string]*time.Time
 	watchSince map[string]time.Time
-	patrols    map[string]patrolPos
+	// deaf is set while fenceline takes no messages from the broker (see
+	// Listening); heardFrom is when it took them again.
+	deaf      bool
+	heardFrom time.Time
+	patrols   map[string]patrolPos
 	// subjects interns the subjects rule state is keyed by; it outlives
 	// reloads, as the state of unchanged rules does.
 	subjects *subjectTable
@@ -683,6 +687,18 @@ func watchIdentOf(kind string) watchIdent {
 		return watchPlate
 	}
 	return watchIMSI
+}
+
+// Listening tells the engine whether fenceline takes messages from the
+// broker. While it does not, no unit can be heard, so none is declared
+// silent; once it does again, each unit has a full limit, as after a start,
+// for the messages the broker queued meanwhile to arrive. A lost broker
+// would otherwise declare every unit silent at once.
+func (e *Engine) Listening(up bool, now time.Time) {
+	if up && e.deaf {
+		e.heardFrom = now
+	}
+	e.deaf = !up
 }
 
 // Tick runs the time-driven part of the rules at processing time now:

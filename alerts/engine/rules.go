@@ -1170,7 +1170,7 @@ func (e *Engine) tickSilence(st *ruleState, now time.Time, out []model.Alert) []
 	rule := st.rule
 	inSchedule := rule.sched.active(now)
 	e.rs.Registry.All(func(d *model.Device) {
-		if _, open := st.silence[d.ID]; open || !inSchedule {
+		if _, open := st.silence[d.ID]; open || !inSchedule || e.deaf {
 			return
 		}
 		watched, z := e.silenceZone(rule, d)
@@ -1192,6 +1192,9 @@ func (e *Engine) tickSilence(st *ruleState, now time.Time, out []model.Alert) []
 		}
 		if st.since.After(ref) {
 			ref = st.since
+		}
+		if e.heardFrom.After(ref) {
+			ref = e.heardFrom
 		}
 		if now.Sub(ref) <= limit {
 			return

@@ -1911,3 +1911,30 @@ rules:
 		}
 	}
 }
+
+// While fenceline takes no messages from the broker no unit can be heard,
+// so none is declared silent; once it takes them again, each unit has a
+// full limit, as after a start, for what the broker queued meanwhile.
+func TestSilenceNotWhileDeaf(t *testing.T) {
+	rs, ps := compileYAML(t, `
+devices:
+  - {id: F-1, kind: fence, site: mdl, lat: 41.9612, lon: 110.4875}
+rules:
+  - {id: offline, kind: silence, after: 10m}
+`)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	t0 := at(10, 0)
+	e.Evaluate(e.phones("F-1", t0, ruinsIn, "460000000000001"), t0)
+	e.Listening(false, t0.Add(time.Minute))
+	assert.Empty(t, only(e.Tick(t0.Add(30*time.Minute)), "offline"), "nothing can be heard: no silence")
+	e.Listening(true, t0.Add(40*time.Minute))
+	assert.Empty(t, only(e.Tick(t0.Add(45*time.Minute)), "offline"), "within a limit of listening again")
+	got := only(e.Tick(t0.Add(50*time.Minute+time.Second)), "offline")
+	require.Len(t, got, 1, "a full limit after listening again")
+	assert.Equal(t, "F-1", got[0].Subject.Value)
+	e.Listening(true, t0.Add(51*time.Minute)) // still listening: no new grace
+	e.Evaluate(e.phones("F-1", t0.Add(52*time.Minute), ruinsIn, "460000000000001"), t0.Add(52*time.Minute))
+	assert.Empty(t, only(e.Tick(t0.Add(62*time.Minute)), "offline"))
+	require.Len(t, only(e.Tick(t0.Add(62*time.Minute+time.Second)), "offline"), 1, "the grace does not move on while listening")
+}

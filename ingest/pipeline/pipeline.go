@@ -64,6 +64,9 @@ type DeadLetters interface {
 type Engine interface {
 	Evaluate(b *model.Batch, now time.Time) []model.Alert
 	Tick(now time.Time) []model.Alert
+	// Listening says whether messages are being taken from the broker
+	// (Options.Listening), before each Tick.
+	Listening(up bool, now time.Time)
 }
 
 // StateKeeper makes the rule engine's state durable (the daemon's state
@@ -108,6 +111,10 @@ type Options struct {
 	// Protect, when not nil, hashes identifiers after the engine has seen
 	// the readings and before the writer stores them.
 	Protect *protect.Protector
+	// Listening, when not nil, reports whether messages are being taken
+	// from the broker (subscribed): while they are not, no unit can be
+	// heard, and the engine declares none silent.
+	Listening func() bool
 	// State, when not nil, holds the alerts of an evaluation that opened or
 	// resolved an incident (and so the ack of its message) until the
 	// engine's state holding the change is saved. An alert never goes out
@@ -243,7 +250,12 @@ func (p *Pipeline) tick() {
 	if p.engine == nil {
 		return
 	}
-	p.evaluate(func() []model.Alert { return p.engine.Tick(p.opts.Now()) }, func(n int) func(error) {
+	up := p.opts.Listening == nil || p.opts.Listening()
+	p.evaluate(func() []model.Alert {
+		now := p.opts.Now()
+		p.engine.Listening(up, now)
+		return p.engine.Tick(now)
+	}, func(n int) func(error) {
 		return func(err error) {
 			if err != nil {
 				p.log.Error("could not queue time-driven alerts", "err", err, "alerts", n)

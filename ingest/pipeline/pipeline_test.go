@@ -99,13 +99,17 @@ type fakeOutbox struct{ held }
 
 func (o *fakeOutbox) Append(a []model.Alert, done func(error)) { o.hold(a, done) }
 
-type fakeEngine struct{ evaluated int }
+type fakeEngine struct {
+	evaluated int
+	listening []bool // at each tick
+}
 
 func (e *fakeEngine) Evaluate(b *model.Batch, _ time.Time) []model.Alert {
 	e.evaluated++
 	return []model.Alert{{ID: "x", Rule: "r", State: model.StateFiring}}
 }
-func (e *fakeEngine) Tick(time.Time) []model.Alert { return nil }
+func (e *fakeEngine) Tick(time.Time) []model.Alert   { return nil }
+func (e *fakeEngine) Listening(up bool, _ time.Time) { e.listening = append(e.listening, up) }
 
 type fixture struct {
 	p      *Pipeline
@@ -958,4 +962,18 @@ func TestPayloadSumLeavesOutTheSignature(t *testing.T) {
 	require.Equal(t, payloadSum(body), payloadSum(a))
 	other := devicesig.Sign([]byte("key-one-key-one-key-one-key-one!"), topic, bytes.Replace(body, []byte("890"), []byte("891"), 1))
 	require.NotEqual(t, payloadSum(a), payloadSum(other))
+}
+
+// Each tick tells the engine whether messages are being taken from the
+// broker: while they are not, it declares no unit silent.
+func TestTickTellsTheEngineWhetherItListens(t *testing.T) {
+	f := newFixture(t)
+	subscribed := true
+	f.p.opts.Listening = func() bool { return subscribed }
+	f.p.tick()
+	subscribed = false
+	f.p.tick()
+	f.p.opts.Listening = nil // not known: taken as listening
+	f.p.tick()
+	require.Equal(t, []bool{true, false, true}, f.engine.listening)
 }

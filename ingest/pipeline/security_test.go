@@ -30,6 +30,7 @@ func (e *sawEngine) Evaluate(b *model.Batch, _ time.Time) []model.Alert {
 	return nil
 }
 func (e *sawEngine) Tick(time.Time) []model.Alert { return nil }
+func (e *sawEngine) Listening(bool, time.Time)    {}
 
 // sawWriter records the IMSIs it was given to store.
 type sawWriter struct {

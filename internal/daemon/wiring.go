@@ -321,8 +321,9 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 			ReadingBurst:      cfg.Ingest.DeviceBudget.ReadingBurst,
 			MaxDevices:        max(rs.Registry.Len(), 1000),
 		}, reg),
-		Protect: d.sec.prot,
-		State:   d.holds,
+		Protect:   d.sec.prot,
+		State:     d.holds,
+		Listening: d.source.Subscribed,
 	}, rs.Registry, d.engine, d.writer, deadLetters{d.dead}, d.outbox, log, reg)
 	if len(savedSeqs) > 0 {
 		// Saved with the engine's state, they hold the messages it has
