@@ -157,21 +157,19 @@ func simulate(ctx context.Context, o options, log *slog.Logger, stdout io.Writer
 			return err
 		}
 	}
-	c, err := sim.Connect(ctx, o.broker, o.clientID, 30*time.Second)
+	var subs []sim.Subscription
+	if o.watchAlerts {
+		subs = append(subs, sim.AlertWatch(sim.AlertTopics, func(a model.Alert) {
+			out.println(sim.FormatAlert(a, sc.Location))
+		}, func(topic string, err error) {
+			log.Warn("not an alert", "topic", topic, "err", err)
+		}))
+	}
+	c, err := sim.Connect(ctx, o.broker, o.clientID, 30*time.Second, subs...)
 	if err != nil {
 		return err
 	}
 	defer c.Disconnect(250)
-	if o.watchAlerts {
-		err := sim.WatchAlerts(c, sim.AlertTopics, func(a model.Alert) {
-			out.println(sim.FormatAlert(a, sc.Location))
-		}, func(topic string, err error) {
-			log.Warn("not an alert", "topic", topic, "err", err)
-		})
-		if err != nil {
-			return err
-		}
-	}
 	if o.publish {
 		if err := publish(ctx, o, s, c, sc.Location, out, log); err != nil {
 			return err

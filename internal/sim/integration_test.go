@@ -91,10 +91,7 @@ alerts: {evaluate_every: 100ms}
 	var mu sync.Mutex
 	var alerts []model.Alert
 	seen := map[string]bool{} // id+state: QoS 1 may deliver one twice
-	watcher, err := Connect(ctx, mq.URL(), "scenario-alerts", integrationTimeout)
-	require.NoError(t, err)
-	t.Cleanup(func() { watcher.Disconnect(100) })
-	require.NoError(t, WatchAlerts(watcher, AlertTopics, func(a model.Alert) {
+	watcher, err := Connect(ctx, mq.URL(), "scenario-alerts", integrationTimeout, AlertWatch(AlertTopics, func(a model.Alert) {
 		mu.Lock()
 		defer mu.Unlock()
 		if key := a.ID + "/" + a.State; !seen[key] {
@@ -102,6 +99,8 @@ alerts: {evaluate_every: 100ms}
 			alerts = append(alerts, a)
 		}
 	}, func(topic string, err error) { t.Errorf("not an alert on %s: %v", topic, err) }))
+	require.NoError(t, err)
+	t.Cleanup(func() { watcher.Disconnect(100) })
 	received := func() []model.Alert {
 		mu.Lock()
 		defer mu.Unlock()
@@ -208,4 +207,54 @@ type testLog struct{ t *testing.T }
 func (w testLog) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// A watcher stays subscribed across a reconnection: its session is clean,
+// so a broker that restarted (without persistence) knows nothing of it, and
+// a watcher subscribed once would print nothing more.
+func TestIntegrationAlertWatchSurvivesABrokerRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), integrationTimeout)
+	defer cancel()
+	mq := testenv.Mosquitto(t)
+	got := make(chan model.Alert, 10)
+	watcher, err := Connect(ctx, mq.URL(), "watch-restart", integrationTimeout,
+		AlertWatch(AlertTopics, func(a model.Alert) { got <- a }, func(topic string, err error) { t.Errorf("not an alert on %s: %v", topic, err) }))
+	require.NoError(t, err)
+	defer watcher.Disconnect(100)
+	pub, err := Connect(ctx, mq.URL(), "watch-restart-pub", integrationTimeout)
+	require.NoError(t, err)
+	defer pub.Disconnect(100)
+	alert := func(id string) {
+		tok := pub.Publish("border/mdl/alerts/r1", 1, false, []byte(`{"id":"`+id+`","rule":"r1","state":"firing","site":"mdl"}`))
+		require.True(t, tok.WaitTimeout(integrationTimeout))
+		require.NoError(t, tok.Error())
+	}
+	next := func() model.Alert {
+		select {
+		case a := <-got:
+			return a
+		case <-ctx.Done():
+			t.Fatal("no alert")
+			return model.Alert{}
+		}
+	}
+	alert("a1")
+	require.Equal(t, "a1", next().ID)
+
+	require.NoError(t, mq.Restart(ctx))
+	waitUntil(t, "both reconnected", func() bool { return watcher.IsConnectionOpen() && pub.IsConnectionOpen() })
+	// The resubscription follows the reconnection: publish until one
+	// arrives (each publish is one the watcher may have missed while it
+	// subscribed again).
+	for i := 0; ; i++ {
+		alert(fmt.Sprintf("a2-%d", i))
+		select {
+		case a := <-got:
+			require.Contains(t, a.ID, "a2-")
+			return
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatal("the watcher did not subscribe again after the broker restarted")
+		}
+	}
 }

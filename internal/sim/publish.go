@@ -112,11 +112,37 @@ func Publish(ctx context.Context, c mqtt.Client, s *Sim, opts PublishOptions) (i
 // ErrNotConnected is returned by Connect when the broker cannot be reached.
 var ErrNotConnected = errors.New("not connected")
 
-// Connect connects an MQTT client to broker, waiting at most timeout.
-func Connect(ctx context.Context, broker, clientID string, timeout time.Duration) (mqtt.Client, error) {
+// Subscription is a topic filter a client of Connect keeps subscribed, at
+// QoS 1, across its reconnections.
+type Subscription struct {
+	Filter  string
+	Handler mqtt.MessageHandler
+}
+
+// Connect connects an MQTT client to broker, waiting at most timeout, and
+// subscribes subs once connected: on every connection, since its session is
+// clean (a reconnected client would otherwise be subscribed to nothing).
+// It returns once the first connection's subscriptions are granted.
+func Connect(ctx context.Context, broker, clientID string, timeout time.Duration, subs ...Subscription) (mqtt.Client, error) {
+	subscribed := make(chan error, 1)
 	opts := mqtt.NewClientOptions().AddBroker(broker).SetClientID(clientID).
 		SetCleanSession(true).SetAutoReconnect(true).SetConnectTimeout(timeout).
-		SetKeepAlive(30 * time.Second)
+		SetKeepAlive(30 * time.Second).
+		SetOnConnectHandler(func(c mqtt.Client) {
+			var err error
+			for _, s := range subs {
+				tok := c.Subscribe(s.Filter, 1, s.Handler)
+				if !tok.WaitTimeout(timeout) {
+					err = fmt.Errorf("subscribe %s: no answer from the broker", s.Filter)
+				} else if tok.Error() != nil {
+					err = fmt.Errorf("subscribe %s: %w", s.Filter, tok.Error())
+				}
+			}
+			select {
+			case subscribed <- err: // the first connection's; later ones retry on their own reconnection
+			default:
+			}
+		})
 	c := mqtt.NewClient(opts)
 	tok := c.Connect()
 	select {
@@ -128,6 +154,19 @@ func Connect(ctx context.Context, broker, clientID string, timeout time.Duration
 	}
 	if err := tok.Error(); err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", broker, err)
+	}
+	if len(subs) == 0 {
+		return c, nil
+	}
+	select {
+	case err := <-subscribed:
+		if err != nil {
+			c.Disconnect(0)
+			return nil, err
+		}
+	case <-ctx.Done():
+		c.Disconnect(0)
+		return nil, ctx.Err()
 	}
 	return c, nil
 }

@@ -17,10 +17,11 @@ import (
 // topic prefix: border/{site}/alerts/{rule}.
 const AlertTopics = "border/+/alerts/+"
 
-// WatchAlerts subscribes c to filter at QoS 1 and calls fn with every
-// alert; a payload that is not an alert is passed to bad.
-func WatchAlerts(c mqtt.Client, filter string, fn func(model.Alert), bad func(topic string, err error)) error {
-	tok := c.Subscribe(filter, 1, func(_ mqtt.Client, m mqtt.Message) {
+// AlertWatch is the subscription to filter that calls fn with every alert,
+// for Connect (which keeps it across reconnections); a payload that is not
+// an alert is passed to bad.
+func AlertWatch(filter string, fn func(model.Alert), bad func(topic string, err error)) Subscription {
+	return Subscription{Filter: filter, Handler: func(_ mqtt.Client, m mqtt.Message) {
 		var a model.Alert
 		if err := json.Unmarshal(m.Payload(), &a); err != nil {
 			if bad != nil {
@@ -29,14 +30,7 @@ func WatchAlerts(c mqtt.Client, filter string, fn func(model.Alert), bad func(to
 			return
 		}
 		fn(a)
-	})
-	if !tok.WaitTimeout(30 * time.Second) {
-		return fmt.Errorf("subscribe %s: no answer from the broker", filter)
-	}
-	if err := tok.Error(); err != nil {
-		return fmt.Errorf("subscribe %s: %w", filter, err)
-	}
-	return nil
+	}}
 }
 
 // FormatAlert renders an alert as one line for a duty officer's terminal:
