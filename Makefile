@@ -18,6 +18,8 @@ deps:
 
 build:
 	$(GO) build -o bin/fenceline ./cmd/fenceline
+	$(GO) build -o bin/fenceline-sim ./cmd/fenceline-sim
+	$(GO) build -o bin/fenceline-load ./cmd/fenceline-load
 
 test: deps
 	$(GO) vet ./...
@@ -42,7 +44,6 @@ bench: deps build
 # 12 hours. Ctrl-C stops the simulator, then the daemon (it drains), then the services.
 run: deps build
 	$(GO) build -o bin/devstack ./cmd/devstack
-	$(GO) build -o bin/fenceline-sim ./cmd/fenceline-sim
 	CONFIG=$(CONFIG) SPEED=$(SPEED) bin/devstack -- scripts/run-local.sh
 
 # The fault-injection suite's long profile (internal/chaos; make test runs the short one): fenceline

@@ -57,10 +57,13 @@ trap 'stop; exit 0' INT TERM
 # live run, a replay of the hours before it would raise next to nothing. So a replay starts the
 # daemon with a fresh alert state; the old one is kept aside. ALERT_STATE is the file in the
 # config's storage.dir (the example's: .state/fenceline).
+# Its previous save (.prev) goes aside too: the daemon would restore from it.
 alert_state=${ALERT_STATE:-.state/fenceline/alert-state.json}
-if [[ $speed != 1 && -f $alert_state ]]; then
-	mv -f "$alert_state" "$alert_state.before-replay"
-	echo "replaying the past at speed $speed: the daemon starts with a fresh alert state ($alert_state.before-replay keeps the old one)"
+if [[ $speed != 1 ]]; then
+	aside=$(scripts/set-aside-state.sh "$alert_state")
+	if [[ -n $aside ]]; then
+		echo "replaying the past at speed $speed: the daemon starts with a fresh alert state ($aside keeps the old one)"
+	fi
 fi
 
 echo "== $(date '+%F %T') starting fenceline on $config (log: $log)" >>"$log"
