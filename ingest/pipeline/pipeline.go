@@ -333,8 +333,8 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 			p.engineMu.Lock()
 			if seq, ok := p.dec.Seq(); ok {
 				p.seqs.observe(b.Device.ID, seq, payloadSum(m.Payload), p.m)
-			} else if !m.Duplicate { // a redelivery's place was taken at its first delivery
-				p.seqs.unreadable(b.Device.ID)
+			} else {
+				p.seqs.unreadable(b.Device.ID, payloadSum(m.Payload), m.Duplicate)
 			}
 			p.engineMu.Unlock()
 		}

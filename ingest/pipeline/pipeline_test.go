@@ -501,6 +501,16 @@ func TestRedeliveredUnreadableExplainsOnce(t *testing.T) {
 	}
 	require.Equal(t, 1.0, testutil.ToFloat64(f.p.m.seqGaps))
 	require.Equal(t, 1.0, testutil.ToFloat64(f.p.m.seqMissing), "seq 2 was the unreadable one; 3 is lost")
+
+	// The counters a crash restores may not know the first delivery: its
+	// redelivery takes its place then.
+	g := newFixture(t)
+	for i, payload := range []string{detections(1, `{"imsi":"460001234567890"}`), `{"v":1,`, detections(3, `{"imsi":"460001234567890"}`)} {
+		m, _ := message(topic, payload)
+		m.Duplicate = i == 1
+		g.p.Handle(context.Background(), m)
+	}
+	require.Zero(t, testutil.ToFloat64(g.p.m.seqMissing))
 }
 
 // A message the broker redelivers (DUP) after its rejection was written
@@ -886,18 +896,38 @@ func TestSeqTrackerMovesASeqSentTwice(t *testing.T) {
 }
 
 // The seq counters read back from their saved form as they were: the window
-// of seqs and checksums, which seqs moved, the other counter of a restart;
-// devices no longer registered are dropped, and damaged data is an error.
+// of seqs and checksums, which seqs moved and which were counted missing,
+// the unreadable messages since the last seq, the other counter of a
+// restart; devices no longer registered are dropped, and damaged data is an
+// error. A save from before the missing seqs and unreadable messages were
+// kept reads as having none.
 func TestSeqCountersSaveAndRestore(t *testing.T) {
 	f := newFixture(t)
 	tr := f.p.seqs
-	for seq := int64(1); seq <= 5; seq++ {
+	for _, seq := range []int64{1, 2, 3, 4, 5, 8} { // 6 and 7 counted missing
 		tr.observe("F-1", seq, 100+uint32(seq), f.p.m)
 	}
 	tr.observe("F-1", 1, 201, f.p.m) // restarted: seq 1 again, moved
+	tr.observe("F-1", 4, 204, f.p.m) // 2 and 3 counted missing
+	tr.unreadable("F-1", 777, false)
 	tr.observe("GONE", 7, 7, f.p.m)
+	require.NotZero(t, tr.devices["F-1"].missing)
+	require.NotZero(t, tr.devices["F-1"].prev.missing)
 	data, err := json.Marshal(f.p.SeqSnapshot())
 	require.NoError(t, err)
+
+	// A save without the extension (seqExtLen) is read as one without
+	// missing seqs or unreadable messages.
+	var saved map[string][]byte
+	require.NoError(t, json.Unmarshal(data, &saved))
+	old := saved["F-1"][:2*seqSavedLen+9]
+	oldData, err := json.Marshal(map[string][]byte{"F-1": old})
+	require.NoError(t, err)
+	o := newFixture(t)
+	require.NoError(t, o.p.RestoreSeqs(oldData, func(string) bool { return true }))
+	require.Zero(t, o.p.seqs.devices["F-1"].missing)
+	require.Zero(t, o.p.seqs.devices["F-1"].unread)
+	require.Equal(t, tr.devices["F-1"].max, o.p.seqs.devices["F-1"].max)
 
 	g := newFixture(t)
 	require.NoError(t, g.p.RestoreSeqs(data, func(id string) bool { return id == "F-1" }))
@@ -912,13 +942,15 @@ func TestSeqCountersSaveAndRestore(t *testing.T) {
 		dup, moved bool
 	}{
 		{1, 201, true, true},  // the new counter's seq 1 again
-		{5, 105, true, false}, // the old counter's last again
-		{2, 202, false, true}, // the new counter goes on, over the old one's seqs
+		{8, 108, true, false}, // the old counter's last again
+		{2, 202, false, true}, // a late message of the new counter: recovered
 	} {
 		dup, moved := g.p.seqs.observe("F-1", tc.seq, tc.sum, g.p.m)
 		require.Equal(t, tc.dup, dup, "seq %d", tc.seq)
 		require.Equal(t, tc.moved, moved, "seq %d", tc.seq)
 	}
+
+	require.Equal(t, 1.0, testutil.ToFloat64(g.p.m.seqRecovered), "counted missing before the restart")
 
 	require.Error(t, g.p.RestoreSeqs([]byte(`{"F-1":"AAAA"}`), func(string) bool { return true }))
 	require.Error(t, g.p.RestoreSeqs([]byte(`[1,2]`), func(string) bool { return true }))

@@ -68,14 +68,15 @@ type seqState struct {
 	// fenceline_ingest_sequence_missing_messages_total and not seen since:
 	// one that arrives after all (a unit's buffer sent out of order) is
 	// counted recovered, so that missing minus recovered is what was lost.
-	// Not saved: after a restart, a late message of a gap counted before
-	// it is out of order only.
 	missing [seqWindow / 64]uint64
 	// unread counts the device's messages received since its last seq
 	// whose own seq could not be read (malformed JSON, another schema
 	// version): dead-lettered, so not lost, and the gap they leave is
-	// theirs, not one of messages missing.
-	unread int64
+	// theirs, not one of messages missing. unreadSum is the checksum of
+	// the latest of them: the broker's redelivery of it (DUP) takes no
+	// second place, while one a crash made the saved counters forget does.
+	unread    int64
+	unreadSum uint32
 }
 
 func newSeqTracker() *seqTracker { return &seqTracker{devices: map[string]*seqState{}} }
@@ -180,12 +181,15 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 }
 
 // unreadable records that device sent a message whose seq could not be
-// read (see seqState.unread). A device not seen before has no gap to
-// explain.
-func (t *seqTracker) unreadable(device string) {
-	if st, ok := t.devices[device]; ok && st.unread < maxSeqJump {
-		st.unread++
+// read, of checksum sum; dup is its DUP flag (see seqState.unread). A
+// device not seen before has no gap to explain.
+func (t *seqTracker) unreadable(device string, sum uint32, dup bool) {
+	st, ok := t.devices[device]
+	if !ok || st.unread >= maxSeqJump || dup && st.unread > 0 && st.unreadSum == sum {
+		return
 	}
+	st.unread++
+	st.unreadSum = sum
 }
 
 // staleRetained reports whether a retained message with seq (and checksum
@@ -265,8 +269,14 @@ func (p *Pipeline) SeqSnapshot() SeqSnapshot {
 
 // seqSavedLen is the length of one counter's binary form: max, the seen and
 // moved bitsets, the sums; then prevIdle and a byte telling whether the
-// other counter follows.
-const seqSavedLen = 8 + 2*seqWindow/8 + 4*seqWindow
+// other counter follows. Saves since the missing bitset and the unread
+// count came add seqExtLen: the missing bitset, unread and unreadSum, then
+// the other counter's missing bitset when it is there. A save without them
+// is read as having none.
+const (
+	seqSavedLen = 8 + 2*seqWindow/8 + 4*seqWindow
+	seqExtLen   = seqWindow/8 + 8 + 4
+)
 
 // MarshalJSON writes each device's counters as base64 of their binary form
 // (a device's window of checksums is a kilobyte).
@@ -281,6 +291,12 @@ func (s SeqSnapshot) MarshalJSON() ([]byte, error) {
 			b = st.prev.appendBinary(b)
 		} else {
 			b = append(b, 0)
+		}
+		b = appendWords(b, st.missing[:])
+		b = binary.BigEndian.AppendUint64(b, uint64(st.unread))
+		b = binary.BigEndian.AppendUint32(b, st.unreadSum)
+		if st.prev != nil {
+			b = appendWords(b, st.prev.missing[:])
 		}
 		out[id] = b
 	}
@@ -297,6 +313,57 @@ func (s *seqState) appendBinary(b []byte) []byte {
 	}
 	for _, v := range s.sums {
 		b = binary.BigEndian.AppendUint32(b, v)
+	}
+	return b
+}
+
+// readSeqState reads one device's counters as MarshalJSON wrote them, with
+// or without the extension (seqExtLen).
+func readSeqState(b []byte) (*seqState, error) {
+	n := len(b)
+	if n < seqSavedLen+9 {
+		return nil, fmt.Errorf("%d bytes", n)
+	}
+	withPrev := b[seqSavedLen+8] == 1
+	want, ext := seqSavedLen+9, seqExtLen
+	if withPrev {
+		want += seqSavedLen
+		ext += seqWindow / 8
+	}
+	if n != want && n != want+ext {
+		return nil, fmt.Errorf("%d bytes", n)
+	}
+	st := new(seqState)
+	b = st.readBinary(b)
+	st.prevIdle = int(binary.BigEndian.Uint64(b))
+	b = b[9:]
+	if withPrev {
+		st.prev = new(seqState)
+		b = st.prev.readBinary(b)
+	}
+	if len(b) == 0 {
+		return st, nil // saved before the extension
+	}
+	b = readWords(b, st.missing[:])
+	st.unread = int64(binary.BigEndian.Uint64(b))
+	st.unreadSum = binary.BigEndian.Uint32(b[8:])
+	if withPrev {
+		readWords(b[12:], st.prev.missing[:])
+	}
+	return st, nil
+}
+
+func appendWords(b []byte, ws []uint64) []byte {
+	for _, w := range ws {
+		b = binary.BigEndian.AppendUint64(b, w)
+	}
+	return b
+}
+
+func readWords(b []byte, ws []uint64) []byte {
+	for i := range ws {
+		ws[i] = binary.BigEndian.Uint64(b)
+		b = b[8:]
 	}
 	return b
 }
@@ -347,15 +414,9 @@ func (t *seqTracker) restore(data []byte, known func(device string) bool) error 
 		if !known(id) {
 			continue
 		}
-		if len(b) != seqSavedLen+9 && len(b) != 2*seqSavedLen+9 {
-			return fmt.Errorf("seq counters of device %s: %d bytes", id, len(b))
-		}
-		st := new(seqState)
-		b = st.readBinary(b)
-		st.prevIdle = int(binary.BigEndian.Uint64(b))
-		if b[8] == 1 && len(b) == 9+seqSavedLen {
-			st.prev = new(seqState)
-			st.prev.readBinary(b[9:])
+		st, err := readSeqState(b)
+		if err != nil {
+			return fmt.Errorf("seq counters of device %s: %w", id, err)
 		}
 		devices[id] = st
 	}
