@@ -191,6 +191,16 @@ func TestIntegrationReloadSaysTheDaemonFileChanged(t *testing.T) {
 	require.Contains(t, body, warning)
 	require.Contains(t, log.String(), warning)
 
+	rulesPath := filepath.Join(e.dir, "rules.yaml")
+	rules, err := os.ReadFile(rulesPath)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(rulesPath, append(rules, "  - {id: bad, kind: nosuch}\n"...), 0o600))
+	code, body = e.post("/-/reload")
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Contains(t, body, "nosuch")
+	require.Contains(t, body, warning, "told with the rules' problems too")
+	require.NoError(t, os.WriteFile(rulesPath, rules, 0o600))
+
 	require.NoError(t, os.Remove(e.cfgPath))
 	code, body = e.post("/-/reload")
 	require.Equal(t, http.StatusOK, code, "the rules file reloads")

@@ -553,6 +553,9 @@ func (d *daemon) reload(ctx context.Context) (string, error) {
 		d.reloadOK.Set(0)
 		d.reloadsFailed.Inc()
 		d.log.Error("reload refused; keeping the previous rules (the reload answer and fenceline check say why)", "problems", problemsForLog(err))
+		if note := d.daemonFileNote(); note != "" {
+			return "", errors.Join(err, errors.New(note)) // told with the problems, not only once they are fixed
+		}
 		return "", err
 	}
 	var alerts int
@@ -579,12 +582,19 @@ func (d *daemon) reload(ctx context.Context) (string, error) {
 	d.reloadOK.Set(1)
 	d.reloadTime.SetToCurrentTime()
 	d.log.Info("rules reloaded", "file", d.cfg.RulesFile, "devices", rs.Registry.Len(), "alerts_from_swap", alerts)
-	if sum, ok := fileSum(d.cfg.Path); d.cfg.Path != "" && (!ok || sum != d.cfgSum) {
-		const note = "the daemon's configuration file changed since start (or cannot be read), and a reload does not read it (only the rules file): restart fenceline to apply it, after fenceline check"
-		d.log.Warn(note, "file", d.cfg.Path)
-		return note + ": " + d.cfg.Path, nil
+	return d.daemonFileNote(), nil
+}
+
+// daemonFileNote says, and logs, that the daemon's file changed since start
+// (or is gone), which a reload does not apply; "" when it did not.
+func (d *daemon) daemonFileNote() string {
+	sum, ok := fileSum(d.cfg.Path)
+	if d.cfg.Path == "" || ok && sum == d.cfgSum {
+		return ""
 	}
-	return "", nil
+	const note = "the daemon's configuration file changed since start (or cannot be read), and a reload does not read it (only the rules file): restart fenceline to apply it, after fenceline check"
+	d.log.Warn(note, "file", d.cfg.Path)
+	return note + ": " + d.cfg.Path
 }
 
 // countDevices sets fenceline_registry_devices from a registry.
