@@ -294,12 +294,17 @@ func (p *Pipeline) evaluate(eval func() []model.Alert, done func(n int) func(err
 	}
 }
 
-// observe takes the seq of a message that goes no further than that (see
-// SeqSnapshot for the lock).
-func (p *Pipeline) observe(device string, seq int64, sum uint32) {
+// takeSeq takes the place in device's seqs of m, a message that goes no
+// further than that: its seq when read is seq (ok), else it is an
+// unreadable message (see SeqSnapshot for the lock).
+func (p *Pipeline) takeSeq(device string, seq int64, ok bool, m *mqttsource.Message) {
 	p.engineMu.Lock()
 	defer p.engineMu.Unlock()
-	p.seqs.observe(device, seq, sum, p.m)
+	if ok {
+		p.seqs.observe(device, seq, payloadSum(m.Payload), p.m)
+	} else {
+		p.seqs.unreadable(device, payloadSum(m.Payload), m.Duplicate)
+	}
 }
 
 // Handle takes one message through the pipeline. It returns once the message
@@ -330,18 +335,13 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 		// unknown: taking it as 0 would count a reset and a huge gap; it
 		// explains one message of the gap before the device's next seq.
 		if b.Device != nil {
-			p.engineMu.Lock()
-			if seq, ok := p.dec.Seq(); ok {
-				p.seqs.observe(b.Device.ID, seq, payloadSum(m.Payload), p.m)
-			} else {
-				p.seqs.unreadable(b.Device.ID, payloadSum(m.Payload), m.Duplicate)
-			}
-			p.engineMu.Unlock()
+			seq, ok := p.dec.Seq()
+			p.takeSeq(b.Device.ID, seq, ok, m)
 		}
 		return
 	}
 	if p.opts.Budget != nil && !p.opts.Budget.Allow(b.Device.ID, b.Len(), b.Time, p.opts.Now()) {
-		p.observe(b.Device.ID, b.Seq, payloadSum(m.Payload)) // received, not lost
+		p.takeSeq(b.Device.ID, b.Seq, true, m) // received, not lost
 		// Dead-lettered with its payload, not dropped: an operator can
 		// publish it again (docs/runbook.md).
 		p.reject(t, m, b, []decode.Reject{{Reason: reasonOverBudget, Index: -1,
