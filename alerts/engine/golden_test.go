@@ -149,5 +149,5 @@ func TestStateGolden(t *testing.T) {
 	require.NoError(t, err)
 	s2, err := e2.MarshalState()
 	require.NoError(t, err)
-	assert.Equal(t, ordinals.ReplaceAllString(string(s1), ""), ordinals.ReplaceAllString(string(s2), ""))
+	assert.Equal(t, ordinals.ReplaceAllString(string(withoutChecksum(t, s1)), ""), ordinals.ReplaceAllString(string(withoutChecksum(t, s2)), ""))
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"maps"
 	"slices"
@@ -162,7 +163,10 @@ func (e *Engine) lastSeenTimes() map[string]time.Time {
 // snapshot of a busy engine is megabytes of JSON, and encoding it whole
 // every few seconds cost as much memory again as the daemon's live heap
 // (the peaks of its RSS). The output is deterministic for the same state.
-func (s *StateSnapshot) Save(w io.Writer) error {
+// Its last key is a checksum of what comes before it (see checkSaved).
+func (s *StateSnapshot) Save(out io.Writer) error {
+	sum := crc32.New(castagnoli)
+	w := io.MultiWriter(out, sum)
 	// The fields of snapshot, in its order, as json.Marshal writes them.
 	lastSeen, err := json.Marshal(s.lastSeen)
 	if err != nil {
@@ -211,8 +215,38 @@ func (s *StateSnapshot) Save(w io.Writer) error {
 			return fmt.Errorf("write alert engine state: %w", err)
 		}
 	}
-	if _, err := io.WriteString(w, "}"); err != nil {
+	if _, err := fmt.Fprintf(out, "%s%08x\"}", checksumKey, sum.Sum32()); err != nil {
 		return fmt.Errorf("write alert engine state: %w", err)
+	}
+	return nil
+}
+
+// checksumKey starts the last key of a save: its CRC-32C (Castagnoli), in
+// hex, of the bytes before it.
+const checksumKey = `,"checksum":"crc32c:`
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// checkSaved refuses a save whose checksum does not match its content: a
+// disk fault (or an edit) that leaves the JSON readable, a flipped digit in
+// a time or a seq, would otherwise restore a state that was never saved.
+// A save without a checksum, from a version of fenceline before it had
+// one, is taken as it is.
+func checkSaved(data []byte) error {
+	i := bytes.LastIndex(data, []byte(`,"checksum":`))
+	if i < 0 {
+		return nil
+	}
+	tail := data[i:]
+	if len(tail) != len(checksumKey)+8+2 || !bytes.HasPrefix(tail, []byte(checksumKey)) || !bytes.HasSuffix(tail, []byte(`"}`)) {
+		return fmt.Errorf("alert engine state damaged: its checksum %.40q is not one fenceline writes", tail)
+	}
+	want, err := strconv.ParseUint(string(tail[len(checksumKey):len(checksumKey)+8]), 16, 32)
+	if err != nil {
+		return fmt.Errorf("alert engine state damaged: its checksum %.40q is not one fenceline writes", tail)
+	}
+	if got := crc32.Checksum(data[:i], castagnoli); got != uint32(want) {
+		return fmt.Errorf("alert engine state damaged: its content does not match its checksum (crc32c %08x, saved %08x)", got, want)
 	}
 	return nil
 }
@@ -419,6 +453,9 @@ func cmpKey(a, b coolKeySnap) int {
 // last-seen times say: while fenceline was down nobody listened, so a
 // device's silence then proves nothing.
 func (e *Engine) RestoreState(data []byte) ([]model.Alert, error) {
+	if err := checkSaved(data); err != nil {
+		return nil, err
+	}
 	var s snapshot
 	if err := json.Unmarshal(data, &s); err != nil {
 		return nil, fmt.Errorf("unmarshal alert engine state: %w", err)

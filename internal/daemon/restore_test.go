@@ -35,6 +35,7 @@ func TestRestoreStateSaysWhichFile(t *testing.T) {
 		{"the last save", saved.Bytes(), saved.Bytes(), "alert-state.json", false},
 		{"the previous save, the last damaged", []byte(`{"rules":[`), saved.Bytes(), "alert-state.json.prev", false},
 		{"the previous save, the last gone", nil, saved.Bytes(), "alert-state.json.prev", false},
+		{"the previous save, the last readable but changed since it was written", bytes.Replace(saved.Bytes(), []byte(`"version":1`), []byte(`"version":1 `), 1), saved.Bytes(), "alert-state.json.prev", false},
 		{"none, both damaged", []byte(`{`), []byte(`{`), "", false},
 		{"none, a first start", nil, nil, "", true},
 	} {
