@@ -288,6 +288,11 @@ func decodeStrict(file string, data []byte, out any) (_ keyLines, _ Problems, ok
 	if doc.Kind == yaml.ScalarNode && doc.Tag == "!!null" {
 		return lines, ps, true
 	}
+	if line, ok := aliasesWithinBound(doc); !ok {
+		return nil, Problems{{File: file, Line: line, Msg: fmt.Sprintf(
+			"its aliases (*name) expand to more than %d keys and values: refused (aliases of aliases multiply, and a few hundred bytes can expand to billions)",
+			maxAliasedNodes)}}, false
+	}
 	walk(file, doc, "", reflect.TypeOf(out).Elem(), lines, &ps)
 	if err := doc.Decode(out); err != nil {
 		msgs := []string{err.Error()}
@@ -307,6 +312,49 @@ func decodeStrict(file string, data []byte, out any) (_ keyLines, _ Problems, ok
 		return lines, ps, false
 	}
 	return lines, ps, true
+}
+
+// maxAliasedNodes bounds the nodes a file's aliases bring in, counted as
+// often as each is brought: anchors used as defaults for every device or
+// rule of a large deployment bring in some hundred thousand; an alias of an
+// alias of an alias… (a "billion laughs") brings in billions from a few
+// hundred bytes, and walking or decoding them would take all the memory.
+const maxAliasedNodes = 1_000_000
+
+// aliasesWithinBound reports whether the nodes doc's aliases bring in stay
+// within maxAliasedNodes, and else the line of an alias past the bound. The
+// size of each anchored node is counted once (memoised), so the count
+// costs the file's size, not its expansion.
+func aliasesWithinBound(doc *yaml.Node) (line int, ok bool) {
+	sizes := map[*yaml.Node]int{}
+	aliased := 0
+	var size func(n *yaml.Node) int
+	size = func(n *yaml.Node) int {
+		if n.Kind == yaml.AliasNode {
+			if n.Alias == nil {
+				return 1
+			}
+			s, seen := sizes[n.Alias]
+			if !seen {
+				sizes[n.Alias] = 1 // an alias inside its own anchor: yaml refuses it
+				s = size(n.Alias)
+				sizes[n.Alias] = s
+			}
+			if aliased += s; aliased > maxAliasedNodes && line == 0 {
+				line = n.Line
+			}
+			return s
+		}
+		s := 1
+		for _, c := range n.Content {
+			if s += size(c); s > maxAliasedNodes {
+				s = maxAliasedNodes + 1 // no overflow, however deep
+			}
+		}
+		return s
+	}
+	size(doc)
+	return line, aliased <= maxAliasedNodes
 }
 
 // isEmptyDoc reports whether a document holds nothing (null).
@@ -382,6 +430,12 @@ func walk(file string, n *yaml.Node, path string, t reflect.Type, lines keyLines
 	}
 	if t != nil && !customDecoded(t) && !(n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
 		if msg := shapeProblem(n, t); msg != "" {
+			if path == "" && n.Kind == yaml.ScalarNode {
+				// A whole file that is one value: most likely the wrong
+				// file named (a key's or a password's), whose text must not
+				// be printed.
+				msg = "must be a mapping (key: value lines), not a single value (not shown: is it the file you meant?)"
+			}
 			// yaml would stop at it and name only its line (and, in flow
 			// style, nobody could tell which key of the line it meant):
 			// reported with its key, and decoded as the type's zero value

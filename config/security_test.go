@@ -255,3 +255,25 @@ func TestSecretInPlaceOfItsFileIsNotPrinted(t *testing.T) {
 	_, err = ReadSecret(f)
 	assert.ErrorContains(t, err, f)
 }
+
+// A secret's file named where the daemon's file or the rules file belongs
+// is refused without its text: a file that is one value is not printed.
+func TestSecretFileInPlaceOfAConfigIsNotPrinted(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, content string }{
+		{"an InfluxDB token file", "admin:S3cr3t-pw!\n"},
+		{"a PEM key", "-----BEGIN PRIVATE KEY-----\nMIGHAgEAS3cr3tMBMGByqGSM49\n-----END PRIVATE KEY-----\n"},
+		{"an HMAC secret", "S3cr3t-0123456789abcdef\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			secret := filepath.Join(dir, "secret")
+			require.NoError(t, os.WriteFile(secret, []byte(tc.content), 0o600))
+			_, err := LoadRules(secret)
+			require.ErrorContains(t, err, "must be a mapping (key: value lines), not a single value (not shown: is it the file you meant?)")
+			assert.NotContains(t, err.Error(), "S3cr3t")
+			_, err = Load(secret)
+			require.ErrorContains(t, err, "not a single value (not shown")
+			assert.NotContains(t, err.Error(), "S3cr3t")
+		})
+	}
+}
