@@ -170,8 +170,22 @@ func at[T any](s []T, i int, id func(T) string) (string, bool) {
 	return id(s[i]), true
 }
 
-func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+func readFile(path string) ([]byte, error) { return ReadFile(path, maxFileBytes) }
+
+// maxSecretBytes bounds a secret's file: a password, a token or a key is a
+// line, and a path naming the wrong file is read no further.
+const maxSecretBytes = 64 << 10
+
+// ErrNotRegular is ReadFile's error for a path that is not a file.
+var ErrNotRegular = errors.New("is not a regular file (a folder, a FIFO or a device)")
+
+// ReadFile reads a file the configuration names, whole, if it holds at most
+// limit bytes. Only a regular file (or a link to one) is opened: a FIFO
+// would hold the start (or check, or a reload) for ever, a device such as
+// /dev/zero never ends. Errors do not name the path: the caller's problem
+// does (or withholds it, for a secret's).
+func ReadFile(path string, limit int) ([]byte, error) {
+	fi, err := os.Stat(path)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -179,13 +193,24 @@ func readFile(path string) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("cannot open: %w", err)
 	}
+	if !fi.Mode().IsRegular() {
+		return nil, ErrNotRegular
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("cannot open: %w", err)
+	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
+	data, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
 	if err != nil {
 		return nil, fmt.Errorf("cannot read: %w", err)
 	}
-	if len(data) > maxFileBytes {
-		return nil, fmt.Errorf("larger than %d bytes", maxFileBytes)
+	if len(data) > limit {
+		return nil, fmt.Errorf("larger than %d bytes", limit)
 	}
 	return data, nil
 }
@@ -216,7 +241,7 @@ func ReadSecret(path string) (string, error) {
 	if path == "" {
 		return "", nil
 	}
-	data, err := readFile(path)
+	data, err := ReadFile(path, maxSecretBytes)
 	if err != nil {
 		return "", fmt.Errorf("secret file %s: %w", SecretPath(path), err)
 	}

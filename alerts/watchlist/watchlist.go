@@ -122,19 +122,21 @@ func (l *List) addFile(name, baseDir, file, key string) config.Problems {
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(baseDir, path)
 	}
+	// Stat first: opening a FIFO would hold the start (or a reload) for
+	// ever, and a device such as /dev/zero holds no lines to bound a read.
+	if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
+		if err == nil {
+			err = fmt.Errorf("%s %w", path, config.ErrNotRegular)
+		}
+		probs.Add(file, key+".file", "cannot read watchlist file: %v", err)
+		return probs
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		probs.Add(file, key+".file", "cannot read watchlist file: %v", err)
 		return probs
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || fi.IsDir() {
-		if err == nil {
-			err = fmt.Errorf("%s is a directory", path)
-		}
-		probs.Add(file, key+".file", "cannot read watchlist file: %v", err)
-		return probs
-	}
 	// Bounded: a path naming the wrong file (a device, a log) must not
 	// take the daemon's memory.
 	sc := bufio.NewScanner(io.LimitReader(f, maxFileBytes+1))

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -146,6 +147,8 @@ func TestBuildProblems(t *testing.T) {
 	require.NoError(t, os.WriteFile(comments, []byte("# plates of interest\n\n   # none yet\n"), 0o644))
 	gbk := filepath.Join(dir, "gbk.txt")
 	require.NoError(t, os.WriteFile(gbk, []byte("\xc3\xc9B12345\n"), 0o644)) // 蒙B12345 in GBK
+	fifo := filepath.Join(dir, "fifo.txt")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
 
 	type want struct {
 		file string
@@ -193,7 +196,11 @@ func TestBuildProblems(t *testing.T) {
 		{"plate too long", config.WatchlistSpec{Kind: KindPlate, Entries: []string{strings.Repeat("A", 17)}},
 			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", "longer than 16 characters"}}},
 		{"missing file", config.WatchlistSpec{Kind: KindPlate, File: "nope.txt"},
-			[]want{{"rules.yaml", 0, "watchlists.w.file", "cannot read watchlist file: open testdata/nope.txt"}}},
+			[]want{{"rules.yaml", 0, "watchlists.w.file", "cannot read watchlist file: stat testdata/nope.txt: no such file"}}},
+		{"a FIFO for a file (opening it would wait for a writer)", config.WatchlistSpec{Kind: KindPlate, File: fifo},
+			[]want{{"rules.yaml", 0, "watchlists.w.file", "is not a regular file"}}},
+		{"a device for a file", config.WatchlistSpec{Kind: KindPlate, File: "/dev/zero"},
+			[]want{{"rules.yaml", 0, "watchlists.w.file", "/dev/zero is not a regular file"}}},
 		{"a folder for a file", config.WatchlistSpec{Kind: KindPlate, File: dir},
 			[]want{{"rules.yaml", 0, "watchlists.w.file", "cannot read watchlist file"}}},
 		{"bad lines in a file", config.WatchlistSpec{Kind: KindPlate, File: "bad-plates.txt"},

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -202,17 +200,9 @@ func circleBBox(c *circle) rect {
 }
 
 func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	data, err := config.ReadFile(path, maxFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read zone file: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("cannot read zone file: %w", err)
-	}
-	if len(data) > maxFileBytes {
-		return nil, fmt.Errorf("zone file %s is larger than %d MiB", path, maxFileBytes>>20)
 	}
 	// Editors on Windows start a file with a byte-order mark, which is no
 	// JSON.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -329,6 +330,8 @@ func TestBuildProblems(t *testing.T) {
 	dir := t.TempDir()
 	unreadable := filepath.Join(dir, "dir.geojson")
 	require.NoError(t, os.Mkdir(unreadable, 0o755))
+	fifo := filepath.Join(dir, "fifo.geojson")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
 
 	tests := []struct {
 		name string
@@ -344,6 +347,8 @@ func TestBuildProblems(t *testing.T) {
 		{"all three", config.ZoneSpec{ID: "z", GeoJSON: ruinsGeoJSON, File: "x", Circle: &config.CircleSpec{}}, "zones[1]", "geojson and file and circle"},
 		{"missing file", config.ZoneSpec{ID: "z", File: "nope.geojson"}, "zones[1].file", "cannot read zone file"},
 		{"unreadable file", config.ZoneSpec{ID: "z", File: unreadable}, "zones[1].file", "cannot read zone file"},
+		{"a FIFO for a file (opening it would wait for a writer)", config.ZoneSpec{ID: "z", File: fifo}, "zones[1].file", "cannot read zone file: is not a regular file"},
+		{"a device for a file", config.ZoneSpec{ID: "z", File: "/dev/zero"}, "zones[1].file", "cannot read zone file: is not a regular file"},
 		{"file with bad JSON", config.ZoneSpec{ID: "z", File: "bad-syntax.geojson"}, "zones[1].file", "bad-syntax.geojson: invalid GeoJSON: line 3: invalid character"},
 		{"file with a Point", config.ZoneSpec{ID: "z", File: "point.geojson"}, "zones[1].file", `point.geojson: geometry.type: GeoJSON type "Point" is not supported`},
 		{"bad JSON", config.ZoneSpec{ID: "z", GeoJSON: `{"type":`}, "zones[1].geojson", "invalid GeoJSON"},

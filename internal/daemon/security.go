@@ -70,11 +70,15 @@ func clientTLS(section string, c config.TLS) (*tls.Config, error) {
 	return t, nil
 }
 
+// maxPEMBytes bounds a certificate, key or CA bundle file (the system's
+// bundle of every public CA is about 200 KiB).
+const maxPEMBytes = 16 << 20
+
 // loadCAs reads a PEM bundle of CA certificates.
 func loadCAs(key, path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
+	pem, err := config.ReadFile(path, maxPEMBytes)
 	if err != nil {
-		return nil, &keyError{key, err}
+		return nil, keyErr(key, "%s: %w", path, err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
@@ -86,7 +90,15 @@ func loadCAs(key, path string) (*x509.CertPool, error) {
 // loadKeyPair reads a certificate and its key and checks that they match
 // and that the certificate is within its validity period.
 func loadKeyPair(section, certFile, keyFile string) (tls.Certificate, error) {
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	certPEM, err := config.ReadFile(certFile, maxPEMBytes)
+	if err != nil {
+		return tls.Certificate{}, keyErr(section+".cert_file", "%s: %w", certFile, err)
+	}
+	keyPEM, err := config.ReadFile(keyFile, maxPEMBytes)
+	if err != nil {
+		return tls.Certificate{}, keyErr(section+".key_file", "%s: %w", keyFile, err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		// Go's error says which: unreadable file, no PEM, or a key that
 		// does not match the certificate. It never quotes key material.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,6 +32,8 @@ func TestClientTLSRefusesWhatCannotWork(t *testing.T) {
 	expired, expiredKey := ca.leaf("expired", true, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
 	notPEM := filepath.Join(dir, "not-pem.txt")
 	require.NoError(t, os.WriteFile(notPEM, []byte("this is not a certificate\n"), 0o600))
+	fifo := filepath.Join(dir, "fifo.pem")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
 
 	for _, tc := range []struct {
 		name string
@@ -40,10 +43,13 @@ func TestClientTLSRefusesWhatCannotWork(t *testing.T) {
 		{name: "none: system roots", tls: config.TLS{}},
 		{name: "CA only", tls: config.TLS{CAFile: ca.CAFile}},
 		{name: "CA and client certificate", tls: config.TLS{CAFile: ca.CAFile, CertFile: cert, KeyFile: key}},
-		{name: "CA file missing", tls: config.TLS{CAFile: filepath.Join(dir, "nope.pem")}, err: "mqtt.tls.ca_file: open "},
+		{name: "CA file missing", tls: config.TLS{CAFile: filepath.Join(dir, "nope.pem")}, err: "mqtt.tls.ca_file: " + filepath.Join(dir, "nope.pem") + ": cannot open: no such file"},
+		{name: "CA file a device (never ends)", tls: config.TLS{CAFile: "/dev/zero"}, err: "mqtt.tls.ca_file: /dev/zero: is not a regular file"},
+		{name: "CA file a FIFO (opening it waits for a writer)", tls: config.TLS{CAFile: fifo}, err: "mqtt.tls.ca_file: " + fifo + ": is not a regular file"},
+		{name: "certificate file a device", tls: config.TLS{CertFile: "/dev/zero", KeyFile: key}, err: "mqtt.tls.cert_file: /dev/zero: is not a regular file"},
 		{name: "CA file without PEM", tls: config.TLS{CAFile: notPEM}, err: "mqtt.tls.ca_file: " + notPEM + " holds no PEM certificate"},
 		{name: "key of another certificate", tls: config.TLS{CertFile: cert, KeyFile: otherKey}, err: "mqtt.tls.cert_file: with mqtt.tls.key_file: tls: private key does not match public key"},
-		{name: "key file missing", tls: config.TLS{CertFile: cert, KeyFile: filepath.Join(dir, "nope-key.pem")}, err: "mqtt.tls.cert_file: with mqtt.tls.key_file: open "},
+		{name: "key file missing", tls: config.TLS{CertFile: cert, KeyFile: filepath.Join(dir, "nope-key.pem")}, err: "mqtt.tls.key_file: " + filepath.Join(dir, "nope-key.pem") + ": cannot open: no such file"},
 		{name: "certificate is not PEM", tls: config.TLS{CertFile: notPEM, KeyFile: key}, err: "mqtt.tls.cert_file: with mqtt.tls.key_file: tls: failed to find any PEM data in certificate input"},
 		{name: "expired certificate", tls: config.TLS{CertFile: expired, KeyFile: expiredKey}, err: "mqtt.tls.cert_file: " + expired + " expired on "},
 	} {
