@@ -85,6 +85,13 @@ var deviceID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 // lines starting with # are skipped. Errors name the file and line, never a
 // key; every bad line is one error of an errors.Join.
 func LoadKeys(path string) (Keys, error) {
+	// Stat first: opening a FIFO would hold the start for ever, and a
+	// device such as /dev/zero never ends.
+	if fi, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("cannot open %s: %w", path, err)
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("cannot open %s: is not a regular file (a folder, a FIFO or a device)", path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open %s: %w", path, err)

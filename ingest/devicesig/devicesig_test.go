@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -244,6 +245,17 @@ func TestLoadKeysFile(t *testing.T) {
 	require.NoError(t, os.WriteFile(p, []byte("F-AOL-01:"+hex.EncodeToString(key)+"\nbroken line\n"), 0o600))
 	_, err := LoadKeys(p)
 	require.ErrorContains(t, err, p+": line 2: want device-id:hex-key")
+}
+
+// A key file that is no regular file is refused, not read: a FIFO would
+// hold the start for ever, /dev/zero never ends.
+func TestLoadKeysOnlyARegularFile(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "devices.keys")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	for _, p := range []string{fifo, "/dev/zero", t.TempDir()} {
+		_, err := LoadKeys(p)
+		require.ErrorContains(t, err, "cannot open "+p+": is not a regular file")
+	}
 }
 
 // Every bad line is reported, each with the file, not just the first.
