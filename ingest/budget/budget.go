@@ -76,6 +76,7 @@ type bucket struct {
 	msgs, readings float64   // tokens left
 	last           time.Time // tokens were earned up to here, in fenceline's clock
 	lastSent       time.Time // likewise in the device's clock (its messages' ts)
+	backlogSent    time.Time // likewise in a backlog's, behind lastSent (see refill)
 	used           time.Time // the device last asked: the LRU order (refills must not touch it)
 }
 
@@ -168,16 +169,30 @@ func (b *Budget) Allow(device string, readings int, sent, now time.Time) bool {
 // clock earned more: fenceline's (now) or the device's (sent; zero when
 // only time passing at fenceline counts). A clock that went back earns
 // nothing (and does not move back).
+//
+// A unit's backlog often comes beside its live messages (a heartbeat or a
+// status sent while it uploads its buffer): the backlog's ts are behind the
+// latest live one and would earn nothing in that clock, so a message behind
+// it earns in a clock of its own, the backlog's, which goes forward as the
+// buffer was produced. Neither clock moves back: a clock that jumps back
+// and forth earns once, not at each jump.
 func (b *Budget) refill(bk *bucket, sent, now time.Time) {
 	var d time.Duration
 	if now.After(bk.last) {
 		d, bk.last = now.Sub(bk.last), now
 	}
-	if !sent.IsZero() && sent.After(bk.lastSent) {
+	switch {
+	case sent.IsZero():
+	case sent.After(bk.lastSent):
 		if !bk.lastSent.IsZero() {
 			d = max(d, sent.Sub(bk.lastSent))
 		}
 		bk.lastSent = sent
+	case sent.Before(bk.lastSent) && sent.After(bk.backlogSent):
+		if !bk.backlogSent.IsZero() {
+			d = max(d, sent.Sub(bk.backlogSent))
+		}
+		bk.backlogSent = sent
 	}
 	if d <= 0 {
 		return

@@ -106,10 +106,12 @@ func TestAllow(t *testing.T) {
 			steps: []step{{0, "a", 4096, true}, {0, "a", 4096, true}, {0, "a", 4096, true}},
 		},
 		{
+			// The jump back earns nothing; the time after it, half a
+			// second here, earns as a backlog's.
 			name: "a clock set back earns nothing",
 			lim:  Limits{MessagesPerSecond: 1, MessageBurst: 1},
 			steps: []step{
-				{10 * time.Second, "a", 1, true}, {0, "a", 1, false}, {5 * time.Second, "a", 1, false},
+				{10 * time.Second, "a", 1, true}, {0, "a", 1, false}, {500 * time.Millisecond, "a", 1, false},
 				{11 * time.Second, "a", 1, true},
 			},
 			msgs: 2,
@@ -215,20 +217,35 @@ func BenchmarkAllowParallel(b *testing.B) {
 func TestBacklogEarnsInDeviceTime(t *testing.T) {
 	lim := Limits{MessagesPerSecond: 1, MessageBurst: 10, ReadingsPerSecond: 20, ReadingBurst: 200}
 	for _, tc := range []struct {
-		name    string
-		every   time.Duration // between the messages' ts
-		through int
+		name     string
+		every    time.Duration // between the messages' ts
+		live     bool          // a live message first (a unit's heartbeat)
+		toggling bool          // every other message an hour later
+		through  int
 	}{
-		{"a backlog, one message a second", time.Second, 10000},
-		{"a backlog of a unit sending faster than its rate", 100 * time.Millisecond, 10 + 999},
-		{"a clock standing still", 0, 10},
+		{"a backlog, one message a second", time.Second, false, false, 10000},
+		{"a backlog of a unit sending faster than its rate", 100 * time.Millisecond, false, false, 10 + 999},
+		{"a clock standing still", 0, false, false, 10},
+		{"a backlog after a live message", time.Second, true, false, 1 + 10000},
+		{"a backlog after a live message, faster than its rate", 100 * time.Millisecond, true, false, 1 + 9 + 999},
+		{"a clock standing still behind a live message", 0, true, false, 10},
+		{"a clock jumping back and forth earns once", 0, false, true, 11},
+		{"a clock jumping back and forth behind a live message earns once", 0, true, true, 11},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := New(lim, prometheus.NewRegistry())
 			sent, through := t0.Add(-3*time.Hour), 0
+			if tc.live {
+				require.True(t, b.Allow("F-1", 20, t0, t0))
+				through++
+			}
 			for i := range 10000 {
 				now := t0.Add(time.Duration(i) * time.Microsecond) // all at once
-				if b.Allow("F-1", 20, sent.Add(time.Duration(i)*tc.every), now) {
+				ts := sent.Add(time.Duration(i) * tc.every)
+				if tc.toggling && i%2 == 1 {
+					ts = ts.Add(time.Hour)
+				}
+				if b.Allow("F-1", 20, ts, now) {
 					through++
 				}
 			}
