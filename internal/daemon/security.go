@@ -466,8 +466,9 @@ func (v batchViewSink) DeliverBatch(ctx context.Context, alerts []*model.Alert) 
 }
 
 // problemsForLog names where each problem of a refused reload is, and what
-// it is unless it may quote an identifier: a bad watchlist entry is still
-// most of an IMSI or a plate, and a `when` may compare with one. After a
+// it is unless it may quote an identifier: a bad watchlist entry written in
+// the rules file is still most of an IMSI or a plate, and a `when` may
+// compare with one. After a
 // SIGHUP there is no answer to read the rest in: `fenceline check` and the
 // HTTP answer (to a caller with the token) give the whole text.
 func problemsForLog(err error) []string {
@@ -485,7 +486,10 @@ func problemsForLog(err error) []string {
 			out = append(out, loc) // invalid YAML, an unreadable file: the place is all there is
 			continue
 		}
-		if strings.HasPrefix(p.Key, "watchlists.") || strings.Contains(p.Key, ".when") {
+		// A list file's problems never quote its lines (watchlist.Build):
+		// they are logged whole.
+		inline := strings.HasPrefix(p.Key, "watchlists.") && !strings.HasSuffix(p.Key, ".file")
+		if inline || strings.Contains(p.Key, ".when") {
 			out = append(out, loc+": "+p.Key)
 			continue
 		}

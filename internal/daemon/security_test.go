@@ -317,7 +317,7 @@ func TestProblemsForLog(t *testing.T) {
 				{File: "rules.yaml", Line: 20, Key: "rules[2].when", Msg: `cannot compile expression: imsi == "460001234567890"`},
 				{File: "lists/sims.txt", Line: 3, Key: "watchlists.sims.file", Msg: "entry not a number (digits only)"}},
 			want: []string{"rules.yaml:14: watchlists.plates.entries[3]", "rules.yaml: rules[0].zones[0]: unknown zone",
-				"rules.yaml:20: rules[2].when", "lists/sims.txt:3: watchlists.sims.file"}},
+				"rules.yaml:20: rules[2].when", "lists/sims.txt:3: watchlists.sims.file: entry not a number (digits only)"}},
 		{name: "a problem without a key: its place", err: config.Problems{{File: "rules.yaml", Line: 1, Msg: "invalid YAML: did not find expected node content"}},
 			want: []string{"rules.yaml:1"}},
 		{name: "other errors as they are", err: keyErr("ingest.signatures.key_file", "line 2: want device-id:hex-key"),
