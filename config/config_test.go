@@ -30,6 +30,9 @@ func TestLoad(t *testing.T) {
 			"bad-values.yaml:9: ingest.max_future: must not be negative",
 			"bad-values.yaml:11: webhooks[0].url: must be an http(s) URL",
 		}},
+		{name: "max_future 0s is neither the default nor no future", file: "zero-max-future.yaml", errs: []string{
+			"zero-max-future.yaml:2: ingest.max_future: must be positive (a unit's clock is never exactly fenceline's); leave it out for the default 5m",
+		}},
 		{name: "webhooks: a password in the URL, a receiver twice", file: "webhooks.yaml", errs: []string{
 			"webhooks.yaml:3: webhooks[1].url: holds a password",
 			"webhooks.yaml:4: webhooks[2].url: is also webhooks[0].url",

@@ -426,8 +426,14 @@ func (in *Ingest) validate() Problems {
 	if in.MaxPayloadBytes < 1024 || in.MaxPayloadBytes > 256<<10 {
 		ps.Add("", "ingest.max_payload_bytes", "must be 1024-262144 (the contract's limit is 256 KiB)")
 	}
-	if in.MaxFuture.D() < 0 {
+	switch {
+	case in.MaxFuture.D() < 0:
 		ps.Add("", "ingest.max_future", "must not be negative")
+	case in.MaxFuture.D() == 0:
+		// Not "the default" unsaid, nor "no future at all": a unit's clock
+		// a millisecond ahead of fenceline's would have every reading
+		// rejected.
+		ps.Add("", "ingest.max_future", "must be positive (a unit's clock is never exactly fenceline's); leave it out for the default 5m")
 	}
 	for key, v := range map[string]float64{
 		"messages_per_second": in.DeviceBudget.MessagesPerSecond, "message_burst": in.DeviceBudget.MessageBurst,
