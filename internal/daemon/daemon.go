@@ -115,11 +115,12 @@ func sectionsLost(r *config.Rules, cur *engine.Ruleset, rulesLost int) error {
 	for _, sec := range []struct {
 		key     string
 		running int
-	}{{"zones", zones}, {"watchlists", len(cur.Watchlists)}, {"rules", len(cur.Rules)}} {
+		empty   string // the section written empty
+	}{{"zones", zones, "[]"}, {"watchlists", len(cur.Watchlists), "{}"}, {"rules", len(cur.Rules), "[]"}} {
 		if sec.running > 0 && r.Lacks(sec.key) {
 			ps = append(ps, config.Problem{File: r.Path, Key: sec.key, Msg: fmt.Sprintf(
 				"the file has no %s section, where the running set has %d: a file cut short while it was written? "+
-					"The running set stays; to remove them all, write `%s: []`", sec.key, sec.running, sec.key)})
+					"The running set stays; to remove them all, write `%s: %s`", sec.key, sec.running, sec.key, sec.empty)})
 		}
 	}
 	if len(cur.Rules) == 0 && rulesLost > 0 && r.Lacks("rules") {
