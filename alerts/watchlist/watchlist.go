@@ -450,6 +450,11 @@ func checkExact(kind, n string) error {
 			return badEntry(n, "a MAC address has 12 hex digits (end it with * for a prefix)")
 		}
 	case KindPlate:
+		if n == model.NoPlate {
+			// Passes without a plate read are no vehicle of interest: a list
+			// never matches them, and this entry would go unheard.
+			return badEntry(n, "means no plate was read, which no list matches: to alert on unread plates, use a rule with when: 'plate == \"无牌\"'")
+		}
 		return checkPlate(n)
 	}
 	return nil
