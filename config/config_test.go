@@ -30,6 +30,9 @@ func TestLoad(t *testing.T) {
 			"bad-values.yaml:9: ingest.max_future: must not be negative",
 			"bad-values.yaml:11: webhooks[0].url: must be an http(s) URL",
 		}},
+		{name: "the host's time zone", file: "local-timezone.yaml", errs: []string{
+			`local-timezone.yaml:2: alerts.timezone: "Local" is the host's time zone`,
+		}},
 		{name: "max_future 0s is neither the default nor no future", file: "zero-max-future.yaml", errs: []string{
 			"zero-max-future.yaml:2: ingest.max_future: must be positive (a unit's clock is never exactly fenceline's); leave it out for the default 5m",
 		}},

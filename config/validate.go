@@ -466,6 +466,8 @@ func (a *Alerts) validate() Problems {
 	}
 	if _, err := time.LoadLocation(a.Timezone); err != nil {
 		ps.Add("", "alerts.timezone", "unknown time zone %q", a.Timezone)
+	} else if a.Timezone == "Local" {
+		ps.Add("", "alerts.timezone", "%s", LocalZoneProblem)
 	}
 	switch {
 	case a.TopicPrefix == "":
@@ -526,3 +528,8 @@ func (p *Privacy) validate() Problems {
 	}
 	return ps
 }
+
+// LocalZoneProblem refuses the time zone "Local": it is the host's, which
+// under a service manager is often UTC, and would move schedules and the
+// times in summaries with the host it runs on.
+const LocalZoneProblem = `"Local" is the host's time zone (often UTC under a service manager), not the site's: name the zone, e.g. Asia/Shanghai`

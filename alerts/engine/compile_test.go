@@ -73,6 +73,7 @@ func TestCompileProblems(t *testing.T) {
 		{"when not boolean", `when: "tamper"`, `when: "battery_pct"`, "rules[2].when", "bool"},
 		{"field of another source", `when: "tamper"`, `when: "plate == \"x\""`, "rules[2].when", "unknown name plate"},
 		{"bad tz", "severity: high}", "severity: high, schedule: {tz: Mars/Olympus, windows: [{from: \"20:00\", to: \"06:00\"}]}}", "rules[0].schedule.tz", "unknown time zone"},
+		{"the host's tz", "severity: high}", "severity: high, schedule: {tz: Local, windows: [{from: \"20:00\", to: \"06:00\"}]}}", "rules[0].schedule.tz", `"Local" is the host's time zone`},
 		{"bad window", "severity: high}", "severity: high, schedule: {windows: [{from: \"25:00\", to: \"06:00\"}]}}", "rules[0].schedule.windows[0].from", "not HH:MM"},
 		{"empty window", "severity: high}", "severity: high, schedule: {windows: [{from: \"06:00\", to: \"06:00\"}]}}", "rules[0].schedule.windows[0]", "equal"},
 		{"bad day", "severity: high}", "severity: high, schedule: {windows: [{from: \"20:00\", to: \"06:00\", days: [fri, fry]}]}}", "rules[0].schedule.windows[0].days[1]", `unknown day "fry"`},

@@ -35,9 +35,12 @@ func compileSchedule(spec *config.ScheduleSpec, def *time.Location, file, key st
 	s := &schedule{loc: def}
 	if spec.TZ != "" {
 		loc, err := time.LoadLocation(spec.TZ)
-		if err != nil {
+		switch {
+		case err != nil:
 			ps.Add(file, key+".tz", "unknown time zone %q: %v", spec.TZ, err)
-		} else {
+		case spec.TZ == "Local":
+			ps.Add(file, key+".tz", "%s", config.LocalZoneProblem)
+		default:
 			s.loc = loc
 		}
 	}
