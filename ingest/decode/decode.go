@@ -310,7 +310,9 @@ func (d *Decoder) tsOf(tk token) (time.Time, Reason, string) {
 			// the date says more.
 			return t, FutureTS, t.UTC().Format(time.DateOnly) + " is more than " + d.maxFuture.String() + " in the future"
 		}
-		ahead := t.Sub(now).Round(time.Second)
+		// To the millisecond: just past the limit, whole seconds would
+		// read "5m0s after now, more than 5m0s".
+		ahead := t.Sub(now).Round(time.Millisecond)
 		return t, FutureTS, ahead.String() + " after now, more than " + d.maxFuture.String() + " in the future"
 	}
 	return t, "", ""

@@ -174,6 +174,7 @@ func TestDecodeMaxFutureOption(t *testing.T) {
 func TestDecodeFutureTSDetail(t *testing.T) {
 	for _, tc := range []struct{ name, ts, detail string }{
 		{"minutes", `"2026-11-27T01:18:00Z"`, "ts: 6m0s after now, more than 5m0s in the future"},
+		{"just past the limit, to the millisecond", `"2026-11-27T01:17:00.48Z"`, "ts: 5m0.48s after now, more than 5m0s in the future"},
 		{"centuries", `99999999999999`, "ts: 5138-11-16 is more than 5m0s in the future"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -182,6 +183,24 @@ func TestDecodeFutureTSDetail(t *testing.T) {
 			require.Len(t, rej, 1)
 			assert.Equal(t, FutureTS, rej[0].Reason)
 			assert.Equal(t, tc.detail, rej[0].Detail)
+		})
+	}
+}
+
+// A bad ts string is quoted when it looks like a date (spaces around it
+// too), and otherwise said what it is without its text.
+func TestDecodeBadTSDetail(t *testing.T) {
+	for _, tc := range []struct{ name, ts, detail string }{
+		{"no offset", `"2026-11-27T09:00:00.552"`, `ts: "2026-11-27T09:00:00.552" is not RFC 3339 with an offset`},
+		{"a space before it", `" 2026-11-27T09:00:00Z"`, `ts: " 2026-11-27T09:00:00Z" is not RFC 3339 with an offset`},
+		{"milliseconds in quotes", `"1795807775552"`, `ts: a number in quotes (13 digits: Unix milliseconds go unquoted) is not RFC 3339`},
+		{"an identifier in the wrong place", `"460001234567890"`, `ts: a 15-byte string is not RFC 3339`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, rej := decode(t, topicFence, envMsg(`"v":1,"seq":1,"ts":`+tc.ts))
+			require.Len(t, rej, 1)
+			assert.Equal(t, BadTS, rej[0].Reason)
+			assert.Contains(t, rej[0].Detail, tc.detail)
 		})
 	}
 }

@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"bytes"
 	"math"
 	"math/bits"
 	"strconv"
@@ -486,10 +487,16 @@ func countDigits(b []byte) int {
 }
 
 // echoTS returns a bad ts string for a detail line when it looks like a date
-// (at most 40 bytes, '-' after a 4-character year), else its length.
+// (at most 40 bytes, '-' after a 4-character year, spaces around it
+// allowed), else what it is without its text: quoted Unix milliseconds are
+// named as such, other strings by their length (an identifier in the wrong
+// place is never logged).
 func echoTS(b []byte) string {
-	if len(b) <= 40 && len(b) > 4 && b[4] == '-' {
+	if t := bytes.TrimSpace(b); len(b) <= 40 && len(t) > 4 && t[4] == '-' {
 		return strconv.Quote(string(b))
+	}
+	if len(b) >= 10 && len(b) <= 13 && countDigits(b) == len(b) {
+		return "a number in quotes (" + strconv.Itoa(len(b)) + " digits: Unix milliseconds go unquoted)"
 	}
 	return "a " + strconv.Itoa(len(b)) + "-byte string"
 }
