@@ -439,3 +439,14 @@ func TestWarnings(t *testing.T) {
 		})
 	}
 }
+
+// A problem is one line, whatever the file's keys hold: a key with line
+// breaks in it cannot forge problem lines of its own.
+func TestProblemIsOneLine(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("\"bad\\nkey\\nbad.yaml:99: fake: injected\": 1\n"), 0o600))
+	_, err := Load(p)
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "\n")
+	require.Contains(t, err.Error(), `c.yaml:1: bad\nkey\nbad.yaml:99: fake: injected: unknown key`)
+}

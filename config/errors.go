@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Problem is one configuration problem, naming the file, the key (a path
@@ -34,6 +36,25 @@ func (p Problem) Error() string {
 	b.WriteString(p.Msg)
 	if p.Of != "" {
 		fmt.Fprintf(&b, " (%s)", p.Of)
+	}
+	return oneLine(b.String())
+}
+
+// oneLine escapes the control characters of s: a problem is one line, and
+// a key or value from the file with a line break in it would otherwise
+// break it into lines that read as problems of their own.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r) // '\n', '\x00'
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
 	}
 	return b.String()
 }

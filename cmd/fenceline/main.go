@@ -95,6 +95,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg, err := config.Load(*cfgPath)
+	if err != nil && cmd != "check" && *logFormat == "json" {
+		// A log collector reading JSON lines would drop (or garble) a
+		// plain line: the problems go out as one record, a line each.
+		log.Error("fenceline stopped: configuration refused", "file", *cfgPath, "problems", strings.Split(err.Error(), "\n"))
+		return 1
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		if cmd == "check" && cfg != nil {

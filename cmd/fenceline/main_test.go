@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -88,4 +89,23 @@ func TestCheck(t *testing.T) {
 			}
 		})
 	}
+}
+
+// With --log-format json, a configuration that run refuses is one JSON
+// record, its problems one a line, as every other line the daemon writes.
+func TestRunRefusedConfigLogsJSON(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"run", "--config", "testdata/bad-durations.yaml", "--log-format", "json"}, &stdout, &stderr)
+	require.Equal(t, 1, code)
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	require.Len(t, lines, 1, stderr.String())
+	var rec struct {
+		Level    string   `json:"level"`
+		Msg      string   `json:"msg"`
+		Problems []string `json:"problems"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &rec), lines[0])
+	require.Equal(t, "ERROR", rec.Level)
+	require.Equal(t, "fenceline stopped: configuration refused", rec.Msg)
+	require.Contains(t, rec.Problems, `testdata/bad-durations.yaml:3: mqtt.keep_alive: invalid duration "30 seconds" (use Go style: 90s, 15m, 2h)`)
 }
