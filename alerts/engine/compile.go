@@ -405,6 +405,11 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 		}
 		rule.zoneSet[z] = int32(len(rule.zones))
 		rule.zones = append(rule.zones, z)
+		if h := spec.HysteresisM; (Kind(spec.Kind) == KindEnter || Kind(spec.Kind) == KindExit) && h > z.MaxDepthM() {
+			// Inside takes hysteresis_m past the edge: no point of this
+			// zone is that far in, and the rule would never fire.
+			ps.Add(file, key+".hysteresis_m", "%g m is deeper than any point of zone %q is inside it (at most %.0f m): the rule could never fire", h, id, z.MaxDepthM())
+		}
 		if zs := zoneSpecs[id]; zs != nil {
 			spec := *zs
 			// Units and name say who is told and how the zone reads in a

@@ -217,6 +217,19 @@ func (z *Zone) buildBoundaries() {
 // line through the part's middle (a C-shaped strip's centroid is outside).
 func (z *Zone) Center() model.Point { return z.center }
 
+// MaxDepthM is a bound on how far inside the zone a point can be from its
+// boundary, in metres: a circle's radius, else half the narrower side of
+// the bounding box. A point deeper than that is in no zone of this shape.
+func (z *Zone) MaxDepthM() float64 {
+	if z.circle != nil {
+		return z.circle.r
+	}
+	midLat := (z.bbox.Min.Y + z.bbox.Max.Y) / 2 * math.Pi / 180
+	w := (z.bbox.Max.X - z.bbox.Min.X) * mPerDegLat * math.Cos(midLat)
+	h := (z.bbox.Max.Y - z.bbox.Min.Y) * mPerDegLat
+	return min(w, h) / 2
+}
+
 // Digest is a hash of the zone's shape (its circle, or its polygons'
 // vertices, wherever each ring starts and whichever way it turns): two
 // zones with the same digest contain the same points. A

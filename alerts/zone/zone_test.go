@@ -570,3 +570,16 @@ func polygonJSON(ring [][2]float64) string {
 	b.WriteString(`]]}`)
 	return b.String()
 }
+
+// MaxDepthM bounds how far inside a zone a point can be: a circle's radius,
+// half a polygon's narrower side.
+func TestMaxDepthM(t *testing.T) {
+	zs, ps := Build([]config.ZoneSpec{
+		{ID: "circle", Circle: &config.CircleSpec{Lat: 42, Lon: 110, RadiusM: 300}},
+		// About 8 m east-west, 11 m north-south at 42° N.
+		{ID: "tiny", GeoJSON: `{"type":"Polygon","coordinates":[[[110.4,42.0],[110.4001,42.0],[110.4001,42.0001],[110.4,42.0001],[110.4,42.0]]]}`},
+	}, "testdata", "rules.yaml")
+	require.Empty(t, ps)
+	assert.InDelta(t, 300, zs.Get("circle").MaxDepthM(), 1e-9)
+	assert.InDelta(t, 4.13, zs.Get("tiny").MaxDepthM(), 0.01)
+}
