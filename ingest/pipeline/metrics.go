@@ -26,6 +26,7 @@ type metrics struct {
 	seqLate               prometheus.Counter
 	seqResets             prometheus.Counter
 	retainedIgnored       prometheus.Counter
+	pointTimeShared       prometheus.Counter
 	abandoned             prometheus.Counter
 	ackLatency            prometheus.Histogram
 
@@ -67,6 +68,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Messages counted missing that arrived later, out of order (lost: missing minus recovered)."}),
 		seqUnknown: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_sequence_unknown_messages_total",
 			Help: "Messages skipped by a device's first seq after an unclean stop: stored before the stop, or lost; fenceline cannot tell."}),
+		pointTimeShared: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_point_time_shared_readings_total",
+			Help: "Readings stored at the point time of an earlier reading of another message of their device (a unit whose clock stands still for hundreds of messages, or that replays old readings): of two that share their tags too, InfluxDB keeps the later only."}),
 		seqDuplicates: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_sequence_duplicates_total",
 			Help: "Messages whose device and seq were seen before (redeliveries); stored idempotently, not re-evaluated."}),
 		seqLate: f.NewCounter(prometheus.CounterOpts{Name: "fenceline_ingest_sequence_out_of_order_total",

@@ -135,6 +135,7 @@ type Pipeline struct {
 	dead     DeadLetters
 	outbox   Outbox
 	seqs     *seqTracker
+	points   *pointWatch
 	log      *slog.Logger
 	rejLog   *rejectLog
 	m        *metrics
@@ -167,6 +168,7 @@ func New(opts Options, registry *model.Registry, engine Engine, w Writer, dl Dea
 		dead:     dl,
 		outbox:   ob,
 		seqs:     newSeqTracker(),
+		points:   newPointWatch(),
 		log:      log.With("component", "pipeline"),
 		rejLog:   newRejectLog(10),
 		m:        newMetrics(reg),
@@ -355,9 +357,8 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 	// evaluation, under one lock, so that a saved state that holds the
 	// one holds the other (see SeqSnapshot).
 	sum := payloadSum(m.Payload)
-	var moved bool
+	var moved, dup bool
 	p.evaluate(func() []model.Alert {
-		var dup bool
 		if m.Retained && p.seqs.staleRetained(b.Device.ID, b.Seq, sum) {
 			p.m.seqDuplicates.Inc()
 			dup = true
@@ -374,6 +375,12 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 	})
 	if moved {
 		b.MovePointTimes()
+	}
+	if !dup {
+		if n := p.points.observe(b); n > 0 {
+			p.m.pointTimeShared.Add(float64(n))
+			p.warnSharedPoints(b, n)
+		}
 	}
 	if n := b.Len(); n > 0 {
 		p.opts.Protect.Batch(b)

@@ -1,0 +1,163 @@
+package pipeline
+
+import (
+	"time"
+
+	"github.com/fenceline/fenceline/internal/model"
+)
+
+// pointWatch notices a reading that takes the point time of an earlier
+// reading of its device from another message: InfluxDB keeps one point per
+// series and time, so of two such readings that share their tags too the
+// later overwrites the earlier, and nothing else would say so.
+// model.PointTime keeps the readings of messages close in seq apart within
+// their millisecond; a unit whose clock stands still for hundreds of
+// messages (or that replays old readings) outruns it (README). Such
+// readings are counted (fenceline_ingest_point_time_shared_readings_total)
+// and the device named in the log.
+//
+// The watch is bounded and cheap on the common path: a device's readings
+// whose millisecond is later than any before need one comparison each. A
+// millisecond seen again is looked up among the device's last few; when a
+// second message meets it, a bitmap of the millisecond's offsets tells
+// which are taken (a few of them at a time: a unit whose clock stands
+// still needs one). Readings that meet a millisecond older than the
+// device's last few are not checked.
+type pointWatch struct {
+	devices map[string]*devicePoints
+	bitmaps int // held, at most maxPointBitmaps
+}
+
+// devicePoints is one device's recent milliseconds.
+type devicePoints struct {
+	latest int64 // its latest millisecond so far
+	recent [pointRecent]pointSpan
+	next   int       // the slot of recent to fill next (oldest)
+	warned time.Time // the last log line about it
+}
+
+// pointSpan is a millisecond of a device's readings: the offsets one
+// message took in it (lo, n consecutive: model.PointTime), or, once another
+// message met it, every offset taken.
+type pointSpan struct {
+	ms    int64
+	seq   int64
+	lo, n int64
+	taken *pointBitmap
+}
+
+const (
+	pointRecent     = 8
+	maxPointBitmaps = 64 // 8 MiB
+	pointSpace      = int64(time.Millisecond)
+)
+
+type pointBitmap [pointSpace / 64]uint64
+
+func (m *pointBitmap) take(off int64) (wasTaken bool) {
+	w, bit := &m[off/64], uint64(1)<<(off%64)
+	wasTaken = *w&bit != 0
+	*w |= bit
+	return wasTaken
+}
+
+func newPointWatch() *pointWatch { return &pointWatch{devices: map[string]*devicePoints{}} }
+
+// observe notes the point times of the readings of b (a message of its
+// device not seen before: a redelivery takes its own points again) and
+// returns how many of them an earlier message of the device held.
+func (w *pointWatch) observe(b *model.Batch) (shared int) {
+	dp := w.devices[b.Device.ID]
+	if dp == nil {
+		dp = &devicePoints{latest: -1 << 63}
+		w.devices[b.Device.ID] = dp
+	}
+	each := func(st *model.Stamp) {
+		if w.observeOne(dp, b.Seq, st.PointNS) {
+			shared++
+		}
+	}
+	for i := range b.Detections {
+		each(&b.Detections[i].Stamp)
+	}
+	for i := range b.Passes {
+		each(&b.Passes[i].Stamp)
+	}
+	for i := range b.Positions {
+		each(&b.Positions[i].Stamp)
+	}
+	for i := range b.Statuses {
+		each(&b.Statuses[i].Stamp)
+	}
+	return shared
+}
+
+func (w *pointWatch) observeOne(dp *devicePoints, seq, ns int64) (shared bool) {
+	ms, off := ns/pointSpace, ns%pointSpace
+	if off < 0 {
+		ms, off = ms-1, off+pointSpace
+	}
+	if ms > dp.latest {
+		dp.latest = ms
+		w.record(dp, ms, seq, off)
+		return false
+	}
+	sp := dp.find(ms)
+	switch {
+	case sp == nil:
+		w.record(dp, ms, seq, off)
+		return false
+	case sp.taken != nil:
+		return sp.taken.take(off)
+	case sp.seq == seq && off == (sp.lo+sp.n)%pointSpace:
+		sp.n++ // the message's next reading
+		return false
+	}
+	// A second message in this millisecond: from now on its offsets are
+	// kept one by one.
+	if w.bitmaps < maxPointBitmaps {
+		w.bitmaps++
+		sp.taken = new(pointBitmap)
+		for i := range sp.n {
+			sp.taken.take((sp.lo + i) % pointSpace)
+		}
+		return sp.taken.take(off)
+	}
+	// No bitmap to spare: the earlier message's offsets only.
+	return (off-sp.lo+pointSpace)%pointSpace < sp.n
+}
+
+// find is the span of ms among the device's recent ones, newest first.
+func (dp *devicePoints) find(ms int64) *pointSpan {
+	for i := range pointRecent {
+		sp := &dp.recent[(dp.next-1-i+2*pointRecent)%pointRecent]
+		if sp.n > 0 && sp.ms == ms {
+			return sp
+		}
+	}
+	return nil
+}
+
+// record starts a span of ms at off in place of the device's oldest.
+func (w *pointWatch) record(dp *devicePoints, ms, seq, off int64) {
+	sp := &dp.recent[dp.next]
+	if sp.taken != nil {
+		w.bitmaps--
+	}
+	*sp = pointSpan{ms: ms, seq: seq, lo: off, n: 1}
+	dp.next = (dp.next + 1) % pointRecent
+}
+
+// warnSharedPoints logs, at most once a minute a device, that readings of
+// b took the point times of earlier ones.
+func (p *Pipeline) warnSharedPoints(b *model.Batch, n int) {
+	dp := p.points.devices[b.Device.ID]
+	now := p.opts.Now()
+	if now.Sub(dp.warned) < time.Minute {
+		return
+	}
+	dp.warned = now
+	p.log.Warn("readings took the point times of earlier readings of their device: in InfluxDB each overwrites the earlier one if their tags are the same too "+
+		"(a unit whose clock stands still, or that sends old readings again in new messages: check its clock)",
+		"device", b.Device.ID, "seq", b.Seq, "readings", n, "ts", b.Time.UTC().Format(time.RFC3339Nano))
+}

@@ -1,0 +1,125 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fenceline/fenceline/internal/model"
+)
+
+// batchAt is a message of dev with n detections, all at t, their point
+// times as the decoder gives them.
+func batchAt(dev string, seq int64, t time.Time, n int) *model.Batch {
+	b := &model.Batch{Meta: model.Meta{Seq: seq, Time: t}, Device: &model.Device{ID: dev}}
+	for i := range n {
+		b.Detections = append(b.Detections, model.Detection{Stamp: model.Stamp{Time: t, PointNS: model.PointTime(t, seq, i), Index: i}})
+	}
+	return b
+}
+
+// Readings that take the point time of an earlier reading of their device
+// are counted, those that do not are not: as many as InfluxDB overwrites
+// (when their tags are the same too), no more.
+func TestPointWatch(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	type msg struct {
+		dev   string
+		seq   int64
+		at    time.Duration // after t0
+		n     int
+		moved bool // the seq sent again with another payload
+	}
+	frozen := func(from, count int64, n int) []msg {
+		var ms []msg
+		for s := from; s < from+count; s++ {
+			ms = append(ms, msg{"F-1", s, 0, n, false})
+		}
+		return ms
+	}
+	for _, tc := range []struct {
+		name   string
+		msgs   []msg
+		shared int
+	}{
+		{"a clock that moves on", []msg{{"F-1", 1, 0, 20, false}, {"F-1", 2, time.Second, 20, false}, {"F-1", 3, 2 * time.Second, 20, false}}, 0},
+		{"a clock standing still, seqs close (PointTime keeps them apart)", frozen(1, 500, 20), 0},
+		{"a clock standing still, 2,000 readings 263 seqs apart", []msg{{"F-1", 5000, 0, 2000, false}, {"F-1", 5263, 0, 2000, false}}, 2000 - 1581},
+		{"the same offsets: seqs a million apart", []msg{{"F-1", 7, 0, 20, false}, {"F-1", 1_000_007, 0, 20, false}}, 20},
+		{"the same seq again with another payload, moved", []msg{{"F-1", 7, 0, 20, false}, {"F-1", 7, 0, 20, true}}, 0},
+		{"two devices at one time", []msg{{"F-1", 7, 0, 20, false}, {"F-2", 1_000_007, 0, 20, false}}, 0},
+		{"a backlog behind the latest, at times of its own", []msg{{"F-1", 9, time.Hour, 20, false}, {"F-1", 1_000_007, 0, 20, false}, {"F-1", 2_000_008, time.Second, 20, false}}, 0},
+		{"a time met again after the device's last few", append(append([]msg{{"F-1", 7, 0, 20, false}},
+			func() []msg {
+				var ms []msg
+				for i := range pointRecent {
+					ms = append(ms, msg{"F-1", int64(100 + i), -time.Duration(i+1) * time.Second, 1, false})
+				}
+				return ms
+			}()...), msg{"F-1", 1_000_007, 0, 20, false}), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newPointWatch()
+			shared := 0
+			for _, m := range tc.msgs {
+				b := batchAt(m.dev, m.seq, t0.Add(m.at), m.n)
+				if m.moved {
+					b.MovePointTimes()
+				}
+				shared += w.observe(b)
+			}
+			assert.Equal(t, tc.shared, shared)
+		})
+	}
+}
+
+// The bitmaps are bounded: past maxPointBitmaps, a millisecond met again
+// is checked against the offsets of the message that first took it.
+func TestPointWatchBounded(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	w := newPointWatch()
+	for d := range maxPointBitmaps + 5 {
+		dev := fmt.Sprintf("F-%d", d)
+		require.Zero(t, w.observe(batchAt(dev, 7, t0, 20)))
+		require.Zero(t, w.observe(batchAt(dev, 8, t0, 20)))
+		require.Equal(t, 20, w.observe(batchAt(dev, 1_000_007, t0, 20)), dev)
+	}
+	assert.Equal(t, maxPointBitmaps, w.bitmaps)
+	// A device that moves on frees its bitmap for another.
+	for i := range pointRecent {
+		w.observe(batchAt("F-0", 9, t0.Add(time.Duration(i+1)*time.Second), 1))
+	}
+	assert.Equal(t, maxPointBitmaps-1, w.bitmaps)
+}
+
+// Through the pipeline: a unit whose clock stands still sends two messages
+// of 2,000 detections 263 seqs apart; 419 of the second's readings take
+// the point times of the first's. They are counted and the device is named
+// in the log; a redelivery of the second counts nothing more.
+func TestSharedPointTimesCounted(t *testing.T) {
+	f := newFixture(t)
+	var log strings.Builder
+	f.p.log = slog.New(slog.NewTextHandler(&log, nil))
+	ts := time.Now().Add(-time.Minute).UnixMilli()
+	payload := func(seq, first int) string {
+		var dets []string
+		for i := range 2000 {
+			dets = append(dets, fmt.Sprintf(`{"imsi":"46000%010d"}`, first+i))
+		}
+		return fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"detections":[%s]}`, seq, ts, strings.Join(dets, ","))
+	}
+	for _, p := range []string{payload(5000, 0), payload(5263, 2000), payload(5263, 2000)} {
+		m, _ := message(topic, p)
+		f.p.Handle(context.Background(), m)
+	}
+	assert.Equal(t, 419.0, testutil.ToFloat64(f.p.m.pointTimeShared))
+	assert.Equal(t, 1, strings.Count(log.String(), "readings took the point times of earlier readings of their device"), log.String())
+	assert.Contains(t, log.String(), "device=F-1 seq=5263 readings=419")
+}
