@@ -35,25 +35,33 @@ func saveCursor(dir string, p position, sync func(*os.File) error) error {
 	binary.LittleEndian.PutUint64(b[8:16], uint64(p.off))
 	binary.LittleEndian.PutUint32(b[16:20], crc32.Checksum(b[:16], crcTable))
 	tmp := filepath.Join(dir, cursorName+".tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
-	if err != nil {
-		return fmt.Errorf("spool: save cursor: %w", err)
-	}
-	if _, err := f.Write(b[:]); err != nil {
-		f.Close()
-		return fmt.Errorf("spool: save cursor: %w", err)
-	}
-	if err := sync(f); err != nil {
-		f.Close()
-		return fmt.Errorf("spool: save cursor: %w", err)
-	}
-	if err := f.Close(); err != nil {
+	if err := writeCursor(tmp, b[:], sync); err != nil {
+		// A full disk fails the write: the half-written file is no use,
+		// and would be left in the spool's folder for ever.
+		_ = os.Remove(tmp)
 		return fmt.Errorf("spool: save cursor: %w", err)
 	}
 	// The rename need not reach the disk at once: an older cursor only
 	// means replaying some records again.
 	if err := os.Rename(tmp, filepath.Join(dir, cursorName)); err != nil {
+		_ = os.Remove(tmp)
 		return fmt.Errorf("spool: save cursor: %w", err)
 	}
 	return nil
+}
+
+func writeCursor(path string, b []byte, sync func(*os.File) error) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := sync(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

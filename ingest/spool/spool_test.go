@@ -713,3 +713,20 @@ func TestReopenAcrossTheScanWindow(t *testing.T) {
 	}
 	assert.Equal(t, sum, total, "every byte of every record")
 }
+
+// A cursor save that fails (a full disk: the write or its fsync) leaves no
+// cursor.tmp behind, and the cursor saved before stays as it was.
+func TestCursorSaveFailureLeavesNoTemporary(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, saveCursor(dir, position{seq: 1, off: 7}, (*os.File).Sync))
+	full := errors.New("no space left on device")
+	err := saveCursor(dir, position{seq: 2, off: 9}, func(*os.File) error { return full })
+	require.ErrorIs(t, err, full)
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "only the cursor itself")
+	require.Equal(t, cursorName, entries[0].Name())
+	p, ok := loadCursor(dir)
+	require.True(t, ok)
+	require.Equal(t, position{seq: 1, off: 7}, p)
+}
