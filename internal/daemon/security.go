@@ -369,6 +369,9 @@ func strayKeys(keys devicesig.Keys, registry *model.Registry) []string {
 // and signature keys for devices not in the registry.
 func Warnings(cfg *config.Config) config.Problems {
 	ws := cfg.Warnings()
+	if w := diskWarning(cfg); w != nil {
+		ws = append(ws, cfg.Locate(config.Problems{*w})...)
+	}
 	keys, err := loadSignatureKeys(cfg)
 	if err != nil || keys == nil {
 		return ws

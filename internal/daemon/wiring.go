@@ -123,6 +123,9 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		return nil, err
 	}
 	d.stateFile = stateFile
+	if w := diskWarning(cfg); w != nil {
+		log.Warn("storage.dir has less free space than the spool and the dead letters may take", "problem", w.Error())
+	}
 
 	mqttPassword, err := config.ReadSecret(cfg.MQTT.PasswordFile)
 	if err != nil {
