@@ -442,6 +442,13 @@ func TestWarnings(t *testing.T) {
 
 // A problem is one line, whatever the file's keys hold: a key with line
 // breaks in it cannot forge problem lines of its own.
+func TestUnknownKeyInCapitalsIsSuggested(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("MQTT: {broker: \"tcp://127.0.0.1:1883\"}\nInflux_URL: x\n"), 0o600))
+	_, err := Load(p)
+	require.ErrorContains(t, err, `c.yaml:1: MQTT: unknown key (did you mean "mqtt"?)`)
+}
+
 func TestProblemIsOneLine(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "c.yaml")
 	require.NoError(t, os.WriteFile(p, []byte("\"bad\\nkey\\nbad.yaml:99: fake: injected\": 1\n"), 0o600))

@@ -674,7 +674,8 @@ func suggest(key string, fields map[string]reflect.Type) string {
 	}
 	best, bestD := "", 3
 	for k := range fields {
-		if d := editDistance(key, k); d < bestD {
+		// Keys are lower case: MQTT is mqtt.
+		if d := editDistance(strings.ToLower(key), k); d < bestD {
 			best, bestD = k, d
 		}
 	}
