@@ -178,6 +178,10 @@ func TestIntegrationStartOnARulesFileCutShort(t *testing.T) {
 func TestIntegrationReloadSaysTheDaemonFileChanged(t *testing.T) {
 	e, log := newSecureEnv(t, secureOpts{rules: "rules.yaml"})
 	const warning = "the daemon's configuration file changed since start"
+	// The start said it was loading the rules (seconds for a large
+	// deployment), and what it loaded.
+	require.Contains(t, log.String(), "loading the rules")
+	require.Regexp(t, `msg="rules loaded" devices=6 rules=\d+ took=`, log.String())
 	code, body := e.post("/-/reload")
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "reloaded\n", body)

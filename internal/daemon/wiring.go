@@ -108,10 +108,16 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 	stateLost := f.NewGauge(prometheus.GaugeOpts{Name: "fenceline_alerts_state_restore_incomplete",
 		Help: "1 when this start could not restore the last saved alert state: from the previous save (incidents opened or resolved since are forgotten) or from nothing."})
 
+	// A large deployment's rules (tens of thousands of devices, lists of
+	// millions) take seconds to read: said, so that a start is not taken
+	// for a hang.
+	log.Info("loading the rules", "file", cfg.RulesFile)
+	loadStart := time.Now()
 	rs, rulesFile, err := loadRules(cfg)
 	if err != nil {
 		return nil, err
 	}
+	log.Info("rules loaded", "devices", rs.Registry.Len(), "rules", len(rs.Rules), "took", time.Since(loadStart).Round(time.Millisecond))
 	d.devices = f.NewGaugeVec(prometheus.GaugeOpts{Name: "fenceline_registry_devices",
 		Help: "Registered devices by kind and site (the denominator of silence ratios)."}, []string{"kind", "site"})
 	d.countDevices(rs.Registry)
