@@ -149,6 +149,7 @@ func TestIntegrationStartOnARulesFileCutShort(t *testing.T) {
 	require.NoError(t, os.WriteFile(rulesPath, []byte(cut), 0o600))
 	e.start()
 	require.Equal(t, 0.0, e.gauge("fenceline_config_last_reload_successful"))
+	require.Equal(t, 0.0, e.gauge("fenceline_config_last_reload_success_timestamp_seconds"), "no load of this run succeeded")
 	// It stays so while the file is still cut: a reload of it is refused,
 	// and the next start remembers.
 	code, body := e.post("/-/reload")

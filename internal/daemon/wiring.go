@@ -268,6 +268,7 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 			// the saved state until a file with rules (or `rules: []`) is
 			// loaded, for the next start and the next reload.
 			d.reloadOK.Set(0)
+			d.reloadTime.Set(0) // no load of this run succeeded
 			d.rulesLost.Store(int64(had))
 			log.Error("the rules file has no rules section, where the last run had rules: cut short while it was written? Running without rules (FencelineReloadFailed); to run without rules on purpose, write `rules: []`",
 				"file", cfg.RulesFile, "rules_before", had)
