@@ -72,23 +72,11 @@ func (w *pointWatch) observe(b *model.Batch) (shared int) {
 		dp = &devicePoints{latest: -1 << 63}
 		w.devices[b.Device.ID] = dp
 	}
-	each := func(st *model.Stamp) {
+	b.EachStamp(func(st *model.Stamp) {
 		if w.observeOne(dp, b.Seq, st.PointNS) {
 			shared++
 		}
-	}
-	for i := range b.Detections {
-		each(&b.Detections[i].Stamp)
-	}
-	for i := range b.Passes {
-		each(&b.Passes[i].Stamp)
-	}
-	for i := range b.Positions {
-		each(&b.Positions[i].Stamp)
-	}
-	for i := range b.Statuses {
-		each(&b.Statuses[i].Stamp)
-	}
+	})
 	return shared
 }
 

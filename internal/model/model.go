@@ -313,18 +313,22 @@ func MovedSeq(seq int64) int64 { return seq + int64(time.Millisecond)/2 }
 // MovePointTimes gives b's readings the point times of b.Seq's MovedSeq.
 func (b *Batch) MovePointTimes() {
 	seq := MovedSeq(b.Seq)
-	move := func(st *Stamp) { st.PointNS = PointTime(st.Time, seq, st.Index) }
+	b.EachStamp(func(st *Stamp) { st.PointNS = PointTime(st.Time, seq, st.Index) })
+}
+
+// EachStamp calls f with the stamp of each of b's readings.
+func (b *Batch) EachStamp(f func(*Stamp)) {
 	for i := range b.Detections {
-		move(&b.Detections[i].Stamp)
+		f(&b.Detections[i].Stamp)
 	}
 	for i := range b.Passes {
-		move(&b.Passes[i].Stamp)
+		f(&b.Passes[i].Stamp)
 	}
 	for i := range b.Positions {
-		move(&b.Positions[i].Stamp)
+		f(&b.Positions[i].Stamp)
 	}
 	for i := range b.Statuses {
-		move(&b.Statuses[i].Stamp)
+		f(&b.Statuses[i].Stamp)
 	}
 }
 
