@@ -11,6 +11,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/fenceline/fenceline/internal/sim"
 )
 
 // connectMQTT connects a client to broker and waits for the CONNACK.
@@ -154,24 +156,18 @@ type alertRecv struct {
 	Seq    int64
 }
 
-// subscribeAlerts subscribes to topicPrefix/+/alerts/+ at QoS 1.
+// subscribeAlerts subscribes to topicPrefix/+/alerts/+ at QoS 1, on every
+// connection: the session is clean, so a broker that restarted knows
+// nothing of a subscription made once, and the alerts after it would all be
+// reported missing.
 func subscribeAlerts(ctx context.Context, broker, topicPrefix string) (*alertSub, error) {
-	c, err := connectMQTT(ctx, broker, fmt.Sprintf("fenceline-load-%d-alerts", os.Getpid()))
+	s := &alertSub{notify: make(chan struct{}, 1)}
+	c, err := sim.Connect(ctx, broker, fmt.Sprintf("fenceline-load-%d-alerts", os.Getpid()), 10*time.Second,
+		sim.Subscription{Filter: topicPrefix + "/+/alerts/+", Handler: s.handle})
 	if err != nil {
-		return nil, err
-	}
-	s := &alertSub{client: c, notify: make(chan struct{}, 1)}
-	tok := c.Subscribe(topicPrefix+"/+/alerts/+", 1, s.handle)
-	select {
-	case <-tok.Done():
-	case <-ctx.Done():
-		c.Disconnect(0)
-		return nil, fmt.Errorf("subscribe to alerts: %w", ctx.Err())
-	}
-	if err := tok.Error(); err != nil {
-		c.Disconnect(0)
 		return nil, fmt.Errorf("subscribe to alerts: %w", err)
 	}
+	s.client = c
 	return s, nil
 }
 
