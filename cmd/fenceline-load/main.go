@@ -85,6 +85,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		alerts      = fs.Float64("alerts", 0, "share of detections and passes that must raise an alert")
 		seed        = fs.Uint64("seed", 1, "traffic seed")
 		seqStart    = fs.Int64("seq-start", -1, "every device's first seq (default: derived from the clock, so that runs against one daemon do not repeat seqs)")
+		alertStart  = fs.Int64("alert-subject-start", -1, "number of the first alert subject, IMSI or plate (default: derived from the clock, so that runs against one daemon do not repeat subjects within a rule's cooldown)")
 
 		sampleEvery = fs.Duration("sample-every", 250*time.Millisecond, "period of metrics and /proc samples (each scrape costs the daemon about 1 ms of CPU)")
 		settle      = fs.Duration("settle", 30*time.Second, "give up waiting once nothing was stored, rejected or alerted for this long")
@@ -110,8 +111,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	traffic := load.Traffic{DetectionBatch: *batch, PassBatch: *passBatch, ReadingTS: *readingTS,
 		InvalidShare: *invalid, AlertShare: *alerts, Seed: *seed, SeqStart: *seqStart}
+	now := time.Now()
 	if traffic.SeqStart < 0 {
-		traffic.SeqStart = time.Now().Unix() * 1000
+		traffic.SeqStart = now.Unix() * 1000
+	}
+	if *alertStart < 0 {
+		traffic.AlertSubjectStart = uint64(now.UnixMilli())
+	} else {
+		traffic.AlertSubjectStart = uint64(*alertStart)
 	}
 	var err error
 	if traffic.Mix, err = parseMix(*mix); err != nil {

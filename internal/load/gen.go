@@ -37,8 +37,17 @@ type Traffic struct {
 	// its own so that no cooldown hides it.
 	AlertShare float64 `json:"alert_share"`
 	// SeqStart is every device's first seq.
-	SeqStart int64  `json:"seq_start"`
-	Seed     uint64 `json:"seed"`
+	SeqStart int64 `json:"seq_start"`
+	// AlertSubjectStart numbers the subjects of alert-triggering readings
+	// (an IMSI's last 10 digits, a plate's last 5 characters): the n-th is
+	// AlertSubjectStart+n. Taken from the clock in milliseconds, it keeps
+	// the subjects of runs against one daemon apart, so that no rule's
+	// cooldown (10 min by default) hides an alert of a later run as a
+	// repeat: apart as long as a run raises fewer alerts than the
+	// milliseconds until the next one starts (and plates, 34^5 of them,
+	// come round again after 12 hours).
+	AlertSubjectStart uint64 `json:"alert_subject_start"`
+	Seed              uint64 `json:"seed"`
 }
 
 // Defects of invalid messages, in the order they take turns.
@@ -284,7 +293,7 @@ func (g *Generator) detection(p []byte, m *Msg, dev Device, k int, now time.Time
 		// MCC 428, MNC 99, and a number no other reading has: a subject of
 		// its own for load-foreign-sim.
 		p = append(p, "42899"...)
-		p = appendPadded(p, g.alerts, 10)
+		p = appendPadded(p, g.t.AlertSubjectStart+g.alerts, 10)
 	} else {
 		phone := uint64(g.rng.IntN(phonesPerFence))
 		fence := uint64(fenceIndex(dev.ID))
@@ -322,7 +331,7 @@ func (g *Generator) pass(p []byte, m *Msg, dev Device, k int, now time.Time, rea
 	p = append(p, `{"plate":"`...)
 	if g.alert(m, k) {
 		p = append(p, "蒙A"...)
-		p = append(p, plateSuffix(g.alerts)...)
+		p = append(p, plateSuffix(g.t.AlertSubjectStart+g.alerts)...)
 		speed = alertSpeedKmh
 	} else {
 		p = append(p, "蒙B"...)

@@ -128,3 +128,50 @@ func TestIMEIsPassLuhn(t *testing.T) {
 		require.Zero(t, sum%10, "%s", b)
 	}
 }
+
+// Two runs against one daemon, started a minute apart, raise alerts about
+// different subjects: a subject repeated within a rule's cooldown is
+// (rightly) not alerted on again, and the second run reported its alerts
+// missing. One engine evaluates both runs, as one daemon would.
+func TestAlertSubjectsOfRunsApart(t *testing.T) {
+	w, err := GenerateWorld(DefaultWorld())
+	require.NoError(t, err)
+	rs := compileWorld(t, w)
+	for _, tc := range []struct {
+		name string
+		mix  Mix
+		rule string
+	}{
+		{"imsis", Mix{Detections: 1}, RuleForeignSIM},
+		{"plates", Mix{Passes: 1}, RuleSpeeding},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eng := engine.New(rs, engine.Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+			run := map[string]int{} // subject → the run that raised an alert about it
+			first := time.Now()
+			for r, start := range []time.Time{first, first.Add(time.Minute)} {
+				g, err := NewGenerator(w, Traffic{Mix: tc.mix, DetectionBatch: 20, PassBatch: 5, AlertShare: 0.05,
+					SeqStart: start.Unix() * 1000, AlertSubjectStart: uint64(start.UnixMilli())})
+				require.NoError(t, err)
+				dec := decode.New(decode.Options{})
+				var b model.Batch
+				expected := 0
+				for i := range 200 {
+					now := start.Add(time.Duration(i) * time.Millisecond)
+					m := g.Next(now)
+					require.Empty(t, dec.Decode(m.Topic, m.Payload, now, rs.Registry, &b), "valid readings: %s", m.Payload)
+					alerts := eng.Evaluate(&b, now)
+					require.Len(t, alerts, m.Alerts, "run %d, message %d: %s", r, i, m.Payload)
+					for _, a := range alerts {
+						require.Equal(t, tc.rule, a.Rule)
+						prev, seen := run[a.Subject.Value]
+						require.False(t, seen, "run %d repeats subject %s of run %d", r, a.Subject.Value, prev)
+						run[a.Subject.Value] = r
+					}
+					expected += m.Alerts
+				}
+				require.Positive(t, expected)
+			}
+		})
+	}
+}
