@@ -13,7 +13,7 @@ type sample struct {
 	T          time.Time
 	Stored     float64 // reading points InfluxDB acknowledged to the daemon
 	Rejections float64 // fenceline_ingest_rejections_total
-	Metrics    Metrics // nil without a metrics URL or when the scrape failed
+	Metrics    Metrics // cumulative series summed over restarts (counters.add); a failed scrape's are the last; nil without a metrics URL
 	CPU        map[string]time.Duration
 	DaemonRSS  int64
 	Busy       time.Duration // machine-wide CPU busy time
@@ -27,10 +27,12 @@ type sampler struct {
 	client *http.Client
 	every  time.Duration
 
-	mu      sync.Mutex
-	samples []sample
-	updated chan struct{} // a new sample is in
-	failed  int           // scrapes that failed
+	mu       sync.Mutex
+	samples  []sample
+	updated  chan struct{} // a new sample is in
+	failed   int           // scrapes that failed
+	counters counters
+	restarts int // of the daemon, seen in its metrics
 }
 
 func newSampler(tg Target, every time.Duration, log *slog.Logger) *sampler {
@@ -51,15 +53,10 @@ func (s *sampler) processes() []Process {
 // take samples now and appends the sample.
 func (s *sampler) take(ctx context.Context) (sample, error) {
 	smp := sample{T: time.Now(), CPU: map[string]time.Duration{}}
+	var scraped Metrics
 	var err error
 	if s.tg.MetricsURL != "" {
-		smp.Metrics, err = scrapeMetrics(ctx, s.client, s.tg.MetricsURL)
-		if err == nil {
-			for _, m := range ReadingMeasurements {
-				smp.Stored += smp.Metrics.Sum("fenceline_influx_points_written_total", map[string]string{"measurement": m})
-			}
-			smp.Rejections = smp.Metrics.Sum("fenceline_ingest_rejections_total", nil)
-		}
+		scraped, err = scrapeMetrics(ctx, s.client, s.tg.MetricsURL)
 	}
 	for _, p := range s.processes() {
 		st, perr := readProc(p.PID)
@@ -71,18 +68,30 @@ func (s *sampler) take(ctx context.Context) (sample, error) {
 			smp.DaemonRSS = st.RSS
 		}
 	}
-	if smp.DaemonRSS == 0 && smp.Metrics != nil {
-		smp.DaemonRSS = int64(smp.Metrics.Sum("process_resident_memory_bytes", nil))
-	}
 	smp.Busy, smp.Total, _ = machineCPU()
 	s.mu.Lock()
-	if err != nil {
+	switch {
+	case scraped != nil:
+		var restarted bool
+		smp.Metrics, restarted = s.counters.add(scraped)
+		if restarted {
+			s.restarts++
+			s.log.Warn("the daemon restarted: its counters started again from zero; summing them over its processes")
+		}
+		for _, m := range ReadingMeasurements {
+			smp.Stored += smp.Metrics.Sum("fenceline_influx_points_written_total", map[string]string{"measurement": m})
+		}
+		smp.Rejections = smp.Metrics.Sum("fenceline_ingest_rejections_total", nil)
+	case err != nil:
 		s.failed++
 		// Carry the counts over, so that a failed scrape does not look like
 		// a drop to zero.
 		if n := len(s.samples); n > 0 {
-			smp.Stored, smp.Rejections = s.samples[n-1].Stored, s.samples[n-1].Rejections
+			smp.Metrics, smp.Stored, smp.Rejections = s.samples[n-1].Metrics, s.samples[n-1].Stored, s.samples[n-1].Rejections
 		}
+	}
+	if smp.DaemonRSS == 0 && scraped != nil {
+		smp.DaemonRSS = int64(scraped.Sum("process_resident_memory_bytes", nil))
 	}
 	s.samples = append(s.samples, smp)
 	s.mu.Unlock()
@@ -113,6 +122,13 @@ func (s *sampler) last() sample {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.samples[len(s.samples)-1]
+}
+
+// restarted says how many times the daemon restarted so far.
+func (s *sampler) restarted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.restarts
 }
 
 func (s *sampler) all() []sample {

@@ -20,6 +20,11 @@ type Metrics map[string][]MetricSample
 type MetricSample struct {
 	Labels map[string]string
 	Value  float64
+	// Cumulative says the sample only goes up while the process that
+	// exposes it lives (its family's # TYPE is counter, or histogram or
+	// summary for the _bucket, _sum and _count series), so that a drop
+	// means a new process.
+	Cumulative bool
 }
 
 // Sum is the sum of name's samples whose labels include match (nil: all).
@@ -50,13 +55,31 @@ func (m Metrics) ByLabel(name, label string) map[string]float64 {
 // and summaries come out as their _bucket, _sum and _count series.
 func ParseMetrics(r io.Reader) (Metrics, error) {
 	m := Metrics{}
+	types := map[string]string{} // family name → its # TYPE
+	cumulative := func(name string) bool {
+		if types[name] == "counter" {
+			return true
+		}
+		for _, suffix := range [...]string{"_bucket", "_sum", "_count"} {
+			if t := types[strings.TrimSuffix(name, suffix)]; strings.HasSuffix(name, suffix) && (t == "histogram" || t == "summary") {
+				return true
+			}
+		}
+		return false
+	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	line := 0
 	for sc.Scan() {
 		line++
 		s := strings.TrimSpace(sc.Text())
-		if s == "" || s[0] == '#' {
+		if s == "" {
+			continue
+		}
+		if s[0] == '#' {
+			if f := strings.Fields(s); len(f) == 4 && f[1] == "TYPE" {
+				types[f[2]] = f[3]
+			}
 			continue
 		}
 		name, labels, rest, err := splitSample(s)
@@ -71,7 +94,7 @@ func ParseMetrics(r io.Reader) (Metrics, error) {
 		if err != nil {
 			return nil, fmt.Errorf("metrics line %d: value: %w", line, err)
 		}
-		m[name] = append(m[name], MetricSample{Labels: labels, Value: v})
+		m[name] = append(m[name], MetricSample{Labels: labels, Value: v, Cumulative: cumulative(name)})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
@@ -147,6 +170,84 @@ func scrapeMetrics(ctx context.Context, client *http.Client, url string) (Metric
 		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
 	return m, nil
+}
+
+// counters sums the cumulative series of successive scrapes of one daemon
+// over its restarts, as Prometheus's increase() does: a new process starts
+// its counters from zero again, and a report that subtracted the first
+// scrape from the last across a restart had negative CPU, seq gaps and
+// stored readings.
+type counters struct {
+	started  float64                 // process_start_time_seconds of the previous scrape (0: none)
+	previous map[string]float64      // each cumulative series' value in the previous scrape, by seriesKey
+	totals   map[string]MetricSample // each cumulative series' value in the first scrape plus its increases since
+	names    map[string]string       // seriesKey → metric name
+}
+
+// add takes the next scrape and returns it with its cumulative series
+// replaced by their totals, the series of an earlier process that its
+// successor has not exposed yet included (so that no total falls back).
+// It reports whether the daemon restarted since the previous scrape: its
+// start time changed, or a cumulative series went down. Then every series
+// started again from zero, those that happen to have grown past their
+// old value too.
+func (c *counters) add(m Metrics) (Metrics, bool) {
+	if c.totals == nil {
+		c.totals, c.names = map[string]MetricSample{}, map[string]string{}
+	}
+	started := m.Sum("process_start_time_seconds", nil)
+	restarted := c.started != 0 && started != 0 && started != c.started
+	c.started = started
+	current := map[string]float64{}
+	for name, ss := range m {
+		for _, s := range ss {
+			if s.Cumulative {
+				k := seriesKey(name, s.Labels)
+				current[k] = s.Value
+				if prev, ok := c.previous[k]; ok && s.Value < prev {
+					restarted = true
+				}
+			}
+		}
+	}
+	out := Metrics{}
+	for name, ss := range m {
+		for _, s := range ss {
+			if !s.Cumulative {
+				out[name] = append(out[name], s)
+				continue
+			}
+			k := seriesKey(name, s.Labels)
+			t := c.totals[k]
+			t.Labels, t.Cumulative = s.Labels, true
+			if restarted {
+				t.Value += s.Value
+			} else {
+				t.Value += s.Value - c.previous[k] // a series new to this process grew from zero
+			}
+			c.totals[k], c.names[k] = t, name
+		}
+	}
+	c.previous = current
+	for k, t := range c.totals {
+		out[c.names[k]] = append(out[c.names[k]], t)
+	}
+	return out, restarted
+}
+
+// seriesKey identifies a series: its name and labels.
+func seriesKey(name string, labels map[string]string) string {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.WriteString(name)
+	for _, k := range keys {
+		b.WriteString("," + k + "=" + strconv.Quote(labels[k]))
+	}
+	return b.String()
 }
 
 // HistogramDelta is what a Prometheus histogram observed between two
