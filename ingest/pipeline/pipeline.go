@@ -377,9 +377,9 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 		b.MovePointTimes()
 	}
 	if !dup {
-		if n := p.points.observe(b); n > 0 {
+		if n, first := p.points.observe(b); n > 0 {
 			p.m.pointTimeShared.Add(float64(n))
-			p.warnSharedPoints(b, n)
+			p.warnSharedPoints(b, n, first)
 		}
 	}
 	if n := b.Len(); n > 0 {

@@ -25,31 +25,43 @@ import (
 // device's last few are not checked.
 type pointWatch struct {
 	devices map[string]*devicePoints
-	bitmaps int // held, at most maxPointBitmaps
+	bitmaps int    // held, at most maxPointBitmaps
+	batch   uint64 // the message being observed, numbered
 }
 
 // devicePoints is one device's recent milliseconds.
 type devicePoints struct {
 	latest int64 // its latest millisecond so far
 	recent [pointRecent]pointSpan
-	next   int       // the slot of recent to fill next (oldest)
-	warned time.Time // the last log line about it
+	next     int       // the slot of recent to fill next (oldest)
+	warned   time.Time // the last log line about it
+	unlogged int       // readings shared since, not logged yet
 }
 
 // pointSpan is a millisecond of a device's readings: the offsets one
 // message took in it (lo, n consecutive: model.PointTime), or, once another
-// message met it, every offset taken.
+// message met it, every offset taken and the seqs of the messages that
+// took them. A message seen again (a redelivery the seq window no longer
+// holds: a unit whose clock stands still, redelivered after a broker
+// restart) takes its own points again: it is not counted.
 type pointSpan struct {
 	ms    int64
 	seq   int64
 	lo, n int64
 	taken *pointBitmap
+	seqs  map[int64]bool
+	batch uint64 // the message last seen in it
+	again bool   // that message had been seen in it before
 }
 
 const (
 	pointRecent     = 8
 	maxPointBitmaps = 64 // 8 MiB
 	pointSpace      = int64(time.Millisecond)
+	// maxSpanSeqs bounds the seqs a span remembers (a unit whose clock
+	// stands still for more messages than that has the later ones'
+	// redeliveries counted).
+	maxSpanSeqs = 8192
 )
 
 type pointBitmap [pointSpace / 64]uint64
@@ -63,21 +75,26 @@ func (m *pointBitmap) take(off int64) (wasTaken bool) {
 
 func newPointWatch() *pointWatch { return &pointWatch{devices: map[string]*devicePoints{}} }
 
-// observe notes the point times of the readings of b (a message of its
-// device not seen before: a redelivery takes its own points again) and
-// returns how many of them an earlier message of the device held.
-func (w *pointWatch) observe(b *model.Batch) (shared int) {
+// observe notes the point times of the readings of b and returns how many
+// of them an earlier message of the device held. The caller leaves out the
+// redeliveries its seq window knows; a span knows those of its own
+// messages (a redelivery takes its own points again).
+func (w *pointWatch) observe(b *model.Batch) (shared int, first time.Time) {
 	dp := w.devices[b.Device.ID]
 	if dp == nil {
 		dp = &devicePoints{latest: -1 << 63}
 		w.devices[b.Device.ID] = dp
 	}
+	w.batch++
 	b.EachStamp(func(st *model.Stamp) {
 		if w.observeOne(dp, b.Seq, st.PointNS) {
+			if shared == 0 {
+				first = st.Time
+			}
 			shared++
 		}
 	})
-	return shared
+	return shared, first
 }
 
 func (w *pointWatch) observeOne(dp *devicePoints, seq, ns int64) (shared bool) {
@@ -96,10 +113,18 @@ func (w *pointWatch) observeOne(dp *devicePoints, seq, ns int64) (shared bool) {
 		w.record(dp, ms, seq, off)
 		return false
 	case sp.taken != nil:
-		return sp.taken.take(off)
-	case sp.seq == seq && off == (sp.lo+sp.n)%pointSpace:
-		sp.n++ // the message's next reading
-		return false
+		if sp.batch != w.batch { // the message's first reading here
+			sp.batch, sp.again = w.batch, sp.seqs[seq]
+			if !sp.again && len(sp.seqs) < maxSpanSeqs {
+				sp.seqs[seq] = true
+			}
+		}
+		return !sp.again && sp.taken.take(off)
+	case sp.seq == seq:
+		if off == (sp.lo+sp.n)%pointSpace {
+			sp.n++ // the message's next reading
+		}
+		return false // or the message again
 	}
 	// A second message in this millisecond: from now on its offsets are
 	// kept one by one.
@@ -109,6 +134,8 @@ func (w *pointWatch) observeOne(dp *devicePoints, seq, ns int64) (shared bool) {
 		for i := range sp.n {
 			sp.taken.take((sp.lo + i) % pointSpace)
 		}
+		sp.seqs = map[int64]bool{sp.seq: true, seq: true}
+		sp.batch, sp.again = w.batch, false
 		return sp.taken.take(off)
 	}
 	// No bitmap to spare: the earlier message's offsets only.
@@ -136,16 +163,19 @@ func (w *pointWatch) record(dp *devicePoints, ms, seq, off int64) {
 	dp.next = (dp.next + 1) % pointRecent
 }
 
-// warnSharedPoints logs, at most once a minute a device, that readings of
-// b took the point times of earlier ones.
-func (p *Pipeline) warnSharedPoints(b *model.Batch, n int) {
+// warnSharedPoints logs, at most once a minute a device, that n readings
+// of b took the point times of earlier ones, the first of them at first
+// (the reading's own time, where to look in InfluxDB); a line counts those
+// of the messages since the last line too.
+func (p *Pipeline) warnSharedPoints(b *model.Batch, n int, first time.Time) {
 	dp := p.points.devices[b.Device.ID]
+	dp.unlogged += n
 	now := p.opts.Now()
 	if now.Sub(dp.warned) < time.Minute {
 		return
 	}
-	dp.warned = now
 	p.log.Warn("readings took the point times of earlier readings of their device: in InfluxDB each overwrites the earlier one if their tags are the same too "+
 		"(a unit whose clock stands still, or that sends old readings again in new messages: check its clock)",
-		"device", b.Device.ID, "seq", b.Seq, "readings", n, "ts", b.Time.UTC().Format(time.RFC3339Nano))
+		"device", b.Device.ID, "seq", b.Seq, "ts", first.UTC().Format(time.RFC3339Nano), "readings", dp.unlogged)
+	dp.warned, dp.unlogged = now, 0
 }

@@ -53,6 +53,9 @@ func TestPointWatch(t *testing.T) {
 		{"a clock standing still, seqs close (PointTime keeps them apart)", frozen(1, 500, 20), 0},
 		{"a clock standing still, 2,000 readings 263 seqs apart", []msg{{"F-1", 5000, 0, 2000, false}, {"F-1", 5263, 0, 2000, false}}, 2000 - 1581},
 		{"the same offsets: seqs a million apart", []msg{{"F-1", 7, 0, 20, false}, {"F-1", 1_000_007, 0, 20, false}}, 20},
+		{"a clock standing still, every message delivered again", append(frozen(1, 500, 8), frozen(1, 500, 8)...), 0},
+		{"the same offsets, both messages delivered again", []msg{{"F-1", 7, 0, 20, false}, {"F-1", 1_000_007, 0, 20, false}, {"F-1", 7, 0, 20, false}, {"F-1", 1_000_007, 0, 20, false}}, 20},
+		{"a message delivered again before another meets its time", []msg{{"F-1", 7, 0, 20, false}, {"F-1", 7, 0, 20, false}, {"F-1", 1_000_007, 0, 20, false}}, 20},
 		{"the same seq again with another payload, moved", []msg{{"F-1", 7, 0, 20, false}, {"F-1", 7, 0, 20, true}}, 0},
 		{"two devices at one time", []msg{{"F-1", 7, 0, 20, false}, {"F-2", 1_000_007, 0, 20, false}}, 0},
 		{"a backlog behind the latest, at times of its own", []msg{{"F-1", 9, time.Hour, 20, false}, {"F-1", 1_000_007, 0, 20, false}, {"F-1", 2_000_008, time.Second, 20, false}}, 0},
@@ -73,7 +76,8 @@ func TestPointWatch(t *testing.T) {
 				if m.moved {
 					b.MovePointTimes()
 				}
-				shared += w.observe(b)
+				n, _ := w.observe(b)
+				shared += n
 			}
 			assert.Equal(t, tc.shared, shared)
 		})
@@ -87,9 +91,13 @@ func TestPointWatchBounded(t *testing.T) {
 	w := newPointWatch()
 	for d := range maxPointBitmaps + 5 {
 		dev := fmt.Sprintf("F-%d", d)
-		require.Zero(t, w.observe(batchAt(dev, 7, t0, 20)))
-		require.Zero(t, w.observe(batchAt(dev, 8, t0, 20)))
-		require.Equal(t, 20, w.observe(batchAt(dev, 1_000_007, t0, 20)), dev)
+		for _, seq := range []int64{7, 8} {
+			n, _ := w.observe(batchAt(dev, seq, t0, 20))
+			require.Zero(t, n)
+		}
+		n, at := w.observe(batchAt(dev, 1_000_007, t0, 20))
+		require.Equal(t, 20, n, dev)
+		require.Equal(t, t0, at)
 	}
 	assert.Equal(t, maxPointBitmaps, w.bitmaps)
 	// A device that moves on frees its bitmap for another.
@@ -102,7 +110,8 @@ func TestPointWatchBounded(t *testing.T) {
 // Through the pipeline: a unit whose clock stands still sends two messages
 // of 2,000 detections 263 seqs apart; 419 of the second's readings take
 // the point times of the first's. They are counted and the device is named
-// in the log; a redelivery of the second counts nothing more.
+// in the log, at most once a minute, with the time of the readings; a
+// redelivery of the second counts nothing more.
 func TestSharedPointTimesCounted(t *testing.T) {
 	f := newFixture(t)
 	var log strings.Builder
@@ -115,11 +124,29 @@ func TestSharedPointTimesCounted(t *testing.T) {
 		}
 		return fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"detections":[%s]}`, seq, ts, strings.Join(dets, ","))
 	}
-	for _, p := range []string{payload(5000, 0), payload(5263, 2000), payload(5263, 2000)} {
-		m, _ := message(topic, p)
-		f.p.Handle(context.Background(), m)
+	now := time.Now()
+	f.p.opts.Now = func() time.Time { return now }
+	send := func(payloads ...string) {
+		for _, p := range payloads {
+			m, _ := message(topic, p)
+			f.p.Handle(context.Background(), m)
+		}
 	}
+	send(payload(5000, 0), payload(5263, 2000), payload(5263, 2000))
 	assert.Equal(t, 419.0, testutil.ToFloat64(f.p.m.pointTimeShared))
-	assert.Equal(t, 1, strings.Count(log.String(), "readings took the point times of earlier readings of their device"), log.String())
-	assert.Contains(t, log.String(), "device=F-1 seq=5263 readings=419")
+	const line = "readings took the point times of earlier readings of their device"
+	assert.Equal(t, 1, strings.Count(log.String(), line), log.String())
+	at := time.UnixMilli(ts).UTC().Format(time.RFC3339Nano)
+	assert.Contains(t, log.String(), "device=F-1 seq=5263 ts="+at+" readings=419")
+
+	// Within the minute, more are counted, not logged; the next line
+	// counts them with its own.
+	send(payload(5526, 4000))
+	assert.Equal(t, 1, strings.Count(log.String(), line))
+	now = now.Add(time.Minute)
+	send(payload(5789, 6000))
+	require.Equal(t, 2, strings.Count(log.String(), line))
+	total := int(testutil.ToFloat64(f.p.m.pointTimeShared))
+	assert.Greater(t, total, 419*2)
+	assert.Contains(t, log.String(), fmt.Sprintf("device=F-1 seq=5789 ts=%s readings=%d", at, total-419))
 }
