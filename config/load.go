@@ -18,8 +18,8 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// maxFileBytes bounds a configuration file: a larger one is a mistake.
-const maxFileBytes = 64 << 20
+// MaxFileBytes bounds a configuration file: a larger one is a mistake.
+const MaxFileBytes = 64 << 20
 
 // Load reads the daemon configuration file at path over Default(), resolves
 // relative paths against its folder and validates it. Every problem found is
@@ -170,7 +170,7 @@ func at[T any](s []T, i int, id func(T) string) (string, bool) {
 	return id(s[i]), true
 }
 
-func readFile(path string) ([]byte, error) { return ReadFile(path, maxFileBytes) }
+func readFile(path string) ([]byte, error) { return ReadFile(path, MaxFileBytes) }
 
 // maxSecretBytes bounds a secret's file: a password, a token or a key is a
 // line, and a path naming the wrong file is read no further.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,8 @@ func TestRestoreStateSaysWhichFile(t *testing.T) {
 		{"the previous save, the last gone", nil, saved.Bytes(), "alert-state.json.prev", false},
 		{"the previous save, the last readable but changed since it was written", bytes.Replace(saved.Bytes(), []byte(`"version":1`), []byte(`"version":1 `), 1), saved.Bytes(), "alert-state.json.prev", false},
 		{"none, both damaged", []byte(`{`), []byte(`{`), "", false},
+		{"none, the last damaged and no previous save (no first start)", []byte(`{`), nil, "", false},
+		{"none, the last changed since it was written and no previous save", bytes.Replace(saved.Bytes(), []byte(`"version":1`), []byte(`"version":1 `), 1), nil, "", false},
 		{"none, a first start", nil, nil, "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -57,4 +60,20 @@ func TestRestoreStateSaysWhichFile(t *testing.T) {
 			require.Equal(t, filepath.Join(filepath.Dir(path), tc.from), from)
 		})
 	}
+}
+
+// The daemon file's checksum (for a reload to tell it changed) reads a
+// regular file only: a FIFO put in its place held every later reload.
+func TestFileSumReadsOnlyARegularFile(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fenceline.yaml")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	for _, p := range []string{fifo, "/dev/zero"} {
+		_, ok := fileSum(p)
+		require.False(t, ok, p)
+	}
+	f := filepath.Join(dir, "f.yaml")
+	require.NoError(t, os.WriteFile(f, []byte("a: 1\n"), 0o600))
+	_, ok := fileSum(f)
+	require.True(t, ok)
 }

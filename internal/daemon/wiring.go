@@ -700,7 +700,9 @@ func fileSum(path string) ([sha256.Size]byte, bool) {
 	if path == "" {
 		return [sha256.Size]byte{}, false
 	}
-	data, err := os.ReadFile(path)
+	// As config.Load reads it: a FIFO put in its place would hold every
+	// reload from then on, /dev/zero take all the memory.
+	data, err := config.ReadFile(path, config.MaxFileBytes)
 	if err != nil {
 		return [sha256.Size]byte{}, false
 	}
@@ -735,6 +737,12 @@ func restoreState(e *engine.Engine, path string, log *slog.Logger) (_ []byte, _ 
 			if _, perr := os.Stat(path + ".prev"); errors.Is(perr, os.ErrNotExist) {
 				return nil, nil, "", err // a first start
 			}
+		}
+		if i > 0 && errors.Is(err, os.ErrNotExist) {
+			// No previous save beside a damaged last one: the error is the
+			// damage, not a first start.
+			errs = append(errs, fmt.Errorf("%s: there is no previous save", p))
+			continue
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", p, err))
 	}
