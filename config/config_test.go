@@ -30,6 +30,9 @@ func TestLoad(t *testing.T) {
 			"bad-values.yaml:9: ingest.max_future: must not be negative",
 			"bad-values.yaml:11: webhooks[0].url: must be an http(s) URL",
 		}},
+		{name: "an empty time zone", file: "empty-timezone.yaml", errs: []string{
+			`empty-timezone.yaml:2: alerts.timezone: is empty (UTC to Go, not the default)`,
+		}},
 		{name: "the host's time zone", file: "local-timezone.yaml", errs: []string{
 			`local-timezone.yaml:2: alerts.timezone: "Local" is the host's time zone`,
 		}},

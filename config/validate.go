@@ -466,6 +466,10 @@ func (a *Alerts) validate() Problems {
 	}
 	if _, err := time.LoadLocation(a.Timezone); err != nil {
 		ps.Add("", "alerts.timezone", "unknown time zone %q", a.Timezone)
+	} else if a.Timezone == "" {
+		// time.LoadLocation("") is UTC: schedules would move by the site's
+		// offset without a word.
+		ps.Add("", "alerts.timezone", "is empty (UTC to Go, not the default): name the zone, e.g. Asia/Shanghai, or leave the key out")
 	} else if a.Timezone == "Local" {
 		ps.Add("", "alerts.timezone", "%s", LocalZoneProblem)
 	}
