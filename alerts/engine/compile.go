@@ -382,6 +382,16 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 	rule.sites = slices.Compact(rule.sites)
 	rule.devKind = silenceKind
 
+	// An enter/exit rule without zones watches them all: a hysteresis no
+	// zone is deep enough for would never fire.
+	if k := Kind(spec.Kind); (k == KindEnter || k == KindExit) && len(spec.Zones) == 0 && spec.HysteresisM > 0 && rs.Zones != nil && rs.Zones.Len() > 0 {
+		deepest := 0.0
+		rs.Zones.All(func(z *zone.Zone) bool { deepest = max(deepest, z.MaxDepthM()); return true })
+		if spec.HysteresisM > deepest {
+			ps.Add(file, key+".hysteresis_m", "%g m is deeper than any point of any zone is inside it (at most %.0f m): the rule could never fire", spec.HysteresisM, deepest)
+		}
+	}
+
 	// Zones.
 	fp := fingerprintInput{Rule: spec}
 	if len(spec.Zones) > 0 {

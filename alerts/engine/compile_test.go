@@ -72,6 +72,7 @@ func TestCompileProblems(t *testing.T) {
 		{"type error in when", `when: "tamper"`, `when: "fw > 3"`, "rules[2].when", "invalid operation"},
 		{"when not boolean", `when: "tamper"`, `when: "battery_pct"`, "rules[2].when", "bool"},
 		{"field of another source", `when: "tamper"`, `when: "plate == \"x\""`, "rules[2].when", "unknown name plate"},
+		{"hysteresis deeper than every zone, a rule without zones", "kind: presence, source: phone, zones: [ruins], severity: high", "kind: enter, source: patrol, hysteresis_m: 501", "rules[0].hysteresis_m", `501 m is deeper than any point of any zone is inside it (at most 500 m)`},
 		{"hysteresis deeper than the zone", "kind: presence, source: phone, zones: [ruins], severity: high", "kind: enter, source: patrol, zones: [ruins], hysteresis_m: 501", "rules[0].hysteresis_m", `501 m is deeper than any point of zone "ruins" is inside it (at most 500 m)`},
 		{"bad tz", "severity: high}", "severity: high, schedule: {tz: Mars/Olympus, windows: [{from: \"20:00\", to: \"06:00\"}]}}", "rules[0].schedule.tz", "unknown time zone"},
 		{"the host's tz", "severity: high}", "severity: high, schedule: {tz: Local, windows: [{from: \"20:00\", to: \"06:00\"}]}}", "rules[0].schedule.tz", `"Local" is the host's time zone`},

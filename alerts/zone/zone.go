@@ -220,6 +220,8 @@ func (z *Zone) Center() model.Point { return z.center }
 // MaxDepthM is a bound on how far inside the zone a point can be from its
 // boundary, in metres: a circle's radius, else half the narrower side of
 // the bounding box. A point deeper than that is in no zone of this shape.
+// It does not see holes: a zone whose holes leave only a thin band has a
+// bound of its outline's.
 func (z *Zone) MaxDepthM() float64 {
 	if z.circle != nil {
 		return z.circle.r
