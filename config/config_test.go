@@ -454,9 +454,9 @@ func TestUnknownKeyInCapitalsIsSuggested(t *testing.T) {
 
 func TestProblemIsOneLine(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "c.yaml")
-	require.NoError(t, os.WriteFile(p, []byte("\"bad\\nkey\\nbad.yaml:99: fake: injected\": 1\n"), 0o600))
+	require.NoError(t, os.WriteFile(p, []byte("mqtt: {}\n\"bad\\nkey\\nbad.yaml:99: fake: injected\": 1\n"), 0o600))
 	_, err := Load(p)
 	require.Error(t, err)
 	require.NotContains(t, err.Error(), "\n")
-	require.Contains(t, err.Error(), `c.yaml:1: bad\nkey\nbad.yaml:99: fake: injected: unknown key`)
+	require.Contains(t, err.Error(), `c.yaml:2: bad\nkey\nbad.yaml:99: fake: injected: unknown key`)
 }

@@ -315,7 +315,7 @@ func decodeStrict(file string, data []byte, out any) (_ keyLines, _ Problems, ok
 	}
 	if line, ok := aliasesWithinBound(doc); !ok {
 		return nil, Problems{{File: file, Line: line, Msg: fmt.Sprintf(
-			"its aliases (*name) expand to more than %d keys and values: refused (aliases of aliases multiply, and a few hundred bytes can expand to billions)",
+			"its aliases (*name) expand to more than %d keys and values: refused (aliases of aliases multiply, and a few hundred bytes can expand to billions); a long list several watchlists share goes in a file each names (file:)",
 			maxAliasedNodes)}}, false
 	}
 	walk(file, doc, "", reflect.TypeOf(out).Elem(), lines, &ps)
@@ -476,6 +476,12 @@ func walk(file string, n *yaml.Node, path string, t reflect.Type, lines keyLines
 		if t != nil && t.Kind() == reflect.Struct {
 			fields = yamlFields(t)
 		}
+		if path == "" && fields != nil && noKeyKnown(n, fields) {
+			// Not a file of fenceline's (a secret's, "Tok3n:"): its keys
+			// are not printed.
+			*ps = append(*ps, Problem{File: file, Line: n.Line, Msg: "none of its keys is one fenceline knows (not shown: is it the file you meant?)"})
+			return
+		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if k.Tag == "!!merge" {
@@ -519,6 +525,21 @@ func walk(file string, n *yaml.Node, path string, t reflect.Type, lines keyLines
 			walk(file, c, item, et, lines, ps)
 		}
 	}
+}
+
+// noKeyKnown reports whether no key of the mapping n is a field, or near
+// one (a typo suggest would name).
+func noKeyKnown(n *yaml.Node, fields map[string]reflect.Type) bool {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if k.Tag == "!!merge" {
+			return false
+		}
+		if _, ok := fields[k.Value]; ok || suggest(k.Value, fields) != "" {
+			return false
+		}
+	}
+	return len(n.Content) > 0
 }
 
 // walkMerge checks the mapping a merge key ("<<: *defaults", or a list of
@@ -729,7 +750,8 @@ var yamlLinePrefixRE = regexp.MustCompile(`^line \d+:?`)
 // and what a tab did when the line has one: YAML indents with spaces only,
 // and the parser's own words do not say so.
 func yamlProblem(file string, data []byte, err error) Problem {
-	p := Problem{File: file, Line: yamlErrLine(err), Msg: "invalid YAML: " + trimYAMLErr(err)}
+	msg := unknownAnchorRE.ReplaceAllString(trimYAMLErr(err), "an alias (*name) of an anchor (&name) not defined before it")
+	p := Problem{File: file, Line: yamlErrLine(err), Msg: "invalid YAML: " + msg}
 	if p.Line > 0 && parserErrRE.MatchString(p.Msg) {
 		// yaml.v3 numbers the lines of its parser's errors (not its
 		// scanner's) from 0: an unclosed { on line 19 is "line 18".
@@ -748,6 +770,11 @@ func yamlProblem(file string, data []byte, err error) Problem {
 	}
 	return p
 }
+
+// unknownAnchorRE matches yaml's error for an alias of no anchor, which
+// quotes the name: a secret's file starting with * (a password) named as a
+// configuration file would have it printed.
+var unknownAnchorRE = regexp.MustCompile(`unknown anchor '[^']*' referenced`)
 
 // mappingKeyRE matches a line (trimmed) that is a mapping's entry: a key
 // and its colon.

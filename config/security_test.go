@@ -257,22 +257,26 @@ func TestSecretInPlaceOfItsFileIsNotPrinted(t *testing.T) {
 }
 
 // A secret's file named where the daemon's file or the rules file belongs
-// is refused without its text: a file that is one value is not printed.
+// is refused without its text: a file that is one value, a mapping of no
+// known key, an alias of no anchor are not printed.
 func TestSecretFileInPlaceOfAConfigIsNotPrinted(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct{ name, content string }{
 		{"an InfluxDB token file", "admin:S3cr3t-pw!\n"},
 		{"a PEM key", "-----BEGIN PRIVATE KEY-----\nMIGHAgEAS3cr3tMBMGByqGSM49\n-----END PRIVATE KEY-----\n"},
 		{"an HMAC secret", "S3cr3t-0123456789abcdef\n"},
+		{"a password ending in a colon", "S3cr3t-pw:\n"},
+		{"a password starting with a question mark", "? S3cr3t-pw\n"},
+		{"a password starting with an asterisk", "*S3cr3t-pw\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			secret := filepath.Join(dir, "secret")
 			require.NoError(t, os.WriteFile(secret, []byte(tc.content), 0o600))
 			_, err := LoadRules(secret)
-			require.ErrorContains(t, err, "must be a mapping (key: value lines), not a single value (not shown: is it the file you meant?)")
+			require.Error(t, err)
 			assert.NotContains(t, err.Error(), "S3cr3t")
 			_, err = Load(secret)
-			require.ErrorContains(t, err, "not a single value (not shown")
+			require.Error(t, err)
 			assert.NotContains(t, err.Error(), "S3cr3t")
 		})
 	}

@@ -486,7 +486,11 @@ func problemsForLog(err error) []string {
 			loc += fmt.Sprintf(":%d", p.Line)
 		}
 		if p.Key == "" {
-			out = append(out, loc) // invalid YAML, an unreadable file: the place is all there is
+			if strings.HasPrefix(p.Msg, "invalid YAML") || strings.Contains(p.Msg, "unmarshal") {
+				out = append(out, loc) // yaml's own text may quote the file: the place is all there is
+			} else {
+				out = append(out, p.Error()) // fenceline's own text, which quotes nothing
+			}
 			continue
 		}
 		// A list file's problems never quote its lines (watchlist.Build):

@@ -318,8 +318,12 @@ func TestProblemsForLog(t *testing.T) {
 				{File: "lists/sims.txt", Line: 3, Key: "watchlists.sims.file", Msg: "entry not a number (digits only)"}},
 			want: []string{"rules.yaml:14: watchlists.plates.entries[3]", "rules.yaml: rules[0].zones[0]: unknown zone",
 				"rules.yaml:20: rules[2].when", "lists/sims.txt:3: watchlists.sims.file: entry not a number (digits only)"}},
-		{name: "a problem without a key: its place", err: config.Problems{{File: "rules.yaml", Line: 1, Msg: "invalid YAML: did not find expected node content"}},
+		{name: "yaml's own problem: its place", err: config.Problems{{File: "rules.yaml", Line: 1, Msg: "invalid YAML: did not find expected node content"}},
 			want: []string{"rules.yaml:1"}},
+		{name: "yaml's decoding problem without a key: its place", err: config.Problems{{File: "rules.yaml", Line: 3, Msg: "cannot unmarshal !!str `4600012345` into int"}},
+			want: []string{"rules.yaml:3"}},
+		{name: "fenceline's problem without a key: whole", err: config.Problems{{File: "rules.yaml", Line: 7, Msg: "its aliases (*name) expand to more than 1000000 keys and values"}},
+			want: []string{"rules.yaml:7: its aliases (*name) expand to more than 1000000 keys and values"}},
 		{name: "other errors as they are", err: keyErr("ingest.signatures.key_file", "line 2: want device-id:hex-key"),
 			want: []string{"ingest.signatures.key_file: line 2: want device-id:hex-key"}},
 	} {
