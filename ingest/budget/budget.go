@@ -76,7 +76,8 @@ type bucket struct {
 	msgs, readings float64   // tokens left
 	last           time.Time // tokens were earned up to here, in fenceline's clock
 	lastSent       time.Time // likewise in the device's clock (its messages' ts)
-	backlogSent    time.Time // likewise in a backlog's, behind lastSent (see refill)
+	backlogLo      time.Time // the span of a backlog's clock so far, behind lastSent (see refill)
+	backlogHi      time.Time
 	used           time.Time // the device last asked: the LRU order (refills must not touch it)
 }
 
@@ -171,11 +172,13 @@ func (b *Budget) Allow(device string, readings int, sent, now time.Time) bool {
 // nothing (and does not move back).
 //
 // A unit's backlog often comes beside its live messages (a heartbeat or a
-// status sent while it uploads its buffer): the backlog's ts are behind the
-// latest live one and would earn nothing in that clock, so a message behind
-// it earns in a clock of its own, the backlog's, which goes forward as the
-// buffer was produced. Neither clock moves back: a clock that jumps back
-// and forth earns once, not at each jump.
+// status sent while it uploads its buffer), and a unit may send its buffer
+// newest first: a backlog's ts are behind the latest one and would earn
+// nothing in that clock. A message behind it earns in the backlog's own
+// clock: by as much as it widens the span of time the backlog's messages
+// have covered so far, forward (a buffer sent oldest first) or back (newest
+// first). A message inside that span earns nothing: a clock that jumps back
+// and forth earns its span once, not at each jump.
 func (b *Budget) refill(bk *bucket, sent, now time.Time) {
 	var d time.Duration
 	if now.After(bk.last) {
@@ -188,11 +191,15 @@ func (b *Budget) refill(bk *bucket, sent, now time.Time) {
 			d = max(d, sent.Sub(bk.lastSent))
 		}
 		bk.lastSent = sent
-	case sent.Before(bk.lastSent) && sent.After(bk.backlogSent):
-		if !bk.backlogSent.IsZero() {
-			d = max(d, sent.Sub(bk.backlogSent))
-		}
-		bk.backlogSent = sent
+	case !sent.Before(bk.lastSent):
+	case bk.backlogLo.IsZero():
+		bk.backlogLo, bk.backlogHi = sent, sent
+	case sent.After(bk.backlogHi):
+		d = max(d, sent.Sub(bk.backlogHi))
+		bk.backlogHi = sent
+	case sent.Before(bk.backlogLo):
+		d = max(d, bk.backlogLo.Sub(sent))
+		bk.backlogLo = sent
 	}
 	if d <= 0 {
 		return

@@ -222,15 +222,19 @@ func TestBacklogEarnsInDeviceTime(t *testing.T) {
 		live     bool          // a live message first (a unit's heartbeat)
 		toggling bool          // every other message an hour later
 		through  int
+		newest   bool // the backlog sent newest first
 	}{
-		{"a backlog, one message a second", time.Second, false, false, 10000},
-		{"a backlog of a unit sending faster than its rate", 100 * time.Millisecond, false, false, 10 + 999},
-		{"a clock standing still", 0, false, false, 10},
-		{"a backlog after a live message", time.Second, true, false, 1 + 10000},
-		{"a backlog after a live message, faster than its rate", 100 * time.Millisecond, true, false, 1 + 9 + 999},
-		{"a clock standing still behind a live message", 0, true, false, 10},
-		{"a clock jumping back and forth earns once", 0, false, true, 11},
-		{"a clock jumping back and forth behind a live message earns once", 0, true, true, 11},
+		{"a backlog, one message a second", time.Second, false, false, 10000, false},
+		{"a backlog of a unit sending faster than its rate", 100 * time.Millisecond, false, false, 10 + 999, false},
+		{"a clock standing still", 0, false, false, 10, false},
+		{"a backlog after a live message", time.Second, true, false, 1 + 10000, false},
+		{"a backlog after a live message, faster than its rate", 100 * time.Millisecond, true, false, 1 + 9 + 999, false},
+		{"a clock standing still behind a live message", 0, true, false, 10, false},
+		{"a clock jumping back and forth earns once", 0, false, true, 11, false},
+		{"a clock jumping back and forth behind a live message earns once", 0, true, true, 11, false},
+		{"a backlog sent newest first", time.Second, false, false, 10000, true},
+		{"a backlog sent newest first after a live message", time.Second, true, false, 1 + 10000, true},
+		{"a backlog sent newest first, faster than its rate", 100 * time.Millisecond, false, false, 10 + 999, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := New(lim, prometheus.NewRegistry())
@@ -242,6 +246,9 @@ func TestBacklogEarnsInDeviceTime(t *testing.T) {
 			for i := range 10000 {
 				now := t0.Add(time.Duration(i) * time.Microsecond) // all at once
 				ts := sent.Add(time.Duration(i) * tc.every)
+				if tc.newest {
+					ts = sent.Add(time.Duration(10000-1-i) * tc.every)
+				}
 				if tc.toggling && i%2 == 1 {
 					ts = ts.Add(time.Hour)
 				}
