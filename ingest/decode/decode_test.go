@@ -194,7 +194,10 @@ func TestDecodeBadTSDetail(t *testing.T) {
 		{"no offset", `"2026-11-27T09:00:00.552"`, `ts: "2026-11-27T09:00:00.552" is not RFC 3339 with an offset`},
 		{"a space before it", `" 2026-11-27T09:00:00Z"`, `ts: " 2026-11-27T09:00:00Z" is not RFC 3339 with an offset`},
 		{"milliseconds in quotes", `"1795807775552"`, `ts: a number in quotes (13 digits: Unix milliseconds go unquoted) is not RFC 3339`},
-		{"an identifier in the wrong place", `"460001234567890"`, `ts: a 15-byte string is not RFC 3339`},
+		{"an identifier in the wrong place: its length only", `"460001234567890"`, `ts: a number in quotes (15 digits: Unix milliseconds go unquoted)`},
+		{"microseconds in quotes", `"1795810447123000"`, `ts: a number in quotes (16 digits: Unix milliseconds go unquoted) is not RFC 3339`},
+		{"an identifier after a date", `"2026-11-27T10:00:00 460001234567890"`, `ts: a 35-byte string is not RFC 3339`},
+		{"nanoseconds are a date's", `"2026-11-27T10:00:00.123456789"`, `ts: "2026-11-27T10:00:00.123456789" is not RFC 3339 with an offset`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, rej := decode(t, topicFence, envMsg(`"v":1,"seq":1,"ts":`+tc.ts))

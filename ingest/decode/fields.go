@@ -492,13 +492,29 @@ func countDigits(b []byte) int {
 // named as such, other strings by their length (an identifier in the wrong
 // place is never logged).
 func echoTS(b []byte) string {
-	if t := bytes.TrimSpace(b); len(b) <= 40 && len(t) > 4 && t[4] == '-' {
+	if t := bytes.TrimSpace(b); len(b) <= 40 && len(t) > 4 && t[4] == '-' && maxDigitRun(b) <= 9 {
+		// A date's longest run of digits is a nanosecond fraction's: a
+		// longer one is no part of a date (an IMSI after it).
 		return strconv.Quote(string(b))
 	}
-	if len(b) >= 10 && len(b) <= 13 && countDigits(b) == len(b) {
+	if len(b) > 0 && countDigits(b) == len(b) {
 		return "a number in quotes (" + strconv.Itoa(len(b)) + " digits: Unix milliseconds go unquoted)"
 	}
 	return "a " + strconv.Itoa(len(b)) + "-byte string"
+}
+
+// maxDigitRun is the length of the longest run of digits in b.
+func maxDigitRun(b []byte) int {
+	longest, run := 0, 0
+	for _, c := range b {
+		if isDigit(c) {
+			run++
+			longest = max(longest, run)
+		} else {
+			run = 0
+		}
+	}
+	return longest
 }
 
 func ftoa(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
