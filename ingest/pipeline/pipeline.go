@@ -212,6 +212,9 @@ func (p *Pipeline) Run(ctx context.Context, in <-chan *mqttsource.Message) error
 	tick := time.NewTicker(p.opts.Tick)
 	defer tick.Stop()
 	defer p.abandon(in)
+	// At a stop, the rejections kept from the log are told at once: their
+	// minute would never come.
+	defer func() { p.logUnlogged(p.opts.Now().Add(time.Minute)) }()
 	for {
 		select {
 		case <-ctx.Done():
@@ -227,6 +230,14 @@ func (p *Pipeline) Run(ctx context.Context, in <-chan *mqttsource.Message) error
 			p.WithEngine(f) // a reload swaps the engine's rules
 		}
 	}
+}
+
+// logUnlogged tells the rejections kept from the log whose minute has
+// passed at now.
+func (p *Pipeline) logUnlogged(now time.Time) {
+	p.rejLog.flush(now, func(topic, reason string, n int) {
+		p.log.Warn("rejected, not logged one by one", "topic", logTopic(topic), "reason", reason, "same_rejections_not_logged", n)
+	})
 }
 
 func (p *Pipeline) abandon(in <-chan *mqttsource.Message) {
@@ -246,9 +257,7 @@ func (p *Pipeline) abandon(in <-chan *mqttsource.Message) {
 func (p *Pipeline) tick() {
 	// Rejections kept from the log a minute ago are told now, should their
 	// unit have fallen quiet since.
-	p.rejLog.flush(p.opts.Now(), func(topic, reason string, n int) {
-		p.log.Warn("rejected, not logged one by one", "topic", logTopic(topic), "reason", reason, "same_rejections_not_logged", n)
-	})
+	p.logUnlogged(p.opts.Now())
 	if p.engine == nil {
 		return
 	}

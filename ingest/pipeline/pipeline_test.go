@@ -1009,3 +1009,22 @@ func TestTickTellsTheEngineWhetherItListens(t *testing.T) {
 	f.p.tick()
 	require.Equal(t, []bool{true, false, true}, f.engine.listening)
 }
+
+// At a stop, the rejections kept from the log are told at once: their
+// minute would never come.
+func TestStopTellsRejectionsNotLogged(t *testing.T) {
+	f := newFixture(t)
+	var log strings.Builder
+	f.p.log = slog.New(slog.NewTextHandler(&log, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	in := make(chan *mqttsource.Message)
+	done := make(chan error)
+	go func() { done <- f.p.Run(ctx, in) }()
+	for seq := range 3 {
+		m, _ := message("border/mdl/fence/F-9/detections", detections(seq+1, `{"imsi":"460001234567890"}`))
+		in <- m
+	}
+	cancel()
+	require.NoError(t, <-done)
+	require.Contains(t, log.String(), `msg="rejected, not logged one by one" topic=border/mdl/fence/F-9/detections reason=unknown_device same_rejections_not_logged=2`)
+}
