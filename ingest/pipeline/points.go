@@ -31,8 +31,8 @@ type pointWatch struct {
 
 // devicePoints is one device's recent milliseconds.
 type devicePoints struct {
-	latest int64 // its latest millisecond so far
-	recent [pointRecent]pointSpan
+	latest   int64 // its latest millisecond so far
+	recent   [pointRecent]pointSpan
 	next     int       // the slot of recent to fill next (oldest)
 	warned   time.Time // the last log line about it
 	unlogged int       // readings shared since, not logged yet
