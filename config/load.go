@@ -186,21 +186,17 @@ var ErrNotRegular = errors.New("is not a regular file (a folder, a FIFO or a dev
 // does (or withholds it, for a secret's).
 func ReadFile(path string, limit int) ([]byte, error) {
 	fi, err := os.Stat(path)
+	if err == nil && !fi.Mode().IsRegular() {
+		return nil, ErrNotRegular
+	}
+	var f *os.File
+	if err == nil {
+		f, err = os.Open(path)
+	}
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
 			err = pe.Err // the path is in the problem already
-		}
-		return nil, fmt.Errorf("cannot open: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, ErrNotRegular
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
 		}
 		return nil, fmt.Errorf("cannot open: %w", err)
 	}
