@@ -1028,3 +1028,44 @@ func TestStopTellsRejectionsNotLogged(t *testing.T) {
 	require.NoError(t, <-done)
 	require.Contains(t, log.String(), `msg="rejected, not logged one by one" topic=border/mdl/fence/F-9/detections reason=unknown_device same_rejections_not_logged=2`)
 }
+
+// A unit that sends a live message (its latest seq) before uploading its
+// buffer in order: the buffer's messages, however far behind the window,
+// fill the gap the live message opened (recovered, not a counter restart),
+// also with live messages among them; one of them sent again is a
+// redelivery; a counter restart is still one.
+func TestSeqBacklogBehindALiveMessage(t *testing.T) {
+	span := func(from, to int64) []int64 {
+		var s []int64
+		for i := from; i <= to; i++ {
+			s = append(s, i)
+		}
+		return s
+	}
+	cat := func(parts ...[]int64) []int64 { return slices.Concat(parts...) }
+	for _, tc := range []struct {
+		name                                  string
+		seqs                                  []int64
+		missing, recovered, resets, dups, late float64
+	}{
+		{"3,000 behind a live message", cat(span(1, 10), []int64{3011}, span(11, 3010)), 3000, 3000, 0, 0, 3000},
+		{"with live messages among them", cat(span(1, 10), []int64{3011}, span(11, 1500), []int64{3012, 3013}, span(1501, 3010)), 3000, 3000, 0, 0, 3000},
+		{"100 behind, in the window", cat(span(1, 10), []int64{111}, span(11, 110)), 100, 100, 0, 0, 100},
+		{"one of the backlog sent again", cat(span(1, 10), []int64{3011}, span(11, 20), []int64{15}, span(21, 3010)), 3000, 3000, 0, 1, 3000},
+		{"the backlog cut short: the rest lost", cat(span(1, 10), []int64{3011}, span(11, 1000)), 3000, 990, 0, 0, 990},
+		{"a counter restart after it", cat(span(1, 10), []int64{3011}, span(11, 3010), span(0, 20)), 3000, 3000, 1, 0, 3000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMetrics(prometheus.NewRegistry())
+			tr := newSeqTracker()
+			for _, seq := range tc.seqs {
+				tr.observe("d", seq, uint32(seq), m)
+			}
+			assert.Equal(t, tc.missing, testutil.ToFloat64(m.seqMissing), "missing")
+			assert.Equal(t, tc.recovered, testutil.ToFloat64(m.seqRecovered), "recovered")
+			assert.Equal(t, tc.resets, testutil.ToFloat64(m.seqResets), "resets")
+			assert.Equal(t, tc.dups, testutil.ToFloat64(m.seqDuplicates), "duplicates")
+			assert.Equal(t, tc.late, testutil.ToFloat64(m.seqLate), "late")
+		})
+	}
+}

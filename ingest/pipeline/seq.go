@@ -77,6 +77,15 @@ type seqState struct {
 	// second place, while one a crash made the saved counters forget does.
 	unread    int64
 	unreadSum uint32
+	// gapLo and the gapLeft seqs after it are those of the last jump
+	// forward counted missing that fell behind the window at once: a unit
+	// that sent a live message (its latest seq) before uploading its
+	// buffer. The buffer's messages come in order: each that is gapLo
+	// counts recovered and moves it on, rather than looking like a counter
+	// restart. gapFrom..gapLo-1 are those already recovered so: one of
+	// them again is a redelivery. Not saved: after a restart of fenceline,
+	// such a backlog counts as a restart.
+	gapFrom, gapLo, gapLeft int64
 }
 
 func newSeqTracker() *seqTracker { return &seqTracker{devices: map[string]*seqState{}} }
@@ -105,6 +114,19 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 		t.devices[device] = st
 		st.mark(seq, sum, false)
 		return false, false
+	}
+	switch {
+	case st.gapLeft > 0 && seq == st.gapLo:
+		// The next message of a backlog behind the window (see gapLo).
+		m.seqLate.Inc()
+		m.seqRecovered.Inc()
+		st.gapLo++
+		st.gapLeft--
+		st.prevIdle++
+		return false, false
+	case seq >= st.gapFrom && seq < st.gapLo:
+		m.seqDuplicates.Inc() // a redelivery of such a backlog's message
+		return true, false
 	}
 	if p := st.prev; p != nil {
 		switch {
@@ -139,6 +161,16 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 		} else {
 			for s := st.max + 1; s <= seq; s++ {
 				w, b := st.bit(s)
+				if st.missing[w]&b != 0 {
+					// s-seqWindow leaves the window still missing: the gap
+					// behind the window takes it, when it goes on from there.
+					switch gone := s - seqWindow; {
+					case st.gapLeft > 0 && st.gapLo+st.gapLeft == gone:
+						st.gapLeft++
+					case st.gapLeft == 0:
+						st.gapFrom, st.gapLo, st.gapLeft = gone, gone, 1
+					}
+				}
 				st.seen[w] &^= b
 				st.missing[w] &^= b
 			}
@@ -153,6 +185,9 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 			for s := max(seq-gap, seq-seqWindow+1); s < seq; s++ {
 				w, b := st.bit(s)
 				st.missing[w] |= b
+			}
+			if behind := gap - (seqWindow - 1); behind > 0 {
+				st.gapFrom, st.gapLo, st.gapLeft = seq-gap, seq-gap, behind
 			}
 		}
 		st.max = seq
