@@ -460,3 +460,19 @@ func TestProblemIsOneLine(t *testing.T) {
 	require.NotContains(t, err.Error(), "\n")
 	require.Contains(t, err.Error(), `c.yaml:2: bad\nkey\nbad.yaml:99: fake: injected: unknown key`)
 }
+
+// A file with a mistake on every line is told by its first problems and a
+// count of the rest: 500,000 of them made a reload answer of 156 MB.
+func TestProblemsAreCapped(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "rules.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("devices: ["+strings.TrimSuffix(strings.Repeat("0,", 5000), ",")+"]\n"), 0o600))
+	_, err := LoadRules(p)
+	require.Error(t, err)
+	lines := strings.Split(err.Error(), "\n")
+	require.Len(t, lines, maxProblems+1)
+	require.Contains(t, lines[0], "devices[0]: must be a mapping")
+	require.Contains(t, lines[maxProblems], "rules.yaml: and 4800 more problems, not told: correct these and check again")
+	var ps Problems
+	require.ErrorAs(t, err, &ps)
+	require.Len(t, ps, maxProblems+1)
+}

@@ -63,6 +63,7 @@ func oneLine(s string) string {
 type Problems []Problem
 
 func (ps Problems) Error() string {
+	ps = ps.capped()
 	lines := make([]string, len(ps))
 	for i, p := range ps {
 		lines[i] = p.Error()
@@ -75,7 +76,23 @@ func (ps Problems) Err() error {
 	if len(ps) == 0 {
 		return nil
 	}
-	return ps
+	return ps.capped()
+}
+
+// maxProblems bounds the problems told at once: a file with a mistake on
+// every line (a list of 500,000 values where devices go, plates in an IMSI
+// list) made a reload answer and a log line of hundreds of MB, and the
+// daemon's memory with them. The first ones say what is wrong.
+const maxProblems = 200
+
+// capped is ps, or its first maxProblems and a last one saying how many
+// more there are.
+func (ps Problems) capped() Problems {
+	if len(ps) <= maxProblems+1 {
+		return ps
+	}
+	more := Problem{File: ps[maxProblems].File, Msg: fmt.Sprintf("and %d more problems, not told: correct these and check again", len(ps)-maxProblems)}
+	return append(ps[:maxProblems:maxProblems], more)
 }
 
 // Add appends a problem about key in file.

@@ -88,7 +88,7 @@ func loadRules(cfg *config.Config) (*engine.Ruleset, *config.Rules, error) {
 		cps = append(cps, config.Problem{Key: "devices", Msg: "no device registered: every message would be rejected as unknown_device (an empty or truncated file?)"})
 	}
 	if ps = append(ps, config.Problems(r.Locate(cps)).Except(ps)...); len(ps) > 0 {
-		return nil, r, ps
+		return nil, r, ps.Err()
 	}
 	return rs, r, nil
 }
