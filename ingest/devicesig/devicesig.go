@@ -125,6 +125,7 @@ func ParseKeys(r io.Reader) (Keys, error) {
 		errs = append(errs, fmt.Errorf("line %d: "+format, append([]any{n}, args...)...))
 	}
 	sc := bufio.NewScanner(r)
+	lineOf := map[string]int{}
 	n := 0
 	for sc.Scan() {
 		n++
@@ -142,20 +143,23 @@ func ParseKeys(r io.Reader) (Keys, error) {
 			bad(n, "device id must match [A-Za-z0-9_-]{1,64}")
 			continue
 		}
-		if _, dup := ks[id]; dup {
-			bad(n, "device %s listed twice", id)
+		// Lines are named by number, never by their device: a file named
+		// by mistake (a token's, "user:password") would have its text
+		// printed as one.
+		if first, dup := lineOf[id]; dup {
+			bad(n, "its device is listed at line %d already", first)
 			continue
 		}
 		key, err := hex.DecodeString(hexKey)
 		if err != nil {
-			bad(n, "key of device %s is not hex", id)
+			bad(n, "its key is not hex")
 			continue
 		}
 		if len(key) < MinKeyBytes || len(key) > MaxKeyBytes {
-			bad(n, "key of device %s has %d bytes, want %d-%d", id, len(key), MinKeyBytes, MaxKeyBytes)
+			bad(n, "its key has %d bytes, want %d-%d", len(key), MinKeyBytes, MaxKeyBytes)
 			continue
 		}
-		ks[id] = key
+		ks[id], lineOf[id] = key, n
 	}
 	if err := sc.Err(); err != nil {
 		bad(n+1, "%w", err)

@@ -85,9 +85,9 @@ func TestParseKeys(t *testing.T) {
 		{name: "keys, comments and blanks", file: "# units of mdl\nF-AOL-01:" + k + "\n\n  CP-07 : " + strings.ToUpper(k) + "  \n", n: 2},
 		{name: "no colon", file: "F-AOL-01 " + k, err: "line 1: want device-id:hex-key"},
 		{name: "bad id", file: "F AOL:" + k, err: "line 1: device id must match"},
-		{name: "twice", file: "A:" + k + "\nA:" + k, err: "line 2: device A listed twice"},
-		{name: "not hex", file: "A:" + k[:30] + "zz", err: "line 1: key of device A is not hex"},
-		{name: "short", file: "A:00112233", err: "line 1: key of device A has 4 bytes, want 16-64"},
+		{name: "twice", file: "A:" + k + "\nA:" + k, err: "line 2: its device is listed at line 1 already"},
+		{name: "not hex", file: "A:" + k[:30] + "zz", err: "line 1: its key is not hex"},
+		{name: "short", file: "A:00112233", err: "line 1: its key has 4 bytes, want 16-64"},
 		{name: "no key at all", file: "\n# all devices removed\n", err: "holds no device key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -247,6 +247,16 @@ func TestLoadKeysFile(t *testing.T) {
 	require.ErrorContains(t, err, p+": line 2: want device-id:hex-key")
 }
 
+// A token's file named as the key file (user:password) is refused without
+// its text: lines are named by number.
+func TestParseKeysDoesNotPrintALine(t *testing.T) {
+	for _, text := range []string{"Tok3nUser:Tok3nPassw0rd", "Tok3n:", "Tok3n: x"} {
+		_, err := ParseKeys(strings.NewReader(text + "\n"))
+		require.ErrorContains(t, err, "line 1: ")
+		assert.NotContains(t, err.Error(), "Tok3n", text)
+	}
+}
+
 // A key file that is no regular file is refused, not read: a FIFO would
 // hold the start for ever, /dev/zero never ends.
 func TestLoadKeysOnlyARegularFile(t *testing.T) {
@@ -266,10 +276,10 @@ func TestLoadKeysEveryProblem(t *testing.T) {
 	_, err := LoadKeys(p)
 	require.Error(t, err)
 	require.Equal(t, []string{
-		p + ": line 1: key of device A is not hex",
+		p + ": line 1: its key is not hex",
 		p + ": line 2: want device-id:hex-key",
-		p + ": line 3: key of device B has 4 bytes, want 16-64",
-		p + ": line 5: device C listed twice",
+		p + ": line 3: its key has 4 bytes, want 16-64",
+		p + ": line 5: its device is listed at line 4 already",
 	}, strings.Split(err.Error(), "\n"))
 }
 
