@@ -253,7 +253,7 @@ func TestParseKeysDoesNotPrintALine(t *testing.T) {
 	for _, text := range []string{"Tok3nUser:Tok3nPassw0rd", "Tok3n:", "Tok3n: x"} {
 		_, err := ParseKeys(strings.NewReader(text + "\n"))
 		require.ErrorContains(t, err, "line 1: ")
-		assert.NotContains(t, err.Error(), "Tok3n", text)
+		require.NotContains(t, err.Error(), "Tok3n", text)
 	}
 }
 
