@@ -141,6 +141,7 @@ func (l *List) addFile(name, baseDir, file, key string) config.Problems {
 	// take the daemon's memory.
 	sc := bufio.NewScanner(io.LimitReader(f, maxFileBytes+1))
 	sc.Buffer(make([]byte, 0, 1024), maxLineBytes)
+	sc.Split(scanLines)
 	line, read, refused, entries := 0, 0, 0, 0
 	for sc.Scan() {
 		read += len(sc.Bytes()) + 1
@@ -187,7 +188,10 @@ func (l *List) addFile(name, baseDir, file, key string) config.Problems {
 		probs = append(probs, config.Problem{File: path, Key: key + ".file",
 			Msg: fmt.Sprintf("and %d more lines refused (%d in all: is it the right file?)", refused-maxFileProblems, refused)})
 	}
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		probs = append(probs, config.Problem{File: path, Line: line + 1, Key: key + ".file",
+			Msg: fmt.Sprintf("a line longer than %d bytes: is it a list, one entry a line?", maxLineBytes)})
+	} else if err != nil {
 		probs = append(probs, config.Problem{File: path, Line: line + 1, Key: key + ".file",
 			Msg: fmt.Sprintf("cannot read watchlist file: %v", err)})
 	} else if entries == 0 && refused == 0 {
@@ -543,4 +547,24 @@ func (l *List) Digest() string {
 		h.Write([]byte(e))
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// scanLines splits a list file into lines ended by \n, \r\n or a lone \r:
+// a list exported as "CSV (Macintosh)" ends its lines with \r alone, and
+// would read as one line far too long.
+func scanLines(data []byte, atEOF bool) (advance int, token []byte, err error) {
+	i := bytes.IndexAny(data, "\r\n")
+	switch {
+	case i < 0 && atEOF && len(data) > 0:
+		return len(data), data, nil
+	case i < 0:
+		return 0, nil, nil // more to read, or nothing left
+	case data[i] == '\n':
+		return i + 1, data[:i], nil
+	case i+1 < len(data) && data[i+1] == '\n':
+		return i + 2, data[:i], nil
+	case i+1 < len(data) || atEOF:
+		return i + 1, data[:i], nil
+	}
+	return 0, nil, nil // a \r at the end of what was read: its \n may follow
 }

@@ -137,6 +137,39 @@ func TestFile(t *testing.T) {
 	})
 }
 
+// A list file's lines may end in \n, \r\n or a lone \r (a list exported
+// as "CSV (Macintosh)"), in any mix: each is an entry, and a problem names
+// its line.
+func TestFileLineEndings(t *testing.T) {
+	for _, tc := range []struct{ name, text string }{
+		{"\\n", "蒙B11111\n蒙B22222\n蒙B33333\n"},
+		{"\\r\\n", "蒙B11111\r\n蒙B22222\r\n蒙B33333\r\n"},
+		{"\\r alone", "蒙B11111\r蒙B22222\r蒙B33333\r"},
+		{"mixed, no end at the end", "蒙B11111\r\n蒙B22222\r蒙B33333"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "plates.txt")
+			require.NoError(t, os.WriteFile(p, []byte(tc.text), 0o600))
+			l, probs := Build("w", config.WatchlistSpec{Kind: KindPlate, File: p}, "testdata", "rules.yaml")
+			require.Empty(t, probs)
+			assert.Equal(t, 3, l.Len())
+			assert.True(t, l.Match("蒙B22222"))
+			require.NoError(t, os.WriteFile(p, []byte(strings.Replace(tc.text, "蒙B22222", "蒙B2222!", 1)), 0o600))
+			_, probs = Build("w", config.WatchlistSpec{Kind: KindPlate, File: p}, "testdata", "rules.yaml")
+			require.Len(t, probs, 1)
+			assert.Equal(t, 2, probs[0].Line)
+		})
+	}
+	// A \r at the end of one read and its \n at the start of the next are
+	// one line end.
+	long := strings.Repeat("蒙B11111\r\n", 2000)
+	p := filepath.Join(t.TempDir(), "plates.txt")
+	require.NoError(t, os.WriteFile(p, []byte(long), 0o600))
+	l, probs := Build("w", config.WatchlistSpec{Kind: KindPlate, File: p}, "testdata", "rules.yaml")
+	require.Empty(t, probs)
+	assert.Equal(t, 1, l.Len())
+}
+
 func TestBuildProblems(t *testing.T) {
 	dir := t.TempDir()
 	long := filepath.Join(dir, "long.txt")
@@ -219,7 +252,7 @@ func TestBuildProblems(t *testing.T) {
 		{"a file in GBK", config.WatchlistSpec{Kind: KindPlate, File: gbk},
 			[]want{{gbk, 1, "watchlists.w.file", "not UTF-8 text: save the file as UTF-8"}}},
 		{"line too long", config.WatchlistSpec{Kind: KindIMSI, File: long},
-			[]want{{long, 2, "watchlists.w.file", "cannot read watchlist file: bufio.Scanner: token too long"}}},
+			[]want{{long, 2, "watchlists.w.file", "a line longer than 4096 bytes: is it a list, one entry a line?"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
