@@ -232,12 +232,13 @@ func (p *Pipeline) Run(ctx context.Context, in <-chan *mqttsource.Message) error
 	}
 }
 
-// logUnlogged tells the rejections kept from the log whose minute has
-// passed at now.
+// logUnlogged tells the rejections, and the readings that shared point
+// times, kept from the log whose minute has passed at now.
 func (p *Pipeline) logUnlogged(now time.Time) {
 	p.rejLog.flush(now, func(topic, reason string, n int) {
 		p.log.Warn("rejected, not logged one by one", "topic", logTopic(topic), "reason", reason, "same_rejections_not_logged", n)
 	})
+	p.logAllSharedPoints(now)
 }
 
 func (p *Pipeline) abandon(in <-chan *mqttsource.Message) {

@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"cmp"
+	"slices"
 	"time"
 
 	"github.com/fenceline/fenceline/internal/model"
@@ -31,11 +33,15 @@ type pointWatch struct {
 
 // devicePoints is one device's recent milliseconds.
 type devicePoints struct {
-	latest   int64 // its latest millisecond so far
-	recent   [pointRecent]pointSpan
-	next     int       // the slot of recent to fill next (oldest)
-	warned   time.Time // the last log line about it
-	unlogged int       // readings shared since, not logged yet
+	latest int64 // its latest millisecond so far
+	recent [pointRecent]pointSpan
+	next   int       // the slot of recent to fill next (oldest)
+	warned time.Time // the last log line about it
+	// unlogged readings shared since, the first of them in the message of
+	// unloggedSeq, at unloggedAt.
+	unlogged    int
+	unloggedSeq int64
+	unloggedAt  time.Time
 }
 
 // pointSpan is a millisecond of a device's readings: the offsets one
@@ -49,19 +55,50 @@ type pointSpan struct {
 	seq   int64
 	lo, n int64
 	taken *pointBitmap
-	seqs  map[int64]bool
+	seqs  seqSet
 	batch uint64 // the message last seen in it
 	again bool   // that message had been seen in it before
+}
+
+// seqSet is a set of seqs as sorted, disjoint runs: a unit's messages in
+// one millisecond are mostly consecutive seqs, one run however many.
+type seqSet []seqRun
+
+type seqRun struct{ lo, hi int64 } // lo..hi, both in
+
+func (s seqSet) has(seq int64) bool {
+	i, _ := slices.BinarySearchFunc(s, seq, func(r seqRun, seq int64) int { return cmp.Compare(r.hi, seq) })
+	return i < len(s) && s[i].lo <= seq
+}
+
+// add puts seq in s (not in it yet), unless s has maxSeqRuns runs and seq
+// would start another.
+func (s seqSet) add(seq int64) seqSet {
+	i, _ := slices.BinarySearchFunc(s, seq, func(r seqRun, seq int64) int { return cmp.Compare(r.hi, seq) })
+	joinsPrev := i > 0 && s[i-1].hi == seq-1
+	joinsNext := i < len(s) && s[i].lo == seq+1
+	switch {
+	case joinsPrev && joinsNext:
+		s[i-1].hi = s[i].hi
+		return slices.Delete(s, i, i+1)
+	case joinsPrev:
+		s[i-1].hi = seq
+	case joinsNext:
+		s[i].lo = seq
+	case len(s) < maxSeqRuns:
+		return slices.Insert(s, i, seqRun{seq, seq})
+	}
+	return s
 }
 
 const (
 	pointRecent     = 8
 	maxPointBitmaps = 64 // 8 MiB
 	pointSpace      = int64(time.Millisecond)
-	// maxSpanSeqs bounds the seqs a span remembers (a unit whose clock
-	// stands still for more messages than that has the later ones'
-	// redeliveries counted).
-	maxSpanSeqs = 8192
+	// maxSeqRuns bounds the runs of seqs a span remembers (a unit whose
+	// clock stands still while its messages' seqs are that scattered has
+	// the later ones' redeliveries counted).
+	maxSeqRuns = 4096
 )
 
 type pointBitmap [pointSpace / 64]uint64
@@ -114,9 +151,9 @@ func (w *pointWatch) observeOne(dp *devicePoints, seq, ns int64) (shared bool) {
 		return false
 	case sp.taken != nil:
 		if sp.batch != w.batch { // the message's first reading here
-			sp.batch, sp.again = w.batch, sp.seqs[seq]
-			if !sp.again && len(sp.seqs) < maxSpanSeqs {
-				sp.seqs[seq] = true
+			sp.batch, sp.again = w.batch, sp.seqs.has(seq)
+			if !sp.again {
+				sp.seqs = sp.seqs.add(seq)
 			}
 		}
 		return !sp.again && sp.taken.take(off)
@@ -134,7 +171,7 @@ func (w *pointWatch) observeOne(dp *devicePoints, seq, ns int64) (shared bool) {
 		for i := range sp.n {
 			sp.taken.take((sp.lo + i) % pointSpace)
 		}
-		sp.seqs = map[int64]bool{sp.seq: true, seq: true}
+		sp.seqs = seqSet{{sp.seq, sp.seq}}.add(seq)
 		sp.batch, sp.again = w.batch, false
 		return sp.taken.take(off)
 	}
@@ -166,16 +203,36 @@ func (w *pointWatch) record(dp *devicePoints, ms, seq, off int64) {
 // warnSharedPoints logs, at most once a minute a device, that n readings
 // of b took the point times of earlier ones, the first of them at first
 // (the reading's own time, where to look in InfluxDB); a line counts those
-// of the messages since the last line too.
+// since the device's last line. Those not logged yet are told by
+// logSharedPoints.
 func (p *Pipeline) warnSharedPoints(b *model.Batch, n int, first time.Time) {
 	dp := p.points.devices[b.Device.ID]
+	if dp.unlogged == 0 {
+		dp.unloggedSeq, dp.unloggedAt = b.Seq, first
+	}
 	dp.unlogged += n
-	now := p.opts.Now()
-	if now.Sub(dp.warned) < time.Minute {
+	if now := p.opts.Now(); now.Sub(dp.warned) >= time.Minute {
+		p.logSharedPoints(b.Device.ID, dp, now)
+	}
+}
+
+// logSharedPoints tells the readings of devices whose minute has passed at
+// now that were not logged yet (on each tick, and at a stop with now a
+// minute on).
+func (p *Pipeline) logSharedPoints(device string, dp *devicePoints, now time.Time) {
+	if dp.unlogged == 0 || now.Sub(dp.warned) < time.Minute {
 		return
 	}
 	p.log.Warn("readings took the point times of earlier readings of their device: in InfluxDB each overwrites the earlier one if their tags are the same too "+
 		"(a unit whose clock stands still, or that sends old readings again in new messages: check its clock)",
-		"device", b.Device.ID, "seq", b.Seq, "ts", first.UTC().Format(time.RFC3339Nano), "readings", dp.unlogged)
+		"device", device, "seq", dp.unloggedSeq, "ts", dp.unloggedAt.UTC().Format(time.RFC3339Nano), "readings", dp.unlogged)
 	dp.warned, dp.unlogged = now, 0
+}
+
+// logAllSharedPoints tells, for every device, the readings not logged yet
+// whose minute has passed at now.
+func (p *Pipeline) logAllSharedPoints(now time.Time) {
+	for id, dp := range p.points.devices {
+		p.logSharedPoints(id, dp, now)
+	}
 }

@@ -54,6 +54,7 @@ func TestPointWatch(t *testing.T) {
 		{"a clock standing still, 2,000 readings 263 seqs apart", []msg{{"F-1", 5000, 0, 2000, false}, {"F-1", 5263, 0, 2000, false}}, 2000 - 1581},
 		{"the same offsets: seqs a million apart", []msg{{"F-1", 7, 0, 20, false}, {"F-1", 1_000_007, 0, 20, false}}, 20},
 		{"a clock standing still, every message delivered again", append(frozen(1, 500, 8), frozen(1, 500, 8)...), 0},
+		{"a clock standing still for 20,000 messages, delivered again", append(frozen(30001, 20000, 1), frozen(38000, 12000, 1)...), 0},
 		{"the same offsets, both messages delivered again", []msg{{"F-1", 7, 0, 20, false}, {"F-1", 1_000_007, 0, 20, false}, {"F-1", 7, 0, 20, false}, {"F-1", 1_000_007, 0, 20, false}}, 20},
 		{"a message delivered again before another meets its time", []msg{{"F-1", 7, 0, 20, false}, {"F-1", 7, 0, 20, false}, {"F-1", 1_000_007, 0, 20, false}}, 20},
 		{"the same seq again with another payload, moved", []msg{{"F-1", 7, 0, 20, false}, {"F-1", 7, 0, 20, true}}, 0},
@@ -148,5 +149,46 @@ func TestSharedPointTimesCounted(t *testing.T) {
 	require.Equal(t, 2, strings.Count(log.String(), line))
 	total := int(testutil.ToFloat64(f.p.m.pointTimeShared))
 	assert.Greater(t, total, 419*2)
-	assert.Contains(t, log.String(), fmt.Sprintf("device=F-1 seq=5789 ts=%s readings=%d", at, total-419))
+	assert.Contains(t, log.String(), fmt.Sprintf("device=F-1 seq=5526 ts=%s readings=%d", at, total-419))
+
+	// Those of a last burst are told once their minute has passed, on a
+	// tick, and at a stop, however soon.
+	send(payload(6052, 8000))
+	require.Equal(t, 2, strings.Count(log.String(), line))
+	now = now.Add(time.Minute)
+	f.p.tick()
+	require.Equal(t, 3, strings.Count(log.String(), line))
+	assert.Contains(t, log.String(), "device=F-1 seq=6052 ts="+at)
+	send(payload(6315, 10000))
+	require.Equal(t, 3, strings.Count(log.String(), line))
+	f.p.logUnlogged(now.Add(time.Minute)) // as Run does at a stop
+	require.Equal(t, 4, strings.Count(log.String(), line))
+	assert.Contains(t, log.String(), "device=F-1 seq=6315 ts="+at)
+}
+
+// A span's seqs are kept as runs: consecutive seqs, however many, are one.
+func TestSeqSet(t *testing.T) {
+	var s seqSet
+	for _, seq := range []int64{5, 7, 6, 1, 2, 10, 3} {
+		require.False(t, s.has(seq), "%d", seq)
+		s = s.add(seq)
+		require.True(t, s.has(seq), "%d", seq)
+	}
+	assert.Equal(t, seqSet{{1, 3}, {5, 7}, {10, 10}}, s)
+	s = s.add(4)
+	assert.Equal(t, seqSet{{1, 7}, {10, 10}}, s)
+	for _, seq := range []int64{0, 8, 9, 11} {
+		assert.False(t, s.has(seq), "%d", seq)
+	}
+	// Full: a seq that would start a run is not kept; one that extends
+	// a run is.
+	var full seqSet
+	for i := range maxSeqRuns {
+		full = full.add(int64(3 * i))
+	}
+	full = full.add(1)
+	assert.True(t, full.has(1))
+	full = full.add(3*maxSeqRuns + 10)
+	assert.False(t, full.has(3*maxSeqRuns+10))
+	assert.Len(t, full, maxSeqRuns)
 }
