@@ -1044,8 +1044,8 @@ func TestSeqBacklogBehindALiveMessage(t *testing.T) {
 	}
 	cat := func(parts ...[]int64) []int64 { return slices.Concat(parts...) }
 	for _, tc := range []struct {
-		name                                  string
-		seqs                                  []int64
+		name                                   string
+		seqs                                   []int64
 		missing, recovered, resets, dups, late float64
 	}{
 		{"3,000 behind a live message", cat(span(1, 10), []int64{3011}, span(11, 3010)), 3000, 3000, 0, 0, 3000},
