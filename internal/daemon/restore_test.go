@@ -41,11 +41,19 @@ func TestRestoreStateSaysWhichFile(t *testing.T) {
 		{"none, the last damaged and no previous save (no first start)", []byte(`{`), nil, "", false},
 		{"none, the last changed since it was written and no previous save", bytes.Replace(saved.Bytes(), []byte(`"version":1`), []byte(`"version":1 `), 1), nil, "", false},
 		{"none, a first start", nil, nil, "", true},
+		{"the previous save, a device in the last one's place", []byte("/dev/zero"), saved.Bytes(), "alert-state.json.prev", false},
+		{"the previous save, a FIFO in the last one's place", []byte("fifo"), saved.Bytes(), "alert-state.json.prev", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "alert-state.json")
 			for f, data := range map[string][]byte{path: tc.state, path + ".prev": tc.prev} {
-				if data != nil {
+				switch string(data) {
+				case "":
+				case "/dev/zero":
+					require.NoError(t, os.Symlink("/dev/zero", f))
+				case "fifo":
+					require.NoError(t, syscall.Mkfifo(f, 0o600))
+				default:
 					require.NoError(t, os.WriteFile(f, data, 0o600))
 				}
 			}

@@ -314,7 +314,7 @@ func buildSecurity(cfg *config.Config, registry *model.Registry, log *slog.Logge
 		return s, nil
 	}
 	s.sigs = devicesig.New(keys, cfg.Ingest.Signatures.Required, reg)
-	if data, err := os.ReadFile(s.stateFile); err == nil {
+	if data, err := readState(s.stateFile); err == nil {
 		if err := s.sigs.UnmarshalState(data); err != nil {
 			// Without the marks, messages captured before the restart could
 			// be replayed once: worth a warning, not a refusal to start.

@@ -717,7 +717,7 @@ func fileSum(path string) ([sha256.Size]byte, bool) {
 func restoreState(e *engine.Engine, path string, log *slog.Logger) (_ []byte, _ []model.Alert, from string, _ error) {
 	var errs []error
 	for i, p := range []string{path, path + ".prev"} {
-		data, err := os.ReadFile(p)
+		data, err := readState(p)
 		if err == nil {
 			var resolved []model.Alert
 			if resolved, err = e.RestoreState(data); err == nil {
@@ -748,6 +748,15 @@ func restoreState(e *engine.Engine, path string, log *slog.Logger) (_ []byte, _ 
 	}
 	return nil, nil, "", errors.Join(errs...)
 }
+
+// maxStateBytes bounds a state file fenceline reads back: far above any it
+// writes (hundreds of MB for the largest deployments), it only stops a
+// device in its place (/dev/zero) from taking all the memory.
+const maxStateBytes = 16 << 30
+
+// readState reads a state file fenceline wrote: a regular file only (a
+// FIFO in its place would hold the start for ever), within maxStateBytes.
+func readState(path string) ([]byte, error) { return config.ReadFile(path, maxStateBytes) }
 
 // keepPrevious keeps the state file about to be replaced as path.prev (a
 // hard link: the replacing rename leaves it the old content), to restore
