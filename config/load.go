@@ -311,10 +311,14 @@ func decodeStrict(file string, data []byte, out any) (_ keyLines, _ Problems, ok
 	}
 	if line, ok := aliasesWithinBound(doc); !ok {
 		return nil, Problems{{File: file, Line: line, Msg: fmt.Sprintf(
-			"its aliases (*name) expand to more than %d keys and values: refused (aliases of aliases multiply, and a few hundred bytes can expand to billions); a long list several watchlists share goes in a file each names (file:)",
+			"its aliases (*name) expand to more than %d keys and values: refused (aliases of aliases multiply, and a few hundred bytes can expand to billions); a long list or a large zone that several entries share goes in a file each names (file:)",
 			maxAliasedNodes)}}, false
 	}
 	walk(file, doc, "", reflect.TypeOf(out).Elem(), lines, &ps)
+	if len(ps) > 0 && ps[len(ps)-1].Msg == notOursMsg {
+		// yaml's own errors about it (a key given twice) would quote it.
+		return lines, ps, false
+	}
 	if err := doc.Decode(out); err != nil {
 		msgs := []string{err.Error()}
 		var te *yaml.TypeError
@@ -475,7 +479,7 @@ func walk(file string, n *yaml.Node, path string, t reflect.Type, lines keyLines
 		if path == "" && fields != nil && noKeyKnown(n, fields) {
 			// Not a file of fenceline's (a secret's, "Tok3n:"): its keys
 			// are not printed.
-			*ps = append(*ps, Problem{File: file, Line: n.Line, Msg: "none of its keys is one fenceline knows (not shown: is it the file you meant?)"})
+			*ps = append(*ps, Problem{File: file, Line: n.Line, Msg: notOursMsg})
 			return
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -523,13 +527,21 @@ func walk(file string, n *yaml.Node, path string, t reflect.Type, lines keyLines
 	}
 }
 
+// notOursMsg is the problem of a file none of whose keys fenceline knows.
+const notOursMsg = "none of its keys is one fenceline knows (not shown: is it the file you meant?)"
+
 // noKeyKnown reports whether no key of the mapping n is a field, or near
 // one (a typo suggest would name).
 func noKeyKnown(n *yaml.Node, fields map[string]reflect.Type) bool {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k := n.Content[i]
 		if k.Tag == "!!merge" {
-			return false
+			// A merge of a mapping brings keys in (known or not: walked
+			// then); one of anything else is no file of ours.
+			if v := n.Content[i+1]; v.Kind == yaml.MappingNode || v.Kind == yaml.AliasNode || v.Kind == yaml.SequenceNode {
+				return false
+			}
+			continue
 		}
 		if _, ok := fields[k.Value]; ok || suggest(k.Value, fields) != "" {
 			return false

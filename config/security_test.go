@@ -268,6 +268,8 @@ func TestSecretFileInPlaceOfAConfigIsNotPrinted(t *testing.T) {
 		{"a password ending in a colon", "S3cr3t-pw:\n"},
 		{"a password starting with a question mark", "? S3cr3t-pw\n"},
 		{"a password starting with an asterisk", "*S3cr3t-pw\n"},
+		{"a merge of a word", "<<: S3cr3t-pw\n"},
+		{"a password's line twice", "S3cr3t-pw:\nS3cr3t-pw:\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			secret := filepath.Join(dir, "secret")

@@ -388,7 +388,7 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 		deepest := 0.0
 		rs.Zones.All(func(z *zone.Zone) bool { deepest = max(deepest, z.MaxDepthM()); return true })
 		if spec.HysteresisM > deepest {
-			ps.Add(file, key+".hysteresis_m", "%g m is deeper than any point of any zone is inside it (at most %.0f m): the rule could never fire", spec.HysteresisM, deepest)
+			ps.Add(file, key+".hysteresis_m", "%g m is deeper than any point of any zone is inside it (at most %.1f m): the rule could never fire", spec.HysteresisM, deepest)
 		}
 	}
 
@@ -418,7 +418,7 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 		if h := spec.HysteresisM; (Kind(spec.Kind) == KindEnter || Kind(spec.Kind) == KindExit) && h > z.MaxDepthM() {
 			// Inside takes hysteresis_m past the edge: no point of this
 			// zone is that far in, and the rule would never fire.
-			ps.Add(file, key+".hysteresis_m", "%g m is deeper than any point of zone %q is inside it (at most %.0f m): the rule could never fire", h, id, z.MaxDepthM())
+			ps.Add(file, key+".hysteresis_m", "%g m is deeper than any point of zone %q is inside it (at most %.1f m): the rule could never fire", h, id, z.MaxDepthM())
 		}
 		if zs := zoneSpecs[id]; zs != nil {
 			spec := *zs
