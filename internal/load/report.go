@@ -185,7 +185,8 @@ func (r *Report) Print(w io.Writer) {
 	e := r.EndToEnd
 	complete := ""
 	if !e.Complete {
-		complete = " (INCOMPLETE: not every expected reading was stored)"
+		// Readings, dead letters or alerts: the rows above say which.
+		complete = " (INCOMPLETE: not everything expected arrived before it settled: see stored, dead-lettered and alerts)"
 	}
 	row("end to end", "%.0f readings/s (%.2f s from first publish to last reading stored)%s", e.ReadingsPerSec, e.Seconds, complete)
 	lat := func(s Summary) string {
