@@ -1053,6 +1053,7 @@ func TestSeqBacklogBehindALiveMessage(t *testing.T) {
 		{"100 behind, in the window", cat(span(1, 10), []int64{111}, span(11, 110)), 100, 100, 0, 0, 100},
 		{"one of the backlog sent again", cat(span(1, 10), []int64{3011}, span(11, 20), []int64{15}, span(21, 3010)), 3000, 3000, 0, 1, 3000},
 		{"the backlog cut short: the rest lost", cat(span(1, 10), []int64{3011}, span(11, 1000)), 3000, 990, 0, 0, 990},
+		{"the whole buffer sent again, then a live message", cat(span(1, 10), []int64{1011}, span(11, 1010), []int64{1012}, span(11, 1010), []int64{1013}), 1000, 1000, 0, 1000, 1000},
 		{"a counter restart after it", cat(span(1, 10), []int64{3011}, span(11, 3010), span(0, 20)), 3000, 3000, 1, 0, 3000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

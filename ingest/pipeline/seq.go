@@ -161,15 +161,21 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 		} else {
 			for s := st.max + 1; s <= seq; s++ {
 				w, b := st.bit(s)
-				if st.missing[w]&b != 0 {
-					// s-seqWindow leaves the window still missing: the gap
-					// behind the window takes it, when it goes on from there.
-					switch gone := s - seqWindow; {
+				switch gone := s - seqWindow; {
+				case st.missing[w]&b != 0:
+					// gone leaves the window still missing: the gap behind
+					// the window takes it, when it goes on from there.
+					switch {
 					case st.gapLeft > 0 && st.gapLo+st.gapLeft == gone:
 						st.gapLeft++
 					case st.gapLeft == 0:
 						st.gapFrom, st.gapLo, st.gapLeft = gone, gone, 1
 					}
+				case st.seen[w]&b != 0 && st.gapLeft == 0 && st.gapFrom < st.gapLo && st.gapLo == gone:
+					// A buffer filled in order goes on in the window: its
+					// messages there, leaving it, are still its (sent
+					// again, a duplicate).
+					st.gapLo++
 				}
 				st.seen[w] &^= b
 				st.missing[w] &^= b
