@@ -1054,6 +1054,10 @@ func TestSeqBacklogBehindALiveMessage(t *testing.T) {
 		{"one of the backlog sent again", cat(span(1, 10), []int64{3011}, span(11, 20), []int64{15}, span(21, 3010)), 3000, 3000, 0, 1, 3000},
 		{"the backlog cut short: the rest lost", cat(span(1, 10), []int64{3011}, span(11, 1000)), 3000, 990, 0, 0, 990},
 		{"the whole buffer sent again, then a live message", cat(span(1, 10), []int64{1011}, span(11, 1010), []int64{1012}, span(11, 1010), []int64{1013}), 1000, 1000, 0, 1000, 1000},
+		{"the link dropped again during the buffer", cat(span(1, 10), []int64{2011}, span(11, 500), []int64{2400}, span(501, 2010), span(2012, 2399), []int64{2401}), 2388, 2388, 0, 0, 2388},
+		{"the link dropped again for longer", cat(span(1, 10), []int64{2011}, span(11, 500), []int64{3011}, span(501, 2010), span(2012, 3010), []int64{3012}), 2999, 2999, 0, 0, 2999},
+		{"a stale redelivery behind a filled buffer", cat(span(1, 10), []int64{1011}, span(11, 1010), span(1012, 1400), []int64{100}, []int64{1401}), 1000, 1000, 0, 1, 1000},
+		{"far behind, after the buffer: a restart, not the buffer's", cat(span(1, 10), []int64{1011}, span(11, 1010), span(1012, 2000), []int64{1500}), 1000, 1000, 1, 0, 1000},
 		{"a counter restart after it", cat(span(1, 10), []int64{3011}, span(11, 3010), span(0, 20)), 3000, 3000, 1, 0, 3000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

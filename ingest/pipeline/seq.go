@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
+	"slices"
 
 	"github.com/fenceline/fenceline/ingest/devicesig"
 )
@@ -77,15 +78,72 @@ type seqState struct {
 	// second place, while one a crash made the saved counters forget does.
 	unread    int64
 	unreadSum uint32
-	// gapLo and the gapLeft seqs after it are those of the last jump
-	// forward counted missing that fell behind the window at once: a unit
-	// that sent a live message (its latest seq) before uploading its
-	// buffer. The buffer's messages come in order: each that is gapLo
-	// counts recovered and moves it on, rather than looking like a counter
-	// restart. gapFrom..gapLo-1 are those already recovered so: one of
-	// them again is a redelivery. Not saved: after a restart of fenceline,
-	// such a backlog counts as a restart.
-	gapFrom, gapLo, gapLeft int64
+	// gaps are the runs of seqs counted missing that are behind the
+	// window: a unit that sent a live message (its latest seq) before
+	// uploading its buffer, perhaps twice (its link dropped again). A
+	// buffer's messages come in order: each that is a run's next counts
+	// recovered, rather than looking like a counter restart. Not saved:
+	// after a restart of fenceline, such a buffer counts as a restart.
+	gaps []gapRun
+}
+
+// gapRun is a run of seqs behind the window, of a gap that ended at end
+// (the live message's seq): from..lo-1 recovered in order (one of them
+// again is a redelivery), lo and the left seqs after it still missing.
+// It stays within the gap: the seqs after end are no buffer's, and one of
+// them far behind is more likely a counter restarted than sent again.
+type gapRun struct{ from, lo, left, end int64 }
+
+// maxGapRuns bounds a device's runs: the oldest goes first.
+const maxGapRuns = 4
+
+// fillGap reports whether seq is the next of a run, and takes it.
+func (s *seqState) fillGap(seq int64) bool {
+	for i := range s.gaps {
+		if r := &s.gaps[i]; r.left > 0 && seq == r.lo {
+			r.lo++
+			r.left--
+			return true
+		}
+	}
+	return false
+}
+
+// gapRecovered reports whether seq was taken by fillGap already.
+func (s *seqState) gapRecovered(seq int64) bool {
+	for _, r := range s.gaps {
+		if seq >= r.from && seq < r.lo {
+			return true
+		}
+	}
+	return false
+}
+
+// leaveWindow takes gone, a seq leaving the window: still missing, it goes
+// on the run it continues (or starts one); seen, it goes on a run filled
+// up to it (a buffer filled in order that went on in the window).
+func (s *seqState) leaveWindow(gone int64, missing, seen bool) {
+	for i := range s.gaps {
+		r := &s.gaps[i]
+		switch {
+		case missing && r.lo+r.left == gone && gone < r.end:
+			r.left++
+			return
+		case seen && r.left == 0 && r.from < r.lo && r.lo == gone && gone < r.end:
+			r.lo++
+			return
+		}
+	}
+	if missing {
+		s.addGap(gapRun{gone, gone, 1, s.max + 1})
+	}
+}
+
+func (s *seqState) addGap(r gapRun) {
+	if len(s.gaps) == maxGapRuns {
+		s.gaps = slices.Delete(s.gaps, 0, 1)
+	}
+	s.gaps = append(s.gaps, r)
 }
 
 func newSeqTracker() *seqTracker { return &seqTracker{devices: map[string]*seqState{}} }
@@ -116,16 +174,14 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 		return false, false
 	}
 	switch {
-	case st.gapLeft > 0 && seq == st.gapLo:
-		// The next message of a backlog behind the window (see gapLo).
+	case st.fillGap(seq):
+		// The next message of a buffer behind the window (see gaps).
 		m.seqLate.Inc()
 		m.seqRecovered.Inc()
-		st.gapLo++
-		st.gapLeft--
 		st.prevIdle++
 		return false, false
-	case seq >= st.gapFrom && seq < st.gapLo:
-		m.seqDuplicates.Inc() // a redelivery of such a backlog's message
+	case st.gapRecovered(seq):
+		m.seqDuplicates.Inc() // a redelivery of such a buffer's message
 		return true, false
 	}
 	if p := st.prev; p != nil {
@@ -155,31 +211,15 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 	case seq > st.max && seq-st.max <= maxSeqJump:
 		gap := seq - st.max - 1
 		gap -= min(gap, unread)
-		// Forget the seqs that fall out of the window.
-		if seq-st.max >= seqWindow {
-			st.seen, st.missing = [seqWindow / 64]uint64{}, [seqWindow / 64]uint64{}
-		} else {
-			for s := st.max + 1; s <= seq; s++ {
-				w, b := st.bit(s)
-				switch gone := s - seqWindow; {
-				case st.missing[w]&b != 0:
-					// gone leaves the window still missing: the gap behind
-					// the window takes it, when it goes on from there.
-					switch {
-					case st.gapLeft > 0 && st.gapLo+st.gapLeft == gone:
-						st.gapLeft++
-					case st.gapLeft == 0:
-						st.gapFrom, st.gapLo, st.gapLeft = gone, gone, 1
-					}
-				case st.seen[w]&b != 0 && st.gapLeft == 0 && st.gapFrom < st.gapLo && st.gapLo == gone:
-					// A buffer filled in order goes on in the window: its
-					// messages there, leaving it, are still its (sent
-					// again, a duplicate).
-					st.gapLo++
-				}
-				st.seen[w] &^= b
-				st.missing[w] &^= b
+		// The seqs that fall out of the window: missing ones, and those of
+		// a buffer filled in order, go on its runs behind it.
+		for s := st.max + 1; s <= min(seq, st.max+seqWindow); s++ {
+			w, b := st.bit(s)
+			if missing, seen := st.missing[w]&b != 0, st.seen[w]&b != 0; missing || seen {
+				st.leaveWindow(s-seqWindow, missing, seen)
 			}
+			st.seen[w] &^= b
+			st.missing[w] &^= b
 		}
 		if gap > 0 && unsure {
 			m.seqUnknown.Add(float64(gap))
@@ -193,7 +233,7 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 				st.missing[w] |= b
 			}
 			if behind := gap - (seqWindow - 1); behind > 0 {
-				st.gapFrom, st.gapLo, st.gapLeft = seq-gap, seq-gap, behind
+				st.addGap(gapRun{seq - gap, seq - gap, behind, seq})
 			}
 		}
 		st.max = seq
