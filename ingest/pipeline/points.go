@@ -37,6 +37,12 @@ type devicePoints struct {
 	recent [pointRecent]pointSpan
 	next   int       // the slot of recent to fill next (oldest)
 	warned time.Time // the last log line about it
+	// cur is the span of the reading last seen (of message curBatch), at
+	// offset curOff: its point time is curNext-1.
+	cur      *pointSpan
+	curBatch uint64
+	curNext  int64
+	curOff   int64
 	// unlogged readings shared since, the first of them in the message of
 	// unloggedSeq, at unloggedAt.
 	unlogged    int
@@ -135,20 +141,36 @@ func (w *pointWatch) observe(b *model.Batch) (shared int, first time.Time) {
 }
 
 func (w *pointWatch) observeOne(dp *devicePoints, seq, ns int64) (shared bool) {
+	if dp.curBatch == w.batch && ns == dp.curNext && dp.curOff+1 < pointSpace {
+		// The message's next reading, at the next offset of the same
+		// millisecond (model.PointTime): the span of the one before.
+		dp.curOff++
+		dp.curNext++
+		return w.inSpan(dp.cur, seq, dp.curOff)
+	}
 	ms, off := ns/pointSpace, ns%pointSpace
 	if off < 0 {
 		ms, off = ms-1, off+pointSpace
 	}
-	if ms > dp.latest {
-		dp.latest = ms
-		w.record(dp, ms, seq, off)
+	dp.curBatch, dp.curNext, dp.curOff = w.batch, ns+1, off
+	var sp *pointSpan
+	if ms <= dp.latest {
+		sp = dp.find(ms)
+	}
+	if sp == nil {
+		dp.latest = max(dp.latest, ms)
+		dp.cur = w.record(dp, ms, seq, off)
 		return false
 	}
-	sp := dp.find(ms)
+	dp.cur = sp
+	return w.inSpan(sp, seq, off)
+}
+
+// inSpan notes the reading of message seq at offset off of the span sp (a
+// millisecond of its device's already met), and reports whether an earlier
+// message took that point time.
+func (w *pointWatch) inSpan(sp *pointSpan, seq, off int64) (shared bool) {
 	switch {
-	case sp == nil:
-		w.record(dp, ms, seq, off)
-		return false
 	case sp.taken != nil:
 		if sp.batch != w.batch { // the message's first reading here
 			sp.batch, sp.again = w.batch, sp.seqs.has(seq)
@@ -190,14 +212,16 @@ func (dp *devicePoints) find(ms int64) *pointSpan {
 	return nil
 }
 
-// record starts a span of ms at off in place of the device's oldest.
-func (w *pointWatch) record(dp *devicePoints, ms, seq, off int64) {
+// record starts a span of ms at off in place of the device's oldest, and
+// returns it.
+func (w *pointWatch) record(dp *devicePoints, ms, seq, off int64) *pointSpan {
 	sp := &dp.recent[dp.next]
 	if sp.taken != nil {
 		w.bitmaps--
 	}
 	*sp = pointSpan{ms: ms, seq: seq, lo: off, n: 1}
 	dp.next = (dp.next + 1) % pointRecent
+	return sp
 }
 
 // warnSharedPoints logs, at most once a minute a device, that n readings
