@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -191,4 +192,79 @@ func TestSeqSet(t *testing.T) {
 	full = full.add(3*maxSeqRuns + 10)
 	assert.False(t, full.has(3*maxSeqRuns+10))
 	assert.Len(t, full, maxSeqRuns)
+}
+
+// The watch counts what a map of every point time taken would count, for
+// traffic within its bounds (a few milliseconds a device): messages of
+// random sizes and seqs at a few instants, some sent again, some whose
+// offsets wrap past the end of their millisecond.
+func TestPointWatchAgainstAMap(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	// A seq whose offsets wrap: its base is a few below a whole millisecond.
+	wrapSeq := int64(0)
+	for s := int64(1); ; s++ {
+		if base := model.PointTime(t0, s, 0) % int64(time.Millisecond); base > int64(time.Millisecond)-10 {
+			wrapSeq = s
+			break
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 20 {
+		w := newPointWatch()
+		type key struct {
+			dev string
+			ms  int64
+			seq int64
+		}
+		seen, size := map[key]bool{}, map[key]int{}
+		taken := map[string]map[int64]bool{}
+		want, got := 0, 0
+		for range 300 {
+			dev := fmt.Sprintf("F-%d", rng.IntN(3))
+			at := t0.Add(time.Duration(rng.IntN(4)) * time.Millisecond)
+			seq := int64(rng.IntN(60)) * 1_000_003 // far apart: offsets anywhere
+			if rng.IntN(10) == 0 {
+				seq = wrapSeq
+			}
+			k := key{dev, at.UnixMilli(), seq}
+			if size[k] == 0 { // sent again, it is the same message
+				size[k] = 1 + rng.IntN(30)
+			}
+			b := batchAt(dev, seq, at, size[k])
+			if !seen[k] {
+				seen[k] = true
+				if taken[dev] == nil {
+					taken[dev] = map[int64]bool{}
+				}
+				for _, d := range b.Detections {
+					if taken[dev][d.PointNS] {
+						want++
+					}
+					taken[dev][d.PointNS] = true
+				}
+			}
+			n, _ := w.observe(b)
+			got += n
+		}
+		require.Equal(t, want, got, "round %d", round)
+	}
+}
+
+// A reading at the first offset of the next millisecond, just after one at
+// the last offset of its own (readings with their own ts), is in the next
+// millisecond's span, not the one before's.
+func TestPointWatchNextMillisecond(t *testing.T) {
+	const ms = int64(1_795_809_000_000)
+	stamp := func(ns int64, i int) model.Detection {
+		return model.Detection{Stamp: model.Stamp{Time: time.Unix(0, ns), PointNS: ns, Index: i}}
+	}
+	w := newPointWatch()
+	first := &model.Batch{Meta: model.Meta{Seq: 1}, Device: &model.Device{ID: "F-1"},
+		Detections: []model.Detection{stamp((ms+1)*int64(time.Millisecond), 0)}}
+	n, _ := w.observe(first)
+	require.Zero(t, n)
+	second := &model.Batch{Meta: model.Meta{Seq: 2}, Device: &model.Device{ID: "F-1"},
+		Detections: []model.Detection{stamp(ms*int64(time.Millisecond)+999_999, 0), stamp((ms+1)*int64(time.Millisecond), 1)}}
+	n, _ = w.observe(second)
+	assert.Equal(t, 1, n, "the second reading takes the first message's point time")
 }
