@@ -1074,3 +1074,27 @@ func TestSeqBacklogBehindALiveMessage(t *testing.T) {
 		})
 	}
 }
+
+// Behind the window no checksum tells a redelivery of a buffer's message
+// from a unit whose counter restarted into the buffer's seqs: such a
+// message is counted a duplicate, but goes to the rules all the same.
+func TestSeqBufferMessageAgainGoesToTheRules(t *testing.T) {
+	m := newMetrics(prometheus.NewRegistry())
+	tr := newSeqTracker()
+	for _, seq := range append(append([]int64{1, 1011}, seqRange(2, 1010)...), 1012) {
+		dup, _ := tr.observe("d", seq, uint32(seq), m)
+		require.False(t, dup)
+	}
+	dup, _ := tr.observe("d", 100, 100, m)
+	assert.False(t, dup, "evaluated")
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.seqDuplicates), "counted a duplicate")
+	assert.Zero(t, testutil.ToFloat64(m.seqResets), "not a reset")
+}
+
+func seqRange(from, to int64) []int64 {
+	var s []int64
+	for i := from; i <= to; i++ {
+		s = append(s, i)
+	}
+	return s
+}

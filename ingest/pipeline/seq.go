@@ -89,7 +89,8 @@ type seqState struct {
 
 // gapRun is a run of seqs behind the window, of a gap that ended at end
 // (the live message's seq): from..lo-1 recovered in order (one of them
-// again is a redelivery), lo and the left seqs after it still missing.
+// again is counted a redelivery), lo and the left seqs after it still
+// missing.
 // It stays within the gap: the seqs after end are no buffer's, and one of
 // them far behind is more likely a counter restarted than sent again.
 type gapRun struct{ from, lo, left, end int64 }
@@ -181,8 +182,13 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 		st.prevIdle++
 		return false, false
 	case st.gapRecovered(seq):
-		m.seqDuplicates.Inc() // a redelivery of such a buffer's message
-		return true, false
+		// Most likely a redelivery of such a buffer's message, and counted
+		// so; but with no checksum kept this far back, it may be a unit
+		// whose counter restarted into the range: it goes to the rules
+		// again (as any message this far behind did), rather than risk a
+		// missed alert.
+		m.seqDuplicates.Inc()
+		return false, false
 	}
 	if p := st.prev; p != nil {
 		switch {
