@@ -1035,13 +1035,7 @@ func TestStopTellsRejectionsNotLogged(t *testing.T) {
 // also with live messages among them; one of them sent again is a
 // redelivery; a counter restart is still one.
 func TestSeqBacklogBehindALiveMessage(t *testing.T) {
-	span := func(from, to int64) []int64 {
-		var s []int64
-		for i := from; i <= to; i++ {
-			s = append(s, i)
-		}
-		return s
-	}
+	span := seqRange
 	cat := func(parts ...[]int64) []int64 { return slices.Concat(parts...) }
 	for _, tc := range []struct {
 		name                                   string
