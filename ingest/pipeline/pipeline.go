@@ -369,12 +369,14 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 	sum := payloadSum(m.Payload)
 	var moved, dup bool
 	p.evaluate(func() []model.Alert {
-		if m.Retained && p.seqs.staleRetained(b.Device.ID, b.Seq, sum) {
+		ts := b.Time.UnixMilli()
+		if m.Retained && p.seqs.staleRetained(b.Device.ID, b.Seq, sum, ts) {
 			p.m.seqDuplicates.Inc()
 			dup = true
 		} else {
 			dup, moved = p.seqs.observe(b.Device.ID, b.Seq, sum, p.m)
 		}
+		p.seqs.sawTime(b.Device.ID, ts)
 		if p.engine == nil || dup {
 			return nil
 		}

@@ -628,6 +628,18 @@ func TestStaleRetainedCopyIsNotEvaluatedAgain(t *testing.T) {
 	assert.Equal(t, 301, f.engine.evaluated, "a new retained message is evaluated")
 	assert.Equal(t, 0.0, testutil.ToFloat64(f.p.m.seqResets))
 	assert.Equal(t, 302, f.w.len(), "every copy is written: the same points again")
+
+	// The unit restarted its counter while fenceline was down, and its
+	// first message (a tamper status, retained at QoS 0) is the only copy:
+	// behind the window, but newer than anything the device sent.
+	restarted := fmt.Sprintf(`{"v":1,"seq":1,"ts":%d,"detections":[{"imsi":"460001234567890"}]}`, time.Now().UnixMilli())
+	handle(restarted, true)
+	assert.Equal(t, 302, f.engine.evaluated, "a restarted unit's retained message is evaluated")
+	assert.Equal(t, 1.0, testutil.ToFloat64(f.p.m.seqResets), "as a counter restart")
+	handle(restarted, true) // its copy on the next subscription
+	assert.Equal(t, 302, f.engine.evaluated, "and once only")
+	handle(first, true)
+	assert.Equal(t, 302, f.engine.evaluated, "the old counter's copy is still stale")
 }
 
 func TestSeqTracker(t *testing.T) {
@@ -898,9 +910,10 @@ func TestSeqTrackerMovesASeqSentTwice(t *testing.T) {
 // The seq counters read back from their saved form as they were: the window
 // of seqs and checksums, which seqs moved and which were counted missing,
 // the unreadable messages since the last seq, the other counter of a
-// restart; devices no longer registered are dropped, and damaged data is an
-// error. A save from before the missing seqs and unreadable messages were
-// kept reads as having none.
+// restart, the latest ts; devices no longer registered are dropped, and
+// damaged data is an error. A save from before the missing seqs and
+// unreadable messages were kept reads as having none, one from before the
+// latest ts was kept as not knowing it.
 func TestSeqCountersSaveAndRestore(t *testing.T) {
 	f := newFixture(t)
 	tr := f.p.seqs
@@ -910,6 +923,7 @@ func TestSeqCountersSaveAndRestore(t *testing.T) {
 	tr.observe("F-1", 1, 201, f.p.m) // restarted: seq 1 again, moved
 	tr.observe("F-1", 4, 204, f.p.m) // 2 and 3 counted missing
 	tr.unreadable("F-1", 777, false)
+	tr.sawTime("F-1", 1795741804120)
 	tr.observe("GONE", 7, 7, f.p.m)
 	require.NotZero(t, tr.devices["F-1"].missing)
 	require.NotZero(t, tr.devices["F-1"].prev.missing)
@@ -928,6 +942,14 @@ func TestSeqCountersSaveAndRestore(t *testing.T) {
 	require.Zero(t, o.p.seqs.devices["F-1"].missing)
 	require.Zero(t, o.p.seqs.devices["F-1"].unread)
 	require.Equal(t, tr.devices["F-1"].max, o.p.seqs.devices["F-1"].max)
+
+	// A save from before the latest ts was kept reads it as 0, unknown.
+	noLatest, err := json.Marshal(map[string][]byte{"F-1": saved["F-1"][:len(saved["F-1"])-seqLatestLen]})
+	require.NoError(t, err)
+	require.NoError(t, o.p.RestoreSeqs(noLatest, func(string) bool { return true }))
+	require.Zero(t, o.p.seqs.devices["F-1"].latest)
+	require.Equal(t, tr.devices["F-1"].missing, o.p.seqs.devices["F-1"].missing)
+	require.Equal(t, tr.devices["F-1"].prev.missing, o.p.seqs.devices["F-1"].prev.missing)
 
 	g := newFixture(t)
 	require.NoError(t, g.p.RestoreSeqs(data, func(id string) bool { return id == "F-1" }))

@@ -85,6 +85,12 @@ type seqState struct {
 	// recovered, rather than looking like a counter restart. Not saved:
 	// after a restart of fenceline, such a buffer counts as a restart.
 	gaps []gapRun
+	// latest is the latest ts (Unix ms) of the device's messages taken,
+	// across its counters; 0 when unknown (a save from before it was kept).
+	// A retained copy newer than it is no stale copy of a message seen, but
+	// a unit that restarted its counter while fenceline was down (see
+	// staleRetained).
+	latest int64
 }
 
 // gapRun is a run of seqs behind the window, of a gap that ended at end
@@ -206,7 +212,7 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 			cur := *st
 			cur.prev, cur.prevIdle = nil, 0
 			*st = *p
-			st.prev, st.prevIdle = &cur, 0
+			st.prev, st.prevIdle, st.latest = &cur, 0, cur.latest
 		default:
 			st.prevIdle++
 		}
@@ -259,7 +265,7 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 		m.seqResets.Inc()
 		old := *st
 		old.prev, old.prevIdle = nil, 0
-		*st = seqState{max: seq, prev: &old}
+		*st = seqState{max: seq, prev: &old, latest: old.latest}
 	}
 	p := st.prev
 	moved = p != nil && seq > p.max-seqWindow && seq <= p.max && p.hasSeq(seq)
@@ -279,20 +285,30 @@ func (t *seqTracker) unreadable(device string, sum uint32, dup bool) {
 	st.unreadSum = sum
 }
 
-// staleRetained reports whether a retained message with seq (and checksum
-// sum) is the broker's copy of a message older than the device's latest:
-// behind the window the tracker remembers, or in it with another payload
-// than the one seen at that seq. A broker sends a topic's retained message
-// on every (re)subscription, so after a restart it comes again however many
-// messages the device sent since; taken as a counter restart, it would be
-// evaluated again and count a false reset. A retained seq in the window
-// that was never seen is a message missed, and goes on as any other.
-func (t *seqTracker) staleRetained(device string, seq int64, sum uint32) bool {
+// staleRetained reports whether a retained message with seq, checksum sum
+// and ts (Unix ms) is the broker's copy of a message older than the
+// device's latest: behind the window the tracker remembers, or in it with
+// another payload than the one seen at that seq. A broker sends a topic's
+// retained message on every (re)subscription, so after a restart it comes
+// again however many messages the device sent since; taken as a counter
+// restart, it would be evaluated again and count a false reset. A retained
+// seq in the window that was never seen is a message missed, and goes on as
+// any other; so does one newer than every message taken from the device: a
+// unit that restarted its counter while fenceline was down, whose first
+// message (a tamper status, retained at QoS 0) is its only copy.
+func (t *seqTracker) staleRetained(device string, seq int64, sum uint32, ts int64) bool {
 	st, ok := t.devices[device]
-	if !ok || seq > st.max {
+	if !ok || seq > st.max || st.latest != 0 && ts > st.latest {
 		return false
 	}
 	return seq <= st.max-seqWindow || st.hasSeq(seq) && !st.has(seq, sum)
+}
+
+// sawTime records that device sent a message of ts (Unix ms), taken.
+func (t *seqTracker) sawTime(device string, ts int64) {
+	if st, ok := t.devices[device]; ok {
+		st.latest = max(st.latest, ts)
+	}
 }
 
 // mark records seq with the checksum of its message, and whether it moved.
@@ -359,10 +375,12 @@ func (p *Pipeline) SeqSnapshot() SeqSnapshot {
 // other counter follows. Saves since the missing bitset and the unread
 // count came add seqExtLen: the missing bitset, unread and unreadSum, then
 // the other counter's missing bitset when it is there. A save without them
-// is read as having none.
+// is read as having none. Saves since the latest ts was kept end with it
+// (seqLatestLen); one without it reads as 0, unknown.
 const (
-	seqSavedLen = 8 + 2*seqWindow/8 + 4*seqWindow
-	seqExtLen   = seqWindow/8 + 8 + 4
+	seqSavedLen  = 8 + 2*seqWindow/8 + 4*seqWindow
+	seqExtLen    = seqWindow/8 + 8 + 4
+	seqLatestLen = 8
 )
 
 // MarshalJSON writes each device's counters as base64 of their binary form
@@ -370,7 +388,7 @@ const (
 func (s SeqSnapshot) MarshalJSON() ([]byte, error) {
 	out := make(map[string][]byte, len(s))
 	for id, st := range s {
-		b := make([]byte, 0, 2*seqSavedLen+9)
+		b := make([]byte, 0, 2*seqSavedLen+9+seqExtLen+seqWindow/8+seqLatestLen)
 		b = st.appendBinary(b)
 		b = binary.BigEndian.AppendUint64(b, uint64(st.prevIdle))
 		if st.prev != nil {
@@ -385,6 +403,7 @@ func (s SeqSnapshot) MarshalJSON() ([]byte, error) {
 		if st.prev != nil {
 			b = appendWords(b, st.prev.missing[:])
 		}
+		b = binary.BigEndian.AppendUint64(b, uint64(st.latest))
 		out[id] = b
 	}
 	return json.Marshal(out)
@@ -417,7 +436,7 @@ func readSeqState(b []byte) (*seqState, error) {
 		want += seqSavedLen
 		ext += seqWindow / 8
 	}
-	if n != want && n != want+ext {
+	if n != want && n != want+ext && n != want+ext+seqLatestLen {
 		return nil, fmt.Errorf("%d bytes", n)
 	}
 	st := new(seqState)
@@ -434,8 +453,12 @@ func readSeqState(b []byte) (*seqState, error) {
 	b = readWords(b, st.missing[:])
 	st.unread = int64(binary.BigEndian.Uint64(b))
 	st.unreadSum = binary.BigEndian.Uint32(b[8:])
+	b = b[12:]
 	if withPrev {
-		readWords(b[12:], st.prev.missing[:])
+		b = readWords(b, st.prev.missing[:])
+	}
+	if len(b) > 0 {
+		st.latest = int64(binary.BigEndian.Uint64(b))
 	}
 	return st, nil
 }

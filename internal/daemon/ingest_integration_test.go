@@ -426,3 +426,37 @@ func TestIntegrationBacklogWithinBudget(t *testing.T) {
 	passed := 60 - e.counter("fenceline_ingest_rejections_total", map[string]string{"reason": "over_budget"})
 	require.LessOrEqual(t, passed, 5+time.Since(floodStart).Seconds()+1, "a flood is still held to its budget")
 }
+
+// A unit that restarted its counter while fenceline was down, and whose
+// first status (tamper) went out retained at QoS 0, reaches fenceline only
+// as the broker's retained copy at the next subscription. Its seq is behind
+// the device's latest, as a stale copy's would be; its ts is newer than
+// anything the device sent, saved with the seq counters: it is evaluated, as
+// a counter restart, and alerts — once, not again when the copy comes back.
+func TestIntegrationRetainedStatusOfARestartedUnit(t *testing.T) {
+	e := newEnv(t, "rules.yaml", "")
+	const statusTopic = "border/mdl/checkpoint/CP-07/status"
+	base := time.Now().Add(-time.Minute)
+	for seq := 1; seq <= 3; seq++ {
+		e.publish(statusTopic, fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"battery_pct":80,"tamper":false}`, seq, base.Add(time.Duration(seq)*time.Second).UnixMilli()))
+	}
+	e.waitAcked(3)
+	e.stop()
+
+	tok := e.pub.Publish(statusTopic, 0, true, fmt.Sprintf(`{"v":1,"seq":2,"ts":%d,"battery_pct":80,"tamper":true}`, time.Now().UnixMilli()))
+	require.True(t, tok.WaitTimeout(waitTimeout))
+	require.NoError(t, tok.Error())
+	e.start()
+	e.waitAcked(1)
+	tamper := map[string]string{"rule": "unit-tamper", "state": "firing"}
+	require.Equal(t, 1.0, e.counter("fenceline_alerts_raised_total", tamper), "the restarted unit's tamper is evaluated")
+	require.Equal(t, 1.0, e.counter("fenceline_ingest_sequence_resets_total", nil))
+
+	e.stop()
+	e.start()
+	e.waitAcked(1)
+	require.Equal(t, 1.0, e.counter("fenceline_ingest_sequence_duplicates_total", nil), "its copy at the next subscription")
+	require.Equal(t, 0.0, e.counter("fenceline_alerts_raised_total", tamper))
+	require.Equal(t, 0.0, e.counter("fenceline_ingest_sequence_resets_total", nil))
+	require.Equal(t, 4, e.count("device_status"))
+}
