@@ -370,13 +370,17 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 	var moved, dup bool
 	p.evaluate(func() []model.Alert {
 		ts := b.Time.UnixMilli()
-		if m.Retained && p.seqs.staleRetained(b.Device.ID, b.Seq, sum, ts) {
+		var stale bool
+		if m.Retained {
+			stale, moved = p.seqs.staleRetained(b.Device.ID, b.Stream, b.Seq, sum, ts)
+		}
+		if stale {
 			p.m.seqDuplicates.Inc()
 			dup = true
 		} else {
 			dup, moved = p.seqs.observe(b.Device.ID, b.Seq, sum, p.m)
 		}
-		p.seqs.sawTime(b.Device.ID, ts)
+		p.seqs.took(b.Device.ID, b.Stream, sum, ts, moved)
 		if p.engine == nil || dup {
 			return nil
 		}

@@ -600,46 +600,144 @@ func TestRetainedIgnored(t *testing.T) {
 
 // The retained copy a broker sends on every (re)subscription is evaluated
 // once, however many messages its device sent since; a retained message
-// that is new, or one missed in the window, is evaluated as any other.
+// that is new — missed, or the first of a unit that restarted its counter
+// (and its clock) while fenceline was down — is evaluated as any other.
 func TestStaleRetainedCopyIsNotEvaluatedAgain(t *testing.T) {
+	const status = "border/mdl/fence/F-1/status"
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	msg := func(seq int, ts int64, tamper bool) string {
+		return fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"tamper":%t}`, seq, ts, tamper)
+	}
+	for _, tc := range []struct {
+		name string
+		// sent are the device's messages fenceline took, live; then copy
+		// comes retained.
+		sent      []string
+		copy      string
+		evaluated bool
+		resets    float64
+	}{
+		{"the latest message",
+			[]string{msg(1, base, false), msg(2, base+1, true)}, msg(2, base+1, true), false, 0},
+		{"the latest of 300 on its topic (every status retained)",
+			statuses(1, 300, base), msg(300, base+300, false), false, 0},
+		{"an older message in the window (only some statuses retained)",
+			statuses(1, 300, base), msg(100, base+100, false), false, 0},
+		{"a message missed, in the window",
+			append(statuses(1, 299, base)[:289], statuses(291, 299, base)...), msg(290, base+290, false), true, 0},
+		{"a new message", statuses(1, 300, base), msg(301, base+301, true), true, 0},
+		{"a unit restarted, its clock too: seq 2 again, another payload",
+			statuses(1, 300, base), msg(2, base-1000, true), true, 1},
+		{"a unit restarted: seq 1 behind the window",
+			statuses(1, 300, base), msg(1, base+500, true), true, 1},
+		{"a unit restarted, its clock too: seq 1 behind the window",
+			statuses(1, 300, base), msg(1, base-1000, true), true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			for _, p := range tc.sent {
+				m, _ := message(status, p)
+				f.p.Handle(context.Background(), m)
+			}
+			before := f.engine.evaluated
+			handle := func() {
+				m, _ := message(status, tc.copy)
+				m.Retained = true
+				f.p.Handle(context.Background(), m)
+			}
+			handle()
+			assert.Equal(t, tc.evaluated, f.engine.evaluated > before, "evaluated")
+			assert.Equal(t, tc.resets, testutil.ToFloat64(f.p.m.seqResets), "counter restarts")
+			handle() // the broker sends it again at the next subscription
+			assert.Equal(t, tc.evaluated, f.engine.evaluated > before, "evaluated once at most")
+			assert.Equal(t, len(tc.sent)+2, f.w.len(), "every copy is written: the same points again")
+		})
+	}
+}
+
+func detectionAt(seq int, ts int64) string {
+	return fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"detections":[{"imsi":"428991234567890"}]}`, seq, ts)
+}
+
+// A retained copy of a message that took moved point times (a unit that
+// restarted its counter sent its seq again) takes them again: written at
+// the first's points, not over another message's.
+func TestStaleRetainedCopyTakesMovedPointTimes(t *testing.T) {
+	const topic = "border/mdl/fence/F-1/detections"
+	base := time.Now().Add(-time.Hour).UnixMilli()
 	f := newFixture(t)
-	handle := func(payload string, retained bool) {
-		m, _ := message(topic, payload)
+	handle := func(p string, retained bool) []int64 {
+		m, _ := message(topic, p)
 		m.Retained = retained
 		f.p.Handle(context.Background(), m)
+		return f.w.items[len(f.w.items)-1].([]int64)
 	}
-	first := detections(1, `{"imsi":"460001234567890"}`)
-	handle(first, true)
-	for seq := 2; seq <= 300; seq++ {
-		if seq != 290 {
-			handle(detections(seq, `{"imsi":"460001234567890"}`), false)
-		}
+	for seq := 1; seq <= 300; seq++ {
+		handle(detectionAt(seq, base+int64(seq)), false)
 	}
-	require.Equal(t, 299, f.engine.evaluated)
+	restarted := fmt.Sprintf(`{"v":1,"seq":300,"ts":%d,"detections":[{"imsi":"428991234567891"}]}`, base+300)
+	live := handle(restarted, false)
+	require.NotEqual(t, model.PointTime(time.UnixMilli(base+300), 300, 0), live[0], "moved")
+	evaluated := f.engine.evaluated
+	require.Equal(t, live, handle(restarted, true))
+	require.Equal(t, evaluated, f.engine.evaluated, "a copy")
+}
 
-	handle(first, true) // 299 messages later, behind the window
-	assert.Equal(t, 299, f.engine.evaluated, "the old retained copy is not evaluated again")
-	assert.Equal(t, 0.0, testutil.ToFloat64(f.p.m.seqResets), "nor taken for a counter restart")
-	assert.Equal(t, 1.0, testutil.ToFloat64(f.p.m.seqDuplicates))
+// statuses are the status messages of seqs from to to, a ms apart from ts0.
+func statuses(from, to int, ts0 int64) []string {
+	var out []string
+	for seq := from; seq <= to; seq++ {
+		out = append(out, fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"tamper":false}`, seq, ts0+int64(seq)))
+	}
+	return out
+}
 
-	handle(detections(290, `{"imsi":"460001234567890"}`), true) // missed, in the window
-	assert.Equal(t, 300, f.engine.evaluated, "a retained message missed is evaluated")
-	handle(detections(301, `{"imsi":"460001234567890"}`), true)
-	assert.Equal(t, 301, f.engine.evaluated, "a new retained message is evaluated")
-	assert.Equal(t, 0.0, testutil.ToFloat64(f.p.m.seqResets))
-	assert.Equal(t, 302, f.w.len(), "every copy is written: the same points again")
+// Across a restart, the topics' latest messages are those saved with the
+// counters. Where a topic's is not known (a save from before they were
+// kept, a topic without a message since) it falls back on seqs and ts: a
+// retained message behind the device's latest seq is a copy unless it is
+// newer than every message taken (when that is known).
+func TestStaleRetainedAfterRestore(t *testing.T) {
+	const status = "border/mdl/fence/F-1/status"
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	f := newFixture(t)
+	for _, p := range statuses(1, 300, base) {
+		m, _ := message(status, p)
+		f.p.Handle(context.Background(), m)
+	}
+	data, err := json.Marshal(f.p.SeqSnapshot())
+	require.NoError(t, err)
+	var saved map[string][]byte
+	require.NoError(t, json.Unmarshal(data, &saved))
+	older, err := json.Marshal(map[string][]byte{"F-1": saved["F-1"][:len(saved["F-1"])-seqLastLen]})
+	require.NoError(t, err)
 
-	// The unit restarted its counter while fenceline was down, and its
-	// first message (a tamper status, retained at QoS 0) is the only copy:
-	// behind the window, but newer than anything the device sent.
-	restarted := fmt.Sprintf(`{"v":1,"seq":1,"ts":%d,"detections":[{"imsi":"460001234567890"}]}`, time.Now().UnixMilli())
-	handle(restarted, true)
-	assert.Equal(t, 302, f.engine.evaluated, "a restarted unit's retained message is evaluated")
-	assert.Equal(t, 1.0, testutil.ToFloat64(f.p.m.seqResets), "as a counter restart")
-	handle(restarted, true) // its copy on the next subscription
-	assert.Equal(t, 302, f.engine.evaluated, "and once only")
-	handle(first, true)
-	assert.Equal(t, 302, f.engine.evaluated, "the old counter's copy is still stale")
+	for _, tc := range []struct {
+		name      string
+		data      []byte
+		copy      string
+		evaluated bool
+	}{
+		{"saved: the latest again", data, fmt.Sprintf(`{"v":1,"seq":300,"ts":%d,"tamper":false}`, base+300), false},
+		{"saved: a restarted unit's, its clock too", data, fmt.Sprintf(`{"v":1,"seq":1,"ts":%d,"tamper":true}`, base-5), true},
+		{"older save: a message behind", older, fmt.Sprintf(`{"v":1,"seq":1,"ts":%d,"tamper":true}`, base-5), false},
+		{"older save: newer than any, but its time is not known", older, fmt.Sprintf(`{"v":1,"seq":1,"ts":%d,"tamper":true}`, base+500), false},
+		{"a topic without a message since: behind, newer than any", data, detectionAt(1, base+500), true},
+		{"a topic without a message since: behind, older", data, detectionAt(1, base-5), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newFixture(t)
+			require.NoError(t, g.p.RestoreSeqs(tc.data, func(string) bool { return true }))
+			topic := status
+			if strings.Contains(tc.copy, "detections") {
+				topic = "border/mdl/fence/F-1/detections"
+			}
+			m, _ := message(topic, tc.copy)
+			m.Retained = true
+			g.p.Handle(context.Background(), m)
+			assert.Equal(t, tc.evaluated, g.engine.evaluated > 0)
+		})
+	}
 }
 
 func TestSeqTracker(t *testing.T) {
@@ -910,10 +1008,10 @@ func TestSeqTrackerMovesASeqSentTwice(t *testing.T) {
 // The seq counters read back from their saved form as they were: the window
 // of seqs and checksums, which seqs moved and which were counted missing,
 // the unreadable messages since the last seq, the other counter of a
-// restart, the latest ts; devices no longer registered are dropped, and
-// damaged data is an error. A save from before the missing seqs and
-// unreadable messages were kept reads as having none, one from before the
-// latest ts was kept as not knowing it.
+// restart, the topics' latest messages; devices no longer registered are
+// dropped, and damaged data is an error. A save from before the missing seqs
+// and unreadable messages were kept reads as having none, one from before
+// the latest messages were kept as not knowing them.
 func TestSeqCountersSaveAndRestore(t *testing.T) {
 	f := newFixture(t)
 	tr := f.p.seqs
@@ -923,7 +1021,7 @@ func TestSeqCountersSaveAndRestore(t *testing.T) {
 	tr.observe("F-1", 1, 201, f.p.m) // restarted: seq 1 again, moved
 	tr.observe("F-1", 4, 204, f.p.m) // 2 and 3 counted missing
 	tr.unreadable("F-1", 777, false)
-	tr.sawTime("F-1", 1795741804120)
+	tr.took("F-1", model.StreamStatus, 4242, 1795741804120, true)
 	tr.observe("GONE", 7, 7, f.p.m)
 	require.NotZero(t, tr.devices["F-1"].missing)
 	require.NotZero(t, tr.devices["F-1"].prev.missing)
@@ -943,11 +1041,12 @@ func TestSeqCountersSaveAndRestore(t *testing.T) {
 	require.Zero(t, o.p.seqs.devices["F-1"].unread)
 	require.Equal(t, tr.devices["F-1"].max, o.p.seqs.devices["F-1"].max)
 
-	// A save from before the latest ts was kept reads it as 0, unknown.
-	noLatest, err := json.Marshal(map[string][]byte{"F-1": saved["F-1"][:len(saved["F-1"])-seqLatestLen]})
+	// A save from before the topics' latest messages were kept reads them
+	// as unknown.
+	noLast, err := json.Marshal(map[string][]byte{"F-1": saved["F-1"][:len(saved["F-1"])-seqLastLen]})
 	require.NoError(t, err)
-	require.NoError(t, o.p.RestoreSeqs(noLatest, func(string) bool { return true }))
-	require.Zero(t, o.p.seqs.devices["F-1"].latest)
+	require.NoError(t, o.p.RestoreSeqs(noLast, func(string) bool { return true }))
+	require.Zero(t, o.p.seqs.devices["F-1"].last)
 	require.Equal(t, tr.devices["F-1"].missing, o.p.seqs.devices["F-1"].missing)
 	require.Equal(t, tr.devices["F-1"].prev.missing, o.p.seqs.devices["F-1"].prev.missing)
 

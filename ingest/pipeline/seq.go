@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/fenceline/fenceline/ingest/devicesig"
+	"github.com/fenceline/fenceline/internal/model"
 )
 
 // payloadSum is the checksum that tells a redelivered message (the same
@@ -85,12 +86,20 @@ type seqState struct {
 	// recovered, rather than looking like a counter restart. Not saved:
 	// after a restart of fenceline, such a buffer counts as a restart.
 	gaps []gapRun
-	// latest is the latest ts (Unix ms) of the device's messages taken,
-	// across its counters; 0 when unknown (a save from before it was kept).
-	// A retained copy newer than it is no stale copy of a message seen, but
-	// a unit that restarted its counter while fenceline was down (see
-	// staleRetained).
-	latest int64
+	// last is what the device's latest messages were, across its
+	// counters: see staleRetained.
+	last lastTaken
+}
+
+// lastTaken remembers, for the retained copies a broker sends at every
+// subscription, the device's latest message taken on each of its topics
+// (by stream: a device publishes on one topic a stream), and the latest ts
+// of all of them.
+type lastTaken struct {
+	latest int64              // Unix ms; 0 when unknown (a save from before it was kept)
+	sums   [numStreams]uint32 // checksum of the latest message on each stream's topic
+	known  uint8              // bit s: sums[s] is known
+	moved  uint8              // bit s: that message took moved point times
 }
 
 // gapRun is a run of seqs behind the window, of a gap that ended at end
@@ -212,7 +221,7 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 			cur := *st
 			cur.prev, cur.prevIdle = nil, 0
 			*st = *p
-			st.prev, st.prevIdle, st.latest = &cur, 0, cur.latest
+			st.prev, st.prevIdle, st.last = &cur, 0, cur.last
 		default:
 			st.prevIdle++
 		}
@@ -265,7 +274,7 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 		m.seqResets.Inc()
 		old := *st
 		old.prev, old.prevIdle = nil, 0
-		*st = seqState{max: seq, prev: &old, latest: old.latest}
+		*st = seqState{max: seq, prev: &old, last: old.last}
 	}
 	p := st.prev
 	moved = p != nil && seq > p.max-seqWindow && seq <= p.max && p.hasSeq(seq)
@@ -285,29 +294,56 @@ func (t *seqTracker) unreadable(device string, sum uint32, dup bool) {
 	st.unreadSum = sum
 }
 
-// staleRetained reports whether a retained message with seq, checksum sum
-// and ts (Unix ms) is the broker's copy of a message older than the
-// device's latest: behind the window the tracker remembers, or in it with
-// another payload than the one seen at that seq. A broker sends a topic's
-// retained message on every (re)subscription, so after a restart it comes
-// again however many messages the device sent since; taken as a counter
-// restart, it would be evaluated again and count a false reset. A retained
-// seq in the window that was never seen is a message missed, and goes on as
-// any other; so does one newer than every message taken from the device: a
-// unit that restarted its counter while fenceline was down, whose first
-// message (a tamper status, retained at QoS 0) is its only copy.
-func (t *seqTracker) staleRetained(device string, seq int64, sum uint32, ts int64) bool {
+// staleRetained reports whether a retained message on stream's topic, with
+// seq, checksum sum and ts (Unix ms), is the broker's copy of a message
+// taken before. A broker sends a topic's retained message on every
+// (re)subscription, so after a restart it comes again however many messages
+// the device sent since; taken as new, it would be evaluated again (an old
+// tamper status alerting once more) and count a false counter restart.
+//
+// The copy is of the latest message the unit published retained on the
+// topic: where it publishes there retained (its statuses, say), that is the
+// latest message taken from the topic, whose checksum is kept, saved with
+// the counters. Another message is new to fenceline: a unit that restarted
+// its counter, and perhaps its clock, while fenceline was down, and whose
+// first message (a tamper status, retained at QoS 0) is its only copy. It
+// goes on as any other message: observe counts it (a restart, a message
+// late) and finds it a duplicate if it is one of the window.
+//
+// Where the topic's latest message is not known (a device's counters saved
+// by a fenceline from before it was kept), a retained message behind the
+// device's latest seq — behind the window, or in it with another payload
+// than the one seen at that seq — is taken for a copy, unless its ts is
+// newer than every message taken from the device.
+//
+// moved tells whether a copy takes moved point times, as the message did.
+func (t *seqTracker) staleRetained(device string, stream model.Stream, seq int64, sum uint32, ts int64) (stale, moved bool) {
 	st, ok := t.devices[device]
-	if !ok || seq > st.max || st.latest != 0 && ts > st.latest {
-		return false
+	if !ok {
+		return false, false
 	}
-	return seq <= st.max-seqWindow || st.hasSeq(seq) && !st.has(seq, sum)
+	if s := streamIndex(stream); st.last.known&(1<<s) != 0 {
+		return st.last.sums[s] == sum, st.last.moved&(1<<s) != 0
+	}
+	if seq > st.max || st.last.latest != 0 && ts > st.last.latest {
+		return false, false
+	}
+	return seq <= st.max-seqWindow || st.hasSeq(seq) && !st.has(seq, sum), false
 }
 
-// sawTime records that device sent a message of ts (Unix ms), taken.
-func (t *seqTracker) sawTime(device string, ts int64) {
+// took records that device's message on stream's topic, of checksum sum and
+// ts (Unix ms), was taken (evaluated, or found a duplicate), with moved
+// point times or not.
+func (t *seqTracker) took(device string, stream model.Stream, sum uint32, ts int64, moved bool) {
 	if st, ok := t.devices[device]; ok {
-		st.latest = max(st.latest, ts)
+		s := streamIndex(stream)
+		st.last.latest = max(st.last.latest, ts)
+		st.last.sums[s] = sum
+		st.last.known |= 1 << s
+		st.last.moved &^= 1 << s
+		if moved {
+			st.last.moved |= 1 << s
+		}
 	}
 }
 
@@ -375,12 +411,13 @@ func (p *Pipeline) SeqSnapshot() SeqSnapshot {
 // other counter follows. Saves since the missing bitset and the unread
 // count came add seqExtLen: the missing bitset, unread and unreadSum, then
 // the other counter's missing bitset when it is there. A save without them
-// is read as having none. Saves since the latest ts was kept end with it
-// (seqLatestLen); one without it reads as 0, unknown.
+// is read as having none. Saves since the latest messages were kept end
+// with them (seqLastLen: lastTaken's latest, sums, known and moved); in one
+// without them they are unknown.
 const (
-	seqSavedLen  = 8 + 2*seqWindow/8 + 4*seqWindow
-	seqExtLen    = seqWindow/8 + 8 + 4
-	seqLatestLen = 8
+	seqSavedLen = 8 + 2*seqWindow/8 + 4*seqWindow
+	seqExtLen   = seqWindow/8 + 8 + 4
+	seqLastLen  = 8 + 4*numStreams + 2
 )
 
 // MarshalJSON writes each device's counters as base64 of their binary form
@@ -388,7 +425,7 @@ const (
 func (s SeqSnapshot) MarshalJSON() ([]byte, error) {
 	out := make(map[string][]byte, len(s))
 	for id, st := range s {
-		b := make([]byte, 0, 2*seqSavedLen+9+seqExtLen+seqWindow/8+seqLatestLen)
+		b := make([]byte, 0, 2*seqSavedLen+9+seqExtLen+seqWindow/8+seqLastLen)
 		b = st.appendBinary(b)
 		b = binary.BigEndian.AppendUint64(b, uint64(st.prevIdle))
 		if st.prev != nil {
@@ -403,7 +440,11 @@ func (s SeqSnapshot) MarshalJSON() ([]byte, error) {
 		if st.prev != nil {
 			b = appendWords(b, st.prev.missing[:])
 		}
-		b = binary.BigEndian.AppendUint64(b, uint64(st.latest))
+		b = binary.BigEndian.AppendUint64(b, uint64(st.last.latest))
+		for _, sum := range st.last.sums {
+			b = binary.BigEndian.AppendUint32(b, sum)
+		}
+		b = append(b, st.last.known, st.last.moved)
 		out[id] = b
 	}
 	return json.Marshal(out)
@@ -436,7 +477,7 @@ func readSeqState(b []byte) (*seqState, error) {
 		want += seqSavedLen
 		ext += seqWindow / 8
 	}
-	if n != want && n != want+ext && n != want+ext+seqLatestLen {
+	if n != want && n != want+ext && n != want+ext+seqLastLen {
 		return nil, fmt.Errorf("%d bytes", n)
 	}
 	st := new(seqState)
@@ -458,7 +499,13 @@ func readSeqState(b []byte) (*seqState, error) {
 		b = readWords(b, st.prev.missing[:])
 	}
 	if len(b) > 0 {
-		st.latest = int64(binary.BigEndian.Uint64(b))
+		st.last.latest = int64(binary.BigEndian.Uint64(b))
+		b = b[8:]
+		for i := range st.last.sums {
+			st.last.sums[i] = binary.BigEndian.Uint32(b)
+			b = b[4:]
+		}
+		st.last.known, st.last.moved = b[0], b[1]
 	}
 	return st, nil
 }

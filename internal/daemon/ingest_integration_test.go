@@ -427,36 +427,38 @@ func TestIntegrationBacklogWithinBudget(t *testing.T) {
 	require.LessOrEqual(t, passed, 5+time.Since(floodStart).Seconds()+1, "a flood is still held to its budget")
 }
 
-// A unit that restarted its counter while fenceline was down, and whose
-// first status (tamper) went out retained at QoS 0, reaches fenceline only
-// as the broker's retained copy at the next subscription. Its seq is behind
-// the device's latest, as a stale copy's would be; its ts is newer than
-// anything the device sent, saved with the seq counters: it is evaluated, as
-// a counter restart, and alerts — once, not again when the copy comes back.
-func TestIntegrationRetainedStatusOfARestartedUnit(t *testing.T) {
+// A unit that restarted its counter and its clock while fenceline was down,
+// and whose first message went out retained at QoS 0, reaches fenceline
+// only as the broker's retained copy at the next subscription. Its seq is
+// one seen before, with another payload, and its ts older than the
+// device's latest, as a stale copy's could be; but it is not the latest
+// message taken from its topic, saved with the seq counters: it is new, is
+// evaluated, as a counter restart, and alerts — once, not again when the
+// copy comes back.
+func TestIntegrationRetainedMessageOfARestartedUnit(t *testing.T) {
 	e := newEnv(t, "rules.yaml", "")
-	const statusTopic = "border/mdl/checkpoint/CP-07/status"
+	const topic = "border/mdl/fence/F-AOL-01/detections"
 	base := time.Now().Add(-time.Minute)
 	for seq := 1; seq <= 3; seq++ {
-		e.publish(statusTopic, fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"battery_pct":80,"tamper":false}`, seq, base.Add(time.Duration(seq)*time.Second).UnixMilli()))
+		e.publish(topic, fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"detections":[{"imsi":"46000123456%04d"}]}`, seq, base.Add(time.Duration(seq)*time.Second).UnixMilli(), seq))
 	}
 	e.waitAcked(3)
 	e.stop()
 
-	tok := e.pub.Publish(statusTopic, 0, true, fmt.Sprintf(`{"v":1,"seq":2,"ts":%d,"battery_pct":80,"tamper":true}`, time.Now().UnixMilli()))
+	tok := e.pub.Publish(topic, 0, true, fmt.Sprintf(`{"v":1,"seq":2,"ts":%d,"detections":[{"imsi":"428991234560001"}]}`, base.Add(-time.Hour).UnixMilli()))
 	require.True(t, tok.WaitTimeout(waitTimeout))
 	require.NoError(t, tok.Error())
 	e.start()
 	e.waitAcked(1)
-	tamper := map[string]string{"rule": "unit-tamper", "state": "firing"}
-	require.Equal(t, 1.0, e.counter("fenceline_alerts_raised_total", tamper), "the restarted unit's tamper is evaluated")
+	foreignSIM := map[string]string{"rule": "foreign-sim-near-border", "state": "firing"}
+	require.Equal(t, 1.0, e.counter("fenceline_alerts_raised_total", foreignSIM), "the restarted unit's reading is evaluated")
 	require.Equal(t, 1.0, e.counter("fenceline_ingest_sequence_resets_total", nil))
 
 	e.stop()
 	e.start()
 	e.waitAcked(1)
 	require.Equal(t, 1.0, e.counter("fenceline_ingest_sequence_duplicates_total", nil), "its copy at the next subscription")
-	require.Equal(t, 0.0, e.counter("fenceline_alerts_raised_total", tamper))
+	require.Equal(t, 0.0, e.counter("fenceline_alerts_raised_total", foreignSIM))
 	require.Equal(t, 0.0, e.counter("fenceline_ingest_sequence_resets_total", nil))
-	require.Equal(t, 4, e.count("device_status"))
+	require.Equal(t, 4, e.count("phone_detection"))
 }
