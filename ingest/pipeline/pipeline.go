@@ -367,20 +367,21 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 	// evaluation, under one lock, so that a saved state that holds the
 	// one holds the other (see SeqSnapshot).
 	sum := payloadSum(m.Payload)
-	var moved, dup bool
+	var level uint8
+	var dup bool
 	p.evaluate(func() []model.Alert {
 		ts := b.Time.UnixMilli()
 		var stale bool
 		if m.Retained {
-			stale, moved = p.seqs.staleRetained(b.Device.ID, b.Stream, b.Seq, sum, ts)
+			stale, level = p.seqs.staleRetained(b.Device.ID, b.Stream, b.Seq, sum, ts)
 		}
 		if stale {
 			p.m.seqDuplicates.Inc()
 			dup = true
 		} else {
-			dup, moved = p.seqs.observe(b.Device.ID, b.Seq, sum, p.m)
+			dup, level = p.seqs.observe(b.Device.ID, b.Seq, sum, p.m)
 		}
-		p.seqs.took(b.Device.ID, b.Stream, sum, ts, moved)
+		p.seqs.took(b.Device.ID, b.Stream, sum, ts, level)
 		if p.engine == nil || dup {
 			return nil
 		}
@@ -389,8 +390,8 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 		t.pending.Add(1)
 		return t.doneFn
 	})
-	if moved {
-		b.MovePointTimes()
+	if level != 0 {
+		b.MovePointTimes(level)
 	}
 	if !dup {
 		if n, first := p.points.observe(b); n > 0 {

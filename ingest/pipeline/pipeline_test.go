@@ -976,32 +976,38 @@ func TestEarlyRestartReachesTheRules(t *testing.T) {
 }
 
 // dupOf is observe's duplicate answer.
-func dupOf(dup, _ bool) bool { return dup }
+func dupOf(dup bool, _ uint8) bool { return dup }
 
 // A message whose seq the device's other counter has also sent, with another
-// payload, takes moved point times — both messages' readings are stored,
-// even at the same millisecond — and its redelivery takes them again. The
-// other counter's own redelivery and messages of no other counter's seq are
-// not moved.
+// payload, takes moved point times, at the level after that message's —
+// the messages' readings are stored, even at the same millisecond, however
+// many times the unit restarts at one seq (up to model.MoveLevels) — and
+// its redelivery takes them again. The other counter's own redelivery and
+// messages of no other counter's seq are not moved.
 func TestSeqTrackerMovesASeqSentTwice(t *testing.T) {
 	m := newMetrics(prometheus.NewRegistry())
 	tr := newSeqTracker()
 	for _, tc := range []struct {
-		desc       string
-		seq        int64
-		sum        uint32
-		dup, moved bool
+		desc  string
+		seq   int64
+		sum   uint32
+		dup   bool
+		level uint8
 	}{
-		{"first counter", 25, 125, false, false},
-		{"first counter", 26, 126, false, false},
-		{"restarted: 26 again, another message", 26, 226, false, true},
-		{"the new 26 redelivered", 26, 226, true, true},
-		{"the old 26 redelivered", 26, 126, true, false},
-		{"27, which the old counter never sent", 27, 227, false, false},
+		{"first counter", 25, 125, false, 0},
+		{"first counter", 26, 126, false, 0},
+		{"restarted: 26 again, another message", 26, 226, false, 4},
+		{"the new 26 redelivered", 26, 226, true, 4},
+		{"the old 26 redelivered", 26, 126, true, 0},
+		{"27, which the old counter never sent", 27, 227, false, 0},
+		{"restarted again: 26, a third message", 26, 326, false, 2},
+		{"and again", 26, 426, false, 6},
+		{"the third redelivered", 26, 326, true, 2},
+		{"and again", 26, 526, false, 1},
 	} {
-		dup, moved := tr.observe("d", tc.seq, tc.sum, m)
+		dup, level := tr.observe("d", tc.seq, tc.sum, m)
 		require.Equal(t, tc.dup, dup, "%s: duplicate", tc.desc)
-		require.Equal(t, tc.moved, moved, "%s: moved", tc.desc)
+		require.Equal(t, tc.level, level, "%s: move level", tc.desc)
 	}
 }
 
@@ -1021,7 +1027,7 @@ func TestSeqCountersSaveAndRestore(t *testing.T) {
 	tr.observe("F-1", 1, 201, f.p.m) // restarted: seq 1 again, moved
 	tr.observe("F-1", 4, 204, f.p.m) // 2 and 3 counted missing
 	tr.unreadable("F-1", 777, false)
-	tr.took("F-1", model.StreamStatus, 4242, 1795741804120, true)
+	tr.took("F-1", model.StreamStatus, 4242, 1795741804120, 6)
 	tr.observe("GONE", 7, 7, f.p.m)
 	require.NotZero(t, tr.devices["F-1"].missing)
 	require.NotZero(t, tr.devices["F-1"].prev.missing)
@@ -1040,13 +1046,15 @@ func TestSeqCountersSaveAndRestore(t *testing.T) {
 	require.Zero(t, o.p.seqs.devices["F-1"].missing)
 	require.Zero(t, o.p.seqs.devices["F-1"].unread)
 	require.Equal(t, tr.devices["F-1"].max, o.p.seqs.devices["F-1"].max)
+	require.Equal(t, uint8(4), o.p.seqs.devices["F-1"].levels[1], "a seq moved at the level there was")
 
 	// A save from before the topics' latest messages were kept reads them
 	// as unknown.
-	noLast, err := json.Marshal(map[string][]byte{"F-1": saved["F-1"][:len(saved["F-1"])-seqLastLen]})
+	noLast, err := json.Marshal(map[string][]byte{"F-1": saved["F-1"][:len(saved["F-1"])-seqLastLen-seqWindow]}) // with the other counter's levels
 	require.NoError(t, err)
 	require.NoError(t, o.p.RestoreSeqs(noLast, func(string) bool { return true }))
 	require.Zero(t, o.p.seqs.devices["F-1"].last)
+	require.Equal(t, uint8(4), o.p.seqs.devices["F-1"].levels[1])
 	require.Equal(t, tr.devices["F-1"].missing, o.p.seqs.devices["F-1"].missing)
 	require.Equal(t, tr.devices["F-1"].prev.missing, o.p.seqs.devices["F-1"].prev.missing)
 
@@ -1058,17 +1066,18 @@ func TestSeqCountersSaveAndRestore(t *testing.T) {
 	want.prev, got.prev = nil, nil
 	require.Equal(t, want, got)
 	for _, tc := range []struct {
-		seq        int64
-		sum        uint32
-		dup, moved bool
+		seq   int64
+		sum   uint32
+		dup   bool
+		level uint8
 	}{
-		{1, 201, true, true},  // the new counter's seq 1 again
-		{8, 108, true, false}, // the old counter's last again
-		{2, 202, false, true}, // a late message of the new counter: recovered
+		{1, 201, true, 4},  // the new counter's seq 1 again
+		{8, 108, true, 0},  // the old counter's last again
+		{2, 202, false, 4}, // a late message of the new counter: recovered
 	} {
-		dup, moved := g.p.seqs.observe("F-1", tc.seq, tc.sum, g.p.m)
+		dup, level := g.p.seqs.observe("F-1", tc.seq, tc.sum, g.p.m)
 		require.Equal(t, tc.dup, dup, "seq %d", tc.seq)
-		require.Equal(t, tc.moved, moved, "seq %d", tc.seq)
+		require.Equal(t, tc.level, level, "seq %d", tc.seq)
 	}
 
 	require.Equal(t, 1.0, testutil.ToFloat64(g.p.m.seqRecovered), "counted missing before the restart")
@@ -1212,4 +1221,27 @@ func seqRange(from, to int64) []int64 {
 		s = append(s, i)
 	}
 	return s
+}
+
+// A unit without a real-time clock starts every boot at seq 1 and the same
+// ts: each boot's readings take points of their own, up to
+// model.MoveLevels boots at one millisecond.
+func TestRestartsAtOneInstantKeepTheirPoints(t *testing.T) {
+	f := newFixture(t)
+	e := time.Now().Add(-time.Hour).Truncate(time.Second).UnixMilli()
+	points := map[int64]string{}
+	for boot := range model.MoveLevels {
+		for seq := 1; seq <= 3; seq++ {
+			payload := fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"detections":[{"imsi":"4289930%04d%04d"}]}`, seq, e+int64(seq)*1000, boot, seq)
+			m, _ := message(topic, payload)
+			f.p.Handle(context.Background(), m)
+			for _, ns := range f.w.items[len(f.w.items)-1].([]int64) {
+				if other, ok := points[ns]; ok {
+					t.Fatalf("boot %d seq %d takes the point of %s", boot, seq, other)
+				}
+				points[ns] = fmt.Sprintf("boot %d seq %d", boot, seq)
+			}
+		}
+	}
+	require.Len(t, points, 3*model.MoveLevels)
 }

@@ -76,7 +76,7 @@ func TestPointWatch(t *testing.T) {
 			for _, m := range tc.msgs {
 				b := batchAt(m.dev, m.seq, t0.Add(m.at), m.n)
 				if m.moved {
-					b.MovePointTimes()
+					b.MovePointTimes(4)
 				}
 				n, _ := w.observe(b)
 				shared += n

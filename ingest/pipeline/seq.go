@@ -50,9 +50,9 @@ type seqState struct {
 	// after its last restart, within the window) — not a duplicate to keep
 	// from the rules.
 	sums [seqWindow]uint32
-	// moved marks the seqs whose message took moved point times (see
-	// observe), so that its redelivery takes them again.
-	moved [seqWindow / 64]uint64
+	// levels holds the move level of the message seen at each seq of the
+	// window (see observe), so that its redelivery takes its points again.
+	levels [seqWindow]uint8
 	// prev is the other counter of the last reset: a unit that restarted
 	// may still send its buffer from before (those are the old counter's,
 	// not a reset again with a gap of millions), and a single stray old
@@ -99,7 +99,7 @@ type lastTaken struct {
 	latest int64              // Unix ms; 0 when unknown (a save from before it was kept)
 	sums   [numStreams]uint32 // checksum of the latest message on each stream's topic
 	known  uint8              // bit s: sums[s] is known
-	moved  uint8              // bit s: that message took moved point times
+	levels [numStreams]uint8  // the move level of that message
 }
 
 // gapRun is a run of seqs behind the window, of a gap that ended at end
@@ -173,21 +173,23 @@ func (s *seqState) bit(seq int64) (int, uint64) {
 // reports whether it was seen before. Gaps, duplicates and restarts are
 // counted.
 //
-// moved reports that the message must take moved point times
-// (model.Batch.MovePointTimes): its device's other counter — before a
+// level is the move level of the message's point times
+// (model.Batch.MovePointTimes): when its device's other counter — before a
 // restart, or after it — has sent another message with the same seq, whose
 // readings could hold the same points if they carry the same millisecond
 // (a unit restarted with its clock set back, or sending again a seq whose
-// first message it lost). A redelivery is moved as its first delivery was;
-// across a restart of fenceline too, as far as the counters saved with the
-// alert state (SeqSnapshot) hold it.
-func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (duplicate, moved bool) {
+// first message it lost), the level after that message's. A unit that
+// restarts again and again at one ts (no real-time clock) keeps
+// model.MoveLevels restarts apart. A redelivery takes the level its first
+// delivery took; across a restart of fenceline too, as far as the counters
+// saved with the alert state (SeqSnapshot) hold it.
+func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (duplicate bool, level uint8) {
 	st, ok := t.devices[device]
 	if !ok {
 		st = &seqState{max: seq}
 		t.devices[device] = st
-		st.mark(seq, sum, false)
-		return false, false
+		st.mark(seq, sum, 0)
+		return false, 0
 	}
 	switch {
 	case st.fillGap(seq):
@@ -195,7 +197,7 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 		m.seqLate.Inc()
 		m.seqRecovered.Inc()
 		st.prevIdle++
-		return false, false
+		return false, 0
 	case st.gapRecovered(seq):
 		// Most likely a redelivery of such a buffer's message, and counted
 		// so; but with no checksum kept this far back, it may be a unit
@@ -203,13 +205,13 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 		// again (as any message this far behind did), rather than risk a
 		// missed alert.
 		m.seqDuplicates.Inc()
-		return false, false
+		return false, 0
 	}
 	if p := st.prev; p != nil {
 		switch {
 		case seq > p.max-seqWindow && seq <= p.max && p.has(seq, sum):
 			m.seqDuplicates.Inc() // a redelivery of the other counter's
-			return true, p.isMoved(seq)
+			return true, p.levels[seq%seqWindow]
 		case st.prevIdle >= seqWindow:
 			st.prev = nil
 		case dist(seq, p.max) < dist(seq, st.max) && !p.hasSeq(seq):
@@ -266,7 +268,7 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 		}
 	case seq <= st.max && seq > st.max-seqWindow && st.has(seq, sum):
 		m.seqDuplicates.Inc()
-		return true, st.isMoved(seq)
+		return true, st.levels[seq%seqWindow]
 	default:
 		// Far behind or far ahead, or another message with a seq seen:
 		// the device restarted its counter (or this is a stray message:
@@ -276,10 +278,11 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 		old.prev, old.prevIdle = nil, 0
 		*st = seqState{max: seq, prev: &old, last: old.last}
 	}
-	p := st.prev
-	moved = p != nil && seq > p.max-seqWindow && seq <= p.max && p.hasSeq(seq)
-	st.mark(seq, sum, moved)
-	return false, moved
+	if p := st.prev; p != nil && seq > p.max-seqWindow && seq <= p.max && p.hasSeq(seq) {
+		level = model.NextMoveLevel(p.levels[seq%seqWindow])
+	}
+	st.mark(seq, sum, level)
+	return false, level
 }
 
 // unreadable records that device sent a message whose seq could not be
@@ -316,53 +319,39 @@ func (t *seqTracker) unreadable(device string, sum uint32, dup bool) {
 // than the one seen at that seq — is taken for a copy, unless its ts is
 // newer than every message taken from the device.
 //
-// moved tells whether a copy takes moved point times, as the message did.
-func (t *seqTracker) staleRetained(device string, stream model.Stream, seq int64, sum uint32, ts int64) (stale, moved bool) {
+// level is the move level a copy takes, the message's.
+func (t *seqTracker) staleRetained(device string, stream model.Stream, seq int64, sum uint32, ts int64) (stale bool, level uint8) {
 	st, ok := t.devices[device]
 	if !ok {
-		return false, false
+		return false, 0
 	}
 	if s := streamIndex(stream); st.last.known&(1<<s) != 0 {
-		return st.last.sums[s] == sum, st.last.moved&(1<<s) != 0
+		return st.last.sums[s] == sum, st.last.levels[s]
 	}
 	if seq > st.max || st.last.latest != 0 && ts > st.last.latest {
-		return false, false
+		return false, 0
 	}
-	return seq <= st.max-seqWindow || st.hasSeq(seq) && !st.has(seq, sum), false
+	return seq <= st.max-seqWindow || st.hasSeq(seq) && !st.has(seq, sum), 0
 }
 
 // took records that device's message on stream's topic, of checksum sum and
-// ts (Unix ms), was taken (evaluated, or found a duplicate), with moved
-// point times or not.
-func (t *seqTracker) took(device string, stream model.Stream, sum uint32, ts int64, moved bool) {
+// ts (Unix ms), was taken (evaluated, or found a duplicate), at move level.
+func (t *seqTracker) took(device string, stream model.Stream, sum uint32, ts int64, level uint8) {
 	if st, ok := t.devices[device]; ok {
 		s := streamIndex(stream)
 		st.last.latest = max(st.last.latest, ts)
 		st.last.sums[s] = sum
 		st.last.known |= 1 << s
-		st.last.moved &^= 1 << s
-		if moved {
-			st.last.moved |= 1 << s
-		}
+		st.last.levels[s] = level
 	}
 }
 
-// mark records seq with the checksum of its message, and whether it moved.
-func (s *seqState) mark(seq int64, sum uint32, moved bool) {
+// mark records seq with the checksum of its message, and its move level.
+func (s *seqState) mark(seq int64, sum uint32, level uint8) {
 	w, b := s.bit(seq)
 	s.seen[w] |= b
 	s.sums[seq%seqWindow] = sum
-	if moved {
-		s.moved[w] |= b
-	} else {
-		s.moved[w] &^= b
-	}
-}
-
-// isMoved reports whether the message seen at seq took moved point times.
-func (s *seqState) isMoved(seq int64) bool {
-	w, b := s.bit(seq)
-	return s.moved[w]&b != 0
+	s.levels[seq%seqWindow] = level
 }
 
 // hasSeq reports whether seq (in the window) was seen.
@@ -411,21 +400,27 @@ func (p *Pipeline) SeqSnapshot() SeqSnapshot {
 // other counter follows. Saves since the missing bitset and the unread
 // count came add seqExtLen: the missing bitset, unread and unreadSum, then
 // the other counter's missing bitset when it is there. A save without them
-// is read as having none. Saves since the latest messages were kept end
-// with them (seqLastLen: lastTaken's latest, sums, known and moved); in one
-// without them they are unknown.
+// is read as having none. The moved bitset marks the seqs whose message
+// took moved point times; since there are levels of them, saves end with
+// the levels and the topics' latest messages (seqLastLen: lastTaken's
+// latest, sums, known and levels, then the window's levels, and the other
+// counter's when it is there). In a save without them a moved seq is at
+// level 4 (the one there was) and the latest messages are unknown.
 const (
 	seqSavedLen = 8 + 2*seqWindow/8 + 4*seqWindow
 	seqExtLen   = seqWindow/8 + 8 + 4
-	seqLastLen  = 8 + 4*numStreams + 2
+	seqLastLen  = 8 + 5*numStreams + 1 + seqWindow
 )
+
+// oldMoveLevel is the level of a seq a save without levels marks moved.
+const oldMoveLevel = 4
 
 // MarshalJSON writes each device's counters as base64 of their binary form
 // (a device's window of checksums is a kilobyte).
 func (s SeqSnapshot) MarshalJSON() ([]byte, error) {
 	out := make(map[string][]byte, len(s))
 	for id, st := range s {
-		b := make([]byte, 0, 2*seqSavedLen+9+seqExtLen+seqWindow/8+seqLastLen)
+		b := make([]byte, 0, 2*seqSavedLen+9+seqExtLen+seqWindow/8+seqLastLen+seqWindow)
 		b = st.appendBinary(b)
 		b = binary.BigEndian.AppendUint64(b, uint64(st.prevIdle))
 		if st.prev != nil {
@@ -444,7 +439,12 @@ func (s SeqSnapshot) MarshalJSON() ([]byte, error) {
 		for _, sum := range st.last.sums {
 			b = binary.BigEndian.AppendUint32(b, sum)
 		}
-		b = append(b, st.last.known, st.last.moved)
+		b = append(b, st.last.known)
+		b = append(b, st.last.levels[:]...)
+		b = append(b, st.levels[:]...)
+		if st.prev != nil {
+			b = append(b, st.prev.levels[:]...)
+		}
 		out[id] = b
 	}
 	return json.Marshal(out)
@@ -455,9 +455,13 @@ func (s *seqState) appendBinary(b []byte) []byte {
 	for _, w := range s.seen {
 		b = binary.BigEndian.AppendUint64(b, w)
 	}
-	for _, w := range s.moved {
-		b = binary.BigEndian.AppendUint64(b, w)
+	var moved [seqWindow / 64]uint64
+	for i, l := range s.levels {
+		if l != 0 {
+			moved[i/64] |= 1 << (i % 64)
+		}
 	}
+	b = appendWords(b, moved[:])
 	for _, v := range s.sums {
 		b = binary.BigEndian.AppendUint32(b, v)
 	}
@@ -472,12 +476,13 @@ func readSeqState(b []byte) (*seqState, error) {
 		return nil, fmt.Errorf("%d bytes", n)
 	}
 	withPrev := b[seqSavedLen+8] == 1
-	want, ext := seqSavedLen+9, seqExtLen
+	want, ext, last := seqSavedLen+9, seqExtLen, seqLastLen
 	if withPrev {
 		want += seqSavedLen
 		ext += seqWindow / 8
+		last += seqWindow
 	}
-	if n != want && n != want+ext && n != want+ext+seqLastLen {
+	if n != want && n != want+ext && n != want+ext+last {
 		return nil, fmt.Errorf("%d bytes", n)
 	}
 	st := new(seqState)
@@ -505,7 +510,12 @@ func readSeqState(b []byte) (*seqState, error) {
 			st.last.sums[i] = binary.BigEndian.Uint32(b)
 			b = b[4:]
 		}
-		st.last.known, st.last.moved = b[0], b[1]
+		st.last.known = b[0]
+		b = b[1+copy(st.last.levels[:], b[1:]):]
+		b = b[copy(st.levels[:], b):]
+		if withPrev {
+			copy(st.prev.levels[:], b)
+		}
 	}
 	return st, nil
 }
@@ -532,9 +542,12 @@ func (s *seqState) readBinary(b []byte) []byte {
 		s.seen[i] = binary.BigEndian.Uint64(b)
 		b = b[8:]
 	}
-	for i := range s.moved {
-		s.moved[i] = binary.BigEndian.Uint64(b)
-		b = b[8:]
+	var moved [seqWindow / 64]uint64
+	b = readWords(b, moved[:])
+	for i := range s.levels {
+		if moved[i/64]&(1<<(i%64)) != 0 {
+			s.levels[i] = oldMoveLevel
+		}
 	}
 	for i := range s.sums {
 		s.sums[i] = binary.BigEndian.Uint32(b)

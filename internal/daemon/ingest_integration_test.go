@@ -462,3 +462,27 @@ func TestIntegrationRetainedMessageOfARestartedUnit(t *testing.T) {
 	require.Equal(t, 0.0, e.counter("fenceline_ingest_sequence_resets_total", nil))
 	require.Equal(t, 4, e.count("phone_detection"))
 }
+
+// A unit without a real-time clock starts every boot at seq 1 and the same
+// ts. Every boot's readings are stored, across a restart of fenceline too
+// (the move levels are saved with the seq counters).
+func TestIntegrationRestartsAtOneInstantAreAllStored(t *testing.T) {
+	e := newEnv(t, "rules.yaml", "")
+	const topic = "border/mdl/fence/F-AOL-01/detections"
+	ts := time.Now().Add(-time.Hour).Truncate(time.Second)
+	boot := func(n int) {
+		for seq := 1; seq <= 3; seq++ {
+			e.publish(topic, fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"detections":[{"imsi":"4600012%04d%04d"}]}`, seq, ts.Add(time.Duration(seq)*time.Second).UnixMilli(), n, seq))
+		}
+	}
+	boot(1)
+	boot(2)
+	e.waitAcked(6)
+	e.stop()
+	boot(3) // queued in fenceline's session
+	e.start()
+	boot(4)
+	e.waitAcked(6)
+	require.Equal(t, 12, e.count("phone_detection"))
+	require.Equal(t, 2.0, e.counter("fenceline_ingest_sequence_resets_total", nil), "boots 3 and 4, since the start")
+}

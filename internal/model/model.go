@@ -303,16 +303,39 @@ func PointTime(t time.Time, seq int64, idx int) int64 {
 	return t.UnixMilli()*int64(time.Millisecond) + (seqBase(seq)+int64(idx))%int64(time.Millisecond)
 }
 
-// MovedSeq is the seq whose point times a message takes when another
-// message of its device, with its own seq, may already hold them: a unit
-// that restarted its counter and sends a seq again, with another payload,
-// perhaps within the same millisecond. Half a cycle of offsets away, its
-// points meet those of messages of 20 readings only 14,231 seqs away.
-func MovedSeq(seq int64) int64 { return seq + int64(time.Millisecond)/2 }
+// MovedSeq is the seq whose point times a message takes at move level
+// 1 to MoveLevels-1, when another message of its device, with its own seq,
+// may already hold them: a unit that restarted its counter and sends a seq
+// again, with another payload, perhaps within the same millisecond (one
+// without a real-time clock starts every boot at the same ts and seq 1).
+// Level j's offsets are j eighths of a millisecond from level 0's (seq's
+// own): a message holds fewer readings than an eighth (MaxReadingsPerMessage),
+// so no two levels of one seq share a point. Level 4, half a cycle on, is
+// the one moved messages took when there was one. At level 4 the points meet
+// those of messages of 20 readings only 14,231 seqs away.
+func MovedSeq(seq int64, level uint8) int64 {
+	// pointSpread is 3 modulo 8: seq+k/8 ms's offsets are 3k eighths on,
+	// and 3 is its own inverse modulo 8.
+	const eighth = int64(time.Millisecond) / MoveLevels
+	return seq + eighth*int64(3*(level%MoveLevels)%MoveLevels)
+}
 
-// MovePointTimes gives b's readings the point times of b.Seq's MovedSeq.
-func (b *Batch) MovePointTimes() {
-	seq := MovedSeq(b.Seq)
+// MoveLevels is the number of distinct point-time levels of one seq: the
+// messages of as many counters sending one seq at one millisecond keep
+// their own points.
+const MoveLevels = 8
+
+// NextMoveLevel is the level a message takes after one at level l: each in
+// turn, from a half millisecond on to the eighths between, so that a unit
+// that restarts again and again at one ts keeps MoveLevels boots apart.
+func NextMoveLevel(l uint8) uint8 { return moveOrder[l%MoveLevels] }
+
+var moveOrder = [MoveLevels]uint8{0: 4, 4: 2, 2: 6, 6: 1, 1: 5, 5: 3, 3: 7, 7: 0}
+
+// MovePointTimes gives b's readings the point times of b.Seq's MovedSeq at
+// level.
+func (b *Batch) MovePointTimes(level uint8) {
+	seq := MovedSeq(b.Seq, level)
 	b.EachStamp(func(st *Stamp) { st.PointNS = PointTime(st.Time, seq, st.Index) })
 }
 
@@ -334,12 +357,12 @@ func (b *Batch) EachStamp(f func(*Stamp)) {
 
 // ReadingIndex is the index of the reading of message seq whose point time
 // is ns: PointTime's inverse (for a time PointTime made; the caller checks),
-// for seq or its MovedSeq alike: a message holds far fewer readings than
-// the half millisecond between the two.
+// for seq or its MovedSeq at any level alike: a message holds far fewer
+// readings than the eighth of a millisecond between two levels.
 func ReadingIndex(ns, seq int64) int {
 	const space = int64(time.Millisecond)
 	off := ns % space
-	return int(((off-seqBase(seq))%space + space) % space % (space / 2))
+	return int(((off-seqBase(seq))%space + space) % space % (space / MoveLevels))
 }
 
 func seqBase(seq int64) int64 {

@@ -33,12 +33,19 @@ func TestPointTime(t *testing.T) {
 				if got := ReadingIndex(ns, tc.seq); got != i {
 					t.Fatalf("ReadingIndex = %d, want %d", got, i)
 				}
-				moved := PointTime(at, MovedSeq(tc.seq), i)
-				if seen[moved] || moved < ms || moved >= ms+int64(time.Millisecond) {
-					t.Fatalf("reading %d moved: %d meets the message's own times or leaves its millisecond", i, moved)
-				}
-				if got := ReadingIndex(moved, tc.seq); got != i {
-					t.Fatalf("ReadingIndex of a moved time = %d, want %d", got, i)
+			}
+			// Each move level's times meet no other level's, stay in the
+			// millisecond, and give the reading's index back.
+			for level := uint8(1); level < MoveLevels; level++ {
+				for i := range tc.readings {
+					moved := PointTime(at, MovedSeq(tc.seq, level), i)
+					if seen[moved] || moved < ms || moved >= ms+int64(time.Millisecond) {
+						t.Fatalf("reading %d moved to level %d: %d meets another level's times or leaves its millisecond", i, level, moved)
+					}
+					seen[moved] = true
+					if got := ReadingIndex(moved, tc.seq); got != i {
+						t.Fatalf("ReadingIndex of a time at level %d = %d, want %d", level, got, i)
+					}
 				}
 			}
 		})
@@ -104,5 +111,26 @@ func TestSomeNegativeZero(t *testing.T) {
 	}
 	if v := Some(-1.5).V; v != -1.5 {
 		t.Fatalf("Some(-1.5) = %v", v)
+	}
+}
+
+// Level 4 is the half millisecond moved messages took when there was one
+// level: a redelivery of such a message takes its points again. The levels
+// come in turn, each once before the first again.
+func TestMoveLevels(t *testing.T) {
+	if got := MovedSeq(7, 4); got != 500_007 {
+		t.Fatalf("MovedSeq(7, 4) = %d, want 500007", got)
+	}
+	seen := map[uint8]bool{}
+	l := uint8(0)
+	for range MoveLevels {
+		if seen[l] {
+			t.Fatalf("level %d comes twice in a cycle", l)
+		}
+		seen[l] = true
+		l = NextMoveLevel(l)
+	}
+	if l != 0 || NextMoveLevel(0) != 4 {
+		t.Fatalf("the cycle does not start at level 4 and come back to 0")
 	}
 }
