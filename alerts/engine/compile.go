@@ -138,6 +138,10 @@ type Rule struct {
 	when        *vm.Program
 	whenFast    whenFunc // when, as closures, if it is simple enough (see whenfast.go)
 	whenZone    bool     // the expression reads `zone`
+	// statusReads are the status fields a status rule's `when` reads
+	// (statusFields bits; has_x counts as x): a report carrying none of
+	// them says nothing about the condition and resolves nothing.
+	statusReads uint8
 	// whenSlot is the index, among the ruleset's conditions that can be
 	// shared, of this rule's, or -1: rules of one source with the same
 	// condition, evaluated as closures (which cannot fail at run time: no
@@ -472,6 +476,9 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 	if spec.When != "" {
 		rule.when = compileWhen(spec.When, rule.Source, file, key+".when", ps)
 		rule.whenZone = usesZone(rule.when)
+		if rule.Kind == KindStatus {
+			rule.statusReads = statusFieldsRead(rule.when)
+		}
 		if rule.when != nil {
 			rule.whenFast = compileFast(rule.when.Node(), rule.Source)
 		}

@@ -560,6 +560,45 @@ func usesZone(p *vm.Program) bool {
 	}) != nil
 }
 
+// statusFields are the fields of a status report, as bits of a mask.
+var statusFields = map[string]uint8{
+	"battery_pct": 1 << 0, "temp_c": 1 << 1, "uptime_s": 1 << 2, "tamper": 1 << 3,
+	"power": 1 << 4, "signal_dbm": 1 << 5, "queue": 1 << 6, "fw": 1 << 7,
+}
+
+// statusFieldsRead is the mask of the status fields p reads, directly or
+// through their has_ companions.
+func statusFieldsRead(p *vm.Program) uint8 {
+	if p == nil {
+		return 0
+	}
+	var mask uint8
+	ast.Find(p.Node(), func(n ast.Node) bool {
+		if id, ok := n.(*ast.IdentifierNode); ok {
+			mask |= statusFields[strings.TrimPrefix(id.Value, "has_")]
+		}
+		return false
+	})
+	return mask
+}
+
+// statusCarried is the mask of the fields st carries.
+func statusCarried(st *model.Status) uint8 {
+	var mask uint8
+	for _, f := range [...]struct {
+		ok  bool
+		bit uint8
+	}{
+		{st.BatteryPct.OK, 1 << 0}, {st.TempC.OK, 1 << 1}, {st.UptimeS.OK, 1 << 2}, {st.Tamper.OK, 1 << 3},
+		{st.Power != "", 1 << 4}, {st.SignalDbm.OK, 1 << 5}, {st.Queue.OK, 1 << 6}, {st.FW != "", 1 << 7},
+	} {
+		if f.ok {
+			mask |= f.bit
+		}
+	}
+	return mask
+}
+
 // subjectOf returns who r is about for rule, and false when the rule cannot
 // apply (no usable identifier, or not on the rule's watchlist).
 //

@@ -1010,7 +1010,9 @@ func (e *Engine) applyStatus(st *ruleState, r *reading, subj model.Subject, z *z
 		}, now)
 		se.Open = e.opened(st, a, now)
 		out = append(out, a)
-	case !match && se.Open != nil:
+	case !match && se.Open != nil && (st.rule.statusReads == 0 || statusCarried(r.st)&st.rule.statusReads != 0):
+		// A report of none of the fields the condition reads (a heartbeat
+		// of its signal only) says nothing about it: the incident stays.
 		out = append(out, e.resolved(st, se.Open, r.t, now, e.late(r.t, now),
 			fmt.Sprintf("%s at %s reports %s, no longer %s, %s", upperFirst(describeSubject(subj, r)),
 				e.statusPlace(z, dev, r.b.Site), statusFacts(r.st), e.condition(st.rule), e.localTime(r.t, now))))

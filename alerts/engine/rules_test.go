@@ -1712,6 +1712,53 @@ func TestStatusOlderReportIgnored(t *testing.T) {
 	require.Len(t, only(e.eval(e.status("F-1", n.Add(time.Minute), model.Status{Tamper: model.SomeBool(true)})), "tamper"), 1)
 }
 
+// A report that carries none of the fields a status rule's condition reads
+// (a heartbeat of its signal only) says nothing about the condition: it
+// resolves nothing, where one that carries any of them and no longer
+// matches does. A condition that reads no status field is resolved by any
+// report that does not match.
+func TestStatusReportWithoutTheFieldsResolvesNothing(t *testing.T) {
+	rs, ps := compileYAML(t, `
+devices:
+  - {id: F-1, kind: fence, site: mdl, lat: 41.9612, lon: 110.4875}
+  - {id: F-2, kind: fence, site: mdl, lat: 41.9612, lon: 110.4875}
+rules:
+  - {id: unit-tamper, kind: status, when: "tamper || battery_pct < 15"}
+  - {id: on-battery, kind: status, when: '!has_battery_pct && power == "battery"'}
+  - {id: before-one, kind: status, when: 'ts.Hour() < 13'}
+`)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	low := model.Status{BatteryPct: model.Some(5)}
+	fired := only(e.eval(e.status("F-1", at(12, 0), low)), "unit-tamper")
+	require.Len(t, fired, 1)
+	for i, heartbeat := range []model.Status{
+		{SignalDbm: model.Some(-90)},
+		{FW: "2.3.1", Queue: model.SomeInt(0)},
+		{},
+	} {
+		require.Empty(t, only(e.eval(e.status("F-1", at(12, 1+i), heartbeat)), "unit-tamper"), "report %d: stays open", i)
+	}
+	require.Empty(t, only(e.eval(e.status("F-1", at(12, 5), low)), "unit-tamper"), "the same incident, still open")
+	got := only(e.eval(e.status("F-1", at(12, 6), model.Status{BatteryPct: model.Some(80)})), "unit-tamper")
+	require.Len(t, got, 1)
+	assert.Equal(t, model.StateResolved, got[0].State)
+	assert.Equal(t, fired[0].ID, got[0].ID)
+
+	// has_battery_pct reads battery_pct: a report of the battery resolves.
+	require.Len(t, only(e.eval(e.status("F-2", at(12, 0), model.Status{Power: "battery"})), "on-battery"), 1)
+	require.Empty(t, only(e.eval(e.status("F-2", at(12, 1), model.Status{SignalDbm: model.Some(-90)})), "on-battery"))
+	got = only(e.eval(e.status("F-2", at(12, 2), model.Status{BatteryPct: model.Some(60), Power: "battery"})), "on-battery")
+	require.Len(t, got, 1)
+	assert.Equal(t, model.StateResolved, got[0].State)
+
+	// No status field read: any report that does not match resolves (the
+	// incident of F-1's first report, at 12:00).
+	got = only(e.eval(e.status("F-1", at(13, 0), model.Status{})), "before-one")
+	require.Len(t, got, 1)
+	assert.Equal(t, model.StateResolved, got[0].State)
+}
+
 // A status incident opened within its rule's schedule resolves when the
 // unit reports the condition gone outside the schedule; a report still
 // matching outside it neither resolves it nor opens another.
