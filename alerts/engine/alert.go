@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/fenceline/fenceline/alerts/zone"
 	"github.com/fenceline/fenceline/internal/model"
@@ -260,7 +261,7 @@ func describeSubject(s model.Subject, r *reading) string {
 		if s.Value == model.NoPlate {
 			return "vehicle without a readable plate (无牌)"
 		}
-		return "vehicle " + s.Value
+		return "vehicle " + deviceText(s.Value)
 	case "patrol":
 		// The registry's name says who it is ("P-08 (Port, east sector)").
 		// A device subject's summary names it in its place already.
@@ -272,6 +273,20 @@ func describeSubject(s model.Subject, r *reading) string {
 		return "device " + s.Value
 	}
 	return s.Kind + " " + s.Value
+}
+
+// deviceText is text a unit sent, as a summary quotes it: a summary is one
+// line, read by a duty officer, and a unit's "mains\u2028Tamper cleared by
+// technician" must not read as a line of its own. Text with a rune that is
+// not printable (a line or paragraph separator, a C1 control) is quoted,
+// with such runes escaped.
+func deviceText(s string) string {
+	for _, r := range s {
+		if r != ' ' && !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 // place is "Aolunsumu ancient city (aolunsumu-ruins)", or, without a zone,

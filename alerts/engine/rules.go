@@ -1114,7 +1114,7 @@ func statusFacts(s *model.Status) string {
 		parts = append(parts, fmt.Sprintf("%g °C", s.TempC.V))
 	}
 	if s.Power != "" {
-		parts = append(parts, "power "+s.Power)
+		parts = append(parts, "power "+deviceText(s.Power))
 	}
 	if s.SignalDbm.OK {
 		parts = append(parts, fmt.Sprintf("signal %g dBm", s.SignalDbm.V))
@@ -1123,7 +1123,7 @@ func statusFacts(s *model.Status) string {
 		parts = append(parts, fmt.Sprintf("queue %d", s.Queue.V))
 	}
 	if s.FW != "" {
-		parts = append(parts, "fw "+s.FW)
+		parts = append(parts, "fw "+deviceText(s.FW))
 	}
 	if len(parts) == 0 {
 		return "no fields"
