@@ -11,6 +11,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -98,12 +99,9 @@ func loadRules(cfg *config.Config) (*engine.Ruleset, *config.Rules, error) {
 // in. A file cut short while it was copied or written ends at a line like
 // any other and decodes: reloaded, it would switch every rule off and close
 // every open incident, without a word. Emptying a section on purpose is
-// written out (`rules: []`).
-//
-// rulesLost is the number of rules a start on a file without a rules
-// section found the last run had (0: none): a reload of such a file again
-// is refused as if they were running.
-func sectionsLost(r *config.Rules, cur *engine.Ruleset, rulesLost int) error {
+// written out (`rules: []`). A start on a file without a rules section
+// where the last run had rules is refused likewise (see build).
+func sectionsLost(r *config.Rules, cur *engine.Ruleset) error {
 	if r == nil || cur == nil {
 		return nil
 	}
@@ -123,12 +121,49 @@ func sectionsLost(r *config.Rules, cur *engine.Ruleset, rulesLost int) error {
 					"The running set stays; to remove them all, write `%s: %s`", sec.key, sec.running, sec.key, sec.empty)})
 		}
 	}
-	if len(cur.Rules) == 0 && rulesLost > 0 && r.Lacks("rules") {
-		ps = append(ps, config.Problem{File: r.Path, Key: "rules", Msg: fmt.Sprintf(
-			"the file has no rules section, where the run before this one had %d (fenceline runs without rules since it started on this file): "+
-				"a file cut short while it was written? To run without rules, write `rules: []`", rulesLost)})
-	}
 	return ps.Err()
+}
+
+// rulesCutShort returns the problem of a start on rules file r when it
+// lacks a rules section and the saved alert state (stateFile) holds rules:
+// a file cut short while it was written. A reload of it is refused
+// (sectionsLost); a start is too: run without rules, it would close every
+// open incident as if its rule were removed, and ack readings no rule would
+// ever see. Refused, it leaves them in the broker (the session is
+// persistent) and the state as it was, to be evaluated once the file is
+// mended.
+func rulesCutShort(r *config.Rules, stateFile string) error {
+	if r == nil || !r.Lacks("rules") {
+		return nil
+	}
+	had := savedRules(stateFile)
+	if had == 0 {
+		return nil
+	}
+	return config.Problems{{File: r.Path, Key: "rules", Msg: fmt.Sprintf(
+		"the file has no rules section, where the last run had %d rules: a file cut short while it was written? "+
+			"fenceline does not start on it: the readings wait in the broker, and the open incidents stay open, until it is mended; "+
+			"to run without rules, write `rules: []`", had)}}.Err()
+}
+
+// savedRules is the number of rules the saved alert state (or its previous
+// save) holds; 0 when there is none, or it cannot be read (the start says
+// why).
+func savedRules(path string) int {
+	for _, p := range []string{path, path + ".prev"} {
+		data, err := readState(p)
+		if err != nil {
+			continue
+		}
+		var saved struct {
+			Rules     []json.RawMessage `json:"rules"`
+			RulesLost int               `json:"rules_lost"` // saved by builds that ran on a file without rules
+		}
+		if json.Unmarshal(data, &saved) == nil {
+			return max(len(saved.Rules), saved.RulesLost)
+		}
+	}
+	return 0
 }
 
 func engineOptions(cfg *config.Config) engine.Options {
@@ -174,7 +209,9 @@ func Check(cfg *config.Config, reported ...config.Problem) error {
 	if len(ps) > 0 {
 		errs = append(errs, ps)
 	}
-	if _, err := LoadRules(cfg); err != nil {
+	if _, r, err := loadRules(cfg); err != nil {
+		errs = append(errs, err)
+	} else if err := rulesCutShort(r, stateFileIn(cfg.Storage.Dir)); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -201,8 +238,11 @@ func stateDirs(root string) (deadDir, outboxDir, stateFile string, err error) {
 			return "", "", "", fmt.Errorf("storage.dir: %w", err)
 		}
 	}
-	return deadDir, outboxDir, filepath.Join(root, "alert-state.json"), nil
+	return deadDir, outboxDir, stateFileIn(root), nil
 }
+
+// stateFileIn is the alert state file of storage.dir root.
+func stateFileIn(root string) string { return filepath.Join(root, "alert-state.json") }
 
 // shutdownStep is one named teardown step.
 type shutdownStep struct {

@@ -100,6 +100,27 @@ func (e *env) start() {
 	e.waitFor("subscribed", func() bool { return e.gauge("fenceline_mqtt_subscribed") == 1 })
 }
 
+// startRefused runs the daemon on the same config and state, and returns the
+// error it stops with at start; it fails the test if the daemon starts.
+func (e *env) startRefused() error {
+	t := e.t
+	t.Helper()
+	cfg, err := config.Load(e.cfgPath)
+	require.NoError(t, err)
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	started := make(chan struct{})
+	err = Run(ctx, cfg, Options{Log: log, Registry: prometheus.NewRegistry(), HTTPAddr: func(string) { close(started) }})
+	select {
+	case <-started:
+		t.Fatal("the daemon started")
+	default:
+	}
+	require.Error(t, err)
+	return err
+}
+
 // stop stops the daemon (if running) and returns what Run returned.
 func (e *env) stop() {
 	if e.cancel == nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fenceline/fenceline/config"
 	"github.com/fenceline/fenceline/internal/model"
 )
 
@@ -135,39 +136,44 @@ func TestIntegrationShutdownWithStalledInflux(t *testing.T) {
 	e.stop() // requires Run to return nil
 }
 
-// A restart on a rules file cut short before its rules runs (no ingestion
-// would be worse) but says so: the last run had rules, and
-// FencelineReloadFailed's gauge is 0. A file that says `rules: []` is an
-// operator's choice.
+// A restart on a rules file cut short before its rules is refused, as a
+// reload of it is: run without rules, it closed every open incident as if
+// its rule were removed, and acked readings no rule would see. The readings
+// wait in the broker, the incidents stay open; once the file is mended they
+// are evaluated. A file that says `rules: []` is an operator's choice.
 func TestIntegrationStartOnARulesFileCutShort(t *testing.T) {
-	e := newEnv(t, "alert-rules.yaml", "")
+	e := newEnv(t, "rules.yaml", "")
+	const status = "border/mdl/checkpoint/CP-07/status"
+	ts := time.Now().Add(-time.Minute).UnixMilli()
+	e.publish(status, fmt.Sprintf(`{"v":1,"seq":1,"ts":%d,"tamper":true}`, ts))
+	e.waitAcked(1)
+	tamper := map[string]string{"rule": "unit-tamper"}
+	require.Equal(t, 1.0, e.metric("fenceline_alerts_open_incidents", tamper).GetGauge().GetValue())
 	e.stop()
 	rulesPath := filepath.Join(e.dir, "rules.yaml")
 	orig, err := os.ReadFile(rulesPath)
 	require.NoError(t, err)
 	cut := string(orig)[:strings.Index(string(orig), "\nrules:")+1]
 	require.NoError(t, os.WriteFile(rulesPath, []byte(cut), 0o600))
-	e.start()
-	require.Equal(t, 0.0, e.gauge("fenceline_config_last_reload_successful"))
-	require.Equal(t, 0.0, e.gauge("fenceline_config_last_reload_success_timestamp_seconds"), "no load of this run succeeded")
-	// It stays so while the file is still cut: a reload of it is refused,
-	// and the next start remembers.
-	code, body := e.post("/-/reload")
-	require.Equal(t, 400, code, body)
-	require.Contains(t, body, "rules: the file has no rules section")
-	e.stop()
-	e.start()
-	require.Equal(t, 0.0, e.gauge("fenceline_config_last_reload_successful"), "a restart on the cut file")
+	err = e.startRefused()
+	require.Contains(t, err.Error(), "rules: the file has no rules section, where the last run had")
+	require.Contains(t, err.Error(), "write `rules: []`")
+	cfg, err := config.Load(e.cfgPath)
+	require.NoError(t, err)
+	require.ErrorContains(t, Check(cfg), "rules: the file has no rules section, where the last run had", "check says so too")
+	e.publish(status, fmt.Sprintf(`{"v":1,"seq":2,"ts":%d,"tamper":false}`, ts+1000))
 
-	// From a state with rules again, a file emptied of them on purpose.
+	// Mended: the incident is still open, and the report sent meanwhile,
+	// evaluated now, resolves it.
 	require.NoError(t, os.WriteFile(rulesPath, orig, 0o600))
-	code, body = e.post("/-/reload")
-	require.Equal(t, 200, code, body)
-	require.Equal(t, 1.0, e.gauge("fenceline_config_last_reload_successful"))
-	e.stop()
 	e.start()
+	e.waitAcked(1)
 	require.Equal(t, 1.0, e.gauge("fenceline_config_last_reload_successful"))
+	require.Equal(t, 1.0, e.counter("fenceline_alerts_raised_total", map[string]string{"rule": "unit-tamper", "state": "resolved"}))
+	require.Equal(t, 0.0, e.metric("fenceline_alerts_open_incidents", tamper).GetGauge().GetValue())
 	e.stop()
+
+	// A file emptied of its rules on purpose.
 	require.NoError(t, os.WriteFile(rulesPath, []byte(cut+"rules: []\n"), 0o600))
 	e.start()
 	require.Equal(t, 1.0, e.gauge("fenceline_config_last_reload_successful"))

@@ -37,7 +37,7 @@ rules:
 `), engine.Options{})
 	require.Empty(t, ps)
 
-	err := sectionsLost(load("cut.yaml", devices), running, 0)
+	err := sectionsLost(load("cut.yaml", devices), running)
 	require.Error(t, err)
 	advice := regexp.MustCompile("to remove them all, write `([^`]*)`").FindAllStringSubmatch(err.Error(), -1)
 	require.Len(t, advice, 3, "%v", err)
@@ -46,5 +46,5 @@ rules:
 	for _, a := range advice {
 		emptied.WriteString(a[1] + "\n")
 	}
-	require.NoError(t, sectionsLost(load("emptied.yaml", emptied.String()), running, 0))
+	require.NoError(t, sectionsLost(load("emptied.yaml", emptied.String()), running))
 }

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,11 +58,7 @@ type daemon struct {
 	// would fall back to. Guarded by saveMu once running.
 	stateFileBad bool
 	cleanStop    bool // the pipeline has stopped: the next save is a clean stop's (under saveMu)
-	// rulesLost is the number of rules the last run had, when this one
-	// started on a rules file without a rules section; 0 once a file with
-	// one is loaded.
-	rulesLost atomic.Int64
-	holds     *stateHolds
+	holds        *stateHolds
 	// saveMu makes the periodic save and the final one take turns: they
 	// write the same temporary files, and a periodic save cut short by
 	// shutdown removes its own.
@@ -129,6 +124,9 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		return nil, err
 	}
 	d.stateFile = stateFile
+	if err := rulesCutShort(rulesFile, stateFile); err != nil {
+		return nil, err
+	}
 	if w := diskWarning(cfg); w != nil {
 		log.Warn("storage.dir has less free space than the spool and the dead letters may take", "problem", w.Error())
 	}
@@ -252,26 +250,12 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		d.stateBytes.Set(float64(len(data))) // not 0 until the first save
 		log.Info("alert state restored", "file", restoredFrom, "resolved", len(resolved))
 		var attached struct {
-			Seqs      json.RawMessage   `json:"seqs"`
-			Unsent    unsentAlerts      `json:"unsent_alerts"`
-			CleanStop bool              `json:"clean_stop"`
-			Rules     []json.RawMessage `json:"rules"`
-			RulesLost int               `json:"rules_lost"`
+			Seqs      json.RawMessage `json:"seqs"`
+			Unsent    unsentAlerts    `json:"unsent_alerts"`
+			CleanStop bool            `json:"clean_stop"`
 		}
 		if err := json.Unmarshal(data, &attached); err == nil {
 			savedSeqs, seqsUnsure = attached.Seqs, !attached.CleanStop || fromPrev
-		}
-		if had := max(len(attached.Rules), attached.RulesLost); had > 0 && rulesFile != nil && rulesFile.Lacks("rules") {
-			// A reload of such a file is refused (sectionsLost); at start
-			// there is no running set to keep, and no ingestion would be
-			// worse: run, but say so where it is seen, and remember it in
-			// the saved state until a file with rules (or `rules: []`) is
-			// loaded, for the next start and the next reload.
-			d.reloadOK.Set(0)
-			d.reloadTime.Set(0) // no load of this run succeeded
-			d.rulesLost.Store(int64(had))
-			log.Error("the rules file has no rules section, where the last run had rules: cut short while it was written? Running without rules (FencelineReloadFailed); to run without rules on purpose, write `rules: []`",
-				"file", cfg.RulesFile, "rules_before", had)
 		}
 		// The alerts of incidents opened or resolved that the saved state
 		// holds but the outbox never took (a crash between the save and
@@ -553,7 +537,7 @@ func (d *daemon) reload(ctx context.Context) (string, error) {
 	defer d.reloadMu.Unlock()
 	rs, r, err := loadRules(d.cfg)
 	if err == nil {
-		err = sectionsLost(r, d.engine.Ruleset(), int(d.rulesLost.Load()))
+		err = sectionsLost(r, d.engine.Ruleset())
 	}
 	var keys devicesig.Keys
 	if err == nil {
@@ -588,7 +572,6 @@ func (d *daemon) reload(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("reload: %w", err)
 	}
 	d.countDevices(rs.Registry)
-	d.rulesLost.Store(0) // the file has a rules section (sectionsLost)
 	d.reloadOK.Set(1)
 	d.reloadTime.SetToCurrentTime()
 	d.log.Info("rules reloaded", "file", d.cfg.RulesFile, "devices", rs.Registry.Len(), "alerts_from_swap", alerts)
@@ -794,9 +777,6 @@ func (d *daemon) writeState(run func(copyState func()) error) error {
 	// start from any other save cannot tell the seqs after it received
 	// from lost (see Pipeline.SeqsFromUncleanStop).
 	snap.Attach("clean_stop", json.RawMessage(strconv.FormatBool(d.cleanStop)))
-	if n := d.rulesLost.Load(); n > 0 {
-		snap.Attach("rules_lost", json.RawMessage(strconv.FormatInt(n, 10)))
-	}
 	defer d.holds.release(held)
 	start := time.Now()
 	f, err := atomicfile.Create(d.stateFile)
