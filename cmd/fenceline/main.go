@@ -89,12 +89,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "fenceline: --since and --limit must not be negative")
 		return 2
 	}
+	var hup chan os.Signal
+	if cmd == "run" {
+		// SIGHUP's default is to end the process: a reload asked for while
+		// the daemon starts (systemd's ExecReload right after a start) must
+		// not kill it. Caught from here on, it is a reload once running.
+		hup = make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+	}
 	log, err := newLogger(stderr, *logLevel, *logFormat)
 	if err != nil {
 		fmt.Fprintln(stderr, "fenceline:", err)
 		return 2
 	}
-	cfg, err := config.Load(*cfgPath)
+	cfg, err := loadConfig(*cfgPath)
 	if err != nil && cmd != "check" && *logFormat == "json" {
 		// A log collector reading JSON lines would drop (or garble) a
 		// plain line: the problems go out as one record, a line each.
@@ -154,8 +163,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	// A burst of SIGHUPs is one reload: the channel holds one request.
 	reload := make(chan struct{}, 1)
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
 		for range hup {
 			select {
@@ -171,6 +178,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	log.Info("fenceline stopped")
 	return 0
 }
+
+// loadConfig reads the daemon's configuration file (a test makes it slow).
+var loadConfig = config.Load
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var l slog.Level

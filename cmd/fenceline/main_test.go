@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/fenceline/fenceline/config"
 )
 
 func TestCheck(t *testing.T) {
@@ -108,4 +112,18 @@ func TestRunRefusedConfigLogsJSON(t *testing.T) {
 	require.Equal(t, "ERROR", rec.Level)
 	require.Equal(t, "fenceline stopped: configuration refused", rec.Msg)
 	require.Contains(t, rec.Problems, `testdata/bad-durations.yaml:3: mqtt.keep_alive: invalid duration "30 seconds" (use Go style: 90s, 15m, 2h)`)
+}
+
+// A SIGHUP that comes while `run` reads its configuration (systemd's
+// reload right after a start) does not end the process: without a handler
+// yet, its default would, and this test's process with it.
+func TestRunCatchesSIGHUPFromTheStart(t *testing.T) {
+	load := loadConfig
+	t.Cleanup(func() { loadConfig = load })
+	loadConfig = func(path string) (*config.Config, error) {
+		require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
+		return load(path)
+	}
+	var stdout, stderr bytes.Buffer
+	require.Equal(t, 1, run([]string{"run", "--config", "testdata/bad-durations.yaml"}, &stdout, &stderr), "refused by its configuration, not ended by SIGHUP")
 }
