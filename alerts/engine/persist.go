@@ -441,6 +441,26 @@ func cmpKey(a, b coolKeySnap) int {
 	return strings.Compare(a.Device, b.Device)
 }
 
+// AfterUncleanStop says the restored state was saved before an unclean
+// stop (a crash, a kill): the readings evaluated after that save were acked,
+// and the broker does not send them again, so a subject may have been seen
+// on in a stay (dwell) then, unknown to the state. Each stay's next
+// sighting, up to max_gap from now, continues it whatever its gap from the
+// last one known, and Tick ends none before max_gap from now: a subject
+// still there is not taken for gone (a resolution, then a new firing with
+// a new id).
+func (e *Engine) AfterUncleanStop() {
+	now := e.clock()
+	for _, st := range e.rules {
+		for _, de := range st.dwell {
+			if de.Processed.Before(now) {
+				de.Processed = now
+			}
+			de.bridgeUntil = now.Add(st.rule.maxGap)
+		}
+	}
+}
+
 // RestoreState restores a snapshot taken by MarshalState, normally right
 // after New at start-up, and returns the alerts that resolve what it could
 // not restore. The state of a rule is restored only if the rule still

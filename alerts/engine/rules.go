@@ -542,7 +542,7 @@ func (e *Engine) stay(st *ruleState, key dwellKey, r *reading, subj model.Subjec
 		}
 		de = &dwellEntry{Site: r.b.Site, First: r.t, Last: r.t, Loc: r.p}
 		st.dwell[key] = de
-	case r.t.Sub(de.Last) > gap:
+	case r.t.Sub(de.Last) > gap && !r.t.Before(de.bridgeUntil):
 		// The stay ended; this reading starts a new one.
 		if de.Open != nil {
 			out = append(out, e.stayEnded(st, de, now, e.dwellGone(st, subj, z, r, de, now)))
@@ -563,6 +563,7 @@ func (e *Engine) stay(st *ruleState, key dwellKey, r *reading, subj model.Subjec
 		de.Last, de.Loc = r.t, r.p
 	}
 	de.Processed = now
+	de.bridgeUntil = time.Time{}
 	de.Sightings++
 	de.Evidence = addEvidence(de.Evidence, &de.evRing, r.evidence())
 	if de.Open == nil && de.Last.Sub(de.First) >= dur {

@@ -711,6 +711,57 @@ func TestDwellResolvesOnTick(t *testing.T) {
 	assert.False(t, res[0].Late, "known max_gap after a sighting that came on time: not late")
 }
 
+// After an unclean stop, the sightings evaluated since the last save are
+// gone with their acks: a subject still there must not be taken for gone.
+// Its stay's next sighting, up to max_gap from the start, continues it, and
+// Tick ends it only max_gap after the start without one. A clean stop's
+// state knows every sighting: a gap is a gap.
+func TestDwellAcrossAnUncleanStop(t *testing.T) {
+	rs, ps := compileYAML(t, countRules)
+	require.Empty(t, ps)
+	loc := model.Point{Lat: 41.9612, Lon: 110.4875}
+	for _, tc := range []struct {
+		name    string
+		unclean bool
+		resumed bool // the stay goes on: no resolution, no new firing
+	}{
+		{"unclean: the stay goes on", true, true},
+		{"clean: a gap over max_gap ends it", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t, rs)
+			var fired []model.Alert
+			for m := 0; m <= 45; m += 5 {
+				fired = append(fired, only(e.eval(e.phones("F-1", at(22, m), loc, "460000000000001")), "loiter")...)
+			}
+			require.Len(t, fired, 1)
+			data, err := e.MarshalState() // saved at 22:45; seen on to 22:58, then a crash
+			require.NoError(t, err)
+
+			e2 := newEngine(t, rs)
+			e2.clock = func() time.Time { return at(23, 0) }
+			_, err = e2.RestoreState(data)
+			require.NoError(t, err)
+			if tc.unclean {
+				e2.AfterUncleanStop()
+			}
+			ticked := only(e2.Tick(at(23, 1)), "loiter")
+			got := append(ticked, only(e2.Evaluate(e2.phones("F-1", at(23, 2), loc, "460000000000001"), at(23, 2)), "loiter")...)
+			if tc.resumed {
+				assert.Empty(t, got)
+				assert.Empty(t, only(e2.Tick(at(23, 11)), "loiter"), "seen at 23:02")
+				gone := only(e2.Tick(at(23, 13)), "loiter")
+				require.Len(t, gone, 1, "no longer seen")
+				assert.Equal(t, fired[0].ID, gone[0].ID)
+				assert.Equal(t, model.StateResolved, gone[0].State)
+			} else {
+				require.NotEmpty(t, got)
+				assert.Equal(t, model.StateResolved, got[0].State)
+			}
+		})
+	}
+}
+
 // A stay a newer sighting ends (after a gap over max_gap) is resolved at its
 // last sighting, on time when that sighting came on time, late when it was
 // a backlog's.

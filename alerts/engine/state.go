@@ -187,6 +187,9 @@ type dwellEntry struct {
 	Evidence  []model.Evidence `json:"evidence"`
 	Open      *incident        `json:"open,omitempty"`
 	evRing    evidenceRing
+	// bridgeUntil: a sighting of event time before it continues the stay
+	// whatever its gap from the last one known (see AfterUncleanStop).
+	bridgeUntil time.Time
 }
 
 // sighting is the last place a subject was seen, for velocity rules.

@@ -338,3 +338,44 @@ func TestIntegrationSeqGapAfterAnUncleanStopIsUnknown(t *testing.T) {
 	assert.Equal(t, 1.0, e.counter("fenceline_ingest_sequence_gaps_total", nil), "after a clean stop a jump is a loss")
 	assert.Zero(t, e.counter("fenceline_ingest_sequence_unknown_messages_total", nil))
 }
+
+// After an unclean stop (a kill), the sightings evaluated since the last
+// save are gone with their acks: a phone still at the ruins is not taken
+// for gone — its stay goes on, no resolution, no new firing — where after a
+// clean stop a gap over max_gap ends it.
+func TestIntegrationDwellAcrossAnUncleanStop(t *testing.T) {
+	e := newEnv(t, "dwell-rules.yaml", "")
+	e.stop()
+	e.saveEvery = 20 * time.Millisecond
+	e.start()
+	base := time.Now().Add(-time.Minute)
+	seq := 0
+	see := func(from, to time.Duration) { // a sighting every 300 ms of event time
+		for at := from; at <= to; at += 300 * time.Millisecond {
+			seq++
+			e.publish("border/mdl/fence/F-AOL-01/detections", fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"detections":[{"imsi":"460001234567890"}]}`, seq, base.Add(at).UnixMilli()))
+		}
+	}
+	see(0, 2400*time.Millisecond)
+	e.waitAcked(seq)
+	firing := map[string]string{"rule": "loiter", "state": "firing"}
+	require.Equal(t, 1.0, e.counter("fenceline_alerts_raised_total", firing))
+	path := filepath.Join(e.dir, "state", "alert-state.json")
+	require.NoError(t, os.Remove(path))
+	e.waitFor("a periodic save after the firing", func() bool {
+		_, err := os.Stat(path)
+		return err == nil
+	})
+	crashed, err := os.ReadFile(path) // the file a SIGKILL now would leave
+	require.NoError(t, err)
+	see(2700*time.Millisecond, 4200*time.Millisecond) // seen on: 1.8 s the save does not hold
+	e.waitAcked(seq)
+	e.stop()
+	require.NoError(t, os.WriteFile(path, crashed, 0o600))
+
+	e.start()
+	see(4500*time.Millisecond, 4500*time.Millisecond)
+	e.waitAcked(1)
+	assert.Zero(t, e.counter("fenceline_alerts_raised_total", map[string]string{"rule": "loiter", "state": "resolved"}), "the stay goes on")
+	assert.Zero(t, e.counter("fenceline_alerts_raised_total", firing))
+}

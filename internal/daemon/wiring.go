@@ -257,6 +257,11 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		if err := json.Unmarshal(data, &attached); err == nil {
 			savedSeqs, seqsUnsure = attached.Seqs, !attached.CleanStop || fromPrev
 		}
+		if seqsUnsure {
+			// The messages evaluated after the save were acked: a subject
+			// seen then is not to be taken for gone.
+			d.engine.AfterUncleanStop()
+		}
 		// The alerts of incidents opened or resolved that the saved state
 		// holds but the outbox never took (a crash between the save and
 		// their queueing; the saved state has evaluated their messages,
