@@ -397,7 +397,7 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 	}
 
 	// Zones.
-	fp := fingerprintInput{Rule: spec}
+	fp := fingerprintInput{Rule: fingerprintSpec(spec)}
 	if len(spec.Zones) > 0 {
 		rule.zoneSet = make(map[*zone.Zone]int32, len(spec.Zones))
 	}
@@ -776,6 +776,18 @@ type fingerprintInput struct {
 	Watchlist     *config.WatchlistSpec
 	ZoneShapes    []string `json:",omitempty"` // Digest of each GeoJSON zone
 	WatchlistFile string   `json:",omitempty"` // Digest of the watchlist, if it has a file
+}
+
+// fingerprintSpec is spec as its fingerprint reads it: a list written empty
+// (`notify: []`) is the list left out, not a change of the rule that would
+// close its open incidents.
+func fingerprintSpec(spec config.RuleSpec) config.RuleSpec {
+	for _, l := range []*[]string{&spec.Sites, &spec.Zones, &spec.Notify} {
+		if len(*l) == 0 {
+			*l = nil
+		}
+	}
+	return spec
 }
 
 func fingerprint(in fingerprintInput) string {

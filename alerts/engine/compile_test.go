@@ -253,6 +253,27 @@ rules:
 	}
 }
 
+// A list written empty is the list left out: adding `notify: []` is no
+// change that would close the rule's open incidents.
+func TestFingerprintEmptyListIsNoList(t *testing.T) {
+	fp := func(extra string) string {
+		t.Helper()
+		rs, ps := compileYAML(t, `
+devices:
+  - {id: F-1, kind: fence, site: mdl, lat: 41.9612, lon: 110.4875}
+rules:
+  - {id: unit-tamper, kind: status, when: tamper`+extra+`}
+`)
+		require.Empty(t, ps)
+		return rs.Rules[0].Fingerprint()
+	}
+	base := fp("")
+	for _, extra := range []string{", notify: []", ", sites: []", ", notify: [], sites: []"} {
+		assert.Equal(t, base, fp(extra), extra)
+	}
+	assert.NotEqual(t, base, fp(", notify: [joint-command]"))
+}
+
 // A zone's units and name are who is told and how it reads, not what a rule
 // does: changing them keeps the fingerprint (and the rule's state); its
 // shape does not.

@@ -3,6 +3,7 @@ package engine
 import (
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -818,16 +819,17 @@ func (e *Engine) Swap(rs *Ruleset) []model.Alert {
 	for _, r := range rs.Rules {
 		next[r.ID] = r
 	}
-	var kept, changed, removed int
+	var kept int
+	var changed, removed []string
 	for _, st := range e.order {
 		nr := next[st.rule.ID]
 		switch {
 		case nr == nil:
-			removed++
+			removed = append(removed, st.rule.ID)
 			out = e.resolveAll(st, now, "rule "+st.rule.ID+" removed by a reload", out)
 			e.m.dropRule(st.rule.ID)
 		case nr.fingerprint != st.rule.fingerprint:
-			changed++
+			changed = append(changed, st.rule.ID)
 			out = e.resolveAll(st, now, "rule "+st.rule.ID+" changed by a reload", out)
 		default:
 			kept++
@@ -884,9 +886,23 @@ func (e *Engine) Swap(rs *Ruleset) []model.Alert {
 			}
 		}
 	}
-	e.log.Info("ruleset swapped", "rules", len(rs.Rules), "kept", kept, "changed", changed, "removed", removed,
-		"added", len(rs.Rules)-kept-changed, "resolved", len(out))
+	// The rules changed or removed are named: their open incidents were
+	// closed, and an operator looking at a "closed without being cleared"
+	// wants to know why (at most maxNamed each, the count says the rest).
+	e.log.Info("ruleset swapped", "rules", len(rs.Rules), "kept", kept, "changed", len(changed), "removed", len(removed),
+		"added", len(rs.Rules)-kept-len(changed), "resolved", len(out),
+		"changed_rules", firstIDs(changed), "removed_rules", firstIDs(removed))
 	return out
+}
+
+// firstIDs is ids for a log line: at most maxNamed of them, then how many
+// more.
+func firstIDs(ids []string) string {
+	const maxNamed = 20
+	if len(ids) > maxNamed {
+		return strings.Join(ids[:maxNamed], ",") + " and " + strconv.Itoa(len(ids)-maxNamed) + " more"
+	}
+	return strings.Join(ids, ",")
 }
 
 // resolveAll resolves every open incident of st (its rule goes away).

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -73,7 +74,11 @@ func TestSwap(t *testing.T) {
 	next = strings.Replace(next, "  - {id: tamper, kind: status, when: tamper}\n", "  - {id: hot, kind: status, when: temp_c > 60}\n", 1)
 	rs2, ps := compileYAML(t, next)
 	require.Empty(t, ps)
+	var log bytes.Buffer
+	e.log = slog.New(slog.NewTextHandler(&log, nil))
 	resolved := e.Swap(rs2)
+	// The log names the rules whose incidents the swap closed.
+	assert.Contains(t, log.String(), "changed=1 removed=1 added=1 resolved=3 changed_rules=loiter removed_rules=tamper")
 	byRule := map[string][]model.Alert{}
 	for _, a := range resolved {
 		assert.Equal(t, model.StateResolved, a.State)
