@@ -189,6 +189,7 @@ func TestIntegrationReloadSaysTheDaemonFileChanged(t *testing.T) {
 	// deployment), and what it loaded.
 	require.Contains(t, log.String(), "loading the rules")
 	require.Regexp(t, `msg="rules loaded" devices=6 rules=\d+ took=`, log.String())
+	require.Contains(t, log.String(), `msg="no alert state saved here: a first start, with no open incidents" file=`, "a first start says so")
 	code, body := e.post("/-/reload")
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "reloaded\n", body)

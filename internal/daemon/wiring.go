@@ -288,7 +288,12 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 				}
 			})
 		}
-	case !errors.Is(rerr, os.ErrNotExist):
+	case errors.Is(rerr, os.ErrNotExist):
+		// Said, for the start that was not meant to be a first one (a
+		// storage.dir changed, a volume not mounted): the open incidents
+		// of the last run are not known here.
+		log.Info("no alert state saved here: a first start, with no open incidents", "file", stateFile)
+	default:
 		log.Error("alert state not restored; starting with empty windows and no open incidents: "+
 			"the firings of incidents open before are never resolved (close them by hand; their ids are in the outbox and the alert measurement)",
 			"file", stateFile, "err", rerr)
