@@ -379,7 +379,7 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 			p.m.seqDuplicates.Inc()
 			dup = true
 		} else {
-			dup, level = p.seqs.observe(b.Device.ID, b.Seq, sum, p.m)
+			dup, level = p.seqs.observeAt(b.Device.ID, b.Seq, sum, ts, p.m)
 		}
 		p.seqs.took(b.Device.ID, b.Stream, sum, ts, level)
 		if p.engine == nil || dup {

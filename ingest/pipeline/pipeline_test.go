@@ -772,8 +772,10 @@ func TestSeqTracker(t *testing.T) {
 // when the newer one came, it counts recovered then, and missing minus
 // recovered is what was lost (FencelineSequenceGaps). A late message that
 // was never counted missing (its place taken by an unreadable message, or
-// older than the device's first) recovers nothing.
+// older than the device's first) recovers nothing. Each message is made at
+// its seq's millisecond: a late one is older than the newer ones.
 func TestSeqRecovered(t *testing.T) {
+	base := time.Now().Add(-time.Hour).UnixMilli()
 	for _, tc := range []struct {
 		name                        string
 		seqs                        []int // -1: an unreadable message
@@ -791,7 +793,7 @@ func TestSeqRecovered(t *testing.T) {
 			for _, seq := range tc.seqs {
 				payload := `{"v":1,`
 				if seq >= 0 {
-					payload = detections(seq, `{"imsi":"460001234567890"}`)
+					payload = detectionAt(seq, base+int64(seq))
 				}
 				m, _ := message(topic, payload)
 				f.p.Handle(context.Background(), m)
@@ -1244,4 +1246,46 @@ func TestRestartsAtOneInstantKeepTheirPoints(t *testing.T) {
 		}
 	}
 	require.Len(t, points, 3*model.MoveLevels)
+}
+
+// A unit first heard at seq 48 that restarts its counter at 1: its messages
+// are newer than every message taken from it, so they are a counter
+// restarted, not late ones — counted out of order one after another, with
+// their losses not counted at all. A buffer sent after a live message is
+// older than it: late, as before.
+func TestSeqRestartBelowTheFirstSeqSeen(t *testing.T) {
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	for _, tc := range []struct {
+		name                             string
+		msgs                             [][2]int // seq, ts offset in s
+		resets, late, missing, recovered float64
+	}{
+		{"restarted below the first seq seen, 21-25 lost",
+			append(append([][2]int{{48, 0}, {49, 1}, {50, 2}}, seqAt(1, 20, 100)...), seqAt(26, 30, 200)...), 1, 0, 5, 0},
+		{"a buffer after a live message",
+			append([][2]int{{50, 0}, {60, 10}}, seqAt(51, 59, 1)...), 0, 9, 9, 9},
+		{"a late message, older",
+			[][2]int{{10, 0}, {12, 2}, {11, 1}}, 0, 1, 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			for _, m := range tc.msgs {
+				msg, _ := message(topic, detectionAt(m[0], base+int64(m[1])*1000))
+				f.p.Handle(context.Background(), msg)
+			}
+			assert.Equal(t, tc.resets, testutil.ToFloat64(f.p.m.seqResets), "resets")
+			assert.Equal(t, tc.late, testutil.ToFloat64(f.p.m.seqLate), "out of order")
+			assert.Equal(t, tc.missing, testutil.ToFloat64(f.p.m.seqMissing), "missing")
+			assert.Equal(t, tc.recovered, testutil.ToFloat64(f.p.m.seqRecovered), "recovered")
+		})
+	}
+}
+
+// seqAt is messages from to to, their ts one second apart from t0 seconds.
+func seqAt(from, to, t0 int) [][2]int {
+	var out [][2]int
+	for seq := from; seq <= to; seq++ {
+		out = append(out, [2]int{seq, t0 + seq - from})
+	}
+	return out
 }

@@ -184,6 +184,18 @@ func (s *seqState) bit(seq int64) (int, uint64) {
 // delivery took; across a restart of fenceline too, as far as the counters
 // saved with the alert state (SeqSnapshot) hold it.
 func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (duplicate bool, level uint8) {
+	return t.observeAt(device, seq, sum, 0, m)
+}
+
+// observeAt is observe for a message of ts (Unix ms; 0: unknown). A message
+// behind the device's latest seq, within the window and not seen, is a late
+// one (a buffer's, sent out of order) — unless it is newer than every
+// message taken from the device: a late message was made before the newer
+// ones, so that is a unit that restarted its counter below the seqs the
+// window holds (one first heard at seq 48, restarted at 1), whose messages
+// would otherwise count out of order one after another, and its losses not
+// at all.
+func (t *seqTracker) observeAt(device string, seq int64, sum uint32, ts int64, m *metrics) (duplicate bool, level uint8) {
 	st, ok := t.devices[device]
 	if !ok {
 		st = &seqState{max: seq}
@@ -260,7 +272,7 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 			}
 		}
 		st.max = seq
-	case seq <= st.max && seq > st.max-seqWindow && !st.hasSeq(seq):
+	case seq <= st.max && seq > st.max-seqWindow && !st.hasSeq(seq) && (ts == 0 || st.last.latest == 0 || ts <= st.last.latest):
 		m.seqLate.Inc() // an older message arriving after newer ones
 		if w, b := st.bit(seq); st.missing[w]&b != 0 {
 			st.missing[w] &^= b
@@ -270,9 +282,9 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 		m.seqDuplicates.Inc()
 		return true, st.levels[seq%seqWindow]
 	default:
-		// Far behind or far ahead, or another message with a seq seen:
-		// the device restarted its counter (or this is a stray message:
-		// see prev).
+		// Far behind or far ahead, another message with a seq seen, or
+		// one behind newer than all: the device restarted its counter (or
+		// this is a stray message: see prev).
 		m.seqResets.Inc()
 		old := *st
 		old.prev, old.prevIdle = nil, 0
