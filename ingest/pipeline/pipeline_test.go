@@ -1033,6 +1033,7 @@ func TestSeqCountersSaveAndRestore(t *testing.T) {
 	tr.observe("GONE", 7, 7, f.p.m)
 	require.NotZero(t, tr.devices["F-1"].missing)
 	require.NotZero(t, tr.devices["F-1"].prev.missing)
+	tr.devices["F-1"].since, tr.devices["F-1"].prev.since = 1795741804120, 1795741800000
 	data, err := json.Marshal(f.p.SeqSnapshot())
 	require.NoError(t, err)
 
@@ -1052,7 +1053,7 @@ func TestSeqCountersSaveAndRestore(t *testing.T) {
 
 	// A save from before the topics' latest messages were kept reads them
 	// as unknown.
-	noLast, err := json.Marshal(map[string][]byte{"F-1": saved["F-1"][:len(saved["F-1"])-seqLastLen-seqWindow]}) // with the other counter's levels
+	noLast, err := json.Marshal(map[string][]byte{"F-1": saved["F-1"][:len(saved["F-1"])-seqLastLen-seqWindow-8]}) // with the other counter's levels and since
 	require.NoError(t, err)
 	require.NoError(t, o.p.RestoreSeqs(noLast, func(string) bool { return true }))
 	require.Zero(t, o.p.seqs.devices["F-1"].last)
@@ -1252,7 +1253,8 @@ func TestRestartsAtOneInstantKeepTheirPoints(t *testing.T) {
 // are newer than every message taken from it, so they are a counter
 // restarted, not late ones — counted out of order one after another, with
 // their losses not counted at all. A buffer sent after a live message is
-// older than it: late, as before.
+// older than it: late, as before; so is one sent after a restart, older
+// than the new counter's first message.
 func TestSeqRestartBelowTheFirstSeqSeen(t *testing.T) {
 	base := time.Now().Add(-time.Hour).UnixMilli()
 	for _, tc := range []struct {
@@ -1266,6 +1268,15 @@ func TestSeqRestartBelowTheFirstSeqSeen(t *testing.T) {
 			append([][2]int{{50, 0}, {60, 10}}, seqAt(51, 59, 1)...), 0, 9, 9, 9},
 		{"a late message, older",
 			[][2]int{{10, 0}, {12, 2}, {11, 1}}, 0, 1, 1, 1},
+		// 6-9 buffered on the unit, 10 went live, then it restarted
+		// before it could send its buffer; the buffer is older than the
+		// new counter's first message: the old counter's, filling its gap.
+		{"a buffer from before a restart",
+			append(append([][2]int{{1, 60}, {2, 120}, {3, 180}, {4, 240}, {5, 300}, {10, 600}}, seqAt(1, 3, 3590)...),
+				[2]int{6, 360}, [2]int{7, 420}, [2]int{8, 480}, [2]int{9, 540}), 1, 4, 4, 4},
+		{"a buffer from before a restart, the new counter going on",
+			append(append(append([][2]int{{1, 60}, {2, 120}, {3, 180}, {4, 240}, {5, 300}, {10, 600}}, seqAt(1, 3, 3590)...),
+				[2]int{6, 360}, [2]int{7, 420}, [2]int{8, 480}, [2]int{9, 540}), seqAt(4, 6, 3593)...), 1, 4, 4, 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)

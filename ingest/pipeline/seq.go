@@ -89,6 +89,10 @@ type seqState struct {
 	// last is what the device's latest messages were, across its
 	// counters: see staleRetained.
 	last lastTaken
+	// since is the ts (Unix ms) of the counter's first message, 0 when
+	// unknown: a message older than it is not this counter's (see
+	// observeAt).
+	since int64
 }
 
 // lastTaken remembers, for the retained copies a broker sends at every
@@ -198,7 +202,7 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 func (t *seqTracker) observeAt(device string, seq int64, sum uint32, ts int64, m *metrics) (duplicate bool, level uint8) {
 	st, ok := t.devices[device]
 	if !ok {
-		st = &seqState{max: seq}
+		st = &seqState{max: seq, since: ts}
 		t.devices[device] = st
 		st.mark(seq, sum, 0)
 		return false, 0
@@ -226,12 +230,15 @@ func (t *seqTracker) observeAt(device string, seq int64, sum uint32, ts int64, m
 			return true, p.levels[seq%seqWindow]
 		case st.prevIdle >= seqWindow:
 			st.prev = nil
-		case dist(seq, p.max) < dist(seq, st.max) && !p.hasSeq(seq):
+		case (dist(seq, p.max) < dist(seq, st.max) || older(ts, st, p)) && !p.hasSeq(seq):
 			// The other counter's message: swap them. A seq that counter
 			// has already used is not its message (that would be a
 			// redelivery, found above): it is the current counter's,
 			// however close to the other's end (a unit restarted just
 			// after seq 5 whose new seq 4 was lost sends 1, 2, 3, 5).
+			// Closer in seq, or made before the current counter began:
+			// the buffer of a unit restarted before it could send it,
+			// filling the old counter's gap.
 			cur := *st
 			cur.prev, cur.prevIdle = nil, 0
 			*st = *p
@@ -288,7 +295,7 @@ func (t *seqTracker) observeAt(device string, seq int64, sum uint32, ts int64, m
 		m.seqResets.Inc()
 		old := *st
 		old.prev, old.prevIdle = nil, 0
-		*st = seqState{max: seq, prev: &old, last: old.last}
+		*st = seqState{max: seq, prev: &old, last: old.last, since: ts}
 	}
 	if p := st.prev; p != nil && seq > p.max-seqWindow && seq <= p.max && p.hasSeq(seq) {
 		level = model.NextMoveLevel(p.levels[seq%seqWindow])
@@ -377,6 +384,12 @@ func (s *seqState) has(seq int64, sum uint32) bool {
 	return s.hasSeq(seq) && s.sums[seq%seqWindow] == sum
 }
 
+// older reports whether a message of ts was made before the current
+// counter st began, where the other counter p began before it: p's.
+func older(ts int64, st, p *seqState) bool {
+	return ts > 0 && p.since > 0 && ts < st.since && p.since < st.since
+}
+
 func dist(a, b int64) int64 {
 	if a > b {
 		return a - b
@@ -415,13 +428,13 @@ func (p *Pipeline) SeqSnapshot() SeqSnapshot {
 // is read as having none. The moved bitset marks the seqs whose message
 // took moved point times; since there are levels of them, saves end with
 // the levels and the topics' latest messages (seqLastLen: lastTaken's
-// latest, sums, known and levels, then the window's levels, and the other
-// counter's when it is there). In a save without them a moved seq is at
+// latest, sums, known and levels, then the window's levels and since, and
+// the other counter's when it is there). In a save without them a moved seq is at
 // level 4 (the one there was) and the latest messages are unknown.
 const (
 	seqSavedLen = 8 + 2*seqWindow/8 + 4*seqWindow
 	seqExtLen   = seqWindow/8 + 8 + 4
-	seqLastLen  = 8 + 5*numStreams + 1 + seqWindow
+	seqLastLen  = 8 + 5*numStreams + 1 + seqWindow + 8
 )
 
 // oldMoveLevel is the level of a seq a save without levels marks moved.
@@ -432,7 +445,7 @@ const oldMoveLevel = 4
 func (s SeqSnapshot) MarshalJSON() ([]byte, error) {
 	out := make(map[string][]byte, len(s))
 	for id, st := range s {
-		b := make([]byte, 0, 2*seqSavedLen+9+seqExtLen+seqWindow/8+seqLastLen+seqWindow)
+		b := make([]byte, 0, 2*seqSavedLen+9+seqExtLen+seqWindow/8+seqLastLen+seqWindow+8)
 		b = st.appendBinary(b)
 		b = binary.BigEndian.AppendUint64(b, uint64(st.prevIdle))
 		if st.prev != nil {
@@ -454,8 +467,10 @@ func (s SeqSnapshot) MarshalJSON() ([]byte, error) {
 		b = append(b, st.last.known)
 		b = append(b, st.last.levels[:]...)
 		b = append(b, st.levels[:]...)
+		b = binary.BigEndian.AppendUint64(b, uint64(st.since))
 		if st.prev != nil {
 			b = append(b, st.prev.levels[:]...)
+			b = binary.BigEndian.AppendUint64(b, uint64(st.prev.since))
 		}
 		out[id] = b
 	}
@@ -492,7 +507,7 @@ func readSeqState(b []byte) (*seqState, error) {
 	if withPrev {
 		want += seqSavedLen
 		ext += seqWindow / 8
-		last += seqWindow
+		last += seqWindow + 8
 	}
 	if n != want && n != want+ext && n != want+ext+last {
 		return nil, fmt.Errorf("%d bytes", n)
@@ -525,8 +540,10 @@ func readSeqState(b []byte) (*seqState, error) {
 		st.last.known = b[0]
 		b = b[1+copy(st.last.levels[:], b[1:]):]
 		b = b[copy(st.levels[:], b):]
+		st.since = int64(binary.BigEndian.Uint64(b))
 		if withPrev {
-			copy(st.prev.levels[:], b)
+			b = b[8+copy(st.prev.levels[:], b[8:]):]
+			st.prev.since = int64(binary.BigEndian.Uint64(b))
 		}
 	}
 	return st, nil
