@@ -1249,13 +1249,14 @@ func TestRestartsAtOneInstantKeepTheirPoints(t *testing.T) {
 	require.Len(t, points, 3*model.MoveLevels)
 }
 
-// A unit first heard at seq 48 that restarts its counter at 1: its messages
+// The ts of messages tells what their seqs cannot. A unit first heard at
+// seq 48 that restarts its counter at 1: its messages
 // are newer than every message taken from it, so they are a counter
 // restarted, not late ones — counted out of order one after another, with
 // their losses not counted at all. A buffer sent after a live message is
 // older than it: late, as before; so is one sent after a restart, older
 // than the new counter's first message.
-func TestSeqRestartBelowTheFirstSeqSeen(t *testing.T) {
+func TestSeqAccountingByTs(t *testing.T) {
 	base := time.Now().Add(-time.Hour).UnixMilli()
 	for _, tc := range []struct {
 		name                             string
@@ -1274,6 +1275,16 @@ func TestSeqRestartBelowTheFirstSeqSeen(t *testing.T) {
 		{"a buffer from before a restart",
 			append(append([][2]int{{1, 60}, {2, 120}, {3, 180}, {4, 240}, {5, 300}, {10, 600}}, seqAt(1, 3, 3590)...),
 				[2]int{6, 360}, [2]int{7, 420}, [2]int{8, 480}, [2]int{9, 540}), 1, 4, 4, 4},
+		// A stray seq: 1000000 between 3 and 4 (a garbled counter). The
+		// message after it goes on from 3, and is newer: the gap the
+		// stray counted is no loss (recovered), and 11-15, really lost,
+		// count missing.
+		{"a stray seq far ahead",
+			append(append([][2]int{{1, 0}, {2, 1}, {3, 2}, {1000000, 3}}, seqAt(4, 10, 4)...), seqAt(16, 20, 16)...), 1, 0, 999_996 + 5, 999_996},
+		// A live message far ahead, then the buffer behind it, older: no
+		// stray, the buffer fills the gap.
+		{"a live message far ahead, then its buffer",
+			append([][2]int{{1, 0}, {1000, 1000}}, seqAt(2, 999, 1)...), 0, 998, 998, 998},
 		{"a buffer from before a restart, the new counter going on",
 			append(append(append([][2]int{{1, 60}, {2, 120}, {3, 180}, {4, 240}, {5, 300}, {10, 600}}, seqAt(1, 3, 3590)...),
 				[2]int{6, 360}, [2]int{7, 420}, [2]int{8, 480}, [2]int{9, 540}), seqAt(4, 6, 3593)...), 1, 4, 4, 4},

@@ -93,6 +93,36 @@ type seqState struct {
 	// unknown: a message older than it is not this counter's (see
 	// observeAt).
 	since int64
+	// beforeJump is the counter as it was before its last message jumped
+	// more than the window ahead, until the next message tells a stray
+	// seq (a garbled counter, 3 then 1000000 then 4) from a gap: see
+	// strayJump. jumpTS is the jumping message's ts, jumpMissing what its
+	// gap counted missing. Not saved: a restart between the two keeps the
+	// gap.
+	beforeJump  *seqState
+	jumpTS      int64
+	jumpMissing int64
+}
+
+// strayJump reports whether the counter's last message, which jumped more
+// than the window ahead, was a stray seq: the message after it, newer, goes
+// on from where the counter was before the jump (a buffer sent after a
+// live message goes on from there too, but is older than it). Then the
+// counter is put back as it was, its jump kept as the other counter, and
+// the missing its gap counted counts recovered: nothing was lost.
+func (st *seqState) strayJump(seq, ts int64, m *metrics) {
+	b := st.beforeJump
+	st.beforeJump = nil
+	if b == nil || ts <= st.jumpTS || seq <= b.max || seq > b.max+seqWindow {
+		return
+	}
+	m.seqRecovered.Add(float64(st.jumpMissing))
+	m.seqResets.Inc() // the stray is a message of another counter
+	stray := *st
+	stray.prev, stray.prevIdle = nil, 0
+	last := st.last
+	*st = *b
+	st.prev, st.prevIdle, st.last = &stray, 0, last
 }
 
 // lastTaken remembers, for the retained copies a broker sends at every
@@ -207,6 +237,7 @@ func (t *seqTracker) observeAt(device string, seq int64, sum uint32, ts int64, m
 		st.mark(seq, sum, 0)
 		return false, 0
 	}
+	st.strayJump(seq, ts, m)
 	switch {
 	case st.fillGap(seq):
 		// The next message of a buffer behind the window (see gaps).
@@ -253,6 +284,12 @@ func (t *seqTracker) observeAt(device string, seq int64, sum uint32, ts int64, m
 	case seq > st.max && seq-st.max <= maxSeqJump:
 		gap := seq - st.max - 1
 		gap -= min(gap, unread)
+		var before *seqState
+		if gap >= seqWindow && ts > 0 {
+			c := *st
+			c.gaps = slices.Clone(st.gaps)
+			before = &c
+		}
 		// The seqs that fall out of the window: missing ones, and those of
 		// a buffer filled in order, go on its runs behind it.
 		for s := st.max + 1; s <= min(seq, st.max+seqWindow); s++ {
@@ -279,6 +316,12 @@ func (t *seqTracker) observeAt(device string, seq int64, sum uint32, ts int64, m
 			}
 		}
 		st.max = seq
+		if before != nil {
+			st.beforeJump, st.jumpTS, st.jumpMissing = before, ts, 0
+			if !unsure {
+				st.jumpMissing = gap
+			}
+		}
 	case seq <= st.max && seq > st.max-seqWindow && !st.hasSeq(seq) && (ts == 0 || st.last.latest == 0 || ts <= st.last.latest):
 		m.seqLate.Inc() // an older message arriving after newer ones
 		if w, b := st.bit(seq); st.missing[w]&b != 0 {
