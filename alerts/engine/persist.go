@@ -443,12 +443,13 @@ func cmpKey(a, b coolKeySnap) int {
 
 // AfterUncleanStop says the restored state was saved before an unclean
 // stop (a crash, a kill): the readings evaluated after that save were acked,
-// and the broker does not send them again, so a subject may have been seen
-// on in a stay (dwell) then, unknown to the state. Each stay's next
-// sighting, up to max_gap from now, continues it whatever its gap from the
-// last one known, and Tick ends none before max_gap from now: a subject
-// still there is not taken for gone (a resolution, then a new firing with
-// a new id).
+// and the broker does not send them again, so subjects may have been seen
+// then, unknown to the state, and those still there must not be taken for
+// gone (a resolution, then a new firing with a new id). Each stay's (dwell)
+// next sighting, up to max_gap from now, continues it whatever its gap from
+// the last one known, and Tick ends none before max_gap from now. An open
+// crowd (count) resolves no earlier than a window from now: by then each
+// subject still there has been seen again.
 func (e *Engine) AfterUncleanStop() {
 	now := e.clock()
 	for _, st := range e.rules {
@@ -457,6 +458,11 @@ func (e *Engine) AfterUncleanStop() {
 				de.Processed = now
 			}
 			de.bridgeUntil = now.Add(st.rule.maxGap)
+		}
+		for _, cz := range st.count {
+			if cz.Open != nil {
+				cz.holdUntil = now.Add(st.rule.window)
+			}
 		}
 	}
 }

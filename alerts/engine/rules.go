@@ -344,7 +344,7 @@ func (e *Engine) checkCount(st *ruleState, cz *countZone, z *zone.Zone, clock ti
 	}
 	n := len(cz.Seen)
 	th := st.rule.threshold
-	if (n >= th) == (cz.Open == nil) {
+	if (n >= th) == (cz.Open == nil) && !(cz.Open != nil && now.Before(cz.holdUntil)) {
 		return e.countChanged(st, cz, z, clock, cut, r, n, now, out)
 	}
 	if cz.Open != nil && n > cz.Open.Alert.Count {

@@ -762,6 +762,49 @@ func TestDwellAcrossAnUncleanStop(t *testing.T) {
 	}
 }
 
+// After an unclean stop an open crowd resolves no earlier than a window
+// from the start: the sightings since the last save are gone with their
+// acks, and the phones still there are seen again within a window. A clean
+// stop's state knows every sighting: a window without them resolves it.
+func TestCountAcrossAnUncleanStop(t *testing.T) {
+	rs, ps := compileYAML(t, countRules)
+	require.Empty(t, ps)
+	phones := []string{"460000000000001", "460000000000002", "460000000000003"}
+	for _, tc := range []struct {
+		name    string
+		unclean bool
+	}{{"unclean: the crowd stays open", true}, {"clean: a window without them resolves it", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t, rs)
+			fired := only(e.eval(e.phones("F-1", at(22, 0), ruinsIn, phones...)), "crowd")
+			require.Len(t, fired, 1)
+			data, err := e.MarshalState() // saved at 22:00; seen again at 22:10, then a crash
+			require.NoError(t, err)
+
+			e2 := newEngine(t, rs)
+			e2.clock = func() time.Time { return at(22, 16) }
+			_, err = e2.RestoreState(data)
+			require.NoError(t, err)
+			if tc.unclean {
+				e2.AfterUncleanStop()
+			}
+			got := only(e2.Tick(at(22, 16)), "crowd")
+			if !tc.unclean {
+				require.Len(t, got, 1)
+				assert.Equal(t, model.StateResolved, got[0].State)
+				return
+			}
+			assert.Empty(t, got)
+			assert.Empty(t, only(e2.Evaluate(e2.phones("F-1", at(22, 17), ruinsIn, phones...), at(22, 17)), "crowd"), "the same crowd, still open")
+			assert.Empty(t, only(e2.Tick(at(22, 31)), "crowd"))
+			gone := only(e2.Tick(at(22, 33)), "crowd")
+			require.Len(t, gone, 1, "a window without them")
+			assert.Equal(t, fired[0].ID, gone[0].ID)
+			assert.Equal(t, model.StateResolved, gone[0].State)
+		})
+	}
+}
+
 // A stay a newer sighting ends (after a gap over max_gap) is resolved at its
 // last sighting, on time when that sighting came on time, late when it was
 // a backlog's.

@@ -136,6 +136,9 @@ type countZone struct {
 	firedIn  uint64
 	firedOut int
 	grown    bool // listed in Engine.grown
+	// holdUntil: the open incident does not resolve before it (processing
+	// time; see AfterUncleanStop).
+	holdUntil time.Time
 }
 
 type countSlot struct {
