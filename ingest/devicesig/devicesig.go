@@ -337,30 +337,54 @@ func (v *Verifier) Check(topic string, payload []byte, device string, seq int64)
 	return r
 }
 
-func (v *Verifier) check(topic string, payload []byte, device string, seq int64) Result {
+// CheckCopy verifies a copy of a message accepted before — the broker's
+// retained copy, which it sends again at every subscription, known by its
+// checksum — as Check does its signature, not its seq: that is not above
+// the highest accepted, being that message's, and no replay. A valid one is
+// a Duplicate.
+func (v *Verifier) CheckCopy(topic string, payload []byte, device string) Result {
+	r, _ := v.verify(topic, payload, device)
+	if r.Outcome == Valid {
+		r.Outcome = Duplicate
+	}
+	v.checks.WithLabelValues(r.Outcome.String()).Inc()
+	return r
+}
+
+// verify checks the signature of device's message: Valid (with its
+// signature), Unsigned, or BadSignature.
+func (v *Verifier) verify(topic string, payload []byte, device string) (Result, []byte) {
 	key, ok := v.keys[device]
 	if !ok {
 		if v.required {
 			return Result{Outcome: BadSignature, Reason: ReasonBadSignature,
-				Detail: "device " + device + " has no key in ingest.signatures.key_file and signatures are required"}
+				Detail: "device " + device + " has no key in ingest.signatures.key_file and signatures are required"}, nil
 		}
-		return Result{Outcome: Unsigned}
+		return Result{Outcome: Unsigned}, nil
 	}
 	signed, sig, found := Split(payload)
 	if !found {
 		return Result{Outcome: BadSignature, Reason: ReasonBadSignature,
-			Detail: `no signature: the payload must end with ,"sig":"<64 hex digits>"}`}
+			Detail: `no signature: the payload must end with ,"sig":"<64 hex digits>"}`}, nil
 	}
 	if !hmac.Equal(sig, Sum(key, topic, signed)) {
 		return Result{Outcome: BadSignature, Reason: ReasonBadSignature,
-			Detail: "signature does not match the payload, topic and the device's key"}
+			Detail: "signature does not match the payload, topic and the device's key"}, nil
+	}
+	return Result{Outcome: Valid}, sig
+}
+
+func (v *Verifier) check(topic string, payload []byte, device string, seq int64) Result {
+	r, sig := v.verify(topic, payload, device)
+	if r.Outcome != Valid {
+		return r
 	}
 	var tag [8]byte
 	copy(tag[:], sig)
 	st := v.devs[device]
 	if st == nil {
 		st = &devState{max: -1}
-		if a, ok := v.ackedOf(device, key); ok {
+		if a, ok := v.ackedOf(device, v.keys[device]); ok {
 			st.max = a
 		}
 		v.devs[device] = st

@@ -228,6 +228,19 @@ func TestStateSurvivesRestart(t *testing.T) {
 	require.Error(t, after.UnmarshalState([]byte(`nope`)))
 }
 
+// A copy of an accepted message (the broker's retained copy) has its
+// signature checked, not its seq: valid, it is a duplicate; forged, it is
+// refused as any message is.
+func TestCheckCopy(t *testing.T) {
+	v := New(Keys{"F-AOL-01": key}, true, prometheus.NewRegistry())
+	require.Equal(t, Valid, v.Check(topic, Sign(key, topic, body(5)), "F-AOL-01", 5).Outcome)
+	require.Equal(t, Duplicate, v.CheckCopy(topic, Sign(key, topic, body(5)), "F-AOL-01").Outcome)
+	forged := v.CheckCopy(topic, Sign(mustHex("00112233445566778899aabbccddeeff"), topic, body(5)), "F-AOL-01")
+	require.Equal(t, BadSignature, forged.Outcome)
+	require.Equal(t, ReasonBadSignature, forged.Reason)
+	require.Equal(t, BadSignature, v.CheckCopy(topic, body(5), "F-AOL-01").Outcome, "unsigned")
+}
+
 func TestSetKeys(t *testing.T) {
 	v := New(Keys{"F-AOL-01": key, "CP-07": key}, true, prometheus.NewRegistry())
 	require.Equal(t, Valid, v.Check(topic, Sign(key, topic, body(9)), "F-AOL-01", 9).Outcome)

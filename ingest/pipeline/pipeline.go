@@ -429,7 +429,15 @@ func (p *Pipeline) checkSignature(t *ackToken, m *mqttsource.Message, b *model.B
 		}
 		return rejects
 	}
-	res := v.Check(m.Topic, m.Payload, b.Device.ID, b.Seq)
+	var res devicesig.Result
+	if m.Retained && p.copyOfLast(b, m.Payload) {
+		// The broker's retained copy of the latest message taken on its
+		// topic, sent again at this subscription: its seq is not above
+		// the highest accepted, and no replay. It goes on as a duplicate.
+		res = v.CheckCopy(m.Topic, m.Payload, b.Device.ID)
+	} else {
+		res = v.Check(m.Topic, m.Payload, b.Device.ID, b.Seq)
+	}
 	if !res.Accepted() {
 		b.Device = nil
 		b.Detections, b.Passes, b.Positions, b.Statuses = b.Detections[:0], b.Passes[:0], b.Positions[:0], b.Statuses[:0]
@@ -439,6 +447,14 @@ func (p *Pipeline) checkSignature(t *ackToken, m *mqttsource.Message, b *model.B
 		t.sigDevice, t.sigSeq = b.Device.ID, b.Seq
 	}
 	return rejects
+}
+
+// copyOfLast reports whether payload is the latest message taken on b's
+// topic (see seqTracker.staleRetained).
+func (p *Pipeline) copyOfLast(b *model.Batch, payload []byte) bool {
+	p.engineMu.Lock()
+	defer p.engineMu.Unlock()
+	return p.seqs.isLast(b.Device.ID, b.Stream, payloadSum(payload))
 }
 
 // reject counts, logs (rate-limited) and dead-letters the rejections of one

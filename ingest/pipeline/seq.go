@@ -396,6 +396,14 @@ func (t *seqTracker) staleRetained(device string, stream model.Stream, seq int64
 	return seq <= st.max-seqWindow || st.hasSeq(seq) && !st.has(seq, sum), 0
 }
 
+// isLast reports whether sum is the checksum of the latest message taken
+// from device on stream's topic.
+func (t *seqTracker) isLast(device string, stream model.Stream, sum uint32) bool {
+	st, ok := t.devices[device]
+	s := streamIndex(stream)
+	return ok && st.last.known&(1<<s) != 0 && st.last.sums[s] == sum
+}
+
 // took records that device's message on stream's topic, of checksum sum and
 // ts (Unix ms), was taken (evaluated, or found a duplicate), at move level.
 func (t *seqTracker) took(device string, stream model.Stream, sum uint32, ts int64, level uint8) {

@@ -301,3 +301,39 @@ webhooks: [{url: %q, secret_file: webhook.secret}]
 		require.NotContains(t, logged, secret)
 	}
 }
+
+// A signed unit's retained message comes again at every subscription: the
+// broker's copy of the latest message taken on its topic is a duplicate,
+// not a replay to dead-letter; an older signed message published retained
+// (a replay) still is one.
+func TestIntegrationSignedRetainedCopy(t *testing.T) {
+	e, _ := newSecureEnv(t, secureOpts{rules: "rules.yaml",
+		extra: "ingest: {signatures: {required: true, key_file: devices.keys}}\n",
+		files: map[string]string{"devices.keys": "F-AOL-01:" + hex.EncodeToString(fenceKey) + "\n"}})
+	const topic = "border/mdl/fence/F-AOL-01/detections"
+	ts := time.Now().Add(-time.Minute).UnixMilli()
+	signed := func(seq int) string {
+		return string(devicesig.Sign(fenceKey, topic, fmt.Appendf(nil, `{"v":1,"seq":%d,"ts":%d,"detections":[{"imsi":"46000123456789%d"}]}`, seq, ts+int64(seq), seq)))
+	}
+	retain := func(payload string) {
+		tok := e.pub.Publish(topic, 1, true, payload)
+		require.True(t, tok.WaitTimeout(waitTimeout))
+		require.NoError(t, tok.Error())
+	}
+	retain(signed(1))
+	retain(signed(2))
+	e.waitAcked(2)
+	e.stop()
+	e.start()
+	e.waitAcked(1) // seq 2's retained copy
+	require.Empty(t, e.deadLetters(), "the copy is no replay")
+	require.Equal(t, 1.0, e.counter("fenceline_ingest_signature_checks_total", map[string]string{"outcome": "duplicate"}))
+	require.Equal(t, 0.0, e.counter("fenceline_ingest_signature_checks_total", map[string]string{"outcome": "replayed"}))
+
+	retain(signed(1)) // an older message published retained again
+	e.waitAcked(2)
+	recs := e.deadLetters()
+	require.Len(t, recs, 1)
+	require.Equal(t, "replayed", recs[0].Reason)
+	require.Equal(t, 2, e.count("phone_detection"))
+}
