@@ -1053,7 +1053,7 @@ func TestSeqCountersSaveAndRestore(t *testing.T) {
 
 	// A save from before the topics' latest messages were kept reads them
 	// as unknown.
-	noLast, err := json.Marshal(map[string][]byte{"F-1": saved["F-1"][:len(saved["F-1"])-seqLastLen-seqWindow-8]}) // with the other counter's levels and since
+	noLast, err := json.Marshal(map[string][]byte{"F-1": saved["F-1"][:len(saved["F-1"])-seqLastLen-seqWindow-8-seqHistLen]}) // with the other counter's levels and since, and the history
 	require.NoError(t, err)
 	require.NoError(t, o.p.RestoreSeqs(noLast, func(string) bool { return true }))
 	require.Zero(t, o.p.seqs.devices["F-1"].last)
@@ -1228,25 +1228,37 @@ func seqRange(from, to int64) []int64 {
 
 // A unit without a real-time clock starts every boot at seq 1 and the same
 // ts: each boot's readings take points of their own, up to
-// model.MoveLevels boots at one millisecond.
+// model.MoveLevels boots at one millisecond, whatever the boots' lengths (a
+// short boot between two longer ones: the third's seq 2 met the first's).
 func TestRestartsAtOneInstantKeepTheirPoints(t *testing.T) {
-	f := newFixture(t)
 	e := time.Now().Add(-time.Hour).Truncate(time.Second).UnixMilli()
-	points := map[int64]string{}
-	for boot := range model.MoveLevels {
-		for seq := 1; seq <= 3; seq++ {
-			payload := fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"detections":[{"imsi":"4289930%04d%04d"}]}`, seq, e+int64(seq)*1000, boot, seq)
-			m, _ := message(topic, payload)
-			f.p.Handle(context.Background(), m)
-			for _, ns := range f.w.items[len(f.w.items)-1].([]int64) {
-				if other, ok := points[ns]; ok {
-					t.Fatalf("boot %d seq %d takes the point of %s", boot, seq, other)
+	for _, boots := range [][]int{
+		{3, 3, 3, 3, 3, 3, 3, 3},
+		{3, 1, 3},
+		{2, 1, 2},
+		{5, 5, 2, 5},
+		{4, 4, 4, 1, 4},
+		{6, 2, 9, 7, 5, 3, 7, 2},
+		{200, 1, 150, 2},
+	} {
+		t.Run(fmt.Sprint(boots), func(t *testing.T) {
+			f := newFixture(t)
+			points := map[int64]string{}
+			for boot, n := range boots {
+				for seq := 1; seq <= n; seq++ {
+					payload := fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"detections":[{"imsi":"4289930%04d%04d"}]}`, seq, e+int64(seq)*1000, boot, seq)
+					m, _ := message(topic, payload)
+					f.p.Handle(context.Background(), m)
+					for _, ns := range f.w.items[len(f.w.items)-1].([]int64) {
+						if other, ok := points[ns]; ok {
+							t.Fatalf("boot %d seq %d takes the point of %s", boot, seq, other)
+						}
+						points[ns] = fmt.Sprintf("boot %d seq %d", boot, seq)
+					}
 				}
-				points[ns] = fmt.Sprintf("boot %d seq %d", boot, seq)
 			}
-		}
+		})
 	}
-	require.Len(t, points, 3*model.MoveLevels)
 }
 
 // The ts of messages tells what their seqs cannot. A unit first heard at

@@ -102,6 +102,39 @@ type seqState struct {
 	beforeJump  *seqState
 	jumpTS      int64
 	jumpMissing int64
+	// hist is the device's, whichever counter runs (nil until its first
+	// restart): see levelHistory.
+	hist *levelHistory
+}
+
+// levelHistory remembers, for a device whose counter restarted, the move
+// level of the latest message taken at each seq, whichever counter sent it:
+// a new counter's message at a seq takes the level after it. A unit without
+// a real-time clock restarts at seq 1 and the same ts again and again, its
+// boots of various lengths: the counter before the last restart does not
+// know the seqs only an older boot sent (boots of 3, 1 and 3 messages: the
+// third's seq 2 met the first's). Slot seq%seqWindow holds one seq.
+type levelHistory struct {
+	seqs   [seqWindow]int64 // the seq of each slot; -1: none
+	levels [seqWindow]uint8
+}
+
+func newLevelHistory() *levelHistory {
+	h := new(levelHistory)
+	for i := range h.seqs {
+		h.seqs[i] = -1
+	}
+	return h
+}
+
+func (h *levelHistory) get(seq int64) (uint8, bool) {
+	i := seq % seqWindow
+	return h.levels[i], h.seqs[i] == seq
+}
+
+func (h *levelHistory) put(seq int64, level uint8) {
+	i := seq % seqWindow
+	h.seqs[i], h.levels[i] = seq, level
 }
 
 // strayJump reports whether the counter's last message, which jumped more
@@ -122,7 +155,7 @@ func (st *seqState) strayJump(seq, ts int64, m *metrics) {
 	stray.prev, stray.prevIdle = nil, 0
 	last := st.last
 	*st = *b
-	st.prev, st.prevIdle, st.last = &stray, 0, last
+	st.prev, st.prevIdle, st.last, st.hist = &stray, 0, last, stray.hist
 }
 
 // lastTaken remembers, for the retained copies a broker sends at every
@@ -273,7 +306,7 @@ func (t *seqTracker) observeAt(device string, seq int64, sum uint32, ts int64, m
 			cur := *st
 			cur.prev, cur.prevIdle = nil, 0
 			*st = *p
-			st.prev, st.prevIdle, st.last = &cur, 0, cur.last
+			st.prev, st.prevIdle, st.last, st.hist = &cur, 0, cur.last, cur.hist
 		default:
 			st.prevIdle++
 		}
@@ -338,10 +371,23 @@ func (t *seqTracker) observeAt(device string, seq int64, sum uint32, ts int64, m
 		m.seqResets.Inc()
 		old := *st
 		old.prev, old.prevIdle = nil, 0
-		*st = seqState{max: seq, prev: &old, last: old.last, since: ts}
+		if old.hist == nil {
+			old.hist = newLevelHistory()
+			for s := max(0, old.max-seqWindow+1); s <= old.max; s++ {
+				if old.hasSeq(s) {
+					old.hist.put(s, old.levels[s%seqWindow])
+				}
+			}
+		}
+		*st = seqState{max: seq, prev: &old, last: old.last, since: ts, hist: old.hist}
 	}
-	if p := st.prev; p != nil && seq > p.max-seqWindow && seq <= p.max && p.hasSeq(seq) {
-		level = model.NextMoveLevel(p.levels[seq%seqWindow])
+	if h := st.hist; h != nil {
+		if l, ok := h.get(seq); ok {
+			level = model.NextMoveLevel(l)
+		}
+		h.put(seq, level)
+	} else if p := st.prev; p != nil && seq > p.max-seqWindow && seq <= p.max && p.hasSeq(seq) {
+		level = model.NextMoveLevel(p.levels[seq%seqWindow]) // restored from a save without the history
 	}
 	st.mark(seq, sum, level)
 	return false, level
@@ -466,6 +512,10 @@ func (p *Pipeline) SeqSnapshot() SeqSnapshot {
 			prev := *st.prev
 			c.prev = &prev
 		}
+		if st.hist != nil {
+			h := *st.hist
+			c.hist = &h
+		}
 		s[id] = c
 	}
 	return s
@@ -480,12 +530,14 @@ func (p *Pipeline) SeqSnapshot() SeqSnapshot {
 // took moved point times; since there are levels of them, saves end with
 // the levels and the topics' latest messages (seqLastLen: lastTaken's
 // latest, sums, known and levels, then the window's levels and since, and
-// the other counter's when it is there). In a save without them a moved seq is at
-// level 4 (the one there was) and the latest messages are unknown.
+// the other counter's when it is there), then the device's levelHistory if
+// it has one (seqHistLen). In a save without them a moved seq is at level 4
+// (the one there was) and the latest messages are unknown.
 const (
 	seqSavedLen = 8 + 2*seqWindow/8 + 4*seqWindow
 	seqExtLen   = seqWindow/8 + 8 + 4
 	seqLastLen  = 8 + 5*numStreams + 1 + seqWindow + 8
+	seqHistLen  = 9 * seqWindow // levelHistory, when the device has one
 )
 
 // oldMoveLevel is the level of a seq a save without levels marks moved.
@@ -522,6 +574,12 @@ func (s SeqSnapshot) MarshalJSON() ([]byte, error) {
 		if st.prev != nil {
 			b = append(b, st.prev.levels[:]...)
 			b = binary.BigEndian.AppendUint64(b, uint64(st.prev.since))
+		}
+		if h := st.hist; h != nil {
+			for _, seq := range h.seqs {
+				b = binary.BigEndian.AppendUint64(b, uint64(seq))
+			}
+			b = append(b, h.levels[:]...)
 		}
 		out[id] = b
 	}
@@ -560,7 +618,7 @@ func readSeqState(b []byte) (*seqState, error) {
 		ext += seqWindow / 8
 		last += seqWindow + 8
 	}
-	if n != want && n != want+ext && n != want+ext+last {
+	if n != want && n != want+ext && n != want+ext+last && n != want+ext+last+seqHistLen {
 		return nil, fmt.Errorf("%d bytes", n)
 	}
 	st := new(seqState)
@@ -592,9 +650,22 @@ func readSeqState(b []byte) (*seqState, error) {
 		b = b[1+copy(st.last.levels[:], b[1:]):]
 		b = b[copy(st.levels[:], b):]
 		st.since = int64(binary.BigEndian.Uint64(b))
+		b = b[8:]
 		if withPrev {
-			b = b[8+copy(st.prev.levels[:], b[8:]):]
+			b = b[copy(st.prev.levels[:], b):]
 			st.prev.since = int64(binary.BigEndian.Uint64(b))
+			b = b[8:]
+		}
+		if len(b) > 0 {
+			st.hist = new(levelHistory)
+			for i := range st.hist.seqs {
+				st.hist.seqs[i] = int64(binary.BigEndian.Uint64(b))
+				b = b[8:]
+			}
+			copy(st.hist.levels[:], b)
+			if st.prev != nil {
+				st.prev.hist = st.hist
+			}
 		}
 	}
 	return st, nil
