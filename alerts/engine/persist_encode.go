@@ -222,6 +222,9 @@ func (e *stateEncoder) status(b []byte, s *statusSnap) []byte {
 	if s.Open != nil {
 		b = e.incident(append(b, `,"open":`...), s.Open)
 	}
+	if s.FiredWith != 0 {
+		b = strconv.AppendUint(append(b, `,"fired_with":`...), uint64(s.FiredWith), 10)
+	}
 	return e.flush(append(b, '}'))
 }
 

@@ -94,6 +94,8 @@ func (f *filler) fill(v reflect.Value, depth int) {
 		v.SetInt([]int64{0, 1, -1, 42, 1_000_000_000_001, math.MaxInt64, math.MinInt64}[f.rng.IntN(7)])
 	case reflect.Uint64:
 		v.SetUint([]uint64{0, 1, 7, math.MaxUint64}[f.rng.IntN(4)])
+	case reflect.Uint8:
+		v.SetUint([]uint64{0, 1, 9, math.MaxUint8}[f.rng.IntN(4)])
 	case reflect.Float64:
 		v.SetFloat(f.floats[f.rng.IntN(len(f.floats))])
 	case reflect.Array:

@@ -1010,10 +1010,9 @@ func (e *Engine) applyStatus(st *ruleState, r *reading, subj model.Subject, z *z
 				e.statusPlace(z, dev, r.b.Site), statusFacts(r.st), e.condition(st.rule), e.localTime(r.t, now)),
 		}, now)
 		se.Open = e.opened(st, a, now)
+		se.FiredWith = statusCarried(r.st) & st.rule.statusReads
 		out = append(out, a)
-	case !match && se.Open != nil && (st.rule.statusReads == 0 || statusCarried(r.st)&st.rule.statusReads != 0):
-		// A report of none of the fields the condition reads (a heartbeat
-		// of its signal only) says nothing about it: the incident stays.
+	case !match && se.Open != nil && statusResolves(statusCarried(r.st), st.rule.statusReads, se.FiredWith):
 		out = append(out, e.resolved(st, se.Open, r.t, now, e.late(r.t, now),
 			fmt.Sprintf("%s at %s reports %s, no longer %s, %s", upperFirst(describeSubject(subj, r)),
 				e.statusPlace(z, dev, r.b.Site), statusFacts(r.st), e.condition(st.rule), e.localTime(r.t, now))))
@@ -1097,6 +1096,24 @@ func readableWhen(expr string) string {
 	expr = strings.NewReplacer("||", " or ", "&&", " and ", "!=", "\x00").Replace(expr)
 	expr = strings.NewReplacer("!", " not ", "\x00", "!=").Replace(expr)
 	return strings.Join(strings.Fields(expr), " ")
+}
+
+// statusResolves reports whether a report carrying the fields carried,
+// for which the condition (reading the fields reads) no longer holds,
+// resolves an incident opened by a report that carried firedWith of them:
+// if it carries them all, or, where they are not known, any field the
+// condition reads. A report of none (a heartbeat of its signal only) says
+// nothing about the condition, nor does one of the battery alone about a
+// tamper: the incident stays. A condition that reads no status field is
+// resolved by any report.
+func statusResolves(carried, reads, firedWith uint8) bool {
+	switch {
+	case reads == 0:
+		return true
+	case firedWith != 0:
+		return carried&firedWith == firedWith
+	}
+	return carried&reads != 0
 }
 
 // statusFacts prints the fields a status carried.

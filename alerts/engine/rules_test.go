@@ -1807,10 +1807,10 @@ func TestStatusOlderReportIgnored(t *testing.T) {
 }
 
 // A report that carries none of the fields a status rule's condition reads
-// (a heartbeat of its signal only) says nothing about the condition: it
-// resolves nothing, where one that carries any of them and no longer
-// matches does. A condition that reads no status field is resolved by any
-// report that does not match.
+// (a heartbeat of its signal only), or not all those the report that fired
+// carried, says nothing about the condition: it resolves nothing, where one
+// that carries them and no longer matches does. A condition that reads no
+// status field is resolved by any report that does not match.
 func TestStatusReportWithoutTheFieldsResolvesNothing(t *testing.T) {
 	rs, ps := compileYAML(t, `
 devices:
@@ -1850,6 +1850,23 @@ rules:
 	// incident of F-1's first report, at 12:00).
 	got = only(e.eval(e.status("F-1", at(13, 0), model.Status{})), "before-one")
 	require.Len(t, got, 1)
+	assert.Equal(t, model.StateResolved, got[0].State)
+
+	// Opened by a tamper report: a report of the battery alone says
+	// nothing of the tamper, and resolves nothing, across a restart too;
+	// one of the tamper does.
+	tampered := only(e.eval(e.status("F-1", at(14, 0), model.Status{Tamper: model.SomeBool(true)})), "unit-tamper")
+	require.Len(t, tampered, 1)
+	require.Empty(t, only(e.eval(e.status("F-1", at(14, 1), model.Status{BatteryPct: model.Some(80)})), "unit-tamper"))
+	data, err := e.MarshalState()
+	require.NoError(t, err)
+	e2 := newEngine(t, rs)
+	_, err = e2.RestoreState(data)
+	require.NoError(t, err)
+	require.Empty(t, only(e2.eval(e2.status("F-1", at(14, 2), model.Status{BatteryPct: model.Some(80)})), "unit-tamper"), "after a restart")
+	got = only(e2.eval(e2.status("F-1", at(14, 3), model.Status{Tamper: model.SomeBool(false)})), "unit-tamper")
+	require.Len(t, got, 1)
+	assert.Equal(t, tampered[0].ID, got[0].ID)
 	assert.Equal(t, model.StateResolved, got[0].State)
 }
 

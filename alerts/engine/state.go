@@ -265,6 +265,11 @@ type fenceTrack struct {
 type statusEntry struct {
 	Last time.Time `json:"last"` // event time of the latest status evaluated
 	Open *incident `json:"open,omitempty"`
+	// FiredWith are the fields of the condition the report that opened
+	// Open carried (statusFields bits; 0: not known, a save from before it
+	// was kept): a report resolves it only if it carries them all — a
+	// tamper incident is not resolved by a report of the battery alone.
+	FiredWith uint8 `json:"fired_with,omitempty"`
 }
 
 // patrolPos is the latest position of a patrol, for nearest_patrols.
