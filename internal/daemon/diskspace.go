@@ -23,7 +23,7 @@ func diskWarning(cfg *config.Config) *config.Problem {
 	}
 	return &config.Problem{File: cfg.Path, Key: "storage.spool_max_bytes", Msg: fmt.Sprintf(
 		"with storage.dead_letter_max_bytes (%s together) is more than the free space of storage.dir's file system (%s): "+
-			"the disk fills first (intake stops and nothing is lost, but FencelineSpoolFull does not fire: FencelineSpoolErrors does); "+
+			"the disk fills first (intake stops and nothing is lost, but FencelineSpoolFull does not fire: FencelineStorageWriteErrors does); "+
 			"lower them or give storage.dir more room", bytesText(bound), bytesText(free))}
 }
 
