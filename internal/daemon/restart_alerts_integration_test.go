@@ -3,6 +3,7 @@ package daemon
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -378,4 +379,29 @@ func TestIntegrationDwellAcrossAnUncleanStop(t *testing.T) {
 	e.waitAcked(1)
 	assert.Zero(t, e.counter("fenceline_alerts_raised_total", map[string]string{"rule": "loiter", "state": "resolved"}), "the stay goes on")
 	assert.Zero(t, e.counter("fenceline_alerts_raised_total", firing))
+}
+
+// A failed save of the alert state is counted and logged; the next save
+// that works says so, and its time is a metric: the runbook's way to know a
+// restart is safe again while FencelineStateSaveFailing still fires.
+func TestIntegrationStateSaveRecovers(t *testing.T) {
+	e, log := newSecureEnv(t, secureOpts{rules: "rules.yaml"})
+	e.stop()
+	e.saveEvery = 20 * time.Millisecond
+	startLogged(e, slog.New(slog.NewTextHandler(log, nil)), true)
+	path := filepath.Join(e.dir, "state", "alert-state.json")
+	e.waitFor("a save", func() bool { return e.gauge("fenceline_alerts_state_last_save_timestamp_seconds") > 0 })
+
+	// A directory in the file's place: a save cannot rename over it.
+	require.NoError(t, os.Remove(path))
+	require.NoError(t, os.MkdirAll(filepath.Join(path, "in-the-way"), 0o750))
+	e.waitFor("a failed save", func() bool { return e.counter("fenceline_alerts_state_save_failures_total", nil) > 0 })
+	failedAt := time.Now()
+	require.NoError(t, os.RemoveAll(path))
+	e.waitFor("a save again", func() bool {
+		return e.gauge("fenceline_alerts_state_last_save_timestamp_seconds") >= float64(failedAt.Unix())
+	})
+	e.waitFor("the log says so", func() bool {
+		return strings.Contains(log.String(), `msg="alert state saved again after failures" failed_saves=`)
+	})
 }

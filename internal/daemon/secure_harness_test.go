@@ -105,7 +105,7 @@ func startLogged(e *env, log *slog.Logger, waitSubscribed bool) {
 	e.done = make(chan error, 1)
 	addr := make(chan string, 1)
 	go func() {
-		e.done <- Run(ctx, cfg, Options{Log: log, Registry: e.reg, HTTPAddr: func(a string) { addr <- a }})
+		e.done <- Run(ctx, cfg, Options{Log: log, Registry: e.reg, HTTPAddr: func(a string) { addr <- a }, StateSaveEvery: e.saveEvery})
 	}()
 	select {
 	case e.httpAddr = <-addr:

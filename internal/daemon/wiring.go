@@ -79,6 +79,7 @@ type daemon struct {
 	// to save is saved less often, and stateful alerts wait for saves.
 	stateSaveSeconds prometheus.Histogram
 	stateBytes       prometheus.Gauge
+	stateSaved       prometheus.Gauge // when the last save succeeded
 }
 
 // build constructs every component; nothing runs yet. Any error here is a
@@ -100,6 +101,8 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 		Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)})
 	d.stateBytes = f.NewGauge(prometheus.GaugeOpts{Name: "fenceline_alerts_state_bytes",
 		Help: "Size of the alert state at its last save."})
+	d.stateSaved = f.NewGauge(prometheus.GaugeOpts{Name: "fenceline_alerts_state_last_save_timestamp_seconds",
+		Help: "When the alert state was last saved (0: not in this run)."})
 	stateLost := f.NewGauge(prometheus.GaugeOpts{Name: "fenceline_alerts_state_restore_incomplete",
 		Help: "1 when this start could not restore the last saved alert state: from the previous save (incidents opened or resolved since are forgotten) or from nothing."})
 
@@ -631,6 +634,7 @@ func (d *daemon) saveStatePeriodically(ctx context.Context, every time.Duration)
 	defer t.Stop()
 	var turn <-chan time.Time // a save waiting for its turn
 	last, cost, saved := time.Now(), time.Duration(0), d.engine.IncidentChanges()
+	failed := 0 // saves that failed since the last that did not
 	for {
 		select {
 		case <-ctx.Done():
@@ -663,9 +667,16 @@ func (d *daemon) saveStatePeriodically(ctx context.Context, every time.Duration)
 			return nil // shutting down: the final save follows
 		}
 		last, cost, saved = time.Now(), time.Since(start), changes
-		if err != nil {
+		switch {
+		case err != nil:
+			failed++
 			d.stateSaveFailures.Inc()
 			d.log.Error("could not save alert state", "err", err)
+		case failed > 0:
+			// Said: FencelineStateSaveFailing goes on firing for its range,
+			// and the runbook asks not to restart before a save succeeded.
+			d.log.Info("alert state saved again after failures", "failed_saves", failed, "file", d.stateFile)
+			failed = 0
 		}
 	}
 }
@@ -805,6 +816,7 @@ func (d *daemon) writeState(run func(copyState func()) error) error {
 	}
 	d.stateFileBad = false
 	d.stateSaveSeconds.Observe(time.Since(start).Seconds())
+	d.stateSaved.SetToCurrentTime()
 	if fi, err := os.Stat(d.stateFile); err == nil {
 		d.stateBytes.Set(float64(fi.Size()))
 	}
