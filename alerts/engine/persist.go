@@ -444,24 +444,28 @@ func cmpKey(a, b coolKeySnap) int {
 // AfterUncleanStop says the restored state was saved before an unclean
 // stop (a crash, a kill): the readings evaluated after that save were acked,
 // and the broker does not send them again, so subjects may have been seen
-// then, unknown to the state, and those still there must not be taken for
-// gone (a resolution, then a new firing with a new id). Each stay's (dwell)
-// next sighting, up to max_gap from now, continues it whatever its gap from
-// the last one known, and Tick ends none before max_gap from now. An open
-// crowd (count) resolves no earlier than a window from now: by then each
-// subject still there has been seen again.
-func (e *Engine) AfterUncleanStop() {
-	now := e.clock()
+// until lostUntil (when the next save was due), unknown to the state, and
+// those still there must not be taken for gone (a resolution, then a new
+// firing with a new id). A stay's (dwell) next sighting continues it if it
+// is within max_gap of lostUntil, whatever its gap from the last one known,
+// and Tick ends none before max_gap after lostUntil. An open crowd (count)
+// resolves no earlier than a window after lostUntil. A subject away longer
+// (fenceline down for an hour) is away: the sightings of a subject still
+// there waited in the broker, and come first.
+func (e *Engine) AfterUncleanStop(lostUntil time.Time) {
+	if now := e.clock(); lostUntil.After(now) {
+		lostUntil = now
+	}
 	for _, st := range e.rules {
 		for _, de := range st.dwell {
-			if de.Processed.Before(now) {
-				de.Processed = now
+			if de.Processed.Before(lostUntil) {
+				de.Processed = lostUntil
 			}
-			de.bridgeUntil = now.Add(st.rule.maxGap)
+			de.bridgeUntil = lostUntil.Add(st.rule.maxGap)
 		}
 		for _, cz := range st.count {
 			if cz.Open != nil {
-				cz.holdUntil = now.Add(st.rule.window)
+				cz.holdUntil = lostUntil.Add(st.rule.window)
 			}
 		}
 	}

@@ -712,21 +712,24 @@ func TestDwellResolvesOnTick(t *testing.T) {
 }
 
 // After an unclean stop, the sightings evaluated since the last save are
-// gone with their acks: a subject still there must not be taken for gone.
-// Its stay's next sighting, up to max_gap from the start, continues it, and
-// Tick ends it only max_gap after the start without one. A clean stop's
-// state knows every sighting: a gap is a gap.
+// gone with their acks, up to when the next save was due: a subject still
+// there must not be taken for gone. Its stay's next sighting within max_gap
+// of then continues it, and Tick ends it only max_gap after then without
+// one. A subject away longer was away: its sightings would have waited in
+// the broker. A clean stop's state knows every sighting: a gap is a gap.
 func TestDwellAcrossAnUncleanStop(t *testing.T) {
 	rs, ps := compileYAML(t, countRules)
 	require.Empty(t, ps)
 	loc := model.Point{Lat: 41.9612, Lon: 110.4875}
 	for _, tc := range []struct {
-		name    string
-		unclean bool
-		resumed bool // the stay goes on: no resolution, no new firing
+		name      string
+		unclean   bool
+		lostUntil time.Time // the sightings lost with the crash could be up to then
+		resumed   bool      // the stay goes on: no resolution, no new firing
 	}{
-		{"unclean: the stay goes on", true, true},
-		{"clean: a gap over max_gap ends it", false, false},
+		{"unclean, seen on until the crash: the stay goes on", true, at(22, 58), true},
+		{"unclean, the crash soon after the save: away 17 minutes", true, at(22, 46), false},
+		{"clean: a gap over max_gap ends it", false, time.Time{}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEngine(t, rs)
@@ -735,7 +738,7 @@ func TestDwellAcrossAnUncleanStop(t *testing.T) {
 				fired = append(fired, only(e.eval(e.phones("F-1", at(22, m), loc, "460000000000001")), "loiter")...)
 			}
 			require.Len(t, fired, 1)
-			data, err := e.MarshalState() // saved at 22:45; seen on to 22:58, then a crash
+			data, err := e.MarshalState() // saved at 22:45
 			require.NoError(t, err)
 
 			e2 := newEngine(t, rs)
@@ -743,7 +746,7 @@ func TestDwellAcrossAnUncleanStop(t *testing.T) {
 			_, err = e2.RestoreState(data)
 			require.NoError(t, err)
 			if tc.unclean {
-				e2.AfterUncleanStop()
+				e2.AfterUncleanStop(tc.lostUntil)
 			}
 			ticked := only(e2.Tick(at(23, 1)), "loiter")
 			got := append(ticked, only(e2.Evaluate(e2.phones("F-1", at(23, 2), loc, "460000000000001"), at(23, 2)), "loiter")...)
@@ -763,22 +766,28 @@ func TestDwellAcrossAnUncleanStop(t *testing.T) {
 }
 
 // After an unclean stop an open crowd resolves no earlier than a window
-// from the start: the sightings since the last save are gone with their
-// acks, and the phones still there are seen again within a window. A clean
-// stop's state knows every sighting: a window without them resolves it.
+// after the sightings lost with the crash could be: the phones still there
+// are seen again within a window. One that left before was gone: a clean
+// stop's state, or a crash soon after the save, resolves it.
 func TestCountAcrossAnUncleanStop(t *testing.T) {
 	rs, ps := compileYAML(t, countRules)
 	require.Empty(t, ps)
 	phones := []string{"460000000000001", "460000000000002", "460000000000003"}
 	for _, tc := range []struct {
-		name    string
-		unclean bool
-	}{{"unclean: the crowd stays open", true}, {"clean: a window without them resolves it", false}} {
+		name      string
+		unclean   bool
+		lostUntil time.Time
+		open      bool
+	}{
+		{"unclean, seen again before the crash: the crowd stays open", true, at(22, 10), true},
+		{"unclean, the crash soon after the save: resolved", true, at(22, 1), false},
+		{"clean: a window without them resolves it", false, time.Time{}, false},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEngine(t, rs)
 			fired := only(e.eval(e.phones("F-1", at(22, 0), ruinsIn, phones...)), "crowd")
 			require.Len(t, fired, 1)
-			data, err := e.MarshalState() // saved at 22:00; seen again at 22:10, then a crash
+			data, err := e.MarshalState() // saved at 22:00
 			require.NoError(t, err)
 
 			e2 := newEngine(t, rs)
@@ -786,10 +795,10 @@ func TestCountAcrossAnUncleanStop(t *testing.T) {
 			_, err = e2.RestoreState(data)
 			require.NoError(t, err)
 			if tc.unclean {
-				e2.AfterUncleanStop()
+				e2.AfterUncleanStop(tc.lostUntil)
 			}
 			got := only(e2.Tick(at(22, 16)), "crowd")
-			if !tc.unclean {
+			if !tc.open {
 				require.Len(t, got, 1)
 				assert.Equal(t, model.StateResolved, got[0].State)
 				return

@@ -58,11 +58,19 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerBuildInfo(reg)
 
-	d, err := build(cfg, log, reg)
+	d, err := build(cfg, log, reg, saveInterval(opts))
 	if err != nil {
 		return err
 	}
 	return d.run(ctx, opts)
+}
+
+// saveInterval is how often the alert state is saved while running.
+func saveInterval(opts Options) time.Duration {
+	if opts.StateSaveEvery > 0 {
+		return opts.StateSaveEvery
+	}
+	return stateSaveEvery
 }
 
 // LoadRules reads and compiles the rules file named by cfg: the one place

@@ -84,7 +84,7 @@ type daemon struct {
 
 // build constructs every component; nothing runs yet. Any error here is a
 // configuration or environment problem the operator must fix.
-func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *daemon, err error) {
+func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry, saveEvery time.Duration) (_ *daemon, err error) {
 	d := &daemon{cfg: cfg, log: log, reg: reg}
 	d.cfgSum, _ = fileSum(cfg.Path)
 	f := promauto.With(reg)
@@ -256,14 +256,21 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry) (_ *d
 			Seqs      json.RawMessage `json:"seqs"`
 			Unsent    unsentAlerts    `json:"unsent_alerts"`
 			CleanStop bool            `json:"clean_stop"`
+			SavedAt   time.Time       `json:"saved_at"`
 		}
 		if err := json.Unmarshal(data, &attached); err == nil {
 			savedSeqs, seqsUnsure = attached.Seqs, !attached.CleanStop || fromPrev
 		}
 		if seqsUnsure {
 			// The messages evaluated after the save were acked: a subject
-			// seen then is not to be taken for gone.
-			d.engine.AfterUncleanStop()
+			// seen then is not to be taken for gone. They came before the
+			// next save was due, which did not happen (the stop, or saves
+			// failing: then up to the file's time, at least).
+			savedAt := attached.SavedAt
+			if fi, err := os.Stat(restoredFrom); err == nil && savedAt.IsZero() {
+				savedAt = fi.ModTime()
+			}
+			d.engine.AfterUncleanStop(savedAt.Add(saveEvery))
 		}
 		// The alerts of incidents opened or resolved that the saved state
 		// holds but the outbox never took (a crash between the save and
@@ -469,10 +476,7 @@ func (d *daemon) run(ctx context.Context, opts Options) error {
 		return d.pipe.Run(ctx, d.source.Messages())
 	})
 	start("mqtt", intakeCtx, d.source.Run)
-	saveEvery := opts.StateSaveEvery
-	if saveEvery <= 0 {
-		saveEvery = stateSaveEvery
-	}
+	saveEvery := saveInterval(opts)
 	start("state saver", intakeCtx, func(ctx context.Context) error { return d.saveStatePeriodically(ctx, saveEvery) })
 	d.log.Info("fenceline running", "mqtt", d.source.Describe(), "influx", config.RedactURL(d.cfg.Influx.URL), "bucket", d.cfg.Influx.Bucket)
 	if opts.Ready != nil {
@@ -798,6 +802,7 @@ func (d *daemon) writeState(run func(copyState func()) error) error {
 	// start from any other save cannot tell the seqs after it received
 	// from lost (see Pipeline.SeqsFromUncleanStop).
 	snap.Attach("clean_stop", json.RawMessage(strconv.FormatBool(d.cleanStop)))
+	snap.Attach("saved_at", json.RawMessage(strconv.Quote(time.Now().UTC().Format(time.RFC3339Nano))))
 	defer d.holds.release(held)
 	start := time.Now()
 	f, err := atomicfile.Create(d.stateFile)
