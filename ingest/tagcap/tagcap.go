@@ -80,7 +80,7 @@ func Open(path string, max int, log *slog.Logger, reg prometheus.Registerer) (*C
 		overflow: f.NewCounterVec(prometheus.CounterOpts{Name: "fenceline_ingest_tag_overflow_readings_total",
 			Help: "Readings stored with the tag \"other\" (their text in <tag>_text) because the tag had reached influx.max_tag_values distinct values."}, []string{"tag"}),
 		unfit: f.NewCounterVec(prometheus.CounterOpts{Name: "fenceline_ingest_tag_unfit_readings_total",
-			Help: "Readings stored with the tag \"other\" (their text in <tag>_text) because their value cannot be a tag as sent: a trailing backslash, a control character or invalid UTF-8."}, []string{"tag"}),
+			Help: "Readings stored with the tag \"other\" (their text in <tag>_text) because their value cannot be a tag as sent: it ends in a backslash (the decoder rejects control characters and invalid UTF-8 before)."}, []string{"tag"}),
 		values: f.NewGaugeVec(prometheus.GaugeOpts{Name: "fenceline_ingest_tag_values",
 			Help: "Distinct values admitted as tags, per tag whose values are device text (bounded by influx.max_tag_values)."}, []string{"tag"}),
 		warned: map[string]time.Time{}, quiet: map[string]int{},
