@@ -135,6 +135,7 @@ type Pipeline struct {
 	dead     DeadLetters
 	outbox   Outbox
 	seqs     *seqTracker
+	gapLogs  map[string]*gapLog // guarded by engineMu, as seqs
 	points   *pointWatch
 	log      *slog.Logger
 	rejLog   *rejectLog
@@ -159,7 +160,7 @@ func New(opts Options, registry *model.Registry, engine Engine, w Writer, dl Dea
 	if opts.Decode.Now == nil {
 		opts.Decode.Now = opts.Now
 	}
-	return &Pipeline{
+	p := &Pipeline{
 		opts:     opts,
 		dec:      decode.New(opts.Decode),
 		registry: registry,
@@ -168,12 +169,15 @@ func New(opts Options, registry *model.Registry, engine Engine, w Writer, dl Dea
 		dead:     dl,
 		outbox:   ob,
 		seqs:     newSeqTracker(),
+		gapLogs:  map[string]*gapLog{},
 		points:   newPointWatch(),
 		log:      log.With("component", "pipeline"),
 		rejLog:   newRejectLog(10),
 		m:        newMetrics(reg),
 		do:       make(chan func()),
 	}
+	p.seqs.onGap = p.noteGap
+	return p
 }
 
 // WithEngine runs f while the engine is not evaluating: between two
@@ -239,6 +243,7 @@ func (p *Pipeline) logUnlogged(now time.Time) {
 		p.log.Warn("rejected, not logged one by one", "topic", logTopic(topic), "reason", reason, "same_rejections_not_logged", n)
 	})
 	p.logAllSharedPoints(now)
+	p.logAllGaps(now)
 }
 
 func (p *Pipeline) abandon(in <-chan *mqttsource.Message) {

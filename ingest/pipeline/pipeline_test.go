@@ -1323,3 +1323,40 @@ func seqAt(from, to, t0 int) [][2]int {
 	}
 	return out
 }
+
+// The seq metrics name no device: a warning does, at most once a minute a
+// device, with how many messages went missing since its last line and the
+// seqs of the latest gap; the rest is told a minute on (a tick, a stop). A
+// stray seq far ahead is no gap, and not told.
+func TestMissingMessagesNameTheDevice(t *testing.T) {
+	f := newFixture(t)
+	var log bytes.Buffer
+	f.p.log = slog.New(slog.NewTextHandler(&log, nil))
+	now := time.Now()
+	f.p.opts.Now = func() time.Time { return now }
+	base := now.Add(-time.Hour).UnixMilli()
+	send := func(seq, at int) {
+		m, _ := message(topic, detectionAt(seq, base+int64(at)*1000))
+		f.p.Handle(context.Background(), m)
+	}
+	for i, seq := range []int{1, 2, 5, 6, 9} { // 3-4, then 7-8 missing
+		send(seq, i)
+	}
+	lines := strings.Count(log.String(), `msg="messages missing from a device"`)
+	assert.Equal(t, 1, lines, log.String())
+	assert.Contains(t, log.String(), `device=F-1 missing=2 from_seq=2 to_seq=5`)
+
+	now = now.Add(time.Minute)
+	f.p.logUnlogged(now)
+	assert.Contains(t, log.String(), `device=F-1 missing=2 from_seq=6 to_seq=9`, "the second gap, a minute on")
+
+	log.Reset()
+	now = now.Add(time.Minute)
+	send(1_000_000, 10) // a stray
+	send(10, 11)
+	f.p.logUnlogged(now.Add(time.Minute))
+	assert.NotContains(t, log.String(), "messages missing from a device", "a stray is no gap")
+	send(2_000, 12)
+	send(2_001, 13)
+	assert.Contains(t, log.String(), `device=F-1 missing=1989 from_seq=10 to_seq=2000`, "a jump far ahead, told with the next message")
+}

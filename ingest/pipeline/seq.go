@@ -39,6 +39,16 @@ const maxSeqJump = 1_000_000
 // registry: only registered devices reach it.
 type seqTracker struct {
 	devices map[string]*seqState
+	// onGap, when set, hears of each gap counted missing: missing messages
+	// of device between seqs from and to (see Pipeline.noteGap). A jump
+	// far ahead is told with the next message, once it is no stray.
+	onGap func(device string, missing, from, to int64)
+}
+
+func (t *seqTracker) noteGap(device string, missing, from, to int64) {
+	if t.onGap != nil && missing > 0 {
+		t.onGap(device, missing, from, to)
+	}
 }
 
 type seqState struct {
@@ -102,6 +112,7 @@ type seqState struct {
 	beforeJump  *seqState
 	jumpTS      int64
 	jumpMissing int64
+	jumpFrom    int64 // the seq before the jump
 	// hist is the device's, whichever counter runs (nil until its first
 	// restart): see levelHistory.
 	hist *levelHistory
@@ -143,11 +154,17 @@ func (h *levelHistory) put(seq int64, level uint8) {
 // live message goes on from there too, but is older than it). Then the
 // counter is put back as it was, its jump kept as the other counter, and
 // the missing its gap counted counts recovered: nothing was lost.
-func (st *seqState) strayJump(seq, ts int64, m *metrics) {
+//
+// gap reports that the jump was no stray: its gap, counted missing, is to
+// be told (see seqTracker.onGap).
+func (st *seqState) strayJump(seq, ts int64, m *metrics) (gap bool) {
 	b := st.beforeJump
 	st.beforeJump = nil
-	if b == nil || ts <= st.jumpTS || seq <= b.max || seq > b.max+seqWindow {
-		return
+	if b == nil {
+		return false
+	}
+	if ts <= st.jumpTS || seq <= b.max || seq > b.max+seqWindow {
+		return true
 	}
 	m.seqRecovered.Add(float64(st.jumpMissing))
 	m.seqResets.Inc() // the stray is a message of another counter
@@ -156,6 +173,7 @@ func (st *seqState) strayJump(seq, ts int64, m *metrics) {
 	last := st.last
 	*st = *b
 	st.prev, st.prevIdle, st.last, st.hist = &stray, 0, last, stray.hist
+	return false
 }
 
 // lastTaken remembers, for the retained copies a broker sends at every
@@ -270,7 +288,9 @@ func (t *seqTracker) observeAt(device string, seq int64, sum uint32, ts int64, m
 		st.mark(seq, sum, 0)
 		return false, 0
 	}
-	st.strayJump(seq, ts, m)
+	if st.strayJump(seq, ts, m) {
+		t.noteGap(device, st.jumpMissing, st.jumpFrom, st.max)
+	}
 	switch {
 	case st.fillGap(seq):
 		// The next message of a buffer behind the window (see gaps).
@@ -347,14 +367,17 @@ func (t *seqTracker) observeAt(device string, seq int64, sum uint32, ts int64, m
 			if behind := gap - (seqWindow - 1); behind > 0 {
 				st.addGap(gapRun{seq - gap, seq - gap, behind, seq})
 			}
+			if before == nil {
+				t.noteGap(device, gap, st.max, seq)
+			}
 		}
-		st.max = seq
 		if before != nil {
-			st.beforeJump, st.jumpTS, st.jumpMissing = before, ts, 0
+			st.beforeJump, st.jumpTS, st.jumpMissing, st.jumpFrom = before, ts, 0, st.max
 			if !unsure {
 				st.jumpMissing = gap
 			}
 		}
+		st.max = seq
 	case seq <= st.max && seq > st.max-seqWindow && !st.hasSeq(seq) && (ts == 0 || st.last.latest == 0 || ts <= st.last.latest):
 		m.seqLate.Inc() // an older message arriving after newer ones
 		if w, b := st.bit(seq); st.missing[w]&b != 0 {
