@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -426,4 +427,45 @@ func TestPrometheusAlertsDocumented(t *testing.T) {
 				"docs/runbook.md has no section \"### %s\"", r.alert)
 		})
 	}
+}
+
+// TestNamedAlertsExist checks that every alert the code (its messages and
+// logs) and the docs name is one alerts.yml defines: a warning that names an
+// alert which never fires sends the operator looking for nothing (check named one that
+// never existed).
+func TestNamedAlertsExist(t *testing.T) {
+	defined := map[string]bool{}
+	for _, r := range prometheusRules(t) {
+		if r.alert != "" {
+			defined[r.alert] = true
+		}
+	}
+	name := regexp.MustCompile(`\bFencelin[e][A-Z][A-Za-z]+\b`)
+	root := repoPath(t)
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if n := d.Name(); n == ".git" || n == "tools" || n == "bin" || n == ".state" || n == "testdata" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if ext := filepath.Ext(path); ext != ".go" && ext != ".md" && ext != ".yml" && ext != ".yaml" {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, n := range name.FindAllString(string(data), -1) {
+			if !defined[n] {
+				rel, _ := filepath.Rel(root, path)
+				t.Errorf("%s names alert %s, which deploy/prometheus/alerts.yml does not define", rel, n)
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
 }
