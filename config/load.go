@@ -119,6 +119,27 @@ func (r *Rules) Lacks(key string) bool {
 	return !ok
 }
 
+// SectionUnset reports whether the top-level section key ("zones",
+// "watchlists", "rules") is missing from the file r was read from, or there
+// without a value: `rules:` and nothing after it, which a file cut short
+// right after that line is (valid YAML). A section emptied on purpose is
+// written empty (`rules: []`, `watchlists: {}`). False when r was not read
+// from a file.
+func (r *Rules) SectionUnset(key string) bool {
+	if r.lines == nil {
+		return false
+	}
+	switch key {
+	case "zones":
+		return r.Zones == nil
+	case "watchlists":
+		return r.Watchlists == nil
+	case "rules":
+		return r.Rules == nil
+	}
+	return r.Lacks(key)
+}
+
 // idOf names the device, zone or rule key is in ("rules[3].when": "rule
 // crowd-at-ruins", the fourth rule), "" when it has no id.
 func (r *Rules) idOf(key string) string {

@@ -123,9 +123,9 @@ func sectionsLost(r *config.Rules, cur *engine.Ruleset) error {
 		running int
 		empty   string // the section written empty
 	}{{"zones", zones, "[]"}, {"watchlists", len(cur.Watchlists), "{}"}, {"rules", len(cur.Rules), "[]"}} {
-		if sec.running > 0 && r.Lacks(sec.key) {
+		if sec.running > 0 && r.SectionUnset(sec.key) {
 			ps = append(ps, config.Problem{File: r.Path, Key: sec.key, Msg: fmt.Sprintf(
-				"the file has no %s section, where the running set has %d: a file cut short while it was written? "+
+				"the file has no %s section (the key left out, or nothing after it), where the running set has %d: a file cut short while it was written? "+
 					"The running set stays; to remove them all, write `%s: %s`", sec.key, sec.running, sec.key, sec.empty)})
 		}
 	}
@@ -141,7 +141,7 @@ func sectionsLost(r *config.Rules, cur *engine.Ruleset) error {
 // persistent) and the state as it was, to be evaluated once the file is
 // mended.
 func rulesCutShort(r *config.Rules, stateFile string) error {
-	if r == nil || !r.Lacks("rules") {
+	if r == nil || !r.SectionUnset("rules") {
 		return nil
 	}
 	had := savedRules(stateFile)
@@ -149,7 +149,7 @@ func rulesCutShort(r *config.Rules, stateFile string) error {
 		return nil
 	}
 	return config.Problems{{File: r.Path, Key: "rules", Msg: fmt.Sprintf(
-		"the file has no rules section, where the last run had %d rules: a file cut short while it was written? "+
+		"the file has no rules section (the key left out, or nothing after it), where the last run had %d rules: a file cut short while it was written? "+
 			"fenceline does not start on it: the readings wait in the broker, and the open incidents stay open, until it is mended; "+
 			"to run without rules, write `rules: []`", had)}}.Err()
 }

@@ -156,11 +156,11 @@ func TestIntegrationStartOnARulesFileCutShort(t *testing.T) {
 	cut := string(orig)[:strings.Index(string(orig), "\nrules:")+1]
 	require.NoError(t, os.WriteFile(rulesPath, []byte(cut), 0o600))
 	err = e.startRefused()
-	require.Contains(t, err.Error(), "rules: the file has no rules section, where the last run had")
+	require.Contains(t, err.Error(), "rules: the file has no rules section (the key left out, or nothing after it), where the last run had")
 	require.Contains(t, err.Error(), "write `rules: []`")
 	cfg, err := config.Load(e.cfgPath)
 	require.NoError(t, err)
-	require.ErrorContains(t, Check(cfg), "rules: the file has no rules section, where the last run had", "check says so too")
+	require.ErrorContains(t, Check(cfg), "rules: the file has no rules section (the key left out, or nothing after it), where the last run had", "check says so too")
 	e.publish(status, fmt.Sprintf(`{"v":1,"seq":2,"ts":%d,"tamper":false}`, ts+1000))
 
 	// Mended: the incident is still open, and the report sent meanwhile,
