@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -217,4 +218,34 @@ func TestIntegrationReloadSaysTheDaemonFileChanged(t *testing.T) {
 	code, body = e.post("/-/reload")
 	require.Equal(t, http.StatusOK, code, "the rules file reloads")
 	require.Contains(t, body, warning, "a file gone is told too: the next start would fail")
+}
+
+// Run by systemd (Type=notify), the daemon says when it is ready — the
+// start counts as done then, and a reload asked for sooner waits for it
+// rather than killing the process with a SIGHUP it does not catch yet —
+// when it reloads, and when it stops.
+func TestIntegrationSystemdNotify(t *testing.T) {
+	e := newEnv(t, "rules.yaml", "")
+	e.stop() // mosquitto, started by then, tells systemd of itself too
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	require.NoError(t, err)
+	defer conn.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	next := func() string {
+		t.Helper()
+		buf := make([]byte, 256)
+		require.NoError(t, conn.SetReadDeadline(time.Now().Add(waitTimeout)))
+		n, err := conn.Read(buf)
+		require.NoError(t, err)
+		return string(buf[:n])
+	}
+	e.start()
+	require.Equal(t, "READY=1", next())
+	code, body := e.post("/-/reload")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Equal(t, "RELOADING=1", next())
+	require.Equal(t, "READY=1", next())
+	e.stop()
+	require.Equal(t, "STOPPING=1", next())
 }

@@ -479,6 +479,7 @@ func (d *daemon) run(ctx context.Context, opts Options) error {
 	saveEvery := saveInterval(opts)
 	start("state saver", intakeCtx, func(ctx context.Context) error { return d.saveStatePeriodically(ctx, saveEvery) })
 	d.log.Info("fenceline running", "mqtt", d.source.Describe(), "influx", config.RedactURL(d.cfg.Influx.URL), "bucket", d.cfg.Influx.Bucket)
+	d.notify("READY=1")
 	if opts.Ready != nil {
 		close(opts.Ready)
 	}
@@ -498,6 +499,7 @@ loop:
 		}
 	}
 
+	d.notify("STOPPING=1")
 	err := teardown(d.log, d.cfg.Ingest.DrainTimeout.D(), []shutdownStep{
 		{"stop taking messages", func(ctx context.Context) error {
 			d.source.Stop()
@@ -552,6 +554,8 @@ loop:
 func (d *daemon) reload(ctx context.Context) (string, error) {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	d.notify("RELOADING=1")
+	defer d.notify("READY=1")
 	rs, r, err := loadRules(d.cfg)
 	if err == nil {
 		err = sectionsLost(r, d.engine.Ruleset())
@@ -605,6 +609,13 @@ func (d *daemon) daemonFileNote() string {
 	const note = "the daemon's configuration file changed since start (or cannot be read), and a reload does not read it (only the rules file): restart fenceline to apply it, after fenceline check"
 	d.log.Warn(note, "file", d.cfg.Path)
 	return note + ": " + d.cfg.Path
+}
+
+// notify tells systemd the daemon's state (see sdNotify).
+func (d *daemon) notify(state string) {
+	if err := sdNotify(state); err != nil {
+		d.log.Warn("could not tell systemd the daemon's state", "state", state, "err", err)
+	}
 }
 
 // countDevices sets fenceline_registry_devices from a registry.
