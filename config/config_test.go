@@ -48,6 +48,12 @@ func TestLoad(t *testing.T) {
 		{name: "invalid yaml", file: "bad-yaml.yaml", errs: []string{"bad-yaml.yaml:", "invalid YAML"}},
 		{name: "a tab for an indent", file: "tab.yaml", errs: []string{"tab.yaml:2: invalid YAML: found character that cannot start any token (the line holds a tab: YAML indents with spaces)"}},
 		{name: "wrong type", file: "wrong-type.yaml", errs: []string{`wrong-type.yaml:2: influx.batch_size: "lots" is not a whole number`}},
+		{name: "an operator's slips, each with what to write", file: "operator-slips.yaml", errs: []string{
+			"operator-slips.yaml:1: mqtt.broker: not a URL: it has no scheme (write it as scheme://host:port, e.g. http://127.0.0.1:8086 or tcp://127.0.0.1:1883)",
+			"operator-slips.yaml:2: influx.url: not a URL: it has no scheme",
+			`operator-slips.yaml:2: influx.gzip: "true" is not true or false, unquoted`,
+			`operator-slips.yaml:3: ingest.max_inflight: "99999999999999999999" is not a whole number in range`,
+		}},
 		{name: "wrong types in flow style, each with its own key", file: "flow-types.yaml", errs: []string{
 			`flow-types.yaml:2: influx.batch_size: "x" is not a whole number`,
 			`flow-types.yaml:2: influx.concurrency: "y" is not a whole number`,

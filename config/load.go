@@ -649,8 +649,15 @@ func shapeProblem(n *yaml.Node, t reflect.Type) string {
 			switch t.Kind() {
 			case reflect.Bool:
 				want = "true or false"
+				if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
+					want += ", unquoted" // "true" is a word, not the value
+				}
 			case reflect.Float32, reflect.Float64:
 				want = "a number"
+			default:
+				if digits := strings.TrimLeft(n.Value, "+-"); digits != "" && strings.Trim(digits, "0123456789") == "" {
+					want = "a whole number in range" // 99999999999999999999 is one, too large
+				}
 			}
 			return fmt.Sprintf("%q is not %s", shownValue(n.Value), want)
 		}

@@ -127,6 +127,12 @@ func notAURL(raw string, err error, secretHint string) string {
 			return "not a URL: the user:password part before '@' is not valid (a space, '%' and other special characters must be %XX-escaped); " + secretHint
 		}
 	}
+	if !strings.Contains(raw, "://") {
+		// "127.0.0.1:8086" reads as a scheme "127.0.0.1" to url.Parse,
+		// whose complaint ("first path segment in URL cannot contain
+		// colon") says nothing of what to write.
+		return "not a URL: it has no scheme (write it as scheme://host:port, e.g. http://127.0.0.1:8086 or tcp://127.0.0.1:1883)"
+	}
 	return "not a URL (" + urlErrReason(err) + ")"
 }
 
