@@ -445,8 +445,18 @@ func (m *MQTT) unconfirmed(a *model.Alert, cause error) error {
 	topic, _ := m.Topic(a)
 	m.noteRefused(a, topic)
 	return fmt.Errorf("publish alert %s to %s: the broker acknowledged it and then dropped the connection "+
-		"(%v), as mosquitto does with a publish its ACL or message_size_limit refuses: check that fenceline's account may write %s: %w",
-		a.ID, topic, cause, topic, ErrNotConfirmed)
+		"(%s), as mosquitto does with a publish its ACL or message_size_limit refuses: check that fenceline's account may write %s: %w",
+		a.ID, topic, lostCause(cause), topic, ErrNotConfirmed)
+}
+
+// lostCause is cause as an operator reads it: paho says a lost connection
+// in its own words ("not currently connected and ResumeSubs not set"),
+// which point at a client option rather than at the broker.
+func lostCause(cause error) string {
+	if strings.Contains(cause.Error(), "ResumeSubs") {
+		return "connection lost"
+	}
+	return cause.Error()
 }
 
 // publish publishes payload to topic and waits for its PUBACK, or for the
