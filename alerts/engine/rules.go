@@ -1262,10 +1262,15 @@ func (e *Engine) resolveSilence(dev string, prev time.Time, heard bool, now time
 		// is measured from when fenceline began watching (the firing's
 		// time less the limit), which is also the firing's reference after
 		// a restart: the silence itself began before that.
-		summary := fmt.Sprintf("Device %s reporting again after %s of silence (last message %s)", dev,
+		// Named as the firing named it ("Fence F-SIL-01").
+		what := "Device"
+		if d := e.rs.Registry.Lookup(dev); d != nil {
+			what = upperFirst(string(d.Kind))
+		}
+		summary := fmt.Sprintf("%s %s reporting again after %s of silence (last message %s)", what, dev,
 			shortDur(now.Sub(prev)), e.localTime(prev, now))
 		if !heard {
-			summary = fmt.Sprintf("Device %s reporting again after %s of silence", dev,
+			summary = fmt.Sprintf("%s %s reporting again after %s of silence", what, dev,
 				shortDur(now.Sub(inc.Alert.At.Add(-e.silenceLimit(st.rule, dev)))))
 		}
 		out = append(out, e.resolved(st, inc, now, now, false, summary))

@@ -1335,6 +1335,8 @@ func TestSilenceAcrossRestartCountsFromTheLastMessage(t *testing.T) {
 	require.Len(t, res, 1)
 	assert.Equal(t, fired[0].ID, res[0].ID)
 	assert.Contains(t, res[0].Summary, "reporting again after 50 min of silence", res[0].Summary)
+	assert.True(t, strings.HasPrefix(fired[0].Summary, "Fence F-AOL-01 "), fired[0].Summary)
+	assert.True(t, strings.HasPrefix(res[0].Summary, "Fence F-AOL-01 reporting again"), "named as the firing named it: %s", res[0].Summary)
 }
 
 // A silence rule with zones watches the devices inside them, and its
