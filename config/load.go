@@ -742,6 +742,18 @@ func suggest(key string, fields map[string]reflect.Type) string {
 	return fmt.Sprintf(" (did you mean %q?)", best)
 }
 
+// Closest returns the name of names closest to word (in edit distance,
+// case-blind), if one is within two edits: the one a misspelt word meant.
+func Closest(word string, names []string) (string, bool) {
+	best, bestD := "", 3
+	for _, n := range names {
+		if d := editDistance(strings.ToLower(word), n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	return best, best != ""
+}
+
 func editDistance(a, b string) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)

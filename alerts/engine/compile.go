@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -582,7 +583,7 @@ func compileWhen(src string, s Source, file, key string, ps *config.Problems) *v
 	}
 	prog, err := expr.Compile(src, expr.Env(env), expr.AsBool(), expr.Patch(newAbsentGuard(src, optionalNumbers[s])))
 	if err != nil {
-		ps.Add(file, key, "%s", whenError(err))
+		ps.Add(file, key, "%s%s", whenError(err), whenHint(err, env))
 		return nil
 	}
 	return prog
@@ -701,6 +702,39 @@ func whenError(err error) string {
 		return "cannot compile expression: " + msg
 	}
 	return "cannot compile expression: " + strings.ReplaceAll(err.Error(), "\n", " ")
+}
+
+// whenHint says what a `when` that did not compile (err) likely meant: the
+// field a misspelt name is close to (batery_pct), == for a comparison
+// written with =.
+func whenHint(err error, env any) string {
+	msg := err.Error()
+	if m := unknownName.FindStringSubmatch(msg); m != nil {
+		if best, ok := config.Closest(m[1], envNames(reflect.TypeOf(env))); ok {
+			return fmt.Sprintf(" (did you mean %q?)", best)
+		}
+	}
+	if strings.Contains(msg, `unexpected token Operator("=")`) {
+		return " (a comparison is written ==)"
+	}
+	return ""
+}
+
+var unknownName = regexp.MustCompile(`unknown name ([A-Za-z_][A-Za-z0-9_]*)`)
+
+// envNames are the names an environment struct gives `when` (expr tags),
+// its embedded structs' too.
+func envNames(t reflect.Type) []string {
+	var names []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Anonymous {
+			names = append(names, envNames(f.Type)...)
+		} else if n := f.Tag.Get("expr"); n != "" {
+			names = append(names, n)
+		}
+	}
+	return names
 }
 
 // compileDevices validates the device list and builds the registry.

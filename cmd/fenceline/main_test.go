@@ -127,3 +127,18 @@ func TestRunCatchesSIGHUPFromTheStart(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	require.Equal(t, 1, run([]string{"run", "--config", "testdata/bad-durations.yaml"}, &stdout, &stderr), "refused by its configuration, not ended by SIGHUP")
 }
+
+// A flag given a value it does not take says which it takes.
+func TestLogFlagsListTheirValues(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--log-level", "verbose"}, `--log-level: "verbose" is none of debug, info, warn, error`},
+		{[]string{"run", "--log-format", "xml"}, "--log-format: \"xml\" is neither text nor json"},
+	} {
+		var stdout, stderr bytes.Buffer
+		require.Equal(t, 2, run(tc.args, &stdout, &stderr))
+		require.Contains(t, stderr.String(), tc.want)
+	}
+}
