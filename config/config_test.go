@@ -22,7 +22,7 @@ func TestLoad(t *testing.T) {
 		{name: "unknown key names path, line and suggestion", file: "unknown-key.yaml",
 			errs: []string{"unknown-key.yaml:2: mqtt.brokr: unknown key (did you mean \"broker\"?)"}},
 		{name: "bad values each named", file: "bad-values.yaml", errs: []string{
-			"bad-values.yaml:2: mqtt.broker: scheme \"ftp\" not supported",
+			"bad-values.yaml:2: mqtt.broker: scheme \"ftp\" not supported (tcp:// or mqtt://; ssl://, tls:// or mqtts:// for TLS; ws://, wss://)",
 			"bad-values.yaml:3: mqtt.qos: must be 0 or 1",
 			"mqtt.topics[0]: \"border/#/x\": '#' must be a whole, last level",
 			"bad-values.yaml:6: influx.url: must be set",

@@ -214,7 +214,7 @@ func (m *MQTT) validate() Problems {
 	case err != nil:
 		ps.Add("", "mqtt.broker", "%s", notAURL(m.Broker, err, brokerSecretHint))
 	case u.Scheme != "tcp" && u.Scheme != "ssl" && u.Scheme != "tls" && u.Scheme != "mqtt" && u.Scheme != "mqtts" && u.Scheme != "ws" && u.Scheme != "wss":
-		ps.Add("", "mqtt.broker", "scheme %q not supported (tcp://, ssl://, ws://, wss://)", u.Scheme)
+		ps.Add("", "mqtt.broker", "scheme %q not supported (tcp:// or mqtt://; ssl://, tls:// or mqtts:// for TLS; ws://, wss://)", u.Scheme)
 	case u.Host == "":
 		ps.Add("", "mqtt.broker", "has no host:port")
 	case hasPassword(u):
