@@ -711,6 +711,20 @@ func TestDwellResolvesOnTick(t *testing.T) {
 	assert.False(t, res[0].Late, "known max_gap after a sighting that came on time: not late")
 }
 
+// restarted is an engine started at now on the saved state data, after an
+// unclean stop that lost the sightings up to lostUntil, or a clean one.
+func restarted(t *testing.T, rs *Ruleset, data []byte, now time.Time, unclean bool, lostUntil time.Time) *testEngine {
+	t.Helper()
+	e := newEngine(t, rs)
+	e.clock = func() time.Time { return now }
+	_, err := e.RestoreState(data)
+	require.NoError(t, err)
+	if unclean {
+		e.AfterUncleanStop(lostUntil)
+	}
+	return e
+}
+
 // After an unclean stop, the sightings evaluated since the last save are
 // gone with their acks, up to when the next save was due: a subject still
 // there must not be taken for gone. Its stay's next sighting within max_gap
@@ -741,13 +755,7 @@ func TestDwellAcrossAnUncleanStop(t *testing.T) {
 			data, err := e.MarshalState() // saved at 22:45
 			require.NoError(t, err)
 
-			e2 := newEngine(t, rs)
-			e2.clock = func() time.Time { return at(23, 0) }
-			_, err = e2.RestoreState(data)
-			require.NoError(t, err)
-			if tc.unclean {
-				e2.AfterUncleanStop(tc.lostUntil)
-			}
+			e2 := restarted(t, rs, data, at(23, 0), tc.unclean, tc.lostUntil)
 			ticked := only(e2.Tick(at(23, 1)), "loiter")
 			got := append(ticked, only(e2.Evaluate(e2.phones("F-1", at(23, 2), loc, "460000000000001"), at(23, 2)), "loiter")...)
 			if tc.resumed {
@@ -790,13 +798,7 @@ func TestCountAcrossAnUncleanStop(t *testing.T) {
 			data, err := e.MarshalState() // saved at 22:00
 			require.NoError(t, err)
 
-			e2 := newEngine(t, rs)
-			e2.clock = func() time.Time { return at(22, 16) }
-			_, err = e2.RestoreState(data)
-			require.NoError(t, err)
-			if tc.unclean {
-				e2.AfterUncleanStop(tc.lostUntil)
-			}
+			e2 := restarted(t, rs, data, at(22, 16), tc.unclean, tc.lostUntil)
 			got := only(e2.Tick(at(22, 16)), "crowd")
 			if !tc.open {
 				require.Len(t, got, 1)

@@ -100,6 +100,22 @@ func (e *env) start() {
 	e.waitFor("subscribed", func() bool { return e.gauge("fenceline_mqtt_subscribed") == 1 })
 }
 
+// nextSave waits for the daemon's next periodic save of the alert state
+// (after what) and returns the file's path and content: the file a SIGKILL
+// then would leave, to write back after a clean stop.
+func (e *env) nextSave(after string) (string, []byte) {
+	e.t.Helper()
+	path := filepath.Join(e.dir, "state", "alert-state.json")
+	require.NoError(e.t, os.Remove(path))
+	e.waitFor("a periodic save "+after, func() bool {
+		_, err := os.Stat(path)
+		return err == nil
+	})
+	data, err := os.ReadFile(path)
+	require.NoError(e.t, err)
+	return path, data
+}
+
 // startRefused runs the daemon on the same config and state, and returns the
 // error it stops with at start; it fails the test if the daemon starts.
 func (e *env) startRefused() error {

@@ -313,14 +313,7 @@ func TestIntegrationSeqGapAfterAnUncleanStopIsUnknown(t *testing.T) {
 	}
 	publish(1, 3)
 	e.waitAcked(3)
-	path := filepath.Join(e.dir, "state", "alert-state.json")
-	require.NoError(t, os.Remove(path))
-	e.waitFor("a periodic save after seq 3", func() bool {
-		_, err := os.Stat(path)
-		return err == nil
-	})
-	crashed, err := os.ReadFile(path) // the file a SIGKILL now would leave
-	require.NoError(t, err)
+	path, crashed := e.nextSave("after seq 3")
 	publish(4, 10)
 	e.waitAcked(10)
 	e.stop()
@@ -361,14 +354,7 @@ func TestIntegrationDwellAcrossAnUncleanStop(t *testing.T) {
 	e.waitAcked(seq)
 	firing := map[string]string{"rule": "loiter", "state": "firing"}
 	require.Equal(t, 1.0, e.counter("fenceline_alerts_raised_total", firing))
-	path := filepath.Join(e.dir, "state", "alert-state.json")
-	require.NoError(t, os.Remove(path))
-	e.waitFor("a periodic save after the firing", func() bool {
-		_, err := os.Stat(path)
-		return err == nil
-	})
-	crashed, err := os.ReadFile(path) // the file a SIGKILL now would leave
-	require.NoError(t, err)
+	path, crashed := e.nextSave("after the firing")
 	see(2700*time.Millisecond, 33*time.Second) // seen on: 30.6 s the save does not hold, more than max_gap
 	e.waitAcked(seq)
 	e.stop()
