@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -1053,7 +1054,7 @@ func TestSeqCountersSaveAndRestore(t *testing.T) {
 
 	// A save from before the topics' latest messages were kept reads them
 	// as unknown.
-	noLast, err := json.Marshal(map[string][]byte{"F-1": saved["F-1"][:len(saved["F-1"])-seqLastLen-seqWindow-8-seqHistLen]}) // with the other counter's levels and since, and the history
+	noLast, err := json.Marshal(map[string][]byte{"F-1": saved["F-1"][:len(saved["F-1"])-seqLastLen-seqWindow-8-len(tr.devices["F-1"].hist.appendBinary(nil))]}) // with the other counter's levels and since, and the history
 	require.NoError(t, err)
 	require.NoError(t, o.p.RestoreSeqs(noLast, func(string) bool { return true }))
 	require.Zero(t, o.p.seqs.devices["F-1"].last)
@@ -1244,19 +1245,35 @@ func TestRestartsAtOneInstantKeepTheirPoints(t *testing.T) {
 		t.Run(fmt.Sprint(boots), func(t *testing.T) {
 			f := newFixture(t)
 			points := map[int64]string{}
+			type sent struct{ payload, what string }
+			var all []sent
 			for boot, n := range boots {
 				for seq := 1; seq <= n; seq++ {
 					payload := fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"detections":[{"imsi":"4289930%04d%04d"}]}`, seq, e+int64(seq)*1000, boot, seq)
+					what := fmt.Sprintf("boot %d seq %d", boot, seq)
+					all = append(all, sent{payload, what})
 					m, _ := message(topic, payload)
 					f.p.Handle(context.Background(), m)
 					for _, ns := range f.w.items[len(f.w.items)-1].([]int64) {
 						if other, ok := points[ns]; ok {
-							t.Fatalf("boot %d seq %d takes the point of %s", boot, seq, other)
+							t.Fatalf("%s takes the point of %s", what, other)
 						}
-						points[ns] = fmt.Sprintf("boot %d seq %d", boot, seq)
+						points[ns] = what
 					}
 				}
 			}
+			// Every message sent again, any boot's (a unit's buffer kept
+			// across reboots), takes its own points again: no new one.
+			evaluated := f.engine.evaluated
+			rand.New(rand.NewPCG(uint64(len(all)), 7)).Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+			for _, s := range all {
+				m, _ := message(topic, s.payload)
+				f.p.Handle(context.Background(), m)
+				for _, ns := range f.w.items[len(f.w.items)-1].([]int64) {
+					require.Equal(t, s.what, points[ns], "%s sent again", s.what)
+				}
+			}
+			require.Equal(t, evaluated, f.engine.evaluated, "duplicates, not evaluated again")
 		})
 	}
 }

@@ -118,34 +118,73 @@ type seqState struct {
 	hist *levelHistory
 }
 
-// levelHistory remembers, for a device whose counter restarted, the move
-// level of the latest message taken at each seq, whichever counter sent it:
-// a new counter's message at a seq takes the level after it. A unit without
-// a real-time clock restarts at seq 1 and the same ts again and again, its
-// boots of various lengths: the counter before the last restart does not
-// know the seqs only an older boot sent (boots of 3, 1 and 3 messages: the
-// third's seq 2 met the first's). Slot seq%seqWindow holds one seq.
+// levelHistory remembers, for a device whose counter restarted, the message
+// taken at each seq (its checksum and move level), whichever counter sent
+// it: a new counter's message at a seq takes the level after the latest
+// one's, and a message of any of them sent again is a duplicate, taking its
+// level again. A unit without a real-time clock restarts at seq 1 and the
+// same ts again and again, its boots of various lengths: the counter before
+// the last restart does not know the seqs only an older boot sent (boots of
+// 3, 1 and 3 messages: the third's seq 2 met the first's), nor the messages
+// of older boots its buffer may send again. Slot seq%seqWindow holds one
+// seq: its latest message, and in older those before (at most
+// model.MoveLevels-1, only for seqs more than one counter sent).
 type levelHistory struct {
 	seqs   [seqWindow]int64 // the seq of each slot; -1: none
+	sums   [seqWindow]uint32
 	levels [seqWindow]uint8
+	older  map[int64][]levelSum
+}
+
+type levelSum struct {
+	sum   uint32
+	level uint8
 }
 
 func newLevelHistory() *levelHistory {
-	h := new(levelHistory)
+	h := &levelHistory{older: map[int64][]levelSum{}}
 	for i := range h.seqs {
 		h.seqs[i] = -1
 	}
 	return h
 }
 
-func (h *levelHistory) get(seq int64) (uint8, bool) {
+// latest is the level of the latest message taken at seq.
+func (h *levelHistory) latest(seq int64) (uint8, bool) {
 	i := seq % seqWindow
 	return h.levels[i], h.seqs[i] == seq
 }
 
-func (h *levelHistory) put(seq int64, level uint8) {
+// find is the level of the message of checksum sum taken at seq, if one was.
+func (h *levelHistory) find(seq int64, sum uint32) (uint8, bool) {
 	i := seq % seqWindow
-	h.seqs[i], h.levels[i] = seq, level
+	if h.seqs[i] != seq {
+		return 0, false
+	}
+	if h.sums[i] == sum {
+		return h.levels[i], true
+	}
+	for _, o := range h.older[seq] {
+		if o.sum == sum {
+			return o.level, true
+		}
+	}
+	return 0, false
+}
+
+func (h *levelHistory) put(seq int64, sum uint32, level uint8) {
+	i := seq % seqWindow
+	switch old := h.seqs[i]; {
+	case old == seq:
+		o := append(h.older[seq], levelSum{h.sums[i], h.levels[i]})
+		if len(o) > model.MoveLevels-1 {
+			o = o[1:]
+		}
+		h.older[seq] = o
+	case old >= 0:
+		delete(h.older, old)
+	}
+	h.seqs[i], h.sums[i], h.levels[i] = seq, sum, level
 }
 
 // strayJump reports whether the counter's last message, which jumped more
@@ -291,6 +330,12 @@ func (t *seqTracker) observeAt(device string, seq int64, sum uint32, ts int64, m
 	if st.strayJump(seq, ts, m) {
 		t.noteGap(device, st.jumpMissing, st.jumpFrom, st.max)
 	}
+	if h := st.hist; h != nil {
+		if l, ok := h.find(seq, sum); ok {
+			m.seqDuplicates.Inc() // sent again, by whichever counter
+			return true, l
+		}
+	}
 	switch {
 	case st.fillGap(seq):
 		// The next message of a buffer behind the window (see gaps).
@@ -398,17 +443,17 @@ func (t *seqTracker) observeAt(device string, seq int64, sum uint32, ts int64, m
 			old.hist = newLevelHistory()
 			for s := max(0, old.max-seqWindow+1); s <= old.max; s++ {
 				if old.hasSeq(s) {
-					old.hist.put(s, old.levels[s%seqWindow])
+					old.hist.put(s, old.sums[s%seqWindow], old.levels[s%seqWindow])
 				}
 			}
 		}
 		*st = seqState{max: seq, prev: &old, last: old.last, since: ts, hist: old.hist}
 	}
 	if h := st.hist; h != nil {
-		if l, ok := h.get(seq); ok {
+		if l, ok := h.latest(seq); ok {
 			level = model.NextMoveLevel(l)
 		}
-		h.put(seq, level)
+		h.put(seq, sum, level)
 	} else if p := st.prev; p != nil && seq > p.max-seqWindow && seq <= p.max && p.hasSeq(seq) {
 		level = model.NextMoveLevel(p.levels[seq%seqWindow]) // restored from a save without the history
 	}
@@ -560,7 +605,7 @@ const (
 	seqSavedLen = 8 + 2*seqWindow/8 + 4*seqWindow
 	seqExtLen   = seqWindow/8 + 8 + 4
 	seqLastLen  = 8 + 5*numStreams + 1 + seqWindow + 8
-	seqHistLen  = 9 * seqWindow // levelHistory, when the device has one
+	seqHistLen  = 13 * seqWindow // levelHistory's slots, when the device has one; then its older messages
 )
 
 // oldMoveLevel is the level of a seq a save without levels marks moved.
@@ -599,10 +644,7 @@ func (s SeqSnapshot) MarshalJSON() ([]byte, error) {
 			b = binary.BigEndian.AppendUint64(b, uint64(st.prev.since))
 		}
 		if h := st.hist; h != nil {
-			for _, seq := range h.seqs {
-				b = binary.BigEndian.AppendUint64(b, uint64(seq))
-			}
-			b = append(b, h.levels[:]...)
+			b = h.appendBinary(b)
 		}
 		out[id] = b
 	}
@@ -641,7 +683,7 @@ func readSeqState(b []byte) (*seqState, error) {
 		ext += seqWindow / 8
 		last += seqWindow + 8
 	}
-	if n != want && n != want+ext && n != want+ext+last && n != want+ext+last+seqHistLen {
+	if n != want && n != want+ext && n != want+ext+last && n < want+ext+last+seqHistLen {
 		return nil, fmt.Errorf("%d bytes", n)
 	}
 	st := new(seqState)
@@ -680,18 +722,74 @@ func readSeqState(b []byte) (*seqState, error) {
 			b = b[8:]
 		}
 		if len(b) > 0 {
-			st.hist = new(levelHistory)
-			for i := range st.hist.seqs {
-				st.hist.seqs[i] = int64(binary.BigEndian.Uint64(b))
-				b = b[8:]
+			h, err := readLevelHistory(b)
+			if err != nil {
+				return nil, err
 			}
-			copy(st.hist.levels[:], b)
+			st.hist = h
 			if st.prev != nil {
-				st.prev.hist = st.hist
+				st.prev.hist = h
 			}
 		}
 	}
 	return st, nil
+}
+
+// appendBinary writes h: its slots (seq, checksum, level), then the count of
+// seqs with older messages, and for each its seq, their count and theirs.
+func (h *levelHistory) appendBinary(b []byte) []byte {
+	for i, seq := range h.seqs {
+		b = binary.BigEndian.AppendUint64(b, uint64(seq))
+		b = binary.BigEndian.AppendUint32(b, h.sums[i])
+		b = append(b, h.levels[i])
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(len(h.older)))
+	for seq, os := range h.older {
+		b = binary.BigEndian.AppendUint64(b, uint64(seq))
+		b = append(b, uint8(len(os)))
+		for _, o := range os {
+			b = binary.BigEndian.AppendUint32(b, o.sum)
+			b = append(b, o.level)
+		}
+	}
+	return b
+}
+
+// readLevelHistory reads what appendBinary wrote, all of b.
+func readLevelHistory(b []byte) (*levelHistory, error) {
+	bad := fmt.Errorf("level history: %d bytes", len(b))
+	if len(b) < seqHistLen+4 {
+		return nil, bad
+	}
+	h := &levelHistory{older: map[int64][]levelSum{}}
+	for i := range h.seqs {
+		h.seqs[i] = int64(binary.BigEndian.Uint64(b))
+		h.sums[i] = binary.BigEndian.Uint32(b[8:])
+		h.levels[i] = b[12]
+		b = b[13:]
+	}
+	n := binary.BigEndian.Uint32(b)
+	b = b[4:]
+	for range n {
+		if len(b) < 9 {
+			return nil, bad
+		}
+		seq, k := int64(binary.BigEndian.Uint64(b)), int(b[8])
+		b = b[9:]
+		if k > model.MoveLevels || len(b) < 5*k {
+			return nil, bad
+		}
+		os := make([]levelSum, k)
+		for j := range os {
+			os[j] = levelSum{binary.BigEndian.Uint32(b), b[4]}
+			b = b[5:]
+		}
+		h.older[seq] = os
+	}
+	if len(b) != 0 {
+		return nil, bad
+	}
+	return h, nil
 }
 
 func appendWords(b []byte, ws []uint64) []byte {
