@@ -1314,6 +1314,9 @@ func TestSeqAccountingByTs(t *testing.T) {
 		// stray, the buffer fills the gap.
 		{"a live message far ahead, then its buffer",
 			append([][2]int{{1, 0}, {1000, 1000}}, seqAt(2, 999, 1)...), 0, 998, 998, 998},
+		{"a buffer from before a restart, one of its messages sent again",
+			append(append([][2]int{{1, 60}, {2, 120}, {3, 180}, {4, 240}, {5, 300}, {9, 540}, {10, 600}}, seqAt(1, 3, 3590)...),
+				[2]int{6, 360}, [2]int{7, 420}, [2]int{8, 480}, [2]int{6, 360}), 1, 3, 3, 3},
 		{"a buffer from before a restart, the new counter going on",
 			append(append(append([][2]int{{1, 60}, {2, 120}, {3, 180}, {4, 240}, {5, 300}, {10, 600}}, seqAt(1, 3, 3590)...),
 				[2]int{6, 360}, [2]int{7, 420}, [2]int{8, 480}, [2]int{9, 540}), seqAt(4, 6, 3593)...), 1, 4, 4, 4},
