@@ -1345,9 +1345,10 @@ func seqAt(from, to, t0 int) [][2]int {
 }
 
 // The seq metrics name no device: a warning does, at most once a minute a
-// device, with how many messages went missing since its last line and the
-// seqs of the latest gap; the rest is told a minute on (a tick, a stop). A
-// stray seq far ahead is no gap, and not told.
+// device, with how many messages went missing since its last line, in how
+// many gaps, and the seqs they lie between; the rest is told a minute on (a
+// tick, a stop). A stray seq far ahead is no gap: its missing are taken back
+// while not told, and told, the log says they were not missing.
 func TestMissingMessagesNameTheDevice(t *testing.T) {
 	f := newFixture(t)
 	var log bytes.Buffer
@@ -1355,28 +1356,29 @@ func TestMissingMessagesNameTheDevice(t *testing.T) {
 	now := time.Now()
 	f.p.opts.Now = func() time.Time { return now }
 	base := now.Add(-time.Hour).UnixMilli()
-	send := func(seq, at int) {
-		m, _ := message(topic, detectionAt(seq, base+int64(at)*1000))
-		f.p.Handle(context.Background(), m)
+	at := 0
+	send := func(seqs ...int) {
+		for _, seq := range seqs {
+			at++
+			m, _ := message(topic, detectionAt(seq, base+int64(at)*1000))
+			f.p.Handle(context.Background(), m)
+		}
 	}
-	for i, seq := range []int{1, 2, 5, 6, 9} { // 3-4, then 7-8 missing
-		send(seq, i)
-	}
-	lines := strings.Count(log.String(), `msg="messages missing from a device"`)
-	assert.Equal(t, 1, lines, log.String())
-	assert.Contains(t, log.String(), `device=F-1 missing=2 from_seq=2 to_seq=5`)
+	send(1, 2, 5, 6, 9, 12) // 3-4, then 7-8 and 10-11 missing
+	assert.Equal(t, 1, strings.Count(log.String(), `msg="messages missing from a device"`), log.String())
+	assert.Contains(t, log.String(), `device=F-1 missing=2 gaps=1 from_seq=2 to_seq=5`)
 
 	now = now.Add(time.Minute)
 	f.p.logUnlogged(now)
-	assert.Contains(t, log.String(), `device=F-1 missing=2 from_seq=6 to_seq=9`, "the second gap, a minute on")
+	assert.Contains(t, log.String(), `device=F-1 missing=4 gaps=2 from_seq=6 to_seq=12`, "the later gaps, a minute on")
 
 	log.Reset()
+	send(1_000_000, 13) // a stray, within the minute: taken back
 	now = now.Add(time.Minute)
-	send(1_000_000, 10) // a stray
-	send(10, 11)
-	f.p.logUnlogged(now.Add(time.Minute))
+	f.p.logUnlogged(now)
 	assert.NotContains(t, log.String(), "messages missing from a device", "a stray is no gap")
-	send(2_000, 12)
-	send(2_001, 13)
-	assert.Contains(t, log.String(), `device=F-1 missing=1989 from_seq=10 to_seq=2000`, "a jump far ahead, told with the next message")
+
+	send(400_000, 14) // a stray, told at once: said not to be
+	assert.Contains(t, log.String(), `device=F-1 missing=399986 gaps=1 from_seq=13 to_seq=400000`)
+	assert.Contains(t, log.String(), `device=F-1 stray_seq=400000 not_missing=399986`)
 }

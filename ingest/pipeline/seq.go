@@ -40,9 +40,10 @@ const maxSeqJump = 1_000_000
 type seqTracker struct {
 	devices map[string]*seqState
 	// onGap, when set, hears of each gap counted missing: missing messages
-	// of device between seqs from and to (see Pipeline.noteGap). A jump
-	// far ahead is told with the next message, once it is no stray.
-	onGap func(device string, missing, from, to int64)
+	// of device between seqs from and to (see Pipeline.noteGap); onStray
+	// of a jump to a stray seq, whose missing were not (strayJump).
+	onGap   func(device string, missing, from, to int64)
+	onStray func(device string, stray, missing int64)
 }
 
 func (t *seqTracker) noteGap(device string, missing, from, to int64) {
@@ -112,7 +113,6 @@ type seqState struct {
 	beforeJump  *seqState
 	jumpTS      int64
 	jumpMissing int64
-	jumpFrom    int64 // the seq before the jump
 	// hist is the device's, whichever counter runs (nil until its first
 	// restart): see levelHistory.
 	hist *levelHistory
@@ -194,25 +194,23 @@ func (h *levelHistory) put(seq int64, sum uint32, level uint8) {
 // counter is put back as it was, its jump kept as the other counter, and
 // the missing its gap counted counts recovered: nothing was lost.
 //
-// gap reports that the jump was no stray: its gap, counted missing, is to
-// be told (see seqTracker.onGap).
-func (st *seqState) strayJump(seq, ts int64, m *metrics) (gap bool) {
+// It returns the stray seq and the missing its gap counted, 0 when there
+// was none.
+func (st *seqState) strayJump(seq, ts int64, m *metrics) (stray, missing int64) {
 	b := st.beforeJump
 	st.beforeJump = nil
-	if b == nil {
-		return false
+	if b == nil || ts <= st.jumpTS || seq <= b.max || seq > b.max+seqWindow {
+		return 0, 0
 	}
-	if ts <= st.jumpTS || seq <= b.max || seq > b.max+seqWindow {
-		return true
-	}
+	stray, missing = st.max, st.jumpMissing
 	m.seqRecovered.Add(float64(st.jumpMissing))
 	m.seqResets.Inc() // the stray is a message of another counter
-	stray := *st
-	stray.prev, stray.prevIdle = nil, 0
+	strayState := *st
+	strayState.prev, strayState.prevIdle = nil, 0
 	last := st.last
 	*st = *b
-	st.prev, st.prevIdle, st.last, st.hist = &stray, 0, last, stray.hist
-	return false
+	st.prev, st.prevIdle, st.last, st.hist = &strayState, 0, last, strayState.hist
+	return stray, missing
 }
 
 // lastTaken remembers, for the retained copies a broker sends at every
@@ -327,8 +325,8 @@ func (t *seqTracker) observeAt(device string, seq int64, sum uint32, ts int64, m
 		st.mark(seq, sum, 0)
 		return false, 0
 	}
-	if st.strayJump(seq, ts, m) {
-		t.noteGap(device, st.jumpMissing, st.jumpFrom, st.max)
+	if stray, missing := st.strayJump(seq, ts, m); stray > 0 && t.onStray != nil && missing > 0 {
+		t.onStray(device, stray, missing)
 	}
 	if h := st.hist; h != nil {
 		if l, ok := h.find(seq, sum); ok {
@@ -412,12 +410,10 @@ func (t *seqTracker) observeAt(device string, seq int64, sum uint32, ts int64, m
 			if behind := gap - (seqWindow - 1); behind > 0 {
 				st.addGap(gapRun{seq - gap, seq - gap, behind, seq})
 			}
-			if before == nil {
-				t.noteGap(device, gap, st.max, seq)
-			}
+			t.noteGap(device, gap, st.max, seq)
 		}
 		if before != nil {
-			st.beforeJump, st.jumpTS, st.jumpMissing, st.jumpFrom = before, ts, 0, st.max
+			st.beforeJump, st.jumpTS, st.jumpMissing = before, ts, 0
 			if !unsure {
 				st.jumpMissing = gap
 			}
