@@ -40,7 +40,7 @@ func (p *Pipeline) noteStray(device string, stray, missing int64) {
 		g.gaps--
 		return
 	}
-	p.log.Info("a seq far ahead was a stray, its next message going on from before it: the messages counted missing before it were not",
+	p.log.Info("a seq ahead was a stray, its next message going on from before it: the messages counted missing before it were not",
 		"device", device, "stray_seq", stray, "not_missing", missing)
 }
 

@@ -1310,6 +1310,12 @@ func TestSeqAccountingByTs(t *testing.T) {
 		// count missing.
 		{"a stray seq far ahead",
 			append(append([][2]int{{1, 0}, {2, 1}, {3, 2}, {1000000, 3}}, seqAt(4, 10, 4)...), seqAt(16, 20, 16)...), 1, 0, 999_996 + 5, 999_996},
+		// A stray a little ahead (10 between 3 and 4), then the counter
+		// going on past it: its gap is no loss either.
+		{"a stray seq a little ahead",
+			append([][2]int{{1, 0}, {2, 1}, {3, 2}, {10, 3}}, seqAt(4, 20, 4)...), 1, 0, 6, 6},
+		// A real gap: the next message goes on after it.
+		{"a real gap, then on", append([][2]int{{1, 0}, {2, 1}, {3, 2}, {10, 3}}, seqAt(11, 20, 4)...), 0, 0, 6, 0},
 		// A live message far ahead, then the buffer behind it, older: no
 		// stray, the buffer fills the gap.
 		{"a live message far ahead, then its buffer",

@@ -105,7 +105,7 @@ type seqState struct {
 	// observeAt).
 	since int64
 	// beforeJump is the counter as it was before its last message jumped
-	// more than the window ahead, until the next message tells a stray
+	// ahead (seqs skipped), until the next message tells a stray
 	// seq (a garbled counter, 3 then 1000000 then 4) from a gap: see
 	// strayJump. jumpTS is the jumping message's ts, jumpMissing what its
 	// gap counted missing. Not saved: a restart between the two keeps the
@@ -187,10 +187,11 @@ func (h *levelHistory) put(seq int64, sum uint32, level uint8) {
 	h.seqs[i], h.sums[i], h.levels[i] = seq, sum, level
 }
 
-// strayJump reports whether the counter's last message, which jumped more
-// than the window ahead, was a stray seq: the message after it, newer, goes
-// on from where the counter was before the jump (a buffer sent after a
-// live message goes on from there too, but is older than it). Then the
+// strayJump reports whether the counter's last message, which jumped ahead,
+// was a stray seq: the message after it, newer, goes on from where the
+// counter was before the jump, below it (a buffer sent after a live message
+// goes on from there too, but is older than it; after a real gap the next
+// message goes on above the jump). Then the
 // counter is put back as it was, its jump kept as the other counter, and
 // the missing its gap counted counts recovered: nothing was lost.
 //
@@ -199,7 +200,7 @@ func (h *levelHistory) put(seq int64, sum uint32, level uint8) {
 func (st *seqState) strayJump(seq, ts int64, m *metrics) (stray, missing int64) {
 	b := st.beforeJump
 	st.beforeJump = nil
-	if b == nil || ts <= st.jumpTS || seq <= b.max || seq > b.max+seqWindow {
+	if b == nil || ts <= st.jumpTS || seq <= b.max || seq >= st.max || seq > b.max+seqWindow {
 		return 0, 0
 	}
 	stray, missing = st.max, st.jumpMissing
@@ -381,7 +382,7 @@ func (t *seqTracker) observeAt(device string, seq int64, sum uint32, ts int64, m
 		gap := seq - st.max - 1
 		gap -= min(gap, unread)
 		var before *seqState
-		if gap >= seqWindow && ts > 0 {
+		if gap > 0 && ts > 0 {
 			c := *st
 			c.gaps = slices.Clone(st.gaps)
 			before = &c
