@@ -391,3 +391,34 @@ func TestIntegrationStateSaveRecovers(t *testing.T) {
 		return strings.Contains(log.String(), `msg="alert state saved again after failures" failed_saves=`)
 	})
 }
+
+// The previous save is replaced only by a save: a save that fails because
+// something is in the state file's place (a folder) leaves it, and a start
+// after a crash then has it to restore from.
+func TestKeepPreviousOnlyReplacedByASave(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "alert-state.json")
+	prev := path + ".prev"
+	require.NoError(t, os.WriteFile(path, []byte("first"), 0o600))
+	keepPrevious(path)
+	require.NoError(t, os.WriteFile(path+".new", []byte("second"), 0o600))
+	require.NoError(t, os.Rename(path+".new", path)) // as a save commits
+	got, err := os.ReadFile(prev)
+	require.NoError(t, err)
+	require.Equal(t, "first", string(got))
+
+	require.NoError(t, os.Remove(path))
+	require.NoError(t, os.Mkdir(path, 0o750)) // a folder in its place
+	keepPrevious(path)
+	got, err = os.ReadFile(prev)
+	require.NoError(t, err, "the previous save is still there")
+	require.Equal(t, "first", string(got))
+	_, err = os.Stat(prev + ".tmp")
+	require.ErrorIs(t, err, os.ErrNotExist)
+
+	require.NoError(t, os.Remove(path)) // gone: the next save would be the first
+	keepPrevious(path)
+	got, err = os.ReadFile(prev)
+	require.NoError(t, err)
+	require.Equal(t, "first", string(got))
+}

@@ -782,12 +782,22 @@ func readState(path string) ([]byte, error) { return config.ReadFile(path, maxSt
 // from when the new one cannot be read — a disk that corrupts or truncates
 // it would otherwise make fenceline forget its open incidents, whose
 // firings would then never be resolved.
+//
+// The link is made beside .prev and renamed over it, so that .prev is only
+// ever replaced by a save: when the state file cannot be linked (none
+// before the first save; something else in its place, which also fails the
+// save), the last .prev stays — it may be all a restart has.
 func keepPrevious(path string) {
-	prev := path + ".prev"
-	if err := os.Remove(prev); err != nil && !errors.Is(err, os.ErrNotExist) {
+	prev, tmp := path+".prev", path+".prev.tmp"
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return
 	}
-	_ = os.Link(path, prev) // none before the first save; the next save tries again
+	if os.Link(path, tmp) != nil {
+		return // the next save tries again
+	}
+	if os.Rename(tmp, prev) != nil {
+		_ = os.Remove(tmp)
+	}
 }
 
 // writeState replaces the state file with the engine's state. run runs
