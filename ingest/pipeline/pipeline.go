@@ -485,12 +485,13 @@ func (p *Pipeline) reject(t *ackToken, m *mqttsource.Message, b *model.Batch, re
 			Index:    rs[0].Index,
 			Payload:  m.Payload,
 		}
-		if m.Duplicate && p.dead.Kept(rec) {
+		if (m.Duplicate || m.Retained) && p.dead.Kept(rec) {
 			// The broker sends it again (DUP): recorded and counted at the
 			// first delivery, which was not acked — fenceline stopped
 			// before the message's other parts were stored, or lost the
-			// broker. A unit publishing the same payload again sends a new
-			// message, which is recorded again.
+			// broker; or it is the topic's retained message, which it
+			// sends at every subscription. A unit publishing the same
+			// payload again sends a new message, which is recorded again.
 			p.m.rejectionsRedelivered.Add(float64(len(rs)))
 			continue
 		}

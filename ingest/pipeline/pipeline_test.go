@@ -517,30 +517,34 @@ func TestRedeliveredUnreadableExplainsOnce(t *testing.T) {
 // A message the broker redelivers (DUP) after its rejection was written
 // (its first delivery was not acked: its readings were not stored yet) is
 // not dead-lettered or counted again; its good readings are written again,
-// as any redelivery's are. A rejection whose record was not written is,
-// and so is the same payload published anew by its unit (no DUP).
+// as any redelivery's are; nor is a retained message the broker sends again
+// at each subscription. A rejection whose record was not written is, and
+// so is the same payload published anew by its unit (no DUP).
 func TestRedeliveredRejectionsAreRecordedOnce(t *testing.T) {
 	partial := detections(1, `{"imsi":"460001234567890"},{"imsi":"12"},{"imsi":"460001234567891"}`)
 	for _, tc := range []struct {
 		name       string
 		payload    string
 		dup        bool // the second delivery's DUP flag
+		retained   bool // both deliveries' retain flag: a broker's copy at a subscription
 		reason     string
 		written    int // records of each delivery the store took
 		wantDead   int
 		wantCount  float64
 		wantWrites int
 	}{
-		{"a bad reading, its record written", partial, true, "bad_imsi", 1, 1, 1, 2},
-		{"a malformed message, its record written", `{"v":1,"seq":2,`, true, "malformed_json", 1, 1, 1, 0},
-		{"a bad reading, its record not written", partial, true, "bad_imsi", 0, 2, 2, 2},
-		{"a unit publishing the same malformed payload again", `{"v":1,"seq":2,`, false, "malformed_json", 1, 2, 2, 0},
+		{"a bad reading, its record written", partial, true, false, "bad_imsi", 1, 1, 1, 2},
+		{"a malformed message, its record written", `{"v":1,"seq":2,`, true, false, "malformed_json", 1, 1, 1, 0},
+		{"a bad reading, its record not written", partial, true, false, "bad_imsi", 0, 2, 2, 2},
+		{"a unit publishing the same malformed payload again", `{"v":1,"seq":2,`, false, false, "malformed_json", 1, 2, 2, 0},
+		{"a retained malformed message, at each subscription", `{"v":1,"seq":2,`, false, true, "malformed_json", 1, 1, 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
 			for i := range 2 {
 				m, _ := message(topic, tc.payload)
 				m.Duplicate = i == 1 && tc.dup
+				m.Retained = tc.retained
 				n := f.dead.len()
 				f.p.Handle(context.Background(), m)
 				for i := n; i < f.dead.len() && i < n+tc.written; i++ {
