@@ -383,8 +383,10 @@ func (s *Source) onConnect(c mqtt.Client) {
 // drops (the next onConnect takes over) or the source stops.
 func (s *Source) subscribe(c mqtt.Client) {
 	backoff := time.Second
+	var tok mqtt.Token // the subscription asked for on this connection, if unanswered
 	for !s.stopping.Load() && c.IsConnectionOpen() {
-		err := s.trySubscribe(c)
+		var err error
+		tok, err = s.trySubscribe(c, tok)
 		if err == nil {
 			s.log.Info("subscribed", "topics", s.cfg.Topics, "share_group", s.cfg.ShareGroup)
 			// Subscribed as configured once the filters no longer
@@ -406,19 +408,32 @@ func (s *Source) subscribe(c mqtt.Client) {
 	}
 }
 
-func (s *Source) trySubscribe(c mqtt.Client) error {
-	tok := c.SubscribeMultiple(s.filters(), nil)
+// trySubscribe asks the broker for the configured filters and waits for its
+// answer. A subscription still unanswered (pending, from the last try on
+// this connection) is waited for again rather than asked for twice: the
+// broker answers every SUBSCRIBE, each with the topics' retained messages,
+// which would then come twice. It returns the token still unanswered.
+func (s *Source) trySubscribe(c mqtt.Client, pending mqtt.Token) (mqtt.Token, error) {
+	tok := pending
+	if tok == nil {
+		tok = c.SubscribeMultiple(s.filters(), nil)
+	}
 	if err := s.await(c, tok, "subscription"); err != nil {
-		return err
+		select {
+		case <-tok.Done():
+			return nil, err // answered with an error: ask again
+		default:
+			return tok, err
+		}
 	}
 	if st, ok := tok.(*mqtt.SubscribeToken); ok {
 		for topic, code := range st.Result() {
 			if code >= 0x80 {
-				return fmt.Errorf("broker refused %q (check its ACL)", topic)
+				return nil, fmt.Errorf("broker refused %q (check its ACL)", topic)
 			}
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // handle runs on paho's router. It waits for an in-flight slot — that wait
