@@ -1039,6 +1039,7 @@ func TestSeqCountersSaveAndRestore(t *testing.T) {
 	require.NotZero(t, tr.devices["F-1"].missing)
 	require.NotZero(t, tr.devices["F-1"].prev.missing)
 	tr.devices["F-1"].since, tr.devices["F-1"].prev.since = 1795741804120, 1795741800000
+	tr.devices["F-1"].newest, tr.devices["F-1"].prev.newest = 1795741805000, 1795741804000
 	data, err := json.Marshal(f.p.SeqSnapshot())
 	require.NoError(t, err)
 
@@ -1058,7 +1059,7 @@ func TestSeqCountersSaveAndRestore(t *testing.T) {
 
 	// A save from before the topics' latest messages were kept reads them
 	// as unknown.
-	noLast, err := json.Marshal(map[string][]byte{"F-1": saved["F-1"][:len(saved["F-1"])-seqLastLen-seqWindow-8-len(tr.devices["F-1"].hist.appendBinary(nil))]}) // with the other counter's levels and since, and the history
+	noLast, err := json.Marshal(map[string][]byte{"F-1": saved["F-1"][:len(saved["F-1"])-seqLastLen-seqWindow-16-len(tr.devices["F-1"].hist.appendBinary(nil))]}) // with the other counter's levels and since, and the history
 	require.NoError(t, err)
 	require.NoError(t, o.p.RestoreSeqs(noLast, func(string) bool { return true }))
 	require.Zero(t, o.p.seqs.devices["F-1"].last)
@@ -1327,6 +1328,11 @@ func TestSeqAccountingByTs(t *testing.T) {
 		{"a buffer from before a restart, one of its messages sent again",
 			append(append([][2]int{{1, 60}, {2, 120}, {3, 180}, {4, 240}, {5, 300}, {9, 540}, {10, 600}}, seqAt(1, 3, 3590)...),
 				[2]int{6, 360}, [2]int{7, 420}, [2]int{8, 480}, [2]int{6, 360}), 1, 3, 3, 3},
+		// Restarted with a clock running fast (3000), which NTP then sets
+		// back: the new counter's later messages are older than its first,
+		// but made after the old counter's last: still the new counter's.
+		{"a restart with a fast clock set back",
+			append(append(seqAt(1, 3, 60), seqAt(1, 8, 3000)...), [2]int{9, 2000}, [2]int{10, 2001}), 1, 0, 0, 0},
 		{"a buffer from before a restart, the new counter going on",
 			append(append(append([][2]int{{1, 60}, {2, 120}, {3, 180}, {4, 240}, {5, 300}, {10, 600}}, seqAt(1, 3, 3590)...),
 				[2]int{6, 360}, [2]int{7, 420}, [2]int{8, 480}, [2]int{9, 540}), seqAt(4, 6, 3593)...), 1, 4, 4, 4},

@@ -100,10 +100,11 @@ type seqState struct {
 	// last is what the device's latest messages were, across its
 	// counters: see staleRetained.
 	last lastTaken
-	// since is the ts (Unix ms) of the counter's first message, 0 when
-	// unknown: a message older than it is not this counter's (see
-	// observeAt).
-	since int64
+	// since and newest are the ts (Unix ms) of the counter's first message
+	// and of its newest, 0 when unknown: a message older than since, and
+	// not newer than the other counter's newest, is not this counter's
+	// (see older).
+	since, newest int64
 	// beforeJump is the counter as it was before its last message jumped
 	// ahead (seqs skipped), until the next message tells a stray
 	// seq (a garbled counter, 3 then 1000000 then 4) from a gap: see
@@ -321,7 +322,7 @@ func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (
 func (t *seqTracker) observeAt(device string, seq int64, sum uint32, ts int64, m *metrics) (duplicate bool, level uint8) {
 	st, ok := t.devices[device]
 	if !ok {
-		st = &seqState{max: seq, since: ts}
+		st = &seqState{max: seq, since: ts, newest: ts}
 		t.devices[device] = st
 		st.mark(seq, sum, 0)
 		return false, 0
@@ -444,7 +445,7 @@ func (t *seqTracker) observeAt(device string, seq int64, sum uint32, ts int64, m
 				}
 			}
 		}
-		*st = seqState{max: seq, prev: &old, last: old.last, since: ts, hist: old.hist}
+		*st = seqState{max: seq, prev: &old, last: old.last, since: ts, newest: ts, hist: old.hist}
 	}
 	if h := st.hist; h != nil {
 		if l, ok := h.latest(seq); ok {
@@ -455,6 +456,7 @@ func (t *seqTracker) observeAt(device string, seq int64, sum uint32, ts int64, m
 		level = model.NextMoveLevel(p.levels[seq%seqWindow]) // restored from a save without the history
 	}
 	st.mark(seq, sum, level)
+	st.newest = max(st.newest, ts)
 	return false, level
 }
 
@@ -548,8 +550,12 @@ func (s *seqState) has(seq int64, sum uint32) bool {
 
 // older reports whether a message of ts was made before the current
 // counter st began, where the other counter p began before it: p's.
+//
+// It must not be newer than p's newest message either: a unit restarted
+// with a clock running fast, which NTP then set back, sends messages older
+// than its new counter's first, but made after the old counter's last.
 func older(ts int64, st, p *seqState) bool {
-	return ts > 0 && p.since > 0 && ts < st.since && p.since < st.since
+	return ts > 0 && p.since > 0 && ts < st.since && p.since < st.since && (p.newest == 0 || ts <= p.newest)
 }
 
 func dist(a, b int64) int64 {
@@ -594,14 +600,14 @@ func (p *Pipeline) SeqSnapshot() SeqSnapshot {
 // is read as having none. The moved bitset marks the seqs whose message
 // took moved point times; since there are levels of them, saves end with
 // the levels and the topics' latest messages (seqLastLen: lastTaken's
-// latest, sums, known and levels, then the window's levels and since, and
-// the other counter's when it is there), then the device's levelHistory if
+// latest, sums, known and levels, then the window's levels, since and
+// newest, and the other counter's when it is there), then the device's levelHistory if
 // it has one (seqHistLen). In a save without them a moved seq is at level 4
 // (the one there was) and the latest messages are unknown.
 const (
 	seqSavedLen = 8 + 2*seqWindow/8 + 4*seqWindow
 	seqExtLen   = seqWindow/8 + 8 + 4
-	seqLastLen  = 8 + 5*numStreams + 1 + seqWindow + 8
+	seqLastLen  = 8 + 5*numStreams + 1 + seqWindow + 16
 	seqHistLen  = 13 * seqWindow // levelHistory's slots, when the device has one; then its older messages
 )
 
@@ -636,9 +642,11 @@ func (s SeqSnapshot) MarshalJSON() ([]byte, error) {
 		b = append(b, st.last.levels[:]...)
 		b = append(b, st.levels[:]...)
 		b = binary.BigEndian.AppendUint64(b, uint64(st.since))
+		b = binary.BigEndian.AppendUint64(b, uint64(st.newest))
 		if st.prev != nil {
 			b = append(b, st.prev.levels[:]...)
 			b = binary.BigEndian.AppendUint64(b, uint64(st.prev.since))
+			b = binary.BigEndian.AppendUint64(b, uint64(st.prev.newest))
 		}
 		if h := st.hist; h != nil {
 			b = h.appendBinary(b)
@@ -678,7 +686,7 @@ func readSeqState(b []byte) (*seqState, error) {
 	if withPrev {
 		want += seqSavedLen
 		ext += seqWindow / 8
-		last += seqWindow + 8
+		last += seqWindow + 16
 	}
 	if n != want && n != want+ext && n != want+ext+last && n < want+ext+last+seqHistLen {
 		return nil, fmt.Errorf("%d bytes", n)
@@ -712,11 +720,13 @@ func readSeqState(b []byte) (*seqState, error) {
 		b = b[1+copy(st.last.levels[:], b[1:]):]
 		b = b[copy(st.levels[:], b):]
 		st.since = int64(binary.BigEndian.Uint64(b))
-		b = b[8:]
+		st.newest = int64(binary.BigEndian.Uint64(b[8:]))
+		b = b[16:]
 		if withPrev {
 			b = b[copy(st.prev.levels[:], b):]
 			st.prev.since = int64(binary.BigEndian.Uint64(b))
-			b = b[8:]
+			st.prev.newest = int64(binary.BigEndian.Uint64(b[8:]))
+			b = b[16:]
 		}
 		if len(b) > 0 {
 			h, err := readLevelHistory(b)
