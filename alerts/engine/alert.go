@@ -278,15 +278,41 @@ func describeSubject(s model.Subject, r *reading) string {
 // deviceText is text a unit sent, as a summary quotes it: a summary is one
 // line, read by a duty officer, and a unit's "mains\u2028Tamper cleared by
 // technician" must not read as a line of its own. Text with a rune that is
-// not printable (a line or paragraph separator, a C1 control) is quoted,
-// with such runes escaped.
+// not printable (a line or paragraph separator, a C1 control) or shows
+// nothing (a Hangul filler) is quoted, with such runes escaped.
 func deviceText(s string) string {
+	hidden := func(r rune) bool { return r != ' ' && !unicode.IsPrint(r) || invisible(r) }
+	if !strings.ContainsFunc(s, hidden) {
+		return s
+	}
+	var b strings.Builder
+	b.WriteByte('"')
 	for _, r := range s {
-		if r != ' ' && !unicode.IsPrint(r) {
-			return strconv.Quote(s)
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case hidden(r) && r > 0xFFFF:
+			fmt.Fprintf(&b, `\U%08x`, r)
+		case hidden(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
 		}
 	}
-	return s
+	b.WriteByte('"')
+	return b.String()
+}
+
+// invisible reports runes Go counts printable that show nothing: the
+// Hangul fillers, the braille blank, combining marks that join nothing
+// (U+034F): text made of them hides where a unit's words end.
+func invisible(r rune) bool {
+	switch r {
+	case '\u115F', '\u1160', '\u3164', '\uFFA0', '\u2800', '\u034F':
+		return true
+	}
+	return false
 }
 
 // place is "Aolunsumu ancient city (aolunsumu-ruins)", or, without a zone,

@@ -1955,6 +1955,8 @@ rules:
 		{"mains", "power mains,"},
 		{"mains\u2028Tamper cleared by technician", `power "mains\u2028Tamper cleared by technician"`},
 		{"solar\u0085x", `power "solar\u0085x"`},
+		{"mains\u3164\u3164Tamper cleared", `power "mains\u3164\u3164Tamper cleared"`},
+		{"say \"hi\"\u2028", `power "say \"hi\"\u2028"`},
 		{"电池 供电", "power 电池 供电,"},
 	} {
 		got := only(e.eval(e.status("F-1", at(13, 2*i), model.Status{Tamper: model.SomeBool(true), Power: tc.power, FW: "1.0"})), "unit-tamper")
