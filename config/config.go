@@ -298,6 +298,16 @@ func (c *Config) CheckFiles() Problems {
 			ps.Add(c.Path, key, "cannot read %s: %v", p, cause(err))
 		}
 	}
+	// A private key's file is a secret's: its path, when nothing is there,
+	// may be the key itself written in its place.
+	keyFile := func(key, p string) {
+		if p == "" {
+			return
+		}
+		if _, err := readFile(p); err != nil {
+			ps.Add(c.Path, key, "cannot read %s: %v", SecretPath(p), cause(err))
+		}
+	}
 	// Secrets must also hold something: an empty webhook secret would send
 	// alerts unsigned, an empty password or token fails every connection.
 	secret := func(key, p string) {
@@ -315,16 +325,16 @@ func (c *Config) CheckFiles() Problems {
 	secret("mqtt.password_file", c.MQTT.PasswordFile)
 	check("mqtt.tls.ca_file", c.MQTT.TLS.CAFile)
 	check("mqtt.tls.cert_file", c.MQTT.TLS.CertFile)
-	check("mqtt.tls.key_file", c.MQTT.TLS.KeyFile)
+	keyFile("mqtt.tls.key_file", c.MQTT.TLS.KeyFile)
 	secret("influx.token_file", c.Influx.TokenFile)
 	check("influx.tls.ca_file", c.Influx.TLS.CAFile)
 	check("influx.tls.cert_file", c.Influx.TLS.CertFile)
-	check("influx.tls.key_file", c.Influx.TLS.KeyFile)
+	keyFile("influx.tls.key_file", c.Influx.TLS.KeyFile)
 	secret("http.token_file", c.HTTP.TokenFile)
 	check("http.tls.cert_file", c.HTTP.TLS.CertFile)
-	check("http.tls.key_file", c.HTTP.TLS.KeyFile)
-	check("ingest.signatures.key_file", c.Ingest.Signatures.KeyFile)
-	check("privacy.key_file", c.Privacy.KeyFile)
+	keyFile("http.tls.key_file", c.HTTP.TLS.KeyFile)
+	keyFile("ingest.signatures.key_file", c.Ingest.Signatures.KeyFile)
+	keyFile("privacy.key_file", c.Privacy.KeyFile)
 	for i, w := range c.Webhooks {
 		secret(fmt.Sprintf("webhooks[%d].secret_file", i), w.SecretFile)
 		check(fmt.Sprintf("webhooks[%d].ca_file", i), w.CAFile)

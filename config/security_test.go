@@ -231,6 +231,9 @@ func TestSecretInPlaceOfItsFileIsNotPrinted(t *testing.T) {
 		{"influx token", `influx: {token_file: 'writer:S3cr3t-pw!'}`, "influx.token_file"},
 		{"mqtt password", `mqtt: {username: u, password_file: 'S3cr3t-pw!'}`, "mqtt.password_file"},
 		{"webhook secret", `webhooks: [{url: "http://127.0.0.1:9/a", secret_file: 'S3cr3t-pw!'}]`, "webhooks[0].secret_file"},
+		{"device keys", `ingest: {signatures: {key_file: 'CP-07:S3cr3t2cb3f7e2a91d8a8f289c8f0ac62a'}}`, "ingest.signatures.key_file"},
+		{"hash key", `privacy: {key_file: 'S3cr3tHashKey0123456789'}`, "privacy.key_file"},
+		{"TLS key", `mqtt: {broker: "ssl://127.0.0.1:1", tls: {cert_file: c.yaml, key_file: 'S3cr3tKey'}}`, "mqtt.tls.key_file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(dir, "c.yaml")

@@ -55,6 +55,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/fenceline/fenceline/config"
 )
 
 // Rejection reasons, as dead-letter reasons and metric labels.
@@ -88,7 +90,8 @@ func LoadKeys(path string) (Keys, error) {
 	// Stat first: opening a FIFO would hold the start for ever, and a
 	// device such as /dev/zero never ends.
 	if fi, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("cannot open %s: %w", path, err)
+		// Nothing there: the path may be a key written in its place.
+		return nil, fmt.Errorf("cannot open %s: %w", config.SecretPath(path), errors.Unwrap(err))
 	} else if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("cannot open %s: is not a regular file (a folder, a FIFO or a device)", path)
 	}

@@ -312,3 +312,11 @@ func FuzzSplit(f *testing.F) {
 		}
 	})
 }
+
+// A key written where the key file's path belongs is not printed back.
+func TestLoadKeysDoesNotPrintAKeyForItsPath(t *testing.T) {
+	_, err := LoadKeys(filepath.Join(t.TempDir(), "CP-07:2cb3f7e2a91d8a8f289c8f0ac62add1e"))
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "its name not shown")
+	require.NotContains(t, err.Error(), "2cb3f7e2")
+}

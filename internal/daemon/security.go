@@ -96,7 +96,7 @@ func loadKeyPair(section, certFile, keyFile string) (tls.Certificate, error) {
 	}
 	keyPEM, err := config.ReadFile(keyFile, maxPEMBytes)
 	if err != nil {
-		return tls.Certificate{}, keyErr(section+".key_file", "%s: %w", keyFile, err)
+		return tls.Certificate{}, keyErr(section+".key_file", "%s: %w", config.SecretPath(keyFile), err)
 	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
