@@ -117,14 +117,15 @@ func New(sc *Scenario, opts Options) (*Sim, error) {
 	return s, nil
 }
 
-// seqBase is where every device's message counter starts: ten per minute
-// since 2025 at the run's start, more than any simulated device sends. A
-// restarted simulator thus continues above the seqs the daemon remembers
-// (which it would take for redeliveries and not evaluate again).
-func seqBase(start time.Time) int64 {
-	m := start.Sub(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)) / time.Minute
-	return max(0, int64(m))*10 + 1
-}
+// seqBase is where every device's message counter starts: 1, as a unit's
+// after it starts. A simulator run again (make run, again) is the units
+// restarted: the daemon counts a counter restart for each
+// (fenceline_ingest_sequence_resets_total), and takes their messages, whose
+// payloads differ from any before. Counters that went on from the clock
+// instead (ten per minute since 2025, the old way) made every device's
+// first message of a run a jump over the time the simulator was stopped,
+// and the daemon reported thousands of messages missing that never were.
+func seqBase(time.Time) int64 { return 1 }
 
 // Start and End bound the run (End is zero for a run without end).
 func (s *Sim) Start() time.Time { return s.start }
