@@ -62,8 +62,10 @@ func run() int {
 
 	// Registered before anything starts, so a Ctrl-C at any point is ours to handle rather than
 	// killing devstack with the services still running.
+	// A hangup (the terminal closed) stops the stack as Ctrl-C does: by default it would end
+	// devstack at once, and the services with it (Pdeathsig) before the daemon drains.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 
 	svc, err := startServices(log, sigs, *stateDir, *mqttPort, *influxPort, *influxDB)
 	if err != nil {
@@ -183,6 +185,9 @@ func runCommand(log *slog.Logger, sigs <-chan os.Signal, argv []string) int {
 	for {
 		select {
 		case s := <-sigs:
+			if s == syscall.SIGHUP {
+				s = os.Interrupt // the command stops as on Ctrl-C; a hangup would end a shell script at once
+			}
 			log.Info("passing signal to command", "signal", s.String(), "pid", cmd.Process.Pid)
 			if err := cmd.Process.Signal(s); err != nil && !errors.Is(err, os.ErrProcessDone) {
 				log.Error("could not signal command", "err", err)
