@@ -43,6 +43,20 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fenceline-load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `usage: fenceline-load [flags]
+
+Publishes contract-valid traffic from simulated devices to a broker, at a rate or as fast as it
+takes it, then reports what was stored (counted in InfluxDB), dead-lettered, lost and
+duplicated, the latencies, and the daemon's CPU and memory (its metrics). With --stack it starts
+mosquitto, InfluxDB and the daemon itself. Exit status: 0 when every expected reading was stored
+once, 1 on loss or duplicates, 2 on a usage error, 3 when the run failed. make bench runs the
+standard profiles (scripts/bench.sh).
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
 	var (
 		useStack   = fs.Bool("stack", false, "start mosquitto, InfluxDB and the daemon in a temp folder and load them")
 		fenceline  = fs.String("fenceline", "", "daemon binary for --stack (default bin/fenceline in the module)")
@@ -84,8 +98,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		invalid     = fs.Float64("invalid", 0, "share of messages with a defect (unknown device, malformed JSON, bad or future reading)")
 		alerts      = fs.Float64("alerts", 0, "share of detections and passes that must raise an alert")
 		seed        = fs.Uint64("seed", 1, "traffic seed")
-		seqStart    = fs.Int64("seq-start", -1, "every device's first seq (default: derived from the clock, so that runs against one daemon do not repeat seqs)")
-		alertStart  = fs.Int64("alert-subject-start", -1, "number of the first alert subject, IMSI or plate (default: derived from the clock, so that runs against one daemon do not repeat subjects within a rule's cooldown)")
+		seqStart    = fs.Int64("seq-start", -1, "every device's first seq; -1: derived from the clock, so that runs against one daemon do not repeat seqs")
+		alertStart  = fs.Int64("alert-subject-start", -1, "number of the first alert subject, IMSI or plate; -1: derived from the clock, so that runs against one daemon do not repeat subjects within a rule's cooldown")
 
 		sampleEvery = fs.Duration("sample-every", 250*time.Millisecond, "period of metrics and /proc samples (each scrape costs the daemon about 1 ms of CPU)")
 		settle      = fs.Duration("settle", 30*time.Second, "give up waiting once nothing was stored, rejected or alerted for this long")
@@ -96,6 +110,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
 	)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // asked for: the usage went to stderr, as flag's does
+		}
 		return 2
 	}
 	if fs.NArg() > 0 {
