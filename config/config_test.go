@@ -177,8 +177,10 @@ func TestCheckCatchesWhatRunRefuses(t *testing.T) {
 func TestRedactURL(t *testing.T) {
 	for _, tc := range []struct{ name, in, want string }{
 		{"plain", "ssl://broker.mdl:8883", "ssl://broker.mdl:8883"},
-		{"password dropped", "tcp://fenceline:s3cret@broker:1883", "tcp://fenceline:xxxxx@broker:1883"},
+		{"user and password dropped", "tcp://fenceline:s3cret@broker:1883", "tcp://xxxxx@broker:1883"},
+		{"a token as the user dropped", "ssl://T0KEN@127.0.0.1:8883", "ssl://xxxxx@127.0.0.1:8883"},
 		{"query dropped", "http://127.0.0.1:8086?u=writer&p=s3cret", "http://127.0.0.1:8086"},
+		{"fragment dropped", "ssl://127.0.0.1:8883/#T0KEN", "ssl://127.0.0.1:8883/"},
 		{"unparsable", "tcp://%zz", "(unparsable URL)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

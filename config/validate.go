@@ -97,15 +97,20 @@ func topicMatches(f, t string) bool {
 	return len(fl) == len(tl)
 }
 
-// RedactURL is raw for a log line: without a password (user:xxxxx@) or a
-// query (InfluxDB 1.x URLs may carry u= and p= there).
+// RedactURL is raw for a log line: without its user and password
+// (xxxxx@), query (InfluxDB 1.x URLs may carry u= and p= there) or fragment.
 func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparsable URL)"
 	}
-	u.RawQuery = ""
-	return u.Redacted()
+	// The user name too (a token is sometimes put there), the fragment,
+	// the query: a log names the host and path.
+	if u.User != nil {
+		u.User = url.User("xxxxx")
+	}
+	u.RawQuery, u.Fragment, u.RawFragment = "", "", ""
+	return u.String()
 }
 
 // notAURL says why raw, which url.Parse refused with err, is not a URL,
