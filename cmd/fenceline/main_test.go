@@ -56,6 +56,9 @@ func TestCheck(t *testing.T) {
 			problems: []string{"warning: testdata/qos0.yaml:1: mqtt.qos: is 0: the broker queues nothing for fenceline while it is away"}},
 		{name: "a signature key for no registered device is a warning", args: []string{"check", "--config", "testdata/stray-key.yaml"}, code: 0, stdout: "ok",
 			problems: []string{"warning: testdata/stray-keys.txt: ingest.signatures.key_file: a key for F-AOL-0l, which is not a registered device"}},
+		{name: "a certificate without its key is one problem", args: []string{"check", "--config", "testdata/cert-alone.yaml"}, code: 1, problems: []string{
+			"cert-alone.yaml:1: http.tls.cert_file: cert_file and key_file go together",
+		}, absent: []string{"key_file: :", "cannot open"}},
 		{name: "missing config", args: []string{"check", "--config", "testdata/nope.yaml"}, code: 1, problems: []string{"testdata/nope.yaml: cannot open"}},
 		{name: "unknown command", args: []string{"frobnicate"}, code: 2, problems: []string{`unknown command "frobnicate"`}},
 		{name: "no command", args: nil, code: 2, problems: []string{"usage: fenceline"}},

@@ -90,6 +90,11 @@ func loadCAs(key, path string) (*x509.CertPool, error) {
 // loadKeyPair reads a certificate and its key and checks that they match
 // and that the certificate is within its validity period.
 func loadKeyPair(section, certFile, keyFile string) (tls.Certificate, error) {
+	if certFile == "" || keyFile == "" {
+		// The config's own check says so, under the same key: not also
+		// "cannot open" a path that is empty.
+		return tls.Certificate{}, keyErr(section+".cert_file", "cert_file and key_file go together")
+	}
 	certPEM, err := config.ReadFile(certFile, maxPEMBytes)
 	if err != nil {
 		return tls.Certificate{}, keyErr(section+".cert_file", "%s: %w", certFile, err)
