@@ -21,7 +21,7 @@ mkdir -p "$out"
 failed=()
 
 echo "== machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); git $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-echo "   (other processes busy on the machine make every figure below worse; see 'machine busy' in the load tables)"
+echo "   (other processes busy on the machine make every figure below worse; the load tables' CPU row says how busy it was)"
 
 $GO build -o bin/fenceline ./cmd/fenceline || exit 1
 $GO build -o bin/fenceline-load ./cmd/fenceline-load || exit 1
@@ -39,6 +39,17 @@ if ! $GO test -run '^$' -bench Pipeline -benchmem -benchtime 2s -cpu 1 ./interna
 	tee "$out/pipeline-bench.txt" | grep -E '^(Benchmark|FAIL|panic)'; then
 	failed+=("pipeline benchmark")
 fi
+# Each traffic shape against the targets (cpu-ns: the process's CPU, the garbage collector's
+# included).
+awk '/^BenchmarkPipeline/ {
+	name = $1; cpu = ""; allocs = ""
+	for (i = 2; i < NF; i++) {
+		if ($(i + 1) == "cpu-ns/reading") cpu = $i
+		if ($(i + 1) == "allocs/reading") allocs = $i
+	}
+	if (cpu == "") next
+	printf "   %-45s %s cpu-ns/reading (%s), %s allocs/reading (%s)\n", name, cpu, (cpu <= 1000 ? "met" : "NOT met"), allocs, (allocs <= 1 ? "met" : "NOT met")
+}' "$out/pipeline-bench.txt"
 
 # The load profiles. Each starts its own stack (mosquitto, influxd, bin/fenceline) in a temp folder.
 load() {
