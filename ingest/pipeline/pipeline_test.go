@@ -1398,3 +1398,30 @@ func TestMissingMessagesNameTheDevice(t *testing.T) {
 	assert.Contains(t, log.String(), `device=F-1 missing=399986 gaps=1 from_seq=13 to_seq=400000`)
 	assert.Contains(t, log.String(), `device=F-1 stray_seq=400000 not_missing=399986`)
 }
+
+// The seq counters' snapshot is a copy: the pipeline goes on (a unit's
+// boots at one seq fill its level history) while it is saved. (Run with
+// -race.)
+func TestSeqSnapshotIsACopy(t *testing.T) {
+	f := newFixture(t)
+	tr := f.p.seqs
+	for boot := range 3 {
+		tr.observe("F-1", 1, uint32(100+boot), f.p.m)
+	}
+	snap := f.p.SeqSnapshot()
+	before, err := json.Marshal(snap)
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for boot := 3; boot < 200; boot++ {
+			tr.observe("F-1", int64(1+boot%3), uint32(100+boot), f.p.m)
+		}
+	}()
+	for range 20 {
+		after, err := json.Marshal(snap)
+		require.NoError(t, err)
+		require.Equal(t, before, after, "the snapshot does not change")
+	}
+	<-done
+}

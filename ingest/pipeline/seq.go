@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
+	"maps"
 	"slices"
 
 	"github.com/fenceline/fenceline/ingest/devicesig"
@@ -584,7 +585,13 @@ func (p *Pipeline) SeqSnapshot() SeqSnapshot {
 			c.prev = &prev
 		}
 		if st.hist != nil {
+			// A copy the pipeline does not change while it is saved: the
+			// map of older messages too.
 			h := *st.hist
+			h.older = make(map[int64][]levelSum, len(st.hist.older))
+			for seq, os := range st.hist.older {
+				h.older[seq] = slices.Clone(os)
+			}
 			c.hist = &h
 		}
 		s[id] = c
@@ -751,7 +758,8 @@ func (h *levelHistory) appendBinary(b []byte) []byte {
 		b = append(b, h.levels[i])
 	}
 	b = binary.BigEndian.AppendUint32(b, uint32(len(h.older)))
-	for seq, os := range h.older {
+	for _, seq := range slices.Sorted(maps.Keys(h.older)) { // the same state, the same bytes
+		os := h.older[seq]
 		b = binary.BigEndian.AppendUint64(b, uint64(seq))
 		b = append(b, uint8(len(os)))
 		for _, o := range os {
