@@ -48,6 +48,10 @@ func TestLoad(t *testing.T) {
 		{name: "invalid yaml", file: "bad-yaml.yaml", errs: []string{"bad-yaml.yaml:", "invalid YAML"}},
 		{name: "a tab for an indent", file: "tab.yaml", errs: []string{"tab.yaml:2: invalid YAML: found character that cannot start any token (the line holds a tab: YAML indents with spaces)"}},
 		{name: "wrong type", file: "wrong-type.yaml", errs: []string{`wrong-type.yaml:2: influx.batch_size: "lots" is not a whole number`}},
+		{name: "a broker without a port, a port out of range", file: "no-port.yaml", errs: []string{
+			"no-port.yaml:1: mqtt.broker: has no port (e.g. tcp://127.0.0.1:1883, or :8883 for TLS)",
+			"no-port.yaml:2: influx.url: port 99999 is not one (1 to 65535)",
+		}},
 		{name: "an operator's slips, each with what to write", file: "operator-slips.yaml", errs: []string{
 			"operator-slips.yaml:1: mqtt.broker: not a URL: it has no scheme (write it as scheme://host:port, e.g. http://127.0.0.1:8086 or tcp://127.0.0.1:1883)",
 			"operator-slips.yaml:2: influx.url: not a URL: it has no scheme",

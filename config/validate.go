@@ -113,6 +113,16 @@ func RedactURL(raw string) string {
 	return u.String()
 }
 
+// portInRange reports whether port, a URL's (digits, or none), is a TCP
+// port: url.Parse takes 99999.
+func portInRange(port string) bool {
+	if port == "" {
+		return true
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 1 && n <= 65535
+}
+
 // notAURL says why raw, which url.Parse refused with err, is not a URL,
 // without a word of what stands before an '@' (user:password): url.Parse's
 // error quotes the whole URL, or the bad escape of a password ("%of" of
@@ -222,6 +232,12 @@ func (m *MQTT) validate() Problems {
 		ps.Add("", "mqtt.broker", "scheme %q not supported (tcp:// or mqtt://; ssl://, tls:// or mqtts:// for TLS; ws://, wss://)", u.Scheme)
 	case u.Host == "":
 		ps.Add("", "mqtt.broker", "has no host:port")
+	case u.Port() == "" && u.Scheme != "ws" && u.Scheme != "wss":
+		// paho dials the host as given: without a port it retries for ever
+		// ("missing port in address").
+		ps.Add("", "mqtt.broker", "has no port (e.g. %s://%s:1883, or :8883 for TLS)", u.Scheme, u.Hostname())
+	case !portInRange(u.Port()):
+		ps.Add("", "mqtt.broker", "port %s is not one (1 to 65535)", u.Port())
 	case hasPassword(u):
 		ps.Add("", "mqtt.broker", "holds a password: %s", brokerSecretHint)
 	case querySecret(u):
@@ -342,6 +358,8 @@ func (in *Influx) validate() Problems {
 		ps.Add("", "influx.url", "scheme must be http or https")
 	case u.Host == "":
 		ps.Add("", "influx.url", "has no host")
+	case !portInRange(u.Port()):
+		ps.Add("", "influx.url", "port %s is not one (1 to 65535)", u.Port())
 	case hasPassword(u):
 		ps.Add("", "influx.url", "holds a password: %s", influxSecretHint)
 	case querySecret(u):
