@@ -24,6 +24,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,7 +45,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fenceline-load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `usage: fenceline-load [flags]
+		fmt.Fprint(fs.Output(), `usage: fenceline-load [flags]
 
 Publishes contract-valid traffic from simulated devices to a broker, at a rate or as fast as it
 takes it, then reports what was stored (counted in InfluxDB), dead-lettered, lost and
@@ -109,6 +110,9 @@ flags:
 		cpuProfile  = fs.String("cpuprofile", "", "write a CPU profile of the run (publishing to the end) to this file")
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
 	)
+	if slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "-help" || a == "--help" || a == "--h" }) {
+		fs.SetOutput(stdout) // asked for: the answer, not an error (fenceline --help's too)
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0 // asked for: the usage went to stderr, as flag's does

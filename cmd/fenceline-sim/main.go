@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -73,7 +74,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.waitReady, "wait-ready", "", "wait until this URL answers 200 (the daemon's /readyz) before publishing")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `usage: fenceline-sim [flags]
+		fmt.Fprint(fs.Output(), `usage: fenceline-sim [flags]
 
 Plays a scenario of border sensors (phone e-fence units, checkpoints, patrols) against an MQTT
 broker, with scripted incidents for the rules to catch.
@@ -86,6 +87,9 @@ replay the same run exactly.
 
 `)
 		fs.PrintDefaults()
+	}
+	if slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "-help" || a == "--help" || a == "--h" }) {
+		fs.SetOutput(stdout) // asked for: the answer, not an error (fenceline --help's too)
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -21,6 +21,11 @@ func TestRun(t *testing.T) {
 		stdoutNone bool
 	}{
 		{
+			name:   "--help on stdout, as fenceline --help's",
+			args:   []string{"--help"},
+			stdout: []string{"usage: fenceline-sim [flags]", "-speed"},
+		},
+		{
 			name: "print incidents of a night",
 			args: []string{"--scenario", scenario, "--print-incidents", "--start", "2025-11-26T21:00:00+08:00"},
 			stdout: []string{
