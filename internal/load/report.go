@@ -170,11 +170,12 @@ func (r *Report) Print(w io.Writer) {
 		r.Published.Messages, r.Published.Readings, r.Published.Seconds, r.Published.MessagesPerSec, r.Published.ReadingsPerSec, r.Published.Invalid, r.Published.Failed)
 	row("stored", "%d of %d expected readings (%s check)%s", a.Stored, a.ExpectedStored, a.Method, byMeasurement(a))
 	row("dead-lettered", "%.0f (expected %d)%s", r.DeadLettered, a.ExpectedRejections, byReason(r.DeadLetteredByReason))
-	lostMsgs := fmt.Sprint(a.LostMessages)
 	if a.LostMessages < 0 {
-		lostMsgs = "?"
+		// A counts check sees readings, not which messages they came in.
+		row("lost", "%d readings (whole messages not told by a %s check)", a.LostReadings, a.Method)
+	} else {
+		row("lost", "%d readings, %d whole messages", a.LostReadings, a.LostMessages)
 	}
-	row("lost", "%d readings, %s whole messages", a.LostReadings, lostMsgs)
 	row("duplicated", "%d", a.Duplicated)
 	if a.Unexpected > 0 || a.Orphans > 0 {
 		row("unexpected", "%d points no published reading explains, %d of failed publishes", a.Unexpected, a.Orphans)
