@@ -384,8 +384,8 @@ func TestIntegrationStateSaveRecovers(t *testing.T) {
 	e.waitFor("a failed save", func() bool { return e.counter("fenceline_alerts_state_save_failures_total", nil) > 0 })
 	failedAt := time.Now()
 	require.NoError(t, os.RemoveAll(path))
-	e.waitFor("a save again", func() bool {
-		return e.gauge("fenceline_alerts_state_last_save_timestamp_seconds") >= float64(failedAt.Unix())
+	e.waitFor("a save again", func() bool { // set by a save that worked only: a later one
+		return e.gauge("fenceline_alerts_state_last_save_timestamp_seconds") > float64(failedAt.UnixNano())/1e9
 	})
 	e.waitFor("the log says so", func() bool {
 		return strings.Contains(log.String(), `msg="alert state saved again after failures" failed_saves=`)
