@@ -109,6 +109,39 @@ func TestPointWatchBounded(t *testing.T) {
 	assert.Equal(t, maxPointBitmaps-1, w.bitmaps)
 }
 
+// A bitmap let go of is reused for the next millisecond met again, and
+// starts clear: the offsets the earlier millisecond's messages took are not
+// taken in the later one.
+func TestPointWatchReusesBitmapsClear(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	w := newPointWatch()
+	for _, seq := range []int64{7, 8} {
+		n, _ := w.observe(batchAt("F-0", seq, t0, 20))
+		require.Zero(t, n)
+	}
+	first := w.devices["F-0"].recent[0].taken
+	require.NotNil(t, first, "a second message in the millisecond takes a bitmap")
+	// The device moves on: its span, and its bitmap, are let go of.
+	for i := range pointRecent {
+		w.observe(batchAt("F-0", 9+int64(i), t0.Add(time.Duration(i+1)*time.Second), 1))
+	}
+	require.Zero(t, w.bitmaps)
+	require.Len(t, w.free, 1)
+	// Another device meets a millisecond again, its second message at the
+	// offsets seq 8 took in the bitmap's earlier millisecond (seqs a
+	// million apart share offsets): none of them is taken in this one.
+	t1 := t0.Add(time.Hour)
+	n, _ := w.observe(batchAt("F-1", 9, t1, 20))
+	require.Zero(t, n)
+	n, _ = w.observe(batchAt("F-1", 1_000_008, t1, 20))
+	require.Zero(t, n, "a reused bitmap kept an offset of its earlier millisecond")
+	require.Same(t, first, w.devices["F-1"].recent[0].taken, "the bitmap let go of is reused")
+	// The offsets this millisecond's messages took are: a message at seq
+	// 9's is counted.
+	n, _ = w.observe(batchAt("F-1", 2_000_009, t1, 20))
+	require.Equal(t, 20, n)
+}
+
 // Through the pipeline: a unit whose clock stands still sends two messages
 // of 2,000 detections 263 seqs apart; 419 of the second's readings take
 // the point times of the first's. They are counted and the device is named
