@@ -2,6 +2,7 @@ package decode
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -292,6 +293,20 @@ func TestDecodeDetectionRejects(t *testing.T) {
 			assert.Equal(t, 2, out.Detections[1].Index)
 			assert.Equal(t, model.PointTime(msgTime, 5, 2), out.Detections[1].PointNS)
 			assert.Equal(t, "460001234567890", out.Detections[1].IMSI)
+		})
+	}
+}
+
+// A tech too long is refused with its own bound, 32 bytes, however long it
+// is: past 256 bytes the scan of strings stops first, and its bound is not
+// tech's (a unit trimmed to 256 would still be refused).
+func TestDecodeTechTooLongNamesItsBound(t *testing.T) {
+	for _, n := range []int{33, 256, 257, 1000} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			det := `{"imsi":"460001234567890","tech":"` + strings.Repeat("l", n) + `"}`
+			_, rej := decode(t, topicFence, detMsg(det))
+			require.Len(t, rej, 1)
+			assert.Equal(t, "detections[0].tech: "+strconv.Itoa(n)+" bytes, longer than 32", rej[0].Detail)
 		})
 	}
 }

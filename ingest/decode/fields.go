@@ -360,6 +360,11 @@ func (d *Decoder) textBytesSpaced(v uint32, max int) ([]byte, string) {
 // field's text: JSON allows it, but it has no UTF-8 form.
 const loneMsg = "escapes an unpaired UTF-16 surrogate (\\uD800-\\uDFFF), which is no text"
 
+// tooLong is why a string of n bytes is refused where max is the bound.
+func tooLong(n, max int) string {
+	return strconv.Itoa(n) + " bytes, longer than " + strconv.Itoa(max)
+}
+
 func (d *Decoder) text(v uint32, max int, spaces bool) ([]byte, string) {
 	if d.t.kind(int(v)) != kString {
 		return nil, "want string, got " + d.typeName(v)
@@ -369,7 +374,7 @@ func (d *Decoder) text(v uint32, max int, spaces bool) ([]byte, string) {
 	}
 	b := d.t.str(int(v))
 	if len(b) > max {
-		return nil, strconv.Itoa(len(b)) + " bytes, longer than " + strconv.Itoa(max)
+		return nil, tooLong(len(b), max)
 	}
 	for _, c := range b {
 		if (c < 0x20 && !(spaces && (c == '\t' || c == '\n' || c == '\r'))) || c == 0x7f {

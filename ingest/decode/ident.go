@@ -170,7 +170,7 @@ func appendTech(dst, b []byte) ([]byte, string) {
 		b = b[:len(b)-1]
 	}
 	if len(b) > maxTech {
-		return dst, strconv.Itoa(len(b)) + " bytes, longer than " + strconv.Itoa(maxTech)
+		return dst, tooLong(len(b), maxTech)
 	}
 	var lower [maxTech]byte
 	for i, c := range b {

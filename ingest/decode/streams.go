@@ -334,6 +334,10 @@ func (d *Decoder) detection(det *model.Detection, sp *detStrs, v int, i int) (Re
 	if v := f.vals[dTech]; d.present(v) {
 		b, msg := d.textBytes(v, maxString)
 		if msg != "" {
+			if d.t.kind(int(v)) == kString && len(d.t.str(int(v))) > maxString {
+				// Named by its own bound, not the one that stopped the scan.
+				msg = tooLong(len(d.t.str(int(v))), maxTech)
+			}
 			return BadField, "tech", msg
 		}
 		off := len(d.strs)
