@@ -1,7 +1,11 @@
 package decode
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -134,10 +138,7 @@ func (d *Decoder) decode(topic string, payload []byte, received time.Time, reg *
 		return d.whole(TooLarge, strconv.Itoa(len(payload))+" bytes, limit "+strconv.Itoa(d.maxPayload))
 	}
 	if !d.parse(payload, stream) {
-		if !utf8.Valid(payload) {
-			return d.whole(MalformedJSON, "payload is not valid UTF-8")
-		}
-		return d.whole(MalformedJSON, "payload ("+strconv.Itoa(len(payload))+" bytes) is not valid JSON")
+		return d.whole(MalformedJSON, malformed(payload))
 	}
 	if k := d.t.kind(0); k != kObject {
 		return d.whole(MalformedJSON, "payload is a JSON "+k.String()+", want an object")
@@ -386,4 +387,58 @@ func echoTopic(t string) string {
 		return strconv.Quote(t[:max]) + "…"
 	}
 	return strconv.Quote(t)
+}
+
+// malformed says why payload, refused by the parser, is not a JSON value
+// fenceline reads, and where: the operator looks for the unit's fault in
+// the dead letter's payload. The parser says only no, fast; this path runs
+// for refused payloads only.
+func malformed(payload []byte) string {
+	n := strconv.Itoa(len(payload)) + " bytes"
+	if !utf8.Valid(payload) {
+		i := 0 // the first byte of no character
+		for i < len(payload) {
+			r, size := utf8.DecodeRune(payload[i:])
+			if r == utf8.RuneError && size <= 1 {
+				break
+			}
+			i += size
+		}
+		return "payload (" + n + ") is not valid UTF-8: the byte at offset " + strconv.Itoa(i) + " begins no UTF-8 character"
+	}
+	if bytes.HasPrefix(payload, []byte("\xef\xbb\xbf")) {
+		return "payload (" + n + ") starts with a UTF-8 byte-order mark (EF BB BF), which JSON does not allow (RFC 8259, section 8.1)"
+	}
+	if json.Valid(payload) && nesting(payload) > maxDepth {
+		return "payload (" + n + ") nests arrays and objects more than " + strconv.Itoa(maxDepth) + " deep"
+	}
+	var raw json.RawMessage
+	var se *json.SyntaxError
+	if err := json.Unmarshal(payload, &raw); errors.As(err, &se) {
+		if se.Offset >= int64(len(payload)) && strings.Contains(se.Error(), "end of JSON input") {
+			return "payload (" + n + ") is not valid JSON: it ends before its value does (cut short?)"
+		}
+		return "payload (" + n + ") is not valid JSON: " + se.Error() + ", at byte offset " + strconv.FormatInt(se.Offset-1, 10)
+	}
+	return "payload (" + n + ") is not valid JSON"
+}
+
+// nesting is the deepest nesting of arrays and objects in the valid JSON b.
+func nesting(b []byte) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case inString && c == '\\':
+			i++ // the escaped byte
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '[' || c == '{':
+			depth++
+			deepest = max(deepest, depth)
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return deepest
 }

@@ -297,6 +297,28 @@ func TestDecodeDetectionRejects(t *testing.T) {
 	}
 }
 
+// A refused payload's detail says why and where: the operator looks for
+// the unit's fault in the dead letter.
+func TestDecodeMalformedSaysWhy(t *testing.T) {
+	for _, tc := range []struct{ name, payload, detail string }{
+		{"cut short", `{"v":1,`, "payload (7 bytes) is not valid JSON: it ends before its value does (cut short?)"},
+		{"empty", ``, "payload (0 bytes) is not valid JSON: it ends before its value does (cut short?)"},
+		{"invalid UTF-8", "{\"v\":1,\"x\":\"\xff\"}", "payload (15 bytes) is not valid UTF-8: the byte at offset 12 begins no UTF-8 character"},
+		{"byte-order mark", "\xef\xbb\xbf" + detMsg(`{"imsi":"460001234567890"}`), "starts with a UTF-8 byte-order mark (EF BB BF), which JSON does not allow (RFC 8259, section 8.1)"},
+		{"too deep", `{"v":1,"x":` + strings.Repeat("[", 65) + strings.Repeat("]", 65) + `}`, "payload (142 bytes) nests arrays and objects more than 64 deep"},
+		{"NaN", `{"a":NaN}`, "payload (9 bytes) is not valid JSON: invalid character 'N' looking for beginning of value, at byte offset 5"},
+		{"trailing comma", `{"a":1,}`, "payload (8 bytes) is not valid JSON: invalid character '}' looking for beginning of object key string, at byte offset 7"},
+		{"trailing data", `{}{}`, "payload (4 bytes) is not valid JSON: invalid character '{' after top-level value, at byte offset 2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, rej := decode(t, topicFence, tc.payload)
+			require.Len(t, rej, 1)
+			assert.Equal(t, MalformedJSON, rej[0].Reason)
+			assert.Contains(t, rej[0].Detail, tc.detail)
+		})
+	}
+}
+
 // A tech too long is refused with its own bound, 32 bytes, however long it
 // is: past 256 bytes the scan of strings stops first, and its bound is not
 // tech's (a unit trimmed to 256 would still be refused).
