@@ -119,7 +119,7 @@ func (d *Decoder) decode(topic string, payload []byte, received time.Time, reg *
 
 	site, kind, id, stream, ok := ParseTopic(topic)
 	if !ok {
-		return d.whole(BadTopic, "topic "+echoTopic(topic)+" is not border/{site}/{fence|checkpoint|patrol}/{device}/{detections|passes|position|status}")
+		return d.whole(BadTopic, "topic "+echoTopic(topic)+" is not border/{site}/{fence|checkpoint|patrol}/{device}/{detections|passes|position|status}: "+topicProblem(topic))
 	}
 	out.Site, out.Kind, out.Meta.Device, out.Stream = site, kind, id, stream
 	dev := reg.Lookup(id)

@@ -297,6 +297,28 @@ func TestDecodeDetectionRejects(t *testing.T) {
 	}
 }
 
+// A refused topic's detail names the level that is wrong.
+func TestDecodeBadTopicSaysWhich(t *testing.T) {
+	for _, tc := range []struct{ name, topic, problem string }{
+		{"prefix", "fence/mdl/fence/F-AOL-01/detections", "it does not start with border/"},
+		{"too few levels", "border/mdl/fence/detections", "it has 3 levels after border/, want 4: site, kind, device, stream"},
+		{"extra level", "border/mdl/fence/F-AOL-01/detections/x", "it has 5 levels after border/, want 4: site, kind, device, stream"},
+		{"site upper case", "border/MDL/fence/F-AOL-01/detections", `site "MDL" is not 1-32 of a-z, 0-9 and -`},
+		{"empty site", "border//fence/F-AOL-01/detections", `site "" is not 1-32 of a-z, 0-9 and -`},
+		{"kind", "border/mdl/camera/F-AOL-01/detections", `kind "camera" is not fence, checkpoint or patrol`},
+		{"device too long", "border/mdl/fence/" + strings.Repeat("F", 65) + "/detections", `device "` + strings.Repeat("F", 65) + `" (65 bytes) is not 1-64 of A-Z, a-z, 0-9, - and _`},
+		{"device with a dot", "border/mdl/fence/F.1/detections", `device "F.1" (3 bytes) is not 1-64 of A-Z, a-z, 0-9, - and _`},
+		{"stream", "border/mdl/fence/F-AOL-01/phones", `stream "phones" is not detections, passes, position or status`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, rej := decode(t, tc.topic, detMsg(`{"imsi":"460001234567890"}`))
+			require.Len(t, rej, 1)
+			assert.Equal(t, BadTopic, rej[0].Reason)
+			assert.Contains(t, rej[0].Detail, ": "+tc.problem)
+		})
+	}
+}
+
 // A refused payload's detail says why and where: the operator looks for
 // the unit's fault in the dead letter.
 func TestDecodeMalformedSaysWhy(t *testing.T) {

@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/fenceline/fenceline/internal/model"
@@ -72,4 +73,28 @@ func validDevice(s string) bool {
 		}
 	}
 	return true
+}
+
+// topicProblem says which level of a topic ParseTopic refused is wrong: a
+// unit's configuration is mended one level at a time. Values are echoed
+// bounded (echoTopic).
+func topicProblem(topic string) string {
+	rest, ok := strings.CutPrefix(topic, topicPrefix)
+	if !ok {
+		return "it does not start with " + topicPrefix
+	}
+	levels := strings.Split(rest, "/")
+	if len(levels) != 4 {
+		return "it has " + strconv.Itoa(len(levels)) + " levels after " + topicPrefix + ", want 4: site, kind, device, stream"
+	}
+	switch {
+	case !validSite(levels[0]):
+		return "site " + echoTopic(levels[0]) + " is not 1-32 of a-z, 0-9 and -"
+	case levels[1] != "fence" && levels[1] != "checkpoint" && levels[1] != "patrol":
+		return "kind " + echoTopic(levels[1]) + " is not fence, checkpoint or patrol"
+	case !validDevice(levels[2]):
+		return "device " + echoTopic(levels[2]) + " (" + strconv.Itoa(len(levels[2])) + " bytes) is not 1-64 of A-Z, a-z, 0-9, - and _"
+	default:
+		return "stream " + echoTopic(levels[3]) + " is not detections, passes, position or status"
+	}
 }
