@@ -15,6 +15,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -22,6 +23,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -331,9 +333,31 @@ func (s *Source) onNotification(_ mqtt.Client, n mqtt.ConnectionNotification) {
 		s.failCount++
 		return
 	}
-	s.log.Error("cannot connect to broker; retrying", "broker", config.RedactURL(s.cfg.Broker), "err", f.Reason,
-		"failed_attempts_since_last_log", s.failCount)
+	attrs := []any{"broker", config.RedactURL(s.cfg.Broker), "err", f.Reason, "failed_attempts_since_last_log", s.failCount}
+	if hint := connectHint(s.cfg.Broker, f.Reason); hint != "" {
+		attrs = append(attrs, "hint", hint)
+	}
+	s.log.Error("cannot connect to broker; retrying", attrs...)
 	s.failLogged, s.failLast, s.failCount = now, msg, 0
+}
+
+// connectHint says what a failed connection most likely means where its
+// error does not: a broker closes a connection that speaks plain MQTT to its
+// TLS listener, or TLS to its plain one, without a word ("connection reset
+// by peer", EOF), and the scheme of mqtt.broker is then the first thing to
+// check.
+func connectHint(broker string, err error) string {
+	if !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return ""
+	}
+	scheme, _, _ := strings.Cut(broker, "://")
+	switch strings.ToLower(scheme) {
+	case "tcp", "mqtt":
+		return "the broker closed the connection before it answered: if this port expects TLS, use ssl:// in mqtt.broker (and mqtt.tls); else see the broker's log"
+	case "ssl", "tls", "mqtts", "mqtt+ssl", "tcps":
+		return "the broker closed the connection during the TLS handshake: if this port speaks plain MQTT, use tcp:// in mqtt.broker, or the broker's TLS port; else see the broker's log for its TLS settings"
+	}
+	return ""
 }
 
 // shortLivedConn and shortLivedRuns: a broker that closes this many

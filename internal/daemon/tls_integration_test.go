@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fenceline/fenceline/internal/stack"
+	"github.com/fenceline/fenceline/internal/testenv"
 )
 
 // TestIntegrationMQTTTLS runs the daemon against a real mosquitto TLS
@@ -78,4 +80,33 @@ func TestIntegrationMQTTTLS(t *testing.T) {
 		e.publish(topic, detection(1)) // through the plain listener: queued for nobody
 		require.Equal(t, 0, e.acked())
 	})
+
+	// A URL whose scheme does not match the listener fails with words that
+	// do not say so (the broker closes the connection, "EOF"): the log adds
+	// what most likely is wrong.
+	for _, tc := range []struct {
+		name, hint string
+		url        func(plain, tls string) string
+		tls        func(caFile string) string
+	}{
+		{"plain MQTT to a TLS listener", "if this port expects TLS, use ssl://",
+			func(_, tls string) string { return "tcp://" + strings.TrimPrefix(tls, "ssl://") },
+			func(string) string { return "" }},
+		{"TLS to a plain listener", "if this port speaks plain MQTT, use tcp://",
+			func(plain, _ string) string { return "ssl://" + plain },
+			func(caFile string) string { return fmt.Sprintf(", tls: {ca_file: %q}", caFile) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ca := newPKI(t, t.TempDir(), "border-ca")
+			listener, url := tlsListener(t, ca, false)
+			plain := testenv.Mosquitto(t) // another broker, without TLS
+			e, log := newSecureEnv(t, secureOpts{rules: "rules.yaml", mosquitto: stack.MosquittoOptions{ExtraConfig: listener},
+				mqtt:          fmt.Sprintf(`{broker: %q, client_id: fenceline-test%s}`, tc.url(plain.Addr(), url), tc.tls(ca.CAFile)),
+				notSubscribed: true})
+			e.waitFor("the refusal in the log", func() bool {
+				return e.counter("fenceline_mqtt_connect_failures_total", nil) >= 1 && strings.Contains(log.String(), "cannot connect to broker")
+			})
+			require.Contains(t, log.String(), tc.hint)
+		})
+	}
 }
