@@ -387,13 +387,30 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 	rule.sites = slices.Compact(rule.sites)
 	rule.devKind = silenceKind
 
-	// An enter/exit rule without zones watches them all: a hysteresis no
-	// zone is deep enough for would never fire.
+	// An enter/exit rule without zones watches them all: it would never
+	// fire for a zone its hysteresis is deeper than, without a word.
 	if k := Kind(spec.Kind); (k == KindEnter || k == KindExit) && len(spec.Zones) == 0 && spec.HysteresisM > 0 && rs.Zones != nil && rs.Zones.Len() > 0 {
+		var shallow []string
 		deepest := 0.0
-		rs.Zones.All(func(z *zone.Zone) bool { deepest = max(deepest, z.MaxDepthM()); return true })
-		if spec.HysteresisM > deepest {
+		rs.Zones.All(func(z *zone.Zone) bool {
+			deepest = max(deepest, z.MaxDepthM())
+			if spec.HysteresisM > z.MaxDepthM() {
+				shallow = append(shallow, fmt.Sprintf("%q (%.1f m)", z.ID, z.MaxDepthM()))
+			}
+			return true
+		})
+		switch {
+		case spec.HysteresisM > deepest:
 			ps.Add(file, key+".hysteresis_m", "%g m is deeper than any point of any zone is inside it (at most %.1f m): the rule could never fire", spec.HysteresisM, deepest)
+		case len(shallow) > 0:
+			slices.Sort(shallow)
+			more := ""
+			if len(shallow) > 5 {
+				more = fmt.Sprintf(" and %d more", len(shallow)-5)
+				shallow = shallow[:5]
+			}
+			ps.Add(file, key+".hysteresis_m", "%g m is deeper than any point of zone %s%s is inside it: the rule watches every zone, and could never fire for these; "+
+				"list the zones it is for in zones, or lower hysteresis_m", spec.HysteresisM, strings.Join(shallow, ", "), more)
 		}
 	}
 

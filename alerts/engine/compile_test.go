@@ -48,6 +48,26 @@ rules:
   - {id: r2, kind: status, when: "tamper"}
 `
 
+// An enter rule without zones watches every zone: a hysteresis deeper than
+// some of them is refused, naming them, as it is for a zone listed.
+func TestCompileHysteresisDeeperThanSomeZones(t *testing.T) {
+	rules := strings.Replace(base, "zones:\n", "zones:\n"+
+		"  - {id: gate, site: mdl, circle: {lat: 41.90, lon: 110.40, radius_m: 100}}\n"+
+		"  - {id: mast, site: mdl, circle: {lat: 41.91, lon: 110.40, radius_m: 30}}\n", 1)
+	rules = strings.Replace(rules, `- {id: r2, kind: status, when: "tamper"}`, `- {id: r2, kind: enter, source: patrol, hysteresis_m: 150}`, 1)
+	rs, ps := compileYAML(t, rules)
+	require.Nil(t, rs)
+	require.Len(t, ps, 1)
+	assert.Equal(t, "rules[2].hysteresis_m", ps[0].Key)
+	assert.Equal(t, `150 m is deeper than any point of zone "gate" (100.0 m), "mast" (30.0 m) is inside it: the rule watches every zone, `+
+		"and could never fire for these; list the zones it is for in zones, or lower hysteresis_m", ps[0].Msg)
+
+	// Below the smallest zone's depth, the rule is fine.
+	rs, ps = compileYAML(t, strings.Replace(rules, "hysteresis_m: 150", "hysteresis_m: 25", 1))
+	require.Empty(t, ps)
+	require.NotNil(t, rs)
+}
+
 func TestCompileProblems(t *testing.T) {
 	tests := []struct {
 		name      string
