@@ -1013,9 +1013,13 @@ func (e *Engine) applyStatus(st *ruleState, r *reading, subj model.Subject, z *z
 		se.FiredWith = statusCarried(r.st) & st.rule.statusReads
 		out = append(out, a)
 	case !match && se.Open != nil && statusResolves(statusCarried(r.st), st.rule.statusReads, se.FiredWith):
-		out = append(out, e.resolved(st, se.Open, r.t, now, e.late(r.t, now),
+		a := e.resolved(st, se.Open, r.t, now, e.late(r.t, now),
 			fmt.Sprintf("%s at %s reports %s, no longer %s, %s", upperFirst(describeSubject(subj, r)),
-				e.statusPlace(z, dev, r.b.Site), statusFacts(r.st), e.condition(st.rule), e.localTime(r.t, now))))
+				e.statusPlace(z, dev, r.b.Site), statusFacts(r.st), e.condition(st.rule), e.localTime(r.t, now)))
+		// The report that fired, and the one the summary quotes, that
+		// cleared it.
+		a.Evidence = append(a.Evidence, r.evidence())
+		out = append(out, a)
 		se.Open = nil
 	}
 	return out

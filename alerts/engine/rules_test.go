@@ -1411,6 +1411,7 @@ func TestStatus(t *testing.T) {
 		{"battery 0 reported is", model.Status{BatteryPct: model.Some(0)}, "firing"},
 	}
 	var id string
+	var fired []model.Evidence
 	for i, s := range steps {
 		got := only(e.eval(e.status("F-AOL-01", at(10, i), s.s)), "unit-tamper")
 		if s.state == "" {
@@ -1421,8 +1422,13 @@ func TestStatus(t *testing.T) {
 		assert.Equal(t, s.state, got[0].State, s.name)
 		if s.state == model.StateResolved {
 			assert.Equal(t, id, got[0].ID)
+			// Its evidence: the report that fired, and the one its
+			// summary quotes, that cleared it.
+			require.Len(t, got[0].Evidence, 2, s.name)
+			assert.Equal(t, fired[0], got[0].Evidence[0])
+			assert.True(t, at(10, i).Equal(got[0].Evidence[1].TS), "the clearing report: %v", got[0].Evidence[1])
 		}
-		id = got[0].ID
+		id, fired = got[0].ID, got[0].Evidence
 	}
 }
 
