@@ -490,8 +490,8 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 		rule.sched = compileSchedule(spec.Schedule, opts.Location, file, key+".schedule", ps)
 	}
 
-	// when.
-	if spec.When != "" {
+	// when (where the kind takes one: otherwise said above).
+	if spec.When != "" && allowed["when"] {
 		rule.when = compileWhen(spec.When, rule.Source, file, key+".when", ps)
 		rule.whenZone = usesZone(rule.when)
 		if rule.Kind == KindStatus {

@@ -68,6 +68,14 @@ func TestCompileHysteresisDeeperThanSomeZones(t *testing.T) {
 	require.NotNil(t, rs)
 }
 
+// A `when` on a kind that takes none is one problem, not two.
+func TestCompileWhenOnSilenceIsOneProblem(t *testing.T) {
+	_, ps := compileYAML(t, strings.Replace(base, `- {id: r2, kind: status, when: "tamper"}`, `- {id: r2, kind: silence, after: 8s, when: 'device == "F-1"'}`, 1))
+	require.Len(t, ps, 1, "%v", ps)
+	assert.Equal(t, "rules[2].when", ps[0].Key)
+	assert.Contains(t, ps[0].Msg, "when does not apply to a silence rule")
+}
+
 func TestCompileProblems(t *testing.T) {
 	tests := []struct {
 		name      string
