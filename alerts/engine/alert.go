@@ -281,10 +281,33 @@ func describeSubject(s model.Subject, r *reading) string {
 // not printable (a line or paragraph separator, a C1 control) or shows
 // nothing (a Hangul filler) is quoted, with such runes escaped.
 func deviceText(s string) string {
-	hidden := func(r rune) bool { return r != ' ' && !unicode.IsPrint(r) || invisible(r) }
-	if !strings.ContainsFunc(s, hidden) {
+	if !strings.ContainsFunc(s, hiddenRune) {
 		return s
 	}
+	return quotedText(s)
+}
+
+// hiddenRune reports a rune that is not printable or shows nothing.
+func hiddenRune(r rune) bool { return r != ' ' && !unicode.IsPrint(r) || invisible(r) }
+
+// statusText is a status report's text field (power, fw) as a summary
+// quotes it: bare only when it is one word of letters, digits and . - _ +
+// / : (solar, mains, 2.3.1), quoted as deviceText quotes otherwise, so that
+// a unit's "mains. Tamper cleared" does not read as fenceline's words.
+func statusText(s string) string {
+	word := func(r rune) bool {
+		return (unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune(".-_+/:", r)) && !hiddenRune(r)
+	}
+	if s != "" && !strings.ContainsFunc(s, func(r rune) bool { return !word(r) }) {
+		return s
+	}
+	return quotedText(s)
+}
+
+// quotedText is s in double quotes, its quotes and backslashes escaped and
+// its hidden runes written as \u escapes.
+func quotedText(s string) string {
+	hidden := hiddenRune
 	var b strings.Builder
 	b.WriteByte('"')
 	for _, r := range s {

@@ -1136,7 +1136,7 @@ func statusFacts(s *model.Status) string {
 		parts = append(parts, fmt.Sprintf("%g °C", s.TempC.V))
 	}
 	if s.Power != "" {
-		parts = append(parts, "power "+deviceText(s.Power))
+		parts = append(parts, "power "+statusText(s.Power))
 	}
 	if s.SignalDbm.OK {
 		parts = append(parts, fmt.Sprintf("signal %g dBm", s.SignalDbm.V))
@@ -1145,7 +1145,7 @@ func statusFacts(s *model.Status) string {
 		parts = append(parts, fmt.Sprintf("queue %d", s.Queue.V))
 	}
 	if s.FW != "" {
-		parts = append(parts, "fw "+deviceText(s.FW))
+		parts = append(parts, "fw "+statusText(s.FW))
 	}
 	if len(parts) == 0 {
 		return "no fields"

@@ -1955,19 +1955,24 @@ rules:
 	require.Len(t, gone, 1)
 	assert.Contains(t, gone[0].Summary, "reports tamper false, no longer tamper or battery_pct < 15")
 
-	// A unit's text is quoted, its line separators and controls escaped:
-	// a summary is one line, and no unit writes a line of it.
+	// A unit's text is quoted unless it is one word, its line separators
+	// and controls escaped: a summary is one line, and no unit writes a
+	// line or a sentence of it. fw 1.0 stays bare.
 	for i, tc := range []struct{ power, want string }{
 		{"mains", "power mains,"},
 		{"mains\u2028Tamper cleared by technician", `power "mains\u2028Tamper cleared by technician"`},
 		{"solar\u0085x", `power "solar\u0085x"`},
 		{"mains\u3164\u3164Tamper cleared", `power "mains\u3164\u3164Tamper cleared"`},
 		{"say \"hi\"\u2028", `power "say \"hi\"\u2028"`},
-		{"电池 供电", "power 电池 供电,"},
+		{"电池 供电", `power "电池 供电",`},
+		{"电池", "power 电池,"},
+		{"mains. Tamper cleared", `power "mains. Tamper cleared",`},
+		{"mains, tamper false", `power "mains, tamper false",`},
 	} {
 		got := only(e.eval(e.status("F-1", at(13, 2*i), model.Status{Tamper: model.SomeBool(true), Power: tc.power, FW: "1.0"})), "unit-tamper")
 		require.Len(t, got, 1)
 		assert.Contains(t, got[0].Summary, tc.want)
+		assert.Contains(t, got[0].Summary, ", fw 1.0 ")
 		assert.NotContains(t, got[0].Summary, "\u2028")
 		assert.NotContains(t, got[0].Summary, "\u0085")
 		require.Len(t, only(e.eval(e.status("F-1", at(13, 2*i+1), model.Status{Tamper: model.SomeBool(false)})), "unit-tamper"), 1)
