@@ -176,7 +176,7 @@ func New(opts Options, registry *model.Registry, engine Engine, w Writer, dl Dea
 		m:        newMetrics(reg),
 		do:       make(chan func()),
 	}
-	p.seqs.onGap, p.seqs.onStray = p.noteGap, p.noteStray
+	p.seqs.onGap, p.seqs.onStray, p.seqs.onArrived = p.noteGap, p.noteStray, p.noteArrived
 	return p
 }
 

@@ -1363,9 +1363,11 @@ func seqAt(from, to, t0 int) [][2]int {
 
 // The seq metrics name no device: a warning does, at most once a minute a
 // device, with how many messages went missing since its last line, in how
-// many gaps, and the seqs they lie between; the rest is told a minute on (a
-// tick, a stop). A stray seq far ahead is no gap: its missing are taken back
-// while not told, and told, the log says they were not missing.
+// many gaps, and the seqs they lie between — once a gap has stayed open for
+// gapGrace: messages that come out of order fill it first and were never
+// missing. Those told missing that come later are told as arrived. A stray
+// seq far ahead is no gap: its missing are taken back while not told, and
+// told, the log says they were not missing.
 func TestMissingMessagesNameTheDevice(t *testing.T) {
 	f := newFixture(t)
 	var log bytes.Buffer
@@ -1377,26 +1379,42 @@ func TestMissingMessagesNameTheDevice(t *testing.T) {
 	send := func(seqs ...int) {
 		for _, seq := range seqs {
 			at++
-			m, _ := message(topic, detectionAt(seq, base+int64(at)*1000))
+			ts := base + int64(at)*1000
+			if seq == 3 || seq == 4 || seq == 7 {
+				ts = base + int64(seq)*100 // made before the seqs after them
+			}
+			m, _ := message(topic, detectionAt(seq, ts))
 			f.p.Handle(context.Background(), m)
 		}
 	}
-	send(1, 2, 5, 6, 9, 12) // 3-4, then 7-8 and 10-11 missing
-	assert.Equal(t, 1, strings.Count(log.String(), `msg="messages missing from a device"`), log.String())
-	assert.Contains(t, log.String(), `device=F-1 missing=2 gaps=1 from_seq=2 to_seq=5`)
+	const missingLine = `msg="messages missing from a device"`
+	send(1, 2, 5, 6, 9, 12) // 3-4, 7-8 and 10-11 missing
+	send(4)                 // out of order, at once: never missing
+	f.p.logUnlogged(now)
+	assert.NotContains(t, log.String(), missingLine, "not told before the gaps stayed open %v", gapGrace)
 
+	now = now.Add(gapGrace)
+	f.p.logUnlogged(now)
+	assert.Equal(t, 1, strings.Count(log.String(), missingLine), log.String())
+	assert.Contains(t, log.String(), `device=F-1 missing=5 gaps=3 from_seq=2 to_seq=12`)
+
+	send(3, 7) // told missing, arrived late
 	now = now.Add(time.Minute)
 	f.p.logUnlogged(now)
-	assert.Contains(t, log.String(), `device=F-1 missing=4 gaps=2 from_seq=6 to_seq=12`, "the later gaps, a minute on")
+	assert.Contains(t, log.String(), `msg="messages told missing from a device arrived late: not lost" device=F-1 arrived=2 still_missing=3`)
+	assert.Equal(t, 1, strings.Count(log.String(), missingLine), "nothing new missing")
 
 	log.Reset()
-	send(1_000_000, 13) // a stray, within the minute: taken back
+	send(1_000_000, 13) // a stray, within the grace: taken back
 	now = now.Add(time.Minute)
 	f.p.logUnlogged(now)
-	assert.NotContains(t, log.String(), "messages missing from a device", "a stray is no gap")
+	assert.NotContains(t, log.String(), missingLine, "a stray is no gap")
 
-	send(400_000, 14) // a stray, told at once: said not to be
+	send(400_000) // a stray whose next message comes after it was told
+	now = now.Add(time.Minute)
+	f.p.logUnlogged(now)
 	assert.Contains(t, log.String(), `device=F-1 missing=399986 gaps=1 from_seq=13 to_seq=400000`)
+	send(14)
 	assert.Contains(t, log.String(), `device=F-1 stray_seq=400000 not_missing=399986`)
 }
 

@@ -45,6 +45,15 @@ type seqTracker struct {
 	// of a jump to a stray seq, whose missing were not (strayJump).
 	onGap   func(device string, missing, from, to int64)
 	onStray func(device string, stray, missing int64)
+	// onArrived, when set, hears of each message counted missing that came
+	// (counted recovered), but for a stray's (onStray).
+	onArrived func(device string, seq int64)
+}
+
+func (t *seqTracker) noteArrived(device string, seq int64) {
+	if t.onArrived != nil {
+		t.onArrived(device, seq)
+	}
 }
 
 func (t *seqTracker) noteGap(device string, missing, from, to int64) {
@@ -342,6 +351,7 @@ func (t *seqTracker) observeAt(device string, seq int64, sum uint32, ts int64, m
 		// The next message of a buffer behind the window (see gaps).
 		m.seqLate.Inc()
 		m.seqRecovered.Inc()
+		t.noteArrived(device, seq)
 		st.prevIdle++
 		return false, 0
 	case st.gapRecovered(seq):
@@ -427,6 +437,7 @@ func (t *seqTracker) observeAt(device string, seq int64, sum uint32, ts int64, m
 		if w, b := st.bit(seq); st.missing[w]&b != 0 {
 			st.missing[w] &^= b
 			m.seqRecovered.Inc()
+			t.noteArrived(device, seq)
 		}
 	case seq <= st.max && seq > st.max-seqWindow && st.has(seq, sum):
 		m.seqDuplicates.Inc()
