@@ -123,6 +123,9 @@ type Writer struct {
 	tr       *http.Transport
 	writeURL string
 	encoders sync.Pool // *encodeState, for WriteAlert
+	// probeEvery is how often the prober looks at InfluxDB (10 s; tests
+	// shorten it).
+	probeEvery time.Duration
 
 	mu sync.Mutex
 	// enc encodes Write's batches, under mu: one encoder, whose caches
@@ -231,8 +234,9 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Writer, erro
 	q.Set("bucket", cfg.Bucket)
 	q.Set("precision", "ns")
 	w := &Writer{
-		cfg:      cfg,
-		log:      log.With("component", "influxwriter"),
+		cfg:        cfg,
+		probeEvery: 10 * time.Second,
+		log:        log.With("component", "influxwriter"),
 		m:        newMetrics(reg),
 		client:   client,
 		svc:      client.HTTPService(),
@@ -703,7 +707,7 @@ func (w *Writer) Ping(ctx context.Context) error {
 // answer is a warning when it is found (at start: before the first reading
 // makes it one), and its return is logged.
 func (w *Writer) prober(ctx context.Context) {
-	const every = 10 * time.Second
+	every := w.probeEvery
 	t := time.NewTicker(every)
 	defer t.Stop()
 	down := false
@@ -711,6 +715,12 @@ func (w *Writer) prober(ctx context.Context) {
 		w.hmu.Lock()
 		idle := time.Since(w.lastOK) >= every
 		w.hmu.Unlock()
+		if !idle && down {
+			// Writes succeed again: no need to wait for an idle moment's
+			// ping to say so.
+			down = false
+			w.log.Info("InfluxDB answers again", "target", w.String())
+		}
 		if idle {
 			err := w.Ping(ctx)
 			switch {
@@ -720,7 +730,7 @@ func (w *Writer) prober(ctx context.Context) {
 				w.log.Warn("InfluxDB's TLS handshake fails; readings are spooled until influx.tls or influx.url is fixed and fenceline restarted", "target", w.String(), "err", err)
 			case err != nil && !down:
 				down = true
-				w.log.Warn("InfluxDB does not answer; readings are spooled until it does", "target", w.String(), "err", err)
+				w.log.Warn("InfluxDB does not answer; "+w.whileDown(), "target", w.String(), "err", err)
 			case err != nil:
 				w.log.Debug("ping failed", "err", err)
 			case down:
@@ -734,6 +744,18 @@ func (w *Writer) prober(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// whileDown says where readings go while InfluxDB does not answer: to the
+// spool while it takes them, else they wait in the broker (not acked).
+func (w *Writer) whileDown() string {
+	if w.cfg.Spool == nil {
+		return "readings wait in the broker (no spool) until it does"
+	}
+	if err := w.cfg.Spool.Ready(); err != nil {
+		return "readings wait in the broker until it does: the spool cannot take them (" + err.Error() + ")"
+	}
+	return "readings are spooled until it does"
 }
 
 // String describes the target, without credentials.

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/fenceline/fenceline/ingest/spool"
 	"github.com/fenceline/fenceline/internal/model"
 )
 
@@ -693,14 +695,90 @@ func (l logRecords) WithAttrs([]slog.Attr) slog.Handler { return l }
 func (l logRecords) WithGroup(string) slog.Handler      { return l }
 
 // An InfluxDB that does not answer at start is a warning at once, before
-// the first reading finds it out.
+// the first reading finds it out; it says where readings go meanwhile: to
+// the spool only while it takes them.
 func TestUnreachableInfluxDBIsAWarningAtStart(t *testing.T) {
 	noLeaks(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	url := "http://" + ln.Addr().String()
 	require.NoError(t, ln.Close()) // nothing listens there now
-	requireStartWarning(t, Config{URL: url}, "WARN InfluxDB does not answer; readings are spooled until it does", "TLS")
+	for _, tc := range []struct {
+		name  string
+		spool func(t *testing.T) *spool.Spool
+		want  string
+	}{
+		{"spooling", func(t *testing.T) *spool.Spool { return openSpool(t, spool.Options{}) },
+			"WARN InfluxDB does not answer; readings are spooled until it does"},
+		{"a spool that cannot take them", func(t *testing.T) *spool.Spool {
+			sp := openSpool(t, spool.Options{})
+			require.NoError(t, sp.Close())
+			return sp
+		}, "WARN InfluxDB does not answer; readings wait in the broker until it does: the spool cannot take them (spool: closed"},
+		{"no spool", func(*testing.T) *spool.Spool { return nil },
+			"WARN InfluxDB does not answer; readings wait in the broker (no spool) until it does"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			requireStartWarning(t, Config{URL: url, Spool: tc.spool(t)}, tc.want, "TLS")
+		})
+	}
+}
+
+// InfluxDB's return is told as soon as writes succeed again, not only after
+// a moment without writes lets the prober ping it (the spool drained and
+// the health line still said InfluxDB did not answer).
+func TestInfluxDBBackIsToldWhileWritesFlow(t *testing.T) {
+	noLeaks(t)
+	var down atomic.Bool
+	down.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	logs := make(logRecords, 1000)
+	w, err := New(Config{URL: srv.URL, Bucket: "border/autogen", Spool: openSpool(t, spool.Options{})}, slog.New(logs), prometheus.NewRegistry())
+	require.NoError(t, err)
+	w.probeEvery = 20 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- w.Run(ctx) }()
+	defer func() { cancel(); <-ran }()
+
+	waitLog := func(want string) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case m := <-logs:
+				if strings.HasPrefix(m, want) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no log line %q", want)
+			}
+		}
+	}
+	waitLog("WARN InfluxDB does not answer")
+	down.Store(false)
+	// Writes keep flowing: the writer is never idle long enough to ping.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for seq := int64(1); ; seq++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+				_ = w.Write(ctx, detectionBatch(seq, 1), func(error) {})
+			}
+		}
+	}()
+	waitLog("INFO InfluxDB answers again")
 }
 
 // requireStartWarning runs a writer on cfg until it logs a line starting
