@@ -237,12 +237,12 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Writer, erro
 		cfg:        cfg,
 		probeEvery: 10 * time.Second,
 		log:        log.With("component", "influxwriter"),
-		m:        newMetrics(reg),
-		client:   client,
-		svc:      client.HTTPService(),
-		tr:       tr,
-		writeURL: client.HTTPService().ServerAPIURL() + "write?" + q.Encode(),
-		drained:  make(chan struct{}),
+		m:          newMetrics(reg),
+		client:     client,
+		svc:        client.HTTPService(),
+		tr:         tr,
+		writeURL:   client.HTTPService().ServerAPIURL() + "write?" + q.Encode(),
+		drained:    make(chan struct{}),
 	}
 	w.enc.bound = cfg.Tags
 	w.encoders.New = func() any { return new(encodeState) }
