@@ -318,7 +318,10 @@ func (p *Pipeline) takeSeq(device string, seq int64, ok bool, m *mqttsource.Mess
 	p.engineMu.Lock()
 	defer p.engineMu.Unlock()
 	if ok {
-		p.seqs.observe(device, seq, payloadSum(m.Payload), p.m)
+		// Marked rejected: the same message sent again (its dead letter
+		// published again once its cause is mended) is taken then, not
+		// taken for a redelivery of one the rules saw.
+		p.seqs.observe(device, seq, payloadSum(m.Payload)^rejectedSum, p.m)
 	} else {
 		p.seqs.unreadable(device, payloadSum(m.Payload), m.Duplicate)
 	}

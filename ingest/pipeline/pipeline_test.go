@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fenceline/fenceline/ingest/budget"
+	"github.com/fenceline/fenceline/ingest/decode"
 	"github.com/fenceline/fenceline/ingest/devicesig"
 	"github.com/fenceline/fenceline/ingest/influxwriter"
 	"github.com/fenceline/fenceline/ingest/mqttsource"
@@ -829,6 +830,58 @@ func TestDeviceOverBudgetIsDeadLettered(t *testing.T) {
 	f.dead.release(0, nil)
 	require.True(t, *acks[2], "acked once dead-lettered")
 	require.Equal(t, 1.0, testutil.ToFloat64(f.p.m.rejections.WithLabelValues("over_budget")))
+}
+
+// A message rejected whole after its seq was read (over its device's
+// budget, a ts ahead) keeps its seq's place, but is no message the rules
+// saw: published again from its dead letter once its cause is mended (the
+// runbook's procedure), it is evaluated, once, not taken for a redelivery.
+func TestRepublishedDeadLetterIsEvaluated(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		setup  func(f *fixture, now *time.Time)
+		reject func(now time.Time) string // the payload rejected at first
+		mend   func(f *fixture, now *time.Time)
+		reason string
+	}{
+		{"over budget", func(f *fixture, _ *time.Time) {
+			f.p.opts.Budget = budget.New(budget.Limits{MessagesPerSecond: 1, MessageBurst: 1}, prometheus.NewRegistry())
+		}, func(now time.Time) string { return detectionAt(2, now.Add(-2*time.Minute).UnixMilli()) }, // the same ts: no budget earned
+			func(f *fixture, _ *time.Time) { f.p.opts.Budget = nil }, "over_budget"},
+		{"ts ahead", func(*fixture, *time.Time) {},
+			func(now time.Time) string { return detectionAt(2, now.Add(10*time.Minute).UnixMilli()) },
+			func(f *fixture, now *time.Time) { *now = now.Add(15 * time.Minute) }, "future_ts"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			now := time.Now()
+			f.p.opts.Now = func() time.Time { return now }
+			f.p.dec = decode.New(decode.Options{Now: func() time.Time { return now }})
+			tc.setup(f, &now)
+			first, _ := message(topic, detectionAt(1, now.Add(-2*time.Minute).UnixMilli()))
+			f.p.Handle(context.Background(), first)
+			rejected := tc.reject(now)
+			m, _ := message(topic, rejected)
+			f.p.Handle(context.Background(), m)
+			require.Equal(t, 1, f.engine.evaluated)
+			require.Equal(t, 1, f.dead.len())
+			require.Equal(t, tc.reason, f.dead.items[0].(DeadLetter).Reason)
+
+			tc.mend(f, &now)
+			again, _ := message(topic, rejected)
+			f.p.Handle(context.Background(), again)
+			require.Equal(t, 2, f.engine.evaluated, "the dead letter published again is evaluated")
+			require.Equal(t, 2, f.w.len(), "and stored")
+			assert.Zero(t, testutil.ToFloat64(f.p.m.seqDuplicates), "no redelivery")
+			assert.Zero(t, testutil.ToFloat64(f.p.m.seqMissing), "nothing missing")
+
+			// Sent once more, it is a redelivery of the message taken.
+			more, _ := message(topic, rejected)
+			f.p.Handle(context.Background(), more)
+			require.Equal(t, 2, f.engine.evaluated)
+			assert.Equal(t, 1.0, testutil.ToFloat64(f.p.m.seqDuplicates))
+		})
+	}
 }
 
 // A unit that keeps sending what is rejected is one log line a minute with

@@ -30,6 +30,12 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // redelivery (seen before) from a device restart (seq far behind).
 const seqWindow = 256
 
+// rejectedSum marks the checksum a message rejected whole is recorded with
+// at its seq (see Pipeline.takeSeq): it keeps the seq's place (received,
+// not missing) without being the message's checksum, so that the same
+// message sent again is no duplicate of one taken (observeAt).
+const rejectedSum = 0x5eed_dead
+
 // maxSeqJump is the largest forward jump taken for lost messages: a seq
 // further ahead (a unit's counter garbled, or set to 2^53) is a new counter,
 // not billions of messages missing, which would also leave the missing
@@ -339,6 +345,16 @@ func (t *seqTracker) observeAt(device string, seq int64, sum uint32, ts int64, m
 	}
 	if stray, missing := st.strayJump(seq, ts, m); stray > 0 && t.onStray != nil && missing > 0 {
 		t.onStray(device, stray, missing)
+	}
+	if i := seq % seqWindow; seq <= st.max && seq > st.max-seqWindow && st.hasSeq(seq) && st.sums[i] == sum^rejectedSum {
+		// The message rejected whole at this seq (over its device's
+		// budget, a ts ahead), sent again: its dead letter published
+		// again. The rules never saw it: it is taken now.
+		st.sums[i] = sum
+		if h := st.hist; h != nil && h.seqs[i] == seq && h.sums[i] == sum^rejectedSum {
+			h.sums[i] = sum
+		}
+		return false, st.levels[i]
 	}
 	if h := st.hist; h != nil {
 		if l, ok := h.find(seq, sum); ok {
