@@ -503,6 +503,18 @@ func countLines(path string) int {
 	return bytes.Count(data, []byte{'\n'})
 }
 
+// hasControl reports a control character other than JSON's white space:
+// no JSON holds one, and as text each would be written as a six-byte \u
+// escape (a 256 KiB payload of them a 1.5 MB record), base64 takes 4/3.
+func hasControl(p []byte) bool {
+	for _, c := range p {
+		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+			return true
+		}
+	}
+	return false
+}
+
 // line is a record on disk.
 type line struct {
 	Received   string  `json:"received"` // RFC 3339, nanoseconds, UTC
@@ -510,7 +522,7 @@ type line struct {
 	Reason     string  `json:"reason"`
 	Detail     string  `json:"detail,omitempty"`
 	Index      int     `json:"index"`
-	Payload    *string `json:"payload,omitempty"`     // the payload, when it is valid UTF-8
+	Payload    *string `json:"payload,omitempty"`     // the payload, when it is valid UTF-8 without control characters
 	PayloadB64 []byte  `json:"payload_b64,omitempty"` // else its bytes, base64
 }
 
@@ -525,7 +537,7 @@ func appendRecord(buf *bytes.Buffer, rec *Record) {
 		Detail:   rec.Detail,
 		Index:    rec.Index,
 	}
-	if utf8.Valid(rec.Payload) {
+	if utf8.Valid(rec.Payload) && !hasControl(rec.Payload) {
 		p := string(rec.Payload)
 		l.Payload = &p
 	} else {

@@ -84,6 +84,28 @@ func noLeaks(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
 }
 
+// A payload with control characters (no JSON holds one) is kept as base64,
+// 4/3 of its size, not as text whose every control character is a six-byte
+// escape: a 256 KiB payload of them made a 1.5 MB record, past a small
+// store's bound on its own. It reads back byte for byte.
+func TestControlCharactersKeptAsBase64(t *testing.T) {
+	noLeaks(t)
+	dir := t.TempDir()
+	r := open(t, dir, Options{}).start(t)
+	payload := append([]byte(`{"a":`), make([]byte, 3000)...)
+	want := Record{Received: time.Date(2026, 11, 26, 15, 0, 0, 0, time.UTC), Topic: "t", Reason: "malformed_json", Index: -1, Payload: payload}
+	appendWait(t, r.s, want)
+	got := readAll(t, dir, Filter{})
+	require.Len(t, got, 1)
+	assert.Equal(t, payload, got[0].Payload)
+	segs, err := listSegments(dir)
+	require.NoError(t, err)
+	data, err := os.ReadFile(filepath.Join(dir, segs[0].name))
+	require.NoError(t, err)
+	assert.Contains(t, string(data), `"payload_b64":"eyJhIjo`)
+	assert.Less(t, len(data), 4*len(payload)/3+200)
+}
+
 func TestAppendReadBack(t *testing.T) {
 	noLeaks(t)
 	dir := t.TempDir()
