@@ -89,6 +89,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "fenceline: --since and --limit must not be negative")
 		return 2
 	}
+	if err := daemon.CheckDeadLetterReason(reason); err != nil {
+		fmt.Fprintln(stderr, "fenceline:", err) // a bad flag, as the others: 2
+		return 2
+	}
 	var hup chan os.Signal
 	if cmd == "run" {
 		// SIGHUP's default is to end the process: a reload asked for while

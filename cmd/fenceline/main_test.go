@@ -65,6 +65,8 @@ func TestCheck(t *testing.T) {
 		{name: "bad flag", args: []string{"check", "--nope"}, code: 2, problems: []string{"flag provided but not defined"}},
 		{name: "negative since", args: []string{"deadletters", "--since", "-1h"}, code: 2, problems: []string{"--since and --limit must not be negative"}},
 		{name: "negative limit", args: []string{"deadletters", "--limit", "-1"}, code: 2, problems: []string{"--since and --limit must not be negative"}},
+		{name: "unknown reason is a bad flag", args: []string{"deadletters", "--config", "testdata/nope.yaml", "--reason", "bad_imis"}, code: 2,
+			problems: []string{`unknown --reason "bad_imis"; the reasons are`}, absent: []string{"cannot open"}},
 		{name: "a problem of a privacy key is told once", args: []string{"check", "--config", "testdata/privacy-masked.yaml"}, code: 1,
 			problems: []string{`privacy.alert_subjects: must be raw or hashed (got "masked")`}, absent: []string{"want raw or hashed"}},
 		{name: "version", args: []string{"version"}, code: 0, stdout: "fenceline"},

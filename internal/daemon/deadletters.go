@@ -28,12 +28,21 @@ type deadLetterLine struct {
 	PayloadB64 string    `json:"payload_b64,omitempty"`
 }
 
-// PrintDeadLetters writes the dead letters under cfg's storage.dir to w as
-// JSON lines, oldest first, filtered by receive time and reason.
-func PrintDeadLetters(cfg *config.Config, since time.Time, reason string, limit int, w io.Writer) error {
+// CheckDeadLetterReason refuses a --reason no dead letter can have ("" is
+// every reason).
+func CheckDeadLetterReason(reason string) error {
 	if reasons := pipeline.Reasons(); reason != "" && !slices.Contains(reasons, reason) {
 		slices.Sort(reasons)
 		return fmt.Errorf("unknown --reason %q; the reasons are %s", reason, strings.Join(reasons, ", "))
+	}
+	return nil
+}
+
+// PrintDeadLetters writes the dead letters under cfg's storage.dir to w as
+// JSON lines, oldest first, filtered by receive time and reason.
+func PrintDeadLetters(cfg *config.Config, since time.Time, reason string, limit int, w io.Writer) error {
+	if err := CheckDeadLetterReason(reason); err != nil {
+		return err
 	}
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
