@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/fenceline/fenceline/alerts/zone"
 	"github.com/fenceline/fenceline/internal/model"
@@ -292,13 +293,17 @@ func hiddenRune(r rune) bool { return r != ' ' && !unicode.IsPrint(r) || invisib
 
 // statusText is a status report's text field (power, fw) as a summary
 // quotes it: bare only when it is one word of letters, digits and . - _ +
-// / : (solar, mains, 2.3.1), quoted as deviceText quotes otherwise, so that
-// a unit's "mains. Tamper cleared" does not read as fenceline's words.
+// / : between them (solar, mains, 2.3.1), quoted as deviceText quotes
+// otherwise, so that a unit's "mains. Tamper cleared" (or "mains.") does
+// not read as fenceline's words.
 func statusText(s string) string {
 	word := func(r rune) bool {
 		return (unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune(".-_+/:", r)) && !hiddenRune(r)
 	}
-	if s != "" && !strings.ContainsFunc(s, func(r rune) bool { return !word(r) }) {
+	alnum := func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
+	first, _ := utf8.DecodeRuneInString(s)
+	last, _ := utf8.DecodeLastRuneInString(s)
+	if s != "" && alnum(first) && alnum(last) && !strings.ContainsFunc(s, func(r rune) bool { return !word(r) }) {
 		return s
 	}
 	return quotedText(s)

@@ -1967,6 +1967,7 @@ rules:
 		{"电池 供电", `power "电池 供电",`},
 		{"电池", "power 电池,"},
 		{"mains. Tamper cleared", `power "mains. Tamper cleared",`},
+		{"mains.", `power "mains.",`},
 		{"mains, tamper false", `power "mains, tamper false",`},
 	} {
 		got := only(e.eval(e.status("F-1", at(13, 2*i), model.Status{Tamper: model.SomeBool(true), Power: tc.power, FW: "1.0"})), "unit-tamper")

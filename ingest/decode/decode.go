@@ -395,6 +395,9 @@ func echoTopic(t string) string {
 // for refused payloads only.
 func malformed(payload []byte) string {
 	n := strconv.Itoa(len(payload)) + " bytes"
+	if bytes.HasPrefix(payload, []byte{0xff, 0xfe}) || bytes.HasPrefix(payload, []byte{0xfe, 0xff}) {
+		return "payload (" + n + ") starts with a UTF-16 byte-order mark: JSON is sent as UTF-8 (RFC 8259, section 8.1)"
+	}
 	if !utf8.Valid(payload) {
 		i := 0 // the first byte of no character
 		for i < len(payload) {
@@ -404,7 +407,7 @@ func malformed(payload []byte) string {
 			}
 			i += size
 		}
-		return "payload (" + n + ") is not valid UTF-8: the byte at offset " + strconv.Itoa(i) + " begins no UTF-8 character"
+		return "payload (" + n + ") is not valid UTF-8: from byte offset " + strconv.Itoa(i) + " (a byte of no UTF-8 character, or a character cut short)"
 	}
 	if bytes.HasPrefix(payload, []byte("\xef\xbb\xbf")) {
 		return "payload (" + n + ") starts with a UTF-8 byte-order mark (EF BB BF), which JSON does not allow (RFC 8259, section 8.1)"

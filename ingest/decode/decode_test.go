@@ -325,7 +325,7 @@ func TestDecodeMalformedSaysWhy(t *testing.T) {
 	for _, tc := range []struct{ name, payload, detail string }{
 		{"cut short", `{"v":1,`, "payload (7 bytes) is not valid JSON: it ends before its value does (cut short?)"},
 		{"empty", ``, "payload (0 bytes) is not valid JSON: it ends before its value does (cut short?)"},
-		{"invalid UTF-8", "{\"v\":1,\"x\":\"\xff\"}", "payload (15 bytes) is not valid UTF-8: the byte at offset 12 begins no UTF-8 character"},
+		{"invalid UTF-8", "{\"v\":1,\"x\":\"\xff\"}", "payload (15 bytes) is not valid UTF-8: from byte offset 12 (a byte of no UTF-8 character, or a character cut short)"}, {"UTF-16", "\xff\xfe{\x00}\x00", "starts with a UTF-16 byte-order mark: JSON is sent as UTF-8"},
 		{"byte-order mark", "\xef\xbb\xbf" + detMsg(`{"imsi":"460001234567890"}`), "starts with a UTF-8 byte-order mark (EF BB BF), which JSON does not allow (RFC 8259, section 8.1)"},
 		{"too deep", `{"v":1,"x":` + strings.Repeat("[", 65) + strings.Repeat("]", 65) + `}`, "payload (142 bytes) nests arrays and objects more than 64 deep"},
 		{"NaN", `{"a":NaN}`, "payload (9 bytes) is not valid JSON: invalid character 'N' looking for beginning of value, at byte offset 5"},

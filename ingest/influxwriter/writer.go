@@ -727,7 +727,7 @@ func (w *Writer) prober(ctx context.Context) {
 			case ctx.Err() != nil:
 			case err != nil && !down && noAnswerClass(err) == classTLS:
 				down = true
-				w.log.Warn("InfluxDB's TLS handshake fails; readings are spooled until influx.tls or influx.url is fixed and fenceline restarted", "target", w.String(), "err", err)
+				w.log.Warn("InfluxDB's TLS handshake fails (influx.tls or influx.url is wrong: mend it and restart fenceline); "+w.whileDown(), "target", w.String(), "err", err)
 			case err != nil && !down:
 				down = true
 				w.log.Warn("InfluxDB does not answer; "+w.whileDown(), "target", w.String(), "err", err)

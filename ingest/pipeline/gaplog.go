@@ -55,14 +55,18 @@ func (p *Pipeline) noteGap(device string, missing, from, to int64) {
 // (seqTracker.onRecovered). Not told yet, it is taken back; told, it is
 // told as arrived late.
 func (p *Pipeline) noteArrived(device string, seq int64) {
-	g := p.gapLogs[device]
+	g := p.gapLogOf(device)
 	switch {
-	case g == nil:
 	case g.told > 0 && seq < g.toldTo:
 		g.told-- // told with the others that come by the next tick
 		g.arrived++
 	case g.missing > 0:
 		g.missing--
+	default:
+		// Counted missing before fenceline restarted (the saved counters
+		// say so), and told then: its gap was told at the stop at the
+		// latest.
+		g.arrived++
 	}
 }
 
@@ -92,7 +96,8 @@ func (p *Pipeline) logGap(device string, g *gapLog, now time.Time) {
 		g.warned, g.missing, g.gaps = now, 0, 0
 	}
 	if g.arrived > 0 && now.Sub(g.arrivedTold) >= time.Minute {
-		p.log.Info("messages told missing from a device arrived late: not lost", "device", device, "arrived", g.arrived, "still_missing", g.told)
+		p.log.Info("messages told missing from a device arrived late: not lost", "device", device, "arrived", g.arrived,
+			"still_missing", g.told) // of those told since fenceline started
 		g.arrivedTold, g.arrived = now, 0
 	}
 }

@@ -1463,12 +1463,25 @@ func TestMissingMessagesNameTheDevice(t *testing.T) {
 	f.p.logUnlogged(now)
 	assert.NotContains(t, log.String(), missingLine, "a stray is no gap")
 
+	// fenceline restarts: its log of gaps is gone, the counters (saved)
+	// still count 15 missing. When it comes, it is told as arrived.
+	send(14, 16)
+	now = now.Add(time.Minute)
+	f.p.logUnlogged(now)
+	clear(f.p.gapLogs)
+	log.Reset()
+	m, _ := message(topic, detectionAt(15, base+int64(at)*1000-500))
+	f.p.Handle(context.Background(), m)
+	now = now.Add(time.Minute)
+	f.p.logUnlogged(now)
+	assert.Contains(t, log.String(), `msg="messages told missing from a device arrived late: not lost" device=F-1 arrived=1 still_missing=0`)
+
 	send(400_000) // a stray whose next message comes after it was told
 	now = now.Add(time.Minute)
 	f.p.logUnlogged(now)
-	assert.Contains(t, log.String(), `device=F-1 missing=399986 gaps=1 from_seq=13 to_seq=400000`)
-	send(14)
-	assert.Contains(t, log.String(), `device=F-1 stray_seq=400000 not_missing=399986`)
+	assert.Contains(t, log.String(), `device=F-1 missing=399983 gaps=1 from_seq=16 to_seq=400000`)
+	send(17)
+	assert.Contains(t, log.String(), `device=F-1 stray_seq=400000 not_missing=399983`)
 }
 
 // The seq counters' snapshot is a copy: the pipeline goes on (a unit's
