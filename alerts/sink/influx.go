@@ -54,6 +54,49 @@ func (s *Influx) Deliver(ctx context.Context, a *model.Alert) error {
 	}
 }
 
+// DeliverBatch hands every alert to the writer at once, so that they share
+// its batches (one flush for a burst, not one each), and waits for them in
+// order: it returns how many from the first are stored, and why the next is
+// not. Alerts after it may be stored too; delivered again, each rewrites
+// its own point.
+func (s *Influx) DeliverBatch(ctx context.Context, alerts []*model.Alert) (int, error) {
+	res := make([]chan error, len(alerts))
+	for i, a := range alerts {
+		ch := make(chan error, 1)
+		res[i] = ch
+		if err := s.w.WriteAlert(ctx, a, func(err error) {
+			select {
+			case ch <- err:
+			default:
+			}
+		}); err != nil {
+			res = res[:i]
+			for j := range res {
+				if err := s.wait(ctx, alerts[j], res[j]); err != nil {
+					return j, err
+				}
+			}
+			return i, s.classify(a, err)
+		}
+	}
+	for i := range res {
+		if err := s.wait(ctx, alerts[i], res[i]); err != nil {
+			return i, err
+		}
+	}
+	return len(alerts), nil
+}
+
+// wait waits for the writer's done of alert a.
+func (s *Influx) wait(ctx context.Context, a *model.Alert, res <-chan error) error {
+	select {
+	case err := <-res:
+		return s.classify(a, err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func (s *Influx) classify(a *model.Alert, err error) error {
 	if err == nil {
 		return nil

@@ -126,18 +126,62 @@ func TestIntegrationInfluxSinkPermanentRefusal(t *testing.T) {
 	require.NoError(t, s.Deliver(ctx, &cur))
 }
 
+// A burst of alerts shares the writer's batches: delivered together, 50
+// alerts are one write, stored at once even with a flush interval of an
+// hour (one by one, each waited for a flush: about 700 alerts a second
+// where a flood of them outran InfluxDB's pace). A refusal stops the batch
+// at the alert refused.
+func TestIntegrationInfluxSinkDeliversABatchInOneWrite(t *testing.T) {
+	in := testenv.Influx(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := prometheus.NewRegistry()
+	w, err := influxwriter.New(influxwriter.Config{URL: in.URL(), Bucket: "border/autogen", FlushInterval: time.Hour, BatchSize: 50}, log, reg)
+	require.NoError(t, err)
+	runCtx, stop := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- w.Run(runCtx) }()
+	defer func() {
+		require.NoError(t, w.Close(ctx))
+		stop()
+		<-ran
+	}()
+
+	var alerts []*model.Alert
+	for i := range 50 {
+		a := testAlert(fmt.Sprintf("burst-%02d", i), model.StateFiring)
+		alerts = append(alerts, a)
+	}
+	n, err := NewInflux(w).DeliverBatch(ctx, alerts)
+	require.NoError(t, err)
+	require.Equal(t, 50, n)
+	res, err := in.Query(ctx, `SELECT count("summary") FROM "alert"`)
+	require.NoError(t, err)
+	require.Len(t, res, 1)
+	require.Equal(t, "50", fmt.Sprint(res[0].Values[0][1]), "every alert stored, each its own point")
+
+	// The writer closed: the batch stops at its first alert.
+	require.NoError(t, w.Close(ctx))
+	n, err = NewInflux(w).DeliverBatch(ctx, alerts[:3])
+	require.Error(t, err)
+	require.Zero(t, n)
+}
+
 // ackLost stores an alert through the Influx sink and then, for the alerts
 // it names, fails as if fenceline had crashed before the delivery was
 // recorded: the outbox keeps them pending and writes them again after a
 // restart.
 type ackLost struct {
-	*Influx
+	in     *Influx // not embedded: the outbox must call Deliver, not its DeliverBatch
 	lose   map[string]bool
 	stored chan string
 }
 
+func (s *ackLost) Name() string { return s.in.Name() }
+
 func (s *ackLost) Deliver(ctx context.Context, a *model.Alert) error {
-	if err := s.Influx.Deliver(ctx, a); err != nil {
+	if err := s.in.Deliver(ctx, a); err != nil {
 		return err
 	}
 	s.stored <- a.ID
@@ -215,7 +259,7 @@ func TestIntegrationAlertPointsAcrossRestart(t *testing.T) {
 	// Before the restart both are stored; b's delivery is not recorded.
 	w, stopWriter := startWriter()
 	stored := make(chan string, 1000)
-	runOutbox(&ackLost{Influx: NewInflux(w), lose: map[string]bool{b.ID: true}, stored: stored}, stored, 2, *a, *b)
+	runOutbox(&ackLost{in: NewInflux(w), lose: map[string]bool{b.ID: true}, stored: stored}, stored, 2, *a, *b)
 	stopWriter()
 	ids := func() []string {
 		series, err := in.Query(ctx, `SELECT id FROM alert ORDER BY time`)
@@ -236,7 +280,7 @@ func TestIntegrationAlertPointsAcrossRestart(t *testing.T) {
 	// After it, b is written again by a new writer.
 	w, stopWriter = startWriter()
 	stored = make(chan string, 1000)
-	runOutbox(&ackLost{Influx: NewInflux(w), stored: stored}, stored, 1)
+	runOutbox(&ackLost{in: NewInflux(w), stored: stored}, stored, 1)
 	stopWriter()
 	require.Equal(t, want, ids(), "b written again is its own point, and a's is still there")
 }
