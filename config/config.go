@@ -213,6 +213,9 @@ type Alerts struct {
 	LateAfter Duration `yaml:"late_after"`
 	// EvaluateEvery is the tick of time-driven rules (silence, dwell).
 	EvaluateEvery Duration `yaml:"evaluate_every"`
+	// MaxPending is how many alerts may wait for delivery before intake
+	// waits for the sinks (the broker holding the backlog).
+	MaxPending int `yaml:"max_pending"`
 	// TopicPrefix is the first level of alert topics:
 	// {topic_prefix}/{site}/alerts/{rule}.
 	TopicPrefix string `yaml:"topic_prefix"`
@@ -266,6 +269,7 @@ func Default() Config {
 			NearestPatrols: 3,
 			LateAfter:      Duration(5 * time.Minute),
 			EvaluateEvery:  Duration(10 * time.Second),
+			MaxPending:     100000,
 			TopicPrefix:    "border",
 			Timezone:       "Asia/Shanghai",
 		},

@@ -493,6 +493,9 @@ func (a *Alerts) validate() Problems {
 	if a.EvaluateEvery.D() <= 0 {
 		ps.Add("", "alerts.evaluate_every", "must be positive")
 	}
+	if a.MaxPending < 1000 || a.MaxPending > 10_000_000 {
+		ps.Add("", "alerts.max_pending", "must be 1000-10000000 (each alert waiting for delivery takes a few KiB of memory)")
+	}
 	if _, err := time.LoadLocation(a.Timezone); err != nil {
 		ps.Add("", "alerts.timezone", "unknown time zone %q", a.Timezone)
 	} else if a.Timezone == "" {

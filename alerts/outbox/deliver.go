@@ -246,6 +246,7 @@ func (o *Outbox) finish(l *lane, e *entry, drop bool) {
 		if e.key.id != "" {
 			delete(o.byKey, e.key)
 		}
+		o.makeRoom()
 	}
 	if o.closing {
 		return // Close was called before Run returned; see Close

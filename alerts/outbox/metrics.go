@@ -22,6 +22,7 @@ type metrics struct {
 	corrupt      prometheus.Counter
 	logBytes     prometheus.Gauge
 	removedSinks prometheus.Counter
+	full         prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -81,6 +82,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		removedSinks: f.NewCounter(prometheus.CounterOpts{
 			Namespace: "fenceline", Subsystem: "outbox", Name: "removed_sink_deliveries_dropped_total",
 			Help: "Pending deliveries dropped on open because their sink is no longer configured.",
+		}),
+		full: f.NewGauge(prometheus.GaugeOpts{
+			Namespace: "fenceline", Subsystem: "outbox", Name: "full",
+			Help: "1 while intake waits for the outbox: alerts.max_pending alerts wait for delivery.",
 		}),
 	}
 }

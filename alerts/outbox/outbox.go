@@ -73,6 +73,10 @@ type Options struct {
 	// CompactMinBytes is the least growth of the log that triggers a
 	// rewrite (default 4 MiB); see the package doc.
 	CompactMinBytes int64
+	// MaxPending is how many alerts may wait for delivery (accepted, not
+	// yet delivered to every sink) before WaitRoom makes intake wait
+	// (default 100000): each costs memory until it is delivered.
+	MaxPending int
 	// ShownID is the id an alert's receivers know it by, for the log: with
 	// privacy on, the sinks send a keyed id, not the engine's (default:
 	// the alert's own).
@@ -91,6 +95,7 @@ const (
 	defaultMinBackoff      = 250 * time.Millisecond
 	defaultDedupeWindow    = 100000
 	defaultCompactMinBytes = 4 << 20
+	defaultMaxPending      = 100000
 
 	logName  = "outbox.log"
 	tmpName  = "outbox.log.tmp"
@@ -121,6 +126,9 @@ func (o *Options) applyDefaults() {
 	}
 	if o.CompactMinBytes <= 0 {
 		o.CompactMinBytes = defaultCompactMinBytes
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = defaultMaxPending
 	}
 	if o.sync == nil {
 		o.sync = (*os.File).Sync
@@ -154,6 +162,9 @@ type Outbox struct {
 	closing bool
 	entries map[uint64]*entry // pending alerts by seq
 	byKey   map[key]*entry    // pending alerts by id+state
+	// room, while intake waits for it (WaitRoom), is closed once fewer
+	// than roomAt alerts are pending.
+	room chan struct{}
 
 	// startLane starts the delivery goroutine of a lane; nil while Run is
 	// not delivering. Guarded by mu.
@@ -364,6 +375,51 @@ func (o *Outbox) Append(alerts []model.Alert, done func(error)) {
 	o.mu.Unlock()
 }
 
+// WaitRoom returns once fewer than Options.MaxPending alerts wait for
+// delivery, or ctx ends (its error). The pipeline calls it before taking
+// each message: a flood of alerts that the sinks cannot take as fast as
+// the rules raise them (a rule matching every phone) makes intake wait,
+// the broker holding the backlog as it does for a full spool, rather than
+// the queue growing in memory until the process is killed. Intake goes on
+// once the queue is down to nine tenths of the bound.
+func (o *Outbox) WaitRoom(ctx context.Context) error {
+	o.mu.Lock()
+	if len(o.entries) < o.opts.MaxPending || o.closing {
+		o.mu.Unlock()
+		return nil
+	}
+	if o.room == nil {
+		o.room = make(chan struct{})
+		o.m.full.Set(1)
+		o.log.Warn("alert outbox full: intake waits until the sinks take alerts (the broker holds the backlog)",
+			"pending", len(o.entries), "max_pending", o.opts.MaxPending)
+	}
+	room := o.room
+	o.mu.Unlock()
+	select {
+	case <-room:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// roomAt is how few pending alerts end a wait for room.
+func (o *Outbox) roomAt() int { return o.opts.MaxPending * 9 / 10 }
+
+// makeRoom ends a wait for room if the queue is down to roomAt, or the
+// outbox closing. Called with mu held.
+func (o *Outbox) makeRoom() {
+	if o.room != nil && (len(o.entries) <= o.roomAt() || o.closing) {
+		close(o.room)
+		o.room = nil
+		o.m.full.Set(0)
+		if !o.closing {
+			o.log.Info("alert outbox has room again: intake goes on", "pending", len(o.entries))
+		}
+	}
+}
+
 // Pending returns how many accepted alerts the named sink has yet to take,
 // over all sites.
 func (o *Outbox) Pending(sink string) int {
@@ -389,6 +445,7 @@ func (o *Outbox) Close() error {
 	o.closing = true
 	close(o.closed)
 	o.cond.Broadcast()
+	o.makeRoom() // an Append after Close fails at once: no wait for room
 	o.mu.Unlock()
 	<-o.commitDone
 

@@ -978,3 +978,59 @@ func TestLogNamesAlertsByTheirShownID(t *testing.T) {
 	assert.Contains(t, out, "id=keyed-a-001", "the retried alert")
 	assert.NotContains(t, out, "id=a-00")
 }
+
+// At Options.MaxPending alerts waiting for delivery, WaitRoom waits (the
+// pipeline calls it before each message: intake stops, the broker holds
+// the backlog) until the sinks have taken the queue down to nine tenths;
+// fenceline_outbox_full says so meanwhile. Close ends a wait.
+func TestWaitRoomAtMaxPending(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	s := newFakeSink("mqtt")
+	s.fail = func(*model.Alert, int) error {
+		if down.Load() {
+			return errors.New("broker down")
+		}
+		return nil
+	}
+	opts := fastOpts()
+	opts.MaxPending = 10
+	o := openT(t, t.TempDir(), []Sink{s}, opts)
+	defer o.Close()
+	run(t, o)
+
+	require.NoError(t, appendWait(t, o, alerts("a", 9)...))
+	require.NoError(t, o.WaitRoom(context.Background()), "below the bound: at once")
+	require.NoError(t, appendWait(t, o, alerts("b", 1)...))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, o.WaitRoom(ctx), context.DeadlineExceeded, "at the bound: waits")
+	assert.Equal(t, 1.0, testutil.ToFloat64(o.m.full))
+
+	waited := make(chan error, 1)
+	go func() { waited <- o.WaitRoom(context.Background()) }()
+	down.Store(false)
+	s.next(t, 1)
+	select {
+	case err := <-waited:
+		require.NoError(t, err)
+	case <-time.After(waitFor):
+		t.Fatal("WaitRoom did not return once the sink took alerts")
+	}
+	assert.Zero(t, testutil.ToFloat64(o.m.full))
+
+	// Full again, then closed: the wait ends.
+	s.next(t, 9) // the rest of the first ten
+	down.Store(true)
+	require.NoError(t, appendWait(t, o, alerts("c", 10)...))
+	go func() { waited <- o.WaitRoom(context.Background()) }()
+	require.Eventually(t, func() bool { return testutil.ToFloat64(o.m.full) == 1 }, waitFor, time.Millisecond)
+	require.NoError(t, o.Close())
+	select {
+	case err := <-waited:
+		require.NoError(t, err)
+	case <-time.After(waitFor):
+		t.Fatal("WaitRoom did not return at Close")
+	}
+}

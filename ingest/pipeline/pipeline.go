@@ -96,6 +96,12 @@ type Outbox interface {
 	Append(alerts []model.Alert, done func(error))
 }
 
+// roomWaiter is an Outbox with a bound: WaitRoom returns once it can take
+// more alerts (see outbox.Outbox.WaitRoom), or ctx ends.
+type roomWaiter interface {
+	WaitRoom(ctx context.Context) error
+}
+
 // Options are the pipeline's settings.
 type Options struct {
 	Decode   decode.Options
@@ -334,6 +340,11 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 		p.m.retainedIgnored.Inc()
 		m.Ack()
 		return
+	}
+	if w, ok := p.outbox.(roomWaiter); ok {
+		if err := w.WaitRoom(ctx); err != nil {
+			return // stopping: not acked, the broker delivers it again
+		}
 	}
 	t := newAckToken(p, m) // holds this function's own reference, released at the end
 	defer t.done(nil)

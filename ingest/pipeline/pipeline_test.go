@@ -884,6 +884,66 @@ func TestRepublishedDeadLetterIsEvaluated(t *testing.T) {
 	}
 }
 
+// fullOutbox is an Outbox at its bound: WaitRoom waits until room is
+// closed, or ctx ends.
+type fullOutbox struct {
+	fakeOutbox
+	waiting chan struct{}
+	room    chan struct{}
+}
+
+// waited waits for a Handle to wait for room.
+func (o *fullOutbox) waited(t *testing.T) {
+	t.Helper()
+	select {
+	case <-o.waiting:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the message did not wait for room in the outbox")
+	}
+}
+
+func (o *fullOutbox) WaitRoom(ctx context.Context) error {
+	o.waiting <- struct{}{}
+	select {
+	case <-o.room:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// A message waits for room in the outbox before anything of it is done
+// (a flood of alerts the sinks cannot take stops intake, rather than
+// growing the queue in memory); stopping while it waits leaves it unacked,
+// for the broker to deliver again.
+func TestHandleWaitsForRoomInTheOutbox(t *testing.T) {
+	f := newFixture(t)
+	o := &fullOutbox{waiting: make(chan struct{}, 1), room: make(chan struct{})}
+	f.p.outbox = o
+	m, _ := message(topic, detections(1, `{"imsi":"460001234567890"}`))
+	handled := make(chan struct{})
+	go func() { f.p.Handle(context.Background(), m); close(handled) }()
+	o.waited(t)
+	require.Zero(t, f.engine.evaluated, "not evaluated while the outbox is full")
+	require.Zero(t, f.w.len(), "nor written")
+	close(o.room)
+	<-handled
+	require.Equal(t, 1, f.engine.evaluated)
+	require.Equal(t, 1, f.w.len())
+
+	// Stopping while it waits: nothing done, nothing acked.
+	o.room = make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	m2, acked2 := message(topic, detections(2, `{"imsi":"460001234567890"}`))
+	handled = make(chan struct{})
+	go func() { f.p.Handle(ctx, m2); close(handled) }()
+	o.waited(t)
+	cancel()
+	<-handled
+	require.Equal(t, 1, f.engine.evaluated)
+	require.False(t, *acked2)
+}
+
 // A unit that keeps sending what is rejected is one log line a minute with
 // the count of those not logged, not ten a second; other topics and
 // reasons are logged on their own.

@@ -230,7 +230,7 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry, saveE
 	}
 	warnPlaintextWebhooks(cfg, log)
 	sinks := d.sec.wrapSinks(sink.NewInflux(d.writer), sent...)
-	d.outbox, err = outbox.Open(outboxDir, sinks, outbox.Options{ShownID: d.sec.alertID}, log, reg)
+	d.outbox, err = outbox.Open(outboxDir, sinks, outbox.Options{ShownID: d.sec.alertID, MaxPending: cfg.Alerts.MaxPending}, log, reg)
 	if err != nil {
 		return nil, fmt.Errorf("storage.dir outbox: %w", err)
 	}
