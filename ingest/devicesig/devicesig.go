@@ -301,6 +301,9 @@ type Verifier struct {
 type devState struct {
 	max   int64
 	slots [Window]slot
+	// last is the message Check last took as Valid, for Owe.
+	lastSeq int64
+	lastTag [8]byte
 }
 
 type slot struct {
@@ -312,7 +315,21 @@ type slot struct {
 type ackedSeq struct {
 	Seq int64  `json:"seq"`
 	Key string `json:"key"` // fingerprint of the key it was accepted under
+	// Owed are validly signed messages the pipeline rejected whole after
+	// their check (over their device's budget): each may be accepted once
+	// more, its dead letter published again (see Owe).
+	Owed []owedSeq `json:"owed,omitempty"`
 }
+
+// owedSeq is a message owed acceptance: its seq and signature's first bytes.
+type owedSeq struct {
+	Seq int64  `json:"seq"`
+	Tag string `json:"tag"` // hex
+}
+
+// maxOwed bounds a device's owed messages; past it the oldest go (their
+// copies are then refused as replayed).
+const maxOwed = 4096
 
 // New returns a Verifier. With required, every message must be signed by a
 // device in keys; otherwise only the devices in keys must sign.
@@ -392,11 +409,18 @@ func (v *Verifier) check(topic string, payload []byte, device string, seq int64)
 		}
 		v.devs[device] = st
 	}
+	st.lastSeq, st.lastTag = -1, tag
+	if v.takeOwed(device, seq, tag) {
+		st.lastSeq = seq
+		st.slots[seq%Window] = slot{seq: seq, tag: tag, used: true}
+		return Result{Outcome: Valid}
+	}
 	if seq > st.max {
 		// Slots of older seqs are overwritten as seqs advance; one that
 		// survives still names exactly one accepted message (by seq and
 		// tag), so it needs no clearing.
 		st.max = seq
+		st.lastSeq = seq
 		st.slots[seq%Window] = slot{seq: seq, tag: tag, used: true}
 		return Result{Outcome: Valid}
 	}
@@ -412,6 +436,56 @@ func (v *Verifier) check(topic string, payload []byte, device string, seq int64)
 			" of device " + device + " (a device that restarts its counter needs a new key)"}
 }
 
+// Owe records that device's message of seq, which Check has just taken as
+// Valid, was then rejected whole (over the device's budget): the same
+// message, published again from its dead letter, is accepted once, not
+// refused as a replay, also after a restart (it is saved with the marks).
+func (v *Verifier) Owe(device string, seq int64) {
+	st := v.devs[device]
+	if st == nil || st.lastSeq != seq {
+		return
+	}
+	key, ok := v.keys[device]
+	if !ok {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	a := v.acked[device]
+	if fp := fingerprint(key); a.Key != fp {
+		a = ackedSeq{Seq: -1, Key: fp}
+	}
+	if len(a.Owed) >= maxOwed {
+		a.Owed = a.Owed[1:]
+	}
+	a.Owed = append(a.Owed, owedSeq{Seq: seq, Tag: hex.EncodeToString(st.lastTag[:])})
+	v.acked[device] = a
+	// The slot would take the copy for a redelivery of an accepted one.
+	if sl := &st.slots[seq%Window]; sl.used && sl.seq == seq {
+		*sl = slot{}
+	}
+}
+
+// takeOwed reports whether device's message of seq and tag was owed, and
+// if so takes it off the list.
+func (v *Verifier) takeOwed(device string, seq int64, tag [8]byte) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	a, ok := v.acked[device]
+	if !ok || len(a.Owed) == 0 || a.Key != fingerprint(v.keys[device]) {
+		return false
+	}
+	want := hex.EncodeToString(tag[:])
+	for i, o := range a.Owed {
+		if o.Seq == seq && o.Tag == want {
+			a.Owed = append(a.Owed[:i:i], a.Owed[i+1:]...)
+			v.acked[device] = a
+			return true
+		}
+	}
+	return false
+}
+
 // Acked records that the message of device with seq, accepted by Check as
 // Valid or Duplicate, was acknowledged: the persisted high-water mark.
 func (v *Verifier) Acked(device string, seq int64) {
@@ -422,8 +496,12 @@ func (v *Verifier) Acked(device string, seq int64) {
 		return
 	}
 	fp := fingerprint(key)
-	if a, ok := v.acked[device]; !ok || a.Key != fp || seq > a.Seq {
+	switch a, ok := v.acked[device]; {
+	case !ok || a.Key != fp:
 		v.acked[device] = ackedSeq{Seq: seq, Key: fp}
+	case seq > a.Seq:
+		a.Seq = seq
+		v.acked[device] = a
 	}
 }
 

@@ -228,6 +228,50 @@ func TestStateSurvivesRestart(t *testing.T) {
 	require.Error(t, after.UnmarshalState([]byte(`nope`)))
 }
 
+// A validly signed message the pipeline rejected whole after its check
+// (over its device's budget) is owed: its copy, published again from its
+// dead letter, is accepted once — also after a restart, and after later
+// messages moved the device's seq on — counted valid, not a duplicate; a
+// second copy, or a copy with another signature, is a replay.
+func TestOwedMessageAcceptedOnce(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	v := New(Keys{"F-AOL-01": key}, true, reg)
+	for seq := 1; seq <= 3; seq++ {
+		require.Equal(t, Valid, v.Check(topic, Sign(key, topic, body(seq)), "F-AOL-01", int64(seq)).Outcome)
+		v.Acked("F-AOL-01", int64(seq))
+	}
+	require.Equal(t, Valid, v.Check(topic, Sign(key, topic, body(4)), "F-AOL-01", 4).Outcome)
+	v.Owe("F-AOL-01", 4) // over budget: dead-lettered, then acked
+	v.Acked("F-AOL-01", 4)
+	for seq := 5; seq <= 6; seq++ { // the device goes on
+		require.Equal(t, Valid, v.Check(topic, Sign(key, topic, body(seq)), "F-AOL-01", int64(seq)).Outcome)
+		v.Acked("F-AOL-01", int64(seq))
+	}
+	data, err := v.MarshalState()
+	require.NoError(t, err)
+
+	after := New(Keys{"F-AOL-01": key}, true, prometheus.NewRegistry())
+	require.NoError(t, after.UnmarshalState(data))
+	other := Sign(key, topic, []byte(`{"v":1,"seq":4,"ts":1,"other":true}`))
+	require.Equal(t, Replayed, after.Check(topic, other, "F-AOL-01", 4).Outcome, "another message at the owed seq")
+	require.Equal(t, Valid, after.Check(topic, Sign(key, topic, body(4)), "F-AOL-01", 4).Outcome, "the owed message, once")
+	after.Acked("F-AOL-01", 4)
+	require.Equal(t, Duplicate, after.Check(topic, Sign(key, topic, body(4)), "F-AOL-01", 4).Outcome, "its redelivery")
+	again := New(Keys{"F-AOL-01": key}, true, prometheus.NewRegistry())
+	data, err = after.MarshalState()
+	require.NoError(t, err)
+	require.NoError(t, again.UnmarshalState(data))
+	require.Equal(t, Replayed, again.Check(topic, Sign(key, topic, body(4)), "F-AOL-01", 4).Outcome, "owed once only")
+	require.Equal(t, Valid, again.Check(topic, Sign(key, topic, body(7)), "F-AOL-01", 7).Outcome, "the high-water mark was kept")
+
+	// Within one run too (no restart): the copy is valid, not a duplicate.
+	v.Owe("F-AOL-01", 6) // not the message just checked: nothing owed
+	require.Equal(t, Valid, v.Check(topic, Sign(key, topic, body(7)), "F-AOL-01", 7).Outcome)
+	v.Owe("F-AOL-01", 7)
+	require.Equal(t, Valid, v.Check(topic, Sign(key, topic, body(7)), "F-AOL-01", 7).Outcome)
+	require.Equal(t, Duplicate, v.Check(topic, Sign(key, topic, body(7)), "F-AOL-01", 7).Outcome)
+}
+
 // A copy of an accepted message (the broker's retained copy) has its
 // signature checked, not its seq: valid, it is a duplicate; forged, it is
 // refused as any message is.

@@ -23,6 +23,9 @@ type gapLog struct {
 	told, toldTo int64
 	arrived      int64
 	arrivedTold  time.Time
+	// before: some arrived were counted missing before fenceline
+	// restarted, so how many are still missing is not known.
+	before bool
 }
 
 // gapGrace is how long a gap stays open before it is told.
@@ -67,6 +70,7 @@ func (p *Pipeline) noteArrived(device string, seq int64) {
 		// say so), and told then: its gap was told at the stop at the
 		// latest.
 		g.arrived++
+		g.before = true
 	}
 }
 
@@ -96,8 +100,11 @@ func (p *Pipeline) logGap(device string, g *gapLog, now time.Time) {
 		g.warned, g.missing, g.gaps = now, 0, 0
 	}
 	if g.arrived > 0 && now.Sub(g.arrivedTold) >= time.Minute {
-		p.log.Info("messages told missing from a device arrived late: not lost", "device", device, "arrived", g.arrived,
-			"still_missing", g.told) // of those told since fenceline started
+		attrs := []any{"device", device, "arrived", g.arrived}
+		if !g.before {
+			attrs = append(attrs, "still_missing", g.told)
+		}
+		p.log.Info("messages told missing from a device arrived late: not lost", attrs...)
 		g.arrivedTold, g.arrived = now, 0
 	}
 }

@@ -327,7 +327,7 @@ func (p *Pipeline) takeSeq(device string, seq int64, ok bool, m *mqttsource.Mess
 		// Marked rejected: the same message sent again (its dead letter
 		// published again once its cause is mended) is taken then, not
 		// taken for a redelivery of one the rules saw.
-		p.seqs.observe(device, seq, payloadSum(m.Payload)^rejectedSum, p.m)
+		p.seqs.observeRejected(device, seq, payloadSum(m.Payload), p.m)
 	} else {
 		p.seqs.unreadable(device, payloadSum(m.Payload), m.Duplicate)
 	}
@@ -373,6 +373,11 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 	}
 	if p.opts.Budget != nil && !p.opts.Budget.Allow(b.Device.ID, b.Len(), b.Time, p.opts.Now()) {
 		p.takeSeq(b.Device.ID, b.Seq, true, m) // received, not lost
+		if t.sigDevice != "" {
+			// Its signature was checked: its copy published again is owed
+			// acceptance, not a replay.
+			p.opts.Signatures.Owe(b.Device.ID, b.Seq)
+		}
 		// Dead-lettered with its payload, not dropped: an operator can
 		// publish it again (docs/runbook.md).
 		p.reject(t, m, b, []decode.Reject{{Reason: reasonOverBudget, Index: -1,

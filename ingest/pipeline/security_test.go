@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fenceline/fenceline/ingest/budget"
 	"github.com/fenceline/fenceline/ingest/devicesig"
 	"github.com/fenceline/fenceline/internal/model"
 	"github.com/fenceline/fenceline/internal/protect"
@@ -148,4 +149,53 @@ func TestIdentifiersHashedAfterEvaluation(t *testing.T) {
 	h, err := protect.NewHasher(deviceKey)
 	require.NoError(t, err)
 	require.Equal(t, []string{h.Hash("imsi", "428991234567890"), h.Hash("imsi", "460001234567890")}, w.imsis)
+}
+
+// A signed unit's message over its budget is dead-lettered; published
+// again after fenceline restarted (its seqs and signature marks restored,
+// the unit's seq moved on since), it is evaluated once — not refused as a
+// replay, which kept its readings out for good.
+func TestSignedDeadLetterRepublishedAfterRestart(t *testing.T) {
+	f, v := newSignedFixture(t, true)
+	now := time.Now()
+	f.p.opts.Now = func() time.Time { return now }
+	f.p.opts.Budget = budget.New(budget.Limits{MessagesPerSecond: 1, MessageBurst: 1}, prometheus.NewRegistry())
+	ts := now.Add(-time.Minute).UnixMilli()
+	handle := func(f *fixture, payload string) {
+		nd, nw, no := f.dead.len(), f.w.len(), f.outbox.len()
+		m, acked := message(topic, payload)
+		f.p.Handle(context.Background(), m)
+		for _, h := range []struct {
+			h    *held
+			from int
+		}{{&f.dead.held, nd}, {&f.w.held, nw}, {&f.outbox.held, no}} {
+			for i := h.from; i < h.h.len(); i++ {
+				h.h.release(i, nil)
+			}
+		}
+		require.True(t, *acked)
+	}
+	handle(f, sign(detectionAt(1, ts)))
+	over := sign(detectionAt(2, ts)) // the same ts: no budget earned
+	handle(f, over)
+	require.Equal(t, 1, f.engine.evaluated)
+	require.Equal(t, "over_budget", f.dead.items[len(f.dead.items)-1].(DeadLetter).Reason)
+	f.p.opts.Budget = nil
+	handle(f, sign(detectionAt(3, ts+1000)))
+	require.Equal(t, 2, f.engine.evaluated)
+
+	// fenceline restarts.
+	seqs, err := json.Marshal(f.p.SeqSnapshot())
+	require.NoError(t, err)
+	marks, err := v.MarshalState()
+	require.NoError(t, err)
+	g, w := newSignedFixture(t, true)
+	require.NoError(t, w.UnmarshalState(marks))
+	require.NoError(t, g.p.RestoreSeqs(seqs, func(string) bool { return true }))
+
+	handle(g, over) // its dead letter, published again
+	require.Equal(t, 1, g.engine.evaluated, "evaluated, not refused as a replay")
+	require.Zero(t, g.dead.len(), "not dead-lettered again")
+	handle(g, over) // and once only
+	require.Equal(t, 1, g.engine.evaluated)
 }

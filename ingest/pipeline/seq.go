@@ -323,6 +323,17 @@ func (s *seqState) bit(seq int64) (int, uint64) {
 // model.MoveLevels restarts apart. A redelivery takes the level its first
 // delivery took; across a restart of fenceline too, as far as the counters
 // saved with the alert state (SeqSnapshot) hold it.
+// observeRejected takes the seq of device's message of checksum sum,
+// rejected whole (see rejectedSum); the same message rejected again (its
+// dead letter published again too soon: still over budget, its ts still
+// ahead) changes nothing, and is no duplicate.
+func (t *seqTracker) observeRejected(device string, seq int64, sum uint32, m *metrics) {
+	if st := t.devices[device]; st != nil && seq <= st.max && seq > st.max-seqWindow && st.hasSeq(seq) && st.sums[seq%seqWindow] == sum^rejectedSum {
+		return
+	}
+	t.observe(device, seq, sum^rejectedSum, m)
+}
+
 func (t *seqTracker) observe(device string, seq int64, sum uint32, m *metrics) (duplicate bool, level uint8) {
 	return t.observeAt(device, seq, sum, 0, m)
 }
