@@ -216,12 +216,14 @@ func (e *Engine) applyCount(st *ruleState, r *reading, subj model.Subject, z *zo
 	}
 	late := r.t.Before(cz.Clock)
 	out = e.countIn(st, cz, r, subj, z, now, out)
-	if late {
+	if late && !(cz.Open != nil && r.t.After(cz.Open.Alert.At.Add(-w))) {
 		// A late reading inside the zone's window may also continue the
 		// backlog window of its time: a backlog crowd that straddles the
 		// start of the zone's window is whole in the backlog window. (A
 		// reading at the zone's head never goes there: the backlog window
-		// stays behind the zone's.)
+		// stays behind the zone's.) Not one within the span of the zone's
+		// open incident: that crowd is the incident's, and the backlog
+		// window would report it a second time.
 		if lz := st.count[countKey(z, r.b.Site)+lateSuffix]; lz != nil && !lz.Clock.IsZero() && r.t.After(lz.Clock.Add(-w)) {
 			out = e.countIn(st, lz, r, subj, z, now, out)
 		}

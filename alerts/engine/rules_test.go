@@ -431,6 +431,30 @@ func TestCountBacklogStraddlesTheWindow(t *testing.T) {
 	require.Empty(t, see(now, "460000000000001"))
 }
 
+// A backlog crowd wholly inside the zone's window is the zone's crowd: the
+// backlog window a unit's older messages started, carried on by the late
+// readings, does not open a second incident for it (one crowd, two ids,
+// both firing and each resolving).
+func TestCountBacklogInsideTheWindowIsOneCrowd(t *testing.T) {
+	e := newEngine(t, countRuleset(t))
+	now := at(23, 0)
+	see := seeAt(e, "crowd", now)
+	var got []model.Alert
+	got = append(got, see(now.Add(-30*time.Second), "460000000000001")...) // the zone's newest
+	for m := 51; m >= 1; m-- { // one phone, a message a minute: a backlog from before the window into it
+		got = append(got, see(now.Add(-time.Duration(m)*time.Minute), "460000000000002")...)
+	}
+	for i := range 3 { // new phones, two minutes ago
+		got = append(got, see(now.Add(-139*time.Second+time.Duration(i)*time.Second), fmt.Sprintf("46000000000010%d", i))...)
+	}
+	ids := map[string]bool{}
+	for _, a := range got {
+		require.Equal(t, model.StateFiring, a.State)
+		ids[a.ID] = true
+	}
+	require.Len(t, ids, 1, "one crowd, one incident: %v", got)
+}
+
 // A backlog older than the backlog window starts it again, unless it has an
 // incident open.
 func TestCountBacklogRestarts(t *testing.T) {
