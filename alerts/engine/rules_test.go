@@ -441,7 +441,8 @@ func TestCountBacklogInsideTheWindowIsOneCrowd(t *testing.T) {
 	see := seeAt(e, "crowd", now)
 	var got []model.Alert
 	got = append(got, see(now.Add(-30*time.Second), "460000000000001")...) // the zone's newest
-	for m := 51; m >= 1; m-- {                                             // one phone, a message a minute: a backlog from before the window into it
+	// One phone, a message a minute: a backlog from before the window into it.
+	for m := 51; m >= 1; m-- {
 		got = append(got, see(now.Add(-time.Duration(m)*time.Minute), "460000000000002")...)
 	}
 	for i := range 3 { // new phones, two minutes ago
