@@ -65,7 +65,7 @@ func (o *Outbox) deliverLane(ctx context.Context, l *lane) {
 		if e == nil || ctx.Err() != nil {
 			l.active = false
 			if e == nil {
-				delete(l.s.lanes, l.key)
+				delete(l.s.lanes, l.site)
 			}
 			o.mu.Unlock()
 			return
@@ -207,7 +207,7 @@ func (o *Outbox) failed(ctx context.Context, l *lane, e *entry, attempt int, err
 		o.mu.Lock()
 		pending, held := s.pending, l.len()-1
 		o.mu.Unlock()
-		o.log.Warn("alert delivery failed; retrying (later alerts of its site and severity wait for it on this sink)",
+		o.log.Warn("alert delivery failed; retrying (later alerts of its site wait for it on this sink)",
 			"sink", s.name, "site", a.Site, "id", o.opts.ShownID(a), "state", a.State, "attempt", attempt,
 			"retry_in", wait.Round(time.Millisecond), "held_back", held, "pending", pending, "err", err)
 	}

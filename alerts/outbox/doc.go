@@ -13,15 +13,13 @@
 //     the next start. So does a publish whose PUBACK (or a webhook whose
 //     response) was lost. Consumers deduplicate by the alert's id and state:
 //     the firing and the resolved alert of one incident share the id.
-//   - Per sink, site (model.Alert.Site) and severity, alerts are delivered
-//     in the order they were accepted. Each sink has one lane per site and
-//     severity, a FIFO delivered by a goroutine of its own: an alert a sink
-//     keeps failing (an ACL that refuses one site's topic, a webhook
-//     answering 5xx to one body) holds back the later alerts of its lane
-//     for that sink (head-of-line blocking is the price of that order),
-//     never those of another site or severity, nor another sink's. An
-//     incident's alerts share their rule's severity, so they keep their
-//     order; a critical alert does not wait behind a flood of low ones. Border units subscribe per site
+//   - Per sink and per site (model.Alert.Site), alerts are delivered in the
+//     order they were accepted. Each sink has one lane per site, a FIFO
+//     delivered by a goroutine of its own: an alert a sink keeps failing
+//     (an ACL that refuses one site's topic, a webhook answering 5xx to one
+//     body) holds back the later alerts of its site for that sink
+//     (head-of-line blocking is the price of that order), never those of
+//     another site, nor another sink's. Border units subscribe per site
 //     ({prefix}/{site}/alerts/+), so the order within a site is the one
 //     that matters; alerts of different sites may reach a sink in another
 //     order than they were accepted. A lane appears when an alert of its

@@ -312,35 +312,3 @@ func TestBatchIsTakenFromOneLane(t *testing.T) {
 	assert.Equal(t, maxBatch, slices.Max(sizes), "batches of up to %d: %v", maxBatch, sizes)
 	requireOneSitePerBatch(t, sink)
 }
-
-// A critical alert does not wait behind a site's low-severity alerts that
-// a sink cannot take (a flood a rule raises for every phone): each site and
-// severity is a lane of its own. The alerts of one severity keep their
-// order.
-func TestCriticalAlertDoesNotWaitBehindLowOnes(t *testing.T) {
-	for _, kind := range sinkKinds {
-		t.Run(kind.name, func(t *testing.T) {
-			release := make(chan struct{})
-			sink, fake := kind.new("mqtt")
-			low := siteAlerts("mdl", 3)
-			for i := range low {
-				low[i].Severity = "low"
-			}
-			fake.fail = holding(release, []string{low[0].ID}, nil)
-			o := openT(t, t.TempDir(), []Sink{sink}, fastOpts())
-			defer o.Close()
-			stop := run(t, o)
-			critical := testAlert("foreign-sim", model.StateFiring)
-			critical.Site, critical.Severity = "mdl", "critical"
-			require.NoError(t, appendWait(t, o, append(low, critical)...))
-
-			got := fake.next(t, 1)
-			assert.Equal(t, "foreign-sim", got[0].ID, "delivered while the low ones of its site are stuck")
-			fake.waitFailure(t, low[0].ID)
-			close(release)
-			assert.Equal(t, ids(low), ids(fake.next(t, 3)), "the low ones, in order")
-			stop()
-			fake.none(t)
-		})
-	}
-}

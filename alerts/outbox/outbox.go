@@ -190,47 +190,41 @@ type appendReq struct {
 	done   func(error)
 }
 
-// sinkState is one sink: its lanes, one per site (model.Alert.Site) and
-// severity, each the entries of those the sink still has to take, in seq
-// order. Guarded by Outbox.mu.
+// sinkState is one sink: its lanes, one per site (model.Alert.Site), each
+// the entries of that site the sink still has to take, in seq order. Guarded
+// by Outbox.mu.
 type sinkState struct {
 	idx  int
 	name string
 	sink Sink
-	// lanes by laneKey. A lane exists while it holds entries or its
-	// delivery goroutine runs: that goroutine removes it once it finds it
-	// empty, so an idle site costs nothing.
-	lanes   map[laneKey]*lane
+	// lanes by site. A lane exists while it holds entries or its delivery
+	// goroutine runs: that goroutine removes it once it finds it empty, so
+	// an idle site costs nothing.
+	lanes   map[string]*lane
 	pending int // entries over all lanes
 	m       sinkMetrics
 }
 
-// laneKey names a lane: a site's alerts of one severity. An incident's
-// alerts share their rule's severity, so its firing and resolved alert
-// keep their order; a critical alert does not wait behind a flood of low
-// ones of its site (a rule raising one for every phone).
-type laneKey struct{ site, severity string }
-
-// push appends e to the lane of its site and severity, creating the lane if
-// need be, and returns the lane.
+// push appends e to the lane of its site, creating the lane if need be, and
+// returns the lane.
 func (s *sinkState) push(e *entry) *lane {
-	k := laneKey{e.alert.Site, e.alert.Severity}
-	l := s.lanes[k]
+	site := e.alert.Site
+	l := s.lanes[site]
 	if l == nil {
-		l = &lane{s: s, key: k}
-		s.lanes[k] = l
+		l = &lane{s: s, site: site}
+		s.lanes[site] = l
 	}
 	l.q = append(l.q, e)
 	s.pending++
 	return l
 }
 
-// lane is one sink's queue for one site and severity: a FIFO that one
-// goroutine at a time delivers, in order. The committer pushes, that
-// goroutine pops; both under Outbox.mu.
+// lane is one sink's queue for one site: a FIFO that one goroutine at a time
+// delivers, in order. The committer pushes, that goroutine pops; both under
+// Outbox.mu.
 type lane struct {
 	s      *sinkState
-	key    laneKey
+	site   string
 	q      []*entry
 	head   int
 	active bool // a delivery goroutine owns the lane
@@ -301,7 +295,7 @@ func Open(dir string, sinks []Sink, opts Options, log *slog.Logger, reg promethe
 			idx:   i,
 			name:  name,
 			sink:  s,
-			lanes: make(map[laneKey]*lane),
+			lanes: make(map[string]*lane),
 			m:     o.m.forSink(name),
 		})
 	}
