@@ -97,23 +97,31 @@ func TestInfluxSinkGivesUpWhenContextEnds(t *testing.T) {
 // An alert InfluxDB refuses for good (older than the retention policy: a
 // late alert from a backlog) is given up for that sink, not retried for
 // ever ahead of every later alert; a current alert is stored.
+// runWriter runs a storage writer on cfg until the test ends.
+func runWriter(t *testing.T, cfg influxwriter.Config) *influxwriter.Writer {
+	t.Helper()
+	w, err := influxwriter.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	require.NoError(t, err)
+	ctx, stop := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		require.NoError(t, w.Close(closeCtx))
+		stop()
+		<-ran
+	})
+	return w
+}
+
 func TestIntegrationInfluxSinkPermanentRefusal(t *testing.T) {
 	in := testenv.Influx(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, err := in.Exec(ctx, `CREATE RETENTION POLICY "week" ON "border" DURATION 168h REPLICATION 1`)
 	require.NoError(t, err)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	w, err := influxwriter.New(influxwriter.Config{URL: in.URL(), Bucket: "border/week", FlushInterval: 10 * time.Millisecond}, log, prometheus.NewRegistry())
-	require.NoError(t, err)
-	runCtx, stop := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- w.Run(runCtx) }()
-	defer func() {
-		require.NoError(t, w.Close(ctx))
-		stop()
-		<-ran
-	}()
+	w := runWriter(t, influxwriter.Config{URL: in.URL(), Bucket: "border/week", FlushInterval: 10 * time.Millisecond})
 
 	s := NewInflux(w)
 	old := model.Alert{ID: "late-1", Rule: "plate", Severity: "high", State: model.StateFiring, Site: "mdl",
@@ -135,18 +143,7 @@ func TestIntegrationInfluxSinkDeliversABatchInOneWrite(t *testing.T) {
 	in := testenv.Influx(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	reg := prometheus.NewRegistry()
-	w, err := influxwriter.New(influxwriter.Config{URL: in.URL(), Bucket: "border/autogen", FlushInterval: time.Hour, BatchSize: 50}, log, reg)
-	require.NoError(t, err)
-	runCtx, stop := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- w.Run(runCtx) }()
-	defer func() {
-		require.NoError(t, w.Close(ctx))
-		stop()
-		<-ran
-	}()
+	w := runWriter(t, influxwriter.Config{URL: in.URL(), Bucket: "border/autogen", FlushInterval: time.Hour, BatchSize: 50})
 
 	var alerts []*model.Alert
 	for i := range 50 {
