@@ -312,7 +312,6 @@ func statusText(s string) string {
 // quotedText is s in double quotes, its quotes and backslashes escaped and
 // its hidden runes written as \u escapes.
 func quotedText(s string) string {
-	hidden := hiddenRune
 	var b strings.Builder
 	b.WriteByte('"')
 	for _, r := range s {
@@ -320,9 +319,9 @@ func quotedText(s string) string {
 		case r == '"' || r == '\\':
 			b.WriteByte('\\')
 			b.WriteRune(r)
-		case hidden(r) && r > 0xFFFF:
+		case hiddenRune(r) && r > 0xFFFF:
 			fmt.Fprintf(&b, `\U%08x`, r)
-		case hidden(r):
+		case hiddenRune(r):
 			fmt.Fprintf(&b, `\u%04x`, r)
 		default:
 			b.WriteRune(r)

@@ -60,31 +60,27 @@ func (s *Influx) Deliver(ctx context.Context, a *model.Alert) error {
 // not. Alerts after it may be stored too; delivered again, each rewrites
 // its own point.
 func (s *Influx) DeliverBatch(ctx context.Context, alerts []*model.Alert) (int, error) {
-	res := make([]chan error, len(alerts))
-	for i, a := range alerts {
+	res := make([]chan error, 0, len(alerts))
+	var refused error // WriteAlert's own, for the alert after those in res
+	for _, a := range alerts {
 		ch := make(chan error, 1)
-		res[i] = ch
 		if err := s.w.WriteAlert(ctx, a, func(err error) {
 			select {
 			case ch <- err:
 			default:
 			}
 		}); err != nil {
-			res = res[:i]
-			for j := range res {
-				if err := s.wait(ctx, alerts[j], res[j]); err != nil {
-					return j, err
-				}
-			}
-			return i, s.classify(a, err)
+			refused = s.classify(a, err)
+			break
 		}
+		res = append(res, ch)
 	}
-	for i := range res {
-		if err := s.wait(ctx, alerts[i], res[i]); err != nil {
+	for i, ch := range res {
+		if err := s.wait(ctx, alerts[i], ch); err != nil {
 			return i, err
 		}
 	}
-	return len(alerts), nil
+	return len(res), refused
 }
 
 // wait waits for the writer's done of alert a.
