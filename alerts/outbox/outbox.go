@@ -162,9 +162,16 @@ type Outbox struct {
 	closing bool
 	entries map[uint64]*entry // pending alerts by seq
 	byKey   map[key]*entry    // pending alerts by id+state
+	// appending counts the alerts appended that are not in entries yet
+	// (queued, or being made durable): pending too, for WaitRoom.
+	appending int
 	// room, while intake waits for it (WaitRoom), is closed once fewer
-	// than roomAt alerts are pending.
-	room chan struct{}
+	// than roomAt alerts are pending. fullTold: the wait was logged (at
+	// most once a minute, at fullLoggedAt; fullTimes waits since).
+	room         chan struct{}
+	fullTold     bool
+	fullLoggedAt time.Time
+	fullTimes    int
 
 	// startLane starts the delivery goroutine of a lane; nil while Run is
 	// not delivering. Guarded by mu.
@@ -371,6 +378,7 @@ func (o *Outbox) Append(alerts []model.Alert, done func(error)) {
 		return
 	}
 	o.queue = append(o.queue, &appendReq{alerts: alerts, done: done})
+	o.appending += len(alerts)
 	o.cond.Signal()
 	o.mu.Unlock()
 }
@@ -384,15 +392,19 @@ func (o *Outbox) Append(alerts []model.Alert, done func(error)) {
 // once the queue is down to nine tenths of the bound.
 func (o *Outbox) WaitRoom(ctx context.Context) error {
 	o.mu.Lock()
-	if len(o.entries) < o.opts.MaxPending || o.closing {
+	if o.pending() < o.opts.MaxPending || o.closing {
 		o.mu.Unlock()
 		return nil
 	}
 	if o.room == nil {
 		o.room = make(chan struct{})
 		o.m.full.Set(1)
-		o.log.Warn("alert outbox full: intake waits until the sinks take alerts (the broker holds the backlog)",
-			"pending", len(o.entries), "max_pending", o.opts.MaxPending)
+		o.fullTimes++
+		if now := time.Now(); now.Sub(o.fullLoggedAt) >= time.Minute {
+			o.log.Warn("alert outbox full: intake waits until the sinks take alerts (the broker holds the backlog; every site's readings wait)",
+				"pending", o.pending(), "max_pending", o.opts.MaxPending, "times_full_since_last_line", o.fullTimes)
+			o.fullLoggedAt, o.fullTimes, o.fullTold = now, 0, true
+		}
 	}
 	room := o.room
 	o.mu.Unlock()
@@ -410,15 +422,20 @@ func (o *Outbox) roomAt() int { return o.opts.MaxPending * 9 / 10 }
 // makeRoom ends a wait for room if the queue is down to roomAt, or the
 // outbox closing. Called with mu held.
 func (o *Outbox) makeRoom() {
-	if o.room != nil && (len(o.entries) <= o.roomAt() || o.closing) {
+	if o.room != nil && (o.pending() <= o.roomAt() || o.closing) {
 		close(o.room)
 		o.room = nil
 		o.m.full.Set(0)
-		if !o.closing {
-			o.log.Info("alert outbox has room again: intake goes on", "pending", len(o.entries))
+		if o.fullTold && !o.closing {
+			o.log.Info("alert outbox has room again: intake goes on", "pending", o.pending())
 		}
+		o.fullTold = false
 	}
 }
+
+// pending is the alerts accepted or being accepted that some sink has yet
+// to take. Called with mu held.
+func (o *Outbox) pending() int { return len(o.entries) + o.appending }
 
 // Pending returns how many accepted alerts the named sink has yet to take,
 // over all sites.
@@ -582,6 +599,7 @@ func (o *Outbox) commit(reqs []*appendReq, acks []record) error {
 	}
 
 	o.mu.Lock()
+	o.appending -= countAlerts(reqs) // in entries now, or dropped as duplicates
 	for _, e := range accepted {
 		if e.left == 0 {
 			continue // no sinks configured: only the dedupe key is kept

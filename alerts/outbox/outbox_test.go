@@ -1034,3 +1034,30 @@ func TestWaitRoomAtMaxPending(t *testing.T) {
 		t.Fatal("WaitRoom did not return at Close")
 	}
 }
+
+// Alerts appended but not yet durable count against the bound too: a
+// message of thousands of readings, or several before their alerts are
+// written, took the queue many times past it.
+func TestWaitRoomCountsAlertsBeingWritten(t *testing.T) {
+	release := make(chan struct{})
+	var hold atomic.Bool
+	opts := fastOpts()
+	opts.MaxPending = 10
+	opts.sync = func(f *os.File) error {
+		if hold.Load() {
+			<-release
+		}
+		return f.Sync()
+	}
+	o := openT(t, t.TempDir(), []Sink{newFakeSink("mqtt")}, opts)
+	defer o.Close()
+	hold.Store(true)
+	done := make(chan error, 1)
+	o.Append(alerts("a", 10), func(err error) { done <- err })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	err := o.WaitRoom(ctx)
+	close(release)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "ten alerts on their way to the log")
+	require.NoError(t, <-done)
+}
