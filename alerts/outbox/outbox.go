@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/fenceline/fenceline/internal/groupcommit"
 	"github.com/fenceline/fenceline/internal/model"
@@ -85,6 +86,9 @@ type Options struct {
 	// sync makes a file durable; tests replace it to watch the order of
 	// fsyncs and done calls, or to fail them.
 	sync func(*os.File) error
+	// fullLogEvery is the least time between two "outbox full" lines
+	// (default a minute).
+	fullLogEvery time.Duration
 	// retryMin and retryMax bound the pause before writing again a group
 	// whose write failed (defaults 100ms and 5s).
 	retryMin, retryMax time.Duration
@@ -129,6 +133,9 @@ func (o *Options) applyDefaults() {
 	}
 	if o.MaxPending <= 0 {
 		o.MaxPending = defaultMaxPending
+	}
+	if o.fullLogEvery <= 0 {
+		o.fullLogEvery = time.Minute
 	}
 	if o.sync == nil {
 		o.sync = (*os.File).Sync
@@ -291,6 +298,14 @@ func Open(dir string, sinks []Sink, opts Options, log *slog.Logger, reg promethe
 		failing:    groupcommit.Failing{What: "alerts cannot be made durable", Min: opts.retryMin, Max: opts.retryMax},
 	}
 	o.cond = sync.NewCond(&o.mu)
+	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "fenceline", Subsystem: "outbox", Name: "alerts",
+		Help: "Alerts accepted, or being made durable, that some sink has yet to take: what alerts.max_pending bounds.",
+	}, func() float64 {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		return float64(o.pending())
+	})
 	seen := make(map[string]bool, len(sinks))
 	for i, s := range sinks {
 		name := s.Name()
@@ -400,19 +415,42 @@ func (o *Outbox) WaitRoom(ctx context.Context) error {
 		o.room = make(chan struct{})
 		o.m.full.Set(1)
 		o.fullTimes++
-		if now := time.Now(); now.Sub(o.fullLoggedAt) >= time.Minute {
-			o.log.Warn("alert outbox full: intake waits until the sinks take alerts (the broker holds the backlog; every site's readings wait)",
-				"pending", o.pending(), "max_pending", o.opts.MaxPending, "times_full_since_last_line", o.fullTimes)
-			o.fullLoggedAt, o.fullTimes, o.fullTold = now, 0, true
-		}
+		o.logFull()
 	}
 	room := o.room
+	// A wait that began within a minute of the last line is told once
+	// that minute is up, if it lasts: it may be a sink's outage.
+	var tell <-chan time.Time
+	if !o.fullTold {
+		t := time.NewTimer(time.Until(o.fullLoggedAt.Add(o.opts.fullLogEvery)))
+		defer t.Stop()
+		tell = t.C
+	}
 	o.mu.Unlock()
-	select {
-	case <-room:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	for {
+		select {
+		case <-room:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tell:
+			tell = nil
+			o.mu.Lock()
+			if o.room == room {
+				o.logFull()
+			}
+			o.mu.Unlock()
+		}
+	}
+}
+
+// logFull tells that intake waits for room, at most once a minute (a flood
+// fills and drains the queue many times a minute). Called with mu held.
+func (o *Outbox) logFull() {
+	if now := time.Now(); !o.fullTold && now.Sub(o.fullLoggedAt) >= o.opts.fullLogEvery {
+		o.log.Warn("alert outbox full: intake waits until the sinks take alerts (the broker holds the backlog; every site's readings wait)",
+			"pending", o.pending(), "max_pending", o.opts.MaxPending, "times_full_since_last_line", o.fullTimes)
+		o.fullLoggedAt, o.fullTimes, o.fullTold = now, 0, true
 	}
 }
 

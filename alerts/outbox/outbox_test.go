@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -1060,4 +1062,46 @@ func TestWaitRoomCountsAlertsBeingWritten(t *testing.T) {
 	close(release)
 	require.ErrorIs(t, err, context.DeadlineExceeded, "ten alerts on their way to the log")
 	require.NoError(t, <-done)
+}
+
+// A wait for room that begins within a minute of the last "full" line is
+// told once the minute is up if it lasts (a sink's outage right after a
+// flood), not never; "room again" follows only a told wait.
+func TestOutboxFullToldOnceItsMinuteIsUp(t *testing.T) {
+	var down atomic.Bool
+	s := newFakeSink("mqtt")
+	s.fail = func(*model.Alert, int) error {
+		if down.Load() {
+			return errors.New("sink down")
+		}
+		return nil
+	}
+	var logged syncBuffer
+	opts := fastOpts()
+	opts.MaxPending = 10
+	opts.fullLogEvery = 200 * time.Millisecond
+	o, err := Open(t.TempDir(), []Sink{s}, opts, slog.New(slog.NewTextHandler(&logged, nil)), prometheus.NewRegistry())
+	require.NoError(t, err)
+	defer o.Close()
+	run(t, o)
+
+	// A first wait, told, and its end.
+	down.Store(true)
+	require.NoError(t, appendWait(t, o, alerts("a", 10)...))
+	waited := make(chan error, 1)
+	go func() { waited <- o.WaitRoom(context.Background()) }()
+	require.Eventually(t, func() bool { return strings.Count(logged.String(), "alert outbox full") == 1 }, waitFor, time.Millisecond)
+	down.Store(false)
+	require.NoError(t, <-waited)
+	s.next(t, 10)
+	require.Eventually(t, func() bool { return strings.Contains(logged.String(), "has room again") }, waitFor, time.Millisecond)
+
+	// Full again at once, and lasting: told when its minute is up.
+	down.Store(true)
+	require.NoError(t, appendWait(t, o, alerts("b", 10)...))
+	go func() { waited <- o.WaitRoom(context.Background()) }()
+	require.Eventually(t, func() bool { return strings.Count(logged.String(), "alert outbox full") == 2 }, waitFor, time.Millisecond,
+		"the second wait is told: %s", logged.String())
+	down.Store(false)
+	require.NoError(t, <-waited)
 }
