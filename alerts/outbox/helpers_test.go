@@ -231,21 +231,3 @@ func (s *batchSink) DeliverBatch(ctx context.Context, as []*model.Alert) (int, e
 	}
 	return len(as), nil
 }
-
-// syncBuffer is a log destination tests read while the outbox writes it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -1076,11 +1075,11 @@ func TestOutboxFullToldOnceItsMinuteIsUp(t *testing.T) {
 		}
 		return nil
 	}
-	var logged syncBuffer
+	var logged testenv.LogBuffer
 	opts := fastOpts()
 	opts.MaxPending = 10
 	opts.fullLogEvery = 200 * time.Millisecond
-	o, err := Open(t.TempDir(), []Sink{s}, opts, slog.New(slog.NewTextHandler(&logged, nil)), prometheus.NewRegistry())
+	o, err := Open(t.TempDir(), []Sink{s}, opts, logged.Logger(), prometheus.NewRegistry())
 	require.NoError(t, err)
 	defer o.Close()
 	run(t, o)
