@@ -692,6 +692,26 @@ func (l logRecords) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 func (l logRecords) WithAttrs([]slog.Attr) slog.Handler { return l }
+
+// waitFor waits up to within for a record starting with want; no record
+// before it may contain not ("" for no such check).
+func (l logRecords) waitFor(t *testing.T, want, not string, within time.Duration) {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		select {
+		case m := <-l:
+			if strings.HasPrefix(m, want) {
+				return
+			}
+			if not != "" {
+				require.NotContains(t, m, not)
+			}
+		case <-deadline:
+			t.Fatalf("no log line %q", want)
+		}
+	}
+}
 func (l logRecords) WithGroup(string) slog.Handler      { return l }
 
 // An InfluxDB that does not answer at start is a warning at once, before
@@ -749,21 +769,7 @@ func TestInfluxDBBackIsToldWhileWritesFlow(t *testing.T) {
 	go func() { ran <- w.Run(ctx) }()
 	defer func() { cancel(); <-ran }()
 
-	waitLog := func(want string) {
-		t.Helper()
-		deadline := time.After(10 * time.Second)
-		for {
-			select {
-			case m := <-logs:
-				if strings.HasPrefix(m, want) {
-					return
-				}
-			case <-deadline:
-				t.Fatalf("no log line %q", want)
-			}
-		}
-	}
-	waitLog("WARN InfluxDB does not answer")
+	logs.waitFor(t, "WARN InfluxDB does not answer", "", 10*time.Second)
 	down.Store(false)
 	// Writes keep flowing: the writer is never idle long enough to ping.
 	stop := make(chan struct{})
@@ -778,7 +784,7 @@ func TestInfluxDBBackIsToldWhileWritesFlow(t *testing.T) {
 			}
 		}
 	}()
-	waitLog("INFO InfluxDB answers again")
+	logs.waitFor(t, "INFO InfluxDB answers again", "", 10*time.Second)
 }
 
 // requireStartWarning runs a writer on cfg until it logs a line starting
@@ -796,18 +802,7 @@ func requireStartWarning(t *testing.T, cfg Config, want, not string) {
 		cancel()
 		<-ran
 	}()
-	deadline := time.After(30 * time.Second)
-	for {
-		select {
-		case m := <-logs:
-			if strings.HasPrefix(m, want) {
-				return
-			}
-			require.NotContains(t, m, not)
-		case <-deadline:
-			t.Fatalf("no warning %q", want)
-		}
-	}
+	logs.waitFor(t, want, not, 30*time.Second)
 }
 
 func BenchmarkWriteFlush(b *testing.B) {
