@@ -712,7 +712,7 @@ func (l logRecords) waitFor(t *testing.T, want, not string, within time.Duration
 		}
 	}
 }
-func (l logRecords) WithGroup(string) slog.Handler      { return l }
+func (l logRecords) WithGroup(string) slog.Handler { return l }
 
 // An InfluxDB that does not answer at start is a warning at once, before
 // the first reading finds it out; it says where readings go meanwhile: to
