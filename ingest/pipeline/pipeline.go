@@ -140,6 +140,7 @@ type Pipeline struct {
 	writer   Writer
 	dead     DeadLetters
 	outbox   Outbox
+	room     roomWaiter // the outbox, when it has a bound; asked once, not per message
 	seqs     *seqTracker
 	gapLogs  map[string]*gapLog // guarded by engineMu, as seqs
 	points   *pointWatch
@@ -183,6 +184,7 @@ func New(opts Options, registry *model.Registry, engine Engine, w Writer, dl Dea
 		do:       make(chan func()),
 	}
 	p.seqs.onGap, p.seqs.onStray, p.seqs.onArrived = p.noteGap, p.noteStray, p.noteArrived
+	p.room, _ = ob.(roomWaiter)
 	return p
 }
 
@@ -341,8 +343,8 @@ func (p *Pipeline) Handle(ctx context.Context, m *mqttsource.Message) {
 		m.Ack()
 		return
 	}
-	if w, ok := p.outbox.(roomWaiter); ok {
-		if err := w.WaitRoom(ctx); err != nil {
+	if p.room != nil {
+		if err := p.room.WaitRoom(ctx); err != nil {
 			return // stopping: not acked, the broker delivers it again
 		}
 	}

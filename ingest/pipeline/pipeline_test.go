@@ -925,7 +925,7 @@ func (o *fullOutbox) WaitRoom(ctx context.Context) error {
 func TestHandleWaitsForRoomInTheOutbox(t *testing.T) {
 	f := newFixture(t)
 	o := &fullOutbox{waiting: make(chan struct{}, 1), room: make(chan struct{})}
-	f.p.outbox = o
+	f.p.outbox, f.p.room = o, o
 	m, _ := message(topic, detections(1, `{"imsi":"460001234567890"}`))
 	handled := make(chan struct{})
 	go func() { f.p.Handle(context.Background(), m); close(handled) }()

@@ -36,6 +36,12 @@ const seqWindow = 256
 // message sent again is no duplicate of one taken (observeAt).
 const rejectedSum = 0x5eed_dead
 
+// rejected reports whether the window holds seq as the place of the message
+// of checksum sum, rejected whole (see rejectedSum).
+func (st *seqState) rejected(seq int64, sum uint32) bool {
+	return seq <= st.max && seq > st.max-seqWindow && st.hasSeq(seq) && st.sums[seq%seqWindow] == sum^rejectedSum
+}
+
 // maxSeqJump is the largest forward jump taken for lost messages: a seq
 // further ahead (a unit's counter garbled, or set to 2^53) is a new counter,
 // not billions of messages missing, which would also leave the missing
@@ -328,7 +334,7 @@ func (s *seqState) bit(seq int64) (int, uint64) {
 // dead letter published again too soon: still over budget, its ts still
 // ahead) changes nothing, and is no duplicate.
 func (t *seqTracker) observeRejected(device string, seq int64, sum uint32, m *metrics) {
-	if st := t.devices[device]; st != nil && seq <= st.max && seq > st.max-seqWindow && st.hasSeq(seq) && st.sums[seq%seqWindow] == sum^rejectedSum {
+	if st := t.devices[device]; st != nil && st.rejected(seq, sum) {
 		return
 	}
 	t.observe(device, seq, sum^rejectedSum, m)
@@ -357,7 +363,7 @@ func (t *seqTracker) observeAt(device string, seq int64, sum uint32, ts int64, m
 	if stray, missing := st.strayJump(seq, ts, m); stray > 0 && t.onStray != nil && missing > 0 {
 		t.onStray(device, stray, missing)
 	}
-	if i := seq % seqWindow; seq <= st.max && seq > st.max-seqWindow && st.hasSeq(seq) && st.sums[i] == sum^rejectedSum {
+	if i := seq % seqWindow; st.rejected(seq, sum) {
 		// The message rejected whole at this seq (over its device's
 		// budget, a ts ahead), sent again: its dead letter published
 		// again. The rules never saw it: it is taken now.
