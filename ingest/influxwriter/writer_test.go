@@ -693,6 +693,8 @@ func (l logRecords) Handle(_ context.Context, r slog.Record) error {
 }
 func (l logRecords) WithAttrs([]slog.Attr) slog.Handler { return l }
 
+func (l logRecords) WithGroup(string) slog.Handler { return l }
+
 // waitFor waits up to within for a record starting with want; no record
 // before it may contain not ("" for no such check).
 func (l logRecords) waitFor(t *testing.T, want, not string, within time.Duration) {
@@ -712,7 +714,6 @@ func (l logRecords) waitFor(t *testing.T, want, not string, within time.Duration
 		}
 	}
 }
-func (l logRecords) WithGroup(string) slog.Handler { return l }
 
 // An InfluxDB that does not answer at start is a warning at once, before
 // the first reading finds it out; it says where readings go meanwhile: to
