@@ -229,6 +229,14 @@ func (l *List) add(e string) error {
 	if err != nil {
 		return err
 	}
+	if n == "" {
+		// Only what the list's form leaves out (spaces, hyphens, dots):
+		// as a prefix it would match everything, as an entry nothing.
+		if prefix {
+			return errors.New("a * after only spaces, hyphens or dots would match everything: give the prefix before it")
+		}
+		return errors.New("an entry of only spaces, hyphens or dots, which would never match")
+	}
 	if prefix {
 		if err := checkPrefix(l.Kind, n); err != nil {
 			return err

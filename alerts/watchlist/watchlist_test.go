@@ -202,6 +202,15 @@ func TestBuildProblems(t *testing.T) {
 			[]want{{"rules.yaml", 0, "watchlists.w.entries[1]", "empty entry"}}},
 		{"star alone", config.WatchlistSpec{Kind: KindIMSI, Entries: []string{"*"}},
 			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", "a * alone would match everything"}}},
+		{"a plate prefix of separators only", config.WatchlistSpec{Kind: KindPlate, Entries: []string{"- *"}},
+			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", "a * after only spaces, hyphens or dots would match everything"}}},
+		{"an IMSI prefix of separators only", config.WatchlistSpec{Kind: KindIMSI, Entries: []string{"-*"}},
+			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", "a * after only spaces, hyphens or dots would match everything"}}},
+		{"a plate of separators only", config.WatchlistSpec{Kind: KindPlate, Entries: []string{"蒙B12345", "·", "..."}},
+			[]want{
+				{"rules.yaml", 0, "watchlists.w.entries[1]", "an entry of only spaces, hyphens or dots, which would never match"},
+				{"rules.yaml", 0, "watchlists.w.entries[2]", "an entry of only spaces, hyphens or dots, which would never match"},
+			}},
 		{"two stars", config.WatchlistSpec{Kind: KindIMSI, Entries: []string{"428**"}},
 			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", `"428**": one * at the end makes a prefix`}}},
 		{"imsi with letters", config.WatchlistSpec{Kind: KindIMSI, Entries: []string{"428*", "4600O1234567890"}},
@@ -338,6 +347,8 @@ func FuzzBuild(f *testing.F) {
 		{KindIMEI, "49-015420-323751-8", "490154203237518"},
 		{KindMAC, "A4-5E-60-12-34-56", "a4:5e:60:12:34:56"},
 		{KindMAC, "ac:de:4*", "ac:de:48:00:11:22"},
+		{KindPlate, "- *", "蒙B7K3Q2"}, // a prefix of separators only (once matched with an index out of range)
+		{KindIMSI, " - *", "428991234567890"},
 	} {
 		f.Add(s.kind, s.entry, s.v)
 	}
