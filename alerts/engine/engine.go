@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -310,7 +313,25 @@ func (e *Engine) devicePos(id string, d *model.Device) (model.Point, bool) {
 // evalReading runs the rules of r's source that apply at r's position on
 // r. The order of the checks is cheapest first: site, zone, watchlist,
 // schedule, then `when`.
-func (e *Engine) evalReading(r *reading, now time.Time, out []model.Alert) []model.Alert {
+//
+// A rule that fails on a reading with a panic (a bug, never the reading's
+// fault: readings are validated) costs that rule's alerts from it, not the
+// daemon: a panic out of here would end the process, and the broker would
+// deliver the message again at every start, stopping every site's alerts
+// until the bug is mended. The alerts of the rules that ran before it stay.
+func (e *Engine) evalReading(r *reading, now time.Time, out []model.Alert) (res []model.Alert) {
+	var v *zoneView
+	i := -1
+	defer func() {
+		if p := recover(); p != nil {
+			var st *ruleState
+			if v != nil && i >= 0 && i < len(v.rules) {
+				st = v.rules[i].st
+			}
+			e.ruleFailed(st, r, p)
+			res = out
+		}
+	}()
 	e.envs = e.envs[:0]
 	clear(e.watchMemo)
 	clear(e.whenMemo)
@@ -320,8 +341,8 @@ func (e *Engine) evalReading(r *reading, now time.Time, out []model.Alert) []mod
 	// Only the rules that apply here are visited: rules with zones are
 	// skipped without a look unless a zone of theirs contains r, which is
 	// what keeps a thousand zones cheap.
-	v := e.viewAt(r)
-	for i := range v.rules {
+	v = e.viewAt(r)
+	for i = range v.rules {
 		c := &v.rules[i]
 		st := c.st
 		rule := st.rule
@@ -971,6 +992,11 @@ func (e *Engine) OpenFirings() []model.Alert {
 // does not flood the log at the rate of readings; a line says how many of
 // the same were not logged since the last one.
 func (e *Engine) warnEvery(key string, every time.Duration, msg string, args ...any) {
+	e.logEvery(slog.LevelWarn, key, every, msg, args...)
+}
+
+// logEvery is warnEvery at the given level.
+func (e *Engine) logEvery(level slog.Level, key string, every time.Duration, msg string, args ...any) {
 	now := e.clock()
 	w, ok := e.logged[key]
 	if ok && now.Sub(w.at) < every {
@@ -982,7 +1008,29 @@ func (e *Engine) warnEvery(key string, every time.Duration, msg string, args ...
 	if w.suppressed > 0 {
 		args = append(args, "same_warnings_not_logged", w.suppressed)
 	}
-	e.log.Warn(msg, args...)
+	e.log.Log(context.Background(), level, msg, args...)
+}
+
+// ruleFailed counts and logs the panic p of the rule of st (nil: before
+// any rule) on r. The log names the rule, the device and the message, and
+// carries the stack for the bug report; never the reading's identifiers.
+func (e *Engine) ruleFailed(st *ruleState, r *reading, p any) {
+	id := ""
+	if st != nil {
+		id = st.rule.ID
+		st.m.failed.Inc()
+	} else {
+		e.m.failures.WithLabelValues(id).Inc()
+	}
+	var dev string
+	var seq int64
+	if r.b != nil {
+		dev, seq = r.b.Meta.Device, r.b.Seq
+	}
+	e.logEvery(slog.LevelError, "failed:"+id, time.Minute,
+		"a rule failed on a reading (a bug in fenceline): the reading is stored, but the alerts this rule would raise from it are lost; please report it with this line",
+		"rule", id, "device", dev, "seq", seq, "source", r.src.String(),
+		"panic", withoutIdentifiers(fmt.Sprint(p), r), "stack", string(debug.Stack()))
 }
 
 type loggedWarning struct {

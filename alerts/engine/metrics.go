@@ -16,6 +16,7 @@ type metrics struct {
 	evicted   *prometheus.CounterVec
 	whenErrs  *prometheus.CounterVec
 	unused    *prometheus.CounterVec
+	failures  *prometheus.CounterVec
 	readingsC [numSources]prometheus.Counter
 }
 
@@ -54,6 +55,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "fenceline", Subsystem: "alerts", Name: "backlog_readings_unused_total",
 			Help: "Readings a count or dwell rule could not use: a backlog older than the rule's backlog window or stay while that has an incident open.",
 		}, []string{"rule"}),
+		failures: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "fenceline", Subsystem: "alerts", Name: "rule_failures_total",
+			Help: "Readings a rule failed on with an internal error (a bug in fenceline; rule \"\" before any rule): the reading is stored, that rule's alerts from it are lost. The log has the details.",
+		}, []string{"rule"}),
 	}
 	for s := SourcePhone; s < numSources; s++ {
 		m.readingsC[s] = m.readings.WithLabelValues(s.String())
@@ -69,6 +74,7 @@ type ruleMetrics struct {
 	open, tracked    prometheus.Gauge
 	evicted, whenErr prometheus.Counter
 	unused           prometheus.Counter
+	failed           prometheus.Counter
 }
 
 func (m *metrics) forRule(id string) ruleMetrics {
@@ -81,6 +87,7 @@ func (m *metrics) forRule(id string) ruleMetrics {
 		evicted:  m.evicted.WithLabelValues(id),
 		whenErr:  m.whenErrs.WithLabelValues(id),
 		unused:   m.unused.WithLabelValues(id),
+		failed:   m.failures.WithLabelValues(id),
 	}
 }
 
@@ -94,4 +101,5 @@ func (m *metrics) dropRule(id string) {
 	m.evicted.DeleteLabelValues(id)
 	m.whenErrs.DeleteLabelValues(id)
 	m.unused.DeleteLabelValues(id)
+	m.failures.DeleteLabelValues(id)
 }
