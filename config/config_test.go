@@ -255,6 +255,34 @@ func TestLoadRulesBadDurations(t *testing.T) {
 	require.Equal(t, 5*time.Minute, r.Rules[2].MaxGap.D(), "the good ones are read")
 }
 
+// A null where a number belongs is a problem, not a 0: a circle with
+// `lat: ~` would be centred on the equator, and watched there.
+func TestLoadRulesNullNumbers(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "rules.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(`devices:
+  - {id: F-1, kind: fence, site: mdl, lat: null, lon: 110.1}
+zones:
+  - {id: port, site: mdl, circle: {lat: ~, lon: 110.15, radius_m: 1500}}
+  - id: port2
+    site: mdl
+    circle:
+      lat: 42.62
+      lon:
+      radius_m: 1500
+rules:
+  - {id: r1, kind: count, source: phone, threshold: null, window: 5m, severity: low}
+`), 0o600))
+	_, err := LoadRules(p)
+	var ps Problems
+	require.True(t, errors.As(err, &ps), "%v", err)
+	got := map[string]int{}
+	for _, pr := range ps {
+		got[pr.Key] = pr.Line
+		require.Equal(t, "is null: give a number, or leave the key out", pr.Msg, pr.Key)
+	}
+	require.Equal(t, map[string]int{"devices[0].lat": 2, "zones[0].circle.lat": 4, "zones[1].circle.lon": 9, "rules[0].threshold": 12}, got)
+}
+
 // A list entry with nothing in it is what a file cut short after "- "
 // looks like: a problem, not an entry yaml skips without a word.
 func TestLoadRulesEmptyEntry(t *testing.T) {

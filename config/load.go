@@ -474,6 +474,12 @@ func walk(file string, n *yaml.Node, path string, t reflect.Type, lines keyLines
 		}
 		return
 	}
+	if t != nil && t != durationType && !customDecoded(t) && isNumber(t) && n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		// yaml decodes it as 0 without a word: a circle's `lat: ~` would
+		// centre a zone on the equator.
+		*ps = append(*ps, Problem{File: file, Key: path, Line: n.Line, Msg: "is null: give a number, or leave the key out"})
+		return
+	}
 	if t != nil && !customDecoded(t) && !(n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
 		if msg := shapeProblem(n, t); msg != "" {
 			if path == "" && n.Kind == yaml.ScalarNode {
@@ -916,4 +922,15 @@ func Resolve(dir, p string) string {
 		return p
 	}
 	return filepath.Join(dir, p)
+}
+
+// isNumber reports whether t is a number kind (a null for one decodes as 0).
+func isNumber(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return true
+	}
+	return false
 }

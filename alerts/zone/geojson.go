@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
+	"strings"
 )
 
 // maxVertices bounds the vertices of one zone. Real border strips run to a
@@ -43,8 +45,10 @@ type gjObject struct {
 }
 
 // rawPoly is one polygon as decoded: rings of [lon, lat] positions, the
-// first ring the exterior, the others holes.
-type rawPoly [][][]float64
+// first ring the exterior, the others holes. A coordinate is a pointer so
+// that a null is seen (nil) rather than read as 0: a polygon with one
+// latitude null would otherwise reach down to the equator.
+type rawPoly [][][]*float64
 
 // parseGeoJSON returns the polygons of a Polygon, MultiPolygon, Feature of
 // either, or FeatureCollection of such Features. Every problem found is
@@ -184,7 +188,7 @@ func (p *parser) polygon(rings rawPoly, path string) {
 	p.polys = append(p.polys, pg)
 }
 
-func (p *parser) ring(ring [][]float64, path string) []xy {
+func (p *parser) ring(ring [][]*float64, path string) []xy {
 	if len(ring) < 4 {
 		p.fail(path, "ring has %d positions, a closed ring needs at least 4", len(ring))
 		return nil
@@ -204,10 +208,12 @@ func (p *parser) ring(ring [][]float64, path string) []xy {
 		switch {
 		case len(pos) < 2:
 			err = fmt.Errorf("position needs [lon, lat], got %d numbers", len(pos))
-		case !(pos[0] >= -180 && pos[0] <= 180) || !(pos[1] >= -90 && pos[1] <= 90):
-			err = fmt.Errorf("position [%g, %g] out of range (GeoJSON is [lon, lat]: lon in [-180, 180], lat in [-90, 90])", pos[0], pos[1])
+		case pos[0] == nil || pos[1] == nil:
+			err = fmt.Errorf("position %s holds null, want [lon, lat] numbers", positionText(pos))
+		case !(*pos[0] >= -180 && *pos[0] <= 180) || !(*pos[1] >= -90 && *pos[1] <= 90):
+			err = fmt.Errorf("position [%g, %g] out of range (GeoJSON is [lon, lat]: lon in [-180, 180], lat in [-90, 90])", *pos[0], *pos[1])
 		default:
-			pts[i] = xy{X: pos[0], Y: pos[1]}
+			pts[i] = xy{X: *pos[0], Y: *pos[1]}
 			continue
 		}
 		if bad == 0 {
@@ -225,7 +231,7 @@ func (p *parser) ring(ring [][]float64, path string) []xy {
 		return nil
 	}
 	if pts[0] != pts[len(pts)-1] {
-		p.fail(path, "ring is not closed: first position %v differs from last %v", ring[0], ring[len(ring)-1])
+		p.fail(path, "ring is not closed: first position %s differs from last %s", positionText(ring[0]), positionText(ring[len(ring)-1]))
 		return nil
 	}
 	if signedArea(pts) == 0 {
@@ -268,4 +274,16 @@ func jsonKind(k reflect.Kind) string {
 		return "boolean"
 	}
 	return "number"
+}
+
+// positionText prints a decoded position as its JSON: [110.1, null].
+func positionText(pos []*float64) string {
+	parts := make([]string, len(pos))
+	for i, c := range pos {
+		parts[i] = "null"
+		if c != nil {
+			parts[i] = strconv.FormatFloat(*c, 'g', -1, 64)
+		}
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
 }
