@@ -462,7 +462,7 @@ func checkExact(kind, n string) error {
 			return badEntry(n, "a MAC address has 12 hex digits (end it with * for a prefix)")
 		}
 	case KindPlate:
-		if n == model.NoPlate {
+		if n == model.NoPlate || n == "無牌" {
 			// Passes without a plate read are no vehicle of interest: a list
 			// never matches them, and this entry would go unheard.
 			return badEntry(n, "means no plate was read, which no list matches: to alert on unread plates, use a rule with when: 'plate == \"无牌\"'")

@@ -235,8 +235,11 @@ func TestBuildProblems(t *testing.T) {
 			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", "a MAC address has 12 hex digits"}}},
 		{"plate with a bad character", config.WatchlistSpec{Kind: KindPlate, Entries: []string{"蒙B12345!"}},
 			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", `"蒙B12345!": character 8 is not a plate character`}}},
-		{"no plate read (无牌), which no list matches", config.WatchlistSpec{Kind: KindPlate, Entries: []string{"蒙Z*", " 无牌 "}},
-			[]want{{"rules.yaml", 0, "watchlists.w.entries[1]", `"无牌": means no plate was read, which no list matches`}}},
+		{"no plate read (无牌), which no list matches", config.WatchlistSpec{Kind: KindPlate, Entries: []string{"蒙Z*", " 无牌 ", "無牌"}},
+			[]want{
+				{"rules.yaml", 0, "watchlists.w.entries[1]", `"无牌": means no plate was read, which no list matches`},
+				{"rules.yaml", 0, "watchlists.w.entries[2]", `"無牌": means no plate was read, which no list matches`},
+			}},
 		{"plate too long", config.WatchlistSpec{Kind: KindPlate, Entries: []string{strings.Repeat("A", 17)}},
 			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", "longer than 16 characters"}}},
 		{"missing file", config.WatchlistSpec{Kind: KindPlate, File: "nope.txt"},

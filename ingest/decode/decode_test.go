@@ -578,7 +578,10 @@ func TestDecodeContractPasses(t *testing.T) {
 // No plate read, however the camera spaces it, is the contract's 无牌 (and
 // so never a subject of the rules).
 func TestDecodeNoPlateSpellings(t *testing.T) {
-	for _, plate := range []string{"无牌", " 无牌 ", "无 牌", "无  牌", "　无　牌　", "", "  "} {
+	for _, plate := range []string{"无牌", " 无牌 ", "无 牌", "无  牌", "　无　牌　", "", "  ", "無牌", "無 牌",
+		// Separators alone: kept as plates, every such pass was one
+		// vehicle, "seen" 200 km apart a minute later.
+		"-", "--", ".", "·", " - ", "．"} {
 		t.Run(plate, func(t *testing.T) {
 			out, rej := decode(t, topicCheckpoint, passMsg(`{"plate":"`+plate+`"}`))
 			require.Empty(t, rej)

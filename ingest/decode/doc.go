@@ -112,8 +112,9 @@
 //     every letter (Unicode simple case mapping, so Cyrillic works),
 //     collapsing runs of white space to one space, and trimming. Nothing
 //     else is removed (a middle dot or an inner space stays): matching
-//     "蒙B 12345" with "蒙B12345" is for the consumer to decide. Empty, 无牌
-//     and 无 牌 are model.NoPlate.
+//     "蒙B 12345" with "蒙B12345" is for the consumer to decide. Empty, 无牌,
+//     无 牌, 無牌 (traditional characters) and a plate of separators only
+//     (spaces, hyphens, dots, middle dots: "-", "·") are model.NoPlate.
 //   - direction: inbound|outbound|unknown, any ASCII case, stored lower-case.
 //   - plate_color and vehicle_type are codes stored as tags: full-width
 //     forms half-width (as plates), trimmed of white space, plate_color in

@@ -207,8 +207,15 @@ func appendPlate(dst, b []byte) (out []byte, none bool) {
 }
 
 // isNoPlate reports whether a normalised plate (trimmed, one space at most
-// between characters) is 无牌, with or without its inner space: plates are
-// compared without their spaces.
+// between characters) is 无牌 (or 無牌, as a camera set to traditional
+// characters writes it), with or without its inner space, or holds nothing
+// but separators ("-", "·", "..."): plates are compared without their
+// separators, and a plate of those alone would make every such pass one
+// vehicle, seen everywhere.
 func isNoPlate(p []byte) bool {
-	return string(p) == model.NoPlate || string(p) == "无 牌"
+	switch string(p) {
+	case model.NoPlate, "无 牌", "無牌", "無 牌":
+		return true
+	}
+	return model.PlateKeyEmpty(p)
 }

@@ -77,6 +77,17 @@ func PlateKey(plate string) string {
 	}, plate)
 }
 
+// PlateKeyEmpty reports whether plate (UTF-8) holds nothing but
+// separators: its PlateKey is empty.
+func PlateKeyEmpty(plate []byte) bool {
+	for _, r := range string(plate) {
+		if !isPlateSeparator(r) {
+			return false
+		}
+	}
+	return true
+}
+
 func isPlateSeparator(r rune) bool {
 	switch r {
 	case ' ', '-', '.', '·', '•', '・', '‧':
