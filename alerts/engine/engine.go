@@ -53,6 +53,9 @@ type Engine struct {
 	deaf      bool
 	heardFrom time.Time
 	patrols   map[string]patrolPos
+	// units is each device's latest status: every field as the latest
+	// report that carried it said (see unitStatus).
+	units map[string]*model.Status
 	// subjects interns the subjects rule state is keyed by; it outlives
 	// reloads, as the state of unchanged rules does.
 	subjects *subjectTable
@@ -129,6 +132,7 @@ func New(rs *Ruleset, opts Options, log *slog.Logger, reg prometheus.Registerer)
 		lastSeen:   map[string]*time.Time{},
 		watchSince: map[string]time.Time{},
 		patrols:    map[string]patrolPos{},
+		units:      map[string]*model.Status{},
 		subjects:   newSubjectTable(),
 		logged:     map[string]loggedWarning{},
 	}
@@ -268,7 +272,7 @@ func (e *Engine) Evaluate(b *model.Batch, now time.Time) []model.Alert {
 		pos, has := e.devicePos(dev, b.Device)
 		for i := range b.Statuses {
 			s := &b.Statuses[i]
-			r.st, r.t, r.p, r.hasPos = s, eventTime(s.Time, now), pos, has
+			r.st, r.t, r.p, r.hasPos = e.unitStatus(dev, s), eventTime(s.Time, now), pos, has
 			out = e.evalReading(r, now, out)
 		}
 		e.m.readingsC[src].Add(float64(len(b.Statuses)))
@@ -293,6 +297,55 @@ func eventTime(t, now time.Time) time.Time {
 		return now
 	}
 	return t
+}
+
+// unitStatus merges the status report s of device dev into the device's
+// latest status and returns that: the rules judge how a unit is, not what
+// one report mentions. A unit reports any subset of the fields, so a
+// report of its battery alone says nothing about its tamper switch: a
+// tamper reported open an hour ago is still open, and `tamper ||
+// battery_pct < 15` still holds, whatever the battery. The result carries
+// s's own stamp (its ts and index name the evidence). A report older than
+// the latest merged (a backlog delivered late) changes nothing, and is
+// returned as it is.
+func (e *Engine) unitStatus(dev string, s *model.Status) *model.Status {
+	u := e.units[dev]
+	if u == nil {
+		u = &model.Status{}
+		e.units[strings.Clone(dev)] = u // the key outlives the message
+	} else if s.Time.Before(u.Time) {
+		return s
+	}
+	mergeStatus(u, s)
+	return u
+}
+
+// mergeStatus sets in u every field s carries, and s's stamp. Text fields
+// are copied: u outlives the message s is part of.
+func mergeStatus(u, s *model.Status) {
+	u.Stamp = s.Stamp
+	for _, f := range [...]struct{ dst, src *model.OptFloat }{
+		{&u.BatteryPct, &s.BatteryPct}, {&u.TempC, &s.TempC}, {&u.SignalDbm, &s.SignalDbm},
+	} {
+		if f.src.OK {
+			*f.dst = *f.src
+		}
+	}
+	if s.UptimeS.OK {
+		u.UptimeS = s.UptimeS
+	}
+	if s.Queue.OK {
+		u.Queue = s.Queue
+	}
+	if s.Tamper.OK {
+		u.Tamper = s.Tamper
+	}
+	if s.Power != "" && s.Power != u.Power {
+		u.Power = strings.Clone(s.Power)
+	}
+	if s.FW != "" && s.FW != u.FW {
+		u.FW = strings.Clone(s.FW)
+	}
 }
 
 // devicePos is where a device is: its registered position, else (patrols)
@@ -882,6 +935,11 @@ func (e *Engine) Swap(rs *Ruleset) []model.Alert {
 	for id := range e.patrols {
 		if rs.Registry.Lookup(id) == nil {
 			delete(e.patrols, id)
+		}
+	}
+	for id := range e.units {
+		if rs.Registry.Lookup(id) == nil {
+			delete(e.units, id)
 		}
 	}
 	for _, st := range e.silence {

@@ -26,8 +26,69 @@ type snapshot struct {
 	Version     int                  `json:"version"`
 	LastSeen    map[string]time.Time `json:"last_seen"`
 	Patrols     map[string]patrolPos `json:"patrols"`
+	Units       map[string]unitSnap  `json:"units,omitempty"`
 	LastOrdinal uint64               `json:"last_ordinal,omitempty"`
 	Rules       []ruleSnapshot       `json:"rules"`
+}
+
+// unitSnap is a unit's latest status as saved (see Engine.unitStatus):
+// the fields it has reported, and the ts of the latest report merged.
+type unitSnap struct {
+	TS         time.Time `json:"ts"`
+	BatteryPct *float64  `json:"battery_pct,omitempty"`
+	TempC      *float64  `json:"temp_c,omitempty"`
+	UptimeS    *int64    `json:"uptime_s,omitempty"`
+	Tamper     *bool     `json:"tamper,omitempty"`
+	Power      string    `json:"power,omitempty"`
+	SignalDbm  *float64  `json:"signal_dbm,omitempty"`
+	Queue      *int64    `json:"queue,omitempty"`
+	FW         string    `json:"fw,omitempty"`
+}
+
+func snapUnit(u *model.Status) unitSnap {
+	s := unitSnap{TS: u.Time, Power: u.Power, FW: u.FW}
+	if u.BatteryPct.OK {
+		s.BatteryPct = &u.BatteryPct.V
+	}
+	if u.TempC.OK {
+		s.TempC = &u.TempC.V
+	}
+	if u.UptimeS.OK {
+		s.UptimeS = &u.UptimeS.V
+	}
+	if u.Tamper.OK {
+		s.Tamper = &u.Tamper.V
+	}
+	if u.SignalDbm.OK {
+		s.SignalDbm = &u.SignalDbm.V
+	}
+	if u.Queue.OK {
+		s.Queue = &u.Queue.V
+	}
+	return s
+}
+
+func (s unitSnap) status() *model.Status {
+	u := &model.Status{Stamp: model.Stamp{Time: s.TS}, Power: s.Power, FW: s.FW}
+	if s.BatteryPct != nil {
+		u.BatteryPct = model.OptFloat{V: *s.BatteryPct, OK: true}
+	}
+	if s.TempC != nil {
+		u.TempC = model.OptFloat{V: *s.TempC, OK: true}
+	}
+	if s.UptimeS != nil {
+		u.UptimeS = model.OptInt{V: *s.UptimeS, OK: true}
+	}
+	if s.Tamper != nil {
+		u.Tamper = model.OptBool{V: *s.Tamper, OK: true}
+	}
+	if s.SignalDbm != nil {
+		u.SignalDbm = model.OptFloat{V: *s.SignalDbm, OK: true}
+	}
+	if s.Queue != nil {
+		u.Queue = model.OptInt{V: *s.Queue, OK: true}
+	}
+	return u
 }
 
 type ruleSnapshot struct {
@@ -122,6 +183,7 @@ func (e *Engine) WriteState(w io.Writer) error {
 type StateSnapshot struct {
 	lastSeen map[string]time.Time
 	patrols  map[string]patrolPos
+	units    map[string]unitSnap
 	ordinal  uint64
 	rules    []ruleSnapshot
 	attached []attachment
@@ -144,6 +206,12 @@ func (s *StateSnapshot) Attach(key string, v json.Marshaler) {
 // change: evidence lists, inside-states and open incidents are copied.
 func (e *Engine) Snapshot() *StateSnapshot {
 	s := &StateSnapshot{lastSeen: e.lastSeenTimes(), patrols: maps.Clone(e.patrols), ordinal: e.ordinal}
+	if len(e.units) > 0 {
+		s.units = make(map[string]unitSnap, len(e.units))
+		for id, u := range e.units {
+			s.units[id] = snapUnit(u)
+		}
+	}
 	for _, st := range e.order {
 		s.rules = append(s.rules, e.snapshotRule(st))
 	}
@@ -176,11 +244,19 @@ func (s *StateSnapshot) Save(out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("marshal alert engine state: %w", err)
 	}
+	units := ""
+	if len(s.units) > 0 {
+		b, err := json.Marshal(s.units)
+		if err != nil {
+			return fmt.Errorf("marshal alert engine state: %w", err)
+		}
+		units = `"units":` + string(b) + ","
+	}
 	ordinal := ""
 	if s.ordinal != 0 {
 		ordinal = `"last_ordinal":` + strconv.FormatUint(s.ordinal, 10) + ","
 	}
-	if _, err := fmt.Fprintf(w, `{"version":%d,"last_seen":%s,"patrols":%s,%s"rules":`, stateVersion, lastSeen, patrols, ordinal); err != nil {
+	if _, err := fmt.Fprintf(w, `{"version":%d,"last_seen":%s,"patrols":%s,%s%s"rules":`, stateVersion, lastSeen, patrols, units, ordinal); err != nil {
 		return fmt.Errorf("write alert engine state: %w", err)
 	}
 	enc := stateEncoder{w: w, chunk: saveChunk}
@@ -504,6 +580,11 @@ func (e *Engine) RestoreState(data []byte) ([]model.Alert, error) {
 	for id, p := range s.Patrols {
 		if reg.Lookup(id) != nil {
 			e.patrols[id] = p
+		}
+	}
+	for id, u := range s.Units {
+		if reg.Lookup(id) != nil {
+			e.units[id] = u.status()
 		}
 	}
 	e.ordinal = max(e.ordinal, s.LastOrdinal)

@@ -1104,14 +1104,16 @@ func readableWhen(expr string) string {
 	return strings.Join(strings.Fields(expr), " ")
 }
 
-// statusResolves reports whether a report carrying the fields carried,
-// for which the condition (reading the fields reads) no longer holds,
-// resolves an incident opened by a report that carried firedWith of them:
-// if it carries them all, or, where they are not known, any field the
-// condition reads. A report of none (a heartbeat of its signal only) says
-// nothing about the condition, nor does one of the battery alone about a
-// tamper: the incident stays. A condition that reads no status field is
-// resolved by any report.
+// statusResolves reports whether a unit's status carrying the fields
+// carried, for which the condition (reading the fields reads) no longer
+// holds, resolves an incident opened by a status that carried firedWith of
+// them: if it carries them all, or, where they are not known, any field the
+// condition reads. The unit's status holds every field it reported (see
+// Engine.unitStatus), so this matters where it was not kept: a state saved
+// by a version that did not keep it. A status of none says nothing about
+// the condition, nor does one of the battery alone about a tamper: the
+// incident stays. A condition that reads no status field is resolved by
+// any report.
 func statusResolves(carried, reads, firedWith uint8) bool {
 	switch {
 	case reads == 0:

@@ -1914,6 +1914,48 @@ rules:
 	assert.Equal(t, model.StateResolved, got[0].State)
 }
 
+// A status rule judges the unit's latest status — each field as the latest
+// report that carried it said — not the report alone: a tamper reported
+// while a low-battery incident is open keeps it open when the battery is
+// charged again, and a tamper incident stays open on a report of the
+// tamper closed while the battery is still low. Across a restart too.
+func TestStatusJudgesTheUnitsLatestStatus(t *testing.T) {
+	rs, ps := compileYAML(t, `
+devices:
+  - {id: CP-1, kind: checkpoint, site: st, lat: 41.9612, lon: 110.4875}
+  - {id: CP-2, kind: checkpoint, site: st, lat: 41.9612, lon: 110.4875}
+rules:
+  - {id: tamper, kind: status, when: "tamper || battery_pct < 15"}
+`)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	fired := e.eval(e.status("CP-1", at(12, 0), model.Status{BatteryPct: model.Some(10), TempC: model.Some(-5)}))
+	require.Len(t, fired, 1)
+	require.Empty(t, e.eval(e.status("CP-1", at(12, 1), model.Status{Tamper: model.SomeBool(true), BatteryPct: model.Some(10)})))
+	require.Empty(t, e.eval(e.status("CP-1", at(12, 2), model.Status{BatteryPct: model.Some(60)})), "charged, but the enclosure is still open")
+	require.Empty(t, e.eval(e.status("CP-1", at(11, 0), model.Status{Tamper: model.SomeBool(false)})), "a backlog older than the latest says nothing of now")
+	got := e.eval(e.status("CP-1", at(12, 3), model.Status{Tamper: model.SomeBool(false)}))
+	require.Len(t, got, 1)
+	assert.Equal(t, model.StateResolved, got[0].State)
+	assert.Equal(t, fired[0].ID, got[0].ID)
+	assert.Contains(t, got[0].Summary, "reports battery 60%, tamper false", "the status it judged")
+
+	// The other order, and a restart between the reports.
+	fired = e.eval(e.status("CP-2", at(12, 0), model.Status{Tamper: model.SomeBool(true)}))
+	require.Len(t, fired, 1)
+	require.Empty(t, e.eval(e.status("CP-2", at(12, 1), model.Status{Tamper: model.SomeBool(true), BatteryPct: model.Some(3)})))
+	data, err := e.MarshalState()
+	require.NoError(t, err)
+	e2 := newEngine(t, rs)
+	_, err = e2.RestoreState(data)
+	require.NoError(t, err)
+	require.Empty(t, e2.eval(e2.status("CP-2", at(12, 2), model.Status{Tamper: model.SomeBool(false)})), "closed, but the battery is at 3%")
+	got = e2.eval(e2.status("CP-2", at(12, 3), model.Status{BatteryPct: model.Some(50)}))
+	require.Len(t, got, 1)
+	assert.Equal(t, model.StateResolved, got[0].State)
+	assert.Equal(t, fired[0].ID, got[0].ID)
+}
+
 // A status incident opened within its rule's schedule resolves when the
 // unit reports the condition gone outside the schedule; a report still
 // matching outside it neither resolves it nor opens another.

@@ -153,7 +153,7 @@ func TestStateRoundTrip(t *testing.T) {
 	assert.Equal(t, string(data), string(again), "deterministic")
 	// Written a rule at a time, it is what marshalling the whole snapshot
 	// would give.
-	whole := snapshot{Version: stateVersion, LastSeen: e1.lastSeenTimes(), Patrols: e1.patrols, LastOrdinal: e1.ordinal}
+	whole := snapshot{Version: stateVersion, LastSeen: e1.lastSeenTimes(), Patrols: e1.patrols, Units: e1.Snapshot().units, LastOrdinal: e1.ordinal}
 	for _, st := range e1.order {
 		rs := e1.snapshotRule(st)
 		rs.sort()
