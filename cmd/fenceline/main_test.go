@@ -56,6 +56,11 @@ func TestCheck(t *testing.T) {
 			problems: []string{"warning: testdata/qos0.yaml:1: mqtt.qos: is 0: the broker queues nothing for fenceline while it is away"}},
 		{name: "a signature key for no registered device is a warning", args: []string{"check", "--config", "testdata/stray-key.yaml"}, code: 0, stdout: "ok",
 			problems: []string{"warning: testdata/stray-keys.txt: ingest.signatures.key_file: a key for F-AOL-0l, which is not a registered device"}},
+		{name: "a checkpoint or fence unit without a position is a warning", args: []string{"check", "--config", "testdata/unplaced.yaml"}, code: 0, stdout: "ok",
+			problems: []string{
+				"warning: testdata/unplaced-rules.yaml:2: devices[0]: checkpoint CP-01 has no lat and lon: its passes are rejected (no_position) unless each message carries its loc",
+				"warning: testdata/unplaced-rules.yaml:3: devices[1]: fence F-01 has no lat and lon: its detections are rejected",
+			}, absent: []string{"F-02", "P-07"}},
 		{name: "a certificate without its key is one problem", args: []string{"check", "--config", "testdata/cert-alone.yaml"}, code: 1, problems: []string{
 			"cert-alone.yaml:1: http.tls.cert_file: cert_file and key_file go together",
 		}, absent: []string{"key_file: :", "cannot open"}},

@@ -377,12 +377,13 @@ func Warnings(cfg *config.Config) config.Problems {
 	if w := diskWarning(cfg); w != nil {
 		ws = append(ws, cfg.Locate(config.Problems{*w})...)
 	}
-	keys, err := loadSignatureKeys(cfg)
-	if err != nil || keys == nil {
+	rs, r, err := loadRules(cfg)
+	if err != nil {
 		return ws
 	}
-	rs, err := LoadRules(cfg)
-	if err != nil {
+	ws = append(ws, unplacedUnits(r)...)
+	keys, err := loadSignatureKeys(cfg)
+	if err != nil || keys == nil {
 		return ws
 	}
 	for _, id := range strayKeys(keys, rs.Registry) {
@@ -390,6 +391,34 @@ func Warnings(cfg *config.Config) config.Problems {
 			Msg: fmt.Sprintf("a key for %s, which is not a registered device: a typo? The device meant to sign does not have to", id)})
 	}
 	return ws
+}
+
+// unplacedUnits warns of the fence units and checkpoints registered
+// without a position: a message of theirs without loc (the contract's
+// passes have none) is rejected whole as no_position, so a checkpoint
+// registered without lat and lon stores no pass and raises no alert, even
+// from rules without zones.
+func unplacedUnits(r *config.Rules) config.Problems {
+	var ws config.Problems
+	for i, d := range r.Devices {
+		if d.Lat != nil || d.Lon != nil || (d.Kind != string(model.KindFence) && d.Kind != string(model.KindCheckpoint)) {
+			continue
+		}
+		what := "its passes"
+		if d.Kind == string(model.KindFence) {
+			what = "its detections"
+		}
+		ws = append(ws, config.Problem{Key: fmt.Sprintf("devices[%d]", i),
+			Msg: fmt.Sprintf("%s %s has no lat and lon: %s are rejected (no_position) unless each message carries its loc", d.Kind, d.ID, what)})
+	}
+	return r.Locate(ws)
+}
+
+// warnUnplaced logs unplacedUnits' warnings, at a start and a reload.
+func warnUnplaced(log *slog.Logger, r *config.Rules) {
+	for _, w := range unplacedUnits(r) {
+		log.Warn("a unit registered without a position", "problem", w.Error())
+	}
 }
 
 // reloadKeys re-reads the key file for a reload; apply the result with

@@ -116,6 +116,7 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry, saveE
 		return nil, err
 	}
 	log.Info("rules loaded", "devices", rs.Registry.Len(), "rules", len(rs.Rules), "took", time.Since(loadStart).Round(time.Millisecond))
+	warnUnplaced(log, rulesFile)
 	d.devices = f.NewGaugeVec(prometheus.GaugeOpts{Name: "fenceline_registry_devices",
 		Help: "Registered devices by kind and site (the denominator of silence ratios)."}, []string{"kind", "site"})
 	d.countDevices(rs.Registry)
@@ -559,6 +560,9 @@ func (d *daemon) reload(ctx context.Context) (string, error) {
 	rs, r, err := loadRules(d.cfg)
 	if err == nil {
 		err = sectionsLost(r, d.engine.Ruleset())
+	}
+	if err == nil {
+		warnUnplaced(d.log, r)
 	}
 	var keys devicesig.Keys
 	if err == nil {
