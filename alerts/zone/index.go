@@ -28,6 +28,10 @@ type Index struct {
 	tree  rtree.RTreeGN[float64, *Zone]
 }
 
+// maxRadiusM is half the Earth's circumference: a circle that wide covers
+// it all.
+const maxRadiusM = 20_015_000
+
 // Build compiles the zone specs of a rules file. baseDir resolves relative
 // `file:` paths; file is the rules file's path, named in problems.
 //
@@ -47,6 +51,10 @@ func Build(specs []config.ZoneSpec, baseDir, file string) (*Index, config.Proble
 			idOK = false
 		case dup:
 			probs.Add(file, key+".id", "duplicate zone id %q (first at zones[%d])", spec.ID, j)
+			idOK = false
+		case config.LineProblem(spec.ID) != "":
+			// It goes into alerts (their zone, and summaries) as a name does.
+			probs.Add(file, key+".id", "%s", config.LineProblem(spec.ID))
 			idOK = false
 		default:
 			firstAt[spec.ID] = i
@@ -115,6 +123,11 @@ func compile(spec config.ZoneSpec, key, baseDir, file string) (*Zone, config.Pro
 		}
 		if !(c.RadiusM > 0) || math.IsInf(c.RadiusM, 0) {
 			probs.Add(file, key+".circle.radius_m", "radius_m must be a positive number of metres, got %g", c.RadiusM)
+			ok = false
+		} else if c.RadiusM > maxRadiusM {
+			// Beyond it the circle covers the whole Earth: most likely a
+			// radius written in another unit.
+			probs.Add(file, key+".circle.radius_m", "radius_m %g is more than half the Earth's circumference (%g m): is it in metres?", c.RadiusM, float64(maxRadiusM))
 			ok = false
 		}
 		if !ok {
@@ -202,7 +215,7 @@ func circleBBox(c *circle) rect {
 func readFile(path string) ([]byte, error) {
 	data, err := config.ReadFile(path, maxFileBytes)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read zone file: %w", err)
+		return nil, fmt.Errorf("cannot read zone file %s: %w", path, err)
 	}
 	// Editors on Windows start a file with a byte-order mark, which is no
 	// JSON.
