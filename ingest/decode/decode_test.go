@@ -611,6 +611,21 @@ func TestDecodePlates(t *testing.T) {
 	}
 }
 
+// A direction with spaces around it, or in full-width letters, is read as
+// plates are: the pass is not rejected over it (its plate with it).
+func TestDecodeDirectionSpellings(t *testing.T) {
+	for _, tc := range []struct{ sent, want string }{
+		{"outbound ", "outbound"}, {" Inbound", "inbound"}, {"ｏｕｔｂｏｕｎｄ", "outbound"}, {"\u3000UNKNOWN\\t", "unknown"},
+	} {
+		t.Run(tc.sent, func(t *testing.T) {
+			out, rej := decode(t, topicCheckpoint, passMsg(`{"plate":"蒙B12345","direction":"`+tc.sent+`"}`))
+			require.Empty(t, rej)
+			require.Len(t, out.Passes, 1)
+			assert.Equal(t, tc.want, out.Passes[0].Direction)
+		})
+	}
+}
+
 // An ANPR camera's trailing newline, or a tab inside, is white space the
 // plate's normal form trims or collapses, not a control character to refuse.
 func TestDecodePlateWhiteSpace(t *testing.T) {
@@ -636,6 +651,7 @@ func TestDecodePassRejects(t *testing.T) {
 		{"plate too long", `{"plate":"` + strings.Repeat("B", 257) + `"}`, BadField},
 		{"plate control char", `{"plate":"蒙B\u000012345"}`, BadField},
 		{"direction bad", `{"plate":"蒙B12345","direction":"north"}`, BadDirection},
+		{"direction bad, in full-width", `{"plate":"蒙B12345","direction":"ｎｏｒｔｈ"}`, BadDirection},
 		{"direction number", `{"plate":"蒙B12345","direction":1}`, BadDirection},
 		{"plate_color number", `{"plate":"蒙B12345","plate_color":1}`, BadField},
 		{"plate_color too long", `{"plate":"蒙B12345","plate_color":"` + strings.Repeat("b", 257) + `"}`, BadField},

@@ -115,7 +115,8 @@
 //     "蒙B 12345" with "蒙B12345" is for the consumer to decide. Empty, 无牌,
 //     无 牌, 無牌 (traditional characters) and a plate of separators only
 //     (spaces, hyphens, dots, middle dots: "-", "·") are model.NoPlate.
-//   - direction: inbound|outbound|unknown, any ASCII case, stored lower-case.
+//   - direction: inbound|outbound|unknown, any ASCII case, stored lower-case;
+//     white space around it and full-width letters are read as in plates.
 //   - plate_color and vehicle_type are codes stored as tags: full-width
 //     forms half-width (as plates), trimmed of white space, plate_color in
 //     ASCII lower case ("Blue" is "blue"), vehicle_type in ASCII upper

@@ -422,16 +422,17 @@ func (d *Decoder) pass(p *model.Pass, sp *passStrs, v int, i int) (Reason, strin
 			return BadDirection, "direction", "want string, got " + d.typeName(v)
 		}
 		b := d.t.str(int(v))
-		switch {
-		case len(b) == 0: // absent
-		case equalFoldASCII(b, dirInbound):
-			p.Direction = dirInbound
-		case equalFoldASCII(b, dirOutbound):
-			p.Direction = dirOutbound
-		case equalFoldASCII(b, dirUnknown):
-			p.Direction = dirUnknown
-		default:
-			return BadDirection, "direction", echoText(b) + " is not inbound, outbound or unknown"
+		if len(b) > 0 { // else absent
+			dir, ok := directionOf(b)
+			if !ok {
+				// Spaces around it, or full-width letters (a camera set
+				// to Chinese input): read as plates are.
+				dir, ok = directionOf(model.AppendPlate(nil, b))
+			}
+			if !ok {
+				return BadDirection, "direction", echoText(b) + " is not inbound, outbound or unknown"
+			}
+			p.Direction = dir
 		}
 	}
 
@@ -583,4 +584,14 @@ func (d *Decoder) status(f *fields, out *model.Batch) {
 	s.Power, s.FW = sub(str, powerSp), sub(str, fwSp)
 	s.Stamp = model.Stamp{Time: d.msgTime, PointNS: model.PointTime(d.msgTime, d.seq, 0)}
 	out.Statuses = append(out.Statuses, s)
+}
+
+// directionOf is the direction b names, in any ASCII case.
+func directionOf(b []byte) (string, bool) {
+	for _, dir := range [...]string{dirInbound, dirOutbound, dirUnknown} {
+		if equalFoldASCII(b, dir) {
+			return dir, true
+		}
+	}
+	return "", false
 }
