@@ -603,7 +603,99 @@ func compileWhen(src string, s Source, file, key string, ps *config.Problems) *v
 		ps.Add(file, key, "%s%s", whenError(err), whenHint(err, env))
 		return nil
 	}
+	if msg := neverEqual(src, s); msg != "" {
+		ps.Add(file, key, "%s", msg)
+		return nil
+	}
 	return prog
+}
+
+// storedForms says, per source, how the decoder stores the text fields a
+// `when` compares with literals: a literal in another form can never
+// equal the field (`direction == "OUTBOUND"`, `plate_color == "Blue"`),
+// and the rule would never fire with `check` saying ok.
+var storedForms = map[Source]map[string]func(string) string{
+	SourceVehicle: {
+		"direction": func(v string) string {
+			if v == "" || v == "inbound" || v == "outbound" || v == "unknown" {
+				return "" // "": a pass without one
+			}
+			return "direction is stored as inbound, outbound or unknown (empty when the pass has none)"
+		},
+		"plate_color":  caseForm("plate_color", strings.ToLower, "lower"),
+		"vehicle_type": caseForm("vehicle_type", strings.ToUpper, "upper"),
+		"plate": func(v string) string {
+			if n := model.NormalisePlate(v); n != v {
+				return fmt.Sprintf("plates are stored in their normal form (%q)", n)
+			}
+			return ""
+		},
+	},
+	SourcePhone: {"tech": caseForm("tech", strings.ToLower, "lower")},
+}
+
+// caseForm is the storedForms check of a field stored in one ASCII case.
+func caseForm(field string, to func(string) string, name string) func(string) string {
+	return func(v string) string {
+		if c := to(v); c != v && c == strings.TrimSpace(c) {
+			return fmt.Sprintf("%s is stored in %s case (%q)", field, name, c)
+		}
+		if strings.TrimSpace(v) != v {
+			return fmt.Sprintf("%s is stored without spaces around it", field)
+		}
+		return ""
+	}
+}
+
+// neverEqual names the first comparison (==, != or in) in expression src of
+// a field of source s with a string literal the field is never stored as.
+func neverEqual(src string, s Source) string {
+	forms := storedForms[s]
+	tree, err := parser.Parse(src)
+	if len(forms) == 0 || err != nil {
+		return ""
+	}
+	var msg string
+	check := func(field ast.Node, lit ast.Node) {
+		id, ok := field.(*ast.IdentifierNode)
+		if !ok || msg != "" {
+			return
+		}
+		form := forms[id.Value]
+		if form == nil {
+			return
+		}
+		var lits []*ast.StringNode
+		switch l := lit.(type) {
+		case *ast.StringNode:
+			lits = append(lits, l)
+		case *ast.ArrayNode:
+			for _, n := range l.Nodes {
+				if sn, ok := n.(*ast.StringNode); ok {
+					lits = append(lits, sn)
+				}
+			}
+		}
+		for _, l := range lits {
+			if why := form(l.Value); why != "" {
+				msg = fmt.Sprintf("%s %q can never match: %s", id.Value, l.Value, why)
+				return
+			}
+		}
+	}
+	ast.Find(tree.Node, func(n ast.Node) bool {
+		if b, ok := n.(*ast.BinaryNode); ok {
+			switch b.Operator {
+			case "==", "!=":
+				check(b.Left, b.Right)
+				check(b.Right, b.Left)
+			case "in", "not in":
+				check(b.Left, b.Right)
+			}
+		}
+		return false
+	})
+	return msg
 }
 
 // absentGuard rewrites each comparison or membership test that reads an

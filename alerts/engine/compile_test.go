@@ -48,6 +48,20 @@ rules:
   - {id: r2, kind: status, when: "tamper"}
 `
 
+// The literals a field is stored as compile: an empty direction (a pass
+// without one), 无牌, a plate with its inner space, codes in their case.
+func TestCompileStoredFormsAccepted(t *testing.T) {
+	for _, when := range []string{
+		`direction == "" || direction in ["inbound", "unknown"]`,
+		`plate == "无牌" || plate == "1598 УБА" || plate_color == "blue" || vehicle_type == "K33"`,
+		`plate_color != "" && vehicle_type startsWith "H"`,
+	} {
+		_, ps := compileYAML(t, strings.Replace(base, "kind: presence, source: phone, zones: [ruins]",
+			"kind: presence, source: vehicle, when: '"+when+"'", 1))
+		assert.Empty(t, ps, when)
+	}
+}
+
 // An enter rule without zones watches every zone: a hysteresis deeper than
 // some of them is refused, naming them, as it is for a zone listed.
 func TestCompileHysteresisDeeperThanSomeZones(t *testing.T) {
@@ -102,6 +116,19 @@ func TestCompileProblems(t *testing.T) {
 		{"type error in when", `when: "tamper"`, `when: "fw > 3"`, "rules[2].when", "invalid operation"},
 		{"when not boolean", `when: "tamper"`, `when: "battery_pct"`, "rules[2].when", "bool"},
 		{"field of another source", `when: "tamper"`, `when: "plate == \"x\""`, "rules[2].when", "unknown name plate"},
+		// Literals a field is never stored as: the rule would never fire.
+		{"a direction in capitals", "kind: presence, source: phone, zones: [ruins]", `kind: presence, source: vehicle, when: 'direction == "OUTBOUND"'`, "rules[0].when",
+			`direction "OUTBOUND" can never match: direction is stored as inbound, outbound or unknown`},
+		{"a direction that is none", "kind: presence, source: phone, zones: [ruins]", `kind: presence, source: vehicle, when: 'speed_kmh > 90 && direction in ["outbound", "north"]'`, "rules[0].when",
+			`direction "north" can never match`},
+		{"a plate colour in capitals", "kind: presence, source: phone, zones: [ruins]", `kind: presence, source: vehicle, when: '"Yellow" != plate_color'`, "rules[0].when",
+			`plate_color "Yellow" can never match: plate_color is stored in lower case ("yellow")`},
+		{"a vehicle type in lower case", "kind: presence, source: phone, zones: [ruins]", `kind: presence, source: vehicle, when: 'vehicle_type == "h11"'`, "rules[0].when",
+			`vehicle_type "h11" can never match: vehicle_type is stored in upper case ("H11")`},
+		{"a plate not in its normal form", "kind: presence, source: phone, zones: [ruins]", `kind: presence, source: vehicle, when: 'plate == "蒙b7k3q2"'`, "rules[0].when",
+			`plate "蒙b7k3q2" can never match: plates are stored in their normal form ("蒙B7K3Q2")`},
+		{"a tech in capitals", "kind: presence, source: phone, zones: [ruins]", `kind: presence, source: phone, zones: [ruins], when: 'tech == "LTE"'`, "rules[0].when",
+			`tech "LTE" can never match: tech is stored in lower case ("lte")`},
 		{"hysteresis deeper than every zone, a rule without zones", "kind: presence, source: phone, zones: [ruins], severity: high", "kind: enter, source: patrol, hysteresis_m: 501", "rules[0].hysteresis_m", `501 m is deeper than any point of any zone is inside it (at most 500.0 m)`},
 		{"hysteresis deeper than the zone", "kind: presence, source: phone, zones: [ruins], severity: high", "kind: enter, source: patrol, zones: [ruins], hysteresis_m: 501", "rules[0].hysteresis_m", `501 m is deeper than any point of zone "ruins" is inside it (at most 500.0 m)`},
 		{"bad tz", "severity: high}", "severity: high, schedule: {tz: Mars/Olympus, windows: [{from: \"20:00\", to: \"06:00\"}]}}", "rules[0].schedule.tz", "unknown time zone"},

@@ -37,7 +37,7 @@ func TestWhenFastAgreesWithVM(t *testing.T) {
 		{SourceVehicle, `direction == "outbound" && speed_kmh > 250`, true},
 		{SourceVehicle, "speed_kmh > 150", true},
 		{SourceVehicle, "lane == 2 || lane > 3.5 || confidence < 0.5", true},
-		{SourceVehicle, `!(plate_color == "blue") && vehicle_type != "truck" && zone == "z1"`, true},
+		{SourceVehicle, `!(plate_color == "blue") && vehicle_type != "TRUCK" && zone == "z1"`, true},
 		{SourceVehicle, `heading >= 90 and heading < 180 or image != ""`, true},
 		{SourceVehicle, `plate matches "^蒙B"`, false},
 		{SourceVehicle, "len(plate) > 6", false},
@@ -135,7 +135,7 @@ func randomReading(rng *rand.Rand, s Source) (*reading, string) {
 			MAC: pick("", "aa:bb:cc:dd:ee:ff"), MCC: pick("", "460", "428"), MNC: pick("", "00", "99"),
 			Operator: pick("", "46000", "42899"), RSSI: optF(-90, -60, -59.5, -40), Tech: pick("", "gsm", "lte")}
 	case SourceVehicle:
-		r.pass = &model.Pass{Plate: pick("蒙B7K3Q2", "无牌"), PlateColor: pick("", "blue", "yellow"), VehicleType: pick("", "car", "truck"),
+		r.pass = &model.Pass{Plate: pick("蒙B7K3Q2", "无牌"), PlateColor: pick("", "blue", "yellow"), VehicleType: pick("", "CAR", "TRUCK"),
 			VehicleColor: pick("", "white"), Direction: pick("", "inbound", "outbound"), Image: pick("", "http://x/1.jpg"),
 			SpeedKmh: optF(0, 120, 150, 150.5, 251), Lane: optI(1, 2, 3, 4), Heading: optF(0, 90, 179.9, 180, 270),
 			Confidence: optF(0.2, 0.5, 0.9)}
