@@ -232,8 +232,13 @@ func Compile(r *config.Rules, opts Options) (*Ruleset, config.Problems) {
 	rs := &Ruleset{Watchlists: map[string]*watchlist.List{}, opts: opts}
 
 	rs.Registry = compileDevices(r.Devices, file, &ps)
+	// The sites of every device listed, valid or not: a site whose devices
+	// each have a problem of their own is not a second problem of its
+	// rules'.
 	rs.sites = map[string]bool{}
-	rs.Registry.All(func(d *model.Device) { rs.sites[d.Site] = true })
+	for _, d := range r.Devices {
+		rs.sites[d.Site] = true
+	}
 	for i, z := range r.Zones {
 		if z.Site != "" && !sitePattern.MatchString(z.Site) {
 			ps.Add(file, fmt.Sprintf("zones[%d].site", i), "site %q must match [a-z0-9-]{1,32}", z.Site)

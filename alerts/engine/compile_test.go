@@ -62,6 +62,16 @@ func TestCompileStoredFormsAccepted(t *testing.T) {
 	}
 }
 
+// A site whose every device has a problem of its own is still a site: the
+// rules naming it add no second problem ("no device is registered").
+func TestCompileSiteOfInvalidDevices(t *testing.T) {
+	rules := strings.Replace(base, "devices:\n", "devices:\n  - {id: S-1, kind: fence, site: sil, expect_every: 500ms}\n", 1)
+	rules = strings.Replace(rules, `- {id: r2, kind: status, when: "tamper"}`, `- {id: r2, kind: silence, sites: [sil], after: 10m}`, 1)
+	_, ps := compileYAML(t, rules)
+	require.Len(t, ps, 1, "%v", ps)
+	assert.Equal(t, "devices[0].expect_every", ps[0].Key)
+}
+
 // An enter rule without zones watches every zone: a hysteresis deeper than
 // some of them is refused, naming them, as it is for a zone listed.
 func TestCompileHysteresisDeeperThanSomeZones(t *testing.T) {
