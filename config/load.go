@@ -509,6 +509,7 @@ func walk(file string, n *yaml.Node, path string, t reflect.Type, lines keyLines
 			*ps = append(*ps, Problem{File: file, Line: n.Line, Msg: notOursMsg})
 			return
 		}
+		dropDuplicateKeys(file, n, path, ps)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if k.Tag == "!!merge" {
@@ -552,6 +553,31 @@ func walk(file string, n *yaml.Node, path string, t reflect.Type, lines keyLines
 			walk(file, c, item, et, lines, ps)
 		}
 	}
+}
+
+// dropDuplicateKeys reports each key given a second time in the mapping n
+// (as yaml would) and takes it out, so that decoding goes on and the rest
+// of the file is checked too: yaml stops at the first, and `check` would
+// show one problem of a file that has seventeen.
+func dropDuplicateKeys(file string, n *yaml.Node, path string, ps *Problems) {
+	first := map[string]int{}
+	kept := n.Content[:0]
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Tag != "!!merge" {
+			if line, dup := first[k.Value]; dup {
+				child := k.Value
+				if path != "" {
+					child = path + "." + k.Value
+				}
+				*ps = append(*ps, Problem{File: file, Key: child, Line: k.Line, Msg: fmt.Sprintf("mapping key %q already defined at line %d", k.Value, line)})
+				continue
+			}
+			first[k.Value] = k.Line
+		}
+		kept = append(kept, k, v)
+	}
+	n.Content = kept
 }
 
 // notOursMsg is the problem of a file none of whose keys fenceline knows.

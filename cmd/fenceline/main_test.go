@@ -61,6 +61,11 @@ func TestCheck(t *testing.T) {
 				"warning: testdata/unplaced-rules.yaml:2: devices[0]: checkpoint CP-01 has no lat and lon: its passes are rejected (no_position) unless each message carries its loc",
 				"warning: testdata/unplaced-rules.yaml:3: devices[1]: fence F-01 has no lat and lon: its detections are rejected",
 			}, absent: []string{"F-02", "P-07"}},
+		{name: "a key given twice does not hide the file's other problems", args: []string{"check", "--config", "testdata/dup.yaml"}, code: 1, problems: []string{
+			`dup-rules.yaml:2: devices[0].kind: mapping key "kind" already defined at line 2`,
+			"dup-rules.yaml:5: rules[0].window:",
+			"dup-rules.yaml:5: rules[0].threshold:",
+		}},
 		{name: "a certificate without its key is one problem", args: []string{"check", "--config", "testdata/cert-alone.yaml"}, code: 1, problems: []string{
 			"cert-alone.yaml:1: http.tls.cert_file: cert_file and key_file go together",
 		}, absent: []string{"key_file: :", "cannot open"}},
