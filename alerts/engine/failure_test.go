@@ -1,12 +1,9 @@
 package engine
 
 import (
-	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -22,10 +19,8 @@ import (
 // reading's identifiers.
 func TestRuleFailureCostsOnlyThatRulesAlerts(t *testing.T) {
 	var logs testenv.LogBuffer
-	reg := prometheus.NewRegistry()
-	e := New(loadRules(t), Options{}, slog.New(slog.NewTextHandler(&logs, nil)), reg)
-	e.clock = func() time.Time { return at(23, 0) }
-	te := &testEngine{Engine: e, t: t, seq: map[string]int64{}, reg: reg}
+	te := newEngine(t, loadRules(t))
+	te.log = logs.Logger()
 	te.rules["crowd-at-ruins"].count = nil // its first window's assignment panics
 
 	var out []model.Alert
@@ -35,13 +30,13 @@ func TestRuleFailureCostsOnlyThatRulesAlerts(t *testing.T) {
 	assert.Len(t, only(out, "night-phone-ruins"), 2, "the rule before the failing one")
 	assert.Len(t, only(out, "foreign-sim-near-border"), 2, "the rule before the failing one")
 	assert.Empty(t, only(out, "crowd-at-ruins"))
-	assert.Equal(t, 2.0, testutil.ToFloat64(e.m.failures.WithLabelValues("crowd-at-ruins")))
+	assert.Equal(t, 2.0, testutil.ToFloat64(te.m.failures.WithLabelValues("crowd-at-ruins")))
 
 	// The next message, of a phone the rule has not failed on yet, goes
 	// through the rules as well.
 	out = te.eval(te.phones("F-AOL-01", at(23, 1), ruinsIn, "428991234567892"))
 	assert.Len(t, only(out, "foreign-sim-near-border"), 1)
-	assert.Equal(t, 3.0, testutil.ToFloat64(e.m.failures.WithLabelValues("crowd-at-ruins")))
+	assert.Equal(t, 3.0, testutil.ToFloat64(te.m.failures.WithLabelValues("crowd-at-ruins")))
 
 	line := logs.String()
 	assert.Contains(t, line, "level=ERROR")
