@@ -287,6 +287,13 @@ func (d *Decoder) tsOf(tk token) (time.Time, Reason, string) {
 		b := d.t.strOf(&tk)
 		var ok bool
 		if t, ok = d.zones.parseRFC3339(b); !ok {
+			// In the form, but not a time (2026-02-30, 24:30): say which
+			// part, as Go's parser does (only that: its other messages
+			// quote the text, which may hold an identifier).
+			var pe *time.ParseError
+			if _, err := time.Parse(time.RFC3339Nano, string(b)); errors.As(err, &pe) && strings.HasSuffix(pe.Message, " out of range") {
+				return t, BadTS, echoTS(b) + ": " + strings.TrimPrefix(pe.Message, ": ")
+			}
 			return t, BadTS, echoTS(b) + " is not RFC 3339 with an offset (2006-01-02T15:04:05.999Z07:00)"
 		}
 	case kNumber:

@@ -198,6 +198,8 @@ func TestDecodeBadTSDetail(t *testing.T) {
 		{"an identifier in the wrong place: its length only", `"460001234567890"`, `ts: a number in quotes (15 digits: Unix milliseconds go unquoted)`},
 		{"microseconds in quotes", `"1795810447123000"`, `ts: a number in quotes (16 digits: Unix milliseconds go unquoted) is not RFC 3339`},
 		{"an identifier after a date", `"2026-11-27T10:00:00 460001234567890"`, `ts: a 35-byte string is not RFC 3339`},
+		{"a day the month does not have", `"2026-02-30T10:00:00+08:00"`, `ts: "2026-02-30T10:00:00+08:00": day out of range`},
+		{"an hour past the day", `"2026-02-03T24:30:00Z"`, `ts: "2026-02-03T24:30:00Z": hour out of range`},
 		{"nanoseconds are a date's", `"2026-11-27T10:00:00.123456789"`, `ts: "2026-11-27T10:00:00.123456789" is not RFC 3339 with an offset`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
