@@ -462,7 +462,7 @@ func checkExact(kind, n string) error {
 			return badEntry(n, "a MAC address has 12 hex digits (end it with * for a prefix)")
 		}
 	case KindPlate:
-		if n == model.NoPlate || n == "無牌" {
+		if model.IsNoPlate(n) {
 			// Passes without a plate read are no vehicle of interest: a list
 			// never matches them, and this entry would go unheard.
 			return badEntry(n, "means no plate was read, which no list matches: to alert on unread plates, use a rule with when: 'plate == \"无牌\"'")
@@ -483,6 +483,10 @@ func checkPrefix(kind, n string) error {
 			return badEntry(n, "an IMEI prefix has at most 16 digits")
 		}
 	case KindPlate:
+		if strings.HasPrefix(n, model.NoPlate) || strings.HasPrefix(n, "無牌") {
+			// What begins so is a way of writing 无牌, not a plate.
+			return badEntry(n+"*", "begins with 无牌 (no plate read), which no list matches")
+		}
 		return checkPlate(n)
 	}
 	return nil

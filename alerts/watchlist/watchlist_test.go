@@ -206,6 +206,11 @@ func TestBuildProblems(t *testing.T) {
 			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", "a * after only spaces, hyphens or dots would match everything"}}},
 		{"an IMSI prefix of separators only", config.WatchlistSpec{Kind: KindIMSI, Entries: []string{"-*"}},
 			[]want{{"rules.yaml", 0, "watchlists.w.entries[0]", "a * after only spaces, hyphens or dots would match everything"}}},
+		{"a prefix of 无牌 (no plate read)", config.WatchlistSpec{Kind: KindPlate, Entries: []string{"无牌*", "無-牌 *"}},
+			[]want{
+				{"rules.yaml", 0, "watchlists.w.entries[0]", `"无牌*": begins with 无牌 (no plate read), which no list matches`},
+				{"rules.yaml", 0, "watchlists.w.entries[1]", `"無牌*": begins with 无牌`},
+			}},
 		{"a plate of separators only", config.WatchlistSpec{Kind: KindPlate, Entries: []string{"蒙B12345", "·", "..."}},
 			[]want{
 				{"rules.yaml", 0, "watchlists.w.entries[1]", "an entry of only spaces, hyphens or dots, which would never match"},

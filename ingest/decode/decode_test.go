@@ -583,7 +583,10 @@ func TestDecodeNoPlateSpellings(t *testing.T) {
 	for _, plate := range []string{"无牌", " 无牌 ", "无 牌", "无  牌", "　无　牌　", "", "  ", "無牌", "無 牌",
 		// Separators alone: kept as plates, every such pass was one
 		// vehicle, "seen" 200 km apart a minute later.
-		"-", "--", ".", "·", " - ", "．"} {
+		"-", "--", ".", "·", " - ", "．",
+		// 无牌 written with separators, dashes of other code points,
+		// invisible characters, and placeholders without a letter or digit.
+		"无-牌", "无牌·", "·无·牌·", "無-牌", "無牌.", "—", "–", "‐", "−", "ー", "․", "\u200b", "\ufeff", "无牌\u200b", "?", "*", "_", "#"} {
 		t.Run(plate, func(t *testing.T) {
 			out, rej := decode(t, topicCheckpoint, passMsg(`{"plate":"`+plate+`"}`))
 			require.Empty(t, rej)

@@ -112,9 +112,12 @@
 //     every letter (Unicode simple case mapping, so Cyrillic works),
 //     collapsing runs of white space to one space, and trimming. Nothing
 //     else is removed (a middle dot or an inner space stays): matching
-//     "蒙B 12345" with "蒙B12345" is for the consumer to decide. Empty, 无牌,
-//     无 牌, 無牌 (traditional characters) and a plate of separators only
-//     (spaces, hyphens, dots, middle dots: "-", "·") are model.NoPlate.
+//     "蒙B 12345" with "蒙B12345" is for the consumer to decide. Invisible
+//     characters (Unicode format characters: a zero-width space, a
+//     byte-order mark) are dropped. 无牌 or 無牌 (traditional characters),
+//     however written with separators (无 牌, 无-牌), and a plate without
+//     a letter or digit ("", "-", "·", "?") are model.NoPlate
+//     (model.IsNoPlate).
 //   - direction: inbound|outbound|unknown, any ASCII case, stored lower-case;
 //     white space around it and full-width letters are read as in plates.
 //   - plate_color and vehicle_type are codes stored as tags: full-width

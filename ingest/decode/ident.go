@@ -2,6 +2,7 @@ package decode
 
 import (
 	"strconv"
+	"unsafe"
 
 	"github.com/fenceline/fenceline/internal/luhn"
 	"github.com/fenceline/fenceline/internal/model"
@@ -206,16 +207,8 @@ func appendPlate(dst, b []byte) (out []byte, none bool) {
 	return dst, false
 }
 
-// isNoPlate reports whether a normalised plate (trimmed, one space at most
-// between characters) is 无牌 (or 無牌, as a camera set to traditional
-// characters writes it), with or without its inner space, or holds nothing
-// but separators ("-", "·", "..."): plates are compared without their
-// separators, and a plate of those alone would make every such pass one
-// vehicle, seen everywhere.
+// isNoPlate is model.IsNoPlate of a normalised plate's bytes, which it
+// does not keep.
 func isNoPlate(p []byte) bool {
-	switch string(p) {
-	case model.NoPlate, "无 牌", "無牌", "無 牌":
-		return true
-	}
-	return model.PlateKeyEmpty(p)
+	return model.IsNoPlate(unsafe.String(unsafe.SliceData(p), len(p)))
 }

@@ -28,6 +28,9 @@ func AppendPlate(dst, b []byte) []byte {
 			i += n
 		}
 		r = toHalfWidth(r)
+		if r >= utf8.RuneSelf && unicode.Is(unicode.Cf, r) {
+			continue // invisible (a zero-width space, a byte-order mark, a direction mark): no part of a plate
+		}
 		if r < utf8.RuneSelf {
 			switch {
 			case r == ' ' || '\t' <= r && r <= '\r':
@@ -77,20 +80,40 @@ func PlateKey(plate string) string {
 	}, plate)
 }
 
-// PlateKeyEmpty reports whether plate (UTF-8) holds nothing but
-// separators: its PlateKey is empty.
-func PlateKeyEmpty(plate []byte) bool {
-	for _, r := range string(plate) {
-		if !isPlateSeparator(r) {
-			return false
+// IsNoPlate reports whether plate, in the normal form, says that no plate
+// was read: 无牌 (or 無牌, in traditional characters) however written with
+// separators ("无-牌", "无牌·"), or nothing that is a letter or a digit (an
+// empty plate, "-", "?", "·"). Such passes are one vehicle to no rule:
+// taken as plates, they would be one vehicle seen everywhere.
+func IsNoPlate(plate string) bool {
+	var key [3]rune
+	n := 0
+	letters := false
+	for _, r := range plate {
+		if isPlateSeparator(r) {
+			continue
+		}
+		if n < len(key) {
+			key[n] = r
+		}
+		n++
+		letters = letters || unicode.IsLetter(r) || unicode.IsDigit(r)
+		if letters && n > 2 {
+			return false // a plate's usual case, decided early
 		}
 	}
-	return true
+	if n == 2 && (key[0] == '无' || key[0] == '無') && key[1] == '牌' {
+		return true
+	}
+	return !letters
 }
 
+// isPlateSeparator reports whether r is how a plate is written rather than
+// part of it: spaces, dots, middle dots and the hyphens and dashes of
+// Unicode that cameras and operators type for one.
 func isPlateSeparator(r rune) bool {
 	switch r {
-	case ' ', '-', '.', '·', '•', '・', '‧':
+	case ' ', '-', '.', '·', '•', '・', '‧', '‐', '‑', '‒', '–', '—', '−', '․', 'ー':
 		return true
 	}
 	return false
