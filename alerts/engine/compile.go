@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
@@ -618,7 +619,8 @@ func compileWhen(src string, s Source, file, key string, ps *config.Problems) *v
 // storedForms says, per source, how the decoder stores the text fields a
 // `when` compares with literals: a literal in another form can never
 // equal the field (`direction == "OUTBOUND"`, `plate_color == "Blue"`),
-// and the rule would never fire with `check` saying ok.
+// and the rule would never fire with `check` saying ok. Each check returns
+// why v is never stored, or "". Site and device (every source) follow.
 var storedForms = map[Source]map[string]func(string) string{
 	SourceVehicle: {
 		"direction": func(v string) string {
@@ -627,26 +629,98 @@ var storedForms = map[Source]map[string]func(string) string{
 			}
 			return "direction is stored as inbound, outbound or unknown (empty when the pass has none)"
 		},
-		"plate_color":  caseForm("plate_color", strings.ToLower, "lower"),
-		"vehicle_type": caseForm("vehicle_type", strings.ToUpper, "upper"),
+		"plate_color":  codeForm("plate_color", false),
+		"vehicle_type": codeForm("vehicle_type", true),
 		"plate": func(v string) string {
-			if n := model.NormalisePlate(v); n != v {
+			n := model.NormalisePlate(v)
+			if model.IsNoPlate(n) {
+				n = model.NoPlate
+			}
+			if n != v {
 				return fmt.Sprintf("plates are stored in their normal form (%q)", n)
 			}
 			return ""
 		},
 	},
-	SourcePhone: {"tech": caseForm("tech", strings.ToLower, "lower")},
+	SourcePhone: {
+		"tech": func(v string) string {
+			for _, c := range []byte(v) {
+				if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || strings.IndexByte(" ._/+-", c) >= 0) {
+					return fmt.Sprintf("tech is stored in lower case, of a-z 0-9 space . _ / + - (%q)", storedCode(v, false))
+				}
+			}
+			return ""
+		},
+		"imsi": digitsForm("imsi"), "imei": digitsForm("imei"), "mcc": digitsForm("mcc"), "mnc": digitsForm("mnc"),
+		"operator": digitsForm("operator"),
+		"mac": func(v string) string {
+			for _, c := range []byte(v) {
+				if !('a' <= c && c <= 'f' || '0' <= c && c <= '9' || c == ':') {
+					return "MAC addresses are stored as lower-case hex pairs joined by colons (a4:5e:60:12:34:56)"
+				}
+			}
+			return ""
+		},
+	},
 }
 
-// caseForm is the storedForms check of a field stored in one ASCII case.
-func caseForm(field string, to func(string) string, name string) func(string) string {
-	return func(v string) string {
-		if c := to(v); c != v && c == strings.TrimSpace(c) {
-			return fmt.Sprintf("%s is stored in %s case (%q)", field, name, c)
+// commonForms are the storedForms of the fields of every source.
+var commonForms = map[string]func(string) string{
+	"site": func(v string) string {
+		if !sitePattern.MatchString(v) {
+			return "sites are [a-z0-9-]{1,32}"
 		}
-		if strings.TrimSpace(v) != v {
-			return fmt.Sprintf("%s is stored without spaces around it", field)
+		return ""
+	},
+	"device": func(v string) string {
+		if !idPattern.MatchString(v) {
+			return "device ids are [A-Za-z0-9_-]{1,64}"
+		}
+		return ""
+	},
+}
+
+// codeForm is the storedForms check of a code the decoder stores as a tag
+// (see its optCode): half-width, trimmed, its ASCII letters in one case.
+func codeForm(field string, upper bool) func(string) string {
+	return func(v string) string {
+		if c := storedCode(v, upper); c != v {
+			return fmt.Sprintf("%s is stored half-width, trimmed, in %s case (%q)", field, map[bool]string{true: "upper", false: "lower"}[upper], c)
+		}
+		return ""
+	}
+}
+
+// storedCode is v as the decoder stores a code.
+func storedCode(v string, upper bool) string {
+	var b strings.Builder
+	for _, r := range v {
+		switch {
+		case r == '\u3000' || unicode.IsSpace(r):
+			r = ' '
+		case r >= '\uFF01' && r <= '\uFF5E':
+			r -= 0xFEE0
+		case unicode.Is(unicode.Cf, r):
+			continue
+		}
+		switch {
+		case upper && 'a' <= r && r <= 'z':
+			r -= 'a' - 'A'
+		case !upper && 'A' <= r && r <= 'Z':
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return strings.Trim(b.String(), " ")
+}
+
+// digitsForm is the storedForms check of a field of digits only.
+func digitsForm(field string) func(string) string {
+	return func(v string) string {
+		for _, c := range []byte(v) {
+			if c < '0' || c > '9' {
+				return field + " is stored as digits only"
+			}
 		}
 		return ""
 	}
@@ -657,7 +731,7 @@ func caseForm(field string, to func(string) string, name string) func(string) st
 func neverEqual(src string, s Source) string {
 	forms := storedForms[s]
 	tree, err := parser.Parse(src)
-	if len(forms) == 0 || err != nil {
+	if err != nil {
 		return ""
 	}
 	var msg string
@@ -667,6 +741,9 @@ func neverEqual(src string, s Source) string {
 			return
 		}
 		form := forms[id.Value]
+		if form == nil {
+			form = commonForms[id.Value]
+		}
 		if form == nil {
 			return
 		}

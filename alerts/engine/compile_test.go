@@ -51,10 +51,14 @@ rules:
 // The literals a field is stored as compile: an empty direction (a pass
 // without one), 无牌, a plate with its inner space, codes in their case.
 func TestCompileStoredFormsAccepted(t *testing.T) {
+	_, ps := compileYAML(t, strings.Replace(base, "kind: presence, source: phone, zones: [ruins]",
+		`kind: presence, source: phone, when: 'tech in ["lte", "5g nr", "gsm/umts"] && mac == "a4:5e:60:12:34:56" && imsi != "460001234567890" && mcc == "460"'`, 1))
+	assert.Empty(t, ps)
 	for _, when := range []string{
 		`direction == "" || direction in ["inbound", "unknown"]`,
 		`plate == "无牌" || plate == "1598 УБА" || plate_color == "blue" || vehicle_type == "K33"`,
 		`plate_color != "" && vehicle_type startsWith "H"`,
+		`site == "mdl" && device in ["CP-07", "cp_8"] && plate != "蒙B·12345"`,
 	} {
 		_, ps := compileYAML(t, strings.Replace(base, "kind: presence, source: phone, zones: [ruins]",
 			"kind: presence, source: vehicle, when: '"+when+"'", 1))
@@ -132,13 +136,25 @@ func TestCompileProblems(t *testing.T) {
 		{"a direction that is none", "kind: presence, source: phone, zones: [ruins]", `kind: presence, source: vehicle, when: 'speed_kmh > 90 && direction in ["outbound", "north"]'`, "rules[0].when",
 			`direction "north" can never match`},
 		{"a plate colour in capitals", "kind: presence, source: phone, zones: [ruins]", `kind: presence, source: vehicle, when: '"Yellow" != plate_color'`, "rules[0].when",
-			`plate_color "Yellow" can never match: plate_color is stored in lower case ("yellow")`},
+			`plate_color "Yellow" can never match: plate_color is stored half-width, trimmed, in lower case ("yellow")`},
+		{"a plate colour in full-width letters", "kind: presence, source: phone, zones: [ruins]", `kind: presence, source: vehicle, when: 'plate_color == "ｂｌｕｅ"'`, "rules[0].when",
+			`plate_color "ｂｌｕｅ" can never match: plate_color is stored half-width, trimmed, in lower case ("blue")`},
+		{"no plate read in traditional characters", "kind: presence, source: phone, zones: [ruins]", `kind: presence, source: vehicle, when: 'plate == "無牌"'`, "rules[0].when",
+			`plate "無牌" can never match: plates are stored in their normal form ("无牌")`},
+		{"an empty plate", "kind: presence, source: phone, zones: [ruins]", `kind: presence, source: vehicle, when: 'plate == ""'`, "rules[0].when",
+			`plate "" can never match: plates are stored in their normal form ("无牌")`},
+		{"a MAC address in capitals", "kind: presence, source: phone, zones: [ruins]", `kind: presence, source: phone, when: 'mac == "A4:5E:60:12:34:56"'`, "rules[0].when",
+			`mac "A4:5E:60:12:34:56" can never match: MAC addresses are stored as lower-case hex pairs joined by colons`},
+		{"an IMSI with a space", "kind: presence, source: phone, zones: [ruins]", `kind: presence, source: phone, when: 'imsi in ["46000 123"]'`, "rules[0].when",
+			`imsi "46000 123" can never match: imsi is stored as digits only`},
+		{"a site in capitals", "kind: presence, source: phone, zones: [ruins]", `kind: presence, source: phone, when: 'site != "MDL"'`, "rules[0].when",
+			`site "MDL" can never match: sites are [a-z0-9-]{1,32}`},
 		{"a vehicle type in lower case", "kind: presence, source: phone, zones: [ruins]", `kind: presence, source: vehicle, when: 'vehicle_type == "h11"'`, "rules[0].when",
-			`vehicle_type "h11" can never match: vehicle_type is stored in upper case ("H11")`},
+			`vehicle_type "h11" can never match: vehicle_type is stored half-width, trimmed, in upper case ("H11")`},
 		{"a plate not in its normal form", "kind: presence, source: phone, zones: [ruins]", `kind: presence, source: vehicle, when: 'plate == "蒙b7k3q2"'`, "rules[0].when",
 			`plate "蒙b7k3q2" can never match: plates are stored in their normal form ("蒙B7K3Q2")`},
 		{"a tech in capitals", "kind: presence, source: phone, zones: [ruins]", `kind: presence, source: phone, zones: [ruins], when: 'tech == "LTE"'`, "rules[0].when",
-			`tech "LTE" can never match: tech is stored in lower case ("lte")`},
+			`tech "LTE" can never match: tech is stored in lower case, of a-z 0-9 space . _ / + - ("lte")`},
 		{"hysteresis deeper than every zone, a rule without zones", "kind: presence, source: phone, zones: [ruins], severity: high", "kind: enter, source: patrol, hysteresis_m: 501", "rules[0].hysteresis_m", `501 m is deeper than any point of any zone is inside it (at most 500.0 m)`},
 		{"hysteresis deeper than the zone", "kind: presence, source: phone, zones: [ruins], severity: high", "kind: enter, source: patrol, zones: [ruins], hysteresis_m: 501", "rules[0].hysteresis_m", `501 m is deeper than any point of zone "ruins" is inside it (at most 500.0 m)`},
 		{"bad tz", "severity: high}", "severity: high, schedule: {tz: Mars/Olympus, windows: [{from: \"20:00\", to: \"06:00\"}]}}", "rules[0].schedule.tz", "unknown time zone"},
