@@ -54,7 +54,9 @@ type Engine struct {
 	heardFrom time.Time
 	patrols   map[string]patrolPos
 	// units is each device's latest status: every field as the latest
-	// report that carried it said (see unitStatus).
+	// report that carried it said (see unitStatus). A device a reload
+	// removes keeps its status until the next restart: one removed by a
+	// mistake and put back is still tampered.
 	units map[string]*model.Status
 	// subjects interns the subjects rule state is keyed by; it outlives
 	// reloads, as the state of unchanged rules does.
@@ -935,11 +937,6 @@ func (e *Engine) Swap(rs *Ruleset) []model.Alert {
 	for id := range e.patrols {
 		if rs.Registry.Lookup(id) == nil {
 			delete(e.patrols, id)
-		}
-	}
-	for id := range e.units {
-		if rs.Registry.Lookup(id) == nil {
-			delete(e.units, id)
 		}
 	}
 	for _, st := range e.silence {

@@ -1956,6 +1956,31 @@ rules:
 	assert.Equal(t, fired[0].ID, got[0].ID)
 }
 
+// A unit a reload removes and a later reload puts back is still as it last
+// reported: its tamper, closed by the removal as unknown, fires again on its
+// next report, whatever that report carries.
+func TestStatusOfAUnitRemovedAndPutBack(t *testing.T) {
+	rules := `
+devices:
+  - {id: CP-1, kind: checkpoint, site: st, lat: 41.9612, lon: 110.4875}
+  - {id: CP-3, kind: checkpoint, site: st, lat: 41.9612, lon: 110.4875}
+rules:
+  - {id: tamper, kind: status, when: "tamper || battery_pct < 15"}
+`
+	rs, ps := compileYAML(t, rules)
+	require.Empty(t, ps)
+	without, ps := compileYAML(t, strings.Replace(rules, "  - {id: CP-3, kind: checkpoint, site: st, lat: 41.9612, lon: 110.4875}\n", "", 1))
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	require.Len(t, e.eval(e.status("CP-3", at(12, 0), model.Status{Tamper: model.SomeBool(true)})), 1)
+	closed := only(e.Swap(without), "tamper")
+	require.Len(t, closed, 1, "closed as the unit is no longer watched")
+	e.Swap(rs)
+	got := e.eval(e.status("CP-3", at(12, 5), model.Status{BatteryPct: model.Some(50)}))
+	require.Len(t, got, 1, "still tampered")
+	assert.Equal(t, model.StateFiring, got[0].State)
+}
+
 // A status incident opened within its rule's schedule resolves when the
 // unit reports the condition gone outside the schedule; a report still
 // matching outside it neither resolves it nor opens another.
