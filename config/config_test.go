@@ -516,3 +516,29 @@ func TestProblemsAreCapped(t *testing.T) {
 	require.ErrorAs(t, err, &ps)
 	require.Len(t, ps, maxProblems+1)
 }
+
+// Text that goes into alerts is one line of plain text: no line break or
+// control character, and no invisible formatting character that reorders
+// or hides what a duty officer reads; the joiners some scripts need stay.
+func TestLineProblem(t *testing.T) {
+	for _, tc := range []struct{ name, text, want string }{
+		{"plain", "Aolunsumu ruins, east gate", ""},
+		{"Chinese and Mongolian", "敖伦苏木古城 ᠣᠯᠠᠨ ᠰᠦᠮᠡ", ""},
+		{"a zero-width joiner", "a\u200db", ""},
+		{"a line break", "east\ngate", "it holds a line break at byte 4"},
+		{"an escape", "gate\x1b[31m", "control character U+001B at byte 4"},
+		{"a right-to-left override", "gate\u202eetag", "invisible formatting character U+202E at byte 4"},
+		{"a bidi isolate", "\u2066gate\u2069", "invisible formatting character U+2066 at byte 0"},
+		{"a zero-width space", "ga\u200bte", "invisible formatting character U+200B at byte 2"},
+		{"a byte-order mark", "\ufeffgate", "invisible formatting character U+FEFF at byte 0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := LineProblem(tc.text)
+			if tc.want == "" {
+				require.Empty(t, got)
+				return
+			}
+			require.Contains(t, got, tc.want)
+		})
+	}
+}

@@ -109,7 +109,24 @@ func LineProblem(s string) string {
 			return fmt.Sprintf("must be one line (it goes into alerts): it holds a line break at byte %d", i)
 		case unicode.IsControl(r) || r == '\u2028' || r == '\u2029':
 			return fmt.Sprintf("must be one line of text (it goes into alerts): it holds the control character %U at byte %d", r, i)
+		case invisibleFormat(r):
+			return fmt.Sprintf("must be plain text (it goes into alerts): it holds the invisible formatting character %U at byte %d, which reorders or hides what a duty officer reads", r, i)
 		}
 	}
 	return ""
+}
+
+// invisibleFormat reports whether r is a Unicode format character that
+// garbles a line of text: the bidirectional overrides, embeddings,
+// isolates and marks (a right-to-left override shows the rest of the line
+// backwards), zero-width spaces, the word joiner and the byte-order mark.
+// The zero-width joiner and non-joiner are left: some scripts need them.
+func invisibleFormat(r rune) bool {
+	switch {
+	case r == '\u200C' || r == '\u200D':
+		return false
+	case r >= '\u200B' && r <= '\u200F', r >= '\u202A' && r <= '\u202E', r >= '\u2060' && r <= '\u2069', r == '\u061C', r == '\uFEFF':
+		return true
+	}
+	return false
 }

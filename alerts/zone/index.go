@@ -52,6 +52,9 @@ func Build(specs []config.ZoneSpec, baseDir, file string) (*Index, config.Proble
 		case dup:
 			probs.Add(file, key+".id", "duplicate zone id %q (first at zones[%d])", spec.ID, j)
 			idOK = false
+		case strings.TrimSpace(spec.ID) != spec.ID:
+			probs.Add(file, key+".id", "zone id %q has spaces around it (it is compared as written)", spec.ID)
+			idOK = false
 		case config.LineProblem(spec.ID) != "":
 			// It goes into alerts (their zone, and summaries) as a name does.
 			probs.Add(file, key+".id", "%s", config.LineProblem(spec.ID))
