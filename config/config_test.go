@@ -278,7 +278,7 @@ rules:
 	got := map[string]int{}
 	for _, pr := range ps {
 		got[pr.Key] = pr.Line
-		require.Equal(t, "is null: give a number, or leave the key out", pr.Msg, pr.Key)
+		require.Equal(t, "is null: give a number (a key left out takes its default, where it has one)", pr.Msg, pr.Key)
 	}
 	require.Equal(t, map[string]int{"devices[0].lat": 2, "zones[0].circle.lat": 4, "zones[1].circle.lon": 9, "rules[0].threshold": 12}, got)
 }

@@ -477,7 +477,7 @@ func walk(file string, n *yaml.Node, path string, t reflect.Type, lines keyLines
 	if t != nil && t != durationType && !customDecoded(t) && isNumber(t) && n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		// yaml decodes it as 0 without a word: a circle's `lat: ~` would
 		// centre a zone on the equator.
-		*ps = append(*ps, Problem{File: file, Key: path, Line: n.Line, Msg: "is null: give a number, or leave the key out"})
+		*ps = append(*ps, Problem{File: file, Key: path, Line: n.Line, Msg: "is null: give a number (a key left out takes its default, where it has one)"})
 		return
 	}
 	if t != nil && !customDecoded(t) && !(n.Kind == yaml.ScalarNode && n.Tag == "!!null") {

@@ -60,6 +60,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Readings a rule failed on with an internal error (a bug in fenceline; rule \"\" before any rule): the reading is stored, that rule's alerts from it are lost. The log has the details.",
 		}, []string{"rule"}),
 	}
+	// The series of a failure before any rule exists from the start, so
+	// that increase() sees its first failure.
+	m.failures.WithLabelValues("")
 	for s := SourcePhone; s < numSources; s++ {
 		m.readingsC[s] = m.readings.WithLabelValues(s.String())
 	}
