@@ -23,7 +23,7 @@ func TestRuleFailureCostsOnlyThatRulesAlerts(t *testing.T) {
 	te.log = logs.Logger()
 	te.rules["crowd-at-ruins"].count = nil // its first window's assignment panics
 
-	assert.Equal(t, 0.0, testutil.ToFloat64(te.m.failures.WithLabelValues("")), "the series before any rule exists from the start")
+	assert.Equal(t, 0.0, gauge(t, te, "fenceline_alerts_rule_failures_total", ""), "the series before any rule exists from the start")
 	var out []model.Alert
 	require.NotPanics(t, func() {
 		out = te.eval(te.phones("F-AOL-01", at(23, 0), ruinsIn, "428991234567890", "428991234567891"))
