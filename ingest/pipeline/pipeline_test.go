@@ -1159,6 +1159,7 @@ func TestSeqCountersSaveAndRestore(t *testing.T) {
 	require.NotZero(t, tr.devices["F-1"].prev.missing)
 	tr.devices["F-1"].since, tr.devices["F-1"].prev.since = 1795741804120, 1795741800000
 	tr.devices["F-1"].newest, tr.devices["F-1"].prev.newest = 1795741805000, 1795741804000
+	tr.devices["F-1"].unsure = true // restored after an unclean stop, not heard since: kept so by a clean stop
 	data, err := json.Marshal(f.p.SeqSnapshot())
 	require.NoError(t, err)
 

@@ -644,8 +644,8 @@ func (p *Pipeline) SeqSnapshot() SeqSnapshot {
 }
 
 // seqSavedLen is the length of one counter's binary form: max, the seen and
-// moved bitsets, the sums; then prevIdle and a byte telling whether the
-// other counter follows. Saves since the missing bitset and the unread
+// moved bitsets, the sums; then prevIdle and a byte of flags (whether the
+// other counter follows, whether the counter is unsure). Saves since the missing bitset and the unread
 // count came add seqExtLen: the missing bitset, unread and unreadSum, then
 // the other counter's missing bitset when it is there. A save without them
 // is read as having none. The moved bitset marks the seqs whose message
@@ -662,6 +662,14 @@ const (
 	seqHistLen  = 13 * seqWindow // levelHistory's slots, when the device has one; then its older messages
 )
 
+// The flags byte after prevIdle: the other counter follows; the counter is
+// unsure (restored after an unclean stop, its device not heard since: a
+// clean stop before then must not make its first jump a loss).
+const (
+	flagPrev   = 1
+	flagUnsure = 2
+)
+
 // oldMoveLevel is the level of a seq a save without levels marks moved.
 const oldMoveLevel = 4
 
@@ -673,11 +681,16 @@ func (s SeqSnapshot) MarshalJSON() ([]byte, error) {
 		b := make([]byte, 0, 2*seqSavedLen+9+seqExtLen+seqWindow/8+seqLastLen+seqWindow+8)
 		b = st.appendBinary(b)
 		b = binary.BigEndian.AppendUint64(b, uint64(st.prevIdle))
+		var flags byte
 		if st.prev != nil {
-			b = append(b, 1)
+			flags |= flagPrev
+		}
+		if st.unsure {
+			flags |= flagUnsure
+		}
+		b = append(b, flags)
+		if st.prev != nil {
 			b = st.prev.appendBinary(b)
-		} else {
-			b = append(b, 0)
 		}
 		b = appendWords(b, st.missing[:])
 		b = binary.BigEndian.AppendUint64(b, uint64(st.unread))
@@ -732,7 +745,8 @@ func readSeqState(b []byte) (*seqState, error) {
 	if n < seqSavedLen+9 {
 		return nil, fmt.Errorf("%d bytes", n)
 	}
-	withPrev := b[seqSavedLen+8] == 1
+	flags := b[seqSavedLen+8]
+	withPrev := flags&flagPrev != 0
 	want, ext, last := seqSavedLen+9, seqExtLen, seqLastLen
 	if withPrev {
 		want += seqSavedLen
@@ -742,7 +756,7 @@ func readSeqState(b []byte) (*seqState, error) {
 	if n != want && n != want+ext && n != want+ext+last && n < want+ext+last+seqHistLen {
 		return nil, fmt.Errorf("%d bytes", n)
 	}
-	st := new(seqState)
+	st := &seqState{unsure: flags&flagUnsure != 0}
 	b = st.readBinary(b)
 	st.prevIdle = int(binary.BigEndian.Uint64(b))
 	b = b[9:]
