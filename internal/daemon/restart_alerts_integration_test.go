@@ -338,6 +338,36 @@ func TestIntegrationSeqGapAfterAnUncleanStopIsUnknown(t *testing.T) {
 	assert.Zero(t, e.counter("fenceline_ingest_sequence_unknown_messages_total", nil))
 }
 
+// A crash soon after a clean start, before the first periodic save: the
+// state file is the one this run saved at its start, not the last run's
+// clean stop, so the messages taken since are unknown, not lost.
+func TestIntegrationSeqGapAfterACrashSoonAfterAStartIsUnknown(t *testing.T) {
+	e := newEnv(t, "rules.yaml", "")
+	ts := time.Now().Add(-time.Minute).UnixMilli()
+	publish := func(from, to int) {
+		for seq := from; seq <= to; seq++ {
+			e.publish("border/mdl/fence/F-AOL-01/detections", fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"detections":[{"imsi":"460001234567890"}]}`, seq, ts+int64(seq)))
+		}
+	}
+	publish(1, 3)
+	e.waitAcked(3)
+	e.stop()
+	e.start() // after a clean stop
+	path := filepath.Join(e.dir, "state", "alert-state.json")
+	atStart, err := os.ReadFile(path)
+	require.NoError(t, err)
+	publish(4, 10)
+	e.waitAcked(7)
+	e.stop()
+	require.NoError(t, os.WriteFile(path, atStart, 0o600)) // killed before a periodic save
+
+	e.start()
+	publish(11, 11)
+	e.waitAcked(1)
+	assert.Zero(t, e.counter("fenceline_ingest_sequence_gaps_total", nil), "no loss: 4 to 10 were stored before the crash")
+	assert.Equal(t, 7.0, e.counter("fenceline_ingest_sequence_unknown_messages_total", nil))
+}
+
 // After an unclean stop (a kill), the sightings evaluated since the last
 // save are gone with their acks: a phone still at the ruins is not taken
 // for gone — its stay goes on, no resolution, no new firing — where after a

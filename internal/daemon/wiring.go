@@ -437,6 +437,15 @@ func (d *daemon) deadLetterSpooled(lines []byte, perr *influxwriter.PermanentErr
 // run starts the components and, when ctx ends or one of them fails, stops
 // them in order. See the package doc.
 func (d *daemon) run(ctx context.Context, opts Options) error {
+	// Until this run saves, the state file says how the last one stopped:
+	// a crash before the first periodic save would be restored as that
+	// clean stop, and the messages this run took counted lost. Saved now,
+	// before any message, it says this run has not stopped cleanly. (A
+	// failure is told, and the periodic saves try again.)
+	if err := d.saveAll(func(write func()) error { write(); return nil }); err != nil {
+		d.stateSaveFailures.Inc()
+		d.log.Error("could not save alert state at start", "err", err)
+	}
 	intakeCtx, stopIntake := context.WithCancel(context.Background())
 	backCtx, stopBack := context.WithCancel(context.Background())
 	outboxCtx, stopOutbox := context.WithCancel(context.Background())
