@@ -40,6 +40,11 @@ func TestHashMatchesDefinition(t *testing.T) {
 	}
 	require.NotEqual(t, h.Hash("imsi", "490154203237518"), h.Hash("imei", "490154203237518"), "kinds are kept apart")
 	require.Equal(t, "", h.Hash("imsi", ""), "absent stays absent")
+	// A plate is hashed without its separators, as the rules compare it:
+	// the ways of writing one plate are one vehicle to a dashboard too.
+	for _, written := range []string{"蒙B-9X8Y7", "蒙B 9X8Y7", "蒙B·9X8Y7"} {
+		require.Equal(t, reference(testKey, "plate", "蒙B9X8Y7"), h.Hash("plate", written), written)
+	}
 	other, err := NewHasher([]byte("another key, also long enough"))
 	require.NoError(t, err)
 	require.NotEqual(t, h.Hash("imsi", "460001234567890"), other.Hash("imsi", "460001234567890"), "keyed")
