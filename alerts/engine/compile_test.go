@@ -141,6 +141,8 @@ func TestCompileProblems(t *testing.T) {
 			`plate_color "ｂｌｕｅ" can never match: plate_color is stored half-width, trimmed, in lower case ("blue")`},
 		{"no plate read in traditional characters", "kind: presence, source: phone, zones: [ruins]", `kind: presence, source: vehicle, when: 'plate == "無牌"'`, "rules[0].when",
 			`plate "無牌" can never match: plates are stored in their normal form ("无牌")`},
+		{"a plate holding an invisible character", "kind: presence, source: phone, zones: [ruins]", `kind: presence, source: vehicle, when: 'plate in ["\u200b蒙B12345"]'`, "rules[0].when",
+			`plates are stored in their normal form ("蒙B12345")`},
 		{"an empty plate", "kind: presence, source: phone, zones: [ruins]", `kind: presence, source: vehicle, when: 'plate == ""'`, "rules[0].when",
 			`plate "" can never match: plates are stored in their normal form ("无牌")`},
 		{"a MAC address in capitals", "kind: presence, source: phone, zones: [ruins]", `kind: presence, source: phone, when: 'mac == "A4:5E:60:12:34:56"'`, "rules[0].when",

@@ -225,6 +225,13 @@ func (l *List) add(e string) error {
 	if e == "" {
 		return errors.New("empty entry")
 	}
+	if l.Kind == KindPlate {
+		// Its characters as written (normalised): the key it is compared
+		// by keeps letters and digits only, and would hide a typo.
+		if err := checkPlate(model.NormalisePlate(e)); err != nil {
+			return err
+		}
+	}
 	n, err := l.norm(e)
 	if err != nil {
 		return err
@@ -467,7 +474,6 @@ func checkExact(kind, n string) error {
 			// never matches them, and this entry would go unheard.
 			return badEntry(n, "means no plate was read, which no list matches: to alert on unread plates, use a rule with when: 'plate == \"无牌\"'")
 		}
-		return checkPlate(n)
 	}
 	return nil
 }
@@ -487,7 +493,6 @@ func checkPrefix(kind, n string) error {
 			// What begins so is a way of writing 无牌, not a plate.
 			return badEntry(n+"*", "begins with 无牌 (no plate read), which no list matches")
 		}
-		return checkPlate(n)
 	}
 	return nil
 }

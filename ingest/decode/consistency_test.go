@@ -30,6 +30,10 @@ func TestPlatesNormalisedLikeWatchlists(t *testing.T) {
 		rej := d.Decode("border/mdl/checkpoint/CP-07/passes", []byte(payload), now, reg, &out)
 		require.Empty(t, rej, plate)
 		require.Len(t, out.Passes, 1)
-		assert.Equal(t, model.NormalisePlate(plate), out.Passes[0].Plate, "%q", plate)
+		want := model.NormalisePlate(plate)
+		if model.IsNoPlate(want) { // one character ("ß"): no plate read
+			want = model.NoPlate
+		}
+		assert.Equal(t, want, out.Passes[0].Plate, "%q", plate)
 	}
 }

@@ -586,7 +586,11 @@ func TestDecodeNoPlateSpellings(t *testing.T) {
 		"-", "--", ".", "·", " - ", "．",
 		// 无牌 written with separators, dashes of other code points,
 		// invisible characters, and placeholders without a letter or digit.
-		"无-牌", "无牌·", "·无·牌·", "無-牌", "無牌.", "—", "–", "‐", "−", "ー", "․", "\u200b", "\ufeff", "无牌\u200b", "?", "*", "_", "#"} {
+		"无-牌", "无牌·", "·无·牌·", "無-牌", "無牌.", "—", "–", "‐", "−", "ー", "․", "\u200b", "\ufeff", "无牌\u200b", "?", "*", "_", "#",
+		// Any other mark between or around, marks that combine or fill,
+		// one character alone.
+		"无_牌", "无/牌", "(无牌)", "无牌。", "无―牌", "无﹣牌", "无〜牌", "无\u2800牌", "无牌\u0301", "无\u034f牌", "无\ufe0f牌",
+		"\u3164", "\u3164\u3164", "\uffa0", "0", "B"} {
 		t.Run(plate, func(t *testing.T) {
 			out, rej := decode(t, topicCheckpoint, passMsg(`{"plate":"`+plate+`"}`))
 			require.Empty(t, rej)
@@ -613,6 +617,17 @@ func TestDecodePlates(t *testing.T) {
 	for _, r := range rej {
 		assert.NotContains(t, r.Detail, "1598")
 		assert.NotContains(t, r.Detail, "УБА")
+	}
+}
+
+// Characters that show nothing are no part of a plate: a plate holding one
+// is stored, and matched, without it.
+func TestDecodePlateWithoutInvisibleCharacters(t *testing.T) {
+	for _, plate := range []string{"蒙B9X8\u034fY7", "蒙B9X8Y7\ufe00", "蒙\u3164B9X8Y7", "蒙B9X8Y7\u200b", "\ufeff蒙B9X8Y7"} {
+		out, rej := decode(t, topicCheckpoint, passMsg(`{"plate":"`+plate+`"}`))
+		require.Empty(t, rej)
+		require.Len(t, out.Passes, 1)
+		assert.Equal(t, "蒙B9X8Y7", out.Passes[0].Plate, "%q", plate)
 	}
 }
 

@@ -112,12 +112,12 @@
 //     every letter (Unicode simple case mapping, so Cyrillic works),
 //     collapsing runs of white space to one space, and trimming. Nothing
 //     else is removed (a middle dot or an inner space stays): matching
-//     "蒙B 12345" with "蒙B12345" is for the consumer to decide. Invisible
-//     characters (Unicode format characters: a zero-width space, a
-//     byte-order mark) are dropped. 无牌 or 無牌 (traditional characters),
-//     however written with separators (无 牌, 无-牌), and a plate without
-//     a letter or digit ("", "-", "·", "?") are model.NoPlate
-//     (model.IsNoPlate).
+//     "蒙B 12345" with "蒙B12345" is for the consumer to decide. Characters
+//     that show nothing (Unicode format characters such as a zero-width
+//     space or a byte-order mark, variation selectors, Hangul fillers) are
+//     dropped. A plate whose letters and digits (model.PlateKey) are 无牌 or
+//     無牌 (无 牌, 无-牌, (无牌)), or fewer than two ("", "-", "?", "0"), is
+//     model.NoPlate (model.IsNoPlate).
 //   - direction: inbound|outbound|unknown, any ASCII case, stored lower-case;
 //     white space around it and full-width letters are read as in plates.
 //   - plate_color and vehicle_type are codes stored as tags: full-width

@@ -28,8 +28,8 @@ func AppendPlate(dst, b []byte) []byte {
 			i += n
 		}
 		r = toHalfWidth(r)
-		if r >= utf8.RuneSelf && unicode.Is(unicode.Cf, r) {
-			continue // invisible (a zero-width space, a byte-order mark, a direction mark): no part of a plate
+		if invisible(r) {
+			continue // no part of a plate, and a plate apart that looks the same
 		}
 		if r < utf8.RuneSelf {
 			switch {
@@ -65,15 +65,15 @@ func NormalisePlate(s string) string {
 }
 
 // PlateKey is the form plates are compared in (watchlists, the rules'
-// state): a normal plate without its separators — spaces, hyphens, dots
-// and middle dots — which are how a plate is written ("蒙B·12345",
-// "1598 УБА"), not what it is: a camera reads "蒙B12345".
+// state, hashes): a normal plate's letters and digits alone. Spaces,
+// hyphens, dots, middle dots and any other mark are how a plate is written
+// ("蒙B·12345", "1598 УБА"), not what it is: a camera reads "蒙B12345".
 func PlateKey(plate string) string {
-	if strings.IndexFunc(plate, isPlateSeparator) < 0 {
+	if strings.IndexFunc(plate, notKeyRune) < 0 {
 		return plate
 	}
 	return strings.Map(func(r rune) rune {
-		if isPlateSeparator(r) {
+		if notKeyRune(r) {
 			return -1
 		}
 		return r
@@ -81,42 +81,58 @@ func PlateKey(plate string) string {
 }
 
 // IsNoPlate reports whether plate, in the normal form, says that no plate
-// was read: 无牌 (or 無牌, in traditional characters) however written with
-// separators ("无-牌", "无牌·"), or nothing that is a letter or a digit (an
-// empty plate, "-", "?", "·"). Such passes are one vehicle to no rule:
+// was read: its key (PlateKey) is 无牌 or 無牌 (traditional characters),
+// however they were written ("无-牌", "(无牌)", "无牌。"), or shorter than
+// two letters or digits ("", "-", "?", "·", one character a camera made
+// out). Such passes are no vehicle a rule can tell apart from another:
 // taken as plates, they would be one vehicle seen everywhere.
 func IsNoPlate(plate string) bool {
-	var key [3]rune
+	var key [2]rune
 	n := 0
-	letters := false
 	for _, r := range plate {
-		if isPlateSeparator(r) {
+		if notKeyRune(r) {
 			continue
 		}
-		if n < len(key) {
-			key[n] = r
+		if n == len(key) {
+			return false // three or more: a plate
 		}
+		key[n] = r
 		n++
-		letters = letters || unicode.IsLetter(r) || unicode.IsDigit(r)
-		if letters && n > 2 {
-			return false // a plate's usual case, decided early
-		}
 	}
-	if n == 2 && (key[0] == '无' || key[0] == '無') && key[1] == '牌' {
-		return true
-	}
-	return !letters
+	return n < 2 || (key[0] == '无' || key[0] == '無') && key[1] == '牌'
 }
 
-// isPlateSeparator reports whether r is how a plate is written rather than
-// part of it: spaces, dots, middle dots and the hyphens and dashes of
-// Unicode that cameras and operators type for one.
-func isPlateSeparator(r rune) bool {
-	switch r {
-	case ' ', '-', '.', '·', '•', '・', '‧', '‐', '‑', '‒', '–', '—', '−', '․', 'ー':
+// notKeyRune reports whether r is no part of a plate's key: anything but a
+// letter or a digit, and the Hangul fillers (letters to Unicode, blanks to
+// the eye).
+func notKeyRune(r rune) bool {
+	switch {
+	case 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
+		return false
+	case r < utf8.RuneSelf:
+		return true
+	case hangulFiller(r):
 		return true
 	}
-	return false
+	return !unicode.IsLetter(r) && !unicode.IsDigit(r)
+}
+
+func hangulFiller(r rune) bool {
+	return r == '\u115F' || r == '\u1160' || r == '\u3164' || r == '\uFFA0'
+}
+
+// invisible reports whether r shows nothing where it stands: the Unicode
+// format characters (a zero-width space, a byte-order mark, the direction
+// marks), the combining grapheme joiner, the variation selectors, the
+// Hangul fillers and the blank braille pattern. A plate drops them.
+func invisible(r rune) bool {
+	switch {
+	case r < utf8.RuneSelf:
+		return false
+	case r == '\u034F', r == '\u2800', '\uFE00' <= r && r <= '\uFE0F', '\U000E0100' <= r && r <= '\U000E01EF', hangulFiller(r):
+		return true
+	}
+	return unicode.Is(unicode.Cf, r)
 }
 
 // toHalfWidth maps the full-width ASCII block and the ideographic space to
@@ -153,7 +169,7 @@ func plateIsNormal(s string) bool {
 		case 0x4E00 <= r && r <= 0x9FFF:
 			// CJK ideographs (province characters): no case, no space,
 			// no full-width form; spared the table lookups below.
-		case unicode.IsSpace(r), toHalfWidth(r) != r, unicode.ToUpper(r) != r:
+		case unicode.IsSpace(r), toHalfWidth(r) != r, unicode.ToUpper(r) != r, invisible(r):
 			return false
 		}
 		prevSpace = false

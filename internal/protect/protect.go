@@ -4,8 +4,8 @@
 //
 // A hash is the first 32 hex digits (128 bits) of
 // HMAC-SHA256(key, kind + ":" + value), with value in its normalised form
-// (as stored: MACs lower-case with colons; plates normalised and without
-// their separators — spaces, hyphens, dots — as the rules compare them). The same
+// (as stored: MACs lower-case with colons; plates normalised, by their
+// letters and digits alone, as the rules compare them). The same
 // value always gives the same hash, so dashboards can still count distinct
 // phones and join a detection to an alert; without the key nobody can go
 // back from a hash to the value, nor test a guessed value — which an
@@ -65,8 +65,8 @@ func (h *Hasher) Hash(kind, value string) string {
 		return ""
 	}
 	if kind == "plate" {
-		// Without its separators, as the rules compare plates: "蒙B-9X8Y7"
-		// and "蒙B9X8Y7" are one vehicle, to a dashboard's joins too.
+		// By its letters and digits, as the rules compare plates:
+		// "蒙B-9X8Y7" and "蒙B9X8Y7" are one vehicle, to a dashboard too.
 		value = model.PlateKey(value)
 	}
 	h.mac.Reset()
