@@ -55,8 +55,9 @@ type Engine struct {
 	patrols   map[string]patrolPos
 	// units is each device's latest status: every field as the latest
 	// report that carried it said (see unitStatus). A device a reload
-	// removes keeps its status until the next restart: one removed by a
-	// mistake and put back is still tampered.
+	// removes keeps its status, across restarts for unitKeep after its
+	// latest report: one removed by a mistake and put back is still
+	// tampered.
 	units map[string]*model.Status
 	// subjects interns the subjects rule state is keyed by; it outlives
 	// reloads, as the state of unchanged rules does.

@@ -31,6 +31,10 @@ type snapshot struct {
 	Rules       []ruleSnapshot       `json:"rules"`
 }
 
+// unitKeep is how long the latest status of a unit no longer registered is
+// kept across restarts, after its latest report.
+const unitKeep = 30 * 24 * time.Hour
+
 // unitSnap is a unit's latest status as saved (see Engine.unitStatus):
 // the fields it has reported, and the ts of the latest report merged.
 type unitSnap struct {
@@ -583,7 +587,9 @@ func (e *Engine) RestoreState(data []byte) ([]model.Alert, error) {
 		}
 	}
 	for id, u := range s.Units {
-		if reg.Lookup(id) != nil {
+		// A unit a reload removed is kept a while: put back, it is still
+		// as it last reported (see Engine.units).
+		if reg.Lookup(id) != nil || now.Sub(u.TS) < unitKeep {
 			e.units[id] = u.status()
 		}
 	}

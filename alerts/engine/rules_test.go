@@ -1975,6 +1975,12 @@ rules:
 	require.Len(t, e.eval(e.status("CP-3", at(12, 0), model.Status{Tamper: model.SomeBool(true)})), 1)
 	closed := only(e.Swap(without), "tamper")
 	require.Len(t, closed, 1, "closed as the unit is no longer watched")
+	// A restart while it is removed.
+	data, err := e.MarshalState()
+	require.NoError(t, err)
+	e = newEngine(t, without)
+	_, err = e.RestoreState(data)
+	require.NoError(t, err)
 	e.Swap(rs)
 	got := e.eval(e.status("CP-3", at(12, 5), model.Status{BatteryPct: model.Some(50)}))
 	require.Len(t, got, 1, "still tampered")
