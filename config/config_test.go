@@ -531,6 +531,11 @@ func TestLineProblem(t *testing.T) {
 		{"a bidi isolate", "\u2066gate\u2069", "invisible formatting character U+2066 at byte 0"},
 		{"a zero-width space", "ga\u200bte", "invisible formatting character U+200B at byte 2"},
 		{"a byte-order mark", "\ufeffgate", "invisible formatting character U+FEFF at byte 0"},
+		{"a tag character", "gate\U000E0041", "invisible formatting character U+E0041 at byte 4"},
+		{"a soft hyphen", "ga\u00adte", "invisible formatting character U+00AD at byte 2"},
+		{"a Hangul filler", "\u3164", "invisible formatting character U+3164 at byte 0"},
+		{"a combining grapheme joiner", "ga\u034fte", "invisible formatting character U+034F at byte 2"},
+		{"a Mongolian vowel separator", "ᠨᠠᠷᠠ\u180eᠠ", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := LineProblem(tc.text)

@@ -116,17 +116,20 @@ func LineProblem(s string) string {
 	return ""
 }
 
-// invisibleFormat reports whether r is a Unicode format character that
-// garbles a line of text: the bidirectional overrides, embeddings,
+// invisibleFormat reports whether r garbles or hides a line of text: a
+// Unicode format character — the bidirectional overrides, embeddings,
 // isolates and marks (a right-to-left override shows the rest of the line
-// backwards), zero-width spaces, the word joiner and the byte-order mark.
-// The zero-width joiner and non-joiner are left: some scripts need them.
+// backwards), zero-width spaces, the byte-order mark, the soft hyphen, tag
+// characters — or a character that shows nothing where it stands (the
+// combining grapheme joiner, the Hangul fillers). Left: the zero-width
+// joiner and non-joiner, and the Mongolian vowel separator, which scripts
+// of this border need.
 func invisibleFormat(r rune) bool {
 	switch {
-	case r == '\u200C' || r == '\u200D':
+	case r < 0x80, r == '\u200C', r == '\u200D', r == '\u180E':
 		return false
-	case r >= '\u200B' && r <= '\u200F', r >= '\u202A' && r <= '\u202E', r >= '\u2060' && r <= '\u2069', r == '\u061C', r == '\uFEFF':
+	case r == '\u034F', r == '\u115F', r == '\u1160', r == '\u3164', r == '\uFFA0':
 		return true
 	}
-	return false
+	return unicode.Is(unicode.Cf, r)
 }

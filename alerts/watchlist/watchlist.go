@@ -77,6 +77,9 @@ func Build(name string, spec config.WatchlistSpec, baseDir, file string) (*List,
 		exact:    make(map[string]struct{}, len(spec.Entries)),
 		prefixes: make(map[string]struct{}),
 	}
+	if msg := config.LineProblem(name); msg != "" {
+		probs.Add(file, key, "the watchlist's name %s", msg) // it goes into summaries ("on watchlist …")
+	}
 	l.norm = normaliser(spec.Kind)
 	l.imei = spec.Kind == KindIMEI
 	if l.norm == nil {

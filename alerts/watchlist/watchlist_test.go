@@ -437,3 +437,11 @@ func TestMatchPrefixesLikeScan(t *testing.T) {
 		}
 	}
 }
+
+// A watchlist's name goes into summaries ("on watchlist …"): it is one line
+// of plain text, as other names are.
+func TestBuildRefusesAnInvisibleName(t *testing.T) {
+	_, probs := Build("plates\u202e-of-interest", config.WatchlistSpec{Kind: KindPlate, Entries: []string{"蒙B12345"}}, "", "rules.yaml")
+	require.Len(t, probs, 1)
+	assert.Contains(t, probs[0].Msg, "the watchlist's name must be plain text (it goes into alerts): it holds the invisible formatting character U+202E")
+}
