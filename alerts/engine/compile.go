@@ -760,7 +760,7 @@ func neverEqual(src string, s Source) string {
 		}
 		for _, l := range lits {
 			if why := form(l.Value); why != "" {
-				msg = fmt.Sprintf("%s %q can never match: %s", id.Value, l.Value, why)
+				msg = fmt.Sprintf("%s is never %q (the comparison is always false, or always true with !=): %s", id.Value, l.Value, why)
 				return
 			}
 		}
