@@ -562,7 +562,10 @@ func (e *Engine) stay(st *ruleState, key dwellKey, r *reading, subj model.Subjec
 		}
 	}
 	if !r.t.Before(de.Last) {
-		de.Last, de.Loc = r.t, r.p
+		// The site too: a rule without zones follows a subject from site
+		// to site, and its alerts go where it was seen last, as their
+		// summary and location say.
+		de.Last, de.Loc, de.Site = r.t, r.p, r.b.Site
 	}
 	de.Processed = now
 	de.bridgeUntil = time.Time{}

@@ -1956,6 +1956,36 @@ rules:
 	assert.Equal(t, fired[0].ID, got[0].ID)
 }
 
+// A dwell rule without zones follows a phone from site to site: its alert
+// goes to the site it was seen at last, which its summary and location
+// name, and so does its resolution.
+func TestDwellWithoutZonesAcrossSites(t *testing.T) {
+	rs, ps := compileYAML(t, `
+devices:
+  - {id: F-1, kind: fence, site: mdl, lat: 41.96, lon: 110.48}
+  - {id: F-3, kind: fence, site: bjm, lat: 41.70, lon: 110.43}
+rules:
+  - {id: linger, kind: dwell, source: phone, duration: 10m, max_gap: 5m}
+`)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	var got []model.Alert
+	for i := range 6 {
+		dev, at, loc := "F-1", at(12, 2*i), model.Point{Lat: 41.96, Lon: 110.48}
+		if i%2 == 1 {
+			dev, loc = "F-3", model.Point{Lat: 41.70, Lon: 110.43}
+		}
+		got = append(got, e.eval(e.phones(dev, at, loc, "460001234567890"))...)
+	}
+	require.Len(t, got, 1)
+	assert.Equal(t, "bjm", got[0].Site, "seen last at F-3")
+	assert.Contains(t, got[0].Summary, "F-3")
+	assert.Equal(t, &model.Point{Lat: 41.70, Lon: 110.43}, got[0].Location)
+	res := e.Tick(at(12, 30))
+	require.Len(t, res, 1)
+	assert.Equal(t, "bjm", res[0].Site)
+}
+
 // A unit a reload removes and a later reload puts back is still as it last
 // reported: its tamper, closed by the removal as unknown, fires again on its
 // next report, whatever that report carries.
