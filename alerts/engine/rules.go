@@ -1303,7 +1303,7 @@ func (e *Engine) tickRepeat(st *ruleState, now time.Time, out []model.Alert) []m
 	if st.rule.repeat <= 0 || st.open == 0 {
 		return out
 	}
-	resend := func(inc *incident) {
+	resend := func(inc *incident, update func(a *model.Alert)) {
 		if inc != nil && now.Sub(inc.LastSent) >= st.rule.repeat {
 			inc.LastSent = now
 			inc.Repeats++
@@ -1312,6 +1312,9 @@ func (e *Engine) tickRepeat(st *ruleState, now time.Time, out []model.Alert) []m
 			a := inc.Alert
 			a.RaisedAt, a.Repeat = now, inc.Repeats
 			a.Evidence = slices.Clone(a.Evidence)
+			if update != nil {
+				update(&a)
+			}
 			out = append(out, a)
 			st.m.resent.Inc()
 		}
@@ -1325,16 +1328,20 @@ func (e *Engine) tickRepeat(st *ruleState, now time.Time, out []model.Alert) []m
 			}
 			e.summariseCount(st, cz, z, now)
 		}
-		resend(cz.Open)
+		resend(cz.Open, nil)
 	}
 	for _, de := range st.dwell {
-		resend(de.Open)
+		// A stay that goes on says how long it is now.
+		resend(de.Open, func(a *model.Alert) {
+			a.Count = de.Sightings
+			a.Summary += fmt.Sprintf("; still there: %s in all, last seen %s", shortDur(de.Last.Sub(de.First)), e.localTime(de.Last, now))
+		})
 	}
 	for _, se := range st.status {
-		resend(se.Open)
+		resend(se.Open, nil)
 	}
 	for _, inc := range st.silence {
-		resend(inc)
+		resend(inc, nil)
 	}
 	return out
 }

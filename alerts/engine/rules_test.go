@@ -1956,6 +1956,31 @@ rules:
 	assert.Equal(t, fired[0].ID, got[0].ID)
 }
 
+// A stay's re-sends (repeat_interval) say how long it is now and how many
+// sightings it has, not the firing's figures again.
+func TestDwellRepeatSaysHowLongNow(t *testing.T) {
+	rs, ps := compileYAML(t, `
+devices:
+  - {id: F-1, kind: fence, site: mdl, lat: 41.96, lon: 110.48}
+rules:
+  - {id: linger, kind: dwell, source: phone, duration: 10m, max_gap: 5m, repeat_interval: 10m}
+`)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	var fired []model.Alert
+	for i := range 9 { // 12:00 to 12:16
+		fired = append(fired, e.eval(e.phones("F-1", at(12, 2*i), ruinsIn, "460001234567890"))...)
+	}
+	require.Len(t, fired, 1)
+	require.Equal(t, 6, fired[0].Count)
+	re := e.Tick(at(12, 20).Add(30 * time.Second)) // 10 min after the firing, within max_gap of the last sighting
+	require.Len(t, re, 1)
+	assert.Equal(t, fired[0].ID, re[0].ID)
+	assert.Equal(t, 1, re[0].Repeat)
+	assert.Equal(t, 9, re[0].Count, "the stay's sightings now")
+	assert.Contains(t, re[0].Summary, "; still there: 16 min in all, last seen 12:16")
+}
+
 // A dwell rule without zones follows a phone from site to site: its alert
 // goes to the site it was seen at last, which its summary and location
 // name, and so does its resolution.
