@@ -31,6 +31,14 @@ func AppendPlate(dst, b []byte) []byte {
 		if invisible(r) {
 			continue // no part of a plate, and a plate apart that looks the same
 		}
+		if c, ok := composed(dst[start:], r); ok && !space {
+			// A letter sent decomposed (И and a combining breve) is the
+			// letter (Й): another plate otherwise, and one the breve's
+			// loss in the key would merge with И's.
+			_, n := utf8.DecodeLastRune(dst[start:])
+			dst = utf8.AppendRune(dst[:len(dst)-n], c)
+			continue
+		}
 		if r < utf8.RuneSelf {
 			switch {
 			case r == ' ' || '\t' <= r && r <= '\r':
@@ -111,7 +119,9 @@ func notKeyRune(r rune) bool {
 		return false
 	case r < utf8.RuneSelf:
 		return true
-	case hangulFiller(r):
+	case hangulFiller(r), r == 'ー', r == 'ｰ':
+		// The katakana long-vowel mark is typed for a dash: a letter to
+		// Unicode, a hyphen on a plate.
 		return true
 	}
 	return !unicode.IsLetter(r) && !unicode.IsDigit(r)
@@ -133,6 +143,26 @@ func invisible(r rune) bool {
 		return true
 	}
 	return unicode.Is(unicode.Cf, r)
+}
+
+// composed returns the letter that the last letter of the plate so far and
+// the combining mark r make, for the letters of Cyrillic plates that have
+// a precomposed form: Й, Ё, Ў, Ї (and their lower case, upper-cased
+// after). ok is false for anything else.
+func composed(plate []byte, r rune) (rune, bool) {
+	if r != '\u0306' && r != '\u0308' {
+		return 0, false
+	}
+	last, _ := utf8.DecodeLastRune(plate)
+	for _, c := range [...]struct{ base, mark, letter rune }{
+		{'И', '\u0306', 'Й'}, {'и', '\u0306', 'Й'}, {'У', '\u0306', 'Ў'}, {'у', '\u0306', 'Ў'},
+		{'Е', '\u0308', 'Ё'}, {'е', '\u0308', 'Ё'}, {'І', '\u0308', 'Ї'}, {'і', '\u0308', 'Ї'},
+	} {
+		if last == c.base && r == c.mark {
+			return c.letter, true
+		}
+	}
+	return 0, false
 }
 
 // toHalfWidth maps the full-width ASCII block and the ideographic space to
@@ -169,7 +199,7 @@ func plateIsNormal(s string) bool {
 		case 0x4E00 <= r && r <= 0x9FFF:
 			// CJK ideographs (province characters): no case, no space,
 			// no full-width form; spared the table lookups below.
-		case unicode.IsSpace(r), toHalfWidth(r) != r, unicode.ToUpper(r) != r, invisible(r):
+		case unicode.IsSpace(r), toHalfWidth(r) != r, unicode.ToUpper(r) != r, invisible(r), r == '\u0306', r == '\u0308':
 			return false
 		}
 		prevSpace = false

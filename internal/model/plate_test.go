@@ -65,3 +65,24 @@ func FuzzNormalisePlate(f *testing.F) {
 		}
 	})
 }
+
+// The ways of writing one plate are one key, and two plates stay two:
+// a dash typed as the katakana long-vowel mark, a Cyrillic letter sent
+// decomposed (И and a combining breve is Й, not И).
+func TestPlateKeyOfSpellings(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		same bool
+	}{
+		{"蒙Bー7K3Q2", "蒙B7K3Q2", true},
+		{"蒙Bｰ7K3Q2", "蒙B-7K3Q2", true},
+		{"1598 УБИ\u0306", "1598 УБЙ", true},
+		{"1234 ӨҮи\u0306", "1234 ӨҮЙ", true},
+		{"1598 УБИ\u0306", "1598 УБИ", false},
+		{"7777 ДГЕ\u0308", "7777 ДГЁ", true},
+		{"7777 ДГЁ", "7777 ДГЕ", false},
+	} {
+		ka, kb := PlateKey(NormalisePlate(tc.a)), PlateKey(NormalisePlate(tc.b))
+		assert.Equal(t, tc.same, ka == kb, "%q (%q) and %q (%q)", tc.a, ka, tc.b, kb)
+	}
+}
