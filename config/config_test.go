@@ -536,6 +536,8 @@ func TestLineProblem(t *testing.T) {
 		{"a Hangul filler", "\u3164", "invisible formatting character U+3164 at byte 0"},
 		{"a combining grapheme joiner", "ga\u034fte", "invisible formatting character U+034F at byte 2"},
 		{"a Mongolian vowel separator", "ᠨᠠᠷᠠ\u180eᠠ", ""},
+		{"a variation selector", "station-mdl\ufe0f", "invisible formatting character U+FE0F at byte 11"},
+		{"a blank braille pattern", "\u2800", "invisible formatting character U+2800 at byte 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := LineProblem(tc.text)
@@ -546,4 +548,12 @@ func TestLineProblem(t *testing.T) {
 			require.Contains(t, got, tc.want)
 		})
 	}
+}
+
+// A problem is printed with the invisible characters of its key and message
+// escaped: a right-to-left override in a watchlist's name would show the
+// problem's line backwards on the operator's terminal.
+func TestProblemEscapesInvisibleCharacters(t *testing.T) {
+	p := Problem{File: "rules.yaml", Key: "watchlists.poi\u202ex", Msg: "a name"}
+	require.Equal(t, `rules.yaml: watchlists.poi\u202ex: a name`, p.Error())
 }

@@ -42,14 +42,17 @@ func (p Problem) Error() string {
 
 // oneLine escapes the control characters of s: a problem is one line, and
 // a key or value from the file with a line break in it would otherwise
-// break it into lines that read as problems of their own.
+// break it into lines that read as problems of their own. Invisible
+// formatting characters are escaped too: a right-to-left override in a
+// key would show the problem's line backwards.
 func oneLine(s string) string {
-	if !strings.ContainsFunc(s, unicode.IsControl) {
+	escape := func(r rune) bool { return unicode.IsControl(r) || invisibleFormat(r) }
+	if !strings.ContainsFunc(s, escape) {
 		return s
 	}
 	var b strings.Builder
 	for _, r := range s {
-		if unicode.IsControl(r) {
+		if escape(r) {
 			q := strconv.QuoteRune(r) // '\n', '\x00'
 			b.WriteString(q[1 : len(q)-1])
 			continue
