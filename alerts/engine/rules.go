@@ -667,12 +667,14 @@ func (e *Engine) joinOlderStay(st *ruleState, key dwellKey, de *dwellEntry, r *r
 }
 
 func (e *Engine) dwellGone(st *ruleState, subj model.Subject, z *zone.Zone, r *reading, de *dwellEntry, now time.Time) string {
-	where := zoneIDOr(z, de)
-	if z != nil {
-		where = e.place(z, "", "")
+	if z == nil {
+		// A rule without zones: the subject was where it was seen last,
+		// which need not be the site the incident was raised at.
+		return fmt.Sprintf("%s no longer seen (last seen at site %s %s, stayed %s)", upperFirst(describeSubject(subj, r)),
+			de.Site, e.localTime(de.Last, now), shortDur(de.Last.Sub(de.First)))
 	}
 	return fmt.Sprintf("%s no longer seen at %s (last seen %s, stayed %s)", upperFirst(describeSubject(subj, r)),
-		where, e.localTime(de.Last, now), shortDur(de.Last.Sub(de.First)))
+		e.place(z, "", ""), e.localTime(de.Last, now), shortDur(de.Last.Sub(de.First)))
 }
 
 // stayEnded resolves the incident of the stay de, which ended at its last
@@ -686,13 +688,6 @@ func (e *Engine) stayEnded(st *ruleState, de *dwellEntry, now time.Time, summary
 	// known max_gap later (by Tick, or by a sighting after the gap), so the
 	// resolution is late only when that last sighting came late itself.
 	return e.resolved(st, de.Open, de.Last, now, e.late(de.Last, de.Processed), summary)
-}
-
-func zoneIDOr(z *zone.Zone, de *dwellEntry) string {
-	if z != nil {
-		return z.ID
-	}
-	return "site " + de.Site
 }
 
 func (e *Engine) tickDwell(st *ruleState, now time.Time, out []model.Alert) []model.Alert {
@@ -1334,7 +1329,12 @@ func (e *Engine) tickRepeat(st *ruleState, now time.Time, out []model.Alert) []m
 		// A stay that goes on says how long it is now.
 		resend(de.Open, func(a *model.Alert) {
 			a.Count = de.Sightings
-			a.Summary += fmt.Sprintf("; still there: %s in all, last seen %s", shortDur(de.Last.Sub(de.First)), e.localTime(de.Last, now))
+			a.Evidence = slices.Clone(inOrder(de.Evidence, &de.evRing))
+			where := ""
+			if de.Site != a.Site {
+				where = " at site " + de.Site // a rule without zones: seen elsewhere since
+			}
+			a.Summary += fmt.Sprintf("; still there: %s in all, last seen %s%s", shortDur(de.Last.Sub(de.First)), e.localTime(de.Last, now), where)
 		})
 	}
 	for _, se := range st.status {

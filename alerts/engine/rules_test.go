@@ -1978,6 +1978,7 @@ rules:
 	assert.Equal(t, fired[0].ID, re[0].ID)
 	assert.Equal(t, 1, re[0].Repeat)
 	assert.Equal(t, 9, re[0].Count, "the stay's sightings now")
+	assert.Len(t, re[0].Evidence, 9, "and their messages")
 	assert.Contains(t, re[0].Summary, "; still there: 16 min in all, last seen 12:16")
 }
 
@@ -2006,9 +2007,13 @@ rules:
 	assert.Equal(t, "bjm", got[0].Site, "seen last at F-3")
 	assert.Contains(t, got[0].Summary, "F-3")
 	assert.Equal(t, &model.Point{Lat: 41.70, Lon: 110.43}, got[0].Location)
+	// Seen once more, back at F-1: the incident is bjm's, and its
+	// resolution goes there, saying where the phone was seen last.
+	require.Empty(t, e.eval(e.phones("F-1", at(12, 12), model.Point{Lat: 41.96, Lon: 110.48}, "460001234567890")))
 	res := e.Tick(at(12, 30))
 	require.Len(t, res, 1)
 	assert.Equal(t, "bjm", res[0].Site)
+	assert.Contains(t, res[0].Summary, "no longer seen (last seen at site mdl 12:12")
 }
 
 // A unit a reload removes and a later reload puts back is still as it last
