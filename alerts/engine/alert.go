@@ -97,7 +97,8 @@ func (e *Engine) fire(st *ruleState, in alertIn, now time.Time) model.Alert {
 }
 
 // IncidentChanges is the number of incidents the engine has opened or
-// resolved. Unlike the rest of the engine it may be read from any
+// resolved, and of changes to what an open one is judged on (a unit's
+// status: see unitStatus). Unlike the rest of the engine it may be read from any
 // goroutine: the state saver saves soon after it changes, so that a crash
 // does not forget an open incident (its firing already sent, its resolved
 // then never). Events (presence, velocity, enter/exit) do not count: a

@@ -311,6 +311,13 @@ func eventTime(t, now time.Time) time.Time {
 // s's own stamp (its ts and index name the evidence). A report older than
 // the latest merged (a backlog delivered late) changes nothing, and is
 // returned as it is.
+//
+// A change of a field that an open status incident of the unit reads
+// counts as an incident change (IncidentChanges): its message's ack waits
+// for a save of the state that holds it. Lost with a crash (the report
+// acked, so not delivered again), the unit's status would be its older
+// one, and the incident could be resolved on it: a tamper reported closed
+// while the battery, reported at 10% since, was taken for the 50% before.
 func (e *Engine) unitStatus(dev string, s *model.Status) *model.Status {
 	u := e.units[dev]
 	if u == nil {
@@ -319,36 +326,54 @@ func (e *Engine) unitStatus(dev string, s *model.Status) *model.Status {
 	} else if s.Time.Before(u.Time) {
 		return s
 	}
-	mergeStatus(u, s)
+	if changed := mergeStatus(u, s); changed != 0 {
+		for _, st := range e.bySource[SourceStatus] {
+			if se := st.status[dev]; se != nil && se.Open != nil && st.rule.statusReads&changed != 0 {
+				e.incidents.Add(1)
+				break
+			}
+		}
+	}
 	return u
 }
 
-// mergeStatus sets in u every field s carries, and s's stamp. Text fields
-// are copied: u outlives the message s is part of.
-func mergeStatus(u, s *model.Status) {
+// mergeStatus sets in u every field s carries, and s's stamp, and returns
+// the fields whose value changed (statusFields bits). Text fields are
+// copied: u outlives the message s is part of.
+func mergeStatus(u, s *model.Status) (changed uint8) {
 	u.Stamp = s.Stamp
-	for _, f := range [...]struct{ dst, src *model.OptFloat }{
-		{&u.BatteryPct, &s.BatteryPct}, {&u.TempC, &s.TempC}, {&u.SignalDbm, &s.SignalDbm},
+	for _, f := range [...]struct {
+		dst, src *model.OptFloat
+		bit      uint8
+	}{
+		{&u.BatteryPct, &s.BatteryPct, 1 << 0}, {&u.TempC, &s.TempC, 1 << 1}, {&u.SignalDbm, &s.SignalDbm, 1 << 5},
 	} {
-		if f.src.OK {
+		if f.src.OK && *f.dst != *f.src {
 			*f.dst = *f.src
+			changed |= f.bit
 		}
 	}
-	if s.UptimeS.OK {
+	if s.UptimeS.OK && u.UptimeS != s.UptimeS {
 		u.UptimeS = s.UptimeS
+		changed |= 1 << 2
 	}
-	if s.Queue.OK {
+	if s.Queue.OK && u.Queue != s.Queue {
 		u.Queue = s.Queue
+		changed |= 1 << 6
 	}
-	if s.Tamper.OK {
+	if s.Tamper.OK && u.Tamper != s.Tamper {
 		u.Tamper = s.Tamper
+		changed |= 1 << 3
 	}
 	if s.Power != "" && s.Power != u.Power {
 		u.Power = strings.Clone(s.Power)
+		changed |= 1 << 4
 	}
 	if s.FW != "" && s.FW != u.FW {
 		u.FW = strings.Clone(s.FW)
+		changed |= 1 << 7
 	}
+	return changed
 }
 
 // devicePos is where a device is: its registered position, else (patrols)

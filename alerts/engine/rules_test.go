@@ -2016,6 +2016,25 @@ rules:
 	assert.Contains(t, res[0].Summary, "no longer seen (last seen at site mdl 12:12")
 }
 
+// A change of what an open status incident reads counts as an incident
+// change (its message's ack waits for a save); a report changing nothing
+// it reads, or of a unit without an open incident, does not.
+func TestStatusChangesAnOpenIncidentReads(t *testing.T) {
+	e := newEngine(t, loadRules(t)) // unit-tamper: tamper || battery_pct < 15
+	changes := e.IncidentChanges()
+	changed := func(s model.Status) bool {
+		e.eval(e.status("CP-07", at(12, 0).Add(time.Duration(e.seq["CP-07"])*time.Second), s))
+		c := e.IncidentChanges() != changes
+		changes = e.IncidentChanges()
+		return c
+	}
+	require.False(t, changed(model.Status{BatteryPct: model.Some(50)}), "no incident open")
+	require.True(t, changed(model.Status{Tamper: model.SomeBool(true)}), "the incident opened")
+	require.True(t, changed(model.Status{BatteryPct: model.Some(10)}), "a field the open incident reads")
+	require.False(t, changed(model.Status{BatteryPct: model.Some(10)}), "the same value again")
+	require.False(t, changed(model.Status{TempC: model.Some(-20), SignalDbm: model.Some(-90)}), "fields it does not read")
+}
+
 // A unit a reload removes and a later reload puts back is still as it last
 // reported: its tamper, closed by the removal as unknown, fires again on its
 // next report, whatever that report carries.

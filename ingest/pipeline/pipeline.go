@@ -305,13 +305,17 @@ func (p *Pipeline) evaluate(eval func() []model.Alert, done func(n int) func(err
 		changes = p.opts.State.IncidentChanges()
 	}
 	alerts := eval()
-	if len(alerts) == 0 || p.outbox == nil {
+	// A change the state must hold before the message is acked: an
+	// incident opened or resolved, or what an open one will be judged on
+	// (a unit's status), even when it raised no alert.
+	changed := p.opts.State != nil && p.opts.State.IncidentChanges() != changes
+	if (len(alerts) == 0 && !changed) || p.outbox == nil {
 		return
 	}
 	switch d := done(len(alerts)); {
 	case p.opts.State == nil:
 		p.outbox.Append(alerts, d)
-	case p.opts.State.IncidentChanges() != changes:
+	case changed:
 		// Held until a save of the state that holds the change.
 		p.opts.State.Hold(alerts, d)
 	default:

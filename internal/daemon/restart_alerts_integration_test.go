@@ -368,6 +368,38 @@ func TestIntegrationSeqGapAfterACrashSoonAfterAStartIsUnknown(t *testing.T) {
 	assert.Equal(t, 7.0, e.counter("fenceline_ingest_sequence_unknown_messages_total", nil))
 }
 
+// A status report that changes what an open incident is judged on (the
+// battery of a tampered unit) is acked only once the state that holds it
+// is saved: a kill then does not forget it, and a later report of the
+// tamper closed does not resolve the incident while the battery is low.
+func TestIntegrationUnitStatusSavedBeforeItsAck(t *testing.T) {
+	e := newEnv(t, "alert-rules.yaml", "")
+	got := e.subscribeAlerts("border-unit")
+	ts := time.Now().Add(-10 * time.Minute)
+	seq := 0
+	status := func(fields string) {
+		seq++
+		e.publish("border/mdl/checkpoint/CP-07/status", fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,%s}`, seq, ts.Add(time.Duration(seq)*time.Second).UnixMilli(), fields))
+	}
+	status(`"tamper":true,"battery_pct":50`)
+	e.waitFor("the tamper", func() bool { return got.has("unit-tamper", model.StateFiring) })
+	status(`"battery_pct":10`)
+	e.waitAcked(2)
+	path := filepath.Join(e.dir, "state", "alert-state.json")
+	killed, err := os.ReadFile(path) // what a kill right after the ack leaves
+	require.NoError(t, err)
+	e.stop()
+	require.NoError(t, os.WriteFile(path, killed, 0o600))
+
+	e.start()
+	status(`"tamper":false`)
+	e.waitAcked(1)
+	e.waitFor("delivered", func() bool { return e.gaugeSum("fenceline_alerts_pending") == 0 })
+	require.False(t, got.has("unit-tamper", model.StateResolved), "the battery is at 10%%: still %v", got.keys())
+	status(`"battery_pct":60`)
+	e.waitFor("resolved", func() bool { return got.has("unit-tamper", model.StateResolved) })
+}
+
 // After an unclean stop (a kill), the sightings evaluated since the last
 // save are gone with their acks: a phone still at the ruins is not taken
 // for gone — its stay goes on, no resolution, no new firing — where after a
