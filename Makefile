@@ -16,8 +16,12 @@ all: build
 deps:
 	scripts/deps.sh
 
+# The revision the daemon reports (fenceline version, the start log, fenceline_build_info): taken
+# from git here, since a GOFLAGS with -buildvcs=false leaves it out of Go's own build stamp.
+REVISION := $(shell git describe --always --dirty 2>/dev/null)
+
 build:
-	$(GO) build -o bin/fenceline ./cmd/fenceline
+	$(GO) build -ldflags "-X github.com/fenceline/fenceline/internal/daemon.revision=$(REVISION)" -o bin/fenceline ./cmd/fenceline
 	$(GO) build -o bin/fenceline-sim ./cmd/fenceline-sim
 	$(GO) build -o bin/fenceline-load ./cmd/fenceline-load
 

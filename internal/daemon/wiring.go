@@ -488,7 +488,7 @@ func (d *daemon) run(ctx context.Context, opts Options) error {
 	start("mqtt", intakeCtx, d.source.Run)
 	saveEvery := saveInterval(opts)
 	start("state saver", intakeCtx, func(ctx context.Context) error { return d.saveStatePeriodically(ctx, saveEvery) })
-	d.log.Info("fenceline running", "mqtt", d.source.Describe(), "influx", config.RedactURL(d.cfg.Influx.URL), "bucket", d.cfg.Influx.Bucket)
+	d.log.Info("fenceline running", "version", Version(), "mqtt", d.source.Describe(), "influx", config.RedactURL(d.cfg.Influx.URL), "bucket", d.cfg.Influx.Bucket)
 	d.notify("READY=1")
 	if opts.Ready != nil {
 		close(opts.Ready)
