@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
@@ -695,12 +694,8 @@ func codeForm(field string, upper bool) func(string) string {
 func storedCode(v string, upper bool) string {
 	var b strings.Builder
 	for _, r := range v {
-		switch {
-		case r == '\u3000' || unicode.IsSpace(r):
-			r = ' '
-		case r >= '\uFF01' && r <= '\uFF5E':
-			r -= 0xFEE0
-		case unicode.Is(unicode.Cf, r):
+		r, ok := model.CodeRune(r)
+		if !ok {
 			continue
 		}
 		switch {

@@ -2,7 +2,6 @@ package decode
 
 import (
 	"github.com/fenceline/fenceline/internal/model"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -126,15 +125,9 @@ func (d *Decoder) optCode(v uint32, upper bool) (span, string) {
 		// ideographic space, as plates are (model.AppendPlate).
 		off := len(d.strs)
 		for _, r := range string(text) {
-			switch {
-			case r == '\u3000' || unicode.IsSpace(r):
-				r = ' '
-			case r >= '\uFF01' && r <= '\uFF5E':
-				r -= 0xFEE0
-			case unicode.Is(unicode.Cf, r):
-				continue // invisible (a byte-order mark, a zero-width space): a series apart that looks the same
+			if r, ok := model.CodeRune(r); ok {
+				d.strs = utf8.AppendRune(d.strs, r)
 			}
-			d.strs = utf8.AppendRune(d.strs, r)
 		}
 		sp = d.spanFrom(off)
 	}

@@ -165,6 +165,22 @@ func composed(plate []byte, r rune) (rune, bool) {
 	return 0, false
 }
 
+// CodeRune is r as a code stored as a tag (plate_color, vehicle_type) has
+// it: white space a space, full-width forms half-width (as typed with a
+// Chinese input method), format characters dropped (ok false: a byte-order
+// mark or zero-width space would make a series apart that looks the same).
+func CodeRune(r rune) (_ rune, ok bool) {
+	switch {
+	case r == '\u3000' || unicode.IsSpace(r):
+		return ' ', true
+	case r >= '\uFF01' && r <= '\uFF5E':
+		return r - 0xFEE0, true
+	case unicode.Is(unicode.Cf, r):
+		return 0, false
+	}
+	return r, true
+}
+
 // toHalfWidth maps the full-width ASCII block and the ideographic space to
 // their ASCII forms.
 func toHalfWidth(r rune) rune {
