@@ -306,12 +306,7 @@ func TestIntegrationSeqGapAfterAnUncleanStopIsUnknown(t *testing.T) {
 	e.stop()
 	e.saveEvery = 20 * time.Millisecond
 	e.start()
-	ts := time.Now().Add(-time.Minute).UnixMilli()
-	publish := func(from, to int) {
-		for seq := from; seq <= to; seq++ {
-			e.publish("border/mdl/fence/F-AOL-01/detections", fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"detections":[{"imsi":"460001234567890"}]}`, seq, ts+int64(seq)))
-		}
-	}
+	publish := seqPublisher(e)
 	publish(1, 3)
 	e.waitAcked(3)
 	path, crashed := e.nextSave("after seq 3")
@@ -338,17 +333,23 @@ func TestIntegrationSeqGapAfterAnUncleanStopIsUnknown(t *testing.T) {
 	assert.Zero(t, e.counter("fenceline_ingest_sequence_unknown_messages_total", nil))
 }
 
+// seqPublisher publishes a fence unit's detections messages from seq to
+// seq, a millisecond apart a minute ago.
+func seqPublisher(e *env) func(from, to int) {
+	ts := time.Now().Add(-time.Minute).UnixMilli()
+	return func(from, to int) {
+		for seq := from; seq <= to; seq++ {
+			e.publish("border/mdl/fence/F-AOL-01/detections", fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"detections":[{"imsi":"460001234567890"}]}`, seq, ts+int64(seq)))
+		}
+	}
+}
+
 // A crash soon after a clean start, before the first periodic save: the
 // state file is the one this run saved at its start, not the last run's
 // clean stop, so the messages taken since are unknown, not lost.
 func TestIntegrationSeqGapAfterACrashSoonAfterAStartIsUnknown(t *testing.T) {
 	e := newEnv(t, "rules.yaml", "")
-	ts := time.Now().Add(-time.Minute).UnixMilli()
-	publish := func(from, to int) {
-		for seq := from; seq <= to; seq++ {
-			e.publish("border/mdl/fence/F-AOL-01/detections", fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"detections":[{"imsi":"460001234567890"}]}`, seq, ts+int64(seq)))
-		}
-	}
+	publish := seqPublisher(e)
 	publish(1, 3)
 	e.waitAcked(3)
 	e.stop()
