@@ -275,7 +275,7 @@ func (e *Engine) Evaluate(b *model.Batch, now time.Time) []model.Alert {
 		pos, has := e.devicePos(dev, b.Device)
 		for i := range b.Statuses {
 			s := &b.Statuses[i]
-			r.st, r.t, r.p, r.hasPos = e.unitStatus(dev, s), eventTime(s.Time, now), pos, has
+			r.st, r.rep, r.t, r.p, r.hasPos = e.unitStatus(dev, s), s, eventTime(s.Time, now), pos, has
 			out = e.evalReading(r, now, out)
 		}
 		e.m.readingsC[src].Add(float64(len(b.Statuses)))
@@ -312,12 +312,14 @@ func eventTime(t, now time.Time) time.Time {
 // the latest merged (a backlog delivered late) changes nothing, and is
 // returned as it is.
 //
-// A change of a field that an open status incident of the unit reads
-// counts as an incident change (IncidentChanges): its message's ack waits
-// for a save of the state that holds it. Lost with a crash (the report
-// acked, so not delivered again), the unit's status would be its older
-// one, and the incident could be resolved on it: a tamper reported closed
-// while the battery, reported at 10% since, was taken for the 50% before.
+// A change of a field that a status rule reads counts as an incident
+// change (IncidentChanges): its message's ack waits for a save of the
+// state that holds it. Lost with a crash (the report acked, so not
+// delivered again), the unit's status would be its older one, and a rule
+// would judge it on that: an open tamper incident resolved on the battery
+// of before, or `tamper && battery_pct < 15` not fired when the tamper
+// came after a battery report the crash forgot. Heartbeats, and fields no
+// rule reads, do not wait.
 func (e *Engine) unitStatus(dev string, s *model.Status) *model.Status {
 	u := e.units[dev]
 	if u == nil {
@@ -328,7 +330,7 @@ func (e *Engine) unitStatus(dev string, s *model.Status) *model.Status {
 	}
 	if changed := mergeStatus(u, s); changed != 0 {
 		for _, st := range e.bySource[SourceStatus] {
-			if se := st.status[dev]; se != nil && se.Open != nil && st.rule.statusReads&changed != 0 {
+			if st.rule.statusReads&changed != 0 {
 				e.incidents.Add(1)
 				break
 			}

@@ -176,7 +176,8 @@ type reading struct {
 	det  *model.Detection
 	pass *model.Pass
 	pos  *model.Position
-	st   *model.Status
+	st   *model.Status // the unit's latest status (see Engine.unitStatus)
+	rep  *model.Status // the status report itself
 
 	t      time.Time // event time: the reading's ts, else the message's
 	p      model.Point

@@ -1010,7 +1010,10 @@ func (e *Engine) applyStatus(st *ruleState, r *reading, subj model.Subject, z *z
 				e.statusPlace(z, dev, r.b.Site), statusFacts(r.st), e.condition(st.rule), e.localTime(r.t, now)),
 		}, now)
 		se.Open = e.opened(st, a, now)
-		se.FiredWith = statusCarried(r.st) & st.rule.statusReads
+		// The fields of the report itself, as versions that judged each
+		// report alone kept them: going back to one, a report of the
+		// tamper alone still resolves a tamper incident.
+		se.FiredWith = statusCarried(r.rep) & st.rule.statusReads
 		out = append(out, a)
 	case !match && se.Open != nil && statusResolves(statusCarried(r.st), st.rule.statusReads, se.FiredWith):
 		a := e.resolved(st, se.Open, r.t, now, e.late(r.t, now),
