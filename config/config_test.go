@@ -554,6 +554,6 @@ func TestLineProblem(t *testing.T) {
 // escaped: a right-to-left override in a watchlist's name would show the
 // problem's line backwards on the operator's terminal.
 func TestProblemEscapesInvisibleCharacters(t *testing.T) {
-	p := Problem{File: "rules.yaml", Key: "watchlists.poi\u202ex", Msg: "a name"}
-	require.Equal(t, `rules.yaml: watchlists.poi\u202ex: a name`, p.Error())
+	p := Problem{File: "rules.yaml", Key: "watchlists.poi\u202ex\ufe0f\U000E0100", Msg: "a name"}
+	require.Equal(t, `rules.yaml: watchlists.poi\u202ex\ufe0f\U000e0100: a name`, p.Error())
 }

@@ -52,9 +52,19 @@ func oneLine(s string) string {
 	}
 	var b strings.Builder
 	for _, r := range s {
-		if escape(r) {
+		switch {
+		case unicode.IsControl(r):
 			q := strconv.QuoteRune(r) // '\n', '\x00'
 			b.WriteString(q[1 : len(q)-1])
+			continue
+		case escape(r):
+			// QuoteRune leaves printable marks (a variation selector) as
+			// they are: written out, whatever they are.
+			if r > 0xFFFF {
+				fmt.Fprintf(&b, `\U%08x`, r)
+			} else {
+				fmt.Fprintf(&b, `\u%04x`, r)
+			}
 			continue
 		}
 		b.WriteRune(r)
