@@ -16,8 +16,8 @@ all: build
 deps:
 	scripts/deps.sh
 
-# The revision the daemon reports (fenceline version, the start log, fenceline_build_info): taken
-# from git here, since a GOFLAGS with -buildvcs=false leaves it out of Go's own build stamp.
+# The revision the daemon reports (fenceline version, the start log): taken from git here, since
+# a GOFLAGS with -buildvcs=false leaves it out of Go's own build stamp (build with make build).
 REVISION := $(shell git describe --always --dirty 2>/dev/null)
 
 build:
