@@ -2026,11 +2026,10 @@ func TestStatusFiredWithTheReportsFields(t *testing.T) {
 	assert.Equal(t, statusFields["tamper"], e.rules["unit-tamper"].status["CP-07"].FiredWith)
 }
 
-// A change of a field a status rule reads counts as an incident change
-// (its message's ack waits for a save), with or without an incident open
-// (`tamper && battery_pct < 15` fires on a tamper after a battery report);
-// a report changing nothing a rule reads does not.
-func TestStatusChangesARuleReads(t *testing.T) {
+// A change of what an open status incident reads counts as an incident
+// change (its message's ack waits for a save); a report changing nothing
+// it reads, or of a unit without an open incident, does not.
+func TestStatusChangesAnOpenIncidentReads(t *testing.T) {
 	e := newEngine(t, loadRules(t)) // unit-tamper: tamper || battery_pct < 15
 	changes := e.IncidentChanges()
 	changed := func(s model.Status) bool {
@@ -2039,7 +2038,7 @@ func TestStatusChangesARuleReads(t *testing.T) {
 		changes = e.IncidentChanges()
 		return c
 	}
-	require.True(t, changed(model.Status{BatteryPct: model.Some(50)}), "no incident open")
+	require.False(t, changed(model.Status{BatteryPct: model.Some(50)}), "no incident open")
 	require.True(t, changed(model.Status{Tamper: model.SomeBool(true)}), "the incident opened")
 	require.True(t, changed(model.Status{BatteryPct: model.Some(10)}), "a field the open incident reads")
 	require.False(t, changed(model.Status{BatteryPct: model.Some(10)}), "the same value again")
