@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"unicode"
+
+	"github.com/fenceline/fenceline/internal/model"
 )
 
 // Rules is the reloadable rules file: devices, zones, watchlists and rules.
@@ -116,22 +118,11 @@ func LineProblem(s string) string {
 	return ""
 }
 
-// invisibleFormat reports whether r garbles or hides a line of text: a
-// Unicode format character — the bidirectional overrides, embeddings,
-// isolates and marks (a right-to-left override shows the rest of the line
-// backwards), zero-width spaces, the byte-order mark, the soft hyphen, tag
-// characters — or a character that shows nothing where it stands (the
-// combining grapheme joiner, the Hangul fillers, the variation selectors,
-// the blank braille pattern). Left: the zero-width
-// joiner and non-joiner, and the Mongolian vowel separator, which scripts
-// of this border need.
+// invisibleFormat reports whether r garbles or hides a line of text: what
+// a plate drops (model.Invisible: format characters such as a right-to-left
+// override, which shows the rest of the line backwards, zero-width spaces,
+// Hangul fillers…), but the zero-width joiner and non-joiner and the
+// Mongolian vowel separator, which scripts of this border need.
 func invisibleFormat(r rune) bool {
-	switch {
-	case r < 0x80, r == '\u200C', r == '\u200D', r == '\u180E':
-		return false
-	case r == '\u034F', r == '\u115F', r == '\u1160', r == '\u3164', r == '\uFFA0', r == '\u2800',
-		'\uFE00' <= r && r <= '\uFE0F', '\U000E0100' <= r && r <= '\U000E01EF':
-		return true
-	}
-	return unicode.Is(unicode.Cf, r)
+	return r != '\u200C' && r != '\u200D' && r != '\u180E' && model.Invisible(r)
 }

@@ -28,7 +28,7 @@ func AppendPlate(dst, b []byte) []byte {
 			i += n
 		}
 		r = toHalfWidth(r)
-		if invisible(r) {
+		if Invisible(r) {
 			continue // no part of a plate, and a plate apart that looks the same
 		}
 		if c, ok := composed(dst[start:], r); ok && !space {
@@ -131,11 +131,12 @@ func hangulFiller(r rune) bool {
 	return r == '\u115F' || r == '\u1160' || r == '\u3164' || r == '\uFFA0'
 }
 
-// invisible reports whether r shows nothing where it stands: the Unicode
+// Invisible reports whether r shows nothing where it stands: the Unicode
 // format characters (a zero-width space, a byte-order mark, the direction
 // marks), the combining grapheme joiner, the variation selectors, the
-// Hangul fillers and the blank braille pattern. A plate drops them.
-func invisible(r rune) bool {
+// Hangul fillers and the blank braille pattern. A plate drops them; text
+// for alerts refuses them (config.LineProblem).
+func Invisible(r rune) bool {
 	switch {
 	case r < utf8.RuneSelf:
 		return false
@@ -215,7 +216,7 @@ func plateIsNormal(s string) bool {
 		case 0x4E00 <= r && r <= 0x9FFF:
 			// CJK ideographs (province characters): no case, no space,
 			// no full-width form; spared the table lookups below.
-		case unicode.IsSpace(r), toHalfWidth(r) != r, unicode.ToUpper(r) != r, invisible(r), r == '\u0306', r == '\u0308':
+		case unicode.IsSpace(r), toHalfWidth(r) != r, unicode.ToUpper(r) != r, Invisible(r), r == '\u0306', r == '\u0308':
 			return false
 		}
 		prevSpace = false
