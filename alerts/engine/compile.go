@@ -682,9 +682,13 @@ var commonForms = map[string]func(string) string{
 // codeForm is the storedForms check of a code the decoder stores as a tag
 // (see its optCode): half-width, trimmed, its ASCII letters in one case.
 func codeForm(field string, upper bool) func(string) string {
+	letters := "lower"
+	if upper {
+		letters = "upper"
+	}
 	return func(v string) string {
 		if c := storedCode(v, upper); c != v {
-			return fmt.Sprintf("%s is stored half-width, trimmed, in %s case (%q)", field, map[bool]string{true: "upper", false: "lower"}[upper], c)
+			return fmt.Sprintf("%s is stored half-width, trimmed, in %s case (%q)", field, letters, c)
 		}
 		return ""
 	}
