@@ -302,6 +302,17 @@ func eventTime(t, now time.Time) time.Time {
 	return t
 }
 
+// eventSub is a.Sub(b) for event times, on a dwell's path for every
+// sighting: Sub checks every result for overflow (an Add and an Equal, a
+// tenth of a stay's cost), which cannot happen for times less than 136
+// years apart. Event times carry no monotonic reading, so the two agree.
+func eventSub(a, b time.Time) time.Duration {
+	if s := a.Unix() - b.Unix(); s > -1<<32 && s < 1<<32 {
+		return time.Duration(s)*time.Second + time.Duration(a.Nanosecond()-b.Nanosecond())
+	}
+	return a.Sub(b)
+}
+
 // unitStatus merges the status report s of device dev into the device's
 // latest status and returns that: the rules judge how a unit is, not what
 // one report mentions. A unit reports any subset of the fields, so a

@@ -518,7 +518,7 @@ func (e *Engine) applyDwell(st *ruleState, r *reading, subj model.Subject, z *zo
 func (e *Engine) stay(st *ruleState, key dwellKey, r *reading, subj model.Subject, z *zone.Zone, now time.Time, out []model.Alert) []model.Alert {
 	gap, dur := st.rule.maxGap, st.rule.duration
 	de := st.dwell[key]
-	for de != nil && de.First.Sub(r.t) > gap {
+	for de != nil && eventSub(de.First, r.t) > gap {
 		older, oe := olderStay(st, key)
 		if oe == nil { // older than every stay kept
 			if key.backlog < dwellBacklogStays {
@@ -544,7 +544,7 @@ func (e *Engine) stay(st *ruleState, key dwellKey, r *reading, subj model.Subjec
 		}
 		de = &dwellEntry{Site: r.b.Site, First: r.t, Last: r.t, Loc: r.p}
 		st.dwell[key] = de
-	case r.t.Sub(de.Last) > gap && !r.t.Before(de.bridgeUntil):
+	case eventSub(r.t, de.Last) > gap && !r.t.Before(de.bridgeUntil):
 		// The stay ended; this reading starts a new one.
 		if de.Open != nil {
 			out = append(out, e.stayEnded(st, de, now, e.dwellGone(st, subj, z, r, de, now)))
@@ -571,7 +571,7 @@ func (e *Engine) stay(st *ruleState, key dwellKey, r *reading, subj model.Subjec
 	de.bridgeUntil = time.Time{}
 	de.Sightings++
 	de.Evidence = addEvidence(de.Evidence, &de.evRing, r.evidence())
-	if de.Open == nil && de.Last.Sub(de.First) >= dur {
+	if de.Open == nil && eventSub(de.Last, de.First) >= dur {
 		loc := de.Loc
 		a := e.fire(st, alertIn{
 			subj: subj, zone: z, site: de.Site, at: de.Last, start: de.First, origin: r.origin(), loc: &loc, count: de.Sightings,
