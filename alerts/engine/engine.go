@@ -275,7 +275,16 @@ func (e *Engine) Evaluate(b *model.Batch, now time.Time) []model.Alert {
 		pos, has := e.devicePos(dev, b.Device)
 		for i := range b.Statuses {
 			s := &b.Statuses[i]
-			r.st, r.rep, r.t, r.p, r.hasPos = e.unitStatus(dev, s), s, eventTime(s.Time, now), pos, has
+			u, latest := e.unitStatus(dev, s)
+			if !latest {
+				// Older than the unit's latest report: it changes nothing,
+				// for a rule that has not judged that latest report (new by
+				// a reload) too. The unit's order is its ts as sent, not
+				// capped at now: a report a fast clock sent is the latest
+				// until the unit's clock passes it.
+				continue
+			}
+			r.st, r.rep, r.t, r.p, r.hasPos = u, s, eventTime(s.Time, now), pos, has
 			out = e.evalReading(r, now, out)
 		}
 		e.m.readingsC[src].Add(float64(len(b.Statuses)))
@@ -320,8 +329,8 @@ func eventSub(a, b time.Time) time.Duration {
 // tamper reported open an hour ago is still open, and `tamper ||
 // battery_pct < 15` still holds, whatever the battery. The result carries
 // s's own stamp (its ts and index name the evidence). A report older than
-// the latest merged (a backlog delivered late) changes nothing, and is
-// returned as it is.
+// the latest merged (a backlog delivered late) changes nothing, and latest
+// is false.
 //
 // A change of a field that an open status incident of the unit reads
 // counts as an incident change (IncidentChanges): its message's ack waits
@@ -335,13 +344,13 @@ func eventSub(a, b time.Time) time.Duration {
 // the fields reported since the last save (a rule joining fields with &&
 // judges the next report on the older values, until they are reported
 // again).
-func (e *Engine) unitStatus(dev string, s *model.Status) *model.Status {
-	u := e.units[dev]
+func (e *Engine) unitStatus(dev string, s *model.Status) (u *model.Status, latest bool) {
+	u = e.units[dev]
 	if u == nil {
 		u = &model.Status{}
 		e.units[strings.Clone(dev)] = u // the key outlives the message
 	} else if s.Time.Before(u.Time) {
-		return s
+		return nil, false
 	}
 	if changed := mergeStatus(u, s); changed != 0 {
 		for _, st := range e.bySource[SourceStatus] {
@@ -351,7 +360,7 @@ func (e *Engine) unitStatus(dev string, s *model.Status) *model.Status {
 			}
 		}
 	}
-	return u
+	return u, true
 }
 
 // mergeStatus sets in u every field s carries, and s's stamp, and returns

@@ -1850,6 +1850,43 @@ func TestStatusOlderReportIgnored(t *testing.T) {
 	require.Len(t, only(e.eval(e.status("F-1", n.Add(time.Minute), model.Status{Tamper: model.SomeBool(true)})), "tamper"), 1)
 }
 
+// The same for a rule that has not judged the newer report: a reload
+// changed its `when`, and the old tamper report delivered since still
+// opens nothing.
+func TestStatusOlderReportIgnoredByARuleNewSinceTheLatest(t *testing.T) {
+	rs, ps := compileYAML(t, originRules)
+	require.Empty(t, ps)
+	changed, ps := compileYAML(t, strings.Replace(originRules, `when: "tamper"`, `when: "tamper || battery_pct < 20"`, 1))
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	n := at(12, 0)
+	require.Empty(t, only(e.eval(e.status("F-1", n, model.Status{Tamper: model.SomeBool(false)})), "tamper"))
+	e.Swap(changed)
+	assert.Empty(t, only(e.Evaluate(e.status("F-1", n.Add(-time.Hour), model.Status{Tamper: model.SomeBool(true)}), n.Add(5*time.Minute)), "tamper"))
+	assert.Zero(t, gauge(t, e, "fenceline_alerts_open_incidents", "tamper"))
+}
+
+// A unit's reports are in the order of their ts as sent, for the status it
+// is in and for the rules alike: after a report from a clock 4 minutes fast
+// (within the contract's 5), the reports of its corrected clock are older,
+// and ignored until their ts passes it. Judged on their capped event time
+// instead, "tamper false" resolved the incident while the unit's status
+// stayed "tamper true", and its next battery report opened it again.
+func TestStatusReportsInTheOrderOfTheirTS(t *testing.T) {
+	rs, ps := compileYAML(t, originRules)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	n := at(12, 0)
+	require.Len(t, only(e.Evaluate(e.status("F-1", n.Add(4*time.Minute), model.Status{Tamper: model.SomeBool(true)}), n), "tamper"), 1)
+	assert.Empty(t, only(e.Evaluate(e.status("F-1", n.Add(time.Minute), model.Status{Tamper: model.SomeBool(false)}), n.Add(time.Minute)), "tamper"),
+		"older than the unit's latest report: ignored")
+	assert.Equal(t, 1.0, gauge(t, e, "fenceline_alerts_open_incidents", "tamper"))
+	res := only(e.Evaluate(e.status("F-1", n.Add(5*time.Minute), model.Status{Tamper: model.SomeBool(false)}), n.Add(5*time.Minute)), "tamper")
+	require.Len(t, res, 1)
+	assert.Equal(t, model.StateResolved, res[0].State)
+	assert.Empty(t, only(e.Evaluate(e.status("F-1", n.Add(10*time.Minute), model.Status{BatteryPct: model.Some(80)}), n.Add(10*time.Minute)), "tamper"))
+}
+
 // A report that carries none of the fields a status rule's condition reads
 // (a heartbeat of its signal only), or not all those the report that fired
 // carried, says nothing about the condition: it resolves nothing, where one
