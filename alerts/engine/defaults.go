@@ -35,6 +35,12 @@ const (
 	// inside a zone after that counts as a first sighting.
 	FenceHorizon = 24 * time.Hour
 
+	// CooldownHorizon is how long a cooldown's fire times are kept after
+	// the key last matched (processing time), however short the cooldown:
+	// a reading of its period that arrives later, a unit's backlog, is
+	// still within it and does not fire again.
+	CooldownHorizon = 24 * time.Hour
+
 	// MaxEvidence bounds the evidence of one alert.
 	MaxEvidence = 10
 	// MaxTrackedPerRule bounds the subjects one rule tracks (cooldowns,

@@ -912,8 +912,12 @@ func (e *Engine) Tick(now time.Time) []model.Alert {
 			}
 		}
 		if st.cool != nil {
+			// Kept past the cooldown: a unit's buffered reading from within
+			// it may yet arrive (its link down a while), and must not fire
+			// again.
+			keep := max(st.rule.cooldown, CooldownHorizon)
 			for k, c := range st.cool {
-				if now.Sub(c.Touched) > st.rule.cooldown {
+				if now.Sub(c.Touched) > keep {
 					delete(st.cool, k)
 				}
 			}

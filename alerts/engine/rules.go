@@ -109,9 +109,28 @@ func (e *Engine) allow(st *ruleState, key coolKey, t, now time.Time) bool {
 			return false
 		}
 	}
-	ce.Fired[ce.Next] = t
-	ce.Next = (ce.Next + 1) % cooldownSlots
+	i := ce.Next
+	if n := ce.newest(); i == n && t.Before(ce.Fired[n]) {
+		// A backlog's fire time never takes the place of the newest: four
+		// cooldowns of a replayed evening would otherwise push out the
+		// alert live data raised a minute ago, and its next reading fire
+		// again.
+		i = (i + 1) % cooldownSlots
+	}
+	ce.Fired[i] = t
+	ce.Next = (i + 1) % cooldownSlots
 	return true
+}
+
+// newest is the slot of the latest fire time, -1 when none is kept.
+func (ce *coolEntry) newest() int {
+	n := -1
+	for i, f := range ce.Fired {
+		if !f.IsZero() && (n < 0 || f.After(ce.Fired[n])) {
+			n = i
+		}
+	}
+	return n
 }
 
 func absDur(d time.Duration) time.Duration {

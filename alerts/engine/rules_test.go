@@ -124,6 +124,38 @@ func TestPresenceCooldown(t *testing.T) {
 	}
 }
 
+// A backlog replayed for an earlier evening raises one alert per cooldown
+// of it, and those fire times never take the place of the latest live one:
+// four of them once pushed it out of the key's slots, and the live phone's
+// next reading, within the cooldown, fired again.
+func TestCooldownBacklogKeepsTheLatestFireTime(t *testing.T) {
+	e := newEngine(t, loadRules(t))
+	const imsi, rule = "428991234567890", "foreign-sim-near-border"
+	live := at(23, 0)
+	require.Len(t, only(e.Evaluate(e.phones("F-AOL-01", live, ruinsIn, imsi), live), rule), 1)
+	for i := range 2 * cooldownSlots {
+		ts := at(18, 0).Add(time.Duration(i) * 15 * time.Minute) // 15 min apart: each past the 10m cooldown
+		require.Len(t, only(e.Evaluate(e.phones("F-AOL-01", ts, ruinsIn, imsi), live.Add(time.Minute)), rule), 1, "backlog reading %d", i)
+	}
+	assert.Empty(t, only(e.Evaluate(e.phones("F-AOL-01", live.Add(3*time.Minute), ruinsIn, imsi), live.Add(3*time.Minute)), rule))
+}
+
+// A cooldown outlives its own length in processing time: a unit's reading
+// from within it that arrives after a Tick past the cooldown (the unit's
+// link was down) does not fire again.
+func TestCooldownKeptForLateReadings(t *testing.T) {
+	e := newEngine(t, loadRules(t))
+	const imsi, rule = "428991234567890", "foreign-sim-near-border"
+	require.Len(t, only(e.eval(e.phones("F-AOL-01", at(22, 0), ruinsIn, imsi)), rule), 1)
+	e.Tick(at(22, 11))
+	assert.Empty(t, only(e.Evaluate(e.phones("F-AOL-01", at(22, 5), ruinsIn, imsi), at(22, 12)), rule),
+		"22:05 is within the 10m cooldown of the 22:00 alert")
+	later := at(22, 12).Add(CooldownHorizon + time.Minute) // past the horizon since the key last matched
+	e.Tick(later)
+	assert.Len(t, only(e.Evaluate(e.phones("F-AOL-01", at(22, 7), ruinsIn, imsi), later), rule), 1,
+		"forgotten after the horizon")
+}
+
 func TestForeignSIM(t *testing.T) {
 	tests := []struct {
 		name, imsi string
