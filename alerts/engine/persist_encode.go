@@ -200,6 +200,10 @@ func (e *stateEncoder) velocity(b []byte, v *velSnap) []byte {
 	b = appendJSONString(b, v.Zone)
 	b = append(b, `,"processed":`...)
 	b = e.time(b, v.Processed)
+	if !v.Sent.IsZero() {
+		b = append(b, `,"sent":`...)
+		b = e.time(b, v.Sent)
+	}
 	return e.flush(append(b, '}'))
 }
 

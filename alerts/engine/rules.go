@@ -743,6 +743,9 @@ func (e *Engine) applyVelocity(st *ruleState, r *reading, subj model.Subject, z 
 		return out
 	}
 	cur := sighting{T: r.t, Loc: r.p, Device: r.b.Meta.Device, Seq: r.b.Seq, Site: r.b.Site, Zone: zoneID(z), Processed: now}
+	if sent := r.sentTime(); !sent.Equal(r.t) {
+		cur.Sent = sent // a clock ahead: T is capped at now
+	}
 	id := e.sid(subj)
 	h, ok := st.vel[id]
 	if !ok && len(st.vel) >= MaxTrackedPerRule {
@@ -823,8 +826,8 @@ func (e *Engine) velocityPair(st *ruleState, r *reading, subj model.Subject, id 
 		lz = e.rs.Zones.Get(late.Zone)
 	}
 	ev := []model.Evidence{
-		{Device: early.Device, Seq: early.Seq, TS: early.T},
-		{Device: late.Device, Seq: late.Seq, TS: late.T},
+		{Device: early.Device, Seq: early.Seq, TS: early.sentTime()},
+		{Device: late.Device, Seq: late.Seq, TS: late.sentTime()},
 	}
 	return append(out, e.fire(st, alertIn{
 		subj: subj, zone: lz, zoneID: late.Zone, site: late.Site, at: late.T, start: late.T,

@@ -1094,6 +1094,26 @@ func TestVelocityCooldown(t *testing.T) {
 	assert.Equal(t, 1, n, "ping-pong within the cooldown is one alert")
 }
 
+// A velocity alert's evidence names each pass at the ts its unit sent, the
+// point an analyst finds in InfluxDB, though a clock ahead is judged at
+// now: the sighting keeps both, across a restart too.
+func TestVelocityEvidenceNamesTheSentTS(t *testing.T) {
+	rs := loadRules(t)
+	e := newEngine(t, rs)
+	plate := model.Pass{Plate: "蒙B12345"}
+	cp12 := model.Point{Lat: 41.70, Lon: 110.435}
+	sent := at(12, 3) // CP-07's clock 3 minutes ahead
+	require.Empty(t, only(e.Evaluate(e.pass("CP-07", sent, cp07, plate), at(12, 0)), "cloned-plate"))
+	data, err := e.MarshalState()
+	require.NoError(t, err)
+	e2 := restarted(t, rs, data, at(12, 1), false, time.Time{})
+	got := only(e2.Evaluate(e2.pass("CP-12", at(12, 1), cp12, plate), at(12, 1)), "cloned-plate")
+	require.Len(t, got, 1)
+	require.Len(t, got[0].Evidence, 2)
+	assert.True(t, got[0].Evidence[0].TS.Equal(sent), "the pass as sent: %v", got[0].Evidence[0].TS)
+	assert.True(t, got[0].Evidence[1].TS.Equal(at(12, 1)), "%v", got[0].Evidence[1].TS)
+}
+
 const fenceRules = `
 devices:
   - {id: P-07, kind: patrol, site: mdl}

@@ -204,6 +204,18 @@ type sighting struct {
 	Site      string      `json:"site"`
 	Zone      string      `json:"zone"`
 	Processed time.Time   `json:"processed"`
+	// Sent is the ts as the unit sent it, when that is after T (a clock
+	// ahead, capped at now): the evidence names it, the point an analyst
+	// finds in InfluxDB.
+	Sent time.Time `json:"sent,omitzero"`
+}
+
+// sentTime is the sighting's ts as sent.
+func (s *sighting) sentTime() time.Time {
+	if s.Sent.IsZero() {
+		return s.T
+	}
+	return s.Sent
 }
 
 // velocityHistory is how many of a subject's sightings a velocity rule
