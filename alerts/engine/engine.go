@@ -479,6 +479,32 @@ func (e *Engine) evalReading(r *reading, now time.Time, out []model.Alert) (res 
 			out = e.evalIn(st, r, subj, z, active, now, out)
 		}
 	}
+	if r.src == SourceStatus {
+		i = -1 // a failure past the view's rules is no rule of it
+		out = e.statusOutsideZones(v, r, now, out)
+	}
+	return out
+}
+
+// statusOutsideZones judges r for the status rules with zones that r's
+// unit has an incident open with and is no longer in the zones of (a
+// patrol that drove out, a position unknown since a restart): r may
+// resolve it, and opens nothing there. Skipped, the incident would stay
+// open, re-sent by repeat_interval, whatever the unit reports.
+func (e *Engine) statusOutsideZones(v *zoneView, r *reading, now time.Time, out []model.Alert) []model.Alert {
+	dev := r.b.Meta.Device
+	for _, st := range e.bySource[SourceStatus] {
+		se := st.status[dev]
+		if se == nil || se.Open == nil || len(st.rule.zones) == 0 || !siteOK(st.rule.sites, r.b.Site) || v.has(st) {
+			continue
+		}
+		subj, ok := e.subjectOf(st.rule, r)
+		if !ok {
+			continue
+		}
+		active := st.rule.sched == nil || e.active(st.rule.sched, r.t)
+		out = e.evalIn(st, r, subj, nil, active, now, out)
+	}
 	return out
 }
 
@@ -995,29 +1021,7 @@ func (e *Engine) Swap(rs *Ruleset) []model.Alert {
 			delete(e.patrols, id)
 		}
 	}
-	for _, st := range e.silence {
-		for id, inc := range st.silence {
-			if d := rs.Registry.Lookup(id); d == nil || !e.silenceWatches(st.rule, d) {
-				out = append(out, e.closedUncleared(st, inc, now, "device "+id+" no longer watched by the rule"))
-				delete(st.silence, id)
-			}
-		}
-	}
-	// Likewise a kept status rule's incidents of devices it no longer
-	// hears from: their reports are rejected (unregistered) or skipped
-	// (moved to a site the rule does not cover), so nothing would resolve
-	// them, and repeat_interval would re-send them for ever. Their entries
-	// go too.
-	for _, st := range keep {
-		for id, se := range st.status {
-			if d := rs.Registry.Lookup(id); d == nil || !siteOK(st.rule.sites, d.Site) {
-				if se.Open != nil {
-					out = append(out, e.closedUncleared(st, se.Open, now, "device "+id+" no longer watched by the rule"))
-				}
-				delete(st.status, id)
-			}
-		}
-	}
+	out = e.closeUnwatched(now, out)
 	// The rules changed or removed are named: their open incidents were
 	// closed, and an operator looking at a "closed without being cleared"
 	// wants to know why (at most maxNamed each, the count says the rest).
@@ -1025,6 +1029,60 @@ func (e *Engine) Swap(rs *Ruleset) []model.Alert {
 		"added", len(rs.Rules)-kept-len(changed), "resolved", len(out),
 		"changed_rules", firstIDs(changed), "removed_rules", firstIDs(removed))
 	return out
+}
+
+// closeUnwatched closes the silence and status incidents of devices their
+// rule no longer watches: a device
+// gone from the registry, moved to a site (or from its zones) the rule does
+// not cover. Their reports are rejected (unregistered) or skipped, so
+// nothing would resolve them, and repeat_interval would re-send them for
+// ever. Their entries go too. A reload and a restart on another
+// configuration make the same choice.
+func (e *Engine) closeUnwatched(now time.Time, out []model.Alert) []model.Alert {
+	reg := e.rs.Registry
+	for _, st := range e.silence {
+		for id, inc := range st.silence {
+			if d := reg.Lookup(id); d == nil || !e.silenceWatches(st.rule, d) {
+				out = append(out, e.closedUncleared(st, inc, now, "device "+id+" no longer watched by the rule"))
+				delete(st.silence, id)
+			}
+		}
+	}
+	for _, st := range e.bySource[SourceStatus] {
+		for id, se := range st.status {
+			if d := reg.Lookup(id); d == nil || !e.statusWatches(st.rule, d) {
+				if se.Open != nil {
+					out = append(out, e.closedUncleared(st, se.Open, now, "device "+id+" no longer watched by the rule"))
+				}
+				delete(st.status, id)
+			}
+		}
+	}
+	return out
+}
+
+// statusWatches reports whether the status rule r hears d's reports: d is
+// at one of r's sites and, where r has zones and d a position known now
+// (registered, or a patrol's latest fix), in one of them. A patrol whose
+// position is not known is given the benefit of the doubt: its next report
+// finds where it is.
+func (e *Engine) statusWatches(r *Rule, d *model.Device) bool {
+	if !siteOK(r.sites, d.Site) {
+		return false
+	}
+	if len(r.zones) == 0 {
+		return true
+	}
+	pos, ok := e.devicePos(d.ID, d)
+	if !ok {
+		return true
+	}
+	for _, z := range r.zones {
+		if z.Contains(pos) {
+			return true
+		}
+	}
+	return false
 }
 
 // firstIDs is ids for a log line: at most maxNamed of them, then how many

@@ -709,6 +709,7 @@ func (e *Engine) RestoreState(data []byte) ([]model.Alert, error) {
 		old.m.open.Set(float64(old.open))
 		old.m.tracked.Set(float64(old.entries())) // not 0 until the first tick
 	}
+	out = e.closeUnwatched(now, out)
 	e.log.Info("alert engine state restored", "rules_restored", restored, "rules_dropped", dropped,
 		"devices", len(e.lastSeen), "resolved", len(out))
 	return out, nil

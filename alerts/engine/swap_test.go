@@ -422,3 +422,88 @@ func TestDeviceMovedUnderASilenceRuleGetsAGracePeriod(t *testing.T) {
 	require.Len(t, got, 1)
 	assert.True(t, at(22, 41).Equal(got[0].At), "silent since the reload: %s", got[0].At)
 }
+
+const zonedStatusRules = `
+devices:
+  - {id: P-1, kind: patrol, site: mdl}
+  - {id: F-1, kind: fence, site: mdl, lat: LAT, lon: 110.4875}
+zones:
+  - {id: ruins, site: mdl, circle: {lat: 41.9612, lon: 110.4875, radius_m: 1500}}
+rules:
+  - {id: tamper, kind: status, zones: [ruins], when: "tamper", repeat_interval: 10m}
+`
+
+// A status incident of a rule with zones is the unit's until a report
+// clears it, wherever the unit is by then: a patrol that drove out of the
+// zone and reports its enclosure closed resolves it (skipped as outside
+// the rule's zones, it stayed open, re-sent every 10 minutes). Outside, a
+// report opens nothing.
+func TestStatusIncidentResolvedOutsideItsZones(t *testing.T) {
+	rs, ps := compileYAML(t, strings.ReplaceAll(zonedStatusRules, "LAT", "41.9612"))
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	in := model.Point{Lat: 41.9612, Lon: 110.4875}
+	tampered, closed := model.Status{Tamper: model.SomeBool(true)}, model.Status{Tamper: model.SomeBool(false)}
+	e.eval(e.position("P-1", at(12, 0), in))
+	fired := only(e.eval(e.status("P-1", at(12, 1), tampered)), "tamper")
+	require.Len(t, fired, 1)
+
+	e.eval(e.position("P-1", at(12, 10), north(in, 5000)))
+	assert.Empty(t, only(e.eval(e.status("P-1", at(12, 11), tampered)), "tamper"), "still tampered: still open")
+	res := only(e.eval(e.status("P-1", at(12, 12), closed)), "tamper")
+	require.Len(t, res, 1)
+	assert.Equal(t, model.StateResolved, res[0].State)
+	assert.Equal(t, fired[0].ID, res[0].ID)
+	assert.Contains(t, res[0].Summary, "site mdl", "not said to be in the zone it left")
+	assert.Zero(t, gauge(t, e, "fenceline_alerts_open_incidents", "tamper"))
+	assert.Empty(t, only(e.Tick(at(23, 0)), "tamper"))
+
+	assert.Empty(t, only(e.eval(e.status("P-1", at(12, 20), tampered)), "tamper"), "outside the rule's zones: opens nothing")
+}
+
+// A reload that moves a unit out of a status rule's zones closes its open
+// incident, as one moving it out of the rule's sites does; a restart on
+// such a configuration (changed while fenceline was stopped) does the same.
+func TestStatusIncidentOfAUnitNoLongerWatchedIsClosed(t *testing.T) {
+	rules := strings.ReplaceAll(zonedStatusRules, "LAT", "41.9612")
+	moved := strings.ReplaceAll(zonedStatusRules, "LAT", "42.2000")
+	otherSite := strings.Replace(rules, "{id: tamper, kind: status,", "{id: tamper, kind: status, sites: [mdl],", 1)
+	otherSite2 := strings.Replace(otherSite, "{id: F-1, kind: fence, site: mdl,", "{id: F-1, kind: fence, site: bjm,", 1)
+	tests := []struct {
+		name, before, after string
+		restart             bool
+	}{
+		{"reload moves it out of the zones", rules, moved, false},
+		{"restart, moved out of the zones", rules, moved, true},
+		{"restart, moved to a site the rule does not cover", otherSite, otherSite2, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rs, ps := compileYAML(t, tc.before)
+			require.Empty(t, ps)
+			rs2, ps := compileYAML(t, tc.after)
+			require.Empty(t, ps)
+			e := newEngine(t, rs)
+			fired := only(e.eval(e.status("F-1", at(12, 0), model.Status{Tamper: model.SomeBool(true)})), "tamper")
+			require.Len(t, fired, 1)
+			var closed []model.Alert
+			if tc.restart {
+				data, err := e.MarshalState()
+				require.NoError(t, err)
+				e = newEngine(t, rs2)
+				e.clock = func() time.Time { return at(12, 30) }
+				restored, err := e.RestoreState(data)
+				require.NoError(t, err)
+				closed = only(restored, "tamper")
+			} else {
+				closed = only(e.Swap(rs2), "tamper")
+			}
+			require.Len(t, closed, 1)
+			assert.Equal(t, fired[0].ID, closed[0].ID)
+			assert.Equal(t, model.StateResolved, closed[0].State)
+			assert.Contains(t, closed[0].Summary, "no longer watched by the rule")
+			assert.Zero(t, gauge(t, e, "fenceline_alerts_open_incidents", "tamper"))
+			assert.Empty(t, only(e.Tick(at(18, 0)), "tamper"), "not re-sent")
+		})
+	}
+}

@@ -25,6 +25,16 @@ type zoneView struct {
 	zbuf  []*zone.Zone // the candidates' zones, back to back
 }
 
+// has reports whether the rule of st is one of v's.
+func (v *zoneView) has(st *ruleState) bool {
+	for i := range v.rules {
+		if v.rules[i].st == st {
+			return true
+		}
+	}
+	return false
+}
+
 // candidate is one rule of a view; zones is nil for a rule without zones
 // (or an enter/exit rule).
 type candidate struct {
