@@ -404,6 +404,12 @@ func (s *Spool) removeHead() {
 		s.head = position{seq: s.segs[0].seq}
 	} else {
 		s.head = position{seq: s.nextSeq}
+		if s.opening != 0 {
+			// The committer is creating the next segment, whose records,
+			// once written, are acked: a head past it, saved by a replayer
+			// that stops now, would have the next start delete them unread.
+			s.head = position{seq: s.opening}
+		}
 		// Whatever the counts say, an empty folder holds nothing.
 		s.total, s.records, s.oldest = 0, 0, time.Time{}
 	}

@@ -73,6 +73,9 @@ type Options struct {
 	// Sync makes a segment's writes durable; nil means (*os.File).Sync.
 	// Tests replace it to check that nothing is called back before it.
 	Sync func(*os.File) error
+	// SyncDir makes the folder's new and removed names durable; nil means
+	// an fsync of the folder. Tests replace it to hold a segment's opening.
+	SyncDir func(dir string) error
 	// Now is the clock of append times (default time.Now).
 	Now func() time.Time
 }
@@ -93,6 +96,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Sync == nil {
 		o.Sync = (*os.File).Sync
+	}
+	if o.SyncDir == nil {
+		o.SyncDir = syncDir
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -131,6 +137,7 @@ type Spool struct {
 	oldest    time.Time // append time of the oldest record not yet replayed
 	head      position  // where replay continues
 	active    uint64    // seq of the segment the committer appends to; 0: none
+	opening   uint64    // seq of the segment being created, not yet in segs; 0: none
 	nextSeq   uint64
 	// avail is closed (and replaced) when records are committed or the
 	// spool closes: the replayer waits on it.
@@ -288,7 +295,7 @@ func (s *Spool) recover(lost *lostAtOpen) error {
 		s.head = position{seq: s.nextSeq}
 	}
 	if changed {
-		if err := syncDir(s.dir); err != nil {
+		if err := s.opts.SyncDir(s.dir); err != nil {
 			return fmt.Errorf("spool: %w", err)
 		}
 	}
@@ -462,7 +469,7 @@ func (s *Spool) keepDamaged(seq uint64) (string, error) {
 			return "", fmt.Errorf("spool: keep damaged segment: %w", err)
 		}
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := s.opts.SyncDir(s.dir); err != nil {
 		return kept, fmt.Errorf("spool: keep damaged segment: %w", err)
 	}
 	return kept, nil
@@ -723,20 +730,26 @@ func (s *Spool) openSegment() error {
 	s.mu.Lock()
 	seq := s.nextSeq
 	s.nextSeq++
+	s.opening = seq
 	s.mu.Unlock()
 	path := filepath.Join(s.dir, segmentName(seq))
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o640)
-	if err != nil {
-		return fmt.Errorf("spool: %w", err)
+	if err == nil {
+		// The new name must survive a crash as well as the data written to it.
+		if err = s.opts.SyncDir(s.dir); err != nil {
+			_ = f.Close()
+			_ = os.Remove(path)
+		}
 	}
-	// The new name must survive a crash as well as the data written to it.
-	if err := syncDir(s.dir); err != nil {
-		_ = f.Close()
-		_ = os.Remove(path)
+	if err != nil {
+		s.mu.Lock()
+		s.opening = 0
+		s.mu.Unlock()
 		return fmt.Errorf("spool: %w", err)
 	}
 	s.f, s.fsize = f, 0
 	s.mu.Lock()
+	s.opening = 0
 	if len(s.segs) == 0 {
 		s.head = position{seq: seq}
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -500,6 +501,57 @@ func TestCursorAcrossRestart(t *testing.T) {
 	rp = replay(t, r.s, nil)
 	waitFor(t, "drained", func() bool { return r.s.Stats().Records == 0 })
 	assert.Equal(t, want(seq(60, 100)...), ids(rp.lines()))
+}
+
+// A replayer that empties the spool and stops while the committer is
+// creating the next segment saves a cursor at that segment, not past it:
+// the records written to it are acked, and a cursor past it had the next
+// start delete them unread.
+func TestCursorSavedWhileASegmentOpens(t *testing.T) {
+	dir := t.TempDir()
+	var armed, held atomic.Bool
+	var rp *replayer
+	first := make(chan struct{})
+	var r *running
+	r = start(t, dir, Options{SegmentBytes: 4096, ReplayBytes: 1, SyncDir: func(dir string) error {
+		if armed.Load() && held.CompareAndSwap(false, true) {
+			// The segment's number is taken; it is not among the spool's
+			// segments yet. The replayer sends the first record, deletes
+			// its segment and stops.
+			close(first)
+			deadline := time.Now().Add(testTimeout)
+			for !r.s.drained() && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond) // polling interval of a condition
+			}
+			rp.cancel()
+			<-rp.ran
+			rp.cancel = nil
+		}
+		return syncDir(dir)
+	}})
+	require.NoError(t, appendWait(t, r.s, line(0, 5000))) // fills its segment
+	rp = replay(t, r.s, func(context.Context, []byte) error {
+		<-first
+		return nil
+	})
+	armed.Store(true)
+	require.NoError(t, appendWait(t, r.s, line(1, 100)), "acked: written to the new segment")
+	require.True(t, held.Load())
+	assert.Equal(t, want(0), ids(rp.lines()))
+	r.stop(t)
+
+	r = start(t, dir, Options{SegmentBytes: 4096})
+	assert.Equal(t, 1, r.s.Stats().Records)
+	rp2 := replay(t, r.s, nil)
+	waitFor(t, "drained", func() bool { return r.s.Stats().Records == 0 })
+	assert.Equal(t, want(1), ids(rp2.lines()))
+}
+
+// drained reports whether every segment is replayed and deleted.
+func (s *Spool) drained() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.segs) == 0
 }
 
 // A damaged cursor, or one naming a segment that is gone, costs a replay of
