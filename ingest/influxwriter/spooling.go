@@ -83,9 +83,17 @@ func (w *Writer) trySpool(body []byte, lines int) bool {
 // the good points of a "partial write"; writing them again is harmless).
 func (w *Writer) replay(ctx context.Context, body []byte) error {
 	stack := [][]byte{body}
+	if left, ok := w.resume.of(body); ok {
+		stack = left
+	}
+	w.resume = replayProgress{}
 	for len(stack) > 0 {
 		b := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
+		if ctx.Err() != nil {
+			w.resume.keep(body, append(stack, b))
+			return ctx.Err()
+		}
 		payload, enc := w.payload(b)
 		start := time.Now()
 		a := w.post(ctx, payload, enc)
@@ -97,6 +105,7 @@ func (w *Writer) replay(ctx context.Context, body []byte) error {
 			continue
 		}
 		if ctx.Err() != nil {
+			w.resume.keep(body, append(stack, b))
 			return ctx.Err()
 		}
 		w.m.errors[a.class].Inc()
@@ -108,14 +117,48 @@ func (w *Writer) replay(ctx context.Context, body []byte) error {
 				continue
 			}
 			if err := w.rejectReplayed(b, a); err != nil {
+				w.resume.keep(body, append(stack, b))
 				return err
 			}
 		default:
 			w.failed(a, -1, 0)
+			w.resume.keep(body, append(stack, b))
 			return fmt.Errorf("influxdb write of spooled lines: %w", a.err)
 		}
 	}
 	return nil
+}
+
+// replayProgress is the parts of a chunk replay has not written (nor kept
+// as rejected) yet, when it failed on them: the replayer sends the same
+// chunk again, and the parts done are not done twice — lines InfluxDB
+// refused for good were dead-lettered, counted and logged (as a dropped
+// alert, for an alert's line) again after a 5xx on a later part.
+type replayProgress struct {
+	body []byte   // a copy of the chunk
+	left [][2]int // offsets in body of the parts left, the next one last
+}
+
+// keep remembers the parts of body in stack (slices of it) as left.
+func (p *replayProgress) keep(body []byte, stack [][]byte) {
+	p.body = bytes.Clone(body)
+	p.left = p.left[:0]
+	for _, b := range stack {
+		off := cap(body) - cap(b) // b is body[off:end]
+		p.left = append(p.left, [2]int{off, off + len(b)})
+	}
+}
+
+// of returns the parts left of body, if it is the chunk kept.
+func (p *replayProgress) of(body []byte) ([][]byte, bool) {
+	if p.body == nil || !bytes.Equal(p.body, body) {
+		return nil, false
+	}
+	stack := make([][]byte, len(p.left))
+	for i, r := range p.left {
+		stack[i] = body[r[0]:r[1]]
+	}
+	return stack, true
 }
 
 // halveLines cuts b (newline-terminated lines) at the newline nearest its

@@ -297,6 +297,65 @@ func TestReplayRejectedLines(t *testing.T) {
 	s.stop(t)
 }
 
+// A chunk whose replay fails part way (a 5xx after a line was refused for
+// good and kept) is sent again from where it failed: the refused line is
+// kept, counted and logged once, not again with every retry of the chunk.
+func TestReplayResumesAfterAFailure(t *testing.T) {
+	noLeaks(t)
+	f := newFakeInflux(t)
+	var down, failNext atomic.Bool
+	down.Store(true)
+	badTime := " " + itoa(model.PointTime(t0, 7, 1)) // reading 1 of message 7
+	bad := func(l string) bool { return strings.HasSuffix(l, badTime) }
+	var failures atomic.Int32
+	f.answer = func(_ int, lines []string, _ *http.Request) (int, http.Header, string, []string) {
+		if down.Load() {
+			return http.StatusBadGateway, nil, "bad gateway", nil
+		}
+		if failNext.CompareAndSwap(true, false) {
+			failures.Add(1)
+			return http.StatusServiceUnavailable, nil, "engine: busy", nil
+		}
+		var keep []string
+		for _, l := range lines {
+			if !bad(l) {
+				keep = append(keep, l)
+			}
+		}
+		if len(keep) < len(lines) {
+			if len(lines) == 1 && failures.Load() == 0 {
+				failNext.Store(true) // the part after the refused line fails, once
+			}
+			return http.StatusBadRequest, nil, "partial write: points beyond retention policy dropped=1", keep
+		}
+		return http.StatusNoContent, nil, "", lines
+	}
+	var mu sync.Mutex
+	var rejected []string
+	sp := openSpool(t, spool.Options{})
+	s := startWriter(t, Config{URL: f.srv.URL, Spool: sp, MaxBackoff: time.Millisecond, Rejected: func(lines []byte, _ *PermanentError) error {
+		mu.Lock()
+		defer mu.Unlock()
+		rejected = append(rejected, string(lines))
+		return nil
+	}})
+	wt := newWaiter(10)
+	for i := range 10 {
+		require.NoError(t, s.w.Write(context.Background(), detectionBatch(int64(i), 4), wt.done(i)))
+	}
+	wt.wait(t, 10)
+	down.Store(false)
+	waitFor(t, func() bool { return sp.Stats().Records == 0 })
+	require.Equal(t, int32(1), failures.Load(), "the part after the refused line failed once")
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{lineOf(t, detectionBatch(7, 4), 1)}, rejected)
+	assert.Equal(t, 1.0, counter(t, s.reg, "fenceline_influx_replay_rejected_lines_total"))
+	assert.Len(t, uniq(f.storedLines()), 39)
+	require.NoError(t, s.w.Close(context.Background()))
+	s.stop(t)
+}
+
 // lineOf returns line i of b's encoding.
 func lineOf(t *testing.T, b *model.Batch, i int) string {
 	t.Helper()

@@ -167,6 +167,10 @@ type Writer struct {
 	rejectsUnlogged int
 	spoolLoggedAt   time.Time
 	spooledUnlogged int
+
+	// resume is where replay left a chunk it failed on, for the spool's
+	// replayer (one goroutine) sending the same chunk again.
+	resume replayProgress
 }
 
 // group is the lines of one Write: one callback for all of them.
