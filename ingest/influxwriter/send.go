@@ -127,7 +127,10 @@ func (w *Writer) reject(r request, buf []byte, res result) {
 }
 
 // droppedLines reads how many lines InfluxDB 1.x dropped from the end of a
-// "partial write" message ("… dropped=3").
+// "partial write" message ("… dropped=3"). Lines it could not parse are not
+// in that count (1.8 says dropped=0 when they are all there is): the count
+// is a lower bound, and a partial write of any count is known to have
+// written the rest.
 func droppedLines(msg string) (int, bool) {
 	if !strings.HasPrefix(msg, "partial write") {
 		return 0, false
@@ -137,7 +140,7 @@ func droppedLines(msg string) (int, bool) {
 		return 0, false
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(msg[i+len(" dropped="):]))
-	return n, err == nil && n > 0
+	return n, err == nil && n >= 0
 }
 
 // lineTimes returns the times (the last field) of the lines in body.

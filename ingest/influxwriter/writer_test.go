@@ -458,25 +458,59 @@ func partialWriteOf(bad func(string) bool) func(int, []string, *http.Request) (i
 // When only some readings of a message are refused, the lines are isolated:
 // the error names exactly those (their point times), the message's other
 // readings are stored.
+//
+// InfluxDB 1.8 counts the lines it could not parse as dropped=0 (measured):
+// such a partial write is isolated the same way, not taken for the whole
+// message refused.
 func TestPartialWriteIsolatesLines(t *testing.T) {
-	noLeaks(t)
-	f := newFakeInflux(t)
-	badTimes := map[string]bool{itoa(model.PointTime(t0, 7, 1)): true, itoa(model.PointTime(t0, 7, 4)): true}
-	f.answer = partialWriteOf(func(l string) bool { return badTimes[l[strings.LastIndexByte(l, ' ')+1:]] })
-	s := startWriter(t, Config{URL: f.srv.URL, Lazy: true, FlushInterval: time.Hour, BatchSize: 3 + 6})
-	wt := newWaiter(2)
-	require.NoError(t, s.w.Write(context.Background(), detectionBatch(6, 3), wt.done(0)))
-	require.NoError(t, s.w.Write(context.Background(), detectionBatch(7, 6), wt.done(1)))
-	wt.wait(t, 2)
-	require.NoError(t, wt.err(0))
-	var pe *PermanentError
-	require.ErrorAs(t, wt.err(1), &pe)
-	assert.ElementsMatch(t, []int64{model.PointTime(t0, 7, 1), model.PointTime(t0, 7, 4)}, pe.Times)
-	stored := map[string]bool{}
-	for _, l := range f.storedLines() {
-		stored[l] = true
+	for _, tc := range []struct {
+		name   string
+		answer func(bad func(string) bool) func(int, []string, *http.Request) (int, http.Header, string, []string)
+	}{
+		{"points dropped", partialWriteOf},
+		{"lines unparsable: dropped=0", unparsableOf},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			noLeaks(t)
+			f := newFakeInflux(t)
+			badTimes := map[string]bool{itoa(model.PointTime(t0, 7, 1)): true, itoa(model.PointTime(t0, 7, 4)): true}
+			f.answer = tc.answer(func(l string) bool { return badTimes[l[strings.LastIndexByte(l, ' ')+1:]] })
+			s := startWriter(t, Config{URL: f.srv.URL, Lazy: true, FlushInterval: time.Hour, BatchSize: 3 + 6})
+			wt := newWaiter(2)
+			require.NoError(t, s.w.Write(context.Background(), detectionBatch(6, 3), wt.done(0)))
+			require.NoError(t, s.w.Write(context.Background(), detectionBatch(7, 6), wt.done(1)))
+			wt.wait(t, 2)
+			require.NoError(t, wt.err(0))
+			var pe *PermanentError
+			require.ErrorAs(t, wt.err(1), &pe)
+			assert.ElementsMatch(t, []int64{model.PointTime(t0, 7, 1), model.PointTime(t0, 7, 4)}, pe.Times)
+			stored := map[string]bool{}
+			for _, l := range f.storedLines() {
+				stored[l] = true
+			}
+			assert.Len(t, stored, 3+4, "the good lines of both messages are stored (some of them twice: the same points)")
+		})
 	}
-	assert.Len(t, stored, 3+4, "the good lines of both messages are stored (some of them twice: the same points)")
+}
+
+// unparsableOf answers as InfluxDB 1.8 does when it cannot parse the lines
+// bad picks: the others are written, and the 400 says dropped=0.
+func unparsableOf(bad func(string) bool) func(int, []string, *http.Request) (int, http.Header, string, []string) {
+	return func(_ int, lines []string, _ *http.Request) (int, http.Header, string, []string) {
+		var keep []string
+		first := ""
+		for _, l := range lines {
+			if !bad(l) {
+				keep = append(keep, l)
+			} else if first == "" {
+				first = l
+			}
+		}
+		if first != "" {
+			return http.StatusBadRequest, nil, fmt.Sprintf(`partial write: unable to parse '%s': bad timestamp dropped=0`, strings.TrimSuffix(first, "\n")), keep
+		}
+		return http.StatusNoContent, nil, "", lines
+	}
 }
 
 // When InfluxDB drops every line it was sent (a type conflict on a field
