@@ -315,9 +315,13 @@ func (o *Outbox) compact() error {
 		return fail(err)
 	}
 	// The rename is durable only once the folder is: until then a crash
-	// may bring back the old log, which is still a correct (longer) one.
+	// may bring back the old log, which is still a correct (longer) one,
+	// but without what is appended to the new one: write does not call
+	// those appends back before the folder's fsync succeeds.
+	o.dirUnsynced = false
 	if err := o.syncDir(); err != nil {
-		o.log.Warn("cannot fsync the outbox folder after compaction", "err", err)
+		o.dirUnsynced = true
+		o.log.Warn("cannot fsync the outbox folder after compaction; alerts wait until it can be", "err", err)
 	}
 	if o.f != nil {
 		o.f.Close()

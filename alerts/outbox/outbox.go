@@ -158,6 +158,7 @@ type Outbox struct {
 	nextSeq     uint64
 	dedupe      *window
 	needRewrite bool                // a write failed: the file's tail is unknown
+	dirUnsynced bool                // the log's name since a compaction is not durable yet
 	failing     groupcommit.Failing // the failure of the group being retried
 	closed      chan struct{}       // closed by Close: ends a retry pause
 	buf         bytes.Buffer
@@ -789,6 +790,16 @@ func (o *Outbox) write(b []byte) error {
 		// whole state is trustworthy again.
 		o.needRewrite = true
 		return fmt.Errorf("outbox: fsync log: %w", err)
+	}
+	if o.dirUnsynced {
+		// Written to a log whose name a crash may yet take back (the
+		// folder's fsync after the compaction that named it failed): not
+		// durable until the folder is. The retry rewrites the whole state.
+		if err := o.syncDir(); err != nil {
+			o.needRewrite = true
+			return fmt.Errorf("outbox: fsync folder: %w", err)
+		}
+		o.dirUnsynced = false
 	}
 	return nil
 }

@@ -334,6 +334,53 @@ func TestPendingAlertIsADuplicateEvenOutsideTheWindow(t *testing.T) {
 	assert.Equal(t, 1.0, testutil.ToFloat64(o.m.duplicates))
 }
 
+// A compaction renames a new log over the old one; until the folder's
+// fsync makes that durable a crash may bring back the old log, without
+// what was appended to the new one. When that fsync fails, the alerts
+// appended next are not called back until it succeeds.
+func TestAppendsAfterAnUnsyncedCompactionWaitForTheFolder(t *testing.T) {
+	dir := t.TempDir()
+	var dirFailing atomic.Bool
+	var dirFailures atomic.Int32
+	opts := fastOpts()
+	opts.retryMin, opts.retryMax = time.Millisecond, 5*time.Millisecond
+	opts.CompactMinBytes = 1 // rewrite whenever the log has doubled
+	opts.sync = func(f *os.File) error {
+		if f.Name() == dir && dirFailing.Load() {
+			dirFailures.Add(1)
+			return errors.New("input/output error")
+		}
+		return f.Sync()
+	}
+	o := openT(t, dir, []Sink{newFakeSink("mqtt")}, opts)
+	defer o.Close()
+	dirFailing.Store(true)
+	base := testutil.ToFloat64(o.m.compactions) // one at Open
+	require.NoError(t, appendWait(t, o, alerts("before", 5)...)) // the log doubles: a compaction follows
+	for deadline := time.Now().Add(waitFor); testutil.ToFloat64(o.m.compactions) == base; {
+		require.True(t, time.Now().Before(deadline), "no compaction")
+		time.Sleep(time.Millisecond) // polling interval of a condition
+	}
+	require.Positive(t, dirFailures.Load())
+
+	done := make(chan error, 1)
+	o.Append(alerts("after", 1), func(err error) { done <- err })
+	for seen := dirFailures.Load(); dirFailures.Load() < seen+3; {
+		select {
+		case err := <-done:
+			t.Fatalf("called back (%v) while the log's name is not durable", err)
+		case <-time.After(time.Millisecond): // polling interval of a condition
+		}
+	}
+	dirFailing.Store(false)
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(waitFor):
+		t.Fatal("not called back once the folder could be synced")
+	}
+}
+
 func TestCompactionKeepsPendingAndDedupeKeys(t *testing.T) {
 	dir := t.TempDir()
 	opts := fastOpts()
