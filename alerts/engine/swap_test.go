@@ -507,3 +507,41 @@ func TestStatusIncidentOfAUnitNoLongerWatchedIsClosed(t *testing.T) {
 		})
 	}
 }
+
+// A silence incident of a unit a restart's configuration no longer has the
+// rule watch (moved to another site while fenceline was stopped) is closed
+// at the restart, as a reload closes it: nothing would resolve it, its
+// messages skipped by the rule.
+func TestSilenceIncidentOfAUnitNoLongerWatchedIsClosedAtRestart(t *testing.T) {
+	rules := `
+devices:
+  - {id: F-1, kind: fence, site: SITE, lat: 41.9612, lon: 110.4875}
+  - {id: F-2, kind: fence, site: mdl, lat: 41.9612, lon: 110.4875}
+rules:
+  - {id: offline, kind: silence, sites: [mdl], after: 10m}
+`
+	rs, ps := compileYAML(t, strings.ReplaceAll(rules, "SITE", "mdl"))
+	require.Empty(t, ps)
+	moved, ps := compileYAML(t, strings.ReplaceAll(rules, "SITE", "bjm"))
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	t0 := at(10, 0)
+	e.Tick(t0)
+	e.Evaluate(e.status("F-2", t0, model.Status{BatteryPct: model.Some(80)}), t0.Add(15*time.Minute))
+	fired := only(e.Tick(t0.Add(11*time.Minute)), "offline")
+	require.Len(t, fired, 1)
+	require.Equal(t, "F-1", fired[0].Subject.Value)
+	data, err := e.MarshalState()
+	require.NoError(t, err)
+
+	e = newEngine(t, moved)
+	e.clock = func() time.Time { return t0.Add(30 * time.Minute) }
+	restored, err := e.RestoreState(data)
+	require.NoError(t, err)
+	closed := only(restored, "offline")
+	require.Len(t, closed, 1)
+	assert.Equal(t, fired[0].ID, closed[0].ID)
+	assert.Equal(t, model.StateResolved, closed[0].State)
+	assert.Contains(t, closed[0].Summary, "no longer watched by the rule")
+	assert.Zero(t, gauge(t, e, "fenceline_alerts_open_incidents", "offline"))
+}
