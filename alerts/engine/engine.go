@@ -1032,12 +1032,11 @@ func (e *Engine) Swap(rs *Ruleset) []model.Alert {
 }
 
 // closeUnwatched closes the silence and status incidents of devices their
-// rule no longer watches: a device
-// gone from the registry, moved to a site (or from its zones) the rule does
-// not cover. Their reports are rejected (unregistered) or skipped, so
-// nothing would resolve them, and repeat_interval would re-send them for
-// ever. Their entries go too. A reload and a restart on another
-// configuration make the same choice.
+// rule no longer watches: a device gone from the registry, moved to a site
+// (or out of the zones) the rule does not cover. Their reports are rejected
+// (unregistered) or skipped, so nothing would resolve them, and
+// repeat_interval would re-send them for ever. Their entries go too. A
+// reload and a restart on another configuration make the same choice.
 func (e *Engine) closeUnwatched(now time.Time, out []model.Alert) []model.Alert {
 	reg := e.rs.Registry
 	for _, st := range e.silence {
