@@ -355,7 +355,7 @@ func TestAppendsAfterAnUnsyncedCompactionWaitForTheFolder(t *testing.T) {
 	o := openT(t, dir, []Sink{newFakeSink("mqtt")}, opts)
 	defer o.Close()
 	dirFailing.Store(true)
-	base := testutil.ToFloat64(o.m.compactions) // one at Open
+	base := testutil.ToFloat64(o.m.compactions)                  // one at Open
 	require.NoError(t, appendWait(t, o, alerts("before", 5)...)) // the log doubles: a compaction follows
 	for deadline := time.Now().Add(waitFor); testutil.ToFloat64(o.m.compactions) == base; {
 		require.True(t, time.Now().Before(deadline), "no compaction")
