@@ -215,8 +215,24 @@ func (p *Pipeline) Do(ctx context.Context, f func()) error {
 	}
 }
 
-// SetRegistry swaps the device registry; call it through Do.
-func (p *Pipeline) SetRegistry(r *model.Registry) { p.registry = r }
+// SetRegistry swaps the device registry; call it through Do. The devices
+// it no longer has are forgotten (their seq counters, point times and gap
+// logs), as a restart forgets them: held for every device ever registered,
+// a deployment that renames its units and reloads grew for as long as it
+// ran. Put back, a device starts afresh.
+func (p *Pipeline) SetRegistry(r *model.Registry) {
+	p.registry = r
+	known := func(id string) bool { return r.Lookup(id) != nil }
+	p.points.forget(known)
+	p.engineMu.Lock()
+	defer p.engineMu.Unlock()
+	p.seqs.forget(known)
+	for id := range p.gapLogs {
+		if !known(id) {
+			delete(p.gapLogs, id)
+		}
+	}
+}
 
 // Run processes messages until ctx is done or in is closed. Messages still
 // queued at that point are abandoned (not acked): the broker redelivers them.

@@ -1578,3 +1578,27 @@ func TestSeqSnapshotIsACopy(t *testing.T) {
 	}
 	<-done
 }
+
+// A device a reload removes is forgotten as a restart forgets it: its seq
+// counters, point times and gap logs, which were otherwise held for every
+// device ever registered. Put back, it starts afresh.
+func TestSetRegistryForgetsRemovedDevices(t *testing.T) {
+	f := newFixture(t)
+	ts := time.Now().Add(-time.Minute).UnixMilli()
+	for seq := range 3 {
+		// One millisecond for all three: the device's points take a bitmap.
+		m, _ := message(topic, fmt.Sprintf(`{"v":1,"seq":%d,"ts":%d,"detections":[{"imsi":"460001234567890"}]}`, 1+seq*5, ts))
+		f.p.Handle(context.Background(), m)
+	}
+	require.Contains(t, f.p.SeqSnapshot(), "F-1")
+	require.Contains(t, f.p.points.devices, "F-1")
+	require.Positive(t, f.p.points.bitmaps)
+	require.Contains(t, f.p.gapLogs, "F-1")
+
+	other := model.NewRegistry([]model.Device{{ID: "F-2", Kind: model.KindFence, Site: "mdl", Pos: model.Point{Lat: 41.96, Lon: 110.48}, HasPos: true}})
+	f.p.SetRegistry(other)
+	assert.NotContains(t, f.p.SeqSnapshot(), "F-1")
+	assert.NotContains(t, f.p.points.devices, "F-1")
+	assert.Zero(t, f.p.points.bitmaps)
+	assert.NotContains(t, f.p.gapLogs, "F-1")
+}

@@ -160,6 +160,21 @@ func (w *pointWatch) release(m *pointBitmap) {
 
 func newPointWatch() *pointWatch { return &pointWatch{devices: map[string]*devicePoints{}} }
 
+// forget drops the devices known says are gone, and their bitmaps.
+func (w *pointWatch) forget(known func(device string) bool) {
+	for id, dp := range w.devices {
+		if known(id) {
+			continue
+		}
+		for i := range dp.recent {
+			if m := dp.recent[i].taken; m != nil {
+				w.release(m)
+			}
+		}
+		delete(w.devices, id)
+	}
+}
+
 // observe notes the point times of the readings of b and returns how many
 // of them an earlier message of the device held. The caller leaves out the
 // redeliveries its seq window knows; a span knows those of its own

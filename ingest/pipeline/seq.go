@@ -919,6 +919,16 @@ func (p *Pipeline) SeqsFromUncleanStop() {
 	}
 }
 
+// forget drops the counters of the devices known says are gone, as a
+// restart does (restore).
+func (t *seqTracker) forget(known func(device string) bool) {
+	for id := range t.devices {
+		if !known(id) {
+			delete(t.devices, id)
+		}
+	}
+}
+
 func (t *seqTracker) restore(data []byte, known func(device string) bool) error {
 	var saved map[string][]byte
 	if err := json.Unmarshal(data, &saved); err != nil {
