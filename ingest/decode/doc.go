@@ -72,9 +72,11 @@
 //     up to 2^53 (18231, 18231.0 and 1.8231e4 are equal; 1.5 and
 //     9007199254740993 are refused), read exactly, without going through
 //     float64.
-//   - ts: RFC 3339 as time.RFC3339Nano parses it (no leap second; T and Z
-//     in either case, as RFC 3339 allows) with a mandatory offset and at
-//     most 9 fraction digits;
+//   - ts: RFC 3339 as time.RFC3339Nano parses it (T and Z in either case,
+//     as RFC 3339 allows; a leap second :60, which time.Parse refuses, is
+//     the last nanosecond of its minute, whatever the minute: a unit's clock
+//     is not asked to know the leap-second table) with a mandatory offset
+//     and at most 9 fraction digits;
 //     or integer Unix milliseconds. The reading's time keeps the offset it
 //     was written with (UTC for Z, +00:00 and milliseconds). An instant
 //     before 2000-01-01T00:00:00Z is bad_ts, more than Options.MaxFuture

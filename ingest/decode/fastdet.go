@@ -471,7 +471,7 @@ func (d *Decoder) scanDetectionValue(b []byte, i, k int, det *model.Detection, s
 			break
 		}
 		// Plain strings hold no control character but DEL, which
-		// appendTech refuses, as its 32-byte bound is within maxString.
+		// appendTech refuses, as it refuses what is past maxString.
 		off := len(d.strs)
 		if d.strs, msg = appendTech(d.strs, v); msg == "" {
 			sp.tech = d.spanFrom(off)

@@ -105,6 +105,13 @@ var fastCases = []struct {
 	{"trailing comma", detMsg(`{"imsi":"460001234567890",}`), false},
 	{"too many readings", detMsg(slices.Repeat([]string{`{"imsi":"460001234567890"}`}, model.MaxReadingsPerMessage+1)...), false},
 	{"as many readings as allowed", detMsg(slices.Repeat([]string{`{"imsi":"460001234567890"}`}, model.MaxReadingsPerMessage)...), true},
+	// Past maxString a tech is refused, spaces or not, whichever path
+	// reads it (and whatever its neighbours make the fast path do).
+	{"tech of 300 spaces and lte", detMsg(`{"imsi":"460001234567890","imei":"490154203237518","mac":"a4:5e:60:12:34:56","rssi":-71,"tech":"`+strings.Repeat(" ", 300)+`lte"}`,
+		`{"tech":"`+strings.Repeat(" ", 300)+`lte","imsi":"460001234567891"}`), false},
+	{"tech of 300 spaces", detMsg(`{"imsi":"460001234567890","tech":"`+strings.Repeat(" ", 300)+`"}`), false},
+	{"tech of 250 spaces and lte", detMsg(`{"imsi":"460001234567890","imei":"490154203237518","mac":"a4:5e:60:12:34:56","rssi":-71,"tech":"`+strings.Repeat(" ", 250)+`lte"}`,
+		`{"tech":"`+strings.Repeat(" ", 250)+`lte","imsi":"460001234567891"}`), true},
 }
 
 // decodeBoth decodes payload with the fast path and without it, fails the

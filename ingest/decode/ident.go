@@ -164,6 +164,11 @@ const maxTech = 32
 // '+', '-') and appends it in lower case, without leading or trailing
 // spaces (a tag value: "lte " would be a series apart from "lte").
 func appendTech(dst, b []byte) ([]byte, string) {
+	if len(b) > maxString {
+		// Any text field's bound, spaces or not: the generic path's scan
+		// stops there, and the fast one must refuse what it refuses.
+		return dst, tooLong(len(b), maxTech)
+	}
 	for len(b) > 0 && b[0] == ' ' {
 		b = b[1:]
 	}
