@@ -109,7 +109,7 @@ var fastCases = []struct {
 	// reads it (and whatever its neighbours make the fast path do).
 	{"tech of 300 spaces and lte", detMsg(`{"imsi":"460001234567890","imei":"490154203237518","mac":"a4:5e:60:12:34:56","rssi":-71,"tech":"`+strings.Repeat(" ", 300)+`lte"}`,
 		`{"tech":"`+strings.Repeat(" ", 300)+`lte","imsi":"460001234567891"}`), false},
-	{"tech of 300 spaces", detMsg(`{"imsi":"460001234567890","tech":"`+strings.Repeat(" ", 300)+`"}`), false},
+	{"tech of 300 spaces", detMsg(`{"imsi":"460001234567890","tech":"` + strings.Repeat(" ", 300) + `"}`), false},
 	{"tech of 250 spaces and lte", detMsg(`{"imsi":"460001234567890","imei":"490154203237518","mac":"a4:5e:60:12:34:56","rssi":-71,"tech":"`+strings.Repeat(" ", 250)+`lte"}`,
 		`{"tech":"`+strings.Repeat(" ", 250)+`lte","imsi":"460001234567891"}`), true},
 }
