@@ -193,7 +193,7 @@ func (o *Outbox) adopt(byseq map[uint64]*loaded) {
 	for _, name := range names {
 		g := removed[name]
 		o.m.removedSinks.Add(float64(g.n))
-		o.log.Warn("dropping pending deliveries for a sink that is no longer configured",
+		o.log.Error("ALERT DROPPED for sink: no longer configured (removed, or its URL changed)",
 			"sink", name, "alerts", g.n, "first_ids", g.ids)
 	}
 }
