@@ -215,17 +215,16 @@ func (p *Pipeline) Do(ctx context.Context, f func()) error {
 	}
 }
 
-// SetRegistry swaps the device registry; call it through Do. The devices
-// it no longer has are forgotten (their seq counters, point times and gap
-// logs), as a restart forgets them: held for every device ever registered,
-// a deployment that renames its units and reloads grew for as long as it
-// ran. Put back, a device starts afresh.
+// SetRegistry swaps the device registry; call it through Do (on the
+// pipeline's goroutine, holding engineMu, which guards the seq counters
+// and gap logs). The devices it no longer has are forgotten (their seq
+// counters, point times and gap logs), as a restart forgets them: held for
+// every device ever registered, a deployment that renames its units and
+// reloads grew for as long as it ran. Put back, a device starts afresh.
 func (p *Pipeline) SetRegistry(r *model.Registry) {
 	p.registry = r
 	known := func(id string) bool { return r.Lookup(id) != nil }
 	p.points.forget(known)
-	p.engineMu.Lock()
-	defer p.engineMu.Unlock()
 	p.seqs.forget(known)
 	for id := range p.gapLogs {
 		if !known(id) {

@@ -1596,7 +1596,12 @@ func TestSetRegistryForgetsRemovedDevices(t *testing.T) {
 	require.Contains(t, f.p.gapLogs, "F-1")
 
 	other := model.NewRegistry([]model.Device{{ID: "F-2", Kind: model.KindFence, Site: "mdl", Pos: model.Point{Lat: 41.96, Lon: 110.48}, HasPos: true}})
-	f.p.SetRegistry(other)
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- f.p.Run(ctx, make(chan *mqttsource.Message)) }()
+	require.NoError(t, f.p.Do(context.Background(), func() { f.p.SetRegistry(other) }), "as a reload calls it")
+	cancel()
+	require.NoError(t, <-ran)
 	assert.NotContains(t, f.p.SeqSnapshot(), "F-1")
 	assert.NotContains(t, f.p.points.devices, "F-1")
 	assert.Zero(t, f.p.points.bitmaps)
