@@ -468,6 +468,9 @@ func TestWarnings(t *testing.T) {
 			want: []string{"c.yaml:3: mqtt.qos: is 0: the broker queues nothing for fenceline while it is away, so messages published while it is down, restarting or reconnecting are lost"}},
 		{name: "queries no client sends", yaml: "influx:\n  url: http://db:8086/?precision=ns\nmqtt:\n  broker: tcp://b:1883?x=1\n",
 			want: []string{"c.yaml:4: mqtt.broker: has a query (?…), which is not used", "c.yaml:2: influx.url: has a query (?…), which is not used"}},
+		{name: "webhooks: signed https, and loopback http", yaml: "webhooks:\n  - {url: \"https://station.example/a\", secret_file: /etc/fenceline/hook}\n  - {url: \"http://127.0.0.1:9000/a\", secret_file: /etc/fenceline/hook}\n"},
+		{name: "webhooks: unsigned, plain http", yaml: "webhooks:\n  - {url: \"https://station.example/a\"}\n  - {url: \"http://station.example/a\", secret_file: /etc/fenceline/hook}\n",
+			want: []string{"c.yaml:2: webhooks[0].secret_file: is empty: this webhook's alerts are not signed", "c.yaml:3: webhooks[1].url: is plain http: alerts, with their identifiers, travel unencrypted"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "c.yaml")

@@ -55,7 +55,25 @@ func (c *Config) Warnings() Problems {
 			ws.Add("", f.key, queryUnused)
 		}
 	}
+	ws = append(ws, c.webhookWarnings()...)
 	return c.Locate(ws)
+}
+
+// WebhookWarnings are Warnings' about the webhooks: run logs them at start
+// (the others are logged where their subsystem starts).
+func (c *Config) WebhookWarnings() Problems { return c.Locate(c.webhookWarnings()) }
+
+func (c *Config) webhookWarnings() Problems {
+	var ws Problems
+	for i, w := range c.Webhooks {
+		if u, err := url.Parse(w.URL); err == nil && u.Scheme == "http" && !IsLoopbackHost(u.Hostname()) {
+			ws.Add("", fmt.Sprintf("webhooks[%d].url", i), "is plain http: alerts, with their identifiers, travel unencrypted; use https")
+		}
+		if w.SecretFile == "" {
+			ws.Add("", fmt.Sprintf("webhooks[%d].secret_file", i), "is empty: this webhook's alerts are not signed (X-Fenceline-Signature), so its receiver cannot tell them from forged ones")
+		}
+	}
+	return ws
 }
 
 // QoS0Warning says what a subscription at QoS 0 gives up.

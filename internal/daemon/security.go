@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -539,16 +538,10 @@ func problemsForLog(err error) []string {
 	return out
 }
 
-// warnPlaintextWebhooks warns about webhooks that would carry alerts, with
-// their identifiers, unencrypted beyond this host.
-func warnPlaintextWebhooks(cfg *config.Config, log *slog.Logger) {
-	for i, w := range cfg.Webhooks {
-		u, err := url.Parse(w.URL)
-		if err != nil || u.Scheme != "http" {
-			continue
-		}
-		if !config.IsLoopbackHost(u.Hostname()) {
-			log.Warn("webhook is plain http: alerts travel unencrypted; use https", "component", "webhook", "webhook", i, "host", u.Host)
-		}
+// warnWebhooks logs the webhooks' warnings (plain http, unsigned) at start;
+// `check` prints them with the others.
+func warnWebhooks(cfg *config.Config, log *slog.Logger) {
+	for _, w := range cfg.WebhookWarnings() {
+		log.Warn("webhook", "component", "webhook", "problem", w.Error())
 	}
 }

@@ -229,7 +229,7 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry, saveE
 		d.webhooks = append(d.webhooks, wh)
 		sent = append(sent, wh)
 	}
-	warnPlaintextWebhooks(cfg, log)
+	warnWebhooks(cfg, log)
 	sinks := d.sec.wrapSinks(sink.NewInflux(d.writer), sent...)
 	d.outbox, err = outbox.Open(outboxDir, sinks, outbox.Options{ShownID: d.sec.alertID, MaxPending: cfg.Alerts.MaxPending}, log, reg)
 	if err != nil {
