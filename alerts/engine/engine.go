@@ -1061,23 +1061,19 @@ func (e *Engine) closeUnwatched(now time.Time, out []model.Alert) []model.Alert 
 }
 
 // statusWatches reports whether the status rule r hears d's reports: d is
-// at one of r's sites and, where r has zones and d a position known now
-// (registered, or a patrol's latest fix), in one of them. A patrol whose
-// position is not known is given the benefit of the doubt: its next report
-// finds where it is.
+// at one of r's sites and, where r has zones and d a registered position,
+// in one of them. A unit that moves (a patrol) is not judged by where it
+// was last: its incident is its own until a report clears it, wherever it
+// is by then (statusOutsideZones).
 func (e *Engine) statusWatches(r *Rule, d *model.Device) bool {
 	if !siteOK(r.sites, d.Site) {
 		return false
 	}
-	if len(r.zones) == 0 {
-		return true
-	}
-	pos, ok := e.devicePos(d.ID, d)
-	if !ok {
+	if len(r.zones) == 0 || !d.HasPos {
 		return true
 	}
 	for _, z := range r.zones {
-		if z.Contains(pos) {
+		if z.Contains(d.Pos) {
 			return true
 		}
 	}

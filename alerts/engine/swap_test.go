@@ -461,6 +461,33 @@ func TestStatusIncidentResolvedOutsideItsZones(t *testing.T) {
 	assert.Empty(t, only(e.eval(e.status("P-1", at(12, 20), tampered)), "tamper"), "outside the rule's zones: opens nothing")
 }
 
+// A patrol's status incident is not closed by a restart or a reload because
+// the patrol was outside the rule's zones at its latest position: it is the
+// unit's until a report clears it.
+func TestStatusIncidentOfAPatrolOutsideItsZonesSurvivesARestart(t *testing.T) {
+	rs, ps := compileYAML(t, strings.ReplaceAll(zonedStatusRules, "LAT", "41.9612"))
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	in := model.Point{Lat: 41.9612, Lon: 110.4875}
+	e.eval(e.position("P-1", at(12, 0), in))
+	fired := only(e.eval(e.status("P-1", at(12, 1), model.Status{Tamper: model.SomeBool(true)})), "tamper")
+	require.Len(t, fired, 1)
+	e.eval(e.position("P-1", at(12, 10), north(in, 5000)))
+	assert.Empty(t, only(e.Swap(rs), "tamper"), "a reload")
+	data, err := e.MarshalState()
+	require.NoError(t, err)
+
+	e = newEngine(t, rs)
+	e.clock = func() time.Time { return at(12, 30) }
+	restored, err := e.RestoreState(data)
+	require.NoError(t, err)
+	assert.Empty(t, only(restored, "tamper"), "a restart on the same configuration")
+	res := only(e.eval(e.status("P-1", at(12, 31), model.Status{Tamper: model.SomeBool(false)})), "tamper")
+	require.Len(t, res, 1)
+	assert.Equal(t, fired[0].ID, res[0].ID)
+	assert.Equal(t, model.StateResolved, res[0].State)
+}
+
 // A reload that moves a unit out of a status rule's zones closes its open
 // incident, as one moving it out of the rule's sites does; a restart on
 // such a configuration (changed while fenceline was stopped) does the same.
