@@ -727,6 +727,19 @@ func (e *Engine) tickDwell(st *ruleState, now time.Time, out []model.Alert) []mo
 	return e.tickRepeat(st, now, out)
 }
 
+// sightingTime is when a velocity rule took s to be, for a summary, and,
+// when its unit's clock was ahead (the time taken is capped at now), what
+// that clock said: the evidence names the pass at it.
+func (e *Engine) sightingTime(s *sighting, now time.Time) string {
+	t := e.localTime(s.T, now)
+	if !s.Sent.IsZero() {
+		if sent := e.localTime(s.Sent, now); sent != t {
+			t += " (its clock said " + strings.TrimSuffix(sent, " local") + ")"
+		}
+	}
+	return t
+}
+
 // velocity: a subject seen at two places whose distance over the time
 // between the sightings implies more than max_kmh (a cloned plate, a
 // cloned SIM). Each new sighting is compared with the subject's sightings
@@ -834,7 +847,7 @@ func (e *Engine) velocityPair(st *ruleState, r *reading, subj model.Subject, id 
 		origin: sightingOrigin(late.Device, late.Seq), loc: &late.Loc,
 		count: 2, evidence: ev,
 		summary: fmt.Sprintf("%s seen %.1f km apart %s: %s at %s, %s at %s", upperFirst(describeSubject(subj, r)),
-			d/1000, speed, e.deviceLabel(early.Device), e.localTime(early.T, now), e.deviceLabel(late.Device), e.localTime(late.T, now)),
+			d/1000, speed, e.deviceLabel(early.Device), e.sightingTime(&early, now), e.deviceLabel(late.Device), e.sightingTime(&late, now)),
 	}, now))
 }
 

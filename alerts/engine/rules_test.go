@@ -1112,6 +1112,11 @@ func TestVelocityEvidenceNamesTheSentTS(t *testing.T) {
 	require.Len(t, got[0].Evidence, 2)
 	assert.True(t, got[0].Evidence[0].TS.Equal(sent), "the pass as sent: %v", got[0].Evidence[0].TS)
 	assert.True(t, got[0].Evidence[1].TS.Equal(at(12, 1)), "%v", got[0].Evidence[1].TS)
+	// The summary's times are the ones the speed was judged on, and say
+	// what the fast clock said.
+	assert.Contains(t, got[0].Summary, "in 1 min (")
+	assert.Contains(t, got[0].Summary, e2.localTime(at(12, 0), at(12, 1))+" (its clock said "+strings.TrimSuffix(e2.localTime(sent, at(12, 1)), " local")+")")
+	assert.NotContains(t, got[0].Summary[strings.Index(got[0].Summary, "CP-12"):], "its clock said", "CP-12's clock was right")
 }
 
 const fenceRules = `
