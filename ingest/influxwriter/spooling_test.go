@@ -237,123 +237,81 @@ func TestSpoolFullBackpressure(t *testing.T) {
 }
 
 // Spooled lines that InfluxDB refuses for good on replay are isolated by
-// bisection and handed to Rejected; the others are stored.
+// bisection and handed to Rejected; the others are stored. A chunk whose
+// replay fails part way (a 5xx after a line was refused and kept) is sent
+// again from where it failed: the refused line is kept, counted and logged
+// once, not again with every retry of the chunk.
 func TestReplayRejectedLines(t *testing.T) {
-	noLeaks(t)
-	f := newFakeInflux(t)
-	var down atomic.Bool
-	down.Store(true)
-	badTime := " " + itoa(model.PointTime(t0, 7, 1)) // reading 1 of message 7
-	bad := func(l string) bool { return strings.HasSuffix(l, badTime) }
-	f.answer = func(_ int, lines []string, _ *http.Request) (int, http.Header, string, []string) {
-		if down.Load() {
-			return http.StatusBadGateway, nil, "bad gateway", nil
-		}
-		var keep []string
-		for _, l := range lines {
-			if !bad(l) {
-				keep = append(keep, l)
+	for _, tc := range []struct {
+		name            string
+		failAfterReject bool // the request after the refused line's fails, once
+	}{
+		{name: "refused line"},
+		{name: "refused line, then a 5xx", failAfterReject: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			noLeaks(t)
+			f := newFakeInflux(t)
+			var down, failNext atomic.Bool
+			var failures atomic.Int32
+			down.Store(true)
+			badTime := " " + itoa(model.PointTime(t0, 7, 1)) // reading 1 of message 7
+			bad := func(l string) bool { return strings.HasSuffix(l, badTime) }
+			f.answer = func(_ int, lines []string, _ *http.Request) (int, http.Header, string, []string) {
+				if down.Load() {
+					return http.StatusBadGateway, nil, "bad gateway", nil
+				}
+				if failNext.CompareAndSwap(true, false) {
+					failures.Add(1)
+					return http.StatusServiceUnavailable, nil, "engine: busy", nil
+				}
+				var keep []string
+				for _, l := range lines {
+					if !bad(l) {
+						keep = append(keep, l)
+					}
+				}
+				if len(keep) < len(lines) {
+					if tc.failAfterReject && len(lines) == 1 && failures.Load() == 0 {
+						failNext.Store(true)
+					}
+					return http.StatusBadRequest, nil, "partial write: points beyond retention policy dropped=1", keep
+				}
+				return http.StatusNoContent, nil, "", lines
 			}
-		}
-		if len(keep) < len(lines) {
-			return http.StatusBadRequest, nil, "partial write: points beyond retention policy dropped=1", keep
-		}
-		return http.StatusNoContent, nil, "", lines
-	}
-	var mu sync.Mutex
-	var rejected []string
-	sp := openSpool(t, spool.Options{})
-	s := startWriter(t, Config{URL: f.srv.URL, Spool: sp, MaxBackoff: time.Millisecond, Rejected: func(lines []byte, err *PermanentError) error {
-		mu.Lock()
-		defer mu.Unlock()
-		assert.Equal(t, http.StatusBadRequest, err.Status)
-		rejected = append(rejected, string(lines))
-		return nil
-	}})
-	wt := newWaiter(10)
-	for i := range 10 {
-		require.NoError(t, s.w.Write(context.Background(), detectionBatch(int64(i), 4), wt.done(i)))
-	}
-	wt.wait(t, 10)
-	for i := range 10 {
-		require.NoError(t, wt.err(i))
-	}
-	down.Store(false)
-	waitFor(t, func() bool { return sp.Stats().Records == 0 })
-	mu.Lock()
-	defer mu.Unlock()
-	var want []string
-	for i := range 4 {
-		l := lineOf(t, detectionBatch(7, 4), i)
-		if bad(strings.TrimSuffix(l, "\n")) {
-			want = append(want, l)
-		}
-	}
-	require.NotEmpty(t, want)
-	assert.Equal(t, want, rejected)
-	assert.Len(t, uniq(f.storedLines()), 40-len(want))
-	assert.Equal(t, float64(len(want)), counter(t, s.reg, "fenceline_influx_replay_rejected_lines_total"))
-	require.NoError(t, s.w.Close(context.Background()))
-	s.stop(t)
-}
-
-// A chunk whose replay fails part way (a 5xx after a line was refused for
-// good and kept) is sent again from where it failed: the refused line is
-// kept, counted and logged once, not again with every retry of the chunk.
-func TestReplayResumesAfterAFailure(t *testing.T) {
-	noLeaks(t)
-	f := newFakeInflux(t)
-	var down, failNext atomic.Bool
-	down.Store(true)
-	badTime := " " + itoa(model.PointTime(t0, 7, 1)) // reading 1 of message 7
-	bad := func(l string) bool { return strings.HasSuffix(l, badTime) }
-	var failures atomic.Int32
-	f.answer = func(_ int, lines []string, _ *http.Request) (int, http.Header, string, []string) {
-		if down.Load() {
-			return http.StatusBadGateway, nil, "bad gateway", nil
-		}
-		if failNext.CompareAndSwap(true, false) {
-			failures.Add(1)
-			return http.StatusServiceUnavailable, nil, "engine: busy", nil
-		}
-		var keep []string
-		for _, l := range lines {
-			if !bad(l) {
-				keep = append(keep, l)
+			var mu sync.Mutex
+			var rejected []string
+			sp := openSpool(t, spool.Options{})
+			s := startWriter(t, Config{URL: f.srv.URL, Spool: sp, MaxBackoff: time.Millisecond, Rejected: func(lines []byte, err *PermanentError) error {
+				mu.Lock()
+				defer mu.Unlock()
+				assert.Equal(t, http.StatusBadRequest, err.Status)
+				rejected = append(rejected, string(lines))
+				return nil
+			}})
+			wt := newWaiter(10)
+			for i := range 10 {
+				require.NoError(t, s.w.Write(context.Background(), detectionBatch(int64(i), 4), wt.done(i)))
 			}
-		}
-		if len(keep) < len(lines) {
-			if len(lines) == 1 && failures.Load() == 0 {
-				failNext.Store(true) // the part after the refused line fails, once
+			wt.wait(t, 10)
+			for i := range 10 {
+				require.NoError(t, wt.err(i))
 			}
-			return http.StatusBadRequest, nil, "partial write: points beyond retention policy dropped=1", keep
-		}
-		return http.StatusNoContent, nil, "", lines
+			down.Store(false)
+			waitFor(t, func() bool { return sp.Stats().Records == 0 })
+			if tc.failAfterReject {
+				require.Equal(t, int32(1), failures.Load(), "the part after the refused line failed once")
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			want := []string{lineOf(t, detectionBatch(7, 4), 1)}
+			assert.Equal(t, want, rejected)
+			assert.Len(t, uniq(f.storedLines()), 40-len(want))
+			assert.Equal(t, float64(len(want)), counter(t, s.reg, "fenceline_influx_replay_rejected_lines_total"))
+			require.NoError(t, s.w.Close(context.Background()))
+			s.stop(t)
+		})
 	}
-	var mu sync.Mutex
-	var rejected []string
-	sp := openSpool(t, spool.Options{})
-	s := startWriter(t, Config{URL: f.srv.URL, Spool: sp, MaxBackoff: time.Millisecond, Rejected: func(lines []byte, _ *PermanentError) error {
-		mu.Lock()
-		defer mu.Unlock()
-		rejected = append(rejected, string(lines))
-		return nil
-	}})
-	wt := newWaiter(10)
-	for i := range 10 {
-		require.NoError(t, s.w.Write(context.Background(), detectionBatch(int64(i), 4), wt.done(i)))
-	}
-	wt.wait(t, 10)
-	down.Store(false)
-	waitFor(t, func() bool { return sp.Stats().Records == 0 })
-	require.Equal(t, int32(1), failures.Load(), "the part after the refused line failed once")
-	mu.Lock()
-	defer mu.Unlock()
-	assert.Equal(t, []string{lineOf(t, detectionBatch(7, 4), 1)}, rejected)
-	assert.Equal(t, 1.0, counter(t, s.reg, "fenceline_influx_replay_rejected_lines_total"))
-	assert.Len(t, uniq(f.storedLines()), 39)
-	require.NoError(t, s.w.Close(context.Background()))
-	s.stop(t)
 }
 
 // lineOf returns line i of b's encoding.
