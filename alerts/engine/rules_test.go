@@ -772,14 +772,22 @@ func TestDwellResolvesOnTick(t *testing.T) {
 // unclean stop that lost the sightings up to lostUntil, or a clean one.
 func restarted(t *testing.T, rs *Ruleset, data []byte, now time.Time, unclean bool, lostUntil time.Time) *testEngine {
 	t.Helper()
-	e := newEngine(t, rs)
-	e.clock = func() time.Time { return now }
-	_, err := e.RestoreState(data)
-	require.NoError(t, err)
+	e, _ := restoredAt(t, rs, data, now)
 	if unclean {
 		e.AfterUncleanStop(lostUntil)
 	}
 	return e
+}
+
+// restoredAt is an engine started at now on the saved state data, with the
+// alerts the restore raised (incidents closed as no longer watched).
+func restoredAt(t *testing.T, rs *Ruleset, data []byte, now time.Time) (*testEngine, []model.Alert) {
+	t.Helper()
+	e := newEngine(t, rs)
+	e.clock = func() time.Time { return now }
+	out, err := e.RestoreState(data)
+	require.NoError(t, err)
+	return e, out
 }
 
 // After an unclean stop, the sightings evaluated since the last save are

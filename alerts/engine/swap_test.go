@@ -477,10 +477,7 @@ func TestStatusIncidentOfAPatrolOutsideItsZonesSurvivesARestart(t *testing.T) {
 	data, err := e.MarshalState()
 	require.NoError(t, err)
 
-	e = newEngine(t, rs)
-	e.clock = func() time.Time { return at(12, 30) }
-	restored, err := e.RestoreState(data)
-	require.NoError(t, err)
+	e, restored := restoredAt(t, rs, data, at(12, 30))
 	assert.Empty(t, only(restored, "tamper"), "a restart on the same configuration")
 	res := only(e.eval(e.status("P-1", at(12, 31), model.Status{Tamper: model.SomeBool(false)})), "tamper")
 	require.Len(t, res, 1)
@@ -517,10 +514,8 @@ func TestStatusIncidentOfAUnitNoLongerWatchedIsClosed(t *testing.T) {
 			if tc.restart {
 				data, err := e.MarshalState()
 				require.NoError(t, err)
-				e = newEngine(t, rs2)
-				e.clock = func() time.Time { return at(12, 30) }
-				restored, err := e.RestoreState(data)
-				require.NoError(t, err)
+				var restored []model.Alert
+				e, restored = restoredAt(t, rs2, data, at(12, 30))
 				closed = only(restored, "tamper")
 			} else {
 				closed = only(e.Swap(rs2), "tamper")
@@ -561,10 +556,7 @@ rules:
 	data, err := e.MarshalState()
 	require.NoError(t, err)
 
-	e = newEngine(t, moved)
-	e.clock = func() time.Time { return t0.Add(30 * time.Minute) }
-	restored, err := e.RestoreState(data)
-	require.NoError(t, err)
+	e, restored := restoredAt(t, moved, data, t0.Add(30*time.Minute))
 	closed := only(restored, "offline")
 	require.Len(t, closed, 1)
 	assert.Equal(t, fired[0].ID, closed[0].ID)
