@@ -49,28 +49,35 @@ type unitSnap struct {
 	FW         string    `json:"fw,omitempty"`
 }
 
+// snapUnit copies u: the snapshot is written on another goroutine while
+// the engine merges the unit's next reports into u (pointers into it were
+// a data race, and could save a field newer than the report time beside
+// it).
 func snapUnit(u *model.Status) unitSnap {
 	s := unitSnap{TS: u.Time, Power: u.Power, FW: u.FW}
 	if u.BatteryPct.OK {
-		s.BatteryPct = &u.BatteryPct.V
+		s.BatteryPct = ptr(u.BatteryPct.V)
 	}
 	if u.TempC.OK {
-		s.TempC = &u.TempC.V
+		s.TempC = ptr(u.TempC.V)
 	}
 	if u.UptimeS.OK {
-		s.UptimeS = &u.UptimeS.V
+		s.UptimeS = ptr(u.UptimeS.V)
 	}
 	if u.Tamper.OK {
-		s.Tamper = &u.Tamper.V
+		s.Tamper = ptr(u.Tamper.V)
 	}
 	if u.SignalDbm.OK {
-		s.SignalDbm = &u.SignalDbm.V
+		s.SignalDbm = ptr(u.SignalDbm.V)
 	}
 	if u.Queue.OK {
-		s.Queue = &u.Queue.V
+		s.Queue = ptr(u.Queue.V)
 	}
 	return s
 }
+
+// ptr returns a pointer to a copy of v.
+func ptr[T any](v T) *T { return &v }
 
 func (s unitSnap) status() *model.Status {
 	u := &model.Status{Stamp: model.Stamp{Time: s.TS}, Power: s.Power, FW: s.FW}
