@@ -603,6 +603,14 @@ func compileWhen(src string, s Source, file, key string, ps *config.Problems) *v
 		ps.Add(file, key, "this rule reads no readings, so `when` has nothing to test")
 		return nil
 	}
+	if readsEnv(src) {
+		// Through $env an absent number reads as 0 (the guard sees names,
+		// not $env.battery_pct), and a rule without zones tests $env.zone
+		// against "" only: `battery_pct < 15` would fire on every report
+		// without a battery reading.
+		ps.Add(file, key, "reads $env: name the field itself (battery_pct, not $env.battery_pct or $env[\"battery_pct\"])")
+		return nil
+	}
 	prog, err := expr.Compile(src, expr.Env(env), expr.AsBool(), expr.Patch(newAbsentGuard(src, optionalNumbers[s])))
 	if err != nil {
 		ps.Add(file, key, "%s%s", whenError(err), whenHint(err, env))
@@ -779,6 +787,22 @@ func neverEqual(src string, s Source) string {
 	return msg
 }
 
+// readsEnv reports whether src reads the variable $env, the whole
+// environment.
+func readsEnv(src string) bool {
+	tree, err := parser.Parse(src)
+	if err != nil {
+		return false // expr.Compile reports it
+	}
+	found := false
+	ast.Walk(&tree.Node, visitFunc(func(n *ast.Node) {
+		if id, ok := (*n).(*ast.IdentifierNode); ok && id.Value == "$env" {
+			found = true
+		}
+	}))
+	return found
+}
+
 // absentGuard rewrites each comparison or membership test that reads an
 // optional number x, and each negation of one, into `has_x && (test)`, so
 // that a reading lacking x never satisfies it. It reads x directly (`rssi > -80`), through
@@ -859,6 +883,14 @@ func (g absentGuard) Visit(node *ast.Node) {
 		// (SQL's NOT NULL): `!(battery_pct >= 15)`, `battery_pct not in
 		// [50, 60]` are false for a report without a battery reading.
 		if n.Operator != "!" && n.Operator != "not" {
+			return
+		}
+	case *ast.BuiltinNode:
+		// A predicate over a list: its test reads the number as `#`, which
+		// the comparison's guard cannot see (`any([battery_pct], # < 15)`).
+		switch n.Name {
+		case "all", "any", "none", "one":
+		default:
 			return
 		}
 	default:

@@ -52,6 +52,13 @@ func TestWhenAbsentNumbersNeverCompare(t *testing.T) {
 		{"through a let, present", "let b = battery_pct; b < 15", withBattery(10), true},
 		{"absence handled by the rule", "(has_battery_pct ? battery_pct : 0) < 15", bare, true},
 		{"arithmetic with a present one", "temp_c + battery_pct < 0", &model.Status{TempC: model.Some(-20)}, false},
+		{"a list predicate, absent", "any([battery_pct], # < 15)", bare, false},
+		{"a list predicate with a closure, absent", "all([battery_pct], {# < 15})", bare, false},
+		{"a negative list predicate, absent", "none([battery_pct], # > 50)", bare, false},
+		{"one of a list, absent", "one([battery_pct], # < 15)", bare, false},
+		{"a list predicate, present", "any([battery_pct], # < 15)", withBattery(10), true},
+		{"a list predicate over strings", `any([power], # == "solar")`, bare, true},
+		{"a count over a list, absent", "count([battery_pct], # < 15) > 0", bare, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var ps config.Problems
@@ -61,6 +68,21 @@ func TestWhenAbsentNumbersNeverCompare(t *testing.T) {
 			out, err := expr.Run(prog, boxEnv(&reading{src: SourceStatus, b: b, st: tc.st}, ""))
 			require.NoError(t, err)
 			require.Equal(t, tc.want, out)
+		})
+	}
+}
+
+// $env, the whole environment, is refused: through it an absent number
+// reads as 0, unguarded (`$env.battery_pct < 15` fired on every report
+// without a battery reading), and a rule without zones tested its zone
+// against "" only.
+func TestWhenReadingEnvRefused(t *testing.T) {
+	for _, when := range []string{"$env.battery_pct < 15", `$env["battery_pct"] < 15`, `$env.zone == "ruins"`, `"tamper" in $env`} {
+		t.Run(when, func(t *testing.T) {
+			var ps config.Problems
+			require.Nil(t, compileWhen(when, SourceStatus, "rules.yaml", "rules[0].when", &ps))
+			require.Len(t, ps, 1)
+			assert.Contains(t, ps[0].Error(), "rules.yaml: rules[0].when: reads $env: name the field itself")
 		})
 	}
 }
