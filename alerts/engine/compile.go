@@ -393,20 +393,20 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 	rule.devKind = silenceKind
 
 	// An enter/exit rule without zones watches them all: it would never
-	// fire for a zone its hysteresis is deeper than, without a word.
+	// fire for a zone its hysteresis is as deep as, without a word.
 	if k := Kind(spec.Kind); (k == KindEnter || k == KindExit) && len(spec.Zones) == 0 && spec.HysteresisM > 0 && rs.Zones != nil && rs.Zones.Len() > 0 {
 		var shallow []string
 		deepest := 0.0
 		rs.Zones.All(func(z *zone.Zone) bool {
 			deepest = max(deepest, z.MaxDepthM())
-			if spec.HysteresisM > z.MaxDepthM() {
+			if spec.HysteresisM >= z.MaxDepthM() {
 				shallow = append(shallow, fmt.Sprintf("%q (%.1f m)", z.ID, z.MaxDepthM()))
 			}
 			return true
 		})
 		switch {
-		case spec.HysteresisM > deepest:
-			ps.Add(file, key+".hysteresis_m", "%g m is deeper than any point of any zone is inside it (at most %.1f m): the rule could never fire", spec.HysteresisM, deepest)
+		case spec.HysteresisM >= deepest:
+			ps.Add(file, key+".hysteresis_m", "%g m is at least as deep as any point of any zone is inside it (at most %.1f m): the rule could never fire", spec.HysteresisM, deepest)
 		case len(shallow) > 0:
 			slices.Sort(shallow)
 			more := ""
@@ -414,7 +414,7 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 				more = fmt.Sprintf(" and %d more", len(shallow)-5)
 				shallow = shallow[:5]
 			}
-			ps.Add(file, key+".hysteresis_m", "%g m is deeper than any point of zone %s%s is inside it: the rule watches every zone, and could never fire for these; "+
+			ps.Add(file, key+".hysteresis_m", "%g m is at least as deep as any point of zone %s%s is inside it: the rule watches every zone, and could never fire for these; "+
 				"list the zones it is for in zones, or lower hysteresis_m", spec.HysteresisM, strings.Join(shallow, ", "), more)
 		}
 	}
@@ -442,10 +442,10 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 		}
 		rule.zoneSet[z] = int32(len(rule.zones))
 		rule.zones = append(rule.zones, z)
-		if h := spec.HysteresisM; (Kind(spec.Kind) == KindEnter || Kind(spec.Kind) == KindExit) && h > z.MaxDepthM() {
-			// Inside takes hysteresis_m past the edge: no point of this
-			// zone is that far in, and the rule would never fire.
-			ps.Add(file, key+".hysteresis_m", "%g m is deeper than any point of zone %q is inside it (at most %.1f m): the rule could never fire", h, id, z.MaxDepthM())
+		if h := spec.HysteresisM; (Kind(spec.Kind) == KindEnter || Kind(spec.Kind) == KindExit) && h > 0 && h >= z.MaxDepthM() {
+			// Inside takes more than hysteresis_m past the edge: no point
+			// of this zone is that far in, and the rule would never fire.
+			ps.Add(file, key+".hysteresis_m", "%g m is at least as deep as any point of zone %q is inside it (at most %.1f m): the rule could never fire", h, id, z.MaxDepthM())
 		}
 		if zs := zoneSpecs[id]; zs != nil {
 			spec := *zs

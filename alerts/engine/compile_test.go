@@ -87,7 +87,7 @@ func TestCompileHysteresisDeeperThanSomeZones(t *testing.T) {
 	require.Nil(t, rs)
 	require.Len(t, ps, 1)
 	assert.Equal(t, "rules[2].hysteresis_m", ps[0].Key)
-	assert.Equal(t, `150 m is deeper than any point of zone "gate" (100.0 m), "mast" (30.0 m) is inside it: the rule watches every zone, `+
+	assert.Equal(t, `150 m is at least as deep as any point of zone "gate" (100.0 m), "mast" (30.0 m) is inside it: the rule watches every zone, `+
 		"and could never fire for these; list the zones it is for in zones, or lower hysteresis_m", ps[0].Msg)
 
 	// Below the smallest zone's depth, the rule is fine.
@@ -157,8 +157,9 @@ func TestCompileProblems(t *testing.T) {
 			`plate is never "蒙b7k3q2" (the comparison is always false, or always true with !=): plates are stored in their normal form ("蒙B7K3Q2")`},
 		{"a tech in capitals", "kind: presence, source: phone, zones: [ruins]", `kind: presence, source: phone, zones: [ruins], when: 'tech == "LTE"'`, "rules[0].when",
 			`tech is never "LTE" (the comparison is always false, or always true with !=): tech is stored in lower case, of a-z 0-9 space . _ / + - ("lte")`},
-		{"hysteresis deeper than every zone, a rule without zones", "kind: presence, source: phone, zones: [ruins], severity: high", "kind: enter, source: patrol, hysteresis_m: 501", "rules[0].hysteresis_m", `501 m is deeper than any point of any zone is inside it (at most 500.0 m)`},
-		{"hysteresis deeper than the zone", "kind: presence, source: phone, zones: [ruins], severity: high", "kind: enter, source: patrol, zones: [ruins], hysteresis_m: 501", "rules[0].hysteresis_m", `501 m is deeper than any point of zone "ruins" is inside it (at most 500.0 m)`},
+		{"hysteresis deeper than every zone, a rule without zones", "kind: presence, source: phone, zones: [ruins], severity: high", "kind: enter, source: patrol, hysteresis_m: 501", "rules[0].hysteresis_m", `501 m is at least as deep as any point of any zone is inside it (at most 500.0 m)`},
+		{"hysteresis deeper than the zone", "kind: presence, source: phone, zones: [ruins], severity: high", "kind: enter, source: patrol, zones: [ruins], hysteresis_m: 501", "rules[0].hysteresis_m", `501 m is at least as deep as any point of zone "ruins" is inside it (at most 500.0 m)`},
+		{"hysteresis as deep as the zone: the centre is not past it", "kind: presence, source: phone, zones: [ruins], severity: high", "kind: enter, source: patrol, zones: [ruins], hysteresis_m: 500", "rules[0].hysteresis_m", `500 m is at least as deep as any point of zone "ruins" is inside it (at most 500.0 m)`},
 		{"bad tz", "severity: high}", "severity: high, schedule: {tz: Mars/Olympus, windows: [{from: \"20:00\", to: \"06:00\"}]}}", "rules[0].schedule.tz", "unknown time zone"},
 		{"the host's tz", "severity: high}", "severity: high, schedule: {tz: Local, windows: [{from: \"20:00\", to: \"06:00\"}]}}", "rules[0].schedule.tz", `"Local" is the host's time zone`},
 		{"bad window", "severity: high}", "severity: high, schedule: {windows: [{from: \"25:00\", to: \"06:00\"}]}}", "rules[0].schedule.windows[0].from", "not HH:MM"},
