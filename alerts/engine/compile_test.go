@@ -379,3 +379,38 @@ rules:
 	assert.Equal(t, base, fp(`units: [station-mdl, joint-command], name: "Aolunsumu ruins",`, 500))
 	assert.NotEqual(t, base, fp("", 600), "a changed shape is a changed rule")
 }
+
+// A window's times are HH:MM in digits: strconv.Atoi took a sign, and
+// "+6:00" loaded as 06:00.
+func TestParseClock(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		end  bool
+		want int // minutes; -1: refused
+	}{
+		{"06:00", false, 360},
+		{"00:00", false, 0},
+		{"23:59", false, 1439},
+		{"24:00", true, 1440},
+		{"24:00", false, -1},
+		{"24:01", true, -1},
+		{"+6:00", false, -1},
+		{"06:+5", false, -1},
+		{"-0:00", false, -1},
+		{"6:00", false, -1},
+		{"0600", false, -1},
+		{"06:60", false, -1},
+		{" 6:00", false, -1},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := parseClock(tc.in, tc.end)
+			if tc.want < 0 {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), "is not HH:MM")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}

@@ -81,7 +81,9 @@ func compileSchedule(spec *config.ScheduleSpec, def *time.Location, file, key st
 // the end of a window.
 func parseClock(s string, end bool) (int, error) {
 	h, m, ok := strings.Cut(s, ":")
-	if !ok || len(h) != 2 || len(m) != 2 {
+	digits := func(v string) bool { return len(v) == 2 && '0' <= v[0] && v[0] <= '9' && '0' <= v[1] && v[1] <= '9' }
+	if !ok || !digits(h) || !digits(m) {
+		// Digits only: Atoi takes a sign, "+6:00" would be 06:00.
 		return 0, fmt.Errorf("time %q is not HH:MM", s)
 	}
 	hh, err1 := strconv.Atoi(h)
