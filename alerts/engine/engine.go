@@ -402,17 +402,19 @@ func mergeStatus(u, s *model.Status) (changed uint8) {
 	return changed
 }
 
-// devicePos is where a device is: its registered position, else (patrols)
-// its latest fix.
+// devicePos is where a device is: a patrol's latest fix, else its
+// registered position. A patrol registered at its post moves: judged at the
+// post, its tamper in the zone it drove into was missed, and one at the
+// post raised the post's zone's alert 35 km away.
 func (e *Engine) devicePos(id string, d *model.Device) (model.Point, bool) {
 	if d == nil {
 		d = e.rs.Registry.Lookup(id)
 	}
+	if pp, ok := e.patrols[id]; ok && (d == nil || !d.HasPos || d.Kind == model.KindPatrol) {
+		return pp.Loc, true
+	}
 	if d != nil && d.HasPos {
 		return d.Pos, true
-	}
-	if pp, ok := e.patrols[id]; ok {
-		return pp.Loc, true
 	}
 	return model.Point{}, false
 }
@@ -1061,15 +1063,15 @@ func (e *Engine) closeUnwatched(now time.Time, out []model.Alert) []model.Alert 
 }
 
 // statusWatches reports whether the status rule r hears d's reports: d is
-// at one of r's sites and, where r has zones and d a registered position,
-// in one of them. A unit that moves (a patrol) is not judged by where it
-// was last: its incident is its own until a report clears it, wherever it
-// is by then (statusOutsideZones).
+// at one of r's sites and, where r has zones and d a registered position
+// (a unit that does not move), in one of them. A patrol is not judged by
+// where it was last, nor by its post: its incident is its own until a
+// report clears it, wherever it is by then (statusOutsideZones).
 func (e *Engine) statusWatches(r *Rule, d *model.Device) bool {
 	if !siteOK(r.sites, d.Site) {
 		return false
 	}
-	if len(r.zones) == 0 || !d.HasPos {
+	if len(r.zones) == 0 || !d.HasPos || d.Kind == model.KindPatrol {
 		return true
 	}
 	for _, z := range r.zones {

@@ -564,3 +564,52 @@ rules:
 	assert.Contains(t, closed[0].Summary, "no longer watched by the rule")
 	assert.Zero(t, gauge(t, e, "fenceline_alerts_open_incidents", "offline"))
 }
+
+// A patrol registered at its post is where its latest fix puts it, for
+// status rules with zones as for the rest: judged at the post, its tamper
+// in the zone it drove into was missed, and its tamper at the post raised
+// the post's zone's alert after it drove away. Before any fix, it is at
+// its post.
+func TestStatusOfAPatrolRegisteredAtItsPost(t *testing.T) {
+	rules := `
+devices:
+  - {id: P-1, kind: patrol, site: mdl, lat: POST}
+zones:
+  - {id: ruins, site: mdl, circle: {lat: 41.9612, lon: 110.4875, radius_m: 1500}}
+rules:
+  - {id: tamper, kind: status, zones: [ruins], when: "tamper"}
+`
+	in := model.Point{Lat: 41.9612, Lon: 110.4875}
+	out := north(in, 35_000)
+	tampered := model.Status{Tamper: model.SomeBool(true)}
+	for _, tc := range []struct {
+		name      string
+		post, fix model.Point
+		noFix     bool
+		fires     bool
+	}{
+		{name: "post outside, fix inside", post: out, fix: in, fires: true},
+		{name: "post inside, fix outside", post: in, fix: out},
+		{name: "post inside, no fix yet", post: in, noFix: true, fires: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rs, ps := compileYAML(t, strings.Replace(rules, "lat: POST", fmt.Sprintf("lat: %v, lon: %v", tc.post.Lat, tc.post.Lon), 1))
+			require.Empty(t, ps)
+			e := newEngine(t, rs)
+			if !tc.noFix {
+				e.eval(e.position("P-1", at(12, 0), tc.fix))
+			}
+			got := only(e.eval(e.status("P-1", at(12, 1), tampered)), "tamper")
+			if !tc.fires {
+				assert.Empty(t, got)
+				return
+			}
+			require.Len(t, got, 1)
+			want := tc.fix
+			if tc.noFix {
+				want = tc.post
+			}
+			assert.Equal(t, &want, got[0].Location)
+		})
+	}
+}
