@@ -176,6 +176,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	if err := daemon.Run(ctx, cfg, daemon.Options{Log: log, Reload: reload}); err != nil && !errors.Is(err, context.Canceled) {
+		var ps config.Problems
+		if errors.As(err, &ps) {
+			// Where each problem is, not its text, which may quote an IMSI
+			// or a plate (a `when`, a list entry): as a refused reload logs.
+			log.Error("fenceline stopped: rules refused (fenceline check --config FILE prints each problem)", "problems", daemon.ProblemsForLog(err))
+			return 1
+		}
 		log.Error("fenceline stopped", "err", err)
 		return 1
 	}

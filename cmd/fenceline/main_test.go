@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fenceline/fenceline/config"
@@ -156,4 +157,23 @@ func TestLogFlagsListTheirValues(t *testing.T) {
 		require.Equal(t, 2, run(tc.args, &stdout, &stderr))
 		require.Contains(t, stderr.String(), tc.want)
 	}
+}
+
+// A start refused for its rules logs where each problem is, not its text,
+// which may quote an IMSI or a plate (a `when`, a watchlist entry), as a
+// refused reload does; `check` prints the text.
+func TestRunRefusedRulesLogNoIdentifier(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"run", "--config", "testdata/identifiers.yaml"}, &stdout, &stderr)
+	require.Equal(t, 1, code)
+	assert.Contains(t, stderr.String(), "rules refused (fenceline check --config FILE prints each problem)")
+	assert.Contains(t, stderr.String(), "identifiers-rules.yaml:6: rules[0].when")
+	for _, id := range []string{"428990012345678", "42899001234567"} {
+		assert.NotContains(t, stderr.String(), id)
+	}
+
+	stdout.Reset()
+	stderr.Reset()
+	require.Equal(t, 1, run([]string{"check", "--config", "testdata/identifiers.yaml"}, &stdout, &stderr))
+	assert.Contains(t, stderr.String(), "428990012345678X", "check says what is wrong")
 }

@@ -501,13 +501,13 @@ func (v batchViewSink) DeliverBatch(ctx context.Context, alerts []*model.Alert) 
 	return v.batch.DeliverBatch(ctx, views)
 }
 
-// problemsForLog names where each problem of a refused reload is, and what
+// ProblemsForLog names where each problem of a refused reload (or start) is, and what
 // it is unless it may quote an identifier: a bad watchlist entry written in
 // the rules file is still most of an IMSI or a plate, and a `when` may
 // compare with one. After a
 // SIGHUP there is no answer to read the rest in: `fenceline check` and the
 // HTTP answer (to a caller with the token) give the whole text.
-func problemsForLog(err error) []string {
+func ProblemsForLog(err error) []string {
 	var ps config.Problems
 	if !errors.As(err, &ps) {
 		return []string{err.Error()} // not a rules problem: key files, shutdown

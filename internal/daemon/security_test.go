@@ -330,7 +330,7 @@ func TestProblemsForLog(t *testing.T) {
 			want: []string{"ingest.signatures.key_file: line 2: want device-id:hex-key"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			require.Equal(t, tc.want, problemsForLog(tc.err))
+			require.Equal(t, tc.want, ProblemsForLog(tc.err))
 		})
 	}
 }

@@ -580,7 +580,7 @@ func (d *daemon) reload(ctx context.Context) (string, error) {
 	if err != nil {
 		d.reloadOK.Set(0)
 		d.reloadsFailed.Inc()
-		d.log.Error("reload refused; keeping the previous rules (the reload answer and fenceline check say why)", "problems", problemsForLog(err))
+		d.log.Error("reload refused; keeping the previous rules (the reload answer and fenceline check say why)", "problems", ProblemsForLog(err))
 		if note := d.daemonFileNote(); note != "" {
 			return "", errors.Join(err, errors.New(note)) // told with the problems, not only once they are fixed
 		}
