@@ -264,10 +264,13 @@ func (e *Engine) Evaluate(b *model.Batch, now time.Time) []model.Alert {
 		for i := range b.Positions {
 			p := &b.Positions[i]
 			t := eventTime(p.Time, now)
-			if pp, ok := e.patrols[dev]; !ok || !t.Before(pp.Seen) {
+			// A report without a fix (stored at the patrol's post) says
+			// nothing of where the patrol is: it neither moves it back to
+			// its post nor enters or leaves a zone there.
+			if pp, ok := e.patrols[dev]; !p.Registered && (!ok || !t.Before(pp.Seen)) {
 				e.patrols[dev] = patrolPos{Loc: p.Loc, Seen: t}
 			}
-			r.pos, r.t, r.p, r.hasPos = p, t, p.Loc, true
+			r.pos, r.t, r.p, r.hasPos = p, t, p.Loc, !p.Registered
 			out = e.evalReading(r, now, out)
 		}
 		e.m.readingsC[src].Add(float64(len(b.Positions)))

@@ -613,3 +613,31 @@ rules:
 		})
 	}
 }
+
+// A position report without a fix (stored at the patrol's post, as the
+// contract says) does not move the patrol back to its post: its tamper in
+// the zone it drove into was missed, and no enter or exit comes of it.
+func TestPatrolReportWithoutAFixStaysWhereItWas(t *testing.T) {
+	rules := `
+devices:
+  - {id: P-1, kind: patrol, site: mdl, lat: POSTLAT, lon: 110.4875}
+zones:
+  - {id: ruins, site: mdl, circle: {lat: 41.9612, lon: 110.4875, radius_m: 1500}}
+rules:
+  - {id: tamper, kind: status, zones: [ruins], when: "tamper"}
+  - {id: in-ruins, kind: enter, source: patrol, zones: [ruins]}
+  - {id: out-ruins, kind: exit, source: patrol, zones: [ruins]}
+`
+	in := model.Point{Lat: 41.9612, Lon: 110.4875}
+	post := north(in, 35_000)
+	rs, ps := compileYAML(t, strings.Replace(rules, "POSTLAT", fmt.Sprint(post.Lat), 1))
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	require.Len(t, only(e.eval(e.position("P-1", at(12, 0), in)), "in-ruins"), 1)
+	noFix := e.position("P-1", at(12, 1), post)
+	noFix.Positions[0].Registered = true
+	assert.Empty(t, e.eval(noFix), "no exit: the report says nothing of where it is")
+	got := only(e.eval(e.status("P-1", at(12, 2), model.Status{Tamper: model.SomeBool(true)})), "tamper")
+	require.Len(t, got, 1)
+	assert.Equal(t, &in, got[0].Location)
+}

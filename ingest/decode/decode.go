@@ -58,6 +58,9 @@ type Decoder struct {
 	seqRead bool        // seq was read (the message may still be rejected whole after it)
 	msgTime time.Time   // the message's ts
 	loc     model.Point // the position of a detections or passes message
+	// registeredLoc: the last position location read is the device's
+	// registered one (the message gave none, or 0, 0).
+	registeredLoc bool
 	limit   time.Time   // the latest acceptable ts (now + MaxFuture)
 }
 

@@ -769,12 +769,17 @@ func TestDecodePosition(t *testing.T) {
 		fields  string
 		reason  Reason
 		loc     model.Point
-		checkFn func(t *testing.T, p model.Position)
+		// registered: the message had no fix, its position is the
+		// device's registered one.
+		registered bool
+		checkFn    func(t *testing.T, p model.Position)
 	}{
 		{name: "no position", topic: topicPosition, fields: `"speed_kmh":3`, reason: NoPosition},
-		{name: "registered position", topic: "border/bt/patrol/P-BT/position", fields: `"speed_kmh":3`, loc: model.Point{Lat: 40.656, Lon: 109.835}},
+		{name: "registered position", topic: "border/bt/patrol/P-BT/position", fields: `"speed_kmh":3`, loc: model.Point{Lat: 40.656, Lon: 109.835}, registered: true},
+		{name: "a fix at the registered position is a fix", topic: "border/bt/patrol/P-BT/position", fields: `"lat":40.656,"lon":109.835`, loc: model.Point{Lat: 40.656, Lon: 109.835}},
 		{name: "0,0 is no fix", topic: topicPosition, fields: `"lat":0,"lon":0.0,"speed_kmh":3`, reason: NoPosition},
-		{name: "0,0 is no fix: registered position", topic: "border/bt/patrol/P-BT/position", fields: `"lat":0,"lon":0`, loc: model.Point{Lat: 40.656, Lon: 109.835}},
+		{name: "0,0 is no fix: registered position", topic: "border/bt/patrol/P-BT/position", fields: `"lat":0,"lon":0`, loc: model.Point{Lat: 40.656, Lon: 109.835}, registered: true},
+		{name: "an empty loc object is not the registered position", topic: "border/bt/patrol/P-BT/position", fields: `"loc":{}`, reason: BadPosition},
 		{name: "lat 0 alone is a place", topic: topicPosition, fields: `"lat":0,"lon":110.5`, loc: model.Point{Lat: 0, Lon: 110.5}},
 		{name: "lat only", topic: topicPosition, fields: `"lat":42`, reason: BadPosition},
 		{name: "in a loc object", topic: topicPosition, fields: `"loc":{"lat":42.5,"lon":110.2},"speed_kmh":3`, loc: model.Point{Lat: 42.5, Lon: 110.2}},
@@ -813,6 +818,7 @@ func TestDecodePosition(t *testing.T) {
 			}
 			require.Empty(t, rej)
 			require.Len(t, out.Positions, 1)
+			assert.Equal(t, tc.registered, out.Positions[0].Registered)
 			if tc.checkFn != nil {
 				tc.checkFn(t, out.Positions[0])
 			} else {

@@ -10,6 +10,7 @@ import (
 // registered position.
 // prefix ("loc." or "") names the fields in messages.
 func (d *Decoder) location(latV, lonV, datumV uint32, dev *model.Device, prefix string) (model.Point, Reason, string) {
+	d.registeredLoc = false
 	gcj := false
 	if d.present(datumV) {
 		if d.t.kind(int(datumV)) != kString {
@@ -32,6 +33,7 @@ func (d *Decoder) location(latV, lonV, datumV uint32, dev *model.Device, prefix 
 		if !dev.HasPos {
 			return model.Point{}, NoPosition, "no lat/lon and device " + dev.ID + " has no registered position"
 		}
+		d.registeredLoc = true
 		return dev.Pos, "", ""
 	}
 	if !hasLat {
@@ -58,6 +60,7 @@ func (d *Decoder) location(latV, lonV, datumV uint32, dev *model.Device, prefix 
 			}
 			return model.Point{}, NoPosition, where + " are both 0 (a receiver without a fix) and device " + dev.ID + " has no registered position"
 		}
+		d.registeredLoc = true
 		return dev.Pos, "", ""
 	}
 	if gcj {
@@ -492,7 +495,7 @@ func (d *Decoder) position(f *fields, dev *model.Device, out *model.Batch) {
 		d.reject(r, 0, "", msg)
 		return
 	}
-	p := model.Position{Loc: loc}
+	p := model.Position{Loc: loc, Registered: d.registeredLoc}
 	for _, o := range [...]struct {
 		key    int
 		lo, hi float64

@@ -230,10 +230,14 @@ const NoPlate = "无牌"
 // Position is one patrol fix.
 type Position struct {
 	Stamp
-	Loc       Point
-	SpeedKmh  OptFloat
-	Heading   OptFloat
-	AccuracyM OptFloat
+	Loc Point
+	// Registered says Loc is the device's registered position: the
+	// message had no fix (no lat and lon, or 0, 0). Stored there, as the
+	// contract says; it tells the rules nothing of where a patrol is.
+	Registered bool
+	SpeedKmh   OptFloat
+	Heading    OptFloat
+	AccuracyM  OptFloat
 }
 
 // Status is one device health report.
