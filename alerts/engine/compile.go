@@ -893,6 +893,25 @@ func (g absentGuard) Visit(node *ast.Node) {
 		default:
 			return
 		}
+	case *ast.ConditionalNode:
+		// A test written as a choice is a test: `battery_pct >= 15 ? false
+		// : true` negates its guarded condition, and would hold for a
+		// report without a battery reading. Only a choice between truth
+		// values (types are known here) can be guarded this way.
+		if t := n.Type(); t == nil || t.Kind() != reflect.Bool {
+			return
+		}
+		orig := *node
+		guarded := orig
+		for _, x := range slices.Backward(g.reads(n.Cond)) {
+			has := &ast.IdentifierNode{Value: "has_" + x}
+			g.ours[has] = true
+			guarded = &ast.BinaryNode{Operator: "&&", Left: has, Right: guarded}
+		}
+		if guarded != orig {
+			ast.Patch(node, guarded)
+		}
+		return
 	default:
 		return
 	}

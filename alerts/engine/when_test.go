@@ -59,6 +59,11 @@ func TestWhenAbsentNumbersNeverCompare(t *testing.T) {
 		{"a list predicate, present", "any([battery_pct], # < 15)", withBattery(10), true},
 		{"a list predicate over strings", `any([power], # == "solar")`, bare, true},
 		{"a count over a list, absent", "count([battery_pct], # < 15) > 0", bare, false},
+		{"a negation written as a choice, absent", "battery_pct >= 15 ? false : true", bare, false},
+		{"a negation written as if/else, absent", "if battery_pct >= 15 { false } else { true }", bare, false},
+		{"a negation written as a choice, present", "battery_pct >= 15 ? false : true", withBattery(10), true},
+		{"a choice on a present field", `tamper ? true : power == "solar"`, bare, true},
+		{"a choice of numbers, compared", "(battery_pct < 15 ? 1 : 0) == 1", bare, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var ps config.Problems
