@@ -603,12 +603,15 @@ func compileWhen(src string, s Source, file, key string, ps *config.Problems) *v
 		ps.Add(file, key, "this rule reads no readings, so `when` has nothing to test")
 		return nil
 	}
-	if readsEnv(src) {
+	if env, field := readsEnv(src); env {
 		// Through $env an absent number reads as 0 (the guard sees names,
 		// not $env.battery_pct), and a rule without zones tests $env.zone
 		// against "" only: `battery_pct < 15` would fire on every report
 		// without a battery reading.
-		ps.Add(file, key, "reads $env: name the field itself (battery_pct, not $env.battery_pct or $env[\"battery_pct\"])")
+		if field == "" {
+			field = "battery_pct"
+		}
+		ps.Add(file, key, "reads $env: name the field itself (%s, not $env.%s or $env[%q])", field, field, field)
 		return nil
 	}
 	prog, err := expr.Compile(src, expr.Env(env), expr.AsBool(), expr.Patch(newAbsentGuard(src, optionalNumbers[s])))
@@ -788,19 +791,25 @@ func neverEqual(src string, s Source) string {
 }
 
 // readsEnv reports whether src reads the variable $env, the whole
-// environment.
-func readsEnv(src string) bool {
+// environment, and the first field it names through it, if any (for the
+// problem's example).
+func readsEnv(src string) (found bool, field string) {
 	tree, err := parser.Parse(src)
 	if err != nil {
-		return false // expr.Compile reports it
+		return false, "" // expr.Compile reports it
 	}
-	found := false
 	ast.Walk(&tree.Node, visitFunc(func(n *ast.Node) {
-		if id, ok := (*n).(*ast.IdentifierNode); ok && id.Value == "$env" {
-			found = true
+		switch n := (*n).(type) {
+		case *ast.IdentifierNode:
+			found = found || n.Value == "$env"
+		case *ast.MemberNode:
+			id, ok := n.Node.(*ast.IdentifierNode)
+			if p, isStr := n.Property.(*ast.StringNode); ok && isStr && id.Value == "$env" && field == "" {
+				field = p.Value
+			}
 		}
 	}))
-	return found
+	return found, field
 }
 
 // absentGuard rewrites each comparison or membership test that reads an

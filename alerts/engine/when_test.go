@@ -82,12 +82,17 @@ func TestWhenAbsentNumbersNeverCompare(t *testing.T) {
 // without a battery reading), and a rule without zones tested its zone
 // against "" only.
 func TestWhenReadingEnvRefused(t *testing.T) {
-	for _, when := range []string{"$env.battery_pct < 15", `$env["battery_pct"] < 15`, `$env.zone == "ruins"`, `"tamper" in $env`} {
-		t.Run(when, func(t *testing.T) {
+	for _, tc := range []struct{ when, field string }{
+		{"$env.battery_pct < 15", "battery_pct"},
+		{`$env["temp_c"] < 15`, "temp_c"},
+		{`$env.zone == "ruins"`, "zone"},
+		{`"tamper" in $env`, "battery_pct"},
+	} {
+		t.Run(tc.when, func(t *testing.T) {
 			var ps config.Problems
-			require.Nil(t, compileWhen(when, SourceStatus, "rules.yaml", "rules[0].when", &ps))
+			require.Nil(t, compileWhen(tc.when, SourceStatus, "rules.yaml", "rules[0].when", &ps))
 			require.Len(t, ps, 1)
-			assert.Contains(t, ps[0].Error(), "rules.yaml: rules[0].when: reads $env: name the field itself")
+			assert.Contains(t, ps[0].Error(), "rules.yaml: rules[0].when: reads $env: name the field itself ("+tc.field+", not $env."+tc.field)
 		})
 	}
 }
