@@ -896,10 +896,20 @@ func (g absentGuard) Visit(node *ast.Node) {
 		}
 	case *ast.BuiltinNode:
 		// A predicate over a list: its test reads the number as `#`, which
-		// the comparison's guard cannot see (`any([battery_pct], # < 15)`).
+		// the comparison's guard cannot see (`any([battery_pct], # < 15)`),
+		// and so does any other builtin giving a truth value through a
+		// closure (`reduce([battery_pct], # < 15, false)`).
 		switch n.Name {
 		case "all", "any", "none", "one":
 		default:
+			if !isBool(n) {
+				return
+			}
+		}
+	case *ast.MemberNode:
+		// A truth value taken out of a list or map built from the number
+		// (`map([rssi], # > -80)[0]`).
+		if !isBool(n) {
 			return
 		}
 	case *ast.ConditionalNode:
@@ -907,7 +917,7 @@ func (g absentGuard) Visit(node *ast.Node) {
 		// : true` negates its guarded condition, and would hold for a
 		// report without a battery reading. Only a choice between truth
 		// values (types are known here) can be guarded this way.
-		if t := n.Type(); t == nil || t.Kind() != reflect.Bool {
+		if !isBool(n) {
 			return
 		}
 		orig := *node
@@ -934,6 +944,13 @@ func (g absentGuard) Visit(node *ast.Node) {
 	if guarded != orig {
 		ast.Patch(node, guarded)
 	}
+}
+
+// isBool reports whether the checker typed n as a truth value (types are
+// known when patches run).
+func isBool(n ast.Node) bool {
+	t := n.Type()
+	return t != nil && t.Kind() == reflect.Bool
 }
 
 // visitFunc is an ast.Visitor of one function.

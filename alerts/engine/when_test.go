@@ -64,6 +64,12 @@ func TestWhenAbsentNumbersNeverCompare(t *testing.T) {
 		{"a negation written as a choice, present", "battery_pct >= 15 ? false : true", withBattery(10), true},
 		{"a choice on a present field", `tamper ? true : power == "solar"`, bare, true},
 		{"a choice of numbers, compared", "(battery_pct < 15 ? 1 : 0) == 1", bare, false},
+		{"a mapped test, absent", "map([battery_pct], # < 15)[0]", bare, false},
+		{"a mapped test, present", "map([battery_pct], # < 15)[0]", withBattery(10), true},
+		{"a reduced test, absent", "reduce([battery_pct], # < 15, false)", bare, false},
+		{"a reduced test, present", "reduce([battery_pct], # < 15, false)", withBattery(10), true},
+		{"a test taken out of a map", "{a: battery_pct < 15}.a", bare, false},
+		{"a field of a present one, through map", `map([power], # == "solar")[0]`, bare, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var ps config.Problems
