@@ -70,6 +70,7 @@ func TestWhenAbsentNumbersNeverCompare(t *testing.T) {
 		{"a reduced test, present", "reduce([battery_pct], # < 15, false)", withBattery(10), true},
 		{"a test taken out of a map", "{a: battery_pct < 15}.a", bare, false},
 		{"a field of a present one, through map", `map([power], # == "solar")[0]`, bare, true},
+		{"a number mapped, then compared", "map([battery_pct], # + 10)[0] < 25", bare, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var ps config.Problems
