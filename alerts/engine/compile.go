@@ -895,42 +895,14 @@ func (g absentGuard) Visit(node *ast.Node) {
 			return
 		}
 	case *ast.BuiltinNode:
-		// A predicate over a list: its test reads the number as `#`, which
-		// the comparison's guard cannot see (`any([battery_pct], # < 15)`),
-		// and so does any other builtin giving a truth value through a
-		// closure (`reduce([battery_pct], # < 15, false)`).
+		g.guardClosures(n)
+		// A predicate over a list is a test itself: false as a whole when
+		// a number of its list is absent, its negative form (none) too.
 		switch n.Name {
 		case "all", "any", "none", "one":
 		default:
-			if !isBool(n) {
-				return
-			}
-		}
-	case *ast.MemberNode:
-		// A truth value taken out of a list or map built from the number
-		// (`map([rssi], # > -80)[0]`).
-		if !isBool(n) {
 			return
 		}
-	case *ast.ConditionalNode:
-		// A test written as a choice is a test: `battery_pct >= 15 ? false
-		// : true` negates its guarded condition, and would hold for a
-		// report without a battery reading. Only a choice between truth
-		// values (types are known here) can be guarded this way.
-		if !isBool(n) {
-			return
-		}
-		orig := *node
-		guarded := orig
-		for _, x := range slices.Backward(g.reads(n.Cond)) {
-			has := &ast.IdentifierNode{Value: "has_" + x}
-			g.ours[has] = true
-			guarded = &ast.BinaryNode{Operator: "&&", Left: has, Right: guarded}
-		}
-		if guarded != orig {
-			ast.Patch(node, guarded)
-		}
-		return
 	default:
 		return
 	}
@@ -946,11 +918,62 @@ func (g absentGuard) Visit(node *ast.Node) {
 	}
 }
 
-// isBool reports whether the checker typed n as a truth value (types are
-// known when patches run).
-func isBool(n ast.Node) bool {
-	t := n.Type()
-	return t != nil && t.Kind() == reflect.Bool
+// guardClosures guards the tests in the closures of builtin n by the
+// absent numbers of the list n iterates: a closure reads them as `#`, which
+// a comparison's guard cannot see, so `map([rssi], # > -80)` made true for
+// a detection without rssi, whatever took it out (`[0]`, `first`, `last`,
+// a map literal's member), and `reduce([rssi], # > -80, false)` too.
+func (g absentGuard) guardClosures(n *ast.BuiltinNode) {
+	if len(n.Arguments) < 2 {
+		return
+	}
+	xs := g.reads(n.Arguments[0])
+	if len(xs) == 0 {
+		return
+	}
+	for _, arg := range n.Arguments[1:] {
+		c, ok := arg.(*ast.PredicateNode)
+		if !ok {
+			continue
+		}
+		ast.Walk(&c.Node, visitFunc(func(m *ast.Node) {
+			switch t := (*m).(type) {
+			case *ast.BinaryNode:
+				switch t.Operator {
+				case "<", "<=", ">", ">=", "==", "!=", "in":
+				default:
+					return
+				}
+			case *ast.UnaryNode:
+				if t.Operator != "!" && t.Operator != "not" {
+					return
+				}
+			default:
+				return
+			}
+			if !readsElement(*m) {
+				return
+			}
+			guarded := *m
+			for _, x := range slices.Backward(xs) {
+				has := &ast.IdentifierNode{Value: "has_" + x}
+				g.ours[has] = true
+				guarded = &ast.BinaryNode{Operator: "&&", Left: has, Right: guarded}
+			}
+			ast.Patch(m, guarded)
+		}))
+	}
+}
+
+// readsElement reports whether n reads a closure's element (#, #acc, …).
+func readsElement(n ast.Node) bool {
+	found := false
+	ast.Walk(&n, visitFunc(func(m *ast.Node) {
+		if _, ok := (*m).(*ast.PointerNode); ok {
+			found = true
+		}
+	}))
+	return found
 }
 
 // visitFunc is an ast.Visitor of one function.
