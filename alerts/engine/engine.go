@@ -264,13 +264,18 @@ func (e *Engine) Evaluate(b *model.Batch, now time.Time) []model.Alert {
 		for i := range b.Positions {
 			p := &b.Positions[i]
 			t := eventTime(p.Time, now)
-			// A report without a fix (stored at the patrol's post) says
-			// nothing of where the patrol is: it neither moves it back to
-			// its post nor enters or leaves a zone there.
-			if pp, ok := e.patrols[dev]; !p.Registered && (!ok || !t.Before(pp.Seen)) {
+			if p.Registered {
+				// A report without a fix (stored at the patrol's post) says
+				// nothing of where the patrol is: it neither moves it back
+				// to its post nor is seen there by any rule (a presence or
+				// a stay at the post, `lat` in a `when`). Its message still
+				// tells silence rules the patrol is alive.
+				continue
+			}
+			if pp, ok := e.patrols[dev]; !ok || !t.Before(pp.Seen) {
 				e.patrols[dev] = patrolPos{Loc: p.Loc, Seen: t}
 			}
-			r.pos, r.t, r.p, r.hasPos = p, t, p.Loc, !p.Registered
+			r.pos, r.t, r.p, r.hasPos = p, t, p.Loc, true
 			out = e.evalReading(r, now, out)
 		}
 		e.m.readingsC[src].Add(float64(len(b.Positions)))

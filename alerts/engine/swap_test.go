@@ -627,6 +627,8 @@ rules:
   - {id: tamper, kind: status, zones: [ruins], when: "tamper"}
   - {id: in-ruins, kind: enter, source: patrol, zones: [ruins]}
   - {id: out-ruins, kind: exit, source: patrol, zones: [ruins]}
+  - {id: patrol-seen, kind: presence, source: patrol, cooldown: 0s}
+  - {id: patrol-north, kind: presence, source: patrol, cooldown: 0s, when: "lat > 42"}
 `
 	in := model.Point{Lat: 41.9612, Lon: 110.4875}
 	post := north(in, 35_000)
@@ -636,7 +638,7 @@ rules:
 	require.Len(t, only(e.eval(e.position("P-1", at(12, 0), in)), "in-ruins"), 1)
 	noFix := e.position("P-1", at(12, 1), post)
 	noFix.Positions[0].Registered = true
-	assert.Empty(t, e.eval(noFix), "no exit: the report says nothing of where it is")
+	assert.Empty(t, e.eval(noFix), "no exit, no presence at the post (lat > 42 there): the report says nothing of where it is")
 	got := only(e.eval(e.status("P-1", at(12, 2), model.Status{Tamper: model.SomeBool(true)})), "tamper")
 	require.Len(t, got, 1)
 	assert.Equal(t, &in, got[0].Location)
