@@ -526,6 +526,16 @@ func ProblemsForLog(err error) []string {
 			}
 			continue
 		}
+		if strings.HasPrefix(p.Msg, "unknown key") {
+			// The key is what was typed, an identifier perhaps (a list's
+			// entries written as a mapping): its parent says where.
+			parent := p.Key
+			if i := strings.LastIndexAny(parent, ".["); i > 0 {
+				parent = parent[:i]
+			}
+			out = append(out, loc+": an unknown key in "+parent)
+			continue
+		}
 		// A list file's problems never quote its lines (watchlist.Build):
 		// they are logged whole.
 		inline := strings.HasPrefix(p.Key, "watchlists.") && !strings.HasSuffix(p.Key, ".file")

@@ -326,6 +326,8 @@ func TestProblemsForLog(t *testing.T) {
 			want: []string{"rules.yaml:3"}},
 		{name: "fenceline's problem without a key: whole", err: config.Problems{{File: "rules.yaml", Line: 7, Msg: "its aliases (*name) expand to more than 1000000 keys and values"}},
 			want: []string{"rules.yaml:7: its aliases (*name) expand to more than 1000000 keys and values"}},
+		{name: "an unknown key: its parent, the key may be an identifier", err: config.Problems{{File: "rules.yaml", Line: 9, Key: "rules[0].428990012345678", Msg: `unknown key (did you mean "zones"?)`}},
+			want: []string{"rules.yaml:9: an unknown key in rules[0]"}},
 		{name: "other errors as they are", err: keyErr("ingest.signatures.key_file", "line 2: want device-id:hex-key"),
 			want: []string{"ingest.signatures.key_file: line 2: want device-id:hex-key"}},
 	} {
