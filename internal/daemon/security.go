@@ -526,13 +526,10 @@ func ProblemsForLog(err error) []string {
 			}
 			continue
 		}
-		if strings.HasPrefix(p.Msg, "unknown key") {
-			// The key is what was typed, an identifier perhaps (a list's
-			// entries written as a mapping): its parent says where.
-			parent := p.Key
-			if i := strings.LastIndexAny(parent, ".["); i > 0 {
-				parent = parent[:i]
-			}
+		if parent, typed, ok := unknownKey(p); ok && strings.Trim(typed, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_") != "" {
+			// The key is what was typed: a misspelt key is letters, but
+			// one with digits or other letters may be an identifier (a
+			// list's entries written as a mapping). Its parent says where.
 			out = append(out, loc+": an unknown key in "+parent)
 			continue
 		}
@@ -546,6 +543,19 @@ func ProblemsForLog(err error) []string {
 		out = append(out, p.Error())
 	}
 	return out
+}
+
+// unknownKey splits the key of an "unknown key" problem into its parent
+// and the key as typed.
+func unknownKey(p config.Problem) (parent, typed string, ok bool) {
+	if !strings.HasPrefix(p.Msg, "unknown key") {
+		return "", "", false
+	}
+	i := strings.LastIndexByte(p.Key, '.')
+	if i < 0 {
+		return "", p.Key, true
+	}
+	return p.Key[:i], p.Key[i+1:], true
 }
 
 // warnWebhooks logs the webhooks' warnings (plain http, unsigned) at start;

@@ -328,6 +328,10 @@ func TestProblemsForLog(t *testing.T) {
 			want: []string{"rules.yaml:7: its aliases (*name) expand to more than 1000000 keys and values"}},
 		{name: "an unknown key: its parent, the key may be an identifier", err: config.Problems{{File: "rules.yaml", Line: 9, Key: "rules[0].428990012345678", Msg: `unknown key (did you mean "zones"?)`}},
 			want: []string{"rules.yaml:9: an unknown key in rules[0]"}},
+		{name: "an unknown key of letters: a misspelt one, named", err: config.Problems{{File: "rules.yaml", Line: 9, Key: "rules[0].max_khm", Msg: `unknown key (did you mean "max_kmh"?)`}},
+			want: []string{`rules.yaml:9: rules[0].max_khm: unknown key (did you mean "max_kmh"?)`}},
+		{name: "an unknown key of other letters", err: config.Problems{{File: "rules.yaml", Line: 4, Key: "watchlists.plates.蒙B7K3Q2", Msg: "unknown key"}},
+			want: []string{"rules.yaml:4: an unknown key in watchlists.plates"}},
 		{name: "other errors as they are", err: keyErr("ingest.signatures.key_file", "line 2: want device-id:hex-key"),
 			want: []string{"ingest.signatures.key_file: line 2: want device-id:hex-key"}},
 	} {
