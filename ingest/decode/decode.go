@@ -61,7 +61,7 @@ type Decoder struct {
 	// registeredLoc: the last position location read is the device's
 	// registered one (the message gave none, or 0, 0).
 	registeredLoc bool
-	limit   time.Time   // the latest acceptable ts (now + MaxFuture)
+	limit         time.Time // the latest acceptable ts (now + MaxFuture)
 }
 
 // New returns a Decoder.

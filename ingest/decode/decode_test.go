@@ -764,11 +764,11 @@ func TestDecodeContractPosition(t *testing.T) {
 
 func TestDecodePosition(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		topic   string
-		fields  string
-		reason  Reason
-		loc     model.Point
+		name   string
+		topic  string
+		fields string
+		reason Reason
+		loc    model.Point
 		// registered: the message had no fix, its position is the
 		// device's registered one.
 		registered bool
