@@ -906,16 +906,22 @@ func (g absentGuard) Visit(node *ast.Node) {
 	default:
 		return
 	}
-	orig := *node
-	guarded := orig
-	for _, x := range slices.Backward(g.reads(orig)) {
+	g.guard(node, g.reads(*node))
+}
+
+// guard puts `has_x && ` in front of the test at node for each optional
+// number x of xs.
+func (g absentGuard) guard(node *ast.Node, xs []string) {
+	if len(xs) == 0 {
+		return
+	}
+	guarded := *node
+	for _, x := range slices.Backward(xs) {
 		has := &ast.IdentifierNode{Value: "has_" + x}
 		g.ours[has] = true
 		guarded = &ast.BinaryNode{Operator: "&&", Left: has, Right: guarded}
 	}
-	if guarded != orig {
-		ast.Patch(node, guarded)
-	}
+	ast.Patch(node, guarded)
 }
 
 // guardClosures guards the tests in the closures of builtin n by the
@@ -951,16 +957,9 @@ func (g absentGuard) guardClosures(n *ast.BuiltinNode) {
 			default:
 				return
 			}
-			if !readsElement(*m) {
-				return
+			if readsElement(*m) {
+				g.guard(m, xs)
 			}
-			guarded := *m
-			for _, x := range slices.Backward(xs) {
-				has := &ast.IdentifierNode{Value: "has_" + x}
-				g.ours[has] = true
-				guarded = &ast.BinaryNode{Operator: "&&", Left: has, Right: guarded}
-			}
-			ast.Patch(m, guarded)
 		}))
 	}
 }
