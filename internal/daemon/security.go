@@ -526,12 +526,23 @@ func ProblemsForLog(err error) []string {
 			}
 			continue
 		}
-		if parent, typed, ok := unknownKey(p); ok && strings.Trim(typed, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_") != "" {
+		if parent, typed, ok := unknownKey(p); ok && !plainName(typed) {
 			// The key is what was typed: a misspelt key is letters, but
 			// one with digits or other letters may be an identifier (a
 			// list's entries written as a mapping). Its parent says where.
 			out = append(out, loc+": an unknown key in "+parent)
 			continue
+		}
+		if name, ok := strings.CutPrefix(p.Key, "watchlists."); ok {
+			// A list's name is the operator's, any text: one of digits or
+			// other letters may be an IMSI or a plate (a list's entries
+			// written a level too shallow each become a list).
+			if i := strings.IndexAny(name, ".["); i >= 0 {
+				name = name[:i]
+			}
+			if !plainName(name) {
+				p.Key = "watchlists.…" + strings.TrimPrefix(p.Key, "watchlists."+name)
+			}
 		}
 		// A list file's problems never quote its lines (watchlist.Build):
 		// they are logged whole.
@@ -543,6 +554,12 @@ func ProblemsForLog(err error) []string {
 		out = append(out, p.Error())
 	}
 	return out
+}
+
+// plainName reports whether a key is letters, '_' and '-' only: a word,
+// not an identifier.
+func plainName(key string) bool {
+	return strings.Trim(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-") == ""
 }
 
 // unknownKey splits the key of an "unknown key" problem into its parent

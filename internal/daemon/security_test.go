@@ -332,6 +332,11 @@ func TestProblemsForLog(t *testing.T) {
 			want: []string{`rules.yaml:9: rules[0].max_khm: unknown key (did you mean "max_kmh"?)`}},
 		{name: "an unknown key of other letters", err: config.Problems{{File: "rules.yaml", Line: 4, Key: "watchlists.plates.蒙B7K3Q2", Msg: "unknown key"}},
 			want: []string{"rules.yaml:4: an unknown key in watchlists.plates"}},
+		{name: "a watchlist named with digits or other letters: not named", err: config.Problems{
+			{File: "rules.yaml", Line: 9, Key: "watchlists.428990012345678", Msg: "a watchlist needs kind"},
+			{File: "rules.yaml", Line: 10, Key: "watchlists.蒙B7K3Q2.kind", Msg: `unknown list kind ""`},
+			{File: "rules.yaml", Line: 11, Key: "watchlists.foreign-sim.file", Msg: "cannot read lists/x.txt"}},
+			want: []string{"rules.yaml:9: watchlists.…", "rules.yaml:10: watchlists.….kind", "rules.yaml:11: watchlists.foreign-sim.file: cannot read lists/x.txt"}},
 		{name: "other errors as they are", err: keyErr("ingest.signatures.key_file", "line 2: want device-id:hex-key"),
 			want: []string{"ingest.signatures.key_file: line 2: want device-id:hex-key"}},
 	} {
