@@ -108,11 +108,16 @@ func New(cfg Config, gatherer prometheus.Gatherer, checks map[string]Check, relo
 		mux.Handle("GET /debug/pprof/symbol", s.write(http.HandlerFunc(pprof.Symbol)))
 		mux.Handle("GET /debug/pprof/trace", s.write(http.HandlerFunc(pprof.Trace)))
 	}
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idleTimeout,
 		// Handshake failures of scanners and probes: debug, not noise.
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	return s, nil
 }
+
+// idleTimeout closes a keep-alive connection left idle: a client gone
+// without closing its connections (a scraper restarted behind a NAT) held
+// them, and their file descriptors, for as long as the daemon ran.
+const idleTimeout = 2 * time.Minute
 
 func isLoopback(a net.Addr) bool {
 	ta, ok := a.(*net.TCPAddr)
