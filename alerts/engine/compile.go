@@ -881,17 +881,8 @@ func (g absentGuard) reads(n ast.Node) []string {
 
 func (g absentGuard) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
-	case *ast.BinaryNode:
-		switch n.Operator {
-		case "<", "<=", ">", ">=", "==", "!=", "in":
-		default:
-			return
-		}
-	case *ast.UnaryNode:
-		// A negated test of an absent number is no truer than the test
-		// (SQL's NOT NULL): `!(battery_pct >= 15)`, `battery_pct not in
-		// [50, 60]` are false for a report without a battery reading.
-		if n.Operator != "!" && n.Operator != "not" {
+	case *ast.BinaryNode, *ast.UnaryNode:
+		if !isTest(n) {
 			return
 		}
 	case *ast.BuiltinNode:
@@ -907,6 +898,24 @@ func (g absentGuard) Visit(node *ast.Node) {
 		return
 	}
 	g.guard(node, g.reads(*node))
+}
+
+// isTest reports whether n is a comparison, a membership test or a
+// negation: the tests an absent number makes false. A negated test of an
+// absent number is no truer than the test (SQL's NOT NULL): `!(battery_pct
+// >= 15)`, `battery_pct not in [50, 60]` are false for a report without a
+// battery reading.
+func isTest(n ast.Node) bool {
+	switch n := n.(type) {
+	case *ast.BinaryNode:
+		switch n.Operator {
+		case "<", "<=", ">", ">=", "==", "!=", "in":
+			return true
+		}
+	case *ast.UnaryNode:
+		return n.Operator == "!" || n.Operator == "not"
+	}
+	return false
 }
 
 // guard puts `has_x && ` in front of the test at node for each optional
@@ -943,21 +952,7 @@ func (g absentGuard) guardClosures(n *ast.BuiltinNode) {
 			continue
 		}
 		ast.Walk(&c.Node, visitFunc(func(m *ast.Node) {
-			switch t := (*m).(type) {
-			case *ast.BinaryNode:
-				switch t.Operator {
-				case "<", "<=", ">", ">=", "==", "!=", "in":
-				default:
-					return
-				}
-			case *ast.UnaryNode:
-				if t.Operator != "!" && t.Operator != "not" {
-					return
-				}
-			default:
-				return
-			}
-			if readsElement(*m) {
+			if isTest(*m) && readsElement(*m) {
 				g.guard(m, xs)
 			}
 		}))
