@@ -59,6 +59,11 @@ func Build(specs []config.ZoneSpec, baseDir, file string) (*Index, config.Proble
 			// It goes into alerts (their zone, and summaries) as a name does.
 			probs.Add(file, key+".id", "%s", config.LineProblem(spec.ID))
 			idOK = false
+		case strings.Contains(spec.ID, `\`):
+			// See model.TagFits: sent as it is, InfluxDB 1.8 could refuse
+			// the alert and those written with it.
+			probs.Add(file, key+".id", "zone id %q holds a backslash, which the alert measurement's zone tag cannot store", spec.ID)
+			idOK = false
 		default:
 			firstAt[spec.ID] = i
 		}

@@ -277,19 +277,22 @@ func (e *Encoder) lpFloat(key string, v float64) {
 }
 
 // sanitizeTag replaces control characters by spaces and invalid UTF-8 by
-// U+FFFD, and drops trailing backslashes. The tags of device text are
-// refused by the TagBound when they do not fit (and kept whole as text);
-// the rest come from validated lists, so this only runs on garbage where
-// no bound is set, and garbage is better stored mangled than not at all.
+// U+FFFD, and drops backslashes (see model.TagFits). The tags of device
+// text are refused by the TagBound when they do not fit (and kept whole as
+// text); the rest come from validated lists, so this only runs on garbage
+// where no bound is set, and garbage is better stored mangled than not at
+// all.
 func sanitizeTag(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r < 0x20 || r == 0x7f:
 			return ' '
+		case r == '\\':
+			return -1
 		}
 		return r
 	}, s)
-	return strings.TrimRight(s, "\\")
 }
 
 // sanitizeField appends s to dst with control characters replaced by spaces

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fenceline/fenceline/ingest/tagcap"
 	"github.com/fenceline/fenceline/internal/model"
 	"github.com/fenceline/fenceline/internal/stack"
 	"github.com/fenceline/fenceline/internal/testenv"
@@ -224,6 +225,58 @@ func TestIntegrationEscaping(t *testing.T) {
 	assert.Equal(t, "1598 УБА", rows[1]["plate"])
 	assert.Equal(t, "trail", rows[1]["plate_color"])
 	assert.Equal(t, "\uFFFDbad", rows[1]["vehicle_type"])
+}
+
+// A backslash in a tag value cannot be stored as sent: `\ ` encoded as
+// `\\ ` made InfluxDB 1.8's line splitter see a bare space there, and the
+// `"` after it ran the line into the next ones; the message's three valid
+// readings were refused whole. With the daemon's bound the value is the tag
+// "other" and its text is kept whole in <tag>_text; without one it is
+// stored without its backslashes. Either way every reading is a point.
+func TestIntegrationBackslashInTags(t *testing.T) {
+	t.Parallel()
+	quiet := slog.New(slog.DiscardHandler)
+	for _, tc := range []struct {
+		name       string
+		bound      bool
+		color, typ string // the first pass's tags as stored
+	}{
+		{name: "bounded", bound: true, color: model.OverflowTag, typ: model.OverflowTag},
+		{name: "unbounded", color: ` ="`, typ: "x,y"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			in := testenv.Influx(t)
+			cfg := Config{}
+			if tc.bound {
+				c, err := tagcap.Open("", 100, quiet, prometheus.NewRegistry())
+				require.NoError(t, err)
+				cfg.Tags = c
+			}
+			s := startInfluxWriter(t, in, cfg)
+			b := &model.Batch{Meta: model.Meta{Site: "mdl", Kind: model.KindCheckpoint, Device: "CP-07", Stream: model.StreamPasses, Seq: 551, Time: t0}}
+			b.Passes = []model.Pass{
+				{Stamp: stamp(t0, 551, 0), Plate: "蒙B12345", PlateColor: `\ \="`, VehicleType: `x\,y`},
+				{Stamp: stamp(t0, 551, 1), Plate: "蒙B22345", PlateColor: "blue"},
+				{Stamp: stamp(t0, 551, 2), Plate: "蒙B32345", PlateColor: "yellow", VehicleType: `K\33`},
+			}
+			require.NoError(t, writeAll(t, s.w, []*model.Batch{b})[0], "every reading of the message is stored")
+			rows := query(t, in, `SELECT * FROM vehicle_pass ORDER BY time`)
+			require.Len(t, rows, 3)
+			assert.Equal(t, tc.color, rows[0]["plate_color"])
+			assert.Equal(t, tc.typ, rows[0]["vehicle_type"])
+			assert.Equal(t, "blue", rows[1]["plate_color"])
+			assert.Equal(t, "yellow", rows[2]["plate_color"])
+			if tc.bound {
+				assert.Equal(t, `\ \="`, rows[0]["plate_color_text"], "the text whole")
+				assert.Equal(t, `x\,y`, rows[0]["vehicle_type_text"])
+				assert.Equal(t, model.OverflowTag, rows[2]["vehicle_type"])
+				assert.Equal(t, `K\33`, rows[2]["vehicle_type_text"])
+			} else {
+				assert.Equal(t, "K33", rows[2]["vehicle_type"])
+			}
+		})
+	}
 }
 
 func TestIntegrationDistinctAndIdempotent(t *testing.T) {

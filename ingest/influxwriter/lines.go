@@ -21,14 +21,15 @@ import (
 // care about field order.
 
 // tagSpecial marks the bytes of a tag value that need a second look: the
-// escaped ones (comma, space, equals sign), control characters (which have no
-// escape in tags) and the bytes of non-ASCII characters (which need a UTF-8
-// check). strSpecial does the same for string field values, where only the
-// double quote and the backslash are escaped.
+// escaped ones (comma, space, equals sign), control characters and the
+// backslash (which cannot be in a tag: see model.TagFits) and the bytes of
+// non-ASCII characters (which need a UTF-8 check). strSpecial does the same
+// for string field values, where only the double quote and the backslash
+// are escaped.
 var tagSpecial, strSpecial = func() (t, s [256]bool) {
 	for c := range 256 {
 		other := c < 0x20 || c == 0x7f || c >= utf8.RuneSelf
-		t[c] = other || c == ',' || c == ' ' || c == '='
+		t[c] = other || c == ',' || c == ' ' || c == '=' || c == '\\'
 		s[c] = other || c == '"' || c == '\\'
 	}
 	return
@@ -641,7 +642,7 @@ func appendTagValue(dst []byte, v string) ([]byte, bool) {
 		i++
 	}
 	if i == len(v) {
-		return append(dst, v...), v[len(v)-1] != '\\'
+		return append(dst, v...), true
 	}
 	ascii := true
 	dst = append(dst, v[:i]...)
@@ -651,7 +652,7 @@ func appendTagValue(dst []byte, v string) ([]byte, bool) {
 			switch {
 			case c >= utf8.RuneSelf:
 				ascii = false
-			case c < 0x20 || c == 0x7f:
+			case c < 0x20 || c == 0x7f || c == '\\':
 				return dst, false
 			default:
 				dst = append(dst, '\\')
@@ -659,7 +660,7 @@ func appendTagValue(dst []byte, v string) ([]byte, bool) {
 		}
 		dst = append(dst, c)
 	}
-	if v[len(v)-1] == '\\' || (!ascii && !utf8.ValidString(v)) {
+	if !ascii && !utf8.ValidString(v) {
 		return dst, false
 	}
 	return dst, true

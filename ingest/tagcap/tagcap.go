@@ -10,7 +10,7 @@
 // (tech_text, mcc_text, operator_text, plate_color_text, vehicle_type_text):
 // nothing is lost, and the series stay bounded. The values admitted are kept
 // in a file in storage.dir, so that a restart does not admit Max more. A
-// value that cannot be a tag as sent (model.TagFits: a trailing backslash,
+// value that cannot be a tag as sent (model.TagFits: a backslash,
 // a control character, invalid UTF-8) is refused the same way, whatever
 // the bound: as a tag it would be stored mangled, or not at all.
 //
@@ -80,7 +80,7 @@ func Open(path string, max int, log *slog.Logger, reg prometheus.Registerer) (*C
 		overflow: f.NewCounterVec(prometheus.CounterOpts{Name: "fenceline_ingest_tag_overflow_readings_total",
 			Help: "Readings stored with the tag \"other\" (their text in <tag>_text) because the tag had reached influx.max_tag_values distinct values."}, []string{"tag"}),
 		unfit: f.NewCounterVec(prometheus.CounterOpts{Name: "fenceline_ingest_tag_unfit_readings_total",
-			Help: "Readings stored with the tag \"other\" (their text in <tag>_text) because their value cannot be a tag as sent: it ends in a backslash (the decoder rejects control characters and invalid UTF-8 before)."}, []string{"tag"}),
+			Help: "Readings stored with the tag \"other\" (their text in <tag>_text) because their value cannot be a tag as sent: it holds a backslash (the decoder rejects control characters and invalid UTF-8 before)."}, []string{"tag"}),
 		values: f.NewGaugeVec(prometheus.GaugeOpts{Name: "fenceline_ingest_tag_values",
 			Help: "Distinct values admitted as tags, per tag whose values are device text (bounded by influx.max_tag_values)."}, []string{"tag"}),
 		warned: map[string]time.Time{}, quiet: map[string]int{},
@@ -98,7 +98,12 @@ func Open(path string, max int, log *slog.Logger, reg prometheus.Registerer) (*C
 		for t, vs := range kept {
 			if s := c.seen[t]; s != nil {
 				for _, v := range vs {
-					s.add(v)
+					// One admitted by an older fenceline that no longer
+					// fits (a backslash inside) is forgotten: admitted, it
+					// would still be written as a tag.
+					if model.TagFits(v) {
+						s.add(v)
+					}
 				}
 			}
 		}

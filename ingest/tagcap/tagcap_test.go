@@ -115,18 +115,32 @@ func TestCapNil(t *testing.T) {
 
 // A value that cannot be a tag as sent is refused whatever the bound, and
 // kept whole as text: a trailing backslash would escape the tag's
-// separator (InfluxDB stored `x\` as "x"), and `\\` was no tag at all.
-// It is counted apart from the bound's overflow, and never admitted.
+// separator (InfluxDB stored `x\` as "x"), `\\` was no tag at all, and one
+// before an escaped character made InfluxDB 1.8 run the line into the next
+// (see model.TagFits). It is counted apart from the bound's overflow, and
+// never admitted.
 func TestCapRefusesValuesThatCannotBeTags(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tag-values.json")
 	c, _ := open(t, path, 100)
-	vs := []string{`x\`, `\\`, `Q\`, "a\x01b", "bad\xffutf8", `K\33`, "blue"}
+	vs := []string{`x\`, `\\`, `Q\`, "a\x01b", "bad\xffutf8", `K\33`, `\ \="`, "blue"}
 	tags, texts := store(c, TagPlateColor, vs...)
-	assert.Equal(t, []string{"other", "other", "other", "other", "other", `K\33`, "blue"}, tags, "a backslash inside is a tag")
-	assert.Equal(t, []string{`x\`, `\\`, `Q\`, "a\x01b", "bad\xffutf8", "", ""}, texts)
-	assert.Equal(t, 5.0, testutil.ToFloat64(c.unfit.WithLabelValues(TagPlateColor)))
+	assert.Equal(t, []string{"other", "other", "other", "other", "other", "other", "other", "blue"}, tags)
+	assert.Equal(t, []string{`x\`, `\\`, `Q\`, "a\x01b", "bad\xffutf8", `K\33`, `\ \="`, ""}, texts)
+	assert.Equal(t, 7.0, testutil.ToFloat64(c.unfit.WithLabelValues(TagPlateColor)))
 	assert.Zero(t, testutil.ToFloat64(c.overflow.WithLabelValues(TagPlateColor)), "no overflow of the bound")
-	assert.Equal(t, 2.0, testutil.ToFloat64(c.values.WithLabelValues(TagPlateColor)), "only the values that fit are admitted")
+	assert.Equal(t, 1.0, testutil.ToFloat64(c.values.WithLabelValues(TagPlateColor)), "only the values that fit are admitted")
+}
+
+// A value an older fenceline admitted that no longer fits is not taken
+// from the file: admitted, it would still be written as a tag.
+func TestCapForgetsKeptValuesThatNoLongerFit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tag-values.json")
+	require.NoError(t, os.WriteFile(path, []byte(`{"plate_color": ["blue", "K\\33"]}`), 0o600))
+	c, _ := open(t, path, 100)
+	tags, texts := store(c, TagPlateColor, "blue", `K\33`)
+	assert.Equal(t, []string{"blue", "other"}, tags)
+	assert.Equal(t, []string{"", `K\33`}, texts)
+	assert.Equal(t, 1.0, testutil.ToFloat64(c.values.WithLabelValues(TagPlateColor)))
 }
 
 // Past the first few values (kept in an array) the map holds the rest.

@@ -184,16 +184,22 @@ const OverflowTag = "other"
 
 // TagFits reports whether s can be an InfluxDB tag value as it is: valid
 // UTF-8, no control characters (line protocol has no escape for them in a
-// tag) and no trailing backslash (it would escape the separator after it,
-// and InfluxDB 1.8 reads the tag otherwise than it was meant).
+// tag) and no backslash. A trailing backslash escapes the separator after
+// it; one before a character the encoder escapes (`\ ` becomes `\\ `)
+// makes InfluxDB 1.8's line splitter, which skips backslash pairs, read a
+// bare separator there, and a `"` later in the tags then runs the line into
+// the next ones: the whole write refused, the good readings after it too.
 func TagFits(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c < 0x20 || c == 0x7f || c >= utf8.RuneSelf {
-			return tagFitsSlow(s)
+		if c < 0x20 || c == 0x7f || c == '\\' {
+			return false
+		}
+		if c >= utf8.RuneSelf {
+			return tagFitsSlow(s[i:])
 		}
 	}
-	return s == "" || s[len(s)-1] != '\\'
+	return true
 }
 
 func tagFitsSlow(s string) bool {
@@ -201,11 +207,11 @@ func tagFitsSlow(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f {
+		if c := s[i]; c < 0x20 || c == 0x7f || c == '\\' {
 			return false
 		}
 	}
-	return s[len(s)-1] != '\\'
+	return true
 }
 
 // Pass is one vehicle seen by a checkpoint.
