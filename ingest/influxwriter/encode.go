@@ -95,7 +95,7 @@ type Encoder struct {
 // text in the field <tag>_text (an empty value is never asked about: it is
 // no tag). A bound refuses a value that cannot be a tag as sent
 // (model.TagFits) too: its text is kept whole in the field, where the tag
-// would have lost a trailing backslash. Admit's answer for a value must never
+// would have lost its backslashes. Admit's answer for a value must never
 // change: the encoder caches it with the encoded tag set, so that the bound
 // costs nothing per reading once a tag set has been seen, and asks again
 // only when that tag set leaves its cache. Overflowed is called for every

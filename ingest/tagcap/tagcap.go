@@ -262,7 +262,7 @@ func (c *Cap) warnUnfit(tag string) {
 		c.quiet[key]++
 		return
 	}
-	c.log.Warn("a device sent a tag value that cannot be a tag as it is (a trailing backslash: the decoder refuses control characters and invalid UTF-8 before); stored as \"other\" with its text in a field",
+	c.log.Warn("a device sent a tag value that cannot be a tag as it is (a backslash: the decoder refuses control characters and invalid UTF-8 before); stored as \"other\" with its text in a field",
 		"tag", tag, "field", tag+"_text", "same_warnings_not_logged", c.quiet[key])
 	c.warned[key], c.quiet[key] = now, 0
 }
