@@ -149,6 +149,9 @@ type Pipeline struct {
 	m        *metrics
 	batch    model.Batch
 	do       chan func()
+	// stopped is closed when Run returns: nothing takes a Do after that.
+	stopped  chan struct{}
+	stopOnce sync.Once
 	// engineMu is held while the engine evaluates and seqs change (and by
 	// WithEngine): the engine's state can be copied while the pipeline
 	// waits on a write InfluxDB is slow to take, which is when alerts held
@@ -182,6 +185,7 @@ func New(opts Options, registry *model.Registry, engine Engine, w Writer, dl Dea
 		rejLog:   newRejectLog(10),
 		m:        newMetrics(reg),
 		do:       make(chan func()),
+		stopped:  make(chan struct{}),
 	}
 	p.seqs.onGap, p.seqs.onStray, p.seqs.onArrived = p.noteGap, p.noteStray, p.noteArrived
 	p.room, _ = ob.(roomWaiter)
@@ -198,21 +202,29 @@ func (p *Pipeline) WithEngine(f func()) {
 	f()
 }
 
+// ErrStopped is Do's error once the pipeline has stopped.
+var ErrStopped = errors.New("the pipeline has stopped")
+
 // Do runs f on the pipeline's goroutine, between two messages, and waits for
-// it: the way to swap the registry and the engine's rules on reload.
+// it: the way to swap the registry and the engine's rules on reload. An
+// error says f did not run: ctx ended before the pipeline took it, or the
+// pipeline has stopped (ErrStopped). Once taken, f is waited for whatever
+// ctx says: it runs to its end anyway, and a reload told "failed" then
+// reported rules in force as refused.
 func (p *Pipeline) Do(ctx context.Context, f func()) error {
+	if err := ctx.Err(); err != nil {
+		return err // not offered: a ready pipeline could take it all the same
+	}
 	doneC := make(chan struct{})
 	select {
 	case p.do <- func() { f(); close(doneC) }:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-p.stopped:
+		return ErrStopped
 	}
-	select {
-	case <-doneC:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	<-doneC
+	return nil
 }
 
 // SetRegistry swaps the device registry; call it through Do (on the
@@ -238,6 +250,7 @@ func (p *Pipeline) SetRegistry(r *model.Registry) {
 func (p *Pipeline) Run(ctx context.Context, in <-chan *mqttsource.Message) error {
 	tick := time.NewTicker(p.opts.Tick)
 	defer tick.Stop()
+	defer p.stopOnce.Do(func() { close(p.stopped) })
 	defer p.abandon(in)
 	// At a stop, the rejections kept from the log are told at once: their
 	// minute would never come.

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fenceline/fenceline/config"
@@ -248,4 +250,47 @@ func TestIntegrationSystemdNotify(t *testing.T) {
 	require.Equal(t, "READY=1", next())
 	e.stop()
 	require.Equal(t, "STOPPING=1", next())
+}
+
+// A POST /-/reload while the daemon drains its writes (SIGTERM given,
+// InfluxDB not answering) is answered at once, 503 and why, rather than
+// left waiting for a pipeline that has stopped (and holding the exit for
+// the HTTP server's own grace after the drain).
+func TestIntegrationReloadDuringShutdown(t *testing.T) {
+	e := newEnv(t, "rules.yaml", "ingest: {drain_timeout: 2s}\n")
+	e.stop()
+	stall := make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-stall:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(hung.Close)
+	t.Cleanup(func() { close(stall) })
+	cfg, err := os.ReadFile(e.cfgPath)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(e.cfgPath, []byte(strings.Replace(string(cfg), e.influx.URL(), hung.URL, 1)), 0o600))
+	e.start()
+	e.publish("border/mdl/fence/F-AOL-01/detections", fmt.Sprintf(`{"v":1,"seq":1,"ts":%d,"detections":[{"imsi":"460001234567890"}]}`, time.Now().UnixMilli()))
+	e.waitFor("the write in flight", func() bool { return e.gauge("fenceline_influx_pending_lines") >= 1 })
+
+	stop := e.cancel // SIGTERM
+	e.cancel = nil
+	stop()
+	// The HTTP server stays up while the writes drain.
+	client := &http.Client{Timeout: waitTimeout}
+	resp, err := client.Post("http://"+e.httpAddr+"/-/reload", "text/plain", nil)
+	require.NoError(t, err, "answered")
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.Equal(t, "reload not applied: fenceline is shutting down\n", string(body))
+	select {
+	case err := <-e.done:
+		require.NoError(t, err)
+	case <-time.After(waitTimeout):
+		t.Fatal("daemon did not stop")
+	}
 }

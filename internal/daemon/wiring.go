@@ -64,7 +64,14 @@ type daemon struct {
 	// shutdown removes its own.
 	saveMu sync.Mutex
 
-	reloadMu sync.Mutex
+	// reloading holds one token while a reload runs: reloads take turns,
+	// and one waiting for its turn gives up when its ctx ends (a SIGTERM
+	// must not wait behind a reload that waits for a busy pipeline).
+	reloading chan struct{}
+	// stopping ends when a shutdown begins (or a component failed): a
+	// reload asked over HTTP then is not applied.
+	stopping context.Context
+	stopNow  context.CancelFunc
 	// cfgSum is the checksum of the daemon's file as it started: a reload
 	// reads the rules file only, and says so when this one changed.
 	cfgSum        [sha256.Size]byte
@@ -85,7 +92,8 @@ type daemon struct {
 // build constructs every component; nothing runs yet. Any error here is a
 // configuration or environment problem the operator must fix.
 func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry, saveEvery time.Duration) (_ *daemon, err error) {
-	d := &daemon{cfg: cfg, log: log, reg: reg}
+	d := &daemon{cfg: cfg, log: log, reg: reg, reloading: make(chan struct{}, 1)}
+	d.stopping, d.stopNow = context.WithCancel(context.Background())
 	d.cfgSum, _ = fileSum(cfg.Path)
 	f := promauto.With(reg)
 	d.reloadOK = f.NewGauge(prometheus.GaugeOpts{Name: "fenceline_config_last_reload_successful",
@@ -387,7 +395,7 @@ func build(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry, saveE
 		if err != nil {
 			return nil, err
 		}
-		d.http, err = httpapi.New(hc, reg, checks, d.reload, log)
+		d.http, err = httpapi.New(hc, reg, checks, d.reloadAsked, log)
 		if err != nil {
 			return nil, err
 		}
@@ -495,6 +503,7 @@ func (d *daemon) run(ctx context.Context, opts Options) error {
 	}
 
 	var runErr error
+	defer context.AfterFunc(ctx, d.stopNow)()
 loop:
 	for {
 		select {
@@ -505,9 +514,10 @@ loop:
 			d.log.Error("component failed; shutting down", "err", runErr)
 			break loop
 		case <-opts.Reload:
-			_, _ = d.reload(ctx) // it logs a refusal, and its note
+			_, _ = d.reload(d.stopping) // it logs a refusal, and its note
 		}
 	}
+	d.stopNow()
 
 	d.notify("STOPPING=1")
 	err := teardown(d.log, d.cfg.Ingest.DrainTimeout.D(), []shutdownStep{
@@ -562,8 +572,15 @@ loop:
 // are: their text may quote a watchlist entry) and returned (the POST
 // /-/reload answer, for the operator who asked).
 func (d *daemon) reload(ctx context.Context) (string, error) {
-	d.reloadMu.Lock()
-	defer d.reloadMu.Unlock()
+	select {
+	case d.reloading <- struct{}{}:
+	case <-ctx.Done():
+		return "", d.reloadNotApplied(ctx)
+	}
+	defer func() { <-d.reloading }()
+	if ctx.Err() != nil {
+		return "", d.reloadNotApplied(ctx)
+	}
 	d.notify("RELOADING=1")
 	defer d.notify("READY=1")
 	rs, r, err := loadRules(d.cfg)
@@ -603,13 +620,34 @@ func (d *daemon) reload(ctx context.Context) (string, error) {
 		}
 	})
 	if err != nil {
-		return "", fmt.Errorf("reload: %w", err)
+		return "", d.reloadNotApplied(ctx)
 	}
 	d.countDevices(rs.Registry)
 	d.reloadOK.Set(1)
 	d.reloadTime.SetToCurrentTime()
 	d.log.Info("rules reloaded", "file", d.cfg.RulesFile, "devices", rs.Registry.Len(), "alerts_from_swap", alerts)
 	return d.daemonFileNote(), nil
+}
+
+// reloadAsked is the reload of POST /-/reload: not applied if the client
+// hangs up, or a shutdown begins, before the pipeline takes the new rules.
+func (d *daemon) reloadAsked(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(d.stopping, cancel)()
+	return d.reload(ctx)
+}
+
+// reloadNotApplied logs and returns why a reload whose ctx ended was not
+// applied (the rules in force are the old ones; nothing was refused).
+func (d *daemon) reloadNotApplied(ctx context.Context) error {
+	why := "its request ended"
+	if d.stopping.Err() != nil || ctx.Err() == nil {
+		// ctx.Err() == nil: the pipeline stopped (pipeline.ErrStopped)
+		why = "fenceline is shutting down"
+	}
+	d.log.Warn("reload not applied: "+why+"; the rules in force are unchanged", "file", d.cfg.RulesFile)
+	return fmt.Errorf("%w: %s", httpapi.ErrReloadNotApplied, why)
 }
 
 // daemonFileNote says, and logs, that the daemon's file changed since start

@@ -36,6 +36,11 @@ type Check func() error
 // worked (the answer's second line).
 type Reloader func(ctx context.Context) (note string, err error)
 
+// ErrReloadNotApplied is a Reloader's error when it did not get to the
+// rules (the daemon is shutting down): answered 503, not 400, which says the
+// rules were refused.
+var ErrReloadNotApplied = errors.New("reload not applied")
+
 // Config is where and how the server listens.
 type Config struct {
 	// Addr is host:port (http.listen).
@@ -188,6 +193,10 @@ func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	note, err := s.reload(r.Context())
+	if errors.Is(err, ErrReloadNotApplied) {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
 	if err != nil {
 		w.WriteHeader(http.StatusBadRequest)
 		fmt.Fprintln(w, err.Error())
