@@ -447,19 +447,20 @@ func compileRule(spec config.RuleSpec, rs *Ruleset, zoneSpecs map[string]*config
 			// of this zone is that far in, and the rule would never fire.
 			ps.Add(file, key+".hysteresis_m", "%g m is at least as deep as any point of zone %q is inside it (at most %.1f m): the rule could never fire", h, id, z.MaxDepthM())
 		}
-		if zs := zoneSpecs[id]; zs != nil {
-			spec := *zs
-			// Units and name say who is told and how the zone reads in a
-			// summary, not what the rule does: adding a unit must not close
-			// and raise again every open incident of the zone.
-			spec.Units, spec.Name = nil, ""
-			if spec.GeoJSON != nil || spec.File != "" {
-				// Its shape, not its YAML form, its file's name or
-				// whether it is inline.
-				spec.GeoJSON, spec.File = nil, ""
-				fp.ZoneShapes = append(fp.ZoneShapes, z.Digest())
-			}
-			fp.Zones = append(fp.Zones, spec)
+		fp.addZone(zoneSpecs[id], z)
+	}
+	if (Kind(spec.Kind) == KindEnter || Kind(spec.Kind) == KindExit) && len(spec.Zones) == 0 && rs.Zones != nil {
+		// It watches every zone: who is inside which was worked out on
+		// their shapes, which a reload that redraws one must not keep (a
+		// patrol standing still would have "left" the zone).
+		var all []*zone.Zone
+		rs.Zones.All(func(z *zone.Zone) bool {
+			all = append(all, z)
+			return true
+		})
+		slices.SortFunc(all, func(a, b *zone.Zone) int { return strings.Compare(a.ID, b.ID) })
+		for _, z := range all {
+			fp.addZone(zoneSpecs[z.ID], z)
 		}
 	}
 
@@ -1094,6 +1095,25 @@ type fingerprintInput struct {
 	Watchlist     *config.WatchlistSpec
 	ZoneShapes    []string `json:",omitempty"` // Digest of each GeoJSON zone
 	WatchlistFile string   `json:",omitempty"` // Digest of the watchlist, if it has a file
+}
+
+// addZone adds zone z, of spec zs, to the fingerprint.
+func (fp *fingerprintInput) addZone(zs *config.ZoneSpec, z *zone.Zone) {
+	if zs == nil {
+		return
+	}
+	spec := *zs
+	// Units and name say who is told and how the zone reads in a summary,
+	// not what the rule does: adding a unit must not close and raise again
+	// every open incident of the zone.
+	spec.Units, spec.Name = nil, ""
+	if spec.GeoJSON != nil || spec.File != "" {
+		// Its shape, not its YAML form, its file's name or whether it is
+		// inline.
+		spec.GeoJSON, spec.File = nil, ""
+		fp.ZoneShapes = append(fp.ZoneShapes, z.Digest())
+	}
+	fp.Zones = append(fp.Zones, spec)
 }
 
 // fingerprintSpec is spec as its fingerprint reads it: a list written empty

@@ -643,3 +643,65 @@ rules:
 	require.Len(t, got, 1)
 	assert.Equal(t, &in, got[0].Location)
 }
+
+// An enter or exit rule without zones watches every zone: a reload that
+// redraws one changes what it does as much as for a rule that lists it,
+// and it forgets who was inside, as the listing rule does. Kept, its state
+// of the old shape made a patrol that did not move "leave" the zone.
+func TestZonelessFenceRuleForgetsARedrawnZone(t *testing.T) {
+	const rules = `
+devices:
+  - {id: P-07, kind: patrol, site: mdl}
+zones:
+  - {id: ruins, site: mdl, circle: {lat: 41.9612, lon: 110.4875, radius_m: 500}}
+  - {id: far, site: mdl, circle: {lat: 42.5, lon: 110.4875, radius_m: 500}}
+rules:
+  - {id: %s-listed, kind: %s, source: patrol, zones: [ruins]}
+  - {id: %s-any, kind: %s, source: patrol}
+`
+	for _, tc := range []struct {
+		kind          string
+		before, after string // ruins' centre latitude
+	}{
+		{kind: "exit", before: "41.9612", after: "41.9000"},  // moved away from the patrol
+		{kind: "enter", before: "41.9000", after: "41.9612"}, // moved onto it
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			yaml := fmt.Sprintf(rules, tc.kind, tc.kind, tc.kind, tc.kind)
+			first := strings.Replace(yaml, "lat: 41.9612", "lat: "+tc.before, 1)
+			rs, ps := compileYAML(t, first)
+			require.Empty(t, ps)
+			e := newEngine(t, rs)
+			e.eval(e.position("P-07", at(22, 0), ruinsC))
+			e.eval(e.position("P-07", at(22, 1), ruinsC))
+
+			rs2, ps := compileYAML(t, strings.Replace(yaml, "lat: 41.9612", "lat: "+tc.after, 1))
+			require.Empty(t, ps)
+			e.Swap(rs2)
+			got := e.eval(e.position("P-07", at(22, 2), ruinsC)) // the same place
+			listed, anyZone := only(got, tc.kind+"-listed"), only(got, tc.kind+"-any")
+			require.Len(t, anyZone, len(listed), "the same as the rule that lists the zone: %v", got)
+			for i := range listed {
+				assert.Equal(t, listed[i].Summary, anyZone[i].Summary)
+			}
+			if tc.kind == "exit" {
+				assert.Empty(t, anyZone, "the patrol did not move")
+			}
+
+			// A zone's units or name change nothing of what it does: the
+			// state stays.
+			rs3, ps := compileYAML(t, strings.Replace(strings.Replace(yaml, "lat: 41.9612", "lat: "+tc.after, 1),
+				"radius_m: 500}}\n  - {id: far", "radius_m: 500}, name: Old town}\n  - {id: far", 1))
+			require.Empty(t, ps)
+			fingerprint := func(rs *Ruleset) string {
+				for _, r := range rs.Rules {
+					if r.ID == tc.kind+"-any" {
+						return r.Fingerprint()
+					}
+				}
+				return ""
+			}
+			assert.Equal(t, fingerprint(rs2), fingerprint(rs3))
+		})
+	}
+}
