@@ -235,3 +235,47 @@ func TestCountBacklogWithinTheOpenIncident(t *testing.T) {
 		})
 	}
 }
+
+// A count window drains on Tick by processing time; a late reading of
+// another unit must not wind it back. Judged against the zone's latest
+// event time rather than its drained clock, a phone of a crowd that had
+// left (resolved on Tick) came back into the window and the crowd was
+// raised again as a new incident; and a late reading that reset the
+// drain's reference kept a crowd that had left firing until a later tick.
+func TestCountLateReadingDoesNotWindBackTheDrain(t *testing.T) {
+	const rules = `
+devices:
+  - {id: F-1, kind: fence, site: mdl, lat: 41.9612, lon: 110.4875}
+  - {id: F-2, kind: fence, site: mdl, lat: 41.9612, lon: 110.4876}
+zones:
+  - {id: ruins, site: mdl, name: Ruins, units: [station-mdl], circle: {lat: 41.9612, lon: 110.4875, radius_m: 500}}
+rules:
+  - {id: crowd, kind: count, source: phone, zones: [ruins], window: 15m, threshold: 3}
+`
+	engine := func(t *testing.T) (*testEngine, func(dev string, ts, now time.Time, imsis ...string) []model.Alert) {
+		rs, ps := compileYAML(t, rules)
+		require.Empty(t, ps)
+		e := newEngine(t, rs)
+		return e, func(dev string, ts, now time.Time, imsis ...string) []model.Alert {
+			return only(e.Evaluate(e.phones(dev, ts, ruinsIn, imsis...), now), "crowd")
+		}
+	}
+	t.Run("a crowd resolved is not raised again", func(t *testing.T) {
+		e, see := engine(t)
+		require.Empty(t, see("F-1", at(21, 58), at(21, 58), "460000000000001"))
+		require.Len(t, see("F-1", at(22, 10), at(22, 10), "460000000000002", "460000000000003"), 1)
+		res := only(e.Tick(at(22, 14)), "crowd")
+		require.Len(t, res, 1, "21:58's phone left the window (21:59, 22:14]")
+		require.Equal(t, model.StateResolved, res[0].State)
+		// F-2 saw phone 1 at 21:57; its message arrives at 22:14:30.
+		assert.Empty(t, see("F-2", at(21, 57), at(22, 14).Add(30*time.Second), "460000000000001"))
+	})
+	t.Run("a crowd that left resolves on time", func(t *testing.T) {
+		e, see := engine(t)
+		require.Len(t, see("F-1", at(22, 10), at(22, 10), "460000000000001", "460000000000002", "460000000000003"), 1)
+		require.Empty(t, only(e.Tick(at(22, 24)), "crowd"), "22:10's phones are still within (22:09, 22:24]")
+		// F-2's reading of another phone at 22:00 arrives at 22:24:30.
+		require.Empty(t, see("F-2", at(22, 0), at(22, 24).Add(30*time.Second), "460000000000004"))
+		assert.Len(t, only(e.Tick(at(22, 26)), "crowd"), 1, "nothing seen since 22:10: the window (22:11, 22:26] is empty")
+	})
+}

@@ -221,7 +221,7 @@ func (e *Engine) applyCount(st *ruleState, r *reading, subj model.Subject, z *zo
 		cz, out = e.newCountZone(st, countKey(z, r.b.Site), z, r.b.Site, now, out)
 	}
 	w := st.rule.window
-	if !cz.Clock.IsZero() && !r.t.After(cz.Clock.Add(-w)) {
+	if !cz.Clock.IsZero() && !r.t.After(cz.clockAt(now).Add(-w)) {
 		if cz.Open != nil && r.t.After(cz.Open.Alert.At.Add(-w)) {
 			// Within the span of the zone's open incident: from its
 			// window's reach when it fired, to now. The crowd it reported
@@ -282,12 +282,33 @@ func (e *Engine) countIn(st *ruleState, cz *countZone, r *reading, subj model.Su
 			cz.minSeen = r.t
 		}
 	}
-	if r.t.After(cz.Clock) {
-		cz.Clock = r.t
-	}
-	cz.Processed = now
+	cz.advance(r.t, now)
 	cz.Evidence = addEvidence(cz.Evidence, &cz.evRing, r.evidence())
 	return e.checkCount(st, cz, z, cz.Clock, r, now, out)
+}
+
+// clockAt is the window's clock at processing time now: its latest event
+// time, moved on by the processing time since (as Tick drains it).
+func (cz *countZone) clockAt(now time.Time) time.Time {
+	if d := now.Sub(cz.Processed); d > 0 && !cz.Clock.IsZero() {
+		return cz.Clock.Add(d)
+	}
+	return cz.Clock
+}
+
+// advance takes a reading of event time t into the window's clock at now.
+// Clock stays the latest event time; Processed is set so that clockAt never
+// goes back: a late reading, or one between Clock and the drained clock,
+// must not wind back a window that drained (its crowd, resolved on Tick,
+// would count again, and one that left would resolve a window late).
+func (cz *countZone) advance(t, now time.Time) {
+	eff := cz.clockAt(now)
+	switch {
+	case cz.Clock.IsZero() || !t.Before(eff):
+		cz.Clock, cz.Processed = t, now
+	case t.After(cz.Clock):
+		cz.Clock, cz.Processed = t, now.Add(-eff.Sub(t))
+	}
 }
 
 // countKey is the key of a zone's window in ruleState.count ("@site" for a
@@ -494,10 +515,7 @@ func (e *Engine) countChanged(st *ruleState, cz *countZone, z *zone.Zone, clock,
 // last reading, so that windows drain (and resolve) when readings stop.
 func (e *Engine) tickCount(st *ruleState, now time.Time, out []model.Alert) []model.Alert {
 	for key, cz := range st.count {
-		clock := cz.Clock
-		if d := now.Sub(cz.Processed); d > 0 {
-			clock = clock.Add(d)
-		}
+		clock := cz.clockAt(now)
 		var z *zone.Zone
 		if cz.Zone != "" && e.rs.Zones != nil {
 			z = e.rs.Zones.Get(cz.Zone)

@@ -120,9 +120,10 @@ type countZone struct {
 	// entries, and a slot is 16 bytes rather than 32.
 	Seen map[subjectID]int64 `json:"-"`
 	// Clock is the latest event time seen in the zone: the window is
-	// (Clock-window, Clock]. Processed is when that was (processing time);
-	// between readings the zone's clock moves on at the pace of processing
-	// time, so that a crowd that leaves is resolved on Tick.
+	// (Clock-window, Clock]. Between readings the zone's clock moves on at
+	// the pace of processing time from Processed, so that a crowd that
+	// leaves is resolved on Tick: it is Clock + (now - Processed) then
+	// (clockAt), and a late reading never winds it back (advance).
 	Clock     time.Time        `json:"clock"`
 	Processed time.Time        `json:"processed"`
 	Evidence  []model.Evidence `json:"evidence"`
