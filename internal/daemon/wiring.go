@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -502,20 +503,27 @@ func (d *daemon) run(ctx context.Context, opts Options) error {
 		close(opts.Ready)
 	}
 
-	var runErr error
 	defer context.AfterFunc(ctx, d.stopNow)()
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			d.log.Info("shutting down")
-			break loop
-		case runErr = <-failed:
-			d.log.Error("component failed; shutting down", "err", runErr)
-			break loop
-		case <-opts.Reload:
-			_, _ = d.reload(d.stopping) // it logs a refusal, and its note
+	// SIGHUP reloads run in a goroutine of their own, one at a time (a
+	// burst is one: the channel holds one request), so that a SIGTERM is
+	// never held up by one reading a large rules file. Not waited for at the
+	// end either: one still reading then applies nothing (its ctx is done).
+	go func() {
+		for {
+			select {
+			case <-d.stopping.Done():
+				return
+			case <-opts.Reload:
+				_, _ = d.reload(d.stopping, nil) // it logs a refusal, and its note
+			}
 		}
+	}()
+	var runErr error
+	select {
+	case <-ctx.Done():
+		d.log.Info("shutting down")
+	case runErr = <-failed:
+		d.log.Error("component failed; shutting down", "err", runErr)
 	}
 	d.stopNow()
 
@@ -571,19 +579,22 @@ loop:
 // problem the running rules stay, and the problems are logged (where they
 // are: their text may quote a watchlist entry) and returned (the POST
 // /-/reload answer, for the operator who asked).
-func (d *daemon) reload(ctx context.Context) (string, error) {
+//
+// run, when not nil, links the reload to the request that asked for it
+// (see reloadAsked).
+func (d *daemon) reload(ctx context.Context, run *reloadRun) (string, error) {
 	select {
 	case d.reloading <- struct{}{}:
 	case <-ctx.Done():
-		return "", d.reloadNotApplied(ctx)
+		return "", d.reloadNotApplied(ctx, run)
 	}
 	defer func() { <-d.reloading }()
 	if ctx.Err() != nil {
-		return "", d.reloadNotApplied(ctx)
+		return "", d.reloadNotApplied(ctx, run)
 	}
 	d.notify("RELOADING=1")
 	defer d.notify("READY=1")
-	rs, r, err := loadRules(d.cfg)
+	rs, r, err := reloadRules(d.cfg)
 	if err == nil {
 		err = sectionsLost(r, d.engine.Ruleset())
 	}
@@ -604,6 +615,9 @@ func (d *daemon) reload(ctx context.Context) (string, error) {
 		return "", err
 	}
 	var alerts int
+	if run != nil {
+		close(run.swapping)
+	}
 	err = d.pipe.Do(ctx, func() {
 		resolved := d.engine.Swap(rs)
 		d.pipe.SetRegistry(rs.Registry)
@@ -620,7 +634,7 @@ func (d *daemon) reload(ctx context.Context) (string, error) {
 		}
 	})
 	if err != nil {
-		return "", d.reloadNotApplied(ctx)
+		return "", d.reloadNotApplied(ctx, run)
 	}
 	d.countDevices(rs.Registry)
 	d.reloadOK.Set(1)
@@ -629,24 +643,67 @@ func (d *daemon) reload(ctx context.Context) (string, error) {
 	return d.daemonFileNote(), nil
 }
 
+// reloadRules reads the rules for a reload (a test makes it slow).
+var reloadRules = loadRules
+
+// reloadRun links a reload to the request that asked for it.
+type reloadRun struct {
+	swapping  chan struct{} // closed when the reload hands the new rules to the pipeline
+	abandoned atomic.Bool   // the request was answered "not applied" (and that logged)
+}
+
+type reloadResult struct {
+	note string
+	err  error
+}
+
 // reloadAsked is the reload of POST /-/reload: not applied if the client
 // hangs up, or a shutdown begins, before the pipeline takes the new rules.
+// The reload runs in a goroutine of its own, so that the answer does not
+// wait for a large rules file to be read to its end (nor does the HTTP
+// server's shutdown wait for that answer).
 func (d *daemon) reloadAsked(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(d.stopping, cancel)()
-	return d.reload(ctx)
+	stop := context.AfterFunc(d.stopping, cancel)
+	run := &reloadRun{swapping: make(chan struct{})}
+	done := make(chan reloadResult, 1)
+	go func() {
+		defer cancel()
+		defer stop()
+		note, err := d.reload(ctx, run)
+		done <- reloadResult{note, err}
+	}()
+	select {
+	case r := <-done:
+		return r.note, r.err
+	case <-ctx.Done():
+	}
+	select {
+	case <-run.swapping:
+		// At the swap: its answer comes at once (Do waits for nothing
+		// but the swap with ctx done), and is the truth.
+		r := <-done
+		return r.note, r.err
+	default:
+		// Before it: the reload finds ctx done at its next step (Do
+		// checks it first) and applies nothing.
+		run.abandoned.Store(true)
+		return "", d.reloadNotApplied(ctx, nil)
+	}
 }
 
 // reloadNotApplied logs and returns why a reload whose ctx ended was not
-// applied (the rules in force are the old ones; nothing was refused).
-func (d *daemon) reloadNotApplied(ctx context.Context) error {
+// applied (the rules in force are the old ones; nothing was refused). Not
+// logged again for a run its request already answered.
+func (d *daemon) reloadNotApplied(ctx context.Context, run *reloadRun) error {
 	why := "its request ended"
 	if d.stopping.Err() != nil || ctx.Err() == nil {
 		// ctx.Err() == nil: the pipeline stopped (pipeline.ErrStopped)
 		why = "fenceline is shutting down"
 	}
-	d.log.Warn("reload not applied: "+why+"; the rules in force are unchanged", "file", d.cfg.RulesFile)
+	if run == nil || !run.abandoned.Load() {
+		d.log.Warn("reload not applied: "+why+"; the rules in force are unchanged", "file", d.cfg.RulesFile)
+	}
 	return fmt.Errorf("%w: %s", httpapi.ErrReloadNotApplied, why)
 }
 
