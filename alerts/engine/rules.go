@@ -783,6 +783,11 @@ func (e *Engine) applyVelocity(st *ruleState, r *reading, subj model.Subject, z 
 		evictOne(st, e, st.vel, nil, func(h []sighting) time.Time { return h[len(h)-1].Processed })
 	}
 	i := sightingIndex(h, cur.T) // at the end, nearly always
+	if i > 0 && h[i-1].sameReading(&cur) {
+		// Seen already, in another of the rule's zones (they overlap):
+		// kept twice, it halved the history a backlog is compared with.
+		return out
+	}
 	if i > 0 {
 		out = e.velocityPair(st, r, subj, id, z, &h[i-1], &cur, now, out)
 	}
@@ -810,6 +815,9 @@ func (e *Engine) applyVelocity(st *ruleState, r *reading, subj model.Subject, z 
 func (e *Engine) velocityBacklog(st *ruleState, r *reading, subj model.Subject, id subjectID, z *zone.Zone, cur *sighting, now time.Time, out []model.Alert) []model.Alert {
 	old := st.velOld[id]
 	i := sightingIndex(old, cur.T)
+	if i > 0 && old[i-1].sameReading(cur) {
+		return out // seen already, in another of the rule's zones
+	}
 	if i > 0 {
 		out = e.velocityPair(st, r, subj, id, z, &old[i-1], cur, now, out)
 	}

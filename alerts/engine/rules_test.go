@@ -2424,3 +2424,46 @@ rules:
 	assert.Empty(t, only(e.Tick(t0.Add(62*time.Minute)), "offline"))
 	require.Len(t, only(e.Tick(t0.Add(62*time.Minute+time.Second)), "offline"), 1, "the grace does not move on while listening")
 }
+
+// A pass in two of a velocity rule's zones (they overlap) is one sighting:
+// kept twice, the rule held two passes of a plate rather than four, and a
+// checkpoint's backlog from 111 km away a minute after the oldest was
+// compared only with a later pass; the clone was missed. It raises one
+// alert, not one per zone.
+func TestVelocityOverlappingZonesKeepOneSighting(t *testing.T) {
+	const rules = `
+devices:
+  - {id: CP-A, kind: checkpoint, site: mdl, lat: 41.70, lon: 110.435}
+  - {id: CP-B, kind: checkpoint, site: mdl, lat: 42.70, lon: 110.435}
+zones:
+  - {id: strip, site: mdl, circle: {lat: 41.70, lon: 110.435, radius_m: 3000}}
+  - {id: port, site: mdl, circle: {lat: 41.70, lon: 110.435, radius_m: 1000}}
+  - {id: north, site: mdl, circle: {lat: 42.70, lon: 110.435, radius_m: 1000}}
+rules:
+  - {id: clone, kind: velocity, source: vehicle, zones: [strip, port, north], max_kmh: 180}
+`
+	for _, tc := range []struct {
+		name string
+		a    model.Point
+	}{
+		{"in two zones", model.Point{Lat: 41.70, Lon: 110.435}},
+		{"in one zone", model.Point{Lat: 41.70, Lon: 110.435 + 0.03}}, // strip only
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rs, ps := compileYAML(t, rules)
+			require.Empty(t, ps)
+			e := newEngine(t, rs)
+			b := model.Point{Lat: 42.70, Lon: 110.435}
+			plate := model.Pass{Plate: "蒙B12345"}
+			now := at(23, 0)
+			for _, ts := range []time.Time{at(21, 0), at(22, 0), at(22, 30)} {
+				require.Empty(t, only(e.Evaluate(e.pass("CP-A", ts, tc.a, plate), now), "clone"))
+			}
+			for _, h := range e.rules["clone"].vel {
+				assert.Len(t, h, 3, "one sighting per pass")
+			}
+			// CP-B's backlog: the plate 111 km away a minute after 21:00.
+			assert.Len(t, only(e.Evaluate(e.pass("CP-B", at(21, 1), b, plate), now), "clone"), 1, "a clone, raised once")
+		})
+	}
+}

@@ -226,6 +226,11 @@ func (s *sighting) sentTime() time.Time {
 // lists stay that short).
 const velocityHistory = 4
 
+// sameReading reports whether s and o are sightings of one reading.
+func (s *sighting) sameReading(o *sighting) bool {
+	return s.Seq == o.Seq && s.T.Equal(o.T) && s.Loc == o.Loc && s.Device == o.Device
+}
+
 // sightingIndex is where a sighting at t goes in h (in event time order):
 // after the sightings at or before t.
 func sightingIndex(h []sighting, t time.Time) int {
