@@ -145,6 +145,10 @@ type alertSub struct {
 	got    []alertRecv
 	bad    int
 	notify chan struct{}
+	// lost counts the connections lost: alerts published until the next
+	// one (a broker restart: the daemon may be back first) never reach the
+	// subscriber, and are reported missing.
+	lost atomic.Int64
 }
 
 type alertRecv struct {
@@ -162,8 +166,8 @@ type alertRecv struct {
 // reported missing.
 func subscribeAlerts(ctx context.Context, broker, topicPrefix string) (*alertSub, error) {
 	s := &alertSub{notify: make(chan struct{}, 1)}
-	c, err := sim.Connect(ctx, broker, fmt.Sprintf("fenceline-load-%d-alerts", os.Getpid()), 10*time.Second,
-		sim.Subscription{Filter: topicPrefix + "/+/alerts/+", Handler: s.handle})
+	c, err := sim.ConnectWatched(ctx, broker, fmt.Sprintf("fenceline-load-%d-alerts", os.Getpid()), 10*time.Second,
+		func() { s.lost.Add(1) }, sim.Subscription{Filter: topicPrefix + "/+/alerts/+", Handler: s.handle})
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to alerts: %w", err)
 	}

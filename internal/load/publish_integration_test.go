@@ -60,6 +60,7 @@ func TestIntegrationAlertSubSurvivesABrokerRestart(t *testing.T) {
 	}
 	got, bad := subs.received()
 	require.Zero(t, bad)
+	require.Positive(t, subs.lost.Load(), "the report's note counts the connections lost")
 	require.Equal(t, "a1", got[0].ID)
 	require.Contains(t, got[len(got)-1].ID, "a2-")
 	require.Equal(t, "F-001", got[len(got)-1].Device)

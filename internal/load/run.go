@@ -284,6 +284,10 @@ func Run(ctx context.Context, w *World, tg Target, o Options) (*Report, error) {
 	if subs != nil {
 		got, bad := subs.received()
 		rep.Alerts.Malformed = bad
+		if n := subs.lost.Load(); n > 0 {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("the alert subscriber lost its connection %d times: alerts published until it was back "+
+				"(the daemon may reconnect first) are reported missing; count them in InfluxDB's alert measurement", n))
+		}
 		var lat Dist
 		seen := map[string]bool{}
 		for _, r := range got {

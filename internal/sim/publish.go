@@ -124,10 +124,23 @@ type Subscription struct {
 // clean (a reconnected client would otherwise be subscribed to nothing).
 // It returns once the first connection's subscriptions are granted.
 func Connect(ctx context.Context, broker, clientID string, timeout time.Duration, subs ...Subscription) (mqtt.Client, error) {
+	return ConnectWatched(ctx, broker, clientID, timeout, nil, subs...)
+}
+
+// ConnectWatched is Connect, calling lost (when not nil) each time the
+// connection is lost: what was published for the client until it is back
+// is not delivered to it. It reconnects within 2 s of the broker's return
+// (paho's default waits up to 10 min between tries).
+func ConnectWatched(ctx context.Context, broker, clientID string, timeout time.Duration, lost func(), subs ...Subscription) (mqtt.Client, error) {
 	subscribed := make(chan error, 1)
 	opts := mqtt.NewClientOptions().AddBroker(broker).SetClientID(clientID).
 		SetCleanSession(true).SetAutoReconnect(true).SetConnectTimeout(timeout).
-		SetKeepAlive(30 * time.Second).
+		SetKeepAlive(30 * time.Second).SetMaxReconnectInterval(2 * time.Second).
+		SetConnectionLostHandler(func(mqtt.Client, error) {
+			if lost != nil {
+				lost()
+			}
+		}).
 		SetOnConnectHandler(func(c mqtt.Client) {
 			var err error
 			for _, s := range subs {
