@@ -151,3 +151,26 @@ func TestStateGolden(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, ordinals.ReplaceAllString(string(withoutChecksum(t, s1)), ""), ordinals.ReplaceAllString(string(withoutChecksum(t, s2)), ""))
 }
+
+// A state saved before cooldowns kept spans (fire times without `until`)
+// restores to the same state: saved again, it is the same bytes, and each
+// fire time is a span of one.
+func TestStateBeforeSpansRestores(t *testing.T) {
+	old, err := os.ReadFile(filepath.Join("testdata", "state.before-spans.json"))
+	require.NoError(t, err)
+	require.NotContains(t, string(old), `"until"`)
+	e := goldenEngine(t)
+	_, err = e.RestoreState(old)
+	require.NoError(t, err)
+	again, err := e.MarshalState()
+	require.NoError(t, err)
+	assert.Equal(t, string(old), string(again))
+	ce := e.rules["seen"].cool
+	require.NotEmpty(t, ce)
+	for _, c := range ce {
+		for i := range c.Fired {
+			first, last := c.span(i)
+			assert.Equal(t, first, last, "a span of one fire time")
+		}
+	}
+}

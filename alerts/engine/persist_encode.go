@@ -119,7 +119,20 @@ func (e *stateEncoder) cooldown(b []byte, c *cooldownSnap) []byte {
 		}
 		b = e.time(b, t)
 	}
-	b = append(b, `],"next":`...)
+	b = append(b, ']')
+	if c.Until != ([cooldownSlots]time.Time{}) {
+		// Only when a slot holds a span: a state without is what the
+		// versions before spans wrote, and read.
+		b = append(b, `,"until":[`...)
+		for i, t := range c.Until {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = e.time(b, t)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"next":`...)
 	b = strconv.AppendInt(b, int64(c.Next), 10)
 	b = append(b, `,"touched":`...)
 	b = e.time(b, c.Touched)

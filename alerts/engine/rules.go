@@ -104,33 +104,70 @@ func (e *Engine) allow(st *ruleState, key coolKey, t, now time.Time) bool {
 		st.cool[key] = ce
 	}
 	ce.Touched = now
-	for _, f := range ce.Fired {
-		if !f.IsZero() && absDur(t.Sub(f)) < cd {
+	for i := range ce.Fired {
+		if first, last := ce.span(i); !first.IsZero() && t.After(first.Add(-cd)) && t.Before(last.Add(cd)) {
 			return false
 		}
 	}
-	i := ce.Next
-	if n := ce.newest(); i == n && t.Before(ce.Fired[n]) {
-		// A backlog's fire time never takes the place of the newest: four
-		// cooldowns of a replayed evening would otherwise push out the
-		// alert live data raised a minute ago, and its next reading fire
-		// again.
-		i = (i + 1) % cooldownSlots
+	// t joins the spans it is less than two cooldowns from (one before
+	// it, one after it, or both, which it joins into one).
+	joined := -1
+	for i := range ce.Fired {
+		first, last := ce.span(i)
+		if first.IsZero() || !t.After(first.Add(-2*cd)) || !t.Before(last.Add(2*cd)) {
+			continue
+		}
+		if joined < 0 {
+			joined = i
+			ce.Fired[i], ce.Until[i] = minTime(first, t), maxTime(last, t)
+			continue
+		}
+		jf, jl := ce.span(joined)
+		ce.Fired[joined], ce.Until[joined] = minTime(jf, first), maxTime(jl, last)
+		ce.Fired[i], ce.Until[i] = time.Time{}, time.Time{}
+		ce.Next = i // the slot freed is the next one taken
 	}
-	ce.Fired[i] = t
+	if joined >= 0 {
+		return true
+	}
+	i := ce.Next
+	if n := ce.newest(); i == n {
+		if _, last := ce.span(n); t.Before(last) {
+			// A backlog's fire time never takes the place of the
+			// newest: cooldowns of a replayed evening would otherwise
+			// push out the alert live data raised a minute ago, and its
+			// next reading fire again.
+			i = (i + 1) % cooldownSlots
+		}
+	}
+	ce.Fired[i], ce.Until[i] = t, time.Time{}
 	ce.Next = (i + 1) % cooldownSlots
 	return true
 }
 
 // newest is the slot of the latest fire time, -1 when none is kept.
 func (ce *coolEntry) newest() int {
-	n := -1
-	for i, f := range ce.Fired {
-		if !f.IsZero() && (n < 0 || f.After(ce.Fired[n])) {
-			n = i
+	n, newest := -1, time.Time{}
+	for i := range ce.Fired {
+		if first, last := ce.span(i); !first.IsZero() && (n < 0 || last.After(newest)) {
+			n, newest = i, last
 		}
 	}
 	return n
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func absDur(d time.Duration) time.Duration {

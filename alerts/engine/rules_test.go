@@ -2467,3 +2467,41 @@ rules:
 		})
 	}
 }
+
+// A cooldown remembers a replayed backlog's alerts as one span, not one
+// slot each: after one unit's backlog of a morning raised an alert every
+// 30 minutes, a second unit's backlog of the same phone and hours raised
+// them all again (four slots held only the last four). Times between two
+// alerts more than two cooldowns apart still fire.
+func TestCooldownRemembersABacklogsAlerts(t *testing.T) {
+	const rules = `
+devices:
+  - {id: F-1, kind: fence, site: mdl, lat: 41.9612, lon: 110.4875}
+  - {id: F-2, kind: fence, site: mdl, lat: 41.9612, lon: 110.4876}
+zones:
+  - {id: ruins, site: mdl, name: Ruins, units: [station-mdl], circle: {lat: 41.9612, lon: 110.4875, radius_m: 500}}
+rules:
+  - {id: at-ruins, kind: presence, source: phone, zones: [ruins], cooldown: 30m}
+`
+	rs, ps := compileYAML(t, rules)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	const imsi = "460000000000001"
+	now := at(12, 0)
+	see := func(dev string, ts time.Time) int {
+		return len(only(e.Evaluate(e.phones(dev, ts, ruinsIn, imsi), now), "at-ruins"))
+	}
+	require.Equal(t, 1, see("F-1", now), "live")
+	fired := 0
+	for m := 0; m <= 150; m += 10 { // F-1's backlog: 06:00 to 08:30, a scan every 10 minutes
+		fired += see("F-1", at(6, 0).Add(time.Duration(m)*time.Minute))
+	}
+	require.Equal(t, 6, fired, "06:00, 06:30, 07:00, 07:30, 08:00, 08:30")
+	for m := 0; m <= 150; m += 10 { // F-2's backlog of the same phone, a minute later each
+		assert.Zero(t, see("F-2", at(6, 1).Add(time.Duration(m)*time.Minute)), "within 30 minutes of an alert raised")
+	}
+	assert.Zero(t, see("F-2", at(11, 45)), "within 30 minutes of the live alert")
+	assert.Equal(t, 1, see("F-2", at(10, 0)), "more than 30 minutes from every alert")
+	assert.Zero(t, see("F-1", at(8, 59)), "within the cooldown of 08:30")
+	assert.Equal(t, 1, see("F-1", at(9, 1)), "past it")
+}

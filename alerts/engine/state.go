@@ -103,11 +103,28 @@ type coolKey struct {
 	device string
 }
 
-// coolEntry remembers the last few fire times (event time) of one key.
+// coolEntry remembers the fire times (event time) of one key, as a few
+// spans: slot i holds the fire times from Fired[i] to Until[i] (Fired[i]
+// alone when Until[i] is zero), each less than two cooldowns from the
+// next, so that every time within a cooldown of the span is within a
+// cooldown of one of them. A backlog replayed over hours fires every
+// cooldown and takes one slot, not one per alert (with one slot per fire
+// time, a second unit's backlog of the same hours fired again). A state
+// saved before spans has no Until: its fire times are spans of one.
 type coolEntry struct {
 	Fired   [cooldownSlots]time.Time `json:"fired"`
+	Until   [cooldownSlots]time.Time `json:"until,omitzero"` // zero: a span of one fire time
 	Next    int                      `json:"next"`
 	Touched time.Time                `json:"touched"` // processing time, for expiry
+}
+
+// span is slot i's first and last fire time (both zero when it is empty).
+func (ce *coolEntry) span(i int) (first, last time.Time) {
+	first, last = ce.Fired[i], ce.Until[i]
+	if last.IsZero() || last.Before(first) {
+		last = first
+	}
+	return first, last
 }
 
 // countZone is one sliding window of a count rule.
