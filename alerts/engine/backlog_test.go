@@ -279,3 +279,74 @@ rules:
 		assert.Len(t, only(e.Tick(at(22, 26)), "crowd"), 1, "nothing seen since 22:10: the window (22:11, 22:26] is empty")
 	})
 }
+
+// After a clean stop with a crowd open, the broker's messages of the time
+// fenceline was down come first at the start. A crowd that stayed is the
+// open incident: nothing to send. A crowd that formed meanwhile is one
+// incident. Judged against a window drained through the stop, the first
+// was resolved and raised again, the second raised twice.
+func TestCountAfterARestartTheBrokersMessagesContinueTheWindow(t *testing.T) {
+	phones := []string{"460000000000001", "460000000000002", "460000000000003"}
+	for _, tc := range []struct {
+		name string
+		tick bool // the pipeline's tick falls in the replay
+	}{{"replayed", false}, {"a tick mid-replay", true}} {
+		t.Run("a crowd that stayed, "+tc.name, func(t *testing.T) {
+			rs := countRuleset(t)
+			e := newEngine(t, rs)
+			var got []model.Alert
+			for m := 0; m <= 10; m++ { // live: one phone a message, each every 3 minutes
+				ts := at(22, m)
+				got = append(got, only(e.Evaluate(e.phones("F-1", ts, ruinsIn, phones[m%3]), ts), "crowd")...)
+			}
+			require.Len(t, got, 1, "the crowd fired live")
+			data, err := e.MarshalState() // a clean stop at 22:10
+			require.NoError(t, err)
+			e2, _ := restoredAt(t, rs, data, at(23, 0))
+			e2.seq = e.seq
+			got = nil
+			for m := 11; m <= 60; m++ { // the broker's messages, first
+				ts := at(22, 0).Add(time.Duration(m) * time.Minute)
+				now := at(23, 0).Add(time.Duration(m-11) * 500 * time.Millisecond)
+				if tc.tick && m == 30 {
+					got = append(got, only(e2.Tick(at(23, 0).Add(10*time.Second)), "crowd")...)
+				}
+				got = append(got, only(e2.Evaluate(e2.phones("F-1", ts, ruinsIn, phones[m%3]), now), "crowd")...)
+			}
+			got = append(got, only(e2.Tick(at(23, 0).Add(10*time.Second)), "crowd")...)
+			assert.Empty(t, got, "the open incident %s carries on", got)
+		})
+	}
+	t.Run("a crowd that formed meanwhile", func(t *testing.T) {
+		rs := countRuleset(t)
+		e := newEngine(t, rs)
+		for m := 5; m <= 10; m++ {
+			ts := at(22, m)
+			require.Empty(t, only(e.Evaluate(e.phones("F-1", ts, ruinsIn, phones[0]), ts), "crowd"))
+		}
+		data, err := e.MarshalState() // a clean stop at 22:10
+		require.NoError(t, err)
+		e2, _ := restoredAt(t, rs, data, at(23, 0))
+		e2.seq = e.seq
+		var got []model.Alert
+		for m := 11; m <= 60; m++ { // the broker's messages: the crowd from 22:20
+			ts := at(22, 0).Add(time.Duration(m) * time.Minute)
+			imsis := phones[:1]
+			if m >= 20 {
+				imsis = phones
+			}
+			got = append(got, only(e2.Evaluate(e2.phones("F-1", ts, ruinsIn, imsis...), at(23, 0).Add(time.Duration(m-11)*100*time.Millisecond)), "crowd")...)
+		}
+		for m := 1; m <= 20; m++ { // live: the crowd stays until 23:20
+			ts := at(23, m)
+			got = append(got, only(e2.Evaluate(e2.phones("F-1", ts, ruinsIn, phones...), ts), "crowd")...)
+			got = append(got, only(e2.Tick(ts.Add(30*time.Second)), "crowd")...)
+		}
+		ids := map[string]bool{}
+		for _, a := range got {
+			ids[a.ID] = true
+			assert.NotEqual(t, model.StateResolved, a.State, "the crowd is still there")
+		}
+		assert.Len(t, ids, 1, "one crowd, one incident: %v", got)
+	})
+}

@@ -512,6 +512,13 @@ func (e *Engine) evalReading(r *reading, now time.Time, out []model.Alert) []mod
 		}
 		for _, z := range c.zones {
 			out = e.evalIn(st, r, subj, z, active, now, out)
+			if rule.Kind == KindVelocity {
+				// One sighting per reading, in whichever of the rule's
+				// zones (they overlap): kept once per zone, it halved the
+				// history a backlog is compared with, and a backlog's pair
+				// fired once per zone.
+				break
+			}
 		}
 	}
 	if r.src == SourceStatus {

@@ -258,7 +258,18 @@ func (e *Engine) applyCount(st *ruleState, r *reading, subj model.Subject, z *zo
 		cz, out = e.newCountZone(st, countKey(z, r.b.Site), z, r.b.Site, now, out)
 	}
 	w := st.rule.window
-	if !cz.Clock.IsZero() && !r.t.After(cz.clockAt(now).Add(-w)) {
+	// A reading behind newer readings of the zone (another unit's, late)
+	// is judged against the window's drained clock: a crowd that left, and
+	// was resolved on Tick, must not come back with it. A reading newer
+	// than the zone's latest continues the window from there, as the
+	// messages the broker kept while fenceline was stopped do: judged
+	// against a clock drained through the stop, a crowd that stayed was
+	// resolved and raised again.
+	ref := cz.Clock
+	if !r.t.After(cz.Clock) {
+		ref = cz.clockAt(now)
+	}
+	if !cz.Clock.IsZero() && !r.t.After(ref.Add(-w)) {
 		if cz.Open != nil && r.t.After(cz.Open.Alert.At.Add(-w)) {
 			// Within the span of the zone's open incident: from its
 			// window's reach when it fired, to now. The crowd it reported
@@ -333,18 +344,13 @@ func (cz *countZone) clockAt(now time.Time) time.Time {
 	return cz.Clock
 }
 
-// advance takes a reading of event time t into the window's clock at now.
-// Clock stays the latest event time; Processed is set so that clockAt never
-// goes back: a late reading, or one between Clock and the drained clock,
-// must not wind back a window that drained (its crowd, resolved on Tick,
-// would count again, and one that left would resolve a window late).
+// advance takes a reading of event time t into the window's clock at now:
+// the zone's latest reading moves the clock to it, and the drain runs from
+// there; a reading behind it changes neither (a late reading of another
+// unit that reset the drain kept a crowd that left firing).
 func (cz *countZone) advance(t, now time.Time) {
-	eff := cz.clockAt(now)
-	switch {
-	case cz.Clock.IsZero() || !t.Before(eff):
+	if cz.Clock.IsZero() || t.After(cz.Clock) {
 		cz.Clock, cz.Processed = t, now
-	case t.After(cz.Clock):
-		cz.Clock, cz.Processed = t, now.Add(-eff.Sub(t))
 	}
 }
 
@@ -820,11 +826,6 @@ func (e *Engine) applyVelocity(st *ruleState, r *reading, subj model.Subject, z 
 		evictOne(st, e, st.vel, nil, func(h []sighting) time.Time { return h[len(h)-1].Processed })
 	}
 	i := sightingIndex(h, cur.T) // at the end, nearly always
-	if i > 0 && h[i-1].sameReading(&cur) {
-		// Seen already, in another of the rule's zones (they overlap):
-		// kept twice, it halved the history a backlog is compared with.
-		return out
-	}
 	if i > 0 {
 		out = e.velocityPair(st, r, subj, id, z, &h[i-1], &cur, now, out)
 	}
@@ -852,9 +853,6 @@ func (e *Engine) applyVelocity(st *ruleState, r *reading, subj model.Subject, z 
 func (e *Engine) velocityBacklog(st *ruleState, r *reading, subj model.Subject, id subjectID, z *zone.Zone, cur *sighting, now time.Time, out []model.Alert) []model.Alert {
 	old := st.velOld[id]
 	i := sightingIndex(old, cur.T)
-	if i > 0 && old[i-1].sameReading(cur) {
-		return out // seen already, in another of the rule's zones
-	}
 	if i > 0 {
 		out = e.velocityPair(st, r, subj, id, z, &old[i-1], cur, now, out)
 	}

@@ -2466,6 +2466,17 @@ rules:
 			assert.Len(t, only(e.Evaluate(e.pass("CP-B", at(21, 1), b, plate), now), "clone"), 1, "a clone, raised once")
 		})
 	}
+	// A backlog pass older than every sighting kept, in two of the zones,
+	// with no cooldown to hide a second alert: one pair, one alert.
+	rs, ps := compileYAML(t, strings.Replace(rules, "max_kmh: 180}", "max_kmh: 180, cooldown: 0s}", 1))
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	a, b := model.Point{Lat: 41.70, Lon: 110.435}, model.Point{Lat: 42.70, Lon: 110.435}
+	plate := model.Pass{Plate: "蒙B12345"}
+	for _, ts := range []time.Time{at(22, 0), at(22, 10), at(22, 20), at(22, 30)} {
+		require.Empty(t, only(e.Evaluate(e.pass("CP-B", ts, b, plate), at(23, 0)), "clone"))
+	}
+	assert.Len(t, only(e.Evaluate(e.pass("CP-A", at(21, 59), a, plate), at(23, 0)), "clone"), 1, "one pass, one alert")
 }
 
 // A cooldown remembers a replayed backlog's alerts as one span, not one

@@ -140,7 +140,7 @@ type countZone struct {
 	// (Clock-window, Clock]. Between readings the zone's clock moves on at
 	// the pace of processing time from Processed, so that a crowd that
 	// leaves is resolved on Tick: it is Clock + (now - Processed) then
-	// (clockAt), and a late reading never winds it back (advance).
+	// (clockAt), and only a reading newer than Clock moves it (advance).
 	Clock     time.Time        `json:"clock"`
 	Processed time.Time        `json:"processed"`
 	Evidence  []model.Evidence `json:"evidence"`
@@ -242,11 +242,6 @@ func (s *sighting) sentTime() time.Time {
 // all day costs little (most plates are seen once or twice, and their
 // lists stay that short).
 const velocityHistory = 4
-
-// sameReading reports whether s and o are sightings of one reading.
-func (s *sighting) sameReading(o *sighting) bool {
-	return s.Seq == o.Seq && s.T.Equal(o.T) && s.Loc == o.Loc && s.Device == o.Device
-}
 
 // sightingIndex is where a sighting at t goes in h (in event time order):
 // after the sightings at or before t.
