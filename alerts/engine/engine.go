@@ -103,6 +103,8 @@ type Engine struct {
 	// calls numbers the calls of Evaluate and Tick, so that state can tell
 	// what the current call raised (countZone.firedIn).
 	calls uint64
+	// readings numbers the readings evaluated (see ruleState.velTaken).
+	readings uint64
 	// grown are the count incidents the current call fired whose crowd
 	// grew with the rest of the message (see countGrown).
 	grown []grownCount
@@ -473,6 +475,7 @@ func (e *Engine) evalFrom(i, n int, set func(i int) bool, now time.Time, out []m
 // schedule, then `when`. Before each rule, the rule and the alerts so far
 // are noted for evalFrom's recover.
 func (e *Engine) evalReading(r *reading, now time.Time, out []model.Alert) []model.Alert {
+	e.readings++
 	e.envs = e.envs[:0]
 	clear(e.watchMemo)
 	clear(e.whenMemo)
@@ -512,13 +515,6 @@ func (e *Engine) evalReading(r *reading, now time.Time, out []model.Alert) []mod
 		}
 		for _, z := range c.zones {
 			out = e.evalIn(st, r, subj, z, active, now, out)
-			if rule.Kind == KindVelocity {
-				// One sighting per reading, in whichever of the rule's
-				// zones (they overlap): kept once per zone, it halved the
-				// history a backlog is compared with, and a backlog's pair
-				// fired once per zone.
-				break
-			}
 		}
 	}
 	if r.src == SourceStatus {

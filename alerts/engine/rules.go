@@ -125,35 +125,27 @@ func (e *Engine) allow(st *ruleState, key coolKey, t, now time.Time) bool {
 		jf, jl := ce.span(joined)
 		ce.Fired[joined], ce.Until[joined] = minTime(jf, first), maxTime(jl, last)
 		ce.Fired[i], ce.Until[i] = time.Time{}, time.Time{}
-		ce.Next = i // the slot freed is the next one taken
 	}
 	if joined >= 0 {
 		return true
 	}
-	i := ce.Next
-	if n := ce.newest(); i == n {
-		if _, last := ce.span(n); t.Before(last) {
-			// A backlog's fire time never takes the place of the
-			// newest: cooldowns of a replayed evening would otherwise
-			// push out the alert live data raised a minute ago, and its
-			// next reading fire again.
-			i = (i + 1) % cooldownSlots
+	// A new run: in an empty slot, else in place of the run that ended
+	// first — never the newest, so that a backlog's alerts do not push out
+	// the one live data raised a minute ago (its next reading would fire
+	// again).
+	i, oldest := -1, time.Time{}
+	for j := range ce.Fired {
+		first, last := ce.span(j)
+		if first.IsZero() {
+			i = j
+			break
+		}
+		if i < 0 || last.Before(oldest) {
+			i, oldest = j, last
 		}
 	}
 	ce.Fired[i], ce.Until[i] = t, time.Time{}
-	ce.Next = (i + 1) % cooldownSlots
 	return true
-}
-
-// newest is the slot of the latest fire time, -1 when none is kept.
-func (ce *coolEntry) newest() int {
-	n, newest := -1, time.Time{}
-	for i := range ce.Fired {
-		if first, last := ce.span(i); !first.IsZero() && (n < 0 || last.After(newest)) {
-			n, newest = i, last
-		}
-	}
-	return n
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -813,9 +805,10 @@ func (e *Engine) sightingTime(s *sighting, now time.Time) string {
 // infinite speed. A velocity alert is a one-shot event (firing only),
 // deduplicated per subject by the rule's cooldown.
 func (e *Engine) applyVelocity(st *ruleState, r *reading, subj model.Subject, z *zone.Zone, now time.Time, out []model.Alert) []model.Alert {
-	if !r.hasPos {
+	if !r.hasPos || st.velTaken == e.readings {
 		return out
 	}
+	st.velTaken = e.readings
 	cur := sighting{T: r.t, Loc: r.p, Device: r.b.Meta.Device, Seq: r.b.Seq, Site: r.b.Site, Zone: zoneID(z), Processed: now}
 	if sent := r.sentTime(); !sent.Equal(r.t) {
 		cur.Sent = sent // a clock ahead: T is capped at now

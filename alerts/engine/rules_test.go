@@ -2516,3 +2516,57 @@ rules:
 	assert.Zero(t, see("F-1", at(8, 59)), "within the cooldown of 08:30")
 	assert.Equal(t, 1, see("F-1", at(9, 1)), "past it")
 }
+
+// A velocity rule whose `when` reads the zone takes a reading in the first
+// of its zones the condition passes in: taken in the first zone only,
+// whatever the condition said there, the pass was lost and the clone
+// missed.
+func TestVelocityWhenOnTheZone(t *testing.T) {
+	const rules = `
+devices:
+  - {id: CP-A, kind: checkpoint, site: mdl, lat: 41.70, lon: 110.435}
+  - {id: CP-B, kind: checkpoint, site: mdl, lat: 42.70, lon: 110.435}
+zones:
+  - {id: strip, site: mdl, circle: {lat: 41.70, lon: 110.435, radius_m: 3000}}
+  - {id: port, site: mdl, circle: {lat: 41.70, lon: 110.435, radius_m: 1000}}
+  - {id: north, site: mdl, circle: {lat: 42.70, lon: 110.435, radius_m: 1000}}
+rules:
+  - {id: clone, kind: velocity, source: vehicle, zones: [strip, port, north], max_kmh: 180, when: 'zone != "%s"'}
+`
+	for _, not := range []string{"strip", "port"} {
+		t.Run("zone != "+not, func(t *testing.T) {
+			rs, ps := compileYAML(t, fmt.Sprintf(rules, not))
+			require.Empty(t, ps)
+			e := newEngine(t, rs)
+			plate := model.Pass{Plate: "蒙B12345"}
+			require.Empty(t, only(e.Evaluate(e.pass("CP-A", at(22, 0), model.Point{Lat: 41.70, Lon: 110.435}, plate), at(23, 0)), "clone"))
+			assert.Len(t, only(e.Evaluate(e.pass("CP-B", at(22, 1), model.Point{Lat: 42.70, Lon: 110.435}, plate), at(23, 0)), "clone"), 1,
+				"the pass at CP-A is in a zone the condition passes in")
+		})
+	}
+}
+
+// A run of alerts apart from the four a cooldown keeps takes the place of
+// the run that ended first, not of the next slot of a ring: a live alert
+// at 12:00 after backlogs of 06:00, 04:00 and 02:00 pushed out 10:00's.
+func TestCooldownForgetsTheOldestRun(t *testing.T) {
+	rs, ps := compileYAML(t, `
+devices:
+  - {id: F-1, kind: fence, site: mdl, lat: 41.9612, lon: 110.4875}
+  - {id: F-2, kind: fence, site: mdl, lat: 41.9612, lon: 110.4876}
+zones:
+  - {id: ruins, site: mdl, circle: {lat: 41.9612, lon: 110.4875, radius_m: 500}}
+rules:
+  - {id: seen, kind: presence, source: phone, zones: [ruins], cooldown: 30m}
+`)
+	require.Empty(t, ps)
+	e := newEngine(t, rs)
+	see := func(dev string, ts time.Time) int {
+		return len(only(e.Evaluate(e.phones(dev, ts, ruinsIn, "460000000000001"), at(12, 0)), "seen"))
+	}
+	for _, hh := range []int{10, 6, 4, 2, 12} {
+		require.Equal(t, 1, see("F-1", at(hh, 0)), "%02d:00", hh)
+	}
+	assert.Zero(t, see("F-2", at(10, 5)), "within the cooldown of 10:00's alert")
+	assert.Equal(t, 1, see("F-2", at(2, 5)), "02:00's run, the oldest, was forgotten")
+}

@@ -18,14 +18,20 @@ type ruleState struct {
 	m    ruleMetrics
 	open int // open incidents, mirrored in the open_incidents gauge
 
-	cool    map[coolKey]*coolEntry    // presence, velocity, enter/exit
-	count   map[string]*countZone     // count: by zone id ("@site" without zones)
-	dwell   map[dwellKey]*dwellEntry  // dwell
-	vel     map[subjectID][]sighting  // velocity: latest sightings per subject, by event time
-	velOld  map[subjectID][]sighting  // velocity: backlog sightings older than all of vel's
-	fence   map[subjectID]*fenceEntry // enter/exit
-	status  map[string]*statusEntry   // status: by device
-	silence map[string]*incident      // silence: open incident by device
+	cool   map[coolKey]*coolEntry   // presence, velocity, enter/exit
+	count  map[string]*countZone    // count: by zone id ("@site" without zones)
+	dwell  map[dwellKey]*dwellEntry // dwell
+	vel    map[subjectID][]sighting // velocity: latest sightings per subject, by event time
+	velOld map[subjectID][]sighting // velocity: backlog sightings older than all of vel's
+	// velTaken is the number (Engine.readings) of the last reading a
+	// velocity rule took: one in two of its zones (they overlap) is one
+	// sighting, taken in the first zone whose `when` it passes. Kept once
+	// per zone, it halved the history a backlog is compared with, and a
+	// backlog's pair fired once per zone.
+	velTaken uint64
+	fence    map[subjectID]*fenceEntry // enter/exit
+	status   map[string]*statusEntry   // status: by device
+	silence  map[string]*incident      // silence: open incident by device
 	// countAt remembers, by index in the rule's zones, the window count
 	// holds for that zone, so that a reading finds it without hashing the
 	// zone's id. An entry is valid while its gen is countGen, which every
@@ -114,8 +120,8 @@ type coolKey struct {
 type coolEntry struct {
 	Fired   [cooldownSlots]time.Time `json:"fired"`
 	Until   [cooldownSlots]time.Time `json:"until,omitzero"` // zero: a span of one fire time
-	Next    int                      `json:"next"`
-	Touched time.Time                `json:"touched"` // processing time, for expiry
+	Next    int                      `json:"next"`           // the ring's next slot before runs: read and written, no longer used
+	Touched time.Time                `json:"touched"`        // processing time, for expiry
 }
 
 // span is slot i's first and last fire time (both zero when it is empty).
