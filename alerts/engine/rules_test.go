@@ -2425,13 +2425,9 @@ rules:
 	require.Len(t, only(e.Tick(t0.Add(62*time.Minute+time.Second)), "offline"), 1, "the grace does not move on while listening")
 }
 
-// A pass in two of a velocity rule's zones (they overlap) is one sighting:
-// kept twice, the rule held two passes of a plate rather than four, and a
-// checkpoint's backlog from 111 km away a minute after the oldest was
-// compared only with a later pass; the clone was missed. It raises one
-// alert, not one per zone.
-func TestVelocityOverlappingZonesKeepOneSighting(t *testing.T) {
-	const rules = `
+// overlappingZones are two checkpoints 111 km apart, CP-A in two zones
+// (strip and port overlap there), CP-B in a third; the rules follow.
+const overlappingZones = `
 devices:
   - {id: CP-A, kind: checkpoint, site: mdl, lat: 41.70, lon: 110.435}
   - {id: CP-B, kind: checkpoint, site: mdl, lat: 42.70, lon: 110.435}
@@ -2440,8 +2436,15 @@ zones:
   - {id: port, site: mdl, circle: {lat: 41.70, lon: 110.435, radius_m: 1000}}
   - {id: north, site: mdl, circle: {lat: 42.70, lon: 110.435, radius_m: 1000}}
 rules:
-  - {id: clone, kind: velocity, source: vehicle, zones: [strip, port, north], max_kmh: 180}
 `
+
+// A pass in two of a velocity rule's zones (they overlap) is one sighting:
+// kept twice, the rule held two passes of a plate rather than four, and a
+// checkpoint's backlog from 111 km away a minute after the oldest was
+// compared only with a later pass; the clone was missed. It raises one
+// alert, not one per zone.
+func TestVelocityOverlappingZonesKeepOneSighting(t *testing.T) {
+	rules := overlappingZones + "  - {id: clone, kind: velocity, source: vehicle, zones: [strip, port, north], max_kmh: 180}\n"
 	for _, tc := range []struct {
 		name string
 		a    model.Point
@@ -2522,17 +2525,7 @@ rules:
 // whatever the condition said there, the pass was lost and the clone
 // missed.
 func TestVelocityWhenOnTheZone(t *testing.T) {
-	const rules = `
-devices:
-  - {id: CP-A, kind: checkpoint, site: mdl, lat: 41.70, lon: 110.435}
-  - {id: CP-B, kind: checkpoint, site: mdl, lat: 42.70, lon: 110.435}
-zones:
-  - {id: strip, site: mdl, circle: {lat: 41.70, lon: 110.435, radius_m: 3000}}
-  - {id: port, site: mdl, circle: {lat: 41.70, lon: 110.435, radius_m: 1000}}
-  - {id: north, site: mdl, circle: {lat: 42.70, lon: 110.435, radius_m: 1000}}
-rules:
-  - {id: clone, kind: velocity, source: vehicle, zones: [strip, port, north], max_kmh: 180, when: 'zone != "%s"'}
-`
+	rules := overlappingZones + "  - {id: clone, kind: velocity, source: vehicle, zones: [strip, port, north], max_kmh: 180, when: 'zone != \"%s\"'}\n"
 	for _, not := range []string{"strip", "port"} {
 		t.Run("zone != "+not, func(t *testing.T) {
 			rs, ps := compileYAML(t, fmt.Sprintf(rules, not))

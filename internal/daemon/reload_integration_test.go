@@ -119,21 +119,7 @@ func TestIntegrationShutdownDrainsAndResumes(t *testing.T) {
 // and comes back from the broker.
 func TestIntegrationShutdownWithStalledInflux(t *testing.T) {
 	e := newEnv(t, "rules.yaml", "")
-	e.stop()
-	stall := make(chan struct{})
-	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-stall:
-		case <-r.Context().Done():
-		}
-	}))
-	t.Cleanup(hung.Close)
-	t.Cleanup(func() { close(stall) })
-	cfg, err := os.ReadFile(e.cfgPath)
-	require.NoError(t, err)
-	cfg = []byte(strings.Replace(string(cfg), e.influx.URL(), hung.URL, 1) + "ingest: {drain_timeout: 500ms}\n")
-	require.NoError(t, os.WriteFile(e.cfgPath, cfg, 0o600))
-	e.start()
+	e.restartWithStalledInflux("ingest: {drain_timeout: 500ms}\n")
 	e.publish("border/mdl/fence/F-AOL-01/detections", fmt.Sprintf(`{"v":1,"seq":1,"ts":%d,"detections":[{"imsi":"460001234567890"}]}`, time.Now().UnixMilli()))
 	e.waitFor("the write in flight", func() bool { return e.gauge("fenceline_influx_pending_lines") >= 1 })
 	e.stop() // requires Run to return nil
@@ -257,21 +243,8 @@ func TestIntegrationSystemdNotify(t *testing.T) {
 // left waiting for a pipeline that has stopped (and holding the exit for
 // the HTTP server's own grace after the drain).
 func TestIntegrationReloadDuringShutdown(t *testing.T) {
-	e := newEnv(t, "rules.yaml", "ingest: {drain_timeout: 2s}\n")
-	e.stop()
-	stall := make(chan struct{})
-	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-stall:
-		case <-r.Context().Done():
-		}
-	}))
-	t.Cleanup(hung.Close)
-	t.Cleanup(func() { close(stall) })
-	cfg, err := os.ReadFile(e.cfgPath)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(e.cfgPath, []byte(strings.Replace(string(cfg), e.influx.URL(), hung.URL, 1)), 0o600))
-	e.start()
+	e := newEnv(t, "rules.yaml", "")
+	e.restartWithStalledInflux("ingest: {drain_timeout: 2s}\n")
 	e.publish("border/mdl/fence/F-AOL-01/detections", fmt.Sprintf(`{"v":1,"seq":1,"ts":%d,"detections":[{"imsi":"460001234567890"}]}`, time.Now().UnixMilli()))
 	e.waitFor("the write in flight", func() bool { return e.gauge("fenceline_influx_pending_lines") >= 1 })
 
@@ -293,4 +266,24 @@ func TestIntegrationReloadDuringShutdown(t *testing.T) {
 	case <-time.After(waitTimeout):
 		t.Fatal("daemon did not stop")
 	}
+}
+
+// restartWithStalledInflux restarts the daemon on an InfluxDB that takes
+// writes and never answers them, with extra appended to its config.
+func (e *env) restartWithStalledInflux(extra string) {
+	t := e.t
+	e.stop()
+	stall := make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-stall:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(hung.Close)
+	t.Cleanup(func() { close(stall) })
+	cfg, err := os.ReadFile(e.cfgPath)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(e.cfgPath, []byte(strings.Replace(string(cfg), e.influx.URL(), hung.URL, 1)+extra), 0o600))
+	e.start()
 }
