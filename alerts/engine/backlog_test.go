@@ -236,6 +236,17 @@ func TestCountBacklogWithinTheOpenIncident(t *testing.T) {
 	}
 }
 
+// twoUnitsAtTheRuins are two fence units side by side at the ruins, to
+// deliver one phone's readings, or one crowd's, twice; the rules follow.
+const twoUnitsAtTheRuins = `
+devices:
+  - {id: F-1, kind: fence, site: mdl, lat: 41.9612, lon: 110.4875}
+  - {id: F-2, kind: fence, site: mdl, lat: 41.9612, lon: 110.4876}
+zones:
+  - {id: ruins, site: mdl, name: Ruins, units: [station-mdl], circle: {lat: 41.9612, lon: 110.4875, radius_m: 500}}
+rules:
+`
+
 // A count window drains on Tick by processing time; a late reading of
 // another unit must not wind it back. Judged against the zone's latest
 // event time rather than its drained clock, a phone of a crowd that had
@@ -243,15 +254,7 @@ func TestCountBacklogWithinTheOpenIncident(t *testing.T) {
 // raised again as a new incident; and a late reading that reset the
 // drain's reference kept a crowd that had left firing until a later tick.
 func TestCountLateReadingDoesNotWindBackTheDrain(t *testing.T) {
-	const rules = `
-devices:
-  - {id: F-1, kind: fence, site: mdl, lat: 41.9612, lon: 110.4875}
-  - {id: F-2, kind: fence, site: mdl, lat: 41.9612, lon: 110.4876}
-zones:
-  - {id: ruins, site: mdl, name: Ruins, units: [station-mdl], circle: {lat: 41.9612, lon: 110.4875, radius_m: 500}}
-rules:
-  - {id: crowd, kind: count, source: phone, zones: [ruins], window: 15m, threshold: 3}
-`
+	rules := twoUnitsAtTheRuins + "  - {id: crowd, kind: count, source: phone, zones: [ruins], window: 15m, threshold: 3}\n"
 	engine := func(t *testing.T) (*testEngine, func(dev string, ts, now time.Time, imsis ...string) []model.Alert) {
 		rs, ps := compileYAML(t, rules)
 		require.Empty(t, ps)

@@ -2488,15 +2488,7 @@ func TestVelocityOverlappingZonesKeepOneSighting(t *testing.T) {
 // them all again (four slots held only the last four). Times between two
 // alerts more than two cooldowns apart still fire.
 func TestCooldownRemembersABacklogsAlerts(t *testing.T) {
-	const rules = `
-devices:
-  - {id: F-1, kind: fence, site: mdl, lat: 41.9612, lon: 110.4875}
-  - {id: F-2, kind: fence, site: mdl, lat: 41.9612, lon: 110.4876}
-zones:
-  - {id: ruins, site: mdl, name: Ruins, units: [station-mdl], circle: {lat: 41.9612, lon: 110.4875, radius_m: 500}}
-rules:
-  - {id: at-ruins, kind: presence, source: phone, zones: [ruins], cooldown: 30m}
-`
+	rules := twoUnitsAtTheRuins + "  - {id: at-ruins, kind: presence, source: phone, zones: [ruins], cooldown: 30m}\n"
 	rs, ps := compileYAML(t, rules)
 	require.Empty(t, ps)
 	e := newEngine(t, rs)
@@ -2543,15 +2535,7 @@ func TestVelocityWhenOnTheZone(t *testing.T) {
 // the run that ended first, not of the next slot of a ring: a live alert
 // at 12:00 after backlogs of 06:00, 04:00 and 02:00 pushed out 10:00's.
 func TestCooldownForgetsTheOldestRun(t *testing.T) {
-	rs, ps := compileYAML(t, `
-devices:
-  - {id: F-1, kind: fence, site: mdl, lat: 41.9612, lon: 110.4875}
-  - {id: F-2, kind: fence, site: mdl, lat: 41.9612, lon: 110.4876}
-zones:
-  - {id: ruins, site: mdl, circle: {lat: 41.9612, lon: 110.4875, radius_m: 500}}
-rules:
-  - {id: seen, kind: presence, source: phone, zones: [ruins], cooldown: 30m}
-`)
+	rs, ps := compileYAML(t, twoUnitsAtTheRuins+"  - {id: seen, kind: presence, source: phone, zones: [ruins], cooldown: 30m}\n")
 	require.Empty(t, ps)
 	e := newEngine(t, rs)
 	see := func(dev string, ts time.Time) int {
